@@ -1,0 +1,23 @@
+"""``python -m actors.api``: run one API actor."""
+
+from __future__ import annotations
+
+import argparse
+
+from actors.api.server import ApiActor, ApiSettings
+from runtime.actor import actor_main
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--replicas", type=int, default=1, help="datastore replicas (3 on a NATS cluster)")
+    parser.add_argument("--watch-window", type=int, default=100_000,
+                        help="changes kept for resuming watches; older resumes get Expired")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return actor_main("Shoal API actor", _arguments,
+                      lambda a: ApiActor(ApiSettings(replicas=a.replicas, window=a.watch_window)), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""The watch cache: every object's latest encoded form, a window of recent events, and the watchers.
+
+Fed by one ordered consumer on the KV stream, so every API actor holds the same view. Lists are
+served from it (consistent at one revision, no datastore round trip per object); watches replay the
+event window from the resourceVersion they resume at and then follow live changes. A watch older
+than the window gets ``Expired``: the client lists again, as with Kubernetes' 410 Gone.
+Each event is encoded once and the same bytes go to every watcher it matches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+from protocol import PROTOCOL_VERSION, codec, keys
+from protocol.errors import Expired
+from protocol.selectors import FieldSelector, Selector, field_value
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+INDEXED_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "status.phase")
+MAX_WATCH_MESSAGE_BYTES = 256 * 1024
+
+
+@dataclass(slots=True)
+class Entry:
+    rev: int
+    raw: bytes
+    namespace: str | None
+    name: str
+    labels: dict[str, str]
+    node: str
+    phase: str
+
+    def field(self, path: str) -> str:
+        if path == "metadata.name":
+            return self.name
+        if path == "metadata.namespace":
+            return self.namespace or ""
+        if path == "spec.nodeName":
+            return self.node
+        if path == "status.phase":
+            return self.phase
+        return field_value(codec.unpackb(self.raw), path)
+
+    @classmethod
+    def decode(cls, rev: int, raw: bytes, namespace: str | None, name: str) -> Entry:
+        try:
+            obj = codec.unpackb(raw) if raw else {}
+        except Exception:
+            obj = {}
+        obj = obj if isinstance(obj, dict) else {}
+        meta: dict[str, Any] = _map(obj.get("metadata"))
+        spec, status, labels = _map(obj.get("spec")), _map(obj.get("status")), _map(meta.get("labels"))
+        return cls(rev, raw, namespace, name, labels, str(spec.get("nodeName") or ""),
+                   str(status.get("phase") or ""))
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(slots=True)
+class Event:
+    rev: int
+    plural: str
+    old: Entry | None
+    new: Entry
+    deleted: bool
+    encoded: dict[str, bytes] = field(default_factory=dict)
+
+    def encode(self, kind: str) -> bytes:
+        data = self.encoded.get(kind)
+        if data is None:
+            data = codec.packed_map_with_raw({"type": kind, "rv": self.rev}, {"object": self.new.raw})
+            self.encoded[kind] = data
+        return data
+
+
+@dataclass(eq=False)
+class Watcher:
+    id: str
+    plural: str
+    namespace: str | None
+    labels: Selector
+    fields: FieldSelector
+    inbox: str
+    min_rev: int
+    seq: int = 0
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
+    last_keepalive: float = field(default_factory=time.monotonic)
+    last_sent: float = field(default_factory=time.monotonic)
+
+    @property
+    def node(self) -> str | None:
+        return self.fields.value_of("spec.nodeName")
+
+    def matches(self, entry: Entry | None) -> bool:
+        if entry is None:
+            return False
+        if self.namespace is not None and entry.namespace != self.namespace:
+            return False
+        if not self.labels.matches(entry.labels):
+            return False
+        return all((entry.field(path) == value) == equal for path, equal, value in self.fields.requirements)
+
+
+class WatchCache:
+    def __init__(self, *, window: int = 100_000) -> None:
+        self.objects: dict[str, dict[str, Entry]] = {}
+        self.rev = 0
+        self.window: deque[Event] = deque(maxlen=window)
+        self.window_start = 0
+        """Every change after this revision is in ``window``; older resumes get Expired."""
+        self.ready = asyncio.Event()
+        self._watchers: dict[str, dict[str, Watcher]] = {}
+        self._by_node: dict[tuple[str, str], dict[str, Watcher]] = {}
+        self.dirty: dict[str, Watcher] = {}
+        self.wakeup = asyncio.Event()
+        self._rev_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # -- feeding ---------------------------------------------------------------------------
+    def apply(self, key: str, rev: int, raw: bytes, deleted: bool) -> None:
+        try:
+            plural, namespace, name = keys.parse_key(key)
+        except ValueError:
+            return
+        objects = self.objects.setdefault(plural, {})
+        new = Entry.decode(rev, raw, namespace, name)
+        old = objects.pop(key, None) if deleted else objects.get(key)
+        if not deleted:
+            objects[key] = new
+        self.rev = max(self.rev, rev)
+        if self.ready.is_set():
+            if len(self.window) == self.window.maxlen:
+                self.window_start = self.window[0].rev
+            event = Event(rev, plural, old, new, deleted)
+            self.window.append(event)
+            self._dispatch(event)
+        self._release_waiters()
+
+    def mark_ready(self, rev: int) -> None:
+        self.rev = max(self.rev, rev)
+        self.window_start = self.rev
+        self.ready.set()
+        self._release_waiters()
+
+    async def wait_for(self, rev: int, timeout: float = 5.0) -> None:
+        """Wait until the cache has applied revision ``rev`` (read-your-writes across actors)."""
+        if self.rev >= rev:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._rev_waiters.append((rev, fut))
+        await asyncio.wait_for(fut, timeout)
+
+    def _release_waiters(self) -> None:
+        if not self._rev_waiters:
+            return
+        keep = []
+        for rev, fut in self._rev_waiters:
+            if rev <= self.rev:
+                if not fut.done():
+                    fut.set_result(None)
+            elif not fut.done():
+                keep.append((rev, fut))
+        self._rev_waiters = keep
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, key: str) -> Entry | None:
+        plural = key.split(".", 1)[0]
+        return self.objects.get(plural, {}).get(key)
+
+    def select(self, plural: str, namespace: str | None, labels: Selector,
+             fields: FieldSelector) -> list[Entry]:
+        probe = Watcher("", plural, namespace, labels, fields, "", 0)
+        return [e for e in self.objects.get(plural, {}).values() if probe.matches(e)]
+
+    def count(self, plural: str) -> int:
+        return len(self.objects.get(plural, {}))
+
+    # -- watching --------------------------------------------------------------------------
+    def add_watcher(self, watcher: Watcher, *, resume: bool, initial: Iterable[Entry] = ()) -> None:
+        """Register ``watcher``; when ``resume``, replay the window after ``watcher.min_rev`` first."""
+        if resume and watcher.min_rev < self.window_start:
+            raise Expired(
+                f"resourceVersion {watcher.min_rev} is too old: the oldest change still kept is after "
+                f"{self.window_start}; list again and watch from the list's resourceVersion",
+                {"resourceVersion": watcher.min_rev, "oldest": self.window_start},
+            )
+        for entry in initial:
+            self._queue(watcher, codec.packed_map_with_raw({"type": ADDED, "rv": entry.rev},
+                                                           {"object": entry.raw}))
+        if resume:
+            replay = []
+            for event in reversed(self.window):
+                if event.rev <= watcher.min_rev:
+                    break
+                replay.append(event)
+            for event in reversed(replay):
+                if event.plural == watcher.plural:
+                    self._deliver(watcher, event)
+        self._watchers.setdefault(watcher.plural, {})[watcher.id] = watcher
+        node = watcher.node
+        if node is not None:
+            self._by_node.setdefault((watcher.plural, node), {})[watcher.id] = watcher
+        self.dirty[watcher.id] = watcher
+        self.wakeup.set()
+
+    def remove_watcher(self, watcher_id: str) -> Watcher | None:
+        for plural, watchers in self._watchers.items():
+            watcher = watchers.pop(watcher_id, None)
+            if watcher is not None:
+                node = watcher.node
+                if node is not None:
+                    self._by_node.get((plural, node), {}).pop(watcher_id, None)
+                self.dirty.pop(watcher_id, None)
+                return watcher
+        return None
+
+    def watchers(self) -> list[Watcher]:
+        return [w for ws in self._watchers.values() for w in ws.values()]
+
+    def find_watcher(self, watcher_id: str) -> Watcher | None:
+        for ws in self._watchers.values():
+            if watcher_id in ws:
+                return ws[watcher_id]
+        return None
+
+    def _dispatch(self, event: Event) -> None:
+        watchers = self._watchers.get(event.plural)
+        if not watchers:
+            return
+        candidates: Iterable[Watcher]
+        if event.plural == "pods":
+            nodes = {event.new.node, event.old.node if event.old else ""}
+            candidates = [w for w in watchers.values() if w.node is None]
+            for node in nodes:
+                candidates += list(self._by_node.get((event.plural, node), {}).values())
+        else:
+            candidates = watchers.values()
+        for watcher in candidates:
+            self._deliver(watcher, event)
+
+    def _deliver(self, watcher: Watcher, event: Event) -> None:
+        if event.rev <= watcher.min_rev:
+            return
+        was = watcher.matches(event.old)
+        now = watcher.matches(event.new)
+        if event.deleted:
+            kind = DELETED if (was or (event.old is None and now)) else None
+        elif now:
+            kind = MODIFIED if was else ADDED
+        else:
+            kind = DELETED if was else None
+        if kind is not None:
+            self._queue(watcher, event.encode(kind))
+
+    def _queue(self, watcher: Watcher, item: bytes) -> None:
+        watcher.pending.append(item)
+        watcher.pending_bytes += len(item)
+        if watcher.id not in self.dirty:
+            self.dirty[watcher.id] = watcher
+            self.wakeup.set()
+
+    def take_messages(self, watcher: Watcher) -> list[bytes]:
+        """Drain ``watcher``'s pending events into wire messages (several when large)."""
+        messages: list[bytes] = []
+        items: list[bytes] = []
+        size = 0
+        pending, watcher.pending, watcher.pending_bytes = watcher.pending, [], 0
+        for item in pending:
+            if items and size + len(item) > MAX_WATCH_MESSAGE_BYTES:
+                messages.append(self._message(watcher, items))
+                items, size = [], 0
+            items.append(item)
+            size += len(item)
+        if items or not messages:
+            messages.append(self._message(watcher, items))
+        return messages
+
+    def _message(self, watcher: Watcher, items: list[bytes]) -> bytes:
+        watcher.seq += 1
+        rev = max(self.rev, watcher.min_rev)  # every change up to self.rev was offered to every watcher
+        return codec.packed_map_with_raw(
+            {"v": PROTOCOL_VERSION, "ok": True, "watch": watcher.id, "seq": watcher.seq,
+             "resourceVersion": rev},
+            {"events": codec.packed_array_of_raw(items)},
+        )
+
+
+def entry_to_wire(entry: Entry) -> bytes:
+    return codec.packed_map_with_raw({"rv": entry.rev}, {"object": entry.raw})
+
+

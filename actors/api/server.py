@@ -1,0 +1,325 @@
+"""The API actor on NATS: routes ``shoal.api.<verb>.<resource>.<namespace>[.<name>]`` requests to the
+service, streams list replies in chunks, holds watches and pushes their events, answers errors typed.
+
+Several API actors serve one cluster as the queue group ``shoal-api``: requests are spread among them
+and none coordinates with another (every write is compare-and-swap in the datastore).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from actors.api.cache import WatchCache, Watcher, entry_to_wire
+from actors.api.service import ApiService
+from actors.api.store import Record, Store, StoreSettings
+from protocol import PROTOCOL_VERSION, codec, keys, subjects
+from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
+from protocol.kinds import KindInfo, by_plural
+from protocol.selectors import parse_field_selector, parse_label_selector
+from protocol.subjects import Verb
+from runtime.actor import ActorContext
+
+WATCH_TTL = 30.0
+"""A watch whose client sent no keep-alive for this long is dropped."""
+BOOKMARK_EVERY = 5.0
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    replicas: int = 1
+    window: int = 100_000
+    max_inflight: int = 512
+
+
+class ApiActor:
+    name = "api"
+
+    def __init__(self, settings: ApiSettings | None = None) -> None:
+        self.settings = settings or ApiSettings()
+        self.cache = WatchCache(window=self.settings.window)
+        self.id = uuid.uuid4().hex[:12]
+        self._ctx: ActorContext | None = None
+        self._service: ApiService | None = None
+        self._store: Store | None = None
+        self._inflight = asyncio.Semaphore(self.settings.max_inflight)
+        self._subs: list[Any] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests = 0
+
+    @property
+    def ctx(self) -> ActorContext:
+        assert self._ctx is not None
+        return self._ctx
+
+    @property
+    def service(self) -> ApiService:
+        assert self._service is not None
+        return self._service
+
+    def health(self) -> dict[str, Any]:
+        return {"apiId": self.id, "resourceVersion": self.cache.rev, "ready": self.cache.ready.is_set(),
+                "watches": len(self.cache.watchers()), "requests": self.requests,
+                "objects": {p: len(o) for p, o in self.cache.objects.items()}}
+
+    async def start(self, ctx: ActorContext) -> None:
+        self._ctx = ctx
+        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas))
+        await store.open()
+        self._store = store
+        self._service = ApiService(store, self.cache)
+        if await store.last_revision() == 0:
+            self.cache.mark_ready(0)
+        self._subs.append(await store.follow(self._on_record))
+        await asyncio.wait_for(self.cache.ready.wait(), timeout=300)
+        ctx.log.info("watch cache loaded", resource_version=self.cache.rev,
+                     objects=sum(len(o) for o in self.cache.objects.values()))
+        await self.service.ensure_system_namespaces()
+        ctx.supervisor.spawn("watch-flusher", self._flush_watches)
+        ctx.supervisor.spawn("watch-heartbeats", self._heartbeats)
+        self._subs.append(await ctx.nc.subscribe(subjects.API_WILDCARD, queue=subjects.API_QUEUE,
+                                                 cb=self._on_request, pending_msgs_limit=1_000_000,
+                                                 pending_bytes_limit=1024 * 1024 * 1024))
+        self._subs.append(await ctx.nc.subscribe(subjects.watch_control(self.id), cb=self._on_watch_control))
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for watcher in self.cache.watchers():
+            await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+
+    async def _on_record(self, record: Record, pending: int) -> None:
+        self.cache.apply(record.key, record.revision, record.value, record.deleted)
+        if pending == 0 and not self.cache.ready.is_set():
+            self.cache.mark_ready(record.revision)
+
+    # -- requests -----------------------------------------------------------------------------
+    async def _on_request(self, msg: Msg) -> None:
+        self.requests += 1
+        await self._inflight.acquire()
+        task = asyncio.create_task(self._serve(msg), name=f"request-{self.requests}")
+        self._tasks.add(task)
+        task.add_done_callback(self._request_done)
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._inflight.release()
+
+    async def _serve(self, msg: Msg) -> None:
+        started = time.perf_counter()
+        verb, target = "?", msg.subject
+        try:
+            if len(msg.data) > codec.MAX_MESSAGE_BYTES:
+                raise TooLarge(f"request of {len(msg.data)} bytes is too large")
+            request = codec.decode(msg.data)
+            tokens = msg.subject.split(".")
+            if len(tokens) < 4:
+                raise BadRequest(f"malformed subject {msg.subject!r}")
+            verb = tokens[2]
+            reply: bytes | None
+            if verb == "admin":
+                reply = await self._admin(tokens[3], request)
+            else:
+                reply = await self._verb(verb, tokens[3:], request, msg)
+            if reply is not None and msg.reply:
+                await msg.respond(reply)
+        except ShoalError as exc:
+            if msg.reply:
+                await msg.respond(codec.error(exc))
+            self.ctx.log.info("request refused", verb=verb, subject=target, code=str(exc.code),
+                              error=exc.message)
+        except Exception as exc:
+            self.ctx.log.error("request failed", verb=verb, subject=target, exc_info=True)
+            if msg.reply:
+                await msg.respond(codec.error(InternalError(f"internal error: {exc!r}; retry, and report it if "
+                                                            "it persists")))
+        finally:
+            elapsed = time.perf_counter() - started
+            if elapsed > 1.0:
+                self.ctx.log.warning("slow request", verb=verb, subject=target, seconds=round(elapsed, 3))
+
+    async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg) -> bytes | None:
+        try:
+            verb_enum = Verb(verb)
+        except ValueError:
+            raise BadRequest(f"unknown verb {verb!r}") from None
+        info = by_plural(tokens[0])
+        if len(tokens) < 2:
+            raise BadRequest("the subject names no namespace token")
+        ns_token = tokens[1]
+        namespace = None if ns_token in (keys.CLUSTER_SCOPE, subjects.ALL_NAMESPACES) else keys.decode_token(
+            ns_token)
+        if not info.namespaced:
+            namespace = None
+        if verb_enum in subjects.OBJECT_VERBS:
+            if len(tokens) != 3:
+                raise BadRequest(f"{verb} needs a subject ending in .<namespace>.<name>")
+            name = keys.decode_token(tokens[2])
+            if info.namespaced and namespace is None:
+                raise BadRequest(f"{info.kind} is namespaced: the subject must name a namespace")
+            return codec.ok(object=await self._object_verb(verb_enum, info, namespace, name, request))
+        if verb_enum == Verb.CREATE:
+            return codec.ok(object=await self.service.create(info, namespace, request.get("object")))
+        if verb_enum == Verb.LIST:
+            await self._list(info, namespace, request, msg)
+            return None
+        return await self._watch(info, namespace, request)
+
+    async def _object_verb(self, verb: Verb, info: KindInfo, namespace: str | None, name: str,
+                           request: dict[str, Any]) -> dict[str, Any]:
+        service = self.service
+        if verb == Verb.GET:
+            return await service.get(info, namespace, name)
+        if verb in (Verb.UPDATE, Verb.STATUS):
+            return await service.update(info, namespace, name, request.get("object"),
+                                        status_only=verb == Verb.STATUS)
+        if verb == Verb.PATCH:
+            return await service.patch(info, namespace, name, request.get("patch"),
+                                       status_only=request.get("subresource") == "status")
+        if verb == Verb.DELETE:
+            options = request.get("options") or {}
+            if not isinstance(options, dict):
+                raise BadRequest("delete options must be a map")
+            return await service.delete(info, namespace, name, options)
+        return await service.bind(info, namespace, name, request.get("node"), request.get("resourceVersion"))
+
+    async def _consistent(self) -> None:
+        assert self._store is not None
+        await asyncio.wait_for(self.cache.ready.wait(), 30)
+        try:
+            await self.cache.wait_for(await self._store.last_revision(), timeout=10)
+        except TimeoutError:
+            raise Unavailable("the API actor's cache is behind the datastore; retry") from None
+
+    async def _list(self, info: KindInfo, namespace: str | None, request: dict[str, Any], msg: Msg) -> None:
+        labels = parse_label_selector(_opt_str(request, "labelSelector"))
+        fields = parse_field_selector(_opt_str(request, "fieldSelector"))
+        await self._consistent()
+        rev = self.cache.rev
+        entries = self.cache.select(info.plural, namespace, labels, fields)
+        if not msg.reply:
+            return
+        chunk: list[bytes] = []
+        size, index = 0, 0
+        for entry in entries:
+            item = entry_to_wire(entry)
+            if chunk and size + len(item) > codec.LIST_CHUNK_BYTES:
+                await msg.respond(_list_chunk(chunk, index, True, rev))
+                chunk, size, index = [], 0, index + 1
+            chunk.append(item)
+            size += len(item)
+        await msg.respond(_list_chunk(chunk, index, False, rev))
+
+    # -- watches ------------------------------------------------------------------------------
+    async def _watch(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
+        inbox = request.get("inbox")
+        if not isinstance(inbox, str) or not inbox or "*" in inbox or ">" in inbox:
+            raise BadRequest("watch needs 'inbox': the subject to push events to")
+        labels = parse_label_selector(_opt_str(request, "labelSelector"))
+        fields = parse_field_selector(_opt_str(request, "fieldSelector"))
+        raw_rv = request.get("resourceVersion")
+        try:
+            rv = int(raw_rv) if raw_rv not in (None, "") else None
+        except (TypeError, ValueError):
+            raise BadRequest(f"resourceVersion must be an integer, got {raw_rv!r}") from None
+        await asyncio.wait_for(self.cache.ready.wait(), 30)
+        if rv is not None and rv > self.cache.rev:
+            try:
+                await self.cache.wait_for(rv, timeout=5)
+            except TimeoutError:
+                raise Unavailable(f"resourceVersion {rv} is ahead of this API actor; retry") from None
+        watcher = Watcher(uuid.uuid4().hex[:16], info.plural, namespace, labels, fields, inbox,
+                          rv if rv is not None else self.cache.rev)
+        initial = self.cache.select(info.plural, namespace, labels, fields) if rv is None else ()
+        self.cache.add_watcher(watcher, resume=rv is not None, initial=initial)
+        self.ctx.log.debug("watch started", resource=info.plural, namespace=namespace, watch=watcher.id,
+                           resource_version=watcher.min_rev)
+        return codec.ok(watch=watcher.id, control=subjects.watch_control(self.id),
+                        resourceVersion=watcher.min_rev)
+
+    async def _on_watch_control(self, msg: Msg) -> None:
+        try:
+            request = codec.decode(msg.data)
+            ids = request.get("watches") or []
+            unknown = []
+            for wid in ids:
+                watcher = self.cache.find_watcher(str(wid))
+                if watcher is None:
+                    unknown.append(wid)
+                elif request.get("op") == "cancel":
+                    self.cache.remove_watcher(watcher.id)
+                else:
+                    watcher.last_keepalive = time.monotonic()
+            if msg.reply:
+                await msg.respond(codec.ok(unknown=unknown))
+        except ShoalError as exc:
+            if msg.reply:
+                await msg.respond(codec.error(exc))
+
+    async def _flush_watches(self) -> None:
+        nc = self.ctx.nc
+        while True:
+            await self.cache.wakeup.wait()
+            self.cache.wakeup.clear()
+            dirty, self.cache.dirty = self.cache.dirty, {}
+            for watcher in dirty.values():
+                try:
+                    for message in self.cache.take_messages(watcher):
+                        await nc.publish(watcher.inbox, message)
+                    watcher.last_sent = time.monotonic()
+                except Exception as exc:
+                    self.ctx.log.warning("watch dropped: could not push events", watch=watcher.id,
+                                         error=repr(exc))
+                    self.cache.remove_watcher(watcher.id)
+            await asyncio.sleep(0)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for watcher in self.cache.watchers():
+                if now - watcher.last_keepalive > WATCH_TTL:
+                    self.cache.remove_watcher(watcher.id)
+                    self.ctx.log.info("watch expired: no keep-alive", watch=watcher.id)
+                elif now - watcher.last_sent > BOOKMARK_EVERY:
+                    watcher.last_sent = now
+                    self.cache.dirty[watcher.id] = watcher
+                    self.cache.wakeup.set()
+
+    async def _end_watch(self, watcher: Watcher, error: ShoalError) -> None:
+        self.cache.remove_watcher(watcher.id)
+        try:
+            await self.ctx.nc.publish(watcher.inbox, codec.encode(
+                {"ok": False, "watch": watcher.id, "seq": watcher.seq + 1, "error": error.to_wire()}))
+        except Exception:
+            pass
+
+    # -- admin ----------------------------------------------------------------------------------
+    async def _admin(self, op: str, request: dict[str, Any]) -> bytes:
+        if op == "info":
+            return codec.ok(info=self.health())
+        raise BadRequest(f"unknown admin operation {op!r}")
+
+
+def _opt_str(request: dict[str, Any], field: str) -> str | None:
+    value = request.get(field)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    return value
+
+
+def _list_chunk(items: list[bytes], index: int, more: bool, rev: int) -> bytes:
+    return codec.packed_map_with_raw(
+        {"v": PROTOCOL_VERSION, "ok": True, "chunk": index, "more": more, "resourceVersion": rev},
+        {"items": codec.packed_array_of_raw(items)},
+    )

@@ -1,0 +1,331 @@
+"""What each verb does: validation, defaulting, admission, compare-and-swap writes, finalizers.
+
+``ApiService`` knows nothing of NATS subjects or encoding of replies (``server.py`` does); it takes
+and returns objects. Every write is a compare-and-swap on the key's revision; a verb without a
+client-given resourceVersion retries internally on Conflict, one with it never does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from actors.api.cache import WatchCache
+from actors.api.defaults import apply_defaults, copy_object, create_status, random_suffix, spec_part
+from actors.api.store import Store
+from protocol import codec, keys
+from protocol.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound
+from protocol.kinds import KindInfo, by_kind
+from protocol.merge_patch import apply_merge_patch
+from protocol.objects import Obj, format_time, meta
+from protocol.validation import validate
+
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-node-lease"})
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease")
+CONFLICT_RETRIES = 8
+NAMESPACES = by_kind("Namespace")
+
+
+def with_rv(obj: Obj, rev: int) -> Obj:
+    meta(obj)["resourceVersion"] = str(rev)
+    return obj
+
+
+def _store_form(obj: Obj) -> bytes:
+    m = meta(obj)
+    rv = m.pop("resourceVersion", None)
+    try:
+        return codec.encode_object(obj)
+    finally:
+        if rv is not None:
+            m["resourceVersion"] = rv
+
+
+def _precondition(value: Any) -> int | None:
+    if value in (None, "", 0, "0"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"resourceVersion must be an integer, got {value!r}") from None
+
+
+def pending_finalizers(obj: Obj) -> list[str]:
+    found = list(meta(obj).get("finalizers") or [])
+    if obj.get("kind") == "Namespace":
+        found += list((obj.get("spec") or {}).get("finalizers") or [])
+    return found
+
+
+class ApiService:
+    def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.cache = cache
+        self.clock = clock
+
+    # -- reads ------------------------------------------------------------------------------
+    async def _read(self, info: KindInfo, namespace: str | None, name: str) -> tuple[Obj, int]:
+        key = keys.object_key(info, namespace, name)
+        record = await self.store.get(key)
+        if record is None or record.deleted:
+            where = f" in namespace {namespace!r}" if info.namespaced else ""
+            raise NotFound(f'{info.plural} "{name}" not found{where}',
+                           {"kind": info.kind, "name": name, "namespace": namespace})
+        obj = codec.unpackb(record.value)
+        return obj, record.revision
+
+    async def get(self, info: KindInfo, namespace: str | None, name: str) -> Obj:
+        obj, rev = await self._read(info, namespace, name)
+        return with_rv(obj, rev)
+
+    # -- create -----------------------------------------------------------------------------
+    async def _admit_namespace(self, namespace: str) -> None:
+        key = keys.object_key(NAMESPACES, None, namespace)
+        entry = self.cache.get(key)
+        phase = entry.phase if entry else None
+        if entry is None:
+            record = await self.store.get(key)
+            if record is None or record.deleted:
+                raise NotFound(f'namespace "{namespace}" not found: create it first with '
+                               f"`shoal create namespace {namespace}`", {"kind": "Namespace", "name": namespace})
+            phase = ((codec.unpackb(record.value).get("status")) or {}).get("phase")
+        if phase == "Terminating":
+            raise Forbidden(f'namespace "{namespace}" is being terminated: no new objects may be created '
+                            "in it", {"namespace": namespace})
+
+    def _resolve_namespace(self, info: KindInfo, obj: Obj, namespace: str | None) -> str | None:
+        m = meta(obj)
+        if not info.namespaced:
+            m.pop("namespace", None)
+            return None
+        given = m.get("namespace")
+        if given and namespace and given != namespace:
+            raise BadRequest(f"the namespace of the object ({given}) does not match the namespace of the "
+                             f"request ({namespace})")
+        ns = str(given or namespace or "default")
+        m["namespace"] = ns
+        return ns
+
+    async def create(self, info: KindInfo, namespace: str | None, obj: Any) -> Obj:
+        if isinstance(obj, dict):
+            obj.setdefault("kind", info.kind)
+            obj.setdefault("apiVersion", info.api_version)
+        validate(obj, expect_kind=info.kind)
+        ns = self._resolve_namespace(info, obj, namespace)
+        if ns is not None:
+            await self._admit_namespace(ns)
+        apply_defaults(obj, info)
+        create_status(obj, info)
+        m = meta(obj)
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "uid"):
+            m.pop(field, None)
+        m["uid"] = str(uuid.uuid4())
+        m["creationTimestamp"] = format_time(self.clock())
+        m["generation"] = 1
+        validate(obj, expect_kind=info.kind)  # defaults must not make an object invalid
+        generate = m.get("name") is None
+        for _ in range(3 if generate else 1):
+            if generate:
+                m["name"] = f"{m['generateName']}{random_suffix()}"
+            key = keys.object_key(info, ns, m["name"])
+            try:
+                rev = await self.store.create(key, _store_form(obj))
+                return with_rv(obj, rev)
+            except AlreadyExists:
+                if not generate:
+                    raise AlreadyExists(f'{info.plural} "{m["name"]}" already exists',
+                                        {"kind": info.kind, "name": m["name"], "namespace": ns}) from None
+        raise AlreadyExists(f"could not generate a unique name from {m.get('generateName')!r}; retry")
+
+    # -- update, status, patch ----------------------------------------------------------------
+    def _check_identity(self, info: KindInfo, namespace: str | None, name: str, obj: Obj) -> None:
+        m = meta(obj)
+        if m.get("name") not in (None, name):
+            raise BadRequest(f"the name of the object ({m.get('name')}) does not match the name of the "
+                             f"request ({name})")
+        m["name"] = name
+        self._resolve_namespace(info, obj, namespace)
+
+    def _merge(self, info: KindInfo, current: Obj, new: Obj, *, status_only: bool) -> Obj:
+        cur_meta = meta(current)
+        if status_only:
+            merged = copy_object(current)
+            merged["status"] = new.get("status") or {}
+            return merged
+        merged = copy_object(new)
+        m = meta(merged)
+        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "generation"):
+            if field in cur_meta:
+                m[field] = cur_meta[field]
+            else:
+                m.pop(field, None)
+        if info.has_status:
+            merged["status"] = current.get("status") or {}
+        elif "status" in current and "status" not in merged:
+            merged["status"] = current["status"]
+        if info.kind == "Pod":
+            old_node = (current.get("spec") or {}).get("nodeName")
+            new_spec = merged.get("spec") or {}
+            if old_node and new_spec.get("nodeName") not in (None, old_node):
+                raise Invalid("spec.nodeName cannot be changed once a pod is bound",
+                              {"causes": [{"field": "spec.nodeName", "message": "field is immutable"}]})
+            if old_node:
+                new_spec["nodeName"] = old_node
+        if spec_part(merged) != spec_part(current):
+            m["generation"] = int(cur_meta.get("generation") or 0) + 1
+        return merged
+
+    async def _commit(self, info: KindInfo, key: str, obj: Obj, rev: int) -> Obj:
+        """Write ``obj`` over revision ``rev``; finish a deletion whose finalizers are all gone."""
+        data = _store_form(obj)
+        if meta(obj).get("deletionTimestamp") and not pending_finalizers(obj) and not self._awaits_kubelet(obj):
+            return with_rv(obj, await self.store.delete(key, data, rev))
+        return with_rv(obj, await self.store.update(key, data, rev))
+
+    @staticmethod
+    def _awaits_kubelet(obj: Obj) -> bool:
+        """A bound, running pod being deleted gracefully waits for its kubelet to confirm."""
+        if obj.get("kind") != "Pod":
+            return False
+        grace = meta(obj).get("deletionGracePeriodSeconds")
+        phase = (obj.get("status") or {}).get("phase")
+        return bool((obj.get("spec") or {}).get("nodeName")) and grace != 0 and phase not in (
+            "Succeeded", "Failed")
+
+    async def _read_modify_write(self, info: KindInfo, namespace: str | None, name: str,
+                                 precondition: int | None, change: Callable[[Obj], Obj | None]) -> Obj:
+        """Read, apply ``change`` (None: nothing to write), CAS-write; retry on Conflict unless pinned."""
+        key = keys.object_key(info, namespace, name)
+        for _attempt in range(CONFLICT_RETRIES):
+            current, rev = await self._read(info, namespace, name)
+            if precondition is not None and precondition != rev:
+                raise Conflict(
+                    f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified; '
+                    "please apply your changes to the latest version and try again",
+                    {"kind": info.kind, "name": name, "resourceVersion": rev})
+            updated = change(copy_object(current))
+            if updated is None:
+                return with_rv(current, rev)
+            try:
+                return await self._commit(info, key, updated, rev)
+            except Conflict:
+                if precondition is not None:
+                    raise
+        raise Conflict(f'{info.plural} "{name}" is being modified too often; retry')
+
+    async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
+                     status_only: bool = False) -> Obj:
+        if isinstance(obj, dict):
+            obj.setdefault("kind", info.kind)
+            obj.setdefault("apiVersion", info.api_version)
+        validate(obj, expect_kind=info.kind)
+        self._check_identity(info, namespace, name, obj)
+        precondition = _precondition(meta(obj).get("resourceVersion"))
+
+        def change(current: Obj) -> Obj | None:
+            merged = self._merge(info, current, obj, status_only=status_only)
+            meta(merged).pop("resourceVersion", None)
+            meta(current).pop("resourceVersion", None)
+            if merged == current:
+                return None
+            validate(merged, expect_kind=info.kind)
+            return merged
+
+        return await self._read_modify_write(info, namespace, name, precondition, change)
+
+    async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
+                    status_only: bool = False) -> Obj:
+        if not isinstance(patch, dict):
+            raise BadRequest("a merge patch must be a map")
+        precondition = _precondition((patch.get("metadata") or {}).get("resourceVersion"))
+
+        def change(current: Obj) -> Obj | None:
+            patched = apply_merge_patch(current, patch)
+            if not isinstance(patched, dict):
+                raise BadRequest("the patch did not produce an object")
+            pm = meta(patched)
+            if pm.get("name") != name or pm.get("namespace") != meta(current).get("namespace"):
+                raise BadRequest("a patch cannot change the name or namespace")
+            pm.pop("resourceVersion", None)
+            validate(patched, expect_kind=info.kind)
+            merged = self._merge(info, current, patched, status_only=status_only)
+            return None if merged == current else merged
+
+        return await self._read_modify_write(info, namespace, name, precondition, change)
+
+    # -- delete -----------------------------------------------------------------------------
+    async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any]) -> Obj:
+        if info.kind == "Namespace" and name in PROTECTED_NAMESPACES:
+            raise Forbidden(f'namespace "{name}" is a system namespace and cannot be deleted')
+        precondition = _precondition(options.get("resourceVersion"))
+        grace = options.get("gracePeriodSeconds")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
+            raise BadRequest("gracePeriodSeconds must be a non-negative integer")
+        policy = options.get("propagationPolicy") or "Background"
+        if policy not in ("Background", "Foreground", "Orphan"):
+            raise BadRequest(f"propagationPolicy must be Background, Foreground or Orphan, not {policy!r}")
+        now = format_time(self.clock())
+
+        def change(current: Obj) -> Obj | None:
+            m = meta(current)
+            deleting = bool(m.get("deletionTimestamp"))
+            finalizers = list(m.get("finalizers") or [])
+            if not deleting:
+                extra = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy)
+                if extra and extra not in finalizers:
+                    finalizers.append(extra)
+                    m["finalizers"] = finalizers
+                m["deletionTimestamp"] = now
+                if info.kind == "Namespace":
+                    current.setdefault("status", {})["phase"] = "Terminating"
+            if info.kind == "Pod":
+                spec_grace = (current.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+                chosen = spec_grace if grace is None else grace
+                previous = m.get("deletionGracePeriodSeconds")
+                if previous is not None and chosen >= previous and deleting:
+                    return None
+                m["deletionGracePeriodSeconds"] = chosen
+            elif deleting:
+                return None  # already deleting; finalizers decide when it goes
+            return current
+
+        return await self._read_modify_write(info, namespace, name, precondition, change)
+
+    # -- bind ---------------------------------------------------------------------------------
+    async def bind(self, info: KindInfo, namespace: str | None, name: str, node: Any,
+                   resource_version: Any = None) -> Obj:
+        if info.kind != "Pod":
+            raise BadRequest("only pods can be bound to nodes")
+        if not isinstance(node, str) or not node:
+            raise BadRequest("bind needs the target node's name in 'node'")
+        precondition = _precondition(resource_version)
+        now = format_time(self.clock())
+
+        def change(current: Obj) -> Obj | None:
+            spec = current.setdefault("spec", {})
+            bound = spec.get("nodeName")
+            if bound == node:
+                return None
+            if bound:
+                raise Conflict(f'pod "{name}" is already bound to node "{bound}"', {"node": bound})
+            if meta(current).get("deletionTimestamp"):
+                raise Conflict(f'pod "{name}" is being deleted')
+            spec["nodeName"] = node
+            status = current.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now})
+            status["conditions"] = conditions
+            return current
+
+        return await self._read_modify_write(info, namespace, name, precondition, change)
+
+    async def ensure_system_namespaces(self) -> None:
+        for ns in SYSTEM_NAMESPACES:
+            try:
+                await self.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
+                                                     "metadata": {"name": ns}})
+            except AlreadyExists:
+                pass

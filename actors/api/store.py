@@ -1,0 +1,148 @@
+"""The datastore: one JetStream KV bucket, written with compare-and-swap on each key's revision.
+
+Writes are JetStream publishes to ``$KV.shoal.<key>`` with ``Nats-Expected-Last-Subject-Sequence``,
+so the KV revision (the stream sequence) is the resourceVersion and a stale write is refused by the
+server itself. A delete is a ``KV-Operation: DEL`` marker that carries the object's final state, so
+watchers receive what was deleted. Reads use direct get (served by any replica).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import api
+
+from protocol import keys
+from protocol.errors import AlreadyExists, Conflict, Unavailable
+from protocol.codec import MAX_OBJECT_BYTES
+
+STREAM = f"KV_{keys.BUCKET}"
+KV_OP = "KV-Operation"
+EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    key: str
+    revision: int
+    value: bytes
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    replicas: int = 1
+    history: int = 1
+    """One revision per key: watches resume from the API actors' event window, not from KV history."""
+    max_bytes: int = -1
+    timeout: float = 5.0
+
+
+class Store:
+    def __init__(self, nc: Client, settings: StoreSettings | None = None) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=(settings or StoreSettings()).timeout)
+        self.settings = settings or StoreSettings()
+
+    async def open(self) -> None:
+        """Create the bucket if absent (idempotent: several API actors may race here)."""
+        config = api.KeyValueConfig(
+            bucket=keys.BUCKET, description="Shoal objects", history=self.settings.history,
+            max_value_size=MAX_OBJECT_BYTES + 64 * 1024, storage=api.StorageType.FILE,
+            replicas=self.settings.replicas, direct=True,
+            max_bytes=self.settings.max_bytes if self.settings.max_bytes > 0 else None,
+        )
+        try:
+            await self.js.key_value(keys.BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            try:
+                await self.js.create_key_value(config)
+            except nats.js.errors.APIError:
+                await self.js.key_value(keys.BUCKET)  # another actor created it first
+
+    async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
+        try:
+            ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise Conflict(f"{key} was modified concurrently") from None
+            raise Unavailable(f"datastore refused the write: {exc.description}") from None
+        except (NatsTimeout, NoRespondersError) as exc:
+            raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
+        return int(ack.seq)
+
+    async def get(self, key: str) -> Record | None:
+        """The latest record of ``key`` (a deleted one included), or None."""
+        subject = f"$JS.API.DIRECT.GET.{STREAM}.{keys.KV_SUBJECT_PREFIX}{key}"
+        try:
+            msg = await self.nc.request(subject, b"", timeout=self.settings.timeout)
+        except (NatsTimeout, NoRespondersError) as exc:
+            raise Unavailable(f"datastore did not answer a read of {key}: {exc!r}") from None
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status == "404":
+            return None
+        if status:
+            raise Unavailable(f"datastore read of {key} failed: {status} {headers.get('Description', '')}")
+        return Record(key, int(headers["Nats-Sequence"]), msg.data,
+                      headers.get(KV_OP) in ("DEL", "PURGE"))
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Write ``key`` only if it does not exist (or exists only as a deletion marker)."""
+        try:
+            return await self._publish(key, value, {EXPECTED_LAST: "0"})
+        except Conflict:
+            pass
+        current = await self.get(key)
+        if current is not None and not current.deleted:
+            raise AlreadyExists(f"{key} already exists")
+        try:
+            return await self._publish(key, value, {EXPECTED_LAST: str(current.revision if current else 0)})
+        except Conflict:
+            raise AlreadyExists(f"{key} already exists") from None
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        """Compare-and-swap: write only if ``key`` is still at ``revision``."""
+        return await self._publish(key, value, {EXPECTED_LAST: str(revision)})
+
+    async def delete(self, key: str, final_value: bytes, revision: int) -> int:
+        """Compare-and-swap delete; the marker carries the object's final state for watchers."""
+        return await self._publish(key, final_value, {KV_OP: "DEL", EXPECTED_LAST: str(revision)})
+
+    async def last_revision(self) -> int:
+        info = await self.js.stream_info(STREAM)
+        return int(info.state.last_seq)
+
+    async def first_revision(self) -> int:
+        info = await self.js.stream_info(STREAM)
+        return int(info.state.first_seq)
+
+    async def follow(self, on_record: Callable[[Record, int], Awaitable[None]]) -> Any:
+        """Deliver the latest record of every key, then every change, in an ordered consumer.
+
+        ``on_record(record, pending)``: ``pending`` is how many messages the server still holds for
+        this consumer (0 once caught up). Returns the subscription.
+        """
+
+        async def handler(msg: Msg) -> None:
+            md = msg.metadata
+            headers = msg.headers or {}
+            key = msg.subject[len(keys.KV_SUBJECT_PREFIX):]
+            record = Record(key, int(md.sequence.stream), msg.data, headers.get(KV_OP) in ("DEL", "PURGE"))
+            await on_record(record, int(md.num_pending))
+
+        return await self.js.subscribe(
+            keys.KV_SUBJECT_PREFIX + ">", cb=handler, ordered_consumer=True,
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, idle_heartbeat=5.0,
+            pending_msgs_limit=1_000_000, pending_bytes_limit=1024 * 1024 * 1024,
+        )
+
+

@@ -1,0 +1,1 @@
+"""The kubelet agent: runs the Pods bound to one node through a container runtime."""

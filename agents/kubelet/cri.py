@@ -1,0 +1,185 @@
+"""The kubelet's container-runtime port: what a node agent may ask of a container runtime.
+
+Pure contract, no I/O: frozen dataclasses describing desired sandboxes (Pods) and containers, the
+observed state the runtime reports back, the typed errors, and the ``ContainerRuntime`` protocol.
+Two implementations exist: ``podman_runtime.PodmanRuntime`` (real containers) and
+``fake_runtime.FakeRuntime`` (hollow nodes for scale tests).
+
+Semantics shared by every implementation (modelled on the Kubernetes CRI):
+- A runtime only ever reports and touches objects Shoal created (found by the ``io.shoal.*`` labels
+  below); anything else on the host is invisible to it.
+- ``create_container`` only creates; ``start_container`` starts. Restarting means creating a new
+  container with ``attempt + 1``: an exited container is kept (for its exit code and logs) until the
+  kubelet removes it.
+- ``stop_container`` of an already stopped container, and ``remove_*`` of an object that is already
+  gone, succeed (idempotent). Other calls on a missing object raise ``*NotFound``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+# Labels put on every sandbox and container Shoal creates.
+LABEL_MANAGED = "io.shoal.managed"  # always "true"
+LABEL_NODE = "io.shoal.node"
+LABEL_POD_UID = "io.shoal.pod-uid"
+LABEL_NAMESPACE = "io.shoal.namespace"
+LABEL_POD_NAME = "io.shoal.pod-name"
+LABEL_CONTAINER = "io.shoal.container"
+LABEL_ATTEMPT = "io.shoal.attempt"
+
+ContainerState = Literal["created", "running", "exited", "unknown"]
+SandboxState = Literal["ready", "notready"]
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    """A container port published on the node (a Pod's ``hostPort``)."""
+
+    container_port: int
+    host_port: int | None = None  # None: not published on the host
+    host_ip: str = ""  # "" means all addresses
+    protocol: str = "tcp"  # "tcp" | "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """The shared environment of one Pod: its network namespace, hostname and published ports."""
+
+    pod_uid: str
+    namespace: str
+    name: str
+    node_name: str
+    ports: Sequence[PortMapping] = ()
+    hostname: str = ""  # "" means the pod name (truncated to 63 characters)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    """One container of a Pod. ``command`` overrides the image entrypoint, ``args`` its command."""
+
+    name: str
+    image: str
+    command: Sequence[str] = ()
+    args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    cpu_limit_millis: int | None = None
+    memory_limit_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSandbox:
+    """A sandbox as the runtime sees it now."""
+
+    id: str
+    pod_uid: str
+    namespace: str
+    name: str
+    node_name: str
+    ip: str | None
+    state: SandboxState
+    created_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeContainer:
+    """A container as the runtime sees it now. Times are Unix seconds."""
+
+    id: str
+    sandbox_id: str
+    pod_uid: str
+    name: str
+    attempt: int
+    state: ContainerState
+    exit_code: int | None
+    started_at: float | None
+    finished_at: float | None
+    image: str
+
+
+class ContainerRuntimeError(Exception):
+    """Base of every runtime error. ``retryable`` tells the kubelet whether trying again may help."""
+
+    retryable: bool = True
+
+
+class ImagePullError(ContainerRuntimeError):
+    """The image is not present locally and could not be pulled (ErrImagePull / ImagePullBackOff)."""
+
+
+class ContainerCreateError(ContainerRuntimeError):
+    """The runtime refused to create or start a container or sandbox (CreateContainerError)."""
+
+
+class SandboxNotFound(ContainerRuntimeError):
+    """No Shoal sandbox with that id exists (any more)."""
+
+    retryable = False
+
+
+class ContainerNotFound(ContainerRuntimeError):
+    """No Shoal container with that id exists (any more)."""
+
+    retryable = False
+
+
+class ExecTimeout(ContainerRuntimeError):
+    """An exec did not finish within its timeout (the probe counts as failed)."""
+
+
+class RuntimeUnavailable(ContainerRuntimeError):
+    """The runtime itself (e.g. the Podman service) did not answer."""
+
+
+@runtime_checkable
+class ContainerRuntime(Protocol):
+    """What the kubelet needs from a container runtime. All methods are coroutines."""
+
+    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]: ...
+
+    async def list_containers(self, node_name: str) -> list[RuntimeContainer]: ...
+
+    async def create_sandbox(self, config: SandboxConfig) -> str: ...
+
+    async def create_container(
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+    ) -> str: ...
+
+    async def start_container(self, container_id: str) -> None: ...
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None: ...
+
+    async def remove_container(self, container_id: str) -> None: ...
+
+    async def remove_sandbox(self, sandbox_id: str) -> None: ...
+
+    async def exec_in_container(
+        self, container_id: str, cmd: list[str], timeout_seconds: float
+    ) -> tuple[int, str]: ...
+
+    def logs(
+        self, container_id: str, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[str]: ...
+
+    async def image_present(self, image: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def shoal_labels(sandbox: SandboxConfig) -> dict[str, str]:
+    """The labels identifying a sandbox; containers add ``container`` and ``attempt``."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_NODE: sandbox.node_name,
+        LABEL_POD_UID: sandbox.pod_uid,
+        LABEL_NAMESPACE: sandbox.namespace,
+        LABEL_POD_NAME: sandbox.name,
+    }
+
+
+def container_labels(sandbox: SandboxConfig, config: ContainerConfig, attempt: int) -> dict[str, str]:
+    """The labels identifying one container attempt."""
+    return {**shoal_labels(sandbox), LABEL_CONTAINER: config.name, LABEL_ATTEMPT: str(attempt)}

@@ -1,0 +1,243 @@
+"""An in-memory ``ContainerRuntime`` for hollow nodes (scale tests in the spirit of kubemark and kwok).
+
+Nothing runs: a started container is "running" at once, and its later state is computed lazily from
+timestamps when someone lists it. There are no tasks, threads or timers per container, and records use
+``__slots__``, so one process can hold 150,000 pods (see tests/agents/test_fake_runtime.py).
+
+Scripting a container's life, through its environment (``ContainerConfig.env``):
+- ``SHOAL_FAKE_EXIT_AFTER=<seconds>``: the container exits that many seconds after it started
+  (``0`` = a crash loop). Without it the container runs until stopped.
+- ``SHOAL_FAKE_EXIT_CODE=<int>``: the exit code it then reports (default ``0``).
+- ``SHOAL_FAKE_EXEC_EXIT_CODE=<int>``: what every exec in it returns (default ``0``, i.e. probes pass).
+Other behaviour:
+- images listed in ``missing_images``, and any image from a registry under the reserved ``.invalid``
+  domain (e.g. ``registry.invalid/app:1``), are "not pullable": ``ImagePullError``;
+- ``stop_container`` ends a running container with exit code 143 (terminated by SIGTERM);
+- pods get unique IPs from ``10.128.0.0/9`` in creation order; logs are two synthetic lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+
+from agents.kubelet.cri import (
+    ContainerConfig,
+    ContainerCreateError,
+    ContainerNotFound,
+    ContainerState,
+    ImagePullError,
+    RuntimeContainer,
+    RuntimeSandbox,
+    SandboxConfig,
+    SandboxNotFound,
+)
+
+EXIT_AFTER_ENV = "SHOAL_FAKE_EXIT_AFTER"
+EXIT_CODE_ENV = "SHOAL_FAKE_EXIT_CODE"
+EXEC_EXIT_CODE_ENV = "SHOAL_FAKE_EXEC_EXIT_CODE"
+STOP_EXIT_CODE = 143
+
+
+class _Sandbox:
+    __slots__ = ("container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid")
+
+    def __init__(self, sandbox_id: str, config: SandboxConfig, ip: str, now: float) -> None:
+        self.id = sandbox_id
+        self.pod_uid = config.pod_uid
+        self.namespace = config.namespace
+        self.name = config.name
+        self.node_name = config.node_name
+        self.ip = ip
+        self.created_at = now
+        self.container_ids: list[str] = []
+
+
+class _Container:
+    __slots__ = (
+        "attempt",
+        "exec_exit_code",
+        "exit_after",
+        "exit_code",
+        "finished_at",
+        "id",
+        "image",
+        "name",
+        "sandbox",
+        "started_at",
+    )
+
+    def __init__(self, container_id: str, sandbox: _Sandbox, config: ContainerConfig, attempt: int) -> None:
+        self.id = container_id
+        self.sandbox = sandbox
+        self.name = config.name
+        self.image = config.image
+        self.attempt = attempt
+        after = config.env.get(EXIT_AFTER_ENV)
+        self.exit_after: float | None = float(after) if after not in (None, "") else None
+        self.exit_code = int(config.env.get(EXIT_CODE_ENV) or 0)
+        self.exec_exit_code = int(config.env.get(EXEC_EXIT_CODE_ENV) or 0)
+        self.started_at: float | None = None
+        self.finished_at: float | None = None  # set by stop; scripted exits are computed
+
+    def observe(self, now: float) -> tuple[ContainerState, int | None, float | None]:
+        """(state, exit code, finished at) as of ``now``."""
+        if self.started_at is None:
+            return "created", None, None
+        if self.finished_at is not None:
+            return "exited", self.exit_code, self.finished_at
+        if self.exit_after is not None and now >= self.started_at + self.exit_after:
+            return "exited", self.exit_code, self.started_at + self.exit_after
+        return "running", None, None
+
+
+class FakeRuntime:
+    """``ContainerRuntime`` whose containers exist only as records (one instance can serve many nodes)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, missing_images: Iterable[str] = ()) -> None:
+        self._clock = clock
+        self._missing = frozenset(missing_images)
+        self._ids = itertools.count(1)
+        self._sandboxes: dict[str, _Sandbox] = {}
+        self._containers: dict[str, _Container] = {}
+        self._by_node: dict[str, set[str]] = {}  # node -> sandbox ids
+
+    def _next_ip(self) -> tuple[str, str]:
+        n = next(self._ids)
+        return f"fake-{n:x}", f"10.{128 + (n >> 16) % 128}.{(n >> 8) & 255}.{n & 255}"
+
+    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
+        return [
+            RuntimeSandbox(
+                id=s.id,
+                pod_uid=s.pod_uid,
+                namespace=s.namespace,
+                name=s.name,
+                node_name=s.node_name,
+                ip=s.ip,
+                state="ready",
+                created_at=s.created_at,
+            )
+            for s in (self._sandboxes[i] for i in self._by_node.get(node_name, ()))
+        ]
+
+    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
+        now = self._clock()
+        result = []
+        for sandbox_id in self._by_node.get(node_name, ()):
+            sandbox = self._sandboxes[sandbox_id]
+            for cid in sandbox.container_ids:
+                c = self._containers[cid]
+                state, code, finished = c.observe(now)
+                result.append(
+                    RuntimeContainer(
+                        id=c.id,
+                        sandbox_id=sandbox.id,
+                        pod_uid=sandbox.pod_uid,
+                        name=c.name,
+                        attempt=c.attempt,
+                        state=state,
+                        exit_code=code,
+                        started_at=c.started_at,
+                        finished_at=finished,
+                        image=c.image,
+                    )
+                )
+        return result
+
+    async def create_sandbox(self, config: SandboxConfig) -> str:
+        for sandbox_id in self._by_node.get(config.node_name, ()):
+            if self._sandboxes[sandbox_id].pod_uid == config.pod_uid:
+                return sandbox_id  # idempotent, like re-creating a Podman pod of the same name
+        sandbox_id, ip = self._next_ip()
+        self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, ip, self._clock())
+        self._by_node.setdefault(config.node_name, set()).add(sandbox_id)
+        return sandbox_id
+
+    async def create_container(
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+    ) -> str:
+        record = self._sandboxes.get(sandbox_id)
+        if record is None:
+            raise SandboxNotFound(sandbox_id)
+        if not await self.image_present(config.image):
+            raise ImagePullError(f"image {config.image} not present (fake runtime)")
+        for cid in record.container_ids:
+            existing = self._containers[cid]
+            if existing.name == config.name and existing.attempt == attempt:
+                raise ContainerCreateError(f"container {config.name} attempt {attempt} already exists")
+        container_id = f"{sandbox_id}-c{next(self._ids):x}"
+        self._containers[container_id] = _Container(container_id, record, config, attempt)
+        record.container_ids.append(container_id)
+        return container_id
+
+    def _get(self, container_id: str) -> _Container:
+        c = self._containers.get(container_id)
+        if c is None:
+            raise ContainerNotFound(container_id)
+        return c
+
+    async def start_container(self, container_id: str) -> None:
+        c = self._get(container_id)
+        if c.started_at is not None:
+            raise ContainerCreateError(f"container {container_id} was already started")
+        c.started_at = self._clock()
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        c = self._get(container_id)
+        now = self._clock()
+        if c.observe(now)[0] == "running":
+            c.finished_at = now
+            c.exit_code = STOP_EXIT_CODE
+        elif c.started_at is None:
+            c.started_at = c.finished_at = now  # never started: a stopped, exited record
+            c.exit_code = STOP_EXIT_CODE
+
+    async def remove_container(self, container_id: str) -> None:
+        c = self._containers.pop(container_id, None)
+        if c is not None:
+            c.sandbox.container_ids.remove(container_id)
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        s = self._sandboxes.pop(sandbox_id, None)
+        if s is None:
+            return
+        for cid in s.container_ids:
+            self._containers.pop(cid, None)
+        nodes = self._by_node.get(s.node_name)
+        if nodes is not None:
+            nodes.discard(sandbox_id)
+            if not nodes:
+                del self._by_node[s.node_name]
+
+    async def exec_in_container(
+        self, container_id: str, cmd: list[str], timeout_seconds: float
+    ) -> tuple[int, str]:
+        c = self._get(container_id)
+        if c.observe(self._clock())[0] != "running":
+            raise ContainerCreateError(f"container {container_id} is not running")
+        return c.exec_exit_code, ""
+
+    async def logs(
+        self, container_id: str, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[str]:
+        c = self._get(container_id)
+        state, code, _ = c.observe(self._clock())
+        lines = [f"fake container {c.name} attempt {c.attempt} started"]
+        if state == "exited":
+            lines.append(f"fake container {c.name} exited with code {code}")
+        for line in lines[-tail:] if tail is not None and tail > 0 else ([] if tail == 0 else lines):
+            yield line
+
+    async def image_present(self, image: str) -> bool:
+        return image not in self._missing and not image.split("/", 1)[0].endswith(".invalid")
+
+    async def close(self) -> None:
+        self._sandboxes.clear()
+        self._containers.clear()
+        self._by_node.clear()
+
+    def counts(self) -> tuple[int, int]:
+        """(sandboxes, containers) held, for scale tests and metrics."""
+        return len(self._sandboxes), len(self._containers)

@@ -1,0 +1,516 @@
+"""The real container runtime: the ``ContainerRuntime`` port implemented on the Podman API service.
+
+Each Pod becomes a Podman pod (its infra container holds the network namespace and publishes the
+``hostPort`` mappings); each container joins that pod and so shares its network. Pod IP is the infra
+container's address on Podman's default network (10.88.x.x).
+
+The ``podman`` bindings are synchronous, so every call runs on a small private thread pool (never the
+loop's default executor, so a slow Podman cannot starve the rest of the process). Streaming logs are the
+exception: they are read straight from the API socket with asyncio so that a consumer that stops reading
+(or is cancelled) releases everything at once instead of leaving a thread blocked on a quiet container.
+
+Resource limits: CPU becomes a CFS quota (period 100 ms), memory a hard limit. Both work with cgroup v1
+and runc on the development VM. If Podman refuses to create a container because a limit cannot be applied
+on that host, the container is created again without limits and a warning is logged (the Pod runs
+unconstrained rather than not at all).
+
+Images: ``create_container`` uses a local image when present and otherwise pulls it; ``localhost/...``
+images are local builds by definition and are never pulled. Failure raises ``ImagePullError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+import requests
+import structlog
+from podman import PodmanClient
+from podman.errors import APIError, NotFound
+
+from agents.kubelet.cri import (
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER,
+    LABEL_MANAGED,
+    LABEL_NAMESPACE,
+    LABEL_NODE,
+    LABEL_POD_NAME,
+    LABEL_POD_UID,
+    ContainerConfig,
+    ContainerCreateError,
+    ContainerNotFound,
+    ContainerRuntimeError,
+    ContainerState,
+    ExecTimeout,
+    ImagePullError,
+    RuntimeContainer,
+    RuntimeSandbox,
+    RuntimeUnavailable,
+    SandboxConfig,
+    SandboxNotFound,
+    container_labels,
+    shoal_labels,
+)
+
+T = TypeVar("T")
+log = structlog.get_logger("shoal.kubelet.podman")
+
+_API_PREFIX = "/v4.0.0/libpod"
+_CFS_PERIOD_US = 100_000
+_ZERO_TIME = -62135596800  # Go's time.Time{} as Unix seconds: "never"
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+_LIMIT_ERROR = re.compile(r"cgroup|memory|cpu|quota|resource limit", re.IGNORECASE)
+_STATE_MAP: dict[str, ContainerState] = {
+    "created": "created",
+    "configured": "created",
+    "initialized": "created",
+    "running": "running",
+    "paused": "running",
+    "stopping": "running",
+    "exited": "exited",
+    "stopped": "exited",
+}
+
+
+def _safe(part: str) -> str:
+    return _NAME_UNSAFE.sub("-", part)
+
+
+def sandbox_name(config: SandboxConfig) -> str:
+    """Podman pod name: ``shoal_<pod>_<namespace>_<uid>``, unique per Pod uid."""
+    return f"shoal_{_safe(config.name)}_{_safe(config.namespace)}_{_safe(config.pod_uid)}"
+
+
+def container_name(sandbox: SandboxConfig, config: ContainerConfig, attempt: int) -> str:
+    """Podman container name: ``shoal_<container>_<pod>_<namespace>_<uid>_<attempt>``."""
+    return f"shoal_{_safe(config.name)}_{sandbox_name(sandbox)[6:]}_{attempt}"
+
+
+def _hostname(config: SandboxConfig) -> str:
+    return (config.hostname or config.name)[:63].rstrip("-.") or "pod"
+
+
+def _epoch(value: Any) -> float | None:
+    """Podman list timestamps: Unix seconds (int), where Go's zero time and 0 mean "never"."""
+    if isinstance(value, int | float) and value > 0:
+        return float(value)
+    return None
+
+
+def _iso_epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or value.startswith("0001-"):
+        return None
+    try:
+        # Podman prints nanoseconds; Python parses at most microseconds.
+        trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
+        return datetime.fromisoformat(trimmed).timestamp()
+    except ValueError:
+        return None
+
+
+def demux_frames(buffer: bytearray) -> list[bytes]:
+    """Pop complete multiplexed stream frames (8-byte header: stream, 0, 0, 0, length) off ``buffer``."""
+    out: list[bytes] = []
+    while len(buffer) >= 8:
+        (length,) = struct.unpack(">I", buffer[4:8])
+        if len(buffer) < 8 + length:
+            break
+        out.append(bytes(buffer[8 : 8 + length]))
+        del buffer[: 8 + length]
+    return out
+
+
+def _error_text(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
+
+
+class PodmanRuntime:
+    """``ContainerRuntime`` on a Podman API service reachable at ``socket_url`` (``unix://...``)."""
+
+    def __init__(
+        self,
+        socket_url: str,
+        *,
+        pull_timeout: float = 120.0,
+        request_timeout: float = 60.0,
+        max_workers: int = 8,
+    ) -> None:
+        if not socket_url.startswith("unix://"):
+            raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
+        self._socket_path = socket_url.removeprefix("unix://")
+        self._client = PodmanClient(base_url=socket_url, timeout=request_timeout)
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="podman")
+        self._pull_timeout = pull_timeout
+        self._ip_cache: dict[str, str] = {}  # pod id -> IP; an IP never changes during a pod's life
+        self._limits_supported = True
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        except requests.ConnectionError as exc:
+            raise RuntimeUnavailable(f"Podman service at {self._socket_path} unreachable: {exc}") from exc
+
+    def _api(self) -> Any:
+        return self._client.api
+
+    # -- listing ----------------------------------------------------------------------------------
+
+    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
+        pods: list[dict[str, Any]] = await self._call(self._list_raw, "pods", node_name)
+        result = []
+        for pod in pods:
+            labels = pod.get("Labels") or {}
+            if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_NODE) != node_name:
+                continue
+            infra_id = pod.get("InfraId", "")
+            infra_running = any(
+                c.get("Id") == infra_id and c.get("Status") == "running" for c in pod.get("Containers") or []
+            )
+            ip = await self._pod_ip(pod["Id"], infra_id) if infra_running else None
+            result.append(
+                RuntimeSandbox(
+                    id=pod["Id"],
+                    pod_uid=labels.get(LABEL_POD_UID, ""),
+                    namespace=labels.get(LABEL_NAMESPACE, ""),
+                    name=labels.get(LABEL_POD_NAME, ""),
+                    node_name=node_name,
+                    ip=ip,
+                    state="ready" if infra_running else "notready",
+                    created_at=_iso_epoch(pod.get("Created")),
+                )
+            )
+        live = {s.id for s in result}
+        for stale in set(self._ip_cache) - live:
+            del self._ip_cache[stale]
+        return result
+
+    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
+        raw: list[dict[str, Any]] = await self._call(self._list_raw, "containers", node_name)
+        result = []
+        for c in raw:
+            labels = c.get("Labels") or {}
+            if c.get("IsInfra") or labels.get(LABEL_MANAGED) != "true" or LABEL_CONTAINER not in labels:
+                continue
+            if labels.get(LABEL_NODE) != node_name:
+                continue
+            state = _STATE_MAP.get(str(c.get("State", "")).lower(), "unknown")
+            result.append(
+                RuntimeContainer(
+                    id=c["Id"],
+                    sandbox_id=c.get("Pod", ""),
+                    pod_uid=labels.get(LABEL_POD_UID, ""),
+                    name=labels[LABEL_CONTAINER],
+                    attempt=int(labels.get(LABEL_ATTEMPT, "0")),
+                    state=state,
+                    exit_code=int(c.get("ExitCode", 0)) if state == "exited" else None,
+                    started_at=_epoch(c.get("StartedAt")),
+                    finished_at=_epoch(c.get("ExitedAt")) if state == "exited" else None,
+                    image=str(c.get("Image", "")),
+                )
+            )
+        return result
+
+    def _list_raw(self, kind: str, node_name: str) -> list[dict[str, Any]]:
+        # Filter server-side on our labels. Encoded here: the bindings mangle list-valued filters.
+        filters = json.dumps({"label": [f"{LABEL_MANAGED}=true", f"{LABEL_NODE}={node_name}"]})
+        params: dict[str, Any] = {"filters": filters}
+        if kind == "containers":
+            params["all"] = True
+        response = self._api().get(f"/{kind}/json", params=params)
+        response.raise_for_status()
+        body: list[dict[str, Any]] = response.json() or []
+        return body
+
+    async def _pod_ip(self, pod_id: str, infra_id: str) -> str | None:
+        if pod_id in self._ip_cache:
+            return self._ip_cache[pod_id]
+        try:
+            attrs: dict[str, Any] = await self._call(self._inspect_container, infra_id)
+        except ContainerNotFound:
+            return None
+        networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        for net in networks.values():
+            ip = net.get("IPAddress")
+            if ip:
+                self._ip_cache[pod_id] = str(ip)
+                return str(ip)
+        return None
+
+    def _inspect_container(self, container_id: str) -> dict[str, Any]:
+        try:
+            attrs: dict[str, Any] = self._client.containers.get(container_id).attrs
+            return attrs
+        except NotFound as exc:
+            raise ContainerNotFound(container_id) from exc
+
+    # -- sandboxes --------------------------------------------------------------------------------
+
+    async def create_sandbox(self, config: SandboxConfig) -> str:
+        bound = log.bind(node=config.node_name, pod=f"{config.namespace}/{config.name}")
+        name = sandbox_name(config)
+        spec: dict[str, Any] = {
+            "labels": shoal_labels(config),
+            "hostname": _hostname(config),
+            "portmappings": [
+                {
+                    "container_port": p.container_port,
+                    "host_port": p.host_port,
+                    "host_ip": p.host_ip,
+                    "protocol": p.protocol.lower(),
+                }
+                for p in config.ports
+                if p.host_port
+            ],
+        }
+        started = time.monotonic()
+        pod_id = await self._call(self._create_pod, name, spec)
+        bound.info("sandbox created", sandbox=pod_id[:12], seconds=round(time.monotonic() - started, 3))
+        return pod_id
+
+    def _create_pod(self, name: str, spec: dict[str, Any]) -> str:
+        try:
+            pod = self._client.pods.create(name, **spec)
+            pod.start()
+            return str(pod.id)
+        except APIError as exc:
+            with_suffix = f"creating sandbox {name}: {_error_text(exc)}"
+            if "already in use" in with_suffix or "already exists" in with_suffix:
+                # Left over from an earlier attempt (e.g. the kubelet crashed mid-way): reuse it.
+                existing = self._client.pods.get(name)
+                if existing.attrs.get("State") != "Running":
+                    existing.start()
+                return str(existing.id)
+            raise ContainerCreateError(with_suffix) from exc
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        await self._call(self._remove_pod, sandbox_id)
+        self._ip_cache.pop(sandbox_id, None)
+
+    def _remove_pod(self, sandbox_id: str) -> None:
+        if not self._is_ours("pods", sandbox_id):
+            return
+        try:
+            self._client.pods.remove(sandbox_id, force=True)
+        except NotFound:
+            return
+
+    def _is_ours(self, kind: str, object_id: str) -> bool:
+        """Refuse to touch anything not labelled as Shoal's (missing objects count as not ours)."""
+        response = self._api().get(f"/{kind}/{quote(object_id, safe='')}/json")
+        if response.status_code == 404:
+            return False
+        response.raise_for_status()
+        attrs = response.json()
+        labels = attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
+        return bool(labels.get(LABEL_MANAGED) == "true")
+
+    # -- containers -------------------------------------------------------------------------------
+
+    async def create_container(
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+    ) -> str:
+        bound = log.bind(
+            node=sandbox.node_name, pod=f"{sandbox.namespace}/{sandbox.name}", container=config.name
+        )
+        started = time.monotonic()
+        await self._ensure_image(config.image, bound)
+        kwargs: dict[str, Any] = {
+            "name": container_name(sandbox, config, attempt),
+            "pod": sandbox_id,
+            "labels": container_labels(sandbox, config, attempt),
+            "environment": dict(config.env),
+        }
+        if config.command:
+            kwargs["entrypoint"] = list(config.command)
+        if config.working_dir:
+            kwargs["working_dir"] = config.working_dir
+        limits: dict[str, Any] = {}
+        if config.cpu_limit_millis:
+            limits["cpu_period"] = _CFS_PERIOD_US
+            limits["cpu_quota"] = max(1000, config.cpu_limit_millis * _CFS_PERIOD_US // 1000)
+        if config.memory_limit_bytes:
+            limits["mem_limit"] = config.memory_limit_bytes
+        command = list(config.args) or None
+        if not self._limits_supported:
+            limits = {}
+        try:
+            container_id = await self._call(self._create_container, config.image, command, kwargs, limits)
+        except ContainerCreateError as exc:
+            if not limits or not self._limits_supported or not _LIMIT_ERROR.search(str(exc)):
+                raise
+            bound.warning("resource limits unsupported on this host; creating without them", error=str(exc))
+            self._limits_supported = False
+            container_id = await self._call(self._create_container, config.image, command, kwargs, {})
+        bound.info("container created", id=container_id[:12], seconds=round(time.monotonic() - started, 3))
+        return container_id
+
+    def _create_container(
+        self, image: str, command: list[str] | None, kwargs: dict[str, Any], limits: dict[str, Any]
+    ) -> str:
+        try:
+            container = self._client.containers.create(image, command, **kwargs, **limits)
+            return str(container.id)
+        except APIError as exc:
+            text = _error_text(exc)
+            if "no such pod" in text or "no pod with name" in text:
+                raise SandboxNotFound(str(kwargs["pod"])) from exc
+            if "image not known" in text:
+                raise ImagePullError(f"image {image} not present: {text}") from exc
+            raise ContainerCreateError(f"creating container {kwargs['name']}: {text}") from exc
+
+    async def start_container(self, container_id: str) -> None:
+        started = time.monotonic()
+        await self._call(self._start, container_id)
+        log.info("container started", id=container_id[:12], seconds=round(time.monotonic() - started, 3))
+
+    def _start(self, container_id: str) -> None:
+        response = self._api().post(f"/containers/{quote(container_id, safe='')}/start")
+        if response.status_code == 404:
+            raise ContainerNotFound(container_id)
+        if response.status_code >= 400:
+            raise ContainerCreateError(f"starting {container_id[:12]}: {self._message(response)}")
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        grace = max(0, round(grace_seconds))
+        await self._call(self._stop, container_id, grace)
+
+    def _stop(self, container_id: str, grace: int) -> None:
+        # Podman sends the image's stop signal (SIGTERM), waits ``grace`` seconds, then SIGKILLs.
+        response = self._api().post(
+            f"/containers/{quote(container_id, safe='')}/stop", params={"timeout": grace}, timeout=grace + 60
+        )
+        if response.status_code == 404:
+            raise ContainerNotFound(container_id)
+        if response.status_code >= 400 and response.status_code != 304:  # 304: already stopped
+            raise ContainerRuntimeError(f"stopping {container_id[:12]}: {self._message(response)}")
+
+    async def remove_container(self, container_id: str) -> None:
+        await self._call(self._remove_container, container_id)
+
+    def _remove_container(self, container_id: str) -> None:
+        if not self._is_ours("containers", container_id):
+            return
+        try:
+            self._client.containers.remove(container_id, force=True)
+        except NotFound:
+            return
+
+    @staticmethod
+    def _message(response: requests.Response) -> str:
+        try:
+            body = response.json()
+            return str(body.get("message") or body.get("cause") or body)
+        except ValueError:
+            return response.text
+
+    # -- exec and logs ----------------------------------------------------------------------------
+
+    async def exec_in_container(
+        self, container_id: str, cmd: list[str], timeout_seconds: float
+    ) -> tuple[int, str]:
+        return await self._call(self._exec, container_id, cmd, timeout_seconds)
+
+    def _exec(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, str]:
+        api = self._api()
+        body = {"AttachStdout": True, "AttachStderr": True, "Cmd": cmd, "Tty": False}
+        response = api.post(f"/containers/{quote(container_id, safe='')}/exec", data=json.dumps(body))
+        if response.status_code == 404:
+            raise ContainerNotFound(container_id)
+        if response.status_code >= 400:
+            raise ContainerRuntimeError(f"exec in {container_id[:12]}: {self._message(response)}")
+        exec_id = response.json()["Id"]
+        try:
+            started = api.post(
+                f"/exec/{exec_id}/start", data=json.dumps({"Detach": False, "Tty": False}), timeout=timeout
+            )
+        except requests.Timeout as exc:
+            raise ExecTimeout(f"exec {cmd!r} in {container_id[:12]} exceeded {timeout}s") from exc
+        if started.status_code >= 400:
+            raise ContainerRuntimeError(f"exec in {container_id[:12]}: {self._message(started)}")
+        output = b"".join(demux_frames(bytearray(started.content)))
+        info = api.get(f"/exec/{exec_id}/json")
+        info.raise_for_status()
+        code = info.json().get("ExitCode")
+        return (int(code) if code is not None else -1), output.decode("utf-8", "replace")
+
+    async def logs(
+        self, container_id: str, tail: int | None = None, follow: bool = False
+    ) -> AsyncIterator[str]:
+        """Log lines (stdout and stderr, without newlines); ``follow`` streams until the container exits."""
+        query: dict[str, str] = {"stdout": "true", "stderr": "true", "follow": str(follow).lower()}
+        if tail is not None:
+            query["tail"] = str(tail)
+        path = f"{_API_PREFIX}/containers/{quote(container_id, safe='')}/logs?{urlencode(query)}"
+        reader, writer = await asyncio.open_unix_connection(self._socket_path)
+        try:
+            # HTTP/1.0: the service closes the connection at the end instead of chunking the body.
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: podman\r\n\r\n".encode())
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            if status == 404:
+                raise ContainerNotFound(container_id)
+            if status >= 400:
+                raise ContainerRuntimeError(f"logs of {container_id[:12]}: {(await reader.read()).decode()}")
+            buffer, pending = bytearray(), b""
+            while chunk := await reader.read(65536):
+                buffer.extend(chunk)
+                text = pending + b"".join(demux_frames(buffer))
+                *lines, pending = text.split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", "replace")
+            if pending:
+                yield pending.decode("utf-8", "replace")
+        finally:
+            writer.close()
+
+    # -- images -----------------------------------------------------------------------------------
+
+    async def image_present(self, image: str) -> bool:
+        return await self._call(self._client.images.exists, image)
+
+    async def _ensure_image(self, image: str, bound: Any) -> None:
+        if await self.image_present(image):
+            return
+        if image.startswith("localhost/"):
+            raise ImagePullError(f"image {image} is not present locally (localhost/ images are never pulled)")
+        bound.info("pulling image", image=image)
+        started = time.monotonic()
+        await self._call(self._pull, image)
+        bound.info("image pulled", image=image, seconds=round(time.monotonic() - started, 3))
+
+    def _pull(self, image: str) -> None:
+        try:
+            response = self._api().post(
+                "/images/pull", params={"reference": image, "quiet": True}, timeout=self._pull_timeout
+            )
+        except requests.Timeout as exc:
+            raise ImagePullError(f"pulling {image}: no answer within {self._pull_timeout}s") from exc
+        if response.status_code >= 400:
+            raise ImagePullError(f"pulling {image}: {self._message(response)}")
+        for line in response.text.splitlines():
+            try:
+                report = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(report, dict) and report.get("error"):
+                raise ImagePullError(f"pulling {image}: {report['error']}")
+        if not self._client.images.exists(image):
+            raise ImagePullError(f"pulling {image}: image still absent after pull")
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._client.close()  # type: ignore[no-untyped-call]

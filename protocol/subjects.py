@@ -1,0 +1,83 @@
+"""NATS subject names: requests to API actors, watch streams, health, node agents and events.
+
+Request subjects carry the verb, resource and object so that NATS permissions can be granted per
+object (a kubelet may publish ``shoal.api.status.nodes._.<its node>`` and nothing wider).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from protocol.keys import CLUSTER_SCOPE, encode_token
+from protocol.kinds import KindInfo
+
+API_PREFIX = "shoal.api"
+API_QUEUE = "shoal-api"
+ALL_NAMESPACES = "_all"
+
+
+class Verb(StrEnum):
+    CREATE = "create"
+    GET = "get"
+    LIST = "list"
+    UPDATE = "update"
+    STATUS = "status"
+    PATCH = "patch"
+    DELETE = "delete"
+    BIND = "bind"
+    WATCH = "watch"
+
+
+OBJECT_VERBS = frozenset({Verb.GET, Verb.UPDATE, Verb.STATUS, Verb.PATCH, Verb.DELETE, Verb.BIND})
+COLLECTION_VERBS = frozenset({Verb.CREATE, Verb.LIST, Verb.WATCH})
+
+
+def _ns(info: KindInfo, namespace: str | None, *, collection: bool) -> str:
+    if not info.namespaced:
+        return CLUSTER_SCOPE
+    if not namespace:
+        return ALL_NAMESPACES if collection else CLUSTER_SCOPE
+    return encode_token(namespace)
+
+
+def object_subject(verb: Verb, info: KindInfo, namespace: str | None, name: str) -> str:
+    """``shoal.api.<verb>.<plural>.<namespace>.<name>`` for verbs on one object."""
+    return f"{API_PREFIX}.{verb}.{info.plural}.{_ns(info, namespace, collection=False)}.{encode_token(name)}"
+
+
+def collection_subject(verb: Verb, info: KindInfo, namespace: str | None) -> str:
+    """``shoal.api.<verb>.<plural>.<namespace|_all|_>`` for create, list and watch."""
+    return f"{API_PREFIX}.{verb}.{info.plural}.{_ns(info, namespace, collection=True)}"
+
+
+API_WILDCARD = f"{API_PREFIX}.>"
+COMPACT = f"{API_PREFIX}.admin.compact"
+INFO = f"{API_PREFIX}.admin.info"
+
+
+def watch_control(actor_id: str) -> str:
+    """Where a watcher sends keep-alives and cancels for watches held by one API actor."""
+    return f"shoal.watchctl.{actor_id}"
+
+
+def health(actor: str, instance: str | None = None) -> str:
+    """Every actor instance answers pings on ``shoal.health.<actor>`` and ``shoal.health.<actor>.<id>``."""
+    return f"shoal.health.{actor}" + (f".{instance}" if instance else "")
+
+
+HEALTH_ALL = "shoal.health.*"
+
+
+def node_agent(node: str, service: str) -> str:
+    """Requests served by one node's kubelet, e.g. ``shoal.node.<node>.logs``."""
+    return f"shoal.node.{encode_token(node)}.{service}"
+
+
+EVENTS_STREAM = "SHOAL_EVENTS"
+EVENTS_PREFIX = "shoal.events"
+
+
+def event_subject(namespace: str | None, kind: str, name: str) -> str:
+    """``shoal.events.<namespace|_>.<Kind>.<name>``: cluster Events, by involved object."""
+    ns = encode_token(namespace) if namespace else CLUSTER_SCOPE
+    return f"{EVENTS_PREFIX}.{ns}.{kind}.{encode_token(name)}"

@@ -1,0 +1,158 @@
+"""The API client every actor, agent and the admin tool uses: typed calls over NATS request/reply.
+
+Errors arrive as the typed exceptions of ``protocol.errors``. ``NoResponders`` (no API actor up) and
+timeouts become ``Unavailable``/``Timeout``, both retryable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from protocol import codec, subjects
+from protocol.errors import BadRequest, Timeout, Unavailable
+from protocol.kinds import KindInfo, by_kind, resolve
+from protocol.objects import Obj, meta, name_of, namespace_of
+from protocol.subjects import Verb
+from runtime.watch import Watch
+
+KindLike = KindInfo | str
+NO_API = ("no API actor answered on NATS: is the cluster running? Start one with `shoal up`, or point "
+          "--server/SHOAL_SERVER at it")
+
+
+def kind_info(kind: KindLike) -> KindInfo:
+    if isinstance(kind, KindInfo):
+        return kind
+    try:
+        return by_kind(kind)
+    except BadRequest:
+        return resolve(kind)
+
+
+def item_object(item: Any) -> Obj:
+    """Lists and watches carry ``{"rv": N, "object": {...}}``: the object with its resourceVersion set."""
+    obj: Obj = item["object"]
+    meta(obj)["resourceVersion"] = str(item["rv"])
+    return obj
+
+
+@dataclass
+class ObjectList:
+    items: list[Obj]
+    resource_version: int
+
+
+class ApiClient:
+    def __init__(self, nc: Client, *, timeout: float = 10.0) -> None:
+        self.nc = nc
+        self.timeout = timeout
+
+    async def request(self, subject: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        try:
+            msg = await self.nc.request(subject, codec.encode(payload), timeout=timeout or self.timeout)
+        except NoRespondersError:
+            raise Unavailable(NO_API) from None
+        except NatsTimeout:
+            raise Timeout(f"no answer on {subject} within {timeout or self.timeout}s; retry") from None
+        return codec.check_reply(codec.decode(msg.data))
+
+    async def create(self, obj: Obj, namespace: str | None = None) -> Obj:
+        info = kind_info(str(obj.get("kind", "")))
+        subject = subjects.collection_subject(Verb.CREATE, info, namespace or namespace_of(obj) or
+                                              ("default" if info.namespaced else None))
+        reply = await self.request(subject, {"object": obj})
+        return reply["object"]  # type: ignore[no-any-return]
+
+    async def get(self, kind: KindLike, name: str, namespace: str | None = None) -> Obj:
+        info = kind_info(kind)
+        reply = await self.request(subjects.object_subject(Verb.GET, info, _ns(info, namespace), name), {})
+        return reply["object"]  # type: ignore[no-any-return]
+
+    async def list(self, kind: KindLike, namespace: str | None = None, *, label_selector: str | None = None,
+                   field_selector: str | None = None) -> ObjectList:
+        """List (every namespace when ``namespace`` is None); replies arrive in chunks for big lists."""
+        info = kind_info(kind)
+        subject = subjects.collection_subject(Verb.LIST, info, namespace)
+        payload = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(inbox, pending_msgs_limit=100_000, pending_bytes_limit=512 * 1024 * 1024)
+        items: list[Obj] = []
+        try:
+            await self.nc.publish(subject, codec.encode(payload), reply=inbox)
+            expected = 0
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=self.timeout if expected == 0 else 30)
+                except NatsTimeout:
+                    raise Unavailable(NO_API if expected == 0 else "list reply stopped mid-way; retry") from None
+                if msg.headers and msg.headers.get("Status") == "503":
+                    raise Unavailable(NO_API)
+                reply = codec.check_reply(codec.decode(msg.data))
+                if reply.get("chunk") != expected:
+                    raise Unavailable("a list reply chunk was lost; retry the list")
+                items.extend(item_object(i) for i in reply.get("items") or [])
+                if not reply.get("more"):
+                    return ObjectList(items, int(reply.get("resourceVersion") or 0))
+                expected += 1
+        finally:
+            await sub.unsubscribe()
+
+    async def update(self, obj: Obj) -> Obj:
+        return await self._write(Verb.UPDATE, obj)
+
+    async def update_status(self, obj: Obj) -> Obj:
+        return await self._write(Verb.STATUS, obj)
+
+    async def _write(self, verb: Verb, obj: Obj) -> Obj:
+        info = kind_info(str(obj.get("kind", "")))
+        subject = subjects.object_subject(verb, info, _ns(info, namespace_of(obj)), name_of(obj))
+        reply = await self.request(subject, {"object": obj})
+        return reply["object"]  # type: ignore[no-any-return]
+
+    async def patch(self, kind: KindLike, name: str, patch: Obj, namespace: str | None = None, *,
+                    status: bool = False) -> Obj:
+        info = kind_info(kind)
+        payload: dict[str, Any] = {"patch": patch}
+        if status:
+            payload["subresource"] = "status"
+        reply = await self.request(subjects.object_subject(Verb.PATCH, info, _ns(info, namespace), name), payload)
+        return reply["object"]  # type: ignore[no-any-return]
+
+    async def delete(self, kind: KindLike, name: str, namespace: str | None = None, *,
+                     grace_period: int | None = None, propagation: str | None = None,
+                     resource_version: str | int | None = None) -> Obj:
+        info = kind_info(kind)
+        options: dict[str, Any] = {}
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
+        if propagation:
+            options["propagationPolicy"] = propagation
+        if resource_version:
+            options["resourceVersion"] = str(resource_version)
+        subject = subjects.object_subject(Verb.DELETE, info, _ns(info, namespace), name)
+        reply = await self.request(subject, {"options": options})
+        return reply["object"]  # type: ignore[no-any-return]
+
+    async def bind(self, name: str, namespace: str, node: str, resource_version: str | None = None) -> Obj:
+        subject = subjects.object_subject(Verb.BIND, by_kind("Pod"), namespace, name)
+        reply = await self.request(subject, {"node": node, "resourceVersion": resource_version})
+        return reply["object"]  # type: ignore[no-any-return]
+
+    def watch(self, kind: KindLike, namespace: str | None = None, *, label_selector: str | None = None,
+              field_selector: str | None = None, resource_version: int | str | None = None) -> Watch:
+        return Watch(self, kind_info(kind), namespace, label_selector=label_selector,
+                     field_selector=field_selector, resource_version=resource_version)
+
+    async def info(self) -> dict[str, Any]:
+        return (await self.request(subjects.INFO, {}))["info"]  # type: ignore[no-any-return]
+
+
+def _ns(info: KindInfo, namespace: str | None) -> str | None:
+    return (namespace or "default") if info.namespaced else None
+
+

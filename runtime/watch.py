@@ -1,0 +1,176 @@
+"""A resumable watch: events pushed by an API actor to this client's inbox, in order, none lost.
+
+The client checks the per-watch sequence number of each message; on a gap, on silence longer than
+the server's bookmark interval, or when its API actor goes away, it resumes from the last
+resourceVersion it saw at any API actor. Only a resourceVersion older than the servers' event window
+ends the watch, with ``Expired``: list again and watch from the list's resourceVersion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from protocol import codec
+from protocol.errors import Expired, ShoalError, from_wire
+from protocol.kinds import KindInfo
+from protocol.objects import Obj, meta
+from protocol.subjects import Verb, collection_subject
+
+if TYPE_CHECKING:
+    from runtime.client import ApiClient
+
+KEEPALIVE_EVERY = 10.0
+SILENCE_LIMIT = 15.0
+"""Servers send a bookmark at least every 5 s; this much silence means the watch is gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    object: Obj
+    resource_version: int
+
+
+class Watch:
+    def __init__(self, client: ApiClient, info: KindInfo, namespace: str | None, *,
+                 label_selector: str | None, field_selector: str | None,
+                 resource_version: int | str | None) -> None:
+        self.client = client
+        self.info = info
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.resource_version: int | None = int(resource_version) if resource_version not in (None, "") else None
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._sub: Any = None
+        self._id: str | None = None
+        self._control: str | None = None
+        self._seq = 0
+        self._keepalive: asyncio.Task[None] | None = None
+        self._last_message = time.monotonic()
+        self._closed = False
+        self.restarts = 0
+
+    async def _start(self) -> None:
+        nc = self.client.nc
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        self._queue = asyncio.Queue()
+        inbox = nc.new_inbox()
+        queue = self._queue
+
+        async def on_msg(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        self._sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=1_000_000,
+                                       pending_bytes_limit=1024 * 1024 * 1024)
+        reply = await self.client.request(collection_subject(Verb.WATCH, self.info, self.namespace), {
+            "inbox": inbox, "resourceVersion": self.resource_version,
+            "labelSelector": self.label_selector, "fieldSelector": self.field_selector,
+        })
+        self._id, self._control, self._seq = reply["watch"], reply["control"], 0
+        if self.resource_version is None:
+            self.resource_version = int(reply.get("resourceVersion") or 0)
+        self._last_message = time.monotonic()
+        if self._keepalive is None or self._keepalive.done():
+            self._keepalive = asyncio.create_task(self._keepalives(), name=f"watch-keepalive-{self.info.plural}")
+
+    async def _keepalives(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(KEEPALIVE_EVERY)
+            if self._control and self._id:
+                try:
+                    msg = await self.client.nc.request(self._control, codec.encode(
+                        {"op": "keepalive", "watches": [self._id]}), timeout=5)
+                    if codec.decode(msg.data).get("unknown"):
+                        self._last_message = 0.0  # the server forgot us: resume at once
+                except (NoRespondersError, NatsTimeout):
+                    self._last_message = 0.0
+                except Exception:
+                    pass
+
+    async def _restart(self, reason: str) -> None:
+        delay = 0.1
+        while not self._closed:
+            self.restarts += 1
+            try:
+                await self._start()
+                return
+            except Expired:
+                raise
+            except ShoalError as exc:
+                if not exc.retryable:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        _ = reason
+
+    def __aiter__(self) -> AsyncIterator[WatchEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[WatchEvent]:
+        if self._sub is None:
+            await self._start()
+        while not self._closed:
+            timeout = max(0.1, SILENCE_LIMIT - (time.monotonic() - self._last_message))
+            try:
+                msg = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                await self._restart("silence")
+                continue
+            try:
+                data = codec.decode(msg.data)
+            except ShoalError:
+                await self._restart("undecodable message")
+                continue
+            if data.get("watch") != self._id:
+                continue  # a message from a watch we already left
+            if data.get("seq") != self._seq + 1:
+                await self._restart(f"gap: expected {self._seq + 1}, got {data.get('seq')}")
+                continue
+            self._seq += 1
+            self._last_message = time.monotonic()
+            if not data.get("ok", True):
+                error = from_wire(data.get("error"))
+                if isinstance(error, Expired):
+                    raise error
+                await self._restart(f"server ended the watch: {error}")
+                continue
+            for item in data.get("events") or []:
+                obj = item["object"]
+                rv = int(item["rv"])
+                meta(obj)["resourceVersion"] = str(rv)
+                yield WatchEvent(item["type"], obj, rv)
+                self.resource_version = max(self.resource_version or 0, rv)
+            rv = int(data.get("resourceVersion") or 0)
+            self.resource_version = max(self.resource_version or 0, rv)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        if self._control and self._id:
+            with contextlib.suppress(Exception):
+                await self.client.nc.publish(self._control, codec.encode({"op": "cancel", "watches": [self._id]}))
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def __aenter__(self) -> Watch:
+        await self._start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
