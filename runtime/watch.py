@@ -150,10 +150,10 @@ class Watch:
                 obj = item["object"]
                 rv = int(item["rv"])
                 meta(obj)["resourceVersion"] = str(rv)
-                yield WatchEvent(item["type"], obj, rv)
                 self.resource_version = max(self.resource_version or 0, rv)
-            rv = int(data.get("resourceVersion") or 0)
-            self.resource_version = max(self.resource_version or 0, rv)
+                yield WatchEvent(item["type"], obj, rv)
+            # every event of this message was consumed: the watch is current up to the message's version
+            self.resource_version = max(self.resource_version or 0, int(data.get("resourceVersion") or 0))
 
     async def close(self) -> None:
         self._closed = True

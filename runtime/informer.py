@@ -1,0 +1,106 @@
+"""Informers: a local, always-current copy of the objects of one kind, kept by list + resumable watch.
+
+Handlers are called with (event, old, new) for every change and must only enqueue keys (reconcile by
+key, level-triggered). On ``Expired`` the informer lists again and reports the differences, so a
+handler never misses a change, only intermediate states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from protocol.errors import Expired, ShoalError
+from protocol.kinds import KindInfo
+from protocol.objects import Obj, ref, resource_version
+from runtime.client import ApiClient, kind_info
+
+Handler = Callable[[str, Obj | None, Obj | None], None]
+"""(event, old, new): event is ADDED, MODIFIED or DELETED."""
+
+
+class Informer:
+    def __init__(self, client: ApiClient, kind: KindInfo | str, namespace: str | None = None, *,
+                 label_selector: str | None = None, field_selector: str | None = None, log: Any = None) -> None:
+        self.client = client
+        self.info = kind_info(kind)
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.store: dict[str, Obj] = {}
+        self.handlers: list[Handler] = []
+        self.synced = asyncio.Event()
+        self.resource_version = 0
+        self.relists = 0
+        self.log = log
+
+    def add_handler(self, handler: Handler) -> None:
+        self.handlers.append(handler)
+
+    def get(self, key: str) -> Obj | None:
+        return self.store.get(key)
+
+    def items(self) -> list[Obj]:
+        return list(self.store.values())
+
+    def _emit(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        for handler in self.handlers:
+            try:
+                handler(event, old, new)
+            except Exception:
+                if self.log is not None:
+                    self.log.error("informer handler failed", kind=self.info.kind, exc_info=True)
+
+    async def _relist(self) -> None:
+        listing = await self.client.list(self.info, self.namespace, label_selector=self.label_selector,
+                                         field_selector=self.field_selector)
+        fresh = {ref(obj): obj for obj in listing.items}
+        old_store, self.store = self.store, fresh
+        for key, obj in fresh.items():
+            before = old_store.get(key)
+            if before is None:
+                self._emit("ADDED", None, obj)
+            elif resource_version(before) != resource_version(obj):
+                self._emit("MODIFIED", before, obj)
+        for key, obj in old_store.items():
+            if key not in fresh:
+                self._emit("DELETED", obj, obj)
+        self.resource_version = listing.resource_version
+        self.relists += 1
+
+    def apply(self, event: str, obj: Obj) -> None:
+        key = ref(obj)
+        old = self.store.get(key)
+        if event == "DELETED":
+            self.store.pop(key, None)
+            self._emit("DELETED", old, obj)
+        else:
+            if old is not None and resource_version(old) >= resource_version(obj):
+                return
+            self.store[key] = obj
+            self._emit("ADDED" if old is None else "MODIFIED", old, obj)
+
+    async def run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._relist()
+                self.synced.set()
+                watch = self.client.watch(self.info, self.namespace, label_selector=self.label_selector,
+                                          field_selector=self.field_selector,
+                                          resource_version=self.resource_version)
+                try:
+                    async for event in watch:
+                        self.apply(event.type, event.object)
+                        self.resource_version = event.resource_version
+                        delay = 0.1
+                finally:
+                    await watch.close()
+            except Expired:
+                continue
+            except ShoalError as exc:
+                if self.log is not None:
+                    self.log.warning("informer list/watch failed; retrying", kind=self.info.kind, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
