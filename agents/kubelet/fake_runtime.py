@@ -102,6 +102,7 @@ class FakeRuntime:
         self._sandboxes: dict[str, _Sandbox] = {}
         self._containers: dict[str, _Container] = {}
         self._by_node: dict[str, set[str]] = {}  # node -> sandbox ids
+        self._by_uid: dict[str, str] = {}  # pod uid -> sandbox id
 
     def _next_ip(self) -> tuple[str, str]:
         n = next(self._ids)
@@ -147,12 +148,13 @@ class FakeRuntime:
         return result
 
     async def create_sandbox(self, config: SandboxConfig) -> str:
-        for sandbox_id in self._by_node.get(config.node_name, ()):
-            if self._sandboxes[sandbox_id].pod_uid == config.pod_uid:
-                return sandbox_id  # idempotent, like re-creating a Podman pod of the same name
+        existing = self._by_uid.get(config.pod_uid)
+        if existing is not None:
+            return existing  # idempotent, like re-creating a Podman pod of the same name
         sandbox_id, ip = self._next_ip()
         self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, ip, self._clock())
         self._by_node.setdefault(config.node_name, set()).add(sandbox_id)
+        self._by_uid[config.pod_uid] = sandbox_id
         return sandbox_id
 
     async def create_container(
@@ -205,6 +207,7 @@ class FakeRuntime:
             return
         for cid in s.container_ids:
             self._containers.pop(cid, None)
+        self._by_uid.pop(s.pod_uid, None)
         nodes = self._by_node.get(s.node_name)
         if nodes is not None:
             nodes.discard(sandbox_id)
@@ -237,6 +240,7 @@ class FakeRuntime:
         self._sandboxes.clear()
         self._containers.clear()
         self._by_node.clear()
+        self._by_uid.clear()
 
     def counts(self) -> tuple[int, int]:
         """(sandboxes, containers) held, for scale tests and metrics."""

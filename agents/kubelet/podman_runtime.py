@@ -129,6 +129,16 @@ def demux_frames(buffer: bytearray) -> list[bytes]:
     return out
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a (wrapped) transport error was a read timeout; the UDS adapter reports those oddly."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, requests.Timeout | TimeoutError) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _error_text(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc)
@@ -160,8 +170,12 @@ class PodmanRuntime:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
-        except requests.ConnectionError as exc:
-            raise RuntimeUnavailable(f"Podman service at {self._socket_path} unreachable: {exc}") from exc
+        except (requests.ConnectionError, APIError) as exc:
+            # The bindings wrap transport errors (OSError) in APIError.
+            cause = exc if isinstance(exc, requests.ConnectionError) else exc.__cause__
+            if isinstance(cause, requests.ConnectionError):
+                raise RuntimeUnavailable(f"Podman at {self._socket_path} unreachable: {cause}") from exc
+            raise ContainerRuntimeError(f"podman: {_error_text(exc)}") from exc
 
     def _api(self) -> Any:
         return self._client.api
@@ -300,12 +314,17 @@ class PodmanRuntime:
         self._ip_cache.pop(sandbox_id, None)
 
     def _remove_pod(self, sandbox_id: str) -> None:
-        if not self._is_ours("pods", sandbox_id):
+        # Forced: whatever still runs is killed at once (graceful stops are the kubelet's job, before).
+        self._delete("pods", sandbox_id)
+
+    def _delete(self, kind: str, object_id: str) -> None:
+        if not self._is_ours(kind, object_id):
             return
-        try:
-            self._client.pods.remove(sandbox_id, force=True)
-        except NotFound:
-            return
+        response = self._api().delete(
+            f"/{kind}/{quote(object_id, safe='')}", params={"force": "true", "timeout": 0}
+        )
+        if response.status_code >= 400 and response.status_code != 404:
+            raise ContainerRuntimeError(f"removing {kind[:-1]} {object_id[:12]}: {self._message(response)}")
 
     def _is_ours(self, kind: str, object_id: str) -> bool:
         """Refuse to touch anything not labelled as Shoal's (missing objects count as not ours)."""
@@ -401,12 +420,7 @@ class PodmanRuntime:
         await self._call(self._remove_container, container_id)
 
     def _remove_container(self, container_id: str) -> None:
-        if not self._is_ours("containers", container_id):
-            return
-        try:
-            self._client.containers.remove(container_id, force=True)
-        except NotFound:
-            return
+        self._delete("containers", container_id)
 
     @staticmethod
     def _message(response: requests.Response) -> str:
@@ -436,8 +450,11 @@ class PodmanRuntime:
             started = api.post(
                 f"/exec/{exec_id}/start", data=json.dumps({"Detach": False, "Tty": False}), timeout=timeout
             )
-        except requests.Timeout as exc:
-            raise ExecTimeout(f"exec {cmd!r} in {container_id[:12]} exceeded {timeout}s") from exc
+        except APIError as exc:
+            if _timed_out(exc):
+                # Like Docker and CRI-O, the process is left running in the container.
+                raise ExecTimeout(f"exec {cmd!r} in {container_id[:12]} exceeded {timeout}s") from exc
+            raise
         if started.status_code >= 400:
             raise ContainerRuntimeError(f"exec in {container_id[:12]}: {self._message(started)}")
         output = b"".join(demux_frames(bytearray(started.content)))
@@ -497,8 +514,10 @@ class PodmanRuntime:
             response = self._api().post(
                 "/images/pull", params={"reference": image, "quiet": True}, timeout=self._pull_timeout
             )
-        except requests.Timeout as exc:
-            raise ImagePullError(f"pulling {image}: no answer within {self._pull_timeout}s") from exc
+        except APIError as exc:
+            if _timed_out(exc):
+                raise ImagePullError(f"pulling {image}: no answer within {self._pull_timeout}s") from exc
+            raise
         if response.status_code >= 400:
             raise ImagePullError(f"pulling {image}: {self._message(response)}")
         for line in response.text.splitlines():

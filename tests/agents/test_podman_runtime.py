@@ -7,7 +7,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -21,9 +22,9 @@ from agents.kubelet.cri import (
     RuntimeContainer,
     SandboxConfig,
 )
-from agents.kubelet.images import BUSYBOX_IMAGE
+from agents.kubelet.images import BUSYBOX_IMAGE, ensure_local_images
 from agents.kubelet.podman_runtime import PodmanRuntime
-from agents.kubelet.podman_service import PodmanService
+from agents.kubelet.podman_service import PodmanService, _probe
 
 pytestmark = [pytest.mark.podman, pytest.mark.asyncio(loop_scope="session")]
 
@@ -67,8 +68,10 @@ async def _run(
     return cid
 
 
-async def _wait_state(rt: PodmanRuntime, node: str, cid: str, state: str, timeout: float = 15) -> RuntimeContainer:
-    deadline = time.monotonic() + timeout
+async def _wait_state(
+    rt: PodmanRuntime, node: str, cid: str, state: str, within: float = 15
+) -> RuntimeContainer:
+    deadline = time.monotonic() + within
     while True:
         found = {c.id: c for c in await rt.list_containers(node)}
         if cid in found and found[cid].state == state:
@@ -78,8 +81,8 @@ async def _wait_state(rt: PodmanRuntime, node: str, cid: str, state: str, timeou
         await asyncio.sleep(0.1)
 
 
-async def _http_get(port: int, timeout: float = 15) -> str:
-    deadline = time.monotonic() + timeout
+async def _http_get(port: int, within: float = 15) -> str:
+    deadline = time.monotonic() + within
     while True:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -98,10 +101,14 @@ async def _http_get(port: int, timeout: float = 15) -> str:
 HTTPD = "mkdir -p /www && echo hello-shoal > /www/index.html && exec httpd -f -p {port} -h /www"
 
 
-async def test_host_port_reaches_httpd(podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str) -> None:
+async def test_host_port_reaches_httpd(
+    podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str
+) -> None:
     port = _free_port()
     t0 = time.monotonic()
-    sandbox_id, sandbox = await make_pod(ports=(PortMapping(container_port=80, host_port=port, host_ip="127.0.0.1"),))
+    sandbox_id, sandbox = await make_pod(
+        ports=(PortMapping(container_port=80, host_port=port, host_ip="127.0.0.1"),)
+    )
     t1 = time.monotonic()
     await _run(podman_runtime, sandbox_id, sandbox, _cfg("web", "sh", "-c", HTTPD.format(port=80)))
     t2 = time.monotonic()
@@ -132,16 +139,25 @@ async def test_exit_code_env_and_working_dir(
     podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str
 ) -> None:
     sandbox_id, sandbox = await make_pod()
-    config = _cfg("crash", "sh", "-c", 'echo "$GREETING"; pwd; exit 3', env={"GREETING": "hi"}, working_dir="/bin")
+    config = _cfg(
+        "crash", "sh", "-c", 'echo "$GREETING"; pwd; exit 3', env={"GREETING": "hi"}, working_dir="/bin"
+    )
     cid = await _run(podman_runtime, sandbox_id, sandbox, config, attempt=2)
     seen = await _wait_state(podman_runtime, node_name, cid, "exited")
     assert seen.exit_code == 3
-    assert (seen.name, seen.attempt, seen.sandbox_id, seen.pod_uid) == ("crash", 2, sandbox_id, sandbox.pod_uid)
+    assert (seen.name, seen.attempt, seen.sandbox_id, seen.pod_uid) == (
+        "crash",
+        2,
+        sandbox_id,
+        sandbox.pod_uid,
+    )
     assert seen.started_at is not None and seen.finished_at is not None
     assert [line async for line in podman_runtime.logs(cid)] == ["hi", "/bin"]
 
 
-async def test_args_override_image_command(podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str) -> None:
+async def test_args_override_image_command(
+    podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str
+) -> None:
     sandbox_id, sandbox = await make_pod()
     # No entrypoint in the image: args replace its CMD, as in Kubernetes.
     config = ContainerConfig(name="args", image=BUSYBOX_IMAGE, args=["sh", "-c", "exit 4"])
@@ -167,19 +183,27 @@ async def test_exec_output_exit_code_and_timeout(podman_runtime: PodmanRuntime, 
 
 async def test_logs_tail_and_follow(podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str) -> None:
     sandbox_id, sandbox = await make_pod()
-    done = await _run(podman_runtime, sandbox_id, sandbox, _cfg("count", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done"))
+    done = await _run(
+        podman_runtime, sandbox_id, sandbox, _cfg("count", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done")
+    )
     await _wait_state(podman_runtime, node_name, done, "exited")
     assert [line async for line in podman_runtime.logs(done)] == ["1", "2", "3", "4", "5"]
     assert [line async for line in podman_runtime.logs(done, tail=2)] == ["4", "5"]
 
     slow = await _run(
-        podman_runtime, sandbox_id, sandbox, _cfg("slow", "sh", "-c", "for i in a b c; do echo $i; sleep 0.3; done")
+        podman_runtime,
+        sandbox_id,
+        sandbox,
+        _cfg("slow", "sh", "-c", "for i in a b c; do echo $i; sleep 0.3; done"),
     )
     followed = await asyncio.wait_for(_collect(podman_runtime.logs(slow, follow=True)), 15)
     assert followed == ["a", "b", "c"]  # the stream ended by itself when the container exited
 
-    forever = await _run(podman_runtime, sandbox_id, sandbox, _cfg("forever", "sh", "-c", "echo first; sleep 1000"))
+    forever = await _run(
+        podman_runtime, sandbox_id, sandbox, _cfg("forever", "sh", "-c", "echo first; sleep 1000")
+    )
     stream = podman_runtime.logs(forever, follow=True)
+    assert isinstance(stream, AsyncGenerator)
     assert await asyncio.wait_for(anext(stream), 10) == "first"
     await asyncio.wait_for(stream.aclose(), 2)  # a consumer that stops releases the stream at once
 
@@ -188,9 +212,13 @@ async def _collect(stream: AsyncIterator[str]) -> list[str]:
     return [line async for line in stream]
 
 
-async def test_stop_kills_after_grace(podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str) -> None:
+async def test_stop_kills_after_grace(
+    podman_runtime: PodmanRuntime, make_pod: MakePod, node_name: str
+) -> None:
     sandbox_id, sandbox = await make_pod()
-    cid = await _run(podman_runtime, sandbox_id, sandbox, _cfg("stubborn", "sh", "-c", 'trap "" TERM; sleep 1000'))
+    cid = await _run(
+        podman_runtime, sandbox_id, sandbox, _cfg("stubborn", "sh", "-c", 'trap "" TERM; sleep 1000')
+    )
     await _wait_state(podman_runtime, node_name, cid, "running")
     started = time.monotonic()
     await podman_runtime.stop_container(cid, grace_seconds=2)
@@ -230,11 +258,15 @@ async def test_only_labelled_objects_are_listed_or_touched(
         return subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=False)
 
     # Carries our node label but not io.shoal.managed: still not ours.
-    created = podman("run", "-d", "--name", name, "--label", f"io.shoal.node={node_name}", BUSYBOX_IMAGE, "sleep", "1000")
+    created = podman(
+        "run", "-d", "--name", name, "--label", f"io.shoal.node={node_name}", BUSYBOX_IMAGE, "sleep", "1000"
+    )
     assert created.returncode == 0, created.stderr
     foreign = created.stdout.strip()
     pod_name = f"{name}-pod"
-    assert podman("pod", "create", "--name", pod_name, "--label", f"io.shoal.node={node_name}").returncode == 0
+    assert (
+        podman("pod", "create", "--name", pod_name, "--label", f"io.shoal.node={node_name}").returncode == 0
+    )
     try:
         listed = {c.id for c in await podman_runtime.list_containers(node_name)}
         assert ours in listed and foreign not in listed
@@ -256,5 +288,20 @@ async def test_missing_image_is_an_image_pull_error(podman_runtime: PodmanRuntim
     assert not await podman_runtime.image_present(missing)
     started = time.monotonic()
     with pytest.raises(ImagePullError):
-        await podman_runtime.create_container(sandbox_id, sandbox, ContainerConfig(name="x", image=missing), 0)
+        await podman_runtime.create_container(
+            sandbox_id, sandbox, ContainerConfig(name="x", image=missing), 0
+        )
     assert time.monotonic() - started < 3
+
+
+async def test_service_configuration_makes_containers_run(
+    podman_service: PodmanService, tmp_path: Path
+) -> None:
+    # Whatever the detection chose (nothing on a normal host), a container must run with it.
+    ok, error = await asyncio.to_thread(_probe, tmp_path, podman_service.env)
+    assert ok, error
+    messages: list[str] = []
+    assert await asyncio.to_thread(ensure_local_images, podman_service.env, messages.append) == [
+        BUSYBOX_IMAGE
+    ]
+    assert messages == [f"{BUSYBOX_IMAGE} already present"]  # idempotent: no second build
