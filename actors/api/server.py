@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from actors.api.cache import WatchCache, Watcher, entry_to_wire
 from actors.api.service import ApiService
 from actors.api.store import Record, Store, StoreSettings
+from actors.api.streams import EventPublisher, ensure_streams
 from protocol import PROTOCOL_VERSION, codec, keys, subjects
 from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, by_plural
@@ -72,7 +73,8 @@ class ApiActor:
         store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas))
         await store.open()
         self._store = store
-        self._service = ApiService(store, self.cache)
+        await ensure_streams(ctx.nc, replicas=self.settings.replicas)
+        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actors.api.cache import WatchCache
@@ -60,10 +60,21 @@ def pending_finalizers(obj: Obj) -> list[str]:
 
 
 class ApiService:
-    def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[str, Obj], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.cache = cache
         self.clock = clock
+        self.on_event = on_event
+        """Called after an Event object is created or modified (publishes it to the event stream)."""
+
+    async def _published(self, change: str, obj: Obj) -> Obj:
+        if self.on_event is not None and obj.get("kind") == "Event":
+            try:
+                await self.on_event(change, obj)
+            except Exception:  # the Event is stored; the stream is best effort
+                pass
+        return obj
 
     # -- reads ------------------------------------------------------------------------------
     async def _read(self, info: KindInfo, namespace: str | None, name: str) -> tuple[Obj, int]:
@@ -132,7 +143,7 @@ class ApiService:
             key = keys.object_key(info, ns, m["name"])
             try:
                 rev = await self.store.create(key, _store_form(obj))
-                return with_rv(obj, rev)
+                return await self._published("ADDED", with_rv(obj, rev))
             except AlreadyExists:
                 if not generate:
                     raise AlreadyExists(f'{info.plural} "{m["name"]}" already exists',
@@ -234,7 +245,8 @@ class ApiService:
             validate(merged, expect_kind=info.kind)
             return merged
 
-        return await self._read_modify_write(info, namespace, name, precondition, change)
+        return await self._published("MODIFIED", await self._read_modify_write(
+            info, namespace, name, precondition, change))
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
                     status_only: bool = False) -> Obj:

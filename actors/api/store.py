@@ -59,6 +59,7 @@ class Store:
             max_value_size=MAX_OBJECT_BYTES + 64 * 1024, storage=api.StorageType.FILE,
             replicas=self.settings.replicas, direct=True,
             max_bytes=self.settings.max_bytes if self.settings.max_bytes > 0 else None,
+            republish=api.RePublish(src=f"{keys.KV_SUBJECT_PREFIX}>", dest="shoal.changes.>"),
         )
         try:
             await self.js.key_value(keys.BUCKET)

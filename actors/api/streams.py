@@ -1,0 +1,61 @@
+"""The cluster's subscribable streams, both plain JetStream streams any NATS client can read.
+
+- ``SHOAL_CHANGES`` — every object change, as written: the KV bucket republishes each write to
+  ``shoal.changes.<resource>.<ns>.<name>`` (headers ``Nats-Sequence`` = resourceVersion,
+  ``KV-Operation: DEL`` on deletion). Core subscribers see them live; the stream keeps them for a while.
+- ``SHOAL_EVENTS`` — cluster Events by involved object: ``shoal.events.<ns>.<Kind>.<name>``, each a
+  msgpack envelope ``{"v":1,"type":"ADDED"|"MODIFIED","object":<Event>}``, published by the API actor
+  that wrote the Event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import api
+
+from protocol import codec, keys, subjects
+from protocol.objects import Obj
+
+CHANGES_STREAM = "SHOAL_CHANGES"
+CHANGES_PREFIX = "shoal.changes"
+REPUBLISH = api.RePublish(src=f"{keys.KV_SUBJECT_PREFIX}>", dest=f"{CHANGES_PREFIX}.>")
+
+
+async def _ensure(js: Any, config: api.StreamConfig) -> None:
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.APIError:
+            await js.stream_info(config.name)  # created concurrently by another API actor
+
+
+async def ensure_streams(nc: Client, *, replicas: int = 1, events_max_age: float = 3600.0,
+                         changes_max_age: float = 900.0) -> None:
+    js = nc.jetstream()
+    await _ensure(js, api.StreamConfig(
+        name=subjects.EVENTS_STREAM, subjects=[f"{subjects.EVENTS_PREFIX}.>"], storage=api.StorageType.FILE,
+        max_age=events_max_age, max_bytes=256 * 1024 * 1024, num_replicas=replicas,
+        discard=api.DiscardPolicy.OLD, description="Shoal cluster Events by involved object"))
+    await _ensure(js, api.StreamConfig(
+        name=CHANGES_STREAM, subjects=[f"{CHANGES_PREFIX}.>"], storage=api.StorageType.MEMORY,
+        max_age=changes_max_age, max_bytes=256 * 1024 * 1024, num_replicas=replicas,
+        discard=api.DiscardPolicy.OLD, description="Shoal object changes, republished from the KV bucket"))
+
+
+class EventPublisher:
+    """Publishes an Event object to ``SHOAL_EVENTS`` under its involved object's subject."""
+
+    def __init__(self, nc: Client) -> None:
+        self.js = nc.jetstream()
+
+    async def published(self, change: str, obj: Obj) -> None:
+        involved = obj.get("involvedObject") or {}
+        ns = involved.get("namespace") or (obj.get("metadata") or {}).get("namespace")
+        subject = subjects.event_subject(ns, str(involved.get("kind") or "Unknown"),
+                                         str(involved.get("name") or "unknown"))
+        await self.js.publish(subject, codec.encode({"type": change, "object": obj}))

@@ -1,0 +1,41 @@
+"""Event streams: any NATS client can subscribe to Events and object changes with a wildcard."""
+
+from __future__ import annotations
+
+import msgpack
+import nats
+
+from runtime.client import ApiClient
+from runtime.events import EventRecorder
+
+
+async def test_plain_nats_subscriber_sees_events_and_changes(nats_server, client: ApiClient) -> None:
+    nc = await nats.connect(nats_server.url)  # an outside client: nats-py and msgpack only
+    try:
+        js = nc.jetstream()
+        pod = await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"},
+                                   "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        recorder = EventRecorder(client, "test")
+        await recorder.record(pod, "Normal", "Scheduled", "assigned default/p1 to n1")
+        await recorder.record(pod, "Normal", "Scheduled", "assigned default/p1 to n1")
+        await recorder.record(pod, "Warning", "BackOff", "back-off restarting")
+        events = await js.subscribe("shoal.events.default.Pod.p1", ordered_consumer=True)
+        got = []
+        for _ in range(3):
+            msg = await events.next_msg(timeout=5)
+            env = msgpack.unpackb(msg.data)
+            got.append((env["type"], env["object"]["reason"], env["object"]["count"]))
+        assert got == [("ADDED", "Scheduled", 1), ("MODIFIED", "Scheduled", 2), ("ADDED", "BackOff", 1)]
+
+        changes = await js.subscribe("shoal.changes.pods.default.*", ordered_consumer=True)
+        await client.delete("pods", "p1")
+        seen = []
+        for _ in range(2):
+            msg = await changes.next_msg(timeout=5)
+            obj = msgpack.unpackb(msg.data)
+            seen.append((msg.headers.get("KV-Operation", "PUT"), obj["metadata"]["name"],
+                         int(msg.headers["Nats-Sequence"])))
+        assert [s[:2] for s in seen] == [("PUT", "p1"), ("DEL", "p1")]
+        assert seen[0][2] == int(pod["metadata"]["resourceVersion"])
+    finally:
+        await nc.close()
