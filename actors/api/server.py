@@ -90,15 +90,16 @@ class ApiActor:
         self._subs.append(await ctx.nc.subscribe(subjects.watch_control(self.id), cb=self._on_watch_control))
 
     async def close(self) -> None:
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
-        for watcher in self.cache.watchers():
-            await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
-        for sub in self._subs:
+        """Stop taking requests, finish those in flight, then end watches (clients resume elsewhere)."""
+        for sub in reversed(self._subs):  # request and control subscriptions first, the follower last
             try:
                 await sub.unsubscribe()
             except Exception:
                 pass
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for watcher in self.cache.watchers():
+            await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
 
     async def _on_record(self, record: Record, pending: int) -> None:
         self.cache.apply(record.key, record.revision, record.value, record.deleted)

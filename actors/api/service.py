@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actors.api.allocator import ServiceAllocator
 from actors.api.cache import WatchCache
 from actors.api.defaults import apply_defaults, copy_object, create_status, random_suffix, spec_part
 from actors.api.store import Store
@@ -61,8 +62,10 @@ def pending_finalizers(obj: Obj) -> list[str]:
 
 class ApiService:
     def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, Obj], Awaitable[None]] | None = None) -> None:
+                 on_event: Callable[[str, Obj], Awaitable[None]] | None = None,
+                 allocator: ServiceAllocator | None = None) -> None:
         self.store = store
+        self.allocator = allocator or ServiceAllocator(store)
         self.cache = cache
         self.clock = clock
         self.on_event = on_event
@@ -137,6 +140,20 @@ class ApiService:
         m["generation"] = 1
         validate(obj, expect_kind=info.kind)  # defaults must not make an object invalid
         generate = m.get("name") is None
+        if info.kind == "Service":
+            if generate:
+                m["name"] = f"{m['generateName']}{random_suffix()}"
+                generate = False
+            await self.allocator.allocate(obj)
+            try:
+                return with_rv(obj, await self.store.create(keys.object_key(info, ns, m["name"]), _store_form(obj)))
+            except AlreadyExists:
+                await self.allocator.release(obj)
+                raise AlreadyExists(f'services "{m["name"]}" already exists',
+                                    {"kind": info.kind, "name": m["name"], "namespace": ns}) from None
+            except BaseException:
+                await self.allocator.release(obj)
+                raise
         for _ in range(3 if generate else 1):
             if generate:
                 m["name"] = f"{m['generateName']}{random_suffix()}"
@@ -185,6 +202,8 @@ class ApiService:
                               {"causes": [{"field": "spec.nodeName", "message": "field is immutable"}]})
             if old_node:
                 new_spec["nodeName"] = old_node
+        if info.kind == "Service":
+            _keep_service_addresses(current, merged)
         if spec_part(merged) != spec_part(current):
             m["generation"] = int(cur_meta.get("generation") or 0) + 1
         return merged
@@ -193,7 +212,10 @@ class ApiService:
         """Write ``obj`` over revision ``rev``; finish a deletion whose finalizers are all gone."""
         data = _store_form(obj)
         if meta(obj).get("deletionTimestamp") and not pending_finalizers(obj) and not self._awaits_kubelet(obj):
-            return with_rv(obj, await self.store.delete(key, data, rev))
+            deleted = with_rv(obj, await self.store.delete(key, data, rev))
+            if obj.get("kind") == "Service":
+                await self.allocator.release(obj)
+            return deleted
         return with_rv(obj, await self.store.update(key, data, rev))
 
     @staticmethod
@@ -341,3 +363,19 @@ class ApiService:
                                                      "metadata": {"name": ns}})
             except AlreadyExists:
                 pass
+
+
+def _keep_service_addresses(current: Obj, merged: Obj) -> None:
+    """clusterIP and node ports are allocated once: an update that omits them keeps them."""
+    old, new = current.get("spec") or {}, merged.get("spec") or {}
+    for field in ("clusterIP", "clusterIPs"):
+        if field in old and not new.get(field):
+            new[field] = old[field]
+    old_ports = {(p.get("name"), p.get("port")): p for p in old.get("ports") or []}
+    for port in new.get("ports") or []:
+        previous = old_ports.get((port.get("name"), port.get("port")))
+        if previous and previous.get("nodePort") and not port.get("nodePort"):
+            port["nodePort"] = previous["nodePort"]
+        if previous and "targetPort" not in port and "targetPort" in previous:
+            port["targetPort"] = previous["targetPort"]
+        port.setdefault("protocol", "TCP")
