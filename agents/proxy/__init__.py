@@ -1,0 +1,1 @@
+"""The proxy agent: makes every Service reachable on its node, like kube-proxy."""
