@@ -69,6 +69,9 @@ def compute_rules(services: list[Obj], endpoints: dict[str, Obj], node_addresses
                 listen.append((str(cluster_ip), int(port["port"])))
             if spec.get("type") in ("NodePort", "LoadBalancer") and port.get("nodePort"):
                 listen += [(address, int(port["nodePort"])) for address in node_addresses]
+            if spec.get("type") == "LoadBalancer":
+                ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+                listen += [(str(i["ip"]), int(port["port"])) for i in ingress if i.get("ip")]
             if not listen:
                 continue
             rules.append(Rule(

@@ -62,13 +62,18 @@ class _Side(asyncio.Protocol):
             self.listener.connections.discard(self)
 
     def link(self, peer: _Side) -> None:
+        """Join two sides; bytes (and EOF) that arrived on either before the link are passed on."""
         self.peer, peer.peer = peer, self
-        for chunk in peer.pending:
-            assert self.transport is not None
-            self.transport.write(chunk)
-        peer.pending.clear()
-        if peer.eof and self.transport is not None and self.transport.can_write_eof():
-            self.transport.write_eof()
+        for src, dst in ((peer, self), (self, peer)):
+            if dst.transport is None:
+                continue
+            for chunk in src.pending:
+                dst.transport.write(chunk)
+            src.pending.clear()
+            if src.eof and dst.transport.can_write_eof():
+                dst.transport.write_eof()
+            if src.transport is None or src.transport.is_closing():
+                dst.transport.close()
 
 
 class _Client(_Side):
