@@ -28,7 +28,8 @@ async def timed_sequential(n: int, op: Callable[[int], Awaitable[Any]]) -> tuple
     return lat, time.perf_counter() - start
 
 
-async def timed_concurrent(n: int, concurrency: int, op: Callable[[int], Awaitable[Any]]) -> tuple[list[float], float]:
+async def timed_concurrent(n: int, concurrency: int,
+                           op: Callable[[int], Awaitable[Any]]) -> tuple[list[float], float]:
     lat: list[float] = []
     sem = asyncio.Semaphore(concurrency)
 
@@ -59,7 +60,8 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
         progress(f"raw kv.put x{n} sequential")
         raw_put = summary("raw kv.put (sequential)", *await timed_sequential(n, lambda i: kv.put(f"k{i}", raw_value)))
         progress(f"API create x{n} sequential")
-        api_create = summary("API create (sequential)", *await timed_sequential(n, lambda i: client.create(cm(f"s{i}"))))
+        api_create = summary("API create (sequential)",
+                             *await timed_sequential(n, lambda i: client.create(cm(f"s{i}"))))
         progress(f"raw kv.get / API get x{n}")
         raw_get = summary("raw kv.get (sequential)", *await timed_sequential(n, lambda i: kv.get(f"k{i}")))
         api_get = summary("API get (sequential)", *await timed_sequential(n, lambda i: client.get("cm", f"s{i}")))

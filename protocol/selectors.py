@@ -144,10 +144,7 @@ class FieldSelector:
     requirements: tuple[tuple[str, bool, str], ...] = ()  # (path, equal, value)
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        for path, equal, value in self.requirements:
-            if (field_value(obj, path) == value) != equal:
-                return False
-        return True
+        return all((field_value(obj, path) == value) == equal for path, equal, value in self.requirements)
 
     def value_of(self, path: str) -> str | None:
         """The value a selector pins ``path`` to with ``=``, if it does (used to index watches)."""

@@ -172,9 +172,9 @@ def _probe(e: _Errors, probe: Any, path: str) -> None:
     for h in ("httpGet", "tcpSocket"):
         if probe.get(h) is not None and e.check(probe[h], f"{path}.{h}", dict):
             port = probe[h].get("port")
-            if e.check(port, f"{path}.{h}.port", (int, str), required=True) and isinstance(port, int):
-                if not 0 < port < 65536:
-                    e.add(f"{path}.{h}.port", "must be between 1 and 65535, inclusive")
+            valid = e.check(port, f"{path}.{h}.port", (int, str), required=True)
+            if valid and isinstance(port, int) and not 0 < port < 65536:
+                e.add(f"{path}.{h}.port", "must be between 1 and 65535, inclusive")
     for f in ("initialDelaySeconds", "periodSeconds", "timeoutSeconds", "successThreshold",
               "failureThreshold"):
         e.integer(probe, f, f"{path}.{f}", 0)

@@ -71,6 +71,6 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
             for task in pending:
                 self._log.warning("task did not stop in time", task=task.get_name())

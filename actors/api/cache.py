@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from protocol import PROTOCOL_VERSION, codec, keys
 from protocol.errors import Expired
 from protocol.selectors import FieldSelector, Selector, field_value

@@ -20,8 +20,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
 from protocol import keys
-from protocol.errors import AlreadyExists, Conflict, Unavailable
 from protocol.codec import MAX_OBJECT_BYTES
+from protocol.errors import AlreadyExists, Conflict, Unavailable
 
 STREAM = f"KV_{keys.BUCKET}"
 KV_OP = "KV-Operation"

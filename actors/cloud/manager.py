@@ -96,8 +96,8 @@ class CloudControllerManager:
                 if LB_FINALIZER in finalizers:
                     await self.provider.delete_load_balancer(service)
                     finalizers.remove(LB_FINALIZER)
-                    await client.patch("Service", name, {"metadata": {"finalizers": finalizers,
-                                                                      "resourceVersion": meta(service)["resourceVersion"]}}, ns)
+                    pinned = {"finalizers": finalizers, "resourceVersion": meta(service)["resourceVersion"]}
+                    await client.patch("Service", name, {"metadata": pinned}, ns)
                     if is_lb:
                         return None
                     await client.patch("Service", name, {"status": {"loadBalancer": {}}}, ns, status=True)

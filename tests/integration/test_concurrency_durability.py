@@ -23,11 +23,11 @@ async def test_two_api_actors_exactly_one_conflicting_write_wins(runner: ActorRu
         base = await clients[0].create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "race"},
                                         "data": {"winner": "none"}})
         for round_ in range(15):
-            async def attempt(i: int, c: ApiClient, snapshot: dict) -> str | None:
-                obj = dict(snapshot, data={"winner": f"{round_}-{i}"})
+            async def attempt(i: int, c: ApiClient, snapshot: dict, r: int = round_) -> str | None:
+                obj = dict(snapshot, data={"winner": f"{r}-{i}"})
                 try:
                     await c.update(obj)
-                    return f"{round_}-{i}"
+                    return f"{r}-{i}"
                 except Conflict:
                     return None
 

@@ -65,7 +65,7 @@ async def test_service_round_robin_endpoint_removal_nodeport_and_udp(runner: Act
     await client.update(ep)
 
     async def only_a() -> bool:
-        return {(await ask(ip, port)).split(b":")[0] for _ in range(4)} == {b"a"}  # noqa: C401
+        return {(await ask(ip, port)).split(b":")[0] for _ in range(4)} == {b"a"}
 
     await wait_until(only_a)
     assert {(await ask(ip, port)).split(b":")[0] for _ in range(10)} == {b"a"}
