@@ -138,9 +138,11 @@ class ApiClient:
         reply = await self.request(subject, {"options": options})
         return reply["object"]  # type: ignore[no-any-return]
 
-    async def bind(self, name: str, namespace: str, node: str, resource_version: str | None = None) -> Obj:
+    async def bind(self, name: str, namespace: str, node: str, resource_version: str | None = None, *,
+                   uid: str | None = None) -> Obj:
+        """Bind a pod to a node; with ``uid``, only that incarnation of the pod (Conflict otherwise)."""
         subject = subjects.object_subject(Verb.BIND, by_kind("Pod"), namespace, name)
-        reply = await self.request(subject, {"node": node, "resourceVersion": resource_version})
+        reply = await self.request(subject, {"node": node, "resourceVersion": resource_version, "uid": uid})
         return reply["object"]  # type: ignore[no-any-return]
 
     def watch(self, kind: KindLike, namespace: str | None = None, *, label_selector: str | None = None,

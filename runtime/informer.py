@@ -1,7 +1,8 @@
 """Informers: a local, always-current copy of the objects of one kind, kept by list + resumable watch.
 
 Handlers are called with (event, old, new) for every change and must only enqueue keys (reconcile by
-key, level-triggered). On ``Expired`` the informer lists again and reports the differences, so a
+key, level-triggered). An object that stops matching the informer's selectors (a pending pod that
+gets bound, seen by a ``spec.nodeName=`` informer) arrives as DELETED carrying its new state. On ``Expired`` the informer lists again and reports the differences, so a
 handler never misses a change, only intermediate states.
 """
 

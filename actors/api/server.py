@@ -93,7 +93,7 @@ class ApiActor:
         """Stop taking requests, finish those in flight, then end watches (clients resume elsewhere)."""
         for sub in reversed(self._subs):  # request and control subscriptions first, the follower last
             try:
-                await sub.unsubscribe()
+                await asyncio.wait_for(sub.drain(), 5)  # requests already routed to us are still served
             except Exception:
                 pass
         if self._tasks:
@@ -194,7 +194,8 @@ class ApiActor:
             if not isinstance(options, dict):
                 raise BadRequest("delete options must be a map")
             return await service.delete(info, namespace, name, options)
-        return await service.bind(info, namespace, name, request.get("node"), request.get("resourceVersion"))
+        return await service.bind(info, namespace, name, request.get("node"), request.get("resourceVersion"),
+                                  request.get("uid"))
 
     async def _consistent(self) -> None:
         assert self._store is not None

@@ -330,7 +330,7 @@ class ApiService:
 
     # -- bind ---------------------------------------------------------------------------------
     async def bind(self, info: KindInfo, namespace: str | None, name: str, node: Any,
-                   resource_version: Any = None) -> Obj:
+                   resource_version: Any = None, uid: Any = None) -> Obj:
         if info.kind != "Pod":
             raise BadRequest("only pods can be bound to nodes")
         if not isinstance(node, str) or not node:
@@ -339,6 +339,8 @@ class ApiService:
         now = format_time(self.clock())
 
         def change(current: Obj) -> Obj | None:
+            if uid and meta(current).get("uid") != uid:
+                raise Conflict(f'pod "{name}" was re-created (uid {meta(current).get("uid")}, not {uid})')
             spec = current.setdefault("spec", {})
             bound = spec.get("nodeName")
             if bound == node:

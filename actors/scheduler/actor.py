@@ -1,0 +1,311 @@
+"""The scheduler actor: informers feed the cache and the queue; the leader decides and binds.
+
+Informers (nodes, pending pods ``spec.nodeName=``, bound pods ``spec.nodeName!=``) run on every
+instance so a standby has a warm cache. Under leadership one loop pops a pod, decides against the
+cache (pure ``decide``), assumes the pod on the chosen node and hands the bind to a bounded pool of
+concurrent binds; it never awaits the API between two decisions except for a free bind slot.
+A pod that fits nowhere gets a FailedScheduling event and ``PodScheduled=False``, and waits in the
+unschedulable queue for a cluster change or the periodic retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from actors.scheduler.cache import SchedulerCache
+from actors.scheduler.decide import Scheduled, Unschedulable, decide
+from actors.scheduler.errors import BindFailed, BindRejected
+from actors.scheduler.model import node_info, pod_info, responsible_for
+from actors.scheduler.queue import SchedulingQueue
+from protocol.errors import Conflict, NotFound, ShoalError
+from protocol.objects import Obj, condition, format_time, meta, name_of, namespace_of, pod_is_terminal, ref, uid_of
+from runtime.actor import ActorContext
+from runtime.client import ApiClient
+from runtime.events import EventRecorder
+from runtime.informer import Informer
+from runtime.leader import LeaderElector
+
+COMPONENT = "default-scheduler"
+LEASE_NAME = "shoal-scheduler"
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    leader_elect: bool = True
+    bind_concurrency: int = 64
+    status_concurrency: int = 16
+    percentage_of_nodes_to_score: int = 0
+    """0: adaptive, as kube-scheduler."""
+    unschedulable_timeout: float = 60.0
+    initial_backoff: float = 1.0
+    max_backoff: float = 10.0
+    lease_duration: float = 10.0
+    renew_every: float = 2.0
+    scheduled_events: bool = False
+    """Record a ``Scheduled`` Normal event per bound pod (one more API write per pod)."""
+
+
+@dataclass
+class Counters:
+    scheduled: int = 0
+    attempts: int = 0
+    unschedulable: int = 0
+    bind_failures: int = 0
+    bind_conflicts: int = 0
+
+
+class SchedulerActor:
+    name = "scheduler"
+
+    def __init__(self, settings: SchedulerSettings | None = None, *, seed: int | None = None) -> None:
+        self.settings = settings or SchedulerSettings()
+        self.cache = SchedulerCache()
+        self.queue = SchedulingQueue(initial_backoff=self.settings.initial_backoff,
+                                     max_backoff=self.settings.max_backoff,
+                                     unschedulable_timeout=self.settings.unschedulable_timeout)
+        self.counters = Counters()
+        self.rng = random.Random(seed)
+        self.instance = ""
+        self.leading = False
+        self.log: Any = None
+        self.client: ApiClient | None = None
+        self.recorder: EventRecorder | None = None
+        self.elector: LeaderElector | None = None
+        self.nodes: Informer | None = None
+        self.pending: Informer | None = None
+        self.bound: Informer | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self, ctx: ActorContext) -> None:
+        self.instance, self.log = ctx.instance, ctx.log
+        client = self.client = ApiClient(ctx.nc)
+        self.recorder = EventRecorder(client, COMPONENT, log=ctx.log)
+        self.nodes = Informer(client, "Node", log=ctx.log)
+        self.pending = Informer(client, "Pod", field_selector="spec.nodeName=", log=ctx.log)
+        self.bound = Informer(client, "Pod", field_selector="spec.nodeName!=", log=ctx.log)
+        self.nodes.add_handler(self._on_node)
+        self.pending.add_handler(self._on_pending)
+        self.bound.add_handler(self._on_bound)
+        ctx.supervisor.spawn("informer-nodes", self.nodes.run)
+        ctx.supervisor.spawn("informer-bound-pods", self.bound.run)
+        ctx.supervisor.spawn("informer-pending-pods", self.pending.run)
+        ctx.supervisor.spawn("synced", self._wait_synced, restart=False)
+        if self.settings.leader_elect:
+            self.elector = LeaderElector(client, LEASE_NAME, ctx.instance, log=ctx.log,
+                                         lease_duration=self.settings.lease_duration,
+                                         renew_every=self.settings.renew_every)
+            ctx.supervisor.spawn("leader-election", lambda: self.elector.run(self.lead))  # type: ignore[union-attr]
+        else:
+            ctx.supervisor.spawn("scheduling", self.lead)
+
+    async def _wait_synced(self) -> None:
+        assert self.nodes and self.pending and self.bound
+        for informer in (self.nodes, self.bound, self.pending):
+            await informer.synced.wait()
+        self.cache.ready.set()
+        self.log.info("scheduler cache synced", nodes=len(self.cache.nodes), pods=len(self.cache.pods),
+                      pending=len(self.queue))
+
+    def health(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "leader": self.leading, "synced": self.cache.ready.is_set(), "scheduled": c.scheduled,
+            "attempts": c.attempts, "unschedulableAttempts": c.unschedulable,
+            "bindFailures": c.bind_failures, "bindConflicts": c.bind_conflicts,
+            "pending": len(self.queue), "activeQueue": self.queue.active,
+            "backoffQueue": self.queue.backing_off,
+            "unschedulableQueue": self.queue.unschedulable, "assumed": len(self.cache.assumed_keys()),
+            "nodes": len(self.cache.schedulable_nodes()), "boundPods": len(self.cache.pods),
+        }
+
+    # -- informer handlers: only update the cache and the queue -----------------------------
+    def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        if event == "DELETED":
+            self.cache.remove_node(name_of(obj))
+            return
+        if self.cache.set_node(node_info(obj)):
+            self.queue.move_all()
+
+    def _on_pending(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        key = ref(obj)
+        if event == "DELETED" or not responsible_for(obj):
+            self.queue.delete(key)
+            return
+        if self.cache.is_placed(key, str(meta(obj).get("uid", ""))):
+            return
+        priority = (obj.get("spec") or {}).get("priority")
+        prio = priority if isinstance(priority, int) else 0
+        if key not in self.queue or event == "ADDED":
+            self.queue.add(key, prio)
+        elif old is not None and _scheduling_inputs(old) != _scheduling_inputs(obj):
+            self.queue.update(key, prio)
+
+    def _on_bound(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        key = ref(obj)
+        uid = str(meta(obj).get("uid", ""))
+        self.queue.delete(key)
+        if event == "DELETED" or pod_is_terminal(obj):
+            if self.cache.remove_pod(key, uid):
+                self.queue.move_all()
+            return
+        record = self.cache.pods.get(key)
+        if (record is not None and not record.assumed and record.info.uid == uid and old is not None
+                and _scheduling_inputs(old) == _scheduling_inputs(obj)):
+            return  # a status update: nothing the scheduler accounts changed
+        self.cache.add_bound(pod_info(obj), str((obj.get("spec") or {}).get("nodeName")))
+
+    # -- leading ------------------------------------------------------------------------------
+    async def lead(self) -> None:
+        """Schedule until cancelled (leadership lost or shutdown)."""
+        await self.cache.ready.wait()
+        self.leading = True
+        self.log.info("scheduling started", nodes=len(self.cache.schedulable_nodes()),
+                      pending=len(self.queue))
+        self._resync_queue()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._housekeeping(), name="scheduler-housekeeping")
+                group.create_task(self._schedule_loop(group), name="scheduler-loop")
+        finally:
+            self.leading = False
+            for key in self.cache.assumed_keys():
+                if self.cache.forget(key):
+                    self.queue.add(key)
+
+    def _resync_queue(self) -> None:
+        assert self.pending is not None
+        for pod in self.pending.items():
+            if responsible_for(pod) and not self.cache.is_placed(ref(pod), str(meta(pod).get("uid", ""))):
+                self.queue.add(ref(pod))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.queue.flush()
+            for key in self.cache.expire_assumed(time.monotonic()):
+                self.log.warning("assumed pod never showed up bound; forgetting it", pod=key)
+                self.queue.add(key)
+
+    async def _schedule_loop(self, group: asyncio.TaskGroup) -> None:
+        binds = asyncio.Semaphore(self.settings.bind_concurrency)
+        statuses = asyncio.Semaphore(self.settings.status_concurrency)
+        while True:
+            await binds.acquire()
+            key = await self.queue.pop()
+            try:
+                started = self.schedule_one(key, group, binds, statuses)
+            except Exception:
+                self.log.error("scheduling a pod failed", pod=key, exc_info=True)
+                self.queue.backoff(key)
+                started = False
+            if not started:
+                binds.release()
+            await asyncio.sleep(0)  # let informer events and bind replies in between decisions
+
+    def schedule_one(self, key: str, group: asyncio.TaskGroup, binds: asyncio.Semaphore,
+                     statuses: asyncio.Semaphore) -> bool:
+        """Decide for one pod; True when a bind was started (it then owns a ``binds`` slot)."""
+        assert self.pending is not None
+        pod = self.pending.get(key)
+        if pod is None or not responsible_for(pod):
+            return False
+        info = pod_info(pod)
+        if self.cache.is_placed(key, info.uid):
+            return False
+        self.counters.attempts += 1
+        nodes = self.cache.schedulable_nodes()
+        decision = decide(info, nodes, start=self.cache.next_start,
+                          percentage=self.settings.percentage_of_nodes_to_score, rng=self.rng)
+        if nodes:
+            self.cache.next_start = (self.cache.next_start + decision.examined) % len(nodes)
+        if isinstance(decision, Unschedulable):
+            self.counters.unschedulable += 1
+            self.queue.mark_unschedulable(key)
+            message = decision.message
+            self.log.info("pod is unschedulable", pod=key, reason=message)
+            group.create_task(self._report_unschedulable(pod, message, statuses), name=f"unschedulable-{key}")
+            return False
+        assert isinstance(decision, Scheduled)
+        self.cache.assume(info, decision.node)
+        self.queue.scheduled(key)
+        group.create_task(self._bind(pod, decision, binds), name=f"bind-{key}")
+        return True
+
+    async def _bind(self, pod: Obj, decision: Scheduled, binds: asyncio.Semaphore) -> None:
+        key, node = ref(pod), decision.node
+        started = time.monotonic()
+        try:
+            await self._bind_call(pod, node)
+        except BindRejected as exc:
+            self.cache.forget(key)
+            self.log.info("bind rejected", pod=key, node=node, reason=str(exc))
+        except BindFailed as exc:
+            self.counters.bind_failures += 1
+            self.cache.forget(key)
+            self.queue.backoff(key)
+            self.log.warning("bind failed; will retry", pod=key, node=node, error=str(exc))
+        else:
+            self.counters.scheduled += 1
+            self.cache.finish_binding(key, time.monotonic())
+            self.log.debug("pod bound", pod=key, node=node, score=decision.score,
+                           feasible=decision.feasible, examined=decision.examined,
+                           ms=round((time.monotonic() - started) * 1000, 1))
+            if self.settings.scheduled_events and self.recorder is not None:
+                await self.recorder.record(pod, "Normal", "Scheduled",
+                                           f"Successfully assigned {key} to {node}")
+        finally:
+            binds.release()
+
+    async def _bind_call(self, pod: Obj, node: str) -> None:
+        assert self.client is not None
+        try:
+            await self.client.bind(name_of(pod), namespace_of(pod) or "default", node, uid=uid_of(pod) or None)
+        except NotFound as exc:
+            raise BindRejected(f"pod is gone: {exc.message}") from None
+        except Conflict as exc:
+            self.counters.bind_conflicts += 1
+            raise BindRejected(exc.message) from None
+        except ShoalError as exc:
+            raise BindFailed(exc.message) from None
+
+    async def _report_unschedulable(self, pod: Obj, message: str, statuses: asyncio.Semaphore) -> None:
+        assert self.client is not None and self.recorder is not None
+        async with statuses:
+            await self.recorder.record(pod, "Warning", "FailedScheduling", message)
+            current = condition(pod, "PodScheduled")
+            if (current is not None and current.get("status") == "False"
+                    and current.get("reason") == "Unschedulable" and current.get("message") == message):
+                return
+            conditions = [c for c in (pod.get("status") or {}).get("conditions") or []
+                          if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                               "message": message,
+                               "lastTransitionTime": format_time(time.time())})
+            patch = {"metadata": {"resourceVersion": meta(pod).get("resourceVersion")},
+                     "status": {"conditions": conditions}}
+            try:
+                await self.client.patch("Pod", name_of(pod), patch, namespace_of(pod), status=True)
+            except (Conflict, NotFound):
+                pass  # the pod changed or went: its next event brings it back if it still needs us
+            except ShoalError as exc:
+                self.log.warning("could not set PodScheduled=False", pod=ref(pod), error=str(exc))
+
+
+def _scheduling_inputs(pod: Obj) -> tuple[Any, ...]:
+    """What a scheduling decision depends on: a change in anything else (status) needs no retry."""
+    m = pod.get("metadata") or {}
+    return (m.get("uid"), pod.get("spec"), m.get("labels"), m.get("ownerReferences"),
+            m.get("deletionTimestamp"), (pod.get("status") or {}).get("phase"))

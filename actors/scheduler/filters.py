@@ -1,0 +1,174 @@
+"""Filter plugins: pure ``(pod, node) -> reasons`` functions; an empty tuple means the node fits.
+
+Reasons are the strings kube-scheduler reports, so the FailedScheduling message reads the same.
+``FILTERS`` lists them in Kubernetes' order; a node is rejected by the first filter that fails.
+
+NodeReady follows Kubernetes, which keeps pods off unready nodes through the ``not-ready`` and
+``unreachable`` NoSchedule taints: a Ready condition that is False (Unknown) acts as that taint would,
+so pods tolerating it (DaemonSet-like pods) still fit. A node reporting no Ready condition is judged by
+its taints alone, as a kubelet registering with the not-ready taint would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from actors.scheduler.model import (
+    ANY_IP,
+    NOT_READY_TAINT,
+    UNREACHABLE_TAINT,
+    UNSCHEDULABLE_TAINT,
+    NodeInfo,
+    NodeSelectorTerm,
+    PodInfo,
+    SelectorRequirement,
+    Taint,
+)
+
+Reasons = tuple[str, ...]
+FITS: Reasons = ()
+
+UNSCHEDULABLE = "node(s) were unschedulable"
+NOT_READY = "node(s) were not ready"
+UNREACHABLE = "node(s) were unreachable"
+AFFINITY_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
+PORTS_TAKEN = "node(s) didn't have free ports for the requested pod ports"
+TOO_MANY_PODS = "Too many pods"
+NOT_FOUND = "node(s) not found"
+
+_UNSCHEDULABLE_TAINT = Taint(UNSCHEDULABLE_TAINT, "", "NoSchedule")
+_NOT_READY_TAINT = Taint(NOT_READY_TAINT, "", "NoSchedule")
+_UNREACHABLE_TAINT = Taint(UNREACHABLE_TAINT, "", "NoSchedule")
+
+
+def node_unschedulable(pod: PodInfo, node: NodeInfo) -> Reasons:
+    if node.unschedulable and not pod.tolerates(_UNSCHEDULABLE_TAINT):
+        return (UNSCHEDULABLE,)
+    return FITS
+
+
+def node_ready(pod: PodInfo, node: NodeInfo) -> Reasons:
+    if node.ready is None or node.ready == "True":
+        return FITS
+    if node.ready == "False":
+        return FITS if pod.tolerates(_NOT_READY_TAINT) else (NOT_READY,)
+    return FITS if pod.tolerates(_UNREACHABLE_TAINT) else (UNREACHABLE,)
+
+
+def taint_toleration(pod: PodInfo, node: NodeInfo) -> Reasons:
+    for taint in node.taints:
+        if taint.effect in ("NoSchedule", "NoExecute") and not pod.tolerates(taint):
+            return (f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}",)
+    return FITS
+
+
+def requirement_matches(req: SelectorRequirement, labels: dict[str, str]) -> bool:
+    value = labels.get(req.key)
+    op = req.operator
+    if op == "In":
+        return value is not None and value in req.values
+    if op == "NotIn":
+        return value is None or value not in req.values
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt"):
+        if value is None or len(req.values) != 1:
+            return False
+        try:
+            have, want = int(value), int(req.values[0])
+        except ValueError:
+            return False
+        return have > want if op == "Gt" else have < want
+    return False  # an unknown operator matches nothing, as in Kubernetes
+
+
+def term_matches(term: NodeSelectorTerm, node: NodeInfo) -> bool:
+    """All requirements of the term hold; a term without any requirement matches no node."""
+    if not term.expressions and not term.fields:
+        return False
+    if not all(requirement_matches(r, node.labels) for r in term.expressions):
+        return False
+    fields = {"metadata.name": node.name}
+    return all(requirement_matches(r, fields) for r in term.fields)
+
+
+def node_affinity(pod: PodInfo, node: NodeInfo) -> Reasons:
+    labels = node.labels
+    for key, value in pod.node_selector:
+        if labels.get(key) != value:
+            return (AFFINITY_MISMATCH,)
+    if pod.required_terms is not None and not any(term_matches(t, node) for t in pod.required_terms):
+        return (AFFINITY_MISMATCH,)
+    return FITS
+
+
+def node_ports(pod: PodInfo, node: NodeInfo) -> Reasons:
+    for hp in pod.host_ports:
+        used = node.ports.get((hp.protocol, hp.port))
+        if used and (hp.ip == ANY_IP or ANY_IP in used or hp.ip in used):
+            return (PORTS_TAKEN,)
+    return FITS
+
+
+def node_resources_fit(pod: PodInfo, node: NodeInfo) -> Reasons:
+    reasons: list[str] = []
+    if node.pod_count + 1 > node.alloc_pods:
+        reasons.append(TOO_MANY_PODS)
+    if pod.cpu and node.req_cpu + pod.cpu > node.alloc_cpu:
+        reasons.append("Insufficient cpu")
+    if pod.memory and node.req_memory + pod.memory > node.alloc_memory:
+        reasons.append("Insufficient memory")
+    for name, amount in pod.other:
+        if node.req_other.get(name, 0) + amount > node.alloc_other.get(name, 0):
+            reasons.append(f"Insufficient {name}")
+    return tuple(reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterPlugin:
+    name: str
+    run: Callable[[PodInfo, NodeInfo], Reasons]
+    relevant: Callable[[PodInfo], bool]
+    """False when the plugin cannot reject any node for this pod (skipped, to save time)."""
+    restricted_only: bool = False
+    """True when the plugin passes on every node that is not ``restricted`` (skipped on those)."""
+
+
+def _always(pod: PodInfo) -> bool:
+    return True
+
+
+FILTERS: tuple[FilterPlugin, ...] = (
+    FilterPlugin("NodeUnschedulable", node_unschedulable, _always, restricted_only=True),
+    FilterPlugin("NodeReady", node_ready, _always, restricted_only=True),
+    FilterPlugin("TaintToleration", taint_toleration, _always, restricted_only=True),
+    FilterPlugin("NodeAffinity", node_affinity,
+                 lambda p: bool(p.node_selector) or p.required_terms is not None),
+    FilterPlugin("NodePorts", node_ports, lambda p: bool(p.host_ports)),
+    FilterPlugin("NodeResourcesFit", node_resources_fit, _always),
+)
+
+
+FilterFn = Callable[[PodInfo, NodeInfo], Reasons]
+
+
+def relevant_filters(pod: PodInfo) -> tuple[tuple[FilterFn, ...], tuple[FilterFn, ...]]:
+    """The filters to run for ``pod`` on restricted nodes, and on every other node."""
+    relevant = [f for f in FILTERS if f.relevant(pod)]
+    return tuple(f.run for f in relevant), tuple(f.run for f in relevant if not f.restricted_only)
+
+
+def run_filters(pod: PodInfo, node: NodeInfo,
+                filters: tuple[tuple[FilterFn, ...], tuple[FilterFn, ...]] | None = None) -> Reasons:
+    """The first failing filter's reasons, or FITS."""
+    if not node.present:
+        return (NOT_FOUND,)
+    every, unrestricted = filters if filters is not None else relevant_filters(pod)
+    for run in every if node.restricted else unrestricted:
+        reasons = run(pod, node)
+        if reasons:
+            return reasons
+    return FITS

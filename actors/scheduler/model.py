@@ -1,0 +1,313 @@
+"""What the scheduler knows about pods and nodes, parsed once from the objects into plain ints and tuples.
+
+``PodInfo`` is immutable and built once per pod (requests in millicores and bytes, tolerations, node
+selection, host ports, spreading group). ``NodeInfo`` holds a node's static facts (labels, taints,
+allocatable) plus the running sums of what the pods on it request; the cache mutates those sums, the
+plugins only read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.objects import Obj, controller_of, labels_of, meta, name_of, namespace_of, ref, uid_of
+from protocol.quantity import QuantityError, cpu_millis, memory_bytes
+
+DEFAULT_SCHEDULER = "default-scheduler"
+DEFAULT_MAX_PODS = 110
+"""A node reporting no ``pods`` capacity is taken to allow the kubelet's default maxPods."""
+NONZERO_CPU = 100
+"""Millicores a container without a cpu request counts for when scoring (Kubernetes' default)."""
+NONZERO_MEMORY = 200 * 2**20
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+ANY_IP = "0.0.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: Taint) -> bool:
+        """Kubernetes' rule: an empty effect matches every effect, an empty key with Exists every key."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        if self.operator == "Exists":
+            return True
+        return self.operator in ("", "Equal") and self.value == taint.value
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorRequirement:
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist, Gt, Lt
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelectorTerm:
+    """ANDed requirements on labels (``matchExpressions``) and fields (``matchFields``: metadata.name)."""
+
+    expressions: tuple[SelectorRequirement, ...] = ()
+    fields: tuple[SelectorRequirement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    ip: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    key: str
+    uid: str
+    cpu: int = 0
+    memory: int = 0
+    other: tuple[tuple[str, int], ...] = ()
+    nonzero_cpu: int = NONZERO_CPU
+    nonzero_memory: int = NONZERO_MEMORY
+    node_selector: tuple[tuple[str, str], ...] = ()
+    required_terms: tuple[NodeSelectorTerm, ...] | None = None
+    """None: no required node affinity. An empty tuple matches no node, as in Kubernetes."""
+    preferred_terms: tuple[tuple[int, NodeSelectorTerm], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    host_ports: tuple[HostPort, ...] = ()
+    group: str | None = None
+    """Pods of one group are spread across nodes: the controller's uid, else namespace + labels."""
+    priority: int = 0
+
+    def tolerates(self, taint: Taint) -> bool:
+        return any(t.tolerates(taint) for t in self.tolerations)
+
+
+@dataclass(slots=True)
+class NodeInfo:
+    name: str
+    present: bool = True
+    """False for a placeholder holding pods bound to a node the cache has not seen (or no longer sees)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    unschedulable: bool = False
+    ready: str | None = "True"
+    """The Ready condition's status, None when the node reports no Ready condition."""
+    alloc_cpu: int = 0
+    alloc_memory: int = 0
+    alloc_pods: int = DEFAULT_MAX_PODS
+    alloc_other: dict[str, int] = field(default_factory=dict)
+    req_cpu: int = 0
+    req_memory: int = 0
+    req_other: dict[str, int] = field(default_factory=dict)
+    nonzero_cpu: int = 0
+    nonzero_memory: int = 0
+    pod_count: int = 0
+    ports: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    """(protocol, port) -> host IP -> number of pods using it."""
+    groups: dict[str, int] = field(default_factory=dict)
+    restricted: bool = False
+    """Cordoned, not ready or carrying a NoSchedule/NoExecute taint: node-scoped filters must run."""
+    soft_tainted: bool = False
+    """Carries a PreferNoSchedule taint: the taint score must run."""
+
+    def __post_init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the flags derived from the static facts (after changing them)."""
+        self.restricted = self.unschedulable or self.ready not in (None, "True") or any(
+            t.effect != "PreferNoSchedule" for t in self.taints)
+        self.soft_tainted = any(t.effect == "PreferNoSchedule" for t in self.taints)
+
+    def static(self) -> tuple[Any, ...]:
+        """The node's scheduling-relevant facts, to tell a heartbeat from a change worth a retry."""
+        return (self.present, tuple(sorted(self.labels.items())), self.taints, self.unschedulable, self.ready,
+                self.alloc_cpu, self.alloc_memory, self.alloc_pods, tuple(sorted(self.alloc_other.items())))
+
+
+def _amount(resource: str, value: Any) -> int:
+    try:
+        return cpu_millis(value) if resource == "cpu" else memory_bytes(value)
+    except (QuantityError, TypeError, ValueError, ArithmeticError):
+        return 0
+
+
+def _resource_map(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): _amount(str(k), v) for k, v in value.items()}
+
+
+def _requests(container: Any) -> dict[str, int]:
+    resources = container.get("resources") if isinstance(container, dict) else None
+    return _resource_map(resources.get("requests") if isinstance(resources, dict) else None)
+
+
+def pod_requests(spec: Obj) -> tuple[dict[str, int], int, int]:
+    """Effective requests: max(sum of containers, largest init container) per resource, plus overhead.
+
+    Also returns the non-zero cpu and memory used for scoring (defaults for containers without requests).
+    """
+    total: dict[str, int] = {}
+    nz_cpu = nz_mem = 0
+    for c in spec.get("containers") or []:
+        req = _requests(c)
+        for k, v in req.items():
+            total[k] = total.get(k, 0) + v
+        nz_cpu += req.get("cpu") or NONZERO_CPU
+        nz_mem += req.get("memory") or NONZERO_MEMORY
+    for c in spec.get("initContainers") or []:
+        req = _requests(c)
+        for k, v in req.items():
+            total[k] = max(total.get(k, 0), v)
+        nz_cpu = max(nz_cpu, req.get("cpu") or NONZERO_CPU)
+        nz_mem = max(nz_mem, req.get("memory") or NONZERO_MEMORY)
+    for k, v in _resource_map(spec.get("overhead")).items():
+        total[k] = total.get(k, 0) + v
+    return total, nz_cpu, nz_mem
+
+
+def _requirement(expr: Any) -> SelectorRequirement:
+    if not isinstance(expr, dict):
+        return SelectorRequirement("", "Invalid")
+    return SelectorRequirement(str(expr.get("key", "")), str(expr.get("operator", "")),
+                               tuple(str(v) for v in expr.get("values") or ()))
+
+
+def _term(term: Any) -> NodeSelectorTerm:
+    if not isinstance(term, dict):
+        return NodeSelectorTerm()
+    return NodeSelectorTerm(tuple(_requirement(e) for e in term.get("matchExpressions") or ()),
+                            tuple(_requirement(e) for e in term.get("matchFields") or ()))
+
+
+def _toleration(t: Any) -> Toleration:
+    if not isinstance(t, dict):
+        return Toleration(operator="Invalid")
+    return Toleration(str(t.get("key") or ""), str(t.get("operator") or "Equal"), str(t.get("value") or ""),
+                      str(t.get("effect") or ""))
+
+
+def _host_ports(spec: Obj) -> tuple[HostPort, ...]:
+    host_network = bool(spec.get("hostNetwork"))
+    ports = []
+    for c in spec.get("containers") or []:
+        for p in (c.get("ports") if isinstance(c, dict) else None) or []:
+            if not isinstance(p, dict):
+                continue
+            port = p.get("hostPort") or (p.get("containerPort") if host_network else 0)
+            if isinstance(port, int) and port > 0:
+                ports.append(HostPort(str(p.get("hostIP") or ANY_IP), str(p.get("protocol") or "TCP"), port))
+    return tuple(ports)
+
+
+def spread_group(pod: Obj) -> str | None:
+    owner = controller_of(pod)
+    if owner is not None and owner.get("uid"):
+        return f"owner/{owner['uid']}"
+    labels = labels_of(pod)
+    if labels:
+        return f"labels/{namespace_of(pod) or ''}/" + ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return None
+
+
+def pod_info(pod: Obj) -> PodInfo:
+    spec: Obj = pod.get("spec") or {}
+    total, nz_cpu, nz_mem = pod_requests(spec)
+    cpu, memory = total.pop("cpu", 0), total.pop("memory", 0)
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    required_terms = None if not isinstance(required, dict) else tuple(
+        _term(t) for t in required.get("nodeSelectorTerms") or ())
+    preferred = tuple(
+        (int(p.get("weight") or 0), _term(p.get("preference")))
+        for p in affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()
+        if isinstance(p, dict) and isinstance(p.get("weight"), int))
+    selector = spec.get("nodeSelector") or {}
+    priority = spec.get("priority")
+    return PodInfo(
+        key=ref(pod), uid=uid_of(pod), cpu=cpu, memory=memory,
+        other=tuple(sorted((k, v) for k, v in total.items() if v > 0)),
+        nonzero_cpu=nz_cpu, nonzero_memory=nz_mem,
+        node_selector=tuple(sorted((str(k), str(v)) for k, v in selector.items())) if isinstance(
+            selector, dict) else (),
+        required_terms=required_terms, preferred_terms=preferred,
+        tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
+        host_ports=_host_ports(spec), group=spread_group(pod),
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+    )
+
+
+def responsible_for(pod: Obj) -> bool:
+    """Whether this scheduler should place ``pod``: ours, unbound, not being deleted, not finished."""
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName") or (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
+        return False
+    if meta(pod).get("deletionTimestamp"):
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def node_info(node: Obj) -> NodeInfo:
+    """A NodeInfo with the node's static facts and no pods (allocatable falls back to capacity)."""
+    spec: Obj = node.get("spec") or {}
+    status: Obj = node.get("status") or {}
+    alloc = _resource_map(status.get("allocatable")) or _resource_map(status.get("capacity"))
+    ready: str | None = None
+    for cond in status.get("conditions") or ():
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            ready = str(cond.get("status") or "Unknown")
+    taints = tuple(
+        Taint(str(t.get("key") or ""), str(t.get("value") or ""), str(t.get("effect") or ""))
+        for t in spec.get("taints") or () if isinstance(t, dict))
+    pods = alloc.pop("pods", None)
+    return NodeInfo(
+        name=name_of(node), labels=dict(labels_of(node)), taints=taints,
+        unschedulable=bool(spec.get("unschedulable")), ready=ready,
+        alloc_cpu=alloc.pop("cpu", 0), alloc_memory=alloc.pop("memory", 0),
+        alloc_pods=DEFAULT_MAX_PODS if pods is None else pods, alloc_other=alloc,
+    )
+
+
+def add_usage(node: NodeInfo, pod: PodInfo, sign: int = 1) -> None:
+    """Add (sign=1) or remove (sign=-1) ``pod``'s requests, ports and group from ``node``'s sums."""
+    node.req_cpu += sign * pod.cpu
+    node.req_memory += sign * pod.memory
+    node.nonzero_cpu += sign * pod.nonzero_cpu
+    node.nonzero_memory += sign * pod.nonzero_memory
+    node.pod_count += sign
+    for name, amount in pod.other:
+        left = node.req_other.get(name, 0) + sign * amount
+        if left:
+            node.req_other[name] = left
+        else:
+            node.req_other.pop(name, None)
+    for hp in pod.host_ports:
+        ips = node.ports.setdefault((hp.protocol, hp.port), {})
+        count = ips.get(hp.ip, 0) + sign
+        if count > 0:
+            ips[hp.ip] = count
+        else:
+            ips.pop(hp.ip, None)
+            if not ips:
+                del node.ports[(hp.protocol, hp.port)]
+    if pod.group is not None:
+        count = node.groups.get(pod.group, 0) + sign
+        if count > 0:
+            node.groups[pod.group] = count
+        else:
+            node.groups.pop(pod.group, None)

@@ -1,0 +1,112 @@
+"""Score plugins: pure ``(pod, node) -> int`` functions, normalized to 0..100 across the feasible nodes.
+
+Weights follow kube-scheduler's defaults. Spreading counts the pods of the same group (controller, or
+namespace + labels) already on a node, assumed pods included: fewer siblings score higher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from actors.scheduler.filters import term_matches
+from actors.scheduler.model import NodeInfo, PodInfo
+
+MAX_SCORE = 100
+
+
+def least_allocated(pod: PodInfo, node: NodeInfo) -> int:
+    """Mean share of cpu and memory left free once the pod is placed (non-zero requests), 0..100."""
+    alloc, used = node.alloc_cpu, node.nonzero_cpu + pod.nonzero_cpu
+    cpu = (alloc - used) * MAX_SCORE // alloc if alloc > 0 and used <= alloc else 0
+    alloc, used = node.alloc_memory, node.nonzero_memory + pod.nonzero_memory
+    memory = (alloc - used) * MAX_SCORE // alloc if alloc > 0 and used <= alloc else 0
+    return (cpu + memory) // 2
+
+
+def balanced_allocation(pod: PodInfo, node: NodeInfo) -> int:
+    """100 when cpu and memory would be used in the same proportion, less as they drift apart."""
+    if node.alloc_cpu <= 0 or node.alloc_memory <= 0:
+        return 0
+    cpu = (node.nonzero_cpu + pod.nonzero_cpu) / node.alloc_cpu
+    memory = (node.nonzero_memory + pod.nonzero_memory) / node.alloc_memory
+    if cpu > 1.0:
+        cpu = 1.0
+    if memory > 1.0:
+        memory = 1.0
+    std = (cpu - memory if cpu > memory else memory - cpu) / 2
+    return int((1 - std) * MAX_SCORE)
+
+
+def siblings(pod: PodInfo, node: NodeInfo) -> int:
+    """Raw: pods of the pod's group on the node (reverse-normalized: fewer is better)."""
+    return node.groups.get(pod.group, 0) if pod.group is not None else 0
+
+
+def intolerable_prefer_no_schedule(pod: PodInfo, node: NodeInfo) -> int:
+    """Raw: PreferNoSchedule taints the pod does not tolerate (reverse-normalized)."""
+    count = 0
+    for taint in node.taints:
+        if taint.effect == "PreferNoSchedule" and not any(
+                t.tolerates(taint) for t in pod.tolerations if t.effect in ("", "PreferNoSchedule")):
+            count += 1
+    return count
+
+
+def preferred_affinity(pod: PodInfo, node: NodeInfo) -> int:
+    """Raw: sum of the weights of the preferred node-affinity terms the node matches (normalized)."""
+    return sum(weight for weight, term in pod.preferred_terms if term_matches(term, node))
+
+
+def normalize(scores: Sequence[int], *, reverse: bool) -> list[int]:
+    """Kubernetes' DefaultNormalizeScore: scale to 0..100 by the maximum, optionally reversed."""
+    top = max(scores, default=0)
+    if top == 0:
+        return [MAX_SCORE if reverse else 0] * len(scores)
+    if reverse:
+        return [MAX_SCORE - MAX_SCORE * s // top for s in scores]
+    return [MAX_SCORE * s // top for s in scores]
+
+
+@dataclass(frozen=True, slots=True)
+class ScorePlugin:
+    name: str
+    weight: int
+    run: Callable[[PodInfo, NodeInfo], int]
+    normalize: str | None
+    """None: the score is already 0..100; "max" or "reverse": normalized across feasible nodes."""
+    relevant: Callable[[PodInfo], bool]
+    node_relevant: Callable[[NodeInfo], bool] | None = None
+    """When no node is relevant, every node would score the same: the plugin is skipped."""
+
+
+def _always(pod: PodInfo) -> bool:
+    return True
+
+
+SCORES: tuple[ScorePlugin, ...] = (
+    ScorePlugin("LeastAllocated", 1, least_allocated, None, _always),
+    ScorePlugin("BalancedAllocation", 1, balanced_allocation, None, _always),
+    ScorePlugin("PodSpread", 2, siblings, "reverse", lambda p: p.group is not None),
+    ScorePlugin("TaintToleration", 3, intolerable_prefer_no_schedule, "reverse", _always,
+                lambda n: n.soft_tainted),
+    ScorePlugin("NodeAffinity", 2, preferred_affinity, "max", lambda p: bool(p.preferred_terms)),
+)
+
+
+def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
+                plugins: Sequence[ScorePlugin] = SCORES) -> list[int]:
+    """The weighted sum of every relevant plugin's normalized score, per node."""
+    totals = [0] * len(nodes)
+    for plugin in plugins:
+        if not plugin.relevant(pod):
+            continue
+        if plugin.node_relevant is not None and not any(map(plugin.node_relevant, nodes)):
+            continue
+        run = plugin.run
+        raw = [run(pod, node) for node in nodes]
+        if plugin.normalize is not None:
+            raw = normalize(raw, reverse=plugin.normalize == "reverse")
+        weight = plugin.weight
+        totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
+    return totals

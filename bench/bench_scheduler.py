@@ -1,0 +1,225 @@
+"""Scheduler throughput benchmark (a script, not a test).
+
+Starts a nats-server, an API actor and a scheduler (each its own process, as in a cluster), registers
+hollow nodes (Node objects with allocatable and Ready=True; no kubelet), then:
+
+1. baseline: creates ``--pods`` pods nobody schedules (schedulerName ``none``), the raw API create rate;
+2. creates ``--pods`` schedulable pods and waits until the scheduler has bound them all.
+
+Prints throughput (first create to last bind, pods/s), bind latency per pod (create sent -> bound seen
+on a watch) p50/p99, and the ratio to the baseline create rate.
+
+    .venv/bin/python bench/bench_scheduler.py --nodes 1000 --pods 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from protocol import codec, subjects  # noqa: E402
+from protocol.errors import ShoalError  # noqa: E402
+from protocol.objects import Obj, name_of  # noqa: E402
+from runtime.client import ApiClient  # noqa: E402
+from runtime.informer import Informer  # noqa: E402
+from runtime.nats_server import NatsServer, NatsServerConfig, free_port  # noqa: E402
+from tests.scheduler.helpers import make_node, make_pod  # noqa: E402
+
+
+def spawn(module: str, url: str, *extra: str, log_dir: Path) -> subprocess.Popen[bytes]:
+    log = (log_dir / f"{module.rsplit('.', 1)[-1]}.log").open("wb")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    profile = os.environ.get("BENCH_PROFILE_DIR")  # e.g. BENCH_PROFILE_DIR=/tmp: cProfile every process
+    prefix = ["-m", "cProfile", "-o", f"{profile}/{module}.prof"] if profile else []
+    return subprocess.Popen([sys.executable, *prefix, "-m", module, "--server", url, "--log-level", "warning",
+                             "--log-format", "json", *extra], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+async def scheduler_health(client: ApiClient) -> dict[str, Any] | None:
+    try:
+        msg = await client.nc.request(subjects.health("scheduler"), b"", timeout=2)
+    except Exception:
+        return None
+    health: dict[str, Any] = codec.check_reply(codec.decode(msg.data))["health"]
+    return health
+
+
+async def create_many(client: ApiClient, objects: list[Obj], concurrency: int,
+                      sent: dict[str, float] | None = None, label: str = "") -> float:
+    """Create every object with ``concurrency`` requests in flight; returns the seconds it took."""
+    it = iter(objects)
+    done = 0
+    started = time.monotonic()
+
+    async def worker() -> None:
+        nonlocal done
+        for obj in it:
+            if sent is not None:
+                sent[name_of(obj)] = time.monotonic()
+            for attempt in range(5):
+                try:
+                    await client.create(obj)
+                    break
+                except ShoalError as exc:
+                    if not exc.retryable or attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            done += 1
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(1)
+            print(f"  {label}: {done}/{len(objects)} created", flush=True)
+
+    reporter = asyncio.create_task(progress())
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        reporter.cancel()
+    return time.monotonic() - started
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
+        tmpdir = Path(tmp)
+        server = NatsServer(NatsServerConfig(state_dir=tmpdir / "nats", port=free_port()))
+        await server.start()
+        procs: list[subprocess.Popen[bytes]] = []
+        nc = await nats.connect(server.url)
+        try:
+            client = ApiClient(nc, timeout=30)
+            procs.append(spawn("actors.api", server.url, log_dir=tmpdir))
+            for _ in range(300):
+                with contextlib.suppress(ShoalError):
+                    await client.info()
+                    break
+                await asyncio.sleep(0.1)
+            for ns in ("bench", "baseline"):
+                await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+            print(f"registering {args.nodes} hollow nodes", flush=True)
+            await create_many(client, [make_node(f"hollow-{i:05d}", labels={"zone": f"z{i % 3}"})
+                                       for i in range(args.nodes)], args.concurrency, label="nodes")
+
+            rng = random.Random(42)
+
+            def pods(namespace: str, scheduler: str | None) -> list[Obj]:
+                out = []
+                for i in range(args.pods):
+                    owner = {"name": f"rs-{i % 20}", "uid": f"uid-rs-{i % 20}"} if i % 2 == 0 else None
+                    out.append(make_pod(f"p-{i:06d}", namespace=namespace, owner=owner, scheduler=scheduler,
+                                        cpu=f"{rng.choice([100, 200, 250, 500])}m",
+                                        memory=f"{rng.choice([128, 256, 512])}Mi"))
+                return out
+
+            print(f"baseline: creating {args.pods} pods nobody schedules", flush=True)
+            baseline_s = await create_many(client, pods("baseline", "none"), args.concurrency, label="baseline")
+            baseline_rate = args.pods / baseline_s
+            print(f"baseline create rate: {baseline_rate:.0f} pods/s ({baseline_s:.1f}s)", flush=True)
+
+            procs.append(spawn("actors.scheduler", server.url, "--no-leader-elect",
+                               "--bind-concurrency", str(args.bind_concurrency),
+                               "--percentage-of-nodes-to-score", str(args.percentage), log_dir=tmpdir))
+            while not ((h := await scheduler_health(client)) and h.get("synced")):
+                await asyncio.sleep(0.2)
+            print(f"scheduler synced: {h['nodes']} nodes", flush=True)
+
+            bound_at: dict[str, float] = {}
+            node_of: dict[str, str] = {}
+
+            def on_bound(event: str, old: Obj | None, new: Obj | None) -> None:
+                if new is not None and event != "DELETED" and name_of(new) not in bound_at:
+                    bound_at[name_of(new)] = time.monotonic()
+                    node_of[name_of(new)] = new["spec"]["nodeName"]
+
+            watcher = Informer(client, "Pod", "bench", field_selector="spec.nodeName!=")
+            watcher.add_handler(on_bound)
+            watch_task = asyncio.create_task(watcher.run())
+            await watcher.synced.wait()
+
+            sent: dict[str, float] = {}
+            print(f"scheduling: creating {args.pods} pods", flush=True)
+            first = time.monotonic()
+            create_task = asyncio.create_task(
+                create_many(client, pods("bench", None), args.concurrency, sent, label="scheduled pods"))
+            deadline = first + args.timeout
+            while len(bound_at) < args.pods:
+                await asyncio.sleep(1)
+                h = await scheduler_health(client) or {}
+                print(f"  bound {len(bound_at)}/{args.pods}  (scheduler: pending={h.get('pending')} "
+                      f"assumed={h.get('assumed')} bindFailures={h.get('bindFailures')})", flush=True)
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"timed out: only {len(bound_at)}/{args.pods} pods bound")
+            create_s = await create_task
+            last = max(bound_at.values())
+            watch_task.cancel()
+
+            total_s = last - first
+            latencies = [(bound_at[n] - sent[n]) * 1000 for n in bound_at]
+            per_node: dict[str, int] = {}
+            for n in node_of.values():
+                per_node[n] = per_node.get(n, 0) + 1
+            rate = args.pods / total_s
+            h = await scheduler_health(client) or {}
+            print()
+            print(f"nodes {args.nodes}, pods {args.pods}, bind concurrency {args.bind_concurrency}, "
+                  f"percentage of nodes to score {args.percentage or 'adaptive'}, cpus {os.cpu_count()}")
+            print(f"API create rate (baseline, no scheduler): {baseline_rate:8.0f} pods/s")
+            print(f"create rate while scheduling:             {args.pods / create_s:8.0f} pods/s")
+            print(f"scheduler throughput (first create -> all bound): {rate:8.0f} pods/s  ({total_s:.1f}s)")
+            print(f"ratio scheduled / baseline create rate:  {rate / baseline_rate:8.2f}")
+            print(f"bind latency per pod (create sent -> bound seen): p50 {statistics.median(latencies):.0f} ms, "
+                  f"p99 {percentile(latencies, 99):.0f} ms, max {max(latencies):.0f} ms")
+            print(f"pods per node: min {min(per_node.values())}, max {max(per_node.values())}, "
+                  f"nodes used {len(per_node)}")
+            print(f"scheduler health: {h}")
+        finally:
+            await nc.close()
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            await server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--pods", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=128, help="creates in flight")
+    parser.add_argument("--bind-concurrency", type=int, default=64, help="binds in flight in the scheduler")
+    parser.add_argument("--percentage", type=int, default=0,
+                        help="scheduler's percentage of nodes to score (0 = adaptive, as Kubernetes)")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    with contextlib.suppress(ImportError):
+        import uvloop
+        uvloop.install()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
