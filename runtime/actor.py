@@ -60,7 +60,7 @@ async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    nc = await connect(bus, name=f"{actor.name}/{instance}", log=log)
+    nc = await connect(bus, name=f"{actor.name}/{instance}", log=log, closing=stop.is_set)
     supervisor = Supervisor(log)
     ctx = ActorContext(nc=nc, name=actor.name, instance=instance, supervisor=supervisor, log=log,
                        stopping=stop)

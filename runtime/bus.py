@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ class BusConfig:
 
 
 async def connect(config: BusConfig, *, name: str, log: Any = None, reconnect: bool = True,
-                  connect_timeout: float = 2.0) -> Client:
+                  connect_timeout: float = 2.0, closing: Callable[[], bool] = lambda: False) -> Client:
     """Connect; with ``reconnect`` the client retries forever, riding out server restarts and failover."""
 
     async def on_error(exc: Exception) -> None:
@@ -48,7 +49,7 @@ async def connect(config: BusConfig, *, name: str, log: Any = None, reconnect: b
             log.warning("nats error", error=repr(exc))
 
     async def on_disconnect() -> None:
-        if log is not None:
+        if log is not None and not closing():
             log.warning("nats disconnected")
 
     async def on_reconnect() -> None:

@@ -1,0 +1,303 @@
+"""NATS users and subject permissions for a Shoal cluster: one user per component, least privilege.
+
+Pure: ``*_permissions`` build :class:`Permissions`, ``render_authorization`` writes the
+``authorization { users = [...] }`` block for ``NatsServerConfig.extra`` (or ``include`` from the
+server config), ``node_may_write_pod`` is the check an API actor makes before serving a kubelet's
+node-scoped pod write. The small CLI keeps generated passwords in a JSON secrets file and renders the
+block and one env file per component from it::
+
+    python -m runtime.nats_security init   --dir /etc/shoal [--nodes n1,n2]   # secrets, auth.conf, creds/*.env
+    python -m runtime.nats_security add-node --dir /etc/shoal NODE             # one more kubelet + proxy user
+    python -m runtime.nats_security render --dir /etc/shoal                    # auth.conf again from secrets
+
+Users authenticate with user + password (plain users in the server config: no JWT resolver to run).
+Passwords are random 32-byte tokens, files are 0600. Every user lives in the default account, so
+JetStream and the KV bucket are shared; what a user may do is its subject permissions.
+
+Inboxes: today every client uses nats-py's default ``_INBOX.<nuid>``, so every user must subscribe
+``_INBOX.>`` and could therefore overhear replies meant for others. With ``private_inboxes`` each user
+is confined to ``_INBOX.<user>.>``: this needs clients to connect with ``inbox_prefix="_INBOX.<user>"``
+(see ``inbox_prefix``), a one-line change to ``runtime/bus.py`` that is proposed, not yet made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.keys import CLUSTER_SCOPE, encode_token
+from protocol.subjects import API_PREFIX, EVENTS_PREFIX
+
+INBOX = "_INBOX"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+CONTROL_PLANE = ("scheduler", "controller-manager", "cloud-controller-manager")
+"""Components that act through the API with any verb on any object (as in Kubernetes, where they hold
+broad RBAC roles); they never touch JetStream directly."""
+
+
+@dataclass(frozen=True)
+class Permissions:
+    publish: tuple[str, ...] = ()
+    subscribe: tuple[str, ...] = ()
+    publish_deny: tuple[str, ...] = ()
+    allow_responses: bool = False
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password: str
+    permissions: Permissions = field(default_factory=Permissions)
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply-inbox prefix a client of ``user`` uses when inboxes are private."""
+    return f"{INBOX}.{encode_token(user)}"
+
+
+def _inboxes(user: str, private: bool) -> str:
+    return f"{inbox_prefix(user)}.>" if private else f"{INBOX}.>"
+
+
+def _health(actor: str) -> tuple[str, ...]:
+    return (f"shoal.health.{actor}", f"shoal.health.{actor}.*")
+
+
+def node_scoped_subject(node: str, verb: str, plural: str, namespace: str | None, name: str | None) -> str:
+    """The proposed subject of a node-scoped write: ``shoal.node.<N>.api.<verb>.<plural>.<ns>[.<name>]``.
+
+    An API actor serving ``shoal.node.*.api.>`` (queue ``shoal-api``) trusts the ``<N>`` token because
+    NATS lets only node N's kubelet publish under ``shoal.node.<N>.api.>``, and checks the target with
+    ``node_may_write_pod`` (pods) or that the object is the node itself (nodes, node leases).
+    """
+    ns = encode_token(namespace) if namespace else CLUSTER_SCOPE
+    tail = f".{encode_token(name)}" if name else ""
+    return f"shoal.node.{encode_token(node)}.api.{verb}.{plural}.{ns}{tail}"
+
+
+def node_may_write_pod(node: str, pod: Mapping[str, Any] | None) -> bool:
+    """May node ``node``'s kubelet write this pod (its status, or its final deletion)?
+
+    Only when the pod, as currently stored, is bound to that node. The API actor reads the stored pod
+    (not the one in the request, which the kubelet controls) and refuses with ``Forbidden`` otherwise;
+    a pod being rebound is impossible (``bind`` sets ``spec.nodeName`` once), so the check is stable.
+    """
+    if not node or not isinstance(pod, Mapping):
+        return False
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return False
+    bound = spec.get("nodeName")
+    return isinstance(bound, str) and bound == node
+
+
+def api_permissions(*, private_inboxes: bool = False) -> Permissions:
+    """API actors: JetStream (the KV bucket, streams, direct gets), events, serving every request."""
+    _ = private_inboxes  # API actors answer everyone: they publish to every inbox in either mode
+    return Permissions(
+        publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"{EVENTS_PREFIX}.>", f"{INBOX}.>"),
+        subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", "shoal.watchctl.>", f"{INBOX}.>",
+                   *_health("api")),
+    )
+
+
+def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> Permissions:
+    """Scheduler, controller manager, cloud controller manager: any API request, no JetStream."""
+    return Permissions(
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>"),
+        subscribe=(_inboxes(actor, private_inboxes), *_health(actor)),
+        allow_responses=True,
+    )
+
+
+def kubelet_permissions(node: str, *, private_inboxes: bool = False, node_scoped_pods: bool = False) -> Permissions:
+    """Node ``node``'s kubelet: its own Node and Lease, reads, events, its pods' status and deletion.
+
+    Pod subjects do not name the node, so until API actors serve the node-scoped subjects
+    (``node_scoped_pods=True``) a kubelet must be allowed ``status``/``delete`` on every pod: the one
+    remaining gap (documented in deploy/README.md).
+    """
+    n = encode_token(node)
+    lease_ns = NODE_LEASE_NAMESPACE
+    user = f"kubelet-{node}"
+    publish = [
+        f"{API_PREFIX}.create.nodes.{CLUSTER_SCOPE}",
+        f"{API_PREFIX}.status.nodes.{CLUSTER_SCOPE}.{n}",
+        f"{API_PREFIX}.update.nodes.{CLUSTER_SCOPE}.{n}",
+        f"{API_PREFIX}.patch.nodes.{CLUSTER_SCOPE}.{n}",
+        f"{API_PREFIX}.create.leases.{lease_ns}",
+        f"{API_PREFIX}.*.leases.{lease_ns}.{n}",
+        f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>",
+        f"{API_PREFIX}.create.events.*", f"{API_PREFIX}.update.events.*.*", f"{API_PREFIX}.patch.events.*.*",
+        "shoal.watchctl.>",
+    ]
+    if node_scoped_pods:
+        publish.append(f"shoal.node.{n}.api.>")
+    else:
+        publish += [f"{API_PREFIX}.status.pods.*.*", f"{API_PREFIX}.delete.pods.*.*"]
+    # the logs service streams its answer to the requester's inbox (several messages, for as long as a
+    # follow lasts), which ``allow_responses`` cannot express: the kubelet publishes to inboxes
+    return Permissions(
+        publish=(*publish, f"{INBOX}.>"),
+        subscribe=(_inboxes(user, private_inboxes), f"shoal.node.{n}.>", *_health("kubelet")),
+    )
+
+
+def proxy_permissions(node: str, *, private_inboxes: bool = False) -> Permissions:
+    """A node's proxy: reads only (get, list, watch and its keep-alives)."""
+    return Permissions(
+        publish=(f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>", "shoal.watchctl.>"),
+        subscribe=(_inboxes(f"proxy-{node}", private_inboxes), *_health("proxy")),
+        allow_responses=True,
+    )
+
+
+def admin_permissions() -> Permissions:
+    """The admin tool (and operators): everything except writing the datastore behind the API's back."""
+    return Permissions(publish=(">",), subscribe=(">",), publish_deny=("$KV.shoal.>",))
+
+
+# -- users ------------------------------------------------------------------------------------------
+def new_password() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private_inboxes: bool = False,
+                  node_scoped_pods: bool = False) -> list[User]:
+    """Every user of a cluster, from ``passwords`` keyed by user name (``api``, ``scheduler``,
+    ``controller-manager``, ``cloud-controller-manager``, ``admin``, ``kubelet-<node>``, ``proxy-<node>``)."""
+    users = [User("api", passwords["api"], api_permissions(private_inboxes=private_inboxes))]
+    users += [User(actor, passwords[actor], control_plane_permissions(actor, private_inboxes=private_inboxes))
+              for actor in CONTROL_PLANE]
+    users.append(User("admin", passwords["admin"], admin_permissions()))
+    for node in nodes:
+        users.append(User(f"kubelet-{node}", passwords[f"kubelet-{node}"], kubelet_permissions(
+            node, private_inboxes=private_inboxes, node_scoped_pods=node_scoped_pods)))
+        users.append(User(f"proxy-{node}", passwords[f"proxy-{node}"],
+                          proxy_permissions(node, private_inboxes=private_inboxes)))
+    return users
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value)  # NATS conf strings accept JSON escaping
+
+
+def _list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(_quote(v) for v in values) + "]"
+
+
+def render_user(user: User) -> str:
+    p = user.permissions
+    publish = f"allow: {_list(p.publish)}" + (f", deny: {_list(p.publish_deny)}" if p.publish_deny else "")
+    parts = [f"publish: {{{publish}}}", f"subscribe: {{allow: {_list(p.subscribe)}}}"]
+    if p.allow_responses:
+        parts.append("allow_responses: true")
+    return (f"    {{user: {_quote(user.name)}, password: {_quote(user.password)},\n"
+            f"     permissions: {{{', '.join(parts)}}}}}")
+
+
+def render_authorization(users: Sequence[User], *, timeout: float = 2.0) -> str:
+    """The ``authorization`` block of a nats-server config (server-wide users, default account)."""
+    body = ",\n".join(render_user(u) for u in users)
+    return f"authorization {{\n  timeout: {timeout}\n  users = [\n{body}\n  ]\n}}\n"
+
+
+def env_file(servers: Sequence[str], user: str, password: str, tls_ca: str | None = None) -> str:
+    """The ``EnvironmentFile`` lines ``runtime.bus.BusConfig.from_env`` reads."""
+    lines = [f"SHOAL_SERVER={','.join(servers)}"] if servers else []
+    lines += [f"SHOAL_USER={user}", f"SHOAL_PASSWORD={password}"]
+    if tls_ca:
+        lines.append(f"SHOAL_TLS_CA={tls_ca}")
+    return "\n".join(lines) + "\n"
+
+
+# -- the secrets directory (CLI) ----------------------------------------------------------------
+SECRETS = "secrets.json"
+AUTH_CONF = "nats-auth.conf"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+
+
+def load_secrets(directory: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((directory / SECRETS).read_text())
+    return data
+
+
+def ensure_node(secrets_: dict[str, Any], node: str) -> None:
+    encode_token(node)  # refuses empty or non-Latin-1 names
+    if node not in secrets_["nodes"]:
+        secrets_["nodes"].append(node)
+    for user in (f"kubelet-{node}", f"proxy-{node}"):
+        secrets_["passwords"].setdefault(user, new_password())
+
+
+def new_secrets(nodes: Iterable[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"passwords": {u: new_password() for u in ("api", "admin", "route", *CONTROL_PLANE)},
+                            "nodes": [], "private_inboxes": False, "node_scoped_pods": False}
+    for node in nodes:
+        ensure_node(data, node)
+    return data
+
+
+def write_all(directory: Path, data: dict[str, Any], servers: Sequence[str], tls_ca: str | None) -> list[Path]:
+    """secrets.json, nats-auth.conf and creds/<user>.env under ``directory``; returns the paths written."""
+    _write_private(directory / SECRETS, json.dumps(data, indent=2) + "\n")
+    users = cluster_users(data["passwords"], data["nodes"], private_inboxes=bool(data.get("private_inboxes")),
+                          node_scoped_pods=bool(data.get("node_scoped_pods")))
+    written = [directory / SECRETS, directory / AUTH_CONF]
+    _write_private(directory / AUTH_CONF, render_authorization(users))
+    for user in users:
+        path = directory / "creds" / f"{user.name}.env"
+        _write_private(path, env_file((), user.name, user.password, tls_ca))
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.nats_security",
+                                     description="Shoal's NATS users: secrets, authorization block, env files")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("init", "add-node", "render", "route-password"):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", type=Path, default=Path("/etc/shoal"))
+        p.add_argument("--tls-ca", default=None, help="CA file path written into the env files as SHOAL_TLS_CA")
+        if name == "init":
+            p.add_argument("--nodes", default="", help="comma-separated node names to create users for")
+            p.add_argument("--force", action="store_true", help="replace existing secrets")
+        if name == "add-node":
+            p.add_argument("node")
+    args = parser.parse_args(argv)
+    directory: Path = args.dir
+    if args.command == "init":
+        existing = (directory / SECRETS).exists() and not args.force
+        data = load_secrets(directory) if existing else new_secrets([])
+        for node in (n.strip() for n in args.nodes.split(",")):
+            if node:
+                ensure_node(data, node)
+    else:
+        data = load_secrets(directory)
+        if args.command == "route-password":
+            print(data["passwords"]["route"])
+            return 0
+        if args.command == "add-node":
+            ensure_node(data, args.node)
+    for path in write_all(directory, data, (), args.tls_ca):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
