@@ -232,8 +232,15 @@ class ApiService:
                                  precondition: int | None, change: Callable[[Obj], Obj | None]) -> Obj:
         """Read, apply ``change`` (None: nothing to write), CAS-write; retry on Conflict unless pinned."""
         key = keys.object_key(info, namespace, name)
+        from_cache = True
         for _attempt in range(CONFLICT_RETRIES):
-            current, rev = await self._read(info, namespace, name)
+            cached = self.cache.get(key) if from_cache else None
+            if cached is not None and cached.raw and (precondition is None or precondition <= cached.rev):
+                # the watch cache saves a datastore read; compare-and-swap still guards correctness
+                current, rev = codec.unpackb(cached.raw), cached.rev
+            else:
+                current, rev = await self._read(info, namespace, name)
+                cached = None
             if precondition is not None and precondition != rev:
                 raise Conflict(
                     f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified; '
@@ -241,12 +248,16 @@ class ApiService:
                     {"kind": info.kind, "name": name, "resourceVersion": rev})
             updated = change(copy_object(current))
             if updated is None:
+                if cached is not None:  # "nothing to do" must be judged on the datastore's copy
+                    from_cache = False
+                    continue
                 return with_rv(current, rev)
             try:
                 return await self._commit(info, key, updated, rev)
             except Conflict:
                 if precondition is not None:
                     raise
+                from_cache = False
         raise Conflict(f'{info.plural} "{name}" is being modified too often; retry')
 
     async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
