@@ -53,6 +53,7 @@ def collection_subject(verb: Verb, info: KindInfo, namespace: str | None) -> str
 API_WILDCARD = f"{API_PREFIX}.>"
 COMPACT = f"{API_PREFIX}.admin.compact"
 INFO = f"{API_PREFIX}.admin.info"
+TOKEN_REVIEW = f"{API_PREFIX}.admin.tokenreview"
 
 
 def watch_control(actor_id: str) -> str:

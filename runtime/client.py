@@ -150,6 +150,10 @@ class ApiClient:
         return Watch(self, kind_info(kind), namespace, label_selector=label_selector,
                      field_selector=field_selector, resource_version=resource_version)
 
+    async def review_token(self, token: str) -> dict[str, Any]:
+        """Ask the API who a service-account token stands for (Forbidden if invalid or revoked)."""
+        return (await self.request(subjects.TOKEN_REVIEW, {"token": token}))["status"]  # type: ignore[no-any-return]
+
     async def info(self) -> dict[str, Any]:
         return (await self.request(subjects.INFO, {}))["info"]  # type: ignore[no-any-return]
 

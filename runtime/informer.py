@@ -2,8 +2,9 @@
 
 Handlers are called with (event, old, new) for every change and must only enqueue keys (reconcile by
 key, level-triggered). An object that stops matching the informer's selectors (a pending pod that
-gets bound, seen by a ``spec.nodeName=`` informer) arrives as DELETED carrying its new state. On ``Expired`` the informer lists again and reports the differences, so a
-handler never misses a change, only intermediate states.
+gets bound, seen by a ``spec.nodeName=`` informer) arrives as DELETED carrying its new state.
+On ``Expired`` the informer lists again and reports the differences, so a handler never misses a
+change, only intermediate states.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 
 from actors.api.cache import WatchCache, Watcher, entry_to_wire
 from actors.api.service import ApiService
+from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
 from protocol import PROTOCOL_VERSION, codec, keys, subjects
@@ -74,7 +75,8 @@ class ApiActor:
         await store.open()
         self._store = store
         await ensure_streams(ctx.nc, replicas=self.settings.replicas)
-        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published)
+        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published,
+                                   signing_key=await load_signing_key(ctx.nc, replicas=self.settings.replicas))
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))
@@ -312,6 +314,8 @@ class ApiActor:
     async def _admin(self, op: str, request: dict[str, Any]) -> bytes:
         if op == "info":
             return codec.ok(info=self.health())
+        if op == "tokenreview":
+            return codec.ok(status=await self.service.review_token(request.get("token")))
         raise BadRequest(f"unknown admin operation {op!r}")
 
 

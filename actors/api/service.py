@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
 from actors.api.cache import WatchCache
 from actors.api.defaults import apply_defaults, copy_object, create_status, random_suffix, spec_part
 from actors.api.store import Store
 from protocol import codec, keys
-from protocol.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound
+from protocol.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound, Unavailable
 from protocol.kinds import KindInfo, by_kind
 from protocol.merge_patch import apply_merge_patch
 from protocol.objects import Obj, format_time, meta
@@ -63,8 +64,9 @@ def pending_finalizers(obj: Obj) -> list[str]:
 class ApiService:
     def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
                  on_event: Callable[[str, Obj], Awaitable[None]] | None = None,
-                 allocator: ServiceAllocator | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, signing_key: bytes | None = None) -> None:
         self.store = store
+        self.signing_key = signing_key
         self.allocator = allocator or ServiceAllocator(store)
         self.cache = cache
         self.clock = clock
@@ -140,6 +142,9 @@ class ApiService:
         m["generation"] = 1
         validate(obj, expect_kind=info.kind)  # defaults must not make an object invalid
         generate = m.get("name") is None
+        if info.kind == "Secret" and tokens.is_token_secret(obj):
+            obj = await self._with_token(obj, ns)
+            m = meta(obj)
         if info.kind == "Service":
             if generate:
                 m["name"] = f"{m['generateName']}{random_suffix()}"
@@ -166,6 +171,38 @@ class ApiService:
                     raise AlreadyExists(f'{info.plural} "{m["name"]}" already exists',
                                         {"kind": info.kind, "name": m["name"], "namespace": ns}) from None
         raise AlreadyExists(f"could not generate a unique name from {m.get('generateName')!r}; retry")
+
+    async def _with_token(self, secret: Obj, namespace: str | None) -> Obj:
+        """Sign a service-account token into a new token Secret: the key never leaves the API actors."""
+        if self.signing_key is None:
+            raise Unavailable("this API actor has no signing key yet; retry")
+        if meta(secret).get("name") is None:
+            meta(secret)["name"] = f"{meta(secret)['generateName']}{random_suffix()}"
+        sa_name = (meta(secret).get("annotations") or {}).get(tokens.SA_NAME_ANNOTATION)
+        if not sa_name:
+            raise Invalid(f"a token secret needs the {tokens.SA_NAME_ANNOTATION} annotation",
+                          {"causes": [{"field": "metadata.annotations", "message": "Required value"}]})
+        account = await self.get(by_kind("ServiceAccount"), namespace, str(sa_name))
+        return tokens.fill_token_secret(secret, str(meta(account).get("uid")), self.signing_key)
+
+    async def review_token(self, token: Any) -> dict[str, Any]:
+        """Who a token stands for, or Forbidden: valid signature, and its Secret and account still exist."""
+        if self.signing_key is None:
+            raise Unavailable("this API actor has no signing key yet; retry")
+        if not isinstance(token, str) or not token:
+            raise BadRequest("tokenreview needs 'token'")
+        claims = tokens.verify(token, self.signing_key)
+        namespace = str(claims.get(tokens.CLAIM_NAMESPACE))
+        try:
+            secret = await self.get(by_kind("Secret"), namespace, str(claims.get(tokens.CLAIM_SECRET_NAME)))
+            account = await self.get(by_kind("ServiceAccount"), namespace, str(claims.get(tokens.CLAIM_SA_NAME)))
+        except NotFound:
+            raise tokens.TokenInvalid("the token was revoked: its Secret or ServiceAccount is gone") from None
+        if meta(account).get("uid") != claims.get(tokens.CLAIM_SA_UID) or not tokens.is_token_secret(secret):
+            raise tokens.TokenInvalid("the token belongs to a deleted service account")
+        return {"authenticated": True, "user": {"username": claims.get("sub"), "uid": claims.get(tokens.CLAIM_SA_UID),
+                                                "groups": ["system:serviceaccounts",
+                                                           f"system:serviceaccounts:{namespace}"]}}
 
     # -- update, status, patch ----------------------------------------------------------------
     def _check_identity(self, info: KindInfo, namespace: str | None, name: str, obj: Obj) -> None:

@@ -66,8 +66,8 @@ StartControllers = Callable[..., Awaitable[ControllerManager]]
 def start_controllers(runner: ActorRunner, api: Any) -> StartControllers:
     """``await start_controllers("replicaset", ...)``: a leaderless manager, returned once it reconciles."""
 
-    async def start(*names: str) -> ControllerManager:
-        manager = ControllerManager(list(names), leader_elect=False)
+    async def start(*names: str, **options: Any) -> ControllerManager:
+        manager = ControllerManager(list(names), leader_elect=False, options=options)
         await runner.start(manager, ready=lambda: bool(manager.controllers) and all(
             getattr(c, "running", False) for c in manager.controllers))
         return manager
