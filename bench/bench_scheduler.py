@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import statistics
@@ -193,6 +194,12 @@ async def run(args: argparse.Namespace) -> None:
             print(f"pods per node: min {min(per_node.values())}, max {max(per_node.values())}, "
                   f"nodes used {len(per_node)}")
             print(f"scheduler health: {h}")
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump({"nodes": args.nodes, "pods": args.pods, "baseline_create_per_s": round(baseline_rate, 1),
+                               "scheduled_per_s": round(rate, 1), "ratio": round(rate / baseline_rate, 3),
+                               "bind_latency_p50_ms": round(statistics.median(latencies), 1),
+                               "bind_latency_p99_ms": round(percentile(latencies, 99), 1)}, f, indent=2)
         finally:
             await nc.close()
             for proc in procs:
@@ -214,6 +221,7 @@ def main() -> None:
     parser.add_argument("--percentage", type=int, default=0,
                         help="scheduler's percentage of nodes to score (0 = adaptive, as Kubernetes)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     with contextlib.suppress(ImportError):
         import uvloop
