@@ -11,7 +11,7 @@ or the stream broke off). With ``follow`` the iterator ends when the container s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -34,7 +34,7 @@ async def fetch_logs(
     previous: bool = False,
     *,
     timeout: float = 10.0,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     obj = await client.get("Pod", pod, namespace)
     node = (obj.get("spec") or {}).get("nodeName")
     if not node:

@@ -1,0 +1,107 @@
+"""``HollowNodes``: one actor running N kubelets (``KubeletAgent``) with the fake runtime in one process.
+
+What is shared and what is not:
+- shared: the NATS connection, the ``FakeRuntime`` (it keys everything by node), the probe scheduler (one
+  heap for every probe of every hollow node; network probes pass, exec probes ask the fake runtime);
+- per node, as on a real node: the Node object, its Lease, its status heartbeats, a pods informer with a
+  server-side ``spec.nodeName`` field selector (so each node receives only its own pods), its work queue
+  and its logs subscription. The API's watch cache indexes node-filtered pod watchers by node, so N such
+  watches cost the API one dictionary lookup per pod change, not N selector evaluations.
+
+Heartbeats are staggered: node ``i`` of ``N`` first renews ``i * interval / N`` seconds after registering,
+so lease renewals and status writes are spread evenly over the interval instead of arriving in bursts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.kubelet.agent import KubeletAgent
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.fake_runtime import FakeRuntime
+from agents.kubelet.node import StaticMetrics
+from agents.kubelet.probes import AlwaysPassProber, ProbeScheduler
+from runtime.actor import ActorContext
+
+
+@dataclass(frozen=True)
+class HollowSettings:
+    nodes: int
+    prefix: str = "hollow-"
+    cpu: str = "8"
+    memory: str = "32Gi"
+    max_pods: int = 110
+    lease_interval: float = 10.0
+    status_interval: float = 10.0
+    relist_interval: float = 5.0
+    workers: int = 2
+    record_events: bool = False
+    labels: tuple[tuple[str, str], ...] = (("shoal.io/hollow", "true"),)
+
+
+def hollow_address(i: int) -> str:
+    """Distinct, unroutable-by-design node addresses (10.64.0.0/10) for hollow node ``i``."""
+    return f"10.{64 + (i >> 16) % 64}.{(i >> 8) & 255}.{i & 255}"
+
+
+class HollowNodes:
+    name = "hollow"
+
+    def __init__(self, settings: HollowSettings) -> None:
+        self.settings = settings
+        self.runtime = FakeRuntime()
+        self.probes = ProbeScheduler(AlwaysPassProber(self.runtime))
+        self.agents: list[KubeletAgent] = []
+        self.started_at: float | None = None
+        self.ready_after: float | None = None
+
+    def node_name(self, i: int) -> str:
+        return f"{self.settings.prefix}{i}"
+
+    async def start(self, ctx: ActorContext) -> None:
+        s = self.settings
+        started = time.monotonic()
+        self.started_at = started
+        ctx.supervisor.spawn("probes", self.probes.run)
+        metrics = StaticMetrics(s.cpu, s.memory)
+        for i in range(s.nodes):
+            node = self.node_name(i)
+            config = KubeletConfig(
+                node_name=node, address=hollow_address(i), state_dir=Path("/nonexistent/hollow"),
+                labels=dict(s.labels), cpu=s.cpu, memory=s.memory, max_pods=s.max_pods,
+                lease_renew_interval=s.lease_interval, node_status_interval=s.status_interval,
+                heartbeat_offset=i * s.lease_interval / max(1, s.nodes), relist_interval=s.relist_interval,
+                workers=s.workers, measure_host=False, record_events=s.record_events,
+            )
+            agent = KubeletAgent(config, runtime=self.runtime, runtime_name="fake", runtime_version="fake://0.1",
+                                 probes=self.probes, metrics=metrics, close_runtime=False)
+            sub = ActorContext(nc=ctx.nc, name="kubelet", instance=node, supervisor=ctx.supervisor,
+                               log=ctx.log.bind(node=node), stopping=ctx.stopping)
+            await agent.start(sub)
+            self.agents.append(agent)
+        ctx.log.info("hollow nodes started", nodes=s.nodes, seconds=round(time.monotonic() - started, 2))
+
+    async def close(self) -> None:
+        for agent in self.agents:
+            await agent.close()
+        await self.runtime.close()
+
+    def registered(self) -> int:
+        return sum(1 for a in self.agents if a.heartbeat.registered.is_set())
+
+    def health(self) -> dict[str, Any]:
+        sandboxes, containers = self.runtime.counts()
+        return {
+            "nodes": len(self.agents),
+            "registered": self.registered(),
+            "synced": sum(1 for a in self.agents if a.informer.synced.is_set()),
+            "pods": sum(len(a.informer.store) for a in self.agents),
+            "pods_running": sum(a.running_pods() for a in self.agents),
+            "sandboxes": sandboxes,
+            "containers": containers,
+            "lease_renewals": sum(a.heartbeat.renewals for a in self.agents),
+            "probes": len(self.probes),
+        }

@@ -1,0 +1,92 @@
+"""``python -m agents.kubelet --node-name NAME [--runtime podman|fake] [--address IP] [--podman-socket URL]
+[--state-dir DIR]``: one node's kubelet.
+
+With the Podman runtime and no ``--podman-socket`` (nor ``SHOAL_PODMAN_SOCKET``), the agent starts its
+own ``podman system service`` under ``<state-dir>/podman`` (configured for this host by
+``podman_service``) and stops it on exit; containers keep running (conmon holds them) and are adopted by
+the next start. The local test image ``localhost/shoal/busybox:latest`` is built once if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agents.kubelet.agent import KubeletAgent, RuntimeSetup
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.fake_runtime import FakeRuntime
+from agents.kubelet.images import ensure_local_images
+from agents.kubelet.node import StaticMetrics
+from agents.kubelet.podman_runtime import PodmanRuntime
+from agents.kubelet.podman_service import start_podman_service
+from agents.kubelet.probes import AlwaysPassProber
+from runtime.actor import actor_main
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-name", required=True)
+    parser.add_argument("--runtime", choices=("podman", "fake"), default="podman")
+    parser.add_argument("--address", default="127.0.0.1", help="the node's InternalIP; hostPorts bind here")
+    parser.add_argument("--podman-socket", default=None, help="unix:// URL of a running Podman service")
+    parser.add_argument("--state-dir", default="/var/lib/shoal/kubelet", type=Path)
+    parser.add_argument("--cpu", default=None, help="capacity override, e.g. 4 or 3500m")
+    parser.add_argument("--memory", default=None, help="capacity override, e.g. 8Gi")
+    parser.add_argument("--max-pods", type=int, default=110)
+    parser.add_argument("--label", action="append", default=[], help="extra node label key=value (repeatable)")
+    parser.add_argument("--backoff-base", type=float, default=10.0, help="crash-loop back-off start (s)")
+    parser.add_argument("--backoff-max", type=float, default=300.0, help="crash-loop back-off cap (s)")
+    parser.add_argument("--lease-interval", type=float, default=10.0)
+    parser.add_argument("--status-interval", type=float, default=10.0)
+    parser.add_argument("--no-events", action="store_true", help="do not record Events")
+
+
+def config_from(args: argparse.Namespace) -> KubeletConfig:
+    labels = dict(item.split("=", 1) for item in args.label if "=" in item)
+    return KubeletConfig(
+        node_name=args.node_name, address=args.address, state_dir=Path(args.state_dir), labels=labels,
+        cpu=args.cpu, memory=args.memory, max_pods=args.max_pods, backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max, lease_renew_interval=args.lease_interval,
+        node_status_interval=args.status_interval, record_events=not args.no_events,
+        measure_host=args.runtime == "podman",
+    )
+
+
+def podman_version() -> str:
+    if shutil.which("podman") is None:
+        return "podman://unknown"
+    done = subprocess.run(["podman", "--version"], capture_output=True, text=True, check=False)
+    return f"podman://{done.stdout.strip().rsplit(' ', 1)[-1] or 'unknown'}"
+
+
+def podman_factory(state_dir: Path, socket: str | None):  # type: ignore[no-untyped-def]
+    async def setup() -> RuntimeSetup:
+        service = await start_podman_service(state_dir=state_dir / "podman", socket_url=socket)
+        await asyncio.to_thread(ensure_local_images, service.env)
+        return RuntimeSetup(PodmanRuntime(service.socket_url), await asyncio.to_thread(podman_version),
+                            service.close)
+
+    return setup
+
+
+def build(args: argparse.Namespace) -> KubeletAgent:
+    config = config_from(args)
+    if args.runtime == "fake":
+        fake = FakeRuntime()
+        return KubeletAgent(config, runtime=fake, runtime_name="fake", runtime_version="fake://0.1",
+                            prober=AlwaysPassProber(fake),
+                            metrics=StaticMetrics(args.cpu or "8", args.memory or "32Gi"))
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    return KubeletAgent(config, runtime_factory=podman_factory(config.state_dir, args.podman_socket))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return actor_main("Shoal kubelet: runs the pods bound to one node", add_arguments, build, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The kubelet's settings: one frozen dataclass, filled from command-line flags or by tests and hollow nodes.
+
+Timings follow Kubernetes' defaults (10 s node status and lease renewal, 40 s lease duration, crash-loop
+back-off from 10 s doubling to 5 min, reset after 10 min of running). Tests shorten the back-off with
+``backoff_base``/``backoff_max`` (e.g. 1 s / 4 s) so that a crash loop shows within seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KUBELET_VERSION = "shoal-0.1"
+DEFAULT_MAX_PODS = 110
+
+
+@dataclass(frozen=True)
+class KubeletConfig:
+    node_name: str
+    address: str = "127.0.0.1"
+    """The node's InternalIP; hostPorts are published on it unless a port names its own hostIP."""
+    state_dir: Path = Path("/var/lib/shoal/kubelet")
+    labels: dict[str, str] = field(default_factory=dict)
+    """Extra node labels (the well-known hostname/os/arch labels are always set)."""
+    cpu: str | None = None
+    """Capacity overrides (quantities); None measures the host (os.cpu_count, /proc/meminfo)."""
+    memory: str | None = None
+    max_pods: int = DEFAULT_MAX_PODS
+    lease_duration: int = 40
+    lease_renew_interval: float = 10.0
+    node_status_interval: float = 10.0
+    heartbeat_offset: float = 0.0
+    """Delay before the first renewal after registration: hollow nodes stagger their heartbeats."""
+    backoff_base: float = 10.0
+    backoff_max: float = 300.0
+    backoff_reset: float = 600.0
+    """A container that ran this long before exiting restarts without back-off (its history is reset)."""
+    relist_interval: float = 1.0
+    """How often the runtime is listed to notice containers that exited (Kubernetes' PLEG period)."""
+    workers: int = 8
+    """Pods reconciled concurrently (one pod is never reconciled by two workers at once)."""
+    measure_host: bool = True
+    """Compute Memory/Disk/PID pressure from this host; hollow nodes report no pressure."""
+    record_events: bool = True
+    keep_attempts: int = 2
+    """Exited attempts kept per container (the latest serves ``logs --previous``); older ones are removed."""

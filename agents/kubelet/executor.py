@@ -1,0 +1,169 @@
+"""Carrying out a pod's plan against the container runtime and the API (the "doing" half of the kubelet).
+
+Runtime errors that say something about the pod (image missing, create refused, start refused) are
+recorded in the pod's notes as a ``StartFailure`` with its own back-off (ErrImagePull/ImagePullBackOff,
+CreateContainerError, RunContainerError) and do not fail the reconcile; errors of the runtime itself
+(``RuntimeUnavailable`` and other retryable ones) propagate so that the work queue retries the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agents.kubelet.backoff import next_entry
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.cri import (
+    ContainerCreateError,
+    ContainerNotFound,
+    ContainerRuntime,
+    ImagePullError,
+    SandboxNotFound,
+)
+from agents.kubelet.plan import (
+    Action,
+    CreateSandbox,
+    FinishDeletion,
+    PodNotes,
+    RemoveContainer,
+    RemoveSandbox,
+    RunContainer,
+    StartCreated,
+    StartFailure,
+    StopContainer,
+)
+from protocol.errors import NotFound
+from protocol.objects import Obj, meta
+from runtime.client import ApiClient
+from runtime.events import EventRecorder
+
+
+class Executor:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        client: ApiClient,
+        config: KubeletConfig,
+        *,
+        events: EventRecorder | None,
+        log: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.config = config
+        self.events = events
+        self.log = log
+        self.clock = clock
+
+    async def _event(self, pod: Obj | None, type_: str, reason: str, message: str) -> None:
+        if self.events is not None and pod is not None:
+            await self.events.record(pod, type_, reason, message)
+
+    async def execute(self, pod: Obj | None, actions: tuple[Action, ...], notes: PodNotes, *, key: str) -> None:
+        log = self.log.bind(pod=key)
+        sandbox_id: str | None = None
+        stops = [a for a in actions if isinstance(a, StopContainer)]
+        if stops:
+            # Stop every container at once: the grace period is the pod's, not per container.
+            await asyncio.gather(*(self._stop(pod, a, log) for a in stops))
+        for action in actions:
+            if isinstance(action, StopContainer):
+                continue
+            if isinstance(action, CreateSandbox):
+                sandbox_id = await self._create_sandbox(pod, action, notes, log)
+                if sandbox_id is None:
+                    return  # recorded as a failure of every container; retried after its back-off
+            elif isinstance(action, RemoveSandbox):
+                log.info("removing sandbox", sandbox=action.sandbox_id[:12], reason=action.reason)
+                await self.runtime.remove_sandbox(action.sandbox_id)
+            elif isinstance(action, RunContainer):
+                target = action.sandbox_id or sandbox_id
+                if target is not None:
+                    await self._run(pod, target, action, notes, log)
+            elif isinstance(action, StartCreated):
+                await self._start_created(pod, action, notes, log)
+            elif isinstance(action, RemoveContainer):
+                await self.runtime.remove_container(action.container_id)
+            elif isinstance(action, FinishDeletion):
+                await self._finish_deletion(pod, action, log)
+
+    async def _stop(self, pod: Obj | None, action: StopContainer, log: Any) -> None:
+        log.info("stopping container", container=action.name, id=action.container_id[:12],
+                 grace=action.grace, reason=action.reason)
+        if action.reason == "Unhealthy":
+            await self._event(pod, "Normal", "Killing",
+                              f"Container {action.name} failed liveness probe, will be restarted")
+        try:
+            await self.runtime.stop_container(action.container_id, action.grace)
+        except ContainerNotFound:
+            pass
+
+    async def _create_sandbox(self, pod: Obj | None, action: CreateSandbox, notes: PodNotes, log: Any) -> str | None:
+        try:
+            return await self.runtime.create_sandbox(action.config)
+        except ContainerCreateError as exc:
+            log.warning("could not create sandbox", error=str(exc))
+            await self._event(pod, "Warning", "FailedCreatePodSandBox", str(exc))
+            now = self.clock()
+            for c in (pod or {}).get("spec", {}).get("containers") or []:
+                self._fail(notes, str(c.get("name")), "CreateContainerError", f"sandbox: {exc}", now)
+            return None
+
+    def _fail(self, notes: PodNotes, name: str, reason: str, message: str, now: float) -> None:
+        previous = notes.failures.get(name)
+        entry = next_entry(previous.backoff if previous else None, now, base=self.config.backoff_base,
+                           cap=self.config.backoff_max)
+        notes.failures[name] = StartFailure(reason, message, now, entry)
+
+    async def _run(self, pod: Obj | None, sandbox_id: str, action: RunContainer, notes: PodNotes, log: Any) -> None:
+        name = action.config.name
+        now = self.clock()
+        clog = log.bind(container=name, attempt=action.attempt)
+        if action.previous is not None:
+            prev = action.previous
+            ran_for = (prev.finished_at or now) - (prev.started_at or now)
+            notes.backoff[name] = next_entry(notes.backoff.get(name), now, base=self.config.backoff_base,
+                                             cap=self.config.backoff_max, ran_for=ran_for,
+                                             reset_after=self.config.backoff_reset)
+            clog.info("restarting container", exit_code=prev.exit_code, next_backoff=notes.backoff[name].delay)
+        try:
+            container_id = await self.runtime.create_container(sandbox_id, action.sandbox, action.config,
+                                                               action.attempt)
+        except ImagePullError as exc:
+            clog.warning("image pull failed", image=action.config.image, error=str(exc))
+            self._fail(notes, name, "ErrImagePull", str(exc), now)
+            await self._event(pod, "Warning", "Failed", f"Failed to pull image {action.config.image!r}: {exc}")
+            return
+        except SandboxNotFound:
+            raise  # the sandbox vanished: the next reconcile creates a new one
+        except ContainerCreateError as exc:
+            clog.warning("container create failed", error=str(exc))
+            self._fail(notes, name, "CreateContainerError", str(exc), now)
+            await self._event(pod, "Warning", "Failed", f"Error: {exc}")
+            return
+        await self._start(pod, container_id, name, notes, clog)
+
+    async def _start(self, pod: Obj | None, container_id: str, name: str, notes: PodNotes, log: Any) -> None:
+        try:
+            await self.runtime.start_container(container_id)
+        except ContainerCreateError as exc:
+            log.warning("container start failed", error=str(exc))
+            self._fail(notes, name, "RunContainerError", str(exc), self.clock())
+            await self._event(pod, "Warning", "Failed", f"Error: {exc}")
+            return
+        notes.failures.pop(name, None)
+        log.info("container started", id=container_id[:12])
+
+    async def _start_created(self, pod: Obj | None, action: StartCreated, notes: PodNotes, log: Any) -> None:
+        await self._start(pod, action.container_id, action.name, notes, log.bind(container=action.name))
+
+    async def _finish_deletion(self, pod: Obj | None, action: FinishDeletion, log: Any) -> None:
+        rv = meta(pod).get("resourceVersion") if pod is not None else None
+        try:
+            await self.client.delete("Pod", action.name, action.namespace, grace_period=0, resource_version=rv)
+            log.info("pod deleted", uid=action.uid)
+        except NotFound:
+            pass

@@ -1,0 +1,125 @@
+"""Translating a Pod (a plain Kubernetes-shaped map) into the runtime's sandbox and container configs. Pure.
+
+- env: ``env[].value`` only (``valueFrom`` needs Secrets/ConfigMaps resolution, not supported yet: skipped);
+- ``command`` overrides the image entrypoint, ``args`` its command;
+- ports with a ``hostPort`` are published on ``hostIP``, else on the node's address;
+- ``resources.limits`` cpu/memory become CFS quota and memory limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.kubelet.cri import ContainerConfig, PortMapping, SandboxConfig
+from protocol.objects import Obj, meta, name_of, namespace_of, uid_of
+from protocol.quantity import QuantityError, cpu_millis, memory_bytes
+
+RESTART_ALWAYS = "Always"
+RESTART_ON_FAILURE = "OnFailure"
+RESTART_NEVER = "Never"
+
+
+def pod_key(pod: Obj) -> str:
+    return f"{namespace_of(pod) or 'default'}/{name_of(pod)}"
+
+
+def containers_of(pod: Obj) -> list[Obj]:
+    return [c for c in (pod.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
+
+
+def restart_policy(pod: Obj) -> str:
+    return str((pod.get("spec") or {}).get("restartPolicy") or RESTART_ALWAYS)
+
+
+def grace_period(pod: Obj) -> int:
+    """The grace period to stop the pod's containers with: the deletion's, else the spec's (30 s)."""
+    value = meta(pod).get("deletionGracePeriodSeconds")
+    if value is None:
+        value = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 30
+
+
+def sandbox_config(pod: Obj, node_name: str, address: str) -> SandboxConfig:
+    ports: list[PortMapping] = []
+    for c in containers_of(pod):
+        for p in c.get("ports") or []:
+            if not isinstance(p, dict) or not p.get("hostPort"):
+                continue
+            ports.append(
+                PortMapping(
+                    container_port=int(p["containerPort"]),
+                    host_port=int(p["hostPort"]),
+                    host_ip=str(p.get("hostIP") or address),
+                    protocol=str(p.get("protocol") or "TCP").lower(),
+                )
+            )
+    return SandboxConfig(
+        pod_uid=uid_of(pod),
+        namespace=namespace_of(pod) or "default",
+        name=name_of(pod),
+        node_name=node_name,
+        ports=tuple(ports),
+        hostname=str((pod.get("spec") or {}).get("hostname") or ""),
+    )
+
+
+def _limit(resources: Any, name: str) -> Any:
+    limits = (resources or {}).get("limits") if isinstance(resources, dict) else None
+    return (limits or {}).get(name) if isinstance(limits, dict) else None
+
+
+def container_config(c: Obj) -> ContainerConfig:
+    env = {
+        str(e["name"]): str(e.get("value") or "")
+        for e in c.get("env") or []
+        if isinstance(e, dict) and e.get("name") and "valueFrom" not in e
+    }
+    cpu, memory = _limit(c.get("resources"), "cpu"), _limit(c.get("resources"), "memory")
+    try:
+        cpu_limit = cpu_millis(cpu) if cpu is not None else None
+        memory_limit = memory_bytes(memory) if memory is not None else None
+    except QuantityError:
+        cpu_limit = memory_limit = None  # validated by the API; never fail a pod on it here
+    return ContainerConfig(
+        name=str(c["name"]),
+        image=str(c.get("image") or ""),
+        command=tuple(str(x) for x in c.get("command") or ()),
+        args=tuple(str(x) for x in c.get("args") or ()),
+        env=env,
+        working_dir=str(c["workingDir"]) if c.get("workingDir") else None,
+        cpu_limit_millis=cpu_limit,
+        memory_limit_bytes=memory_limit,
+    )
+
+
+def should_restart(policy: str, exit_code: int | None) -> bool:
+    """Whether an exited container is started again under the pod's restartPolicy."""
+    if policy == RESTART_ALWAYS:
+        return True
+    if policy == RESTART_ON_FAILURE:
+        return exit_code != 0
+    return False
+
+
+def named_port(c: Obj, port: Any) -> int | None:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int):
+        return port
+    if isinstance(port, str):
+        if port.isdigit():
+            return int(port)
+        for p in c.get("ports") or []:
+            if isinstance(p, dict) and p.get("name") == port:
+                return int(p["containerPort"])
+    return None
+
+
+def host_port_for(c: Obj, container_port: int) -> tuple[str | None, int | None]:
+    """(hostIP, hostPort) publishing ``container_port``, if any."""
+    for p in c.get("ports") or []:
+        if isinstance(p, dict) and p.get("containerPort") == container_port and p.get("hostPort"):
+            return (str(p["hostIP"]) if p.get("hostIP") else None), int(p["hostPort"])
+    return None, None

@@ -1,0 +1,65 @@
+"""The kubelet's view of its runtime: one listing of the node's sandboxes and containers, shared.
+
+``fresh()`` returns a listing that *started after* the call, so a reconcile never acts on a state older
+than its own previous actions (no double creates); concurrent callers share one listing instead of
+each listing the runtime. ``relist_changes()`` (the PLEG of Kubernetes) compares successive listings and
+names the pod keys whose runtime state changed, e.g. a container that exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from agents.kubelet.cri import ContainerRuntime
+from agents.kubelet.plan import PodRuntimeView, runtime_views
+
+
+def _fingerprint(view: PodRuntimeView) -> tuple[object, ...]:
+    return (
+        tuple(sorted((s.id, s.state, s.ip) for s in view.sandboxes)),
+        tuple(sorted((c.id, c.state, c.exit_code) for c in view.containers)),
+    )
+
+
+class RuntimeCache:
+    def __init__(self, runtime: ContainerRuntime, node_name: str) -> None:
+        self.runtime = runtime
+        self.node_name = node_name
+        self.views: Mapping[str, PodRuntimeView] = {}
+        self._lock = asyncio.Lock()
+        self._tickets = 0
+        self._last_start = -1
+        self._seen: dict[str, tuple[object, ...]] = {}
+        self.listings = 0
+
+    async def fresh(self) -> Mapping[str, PodRuntimeView]:
+        """Pod views from a listing that started after this call."""
+        ticket = self._tickets
+        self._tickets += 1
+        async with self._lock:
+            if self._last_start > ticket:
+                return self.views
+            start = self._tickets
+            self._tickets += 1
+            sandboxes = await self.runtime.list_sandboxes(self.node_name)
+            containers = await self.runtime.list_containers(self.node_name)
+            self.views = runtime_views(sandboxes, containers)
+            self._last_start = start
+            self.listings += 1
+            return self.views
+
+    async def view(self, key: str) -> PodRuntimeView:
+        return (await self.fresh()).get(key) or PodRuntimeView()
+
+    async def relist_changes(self) -> list[str]:
+        """List the runtime; return the pod keys whose objects changed since the last relist."""
+        views = await self.fresh()
+        changed = []
+        current = {key: _fingerprint(view) for key, view in views.items()}
+        for key, fp in current.items():
+            if self._seen.get(key) != fp:
+                changed.append(key)
+        changed += [key for key in self._seen if key not in current]
+        self._seen = current
+        return changed

@@ -1,0 +1,144 @@
+"""Pod startup latency with real Podman, next to a bare ``podman run --rm`` of the same image, same run.
+
+Run: ``.venv/bin/python -m bench.bench_pod_startup [--n 20] [--concurrency 1] [--json out.json]``.
+Starts nats-server, an API actor and a kubelet (``python -m agents.kubelet``) as processes, a Podman
+service configured by ``podman_service`` (the same ``CONTAINERS_CONF`` env is used for the bare runs),
+then measures, per pod, the time from ``create`` (followed at once by ``bind``) until a watch reports
+``status.phase == Running``. The bare baseline is ``podman run --rm <image> true`` with that env.
+Prints p50/p99 of both and their ratio. Figures, not asserts: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.kubelet.images import BUSYBOX_IMAGE, ensure_local_images
+from agents.kubelet.podman_runtime import PodmanRuntime
+from agents.kubelet.podman_service import start_podman_service
+from bench.common import cluster, percentile, progress, summary
+from protocol.objects import condition_true
+
+NODE = "bench-node"
+
+
+def bare_runs(n: int, env: dict[str, str]) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(["podman", "run", "--rm", BUSYBOX_IMAGE, "true"], env=env, check=True,
+                       capture_output=True)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-podman-") as tmp:
+        service = await start_podman_service(state_dir=Path(tmp) / "podman")
+        try:
+            await asyncio.to_thread(ensure_local_images, service.env, progress)
+            kubelet = ["agents.kubelet", "--node-name", NODE, "--podman-socket", service.socket_url,
+                       "--state-dir", str(Path(tmp) / "kubelet"), "--no-events"]
+            async with cluster(extra=[kubelet]) as c:
+                client = c.client
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        if condition_true(await client.get("Node", NODE), "Ready"):
+                            break
+                    except Exception:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the kubelet did not register its node")
+                    await asyncio.sleep(0.2)
+                progress("kubelet ready; warming up")
+                latencies = await measure(client, n, concurrency)
+                progress("cleaning up pods")
+                for i in range(-1, n):
+                    await client.delete("Pod", f"bench-{i}", "default", grace_period=0)
+                runtime = PodmanRuntime(service.socket_url)
+                try:
+                    for _ in range(300):
+                        if not await runtime.list_sandboxes(NODE):
+                            break
+                        await asyncio.sleep(0.1)
+                finally:
+                    await runtime.close()
+            progress(f"bare podman run --rm x{n}")
+            bare = await asyncio.to_thread(bare_runs, n, service.env)
+        finally:
+            await service.close()
+    pods = summary("pod create+bind -> Running", latencies, sum(latencies))
+    raw = summary("podman run --rm (bare)", bare, sum(bare))
+    ratio = {"p50": percentile(latencies, 50) / percentile(bare, 50),
+             "p99": percentile(latencies, 99) / percentile(bare, 99)}
+    print(f"{'measurement':<32} {'n':>5} {'p50 ms':>10} {'p99 ms':>10} {'mean ms':>10}")
+    for r in (pods, raw):
+        print(f"{r['name']:<32} {r['n']:>5} {r['p50_ms']:>10} {r['p99_ms']:>10} {r['mean_ms']:>10}")
+    print(f"ratio Shoal / bare podman: p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x")
+    return [pods, raw, {"name": "ratio", **{k: round(v, 3) for k, v in ratio.items()}}]
+
+
+async def measure(client: Any, n: int, concurrency: int) -> list[float]:
+    created: dict[str, float] = {}
+    running: dict[str, float] = {}
+    done = asyncio.Event()
+    target = {f"bench-{i}" for i in range(n)}
+    watch = client.watch("Pod", "default")
+
+    async def observe() -> None:
+        async for event in watch:
+            name = event.object["metadata"]["name"]
+            if (event.object.get("status") or {}).get("phase") == "Running" and name not in running:
+                running[name] = time.perf_counter()
+                if target <= running.keys():
+                    done.set()
+                    return
+
+    async def start_pod(name: str) -> None:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+               "spec": {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
+                        "terminationGracePeriodSeconds": 0}}
+        created[name] = time.perf_counter()
+        await client.create(pod)
+        await client.bind(name, "default", NODE)
+        while name not in running:
+            await asyncio.sleep(0.01)
+
+    observer = asyncio.create_task(observe())
+    try:
+        await start_pod("bench--1")  # warm-up, not counted
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await start_pod(f"bench-{i}")
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        await asyncio.wait_for(done.wait(), 120)
+    finally:
+        observer.cancel()
+        await watch.close()
+    return [running[f"bench-{i}"] - created[f"bench-{i}"] for i in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.n, args.concurrency))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The kubelet agent against the real API actor with the in-memory runtime: fast, no Podman needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actors.api.server import ApiActor
+from agents.kubelet.agent import KubeletAgent
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.fake_runtime import EXIT_AFTER_ENV, EXIT_CODE_ENV, FakeRuntime
+from agents.kubelet.node import StaticMetrics
+from agents.kubelet.probes import AlwaysPassProber
+from protocol.objects import condition
+from runtime.client import ApiClient
+from tests.agents.kubelet_helpers import (
+    create_bound,
+    cstatus,
+    eventually,
+    is_ready,
+    phase,
+    pod_manifest,
+    pod_where,
+    started,
+    waiting_reason,
+)
+from tests.conftest import ActorRunner
+
+
+def fake_kubelet(node: str, runtime: FakeRuntime, tmp_path: Path, **overrides: object) -> KubeletAgent:
+    settings: dict[str, object] = {"backoff_base": 0.5, "backoff_max": 2.0, "relist_interval": 0.1,
+                                   "lease_renew_interval": 0.5, "node_status_interval": 0.5,
+                                   "measure_host": False, "state_dir": tmp_path}
+    settings.update(overrides)
+    config = KubeletConfig(node_name=node, **settings)  # type: ignore[arg-type]
+    return KubeletAgent(config, runtime=runtime, runtime_name="fake", runtime_version="fake://0.1",
+                        prober=AlwaysPassProber(runtime), metrics=StaticMetrics(), close_runtime=False)
+
+
+def container(name: str = "app", image: str = "busybox", **env: str) -> dict[str, object]:
+    return {"name": name, "image": image, "env": [{"name": k, "value": v} for k, v in env.items()]}
+
+
+async def test_registers_node_and_renews_lease(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                               tmp_path: Path) -> None:
+    agent = fake_kubelet("node-a", FakeRuntime(), tmp_path)
+    await runner.start(agent, started(agent))
+    node = await eventually(lambda: client.get("Node", "node-a"), what="node registered")
+    assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "node-a"
+    assert node["status"]["capacity"]["pods"] == "110"
+    assert condition(node, "Ready")["status"] == "True"  # type: ignore[index]
+    assert {a["type"] for a in node["status"]["addresses"]} == {"InternalIP", "Hostname"}
+    lease = await eventually(lambda: client.get("Lease", "node-a", "kube-node-lease"), what="lease")
+    first = lease["spec"]["renewTime"]
+    assert lease["spec"]["holderIdentity"] == "node-a"
+    assert lease["spec"]["leaseDurationSeconds"] == 40
+
+    async def renewed() -> bool:
+        return bool((await client.get("Lease", "node-a", "kube-node-lease"))["spec"]["renewTime"] != first)
+
+    await eventually(renewed, timeout=5, what="lease renewed")
+
+
+async def test_runs_pod_and_deletes_it(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                       tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    agent = fake_kubelet("node-b", runtime, tmp_path)
+    await runner.start(agent, started(agent))
+    await create_bound(client, pod_manifest("web", [container()]), "node-b")
+    pod = await eventually(lambda: pod_where(client, "web", lambda p: phase(p) == "Running" and is_ready(p)),
+                           what="pod running")
+    assert pod["status"]["podIP"].startswith("10.")
+    assert cstatus(pod)["state"]["running"]["startedAt"]
+    assert cstatus(pod)["containerID"].startswith("fake://")
+    await client.delete("Pod", "web", "default")
+
+    async def gone() -> bool:
+        try:
+            await client.get("Pod", "web", "default")
+        except Exception:
+            return True
+        return False
+
+    await eventually(gone, what="pod object deleted")
+    assert runtime.counts() == (0, 0)
+
+
+async def test_crash_loop_and_restart_policies(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                               tmp_path: Path) -> None:
+    agent = fake_kubelet("node-c", FakeRuntime(), tmp_path)
+    await runner.start(agent, started(agent))
+    crash = container(**{EXIT_AFTER_ENV: "0", EXIT_CODE_ENV: "1"})
+    ok = container(**{EXIT_AFTER_ENV: "0", EXIT_CODE_ENV: "0"})
+    await create_bound(client, pod_manifest("crash", [crash]), "node-c")
+    await create_bound(client, pod_manifest("job", [ok], restart_policy="OnFailure"), "node-c")
+    await create_bound(client, pod_manifest("once", [crash], restart_policy="Never"), "node-c")
+    pod = await eventually(lambda: pod_where(
+        client, "crash", lambda p: waiting_reason(p) == "CrashLoopBackOff" and cstatus(p)["restartCount"] >= 2),
+        what="crash loop")
+    assert cstatus(pod)["lastState"]["terminated"]["exitCode"] == 1
+    assert phase(pod) == "Running"
+    job = await eventually(lambda: pod_where(client, "job", lambda p: phase(p) == "Succeeded"), what="succeeded")
+    assert cstatus(job)["restartCount"] == 0
+    once = await eventually(lambda: pod_where(client, "once", lambda p: phase(p) == "Failed"), what="failed")
+    assert cstatus(once)["state"]["terminated"]["exitCode"] == 1
+
+
+async def test_missing_image(runner: ActorRunner, api: ApiActor, client: ApiClient, tmp_path: Path) -> None:
+    agent = fake_kubelet("node-d", FakeRuntime(), tmp_path)
+    await runner.start(agent, started(agent))
+    await create_bound(client, pod_manifest("noimg", [container(image="registry.invalid/app:1")]), "node-d")
+    pod = await eventually(lambda: pod_where(client, "noimg", lambda p: waiting_reason(p) == "ImagePullBackOff"),
+                           what="ImagePullBackOff")
+    assert phase(pod) == "Pending"
