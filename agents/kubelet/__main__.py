@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-interval", type=float, default=10.0)
     parser.add_argument("--status-interval", type=float, default=10.0)
     parser.add_argument("--no-events", action="store_true", help="do not record Events")
+    parser.add_argument("--pod-cidr", default="127.88.0.0/16",
+                        help="this node's pod network: each pod gets an address in it (give nodes sharing a "
+                             "machine different ranges)")
 
 
 def config_from(args: argparse.Namespace) -> KubeletConfig:
@@ -52,7 +55,7 @@ def config_from(args: argparse.Namespace) -> KubeletConfig:
         cpu=args.cpu, memory=args.memory, max_pods=args.max_pods, backoff_base=args.backoff_base,
         backoff_max=args.backoff_max, lease_renew_interval=args.lease_interval,
         node_status_interval=args.status_interval, record_events=not args.no_events,
-        measure_host=args.runtime == "podman",
+        measure_host=args.runtime == "podman", pod_cidr=args.pod_cidr,
     )
 
 

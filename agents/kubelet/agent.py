@@ -26,6 +26,7 @@ from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.plan import FinishDeletion, PodNotes, RemoveContainer, RemoveSandbox, plan
+from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.podspec import containers_of
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler, RunningContainer
 from agents.kubelet.runtime_cache import RuntimeCache
@@ -113,6 +114,7 @@ class KubeletAgent:
             self.runtime, self.runtime_version, self._on_close = setup.runtime, setup.version, setup.close
         runtime = self.runtime
         self.cache = RuntimeCache(runtime, node)
+        self.pod_ips = PodIPAllocator(self.config.pod_cidr)
         self.probes = self._shared_probes or ProbeScheduler(self._prober or NetworkProber(runtime),
                                                             self.queue.add)
         events = EventRecorder(self.client, "kubelet", host=node, log=self.log) if self.config.record_events else None
@@ -202,8 +204,15 @@ class KubeletAgent:
             c.id for c in mine if c.state == "running" and c.name in specs and self.probes.failed(c.id, specs[c.name])
         }
         now = self.clock()
+        assigned_ip = ""
+        if pod is not None and not is_deleting(pod):
+            own = next((s.ip for s in view.sandboxes if s.pod_uid == uid and s.ip), None)
+            if own is not None:
+                self.pod_ips.keep(uid, own)
+            in_use = (s.ip for v in self.cache.views.values() for s in v.sandboxes if s.ip)
+            assigned_ip = own or self.pod_ips.assign(uid, in_use)
         decided = plan(pod, view, notes, now, node_name=self.config.node_name, address=self.config.address,
-                       cap=self.config.backoff_max, keep_attempts=self.config.keep_attempts)
+                       pod_ip=assigned_ip, cap=self.config.backoff_max, keep_attempts=self.config.keep_attempts)
         if decided.actions:
             await self.executor.execute(pod, decided.actions, notes, key=key)
             if not all(isinstance(a, RemoveSandbox | RemoveContainer | FinishDeletion) for a in decided.actions):
@@ -216,6 +225,7 @@ class KubeletAgent:
                 for gone in [u for u in self.notes if u not in live]:
                     self.notes.pop(gone, None)
                     self._written.pop(gone, None)
+                    self.pod_ips.release(gone)
             return None
         sandboxes, mine = view.for_uid(uid)
         pod_ip = next((s.ip for s in sandboxes if s.state == "ready" and s.ip), None)

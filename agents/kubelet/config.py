@@ -20,6 +20,10 @@ class KubeletConfig:
     address: str = "127.0.0.1"
     """The node's InternalIP; hostPorts are published on it unless a port names its own hostIP."""
     state_dir: Path = Path("/var/lib/shoal/kubelet")
+    pod_cidr: str = "127.88.0.0/16"
+    """The node's pod network. Each pod gets an address in it and each container port is published on
+    that address, so pods are reached at podIP:containerPort as in Kubernetes. The default, a loopback
+    range, needs no bridge routing on one machine; give each node of a machine its own range."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra node labels (the well-known hostname/os/arch labels are always set)."""
     cpu: str | None = None

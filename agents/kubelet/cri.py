@@ -27,6 +27,7 @@ LABEL_NODE = "io.shoal.node"
 LABEL_POD_UID = "io.shoal.pod-uid"
 LABEL_NAMESPACE = "io.shoal.namespace"
 LABEL_POD_NAME = "io.shoal.pod-name"
+LABEL_POD_IP = "io.shoal.pod-ip"
 LABEL_CONTAINER = "io.shoal.container"
 LABEL_ATTEMPT = "io.shoal.attempt"
 
@@ -54,6 +55,8 @@ class SandboxConfig:
     node_name: str
     ports: Sequence[PortMapping] = ()
     hostname: str = ""  # "" means the pod name (truncated to 63 characters)
+    pod_ip: str = ""
+    """The pod's address on the node's pod network (see KubeletConfig.pod_cidr); "" lets the runtime choose."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,7 @@ def shoal_labels(sandbox: SandboxConfig) -> dict[str, str]:
         LABEL_POD_UID: sandbox.pod_uid,
         LABEL_NAMESPACE: sandbox.namespace,
         LABEL_POD_NAME: sandbox.name,
+        **({LABEL_POD_IP: sandbox.pod_ip} if sandbox.pod_ip else {}),
     }
 
 

@@ -152,7 +152,7 @@ class FakeRuntime:
         if existing is not None:
             return existing  # idempotent, like re-creating a Podman pod of the same name
         sandbox_id, ip = self._next_ip()
-        self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, ip, self._clock())
+        self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, config.pod_ip or ip, self._clock())
         self._by_node.setdefault(config.node_name, set()).add(sandbox_id)
         self._by_uid[config.pod_uid] = sandbox_id
         return sandbox_id

@@ -172,7 +172,8 @@ def node_labels(config: KubeletConfig) -> dict[str, str]:
 
 def node_object(config: KubeletConfig, status: Obj) -> Obj:
     return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": config.node_name, "labels": node_labels(config)}, "spec": {}, "status": status}
+            "metadata": {"name": config.node_name, "labels": node_labels(config)},
+            "spec": {"podCIDR": config.pod_cidr, "podCIDRs": [config.pod_cidr]}, "status": status}
 
 
 def _comparable(status: Obj) -> Obj:

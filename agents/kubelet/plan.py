@@ -193,6 +193,7 @@ def plan(
     *,
     node_name: str,
     address: str,
+    pod_ip: str = "",
     cap: float = 300.0,
     keep_attempts: int = 2,
 ) -> Plan:
@@ -213,7 +214,7 @@ def plan(
         return Plan(tuple(actions))
     if pod_is_terminal(pod):
         return Plan(tuple(actions))
-    sandbox_cfg = sandbox_config(pod, node_name, address)
+    sandbox_cfg = sandbox_config(pod, node_name, address, pod_ip)
     ready = sorted((s for s in sandboxes if s.state == "ready"), key=lambda s: s.created_at or 0.0)
     sandbox_id: str | None
     if ready:

@@ -43,6 +43,7 @@ from agents.kubelet.cri import (
     LABEL_MANAGED,
     LABEL_NAMESPACE,
     LABEL_NODE,
+    LABEL_POD_IP,
     LABEL_POD_NAME,
     LABEL_POD_UID,
     ContainerConfig,
@@ -193,7 +194,9 @@ class PodmanRuntime:
             infra_running = any(
                 c.get("Id") == infra_id and c.get("Status") == "running" for c in pod.get("Containers") or []
             )
-            ip = await self._pod_ip(pod["Id"], infra_id) if infra_running else None
+            ip = labels.get(LABEL_POD_IP) or None  # the kubelet's pod network; else the bridge address
+            if ip is None and infra_running:
+                ip = await self._pod_ip(pod["Id"], infra_id)
             result.append(
                 RuntimeSandbox(
                     id=pod["Id"],

@@ -42,11 +42,18 @@ def grace_period(pod: Obj) -> int:
         return 30
 
 
-def sandbox_config(pod: Obj, node_name: str, address: str) -> SandboxConfig:
+def sandbox_config(pod: Obj, node_name: str, address: str, pod_ip: str = "") -> SandboxConfig:
+    """The sandbox of ``pod``: every container port is published on the pod's own address ``pod_ip``
+    (``<pod_ip>:<containerPort>``, as a pod IP works in Kubernetes), and hostPorts on the node address."""
     ports: list[PortMapping] = []
     for c in containers_of(pod):
         for p in c.get("ports") or []:
-            if not isinstance(p, dict) or not p.get("hostPort"):
+            if not isinstance(p, dict):
+                continue
+            if pod_ip and p.get("containerPort"):
+                ports.append(PortMapping(container_port=int(p["containerPort"]), host_port=int(p["containerPort"]),
+                                         host_ip=pod_ip, protocol=str(p.get("protocol") or "TCP").lower()))
+            if not p.get("hostPort"):
                 continue
             ports.append(
                 PortMapping(
@@ -63,6 +70,7 @@ def sandbox_config(pod: Obj, node_name: str, address: str) -> SandboxConfig:
         node_name=node_name,
         ports=tuple(ports),
         hostname=str((pod.get("spec") or {}).get("hostname") or ""),
+        pod_ip=pod_ip,
     )
 
 

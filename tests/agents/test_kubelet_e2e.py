@@ -54,10 +54,12 @@ def sh(name: str, script: str, **extra: object) -> Obj:
 
 
 @pytest_asyncio.fixture
-async def e2e_node(podman_service: PodmanService) -> AsyncIterator[str]:
-    """A node name for one test; its sandboxes and containers are removed afterwards, pass or fail."""
+async def e2e_node(podman_service: PodmanService, runner: ActorRunner) -> AsyncIterator[str]:
+    """A node name for one test; its sandboxes and containers are removed afterwards, pass or fail
+    (after the test's kubelets stopped, so none of them re-creates what is being removed)."""
     node = f"e2e-{uuid.uuid4().hex[:8]}"
     yield node
+    await runner.stop_all()
     runtime = PodmanRuntime(podman_service.socket_url)
     try:
         for sandbox in await runtime.list_sandboxes(node):
@@ -89,8 +91,8 @@ async def stop_actor(runner: ActorRunner, stop: asyncio.Event) -> None:
             await asyncio.wait_for(task, 30)
 
 
-async def http_get(port: int) -> str:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+async def http_get(port: int, host: str = "127.0.0.1") -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
     writer.write(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
     await writer.drain()
     body = await asyncio.wait_for(reader.read(), 5)
@@ -108,10 +110,11 @@ async def test_web_pod_runs_ready_and_serves(runner: ActorRunner, api: ApiActor,
     await create_bound(client, pod_manifest("web", [web]), e2e_node)
     pod = await eventually(lambda: pod_where(client, "web", lambda p: phase(p) == "Running" and is_ready(p)),
                            timeout=60, what="web pod Running and Ready")
-    assert pod["status"]["podIP"].startswith("10.")
+    assert pod["status"]["podIP"].startswith("127.88.")  # the node's loopback pod network
     assert pod["status"]["hostIP"] == "127.0.0.1"
     assert cstatus(pod)["ready"] is True
     assert "hello-shoal" in await http_get(port)
+    assert "hello-shoal" in await http_get(8080, pod["status"]["podIP"])  # podIP:containerPort, as in Kubernetes
     node = await client.get("Node", e2e_node)
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
 
