@@ -1,0 +1,21 @@
+"""Every ``shoal`` command, one module each; ``ALL`` is the table ``main`` builds its parser from.
+
+To add a command, write ``commands/<name>.py`` defining ``COMMAND`` and list it here.
+"""
+
+from __future__ import annotations
+
+from shoal.cli.commands import api_info, api_resources, apply, create, delete, describe, get, up, version
+from shoal.cli.registry import Command
+
+ALL: tuple[Command, ...] = (
+    get.COMMAND,
+    describe.COMMAND,
+    apply.COMMAND,
+    create.COMMAND,
+    delete.COMMAND,
+    api_info.COMMAND,
+    api_resources.COMMAND,
+    up.COMMAND,
+    version.COMMAND,
+)

@@ -1,0 +1,126 @@
+"""The connection a command works through: the NATS URL, the default namespace, a lazily made ApiClient.
+
+Commands that never talk to the cluster (``up``) never connect. A failed connection becomes a
+``CliError`` that says how to start a cluster or point the tool at one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client
+
+from protocol.kinds import KindInfo
+from protocol.objects import Obj, meta
+from runtime.bus import BusConfig, connect
+from runtime.client import ApiClient
+from shoal.cli.errors import CliError
+
+DEFAULT_NAMESPACE = "default"
+
+
+CONNECT_TIMEOUT = 3.0
+
+
+class _ConnectErrors:
+    """Stands in for the logger ``runtime.bus.connect`` reports connection errors to."""
+
+    def __init__(self, servers: int) -> None:
+        self.servers = servers
+        self.count = 0
+        self.reason: str | None = None
+        self.all_failed = asyncio.Event()
+
+    def warning(self, message: str, **fields: Any) -> None:
+        if message != "nats error":
+            return
+        error = str(fields.get("error", ""))
+        if "refused" in error or "Connect call failed" in error:
+            self.reason = "connection refused"
+        elif "Timeout" in error:
+            self.reason = f"no answer within {CONNECT_TIMEOUT:g}s"
+        else:
+            self.reason = error
+        self.count += 1
+        if self.count >= self.servers:
+            self.all_failed.set()
+
+    def info(self, message: str, **fields: Any) -> None:
+        pass
+
+
+def cannot_reach(servers: str, reason: str | None = None) -> CliError:
+    why = f" ({reason})" if reason else ""
+    return CliError(f"cannot reach the cluster at {servers}{why}: is it running? start one with `shoal up` "
+                    "or set --server/SHOAL_SERVER")
+
+
+@dataclass
+class Session:
+    bus: BusConfig
+    namespace: str = DEFAULT_NAMESPACE
+    namespace_given: bool = False
+    """Whether -n was on the command line (apply refuses objects of another namespace then)."""
+    timeout: float = 10.0
+    _nc: Client | None = field(default=None, init=False)
+    _client: ApiClient | None = field(default=None, init=False)
+
+    @classmethod
+    def create(cls, server: str | None, namespace: str | None, *, timeout: float = 10.0) -> Session:
+        default_ns = os.environ.get("SHOAL_NAMESPACE") or DEFAULT_NAMESPACE
+        return cls(BusConfig.from_env(server), namespace or default_ns, namespace_given=bool(namespace),
+                   timeout=timeout)
+
+    @property
+    def server(self) -> str:
+        return ",".join(self.bus.servers)
+
+    def namespace_for(self, info: KindInfo, obj: Obj) -> str | None:
+        """The namespace an object from a file goes to (set on it): its own, else -n, else the default."""
+        m = meta(obj)
+        if not info.namespaced:
+            m.pop("namespace", None)
+            return None
+        given = m.get("namespace")
+        if given and self.namespace_given and given != self.namespace:
+            raise CliError(f"the namespace of the object ({given}) does not match the namespace given with "
+                           f"-n ({self.namespace}): pass -n {given}, or leave -n out")
+        namespace = str(given or self.namespace)
+        m["namespace"] = namespace
+        return namespace
+
+    async def client(self) -> ApiClient:
+        if self._client is None:
+            self._nc = await self._connect()
+            self._client = ApiClient(self._nc, timeout=self.timeout)
+        return self._client
+
+    async def _connect(self) -> Client:
+        """Connect once, failing fast: nats.py with reconnects off still cycles through the servers forever
+        (``max_reconnect_attempts=0`` is not "none"), so the first error of every server ends the attempt."""
+        errors = _ConnectErrors(len(self.bus.servers))
+        attempt = asyncio.ensure_future(connect(self.bus, name="shoal-cli", log=errors, reconnect=False,
+                                                connect_timeout=CONNECT_TIMEOUT))
+        failed = asyncio.ensure_future(errors.all_failed.wait())
+        try:
+            done, _ = await asyncio.wait({attempt, failed}, timeout=CONNECT_TIMEOUT + 2,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        if attempt in done and attempt.exception() is None:
+            return attempt.result()
+        attempt.cancel()
+        with contextlib.suppress(BaseException):
+            await attempt
+        reason = errors.reason or ("no answer" if not done else None)
+        raise cannot_reach(self.server, reason)
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc, self._client = None, None

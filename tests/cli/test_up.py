@@ -1,0 +1,107 @@
+"""``shoal up`` as a user runs it: a subprocess on a free port with its own state directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.nats_server import free_port
+from tests.cli.conftest import REPO, ShoalCli, cli_env, read_until
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
+
+
+async def _start(state: Path, port: int) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shoal", "up", "--state-dir", str(state), "--port", str(port),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=cli_env(), cwd=REPO)
+    try:
+        seen = await read_until(proc.stdout, "Press Ctrl-C", timeout=90)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc, seen
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> str:
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout is not None
+    rest = await asyncio.wait_for(proc.stdout.read(), 60)
+    assert await asyncio.wait_for(proc.wait(), 10) == 0, rest.decode()
+    return rest.decode()
+
+
+@pytest.mark.slow
+async def test_up_runs_a_cluster_that_keeps_its_data(tmp_path: Path) -> None:
+    state, port = tmp_path / "state", free_port()
+    cli = ShoalCli(f"nats://127.0.0.1:{port}")
+
+    proc, seen = await _start(state, port)
+    try:
+        assert f"Shoal state directory: {state}" in seen
+        assert f"export SHOAL_SERVER=nats://127.0.0.1:{port}" in seen
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", seen)]
+        assert len(pids) == 2, seen  # nats-server and the API actor
+        assert all(_alive(pid) for pid in pids)
+
+        applied = await cli("apply", "-f", "-", stdin="kind: ConfigMap\nmetadata: {name: kept}\ndata: {a: b}\n")
+        assert applied.out.strip() == "configmap/kept created", applied
+
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shoal", "up", "--state-dir", str(state), "--port", str(free_port()),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(), cwd=REPO)
+        _, err = await asyncio.wait_for(second.communicate(), 30)
+        assert second.returncode == 1
+        assert "already running" in err.decode()
+    finally:
+        rest = await _stop(proc)
+    assert "cluster stopped" in rest
+    for _ in range(50):
+        if not any(_alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), f"stray processes: {[p for p in pids if _alive(p)]}"
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+    assert (state / "logs" / "api.log").stat().st_size > 0
+
+    proc, _ = await _start(state, port)
+    try:
+        got = await cli("get", "configmap", "kept", "-o", "name")
+        assert got.rc == 0, got
+        assert got.out.strip() == "configmap/kept"
+    finally:
+        await _stop(proc)
+
+
+async def test_up_refuses_a_port_taken_by_another_program(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shoal", "up", "--state-dir", str(tmp_path / "s"), "--port", str(port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(), cwd=REPO)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert f"error: port {port} on 127.0.0.1 is in use by another program" in err.decode()
+    assert "--port" in err.decode()
