@@ -58,7 +58,8 @@ async def connect(config: BusConfig, *, name: str, log: Any = None, reconnect: b
 
     options: dict[str, Any] = {
         "servers": list(config.servers), "name": name, "connect_timeout": connect_timeout,
-        "allow_reconnect": reconnect, "max_reconnect_attempts": -1 if reconnect else 0,
+        # nats-py reads max_reconnect_attempts=0 as "no limit": one attempt per server when not reconnecting
+        "allow_reconnect": reconnect, "max_reconnect_attempts": -1 if reconnect else 1,
         "reconnect_time_wait": 0.5, "ping_interval": 10, "max_outstanding_pings": 3,
         "error_cb": on_error, "disconnected_cb": on_disconnect, "reconnected_cb": on_reconnect,
         "pending_size": 64 * 1024 * 1024,

@@ -36,6 +36,13 @@ from protocol.keys import CLUSTER_SCOPE, encode_token
 from protocol.subjects import API_PREFIX, EVENTS_PREFIX
 
 INBOX = "_INBOX"
+SYSTEM_BUCKET = "shoal_system"
+"""The API actors' private KV bucket (the token signing key): nobody else may read or write it."""
+_SYS_STREAM = f"KV_{SYSTEM_BUCKET}"
+SYSTEM_DENY = (f"$KV.{SYSTEM_BUCKET}.>", f"$JS.API.DIRECT.GET.{_SYS_STREAM}", f"$JS.API.DIRECT.GET.{_SYS_STREAM}.>",
+               f"$JS.API.STREAM.*.{_SYS_STREAM}", f"$JS.API.STREAM.*.*.{_SYS_STREAM}",
+               f"$JS.API.CONSUMER.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.{_SYS_STREAM}.>",
+               f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}.>")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 CONTROL_PLANE = ("scheduler", "controller-manager", "cloud-controller-manager")
 """Components that act through the API with any verb on any object (as in Kubernetes, where they hold
@@ -102,7 +109,8 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
     """API actors: JetStream (the KV bucket, streams, direct gets), events, serving every request."""
     _ = private_inboxes  # API actors answer everyone: they publish to every inbox in either mode
     return Permissions(
-        publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"{EVENTS_PREFIX}.>", f"{INBOX}.>"),
+        publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"$KV.{SYSTEM_BUCKET}.>",
+                 f"{EVENTS_PREFIX}.>", f"{INBOX}.>"),
         subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", "shoal.watchctl.>", f"{INBOX}.>",
                    *_health("api")),
     )
@@ -160,8 +168,10 @@ def proxy_permissions(node: str, *, private_inboxes: bool = False) -> Permission
 
 
 def admin_permissions() -> Permissions:
-    """The admin tool (and operators): everything except writing the datastore behind the API's back."""
-    return Permissions(publish=(">",), subscribe=(">",), publish_deny=("$KV.shoal.>",))
+    """The admin tool (and operators): everything except writing the datastore behind the API's back and
+    speaking for a node (the node-scoped subjects) and reading the API actors' private bucket."""
+    return Permissions(publish=(">",), subscribe=(">",),
+                       publish_deny=("$KV.shoal.>", "shoal.node.*.api.>", *SYSTEM_DENY))
 
 
 # -- users ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import ctypes
 import fcntl
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -68,13 +69,24 @@ class Component:
     enabled: Callable[[UpOptions], bool] = always
 
 
+def podman_available(options: UpOptions) -> bool:
+    return shutil.which("podman") is not None
+
+
+NODE_NAME = socket.gethostname().split(".")[0].lower() or "local"
+
 COMPONENTS: tuple[Component, ...] = (
     Component("api", "actors.api"),
-    # Later: Component("scheduler", "actors.scheduler"), Component("controllers", "actors.controllers"),
-    # Component("kubelet", "agents.kubelet", enabled=<podman available>), Component("proxy", "agents.proxy").
+    Component("scheduler", "actors.scheduler"),
+    Component("controllers", "actors.controllers"),
+    Component("cloud", "actors.cloud", ("--cloud-provider", "local", "--state-dir", "{state}/cloud")),
+    Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet"),
+              enabled=podman_available),
+    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME, "--nodeport-addresses", "127.0.0.1")),
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there
-yet are skipped with a notice, so a line may be added before its module lands."""
+yet are skipped with a notice, so a line may be added before its module lands. ``{state}`` in an
+argument is the state directory."""
 
 
 def default_state_dir() -> Path:
@@ -389,7 +401,7 @@ class Cluster:
         for component in components:
             argv = [sys.executable, "-m", component.module, "--server", self.url,
                     "--log-format", self.options.log_format, "--log-level", self.options.log_level,
-                    *component.args]
+                    *(arg.replace("{state}", str(self.state)) for arg in component.args)]
             child = Child(component, argv, self.logs / f"{component.name}.log", self.options.attach,
                           self.console, width)
             self.children.append(child)

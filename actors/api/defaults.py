@@ -59,11 +59,6 @@ def apply_defaults(obj: Obj, info: KindInfo) -> None:
     kind = info.kind
     if kind == "Pod" and isinstance(spec, dict):
         pod_spec_defaults(spec)
-        spec.setdefault("tolerations", [])
-        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if not any(t.get("key") == key for t in spec["tolerations"] if isinstance(t, dict)):
-                spec["tolerations"].append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                            "tolerationSeconds": 300})
     elif kind in ("ReplicationController", "ReplicaSet", "Deployment") and isinstance(spec, dict):
         spec.setdefault("replicas", 1)
         spec.setdefault("minReadySeconds", 0)
@@ -103,6 +98,18 @@ def apply_defaults(obj: Obj, info: KindInfo) -> None:
                 data[k] = base64.b64encode(str(v).encode()).decode()
     elif kind == "Node":
         obj.setdefault("spec", {})
+
+
+def admit_new(obj: Obj, info: KindInfo) -> None:
+    """Create-time admission (Kubernetes' DefaultTolerationSeconds): pods tolerate an unreachable or
+    not-ready node for 300 s unless they say otherwise. Not re-applied on update."""
+    spec = obj.get("spec")
+    if info.kind == "Pod" and isinstance(spec, dict):
+        tolerations = spec.setdefault("tolerations", [])
+        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+            if not any(t.get("key") == key for t in tolerations if isinstance(t, dict)):
+                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                    "tolerationSeconds": 300})
 
 
 def create_status(obj: Obj, info: KindInfo) -> None:

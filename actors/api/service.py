@@ -15,7 +15,7 @@ from typing import Any
 from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
 from actors.api.cache import WatchCache
-from actors.api.defaults import apply_defaults, copy_object, create_status, random_suffix, spec_part
+from actors.api.defaults import admit_new, apply_defaults, copy_object, create_status, random_suffix, spec_part
 from actors.api.store import Store
 from protocol import codec, keys
 from protocol.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound, Unavailable
@@ -133,6 +133,7 @@ class ApiService:
         if ns is not None:
             await self._admit_namespace(ns)
         apply_defaults(obj, info)
+        admit_new(obj, info)
         create_status(obj, info)
         m = meta(obj)
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "uid"):
@@ -241,6 +242,7 @@ class ApiService:
                 new_spec["nodeName"] = old_node
         if info.kind == "Service":
             _keep_service_addresses(current, merged)
+        apply_defaults(merged, info)  # as on create: a client that omits a defaulted field keeps its default
         if spec_part(merged) != spec_part(current):
             m["generation"] = int(cur_meta.get("generation") or 0) + 1
         return merged
