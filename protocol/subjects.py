@@ -51,6 +51,18 @@ def collection_subject(verb: Verb, info: KindInfo, namespace: str | None) -> str
 
 
 API_WILDCARD = f"{API_PREFIX}.>"
+NODE_API_WILDCARD = "shoal.node.*.api.>"
+
+
+def node_api(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: str | None = None) -> str:
+    """``shoal.node.<node>.api.<verb>.<plural>.<ns>[.<name>]``: a kubelet's writes, node-scoped.
+
+    NATS permissions let only node N's kubelet publish under ``shoal.node.<N>.api.>``; API actors serve
+    these subjects and check that the target belongs to node N (a pod bound to it, its Node, its Lease).
+    """
+    tail = f".{encode_token(name)}" if name else ""
+    ns = _ns(info, namespace, collection=name is None)
+    return f"shoal.node.{encode_token(node)}.api.{verb}.{info.plural}.{ns}{tail}"
 COMPACT = f"{API_PREFIX}.admin.compact"
 INFO = f"{API_PREFIX}.admin.info"
 TOKEN_REVIEW = f"{API_PREFIX}.admin.tokenreview"

@@ -6,6 +6,7 @@ timeouts become ``Unavailable``/``Timeout``, both retryable.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +49,17 @@ class ObjectList:
 
 
 class ApiClient:
-    def __init__(self, nc: Client, *, timeout: float = 10.0) -> None:
+    def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None) -> None:
+        """``node_scope``: a kubelet's node; its writes then go to the node-scoped subjects
+        ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on."""
         self.nc = nc
         self.timeout = timeout
+        self.node_scope = node_scope
+
+    def _object_subject(self, verb: Verb, info: KindInfo, namespace: str | None, name: str) -> str:
+        if self.node_scope and verb != Verb.GET:
+            return subjects.node_api(self.node_scope, verb, info, namespace, name)
+        return subjects.object_subject(verb, info, namespace, name)
 
     async def request(self, subject: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         try:
@@ -63,8 +72,9 @@ class ApiClient:
 
     async def create(self, obj: Obj, namespace: str | None = None) -> Obj:
         info = kind_info(str(obj.get("kind", "")))
-        subject = subjects.collection_subject(Verb.CREATE, info, namespace or namespace_of(obj) or
-                                              ("default" if info.namespaced else None))
+        ns = namespace or namespace_of(obj) or ("default" if info.namespaced else None)
+        subject = (subjects.node_api(self.node_scope, Verb.CREATE, info, ns) if self.node_scope
+                   else subjects.collection_subject(Verb.CREATE, info, ns))
         reply = await self.request(subject, {"object": obj})
         return reply["object"]  # type: ignore[no-any-return]
 
@@ -74,8 +84,22 @@ class ApiClient:
         return reply["object"]  # type: ignore[no-any-return]
 
     async def list(self, kind: KindLike, namespace: str | None = None, *, label_selector: str | None = None,
-                   field_selector: str | None = None) -> ObjectList:
-        """List (every namespace when ``namespace`` is None); replies arrive in chunks for big lists."""
+                   field_selector: str | None = None, attempts: int = 3) -> ObjectList:
+        """List (every namespace when ``namespace`` is None); replies arrive in chunks for big lists.
+
+        A list is a read: when no answer comes (an API actor failing over, a NATS server restarting)
+        it is asked again, ``attempts`` times in all, before ``Unavailable`` is raised."""
+        for attempt in range(attempts):
+            try:
+                return await self._list_once(kind, namespace, label_selector, field_selector)
+            except Unavailable:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _list_once(self, kind: KindLike, namespace: str | None, label_selector: str | None,
+                         field_selector: str | None) -> ObjectList:
         info = kind_info(kind)
         subject = subjects.collection_subject(Verb.LIST, info, namespace)
         payload = {"labelSelector": label_selector, "fieldSelector": field_selector}
@@ -89,7 +113,9 @@ class ApiClient:
                 try:
                     msg = await sub.next_msg(timeout=self.timeout if expected == 0 else 30)
                 except NatsTimeout:
-                    raise Unavailable(NO_API if expected == 0 else "list reply stopped mid-way; retry") from None
+                    raise Unavailable(f"no answer to a list of {info.plural} within {self.timeout}s (is an API "
+                                      "actor running?)" if expected == 0 else "list reply stopped mid-way; retry"
+                                      ) from None
                 if msg.headers and msg.headers.get("Status") == "503":
                     raise Unavailable(NO_API)
                 reply = codec.check_reply(codec.decode(msg.data))
@@ -110,7 +136,7 @@ class ApiClient:
 
     async def _write(self, verb: Verb, obj: Obj) -> Obj:
         info = kind_info(str(obj.get("kind", "")))
-        subject = subjects.object_subject(verb, info, _ns(info, namespace_of(obj)), name_of(obj))
+        subject = self._object_subject(verb, info, _ns(info, namespace_of(obj)), name_of(obj))
         reply = await self.request(subject, {"object": obj})
         return reply["object"]  # type: ignore[no-any-return]
 
@@ -120,7 +146,7 @@ class ApiClient:
         payload: dict[str, Any] = {"patch": patch}
         if status:
             payload["subresource"] = "status"
-        reply = await self.request(subjects.object_subject(Verb.PATCH, info, _ns(info, namespace), name), payload)
+        reply = await self.request(self._object_subject(Verb.PATCH, info, _ns(info, namespace), name), payload)
         return reply["object"]  # type: ignore[no-any-return]
 
     async def delete(self, kind: KindLike, name: str, namespace: str | None = None, *,
@@ -134,7 +160,7 @@ class ApiClient:
             options["propagationPolicy"] = propagation
         if resource_version:
             options["resourceVersion"] = str(resource_version)
-        subject = subjects.object_subject(Verb.DELETE, info, _ns(info, namespace), name)
+        subject = self._object_subject(Verb.DELETE, info, _ns(info, namespace), name)
         reply = await self.request(subject, {"options": options})
         return reply["object"]  # type: ignore[no-any-return]
 

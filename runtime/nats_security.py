@@ -2,9 +2,9 @@
 
 Pure: ``*_permissions`` build :class:`Permissions`, ``render_authorization`` writes the
 ``authorization { users = [...] }`` block for ``NatsServerConfig.extra`` (or ``include`` from the
-server config), ``node_may_write_pod`` is the check an API actor makes before serving a kubelet's
-node-scoped pod write. The small CLI keeps generated passwords in a JSON secrets file and renders the
-block and one env file per component from it::
+server config). Kubelets write only through their node-scoped subjects ``shoal.node.<N>.api.>``, which
+API actors check (``actors/api/noderestriction.py``). The small CLI keeps generated passwords in a
+JSON secrets file and renders the block and one env file per component from it::
 
     python -m runtime.nats_security init   --dir /etc/shoal [--nodes n1,n2]   # secrets, auth.conf, creds/*.env
     python -m runtime.nats_security add-node --dir /etc/shoal NODE             # one more kubelet + proxy user
@@ -14,10 +14,9 @@ Users authenticate with user + password (plain users in the server config: no JW
 Passwords are random 32-byte tokens, files are 0600. Every user lives in the default account, so
 JetStream and the KV bucket are shared; what a user may do is its subject permissions.
 
-Inboxes: today every client uses nats-py's default ``_INBOX.<nuid>``, so every user must subscribe
-``_INBOX.>`` and could therefore overhear replies meant for others. With ``private_inboxes`` each user
-is confined to ``_INBOX.<user>.>``: this needs clients to connect with ``inbox_prefix="_INBOX.<user>"``
-(see ``inbox_prefix``), a one-line change to ``runtime/bus.py`` that is proposed, not yet made.
+Inboxes: with ``private_inboxes`` (the default for new secrets) each user may subscribe only
+``_INBOX.<user>.>``, so nobody overhears replies meant for others; ``runtime/bus.py`` connects every
+client that has a user name with ``inbox_prefix="_INBOX.<user>"`` (see ``inbox_prefix``).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.keys import CLUSTER_SCOPE, encode_token
+from protocol.keys import encode_token
 from protocol.subjects import API_PREFIX, EVENTS_PREFIX
 
 INBOX = "_INBOX"
@@ -77,34 +76,6 @@ def _health(actor: str) -> tuple[str, ...]:
     return (f"shoal.health.{actor}", f"shoal.health.{actor}.*")
 
 
-def node_scoped_subject(node: str, verb: str, plural: str, namespace: str | None, name: str | None) -> str:
-    """The proposed subject of a node-scoped write: ``shoal.node.<N>.api.<verb>.<plural>.<ns>[.<name>]``.
-
-    An API actor serving ``shoal.node.*.api.>`` (queue ``shoal-api``) trusts the ``<N>`` token because
-    NATS lets only node N's kubelet publish under ``shoal.node.<N>.api.>``, and checks the target with
-    ``node_may_write_pod`` (pods) or that the object is the node itself (nodes, node leases).
-    """
-    ns = encode_token(namespace) if namespace else CLUSTER_SCOPE
-    tail = f".{encode_token(name)}" if name else ""
-    return f"shoal.node.{encode_token(node)}.api.{verb}.{plural}.{ns}{tail}"
-
-
-def node_may_write_pod(node: str, pod: Mapping[str, Any] | None) -> bool:
-    """May node ``node``'s kubelet write this pod (its status, or its final deletion)?
-
-    Only when the pod, as currently stored, is bound to that node. The API actor reads the stored pod
-    (not the one in the request, which the kubelet controls) and refuses with ``Forbidden`` otherwise;
-    a pod being rebound is impossible (``bind`` sets ``spec.nodeName`` once), so the check is stable.
-    """
-    if not node or not isinstance(pod, Mapping):
-        return False
-    spec = pod.get("spec")
-    if not isinstance(spec, Mapping):
-        return False
-    bound = spec.get("nodeName")
-    return isinstance(bound, str) and bound == node
-
-
 def api_permissions(*, private_inboxes: bool = False) -> Permissions:
     """API actors: JetStream (the KV bucket, streams, direct gets), events, serving every request."""
     _ = private_inboxes  # API actors answer everyone: they publish to every inbox in either mode
@@ -125,31 +96,17 @@ def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> P
     )
 
 
-def kubelet_permissions(node: str, *, private_inboxes: bool = False, node_scoped_pods: bool = False) -> Permissions:
-    """Node ``node``'s kubelet: its own Node and Lease, reads, events, its pods' status and deletion.
-
-    Pod subjects do not name the node, so until API actors serve the node-scoped subjects
-    (``node_scoped_pods=True``) a kubelet must be allowed ``status``/``delete`` on every pod: the one
-    remaining gap (documented in deploy/README.md).
-    """
+def kubelet_permissions(node: str, *, private_inboxes: bool = False) -> Permissions:
+    """Node ``node``'s kubelet: reads, and writes only through its node-scoped subjects
+    ``shoal.node.<N>.api.>``, where API actors allow nothing but its own Node, its Lease, Events and the
+    pods bound to it (``actors/api/noderestriction.py``)."""
     n = encode_token(node)
-    lease_ns = NODE_LEASE_NAMESPACE
     user = f"kubelet-{node}"
     publish = [
-        f"{API_PREFIX}.create.nodes.{CLUSTER_SCOPE}",
-        f"{API_PREFIX}.status.nodes.{CLUSTER_SCOPE}.{n}",
-        f"{API_PREFIX}.update.nodes.{CLUSTER_SCOPE}.{n}",
-        f"{API_PREFIX}.patch.nodes.{CLUSTER_SCOPE}.{n}",
-        f"{API_PREFIX}.create.leases.{lease_ns}",
-        f"{API_PREFIX}.*.leases.{lease_ns}.{n}",
+        f"shoal.node.{n}.api.>",
         f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>",
-        f"{API_PREFIX}.create.events.*", f"{API_PREFIX}.update.events.*.*", f"{API_PREFIX}.patch.events.*.*",
         "shoal.watchctl.>",
     ]
-    if node_scoped_pods:
-        publish.append(f"shoal.node.{n}.api.>")
-    else:
-        publish += [f"{API_PREFIX}.status.pods.*.*", f"{API_PREFIX}.delete.pods.*.*"]
     # the logs service streams its answer to the requester's inbox (several messages, for as long as a
     # follow lasts), which ``allow_responses`` cannot express: the kubelet publishes to inboxes
     return Permissions(
@@ -179,8 +136,7 @@ def new_password() -> str:
     return secrets.token_urlsafe(32)
 
 
-def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private_inboxes: bool = False,
-                  node_scoped_pods: bool = False) -> list[User]:
+def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private_inboxes: bool = False) -> list[User]:
     """Every user of a cluster, from ``passwords`` keyed by user name (``api``, ``scheduler``,
     ``controller-manager``, ``cloud-controller-manager``, ``admin``, ``kubelet-<node>``, ``proxy-<node>``)."""
     users = [User("api", passwords["api"], api_permissions(private_inboxes=private_inboxes))]
@@ -189,7 +145,7 @@ def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private
     users.append(User("admin", passwords["admin"], admin_permissions()))
     for node in nodes:
         users.append(User(f"kubelet-{node}", passwords[f"kubelet-{node}"], kubelet_permissions(
-            node, private_inboxes=private_inboxes, node_scoped_pods=node_scoped_pods)))
+            node, private_inboxes=private_inboxes)))
         users.append(User(f"proxy-{node}", passwords[f"proxy-{node}"],
                           proxy_permissions(node, private_inboxes=private_inboxes)))
     return users
@@ -256,7 +212,7 @@ def ensure_node(secrets_: dict[str, Any], node: str) -> None:
 
 def new_secrets(nodes: Iterable[str]) -> dict[str, Any]:
     data: dict[str, Any] = {"passwords": {u: new_password() for u in ("api", "admin", "route", *CONTROL_PLANE)},
-                            "nodes": [], "private_inboxes": False, "node_scoped_pods": False}
+                            "nodes": [], "private_inboxes": True}
     for node in nodes:
         ensure_node(data, node)
     return data
@@ -265,8 +221,7 @@ def new_secrets(nodes: Iterable[str]) -> dict[str, Any]:
 def write_all(directory: Path, data: dict[str, Any], servers: Sequence[str], tls_ca: str | None) -> list[Path]:
     """secrets.json, nats-auth.conf and creds/<user>.env under ``directory``; returns the paths written."""
     _write_private(directory / SECRETS, json.dumps(data, indent=2) + "\n")
-    users = cluster_users(data["passwords"], data["nodes"], private_inboxes=bool(data.get("private_inboxes")),
-                          node_scoped_pods=bool(data.get("node_scoped_pods")))
+    users = cluster_users(data["passwords"], data["nodes"], private_inboxes=bool(data.get("private_inboxes")))
     written = [directory / SECRETS, directory / AUTH_CONF]
     _write_private(directory / AUTH_CONF, render_authorization(users))
     for user in users:

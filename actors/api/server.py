@@ -15,13 +15,14 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from actors.api import noderestriction
 from actors.api.cache import WatchCache, Watcher, entry_to_wire
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
 from protocol import PROTOCOL_VERSION, codec, keys, subjects
-from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
+from protocol.errors import BadRequest, Forbidden, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, by_plural
 from protocol.selectors import parse_field_selector, parse_label_selector
 from protocol.subjects import Verb
@@ -89,6 +90,9 @@ class ApiActor:
         self._subs.append(await ctx.nc.subscribe(subjects.API_WILDCARD, queue=subjects.API_QUEUE,
                                                  cb=self._on_request, pending_msgs_limit=1_000_000,
                                                  pending_bytes_limit=1024 * 1024 * 1024))
+        self._subs.append(await ctx.nc.subscribe(subjects.NODE_API_WILDCARD, queue=subjects.API_QUEUE,
+                                                 cb=self._on_request, pending_msgs_limit=1_000_000,
+                                                 pending_bytes_limit=256 * 1024 * 1024))
         self._subs.append(await ctx.nc.subscribe(subjects.watch_control(self.id), cb=self._on_watch_control))
 
     async def close(self) -> None:
@@ -128,14 +132,17 @@ class ApiActor:
                 raise TooLarge(f"request of {len(msg.data)} bytes is too large")
             request = codec.decode(msg.data)
             tokens = msg.subject.split(".")
+            node: str | None = None
+            if len(tokens) > 4 and tokens[1] == "node" and tokens[3] == "api":
+                node, tokens = keys.decode_token(tokens[2]), ["shoal", "api", *tokens[4:]]
             if len(tokens) < 4:
                 raise BadRequest(f"malformed subject {msg.subject!r}")
             verb = tokens[2]
             reply: bytes | None
-            if verb == "admin":
+            if verb == "admin" and node is None:
                 reply = await self._admin(tokens[3], request)
             else:
-                reply = await self._verb(verb, tokens[3:], request, msg)
+                reply = await self._verb(verb, tokens[3:], request, msg, node)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
         except ShoalError as exc:
@@ -153,7 +160,8 @@ class ApiActor:
             if elapsed > 1.0:
                 self.ctx.log.warning("slow request", verb=verb, subject=target, seconds=round(elapsed, 3))
 
-    async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg) -> bytes | None:
+    async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg,
+                    node: str | None = None) -> bytes | None:
         try:
             verb_enum = Verb(verb)
         except ValueError:
@@ -172,13 +180,26 @@ class ApiActor:
             name = keys.decode_token(tokens[2])
             if info.namespaced and namespace is None:
                 raise BadRequest(f"{info.kind} is namespaced: the subject must name a namespace")
+            if node is not None:
+                await noderestriction.check(node, verb_enum, info, namespace, name,
+                                            lambda: self.service.get(info, namespace, name))
             return codec.ok(object=await self._object_verb(verb_enum, info, namespace, name, request))
+        if node is not None:
+            body = request.get("object")
+            target = ((body.get("metadata") or {}).get("name") if isinstance(body, dict) else None)
+            if verb_enum != Verb.CREATE or not isinstance(target, str):
+                raise Forbidden("node-scoped subjects serve only writes to the node's own objects")
+            await noderestriction.check(node, verb_enum, info, namespace, target, self._no_load)
         if verb_enum == Verb.CREATE:
             return codec.ok(object=await self.service.create(info, namespace, request.get("object")))
         if verb_enum == Verb.LIST:
             await self._list(info, namespace, request, msg)
             return None
         return await self._watch(info, namespace, request)
+
+    @staticmethod
+    async def _no_load() -> dict[str, Any]:
+        raise Forbidden("creates through node-scoped subjects are limited to the node's own Node and Lease")
 
     async def _object_verb(self, verb: Verb, info: KindInfo, namespace: str | None, name: str,
                            request: dict[str, Any]) -> dict[str, Any]:
@@ -229,8 +250,8 @@ class ApiActor:
     # -- watches ------------------------------------------------------------------------------
     async def _watch(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
         inbox = request.get("inbox")
-        if not isinstance(inbox, str) or not inbox or "*" in inbox or ">" in inbox:
-            raise BadRequest("watch needs 'inbox': the subject to push events to")
+        if not isinstance(inbox, str) or not inbox.startswith("_INBOX.") or "*" in inbox or ">" in inbox:
+            raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         raw_rv = request.get("resourceVersion")

@@ -103,7 +103,7 @@ class KubeletAgent:
     async def start(self, ctx: ActorContext) -> None:
         node = self.config.node_name
         self.log = ctx.log.bind(node=node)
-        self.client = ApiClient(ctx.nc)
+        self.client = ApiClient(ctx.nc, node_scope=node)
         self.queue = WorkQueue(base_delay=0.2, max_delay=30.0)
         self.informer = Informer(self.client, "Pod", None, field_selector=f"spec.nodeName={node}", log=self.log)
         self.informer.add_handler(lambda _event, old, new: self.queue.add(ref(new or old or {})))

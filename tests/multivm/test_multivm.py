@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from protocol.errors import AlreadyExists, ShoalError, Timeout, Unavailable
+from protocol.errors import AlreadyExists, Forbidden, ShoalError, Timeout, Unavailable
 from protocol.objects import condition
 from runtime.client import ApiClient
 from tests.multivm.cluster import NODES, Cluster, module_available
@@ -74,20 +74,24 @@ async def test_kubelet_may_write_its_own_node_only(multivm: Cluster) -> None:
     proxy_nc = await multivm.connect("proxy-perm-a", error_cb=on_error)
     try:
         node_b = await client.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "perm-b"}})
-        kubelet = ApiClient(kubelet_nc, timeout=2)
+        kubelet = ApiClient(kubelet_nc, timeout=2, node_scope="perm-a")
         node_a = await kubelet.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "perm-a"}})
         node_a["status"] = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
         written = await kubelet.update_status(node_a)  # its own node: served
         assert condition(written, "Ready") is not None
 
         forged = {**node_b, "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Forged"}]}}
-        with pytest.raises((Timeout, Unavailable)):
-            await kubelet.update_status(forged)  # another node's: dropped by NATS, never reaches an API actor
+        with pytest.raises(Forbidden):  # through its own node-scoped subject: the API refuses another node's
+            await kubelet.update_status(forged)
+        with pytest.raises((Timeout, Unavailable)):  # on the plain API subject: dropped by NATS
+            await ApiClient(kubelet_nc, timeout=2).update_status(forged)
         await eventually(lambda: _async(any('shoal.api.status.nodes._.perm-b' in e for e in errors)), 5,
                          "a permissions violation for node perm-b's status subject")
+        with pytest.raises((Timeout, Unavailable)):  # posing as node perm-b: dropped by NATS
+            await ApiClient(kubelet_nc, timeout=2, node_scope="perm-b").update_status(forged)
         assert condition(await client.get("Node", "perm-b"), "Ready") is None
 
-        with pytest.raises((Timeout, Unavailable)):  # a kubelet cannot create pods
+        with pytest.raises(Forbidden):  # a kubelet cannot create pods
             await kubelet.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sneaky"},
                                   "spec": {"containers": [{"name": "c", "image": "x"}]}})
         proxy = ApiClient(proxy_nc, timeout=2)
