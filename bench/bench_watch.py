@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.bench_watch [--n 3000] [--rate 1000]``. A writer creates objects at
 a steady rate, each stamped with its send time; one API watch and one raw ordered consumer on the
-bucket receive them; latency = receipt time − send time (one process, one clock).
+bucket receive them; latency = receipt time - send time (one process, one clock).
 """
 
 from __future__ import annotations
