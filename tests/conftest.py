@@ -21,6 +21,15 @@ from runtime.nats_server import NatsServer, NatsServerConfig, free_port
 configure_logging("console", "warning")
 
 
+async def cancel_and_wait(*tasks: asyncio.Task[Any], timeout: float = 5.0) -> None:
+    """Cancel background tasks and wait for them, boundedly: on Python 3.11 ``asyncio.wait_for`` can
+    swallow a cancellation that races with its inner result, leaving a polling loop running."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     server = NatsServer(NatsServerConfig(state_dir=tmp_path / "nats", port=free_port()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from agents.kubelet.plan import (
 from agents.kubelet.probes import ProbeScheduler, ProbeSpec, ProbeState, ProbeTarget, RunningContainer, first_due
 from agents.kubelet.status import ProbeView, compute_status, pod_phase
 from protocol.objects import Obj
+from tests.conftest import cancel_and_wait
 
 NOW = 1_000_000.0
 UID = "uid-1"
@@ -310,6 +310,4 @@ async def test_probe_scheduler_runs_due_probes_and_reports_changes() -> None:
         assert ("good", "readiness") not in prober.calls[calls:]
         assert len(scheduler) == 2
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

@@ -20,7 +20,7 @@ from protocol.errors import ShoalError
 from protocol.objects import Obj, format_time, is_deleting, pod_is_ready, pod_is_terminal
 from runtime.client import ApiClient
 from runtime.informer import Informer
-from tests.conftest import ActorRunner
+from tests.conftest import ActorRunner, cancel_and_wait
 
 
 def running_status(pod: Obj, now: float) -> Obj:
@@ -54,9 +54,7 @@ async def pod_status_simulator(client: ApiClient) -> AsyncIterator[Informer]:
     try:
         yield informer
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
 
 
 StartControllers = Callable[..., Awaitable[ControllerManager]]

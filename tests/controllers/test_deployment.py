@@ -9,6 +9,7 @@ from actors.controllers.deployment_plan import revision_history, rollback_templa
 from actors.controllers.deployment_revisions import REVISION
 from protocol.objects import Obj, controller_of, is_deleting, name_of, pod_is_ready, uid_of
 from runtime.client import ApiClient
+from tests.conftest import cancel_and_wait
 from tests.controllers.conftest import StartControllers, eventually
 
 
@@ -56,10 +57,11 @@ class Sampler:
         self.max_total = 0
         self.mixed = False
         self.samples = 0
+        self._stopped = False
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopped:
             pods = (await self.client.list("Pod", "default", label_selector=f"app={self.app}")).items
             live = [p for p in pods if not is_deleting(p)]
             ready = sum(1 for p in live if pod_is_ready(p))
@@ -71,8 +73,8 @@ class Sampler:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        self._stopped = True
+        await cancel_and_wait(self._task)
 
 
 async def test_deployment_reaches_available(client: ApiClient, start_controllers: StartControllers,

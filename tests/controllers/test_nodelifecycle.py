@@ -17,7 +17,7 @@ from actors.controllers.nodelifecycle_plan import UNKNOWN_REASON, UNREACHABLE
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, condition, format_micro_time, format_time, is_deleting
 from runtime.client import ApiClient
-from tests.conftest import ActorRunner
+from tests.conftest import ActorRunner, cancel_and_wait
 
 GRACE = 2.0
 
@@ -68,9 +68,7 @@ class LeaseRenewer:
 
     async def stop(self) -> None:
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await cancel_and_wait(self.task)
             self.task = None
 
 

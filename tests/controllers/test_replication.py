@@ -8,6 +8,7 @@ from typing import Any
 from actors.controllers.replication import ReplicaController
 from protocol.objects import Obj, controller_of, is_deleting, name_of, uid_of
 from runtime.client import ApiClient
+from tests.conftest import cancel_and_wait
 from tests.controllers.conftest import StartControllers, eventually
 
 CONTAINERS = [{"name": "web", "image": "nginx:1.25"}]
@@ -138,7 +139,7 @@ async def test_expectations_prevent_double_creation(client: ApiClient, start_con
         assert len(await owned_pods(client, rs)) == 10
         assert len(created) == 10
     finally:
-        counter.cancel()
+        await cancel_and_wait(counter)
         await watch.close()
 
 

@@ -13,7 +13,7 @@ from protocol.objects import Obj, condition, name_of
 from protocol.quantity import cpu_millis, memory_bytes
 from runtime.client import ApiClient
 from runtime.informer import Informer
-from tests.conftest import ActorRunner
+from tests.conftest import ActorRunner, cancel_and_wait
 from tests.scheduler.helpers import make_node, make_pod, wait_until
 
 
@@ -61,7 +61,7 @@ async def test_schedules_1000_pods_on_100_nodes(client: ApiClient, runner: Actor
         return len(seen) == 1000
     await wait_until(all_bound, 120, "all 1000 pods bound", interval=0.25)
     elapsed = time.monotonic() - started
-    watch_task.cancel()
+    await cancel_and_wait(watch_task)
 
     assert all(len(nodes) == 1 for nodes in seen.values()), "a pod was bound to two nodes"
     assert scheduler.counters.bind_conflicts == 0 and scheduler.counters.bind_failures == 0
