@@ -82,7 +82,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("cloud", "actors.cloud", ("--cloud-provider", "local", "--state-dir", "{state}/cloud")),
     Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet"),
               enabled=podman_available),
-    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME, "--nodeport-addresses", "127.0.0.1")),
+    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME)),  # node ports on every address, as kube-proxy
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there
 yet are skipped with a notice, so a line may be added before its module lands. ``{state}`` in an

@@ -74,7 +74,7 @@ class HollowNodes:
                 labels=dict(s.labels), cpu=s.cpu, memory=s.memory, max_pods=s.max_pods,
                 lease_renew_interval=s.lease_interval, node_status_interval=s.status_interval,
                 heartbeat_offset=i * s.lease_interval / max(1, s.nodes), relist_interval=s.relist_interval,
-                workers=s.workers, measure_host=False, record_events=s.record_events,
+                workers=s.workers, measure_host=False, record_events=s.record_events, service_links=False,
             )
             agent = KubeletAgent(config, runtime=self.runtime, runtime_name="fake", runtime_version="fake://0.1",
                                  probes=self.probes, metrics=metrics, close_runtime=False)

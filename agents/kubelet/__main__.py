@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-interval", type=float, default=10.0)
     parser.add_argument("--status-interval", type=float, default=10.0)
     parser.add_argument("--no-events", action="store_true", help="do not record Events")
+    parser.add_argument("--service-gateway", default="auto",
+                        help="address where containers reach node ports (default: the Podman bridge gateway)")
     parser.add_argument("--pod-cidr", default="127.88.0.0/16",
                         help="this node's pod network: each pod gets an address in it (give nodes sharing a "
                              "machine different ranges)")
@@ -56,7 +58,19 @@ def config_from(args: argparse.Namespace) -> KubeletConfig:
         backoff_max=args.backoff_max, lease_renew_interval=args.lease_interval,
         node_status_interval=args.status_interval, record_events=not args.no_events,
         measure_host=args.runtime == "podman", pod_cidr=args.pod_cidr,
+        service_gateway=(bridge_gateway() if args.service_gateway == "auto" and args.runtime == "podman"
+                         else None if args.service_gateway == "auto" else args.service_gateway),
     )
+
+
+def bridge_gateway() -> str | None:
+    """The default Podman network's gateway on this host (None when Podman or the network is absent)."""
+    if shutil.which("podman") is None:
+        return None
+    done = subprocess.run(["podman", "network", "inspect", "podman", "--format",
+                           "{{range .Subnets}}{{.Gateway}} {{end}}"], capture_output=True, text=True, check=False)
+    gateways = done.stdout.split()
+    return gateways[0] if done.returncode == 0 and gateways else None
 
 
 def podman_version() -> str:

@@ -27,7 +27,7 @@ from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.plan import FinishDeletion, PodNotes, RemoveContainer, RemoveSandbox, plan
 from agents.kubelet.podnet import PodIPAllocator
-from agents.kubelet.podspec import containers_of
+from agents.kubelet.podspec import containers_of, service_env
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler, RunningContainer
 from agents.kubelet.runtime_cache import RuntimeCache
 from agents.kubelet.status import ERR_SHOWN, ProbeView, compute_status
@@ -80,6 +80,7 @@ class KubeletAgent:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.services: Informer | None = None
         self.runtime: ContainerRuntime | None = runtime  # made by runtime_factory in start() when None
         self._runtime_factory = runtime_factory
         self.runtime_name = runtime_name
@@ -128,6 +129,9 @@ class KubeletAgent:
         sup = ctx.supervisor
         sup.spawn(f"{node}/heartbeat", self.heartbeat.run)
         sup.spawn(f"{node}/informer", self.informer.run)
+        if self.config.service_links:
+            self.services = Informer(self.client, "Service", log=self.log)
+            sup.spawn(f"{node}/services", self.services.run)
         sup.spawn(f"{node}/relist", self._relist_loop)
         sup.spawn(f"{node}/workers", self._work)
         if self._shared_probes is None:
@@ -211,8 +215,14 @@ class KubeletAgent:
                 self.pod_ips.keep(uid, own)
             in_use = (s.ip for v in self.cache.views.values() for s in v.sandboxes if s.ip)
             assigned_ip = own or self.pod_ips.assign(uid, in_use)
+        links = None
+        if pod is not None and self.services is not None and (pod.get("spec") or {}).get("enableServiceLinks", True):
+            namespace = namespace_of(pod)
+            links = service_env([s for s in self.services.items() if namespace_of(s) == namespace],
+                                self.config.service_gateway)
         decided = plan(pod, view, notes, now, node_name=self.config.node_name, address=self.config.address,
-                       pod_ip=assigned_ip, cap=self.config.backoff_max, keep_attempts=self.config.keep_attempts)
+                       pod_ip=assigned_ip, extra_env=links, cap=self.config.backoff_max,
+                       keep_attempts=self.config.keep_attempts)
         if decided.actions:
             await self.executor.execute(pod, decided.actions, notes, key=key)
             if not all(isinstance(a, RemoveSandbox | RemoveContainer | FinishDeletion) for a in decided.actions):

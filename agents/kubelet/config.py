@@ -20,6 +20,10 @@ class KubeletConfig:
     address: str = "127.0.0.1"
     """The node's InternalIP; hostPorts are published on it unless a port names its own hostIP."""
     state_dir: Path = Path("/var/lib/shoal/kubelet")
+    service_links: bool = True
+    """Give containers Kubernetes' ``<SERVICE>_SERVICE_HOST/PORT`` variables (hollow nodes skip them)."""
+    service_gateway: str | None = None
+    """Where containers reach the node's proxy (the Podman bridge gateway); node ports are served there."""
     pod_cidr: str = "127.88.0.0/16"
     """The node's pod network. Each pod gets an address in it and each container port is published on
     that address, so pods are reached at podIP:containerPort as in Kubernetes. The default, a loopback

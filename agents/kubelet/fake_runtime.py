@@ -57,6 +57,7 @@ class _Sandbox:
 class _Container:
     __slots__ = (
         "attempt",
+        "env",
         "exec_exit_code",
         "exit_after",
         "exit_code",
@@ -73,6 +74,7 @@ class _Container:
         self.sandbox = sandbox
         self.name = config.name
         self.image = config.image
+        self.env = dict(config.env)
         self.attempt = attempt
         after = config.env.get(EXIT_AFTER_ENV)
         self.exit_after: float | None = float(after) if after not in (None, "") else None

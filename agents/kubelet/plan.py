@@ -194,6 +194,7 @@ def plan(
     node_name: str,
     address: str,
     pod_ip: str = "",
+    extra_env: dict[str, str] | None = None,
     cap: float = 300.0,
     keep_attempts: int = 2,
 ) -> Plan:
@@ -236,7 +237,8 @@ def plan(
         latest = attempts[-1] if attempts else None
         if decision.kind == "run":
             previous = latest if latest is not None and latest.state == "exited" else None
-            actions.append(RunContainer(sandbox_id, sandbox_cfg, container_config(spec), decision.attempt, previous))
+            config = container_config(spec, extra_env)
+            actions.append(RunContainer(sandbox_id, sandbox_cfg, config, decision.attempt, previous))
         elif decision.kind == "start_created" and latest is not None:
             actions.append(StartCreated(latest.id, name))
         elif decision.kind == "kill" and latest is not None:

@@ -79,12 +79,38 @@ def _limit(resources: Any, name: str) -> Any:
     return (limits or {}).get(name) if isinstance(limits, dict) else None
 
 
-def container_config(c: Obj) -> ContainerConfig:
-    env = {
+def service_env(services: list[Obj], gateway: str | None) -> dict[str, str]:
+    """Kubernetes' service environment variables (``WEB_SERVICE_HOST``, ``WEB_SERVICE_PORT``,
+    ``WEB_SERVICE_PORT_<NAME>``) for the Services of a pod's namespace, as they exist at container start.
+
+    Containers cannot reach cluster IPs (a loopback range of the node), so a Service with node ports is
+    advertised at ``gateway`` (the Podman bridge's address on the node, where the proxy serves node
+    ports) and its node port; others at their cluster IP, reachable from the node's own network."""
+    env: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: str((s.get("metadata") or {}).get("name"))):
+        spec = svc.get("spec") or {}
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("port")]
+        cluster_ip = spec.get("clusterIP")
+        if not ports or not cluster_ip or cluster_ip == "None":
+            continue
+        prefix = str((svc.get("metadata") or {}).get("name", "")).upper().replace("-", "_")
+        via_gateway = bool(gateway) and all(p.get("nodePort") for p in ports)
+        env[f"{prefix}_SERVICE_HOST"] = str(gateway if via_gateway else cluster_ip)
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["nodePort"] if via_gateway else ports[0]["port"])
+        for p in ports:
+            if p.get("name"):
+                name = str(p["name"]).upper().replace("-", "_")
+                env[f"{prefix}_SERVICE_PORT_{name}"] = str(p["nodePort"] if via_gateway else p["port"])
+    return env
+
+
+def container_config(c: Obj, extra_env: dict[str, str] | None = None) -> ContainerConfig:
+    env = dict(extra_env or {})
+    env.update({
         str(e["name"]): str(e.get("value") or "")
         for e in c.get("env") or []
         if isinstance(e, dict) and e.get("name") and "valueFrom" not in e
-    }
+    })
     cpu, memory = _limit(c.get("resources"), "cpu"), _limit(c.get("resources"), "memory")
     try:
         cpu_limit = cpu_millis(cpu) if cpu is not None else None

@@ -111,3 +111,28 @@ async def test_missing_image(runner: ActorRunner, api: ApiActor, client: ApiClie
     pod = await eventually(lambda: pod_where(client, "noimg", lambda p: waiting_reason(p) == "ImagePullBackOff"),
                            what="ImagePullBackOff")
     assert phase(pod) == "Pending"
+
+
+async def test_containers_get_service_environment_variables(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                           tmp_path: Path) -> None:
+    await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-db"},
+                         "spec": {"type": "NodePort", "ports": [{"name": "sql", "port": 5432}]}})
+    await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cache"},
+                         "spec": {"ports": [{"port": 6379}]}})
+    runtime = FakeRuntime()
+    agent = fake_kubelet("node-env", runtime, tmp_path, service_gateway="10.88.0.1")
+    await runner.start(agent, started(agent))
+    await eventually(lambda: _services_seen(agent, 2), what="services informer synced")
+    await create_bound(client, pod_manifest("app", [container(CACHE_SERVICE_PORT="override")]), "node-env")
+    await eventually(lambda: pod_where(client, "app", lambda p: phase(p) == "Running"), what="pod running")
+    db = await client.get("Service", "web-db")
+    cache = await client.get("Service", "cache")
+    [env] = [c.env for c in runtime._containers.values() if c.name == "app"]
+    assert env["WEB_DB_SERVICE_HOST"] == "10.88.0.1"  # node ports are served at the bridge gateway
+    assert env["WEB_DB_SERVICE_PORT"] == env["WEB_DB_SERVICE_PORT_SQL"] == str(db["spec"]["ports"][0]["nodePort"])
+    assert env["CACHE_SERVICE_HOST"] == cache["spec"]["clusterIP"]
+    assert env["CACHE_SERVICE_PORT"] == "override"  # the pod's own env wins
+
+
+async def _services_seen(agent: KubeletAgent, n: int) -> bool:
+    return agent.services is not None and len(agent.services.items()) >= n
