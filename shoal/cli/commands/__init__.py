@@ -5,7 +5,21 @@ To add a command, write ``commands/<name>.py`` defining ``COMMAND`` and list it 
 
 from __future__ import annotations
 
-from shoal.cli.commands import api_info, api_resources, apply, create, delete, describe, get, up, version
+from shoal.cli.commands import (
+    api_info,
+    api_resources,
+    apply,
+    create,
+    delete,
+    describe,
+    events,
+    get,
+    logs,
+    rollout,
+    scale,
+    up,
+    version,
+)
 from shoal.cli.registry import Command
 
 ALL: tuple[Command, ...] = (
@@ -14,6 +28,10 @@ ALL: tuple[Command, ...] = (
     apply.COMMAND,
     create.COMMAND,
     delete.COMMAND,
+    logs.COMMAND,
+    scale.COMMAND,
+    rollout.COMMAND,
+    events.COMMAND,
     api_info.COMMAND,
     api_resources.COMMAND,
     up.COMMAND,
