@@ -7,6 +7,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from actors.controllers.manager import ControllerManager
 from agents.kubelet.agent import KubeletAgent
 from agents.kubelet.config import KubeletConfig
@@ -17,7 +19,10 @@ from runtime.client import ApiClient
 from runtime.events import EventRecorder
 from tests.cli.conftest import ShoalCli, read_until
 from tests.conftest import ActorRunner
-from tests.controllers.conftest import eventually, pod_status_simulator  # noqa: F401 (fixture)
+from tests.controllers import conftest as controller_fixtures
+from tests.controllers.conftest import eventually
+
+pod_status_simulator = controller_fixtures.pod_status_simulator  # a fixture shared with the controller tests
 
 
 def deployment(image: str, replicas: int = 2) -> dict[str, Any]:
@@ -33,8 +38,8 @@ async def start_controllers(runner: ActorRunner) -> None:
         getattr(c, "running", False) for c in manager.controllers))
 
 
-async def test_scale_and_rollout_status_history_undo(cli: ShoalCli, client: ApiClient, runner: ActorRunner,
-                                                     pod_status_simulator: Any) -> None:
+@pytest.mark.usefixtures("pod_status_simulator")
+async def test_scale_and_rollout_status_history_undo(cli: ShoalCli, client: ApiClient, runner: ActorRunner) -> None:
     await start_controllers(runner)
     await client.create(deployment("img:1"))
     status = await cli("rollout", "status", "deploy/web", "--timeout", "30")
