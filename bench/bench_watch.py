@@ -13,6 +13,8 @@ import json
 import time
 from typing import Any
 
+from nats.js.api import DeliverPolicy
+
 from bench.common import cluster, percentile, progress
 from protocol import codec, keys
 
@@ -45,7 +47,7 @@ async def run(n: int, rate: float) -> dict[str, Any]:
                 done_raw.set()
 
         raw_sub = await js.subscribe(f"{keys.KV_SUBJECT_PREFIX}configmaps.>", cb=on_raw, ordered_consumer=True,
-                                     deliver_policy=__import__("nats").js.api.DeliverPolicy.NEW)
+                                     deliver_policy=DeliverPolicy.NEW)
         watcher = asyncio.create_task(api_watch())
         await asyncio.sleep(0.5)
         progress(f"writing {n} objects at {rate:.0f}/s")
@@ -67,8 +69,10 @@ async def run(n: int, rate: float) -> dict[str, Any]:
         await asyncio.wait_for(asyncio.gather(done_api.wait(), done_raw.wait()), 60)
         watcher.cancel()
         await raw_sub.unsubscribe()
-    ms = lambda v: round(v * 1000, 3)  # noqa: E731
-    result = {
+    def ms(seconds: float) -> float:
+        return round(seconds * 1000, 3)
+
+    result: dict[str, Any] = {
         "writes_per_s": round(achieved, 1),
         "api_watch_p50_ms": ms(percentile(api_lat, 50)), "api_watch_p99_ms": ms(percentile(api_lat, 99)),
         "raw_kv_watch_p50_ms": ms(percentile(raw_lat, 50)), "raw_kv_watch_p99_ms": ms(percentile(raw_lat, 99)),

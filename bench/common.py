@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 
@@ -28,7 +29,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def summary(name: str, latencies_s: list[float], elapsed: float) -> dict[str, float | str]:
+def summary(name: str, latencies_s: list[float], elapsed: float) -> dict[str, Any]:
     ms = [v * 1000 for v in latencies_s]
     return {"name": name, "n": len(ms), "p50_ms": round(percentile(ms, 50), 3),
             "p99_ms": round(percentile(ms, 99), 3), "mean_ms": round(statistics.fmean(ms), 3) if ms else 0.0,
