@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 echo "==> ruff";          .venv/bin/ruff check .
 echo "==> mypy (strict)"; .venv/bin/mypy
 echo "==> import layers"; .venv/bin/lint-imports
+echo "==> benchmark smoke run (figures printed, nothing asserted on timing)"
+.venv/bin/python -m bench.suite --quick --json "${TMPDIR:-/tmp}/shoal-bench-quick.json"
 echo "==> pytest"
 set +e
 .venv/bin/pytest -q -p no:cacheprovider "$@"
