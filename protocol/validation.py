@@ -380,3 +380,19 @@ def validate(obj: Any, *, expect_kind: str | None = None) -> KindInfo:
                       {"kind": kind, "name": name, "causes": e.causes})
     return info
 
+
+
+def validate_status(obj: Any, *, expect_kind: str) -> None:
+    """What an update-status request must get right: a map of the kind, with a name and a map status.
+    The rest of the object is taken from the stored copy, so it is not checked again."""
+    e = _Errors()
+    if not isinstance(obj, dict):
+        raise Invalid("an object must be a map", {"causes": [{"field": "", "message": "expected a map"}]})
+    if obj.get("kind") != expect_kind:
+        e.add("kind", f"expected {expect_kind}")
+    if e.check(obj.get("metadata"), "metadata", dict, required=True):
+        e.check(obj["metadata"].get("name"), "metadata.name", str, required=True)
+    e.check(obj.get("status"), "status", dict)
+    if e.causes:
+        raise Invalid(f"{expect_kind} status update is invalid: "
+                      + "; ".join(f"{c['field']}: {c['message']}" for c in e.causes), {"causes": e.causes})

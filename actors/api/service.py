@@ -22,7 +22,7 @@ from protocol.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Inva
 from protocol.kinds import KindInfo, by_kind
 from protocol.merge_patch import apply_merge_patch
 from protocol.objects import Obj, format_time, meta
-from protocol.validation import validate
+from protocol.validation import validate, validate_status
 
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-node-lease"})
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease")
@@ -304,7 +304,11 @@ class ApiService:
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
-        validate(obj, expect_kind=info.kind)
+        if status_only:
+            # only the status is taken, over the stored (valid) object: check just that part
+            validate_status(obj, expect_kind=info.kind)
+        else:
+            validate(obj, expect_kind=info.kind)
         self._check_identity(info, namespace, name, obj)
         precondition = _precondition(meta(obj).get("resourceVersion"))
 
@@ -314,7 +318,8 @@ class ApiService:
             meta(current).pop("resourceVersion", None)
             if merged == current:
                 return None
-            validate(merged, expect_kind=info.kind)
+            if not status_only:
+                validate(merged, expect_kind=info.kind)
             return merged
 
         return await self._published("MODIFIED", await self._read_modify_write(
