@@ -60,15 +60,20 @@ async def pod_status_simulator(client: ApiClient) -> AsyncIterator[Informer]:
 StartControllers = Callable[..., Awaitable[ControllerManager]]
 
 
+async def start_manager(runner: ActorRunner, names: list[str], **options: Any) -> ControllerManager:
+    """A leaderless controller manager running ``names``, returned once every controller reconciles."""
+    manager = ControllerManager(names, leader_elect=False, options=options)
+    await runner.start(manager, ready=lambda: bool(manager.controllers) and all(
+        getattr(c, "running", False) for c in manager.controllers))
+    return manager
+
+
 @pytest.fixture
 def start_controllers(runner: ActorRunner, api: Any) -> StartControllers:
     """``await start_controllers("replicaset", ...)``: a leaderless manager, returned once it reconciles."""
 
     async def start(*names: str, **options: Any) -> ControllerManager:
-        manager = ControllerManager(list(names), leader_elect=False, options=options)
-        await runner.start(manager, ready=lambda: bool(manager.controllers) and all(
-            getattr(c, "running", False) for c in manager.controllers))
-        return manager
+        return await start_manager(runner, list(names), **options)
 
     return start
 

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from actors.controllers.manager import ControllerManager
 from protocol.errors import NotFound
 from protocol.objects import Obj, is_deleting, meta, owner_reference
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner
-
-
-async def start_manager(runner: ActorRunner, names: list[str], **options: Any) -> ControllerManager:
-    manager = ControllerManager(names, leader_elect=False, options=options)
-    await runner.start(manager, ready=lambda: bool(manager.controllers) and all(
-        getattr(c, "running", False) for c in manager.controllers))
-    return manager
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last result: {result!r})")
-        await asyncio.sleep(interval)
+from tests.controllers.conftest import eventually, start_manager
 
 
 async def configmap(client: ApiClient, name: str) -> Obj:

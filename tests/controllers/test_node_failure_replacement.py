@@ -10,8 +10,7 @@ from agents.hollow.nodes import HollowNodes, HollowSettings
 from protocol.objects import condition, is_deleting
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner
-from tests.controllers.conftest import eventually
-from tests.controllers.test_nodelifecycle import start_manager
+from tests.controllers.conftest import eventually, start_manager
 from tests.scheduler.test_scheduler_integration import start_scheduler
 
 REPLICAS = 6

@@ -7,37 +7,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from actors.controllers.manager import ControllerManager
 from actors.controllers.nodelifecycle_plan import UNKNOWN_REASON, UNREACHABLE
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, condition, format_micro_time, format_time, is_deleting
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner, cancel_and_wait
+from tests.controllers.conftest import eventually, start_manager
 
 GRACE = 2.0
 
 
-async def start_manager(runner: ActorRunner, names: list[str], **options: Any) -> ControllerManager:
-    manager = ControllerManager(names, leader_elect=False, options=options)
-    await runner.start(manager, ready=lambda: bool(manager.controllers) and all(
-        getattr(c, "running", False) for c in manager.controllers))
-    return manager
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.1) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last result: {result!r})")
-        await asyncio.sleep(interval)
 
 
 def ready_node(name: str) -> Obj:
