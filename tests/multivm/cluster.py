@@ -30,6 +30,14 @@ from tests.multivm.netns import Network
 REPO = Path(__file__).resolve().parents[2]
 NODES = ("node-1", "node-2", "node-3")
 PERMISSION_NODES = ("perm-a", "perm-b")
+PODMAN_NODE = "podman-1"
+"""A kubelet on VM 1 running real Podman containers (its own Podman service, inside the VM's namespace)."""
+
+
+def podman_available() -> bool:
+    import shutil
+
+    return shutil.which("podman") is not None and shutil.which("busybox") is not None
 
 
 def module_available(name: str) -> bool:
@@ -86,6 +94,9 @@ class Cluster:
     nats: dict[int, Proc] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    podman: Any = None
+    """The Podman service of the real-container node: it runs in the root namespace (``ip netns exec``
+    remounts /sys, where Podman finds the cgroups); the kubelet in VM 1 reaches it by its unix socket."""
 
     @property
     def servers(self) -> list[str]:
@@ -167,6 +178,20 @@ class Cluster:
             proc.kill(signal.SIGTERM if proc.alive() else signal.SIGKILL)
         for proc in self.nats.values():
             proc.kill(signal.SIGTERM)
+        if self.podman is not None:
+            asyncio.run(self._remove_podman_pods())
+            asyncio.run(self.podman.close())
+            self.podman = None
+
+    async def _remove_podman_pods(self) -> None:
+        from agents.kubelet.podman_runtime import PodmanRuntime
+
+        runtime = PodmanRuntime(self.podman.socket_url)
+        try:
+            for sandbox in await runtime.list_sandboxes(PODMAN_NODE):
+                await runtime.remove_sandbox(sandbox.id)
+        finally:
+            await runtime.close()
 
 
 def build(net: Network, root: Path) -> Cluster:
@@ -175,7 +200,7 @@ def build(net: Network, root: Path) -> Cluster:
     specs = [f"shoal-{i}={net.address(i)}" for i in (1, 2, 3)]
     subprocess.run([str(REPO / "deploy" / "make-certs.sh"), str(tls_dir), *specs], check=True,
                    capture_output=True, timeout=60)
-    secrets = new_secrets([*NODES, *PERMISSION_NODES])
+    secrets = new_secrets([*NODES, *PERMISSION_NODES, PODMAN_NODE])
     cluster = Cluster(net, root, secrets, tls_dir)
     try:
         _start_all(cluster)
@@ -207,6 +232,16 @@ def _start_all(cluster: Cluster) -> None:
             cluster.start_actor(f"kubelet-{node}", i, f"kubelet-{node}", "agents.kubelet", "--node-name", node,
                                 "--runtime", "fake", "--address", net.address(i), "--lease-interval", "1",
                                 "--status-interval", "1", "--state-dir", str(root / f"kubelet-{node}"))
+    if module_available("agents.kubelet") and podman_available():
+        from agents.kubelet.images import ensure_local_images
+        from agents.kubelet.podman_service import start_podman_service
+
+        cluster.podman = asyncio.run(start_podman_service(state_dir=root / "podman"))
+        ensure_local_images(cluster.podman.env)
+        cluster.start_actor(f"kubelet-{PODMAN_NODE}", 1, f"kubelet-{PODMAN_NODE}", "agents.kubelet", "--node-name",
+                            PODMAN_NODE, "--runtime", "podman", "--podman-socket", cluster.podman.socket_url,
+                            "--address", net.address(1), "--pod-cidr", "127.96.1.0/24",
+                            "--state-dir", str(root / f"kubelet-{PODMAN_NODE}"))
     for proc in managers:
         cluster.wait_logged(proc, "actor started")
     cluster.timings["control_plane_ready_s"] = round(time.monotonic() - started, 2)

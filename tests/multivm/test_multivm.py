@@ -20,7 +20,7 @@ import pytest
 from protocol.errors import AlreadyExists, Forbidden, ShoalError, Timeout, Unavailable
 from protocol.objects import condition
 from runtime.client import ApiClient
-from tests.multivm.cluster import NODES, Cluster, module_available
+from tests.multivm.cluster import NODES, PODMAN_NODE, Cluster, module_available, podman_available
 
 pytestmark = pytest.mark.slow
 
@@ -247,3 +247,42 @@ async def test_nats_server_crash_loses_no_acknowledged_write(multivm: Cluster) -
             await eventually(caught_up, 30, f"nats-{victim} back as a current KV replica", every=0.5)
         finally:
             await nc2.close()
+
+
+# -- a node of the multi-VM cluster runs real Podman containers ----------------------------------------
+@pytest.mark.skipif(not podman_available(), reason="podman and busybox-static are needed for a real node")
+async def test_a_vm_node_runs_real_podman_containers(multivm: Cluster) -> None:
+    nc, client = await admin(multivm)
+    try:
+        async def node_ready() -> bool:
+            try:
+                node = await client.get("Node", PODMAN_NODE)
+            except ShoalError:
+                return False
+            return (condition(node, "Ready") or {}).get("status") == "True"
+
+        await eventually(node_ready, 90, f"node {PODMAN_NODE} (real Podman, on VM 1) Ready")
+        await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "real", "namespace": "default"},
+                             "spec": {"nodeName": PODMAN_NODE, "terminationGracePeriodSeconds": 1,
+                                      "containers": [{"name": "c", "image": "localhost/shoal/busybox:latest",
+                                                      "command": ["sh", "-c", "echo hello from a VM; sleep 3600"]}]}})
+
+        async def running() -> dict[str, Any] | None:
+            pod = await client.get("Pod", "real", "default")
+            return pod if (pod.get("status") or {}).get("phase") == "Running" else None
+
+        pod = await eventually(running, 90, "the pod Running in a Podman container on VM 1")
+        assert pod["status"]["containerStatuses"][0]["containerID"].startswith("podman://")
+        assert pod["status"]["hostIP"] == multivm.net.address(1)
+        await client.delete("Pod", "real", "default", grace_period=1)
+
+        async def gone() -> bool:
+            try:
+                await client.get("Pod", "real", "default")
+                return False
+            except ShoalError:
+                return True
+
+        await eventually(gone, 60, "the pod deleted by its kubelet")
+    finally:
+        await nc.close()
