@@ -81,7 +81,13 @@ class Store:
         return int(ack.seq)
 
     async def get(self, key: str) -> Record | None:
-        """The latest record of ``key`` (a deleted one included), or None."""
+        """The latest record of ``key`` (a deleted one included), or None.
+
+        With one replica a direct get is exact. With several, a direct get may be answered by a replica
+        that has not applied the latest write yet, so reads go to the stream leader: read-your-writes
+        holds on a cluster too."""
+        if self.settings.replicas > 1:
+            return await self._leader_get(key)
         subject = f"$JS.API.DIRECT.GET.{STREAM}.{keys.KV_SUBJECT_PREFIX}{key}"
         try:
             msg = await self.nc.request(subject, b"", timeout=self.settings.timeout)
@@ -95,6 +101,20 @@ class Store:
             raise Unavailable(f"datastore read of {key} failed: {status} {headers.get('Description', '')}")
         return Record(key, int(headers["Nats-Sequence"]), msg.data,
                       headers.get(KV_OP) in ("DEL", "PURGE"))
+
+    async def _leader_get(self, key: str) -> Record | None:
+        try:
+            msg = await self.js.get_msg(STREAM, subject=keys.KV_SUBJECT_PREFIX + key, direct=False)
+        except nats.js.errors.NotFoundError:
+            return None
+        except nats.js.errors.APIError as exc:
+            if exc.code == 404:
+                return None
+            raise Unavailable(f"datastore read of {key} failed: {exc.description}") from None
+        except (NatsTimeout, NoRespondersError) as exc:
+            raise Unavailable(f"datastore did not answer a read of {key}: {exc!r}") from None
+        headers = msg.headers or {}
+        return Record(key, int(msg.seq or 0), msg.data or b"", headers.get(KV_OP) in ("DEL", "PURGE"))
 
     async def create(self, key: str, value: bytes) -> int:
         """Write ``key`` only if it does not exist (or exists only as a deletion marker)."""

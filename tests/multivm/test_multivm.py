@@ -207,7 +207,11 @@ async def test_nats_server_crash_loses_no_acknowledged_write(multivm: Cluster) -
     victim = 0
     try:
         await asyncio.sleep(3)
-        leader = (await js.stream_info("KV_shoal")).cluster.leader  # type: ignore[union-attr]
+        async def stream_leader() -> str | None:
+            info = await js.stream_info("KV_shoal")
+            return info.cluster.leader if info.cluster and info.cluster.leader else None
+
+        leader = await eventually(stream_leader, 20, "a leader for the KV stream")  # it may be re-electing
         victim = int(str(leader).rsplit("-", 1)[1])
         before = len(acked)
         multivm.nats[victim].kill(signal.SIGKILL)
