@@ -1,57 +1,132 @@
-"""``shoal logs POD [-c CONTAINER] [-f] [--tail N] [--previous]``: a container's output, fetched over
-NATS from the kubelet of the pod's node. ``deploy/NAME``, ``rs/NAME`` pick the first pod of the owner."""
+"""``shoal logs POD [CONTAINER] [-c CONTAINER] [-f] [--tail N] [--previous]``: a container's output.
+
+The lines come over NATS from the kubelet of the pod's node (``runtime.node_logs.fetch_logs``). The pod
+is checked here first so that the usual mistakes get kubectl's answers and a next step: not scheduled
+yet, container missing or ambiguous, node agent down. ``deploy/NAME``, ``rs/NAME``, ``rc/NAME`` and
+``svc/NAME`` pick the first pod (by name) of the object's selector. ``-f`` runs until the container
+ends or Ctrl-C (exit 0).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import signal
 
-from protocol.objects import name_of
+from protocol.errors import Unavailable
+from protocol.objects import Obj, name_of
 from protocol.selectors import from_label_selector, from_match_labels
+from runtime.client import ApiClient
 from runtime.node_logs import fetch_logs
-from shoal.cli.commands._target import one_target
-from shoal.cli.errors import CliError
+from shoal.cli.errors import CliError, UsageError
 from shoal.cli.registry import Command, add_namespace_flags
+from shoal.cli.resources import resolve_kind
 from shoal.cli.session import Session
+
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+OWNERS = ("Deployment", "ReplicaSet", "ReplicationController", "Service")
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pod", nargs="+", metavar="POD | TYPE/NAME")
+    parser.add_argument("pod", metavar="POD | TYPE/NAME", help="a pod, or deploy/NAME, rs/NAME, rc/NAME, svc/NAME")
+    parser.add_argument("container_arg", nargs="?", metavar="CONTAINER", help="same as -c")
     parser.add_argument("-c", "--container", default=None, help="the container (needed when the pod has several)")
-    parser.add_argument("-f", "--follow", action="store_true", help="keep streaming new lines")
-    parser.add_argument("--tail", type=int, default=None, help="only the last N lines")
-    parser.add_argument("-p", "--previous", action="store_true", help="the previous, exited instance")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    parser.add_argument("--tail", type=int, default=-1, help="only the last N lines (default: all)")
+    parser.add_argument("-p", "--previous", action="store_true",
+                        help="the logs of the previous instance of the container, if it restarted")
     add_namespace_flags(parser, all_namespaces=False)
 
 
-async def _pick_pod(session: Session, words: list[str]) -> str:
-    info, name = one_target(words, default_kind="pod")
+async def _pick_pod(client: ApiClient, word: str, namespace: str) -> Obj:
+    kind, slash, name = word.partition("/")
+    if not slash:
+        return await client.get("Pod", word, namespace)
+    info = resolve_kind(kind)
+    if not name:
+        raise UsageError(f"{word!r}: the name is missing (TYPE/NAME)")
     if info.kind == "Pod":
-        return name
-    client = await session.client()
-    owner = await client.get(info, name, session.namespace)
+        return await client.get("Pod", name, namespace)
+    if info.kind not in OWNERS:
+        raise UsageError(f"cannot show logs of {info.plural}: name a pod, or one of deploy/NAME, rs/NAME, "
+                         "rc/NAME, svc/NAME")
+    owner = await client.get(info, name, namespace)
     spec = owner.get("spec") or {}
     selector = (from_match_labels(spec.get("selector")) if info.kind in ("ReplicationController", "Service")
                 else from_label_selector(spec.get("selector")))
-    pods = (await client.list("Pod", session.namespace, label_selector=str(selector))).items
+    if not str(selector):
+        raise CliError(f"{info.singular}/{name} has no selector: name one of its pods instead")
+    pods = (await client.list("Pod", namespace, label_selector=str(selector))).items
     if not pods:
-        raise CliError(f"no pods found for {info.singular}/{name}: see `shoal get pods -n {session.namespace}`")
-    return sorted(name_of(p) for p in pods)[0]
+        raise CliError(f"no pods found for {info.singular}/{name} (selector {selector}): "
+                       f"see `shoal get pods -n {namespace}`")
+    return min(pods, key=name_of)
+
+
+def _container(pod: Obj, given: str | None) -> str:
+    spec = pod.get("spec") or {}
+    names = [str(c.get("name")) for c in spec.get("containers") or []]
+    init = [str(c.get("name")) for c in spec.get("initContainers") or []]
+    pod_name = name_of(pod)
+    if given is not None:
+        if given not in names and given not in init:
+            raise CliError(f"container {given} is not valid for pod {pod_name}, choose one of: "
+                           f"[{' '.join(names + init)}]")
+        return given
+    default = ((pod.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_CONTAINER)
+    if default in names:
+        return str(default)
+    if len(names) == 1:
+        return names[0]
+    extra = f" or one of the init containers: [{' '.join(init)}]" if init else ""
+    raise CliError(f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(names)}]"
+                   f"{extra} (pass -c NAME)")
+
+
+async def _print_logs(client: ApiClient, pod: Obj, container: str, args: argparse.Namespace, timeout: float) -> None:
+    name, namespace = name_of(pod), str((pod.get("metadata") or {}).get("namespace") or "default")
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise CliError(f"pod {name} is not scheduled yet, so it has no logs: see `shoal describe pod {name}` "
+                       "for why it waits")
+    tail = args.tail if args.tail >= 0 else None
+    stream = fetch_logs(client, namespace, name, container, tail, args.follow, args.previous, timeout=timeout)
+    try:
+        async with contextlib.aclosing(stream) as lines:
+            async for line in lines:
+                print(line, flush=args.follow)
+    except Unavailable as exc:
+        raise CliError(f"cannot get the logs of pod {name}: {exc.message} (see `shoal get node {node}`)") from None
 
 
 async def _run(session: Session, args: argparse.Namespace) -> int:
-    pod = await _pick_pod(session, args.pod)
+    if args.container and args.container_arg and args.container != args.container_arg:
+        raise UsageError(f"two containers given: {args.container_arg} and -c {args.container}; name one")
     client = await session.client()
-    stream = fetch_logs(client, session.namespace, pod, args.container, args.tail, args.follow, args.previous,
-                        timeout=session.timeout)
-    async with contextlib.aclosing(stream) as lines:
-        async for line in lines:
-            print(line, flush=args.follow)
+    pod = await _pick_pod(client, args.pod, session.namespace)
+    container = _container(pod, args.container or args.container_arg)
+    if not args.follow:
+        await _print_logs(client, pod, container, args, session.timeout)
+        return 0
+    # following: Ctrl-C (or SIGTERM) ends it normally, and the kubelet is told to stop streaming
+    task = asyncio.ensure_future(_print_logs(client, pod, container, args, session.timeout))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     return 0
 
 
 COMMAND = Command(
     name="logs", help="print the logs of a container in a pod", configure=_configure, run=_run,
-    epilog="examples:\n  shoal logs web-7d9c-abcde\n  shoal logs -f --tail 20 deploy/web\n"
-           "  shoal logs web -c sidecar --previous",
+    epilog="examples:\n  shoal logs web-7d9c-abcde\n  shoal logs web-7d9c-abcde sidecar\n"
+           "  shoal logs -f --tail 20 deploy/web\n  shoal logs web-7d9c-abcde -c app --previous",
 )

@@ -1,0 +1,150 @@
+"""``shoal rollout status``: kubectl's wording of a Deployment's progress, and the wait for it to finish.
+
+The wait follows the one Deployment with a watch (``metadata.name`` field selector) from the
+resourceVersion it first read, so it reacts at once and costs the API nothing while nothing changes.
+A Progressing condition with reason ProgressDeadlineExceeded ends it with an error, as kubectl's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+from collections.abc import Callable
+
+from protocol.errors import Expired
+from protocol.objects import Obj, condition, meta
+from runtime.client import ApiClient
+from shoal.cli.errors import CliError
+from shoal.cli.humanize import duration
+
+HEARTBEAT = 30.0
+"""Seconds without change after which the waiting message is printed again, so a long wait shows life."""
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Go's durations as kubectl takes them (``5m``, ``1m30s``, ``90s``, ``500ms``); a bare number is seconds."""
+    value = text.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use a number and a unit, e.g. 30s, 5m, 1h30m")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def status_message(deploy: Obj) -> tuple[str, bool]:
+    """kubectl's rollout status wording; True when the rollout is complete."""
+    name = meta(deploy).get("name")
+    spec, status = deploy.get("spec") or {}, deploy.get("status") or {}
+    if int(status.get("observedGeneration") or 0) < int(meta(deploy).get("generation") or 0):
+        return "Waiting for deployment spec update to be observed...", False
+    progressing = condition(deploy, "Progressing")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        raise CliError(f'deployment "{name}" exceeded its progress deadline: see `shoal describe deploy {name}` '
+                       f"and `shoal events --for deploy/{name}` for why its pods do not become available")
+    replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < replicas:
+        return (f'Waiting for deployment "{name}" rollout to finish: {updated} out of {replicas} new replicas '
+                "have been updated..."), False
+    if total > updated:
+        return (f'Waiting for deployment "{name}" rollout to finish: {total - updated} old replicas are pending '
+                "termination..."), False
+    if available < updated:
+        return (f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated replicas '
+                "are available..."), False
+    return f'deployment "{name}" successfully rolled out', True
+
+
+class _Progress:
+    """Prints each new message, and the current one again after ``HEARTBEAT`` seconds of no change."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.started = time.monotonic()
+        self.last = ""
+        self.printed_at = 0.0
+
+    def show(self, message: str) -> None:
+        now = time.monotonic()
+        if message != self.last:
+            self.out(message)
+        elif now - self.printed_at >= HEARTBEAT:
+            self.out(f"{message} (still waiting after {duration(now - self.started)})")
+        else:
+            return
+        self.last, self.printed_at = message, now
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+async def wait_for_rollout(client: ApiClient, name: str, namespace: str, *, timeout: float, watch: bool,
+                           out: Callable[[str], None] = _print) -> int:
+    """Print the rollout's progress until it completes (0); ``timeout`` 0 waits as long as it takes.
+
+    Raises CliError when the deadline passes, the deployment exceeds its progress deadline or is deleted."""
+    deploy = await client.get("Deployment", name, namespace)
+    progress = _Progress(out)
+    message, done = status_message(deploy)
+    progress.show(message)
+    if done or not watch:
+        return 0
+    try:
+        async with asyncio.timeout(timeout or None):
+            await _follow(client, deploy, namespace, progress)
+    except TimeoutError:
+        paused = bool((deploy.get("spec") or {}).get("paused"))
+        hint = (f"it is paused: run `shoal rollout resume deploy/{name}`" if paused else
+                f"see `shoal describe deploy {name}` and `shoal events --for deploy/{name}`")
+        raise CliError(f"timed out waiting for the rollout of deployment {name!r} after {duration(timeout)}: "
+                       f"{hint}") from None
+    return 0
+
+
+async def _follow(client: ApiClient, deploy: Obj, namespace: str, progress: _Progress) -> None:
+    """Return once ``deploy`` (updated in place, for the caller's hints) has rolled out."""
+    name = str(meta(deploy)["name"])
+    resource_version: str | None = meta(deploy).get("resourceVersion")
+    while True:
+        try:
+            async with client.watch("Deployment", namespace, field_selector=f"metadata.name={name}",
+                                    resource_version=resource_version) as changes:
+                events = aiter(changes)
+                while True:
+                    pending = asyncio.ensure_future(anext(events))
+                    try:
+                        while not (await asyncio.wait({pending}, timeout=HEARTBEAT))[0]:
+                            progress.show(progress.last)  # quiet: show the wait is still on
+                        event = pending.result()
+                    except StopAsyncIteration:
+                        break  # the watch ended: start another from where it stopped
+                    finally:
+                        pending.cancel()
+                    resource_version = str(event.resource_version)
+                    if event.type == "DELETED":
+                        raise CliError(f'deployment "{name}" was deleted while waiting for its rollout')
+                    if _settled(deploy, event.object, progress):
+                        return
+        except Expired:  # fell behind the server's window: read it again and watch from there
+            current = await client.get("Deployment", name, namespace)
+            resource_version = meta(current).get("resourceVersion")
+            if _settled(deploy, current, progress):
+                return
+
+
+def _settled(deploy: Obj, current: Obj, progress: _Progress) -> bool:
+    deploy.clear()
+    deploy.update(current)
+    message, done = status_message(deploy)
+    progress.show(message)
+    return done
