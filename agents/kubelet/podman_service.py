@@ -9,6 +9,9 @@ Order of choice:
    used as is (whoever runs that service owns its configuration); nothing is started or stopped.
 2. Otherwise ``podman system service --time=0 unix://<state_dir>/podman.sock`` is started as a child
    process and stopped by ``close()``. Containers survive it (conmon holds them), as on a real node.
+   Its pid is kept in ``<state_dir>/podman-service.pid``: a service left running by a kubelet that was
+   killed (SIGKILL, a crash: no ``close()``) is stopped by the next start instead of living on beside
+   the new one.
 
 Configuration of that service (``CONTAINERS_CONF``):
 - ``SHOAL_CONTAINERS_CONF`` (a path) wins; else an inherited ``CONTAINERS_CONF`` is kept.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -148,6 +152,42 @@ def detect_containers_conf(state_dir: Path) -> Path | None:
     return conf
 
 
+PID_FILE = "podman-service.pid"
+
+
+def _stop_stale(state_dir: Path, url: str, timeout: float = 10.0) -> None:
+    """Stop the service an earlier (killed) start left running on this state directory, if any."""
+    pid_file = state_dir / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        cmdline = ""
+    if "system service" not in cmdline or url not in cmdline:
+        pid_file.unlink(missing_ok=True)  # gone, or the pid now belongs to something else
+        return
+    log.info("stopping podman service left running by an earlier kubelet", pid=pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(pid):
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has exited; only its parent's wait is missing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def _start_blocking(state_dir: Path, socket_url: str | None, ready_timeout: float) -> PodmanService:
     explicit = socket_url or os.environ.get("SHOAL_PODMAN_SOCKET")
     conf_override = os.environ.get("SHOAL_CONTAINERS_CONF") or os.environ.get("CONTAINERS_CONF")
@@ -165,6 +205,7 @@ def _start_blocking(state_dir: Path, socket_url: str | None, ready_timeout: floa
     env = podman_env(conf)
     sock = state_dir / "podman.sock"
     url = f"unix://{sock}"
+    _stop_stale(state_dir, url)
     sock.unlink(missing_ok=True)
     log_file = (state_dir / "podman-service.log").open("ab")
     proc = subprocess.Popen(
@@ -175,6 +216,7 @@ def _start_blocking(state_dir: Path, socket_url: str | None, ready_timeout: floa
         start_new_session=True,  # keep terminal signals (Ctrl-C) for us; close() stops it
     )
     log_file.close()
+    (state_dir / PID_FILE).write_text(str(proc.pid))
     deadline = time.monotonic() + ready_timeout
     started = time.monotonic()
     while time.monotonic() < deadline:

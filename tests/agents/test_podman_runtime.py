@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from podman import PodmanClient
 
 from agents.kubelet.cri import (
     ContainerConfig,
@@ -24,7 +26,7 @@ from agents.kubelet.cri import (
 )
 from agents.kubelet.images import BUSYBOX_IMAGE, ensure_local_images
 from agents.kubelet.podman_runtime import PodmanRuntime
-from agents.kubelet.podman_service import PodmanService, _probe
+from agents.kubelet.podman_service import PodmanService, _probe, start_podman_service
 
 pytestmark = [pytest.mark.podman, pytest.mark.asyncio(loop_scope="session")]
 
@@ -305,3 +307,21 @@ async def test_service_configuration_makes_containers_run(
         BUSYBOX_IMAGE
     ]
     assert messages == [f"{BUSYBOX_IMAGE} already present"]  # idempotent: no second build
+
+
+async def test_a_service_left_by_a_killed_kubelet_is_stopped_by_the_next_start(tmp_path: Path) -> None:
+    """A kubelet killed with SIGKILL cannot ``close()`` its Podman service; the next start on the same
+    state directory stops that one instead of leaving it running beside the new service."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    first = await start_podman_service(state_dir=tmp_path)  # never closed: its kubelet "died"
+    assert first.process is not None
+    second = await start_podman_service(state_dir=tmp_path)
+    try:
+        assert second.process is not None and second.process.pid != first.process.pid
+        assert await asyncio.to_thread(first.process.wait, 15) is not None  # stopped, and reaped here
+        with PodmanClient(base_url=second.socket_url) as podman:
+            assert podman.ping()
+    finally:
+        await second.close()
+        await first.close()
