@@ -44,12 +44,34 @@ async def timed_concurrent(n: int, concurrency: int,
     return lat, time.perf_counter() - start
 
 
+async def timed_paced(rate: float, seconds: float,
+                      op: Callable[[int], Awaitable[Any]]) -> tuple[list[float], float]:
+    """Open loop: call ``op`` at ``rate`` per second for ``seconds`` whatever the answers' pace; latency of each."""
+    lat: list[float] = []
+    n = max(1, int(rate * seconds))
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int) -> None:
+        t = time.perf_counter()
+        await op(i)
+        lat.append(time.perf_counter() - t)
+
+    start = time.perf_counter()
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return lat, time.perf_counter() - start
+
+
 def cm(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"bench": "api"}},
             "data": {"payload": "x" * 200}}
 
 
-async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
+async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     async with cluster() as c:
         client = c.client
@@ -78,11 +100,19 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
                             *await timed_concurrent(n, concurrency, lambda i: kv.put(f"c{i}", raw_value)))
         api_create_c = summary(f"API create ({concurrency} in flight)",
                                *await timed_concurrent(n, concurrency, lambda i: client.create(cm(f"c{i}"))))
+        paced: list[dict[str, Any]] = []
+        if rate > 0:
+            progress(f"paced: raw kv.put then API create at {rate:.0f}/s for {seconds:.0f}s each")
+            raw_paced = summary(f"raw kv.put at {rate:.0f}/s (open loop)",
+                                *await timed_paced(rate, seconds, lambda i: kv.put(f"r{i}", raw_value)))
+            api_paced = summary(f"API create at {rate:.0f}/s (open loop)",
+                                *await timed_paced(rate, seconds, lambda i: client.create(cm(f"r{i}"))))
+            paced = [raw_paced, api_paced]
         progress("list of everything")
         t = time.perf_counter()
         listing = await client.list("cm")
         list_s = time.perf_counter() - t
-        results = [raw_put, api_create, raw_get, api_get, api_update, raw_put_c, api_create_c,
+        results = [raw_put, api_create, raw_get, api_get, api_update, raw_put_c, api_create_c, *paced,
                    {"name": f"API list of {len(listing.items)} objects", "n": 1, "p50_ms": round(list_s * 1000, 1),
                     "p99_ms": round(list_s * 1000, 1), "mean_ms": round(list_s * 1000, 1), "per_s": 0}]
         ratios = {
@@ -90,6 +120,8 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
             "get/raw get p50": api_get["p50_ms"] / raw_get["p50_ms"],
             "create/raw put throughput (concurrent)": raw_put_c["per_s"] / max(api_create_c["per_s"], 1e-9),
         }
+        if paced:
+            ratios[f"create/raw put p99 at {rate:.0f}/s"] = paced[1]["p99_ms"] / max(paced[0]["p99_ms"], 1e-9)
         for r in results:
             print(f"{r['name']:<42} n={r['n']:<6} p50={r['p50_ms']:>8} ms  p99={r['p99_ms']:>8} ms  "
                   f"{r['per_s']:>9}/s")
@@ -104,9 +136,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop writes/s for the paced figure (0: skip)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each paced phase")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    results = asyncio.run(run(args.n, args.concurrency))
+    results = asyncio.run(run(args.n, args.concurrency, args.rate, args.seconds))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -95,8 +95,24 @@ async def bulk(port: int, size: int) -> float:
     return got / elapsed / 1e6
 
 
+async def wait_listening(port: int, timeout: float = 30.0) -> None:
+    """Wait until something accepts connections on ``port`` (the helper processes start in parallel)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+
+
 async def client(direct: int, proxied: int, requests: int, megabytes: int) -> dict[str, float]:
-    await asyncio.sleep(1.0)
+    await wait_listening(direct)
+    await wait_listening(proxied)
     out: dict[str, float] = {}
     for label, port in (("direct", direct), ("proxied", proxied)):
         progress(f"{label}: {requests} request/responses on one connection")

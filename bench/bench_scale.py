@@ -1,10 +1,19 @@
-"""Scale run with hollow kubelets: N nodes in one process (fake runtime, real leases and status through
-the real API), the scheduler, and M pods created through the API until every pod is Running.
+"""Scale run with hollow kubelets: N nodes simulated by hollow-node processes (fake runtime, real leases and
+status through the real API), the scheduler, and M pods created through the API until every pod is Running.
 
 Run: ``.venv/bin/python -m bench.bench_scale --nodes 1000 --pods 10000 [--json out.json]``.
-Prints: time to all bound and all Running, scheduling rate, API create latency p50/p99 while the
-cluster works, nodes Ready at the end (heartbeats kept), resident memory of every process, and checks
-correctness: no pod on two nodes, no node over capacity.
+
+Prints (and writes as JSON): time until all pods are bound and all Running; the scheduler's rate; the API
+create latency p50/p99 while the cluster works, and the latency of a paced probe write (one ConfigMap
+update every 50 ms) that measures what any mutating call sees under that load; heartbeats kept (the
+oldest node Lease seen during the whole run, and how many nodes ever went longer than the lease duration
+without renewing: each would have been falsely marked NotReady); the resident memory of every process.
+
+``--backlog`` creates every pod before the scheduler starts, then measures pure scheduling throughput
+(first bind to last bind, nothing else competing), as kube-scheduler's scheduler_perf does.
+
+Correctness is asserted at the end: every acknowledged create is present and Running (no lost update),
+no pod was ever seen bound to two nodes, no node holds more pods than it allows or more CPU than it has.
 """
 
 from __future__ import annotations
@@ -12,21 +21,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from bench.common import cluster, percentile, progress
-from protocol.objects import condition_true
+from protocol import codec, subjects
+from protocol.errors import AlreadyExists, Conflict, ShoalError
+from protocol.objects import condition_true, meta, name_of, parse_time
+from protocol.quantity import cpu_millis
+from runtime.client import ApiClient
 
 POD_CPU_MILLIS = 10
+NODE_CPU = "8"
+MAX_PODS = 250
+LEASE_DURATION_S = 40.0
+"""The kubelet's lease duration: a node whose lease is older than this is declared NotReady."""
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
@@ -36,83 +59,274 @@ def pod(i: int) -> dict[str, Any]:
                                      "resources": {"requests": {"cpu": f"{POD_CPU_MILLIS}m", "memory": "8Mi"}}}]}}
 
 
-async def run(nodes: int, pods: int, concurrency: int, timeout: float) -> dict[str, Any]:
-    extra = [["agents.hollow", "--nodes", str(nodes), "--lease-interval", "10", "--status-interval", "60",
-              "--relist-interval", "5", "--max-pods", "250"],
-             ["actors.scheduler", "--no-leader-elect"]]
+class PodCounter:
+    """Follows every pod change through one watch: bound and Running counts, and double binds."""
+
+    def __init__(self) -> None:
+        self.node_of: dict[str, str] = {}
+        self.bound_at: dict[str, float] = {}
+        self.running: set[str] = set()
+        self.rebound: list[tuple[str, str, str]] = []
+
+    def see(self, obj: dict[str, Any]) -> None:
+        name = name_of(obj)
+        node = (obj.get("spec") or {}).get("nodeName")
+        if node:
+            before = self.node_of.get(name)
+            if before is None:
+                self.node_of[name] = node
+                self.bound_at[name] = time.monotonic()
+            elif before != node:
+                self.rebound.append((name, before, node))
+        if (obj.get("status") or {}).get("phase") == "Running":
+            self.running.add(name)
+
+    async def follow(self, client: ApiClient, rv: int) -> None:
+        async with client.watch("Pod", "default", resource_version=rv) as watch:
+            async for event in watch:
+                if event.type != "DELETED":
+                    self.see(event.object)
+
+
+class LeaseMonitor:
+    """Samples every node Lease: the oldest renewal seen and the nodes that went stale (falsely NotReady)."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        self.max_age = 0.0
+        self.stale: set[str] = set()
+        self.samples = 0
+
+    async def run(self, client: ApiClient, every: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                leases = (await client.list("Lease", "kube-node-lease")).items
+            except ShoalError:
+                continue
+            now = time.time()
+            self.samples += 1
+            for lease in leases:
+                renewed = parse_time((lease.get("spec") or {}).get("renewTime"))
+                if renewed is None:
+                    continue
+                age = now - renewed
+                self.max_age = max(self.max_age, age)
+                if age > LEASE_DURATION_S:
+                    self.stale.add(name_of(lease))
+
+
+async def probe_writes(client: ApiClient, latencies: list[float], every: float = 0.05) -> None:
+    """One paced ConfigMap update every ``every`` seconds: the latency a mutating call sees under load."""
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scale-probe"},
+                           "data": {"n": "0"}}
+    try:
+        obj = await client.create(obj)
+    except AlreadyExists:
+        obj = await client.get("ConfigMap", "scale-probe", "default")
+    n = 0
+    next_at = time.monotonic()
+    while True:
+        next_at += every
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        n += 1
+        obj["data"] = {"n": str(n)}
+        meta(obj).pop("resourceVersion", None)
+        started = time.perf_counter()
+        try:
+            obj = await client.update(obj)
+        except (Conflict, ShoalError):
+            continue
+        latencies.append(time.perf_counter() - started)
+
+
+async def scheduler_health(client: ApiClient) -> dict[str, Any]:
+    try:
+        msg = await client.nc.request(subjects.health("scheduler"), b"", timeout=2)
+        health: dict[str, Any] = codec.check_reply(codec.decode(msg.data))["health"]
+        return health
+    except Exception:
+        return {}
+
+
+async def create_pods(client: ApiClient, pods: int, concurrency: int, latencies: list[float],
+                      acked: set[str]) -> None:
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < pods:
+            i = next_index
+            next_index += 1
+            body = pod(i)
+            for _attempt in range(5):
+                started = time.perf_counter()
+                try:
+                    await client.create(body)
+                except AlreadyExists:
+                    pass  # an earlier attempt was acknowledged after its timeout
+                except ShoalError:
+                    await asyncio.sleep(0.5)
+                    continue
+                latencies.append(time.perf_counter() - started)
+                acked.add(name_of(body))
+                break
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def hollow_commands(nodes: int, procs: int, lease_interval: float) -> list[list[str]]:
+    per = [nodes // procs + (1 if k < nodes % procs else 0) for k in range(procs)]
+    return [["agents.hollow", "--nodes", str(n), "--prefix", f"hollow-{k}-", "--cpu", NODE_CPU,
+             "--lease-interval", str(lease_interval), "--status-interval", "60", "--relist-interval", "10",
+             "--max-pods", str(MAX_PODS)] for k, n in enumerate(per) if n > 0]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    nodes, pods = args.nodes, args.pods
+    hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval)
+    scheduler_cmd = ["actors.scheduler", "--no-leader-elect"]
+    extra = hollow + ([] if args.backlog else [scheduler_cmd])
     async with cluster(extra=extra) as c:
-        client = c.client
+        client = ApiClient(c.client.nc, timeout=30)
+        names = ["api"] + [f"hollow-{k}" for k in range(len(hollow))] + ([] if args.backlog else ["scheduler"])
+        procs = dict(zip(names, c.procs, strict=True))
         started = time.monotonic()
         while True:
             ready = sum(1 for n in (await client.list("Node")).items if condition_true(n, "Ready"))
-            progress(f"nodes Ready: {ready}/{nodes}")
+            progress(f"hollow nodes Ready: {ready}/{nodes}")
             if ready == nodes:
                 break
-            if time.monotonic() - started > timeout:
+            if time.monotonic() - started > args.timeout:
                 raise SystemExit(f"only {ready}/{nodes} hollow nodes became Ready")
-            await asyncio.sleep(1)
-        register_s = time.monotonic() - started
-        latencies: list[float] = []
-        sem = asyncio.Semaphore(concurrency)
-
-        async def create(i: int) -> None:
-            async with sem:
-                t = time.perf_counter()
-                await client.create(pod(i))
-                latencies.append(time.perf_counter() - t)
-
-        first = time.monotonic()
-        creator = asyncio.ensure_future(asyncio.gather(*(create(i) for i in range(pods))))
-        bound_at = running_at = None
-        while running_at is None:
             await asyncio.sleep(2)
-            listing = (await client.list("Pod", "default")).items
-            bound = sum(1 for p in listing if (p.get("spec") or {}).get("nodeName"))
-            running = sum(1 for p in listing if (p.get("status") or {}).get("phase") == "Running")
-            progress(f"pods created {len(latencies)}/{pods}, bound {bound}, Running {running}")
-            if bound == pods and bound_at is None:
-                bound_at = time.monotonic()
-            if running == pods:
-                running_at = time.monotonic()
-            if time.monotonic() - first > timeout:
-                raise SystemExit(f"timed out: {bound} bound, {running} Running of {pods}")
+        register_s = time.monotonic() - started
+        counter = PodCounter()
+        leases = LeaseMonitor(nodes)
+        probe: list[float] = []
+        created: list[float] = []
+        acked: set[str] = set()
+        rv = (await client.list("Pod", "default")).resource_version
+        background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client)),
+                      asyncio.create_task(probe_writes(client, probe))]
+        first = time.monotonic()
+        creator = asyncio.create_task(create_pods(client, pods, args.concurrency, created, acked))
+        created_at = [first]
+        creator.add_done_callback(lambda _: created_at.__setitem__(0, time.monotonic()))
+        if args.backlog:
+            while not creator.done():
+                await asyncio.sleep(2)
+                progress(f"backlog: pods created {len(acked)}/{pods} (no scheduler yet)")
+            await creator
+            env = dict(os.environ, SHOAL_LOG_LEVEL="warning")
+            proc = subprocess.Popen([sys.executable, "-m", *scheduler_cmd, "--server", c.server.url], env=env)
+            c.procs.append(proc)
+            procs["scheduler"] = proc
+        bound_at = running_at = None
+        last_report = 0.0
+        while running_at is None:
+            await asyncio.sleep(1)
+            bound, running = len(counter.node_of), len(counter.running)
+            now = time.monotonic()
+            if now - last_report >= 5:
+                last_report = now
+                h = await scheduler_health(client)
+                progress(f"{now - first:5.0f}s pods created {len(acked)}/{pods}, bound {bound}, Running {running}; "
+                         f"scheduler pending {h.get('pending', '?')}; oldest lease {leases.max_age:.0f}s; "
+                         f"rss api {rss_mib(procs['api'].pid):.0f} MiB")
+            if bound >= pods and bound_at is None:
+                bound_at = max(counter.bound_at.values())
+            if running >= pods:
+                running_at = now
+            if now - first > args.timeout:
+                raise SystemExit(f"timed out after {args.timeout:.0f}s: {bound} bound, {running} Running of {pods}")
         await creator
+        memory = {name: round(rss_mib(proc.pid), 1) for name, proc in procs.items()}
+        server_proc = getattr(c.server, "proc", None)
+        if server_proc is not None:
+            memory["nats-server"] = round(rss_mib(server_proc.pid), 1)
+        for task in background:
+            task.cancel()
+        # -- correctness -------------------------------------------------------------------------
         listing = (await client.list("Pod", "default")).items
-        per_node = Counter(p["spec"]["nodeName"] for p in listing)
-        assert len(listing) == pods and sum(per_node.values()) == pods, "a pod is missing or bound twice"
-        assert max(per_node.values()) <= 250, "a node runs more pods than it allows"
         node_list = (await client.list("Node")).items
-        ready_end = sum(1 for n in node_list if condition_true(n, "Ready"))
-        memory = {name: round(rss_mib(proc.pid), 1)
-                  for name, proc in zip(["api", "hollow", "scheduler"], c.procs, strict=False)}
-        assert bound_at is not None
-        return {
-            "nodes": nodes, "pods": pods, "register_s": round(register_s, 1),
-            "all_bound_s": round(bound_at - first, 1), "all_running_s": round(running_at - first, 1),
-            "scheduled_per_s": round(pods / (bound_at - first), 1),
-            "create_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-            "create_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-            "nodes_ready_at_end": ready_end, "rss_mib": memory,
-            "rss_total_mib": round(sum(memory.values()), 1),
+        per_node = Counter(p["spec"]["nodeName"] for p in listing if (p.get("spec") or {}).get("nodeName"))
+        cpu_per_node: Counter[str] = Counter()
+        for p in listing:
+            for container in p["spec"].get("containers") or []:
+                requests = (container.get("resources") or {}).get("requests") or {}
+                cpu_per_node[p["spec"].get("nodeName", "")] += cpu_millis(str(requests.get("cpu", "0")))
+        capacity = {name_of(n): cpu_millis(str(((n.get("status") or {}).get("allocatable") or {}).get("cpu", "0")))
+                    for n in node_list}
+        names_listed = {name_of(p) for p in listing}
+        lost = acked - names_listed
+        not_running = [name_of(p) for p in listing if (p.get("status") or {}).get("phase") != "Running"]
+        over_pods = [n for n, count in per_node.items() if count > MAX_PODS]
+        over_cpu = [n for n, used in cpu_per_node.items() if used > capacity.get(n, 0)]
+        checks = {
+            "pods_listed": len(listing), "creates_acknowledged": len(acked), "lost_updates": len(lost),
+            "not_running": len(not_running), "bound_twice": len(counter.rebound),
+            "nodes_over_pod_limit": len(over_pods), "nodes_over_cpu": len(over_cpu),
         }
+        ready_end = sum(1 for n in node_list if condition_true(n, "Ready"))
+        binds = sorted(counter.bound_at.values())
+        bind_window = (binds[-1] - binds[0]) if len(binds) > 1 else 0.0
+        assert bound_at is not None
+        result = {
+            "nodes": nodes, "pods": pods, "hollow_processes": len(hollow), "backlog": args.backlog,
+            "register_s": round(register_s, 1),
+            "all_bound_s": round(bound_at - first, 1), "all_running_s": round(running_at - first, 1),
+            "create_per_s": round(len(acked) / max(1e-9, created_at[0] - first), 1),
+            "scheduled_per_s": round(pods / max(1e-9, bound_at - first), 1) if not args.backlog
+            else round(pods / max(1e-9, bind_window), 1),
+            "create_p50_ms": round(percentile(created, 50) * 1000, 1),
+            "create_p99_ms": round(percentile(created, 99) * 1000, 1),
+            "probe_write_n": len(probe),
+            "probe_write_p50_ms": round(percentile(probe, 50) * 1000, 1),
+            "probe_write_p99_ms": round(percentile(probe, 99) * 1000, 1),
+            "oldest_lease_s": round(leases.max_age, 1), "nodes_lease_stale": len(leases.stale),
+            "lease_samples": leases.samples, "nodes_ready_at_end": ready_end,
+            "rss_mib": memory,
+            "rss_control_plane_mib": round(sum(v for k, v in memory.items() if not k.startswith("hollow")), 1),
+            "rss_total_mib": round(sum(memory.values()), 1),
+            "checks": checks,
+        }
+        failures = [k for k in ("lost_updates", "not_running", "bound_twice", "nodes_over_pod_limit",
+                                "nodes_over_cpu") if checks[k]]
+        if len(listing) != pods:
+            failures.append("pods_listed")
+        result["correct"] = not failures
+        if failures:
+            print(f"CORRECTNESS FAILED: {failures}: {checks}; lost {sorted(lost)[:5]}, rebound {counter.rebound[:5]}",
+                  flush=True)
+        return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--pods", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
+    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
+    parser.add_argument("--concurrency", type=int, default=64, help="pod creates in flight")
+    parser.add_argument("--backlog", action="store_true",
+                        help="create every pod first, then start the scheduler: pure scheduling throughput")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    r = asyncio.run(run(args.nodes, args.pods, args.concurrency, args.timeout))
-    print(f"hollow nodes {r['nodes']}, pods {r['pods']}")
-    for key in ("register_s", "all_bound_s", "all_running_s", "scheduled_per_s", "create_p50_ms", "create_p99_ms",
-                "nodes_ready_at_end", "rss_total_mib"):
-        print(f"  {key:<22} {r[key]}")
-    print(f"  rss by process (MiB)   {r['rss_mib']}")
+    r = asyncio.run(run(args))
+    print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes), pods {r['pods']}"
+          f"{' (backlog)' if r['backlog'] else ''}")
+    for key in ("register_s", "all_bound_s", "all_running_s", "create_per_s", "scheduled_per_s", "create_p50_ms",
+                "create_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms", "oldest_lease_s", "nodes_lease_stale",
+                "nodes_ready_at_end", "rss_control_plane_mib", "rss_total_mib", "correct"):
+        print(f"  {key:<24} {r[key]}")
+    print(f"  rss by process (MiB)     {r['rss_mib']}")
+    print(f"  checks                   {r['checks']}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2))
+    if not r["correct"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

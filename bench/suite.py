@@ -3,70 +3,220 @@
 Run: ``.venv/bin/python -m bench.suite --quick`` (under two minutes: a smoke run of every figure) or
 ``.venv/bin/python -m bench.suite`` (the full sizes; see docs/BENCHMARKS.md). Each benchmark runs in
 its own process tree and writes its figures as JSON; ``--json PATH`` (default bench-results.json)
-collects them all. Figures, not asserts: each comes with its baseline measured in the same run.
+collects them all, with the table's rows. Progress lines of the running benchmark are shown as they
+come. Figures, not asserts: each comes with its baseline measured in the same run and, where the issue
+sets one, its target and whether it was met on this machine. Only the scale runs' correctness checks
+(no pod bound twice, no node over capacity, no lost update) make the suite fail.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 QUICK: dict[str, list[str]] = {
-    "api": ["bench.bench_api", "--n", "300", "--concurrency", "32"],
-    "watch": ["bench.bench_watch", "--n", "600", "--rate", "300"],
+    "api": ["bench.bench_api", "--n", "300", "--concurrency", "32", "--rate", "1000", "--seconds", "3"],
+    "watch": ["bench.bench_watch", "--n", "2000", "--rate", "1000"],
     "proxy": ["bench.bench_proxy", "--requests", "500", "--megabytes", "50"],
-    "scale": ["bench.bench_scale", "--nodes", "100", "--pods", "1000"],
+    "scheduler": ["bench.bench_scale", "--nodes", "500", "--pods", "2000", "--backlog"],
+    "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
 }
 FULL: dict[str, list[str]] = {
-    "api": ["bench.bench_api", "--n", "5000", "--concurrency", "64"],
+    "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
     "watch": ["bench.bench_watch", "--n", "20000", "--rate", "1000"],
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
-    "scheduler": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000"],
-    "scale_1k": ["bench.bench_scale", "--nodes", "1000", "--pods", "1000"],
-    "scale_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000"],
-    "scale_50k": ["bench.bench_scale", "--nodes", "5000", "--pods", "50000", "--timeout", "3600"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
+    "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
+                     "--timeout", "1800"],
+    "scale_1k": ["bench.bench_scale", "--nodes", "100", "--pods", "1000"],
+    "scale_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000"],
+    "scale_50k": ["bench.bench_scale", "--nodes", "2500", "--pods", "50000", "--hollow-procs", "2",
+                  "--timeout", "2400"],
+    "scale_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
+                   "--timeout", "5400"],
 }
 
 
-def summarize(name: str, figures: Any) -> list[str]:
-    """The headline of one benchmark's JSON, as ``name: key=value`` lines."""
-    if isinstance(figures, list):  # bench_api: one dict per measure, plus ratios
-        lines = []
-        for row in figures:
-            if row.get("name") == "ratios":
-                lines += [f"{name}: {k} = {v}x" for k, v in row.items() if k != "name"]
-            elif {"p50_ms", "p99_ms", "per_s"} <= set(row):
-                lines.append(f"{name}: {row['name']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-                             f"{row['per_s']}/s")
-            else:
-                lines.append(f"{name}: " + ", ".join(f"{k}={_short(v)}" for k, v in row.items()))
-        return lines
-    return [f"{name}: " + ", ".join(f"{k}={_short(v)}" for k, v in figures.items())]
+@dataclass
+class Row:
+    figure: str
+    p50: str
+    p99: str
+    rate: str = ""
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    met: str = ""
 
 
-def _short(value: Any) -> Any:
-    return round(value, 2) if isinstance(value, float) else value
+def _ms(v: Any) -> str:
+    return f"{float(v):.1f} ms" if v is not None else ""
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _by_name(rows: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    return next((r for r in rows if str(r.get("name", "")).startswith(prefix)), {})
+
+
+def rows_api(r: list[dict[str, Any]]) -> list[Row]:
+    out = []
+    pairs = [("API create (sequential)", "raw kv.put (sequential)"), ("API get", "raw kv.get"),
+             ("API update", "raw kv.put (sequential)")]
+    for api_name, raw_name in pairs:
+        a, b = _by_name(r, api_name), _by_name(r, raw_name)
+        if a:
+            out.append(Row(a["name"], _ms(a["p50_ms"]), _ms(a["p99_ms"]), f"{a['per_s']:.0f}/s",
+                           f"{b['name']}: p50 {_ms(b['p50_ms'])}", f"{a['p50_ms'] / b['p50_ms']:.2f}x p50"))
+    a, b = _by_name(r, "API create ("), _by_name(r, "raw kv.put (")
+    conc = [x for x in r if "in flight" in str(x.get("name"))]
+    if len(conc) == 2:
+        b, a = conc
+        out.append(Row(a["name"], _ms(a["p50_ms"]), _ms(a["p99_ms"]), f"{a['per_s']:.0f}/s",
+                       f"{b['name']}: {b['per_s']:.0f}/s", f"{a['per_s'] / b['per_s']:.2f}x rate"))
+    paced = [x for x in r if "open loop" in str(x.get("name"))]
+    if len(paced) == 2:
+        b, a = paced
+        out.append(Row(a["name"], _ms(a["p50_ms"]), _ms(a["p99_ms"]), f"{a['per_s']:.0f}/s",
+                       f"{b['name']}: p99 {_ms(b['p99_ms'])}", f"{a['p99_ms'] / b['p99_ms']:.2f}x p99",
+                       "p99 <= 50 ms at 1,000/s", _met(a["p99_ms"] <= 50 and a["per_s"] >= 950)))
+    return out
+
+
+def rows_watch(r: dict[str, Any]) -> list[Row]:
+    return [
+        Row("watch: write sent -> event via API watch", _ms(r["api_watch_p50_ms"]), _ms(r["api_watch_p99_ms"]),
+            f"{r['writes_per_s']:.0f} writes/s",
+            f"raw KV watch: p50 {_ms(r['raw_kv_watch_p50_ms'])}, p99 {_ms(r['raw_kv_watch_p99_ms'])}",
+            f"{r['ratio_p99']:.2f}x p99"),
+        Row("watch delivery after commit (API watch - raw KV watch)", _ms(r["delivery_after_commit_p50_ms"]),
+            _ms(r["delivery_after_commit_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
+            "p99 <= 10 ms", _met(r["delivery_after_commit_p99_ms"] <= 10)),
+    ]
+
+
+def rows_proxy(r: dict[str, Any]) -> list[Row]:
+    return [
+        Row("proxy: request/response on one connection", f"{r['proxied_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['proxied_rr_p99_us'] / 1000:.2f} ms", f"{r['proxied_rr_per_s']:.0f}/s",
+            f"direct: p50 {r['direct_rr_p50_us'] / 1000:.2f} ms, {r['direct_rr_per_s']:.0f}/s",
+            f"{r['proxied_rr_p50_us'] / r['direct_rr_p50_us']:.2f}x p50"),
+        Row("proxy: new connection", f"{r['proxied_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['proxied_conn_p99_us'] / 1000:.2f} ms", "",
+            f"direct: p50 {r['direct_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['proxied_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
+        Row("proxy: bulk transfer", "", "", f"{r['proxied_bulk_MBps']:.0f} MB/s",
+            f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['proxied_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x"),
+    ]
+
+
+def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:
+    pod, bare, ratio = _by_name(r, "pod create"), _by_name(r, "podman run"), _by_name(r, "ratio")
+    ok = pod["p99_ms"] <= 1000 and ratio["p99"] <= 1.2
+    return [Row(f"pod startup, real Podman (create -> Running, n={pod['n']})", _ms(pod["p50_ms"]),
+                _ms(pod["p99_ms"]), "", f"bare podman run: p50 {_ms(bare['p50_ms'])}, p99 {_ms(bare['p99_ms'])}",
+                f"{ratio['p99']:.2f}x p99", "p99 <= 1 s and <= 1.2x bare", _met(ok))]
+
+
+def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
+    size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
+    if r.get("backlog"):
+        return [Row(f"scheduler throughput, {size} pending", "", "", f"{r['scheduled_per_s']:.0f} pods/s",
+                    f"API create rate: {r['create_per_s']:.0f}/s",
+                    f"{r['scheduled_per_s'] / max(r['create_per_s'], 1e-9):.2f}x",
+                    ">= 1,000 pods/s at 5,000 nodes" if r["nodes"] >= 5000 else "",
+                    _met(r["scheduled_per_s"] >= 1000) if r["nodes"] >= 5000 else "")]
+    lease_ok = r["nodes_lease_stale"] == 0
+    rows = [
+        Row(f"{name}: {size}: all Running", "", "", f"{r['all_running_s']:.0f} s "
+            f"({r['pods'] / max(r['all_running_s'], 1e-9):.0f} pods/s)", f"all bound after {r['all_bound_s']:.0f} s",
+            "", "all bound and Running" + (", correct" if "correct" in r else ""),
+            _met(bool(r.get("correct", True)))),
+        Row(f"{name}: API create while scaling", _ms(r["create_p50_ms"]), _ms(r["create_p99_ms"]),
+            f"{r.get('create_per_s', 0):.0f}/s"),
+        Row(f"{name}: paced probe write under load", _ms(r.get("probe_write_p50_ms")),
+            _ms(r.get("probe_write_p99_ms")), "20/s"),
+        Row(f"{name}: heartbeats", "", "", "", f"oldest lease {r['oldest_lease_s']:.0f} s (stale at 40 s)",
+            "", "no node falsely NotReady", _met(lease_ok)),
+        Row(f"{name}: resident memory", "", "", f"{r['rss_control_plane_mib']:.0f} MiB control plane",
+            ", ".join(f"{k} {v:.0f}" for k, v in r["rss_mib"].items()), "",
+            "<= 2 GiB" if r["pods"] >= 150_000 else "",
+            _met(r["rss_control_plane_mib"] <= 2048) if r["pods"] >= 150_000 else ""),
+    ]
+    return rows
+
+
+def table_rows(name: str, figures: Any) -> list[Row]:
+    builders: dict[str, Callable[[Any], list[Row]]] = {
+        "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
+    }
+    if name in builders:
+        return builders[name](figures)
+    if name.startswith(("scale", "scheduler")):
+        return rows_scale(name, figures)
+    return [Row(name, "", "", json.dumps(figures)[:80])]
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = Row("figure", "p50", "p99", "rate", "baseline (same run)", "ratio", "target", "met")
+    cols = list(asdict(headers).keys())
+    data = [asdict(headers)] + [asdict(r) for r in rows]
+    widths = {c: min(60, max(len(str(d[c])) for d in data)) for c in cols}
+    for i, d in enumerate(data):
+        print("  ".join(str(d[c])[:widths[c]].ljust(widths[c]) for c in cols).rstrip())
+        if i == 0:
+            print("  ".join("-" * widths[c] for c in cols))
+
+
+def run_one(module: str, args: list[str], out: Path) -> tuple[int, list[str]]:
+    """Run one benchmark, echoing its progress lines; the tail of its output is kept for a failure report."""
+    tail: deque[str] = deque(maxlen=60)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with subprocess.Popen([sys.executable, "-m", module, *args, "--json", str(out)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            stripped = line.strip()
+            if stripped.startswith("..") or stripped.startswith("CORRECTNESS"):
+                print(f"    {stripped}", flush=True)
+        return proc.wait(), list(tail)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
-    parser.add_argument("--only", default="", help="comma-separated benchmarks to run")
+    parser.add_argument("--only", default="", help="comma-separated benchmarks to run (names as in the table)")
+    parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    chosen = [n for n in plan if not args.only or n in args.only.split(",")]
-    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "started": time.time()}
+    only = [n for n in args.only.split(",") if n]
+    skip = set(args.skip.split(","))
+    chosen = [n for n in plan if (not only or n in only) and n not in skip]
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full", "started": time.time(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+    }
     failures = 0
+    suite_started = time.monotonic()
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="shoal-suite-") as tmp:
         for index, name in enumerate(chosen, 1):
             module, *rest = plan[name]
@@ -77,23 +227,32 @@ def main() -> None:
             out = Path(tmp) / f"{name}.json"
             print(f"[{index}/{len(chosen)}] {name}: python -m {module} {' '.join(rest)}", flush=True)
             started = time.monotonic()
-            done = subprocess.run([sys.executable, "-m", module, *rest, "--json", str(out)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+            code, tail = run_one(module, rest, out)
             took = time.monotonic() - started
-            if done.returncode != 0 or not out.exists():
+            if code != 0 or not out.exists():
                 failures += 1
-                print(f"    failed after {took:.0f}s (exit {done.returncode}):\n" + done.stdout[-2000:], flush=True)
-                results[name] = {"failed": done.returncode}
+                print(f"    failed after {took:.0f}s (exit {code}):\n      " + "\n      ".join(tail[-25:]), flush=True)
+                results[name] = {"failed": code, "output": tail[-25:]}
+                if out.exists():
+                    results[name]["figures"] = json.loads(out.read_text())
                 continue
             results[name] = json.loads(out.read_text())
-            print(f"    done in {took:.0f}s", flush=True)
-    print("\nresults")
+            results[name + "_seconds"] = round(took, 1)
+            try:
+                rows += table_rows(name, results[name])
+            except (KeyError, TypeError, ZeroDivisionError) as exc:
+                rows.append(Row(name, "", "", f"(no table row: {exc!r})"))
+            print(f"    done in {took:.0f}s (suite {time.monotonic() - suite_started:.0f}s)", flush=True)
+    print(f"\nShoal benchmark suite ({results['mode']}), {results['machine']['cpus']} CPUs, "
+          f"{results['machine']['memory_gib']} GiB, {time.monotonic() - suite_started:.0f}s\n")
+    print_table(rows)
     for name in chosen:
-        if isinstance(results.get(name), dict) and ("skipped" in results[name] or "failed" in results[name]):
-            print(f"{name}: {results[name]}")
-            continue
-        for line in summarize(name, results[name]):
-            print(line)
+        entry = results.get(name)
+        if isinstance(entry, dict) and ("skipped" in entry or "failed" in entry):
+            what = f"skipped ({entry['skipped']})" if "skipped" in entry else f"FAILED (exit {entry['failed']})"
+            print(f"{name}: {what}")
+    results["table"] = [asdict(r) for r in rows]
+    results["seconds"] = round(time.monotonic() - suite_started, 1)
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.json}")
     raise SystemExit(1 if failures else 0)

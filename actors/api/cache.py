@@ -94,10 +94,11 @@ class Watcher:
     pending_bytes: int = 0
     last_keepalive: float = field(default_factory=time.monotonic)
     last_sent: float = field(default_factory=time.monotonic)
+    node: str | None = field(init=False, default=None)
+    """The node a ``spec.nodeName=<node>`` selector pins this watch to (its index key), else None."""
 
-    @property
-    def node(self) -> str | None:
-        return self.fields.value_of("spec.nodeName")
+    def __post_init__(self) -> None:
+        self.node = self.fields.value_of("spec.nodeName")
 
     def matches(self, entry: Entry | None) -> bool:
         if entry is None:
@@ -119,6 +120,11 @@ class WatchCache:
         self.ready = asyncio.Event()
         self._watchers: dict[str, dict[str, Watcher]] = {}
         self._by_node: dict[tuple[str, str], dict[str, Watcher]] = {}
+        self._unindexed: dict[str, dict[str, Watcher]] = {}
+        """Per plural, the watchers not pinned to one node: the only ones every change is offered to."""
+        self._objects_by_node: dict[tuple[str, str], dict[str, Entry]] = {}
+        """Objects by (plural, spec.nodeName): a kubelet's list is a lookup, not a scan of every pod."""
+        """Per plural, the watchers not pinned to one node: the only ones every change is offered to."""
         self.dirty: dict[str, Watcher] = {}
         self.wakeup = asyncio.Event()
         self._rev_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -134,6 +140,14 @@ class WatchCache:
         old = objects.pop(key, None) if deleted else objects.get(key)
         if not deleted:
             objects[key] = new
+        if old is not None and (deleted or old.node != new.node):
+            on_node = self._objects_by_node.get((plural, old.node))
+            if on_node is not None:
+                on_node.pop(key, None)
+                if not on_node:
+                    del self._objects_by_node[(plural, old.node)]
+        if not deleted:
+            self._objects_by_node.setdefault((plural, new.node), {})[key] = new
         self.rev = max(self.rev, rev)
         if self.ready.is_set():
             if len(self.window) == self.window.maxlen:
@@ -177,6 +191,12 @@ class WatchCache:
     def select(self, plural: str, namespace: str | None, labels: Selector,
              fields: FieldSelector) -> list[Entry]:
         probe = Watcher("", plural, namespace, labels, fields, "", 0)
+        node = probe.node
+        if node is not None:
+            candidates = self._objects_by_node.get((plural, node), {}).values()
+            if len(fields.requirements) == 1 and namespace is None and not labels.requirements:
+                return list(candidates)
+            return [e for e in candidates if probe.matches(e)]
         return [e for e in self.objects.get(plural, {}).values() if probe.matches(e)]
 
     def count(self, plural: str) -> int:
@@ -207,6 +227,8 @@ class WatchCache:
         node = watcher.node
         if node is not None:
             self._by_node.setdefault((watcher.plural, node), {})[watcher.id] = watcher
+        else:
+            self._unindexed.setdefault(watcher.plural, {})[watcher.id] = watcher
         self.dirty[watcher.id] = watcher
         self.wakeup.set()
 
@@ -216,7 +238,13 @@ class WatchCache:
             if watcher is not None:
                 node = watcher.node
                 if node is not None:
-                    self._by_node.get((plural, node), {}).pop(watcher_id, None)
+                    index = self._by_node.get((plural, node))
+                    if index is not None:
+                        index.pop(watcher_id, None)
+                        if not index:
+                            del self._by_node[(plural, node)]
+                else:
+                    self._unindexed.get(plural, {}).pop(watcher_id, None)
                 self.dirty.pop(watcher_id, None)
                 return watcher
         return None
@@ -234,16 +262,21 @@ class WatchCache:
         watchers = self._watchers.get(event.plural)
         if not watchers:
             return
-        candidates: Iterable[Watcher]
-        if event.plural == "pods":
-            nodes = {event.new.node, event.old.node if event.old else ""}
-            candidates = [w for w in watchers.values() if w.node is None]
-            for node in nodes:
-                candidates += list(self._by_node.get((event.plural, node), {}).values())
-        else:
-            candidates = watchers.values()
-        for watcher in candidates:
+        if not self._by_node:
+            for watcher in list(watchers.values()):
+                self._deliver(watcher, event)
+            return
+        # Watchers pinned to a node see only changes of objects on that node (before or after the change):
+        # one dictionary lookup each, however many nodes watch.
+        for watcher in list(self._unindexed.get(event.plural, {}).values()):
             self._deliver(watcher, event)
+        new_node = event.new.node
+        old_node = event.old.node if event.old is not None else new_node
+        for node in {new_node, old_node}:
+            pinned = self._by_node.get((event.plural, node))
+            if pinned:
+                for watcher in list(pinned.values()):
+                    self._deliver(watcher, event)
 
     def _deliver(self, watcher: Watcher, event: Event) -> None:
         if event.rev <= watcher.min_rev:
