@@ -7,6 +7,8 @@ timeouts become ``Unavailable``/``Timeout``, both retryable.
 from __future__ import annotations
 
 import asyncio
+import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,8 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from protocol import codec, subjects
-from protocol.errors import BadRequest, Timeout, Unavailable
+from protocol.bindings import Binding, read_result
+from protocol.errors import BadRequest, InternalError, ShoalError, Timeout, Unavailable
 from protocol.kinds import KindInfo, by_kind, resolve
 from protocol.objects import Obj, meta, name_of, namespace_of
 from protocol.subjects import Verb
@@ -170,6 +173,20 @@ class ApiClient:
         subject = subjects.object_subject(Verb.BIND, by_kind("Pod"), namespace, name)
         reply = await self.request(subject, {"node": node, "resourceVersion": resource_version, "uid": uid})
         return reply["object"]  # type: ignore[no-any-return]
+
+    async def bind_many(self, bindings: Sequence[Binding]) -> builtins.list[int | ShoalError]:
+        """Bind a batch of pods in one request (at most ``protocol.bindings.MAX_BINDINGS``).
+
+        Returns one result per binding, in order: the pod's new resourceVersion, or the typed error that
+        refused that binding (``Conflict``, ``NotFound``...). An error of the request as a whole (timeout,
+        no API actor, a malformed batch) is raised."""
+        subject = subjects.collection_subject(Verb.BIND, by_kind("Pod"), None)
+        reply = await self.request(subject, {"bindings": [b.to_wire() for b in bindings]})
+        results = reply.get("results")
+        if not isinstance(results, list) or len(results) != len(bindings):
+            raise InternalError(f"a batched bind answered {len(results) if isinstance(results, list) else 'no'} "
+                              f"results for {len(bindings)} bindings")
+        return [read_result(r) for r in results]
 
     def watch(self, kind: KindLike, namespace: str | None = None, *, label_selector: str | None = None,
               field_selector: str | None = None, resource_version: int | str | None = None) -> Watch:

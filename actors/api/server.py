@@ -21,7 +21,7 @@ from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
-from protocol import PROTOCOL_VERSION, codec, keys, subjects
+from protocol import PROTOCOL_VERSION, bindings, codec, keys, subjects
 from protocol.errors import BadRequest, Forbidden, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, by_plural
 from protocol.selectors import parse_field_selector, parse_label_selector
@@ -174,6 +174,10 @@ class ApiActor:
             ns_token)
         if not info.namespaced:
             namespace = None
+        if verb_enum == Verb.BIND and len(tokens) == 2:
+            if node is not None:
+                raise Forbidden("node-scoped subjects do not serve binds")
+            return await self._bind_many(info, namespace, request)
         if verb_enum in subjects.OBJECT_VERBS:
             if len(tokens) != 3:
                 raise BadRequest(f"{verb} needs a subject ending in .<namespace>.<name>")
@@ -219,6 +223,20 @@ class ApiActor:
             return await service.delete(info, namespace, name, options)
         return await service.bind(info, namespace, name, request.get("node"), request.get("resourceVersion"),
                                   request.get("uid"))
+
+    async def _bind_many(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
+        """``shoal.api.bind.pods.<ns|_all>``: a batch of bindings, one result per item (``protocol.bindings``)."""
+        if info.kind != "Pod":
+            raise BadRequest("only pods can be bound to nodes")
+        items: list[bindings.Binding | ShoalError] = []
+        for raw in bindings.parse_items(request):
+            try:
+                items.append(bindings.parse_binding(raw, namespace))
+            except ShoalError as exc:
+                items.append(exc)
+        results = await self.service.bind_many(items)
+        return codec.ok(results=[bindings.error_result(r) if isinstance(r, ShoalError) else bindings.ok_result(r)
+                                 for r in results])
 
     async def _consistent(self) -> None:
         assert self._store is not None

@@ -7,9 +7,10 @@ client-given resourceVersion retries internally on Conflict, one with it never d
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from actors.api import tokens
@@ -18,7 +19,18 @@ from actors.api.cache import WatchCache
 from actors.api.defaults import admit_new, apply_defaults, copy_object, create_status, random_suffix, spec_part
 from actors.api.store import Store
 from protocol import codec, keys
-from protocol.errors import AlreadyExists, BadRequest, Conflict, Forbidden, Invalid, NotFound, Unavailable
+from protocol.bindings import Binding
+from protocol.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InternalError,
+    Invalid,
+    NotFound,
+    ShoalError,
+    Unavailable,
+)
 from protocol.kinds import KindInfo, by_kind
 from protocol.merge_patch import apply_merge_patch
 from protocol.objects import Obj, format_time, meta
@@ -28,6 +40,7 @@ PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-node-lease"})
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 CONFLICT_RETRIES = 8
 NAMESPACES = by_kind("Namespace")
+PODS = by_kind("Pod")
 
 
 def with_rv(obj: Obj, rev: int) -> Obj:
@@ -412,6 +425,27 @@ class ApiService:
             return current
 
         return await self._read_modify_write(info, namespace, name, precondition, change)
+
+    async def bind_many(self, items: Sequence[Binding | ShoalError]) -> list[int | ShoalError]:
+        """Bind every pod of a batch with all the compare-and-swap writes in flight at once.
+
+        Each item gets its own result (the pod's new resourceVersion, or the typed error that refused
+        it); an item that arrives as an error (malformed) stays one. No item's failure touches another.
+        """
+
+        async def one(item: Binding | ShoalError) -> int | ShoalError:
+            if isinstance(item, ShoalError):
+                return item
+            try:
+                bound = await self.bind(PODS, item.namespace, item.name, item.node, item.resource_version,
+                                        item.uid)
+            except ShoalError as exc:
+                return exc
+            except Exception as exc:
+                return InternalError(f"internal error binding {item.namespace}/{item.name}: {exc!r}")
+            return int(meta(bound)["resourceVersion"])
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
 
     async def ensure_system_namespaces(self) -> None:
         for ns in SYSTEM_NAMESPACES:

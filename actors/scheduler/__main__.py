@@ -11,7 +11,9 @@ from runtime.actor import actor_main
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-leader-elect", action="store_true",
                         help="schedule without electing a leader (a single scheduler, or tests)")
-    parser.add_argument("--bind-concurrency", type=int, default=64, help="binds in flight at once")
+    parser.add_argument("--bind-concurrency", type=int, default=512,
+                        help="pods decided whose bind is not answered yet, at most")
+    parser.add_argument("--bind-batch", type=int, default=128, help="bindings per batched bind request")
     parser.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
                         help="share of nodes to find feasible before scoring; 0 = adaptive, as Kubernetes")
     parser.add_argument("--unschedulable-timeout", type=float, default=60.0,
@@ -22,7 +24,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def build(args: argparse.Namespace) -> SchedulerActor:
     return SchedulerActor(SchedulerSettings(
-        leader_elect=not args.no_leader_elect, bind_concurrency=args.bind_concurrency,
+        leader_elect=not args.no_leader_elect, bind_concurrency=args.bind_concurrency, bind_batch=args.bind_batch,
         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
         unschedulable_timeout=args.unschedulable_timeout, scheduled_events=args.scheduled_events))
 

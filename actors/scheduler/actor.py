@@ -2,8 +2,9 @@
 
 Informers (nodes, pending pods ``spec.nodeName=``, bound pods ``spec.nodeName!=``) run on every
 instance so a standby has a warm cache. Under leadership one loop pops a pod, decides against the
-cache (pure ``decide``), assumes the pod on the chosen node and hands the bind to a bounded pool of
-concurrent binds; it never awaits the API between two decisions except for a free bind slot.
+cache (pure ``decide``), assumes the pod on the chosen node and hands the bind to the binder, which sends
+binds to the API in batches (``binder.py``); it never awaits the API between two decisions except for a
+free bind slot (at most ``bind_concurrency`` pods decided and not yet answered).
 A pod that fits nowhere gets a FailedScheduling event and ``PodScheduled=False``, and waits in the
 unschedulable queue for a cluster change or the periodic retry.
 """
@@ -16,11 +17,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from actors.scheduler.binder import Binder, PendingBind
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
-from actors.scheduler.errors import BindFailed, BindRejected
+from actors.scheduler.errors import BindRejected, SchedulerError
 from actors.scheduler.model import node_info, pod_info, responsible_for
 from actors.scheduler.queue import SchedulingQueue
+from protocol.bindings import Binding
 from protocol.errors import Conflict, NotFound, ShoalError
 from protocol.objects import Obj, condition, format_time, meta, name_of, namespace_of, pod_is_terminal, ref, uid_of
 from runtime.actor import ActorContext
@@ -36,7 +39,11 @@ LEASE_NAME = "shoal-scheduler"
 @dataclass(frozen=True)
 class SchedulerSettings:
     leader_elect: bool = True
-    bind_concurrency: int = 64
+    bind_concurrency: int = 512
+    """Pods decided (assumed) whose bind has not been answered yet, at most."""
+    bind_batch: int = 128
+    """Bindings per batched bind request, at most."""
+    bind_batches_in_flight: int = 4
     status_concurrency: int = 16
     percentage_of_nodes_to_score: int = 0
     """0: adaptive, as kube-scheduler."""
@@ -202,11 +209,15 @@ class SchedulerActor:
     async def _schedule_loop(self, group: asyncio.TaskGroup) -> None:
         binds = asyncio.Semaphore(self.settings.bind_concurrency)
         statuses = asyncio.Semaphore(self.settings.status_concurrency)
+        assert self.client is not None
+        binder = Binder(self.client, lambda item, error: self._bind_done(item, error, binds, group),
+                        max_batch=self.settings.bind_batch, max_in_flight=self.settings.bind_batches_in_flight)
+        group.create_task(binder.run(), name="scheduler-binder")
         while True:
             await binds.acquire()
             key = await self.queue.pop()
             try:
-                started = self.schedule_one(key, group, binds, statuses)
+                started = self.schedule_one(key, group, binder, statuses)
             except Exception:
                 self.log.error("scheduling a pod failed", pod=key, exc_info=True)
                 self.queue.backoff(key)
@@ -215,9 +226,8 @@ class SchedulerActor:
                 binds.release()
             await asyncio.sleep(0)  # let informer events and bind replies in between decisions
 
-    def schedule_one(self, key: str, group: asyncio.TaskGroup, binds: asyncio.Semaphore,
-                     statuses: asyncio.Semaphore) -> bool:
-        """Decide for one pod; True when a bind was started (it then owns a ``binds`` slot)."""
+    def schedule_one(self, key: str, group: asyncio.TaskGroup, binder: Binder, statuses: asyncio.Semaphore) -> bool:
+        """Decide for one pod; True when its bind was handed to the binder (it then owns a bind slot)."""
         assert self.pending is not None
         pod = self.pending.get(key)
         if pod is None or not responsible_for(pod):
@@ -241,45 +251,36 @@ class SchedulerActor:
         assert isinstance(decision, Scheduled)
         self.cache.assume(info, decision.node)
         self.queue.scheduled(key)
-        group.create_task(self._bind(pod, decision, binds), name=f"bind-{key}")
+        binding = Binding(namespace_of(pod) or "default", name_of(pod), decision.node, uid=uid_of(pod) or None)
+        binder.submit(PendingBind(binding, pod, decision, time.monotonic()))
         return True
 
-    async def _bind(self, pod: Obj, decision: Scheduled, binds: asyncio.Semaphore) -> None:
-        key, node = ref(pod), decision.node
-        started = time.monotonic()
-        try:
-            await self._bind_call(pod, node)
-        except BindRejected as exc:
+    def _bind_done(self, item: PendingBind, error: SchedulerError | None, binds: asyncio.Semaphore,
+                   group: asyncio.TaskGroup) -> None:
+        """The outcome of one bind: confirm the assumption, or forget it (and retry when worth it)."""
+        binds.release()
+        key, node, pod = ref(item.pod), item.binding.node, item.pod
+        if isinstance(error, BindRejected):
+            if error.conflict:
+                self.counters.bind_conflicts += 1
             self.cache.forget(key)
-            self.log.info("bind rejected", pod=key, node=node, reason=str(exc))
-        except BindFailed as exc:
+            self.log.info("bind rejected", pod=key, node=node, reason=str(error))
+        elif error is not None:
             self.counters.bind_failures += 1
             self.cache.forget(key)
             self.queue.backoff(key)
-            self.log.warning("bind failed; will retry", pod=key, node=node, error=str(exc))
+            self.log.warning("bind failed; will retry", pod=key, node=node, error=str(error))
         else:
             self.counters.scheduled += 1
             self.cache.finish_binding(key, time.monotonic())
-            self.log.debug("pod bound", pod=key, node=node, score=decision.score,
-                           feasible=decision.feasible, examined=decision.examined,
-                           ms=round((time.monotonic() - started) * 1000, 1))
+            decision = item.context
+            self.log.debug("pod bound", pod=key, node=node,
+                           score=decision.score if isinstance(decision, Scheduled) else None,
+                           ms=round((time.monotonic() - item.queued_at) * 1000, 1))
             if self.settings.scheduled_events and self.recorder is not None:
-                await self.recorder.record(pod, "Normal", "Scheduled",
-                                           f"Successfully assigned {key} to {node}")
-        finally:
-            binds.release()
-
-    async def _bind_call(self, pod: Obj, node: str) -> None:
-        assert self.client is not None
-        try:
-            await self.client.bind(name_of(pod), namespace_of(pod) or "default", node, uid=uid_of(pod) or None)
-        except NotFound as exc:
-            raise BindRejected(f"pod is gone: {exc.message}") from None
-        except Conflict as exc:
-            self.counters.bind_conflicts += 1
-            raise BindRejected(exc.message) from None
-        except ShoalError as exc:
-            raise BindFailed(exc.message) from None
+                group.create_task(self.recorder.record(pod, "Normal", "Scheduled",
+                                                       f"Successfully assigned {key} to {node}"),
+                                  name=f"scheduled-event-{key}")
 
     async def _report_unschedulable(self, pod: Obj, message: str, statuses: asyncio.Semaphore) -> None:
         assert self.client is not None and self.recorder is not None

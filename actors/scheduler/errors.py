@@ -17,3 +17,8 @@ class BindFailed(SchedulerError):
 
 class BindRejected(SchedulerError):
     """The API refused the binding for good: the pod is gone, being deleted or bound elsewhere."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+        """The API answered Conflict (bound elsewhere, re-created, being deleted), not NotFound."""
