@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 
 from actors.api import noderestriction
 from actors.api.cache import WatchCache, Watcher, entry_to_wire
+from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
@@ -38,6 +39,13 @@ class ApiSettings:
     replicas: int = 1
     window: int = 100_000
     max_inflight: int = 512
+    """Requests of the normal lane served at once; more wait in its queue (see ``lanes.py``)."""
+    heartbeat_inflight: int = 64
+    """Lease and node heartbeat writes served at once, apart from the normal lane's budget."""
+    max_queued: int = 50_000
+    """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
+    max_wait: float = 8.0
+    """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
 
 
 class ApiActor:
@@ -50,9 +58,12 @@ class ApiActor:
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
         self._store: Store | None = None
-        self._inflight = asyncio.Semaphore(self.settings.max_inflight)
+        s = self.settings
+        self._admission: Admission[Msg] = Admission(
+            self._serve, self._refuse,
+            {Lane.HEARTBEAT: LaneSettings(s.heartbeat_inflight, s.max_queued),
+             Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait)
         self._subs: list[Any] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         self.requests = 0
 
     @property
@@ -68,6 +79,7 @@ class ApiActor:
     def health(self) -> dict[str, Any]:
         return {"apiId": self.id, "resourceVersion": self.cache.rev, "ready": self.cache.ready.is_set(),
                 "watches": len(self.cache.watchers()), "requests": self.requests,
+                "lanes": self._admission.stats(),
                 "objects": {p: len(o) for p, o in self.cache.objects.items()}}
 
     async def start(self, ctx: ActorContext) -> None:
@@ -102,8 +114,7 @@ class ApiActor:
                 await asyncio.wait_for(sub.drain(), 5)  # requests already routed to us are still served
             except Exception:
                 pass
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        await self._admission.drain(5)
         for watcher in self.cache.watchers():
             await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
 
@@ -114,15 +125,16 @@ class ApiActor:
 
     # -- requests -----------------------------------------------------------------------------
     async def _on_request(self, msg: Msg) -> None:
+        """Never blocks: the request starts at once or waits in its lane (heartbeats have their own)."""
         self.requests += 1
-        await self._inflight.acquire()
-        task = asyncio.create_task(self._serve(msg), name=f"request-{self.requests}")
-        self._tasks.add(task)
-        task.add_done_callback(self._request_done)
+        self._admission.submit(lane_of(msg.subject), msg)
 
-    def _request_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._inflight.release()
+    async def _refuse(self, msg: Msg, error: ShoalError) -> None:
+        if msg.reply:
+            try:
+                await msg.respond(codec.error(error))
+            except Exception:
+                pass
 
     async def _serve(self, msg: Msg) -> None:
         started = time.perf_counter()

@@ -1,0 +1,144 @@
+"""Request admission: which requests an API actor serves first, how many at once, and which it sheds.
+
+Two lanes, as Kubernetes' API Priority and Fairness keeps node heartbeats and leader election in their own
+priority levels:
+
+* ``heartbeat``: writes to Leases (a kubelet's renewal, a leader's) and a kubelet's writes to its own Node
+  (registration, status). They have their own in-flight budget and queue, so they never wait behind pod
+  creates, binds or lists: a busy API actor slows pods down, it does not make nodes look dead.
+* ``normal``: everything else.
+
+A request arriving while its lane's budget is spent waits in that lane's FIFO; the subscription callbacks
+never block, so a heartbeat is never stuck in NATS' per-subscription buffer behind pod writes. A request
+that waited longer than ``max_wait`` (its client has given up by then) and a request arriving at a full
+queue are answered ``Unavailable`` at once instead of being served: an overloaded actor sheds stale work
+rather than doing it late for nobody (what turns overload into collapse).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from protocol.errors import ShoalError, Unavailable
+
+M = TypeVar("M")
+
+
+class Lane(StrEnum):
+    HEARTBEAT = "heartbeat"
+    NORMAL = "normal"
+
+
+HEARTBEAT_RESOURCES = frozenset({"leases"})
+WRITE_VERBS = frozenset({"create", "update", "status", "patch"})
+
+
+def lane_of(subject: str) -> Lane:
+    """``shoal[.node.<N>].api.<verb>.<resource>...``: Lease writes, and a kubelet's writes to Nodes."""
+    tokens = subject.split(".", 7)
+    if len(tokens) > 5 and tokens[1] == "node" and tokens[3] == "api":
+        verb, resource, node_scoped = tokens[4], tokens[5], True
+    elif len(tokens) > 3:
+        verb, resource, node_scoped = tokens[2], tokens[3], False
+    else:
+        return Lane.NORMAL
+    if verb not in WRITE_VERBS:
+        return Lane.NORMAL
+    if resource in HEARTBEAT_RESOURCES or (node_scoped and resource == "nodes"):
+        return Lane.HEARTBEAT
+    return Lane.NORMAL
+
+
+@dataclass(frozen=True)
+class LaneSettings:
+    in_flight: int
+    max_queued: int
+
+
+@dataclass
+class LaneState(Generic[M]):
+    settings: LaneSettings
+    queue: deque[tuple[float, M]]
+    running: int = 0
+    served: int = 0
+    shed: int = 0
+
+
+class Admission(Generic[M]):
+    def __init__(self, serve: Callable[[M], Coroutine[Any, Any, None]],
+                 refuse: Callable[[M, ShoalError], Coroutine[Any, Any, None]],
+                 lanes: dict[Lane, LaneSettings], *, max_wait: float = 8.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.serve = serve
+        self.refuse = refuse
+        self.max_wait = max_wait
+        self.clock = clock
+        self.lanes: dict[Lane, LaneState[M]] = {lane: LaneState(s, deque()) for lane, s in lanes.items()}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, lane: Lane, msg: M) -> None:
+        """Start ``msg`` now if its lane has room, else queue it (or refuse it when the queue is full)."""
+        state = self.lanes[lane]
+        if state.running < state.settings.in_flight and not state.queue:
+            self._start(state, msg)
+        elif len(state.queue) >= state.settings.max_queued:
+            state.shed += 1
+            self._spawn(self.refuse(msg, Unavailable(
+                f"the API actor is overloaded ({len(state.queue)} {lane} requests queued); retry with back-off")))
+        else:
+            state.queue.append((self.clock(), msg))
+            self._idle.clear()
+
+    def _start(self, state: LaneState[M], msg: M) -> None:
+        state.running += 1
+        state.served += 1
+        task = self._spawn(self.serve(msg))
+        task.add_done_callback(lambda _: self._finished(state))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not self.tasks and not any(s.queue for s in self.lanes.values()):
+            self._idle.set()
+
+    def _finished(self, state: LaneState[M]) -> None:
+        state.running -= 1
+        now = self.clock()
+        while state.queue and state.running < state.settings.in_flight:
+            queued_at, msg = state.queue.popleft()
+            waited = now - queued_at
+            if waited > self.max_wait:
+                state.shed += 1
+                self._spawn(self.refuse(msg, Unavailable(
+                    f"the API actor is overloaded: the request waited {waited:.1f}s in its queue; retry with "
+                    "back-off")))
+                continue
+            self._start(state, msg)
+
+    def queued(self, lane: Lane) -> int:
+        return len(self.lanes[lane].queue)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {str(lane): {"running": s.running, "queued": len(s.queue), "served": s.served, "shed": s.shed}
+                for lane, s in self.lanes.items()}
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until nothing is queued or running."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            pass

@@ -1,0 +1,115 @@
+"""Request admission: heartbeats have their own lane, stale and excess requests are refused, not served late."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import pytest
+
+from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
+from protocol.errors import ShoalError, Unavailable
+from runtime.client import ApiClient
+from tests.conftest import ActorRunner, start_api
+
+
+@pytest.mark.parametrize(("subject", "lane"), [
+    ("shoal.node.n1.api.update.leases.kube-node-lease.n1", Lane.HEARTBEAT),
+    ("shoal.node.n1.api.create.leases.kube-node-lease", Lane.HEARTBEAT),
+    ("shoal.node.n1.api.status.nodes._.n1", Lane.HEARTBEAT),
+    ("shoal.node.n1.api.create.nodes._", Lane.HEARTBEAT),
+    ("shoal.api.update.leases.kube-system.shoal-scheduler", Lane.HEARTBEAT),  # leader election
+    ("shoal.node.n1.api.status.pods.default.web", Lane.NORMAL),
+    ("shoal.node.n1.api.create.events.default", Lane.NORMAL),
+    ("shoal.api.status.nodes._.n1", Lane.NORMAL),  # not a kubelet's own heartbeat
+    ("shoal.api.list.leases.kube-node-lease", Lane.NORMAL),
+    ("shoal.api.get.leases.kube-node-lease.n1", Lane.NORMAL),
+    ("shoal.api.create.pods.default", Lane.NORMAL),
+    ("shoal.api.bind.pods._all", Lane.NORMAL),
+    ("shoal.api", Lane.NORMAL),
+    ("garbage", Lane.NORMAL),
+])
+def test_lane_of(subject: str, lane: Lane) -> None:
+    assert lane_of(subject) == lane
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_lanes_have_their_own_budgets_and_stale_requests_are_refused() -> None:
+    gates: dict[str, asyncio.Event] = {}
+    served: list[str] = []
+    refused: dict[str, ShoalError] = {}
+    clock = Clock()
+
+    async def serve(name: str) -> None:
+        gate = gates.setdefault(name, asyncio.Event())
+        await gate.wait()
+        served.append(name)
+
+    async def refuse(name: str, error: ShoalError) -> None:
+        refused[name] = error
+
+    admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
+                                                          Lane.NORMAL: LaneSettings(1, 2)},
+                                          max_wait=5.0, clock=clock)
+    admission.submit(Lane.NORMAL, "n1")  # runs, holding the only normal slot
+    admission.submit(Lane.NORMAL, "n2")  # queued
+    clock.now = 1.0
+    admission.submit(Lane.NORMAL, "n3")  # queued
+    admission.submit(Lane.NORMAL, "n4")  # the normal queue is full: refused at once
+    gates["h1"] = asyncio.Event()
+    gates["h1"].set()
+    admission.submit(Lane.HEARTBEAT, "h1")  # its own lane: served though the normal lane is full
+    for _ in range(100):
+        if "h1" in served and "n4" in refused:
+            break
+        await asyncio.sleep(0.01)
+    assert served == ["h1"] and isinstance(refused["n4"], Unavailable)
+    assert admission.queued(Lane.NORMAL) == 2
+    clock.now = 5.5  # n2 has waited 5.5 s (> max_wait), n3 4.5 s
+    for name in ("n1", "n2", "n3"):
+        gates.setdefault(name, asyncio.Event()).set()
+    await admission.drain(2)
+    assert served == ["h1", "n1", "n3"]
+    assert isinstance(refused["n2"], Unavailable) and "waited" in refused["n2"].message
+    assert admission.stats()["normal"] == {"running": 0, "queued": 0, "served": 2, "shed": 2}
+
+
+async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorRunner, nats_server) -> None:
+    api = await start_api(runner, max_inflight=1)
+    nc = await nats.connect(nats_server.url)
+    try:
+        client = ApiClient(nc, timeout=60)
+        kubelet = ApiClient(nc, node_scope="n1")
+        await kubelet.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+        lease = await kubelet.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                      "metadata": {"name": "n1", "namespace": "kube-node-lease"},
+                                      "spec": {"holderIdentity": "n1"}})
+        done: list[str] = []
+
+        async def create(i: int) -> None:
+            await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
+                                 "data": {"k": "v" * 2000}})
+            done.append(f"cm-{i}")
+
+        creates = [asyncio.create_task(create(i)) for i in range(300)]
+        for _ in range(500):
+            if api._admission.queued(Lane.NORMAL) >= 100:
+                break
+            await asyncio.sleep(0.005)
+        assert api._admission.queued(Lane.NORMAL) >= 100
+        lease["spec"]["renewTime"] = "2026-11-27T00:00:00.000000Z"
+        renewed = await kubelet.update(lease)
+        creates_done_when_renewed = len(done)
+        await asyncio.gather(*creates)
+        assert renewed["spec"]["renewTime"] == "2026-11-27T00:00:00.000000Z"
+        assert creates_done_when_renewed < len(creates)  # it did not wait behind the queued creates
+        assert api.health()["lanes"]["heartbeat"]["served"] >= 3
+    finally:
+        await nc.close()
