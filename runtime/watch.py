@@ -33,15 +33,31 @@ SILENCE_LIMIT = 15.0
 """Servers send a bookmark at least every 5 s; this much silence means the watch is gone."""
 
 
-class _KeepAlives:
-    """One keep-alive loop per NATS connection: every ``KEEPALIVE_EVERY`` seconds, one request per API actor
-    (control subject) naming all the watches this connection holds there, instead of one request per watch.
-    A process with 5,000 watches (hollow nodes) sends a handful of requests, not 500 a second."""
+@dataclass(frozen=True, slots=True)
+class _Bookmark:
+    """A line of a per-connection bookmark: the server sent this watch messages up to ``seq`` and it is
+    current at ``resource_version``."""
+
+    seq: int
+    resource_version: int
+
+
+class _ConnectionWatches:
+    """What the watches of one NATS connection share, in both directions, instead of a message per watch:
+
+    * keep-alives: every ``KEEPALIVE_EVERY`` seconds, one request per API actor (control subject) naming all
+      the watches this connection holds there. A process with 5,000 watches (hollow nodes) sends a handful of
+      requests, not 500 a second;
+    * bookmarks: one inbox per connection (the watch request's ``bookmarks``) where an API actor sends, every
+      5 s, one message naming all this connection's idle watches it holds, not one message per watch. Each
+      line goes into its watch's own queue, so it is read in order with the watch's events."""
 
     def __init__(self, nc: Any) -> None:
         self.nc = nc
         self.watches: set[Watch] = set()
         self.task: asyncio.Task[None] | None = None
+        self._bookmark_inbox: str | None = None
+        self._bookmark_lock = asyncio.Lock()
 
     def add(self, watch: Watch) -> None:
         self.watches.add(watch)
@@ -53,6 +69,35 @@ class _KeepAlives:
         if not self.watches and self.task is not None:
             self.task.cancel()
             self.task = None
+
+    async def bookmark_inbox(self) -> str:
+        """This connection's bookmark inbox (subscribed once, on first use)."""
+        async with self._bookmark_lock:
+            if self._bookmark_inbox is None:
+                inbox = self.nc.new_inbox()
+                await self.nc.subscribe(inbox, cb=self._on_bookmarks, pending_msgs_limit=100_000,
+                                        pending_bytes_limit=256 * 1024 * 1024)
+                self._bookmark_inbox = inbox
+            return self._bookmark_inbox
+
+    async def _on_bookmarks(self, msg: Msg) -> None:
+        try:
+            entries = codec.decode(msg.data).get("bookmarks")
+        except ShoalError:
+            return
+        if not isinstance(entries, list):
+            return
+        by_id = {watch._id: watch for watch in self.watches if watch._id}
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            watch = by_id.get(str(entry.get("watch")))
+            if watch is not None:
+                try:
+                    bookmark = _Bookmark(int(entry.get("seq") or 0), int(entry.get("resourceVersion") or 0))
+                except (TypeError, ValueError):
+                    continue
+                watch._queue.put_nowait(bookmark)
 
     async def _run(self) -> None:
         while self.watches:
@@ -78,13 +123,13 @@ class _KeepAlives:
                 watch._last_message = 0.0  # the server forgot it (or is gone): resume at once
 
 
-_keepalives: dict[int, _KeepAlives] = {}
+_connections: dict[int, _ConnectionWatches] = {}
 
 
-def _keepalives_for(nc: Any) -> _KeepAlives:
-    registry = _keepalives.get(id(nc))
+def _connection(nc: Any) -> _ConnectionWatches:
+    registry = _connections.get(id(nc))
     if registry is None or registry.nc is not nc:
-        registry = _keepalives[id(nc)] = _KeepAlives(nc)
+        registry = _connections[id(nc)] = _ConnectionWatches(nc)
     return registry
 
 
@@ -105,7 +150,7 @@ class Watch:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.resource_version: int | None = int(resource_version) if resource_version not in (None, "") else None
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._queue: asyncio.Queue[Msg | _Bookmark] = asyncio.Queue()
         self._sub: Any = None
         self._id: str | None = None
         self._control: str | None = None
@@ -122,6 +167,7 @@ class Watch:
         self._queue = asyncio.Queue()
         inbox = nc.new_inbox()
         queue = self._queue
+        bookmarks = await _connection(nc).bookmark_inbox()
 
         async def on_msg(msg: Msg) -> None:
             queue.put_nowait(msg)
@@ -129,7 +175,7 @@ class Watch:
         self._sub = await nc.subscribe(inbox, cb=on_msg, pending_msgs_limit=1_000_000,
                                        pending_bytes_limit=1024 * 1024 * 1024)
         reply = await self.client.request(collection_subject(Verb.WATCH, self.info, self.namespace), {
-            "inbox": inbox, "resourceVersion": self.resource_version,
+            "inbox": inbox, "bookmarks": bookmarks, "resourceVersion": self.resource_version,
             "labelSelector": self.label_selector, "fieldSelector": self.field_selector,
         })
         self._id, self._control, self._seq = reply["watch"], reply["control"], 0
@@ -137,7 +183,7 @@ class Watch:
             self.resource_version = int(reply.get("resourceVersion") or 0)
         self._last_message = time.monotonic()
         if not self._closed:
-            _keepalives_for(nc).add(self)
+            _connection(nc).add(self)
 
     async def _restart(self, reason: str) -> None:
         delay = 0.1
@@ -168,6 +214,11 @@ class Watch:
             except TimeoutError:
                 await self._restart("silence")
                 continue
+            if isinstance(msg, _Bookmark):
+                if msg.seq == self._seq:  # every message up to it was read: alive, and current at its version
+                    self._last_message = time.monotonic()
+                    self.resource_version = max(self.resource_version or 0, msg.resource_version)
+                continue  # a bookmark ahead of us says a message is missing: silence will resume the watch
             try:
                 data = codec.decode(msg.data)
             except ShoalError:
@@ -197,7 +248,7 @@ class Watch:
 
     async def close(self) -> None:
         self._closed = True
-        _keepalives_for(self.client.nc).discard(self)
+        _connection(self.client.nc).discard(self)
         if self._control and self._id:
             with contextlib.suppress(Exception):
                 await self.client.nc.publish(self._control, codec.encode({"op": "cancel", "watches": [self._id]}))

@@ -94,6 +94,8 @@ class Watcher:
     pending_bytes: int = 0
     last_keepalive: float = field(default_factory=time.monotonic)
     last_sent: float = field(default_factory=time.monotonic)
+    bookmarks: str | None = None
+    """The client's per-connection bookmark inbox: idle, this watch gets a line in one shared message there."""
     node: str | None = field(init=False, default=None)
     """The node a ``spec.nodeName=<node>`` selector pins this watch to (its index key), else None."""
 
@@ -323,6 +325,11 @@ class WatchCache:
              "resourceVersion": rev},
             {"events": codec.packed_array_of_raw(items)},
         )
+
+
+def bookmark_entry(watcher: Watcher, rev: int) -> dict[str, Any]:
+    """A line of a per-connection bookmark: the watch is alive, sent up to ``seq``, current at ``rev``."""
+    return {"watch": watcher.id, "seq": watcher.seq, "resourceVersion": max(rev, watcher.min_rev)}
 
 
 def entry_to_wire(entry: Entry) -> bytes:

@@ -11,12 +11,12 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from nats.aio.msg import Msg
 
 from actors.api import noderestriction
-from actors.api.cache import WatchCache, Watcher, entry_to_wire
+from actors.api.cache import WatchCache, Watcher, bookmark_entry, entry_to_wire
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
@@ -32,6 +32,8 @@ from runtime.actor import ActorContext
 WATCH_TTL = 30.0
 """A watch whose client sent no keep-alive for this long is dropped."""
 BOOKMARK_EVERY = 5.0
+BOOKMARKS_PER_MESSAGE = 2000
+"""Lines of one per-connection bookmark message (~60 bytes each)."""
 
 
 @dataclass(frozen=True)
@@ -280,8 +282,11 @@ class ApiActor:
     # -- watches ------------------------------------------------------------------------------
     async def _watch(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
         inbox = request.get("inbox")
-        if not isinstance(inbox, str) or not inbox.startswith("_INBOX.") or "*" in inbox or ">" in inbox:
+        if not _is_inbox(inbox):
             raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")
+        bookmarks = request.get("bookmarks")
+        if bookmarks is not None and not _is_inbox(bookmarks):
+            raise BadRequest("watch 'bookmarks' must be an _INBOX.… subject of the caller's")
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         raw_rv = request.get("resourceVersion")
@@ -296,7 +301,7 @@ class ApiActor:
             except TimeoutError:
                 raise Unavailable(f"resourceVersion {rv} is ahead of this API actor; retry") from None
         watcher = Watcher(uuid.uuid4().hex[:16], info.plural, namespace, labels, fields, inbox,
-                          rv if rv is not None else self.cache.rev)
+                          rv if rv is not None else self.cache.rev, bookmarks=bookmarks)
         initial = self.cache.select(info.plural, namespace, labels, fields) if rv is None else ()
         self.cache.add_watcher(watcher, resume=rv is not None, initial=initial)
         self.ctx.log.debug("watch started", resource=info.plural, namespace=namespace, watch=watcher.id,
@@ -341,17 +346,30 @@ class ApiActor:
             await asyncio.sleep(0)
 
     async def _heartbeats(self) -> None:
+        """Expire watches without keep-alive; bookmark idle ones every ``BOOKMARK_EVERY`` seconds: one message
+        per watch for clients that gave no ``bookmarks`` inbox, else one per inbox naming all its idle watches."""
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            shared: dict[str, list[dict[str, Any]]] = {}
             for watcher in self.cache.watchers():
                 if now - watcher.last_keepalive > WATCH_TTL:
                     self.cache.remove_watcher(watcher.id)
                     self.ctx.log.info("watch expired: no keep-alive", watch=watcher.id)
-                elif now - watcher.last_sent > BOOKMARK_EVERY:
+                elif now - watcher.last_sent > BOOKMARK_EVERY and watcher.id not in self.cache.dirty:
                     watcher.last_sent = now
-                    self.cache.dirty[watcher.id] = watcher
-                    self.cache.wakeup.set()
+                    if watcher.bookmarks is None or watcher.seq == 0:
+                        self.cache.dirty[watcher.id] = watcher
+                        self.cache.wakeup.set()
+                    else:
+                        shared.setdefault(watcher.bookmarks, []).append(bookmark_entry(watcher, self.cache.rev))
+            for inbox, entries in shared.items():
+                for start in range(0, len(entries), BOOKMARKS_PER_MESSAGE):
+                    try:
+                        await self.ctx.nc.publish(inbox, codec.ok(
+                            bookmarks=entries[start:start + BOOKMARKS_PER_MESSAGE]))
+                    except Exception as exc:
+                        self.ctx.log.warning("could not send bookmarks", inbox=inbox, error=repr(exc))
 
     async def _end_watch(self, watcher: Watcher, error: ShoalError) -> None:
         self.cache.remove_watcher(watcher.id)
@@ -368,6 +386,10 @@ class ApiActor:
         if op == "tokenreview":
             return codec.ok(status=await self.service.review_token(request.get("token")))
         raise BadRequest(f"unknown admin operation {op!r}")
+
+
+def _is_inbox(subject: Any) -> TypeGuard[str]:
+    return isinstance(subject, str) and subject.startswith("_INBOX.") and "*" not in subject and ">" not in subject
 
 
 def _opt_str(request: dict[str, Any], field: str) -> str | None:
