@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what a single-machine Shoal needs on Debian/Ubuntu: system packages (podman, runc,
-# busybox-static for the local test image, iproute2 for multi-VM tests) and a virtual environment
+# busybox-static for the local test image, iproute2 for multi-VM tests; openssh-server, rsync and curl
+# for the deploy-guide test's VMs, which boot the host's /usr) and a virtual environment
 # at .venv with Shoal and its development tools. Idempotent: safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in podman runc busybox-static iproute2 openssl; do
+for pkg in podman runc busybox-static iproute2 openssl openssh-server rsync curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

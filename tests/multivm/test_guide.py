@@ -1,0 +1,155 @@
+"""deploy/README.md followed as a new user would: its shell steps, word for word (addresses replaced), on
+three "VMs" booted with real systemd (``tests.multivm.vms``), then a fourth added with ``add-node.sh``.
+
+The steps are read from the guide itself, so the guide cannot drift from what is tested. Every command's
+output is in ``$TMPDIR/shoal-guide/vmN.log``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.multivm.netns import Network, netns_unavailable_reason
+from tests.multivm.vms import REPO, VM, VMs, build_wheelhouse, system_containers_unavailable_reason
+
+GUIDE = REPO / "deploy" / "README.md"
+GUIDE_ADDRESSES = {f"10.0.0.1{i}": Network.address(i) for i in range(1, 5)}
+ADMIN_ENV = "set -a; . /etc/shoal/shoal.env; . /etc/shoal/creds/admin.env; set +a\n"
+SHOAL = "/opt/shoal/.venv/bin/shoal"
+
+
+def guide_steps() -> dict[int, str]:
+    """The guide's ``sh`` blocks that start with ``# step N``, by N."""
+    steps: dict[int, str] = {}
+    for block in re.findall(r"```sh\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL):
+        found = re.match(r"# step (\d+)", block)
+        if found:
+            steps[int(found.group(1))] = block
+    return steps
+
+
+def for_vm(step: str, vm: VM | None = None) -> str:
+    for guide_address, address in GUIDE_ADDRESSES.items():
+        step = step.replace(guide_address, address)
+    if vm is not None:
+        step = step.replace("10.0.0.X", vm.address).replace("vmN", vm.name)
+    return step
+
+
+def eventually(vm: VM, script: str, ok: re.Pattern[str], timeout: float, what: str) -> str:
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        done = vm.sh(script, check=False, timeout=60)
+        out = done.stdout + done.stderr
+        if done.returncode == 0 and ok.search(done.stdout):
+            return done.stdout
+        time.sleep(2)
+    raise AssertionError(f"{what}: not after {timeout:.0f} s; last output on {vm.name}:\n{out[-3000:]}")
+
+
+def journal(vm: VM) -> str:
+    return vm.sh("journalctl -u 'shoal-*' --no-pager -n 60 -o cat", check=False).stdout
+
+
+@pytest.fixture(scope="module")
+def vms() -> Iterator[VMs]:
+    reason = netns_unavailable_reason() or system_containers_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    root = Path(tempfile.gettempdir()) / "shoal-guide"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    net = Network(vms=4)
+    machines = VMs(net, root, build_wheelhouse(Path(tempfile.gettempdir())))
+    try:
+        net.create()
+        machines.boot()
+        # the guide's preconditions: root SSH from vm1 to the others, the checkout on vm1 in /root/shoal
+        machines.trust_root_ssh_from(machines.vms[0])
+        machines.copy_checkout(machines.vms[0], "/root/shoal")
+        yield machines
+    finally:
+        machines.destroy()
+        net.destroy()
+
+
+def test_the_guide_has_its_steps() -> None:
+    assert sorted(guide_steps()) == [1, 2, 3, 4, 5, 6]
+
+
+def test_steps_1_to_4_three_vms_to_a_cluster(vms: VMs) -> None:
+    steps = guide_steps()
+    vm1, vm2, vm3, _vm4 = vms.vms
+    vm1.sh(for_vm(steps[1]), timeout=600)
+    vm1.sh(for_vm(steps[2]), timeout=300)
+    for vm in (vm2, vm3):
+        vm.sh("test -x /root/shoal/deploy/install-vm.sh && test -f /root/shoal-secrets/nats-auth.conf")
+    # step 3 on the three VMs at the same time, as three terminals would
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda vm: vm.sh(for_vm(steps[3], vm), timeout=600), (vm1, vm2, vm3)))
+    for vm in (vm1, vm2, vm3):
+        units = vm.sh("systemctl list-units 'shoal-*' --no-legend --plain").stdout
+        assert "shoal-nats.service" in units and "shoal-kubelet.service" in units, units
+    check = for_vm(steps[4])
+    try:
+        out = eventually(
+            vm2, check, re.compile(r"(?ms)^vm1\s+Ready.*^vm2\s+Ready.*^vm3\s+Ready"), 240, "vm1..vm3 Ready"
+        )
+    except AssertionError:
+        print(journal(vm1))
+        raise
+    # the datastore's stream is replicated on the three servers
+    assert re.search(r'"name": "KV_shoal"', out), out
+    assert re.search(r'"num_replicas": 3', out), out
+    # every component runs as the guide says, under systemd, with the users it says
+    for vm in (vm1, vm2, vm3):
+        active = vm.sh(
+            "systemctl is-active shoal-nats shoal-api@1 shoal-scheduler shoal-controller-manager "
+            "shoal-cloud-controller-manager shoal-kubelet shoal-proxy"
+        ).stdout.split()
+        assert active == ["active"] * 7, (vm.name, active)
+        owner = vm.sh("ps -o user= -C nats-server").stdout.split()
+        assert owner == ["shoal"], owner
+
+
+def test_step_5_a_first_workload_across_the_vms(vms: VMs) -> None:
+    vm1, vm2, vm3, _vm4 = vms.vms
+    script = ADMIN_ENV + for_vm(guide_steps()[5])
+    vm3.sh(script, timeout=300)
+    pods = vm1.sh(ADMIN_ENV + f"{SHOAL} get pods -o wide").stdout
+    nodes = set(re.findall(r"\b(vm[123])\b", pods))
+    assert nodes == {"vm1", "vm2", "vm3"}, pods  # one per node: hostPort 8080
+    # each node's proxy serves the NodePort and spreads requests over the three pods on three VMs
+    for vm in (vm1, vm2):
+        served = {vm.sh("curl -s --max-time 5 127.0.0.1:30080").stdout.strip() for _ in range(12)}
+        assert len(served) >= 2 and all(name.startswith("web-") for name in served), served
+
+
+def test_step_6_add_a_node_with_one_command(vms: VMs) -> None:
+    vm1, _vm2, _vm3, vm4 = vms.vms
+    vm1.sh(for_vm(guide_steps()[6]), timeout=600)
+    assert vm4.sh("systemctl is-active shoal-kubelet shoal-proxy").stdout.split() == ["active", "active"]
+    eventually(vm1, ADMIN_ENV + f"{SHOAL} get nodes", re.compile(r"(?m)^vm4\s+Ready"), 120, "vm4 Ready")
+
+
+def test_systemd_brings_a_killed_actor_back(vms: VMs) -> None:
+    vm1 = vms.vms[0]
+    before = vm1.sh("systemctl show -p MainPID --value shoal-api@1").stdout.strip()
+    vm1.sh("systemctl kill -s KILL shoal-api@1")
+    eventually(
+        vm1,
+        "systemctl show -p MainPID --value shoal-api@1; systemctl is-active shoal-api@1",
+        re.compile(r"^(?!0\n)(?!" + before + r"\n)\d+\nactive", re.M),
+        30,
+        "shoal-api@1 restarted",
+    )
+    eventually(vm1, ADMIN_ENV + f"{SHOAL} get deploy web", re.compile(r"web\s+3/3"), 60, "web 3/3 still")
