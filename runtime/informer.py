@@ -55,8 +55,10 @@ class Informer:
                     self.log.error("informer handler failed", kind=self.info.kind, exc_info=True)
 
     async def _relist(self) -> None:
+        # a relist needs no datastore round trip: the last version seen is the floor (never back in time)
         listing = await self.client.list(self.info, self.namespace, label_selector=self.label_selector,
-                                         field_selector=self.field_selector)
+                                         field_selector=self.field_selector,
+                                         min_resource_version=self.resource_version or None)
         fresh = {ref(obj): obj for obj in listing.items}
         old_store, self.store = self.store, fresh
         for key, obj in fresh.items():

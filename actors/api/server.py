@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from actors.api import noderestriction
 from actors.api.cache import WatchCache, Watcher, bookmark_entry, entry_to_wire
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
+from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
@@ -60,6 +61,7 @@ class ApiActor:
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
         self._store: Store | None = None
+        self._latest = SharedRevision(self._last_revision)
         s = self.settings
         self._admission: Admission[Msg] = Admission(
             self._serve, self._refuse,
@@ -252,18 +254,24 @@ class ApiActor:
         return codec.ok(results=[bindings.error_result(r) if isinstance(r, ShoalError) else bindings.ok_result(r)
                                  for r in results])
 
-    async def _consistent(self) -> None:
+    async def _last_revision(self) -> int:
         assert self._store is not None
+        return await self._store.last_revision()
+
+    async def _consistent(self, at_least: int | None) -> None:
+        """Wait until the cache holds every write acknowledged before now (``at_least`` None), or at least
+        revision ``at_least`` (the list named a version: no datastore round trip)."""
         await asyncio.wait_for(self.cache.ready.wait(), 30)
         try:
-            await self.cache.wait_for(await self._store.last_revision(), timeout=10)
+            target = at_least if at_least is not None else await self._latest.latest()
+            await self.cache.wait_for(target, timeout=10)
         except TimeoutError:
             raise Unavailable("the API actor's cache is behind the datastore; retry") from None
 
     async def _list(self, info: KindInfo, namespace: str | None, request: dict[str, Any], msg: Msg) -> None:
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
-        await self._consistent()
+        await self._consistent(_opt_rv(request))
         rev = self.cache.rev
         entries = self.cache.select(info.plural, namespace, labels, fields)
         if not msg.reply:
@@ -390,6 +398,19 @@ class ApiActor:
 
 def _is_inbox(subject: Any) -> TypeGuard[str]:
     return isinstance(subject, str) and subject.startswith("_INBOX.") and "*" not in subject and ">" not in subject
+
+
+def _opt_rv(request: dict[str, Any]) -> int | None:
+    raw = request.get("resourceVersion")
+    if raw in (None, "", 0, "0"):
+        return None
+    try:
+        rv = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequest(f"resourceVersion must be an integer, got {raw!r}") from None
+    if rv < 0 or isinstance(raw, bool):
+        raise BadRequest(f"resourceVersion must not be negative, got {raw!r}")
+    return rv
 
 
 def _opt_str(request: dict[str, Any], field: str) -> str | None:
