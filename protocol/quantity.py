@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +24,13 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise QuantityError(f"not a quantity: {value!r}")
     if isinstance(value, int | float):
         return Decimal(str(value))
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Decimal:
+    """Parsed once per distinct text: a cluster uses a handful of quantities (``100m``, ``128Mi``) many
+    times. Decimals are immutable, so sharing them is safe."""
     match = _QUANTITY.match(value.strip())
     if not match:
         raise QuantityError(f"quantities must match '<number><suffix>' such as 100m, 2, 128Mi: {value!r}")

@@ -378,3 +378,47 @@ def test_decide_breaks_ties_randomly() -> None:
     rng = random.Random(3)
     chosen = {decide(pod(), nodes, rng=rng).node for _ in range(200)}  # type: ignore[union-attr]
     assert chosen == {"n0", "n1", "n2", "n3"}
+
+
+def test_fast_paths_decide_exactly_as_the_plugins_do() -> None:
+    """The inline resource fit and the fused resource scores are optimisations: same results as the plugins."""
+    rng = random.Random(7)
+
+    def random_node(i: int) -> NodeInfo:
+        kw: dict[str, Any] = {"alloc_cpu": rng.choice([0, 1000, 4000, 8000]),
+                              "alloc_memory": rng.choice([0, Gi, 8 * Gi]), "alloc_pods": rng.choice([0, 1, 110]),
+                              "req_cpu": rng.randrange(0, 9000), "req_memory": rng.randrange(0, 9 * Gi),
+                              "nonzero_cpu": rng.randrange(0, 9000), "nonzero_memory": rng.randrange(0, 9 * Gi),
+                              "pod_count": rng.randrange(0, 3), "groups": {"g": rng.randrange(0, 3)}}
+        if rng.random() < 0.1:
+            kw["taints"] = (Taint("k", "v", rng.choice(["NoSchedule", "PreferNoSchedule"])),)
+        if rng.random() < 0.05:
+            kw["present"] = False
+        return node(f"n{i}", **kw)
+
+    for _ in range(300):
+        nodes = [random_node(i) for i in range(rng.randrange(1, 40))]
+        p = pod(cpu=rng.choice([0, 100, 2000]), memory=rng.choice([0, Mi, 4 * Gi]),
+                nonzero_cpu=rng.choice([100, 2000]), nonzero_memory=rng.choice([200 * Mi, 4 * Gi]),
+                group=rng.choice([None, "g"]))
+        assert s.resource_scores(p, nodes) == [s.least_allocated(p, n) + s.balanced_allocation(p, n) for n in nodes]
+        plugin_totals = [0] * len(nodes)
+        for plugin in s.SCORES:  # the plugin-by-plugin definition, without the fused pass
+            if plugin.relevant(p) and (plugin.node_relevant is None or any(map(plugin.node_relevant, nodes))):
+                raw = [plugin.run(p, n) for n in nodes]
+                if plugin.normalize is not None:
+                    raw = s.normalize(raw, reverse=plugin.normalize == "reverse")
+                plugin_totals = [t + plugin.weight * r for t, r in zip(plugin_totals, raw, strict=True)]
+        assert s.score_nodes(p, nodes) == plugin_totals
+        feasible = [n.name for n in nodes if not f.run_filters(p, n)]
+        decision = decide(p, nodes, percentage=100, rng=random.Random(1))
+        if feasible:
+            assert isinstance(decision, Scheduled) and decision.node in feasible
+            assert decision.feasible == len(feasible)
+        else:
+            assert isinstance(decision, Unschedulable)
+            expected: dict[str, int] = {}
+            for n in nodes:
+                for reason in f.run_filters(p, n):
+                    expected[reason] = expected.get(reason, 0) + 1
+            assert decision.reasons == expected
