@@ -6,6 +6,7 @@ Options come from arguments or the environment: ``SHOAL_SERVER`` (comma-separate
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Callable
@@ -16,6 +17,14 @@ import nats
 from nats.aio.client import Client
 
 from protocol.keys import encode_token
+
+
+def _not_the_tls_eof_notice(record: logging.LogRecord) -> bool:
+    # asyncio's notice for nats-py's TLS upgrade of a plain transport at every connection close: noise
+    return not str(record.msg).startswith("returning true from eof_received()")
+
+
+logging.getLogger("asyncio").addFilter(_not_the_tls_eof_notice)
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 

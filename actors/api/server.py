@@ -29,6 +29,7 @@ from protocol.kinds import KindInfo, by_plural
 from protocol.selectors import parse_field_selector, parse_label_selector
 from protocol.subjects import Verb
 from runtime.actor import ActorContext
+from runtime.jetstream_ready import when_jetstream_answers
 
 WATCH_TTL = 30.0
 """A watch whose client sent no keep-alive for this long is dropped."""
@@ -89,11 +90,13 @@ class ApiActor:
     async def start(self, ctx: ActorContext) -> None:
         self._ctx = ctx
         store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas))
-        await store.open()
+        await when_jetstream_answers(store.open, ctx.log, "datastore bucket")
         self._store = store
-        await ensure_streams(ctx.nc, replicas=self.settings.replicas)
-        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published,
-                                   signing_key=await load_signing_key(ctx.nc, replicas=self.settings.replicas))
+        await when_jetstream_answers(lambda: ensure_streams(ctx.nc, replicas=self.settings.replicas), ctx.log,
+                                     "event streams")
+        key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
+                                           ctx.log, "token signing key")
+        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published, signing_key=key)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))

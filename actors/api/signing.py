@@ -25,6 +25,8 @@ async def load_signing_key(nc: Client, *, replicas: int = 1) -> bytes:
             kv = await js.create_key_value(api.KeyValueConfig(
                 bucket=SYSTEM_BUCKET, history=1, storage=api.StorageType.FILE, replicas=replicas,
                 description="Shoal API actors' private state"))
+        except nats.js.errors.ServiceUnavailableError:
+            raise  # no JetStream quorum yet: the caller waits
         except nats.js.errors.APIError:
             kv = await js.key_value(SYSTEM_BUCKET)
     try:

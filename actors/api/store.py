@@ -66,6 +66,8 @@ class Store:
         except nats.js.errors.BucketNotFoundError:
             try:
                 await self.js.create_key_value(config)
+            except nats.js.errors.ServiceUnavailableError:
+                raise  # no JetStream quorum yet: the caller waits
             except nats.js.errors.APIError:
                 await self.js.key_value(keys.BUCKET)  # another actor created it first
 

@@ -30,6 +30,8 @@ async def _ensure(js: Any, config: api.StreamConfig) -> None:
     except nats.js.errors.NotFoundError:
         try:
             await js.add_stream(config)
+        except nats.js.errors.ServiceUnavailableError:
+            raise  # no JetStream quorum yet: the caller waits
         except nats.js.errors.APIError:
             await js.stream_info(config.name)  # created concurrently by another API actor
 

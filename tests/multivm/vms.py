@@ -183,12 +183,16 @@ class VMs:
             )
             self.vms.append(VM(i, name, self.net.address(i), container, self.root / f"{name}.log"))
         for vm in self.vms:
-            # "degraded" is fine (a unit of the host's /etc we did not mean to start); "starting" is not yet
-            vm.sh(
-                "for _ in $(seq 100); do s=$(systemctl is-system-running || true); "
-                "case $s in running|degraded) exit 0;; esac; sleep 0.2; done; echo $s; exit 1",
-                timeout=60,
-            )
+            self._wait_booted(vm)
+
+    @staticmethod
+    def _wait_booted(vm: VM) -> None:
+        # "degraded" is fine (a unit of the host's /etc we did not mean to start); "starting" is not yet
+        vm.sh(
+            "for _ in $(seq 150); do s=$(systemctl is-system-running || true); "
+            "case $s in running|degraded) exit 0;; esac; sleep 0.2; done; echo $s; exit 1",
+            timeout=60,
+        )
 
     def trust_root_ssh_from(self, first: VM) -> None:
         """The guide's precondition: root SSH from the first VM to the others."""
@@ -217,6 +221,16 @@ class VMs:
                 shutil.copy2(src, staging / rel)
         vm.sh(f"rm -rf {dest} && mkdir -p {dest}")
         _run(["podman", "cp", f"{staging}/.", f"{vm.container}:{dest}"])
+
+    def power_off(self, vm: VM) -> None:
+        """Pull the plug: every process of the VM is killed at once (no orderly shutdown)."""
+        _run(["podman", "kill", vm.container])
+        _run(["podman", "wait", vm.container], check=False)
+
+    def power_on(self, vm: VM) -> None:
+        """Boot the VM again from its disk (the container's overlay keeps what was written)."""
+        _run(["podman", "start", vm.container])
+        self._wait_booted(vm)
 
     def destroy(self) -> None:
         for vm in self.vms:
