@@ -3,16 +3,17 @@
 Two lanes, as Kubernetes' API Priority and Fairness keeps node heartbeats and leader election in their own
 priority levels:
 
-* ``heartbeat``: writes to Leases (a kubelet's renewal, a leader's) and a kubelet's writes to its own Node
+* ``heartbeat``: writes and gets of Leases (a kubelet's renewal, a leader's) and a kubelet's writes to its own Node
   (registration, status). They have their own in-flight budget and queue, so they never wait behind pod
   creates, binds or lists: a busy API actor slows pods down, it does not make nodes look dead.
 * ``normal``: everything else.
 
-A request arriving while its lane's budget is spent waits in that lane's FIFO; the subscription callbacks
-never block, so a heartbeat is never stuck in NATS' per-subscription buffer behind pod writes. A request
-that waited longer than ``max_wait`` (its client has given up by then) and a request arriving at a full
-queue are answered ``Unavailable`` at once instead of being served: an overloaded actor sheds stale work
-rather than doing it late for nobody (what turns overload into collapse).
+A request arriving while its lane's budget is spent waits in that lane's FIFO, and the normal lane starts
+nothing while heartbeats are waiting (strict priority). The subscription callbacks never block, so a
+heartbeat is never stuck in NATS' per-subscription buffer behind pod writes. A request that waited longer
+than ``max_wait`` (its client has given up by then) and a request arriving at a full queue are answered
+``Unavailable`` at once instead of being served: an overloaded actor sheds stale work rather than doing it
+late for nobody (what turns overload into collapse).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ WRITE_VERBS = frozenset({"create", "update", "status", "patch"})
 
 
 def lane_of(subject: str) -> Lane:
-    """``shoal[.node.<N>].api.<verb>.<resource>...``: Lease writes, and a kubelet's writes to Nodes."""
+    """``shoal[.node.<N>].api.<verb>.<resource>...``: Lease writes and gets, and a kubelet's writes to Nodes."""
     tokens = subject.split(".", 7)
     if len(tokens) > 5 and tokens[1] == "node" and tokens[3] == "api":
         verb, resource, node_scoped = tokens[4], tokens[5], True
@@ -48,9 +49,9 @@ def lane_of(subject: str) -> Lane:
         verb, resource, node_scoped = tokens[2], tokens[3], False
     else:
         return Lane.NORMAL
-    if verb not in WRITE_VERBS:
-        return Lane.NORMAL
-    if resource in HEARTBEAT_RESOURCES or (node_scoped and resource == "nodes"):
+    if resource in HEARTBEAT_RESOURCES and (verb in WRITE_VERBS or verb == "get"):
+        return Lane.HEARTBEAT
+    if node_scoped and resource == "nodes" and verb in WRITE_VERBS:
         return Lane.HEARTBEAT
     return Lane.NORMAL
 
@@ -71,6 +72,8 @@ class LaneState(Generic[M]):
 
 
 class Admission(Generic[M]):
+    """``lanes`` in priority order, highest first."""
+
     def __init__(self, serve: Callable[[M], Coroutine[Any, Any, None]],
                  refuse: Callable[[M, ShoalError], Coroutine[Any, Any, None]],
                  lanes: dict[Lane, LaneSettings], *, max_wait: float = 8.0,
@@ -85,9 +88,10 @@ class Admission(Generic[M]):
         self._idle.set()
 
     def submit(self, lane: Lane, msg: M) -> None:
-        """Start ``msg`` now if its lane has room, else queue it (or refuse it when the queue is full)."""
+        """Start ``msg`` now if its lane has room and no lane before it has requests waiting; else queue it
+        (or refuse it when the queue is full)."""
         state = self.lanes[lane]
-        if state.running < state.settings.in_flight and not state.queue:
+        if state.running < state.settings.in_flight and not state.queue and not self._waiting_before(lane):
             self._start(state, msg)
         elif len(state.queue) >= state.settings.max_queued:
             state.shed += 1
@@ -96,6 +100,15 @@ class Admission(Generic[M]):
         else:
             state.queue.append((self.clock(), msg))
             self._idle.clear()
+
+    def _waiting_before(self, lane: Lane) -> bool:
+        """A lane listed before ``lane`` (higher priority) has requests waiting."""
+        for other, state in self.lanes.items():
+            if other == lane:
+                return False
+            if state.queue:
+                return True
+        return False
 
     def _start(self, state: LaneState[M], msg: M) -> None:
         state.running += 1
@@ -117,17 +130,25 @@ class Admission(Generic[M]):
 
     def _finished(self, state: LaneState[M]) -> None:
         state.running -= 1
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start waiting requests, lanes in priority order: a lane's queue is served only when every lane
+        before it has nothing waiting (strict priority: heartbeats first)."""
         now = self.clock()
-        while state.queue and state.running < state.settings.in_flight:
-            queued_at, msg = state.queue.popleft()
-            waited = now - queued_at
-            if waited > self.max_wait:
-                state.shed += 1
-                self._spawn(self.refuse(msg, Unavailable(
-                    f"the API actor is overloaded: the request waited {waited:.1f}s in its queue; retry with "
-                    "back-off")))
-                continue
-            self._start(state, msg)
+        for state in self.lanes.values():
+            while state.queue and state.running < state.settings.in_flight:
+                queued_at, msg = state.queue.popleft()
+                waited = now - queued_at
+                if waited > self.max_wait:
+                    state.shed += 1
+                    self._spawn(self.refuse(msg, Unavailable(
+                        f"the API actor is overloaded: the request waited {waited:.1f}s in its queue; retry "
+                        "with back-off")))
+                    continue
+                self._start(state, msg)
+            if state.queue:
+                return
 
     def queued(self, lane: Lane) -> int:
         return len(self.lanes[lane].queue)

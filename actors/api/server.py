@@ -42,7 +42,7 @@ BOOKMARKS_PER_MESSAGE = 2000
 class ApiSettings:
     replicas: int = 1
     window: int = 100_000
-    max_inflight: int = 512
+    max_inflight: int = 256
     """Requests of the normal lane served at once; more wait in its queue (see ``lanes.py``)."""
     heartbeat_inflight: int = 64
     """Lease and node heartbeat writes served at once, apart from the normal lane's budget."""
@@ -70,6 +70,8 @@ class ApiActor:
              Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait)
         self._subs: list[Any] = []
         self.requests = 0
+        self._slow = 0
+        self._slow_logged = 0.0
 
     @property
     def ctx(self) -> ActorContext:
@@ -177,7 +179,17 @@ class ApiActor:
         finally:
             elapsed = time.perf_counter() - started
             if elapsed > 1.0:
-                self.ctx.log.warning("slow request", verb=verb, subject=target, seconds=round(elapsed, 3))
+                self._slow_request(verb, target, elapsed)
+
+    def _slow_request(self, verb: str, subject: str, seconds: float) -> None:
+        """Logged at most once a second (with how many were slow meanwhile): an overloaded actor must not
+        spend its time writing one warning per request."""
+        self._slow += 1
+        now = time.monotonic()
+        if now - self._slow_logged >= 1.0:
+            self.ctx.log.warning("slow request", verb=verb, subject=subject, seconds=round(seconds, 3),
+                                 slow_since_last_report=self._slow)
+            self._slow, self._slow_logged = 0, now
 
     async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg,
                     node: str | None = None) -> bytes | None:

@@ -23,7 +23,8 @@ from tests.conftest import ActorRunner, start_api
     ("shoal.node.n1.api.create.events.default", Lane.NORMAL),
     ("shoal.api.status.nodes._.n1", Lane.NORMAL),  # not a kubelet's own heartbeat
     ("shoal.api.list.leases.kube-node-lease", Lane.NORMAL),
-    ("shoal.api.get.leases.kube-node-lease.n1", Lane.NORMAL),
+    ("shoal.api.get.leases.kube-node-lease.n1", Lane.HEARTBEAT),
+    ("shoal.api.delete.leases.kube-node-lease.n1", Lane.NORMAL),
     ("shoal.api.create.pods.default", Lane.NORMAL),
     ("shoal.api.bind.pods._all", Lane.NORMAL),
     ("shoal.api", Lane.NORMAL),
@@ -79,6 +80,35 @@ async def test_lanes_have_their_own_budgets_and_stale_requests_are_refused() -> 
     assert served == ["h1", "n1", "n3"]
     assert isinstance(refused["n2"], Unavailable) and "waited" in refused["n2"].message
     assert admission.stats()["normal"] == {"running": 0, "queued": 0, "served": 2, "shed": 2}
+
+
+async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
+    gates = {name: asyncio.Event() for name in ("h1", "h2", "n1", "n2")}
+    started: list[str] = []
+
+    async def serve(name: str) -> None:
+        started.append(name)
+        await gates[name].wait()
+
+    async def refuse(name: str, error: ShoalError) -> None:
+        raise AssertionError(f"{name} refused: {error}")
+
+    admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
+                                                          Lane.NORMAL: LaneSettings(2, 10)})
+    admission.submit(Lane.HEARTBEAT, "h1")  # runs
+    admission.submit(Lane.HEARTBEAT, "h2")  # waits for h1's slot
+    admission.submit(Lane.NORMAL, "n1")  # a normal slot is free, but a heartbeat is waiting
+    await asyncio.sleep(0.01)
+    assert started == ["h1"]
+    gates["h1"].set()
+    await asyncio.sleep(0.01)
+    assert started == ["h1", "h2", "n1"]  # the heartbeat first, then the normal lane resumes
+    admission.submit(Lane.NORMAL, "n2")
+    await asyncio.sleep(0.01)
+    assert started == ["h1", "h2", "n1", "n2"]
+    for gate in gates.values():
+        gate.set()
+    await admission.drain(2)
 
 
 async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorRunner, nats_server) -> None:
