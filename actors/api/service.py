@@ -95,15 +95,18 @@ class ApiService:
         return obj
 
     # -- reads ------------------------------------------------------------------------------
-    async def _read(self, info: KindInfo, namespace: str | None, name: str) -> tuple[Obj, int]:
+    async def _read_raw(self, info: KindInfo, namespace: str | None, name: str) -> tuple[bytes, int]:
         key = keys.object_key(info, namespace, name)
         record = await self.store.get(key)
         if record is None or record.deleted:
             where = f" in namespace {namespace!r}" if info.namespaced else ""
             raise NotFound(f'{info.plural} "{name}" not found{where}',
                            {"kind": info.kind, "name": name, "namespace": namespace})
-        obj = codec.unpackb(record.value)
-        return obj, record.revision
+        return record.value, record.revision
+
+    async def _read(self, info: KindInfo, namespace: str | None, name: str) -> tuple[Obj, int]:
+        raw, rev = await self._read_raw(info, namespace, name)
+        return codec.unpackb(raw), rev
 
     async def get(self, info: KindInfo, namespace: str | None, name: str) -> Obj:
         obj, rev = await self._read(info, namespace, name)
@@ -229,9 +232,8 @@ class ApiService:
 
     def _merge(self, info: KindInfo, current: Obj, new: Obj, *, status_only: bool) -> Obj:
         cur_meta = meta(current)
-        if status_only:
-            merged = copy_object(current)
-            merged["status"] = new.get("status") or {}
+        if status_only:  # a new top level and metadata over the (private) current object: no deep copy
+            merged = {**current, "metadata": dict(cur_meta), "status": new.get("status") or {}}
             return merged
         merged = copy_object(new)
         m = meta(merged)
@@ -289,16 +291,17 @@ class ApiService:
             cached = self.cache.get(key) if from_cache else None
             if cached is not None and cached.raw and (precondition is None or precondition <= cached.rev):
                 # the watch cache saves a datastore read; compare-and-swap still guards correctness
-                current, rev = codec.unpackb(cached.raw), cached.rev
+                raw, rev = cached.raw, cached.rev
             else:
-                current, rev = await self._read(info, namespace, name)
+                raw, rev = await self._read_raw(info, namespace, name)
                 cached = None
+            current = codec.unpackb(raw)
             if precondition is not None and precondition != rev:
                 raise Conflict(
                     f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified; '
                     "please apply your changes to the latest version and try again",
                     {"kind": info.kind, "name": name, "resourceVersion": rev})
-            updated = change(copy_object(current))
+            updated = change(codec.unpackb(raw))  # a private copy: decoding is cheaper than a deep copy
             if updated is None:
                 if cached is not None:  # "nothing to do" must be judged on the datastore's copy
                     from_cache = False
