@@ -169,10 +169,14 @@ class SchedulerActor:
                 self.queue.move_all()
             return
         record = self.cache.pods.get(key)
-        if (record is not None and not record.assumed and record.info.uid == uid and old is not None
-                and _scheduling_inputs(old) == _scheduling_inputs(obj)):
-            return  # a status update: nothing the scheduler accounts changed
-        self.cache.add_bound(pod_info(obj), str((obj.get("spec") or {}).get("nodeName")))
+        node = str((obj.get("spec") or {}).get("nodeName"))
+        if record is not None and record.info.uid == uid and record.node == node:
+            if record.assumed:
+                self.cache.confirm(key)  # our own bind showing up: what it accounts was computed at decision
+                return
+            if old is not None and _scheduling_inputs(old) == _scheduling_inputs(obj):
+                return  # a status update: nothing the scheduler accounts changed
+        self.cache.add_bound(pod_info(obj), node)
 
     # -- leading ------------------------------------------------------------------------------
     async def lead(self) -> None:

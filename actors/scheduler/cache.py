@@ -106,6 +106,14 @@ class SchedulerCache:
             record.bound_at = now
             self._assumed[key] = now
 
+    def confirm(self, key: str) -> None:
+        """The bound-pods informer shows an assumed pod bound where it was assumed: it is accounted already."""
+        record = self.pods.get(key)
+        if record is not None and record.assumed:
+            record.assumed = False
+            record.bound_at = None
+            self._assumed.pop(key, None)
+
     def forget(self, key: str) -> bool:
         """Drop an assumption (bind failed); a pod the informer already confirmed stays."""
         record = self.pods.get(key)

@@ -43,6 +43,13 @@ def siblings(pod: PodInfo, node: NodeInfo) -> int:
     return node.groups.get(pod.group, 0) if pod.group is not None else 0
 
 
+def siblings_many(pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+    group = pod.group
+    if group is None:
+        return [0] * len(nodes)
+    return [node.groups.get(group, 0) for node in nodes]
+
+
 def intolerable_prefer_no_schedule(pod: PodInfo, node: NodeInfo) -> int:
     """Raw: PreferNoSchedule taints the pod does not tolerate (reverse-normalized)."""
     count = 0
@@ -78,6 +85,8 @@ class ScorePlugin:
     relevant: Callable[[PodInfo], bool]
     node_relevant: Callable[[NodeInfo], bool] | None = None
     """When no node is relevant, every node would score the same: the plugin is skipped."""
+    many: Callable[[PodInfo, Sequence[NodeInfo]], list[int]] | None = None
+    """``run`` over many nodes at once, when that is cheaper than a call per node (same results)."""
 
 
 def _always(pod: PodInfo) -> bool:
@@ -87,7 +96,7 @@ def _always(pod: PodInfo) -> bool:
 SCORES: tuple[ScorePlugin, ...] = (
     ScorePlugin("LeastAllocated", 1, least_allocated, None, _always),
     ScorePlugin("BalancedAllocation", 1, balanced_allocation, None, _always),
-    ScorePlugin("PodSpread", 2, siblings, "reverse", lambda p: p.group is not None),
+    ScorePlugin("PodSpread", 2, siblings, "reverse", lambda p: p.group is not None, many=siblings_many),
     ScorePlugin("TaintToleration", 3, intolerable_prefer_no_schedule, "reverse", _always,
                 lambda n: n.soft_tainted),
     ScorePlugin("NodeAffinity", 2, preferred_affinity, "max", lambda p: bool(p.preferred_terms)),
@@ -135,7 +144,7 @@ def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
         if plugin.node_relevant is not None and not any(map(plugin.node_relevant, nodes)):
             continue
         run = plugin.run
-        raw = [run(pod, node) for node in nodes]
+        raw = plugin.many(pod, nodes) if plugin.many is not None else [run(pod, node) for node in nodes]
         if plugin.normalize is not None:
             raw = normalize(raw, reverse=plugin.normalize == "reverse")
         weight = plugin.weight
