@@ -12,8 +12,9 @@ A request arriving while its lane's budget is spent waits in that lane's FIFO, a
 nothing while heartbeats are waiting (strict priority). The subscription callbacks never block, so a
 heartbeat is never stuck in NATS' per-subscription buffer behind pod writes. A request that waited longer
 than ``max_wait`` (its client has given up by then) and a request arriving at a full queue are answered
-``Unavailable`` at once instead of being served: an overloaded actor sheds stale work rather than doing it
-late for nobody (what turns overload into collapse).
+``Unavailable`` at once instead of being served, and a queue longer than its lane's budget is served newest
+first (adaptive LIFO): an overloaded actor sheds stale work rather than doing everything late for nobody
+(what turns overload into collapse, as thousands of kubelets retrying their lists showed).
 """
 
 from __future__ import annotations
@@ -134,20 +135,25 @@ class Admission(Generic[M]):
 
     def _dispatch(self) -> None:
         """Start waiting requests, lanes in priority order: a lane's queue is served only when every lane
-        before it has nothing waiting (strict priority: heartbeats first)."""
+        before it has nothing waiting (strict priority: heartbeats first).
+
+        Within a lane: the requests that waited longer than ``max_wait`` are refused first (oldest first);
+        then, while the queue is short, the oldest waiting request starts (FIFO), but once it is longer than
+        the lane's in-flight budget, the newest does (adaptive LIFO): under overload the requests whose
+        clients are still waiting are served in time, instead of every request being served too late."""
         now = self.clock()
         for state in self.lanes.values():
-            while state.queue and state.running < state.settings.in_flight:
-                queued_at, msg = state.queue.popleft()
-                waited = now - queued_at
-                if waited > self.max_wait:
-                    state.shed += 1
-                    self._spawn(self.refuse(msg, Unavailable(
-                        f"the API actor is overloaded: the request waited {waited:.1f}s in its queue; retry "
-                        "with back-off")))
-                    continue
+            queue = state.queue
+            while queue and now - queue[0][0] > self.max_wait:
+                queued_at, msg = queue.popleft()
+                state.shed += 1
+                self._spawn(self.refuse(msg, Unavailable(
+                    f"the API actor is overloaded: the request waited {now - queued_at:.1f}s in its queue; "
+                    "retry with back-off")))
+            while queue and state.running < state.settings.in_flight:
+                _, msg = queue.pop() if len(queue) > state.settings.in_flight else queue.popleft()
                 self._start(state, msg)
-            if state.queue:
+            if queue:
                 return
 
     def queued(self, lane: Lane) -> int:

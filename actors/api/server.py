@@ -48,7 +48,7 @@ class ApiSettings:
     """Lease and node heartbeat writes served at once, apart from the normal lane's budget."""
     max_queued: int = 50_000
     """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
-    max_wait: float = 8.0
+    max_wait: float = 5.0
     """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
 
 

@@ -111,6 +111,33 @@ async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
     await admission.drain(2)
 
 
+async def test_a_long_queue_is_served_newest_first() -> None:
+    gates = {name: asyncio.Event() for name in ("r", "a", "b", "c", "d")}
+    started: list[str] = []
+
+    async def serve(name: str) -> None:
+        started.append(name)
+        await gates[name].wait()
+
+    async def refuse(name: str, error: ShoalError) -> None:
+        raise AssertionError(f"{name} refused: {error}")
+
+    admission: Admission[str] = Admission(serve, refuse, {Lane.NORMAL: LaneSettings(2, 10)})
+    for name in ("r", "a", "b", "c", "d"):
+        admission.submit(Lane.NORMAL, name)  # r and a run; b, c, d wait (3 > the budget of 2)
+    await asyncio.sleep(0.01)
+    gates["r"].set()
+    await asyncio.sleep(0.01)
+    assert started == ["r", "a", "d"]  # overloaded: the newest first
+    gates["a"].set()
+    await asyncio.sleep(0.01)
+    assert started == ["r", "a", "d", "b"]  # two waiting, within the budget: oldest first again
+    for gate in gates.values():
+        gate.set()
+    await admission.drain(2)
+    assert started == ["r", "a", "d", "b", "c"]
+
+
 async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorRunner, nats_server) -> None:
     api = await start_api(runner, max_inflight=1)
     nc = await nats.connect(nats_server.url)
