@@ -193,7 +193,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         procs = dict(zip(names, c.procs, strict=True))
         started = time.monotonic()
         while True:
-            ready = sum(1 for n in (await client.list("Node")).items if condition_true(n, "Ready"))
+            try:
+                ready = sum(1 for n in (await client.list("Node")).items if condition_true(n, "Ready"))
+            except ShoalError as exc:  # an overloaded API actor sheds requests: ask again
+                progress(f"hollow nodes: list failed ({exc.code}); asking again")
+                await asyncio.sleep(2)
+                continue
             progress(f"hollow nodes Ready: {ready}/{nodes}")
             if ready == nodes:
                 break

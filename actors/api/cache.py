@@ -117,6 +117,8 @@ class WatchCache:
         self.objects: dict[str, dict[str, Entry]] = {}
         self.rev = 0
         self.window: deque[Event] = deque(maxlen=window)
+        self._window_by_plural: dict[str, deque[Event]] = {}
+        """The same events per plural: a watch resuming replays its kind's changes, not every kind's."""
         self.window_start = 0
         """Every change after this revision is in ``window``; older resumes get Expired."""
         self.ready = asyncio.Event()
@@ -153,9 +155,12 @@ class WatchCache:
         self.rev = max(self.rev, rev)
         if self.ready.is_set():
             if len(self.window) == self.window.maxlen:
-                self.window_start = self.window[0].rev
+                evicted = self.window[0]
+                self.window_start = evicted.rev
+                self._window_by_plural[evicted.plural].popleft()  # always the oldest of its kind
             event = Event(rev, plural, old, new, deleted)
             self.window.append(event)
+            self._window_by_plural.setdefault(plural, deque()).append(event)
             self._dispatch(event)
         self._release_waiters()
 
@@ -218,13 +223,12 @@ class WatchCache:
                                                            {"object": entry.raw}))
         if resume:
             replay = []
-            for event in reversed(self.window):
+            for event in reversed(self._window_by_plural.get(watcher.plural, ())):
                 if event.rev <= watcher.min_rev:
                     break
                 replay.append(event)
             for event in reversed(replay):
-                if event.plural == watcher.plural:
-                    self._deliver(watcher, event)
+                self._deliver(watcher, event)
         self._watchers.setdefault(watcher.plural, {})[watcher.id] = watcher
         node = watcher.node
         if node is not None:

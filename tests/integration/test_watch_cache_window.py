@@ -1,0 +1,35 @@
+"""The watch cache's event window: a resuming watch replays its own kind's changes, in order, and too old is Expired."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.api.cache import WatchCache, Watcher
+from protocol import codec
+from protocol.errors import Expired
+from protocol.selectors import parse_field_selector, parse_label_selector
+
+
+def watcher(plural: str, min_rev: int) -> Watcher:
+    return Watcher(f"w-{plural}-{min_rev}", plural, None, parse_label_selector(None), parse_field_selector(None),
+                   "_INBOX.x", min_rev)
+
+
+def replayed(cache: WatchCache, w: Watcher) -> list[int]:
+    cache.add_watcher(w, resume=True)
+    return [codec.unpackb(item)["rv"] for item in w.pending]
+
+
+async def test_resume_replays_only_the_kind_watched_and_expires_past_the_window() -> None:
+    cache = WatchCache(window=6)
+    cache.mark_ready(0)
+    for rev in range(1, 11):  # pods at even revisions, leases at odd ones
+        plural = "pods" if rev % 2 == 0 else "leases"
+        ns = "default" if plural == "pods" else "kube-node-lease"
+        cache.apply(f"{plural}.{ns}.o{rev}", rev, codec.packb({"metadata": {"name": f"o{rev}"}}), False)
+    assert cache.window_start == 4  # revisions 5..10 are kept
+    assert replayed(cache, watcher("pods", 4)) == [6, 8, 10]
+    assert replayed(cache, watcher("leases", 7)) == [9]
+    assert replayed(cache, watcher("pods", 10)) == []
+    with pytest.raises(Expired):
+        cache.add_watcher(watcher("pods", 3), resume=True)
