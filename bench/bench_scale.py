@@ -159,14 +159,16 @@ async def create_pods(client: ApiClient, pods: int, concurrency: int, latencies:
             i = next_index
             next_index += 1
             body = pod(i)
-            for _attempt in range(5):
+            for attempt in range(60):  # a retryable refusal (an overloaded API actor sheds) is asked again
                 started = time.perf_counter()
                 try:
                     await client.create(body)
                 except AlreadyExists:
                     pass  # an earlier attempt was acknowledged after its timeout
-                except ShoalError:
-                    await asyncio.sleep(0.5)
+                except ShoalError as exc:
+                    if not exc.retryable:
+                        raise
+                    await asyncio.sleep(min(0.5 * (attempt + 1), 5.0))
                     continue
                 latencies.append(time.perf_counter() - started)
                 acked.add(name_of(body))
