@@ -79,14 +79,25 @@ class Network:
         ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
         ip("-n", self.bridge_ns, "link", "set", "br0", "up")
         for i, ns in [*((i, self.vm_ns(i)) for i in range(1, self.vms + 1)), (CLIENT_HOST, self.client_ns)]:
-            ip("netns", "add", ns)
+            self._plug(i, ns)
             self.created.append(ns)
-            ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", f"p{i}", "netns", self.bridge_ns)
-            ip("-n", ns, "addr", "add", f"{self.address(i)}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("-n", ns, "link", "set", "eth0", "up")
-            ip("-n", self.bridge_ns, "link", "set", f"p{i}", "master", "br0")
-            ip("-n", self.bridge_ns, "link", "set", f"p{i}", "up")
+
+    def _plug(self, i: int, ns: str) -> None:
+        ip("netns", "add", ns)
+        ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", f"p{i}", "netns", self.bridge_ns)
+        ip("-n", ns, "addr", "add", f"{self.address(i)}/24", "dev", "eth0")
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "link", "set", "eth0", "up")
+        ip("-n", self.bridge_ns, "link", "set", f"p{i}", "master", "br0")
+        ip("-n", self.bridge_ns, "link", "set", f"p{i}", "up")
+
+    def reset_vm(self, i: int) -> None:
+        """A fresh network stack for VM ``i``, as after a reboot: no addresses, routes or firewall rules of
+        its previous life (its namespace is made again, same address, same bridge port)."""
+        ip("netns", "del", self.vm_ns(i))
+        # the veth pair outlives the name while a dying process still holds the namespace: cut it now
+        ip("-n", self.bridge_ns, "link", "del", f"p{i}", check=False)
+        self._plug(i, self.vm_ns(i))
 
     def cut(self, i: int) -> None:
         """Unplug VM ``i``: its port on the bridge goes down (its own configuration stays)."""

@@ -143,6 +143,12 @@ def test_step_6_add_a_node_with_one_command(vms: VMs) -> None:
     vm1.sh(for_vm(guide_steps()[6]), timeout=600)
     assert vm4.sh("systemctl is-active shoal-kubelet shoal-proxy").stdout.split() == ["active", "active"]
     eventually(vm1, ADMIN_ENV + f"{SHOAL} get nodes", re.compile(r"(?m)^vm4\s+Ready"), 120, "vm4 Ready")
+    # the new node holds its own credentials only; the others' node credentials are untouched
+    assert vm4.sh("ls /etc/shoal/creds").stdout.split() == ["kubelet-vm4.env", "kubelet.env", "proxy-vm4.env",
+                                                            "proxy.env"]
+    for vm in vms.vms:
+        users = vm.sh("grep -h SHOAL_USER= /etc/shoal/creds/kubelet.env /etc/shoal/creds/proxy.env").stdout.split()
+        assert users == [f"SHOAL_USER=kubelet-{vm.name}", f"SHOAL_USER=proxy-{vm.name}"], (vm.name, users)
 
 
 def test_systemd_brings_a_killed_actor_back(vms: VMs) -> None:

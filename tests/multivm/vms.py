@@ -223,9 +223,11 @@ class VMs:
         _run(["podman", "cp", f"{staging}/.", f"{vm.container}:{dest}"])
 
     def power_off(self, vm: VM) -> None:
-        """Pull the plug: every process of the VM is killed at once (no orderly shutdown)."""
+        """Pull the plug: every process of the VM is killed at once (no orderly shutdown), and its kernel
+        network state (addresses, the Podman bridge, firewall rules) is gone, as a reboot leaves it."""
         _run(["podman", "kill", vm.container])
         _run(["podman", "wait", vm.container], check=False)
+        self.net.reset_vm(vm.index)
 
     def power_on(self, vm: VM) -> None:
         """Boot the VM again from its disk (the container's overlay keeps what was written)."""
