@@ -61,10 +61,11 @@ BOOL_FLAGS: set[str] = set()
 """Flags made with ``add_bool_flag``: ``main`` rewrites ``--flag=false`` to ``--no-flag`` before parsing."""
 
 
-def add_bool_flag(parser: argparse.ArgumentParser, name: str, *, default: bool, help: str) -> None:
-    """``--name``/``--no-name``, also accepting kubectl's ``--name=true|false``."""
+def add_bool_flag(parser: argparse.ArgumentParser, name: str, *, default: bool, help: str, short: str = "") -> None:
+    """``--name``/``--no-name`` (and ``short``), also accepting kubectl's ``--name=true|false``."""
     dest = name.replace("-", "_")
-    parser.add_argument(f"--{name}", dest=dest, action="store_true", default=default, help=help)
+    parser.add_argument(*([short] if short else []), f"--{name}", dest=dest, action="store_true", default=default,
+                        help=help)
     parser.add_argument(f"--no-{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
     BOOL_FLAGS.add(name)
 

@@ -26,7 +26,7 @@ from shoal.cli.commands._target import one_target
 from shoal.cli.errors import CliError, UsageError
 from shoal.cli.humanize import since
 from shoal.cli.printers import GAP, render_document
-from shoal.cli.registry import BOOL_FLAGS, Command, add_namespace_flags
+from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags
 from shoal.cli.session import Session
 
 TYPES = ("Normal", "Warning")
@@ -35,10 +35,7 @@ HEADER = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     add_namespace_flags(parser)
-    parser.add_argument("-w", "--watch", dest="watch", action="store_true", default=False,
-                        help="after listing, follow new events until Ctrl-C")
-    parser.add_argument("--no-watch", dest="watch", action="store_false", help=argparse.SUPPRESS)
-    BOOL_FLAGS.add("watch")
+    add_bool_flag(parser, "watch", short="-w", default=False, help="after listing, follow new events until Ctrl-C")
     parser.add_argument("--for", dest="for_object", default=None, metavar="KIND/NAME",
                         help="only events about this object, e.g. pod/web or deploy/web")
     parser.add_argument("--types", default=None, help="comma-separated event types to show: Normal, Warning")

@@ -15,7 +15,7 @@ from runtime.client import ApiClient
 from shoal.cli.columns import sort_key
 from shoal.cli.errors import CliError, report
 from shoal.cli.printers import FORMATS, Table, as_list, render_document
-from shoal.cli.registry import Command, add_namespace_flags
+from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags
 from shoal.cli.resources import Target, display_name, parse_targets
 from shoal.cli.session import Session
 
@@ -28,8 +28,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-l", "--selector", default=None, help="label selector, e.g. app=web,tier!=db")
     parser.add_argument("--field-selector", default=None, help="field selector, e.g. spec.nodeName=node-1")
     parser.add_argument("-o", "--output", choices=FORMATS, default=None, help="output format")
-    parser.add_argument("-w", "--watch", action="store_true",
-                        help="after listing, print changes as they happen")
+    add_bool_flag(parser, "watch", short="-w", default=False, help="after listing, print changes as they happen")
     parser.add_argument("--watch-only", action="store_true", help="print changes only, without listing first")
     parser.add_argument("--output-watch-events", action="store_true",
                         help="with -w, add an EVENT column (ADDED, MODIFIED, DELETED)")

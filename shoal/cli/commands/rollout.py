@@ -13,7 +13,7 @@ from runtime.client import ApiClient
 from shoal.cli.commands._target import one_target
 from shoal.cli.describe import DescribeWriter, describe_containers
 from shoal.cli.errors import CliError
-from shoal.cli.registry import BOOL_FLAGS, Command, add_namespace_flags, global_parent
+from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags, global_parent
 from shoal.cli.rollout_changes import Change, replicasets_of, restart, set_paused, undo, write_change
 from shoal.cli.rollout_status import parse_duration, wait_for_rollout
 from shoal.cli.session import Session
@@ -35,10 +35,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         if action == "status":
             sub.add_argument("--timeout", type=parse_duration, default=0.0, metavar="DURATION",
                              help="give up after this long, e.g. 90s, 5m (default 0: wait until done)")
-            sub.add_argument("-w", "--watch", dest="watch", action="store_true", default=True,
-                             help="wait for the rollout to finish (default; --watch=false prints the status once)")
-            sub.add_argument("--no-watch", dest="watch", action="store_false", help=argparse.SUPPRESS)
-            BOOL_FLAGS.add("watch")
+            add_bool_flag(sub, "watch", short="-w", default=True,
+                          help="wait for the rollout to finish (default; --watch=false prints the status once)")
         if action == "history":
             sub.add_argument("--revision", type=int, default=0, help="show the pod template of this revision")
         if action == "undo":
