@@ -86,11 +86,17 @@ class Informer:
             self._emit("ADDED" if old is None else "MODIFIED", old, obj)
 
     async def run(self) -> None:
+        """List, then watch from the list's version; a failed watch is watched again from the last version
+        seen (no relist: a relist of a big kind is what an overloaded API actor can least afford), and only
+        ``Expired`` (or a refusal that retrying cannot fix) lists again."""
         delay = 0.1
+        need_list = True
         while True:
             try:
-                await self._relist()
-                self.synced.set()
+                if need_list:
+                    await self._relist()
+                    self.synced.set()
+                    need_list = False
                 watch = self.client.watch(self.info, self.namespace, label_selector=self.label_selector,
                                           field_selector=self.field_selector,
                                           resource_version=self.resource_version)
@@ -100,10 +106,15 @@ class Informer:
                         self.resource_version = event.resource_version
                         delay = 0.1
                 finally:
+                    # bookmarks may have carried the watch past the last event
+                    self.resource_version = max(self.resource_version, watch.resource_version or 0)
                     await watch.close()
             except Expired:
+                need_list = True
                 continue
             except ShoalError as exc:
+                if not exc.retryable:
+                    need_list = True
                 if self.log is not None:
                     self.log.warning("informer list/watch failed; retrying", kind=self.info.kind, error=str(exc))
                 await asyncio.sleep(delay)
