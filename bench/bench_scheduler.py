@@ -217,7 +217,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=128, help="creates in flight")
-    parser.add_argument("--bind-concurrency", type=int, default=64, help="binds in flight in the scheduler")
+    parser.add_argument("--bind-concurrency", type=int, default=512,
+                        help="pods decided and not yet bound, at most, in the scheduler")
     parser.add_argument("--percentage", type=int, default=0,
                         help="scheduler's percentage of nodes to score (0 = adaptive, as Kubernetes)")
     parser.add_argument("--timeout", type=float, default=600)
