@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import nats
 import pytest
@@ -82,8 +83,10 @@ async def test_lanes_have_their_own_budgets_and_stale_requests_are_refused() -> 
     assert admission.stats()["normal"] == {"running": 0, "queued": 0, "served": 2, "shed": 2}
 
 
-async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
-    gates = {name: asyncio.Event() for name in ("h1", "h2", "n1", "n2")}
+def gated(names: tuple[str, ...]) -> tuple[dict[str, asyncio.Event], list[str], Callable[[str], Awaitable[None]],
+                                           Callable[[str, ShoalError], Awaitable[None]]]:
+    """Requests that record their start and then hold their slot until their gate opens; none is refused."""
+    gates = {name: asyncio.Event() for name in names}
     started: list[str] = []
 
     async def serve(name: str) -> None:
@@ -93,6 +96,11 @@ async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
     async def refuse(name: str, error: ShoalError) -> None:
         raise AssertionError(f"{name} refused: {error}")
 
+    return gates, started, serve, refuse
+
+
+async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
+    gates, started, serve, refuse = gated(("h1", "h2", "n1", "n2"))
     admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
                                                           Lane.NORMAL: LaneSettings(2, 10)})
     admission.submit(Lane.HEARTBEAT, "h1")  # runs
@@ -112,16 +120,7 @@ async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
 
 
 async def test_a_long_queue_is_served_newest_first() -> None:
-    gates = {name: asyncio.Event() for name in ("r", "a", "b", "c", "d")}
-    started: list[str] = []
-
-    async def serve(name: str) -> None:
-        started.append(name)
-        await gates[name].wait()
-
-    async def refuse(name: str, error: ShoalError) -> None:
-        raise AssertionError(f"{name} refused: {error}")
-
+    gates, started, serve, refuse = gated(("r", "a", "b", "c", "d"))
     admission: Admission[str] = Admission(serve, refuse, {Lane.NORMAL: LaneSettings(2, 10)})
     for name in ("r", "a", "b", "c", "d"):
         admission.submit(Lane.NORMAL, name)  # r and a run; b, c, d wait (3 > the budget of 2)
