@@ -171,7 +171,8 @@ def test_a_vm_powered_off_and_on_again(vms: VMs) -> None:
     back, and it is Ready again with its pod running."""
     vm1, vm2, vm3, _vm4 = vms.vms
     vms.power_off(vm3)
-    vm1.sh(ADMIN_ENV + f"{SHOAL} scale deploy/web --replicas 4", timeout=60)
+    # if vm3 led the datastore's stream, the write waits out the re-election (a few seconds): asked again
+    eventually(vm1, ADMIN_ENV + f"{SHOAL} scale deploy/web --replicas 4", re.compile("scaled"), 60, "scale to 4")
     eventually(vm2, ADMIN_ENV + f"{SHOAL} get nodes", re.compile(r"(?m)^vm3\s+NotReady"), 120, "vm3 NotReady")
     vms.power_on(vm3)
     eventually(vm1, ADMIN_ENV + f"{SHOAL} get nodes", re.compile(r"(?m)^vm3\s+Ready"), 180, "vm3 Ready again")
