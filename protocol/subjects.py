@@ -63,6 +63,16 @@ def node_api(node: str, verb: Verb, info: KindInfo, namespace: str | None, name:
     tail = f".{encode_token(name)}" if name else ""
     ns = _ns(info, namespace, collection=name is None)
     return f"shoal.node.{encode_token(node)}.api.{verb}.{info.plural}.{ns}{tail}"
+
+
+def split_api_subject(subject: str) -> tuple[str | None, list[str]]:
+    """A request subject as ``(node token, tokens)``: for a kubelet's ``shoal.node.<N>.api.<verb>...``, N's
+    (still escaped) subject token and the tokens rewritten to the ``shoal.api.<verb>...`` form; for any other
+    subject, None and its tokens as they are."""
+    tokens = subject.split(".")
+    if len(tokens) > 4 and tokens[1] == "node" and tokens[3] == "api":
+        return tokens[2], ["shoal", "api", *tokens[4:]]
+    return None, tokens
 COMPACT = f"{API_PREFIX}.admin.compact"
 INFO = f"{API_PREFIX}.admin.info"
 TOKEN_REVIEW = f"{API_PREFIX}.admin.tokenreview"

@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from protocol.errors import ShoalError, Unavailable
+from protocol.subjects import split_api_subject
 
 M = TypeVar("M")
 
@@ -43,16 +44,13 @@ WRITE_VERBS = frozenset({"create", "update", "status", "patch"})
 
 def lane_of(subject: str) -> Lane:
     """``shoal[.node.<N>].api.<verb>.<resource>...``: Lease writes and gets, and a kubelet's writes to Nodes."""
-    tokens = subject.split(".", 7)
-    if len(tokens) > 5 and tokens[1] == "node" and tokens[3] == "api":
-        verb, resource, node_scoped = tokens[4], tokens[5], True
-    elif len(tokens) > 3:
-        verb, resource, node_scoped = tokens[2], tokens[3], False
-    else:
+    node, tokens = split_api_subject(subject)
+    if len(tokens) < 4:
         return Lane.NORMAL
+    verb, resource = tokens[2], tokens[3]
     if resource in HEARTBEAT_RESOURCES and (verb in WRITE_VERBS or verb == "get"):
         return Lane.HEARTBEAT
-    if node_scoped and resource == "nodes" and verb in WRITE_VERBS:
+    if node is not None and resource == "nodes" and verb in WRITE_VERBS:
         return Lane.HEARTBEAT
     return Lane.NORMAL
 

@@ -152,10 +152,8 @@ class ApiActor:
             if len(msg.data) > codec.MAX_MESSAGE_BYTES:
                 raise TooLarge(f"request of {len(msg.data)} bytes is too large")
             request = codec.decode(msg.data)
-            tokens = msg.subject.split(".")
-            node: str | None = None
-            if len(tokens) > 4 and tokens[1] == "node" and tokens[3] == "api":
-                node, tokens = keys.decode_token(tokens[2]), ["shoal", "api", *tokens[4:]]
+            node_token, tokens = subjects.split_api_subject(msg.subject)
+            node = keys.decode_token(node_token) if node_token is not None else None
             if len(tokens) < 4:
                 raise BadRequest(f"malformed subject {msg.subject!r}")
             verb = tokens[2]
