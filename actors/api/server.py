@@ -19,7 +19,7 @@ from actors.api import noderestriction
 from actors.api.cache import WatchCache, Watcher, bookmark_entry, entry_to_wire
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.revision import SharedRevision
-from actors.api.service import ApiService
+from actors.api.service import ApiService, optional_resource_version
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
@@ -415,13 +415,8 @@ def _is_inbox(subject: Any) -> TypeGuard[str]:
 
 def _opt_rv(request: dict[str, Any]) -> int | None:
     raw = request.get("resourceVersion")
-    if raw in (None, "", 0, "0"):
-        return None
-    try:
-        rv = int(raw)
-    except (TypeError, ValueError):
-        raise BadRequest(f"resourceVersion must be an integer, got {raw!r}") from None
-    if rv < 0 or isinstance(raw, bool):
+    rv = optional_resource_version(raw)
+    if rv is not None and (rv < 0 or isinstance(raw, bool)):
         raise BadRequest(f"resourceVersion must not be negative, got {raw!r}")
     return rv
 

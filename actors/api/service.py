@@ -58,7 +58,8 @@ def _store_form(obj: Obj) -> bytes:
             m["resourceVersion"] = rv
 
 
-def _precondition(value: Any) -> int | None:
+def optional_resource_version(value: Any) -> int | None:
+    """A client-given resourceVersion: None when absent (``None``, ``""``, ``0``), else its integer."""
     if value in (None, "", 0, "0"):
         return None
     try:
@@ -326,7 +327,7 @@ class ApiService:
         else:
             validate(obj, expect_kind=info.kind)
         self._check_identity(info, namespace, name, obj)
-        precondition = _precondition(meta(obj).get("resourceVersion"))
+        precondition = optional_resource_version(meta(obj).get("resourceVersion"))
 
         def change(current: Obj) -> Obj | None:
             merged = self._merge(info, current, obj, status_only=status_only)
@@ -345,7 +346,7 @@ class ApiService:
                     status_only: bool = False) -> Obj:
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a map")
-        precondition = _precondition((patch.get("metadata") or {}).get("resourceVersion"))
+        precondition = optional_resource_version((patch.get("metadata") or {}).get("resourceVersion"))
 
         def change(current: Obj) -> Obj | None:
             patched = apply_merge_patch(current, patch)
@@ -365,7 +366,7 @@ class ApiService:
     async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any]) -> Obj:
         if info.kind == "Namespace" and name in PROTECTED_NAMESPACES:
             raise Forbidden(f'namespace "{name}" is a system namespace and cannot be deleted')
-        precondition = _precondition(options.get("resourceVersion"))
+        precondition = optional_resource_version(options.get("resourceVersion"))
         grace = options.get("gracePeriodSeconds")
         if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
             raise BadRequest("gracePeriodSeconds must be a non-negative integer")
@@ -406,7 +407,7 @@ class ApiService:
             raise BadRequest("only pods can be bound to nodes")
         if not isinstance(node, str) or not node:
             raise BadRequest("bind needs the target node's name in 'node'")
-        precondition = _precondition(resource_version)
+        precondition = optional_resource_version(resource_version)
         now = format_time(self.clock())
 
         def change(current: Obj) -> Obj | None:
