@@ -61,14 +61,10 @@ class Binder:
         self.max_in_flight = max_in_flight
         self.batched = True
         self.batches = 0
-        self.sent = 0
         self._queue: deque[PendingBind] = deque()
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._queue)
 
     def submit(self, item: PendingBind) -> None:
         self._queue.append(item)
@@ -94,7 +90,6 @@ class Binder:
 
     async def _send(self, batch: list[PendingBind]) -> None:
         try:
-            self.sent += len(batch)
             if self.batched:
                 try:
                     results = await self.api.bind_many([item.binding for item in batch])
@@ -102,12 +97,12 @@ class Binder:
                     self.batched = False  # an API actor from before batched binds
                 else:
                     for item, result in zip(batch, results, strict=True):
-                        self._done(item, classify(result) if isinstance(result, ShoalError) else None)
+                        self.on_done(item, classify(result) if isinstance(result, ShoalError) else None)
                     return
             await asyncio.gather(*(self._send_one(item) for item in batch))
         except ShoalError as exc:
             for item in batch:
-                self._done(item, BindFailed(exc.message))
+                self.on_done(item, BindFailed(exc.message))
         finally:
             self._slots.release()
 
@@ -116,9 +111,6 @@ class Binder:
         try:
             await self.api.bind(b.name, b.namespace, b.node, b.resource_version, uid=b.uid)
         except ShoalError as exc:
-            self._done(item, classify(exc))
+            self.on_done(item, classify(exc))
         else:
-            self._done(item, None)
-
-    def _done(self, item: PendingBind, error: SchedulerError | None) -> None:
-        self.on_done(item, error)
+            self.on_done(item, None)
