@@ -98,8 +98,7 @@ def build_base(root: Path) -> Path:
     (etc / "fstab").write_text("")
     (etc / "machine-id").write_text("")
     (etc / "pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {WHEELS_IN_VM}\n")
-    for stale in ("xdg/pip/pip.conf",):
-        (etc / stale).unlink(missing_ok=True)
+    (etc / "xdg/pip/pip.conf").unlink(missing_ok=True)  # the host's index settings: the VM has its own
     dropin = etc / "systemd/system/service.d"
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "10-sandbox-limits.conf").write_text(
