@@ -112,7 +112,8 @@ class ApiClient:
                          field_selector: str | None, min_resource_version: int | None) -> ObjectList:
         info = kind_info(kind)
         subject = subjects.collection_subject(Verb.LIST, info, namespace)
-        payload: dict[str, Any] = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        payload: dict[str, Any] = {"labelSelector": label_selector, "fieldSelector": field_selector,
+                                   "acks": True}
         if min_resource_version:
             payload["resourceVersion"] = min_resource_version
         inbox = self.nc.new_inbox()
@@ -136,6 +137,8 @@ class ApiClient:
                 items.extend(item_object(i) for i in reply.get("items") or [])
                 if not reply.get("more"):
                     return ObjectList(items, int(reply.get("resourceVersion") or 0))
+                if msg.reply:  # flow control: the API actor sends further chunks as these are taken
+                    await self.nc.publish(msg.reply, codec.encode({"chunk": expected}))
                 expected += 1
         finally:
             await sub.unsubscribe()

@@ -16,14 +16,15 @@ from typing import Any, TypeGuard
 from nats.aio.msg import Msg
 
 from actors.api import noderestriction
-from actors.api.cache import WatchCache, Watcher, bookmark_entry, entry_to_wire
+from actors.api.cache import WatchCache, Watcher, bookmark_entry
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
+from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService, optional_resource_version
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
-from protocol import PROTOCOL_VERSION, bindings, codec, keys, subjects
+from protocol import bindings, codec, keys, subjects
 from protocol.errors import BadRequest, Forbidden, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, by_plural
 from protocol.selectors import parse_field_selector, parse_label_selector
@@ -50,6 +51,8 @@ class ApiSettings:
     """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
     max_wait: float = 5.0
     """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
+    list_window: int = LIST_WINDOW_CHUNKS
+    """List chunks a client that acknowledges may have on their way (see ``listing.py``)."""
 
 
 class ApiActor:
@@ -289,16 +292,12 @@ class ApiActor:
         entries = self.cache.select(info.plural, namespace, labels, fields)
         if not msg.reply:
             return
-        chunk: list[bytes] = []
-        size, index = 0, 0
-        for entry in entries:
-            item = entry_to_wire(entry)
-            if chunk and size + len(item) > codec.LIST_CHUNK_BYTES:
-                await msg.respond(_list_chunk(chunk, index, True, rev))
-                chunk, size, index = [], 0, index + 1
-            chunk.append(item)
-            size += len(item)
-        await msg.respond(_list_chunk(chunk, index, False, rev))
+        sender = ChunkSender(self.ctx.nc, msg.reply, rev, acks=request.get("acks") is True,
+                             window=self.settings.list_window)
+        try:
+            await sender.send_all(entries)
+        finally:
+            await sender.close()
 
     # -- watches ------------------------------------------------------------------------------
     async def _watch(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
@@ -426,10 +425,3 @@ def _opt_str(request: dict[str, Any], field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise BadRequest(f"{field} must be a string")
     return value
-
-
-def _list_chunk(items: list[bytes], index: int, more: bool, rev: int) -> bytes:
-    return codec.packed_map_with_raw(
-        {"v": PROTOCOL_VERSION, "ok": True, "chunk": index, "more": more, "resourceVersion": rev},
-        {"items": codec.packed_array_of_raw(items)},
-    )
