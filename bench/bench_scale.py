@@ -53,6 +53,39 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+async def gc_seconds_by_pid(client: ApiClient, actors: tuple[str, ...] = ("api", "scheduler", "hollow")
+                            ) -> dict[int, float]:
+    """Seconds each actor process spent in garbage collection, from every instance's health reply."""
+    inbox = client.nc.new_inbox()
+    sub = await client.nc.subscribe(inbox)
+    found: dict[int, float] = {}
+    try:
+        for actor in actors:
+            await client.nc.publish(subjects.health(actor), b"", reply=inbox)
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except Exception:
+                return found
+            health = codec.decode(msg.data).get("health") or {}
+            try:
+                pid = int(str(health.get("instance", "")).split("-")[-2])
+            except (IndexError, ValueError):
+                continue
+            found[pid] = float((health.get("gc") or {}).get("seconds", 0.0))
+    finally:
+        await sub.unsubscribe()
+
+
 def pod(i: int) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"s-{i}", "labels": {"app": f"a{i % 50}"}},
             "spec": {"containers": [{"name": "c", "image": "busybox",
@@ -249,9 +282,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"timed out after {args.timeout:.0f}s: {bound} bound, {running} Running of {pods}")
         await creator
         memory = {name: round(rss_mib(proc.pid), 1) for name, proc in procs.items()}
+        cpu = {name: round(cpu_seconds(proc.pid), 1) for name, proc in procs.items()}
+        collected = await gc_seconds_by_pid(client)
+        gc_time = {name: round(collected[proc.pid], 1) for name, proc in procs.items() if proc.pid in collected}
         server_proc = getattr(c.server, "proc", None)
         if server_proc is not None:
             memory["nats-server"] = round(rss_mib(server_proc.pid), 1)
+            cpu["nats-server"] = round(cpu_seconds(server_proc.pid), 1)
         for task in background:
             task.cancel()
         # -- correctness -------------------------------------------------------------------------
@@ -296,6 +333,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_mib": memory,
             "rss_control_plane_mib": round(sum(v for k, v in memory.items() if not k.startswith("hollow")), 1),
             "rss_total_mib": round(sum(memory.values()), 1),
+            "cpu_s": cpu, "gc_s": gc_time,
             "checks": checks,
         }
         failures = [k for k in ("lost_updates", "not_running", "bound_twice", "nodes_over_pod_limit",
@@ -329,6 +367,8 @@ def main() -> None:
                 "nodes_ready_at_end", "rss_control_plane_mib", "rss_total_mib", "correct"):
         print(f"  {key:<24} {r[key]}")
     print(f"  rss by process (MiB)     {r['rss_mib']}")
+    print(f"  cpu by process (s)       {r['cpu_s']}")
+    print(f"  gc by process (s)        {r['gc_s']}")
     print(f"  checks                   {r['checks']}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2))

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from protocol import codec, subjects
+from runtime import gc_tuning
 from runtime.bus import BusConfig, connect
 from runtime.logs import configure_logging, get_logger
 from runtime.supervisor import Supervisor
@@ -46,6 +47,10 @@ class Actor(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
+GC_CLOCK = gc_tuning.GcClock()
+"""One per process: collections are process-wide."""
+
+
 def new_instance_id(name: str) -> str:
     return f"{socket.gethostname().split('.')[0]}-{os.getpid()}-{uuid.uuid4().hex[:6]}".replace(".", "-")
 
@@ -64,10 +69,11 @@ async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None
     supervisor = Supervisor(log)
     ctx = ActorContext(nc=nc, name=actor.name, instance=instance, supervisor=supervisor, log=log,
                        stopping=stop)
+    gc_clock = GC_CLOCK.install()
 
     async def on_health(msg: Msg) -> None:
         info = {"actor": actor.name, "instance": instance, "uptime": time.monotonic() - ctx.started,
-                "tasks": supervisor.running(), **actor.health()}
+                "tasks": supervisor.running(), "gc": gc_clock.stats(), **actor.health()}
         await msg.respond(codec.ok(health=info))
 
     await nc.subscribe(subjects.health(actor.name), cb=on_health)
@@ -75,6 +81,7 @@ async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None
     log.info("actor starting", servers=list(bus.servers))
     try:
         await actor.start(ctx)
+        gc_tuning.freeze_started()
         log.info("actor started")
         await stop.wait()
     finally:
@@ -105,6 +112,7 @@ def actor_main(description: str, add_arguments: Callable[[argparse.ArgumentParse
     add_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging(args.log_format, args.log_level)
+    gc_tuning.tune()
     try:
         import uvloop
         uvloop.install()

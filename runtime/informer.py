@@ -24,8 +24,12 @@ Handler = Callable[[str, Obj | None, Obj | None], None]
 
 class Informer:
     def __init__(self, client: ApiClient, kind: KindInfo | str, namespace: str | None = None, *,
-                 label_selector: str | None = None, field_selector: str | None = None, log: Any = None) -> None:
+                 label_selector: str | None = None, field_selector: str | None = None, log: Any = None,
+                 transform: Callable[[Obj], Obj] | None = None) -> None:
         self.client = client
+        self.transform = transform
+        """Applied to every object before it is stored and handed to handlers (Kubernetes' SetTransform):
+        an informer of a big kind keeps only the fields its owner reads."""
         self.info = kind_info(kind)
         self.namespace = namespace
         self.label_selector = label_selector
@@ -59,7 +63,8 @@ class Informer:
         listing = await self.client.list(self.info, self.namespace, label_selector=self.label_selector,
                                          field_selector=self.field_selector,
                                          min_resource_version=self.resource_version or None)
-        fresh = {ref(obj): obj for obj in listing.items}
+        items = listing.items if self.transform is None else map(self.transform, listing.items)
+        fresh = {ref(obj): obj for obj in items}
         old_store, self.store = self.store, fresh
         for key, obj in fresh.items():
             before = old_store.get(key)
@@ -74,6 +79,8 @@ class Informer:
         self.relists += 1
 
     def apply(self, event: str, obj: Obj) -> None:
+        if self.transform is not None:
+            obj = self.transform(obj)
         key = ref(obj)
         old = self.store.get(key)
         if event == "DELETED":

@@ -21,7 +21,7 @@ from actors.scheduler.binder import Binder, PendingBind
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
 from actors.scheduler.errors import BindRejected, SchedulerError
-from actors.scheduler.model import node_info, pod_info, responsible_for
+from actors.scheduler.model import node_info, pod_info, responsible_for, scheduling_view
 from actors.scheduler.queue import SchedulingQueue
 from protocol.bindings import Binding
 from protocol.errors import Conflict, NotFound, ShoalError
@@ -93,7 +93,8 @@ class SchedulerActor:
         self.recorder = EventRecorder(client, COMPONENT, log=ctx.log)
         self.nodes = Informer(client, "Node", log=ctx.log)
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=", log=ctx.log)
-        self.bound = Informer(client, "Pod", field_selector="spec.nodeName!=", log=ctx.log)
+        self.bound = Informer(client, "Pod", field_selector="spec.nodeName!=", log=ctx.log,
+                              transform=scheduling_view)
         self.nodes.add_handler(self._on_node)
         self.pending.add_handler(self._on_pending)
         self.bound.add_handler(self._on_bound)

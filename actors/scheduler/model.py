@@ -225,6 +225,24 @@ def spread_group(pod: Obj) -> str | None:
     return None
 
 
+SCHEDULING_METADATA = ("name", "namespace", "uid", "labels", "ownerReferences", "resourceVersion",
+                       "deletionTimestamp")
+
+
+def scheduling_view(pod: Obj) -> Obj:
+    """What the scheduler reads of a bound pod: its identity, labels, owners, spec and phase.
+
+    A Running pod's status (conditions, container statuses, addresses) is half of its decoded size and
+    the scheduler never reads it: its bound-pods informer keeps this view (~3.7 KiB a pod instead of ~7.2)."""
+    m = pod.get("metadata") or {}
+    view: Obj = {"apiVersion": pod.get("apiVersion"), "kind": pod.get("kind"),
+                 "metadata": {k: m[k] for k in SCHEDULING_METADATA if k in m}, "spec": pod.get("spec") or {}}
+    phase = (pod.get("status") or {}).get("phase")
+    if phase is not None:
+        view["status"] = {"phase": phase}
+    return view
+
+
 def pod_info(pod: Obj) -> PodInfo:
     spec: Obj = pod.get("spec") or {}
     total, nz_cpu, nz_mem = pod_requests(spec)

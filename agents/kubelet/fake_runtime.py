@@ -41,7 +41,7 @@ STOP_EXIT_CODE = 143
 
 
 class _Sandbox:
-    __slots__ = ("container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid")
+    __slots__ = ("container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid", "view")
 
     def __init__(self, sandbox_id: str, config: SandboxConfig, ip: str, now: float) -> None:
         self.id = sandbox_id
@@ -52,6 +52,9 @@ class _Sandbox:
         self.ip = ip
         self.created_at = now
         self.container_ids: list[str] = []
+        self.view = RuntimeSandbox(id=sandbox_id, pod_uid=self.pod_uid, namespace=self.namespace, name=self.name,
+                                   node_name=self.node_name, ip=ip, state="ready", created_at=now)
+        """What listings return: a sandbox never changes, so every listing shares one immutable record."""
 
 
 class _Container:
@@ -67,6 +70,7 @@ class _Container:
         "name",
         "sandbox",
         "started_at",
+        "view",
     )
 
     def __init__(self, container_id: str, sandbox: _Sandbox, config: ContainerConfig, attempt: int) -> None:
@@ -82,6 +86,8 @@ class _Container:
         self.exec_exit_code = int(config.env.get(EXEC_EXIT_CODE_ENV) or 0)
         self.started_at: float | None = None
         self.finished_at: float | None = None  # set by stop; scripted exits are computed
+        self.view: RuntimeContainer | None = None
+        """The last listing's record, reused while the observed state stays the same (most relists)."""
 
     def observe(self, now: float) -> tuple[ContainerState, int | None, float | None]:
         """(state, exit code, finished at) as of ``now``."""
@@ -111,19 +117,8 @@ class FakeRuntime:
         return f"fake-{n:x}", f"10.{128 + (n >> 16) % 128}.{(n >> 8) & 255}.{n & 255}"
 
     async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
-        return [
-            RuntimeSandbox(
-                id=s.id,
-                pod_uid=s.pod_uid,
-                namespace=s.namespace,
-                name=s.name,
-                node_name=s.node_name,
-                ip=s.ip,
-                state="ready",
-                created_at=s.created_at,
-            )
-            for s in (self._sandboxes[i] for i in self._by_node.get(node_name, ()))
-        ]
+        sandboxes = self._sandboxes
+        return [sandboxes[i].view for i in self._by_node.get(node_name, ())]
 
     async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
         now = self._clock()
@@ -133,8 +128,10 @@ class FakeRuntime:
             for cid in sandbox.container_ids:
                 c = self._containers[cid]
                 state, code, finished = c.observe(now)
-                result.append(
-                    RuntimeContainer(
+                view = c.view
+                if (view is None or view.state != state or view.exit_code != code or view.finished_at != finished
+                        or view.started_at != c.started_at):
+                    view = c.view = RuntimeContainer(
                         id=c.id,
                         sandbox_id=sandbox.id,
                         pod_uid=sandbox.pod_uid,
@@ -146,7 +143,7 @@ class FakeRuntime:
                         finished_at=finished,
                         image=c.image,
                     )
-                )
+                result.append(view)
         return result
 
     async def create_sandbox(self, config: SandboxConfig) -> str:
