@@ -17,6 +17,10 @@ from protocol.errors import Expired, ShoalError
 from protocol.kinds import KindInfo
 from protocol.objects import Obj, ref, resource_version
 from runtime.client import ApiClient, kind_info
+from runtime.logs import Throttle
+
+FAILURE_LOG = Throttle(1.0)
+"""One per process: thousands of hollow kubelets' informers fail together when the API sheds load."""
 
 Handler = Callable[[str, Obj | None, Obj | None], None]
 """(event, old, new): event is ADDED, MODIFIED or DELETED."""
@@ -122,7 +126,9 @@ class Informer:
             except ShoalError as exc:
                 if not exc.retryable:
                     need_list = True
-                if self.log is not None:
-                    self.log.warning("informer list/watch failed; retrying", kind=self.info.kind, error=str(exc))
+                held = FAILURE_LOG.allow()
+                if self.log is not None and held is not None:
+                    self.log.warning("informer list/watch failed; retrying", kind=self.info.kind, error=str(exc),
+                                     failures_not_logged=held)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

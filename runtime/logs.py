@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -34,3 +36,23 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
 def get_logger(**bound: Any) -> Any:
     """A logger bound to ``actor``, ``node`` and whatever else every line should carry."""
     return structlog.get_logger().bind(**bound)
+
+
+class Throttle:
+    """At most one line per ``every`` seconds for a message that can come in storms (an overloaded API
+    actor's slow requests, every kubelet of a hollow process failing the same way): ``allow()`` returns
+    None to stay silent, or how many lines were held back since the last one (for that line to say)."""
+
+    def __init__(self, every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._last = float("-inf")
+        self._held = 0
+
+    def allow(self) -> int | None:
+        now = self.clock()
+        if now - self._last < self.every:
+            self._held += 1
+            return None
+        held, self._held, self._last = self._held, 0, now
+        return held

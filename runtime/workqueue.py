@@ -1,11 +1,17 @@
 """A keyed work queue, as in Kubernetes controllers: duplicates collapse, a key is never processed by
-two workers at once, failures are retried with per-key exponential back-off."""
+two workers at once, failures are retried with per-key exponential back-off (and logged at most once a
+second per process)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from runtime.logs import Throttle
+
+FAILURE_LOG = Throttle(1.0)
+"""One per process: a hollow process runs thousands of queues that fail together when the API sheds load."""
 
 
 class WorkQueue:
@@ -95,7 +101,10 @@ async def run_workers(queue: WorkQueue, reconcile: Callable[[str], Awaitable[flo
                 raise
             except Exception as exc:
                 delay = queue.retry(key)
-                log.warning("reconcile failed; will retry", key=key, error=repr(exc), retry_in=round(delay, 3))
+                held = FAILURE_LOG.allow()
+                if held is not None:
+                    log.warning("reconcile failed; will retry", key=key, error=repr(exc), retry_in=round(delay, 3),
+                                failures_not_logged=held)
             finally:
                 queue.done(key)
 

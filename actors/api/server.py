@@ -31,6 +31,7 @@ from protocol.selectors import parse_field_selector, parse_label_selector
 from protocol.subjects import Verb
 from runtime.actor import ActorContext
 from runtime.jetstream_ready import when_jetstream_answers
+from runtime.logs import Throttle
 
 WATCH_TTL = 30.0
 """A watch whose client sent no keep-alive for this long is dropped."""
@@ -73,8 +74,7 @@ class ApiActor:
              Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait)
         self._subs: list[Any] = []
         self.requests = 0
-        self._slow = 0
-        self._slow_logged = 0.0
+        self._slow_log = Throttle(1.0)
 
     @property
     def ctx(self) -> ActorContext:
@@ -185,12 +185,10 @@ class ApiActor:
     def _slow_request(self, verb: str, subject: str, seconds: float) -> None:
         """Logged at most once a second (with how many were slow meanwhile): an overloaded actor must not
         spend its time writing one warning per request."""
-        self._slow += 1
-        now = time.monotonic()
-        if now - self._slow_logged >= 1.0:
+        held = self._slow_log.allow()
+        if held is not None:
             self.ctx.log.warning("slow request", verb=verb, subject=subject, seconds=round(seconds, 3),
-                                 slow_since_last_report=self._slow)
-            self._slow, self._slow_logged = 0, now
+                                 slow_not_logged=held)
 
     async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg,
                     node: str | None = None) -> bytes | None:
