@@ -82,6 +82,7 @@ async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None
     try:
         await actor.start(ctx)
         gc_tuning.freeze_started()
+        supervisor.spawn("gc-maintenance", gc_tuning.maintain)
         log.info("actor started")
         await stop.wait()
     finally:

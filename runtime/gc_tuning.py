@@ -9,6 +9,10 @@ reference counting frees them; the collector remains for the rare cycle, run les
 
 - ``gc.freeze()`` once an actor has started moves everything allocated so far (modules, settings, the
   loaded caches) out of the collector's sight for good;
+- every ``FREEZE_EVERY`` seconds what survived is frozen too, so a full collection scans only what is new
+  since (at 150,000 pods a hollow process spent 43 of its 227 CPU seconds collecting: its heap grew by a
+  quarter again and again, and each time the collector scanned all of it); every ``SWEEP_EVERY`` seconds
+  everything is unfrozen and collected once, so a cycle that died while frozen is freed all the same;
 - the youngest generation's threshold is raised from 700 to ``GEN0_THRESHOLD`` allocations, so short-lived
   request objects are freed by reference counting long before a collection looks at them.
 
@@ -17,11 +21,14 @@ reference counting frees them; the collector remains for the rare cycle, run les
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import time
 from typing import Any
 
+FREEZE_EVERY = 60.0
+SWEEP_EVERY = 900.0
 GEN0_THRESHOLD = 50_000
 GEN1_THRESHOLD = 10
 GEN2_THRESHOLD = 10
@@ -69,4 +76,19 @@ def freeze_started() -> None:
     """Move every object alive now into the permanent generation (call once the actor has started)."""
     if enabled():
         gc.collect()
+        gc.freeze()
+
+
+async def maintain(freeze_every: float = FREEZE_EVERY, sweep_every: float = SWEEP_EVERY) -> None:
+    """Freeze the survivors every ``freeze_every`` seconds; unfreeze and collect everything every
+    ``sweep_every`` seconds (run for the process's life)."""
+    if not enabled():
+        return
+    last_sweep = time.monotonic()
+    while True:
+        await asyncio.sleep(freeze_every)
+        if time.monotonic() - last_sweep >= sweep_every:
+            gc.unfreeze()
+            gc.collect()
+            last_sweep = time.monotonic()
         gc.freeze()
