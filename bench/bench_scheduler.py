@@ -87,7 +87,7 @@ async def create_many(client: ApiClient, objects: list[Obj], concurrency: int,
     async def progress() -> None:
         while True:
             await asyncio.sleep(1)
-            print(f"  {label}: {done}/{len(objects)} created", flush=True)
+            print(f"  .. {label}: {done}/{len(objects)} created", flush=True)
 
     reporter = asyncio.create_task(progress())
     try:
@@ -174,7 +174,7 @@ async def run(args: argparse.Namespace) -> None:
             while len(bound_at) < args.pods:
                 await asyncio.sleep(1)
                 h = await scheduler_health(client) or {}
-                print(f"  bound {len(bound_at)}/{args.pods}  (scheduler: pending={h.get('pending')} "
+                print(f"  .. bound {len(bound_at)}/{args.pods}  (scheduler: pending={h.get('pending')} "
                       f"assumed={h.get('assumed')} bindFailures={h.get('bindFailures')})", flush=True)
                 if time.monotonic() > deadline:
                     raise SystemExit(f"timed out: only {len(bound_at)}/{args.pods} pods bound")
