@@ -56,8 +56,11 @@ def new_instance_id(name: str) -> str:
 
 
 async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None,
-                    stop: asyncio.Event | None = None, install_signals: bool = True) -> None:
-    """Run ``actor`` until SIGTERM/SIGINT (or ``stop`` is set), then shut it down gracefully."""
+                    stop: asyncio.Event | None = None, install_signals: bool = True, manage_gc: bool = False) -> None:
+    """Run ``actor`` until SIGTERM/SIGINT (or ``stop`` is set), then shut it down gracefully.
+
+    ``manage_gc``: the process is this actor's own (``actor_main``), so it owns the collector's policy
+    (``gc_tuning``); actors run inside another program (tests, embedding) leave the collector alone."""
     instance = instance or new_instance_id(actor.name)
     log = get_logger(actor=actor.name, instance=instance)
     stop = stop or asyncio.Event()
@@ -81,8 +84,9 @@ async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None
     log.info("actor starting", servers=list(bus.servers))
     try:
         await actor.start(ctx)
-        gc_tuning.freeze_started()
-        supervisor.spawn("gc-maintenance", gc_tuning.maintain)
+        if manage_gc:
+            gc_tuning.freeze_started()
+            supervisor.spawn("gc-maintenance", gc_tuning.maintain)
         log.info("actor started")
         await stop.wait()
     finally:
@@ -120,5 +124,5 @@ def actor_main(description: str, add_arguments: Callable[[argparse.ArgumentParse
     except ImportError:
         pass
     actor = build(args)
-    asyncio.run(run_actor(actor, BusConfig.from_env(args.server)))
+    asyncio.run(run_actor(actor, BusConfig.from_env(args.server), manage_gc=True))
     return 0
