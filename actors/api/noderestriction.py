@@ -7,9 +7,9 @@ named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from protocol.errors import Forbidden, NotFound
+from protocol.errors import Forbidden
 from protocol.kinds import KindInfo
 from protocol.objects import Obj
 from protocol.subjects import Verb
@@ -17,22 +17,32 @@ from protocol.subjects import Verb
 LEASE_NAMESPACE = "kube-node-lease"
 
 
-async def check(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: str | None,
-                load: Callable[[], Awaitable[Obj]]) -> None:
-    """Raise Forbidden unless node ``node`` may apply ``verb`` to the object; ``load`` reads it as stored."""
+Guard = Callable[[Obj], None]
+"""Raises Forbidden unless the object as stored belongs to the node."""
+
+
+def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: str | None) -> Guard | None:
+    """Whether node ``node`` may apply ``verb`` to the object: None when the subject alone allows it, a guard
+    when it depends on the stored object (a pod must be bound to the node), Forbidden otherwise.
+
+    The caller runs the guard on the very object it reads for the request (for a write, the one its
+    compare-and-swap replaces), so the check and the write see the same version: no extra read, and no
+    window in which the pod could be replaced by one bound elsewhere."""
     if info.kind == "Event" and verb in (Verb.CREATE, Verb.UPDATE, Verb.PATCH, Verb.GET):
-        return
+        return None
     if info.kind == "Node" and name == node:
-        return
+        return None
     if info.kind == "Lease" and namespace == LEASE_NAMESPACE and name == node:
-        return
+        return None
     if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE):
-        try:
-            pod = await load()
-        except NotFound:
-            raise Forbidden(f"node {node} may not act on pod {namespace}/{name}: no such pod") from None
-        if (pod.get("spec") or {}).get("nodeName") == node:
-            return
-        raise Forbidden(f"node {node} may only act on pods bound to it; {namespace}/{name} is not")
+        return bound_to(node, namespace, name)
     raise Forbidden(f"node {node} may not {verb} {info.plural} {namespace or ''}/{name or ''} through its "
                     "node-scoped subjects")
+
+
+def bound_to(node: str, namespace: str | None, name: str) -> Guard:
+    def guard(pod: Obj) -> None:
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            raise Forbidden(f"node {node} may only act on pods bound to it; {namespace}/{name} is not")
+
+    return guard

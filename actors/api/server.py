@@ -214,16 +214,15 @@ class ApiActor:
             name = keys.decode_token(tokens[2])
             if info.namespaced and namespace is None:
                 raise BadRequest(f"{info.kind} is namespaced: the subject must name a namespace")
-            if node is not None:
-                await noderestriction.check(node, verb_enum, info, namespace, name,
-                                            lambda: self.service.get(info, namespace, name))
-            return codec.ok(object=await self._object_verb(verb_enum, info, namespace, name, request))
+            guard = noderestriction.admit(node, verb_enum, info, namespace, name) if node is not None else None
+            return codec.ok(object=await self._object_verb(verb_enum, info, namespace, name, request, guard))
         if node is not None:
             body = request.get("object")
             target = ((body.get("metadata") or {}).get("name") if isinstance(body, dict) else None)
             if verb_enum != Verb.CREATE or not isinstance(target, str):
                 raise Forbidden("node-scoped subjects serve only writes to the node's own objects")
-            await noderestriction.check(node, verb_enum, info, namespace, target, self._no_load)
+            if noderestriction.admit(node, verb_enum, info, namespace, target) is not None:
+                raise Forbidden("creates through node-scoped subjects are limited to the node's own Node and Lease")
         if verb_enum == Verb.CREATE:
             return codec.ok(object=await self.service.create(info, namespace, request.get("object")))
         if verb_enum == Verb.LIST:
@@ -231,26 +230,25 @@ class ApiActor:
             return None
         return await self._watch(info, namespace, request)
 
-    @staticmethod
-    async def _no_load() -> dict[str, Any]:
-        raise Forbidden("creates through node-scoped subjects are limited to the node's own Node and Lease")
-
     async def _object_verb(self, verb: Verb, info: KindInfo, namespace: str | None, name: str,
-                           request: dict[str, Any]) -> dict[str, Any]:
+                           request: dict[str, Any], guard: noderestriction.Guard | None = None) -> dict[str, Any]:
         service = self.service
         if verb == Verb.GET:
-            return await service.get(info, namespace, name)
+            obj = await service.get(info, namespace, name)
+            if guard is not None:
+                guard(obj)
+            return obj
         if verb in (Verb.UPDATE, Verb.STATUS):
             return await service.update(info, namespace, name, request.get("object"),
-                                        status_only=verb == Verb.STATUS)
+                                        status_only=verb == Verb.STATUS, guard=guard)
         if verb == Verb.PATCH:
             return await service.patch(info, namespace, name, request.get("patch"),
-                                       status_only=request.get("subresource") == "status")
+                                       status_only=request.get("subresource") == "status", guard=guard)
         if verb == Verb.DELETE:
             options = request.get("options") or {}
             if not isinstance(options, dict):
                 raise BadRequest("delete options must be a map")
-            return await service.delete(info, namespace, name, options)
+            return await service.delete(info, namespace, name, options, guard=guard)
         return await service.bind(info, namespace, name, request.get("node"), request.get("resourceVersion"),
                                   request.get("uid"))
 

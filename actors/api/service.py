@@ -284,8 +284,12 @@ class ApiService:
             "Succeeded", "Failed")
 
     async def _read_modify_write(self, info: KindInfo, namespace: str | None, name: str,
-                                 precondition: int | None, change: Callable[[Obj], Obj | None]) -> Obj:
-        """Read, apply ``change`` (None: nothing to write), CAS-write; retry on Conflict unless pinned."""
+                                 precondition: int | None, change: Callable[[Obj], Obj | None],
+                                 guard: Callable[[Obj], None] | None = None) -> Obj:
+        """Read, apply ``change`` (None: nothing to write), CAS-write; retry on Conflict unless pinned.
+
+        ``guard`` (an admission check on the stored object, e.g. node restriction) sees each version read,
+        the one the compare-and-swap then replaces: it cannot be fooled by a change in between."""
         key = keys.object_key(info, namespace, name)
         from_cache = True
         for _attempt in range(CONFLICT_RETRIES):
@@ -297,6 +301,8 @@ class ApiService:
                 raw, rev = await self._read_raw(info, namespace, name)
                 cached = None
             current = codec.unpackb(raw)
+            if guard is not None:
+                guard(current)
             if precondition is not None and precondition != rev:
                 raise Conflict(
                     f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified; '
@@ -317,7 +323,7 @@ class ApiService:
         raise Conflict(f'{info.plural} "{name}" is being modified too often; retry')
 
     async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
-                     status_only: bool = False) -> Obj:
+                     status_only: bool = False, guard: Callable[[Obj], None] | None = None) -> Obj:
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
@@ -340,10 +346,10 @@ class ApiService:
             return merged
 
         return await self._published("MODIFIED", await self._read_modify_write(
-            info, namespace, name, precondition, change))
+            info, namespace, name, precondition, change, guard))
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
-                    status_only: bool = False) -> Obj:
+                    status_only: bool = False, guard: Callable[[Obj], None] | None = None) -> Obj:
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a map")
         precondition = optional_resource_version((patch.get("metadata") or {}).get("resourceVersion"))
@@ -360,10 +366,11 @@ class ApiService:
             merged = self._merge(info, current, patched, status_only=status_only)
             return None if merged == current else merged
 
-        return await self._read_modify_write(info, namespace, name, precondition, change)
+        return await self._read_modify_write(info, namespace, name, precondition, change, guard)
 
     # -- delete -----------------------------------------------------------------------------
-    async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any]) -> Obj:
+    async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any], *,
+                     guard: Callable[[Obj], None] | None = None) -> Obj:
         if info.kind == "Namespace" and name in PROTECTED_NAMESPACES:
             raise Forbidden(f'namespace "{name}" is a system namespace and cannot be deleted')
         precondition = optional_resource_version(options.get("resourceVersion"))
@@ -398,7 +405,7 @@ class ApiService:
                 return None  # already deleting; finalizers decide when it goes
             return current
 
-        return await self._read_modify_write(info, namespace, name, precondition, change)
+        return await self._read_modify_write(info, namespace, name, precondition, change, guard)
 
     # -- bind ---------------------------------------------------------------------------------
     async def bind(self, info: KindInfo, namespace: str | None, name: str, node: Any,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.errors import Forbidden
+from protocol.errors import Forbidden, NotFound
 from runtime.client import ApiClient
 
 
@@ -47,3 +47,24 @@ async def test_kubelet_writes_only_what_belongs_to_its_node(client: ApiClient) -
         await n1.delete("pods", "theirs", grace_period=0)
     assert (await client.get("pods", "theirs"))["status"]["phase"] == "Pending"
     await n1.delete("pods", "mine", grace_period=0)
+
+
+async def test_a_pods_node_is_checked_on_the_version_read_and_written(client: ApiClient) -> None:
+    n1 = ApiClient(client.nc, node_scope="n1")
+    await client.create(pod("p"))
+    with pytest.raises(Forbidden):  # not bound yet: not n1's
+        await n1.patch("pods", "p", {"status": {"phase": "Running"}}, status=True)
+    await client.bind("p", "default", "n2")
+    theirs = await client.get("pods", "p")
+    theirs["status"] = {"phase": "Failed"}
+    with pytest.raises(Forbidden):  # a status write carrying the right resourceVersion is still refused
+        await n1.update_status(theirs)
+    await client.delete("pods", "p", grace_period=0)
+    with pytest.raises(NotFound):  # gone: what a kubelet's status writer expects
+        await n1.patch("pods", "p", {"status": {"phase": "Running"}}, status=True)
+    await client.create(pod("p"))
+    await client.bind("p", "default", "n1")
+    mine = await n1.get("pods", "p")
+    mine["status"] = {"phase": "Running"}
+    assert (await n1.update_status(mine))["status"]["phase"] == "Running"
+    assert (await client.get("pods", "p"))["status"]["phase"] == "Running"
