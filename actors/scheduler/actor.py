@@ -31,6 +31,7 @@ from runtime.client import ApiClient
 from runtime.events import EventRecorder
 from runtime.informer import Informer
 from runtime.leader import LeaderElector
+from runtime.logs import Throttle
 
 COMPONENT = "default-scheduler"
 LEASE_NAME = "shoal-scheduler"
@@ -75,6 +76,7 @@ class SchedulerActor:
                                      max_backoff=self.settings.max_backoff,
                                      unschedulable_timeout=self.settings.unschedulable_timeout)
         self.counters = Counters()
+        self._bind_failure_log = Throttle(1.0)
         self.rng = random.Random(seed)
         self.instance = ""
         self.leading = False
@@ -274,7 +276,9 @@ class SchedulerActor:
             self.counters.bind_failures += 1
             self.cache.forget(key)
             self.queue.backoff(key)
-            self.log.warning("bind failed; will retry", pod=key, node=node, error=str(error))
+            if (held := self._bind_failure_log.allow()) is not None:  # an overloaded API fails whole batches
+                self.log.warning("bind failed; will retry", pod=key, node=node, error=str(error),
+                                 failures_not_logged=held)
         else:
             self.counters.scheduled += 1
             self.cache.finish_binding(key, time.monotonic())

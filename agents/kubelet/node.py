@@ -29,8 +29,11 @@ from protocol.errors import AlreadyExists, Conflict, NotFound, ShoalError
 from protocol.objects import Obj, format_micro_time, format_time, meta
 from protocol.quantity import cpu_millis, memory_bytes
 from runtime.client import ApiClient
+from runtime.logs import Throttle
 
 LEASE_NAMESPACE = "kube-node-lease"
+FAILURE_LOG = Throttle(1.0)
+"""One per process: the thousands of nodes of a hollow process fail together when the API sheds load."""
 MEMORY_EVICTION_BYTES = 100 * 2**20
 DISK_EVICTION_RATIO = 0.10
 PID_EVICTION_RATIO = 0.05
@@ -273,7 +276,9 @@ class NodeHeartbeat:
                 await self.register()
                 break
             except ShoalError as exc:
-                self.log.warning("node registration failed; retrying", error=str(exc), retry_in=delay)
+                if (held := FAILURE_LOG.allow()) is not None:
+                    self.log.warning("node registration failed; retrying", error=str(exc), retry_in=delay,
+                                     failures_not_logged=held)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         if self.config.heartbeat_offset > 0:
@@ -293,7 +298,9 @@ class NodeHeartbeat:
                     next_status = now + self.config.node_status_interval
                 delay = 0.2
             except ShoalError as exc:
-                self.log.warning("node heartbeat failed; retrying", error=str(exc), retry_in=delay)
+                if (held := FAILURE_LOG.allow()) is not None:
+                    self.log.warning("node heartbeat failed; retrying", error=str(exc), retry_in=delay,
+                                     failures_not_logged=held)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
