@@ -77,11 +77,8 @@ async def gc_seconds_by_pid(client: ApiClient, actors: tuple[str, ...] = ("api",
             except Exception:
                 return found
             health = codec.decode(msg.data).get("health") or {}
-            try:
-                pid = int(str(health.get("instance", "")).split("-")[-2])
-            except (IndexError, ValueError):
-                continue
-            found[pid] = float((health.get("gc") or {}).get("seconds", 0.0))
+            if isinstance(health.get("pid"), int):
+                found[health["pid"]] = float((health.get("gc") or {}).get("seconds", 0.0))
     finally:
         await sub.unsubscribe()
 

@@ -75,7 +75,7 @@ async def run_actor(actor: Actor, bus: BusConfig, *, instance: str | None = None
     gc_clock = GC_CLOCK.install()
 
     async def on_health(msg: Msg) -> None:
-        info = {"actor": actor.name, "instance": instance, "uptime": time.monotonic() - ctx.started,
+        info = {"actor": actor.name, "instance": instance, "pid": os.getpid(), "uptime": time.monotonic() - ctx.started,
                 "tasks": supervisor.running(), "gc": gc_clock.stats(), **actor.health()}
         await msg.respond(codec.ok(health=info))
 

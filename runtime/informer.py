@@ -126,9 +126,7 @@ class Informer:
             except ShoalError as exc:
                 if not exc.retryable:
                     need_list = True
-                held = FAILURE_LOG.allow()
-                if self.log is not None and held is not None:
-                    self.log.warning("informer list/watch failed; retrying", kind=self.info.kind, error=str(exc),
-                                     failures_not_logged=held)
+                FAILURE_LOG.warning(self.log, "informer list/watch failed; retrying", kind=self.info.kind,
+                                    error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -56,3 +56,10 @@ class Throttle:
             return None
         held, self._held, self._last = self._held, 0, now
         return held
+
+    def warning(self, log: Any, event: str, **fields: Any) -> None:
+        """``log.warning(event, **fields)`` unless throttled, the line saying how many were held back
+        (``not_logged``); a None ``log`` still counts."""
+        held = self.allow()
+        if held is not None and log is not None:
+            log.warning(event, **fields, not_logged=held)

@@ -101,10 +101,8 @@ async def run_workers(queue: WorkQueue, reconcile: Callable[[str], Awaitable[flo
                 raise
             except Exception as exc:
                 delay = queue.retry(key)
-                held = FAILURE_LOG.allow()
-                if held is not None:
-                    log.warning("reconcile failed; will retry", key=key, error=repr(exc), retry_in=round(delay, 3),
-                                failures_not_logged=held)
+                FAILURE_LOG.warning(log, "reconcile failed; will retry", key=key, error=repr(exc),
+                                    retry_in=round(delay, 3))
             finally:
                 queue.done(key)
 

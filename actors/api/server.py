@@ -185,10 +185,7 @@ class ApiActor:
     def _slow_request(self, verb: str, subject: str, seconds: float) -> None:
         """Logged at most once a second (with how many were slow meanwhile): an overloaded actor must not
         spend its time writing one warning per request."""
-        held = self._slow_log.allow()
-        if held is not None:
-            self.ctx.log.warning("slow request", verb=verb, subject=subject, seconds=round(seconds, 3),
-                                 slow_not_logged=held)
+        self._slow_log.warning(self.ctx.log, "slow request", verb=verb, subject=subject, seconds=round(seconds, 3))
 
     async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg,
                     node: str | None = None) -> bytes | None:

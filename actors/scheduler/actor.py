@@ -276,9 +276,8 @@ class SchedulerActor:
             self.counters.bind_failures += 1
             self.cache.forget(key)
             self.queue.backoff(key)
-            if (held := self._bind_failure_log.allow()) is not None:  # an overloaded API fails whole batches
-                self.log.warning("bind failed; will retry", pod=key, node=node, error=str(error),
-                                 failures_not_logged=held)
+            # an overloaded API fails whole batches: one line a second
+            self._bind_failure_log.warning(self.log, "bind failed; will retry", pod=key, node=node, error=str(error))
         else:
             self.counters.scheduled += 1
             self.cache.finish_binding(key, time.monotonic())

@@ -276,9 +276,7 @@ class NodeHeartbeat:
                 await self.register()
                 break
             except ShoalError as exc:
-                if (held := FAILURE_LOG.allow()) is not None:
-                    self.log.warning("node registration failed; retrying", error=str(exc), retry_in=delay,
-                                     failures_not_logged=held)
+                FAILURE_LOG.warning(self.log, "node registration failed; retrying", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         if self.config.heartbeat_offset > 0:
@@ -298,9 +296,7 @@ class NodeHeartbeat:
                     next_status = now + self.config.node_status_interval
                 delay = 0.2
             except ShoalError as exc:
-                if (held := FAILURE_LOG.allow()) is not None:
-                    self.log.warning("node heartbeat failed; retrying", error=str(exc), retry_in=delay,
-                                     failures_not_logged=held)
+                FAILURE_LOG.warning(self.log, "node heartbeat failed; retrying", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
