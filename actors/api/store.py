@@ -78,7 +78,7 @@ class Store:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise Conflict(f"{key} was modified concurrently") from None
             raise Unavailable(f"datastore refused the write: {exc.description}") from None
-        except (NatsTimeout, NoRespondersError) as exc:
+        except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
             raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
         return int(ack.seq)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from runtime import jetstream_ready
 from runtime.jetstream_ready import when_jetstream_answers
@@ -33,7 +33,8 @@ def no_sleeping(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 async def test_a_step_is_retried_while_jetstream_has_no_quorum(no_sleeping: list[float]) -> None:
-    failures: list[Exception] = [NatsTimeout(), ServiceUnavailableError(), NoRespondersError()] + [NatsTimeout()] * 3
+    failures: list[Exception] = [NatsTimeout(), ServiceUnavailableError(), NoRespondersError(),
+                                 NoStreamResponseError()] + [NatsTimeout()] * 2
     calls = 0
 
     async def step() -> str:
