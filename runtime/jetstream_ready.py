@@ -22,13 +22,16 @@ NOT_YET = (NatsTimeout, NoRespondersError, NoStreamResponseError, ServiceUnavail
 
 
 async def when_jetstream_answers(step: Callable[[], Awaitable[T]], log: Any, what: str,
-                                 max_delay: float = 10.0) -> T:
-    """Run ``step`` (idempotent) until it does not fail for want of JetStream; other errors propagate."""
+                                 max_delay: float = 10.0, also: tuple[type[Exception], ...] = ()) -> T:
+    """Run ``step`` (idempotent) until it does not fail for want of JetStream; other errors propagate.
+
+    ``also``: the caller's own "not answering" errors (the API actor's store turns those above into its
+    typed ``Unavailable``)."""
     delay, attempt = 0.5, 1
     while True:
         try:
             return await step()
-        except NOT_YET as exc:
+        except NOT_YET + also as exc:
             log.warning("JetStream is not answering yet: waiting for a majority of the NATS servers",
                         step=what, attempt=attempt, retry_in_s=delay, error=type(exc).__name__,
                         hint="start the other NATS servers (or check routes 6222 between them)")

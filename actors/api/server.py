@@ -108,7 +108,8 @@ class ApiActor:
         await asyncio.wait_for(self.cache.ready.wait(), timeout=300)
         ctx.log.info("watch cache loaded", resource_version=self.cache.rev,
                      objects=sum(len(o) for o in self.cache.objects.values()))
-        await self.service.ensure_system_namespaces()
+        await when_jetstream_answers(self.service.ensure_system_namespaces, ctx.log, "system namespaces",
+                                     also=(Unavailable,))
         ctx.supervisor.spawn("watch-flusher", self._flush_watches)
         ctx.supervisor.spawn("watch-heartbeats", self._heartbeats)
         self._subs.append(await ctx.nc.subscribe(subjects.API_WILDCARD, queue=subjects.API_QUEUE,

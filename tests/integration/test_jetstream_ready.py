@@ -60,3 +60,22 @@ async def test_other_errors_are_not_waited_for() -> None:
     with pytest.raises(PermissionError):
         await when_jetstream_answers(step, log, "event streams")
     assert log.warnings == []
+
+
+async def test_the_callers_own_unavailable_error_is_waited_for_when_named(no_sleeping: list[float]) -> None:
+    class StoreUnavailable(Exception):
+        pass
+
+    failures = [StoreUnavailable()]
+
+    async def step() -> str:
+        if failures:
+            raise failures.pop()
+        return "namespaces"
+
+    log = Log()
+    assert await when_jetstream_answers(step, log, "system namespaces", also=(StoreUnavailable,)) == "namespaces"
+    assert no_sleeping == [0.5] and log.warnings[0]["error"] == "StoreUnavailable"
+    failures.append(StoreUnavailable())
+    with pytest.raises(StoreUnavailable):
+        await when_jetstream_answers(step, Log(), "system namespaces")
