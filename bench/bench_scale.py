@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, percentile, progress
+from bench.common import cluster, percentile, progress, scheduler_health
 from protocol import codec, subjects
 from protocol.errors import AlreadyExists, Conflict, ShoalError
 from protocol.objects import condition_true, meta, name_of, parse_time
@@ -168,15 +168,6 @@ async def probe_writes(client: ApiClient, latencies: list[float], every: float =
         except (Conflict, ShoalError):
             continue
         latencies.append(time.perf_counter() - started)
-
-
-async def scheduler_health(client: ApiClient) -> dict[str, Any]:
-    try:
-        msg = await client.nc.request(subjects.health("scheduler"), b"", timeout=2)
-        health: dict[str, Any] = codec.check_reply(codec.decode(msg.data))["health"]
-        return health
-    except Exception:
-        return {}
 
 
 async def create_pods(client: ApiClient, pods: int, concurrency: int, latencies: list[float],

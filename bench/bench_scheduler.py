@@ -28,14 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import nats
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol import codec, subjects  # noqa: E402
+from bench.common import scheduler_health  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
 from runtime.client import ApiClient  # noqa: E402
@@ -51,15 +50,6 @@ def spawn(module: str, url: str, *extra: str, log_dir: Path) -> subprocess.Popen
     prefix = ["-m", "cProfile", "-o", f"{profile}/{module}.prof"] if profile else []
     return subprocess.Popen([sys.executable, *prefix, "-m", module, "--server", url, "--log-level", "warning",
                              "--log-format", "json", *extra], cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-async def scheduler_health(client: ApiClient) -> dict[str, Any] | None:
-    try:
-        msg = await client.nc.request(subjects.health("scheduler"), b"", timeout=2)
-    except Exception:
-        return None
-    health: dict[str, Any] = codec.check_reply(codec.decode(msg.data))["health"]
-    return health
 
 
 async def create_many(client: ApiClient, objects: list[Obj], concurrency: int,
@@ -173,7 +163,7 @@ async def run(args: argparse.Namespace) -> None:
             deadline = first + args.timeout
             while len(bound_at) < args.pods:
                 await asyncio.sleep(1)
-                h = await scheduler_health(client) or {}
+                h = await scheduler_health(client)
                 print(f"  .. bound {len(bound_at)}/{args.pods}  (scheduler: pending={h.get('pending')} "
                       f"assumed={h.get('assumed')} bindFailures={h.get('bindFailures')})", flush=True)
                 if time.monotonic() > deadline:
@@ -190,7 +180,7 @@ async def run(args: argparse.Namespace) -> None:
             for n in node_of.values():
                 per_node[n] = per_node.get(n, 0) + 1
             rate = args.pods / total_s
-            h = await scheduler_health(client) or {}
+            h = await scheduler_health(client)
             print()
             print(f"nodes {args.nodes}, pods {args.pods}, bind concurrency {args.bind_concurrency}, "
                   f"percentage of nodes to score {args.percentage or 'adaptive'}, cpus {os.cpu_count()}")

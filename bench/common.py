@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark scripts: a throw-away cluster and percentile arithmetic."""
+"""Shared pieces of the benchmark scripts: a throw-away cluster, percentile arithmetic, actor health."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import nats
 
+from protocol import codec, subjects
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
 
@@ -38,6 +39,16 @@ def summary(name: str, latencies_s: list[float], elapsed: float) -> dict[str, An
 
 def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
+
+
+async def scheduler_health(client: ApiClient) -> dict[str, Any]:
+    """The scheduler's health reply (pending, synced, ...), or {} while it does not answer."""
+    try:
+        msg = await client.nc.request(subjects.health("scheduler"), b"", timeout=2)
+        health: dict[str, Any] = codec.check_reply(codec.decode(msg.data))["health"]
+        return health
+    except Exception:
+        return {}
 
 
 @dataclass
