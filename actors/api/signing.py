@@ -10,6 +10,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
 
+from actors.api.store import open_bucket
 from actors.api.tokens import new_key
 
 SYSTEM_BUCKET = "shoal_system"
@@ -17,18 +18,9 @@ KEY_NAME = "signing-key"
 
 
 async def load_signing_key(nc: Client, *, replicas: int = 1) -> bytes:
-    js = nc.jetstream()
-    try:
-        kv = await js.key_value(SYSTEM_BUCKET)
-    except nats.js.errors.BucketNotFoundError:
-        try:
-            kv = await js.create_key_value(api.KeyValueConfig(
-                bucket=SYSTEM_BUCKET, history=1, storage=api.StorageType.FILE, replicas=replicas,
-                description="Shoal API actors' private state"))
-        except nats.js.errors.ServiceUnavailableError:
-            raise  # no JetStream quorum yet: the caller waits
-        except nats.js.errors.APIError:
-            kv = await js.key_value(SYSTEM_BUCKET)
+    kv = await open_bucket(nc.jetstream(), api.KeyValueConfig(
+        bucket=SYSTEM_BUCKET, history=1, storage=api.StorageType.FILE, replicas=replicas,
+        description="Shoal API actors' private state"))
     try:
         await kv.create(KEY_NAME, new_key())
     except nats.js.errors.KeyWrongLastSequenceError:

@@ -17,7 +17,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js import api
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
 
 from protocol import keys
 from protocol.codec import MAX_OBJECT_BYTES
@@ -46,6 +47,21 @@ class StoreSettings:
     timeout: float = 5.0
 
 
+async def open_bucket(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
+    """The KV bucket ``config.bucket``, created with ``config`` if absent (several API actors may race here:
+    whoever loses opens the winner's)."""
+    try:
+        return await js.key_value(config.bucket)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    try:
+        return await js.create_key_value(config)
+    except nats.js.errors.ServiceUnavailableError:
+        raise  # no JetStream quorum yet: the caller waits
+    except nats.js.errors.APIError:
+        return await js.key_value(config.bucket)  # another actor created it first
+
+
 class Store:
     def __init__(self, nc: Client, settings: StoreSettings | None = None) -> None:
         self.nc = nc
@@ -61,15 +77,7 @@ class Store:
             max_bytes=self.settings.max_bytes if self.settings.max_bytes > 0 else None,
             republish=api.RePublish(src=f"{keys.KV_SUBJECT_PREFIX}>", dest="shoal.changes.>"),
         )
-        try:
-            await self.js.key_value(keys.BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            try:
-                await self.js.create_key_value(config)
-            except nats.js.errors.ServiceUnavailableError:
-                raise  # no JetStream quorum yet: the caller waits
-            except nats.js.errors.APIError:
-                await self.js.key_value(keys.BUCKET)  # another actor created it first
+        await open_bucket(self.js, config)
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
         try:
