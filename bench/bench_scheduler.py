@@ -185,8 +185,8 @@ async def run(args: argparse.Namespace) -> None:
             print(f"nodes {args.nodes}, pods {args.pods}, bind concurrency {args.bind_concurrency}, "
                   f"percentage of nodes to score {args.percentage or 'adaptive'}, cpus {os.cpu_count()}")
             print(f"API create rate (baseline, no scheduler): {baseline_rate:8.0f} pods/s")
-            print(f"create rate {'(backlog)' if args.backlog else 'while scheduling'}:"
-                  f"{' ' * (13 if args.backlog else 5)}{args.pods / create_s:8.0f} pods/s")
+            create_label = f"create rate {'(backlog)' if args.backlog else 'while scheduling'}:"
+            print(f"{create_label:<42}{args.pods / create_s:8.0f} pods/s")
             span = "first bind -> last bind, all pending at start" if args.backlog else "first create -> all bound"
             print(f"scheduler throughput ({span}): {rate:8.0f} pods/s  ({total_s:.1f}s)")
             print(f"ratio scheduled / baseline create rate:  {rate / baseline_rate:8.2f}")

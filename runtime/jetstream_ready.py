@@ -1,10 +1,11 @@
 """Wait for JetStream at start: retry an idempotent setup step until the cluster's JetStream answers.
 
 A clustered JetStream has no meta leader until a majority of its servers is up (2 of 3): until then its
-API times out or answers 503. A stream just created on a cluster may also not answer a publish for a moment
-(its leader is still being elected, or the server's interest in its subjects has not reached ours yet): the
-client reports that as "no response from stream". An actor started at the same time as the servers (every VM booting at
-once) waits here, saying so, instead of exiting with a traceback and relying on its supervisor.
+API times out or answers 503. A stream just created on a cluster may also not answer a publish for a
+moment (its leader is still being elected, or the server's interest in its subjects has not reached ours
+yet): the client reports that as "no response from stream". An actor started at the same time as the
+servers (every VM booting at once) waits here, saying so, instead of exiting with a traceback and relying
+on its supervisor.
 """
 
 from __future__ import annotations
