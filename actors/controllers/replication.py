@@ -19,7 +19,8 @@ import contextlib
 import time
 from typing import Any
 
-from actors.controllers.base import ControllerContext, Expectations
+from actors.controllers.base import ControllerContext
+from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import (
@@ -69,8 +70,7 @@ class ReplicaController:
         self.burst = burst
         self.queue = WorkQueue()
         self.expectations = Expectations()
-        self._deleting: dict[str, set[str]] = {}
-        """Owner key -> keys of pods this controller deleted and has not yet seen go."""
+        """Per owner key: pods being created (counted) and deleted (by pod key), not yet seen."""
         self.pod_index = NamespaceIndex()
         self.owner_index = NamespaceIndex()
         self.running = False
@@ -105,7 +105,6 @@ class ReplicaController:
         key = ref(obj)
         if event == "DELETED":
             self.expectations.forget(key)
-            self._deleting.pop(key, None)
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -129,12 +128,6 @@ class ReplicaController:
                 continue
         return found
 
-    def _deletion_observed(self, owner_key: str, pod: Obj) -> None:
-        pending = self._deleting.get(owner_key)
-        if pending is not None and ref(pod) in pending:
-            pending.discard(ref(pod))
-            self.expectations.observed_delete(owner_key)
-
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         pod = new if new is not None else old
         if pod is None:
@@ -142,12 +135,12 @@ class ReplicaController:
         owner_key = self._owner_key(pod)
         if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
             if owner_key is not None:
-                self._deletion_observed(owner_key, pod)
+                self.expectations.deletion_observed(owner_key, ref(pod))
                 self.queue.add(owner_key)
             if event == "DELETED" or old is None:
                 return
         if event == "ADDED" and owner_key is not None:
-            self.expectations.observed_add(owner_key)
+            self.expectations.creation_observed(owner_key)
         keys: set[str] = set()
         if owner_key is not None:
             keys.add(owner_key)
@@ -167,7 +160,6 @@ class ReplicaController:
         owner = self.owners.get(key)
         if owner is None:
             self.expectations.forget(key)
-            self._deleting.pop(key, None)
             return None
         namespace, _ = split_ref(key)
         pods = self.pod_index.in_namespace(namespace)
@@ -224,7 +216,7 @@ class ReplicaController:
 
     async def _create_pods(self, owner: Obj, key: str, count: int) -> str | None:
         """Create ``count`` pods in slow-start batches; returns the first error's message, if any."""
-        self.expectations.expect(key, adds=count)
+        self.expectations.expect_creations(key, count)
         remaining = count
         for size in slow_start_batches(count):
             results = await asyncio.gather(*(self._create_one(owner) for _ in range(size)),
@@ -232,10 +224,10 @@ class ReplicaController:
             remaining -= size
             failures = [r for r in results if isinstance(r, Exception)]
             for _ in failures:
-                self.expectations.observed_add(key)  # a failed creation will never be observed
+                self.expectations.creation_observed(key)  # a failed creation will never be observed
             if failures:
                 for _ in range(remaining):
-                    self.expectations.observed_add(key)  # skipped: never asked for
+                    self.expectations.creation_observed(key)  # skipped: never asked for
                 return str(failures[0])
         return None
 
@@ -250,17 +242,13 @@ class ReplicaController:
     async def _delete_pods(self, owner: Obj, key: str, names: list[str]) -> list[str]:
         namespace = namespace_of(owner)
         pod_keys = [f"{namespace}/{n}" for n in names]
-        self._deleting.setdefault(key, set()).update(pod_keys)
-        self.expectations.expect(key, deletes=len(names))
+        self.expectations.expect_deletions(key, pod_keys)
 
         async def delete(name: str, pod_key: str) -> str | None:
             try:
                 await self.client.delete("Pod", name, namespace)
             except ShoalError as exc:
-                pending = self._deleting.get(key)
-                if pending is not None and pod_key in pending:
-                    pending.discard(pod_key)
-                    self.expectations.observed_delete(key)
+                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
                 if isinstance(exc, NotFound):
                     return None
                 await self.ctx.recorder.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
