@@ -4,12 +4,14 @@ One class serves both kinds (registered as "replicaset" and "replication"); they
 selector is written, which ``replication_plan.selector_of`` hides. Watch handlers enqueue owner keys
 (``namespace/name``); ``reconcile`` asks ``replication_plan.plan`` what to do and does it:
 
-- adoption/release patch a pod's ``ownerReferences`` with a resourceVersion precondition, so a
-  concurrent change is never overwritten;
+- adoption/release (decided by ``claim_plan``, sent by ``controllerref.ControllerRefManager``) patch a
+  pod's ``ownerReferences`` with a resourceVersion precondition, so a concurrent change is never
+  overwritten;
 - creations go out in slow-start batches (1, 2, 4, ...) and stop at the first failing batch;
-- expectations: creations and deletions asked for but not yet seen in the pod cache block further
-  creations/deletions for that owner, so a stale cache never makes the controller act twice.
-  Deletions are tracked by pod key, so a pod seen both as "being deleted" and "deleted" counts once.
+- expectations (``expectations.Expectations``): creations and deletions asked for but not yet seen in
+  the pod cache block further creations/deletions for that owner, so a stale cache never makes the
+  controller act twice. Deletions are tracked by pod key, so a pod seen both as "being deleted" and
+  "deleted" counts once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from typing import Any
 
 from actors.controllers.base import ControllerContext
+from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
@@ -36,16 +39,14 @@ from actors.controllers.replication_plan import (
     slow_start_batches,
     status_changed,
 )
-from protocol.errors import Conflict, NotFound, ShoalError
+from protocol.errors import NotFound, ShoalError
 from protocol.objects import (
     Obj,
     controller_of,
     is_deleting,
     labels_of,
-    meta,
     name_of,
     namespace_of,
-    owner_reference,
     ref,
     split_ref,
     uid_of,
@@ -80,6 +81,7 @@ class ReplicaController:
         self.ctx = ctx
         self.client = ctx.client
         self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.refs = ControllerRefManager(ctx.client, "Pod", self.log)
         self.pods: Informer = ctx.informers.informer("Pod")
         self.owners: Informer = ctx.informers.informer(self.kind)
         self.pods.add_handler(self.pod_index.handle)
@@ -169,12 +171,14 @@ class ReplicaController:
         errors: list[str] = []
         create_error: str | None = None
         adopt = [a.name for a in result.actions if isinstance(a, AdoptPod)]
-        if adopt and await self._can_adopt(owner):
+        if adopt and await self.refs.can_adopt(owner):
             for name in adopt:
-                await self._set_owner(owner, namespace, name, adopt=True)
+                if (pod := self.pod_index.get(namespace, name)) is not None:
+                    await self.refs.adopt(owner, pod)
         for action in result.actions:
             if isinstance(action, ReleasePod):
-                await self._set_owner(owner, namespace, action.name, adopt=False)
+                if (pod := self.pod_index.get(namespace, action.name)) is not None:
+                    await self.refs.release(owner, pod)
             elif isinstance(action, CreatePods):
                 create_error = await self._create_pods(owner, key, action.count)
                 if create_error is not None:
@@ -189,30 +193,6 @@ class ReplicaController:
         if errors:
             raise ReplicationError(f"{self.kind} {key}: " + "; ".join(errors[:3]))
         return result.requeue_after
-
-    async def _can_adopt(self, owner: Obj) -> bool:
-        """Adopt only for an owner that is still there, the same object, and not being deleted."""
-        try:
-            fresh = await self.client.get(self.kind, name_of(owner), namespace_of(owner))
-        except NotFound:
-            return False
-        return uid_of(fresh) == uid_of(owner) and not is_deleting(fresh)
-
-    async def _set_owner(self, owner: Obj, namespace: str | None, name: str, *, adopt: bool) -> None:
-        pod = self.pod_index.get(namespace, name)
-        if pod is None:
-            return
-        refs = [r for r in meta(pod).get("ownerReferences") or [] if r.get("uid") != uid_of(owner)]
-        if adopt:
-            refs.append(owner_reference(owner, controller=True, block=True))
-        patch = {"metadata": {"ownerReferences": refs or None,
-                              "resourceVersion": meta(pod).get("resourceVersion")}}
-        try:
-            await self.client.patch("Pod", name, patch, namespace)
-        except (NotFound, Conflict):
-            pass  # the pod changed or went: its event requeues the owner
-        else:
-            self.log.debug("pod adopted" if adopt else "pod released", owner=ref(owner), pod=name)
 
     async def _create_pods(self, owner: Obj, key: str, count: int) -> str | None:
         """Create ``count`` pods in slow-start batches; returns the first error's message, if any."""
