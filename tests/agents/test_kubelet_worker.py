@@ -60,7 +60,7 @@ async def test_gather_decide_execute_report(api: ApiActor, client: ApiClient, tm
     pods.store["default/p"] = bound
 
     state = await worker.gather("default/p")
-    assert state.pod is bound and state.view.sandboxes == () and set(state.specs) == {"app"}
+    assert state.pod is bound and not state.view.sandboxes and set(state.specs) == {"app"}
     assert state.pod_ip.startswith("127.88.")  # an address is assigned before the sandbox exists
     decided = worker.decide(state)
     assert [type(a) for a in decided.actions] == [CreateSandbox, RunContainer]
