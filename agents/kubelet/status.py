@@ -132,10 +132,15 @@ def init_container_statuses(
 ) -> list[Obj]:
     """``status.initContainerStatuses``: the init containers looked at by ``init_progress``, and the later
     ones waiting (PodInitializing). An init container is ready once it exited 0; started while it runs."""
+    old = {str(s.get("name")): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
+           if isinstance(s, dict)}
     statuses = []
     for spec in init_containers_of(pod):
         name = str(spec.get("name"))
         attempts = by_name.get(name, [])
+        if init.done and not attempts and name in old:
+            statuses.append(old[name])  # its record is gone once the app ran: what was last reported stays
+            continue
         decision = init.decisions.get(name) or ContainerDecision("run", 0.0, 0)
         if init.done and name not in init.decisions:
             decision = ContainerDecision("done", 0.0, attempts[-1].attempt if attempts else 0)
