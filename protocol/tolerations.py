@@ -10,6 +10,10 @@
 So ``{effect: NoExecute}`` (no key, default operator Equal, no value) tolerates every NoExecute taint
 without a value, such as ``node.kubernetes.io/unreachable``. ``tolerationSeconds`` plays no part in
 matching: it only bounds how long a matched NoExecute taint is tolerated (``min_toleration_seconds``).
+(Kubernetes' API validation refuses an empty key without ``Exists``, so there such a toleration never
+reaches the matcher; the rule itself is the same either way. The alpha ``Gt``/``Lt`` operators, behind
+Kubernetes' TaintTolerationComparisonOperators gate, are not supported: they match nothing, as with the
+gate off.)
 
 Values here are parsed once from the objects (``taint_of``, ``toleration_of``) into frozen dataclasses,
 so the scheduler can match them in its loops without touching dicts.
