@@ -29,8 +29,8 @@ NOW = 1_700_000_000.0
 DS_UID = "ds-uid"
 
 
-def ds(*, node_selector: dict[str, str] | None = None, affinity: Obj | None = None, tolerations: list[Obj] | None = None,
-       host_network: bool = False, strategy: Obj | None = None, min_ready: int = 0, image: str = "agent:1",
+def ds(*, node_selector: dict[str, str] | None = None, affinity: Obj | None = None,
+       tolerations: list[Obj] | None = None, host_network: bool = False, strategy: Obj | None = None, min_ready: int = 0, image: str = "agent:1",
        deleting: bool = False, node_name: str = "") -> Obj:
     spec: Obj = {"containers": [{"name": "agent", "image": image}]}
     if node_selector:
@@ -270,7 +270,7 @@ OLD = "oldhash"
 SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 
 
-def five(*specs: tuple[str, Any]) -> list[Obj]:
+def five() -> list[Obj]:
     return [node(f"n{i}") for i in range(1, 6)]
 
 
