@@ -30,7 +30,8 @@ DS_UID = "ds-uid"
 
 
 def ds(*, node_selector: dict[str, str] | None = None, affinity: Obj | None = None,
-       tolerations: list[Obj] | None = None, host_network: bool = False, strategy: Obj | None = None, min_ready: int = 0, image: str = "agent:1",
+       tolerations: list[Obj] | None = None, host_network: bool = False, strategy: Obj | None = None,
+       min_ready: int = 0, image: str = "agent:1",
        deleting: bool = False, node_name: str = "") -> Obj:
     spec: Obj = {"containers": [{"name": "agent", "image": image}]}
     if node_selector:
