@@ -142,7 +142,7 @@ def test_node_fit(daemonset: Obj, the_node: Obj, fit: NodeFit) -> None:
 
 
 def test_default_tolerations_are_added_once_and_replace_same_ones() -> None:
-    spec = {"tolerations": [
+    spec: Obj = {"tolerations": [
         {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
         {"key": "gpu", "operator": "Exists"}]}
     result = daemon_tolerations(spec)
