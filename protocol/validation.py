@@ -252,7 +252,7 @@ def _validate_spec(e: _Errors, obj: Any, kind: str) -> None:
     spec = obj.get("spec")
     if kind == "Pod":
         _pod_spec(e, spec, "spec")
-    elif kind in ("ReplicationController", "ReplicaSet", "Deployment"):
+    elif kind in ("ReplicationController", "ReplicaSet", "Deployment", "DaemonSet"):
         if not e.check(spec, "spec", dict, required=True):
             return
         e.integer(spec, "replicas", "spec.replicas", 0)
@@ -286,6 +286,15 @@ def _validate_spec(e: _Errors, obj: Any, kind: str) -> None:
                     _int_or_percent(e, ru, "maxUnavailable", "spec.strategy.rollingUpdate.maxUnavailable")
             e.integer(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit", 0)
             e.check(spec.get("paused"), "spec.paused", bool)
+        if kind == "DaemonSet":
+            strategy = spec.get("updateStrategy")
+            if e.check(strategy, "spec.updateStrategy", dict):
+                e.enum(strategy, "type", "spec.updateStrategy.type", ("RollingUpdate", "OnDelete"))
+                ru = strategy.get("rollingUpdate")
+                if e.check(ru, "spec.updateStrategy.rollingUpdate", dict):
+                    _int_or_percent(e, ru, "maxSurge", "spec.updateStrategy.rollingUpdate.maxSurge")
+                    _int_or_percent(e, ru, "maxUnavailable", "spec.updateStrategy.rollingUpdate.maxUnavailable")
+            e.integer(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit", 0)
     elif kind == "Service":
         if not e.check(spec, "spec", dict, required=True):
             return

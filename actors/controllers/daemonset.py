@@ -1,0 +1,287 @@
+"""The DaemonSet controller: one pod of a template on every eligible node, following nodes as they come and go.
+
+Watch handlers only enqueue DaemonSet keys (``namespace/name``): a DaemonSet's own changes, its pods'
+changes (by controller reference, or by selector for orphans) and, for every DaemonSet, a node added,
+removed, or changed in what decides eligibility (labels, taints, cordon, Ready) -- not a heartbeat.
+``reconcile`` asks ``daemonset_plan.plan`` what to do and does it:
+
+- adoption/release through ``controllerref.ControllerRefManager`` (resourceVersion preconditions);
+- creations of pods pinned to their node by required node affinity (the scheduler binds them), in
+  slow-start batches, stopping at the first failing batch; deletions concurrently;
+- expectations (``expectations.Expectations``) block further creations/deletions until the pod cache
+  has seen the earlier ones, so a stale cache never puts two pods on a node;
+- a failed pod is deleted and replaced, with a per-node back-off (1 s doubling to 15 min, Kubernetes'
+  ``failedPodsBackoff``) so a pod the kubelet keeps rejecting does not hot-loop;
+- the status (desired/current/ready/available/updated/misscheduled counts) is written when it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from actors.controllers.base import ControllerContext
+from actors.controllers.controllerref import ControllerRefManager
+from actors.controllers.daemonset_plan import (
+    AdoptPod,
+    CreatePods,
+    DeletePods,
+    ReleasePod,
+    daemon_hash,
+    daemon_pod,
+    node_taints,
+    plan,
+    status_changed,
+)
+from actors.controllers.expectations import Expectations
+from actors.controllers.manager import register
+from actors.controllers.replication_index import NamespaceIndex
+from actors.controllers.replication_plan import slow_start_batches
+from protocol.errors import NotFound, ShoalError
+from protocol.objects import (
+    Obj,
+    condition,
+    controller_of,
+    is_deleting,
+    labels_of,
+    name_of,
+    namespace_of,
+    ref,
+    split_ref,
+    uid_of,
+)
+from protocol.selectors import from_label_selector
+from runtime.informer import Informer
+from runtime.workqueue import WorkQueue, run_workers
+
+KIND = "DaemonSet"
+BACKOFF_INITIAL = 1.0
+BACKOFF_MAX = 900.0
+
+
+class DaemonSetError(ShoalError):
+    """Some of a pass's creations or deletions failed; the DaemonSet is retried with back-off."""
+
+    retryable = True
+
+
+def node_facts(node: Obj) -> tuple[Any, ...]:
+    """What of a node decides where daemon pods run: a change in anything else (heartbeats) is ignored."""
+    ready = condition(node, "Ready")
+    return (tuple(sorted(labels_of(node).items())), node_taints(node), (ready or {}).get("status"))
+
+
+class FailedPodBackoff:
+    """Per (DaemonSet, node): until when a failed pod there is not replaced again, and the next delay."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._entries: dict[str, dict[str, tuple[float, float]]] = {}
+
+    def until(self, key: str) -> dict[str, float]:
+        return {node: until for node, (until, _) in self._entries.get(key, {}).items()}
+
+    def step(self, key: str, node: str, now: float) -> None:
+        entries = self._entries.setdefault(key, {})
+        _, delay = entries.get(node, (0.0, 0.0))
+        delay = self.initial if delay <= 0 else min(delay * 2, self.maximum)
+        entries[node] = (now + delay, delay)
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+class DaemonSetController:
+    name = "daemonset"
+
+    def __init__(self, *, workers: int = 2) -> None:
+        self.workers = workers
+        self.queue = WorkQueue()
+        self.expectations = Expectations()
+        """Per DaemonSet key: pods being created (counted) and deleted (by pod key), not yet seen."""
+        self.backoff = FailedPodBackoff()
+        self.pod_index = NamespaceIndex()
+        self.ds_index = NamespaceIndex()
+        self.running = False
+
+    # -- wiring -------------------------------------------------------------------------------
+    def setup(self, ctx: ControllerContext) -> None:
+        self.ctx = ctx
+        self.client = ctx.client
+        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.refs = ControllerRefManager(ctx.client, "Pod", self.log)
+        self.pods: Informer = ctx.informers.informer("Pod")
+        self.daemonsets: Informer = ctx.informers.informer(KIND)
+        self.nodes: Informer = ctx.informers.informer("Node")
+        self.pods.add_handler(self.pod_index.handle)
+        self.pods.add_handler(self._on_pod)
+        self.daemonsets.add_handler(self.ds_index.handle)
+        self.daemonsets.add_handler(self._on_daemonset)
+        self.nodes.add_handler(self._on_node)
+
+    async def run(self) -> None:
+        self._enqueue_all()
+        self.running = True
+        try:
+            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
+        finally:
+            self.running = False
+            self.queue.close()
+
+    # -- handlers: only enqueue keys and count observations -------------------------------------
+    def _enqueue_all(self) -> None:
+        for ds in self.daemonsets.items():
+            self.queue.add(ref(ds))
+
+    def _on_daemonset(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        key = ref(obj)
+        if event == "DELETED":
+            self.expectations.forget(key)
+            self.backoff.forget(key)
+        self.queue.add(key)
+
+    def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        if event == "MODIFIED" and old is not None and new is not None and node_facts(old) == node_facts(new):
+            return
+        self._enqueue_all()
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        owner_ref = controller_of(pod)
+        if owner_ref is None or owner_ref.get("kind") != KIND:
+            return None
+        owner = self.ds_index.get(namespace_of(pod), str(owner_ref.get("name", "")))
+        if owner is None or uid_of(owner) != owner_ref.get("uid"):
+            return None
+        return ref(owner)
+
+    def _matching(self, pod: Obj) -> list[str]:
+        labels = labels_of(pod)
+        found = []
+        for ds in self.ds_index.in_namespace(namespace_of(pod)):
+            try:
+                if from_label_selector((ds.get("spec") or {}).get("selector")).matches(labels):
+                    found.append(ref(ds))
+            except ShoalError:
+                continue
+        return found
+
+    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        pod = new if new is not None else old
+        if pod is None:
+            return
+        owner_key = self._owner_key(pod)
+        if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
+            if owner_key is not None:
+                self.expectations.deletion_observed(owner_key, ref(pod))
+                self.queue.add(owner_key)
+            if event == "DELETED" or old is None:
+                return
+        if event == "ADDED" and owner_key is not None:
+            self.expectations.creation_observed(owner_key)
+        keys: set[str] = set()
+        if owner_key is not None:
+            keys.add(owner_key)
+        elif controller_of(pod) is None:
+            keys.update(self._matching(pod))
+        if old is not None and (labels_of(old) != labels_of(pod) or controller_of(old) != controller_of(pod)):
+            old_key = self._owner_key(old)
+            if old_key is not None:
+                keys.add(old_key)
+            elif controller_of(old) is None:
+                keys.update(self._matching(old))
+        for key in keys:
+            self.queue.add(key)
+
+    # -- reconcile ----------------------------------------------------------------------------
+    async def reconcile(self, key: str) -> float | None:
+        ds = self.daemonsets.get(key)
+        if ds is None:
+            self.expectations.forget(key)
+            self.backoff.forget(key)
+            return None
+        namespace, _ = split_ref(key)
+        now = time.time()
+        result = plan(ds, self.nodes.items(), self.pod_index.in_namespace(namespace), now,
+                      expectations_satisfied=self.expectations.satisfied(key), backoff=self.backoff.until(key))
+        errors: list[str] = []
+        adopt = [a.name for a in result.actions if isinstance(a, AdoptPod)]
+        if adopt and await self.refs.can_adopt(ds):
+            for name in adopt:
+                if (pod := self.pod_index.get(namespace, name)) is not None:
+                    await self.refs.adopt(ds, pod)
+        for node in result.failed_nodes:
+            self.backoff.step(key, node, now)
+            await self.ctx.recorder.record(ds, "Warning", "FailedDaemonPod",
+                                           f"Found failed daemon pod on node {node}, will try to kill it")
+        for action in result.actions:
+            if isinstance(action, ReleasePod):
+                if (pod := self.pod_index.get(namespace, action.name)) is not None:
+                    await self.refs.release(ds, pod)
+            elif isinstance(action, CreatePods):
+                if (error := await self._create_pods(ds, key, list(action.nodes))) is not None:
+                    errors.append(error)
+            elif isinstance(action, DeletePods):
+                errors.extend(await self._delete_pods(ds, key, list(action.names)))
+        if status_changed(ds.get("status") or {}, result.status):
+            with contextlib.suppress(NotFound):
+                await self.client.patch(KIND, name_of(ds), {"status": result.status}, namespace, status=True)
+        if errors:
+            raise DaemonSetError(f"{KIND} {key}: " + "; ".join(errors[:3]))
+        return result.requeue_after
+
+    async def _create_pods(self, ds: Obj, key: str, nodes: list[str]) -> str | None:
+        """Create a pod for each of ``nodes`` in slow-start batches; the first error's message, if any."""
+        self.expectations.expect_creations(key, len(nodes))
+        hash_ = daemon_hash(ds)
+        done = 0
+        for size in slow_start_batches(len(nodes)):
+            batch = nodes[done:done + size]
+            done += size
+            results = await asyncio.gather(*(self._create_one(ds, node, hash_) for node in batch),
+                                           return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            for _ in failures:
+                self.expectations.creation_observed(key)  # a failed creation will never be observed
+            if failures:
+                for _ in range(len(nodes) - done):
+                    self.expectations.creation_observed(key)  # skipped: never asked for
+                return str(failures[0])
+        return None
+
+    async def _create_one(self, ds: Obj, node: str, hash_: str) -> None:
+        try:
+            pod = await self.client.create(daemon_pod(ds, node, hash_))
+        except ShoalError as exc:
+            await self.ctx.recorder.record(ds, "Warning", "FailedCreate", f"Error creating: {exc}")
+            raise
+        await self.ctx.recorder.record(ds, "Normal", "SuccessfulCreate",
+                                       f"Created pod: {name_of(pod)} (for node {node})")
+
+    async def _delete_pods(self, ds: Obj, key: str, names: list[str]) -> list[str]:
+        namespace = namespace_of(ds)
+        pod_keys = [f"{namespace}/{n}" for n in names]
+        self.expectations.expect_deletions(key, pod_keys)
+
+        async def delete(name: str, pod_key: str) -> str | None:
+            try:
+                await self.client.delete("Pod", name, namespace)
+            except ShoalError as exc:
+                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
+                if isinstance(exc, NotFound):
+                    return None
+                await self.ctx.recorder.record(ds, "Warning", "FailedDelete", f"Error deleting: {exc}")
+                return str(exc)
+            await self.ctx.recorder.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+            return None
+
+        results = await asyncio.gather(*(delete(n, k) for n, k in zip(names, pod_keys, strict=True)))
+        return [r for r in results if r is not None]
+
+
+register("daemonset", DaemonSetController)
