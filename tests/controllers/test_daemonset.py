@@ -15,6 +15,8 @@ from agents.hollow.nodes import HollowNodes, HollowSettings
 from protocol.objects import Obj, condition_true, controller_of, is_deleting, meta, name_of, pod_is_ready
 from runtime.client import ApiClient
 from runtime.informer import Informer
+from runtime.nats_server import NatsServer
+from tests.cli.conftest import ShoalCli
 from tests.conftest import ActorRunner, cancel_and_wait
 from tests.controllers.conftest import StartControllers, eventually
 from tests.scheduler.test_scheduler_integration import start_scheduler
@@ -220,3 +222,24 @@ async def test_on_delete_waits_for_deletions(client: ApiClient, cluster: HollowN
     assert status["desiredNumberScheduled"] == 3
     images = sorted(p["spec"]["containers"][0]["image"] for p in await daemon_pods(client, "manual"))
     assert images == ["agent:1", "agent:1", "agent:2"]
+
+
+async def test_shoal_rollout_status_follows_a_daemonset(nats_server: NatsServer, client: ApiClient,
+                                                        cluster: HollowNodes) -> None:
+    cli = ShoalCli(nats_server.url)
+    await client.create(daemonset("watched"))
+    await eventually(lambda: settled_on(client, "watched", NODES3), timeout=30)
+    ds = await client.get("DaemonSet", "watched", NS)
+    ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:2"
+    await client.update(ds)
+    result = await cli("rollout", "status", "ds/watched", "--timeout", "60s")
+    assert result.rc == 0, result
+    assert result.out.strip().splitlines()[-1] == 'daemon set "watched" successfully rolled out'
+    done = await cli("rollout", "status", "daemonset", "watched", "--watch=false")
+    assert done.rc == 0 and 'successfully rolled out' in done.out
+
+    await client.create(daemonset("manual", strategy={"type": "OnDelete"}))
+    refused = await cli("rollout", "status", "ds/manual")
+    assert refused.rc == 1 and "only available for the RollingUpdate strategy" in refused.err, refused
+    other = await cli("rollout", "undo", "ds/watched")
+    assert other.rc != 0 and "cannot be used here" in other.err, other

@@ -1,4 +1,4 @@
-"""``shoal rollout status|history|undo|restart|pause|resume deploy/NAME``, as kubectl's.
+"""``shoal rollout status|history|undo|restart|pause|resume deploy/NAME`` (status also ``ds/NAME``), as kubectl's.
 
 The wait of ``status`` is in ``shoal/cli/rollout_status.py``, the writes in ``shoal/cli/rollout_changes.py``.
 """
@@ -15,7 +15,7 @@ from shoal.cli.describe import DescribeWriter, describe_containers
 from shoal.cli.errors import CliError
 from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags, global_parent
 from shoal.cli.rollout_changes import Change, replicasets_of, restart, set_paused, undo, write_change
-from shoal.cli.rollout_status import parse_duration, wait_for_rollout
+from shoal.cli.rollout_status import STATUS_VIEWERS, parse_duration, wait_for_rollout
 from shoal.cli.session import Session
 
 ACTIONS = (("status", "show the rollout's progress and wait for it to finish"),
@@ -80,11 +80,12 @@ def _template_text(template: Obj, change_cause: str | None) -> str:
 
 
 async def _run(session: Session, args: argparse.Namespace) -> int:
-    info, name = one_target(args.target, allowed=("Deployment",))
+    info, name = one_target(args.target, allowed=tuple(STATUS_VIEWERS) if args.action == "status" else ("Deployment",))
     client = await session.client()
     namespace = session.namespace
     if args.action == "status":
-        return await wait_for_rollout(client, name, namespace, timeout=args.timeout, watch=args.watch)
+        return await wait_for_rollout(client, name, namespace, timeout=args.timeout, watch=args.watch,
+                                      kind=info.kind)
     if args.action == "history":
         return await _history(client, await client.get(info, name, namespace), args.revision)
     changes: dict[str, tuple[Change, str]] = {
