@@ -128,6 +128,27 @@ def node_selector_of(spec: Any) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), str(v)) for k, v in selector.items()))
 
 
+def named_nodes(terms: tuple[NodeSelectorTerm, ...] | None) -> frozenset[str] | None:
+    """The only nodes the required terms can match by name, or None when any node may match.
+
+    Kubernetes' NodeAffinity PreFilter: a term's ``metadata.name In`` requirements (intersected) bound the
+    nodes it matches; the terms are ORed, so the union; one term without such a requirement leaves every
+    node possible. Lets the scheduler look at one node for a DaemonSet pod instead of all of them."""
+    if terms is None:
+        return None
+    names: set[str] = set()
+    for term in terms:
+        term_names: set[str] | None = None
+        for req in term.fields:
+            if req.key == NAME_FIELD and req.operator == "In":
+                values = set(req.values)
+                term_names = values if term_names is None else term_names & values
+        if term_names is None:
+            return None
+        names |= term_names
+    return frozenset(names)
+
+
 def pinned_node(spec: Any) -> str | None:
     """The node a pod is pinned to: ``nodeName``, else the single node its required affinity names
     (one term whose ``matchFields`` is ``metadata.name In [one name]``), as Kubernetes'

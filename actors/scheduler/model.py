@@ -13,6 +13,7 @@ from typing import Any
 
 from protocol import nodeaffinity
 from protocol.nodeaffinity import (
+    named_nodes,
     node_affinity_of,
     node_selector_of,
     required_terms_of,
@@ -65,6 +66,8 @@ class PodInfo:
     node_selector: tuple[tuple[str, str], ...] = ()
     required_terms: tuple[NodeSelectorTerm, ...] | None = None
     """None: no required node affinity. An empty tuple matches no node, as in Kubernetes."""
+    node_names: frozenset[str] | None = None
+    """The only nodes the required terms can match by name (``metadata.name In``), None when any can."""
     preferred_terms: tuple[tuple[int, NodeSelectorTerm], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     host_ports: tuple[HostPort, ...] = ()
@@ -218,7 +221,7 @@ def pod_info(pod: Obj) -> PodInfo:
         other=tuple(sorted((k, v) for k, v in total.items() if v > 0)),
         nonzero_cpu=nz_cpu, nonzero_memory=nz_mem,
         node_selector=node_selector_of(spec),
-        required_terms=required_terms, preferred_terms=preferred,
+        required_terms=required_terms, node_names=named_nodes(required_terms), preferred_terms=preferred,
         tolerations=tuple(toleration_of(t) for t in spec.get("tolerations") or ()),
         host_ports=_host_ports(spec), group=spread_group(pod),
         priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
