@@ -34,6 +34,7 @@ QUICK: dict[str, list[str]] = {
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
+    "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -49,6 +50,8 @@ FULL: dict[str, list[str]] = {
                   "--timeout", "2400"],
     "scale_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                    "--timeout", "5400"],
+    "daemonset_1k": ["bench.bench_daemonset", "--nodes", "1000"],
+    "daemonset_5k": ["bench.bench_daemonset", "--nodes", "5000", "--hollow-procs", "2", "--timeout", "2400"],
 }
 
 
@@ -171,6 +174,18 @@ def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
                 _met(r["scheduled_per_s"] >= 1000) if at_5k else "")]
 
 
+def rows_daemonset(r: dict[str, Any]) -> list[Row]:
+    nodes = r["nodes"]
+    baseline = f"Deployment of {nodes}: {r['deployment_available_s']:.1f} s"
+    return [
+        Row(f"DaemonSet on {nodes} hollow nodes: all available", f"{r['daemonset_available_s']:.1f} s", "",
+            f"{r['daemonset_pods_per_s']:.0f} pods/s", baseline, f"{r['daemonset_vs_deployment']:.2f}x"),
+        Row(f"DaemonSet rolled across {nodes} nodes (maxUnavailable {r['max_unavailable']})",
+            f"{r['daemonset_rollout_s']:.1f} s", "", f"{nodes / max(r['daemonset_rollout_s'], 1e-9):.0f} pods/s",
+            baseline),
+    ]
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
@@ -179,6 +194,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return builders[name](figures)
     if name.startswith("scheduler_perf"):
         return rows_scheduler_perf(figures)
+    if name.startswith("daemonset"):
+        return rows_daemonset(figures)
     if name.startswith(("scale", "scheduler")):
         return rows_scale(name, figures)
     return [Row(name, "", "", json.dumps(figures)[:80])]
