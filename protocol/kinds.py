@@ -32,6 +32,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("ReplicaSet", "apps/v1", "replicasets", "replicaset", ("rs",), True, True),
     KindInfo("Deployment", "apps/v1", "deployments", "deployment", ("deploy",), True, True),
     KindInfo("DaemonSet", "apps/v1", "daemonsets", "daemonset", ("ds",), True, True),
+    KindInfo("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", "poddisruptionbudget", ("pdb",), True,
+             True),
     KindInfo("Service", "v1", "services", "service", ("svc",), True, True),
     KindInfo("Endpoints", "v1", "endpoints", "endpoints", ("ep",), True, False),
     KindInfo("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",), True, False),

@@ -323,6 +323,23 @@ def _validate_spec(e: _Errors, obj: Any, kind: str) -> None:
                 if t.get("effect") is None:
                     e.add(f"{tpath}.effect", "Required value")
                 e.enum(t, "effect", f"{tpath}.effect", ("NoSchedule", "PreferNoSchedule", "NoExecute"))
+    elif kind == "PodDisruptionBudget":
+        if not e.check(spec, "spec", dict, required=True):
+            return
+        if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+            e.add("spec", "minAvailable and maxUnavailable cannot be both set")
+        for field in ("minAvailable", "maxUnavailable"):
+            _int_or_percent(e, spec, field, f"spec.{field}")
+            if isinstance(spec.get(field), int) and spec[field] < 0:
+                e.add(f"spec.{field}", "must be greater than or equal to 0")
+        selector = spec.get("selector")
+        if e.check(selector, "spec.selector", dict):
+            try:
+                from_label_selector(selector)
+            except Exception as exc:
+                e.add("spec.selector", str(exc))
+        e.enum(spec, "unhealthyPodEvictionPolicy", "spec.unhealthyPodEvictionPolicy",
+               ("IfHealthyBudget", "AlwaysAllow"))
     elif kind == "Lease":
         if spec is not None and e.check(spec, "spec", dict):
             e.check(spec.get("holderIdentity"), "spec.holderIdentity", str)
