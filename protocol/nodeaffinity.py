@@ -157,6 +157,9 @@ def pinned_node(spec: Any) -> str | None:
         return None
     if spec.get("nodeName"):
         return str(spec["nodeName"])
+    fast = _pinned_fast(spec)
+    if fast is not None:
+        return fast
     terms = required_terms_of(spec)
     if not terms:
         return None
@@ -164,6 +167,19 @@ def pinned_node(spec: Any) -> str | None:
         for req in term.fields:
             if req.key == NAME_FIELD and req.operator == "In" and len(req.values) == 1:
                 return req.values[0]
+    return None
+
+
+def _pinned_fast(spec: dict[str, Any]) -> str | None:
+    """The shape ``pin_to_node`` writes, read without parsing (a controller reads it for every pod)."""
+    try:
+        terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        (only,) = terms
+        (req,) = only["matchFields"]
+        if req["key"] == NAME_FIELD and req["operator"] == "In" and len(req["values"]) == 1:
+            return str(req["values"][0])
+    except (KeyError, TypeError, ValueError):
+        pass
     return None
 
 

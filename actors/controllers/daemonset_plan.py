@@ -328,7 +328,8 @@ def _manage_node(facts: DaemonFacts, name: str, fit: NodeFit, pods: list[Obj], s
         else:
             running.append(pod)
     if not surge_allowed:
-        out.delete.extend(name_of(p) for p in oldest_first(running)[1:])
+        if len(running) > 1:
+            out.delete.extend(name_of(p) for p in oldest_first(running)[1:])
         return
     if len(running) <= 1:
         if not running and fit.should_run:
@@ -480,7 +481,7 @@ def compute_status(ds: Obj, eligible: dict[str, NodeFit], by_node: dict[str, lis
         if not pods:
             continue
         current += 1
-        pod = oldest_first(pods)[0]
+        pod = pods[0] if len(pods) == 1 else oldest_first(pods)[0]
         if pod_is_ready(pod):
             ready += 1
             if is_available(pod, facts.min_ready_seconds, now):
