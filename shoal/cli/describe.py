@@ -8,18 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.humanize import duration, since
+from protocol.kinds.endpoints import endpoints_summary
+from protocol.kinds.event import event_time
+from protocol.kinds.node import node_roles, node_status
+from protocol.kinds.pod import pod_ready, pod_status
+from protocol.kinds.service import service_external_ip
+from protocol.kinds.strategy import NONE
 from protocol.objects import Obj, controller_of, meta, parse_time
-from shoal.cli.columns import (
-    NONE,
-    endpoints_summary,
-    event_time,
-    node_roles,
-    node_status,
-    pod_ready,
-    pod_status,
-    service_external_ip,
-)
-from shoal.cli.humanize import duration, since
 from shoal.cli.printers import to_yaml
 
 INDENT = "  "
