@@ -28,9 +28,6 @@ class Verb(StrEnum):
     WATCH = "watch"
 
 
-OBJECT_VERBS = frozenset({Verb.GET, Verb.UPDATE, Verb.STATUS, Verb.PATCH, Verb.DELETE, Verb.BIND})
-COLLECTION_VERBS = frozenset({Verb.CREATE, Verb.LIST, Verb.WATCH})
-
 
 def _ns(info: KindInfo, namespace: str | None, *, collection: bool) -> str:
     if not info.namespaced:

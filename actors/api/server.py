@@ -412,7 +412,8 @@ def _is_inbox(subject: Any) -> TypeGuard[str]:
 
 
 def _name(request: ApiRequest) -> str:
-    assert request.name is not None, "the parser gives object verbs a name"
+    if request.name is None:  # the parser gives every object verb a name: not reached
+        raise BadRequest(f"{request.verb} needs a subject ending in .<namespace>.<name>")
     return request.name
 
 
