@@ -202,14 +202,14 @@ class ApiActor:
 
     # -- one handler per verb (``self._handlers``) ----------------------------------------------------
     @staticmethod
-    def _written(obj: Obj) -> bytes:
+    def _written(obj: Obj, warnings: list[str]) -> bytes:
         """The reply to a create, update or patch: the object, and its kind's warnings when there are any."""
-        warnings = warnings_for(obj)
         return codec.ok(object=obj, warnings=warnings) if warnings else codec.ok(object=obj)
 
     async def _create(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
-        return self._written(await self.service.create(req.info, req.namespace, body.get("object")))
+        created = await self.service.create(req.info, req.namespace, body.get("object"))
+        return self._written(created, warnings_for(created))
 
     async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                    guard: noderestriction.Guard | None) -> bytes:
@@ -220,17 +220,18 @@ class ApiActor:
 
     async def _update(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
-        status_only = req.verb == Verb.STATUS
+        warnings: list[str] = []
         obj = await self.service.update(req.info, req.namespace, _name(req), body.get("object"),
-                                        status_only=status_only, guard=guard)
-        return codec.ok(object=obj) if status_only else self._written(obj)
+                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings)
+        return self._written(obj, warnings)
 
     async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
-        status_only = body.get("subresource") == "status"
+        warnings: list[str] = []
         obj = await self.service.patch(req.info, req.namespace, _name(req), body.get("patch"),
-                                       status_only=status_only, guard=guard)
-        return codec.ok(object=obj) if status_only else self._written(obj)
+                                       status_only=body.get("subresource") == "status", guard=guard,
+                                       warnings=warnings)
+        return self._written(obj, warnings)
 
     async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:

@@ -145,17 +145,18 @@ class ApiService:
         generate = m.get("name") is None
         hooks = hooks_for(info)
         for _ in range(3 if generate else 1):
+            m = meta(obj)  # a hook may have replaced the metadata
             if generate:
                 m["name"] = f"{m['generateName']}{random_suffix()}"
-            key = keys.object_key(info, ns, m["name"])
+            name = str(m["name"])
             try:
-                rev = await self._create_once(hooks, key, obj)
+                rev = await self._create_once(hooks, keys.object_key(info, ns, name), obj)
                 return await self._published("ADDED", with_rv(obj, rev))
             except AlreadyExists:
                 if not generate:
-                    raise AlreadyExists(f'{info.plural} "{m["name"]}" already exists',
-                                        {"kind": info.kind, "name": m["name"], "namespace": ns}) from None
-        raise AlreadyExists(f"could not generate a unique name from {m.get('generateName')!r}; retry")
+                    raise AlreadyExists(f'{info.plural} "{name}" already exists',
+                                        {"kind": info.kind, "name": name, "namespace": ns}) from None
+        raise AlreadyExists(f"could not generate a unique name from {meta(obj).get('generateName')!r}; retry")
 
     async def _create_once(self, hooks: KindHooks, key: str, obj: Obj) -> int:
         """Run the kind's I/O hooks and write; what they reserved is given back if the write fails."""
@@ -275,7 +276,10 @@ class ApiService:
         raise Conflict(f'{info.plural} "{name}" is being modified too often; retry')
 
     async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
-                     status_only: bool = False, guard: Callable[[Obj], None] | None = None) -> Obj:
+                     status_only: bool = False, guard: Callable[[Obj], None] | None = None,
+                     warnings: list[str] | None = None) -> Obj:
+        """Replace the object (``status_only``: its status). ``warnings``, when given, receives the kind's
+        warnings about the written object."""
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
@@ -288,6 +292,7 @@ class ApiService:
         precondition = write_precondition(meta(obj).get("resourceVersion"))
 
         def change(current: Obj) -> Obj | None:
+            _note_warnings(warnings, info, None, current)  # this attempt's, not a conflicted one's
             merged = self._merge(info, current, obj, status_only=status_only)
             meta(merged).pop("resourceVersion", None)
             meta(current).pop("resourceVersion", None)
@@ -295,18 +300,22 @@ class ApiService:
                 return None
             if not status_only:
                 validate(merged, expect_kind=info.kind, old=current)
+                _note_warnings(warnings, info, merged, current)
             return merged
 
         return await self._published("MODIFIED", await self._read_modify_write(
             info, namespace, name, precondition, change, guard))
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
-                    status_only: bool = False, guard: Callable[[Obj], None] | None = None) -> Obj:
+                    status_only: bool = False, guard: Callable[[Obj], None] | None = None,
+                    warnings: list[str] | None = None) -> Obj:
+        """Apply a JSON merge patch; ``warnings`` as for ``update``."""
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a map")
         precondition = write_precondition((patch.get("metadata") or {}).get("resourceVersion"))
 
         def change(current: Obj) -> Obj | None:
+            _note_warnings(warnings, info, None, current)  # this attempt's, not a conflicted one's
             patched = apply_merge_patch(current, patch)
             if not isinstance(patched, dict):
                 raise BadRequest("the patch did not produce an object")
@@ -316,7 +325,11 @@ class ApiService:
             pm.pop("resourceVersion", None)
             validate(patched, expect_kind=info.kind, old=current)
             merged = self._merge(info, current, patched, status_only=status_only)
-            return None if merged == current else merged
+            if merged == current:
+                return None
+            if not status_only:
+                _note_warnings(warnings, info, merged, current)
+            return merged
 
         return await self._published("MODIFIED", await self._read_modify_write(
             info, namespace, name, precondition, change, guard))
@@ -418,3 +431,8 @@ class ApiService:
             except AlreadyExists:
                 pass
 
+
+def _note_warnings(into: list[str] | None, info: KindInfo, new: Obj | None, old: Obj) -> None:
+    """Set ``into`` to the warnings about writing ``new`` over ``old`` (none while ``new`` is None)."""
+    if into is not None:
+        into[:] = strategy_for(info).update_warnings(new, old) if new is not None else []

@@ -15,7 +15,8 @@ Public API (everything else is a kind module's detail):
   ``strategy.row(obj, now, wide=...)`` (cells as strings; ``now`` in epoch seconds, for ages).
 - Schema: ``strategy_for(kind).schema`` -> ``tuple[Field, ...]``, the top-level fields besides apiVersion,
   kind and metadata (``Field(name, type, description, required, fields, items, values, enum)``).
-- Warnings: ``warnings_for(obj)`` -> ``list[str]`` (the text of kubectl's ``Warning:`` lines).
+- Warnings: ``warnings_for(obj)`` -> ``list[str]`` for a created object, ``strategy.update_warnings(new,
+  old)`` for an update (the text of kubectl's ``Warning:`` lines).
 
 The API actor's I/O-needing hooks per kind (Service addresses, token Secrets) are in
 ``actors/api/kindhooks.py``; validation of the envelope and metadata is ``protocol.validation``.
@@ -114,6 +115,6 @@ def resolve(name: str) -> KindInfo:
 
 
 def warnings_for(obj: Obj) -> list[str]:
-    """The warnings of a created or updated object of a known kind (none for an unknown one)."""
+    """The warnings of a created object of a known kind (none for an unknown one)."""
     found = _BY_KIND.get(str(obj.get("kind")))
     return found.warnings(obj) if found is not None else []

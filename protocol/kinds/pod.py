@@ -19,6 +19,7 @@ from protocol.kinds.strategy import (
     as_dict,
     as_list,
     get_path,
+    no_update_warnings,
     string_map,
 )
 from protocol.objects import Obj, condition, meta, parse_time
@@ -215,6 +216,7 @@ def pod_spec_warnings(spec: Any, path: str) -> list[str]:
 
 
 def _warnings(obj: Obj) -> list[str]:
+    """On create only: pods are updated by machines, often (Kubernetes skips pod warnings on update too)."""
     return pod_spec_warnings(obj.get("spec"), "spec")
 
 
@@ -365,5 +367,6 @@ STRATEGY = Strategy(
     INFO, description="A group of containers run together on one node.",
     schema=(POD_SPEC_SCHEMA, POD_STATUS_SCHEMA), columns=COLUMNS,
     default=_default, admit_new=_admit_new, create_status=_create_status, validate=_validate,
-    prepare_update=_keep_node, warnings=_warnings, grace_period=_grace_period, awaits_confirmation=_awaits_kubelet,
+    prepare_update=_keep_node, warnings=_warnings, warnings_on_update=no_update_warnings,
+    grace_period=_grace_period, awaits_confirmation=_awaits_kubelet,
 )

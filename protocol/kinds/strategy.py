@@ -97,6 +97,10 @@ def _no_warnings(obj: Obj) -> list[str]:
     return []
 
 
+def no_update_warnings(new: Obj, old: Obj) -> list[str]:
+    return []
+
+
 def _no_spec_finalizers(obj: Obj) -> list[str]:
     return []
 
@@ -151,7 +155,10 @@ class Strategy:
     generation_part: Callable[[Obj], Obj] = spec_part
     """The part of the object whose change bumps metadata.generation."""
     warnings: Callable[[Obj], list[str]] = _no_warnings
-    """Warnings for a created or updated object (deprecated or ignored fields): shown, never refused."""
+    """Warnings for a created object (deprecated or ignored fields): shown to the user, never refused."""
+    warnings_on_update: Callable[[Obj, Obj], list[str]] | None = None
+    """Warnings for ``(new, old)`` on update; None: the create warnings when the update changes the
+    generation part (what the object asks for), none when it changes only metadata."""
     spec_finalizers: Callable[[Obj], list[str]] = _no_spec_finalizers
     """Finalizers kept outside metadata (a Namespace's spec.finalizers) that also hold its deletion."""
     protected_names: frozenset[str] = frozenset()
@@ -187,6 +194,11 @@ class Strategy:
         elif obj.get("spec") is not None:
             e.check(obj.get("spec"), "spec", dict)
 
+    def update_warnings(self, new: Obj, old: Obj) -> list[str]:
+        if self.warnings_on_update is not None:
+            return self.warnings_on_update(new, old)
+        return self.warnings(new) if self.generation_part(new) != self.generation_part(old) else []
+
     def finalizers(self, obj: Obj) -> list[str]:
         """Every finalizer that holds the deletion of ``obj``."""
         return list(meta(obj).get("finalizers") or []) + self.spec_finalizers(obj)
@@ -216,7 +228,6 @@ def num(obj: Obj, *path: str) -> str:
     return str(get_path(obj, *path) or 0)
 
 
-METADATA_NOTE = "Standard object metadata: name, namespace, labels, annotations, ownerReferences, finalizers."
 STRING_MAP = Field("", "string")
 
 

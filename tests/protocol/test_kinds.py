@@ -254,6 +254,21 @@ def test_warnings(obj: Obj, expected: list[str]) -> None:
     assert warnings_for(obj) == expected
 
 
+def test_update_warnings() -> None:
+    old = template("ReplicaSet", "apps/v1", {"matchLabels": {"app": "w"}})
+    old["spec"]["template"]["spec"]["nodeSelector"] = {"beta.kubernetes.io/os": "linux"}
+    relabelled = copy.deepcopy(old)
+    relabelled["metadata"]["labels"] = {"a": "b"}
+    scaled = copy.deepcopy(old)
+    scaled["spec"]["replicas"] = 5
+    rs = strategy_for("ReplicaSet")
+    assert rs.update_warnings(relabelled, old) == []
+    assert rs.update_warnings(scaled, old) == warnings_for(old) != []
+    p = pod(nodeSelector={"beta.kubernetes.io/os": "linux"})
+    changed = pod(nodeSelector={"beta.kubernetes.io/os": "linux"}, restartPolicy="Never")
+    assert warnings_for(p) != [] and strategy_for("Pod").update_warnings(changed, p) == []
+
+
 def test_template_warnings_name_the_template_path() -> None:
     rs = template("ReplicaSet", "apps/v1", {"matchLabels": {"app": "w"}})
     rs["spec"]["template"]["spec"]["nodeSelector"] = {"beta.kubernetes.io/os": "linux"}
