@@ -1,6 +1,7 @@
 """The API actor's per-kind hooks that need I/O, keyed by kind (the pure rest of a kind is its strategy in
 ``protocol.kinds``): a Service's cluster IP and node ports are reserved in the datastore, a token Secret
-is signed with the cluster's key. A kind without an entry has no such hooks."""
+is signed with the cluster's key; Events are published to the event stream. A kind without an entry has
+no such hooks."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class KindHooks:
     """Take what the object holds apart from its key (addresses); given back by ``release``."""
     release: ObjectHook | None = None
     """Give back what ``reserve`` took: when a create fails, and when the object is finally deleted."""
+    streamed: bool = False
+    """Created and modified objects are also published to the event stream (``SHOAL_EVENTS``)."""
 
 
 async def _sign_token(host: HookHost, secret: Obj) -> None:
@@ -64,6 +67,7 @@ async def _release(host: HookHost, service: Obj) -> None:
 HOOKS: dict[str, KindHooks] = {
     "Secret": KindHooks(prepare_create=_sign_token),
     "Service": KindHooks(reserve=_allocate, release=_release),
+    "Event": KindHooks(streamed=True),
 }
 NO_HOOKS = KindHooks()
 

@@ -70,8 +70,9 @@ class ApiService:
         self.on_event = on_event
         """Called after an Event object is created or modified (publishes it to the event stream)."""
 
-    async def _published(self, change: str, obj: Obj) -> Obj:
-        if self.on_event is not None and obj.get("kind") == "Event":
+    async def _published(self, info: KindInfo, change: str, obj: Obj) -> Obj:
+        """Hand a created or modified object of a kind that is streamed (Events) to ``on_event``."""
+        if self.on_event is not None and hooks_for(info).streamed:
             try:
                 await self.on_event(change, obj)
             except Exception:  # the Event is stored; the stream is best effort
@@ -151,7 +152,7 @@ class ApiService:
             name = str(m["name"])
             try:
                 rev = await self._create_once(hooks, keys.object_key(info, ns, name), obj)
-                return await self._published("ADDED", with_rv(obj, rev))
+                return await self._published(info, "ADDED", with_rv(obj, rev))
             except AlreadyExists:
                 if not generate:
                     raise AlreadyExists(f'{info.plural} "{name}" already exists',
@@ -303,7 +304,7 @@ class ApiService:
                 _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._published("MODIFIED", await self._read_modify_write(
+        return await self._published(info, "MODIFIED", await self._read_modify_write(
             info, namespace, name, precondition, change, guard))
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
@@ -331,7 +332,7 @@ class ApiService:
                 _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._published("MODIFIED", await self._read_modify_write(
+        return await self._published(info, "MODIFIED", await self._read_modify_write(
             info, namespace, name, precondition, change, guard))
 
     # -- delete -----------------------------------------------------------------------------
