@@ -40,7 +40,7 @@ def _by_time(ev: Obj) -> Any:
 
 
 COLUMNS = (
-    Column("LAST SEEN", lambda o, now: since(event_time(o), now), type="date"),
+    Column("LAST SEEN", lambda o, now: since(event_time(o), now), format="date"),
     Column("TYPE", lambda o, now: str(o.get("type") or "")),
     Column("REASON", lambda o, now: str(o.get("reason") or "")),
     Column("OBJECT", lambda o, now: event_object(o)),

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from protocol.fielderrors import Errors
 from protocol.humanize import age
 from protocol.objects import Obj, meta, name_of
+from protocol.selectors import Selector
 
 Scope = Literal["Namespaced", "Cluster"]
 
@@ -48,13 +49,16 @@ class KindInfo:
 @dataclass(frozen=True, slots=True)
 class Column:
     """A printed column, as Kubernetes' ``TableColumnDefinition``: priority 0 always shows, priority 1 only
-    with ``-o wide``. ``value(obj, now)`` renders the cell (``now`` in epoch seconds, for ages)."""
+    with ``-o wide``. ``value(obj, now)`` renders the cell (``now`` in epoch seconds, for ages); ``type``
+    is an OpenAPI type (``string``, ``integer``, ``number``, ``boolean``), ``format`` a hint such as
+    ``name`` or ``date``."""
 
     name: str
     value: Callable[[Obj, float], str]
     priority: int = 0
     type: str = "string"
     description: str = ""
+    format: str = ""
 
     @property
     def wide(self) -> bool:
@@ -118,8 +122,9 @@ def by_namespace_and_name(obj: Obj) -> Any:
     return (meta(obj).get("namespace") or "", name_of(obj))
 
 
-NAME = Column("NAME", lambda o, now: name_of(o), description="Name must be unique within a namespace.")
-AGE = Column("AGE", lambda o, now: age(o, now), type="date",
+NAME = Column("NAME", lambda o, now: name_of(o), description="Name must be unique within a namespace.",
+              format="name")
+AGE = Column("AGE", lambda o, now: age(o, now), format="date",
              description="How long ago the object was created (metadata.creationTimestamp).")
 
 
@@ -169,7 +174,7 @@ class Strategy:
     """Graceful deletion: the default grace period of an object; None: deletion is not graceful."""
     awaits_confirmation: Callable[[Obj], bool] = _never
     """A deleted object stays until its agent confirms (a bound, running pod waits for its kubelet)."""
-    pod_selector: Callable[[Obj], Any] | None = None
+    pod_selector: Callable[[Obj], Selector] | None = None
     """For kinds that select pods (``shoal logs deploy/x``): the selector of an object."""
 
     @property

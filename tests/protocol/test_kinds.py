@@ -440,3 +440,13 @@ def test_errors_collector_types() -> None:
     e = Errors()
     assert not e.check(True, "x", int)
     assert e.causes == [{"field": "x", "message": "Invalid type: expected integer, got boolean"}]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: s.kind)
+def test_columns_are_table_column_definitions(strategy: Any) -> None:
+    """What the HTTP Table output needs: unique names, OpenAPI types, priority 0 or 1."""
+    names = [c.name for c in strategy.columns]
+    assert len(set(names)) == len(names)
+    for column in strategy.columns:
+        assert column.type in {"string", "integer", "number", "boolean"}, column.name
+        assert column.priority in (0, 1)
