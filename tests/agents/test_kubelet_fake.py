@@ -12,7 +12,7 @@ from agents.kubelet.node import StaticMetrics
 from agents.kubelet.probes import AlwaysPassProber
 from protocol.objects import condition
 from runtime.client import ApiClient
-from shoal.cli.columns import pod_status
+from protocol.kinds.pod import pod_status
 from tests.agents.kubelet_helpers import (
     create_bound,
     cstatus,
