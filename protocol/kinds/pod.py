@@ -24,11 +24,10 @@ from protocol.kinds.strategy import (
 )
 from protocol.objects import Obj, condition, condition_true, meta, parse_time
 from protocol.quantity import QuantityError, parse_quantity
+from protocol.tolerations import NOT_READY, UNREACHABLE
 
 INFO = KindInfo("Pod", "v1", "pods", "pod", ("po",), subresources=frozenset({"status", "binding", "log"}))
 DEFAULT_GRACE_SECONDS = 30
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 DEPRECATED_NODE_LABELS = {
     "beta.kubernetes.io/arch": "kubernetes.io/arch",
     "beta.kubernetes.io/os": "kubernetes.io/os",
@@ -80,7 +79,7 @@ def _admit_new(obj: Obj) -> None:
     if not isinstance(spec, dict):
         return
     tolerations = spec.setdefault("tolerations", [])
-    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+    for key in (NOT_READY, UNREACHABLE):
         if not any(t.get("key") == key for t in tolerations if isinstance(t, dict)):
             tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
 
@@ -183,6 +182,12 @@ def validate_pod_spec(e: Errors, spec: Any, path: str) -> None:
         e.enum(t, "operator", f"{tpath}.operator", ("Exists", "Equal"))
         e.enum(t, "effect", f"{tpath}.effect", ("NoSchedule", "PreferNoSchedule", "NoExecute"))
         e.integer(t, "tolerationSeconds", f"{tpath}.tolerationSeconds")
+        operator = t.get("operator") or "Equal"
+        if not t.get("key") and operator != "Exists":
+            e.add(f"{tpath}.operator", "Invalid value: operator must be Exists when `key` is empty, "
+                  "which means \"match all values and all keys\"")
+        if operator == "Exists" and t.get("value"):
+            e.add(f"{tpath}.operator", "Invalid value: value must be empty when `operator` is 'Exists'")
     e.check(spec.get("affinity"), f"{path}.affinity", dict)
     e.check(spec.get("hostNetwork"), f"{path}.hostNetwork", bool)
 

@@ -171,6 +171,8 @@ INVALID = [
     (pod(containers=[]), "spec.containers"),
     (pod(containers=[{"name": "c"}]), "spec.containers[0].image"),
     (pod(restartPolicy="Sometimes"), "spec.restartPolicy"),
+    (pod(tolerations=[{"effect": "NoExecute"}]), "spec.tolerations[0].operator"),  # empty key needs Exists
+    (pod(tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]), "spec.tolerations[0].operator"),
     (pod(containers=[{"name": "c", "image": "i", "resources": {"limits": {"cpu": "lots"}}}]),
      "spec.containers[0].resources.limits[cpu]"),
     (template("ReplicaSet", "apps/v1", {"matchLabels": {"app": "other"}}), "spec.template.metadata.labels"),
