@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from protocol.objects import Obj
+import pytest
+
+from protocol.errors import Invalid, NotFound, TooManyRequests
+from protocol.objects import Obj, is_deleting, name_of, pod_is_ready
 from runtime.client import ApiClient
 from tests.controllers.conftest import StartControllers, eventually
 
@@ -70,8 +74,6 @@ async def test_budget_status_follows_pods_and_scale(client: ApiClient, start_con
 
 
 async def test_invalid_budgets_are_refused(client: ApiClient) -> None:
-    from protocol.errors import Invalid
-
     for spec in ({"minAvailable": 1, "maxUnavailable": 1}, {"minAvailable": "ten"}, {"maxUnavailable": -1},
                  {"minAvailable": 1, "unhealthyPodEvictionPolicy": "Sometimes"}):
         try:
@@ -79,3 +81,44 @@ async def test_invalid_budgets_are_refused(client: ApiClient) -> None:
         except Invalid:
             continue
         raise AssertionError(f"accepted {spec}")
+
+
+async def test_eviction_honours_the_budget(client: ApiClient, start_controllers: StartControllers,
+                                           pod_status_simulator: Any) -> None:
+    await start_controllers("deployment", "replicaset", "disruption")
+    await client.create(deployment("db", 3))
+    await client.create(budget("db-pdb", "db", minAvailable=2))
+    await eventually(lambda: status_is(client, "db-pdb", currentHealthy=3, desiredHealthy=2, disruptionsAllowed=1),
+                     timeout=20)
+
+    async def live() -> list[Obj]:
+        pods = (await client.list("Pod", NS, label_selector="app=db")).items
+        return [p for p in pods if not is_deleting(p)]
+
+    first, second, third = [name_of(p) for p in await live()]
+    # two evictions race for the one disruption allowed: exactly one wins
+    results = await asyncio.gather(client.evict(first, NS), client.evict(second, NS), return_exceptions=True)
+    won = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, TooManyRequests)]
+    assert len(won) == 1 and len(refused) == 1, results
+    assert "needs 2 healthy pods" in refused[0].details["causes"][0]["message"]
+
+    # the replacement becomes ready: the budget allows one again, and the eviction goes through
+    async def replaced() -> bool:
+        pods = await live()
+        return len(pods) == 3 and all(pod_is_ready(p) for p in pods)
+
+    await eventually(replaced, timeout=20)
+    await eventually(lambda: status_is(client, "db-pdb", currentHealthy=3, disruptionsAllowed=1), timeout=20)
+    loser = second if name_of(won[0]) == first else first
+    evicted = await client.evict(loser, NS)
+    assert name_of(evicted) == loser
+    with pytest.raises(TooManyRequests):
+        await client.evict(third, NS)  # spent again
+
+    # a pod no budget covers is simply deleted
+    await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "free", "namespace": NS},
+                         "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    await client.evict("free", NS)
+    with pytest.raises(NotFound):
+        await client.evict("free", NS)
