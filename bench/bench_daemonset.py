@@ -19,12 +19,13 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from bench.bench_scale import hollow_commands
 from bench.common import cluster, progress
-from protocol.errors import ShoalError
+from protocol.errors import ShoalError, Unavailable
 from protocol.objects import Obj, condition_true, controller_of, meta
 from runtime.client import ApiClient
 
@@ -48,6 +49,16 @@ def daemonset(max_unavailable: str) -> Obj:
 
 def _int_or_percent(text: str) -> int | str:
     return text if text.endswith("%") else int(text)
+
+
+async def retrying(call: Callable[[], Awaitable[Obj]], what: str) -> Obj:
+    """``call()``, again after a pause while an overloaded API actor sheds it (Unavailable)."""
+    while True:
+        try:
+            return await call()
+        except Unavailable as exc:
+            progress(f"{what}: {exc.message}; asking again")
+            await asyncio.sleep(2)
 
 
 async def wait_status(client: ApiClient, kind: str, name: str, done: Any, what: str, timeout: float) -> float:
@@ -94,23 +105,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"only {ready}/{nodes} hollow nodes became Ready")
             await asyncio.sleep(2)
 
-        await client.create(deployment(nodes))
+        await retrying(lambda: client.create(deployment(nodes)), "create the deployment")
         deploy_s = await wait_status(
             client, "Deployment", "web",
             lambda s, o: s.get("availableReplicas") == nodes and s.get("updatedReplicas") == nodes,
             "deployment", args.timeout)
         progress(f"deployment of {nodes}: all available after {deploy_s:.1f}s")
 
-        await client.create(daemonset(args.max_unavailable))
+        await retrying(lambda: client.create(daemonset(args.max_unavailable)), "create the daemonset")
         ds_s = await wait_status(
             client, "DaemonSet", "agent",
             lambda s, o: s.get("desiredNumberScheduled") == nodes and s.get("numberAvailable") == nodes,
             "daemonset", args.timeout)
         progress(f"daemonset on {nodes} nodes: all available after {ds_s:.1f}s")
 
-        ds = await client.get("DaemonSet", "agent", "default")
+        ds = await retrying(lambda: client.get("DaemonSet", "agent", "default"), "read the daemonset")
         ds["spec"]["template"]["spec"]["containers"][0]["image"] = "bench:2"
-        await client.update(ds)
+        await retrying(lambda: client.update(ds), "update the daemonset")
         roll_s = await wait_status(
             client, "DaemonSet", "agent",
             lambda s, o: s.get("updatedNumberScheduled") == nodes and s.get("numberAvailable") == nodes
