@@ -4,6 +4,7 @@ with the same result as filtering every node (Kubernetes' NodeAffinity PreFilter
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,40 @@ def test_messages_of_a_named_pod_that_fits_nowhere() -> None:
     gone = decide(pod_info(daemon_pod("node-404")), nodes, named=named)
     assert isinstance(gone, Unschedulable)
     assert gone.message == "0/300 nodes are available: 300 node(s) didn't match Pod's node affinity/selector."
+
+
+def _spec(*terms: Any, node_name: str | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": list(terms)}}}}
+    if node_name:
+        spec["nodeName"] = node_name
+    return spec
+
+
+NAME_A: dict[str, Any] = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}
+
+
+@pytest.mark.parametrize(("spec", "pinned"), [
+    (_spec(NAME_A), "a"),
+    (_spec(NAME_A, node_name="b"), "b"),  # bound: the binding wins
+    (_spec({"matchExpressions": [{"key": "z", "operator": "Exists"}], **NAME_A}), "a"),  # the slow path
+    (_spec({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a", "b"]}]}), None),
+    (_spec({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["a"]}]}), None),
+    (_spec(), None),
+    ({}, None),
+])
+def test_pinned_node(spec: dict[str, object], pinned: str | None) -> None:
+    from protocol.nodeaffinity import pinned_node
+
+    assert pinned_node(spec) == pinned
+
+
+def test_pin_to_node_replaces_required_terms_and_keeps_the_rest() -> None:
+    spec: dict[str, object] = {"affinity": {"podAntiAffinity": {"x": 1}, "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": []}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1}]}}}
+    pin_to_node(spec, "n9")
+    affinity = spec["affinity"]
+    assert isinstance(affinity, dict) and affinity["podAntiAffinity"] == {"x": 1}
+    assert affinity["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == [{"weight": 1}]
+    assert named_nodes(pod_info({"metadata": {"name": "p"}, "spec": spec}).required_terms) == frozenset({"n9"})
