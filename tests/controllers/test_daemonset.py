@@ -243,3 +243,46 @@ async def test_shoal_rollout_status_follows_a_daemonset(nats_server: NatsServer,
     assert refused.rc == 1 and "only available for the RollingUpdate strategy" in refused.err, refused
     other = await cli("rollout", "undo", "ds/watched")
     assert other.rc != 0 and "cannot be used here" in other.err, other
+
+
+async def test_surge_rollout_keeps_every_node_serving(client: ApiClient, cluster: HollowNodes) -> None:
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    await client.create(daemonset("surge", strategy=strategy))
+    first = await eventually(lambda: settled_on(client, "surge", NODES3), timeout=30)
+    old_hash = next(iter(first.values()))["metadata"]["labels"][HASH_LABEL]
+    serving: dict[str, set[str]] = {n: {name_of(p)} for n, p in first.items()}
+    worst, most = [3], [0]
+    informer = Informer(client, "Pod", NS)
+
+    def observe(_event: str, old: Obj | None, new: Obj | None) -> None:
+        pod = new if new is not None else old
+        node = ((pod or {}).get("spec") or {}).get("nodeName")
+        if pod is None or node is None or not name_of(pod).startswith("surge-"):
+            return
+        names = serving.setdefault(node, set())
+        if new is not None and pod_is_ready(new) and not is_deleting(new):
+            names.add(name_of(pod))
+        else:
+            names.discard(name_of(pod))
+        worst[0] = min(worst[0], sum(1 for n in NODES3 if serving.get(n)))
+        most[0] = max(most[0], sum(1 for n in NODES3 if len(serving.get(n, ())) > 1))
+
+    informer.add_handler(observe)
+    task = asyncio.create_task(informer.run())
+    await informer.synced.wait()
+    try:
+        ds = await client.get("DaemonSet", "surge", NS)
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] = "agent:2"
+        await client.update(ds)
+
+        async def rolled() -> dict[str, Obj] | None:
+            by_node = await settled_on(client, "surge", NODES3)
+            if by_node is None or any(p["metadata"]["labels"][HASH_LABEL] == old_hash for p in by_node.values()):
+                return None
+            return by_node
+
+        await eventually(rolled, timeout=60)
+    finally:
+        await cancel_and_wait(task)
+    assert worst[0] == 3  # maxUnavailable 0: every node kept a serving pod throughout
+    assert most[0] == 1  # maxSurge 1: one node at a time ran an old and a new pod side by side
