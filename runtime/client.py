@@ -195,7 +195,7 @@ class ApiClient:
         """Evict a pod (policy/v1 Eviction): it is deleted unless a PodDisruptionBudget covering it allows no
         disruption now, which raises ``TooManyRequests`` (retry later). Returns the deleted pod."""
         options: dict[str, Any] = {} if grace_period is None else {"gracePeriodSeconds": grace_period}
-        subject = subjects.object_subject(Verb.EVICT, by_kind("Pod"), namespace, name)
+        subject = self._object_subject(Verb.EVICT, by_kind("Pod"), namespace, name)
         reply = await self.request(subject, {"options": options})
         return reply["object"]  # type: ignore[no-any-return]
 
