@@ -31,6 +31,7 @@ from agents.kubelet.podspec import containers_of, service_env
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler, RunningContainer
 from agents.kubelet.runtime_cache import RuntimeCache
 from agents.kubelet.status import ERR_SHOWN, ProbeView, compute_status
+from agents.kubelet.volumes import PodVolumes, node_fetch, pod_facts
 from protocol.errors import Conflict, NotFound
 from protocol.objects import (
     Obj,
@@ -119,8 +120,10 @@ class KubeletAgent:
         self.probes = self._shared_probes or ProbeScheduler(self._prober or NetworkProber(runtime),
                                                             self.queue.add)
         events = EventRecorder(self.client, "kubelet", host=node, log=self.log) if self.config.record_events else None
+        self.volumes = PodVolumes(self.config.state_dir, node_fetch(self.client, node), ttl=self.config.volume_refresh,
+                                  log=self.log, facts=pod_facts(self.config, self.metrics))
         self.executor = Executor(runtime, self.client, self.config, events=events, log=self.log,
-                                 clock=self.clock)
+                                 clock=self.clock, prepare=self.volumes.prepare)
         self.heartbeat = NodeHeartbeat(self.client, self.config, self.metrics, runtime_version=self.runtime_version,
                                        runtime_ok=lambda: self._runtime_ok, log=self.log, clock=self.clock)
         self.logs = LogServer(ctx.nc, node, runtime, find_pod=self._find_pod, attempts=self._attempts,
@@ -181,6 +184,8 @@ class KubeletAgent:
                 self.log.warning("runtime relist failed", error=str(exc))
             if time.monotonic() - last_resync > RESYNC_INTERVAL:
                 last_resync = time.monotonic()
+                if self.informer.synced.is_set():
+                    await self.volumes.cleanup_orphans({uid_of(p) for p in self.informer.store.values()})
                 for key in list(self.informer.store):
                     self.queue.add(key)
             await asyncio.sleep(self.config.relist_interval)
@@ -233,6 +238,7 @@ class KubeletAgent:
             if pod is None:
                 live = {uid_of(p) for p in self.informer.store.values()}
                 for gone in [u for u in self.notes if u not in live]:
+                    await self.volumes.cleanup(gone)
                     self.notes.pop(gone, None)
                     self._written.pop(gone, None)
                     self.pod_ips.release(gone)
@@ -243,6 +249,9 @@ class KubeletAgent:
                    if c.state == "running" and c.name in specs]
         self.probes.sync(key, running, pod_ip, self.config.address, self.queue.add)
         requeue = decided.requeue_after
+        refresh = await self.volumes.refresh(pod) if running else None
+        if refresh is not None:
+            requeue = refresh if requeue is None else min(requeue, refresh)
         if pod_is_terminal(pod):
             self.phases[key] = str((pod.get("status") or {}).get("phase"))
             return requeue
