@@ -19,6 +19,7 @@ from actors.api import noderestriction
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
+from actors.api.noderefs import CachePods, NodeReferences
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService, optional_resource_version
 from actors.api.signing import load_signing_key
@@ -62,6 +63,7 @@ class ApiActor:
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
         self.cache = WatchCache(window=self.settings.window)
+        self._node_refs = NodeReferences(CachePods(self.cache))
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
@@ -212,7 +214,8 @@ class ApiActor:
             name = keys.decode_token(tokens[2])
             if info.namespaced and namespace is None:
                 raise BadRequest(f"{info.kind} is namespaced: the subject must name a namespace")
-            guard = noderestriction.admit(node, verb_enum, info, namespace, name) if node is not None else None
+            guard = (noderestriction.admit(node, verb_enum, info, namespace, name, self._node_refs.allowed)
+                     if node is not None else None)
             return codec.ok(object=await self._object_verb(verb_enum, info, namespace, name, request, guard))
         if node is not None:
             body = request.get("object")

@@ -157,7 +157,8 @@ def test_pod_references() -> None:
                                                             {"downwardAPI": {"items": []}}]}},
                     {"name": "e", "emptyDir": {}}],
         "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "s3"}}]}],
-        "containers": [{"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm3", "key": "k"}}},
+        "containers": [{"name": "c", "env": [{"name": "X",
+                                              "valueFrom": {"configMapKeyRef": {"name": "cm3", "key": "k"}}},
                                              {"name": "Y", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                         "envFrom": [{"configMapRef": {"name": "cm4"}}]}]}}
     assert pod_references(pod) == {

@@ -70,7 +70,8 @@ def test_config_map_and_secret_payloads() -> None:
         "sub/bee": FileEntry(b"B", 0o600), "a": FileEntry(b"A", 0o400)}
     assert files({"name": "v", "secret": {"secretName": "s"}}) == {"user": FileEntry(b"admin", 0o644)}
     assert files({"name": "v", "configMap": {"name": "absent", "optional": True}}) == {}
-    assert files({"name": "v", "configMap": {"name": "cfg", "optional": True, "items": [{"key": "no", "path": "x"}]}}) == {}
+    optional_items = {"name": "cfg", "optional": True, "items": [{"key": "no", "path": "x"}]}
+    assert files({"name": "v", "configMap": optional_items}) == {}
 
 
 @pytest.mark.parametrize(("volume", "message"), [
