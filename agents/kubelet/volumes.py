@@ -159,7 +159,7 @@ def _mount_tmpfs(path: Path, size: int | None) -> str | None:
     return None if done.returncode == 0 else (done.stderr.strip() or f"mount exited {done.returncode}")
 
 
-def _unmount_all(root: Path) -> None:
+def unmount_all(root: Path) -> None:
     """Unmount every mount point under ``root`` (deepest first)."""
     try:
         with open("/proc/self/mounts") as f:
@@ -363,7 +363,7 @@ class PodVolumes:
     def _remove(root: Path) -> None:
         if not root.exists():
             return
-        _unmount_all(root)
+        unmount_all(root)
         shutil.rmtree(root, ignore_errors=True)
 
     async def cleanup_orphans(self, live: set[str]) -> None:
