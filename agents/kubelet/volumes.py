@@ -61,6 +61,7 @@ from protocol.subjects import Verb
 from runtime.client import ApiClient
 
 DATA = "..data"
+FORBIDDEN_RETRIES = 4
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]
 """(kind, namespace, name) -> the object, None when it does not exist; raises ConfigError when refused."""
 
@@ -177,15 +178,22 @@ def unmount_all(root: Path) -> None:
 def node_fetch(client: ApiClient, node: str) -> Fetch:
     """Reads through the node-scoped subjects, where the API actor applies the Node authorizer."""
     async def fetch(kind: str, namespace: str, name: str) -> Obj | None:
-        info = by_kind(kind)
-        try:
-            reply = await client.request(subjects.node_api(node, Verb.GET, info, namespace, name), {})
-        except NotFound:
-            return None
-        except Forbidden as exc:  # e.g. the API actor has not seen the pod bound here yet: retried
-            raise ConfigError(f"{kind.lower()} {namespace}/{name}: {exc}") from None
-        obj: Obj = reply["object"]
-        return obj
+        subject = subjects.node_api(node, Verb.GET, by_kind(kind), namespace, name)
+        for attempt in range(FORBIDDEN_RETRIES + 1):
+            try:
+                reply = await client.request(subject, {})
+            except NotFound:
+                return None
+            except Forbidden as exc:
+                # the API actor answering may not have seen the pod bound here yet (its cache lags the
+                # one our informer watched): ask again briefly, then fail the start (retried after back-off)
+                if attempt == FORBIDDEN_RETRIES:
+                    raise ConfigError(f"{kind.lower()} {namespace}/{name}: {exc}") from None
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            obj: Obj = reply["object"]
+            return obj
+        return None
 
     return fetch
 
@@ -260,11 +268,12 @@ class PodVolumes:
         facts = self.facts(pod, sandbox)
         try:
             sources = await self.sources(pod)
-            async with self._locks.setdefault(uid, asyncio.Lock()):
-                volumes = pod_volumes(pod, self.state_dir, uid)
-                await asyncio.to_thread(self._set_up, pod, volumes, sources, facts)
+            volumes = pod_volumes(pod, self.state_dir, uid)
+            if volumes:
+                async with self._locks.setdefault(uid, asyncio.Lock()):
+                    await asyncio.to_thread(self._set_up, pod, volumes, sources, facts)
             planned = container_mounts(spec, volumes)
-            mounts = await asyncio.to_thread(self._resolve, planned)
+            mounts = await asyncio.to_thread(self._resolve, planned) if planned else []
             # the service variables (config.env: the pod spec's literal values over them) are Kubernetes'
             # lowest layer; container_env recomputes the spec's own values in order
             literal = {str(e.get("name")) for e in spec.get("env") or [] if isinstance(e, dict)}
