@@ -287,3 +287,37 @@ async def test_missing_objects_block_start_until_created(runner: ActorRunner, ap
                      what="needs Running once its ConfigMap exists")
     assert value(await logs_with(client, "needs", "c", "late="), "late") == "v"
     assert BUSYBOX_IMAGE
+
+
+async def test_host_path_types(runner: ActorRunner, api: ApiActor, client: ApiClient, podman_service: PodmanService,
+                               node: str, tmp_path: Path) -> None:
+    import socket as socketlib
+    host = tmp_path / "host"
+    host.mkdir()
+    server = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    server.bind(str(host / "app.sock"))
+    try:
+        await start_kubelet(runner, podman_service, node, tmp_path / "kubelet")
+        script = ("echo sock=$(stat -c %F /run/app.sock); echo null=$(stat -c %F /dev-null); "
+                  "echo made=$(cat /made.txt | wc -c); echo created > /made.txt; sleep 1000")
+        c = sh("c", script, volumeMounts=[{"name": "sock", "mountPath": "/run/app.sock"},
+                                          {"name": "null", "mountPath": "/dev-null"},
+                                          {"name": "made", "mountPath": "/made.txt"}])
+        manifest = pod_manifest("types", [c])
+        manifest["spec"]["volumes"] = [
+            {"name": "sock", "hostPath": {"path": str(host / "app.sock"), "type": "Socket"}},
+            {"name": "null", "hostPath": {"path": "/dev/null", "type": "CharDevice"}},
+            {"name": "made", "hostPath": {"path": str(host / "sub" / "made.txt"), "type": "FileOrCreate"}}]
+        await create_bound(client, manifest, node)
+        lines = await logs_with(client, "types", "c", "made=")
+        assert value(lines, "sock") == "socket"
+        assert value(lines, "null") == "character special file"
+        assert value(lines, "made") == "0"  # created empty on the node
+        await eventually(lambda: _has(host / "sub" / "made.txt", "created"), timeout=30, what="written through")
+    finally:
+        server.close()
+
+
+async def _has(path: Path, text: str) -> bool:
+    content = await asyncio.to_thread(path.read_text)
+    return text in content
