@@ -5,8 +5,8 @@ Starts nats-server, an API actor and a kubelet (``python -m agents.kubelet``) as
 service configured by ``podman_service`` (the same ``CONTAINERS_CONF`` env is used for the bare runs),
 then measures, per pod, the time from ``create`` (followed at once by ``bind``) until a watch reports
 ``status.phase == Running``. The bare baseline is ``podman run --rm <image> true`` with that env.
-A second series starts pods with a configMap + secret + emptyDir volume mounted (and one env var from
-the ConfigMap), as most real manifests have. Prints p50/p99 of the three and their ratios.
+A second series, interleaved with the first, starts pods with a configMap + secret + emptyDir volume
+mounted (and one env var from the ConfigMap), as most real manifests have. Prints p50/p99 of the three and their ratios.
 Figures, not asserts: the machine is shared and noisy.
 """
 
@@ -60,13 +60,12 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
                         raise TimeoutError("the kubelet did not register its node")
                     await asyncio.sleep(0.2)
                 progress("kubelet ready; warming up")
-                latencies = await measure(client, n, concurrency)
                 await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bench-config"},
                                      "data": {"app.conf": "color=blue\n", "color": "blue"}})
                 await client.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bench-secret"},
                                      "stringData": {"password": "s3cret"}})
-                progress("pods with configMap + secret + emptyDir volumes")
-                with_volumes = await measure(client, n, concurrency, prefix="vol", volumes=True)
+                measured = await measure(client, n, concurrency, {"bench": PLAIN_SPEC, "vol": volume_spec()})
+                latencies, with_volumes = measured["bench"], measured["vol"]
                 progress("cleaning up pods")
                 for prefix in ("bench", "vol"):
                     for i in range(-1, n):
@@ -114,12 +113,17 @@ def volume_spec() -> dict[str, Any]:
             "terminationGracePeriodSeconds": 0}
 
 
-async def measure(client: Any, n: int, concurrency: int, *, prefix: str = "bench",
-                  volumes: bool = False) -> list[float]:
+PLAIN_SPEC: dict[str, Any] = {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
+                              "terminationGracePeriodSeconds": 0}
+
+
+async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Pods ``<prefix>-<i>`` of each series (prefix -> spec), interleaved (plain-0, vol-0, plain-1, …) so that
+    every series starts its pods next to the same number of running containers."""
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     done = asyncio.Event()
-    target = {f"{prefix}-{i}" for i in range(n)}
+    target = {f"{prefix}-{i}" for prefix in series for i in range(n)}
     watch = client.watch("Pod", "default")
 
     async def observe() -> None:
@@ -131,10 +135,7 @@ async def measure(client: Any, n: int, concurrency: int, *, prefix: str = "bench
                     done.set()
                     return
 
-    async def start_pod(name: str) -> None:
-        spec = volume_spec() if volumes else {
-            "containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
-            "terminationGracePeriodSeconds": 0}
+    async def start_pod(name: str, spec: dict[str, Any]) -> None:
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
         created[name] = time.perf_counter()
         await client.create(pod)
@@ -144,19 +145,21 @@ async def measure(client: Any, n: int, concurrency: int, *, prefix: str = "bench
 
     observer = asyncio.create_task(observe())
     try:
-        await start_pod(f"{prefix}--1")  # warm-up, not counted
+        for prefix, spec in series.items():
+            await start_pod(f"{prefix}--1", spec)  # warm-up, not counted
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(i: int) -> None:
+        async def one(name: str, spec: dict[str, Any]) -> None:
             async with sem:
-                await start_pod(f"{prefix}-{i}")
+                await start_pod(name, spec)
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        order = [(f"{prefix}-{i}", spec) for i in range(n) for prefix, spec in series.items()]
+        await asyncio.gather(*(one(name, spec) for name, spec in order))
         await asyncio.wait_for(done.wait(), 120)
     finally:
         observer.cancel()
         await watch.close()
-    return [running[f"{prefix}-{i}"] - created[f"{prefix}-{i}"] for i in range(n)]
+    return {prefix: [running[f"{prefix}-{i}"] - created[f"{prefix}-{i}"] for i in range(n)] for prefix in series}
 
 
 def main() -> None:

@@ -341,9 +341,11 @@ class PodVolumes:
     async def refresh(self, pod: Obj) -> float | None:
         """Rewrite the file volumes of a pod already set up whose objects changed; when to look again."""
         uid = uid_of(pod)
-        if uid not in self._pods or not self.has_file_volumes(pod):
+        if not self.has_file_volumes(pod):
             return None
-        _, sandbox = self._pods[uid]
+        # a pod adopted after a kubelet restart was not prepared by this process: its volumes on disk are
+        # refreshed all the same (the pod IP then comes from its status)
+        sandbox = self._pods[uid][1] if uid in self._pods else None
         try:
             sources = await self.sources(pod)
             async with self._locks.setdefault(uid, asyncio.Lock()):

@@ -59,13 +59,13 @@ async def node(podman_service: PodmanService, runner: ActorRunner) -> AsyncItera
         await runtime.close()
 
 
-async def start_kubelet(runner: ActorRunner, service: PodmanService, node: str, state: Path) -> KubeletAgent:
+async def start_kubelet(runner: ActorRunner, service: PodmanService, node: str, state: Path) -> asyncio.Event:
+    """Start a kubelet; the event stops it."""
     config = KubeletConfig(node_name=node, address="127.0.0.1", state_dir=state, backoff_base=1.0, backoff_max=2.0,
                            relist_interval=0.5, lease_renew_interval=2.0, node_status_interval=2.0,
                            volume_refresh=1.0)
     agent = KubeletAgent(config, runtime=PodmanRuntime(service.socket_url), runtime_version="podman://test")
-    await runner.start(agent, started(agent))
-    return agent
+    return await runner.start(agent, started(agent))
 
 
 def b64(text: str) -> str:
@@ -230,7 +230,7 @@ async def _gone(path: Path) -> bool:
 async def test_configmap_update_reaches_the_mounted_file(runner: ActorRunner, api: ApiActor, client: ApiClient,
                                                          podman_service: PodmanService, node: str,
                                                          tmp_path: Path) -> None:
-    await start_kubelet(runner, podman_service, node, tmp_path)
+    stop = await start_kubelet(runner, podman_service, node, tmp_path)
     cm = await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "live"},
                               "data": {"color": "blue"}})
     loop = sh("c", "while true; do echo color=$(cat /cfg/color); sleep 0.3; done",
@@ -242,6 +242,16 @@ async def test_configmap_update_reaches_the_mounted_file(runner: ActorRunner, ap
     cm["data"] = {"color": "green"}
     await client.update(cm)
     await logs_with(client, "watcher", "c", "color=green")  # in place, same container
+    # a restarted kubelet adopts the running pod and keeps its volume up to date
+    stop.set()
+    for event, task in runner.running:
+        if event is stop:
+            await asyncio.wait_for(task, 30)
+    await start_kubelet(runner, podman_service, node, tmp_path)
+    cm = await client.get("ConfigMap", "live")
+    cm["data"] = {"color": "red"}
+    await client.update(cm)
+    await logs_with(client, "watcher", "c", "color=red")
     pod = await client.get("Pod", "watcher")
     assert cstatus(pod)["restartCount"] == 0
 
