@@ -72,6 +72,8 @@ class Mount:
     read_only: bool = False
     kind: MountKind = "bind"
     size_bytes: int | None = None
+    propagation: str = ""
+    """Bind propagation: "" (private), "rslave" (Kubernetes' HostToContainer), "rshared" (Bidirectional)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,8 @@ def _mount(mount: Mount) -> dict[str, Any]:
             item["size"] = str(mount.size_bytes)
     else:
         item = {"type": "bind", "source": mount.source, "target": mount.destination}
+        if mount.propagation:
+            item["propagation"] = mount.propagation
     if mount.read_only:
         item["read_only"] = True
     return item

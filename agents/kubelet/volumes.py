@@ -272,14 +272,14 @@ class PodVolumes:
             if volumes:
                 async with self._locks.setdefault(uid, asyncio.Lock()):
                     await asyncio.to_thread(self._set_up, pod, volumes, sources, facts)
-            planned = container_mounts(spec, volumes)
-            mounts = await asyncio.to_thread(self._resolve, planned) if planned else []
             # the service variables (config.env: the pod spec's literal values over them) are Kubernetes'
             # lowest layer; container_env recomputes the spec's own values in order
             literal = {str(e.get("name")) for e in spec.get("env") or [] if isinstance(e, dict)}
             services = {k: v for k, v in config.env.items() if k not in literal}
             env = container_env(pod, spec, sources, facts, services)
             command, args = expand_command(spec, env)
+            planned = container_mounts(spec, volumes, env)
+            mounts = await asyncio.to_thread(self._resolve, planned) if planned else []
         except ConfigError:
             self.forget_objects(pod)
             raise

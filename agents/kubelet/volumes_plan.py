@@ -25,6 +25,7 @@ from agents.kubelet.envvars import (
     ConfigError,
     PodFacts,
     Sources,
+    expand,
     field_ref,
     not_found,
     object_data,
@@ -266,8 +267,23 @@ def _sub_path(value: Any, volume: str) -> str:
     return posixpath.normpath(text)
 
 
-def container_mounts(container: Obj, volumes: Mapping[str, Volume]) -> list[PlannedMount]:
-    """The container's ``volumeMounts`` as mounts (``subPath`` joined to the volume's path)."""
+PROPAGATION = {None: "", "None": "", "HostToContainer": "rslave", "Bidirectional": "rshared"}
+
+
+def _sub_path_expr(value: Any, volume: str, env: Mapping[str, str]) -> str:
+    """``subPathExpr``: ``$(VAR)`` expanded from the container's environment; an unknown variable is an
+    error (Kubernetes refuses to mount it)."""
+    expanded = expand(str(value or ""), env.get)
+    if "$(" in expanded:
+        raise VolumeError(f"volumeMount of {volume!r}: subPathExpr {value!r} names a variable the container "
+                          "does not have")
+    return expanded
+
+
+def container_mounts(container: Obj, volumes: Mapping[str, Volume],
+                     env: Mapping[str, str] | None = None) -> list[PlannedMount]:
+    """The container's ``volumeMounts`` as mounts (``subPath``, or ``subPathExpr`` expanded from ``env``,
+    joined to the volume's path)."""
     out: list[PlannedMount] = []
     for vm in container.get("volumeMounts") or []:
         if not isinstance(vm, dict):
@@ -280,10 +296,19 @@ def container_mounts(container: Obj, volumes: Mapping[str, Volume]) -> list[Plan
         destination = str(vm.get("mountPath") or "")
         if not posixpath.isabs(destination):
             raise VolumeError(f"volumeMount {name!r}: mountPath must be absolute, not {destination!r}")
-        sub = _sub_path(vm.get("subPath"), name)
+        if vm.get("subPath") and vm.get("subPathExpr"):
+            raise VolumeError(f"volumeMount {name!r}: subPath and subPathExpr are mutually exclusive")
+        raw_sub = _sub_path_expr(vm["subPathExpr"], name, env or {}) if vm.get("subPathExpr") else vm.get("subPath")
+        sub = _sub_path(raw_sub, name)
         source = posixpath.join(volume.path, sub) if sub else volume.path
         read_only = bool(vm.get("readOnly")) or volume.read_only
-        out.append(PlannedMount(Mount(destination, source, read_only), volume, sub))
+        propagation = vm.get("mountPropagation")
+        if not (propagation is None or isinstance(propagation, str)) or propagation not in PROPAGATION:
+            raise VolumeError(f"volumeMount {name!r}: unknown mountPropagation {propagation!r}")
+        if propagation == "Bidirectional" and volume.type != "hostPath":
+            raise VolumeError(f"volumeMount {name!r}: Bidirectional propagation is for hostPath volumes only")
+        out.append(PlannedMount(Mount(destination, source, read_only, propagation=PROPAGATION[propagation]),
+                                volume, sub))
     return out
 
 

@@ -117,6 +117,7 @@ echo host-was-here > /hostdir/out.txt
 touch /etc/config/new 2>/dev/null && echo cfg_write=allowed || echo cfg_write=refused
 touch /ro-scratch/new 2>/dev/null && echo ro_write=allowed || echo ro_write=refused
 echo sub-scratch > /sub-scratch/f && echo sub_scratch=$(cat /scratch/part/f)
+echo per-pod > /per-pod/f && echo sub_expr=$(cat /scratch/logs/see/f)
 echo from-writer > /scratch/shared.txt
 tr '\\0' '\\n' < /proc/1/environ | sed 's/^/env:/'
 echo done-see
@@ -179,7 +180,8 @@ async def test_every_volume_type_and_env_source(runner: ActorRunner, api: ApiAct
                            {"name": "scratch", "mountPath": "/ro-scratch", "readOnly": True},
                            {"name": "scratch", "mountPath": "/sub-scratch", "subPath": "part"},
                            {"name": "mem", "mountPath": "/mem"},
-                           {"name": "hostdir", "mountPath": "/hostdir"},
+                           {"name": "scratch", "mountPath": "/per-pod", "subPathExpr": "logs/$(POD_NAME)"},
+                           {"name": "hostdir", "mountPath": "/hostdir", "mountPropagation": "HostToContainer"},
                            {"name": "hostfile", "mountPath": "/hostfile"},
                            {"name": "info", "mountPath": "/info"},
                            {"name": "proj", "mountPath": "/proj"}])
@@ -205,6 +207,7 @@ async def test_every_volume_type_and_env_source(runner: ActorRunner, api: ApiAct
     assert value(lines, "hostfile") == "on-the-node"
     assert value(lines, "cfg_write") == "refused" and value(lines, "ro_write") == "refused"
     assert value(lines, "sub_scratch") == "sub-scratch"
+    assert value(lines, "sub_expr") == "per-pod"
     assert (host / "made" / "out.txt").read_text().strip() == "host-was-here"
     pod_ip = pod["status"]["podIP"]
     assert {k: envs.get(k) for k in ("POD_NAME", "POD_NS", "POD_UID", "APP_LABEL", "NOTE", "NODE", "SA", "POD_IP",

@@ -153,3 +153,26 @@ def test_atomic_writer(tmp_path: Path) -> None:
     assert (target / "a").read_bytes() == b"new" and not (target / "d").exists()
     assert current_payload(target) == {"a": FileEntry(b"new", 0o644)}
     assert sorted(p.name for p in target.iterdir()) == sorted(["..data", second, "a"])
+
+
+def test_sub_path_expr_and_propagation() -> None:
+    p = pod({"name": "data", "emptyDir": {}}, {"name": "host", "hostPath": {"path": "/srv"}})
+    volumes = pod_volumes(p, "/s", "u1")
+    c = {"name": "c", "volumeMounts": [
+        {"name": "data", "mountPath": "/logs", "subPathExpr": "logs/$(POD_NAME)"},
+        {"name": "host", "mountPath": "/h", "mountPropagation": "HostToContainer"},
+        {"name": "host", "mountPath": "/b", "mountPropagation": "Bidirectional"},
+        {"name": "data", "mountPath": "/n", "mountPropagation": "None"}]}
+    mounts = [m.mount for m in container_mounts(c, volumes, {"POD_NAME": "web-1"})]
+    assert mounts == [Mount("/logs", "/s/pods/u1/volumes/kubernetes.io~empty-dir/data/logs/web-1"),
+                      Mount("/h", "/srv", propagation="rslave"), Mount("/b", "/srv", propagation="rshared"),
+                      Mount("/n", "/s/pods/u1/volumes/kubernetes.io~empty-dir/data")]
+    m = {"name": "data", "mountPath": "/x"}
+    for bad, message in [({**m, "subPathExpr": "$(NOPE)"}, "does not have"),
+                         ({**m, "subPathExpr": "$(UP)"}, "subPath"),
+                         ({**m, "subPath": "a", "subPathExpr": "b"}, "mutually exclusive"),
+                         ({**m, "mountPropagation": "Sideways"}, "unknown mountPropagation"),
+                         ({**m, "mountPropagation": ["x"]}, "unknown mountPropagation"),
+                         ({**m, "mountPropagation": "Bidirectional"}, "hostPath volumes only")]:
+        with pytest.raises(VolumeError, match=message):
+            container_mounts({"name": "c", "volumeMounts": [bad]}, volumes, {"UP": "../x"})
