@@ -120,8 +120,9 @@ class KubeletAgent:
         self.probes = self._shared_probes or ProbeScheduler(self._prober or NetworkProber(runtime),
                                                             self.queue.add)
         events = EventRecorder(self.client, "kubelet", host=node, log=self.log) if self.config.record_events else None
-        self.volumes = PodVolumes(self.config.state_dir, node_fetch(self.client, node), ttl=self.config.volume_refresh,
-                                  log=self.log, facts=pod_facts(self.config, self.metrics))
+        self.volumes = PodVolumes(self.config.state_dir, node_fetch(self.client, node), node=node,
+                                  ttl=self.config.volume_refresh, log=self.log,
+                                  facts=pod_facts(self.config, self.metrics))
         self.executor = Executor(runtime, self.client, self.config, events=events, log=self.log,
                                  clock=self.clock, prepare=self.volumes.prepare)
         self.heartbeat = NodeHeartbeat(self.client, self.config, self.metrics, runtime_version=self.runtime_version,

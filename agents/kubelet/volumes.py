@@ -61,6 +61,8 @@ from protocol.subjects import Verb
 from runtime.client import ApiClient
 
 DATA = "..data"
+OWNER = ".node"
+"""A file in each pod directory naming the node that made it: orphans are removed only by their node."""
 FORBIDDEN_RETRIES = 4
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]
 """(kind, namespace, name) -> the object, None when it does not exist; raises ConfigError when refused."""
@@ -222,10 +224,11 @@ class _Cached:
 
 
 class PodVolumes:
-    def __init__(self, state_dir: Path, fetch: Fetch, *, ttl: float = 20.0, log: Any,
+    def __init__(self, state_dir: Path, fetch: Fetch, *, node: str = "", ttl: float = 20.0, log: Any,
                  facts: Callable[[Obj, SandboxConfig | None], PodFacts],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.state_dir = state_dir
+        self.node = node
         self.fetch = fetch
         self.ttl = ttl
         self.log = log
@@ -287,6 +290,10 @@ class PodVolumes:
         return replace(config, env=env, command=command, args=args, mounts=tuple(mounts))
 
     def _set_up(self, pod: Obj, volumes: dict[str, Volume], sources: Sources, facts: PodFacts) -> None:
+        owner = Path(pod_dir(self.state_dir, uid_of(pod))) / OWNER
+        if not owner.exists():
+            owner.parent.mkdir(parents=True, exist_ok=True)
+            owner.write_text(self.node)
         raw = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or [] if isinstance(v, dict)}
         for volume in volumes.values():
             if volume.type == "hostPath":
@@ -379,8 +386,20 @@ class PodVolumes:
 
     async def cleanup_orphans(self, live: set[str]) -> None:
         """Remove the volumes of pods this kubelet no longer runs (e.g. deleted while it was down)."""
-        pods = Path(self.state_dir) / "pods"
-        names = await asyncio.to_thread(lambda: [e.name for e in pods.iterdir()] if pods.is_dir() else [])
-        for name in names:
+        for name in await asyncio.to_thread(self._owned):
             if name not in live:
                 await self.cleanup(name)
+
+    def _owned(self) -> list[str]:
+        """The pod directories this node made (several kubelets may share a state dir, e.g. hollow nodes)."""
+        pods = Path(self.state_dir) / "pods"
+        if not pods.is_dir():
+            return []
+        out = []
+        for entry in pods.iterdir():
+            try:
+                if (entry / OWNER).read_text() == self.node:
+                    out.append(entry.name)
+            except OSError:
+                continue
+        return out

@@ -176,3 +176,33 @@ def test_sub_path_expr_and_propagation() -> None:
                          ({**m, "mountPropagation": "Bidirectional"}, "hostPath volumes only")]:
         with pytest.raises(VolumeError, match=message):
             container_mounts({"name": "c", "volumeMounts": [bad]}, volumes, {"UP": "../x"})
+
+
+async def test_orphans_are_removed_only_by_the_node_that_made_them(tmp_path: Path) -> None:
+    import structlog
+
+    from agents.kubelet.cri import ContainerConfig, SandboxConfig
+    from agents.kubelet.volumes import PodVolumes
+
+    async def fetch(kind: str, namespace: str, name: str) -> None:
+        return None
+
+    def facts(pod: dict, sandbox: object) -> PodFacts:
+        return FACTS
+
+    made = {}
+    for node in ("a", "b"):
+        volumes = PodVolumes(tmp_path, fetch, node=node, log=structlog.get_logger(), facts=facts)
+        p = pod({"name": "data", "emptyDir": {}}, containers=[{"name": "c", "volumeMounts": [
+            {"name": "data", "mountPath": "/data"}]}])
+        p["metadata"]["uid"] = f"uid-{node}"
+        config = await volumes.prepare(p, SandboxConfig(f"uid-{node}", "ns", "p", node), ContainerConfig("c", "i"))
+        assert config.mounts[0].source == str(tmp_path / "pods" / f"uid-{node}" / "volumes" /
+                                              "kubernetes.io~empty-dir" / "data")
+        made[node] = volumes
+    await made["a"].cleanup_orphans(set())
+    assert sorted(p.name for p in (tmp_path / "pods").iterdir()) == ["uid-b"]
+    await made["b"].cleanup_orphans({"uid-b"})
+    assert (tmp_path / "pods" / "uid-b").is_dir()
+    await made["b"].cleanup("uid-b")
+    assert not (tmp_path / "pods" / "uid-b").exists()
