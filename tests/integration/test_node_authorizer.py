@@ -150,3 +150,25 @@ def test_references_memoised_by_revision() -> None:
     assert not refs.allowed("n2", "Secret", "ns", "s") and not refs.allowed("n1", "Secret", "other", "s")
     pods["n1"] = [_Entry(2, codec.packb({"metadata": {"name": "a", "namespace": "ns"}, "spec": {}}), "ns", "a")]
     assert not refs.allowed("n1", "Secret", "ns", "s")  # a new revision is decoded again
+
+
+@pytest.mark.parametrize(("kind", "verb", "referenced", "allowed"), [
+    ("Secret", Verb.GET, True, True), ("Secret", Verb.GET, False, False),
+    ("ConfigMap", Verb.GET, True, True), ("ServiceAccount", Verb.GET, True, True),
+    ("Secret", Verb.UPDATE, True, False), ("Secret", Verb.DELETE, True, False),
+    ("ConfigMap", Verb.PATCH, True, False),
+])
+def test_admit_referenced_kinds(kind: str, verb: Verb, referenced: bool, allowed: bool) -> None:
+    from actors.api.noderestriction import admit
+    calls: list[tuple[str, str, str | None, str]] = []
+
+    def lookup(node: str, k: str, namespace: str | None, name: str) -> bool:
+        calls.append((node, k, namespace, name))
+        return referenced
+
+    if allowed:
+        assert admit("n1", verb, by_kind(kind), "ns", "x", lookup) is None
+        assert calls == [("n1", kind, "ns", "x")]
+    else:
+        with pytest.raises(Forbidden):
+            admit("n1", verb, by_kind(kind), "ns", "x", lookup)
