@@ -12,7 +12,9 @@ removed, or changed in what decides eligibility (labels, taints, cordon, Ready) 
   has seen the earlier ones, so a stale cache never puts two pods on a node;
 - a failed pod is deleted and replaced, with a per-node back-off (1 s doubling to 15 min, Kubernetes'
   ``failedPodsBackoff``) so a pod the kubelet keeps rejecting does not hot-loop;
-- the status (desired/current/ready/available/updated/misscheduled counts) is written when it changed.
+- the status (desired/current/ready/available/updated/misscheduled counts) is written when it changed;
+- the history: a ControllerRevision per template rolled out, numbered, the oldest pruned beyond
+  ``revisionHistoryLimit`` (``daemonset_history``), so ``shoal rollout history ds/NAME`` lists them.
 
 A pass costs time proportional to the nodes and the pods of the namespace (72 ms at 1,000 nodes and
 2,000 pods); pod and node changes arriving right after a pass wait until as long as its planning took has passed
@@ -30,6 +32,7 @@ from typing import Any
 
 from actors.controllers.base import ControllerContext
 from actors.controllers.controllerref import ControllerRefManager
+from actors.controllers.daemonset_history import history_plan
 from actors.controllers.daemonset_plan import (
     AdoptPod,
     CreatePods,
@@ -45,7 +48,7 @@ from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import slow_start_batches
-from protocol.errors import NotFound, ShoalError
+from protocol.errors import AlreadyExists, NotFound, ShoalError
 from protocol.objects import (
     Obj,
     condition,
@@ -111,6 +114,7 @@ class DaemonSetController:
         self.backoff = FailedPodBackoff()
         self.pod_index = NamespaceIndex()
         self.ds_index = NamespaceIndex()
+        self.revision_index = NamespaceIndex()
         self.running = False
         self._passes: dict[str, tuple[float, float]] = {}
         """Per DaemonSet key: when its last pass ended and how long its planning took (``time.monotonic``)."""
@@ -124,6 +128,9 @@ class DaemonSetController:
         self.pods: Informer = ctx.informers.informer("Pod")
         self.daemonsets: Informer = ctx.informers.informer(KIND)
         self.nodes: Informer = ctx.informers.informer("Node")
+        self.revisions: Informer = ctx.informers.informer("ControllerRevision")
+        self.revisions.add_handler(self.revision_index.handle)
+        self.revisions.add_handler(self._on_revision)
         self.pods.add_handler(self.pod_index.handle)
         self.pods.add_handler(self._on_pod)
         self.daemonsets.add_handler(self.ds_index.handle)
@@ -163,6 +170,11 @@ class DaemonSetController:
             self.backoff.forget(key)
             self._passes.pop(key, None)
         self.queue.add(key)
+
+    def _on_revision(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is not None and event != "MODIFIED" and (key := self._owner_key(obj)) is not None:
+            self._enqueue(key)  # one went or came: the history may need pruning or its revision
 
     def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "MODIFIED" and old is not None and new is not None and node_facts(old) == node_facts(new):
@@ -232,6 +244,8 @@ class DaemonSetController:
 
     async def _sync(self, key: str, ds: Obj, cost: list[float]) -> float | None:
         namespace, _ = split_ref(key)
+        if not is_deleting(ds):
+            await self._keep_history(ds, namespace)
         now = time.time()
         started = time.monotonic()
         result = plan(ds, self.nodes.items(), self.pod_index.in_namespace(namespace), now,
@@ -262,6 +276,22 @@ class DaemonSetController:
         if errors:
             raise DaemonSetError(f"{KIND} {key}: " + "; ".join(errors[:3]))
         return result.requeue_after
+
+    async def _keep_history(self, ds: Obj, namespace: str | None) -> None:
+        """Write what ``history_plan`` asks: the current template's revision, its number, the pruning."""
+        live = [p for p in self.pod_index.in_namespace(namespace)
+                if (controller_of(p) or {}).get("uid") == uid_of(ds) and not is_deleting(p)]
+        history = history_plan(ds, self.revision_index.in_namespace(namespace), live, daemon_hash(ds))
+        with contextlib.suppress(AlreadyExists):  # created by an earlier pass the cache has not seen yet
+            if history.create is not None:
+                await self.client.create(history.create)
+        if history.bump is not None:
+            name, number = history.bump
+            with contextlib.suppress(NotFound):
+                await self.client.patch("ControllerRevision", name, {"revision": number}, namespace)
+        for name in history.delete:
+            with contextlib.suppress(NotFound):
+                await self.client.delete("ControllerRevision", name, namespace)
 
     async def _create_pods(self, ds: Obj, key: str, nodes: list[str]) -> str | None:
         """Create a pod for each of ``nodes`` in slow-start batches; the first error's message, if any."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 from protocol.errors import BadRequest
 from protocol.kinds import (
     configmap,
+    controllerrevision,
     daemonset,
     deployment,
     endpoints,
@@ -57,6 +58,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     replicaset.STRATEGY,
     deployment.STRATEGY,
     daemonset.STRATEGY,
+    controllerrevision.STRATEGY,
     service.STRATEGY,
     endpoints.STRATEGY,
     serviceaccount.STRATEGY,

@@ -238,6 +238,18 @@ async def test_shoal_rollout_status_follows_a_daemonset(nats_server: NatsServer,
     done = await cli("rollout", "status", "daemonset", "watched", "--watch=false")
     assert done.rc == 0 and 'successfully rolled out' in done.out
 
+    # the history: one ControllerRevision per template, numbered, the newest running
+    revisions = sorted((r for r in (await client.list("ControllerRevision", NS)).items
+                        if r["metadata"]["name"].startswith("watched-")), key=lambda r: r["revision"])
+    assert [r["revision"] for r in revisions] == [1, 2]
+    running = {p["metadata"]["labels"][HASH_LABEL] for p in await daemon_pods(client, "watched")}
+    assert running == {revisions[1]["metadata"]["labels"][HASH_LABEL]}
+    history = await cli("rollout", "history", "ds/watched")
+    assert history.rc == 0, history
+    assert [line.split()[0] for line in history.out.splitlines()] == ["daemonset.apps/watched", "REVISION", "1", "2"]
+    first = await cli("rollout", "history", "ds/watched", "--revision", "1")
+    assert first.rc == 0 and "agent:1" in first.out and "agent:2" not in first.out, first
+
     await client.create(daemonset("manual", strategy={"type": "OnDelete"}))
     refused = await cli("rollout", "status", "ds/manual")
     assert refused.rc == 1 and "only available for the RollingUpdate strategy" in refused.err, refused

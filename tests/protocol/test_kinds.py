@@ -64,6 +64,7 @@ def test_unknown_kinds_are_bad_requests() -> None:
     ("Lease", "coordination.k8s.io", "v1", "Namespaced", set()),
     ("PriorityClass", "scheduling.k8s.io", "v1", "Cluster", set()),
     ("DaemonSet", "apps", "v1", "Namespaced", {"status"}),
+    ("ControllerRevision", "apps", "v1", "Namespaced", set()),
     ("PodDisruptionBudget", "policy", "v1", "Namespaced", {"status"}),
 ])
 def test_identity(kind: str, group: str, version: str, scope: str, subresources: set[str]) -> None:
@@ -171,6 +172,8 @@ VALID = [
     template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}},
              updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "10%"}}),
     template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}}, updateStrategy={"type": "OnDelete"}),
+    {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "w-1", "namespace": "default"},
+     "revision": 1, "data": {"spec": {}}},
     {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
      "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "w"}},
               "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
@@ -232,6 +235,8 @@ INVALID = [
      "spec.template.spec.restartPolicy"),
     ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
       "spec": {"minAvailable": 1, "maxUnavailable": 1}}, "spec"),
+    ({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r", "namespace": "default"}},
+     "revision"),
     ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
       "spec": {"maxUnavailable": -1}}, "spec.maxUnavailable"),
     ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
@@ -368,6 +373,7 @@ COLUMNS = [
     ("DaemonSet", True, ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE",
                          "CONTAINERS", "IMAGES", "SELECTOR"]),
     ("PodDisruptionBudget", False, ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]),
+    ("ControllerRevision", False, ["NAME", "CONTROLLER", "REVISION", "AGE"]),
 ]
 
 
@@ -531,3 +537,13 @@ def test_daemonset_selector_is_immutable() -> None:
     changed_image = copy.deepcopy(old)
     changed_image["spec"]["template"]["spec"]["containers"][0]["image"] = "i:2"
     validate(changed_image, old=old)
+
+
+def test_controller_revision_data_is_immutable_and_revision_only_grows() -> None:
+    old = {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r", "namespace": "default"},
+           "revision": 2, "data": {"spec": {"template": {}}}}
+    validate(dict(old, revision=3), old=old)
+    for change, field in (({"data": {"spec": {}}}, "data"), ({"revision": 1}, "revision")):
+        with pytest.raises(Invalid) as err:
+            validate(dict(old, **change), old=old)
+        assert [c["field"] for c in err.value.details["causes"]] == [field]
