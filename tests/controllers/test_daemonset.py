@@ -253,8 +253,24 @@ async def test_shoal_rollout_status_follows_a_daemonset(nats_server: NatsServer,
     await client.create(daemonset("manual", strategy={"type": "OnDelete"}))
     refused = await cli("rollout", "status", "ds/manual")
     assert refused.rc == 1 and "only available for the RollingUpdate strategy" in refused.err, refused
-    other = await cli("rollout", "undo", "ds/watched")
+    other = await cli("rollout", "pause", "ds/watched")
     assert other.rc != 0 and "cannot be used here" in other.err, other
+
+    # undo: back to revision 1's template, which becomes revision 3
+    undone = await cli("rollout", "undo", "ds/watched")
+    assert undone.rc == 0 and undone.out.strip() == "daemonset.apps/watched rolled back", undone
+    assert (await cli("rollout", "status", "ds/watched", "--timeout", "60s")).rc == 0
+    images = {p["spec"]["containers"][0]["image"] for p in await daemon_pods(client, "watched")}
+    assert images == {"agent:1"}
+
+    async def renumbered() -> bool:
+        revisions = {r["metadata"]["name"]: r["revision"] for r in (await client.list("ControllerRevision", NS)).items
+                     if r["metadata"]["name"].startswith("watched-")}
+        return sorted(revisions.values()) == [2, 3]
+
+    await eventually(renumbered, timeout=15)
+    again = await cli("rollout", "undo", "ds/watched", "--to-revision", "3")
+    assert again.rc == 0 and "skipped rollback" in again.out, again
 
 
 async def test_surge_rollout_keeps_every_node_serving(client: ApiClient, cluster: HollowNodes) -> None:

@@ -1,4 +1,4 @@
-"""``shoal rollout status|history|undo|restart|pause|resume deploy/NAME`` (status and history also
+"""``shoal rollout status|history|undo|restart|pause|resume deploy/NAME`` (all but pause and resume also
 ``ds/NAME``), as kubectl's.
 
 The wait of ``status`` is in ``shoal/cli/rollout_status.py``, the writes in ``shoal/cli/rollout_changes.py``.
@@ -16,7 +16,15 @@ from shoal.cli.commands._target import one_target
 from shoal.cli.describe import DescribeWriter, describe_containers
 from shoal.cli.errors import CliError
 from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags, global_parent
-from shoal.cli.rollout_changes import Change, replicasets_of, restart, set_paused, undo, write_change
+from shoal.cli.rollout_changes import (
+    Change,
+    replicasets_of,
+    restart,
+    set_paused,
+    undo,
+    undo_daemonset,
+    write_change,
+)
 from shoal.cli.rollout_status import STATUS_VIEWERS, parse_duration, wait_for_rollout
 from shoal.cli.session import Session
 
@@ -109,7 +117,7 @@ def _template_text(template: Obj, change_cause: str | None) -> str:
 
 
 async def _run(session: Session, args: argparse.Namespace) -> int:
-    allowed = tuple(STATUS_VIEWERS) if args.action in ("status", "history") else ("Deployment",)
+    allowed = tuple(STATUS_VIEWERS) if args.action in ("status", "history", "undo", "restart") else ("Deployment",)
     info, name = one_target(args.target, allowed=allowed)
     client = await session.client()
     namespace = session.namespace
@@ -120,8 +128,10 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
         if info.kind == "DaemonSet":
             return await _daemonset_history(client, await client.get(info, name, namespace), args.revision)
         return await _history(client, await client.get(info, name, namespace), args.revision)
+    to_revision = getattr(args, "to_revision", 0)
+    rollback = undo_daemonset(client, to_revision) if info.kind == "DaemonSet" else undo(client, to_revision)
     changes: dict[str, tuple[Change, str]] = {
-        "undo": (undo(client, getattr(args, "to_revision", 0)), "rolled back"), "restart": (restart, "restarted"),
+        "undo": (rollback, "rolled back"), "restart": (restart, "restarted"),
         "pause": (set_paused(True), "paused"), "resume": (set_paused(False), "resumed")}
     change, done = changes[args.action]
     return await write_change(client, info, name, namespace, change, done)
