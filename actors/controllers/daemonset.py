@@ -245,7 +245,10 @@ class DaemonSetController:
     async def _sync(self, key: str, ds: Obj, cost: list[float]) -> float | None:
         namespace, _ = split_ref(key)
         if not is_deleting(ds):
-            await self._keep_history(ds, namespace)
+            try:
+                await self._keep_history(ds, namespace)
+            except ShoalError as exc:  # the history can wait for the next pass; the pods cannot
+                self.log.info("daemonset history not written", daemonset=key, error=str(exc))
         now = time.time()
         started = time.monotonic()
         result = plan(ds, self.nodes.items(), self.pod_index.in_namespace(namespace), now,
