@@ -55,6 +55,7 @@ from protocol.objects import (
     controller_of,
     is_deleting,
     labels_of,
+    meta,
     name_of,
     namespace_of,
     ref,
@@ -148,7 +149,7 @@ class DaemonSetController:
 
     # -- handlers: only enqueue keys and count observations -------------------------------------
     def _enqueue(self, key: str) -> None:
-        """Queue ``key`` now, or once as long as its last pass took has passed since that pass ended."""
+        """Queue ``key`` now, or once as long as its last planning took has passed since its last pass ended."""
         last = self._passes.get(key)
         wait = 0.0 if last is None else last[0] + last[1] - time.monotonic()
         if wait > 0.001:
@@ -169,7 +170,11 @@ class DaemonSetController:
             self.expectations.forget(key)
             self.backoff.forget(key)
             self._passes.pop(key, None)
-        self.queue.add(key)
+        if event == "MODIFIED" and old is not None and new is not None and \
+                meta(old).get("generation") == meta(new).get("generation"):
+            self._enqueue(key)  # its status or metadata (often our own status write): no hurry
+        else:
+            self.queue.add(key)
 
     def _on_revision(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
