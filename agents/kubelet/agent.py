@@ -27,6 +27,7 @@ from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.plan import FinishDeletion, PodNotes, RemoveContainer, RemoveSandbox, plan
 from agents.kubelet.podnet import PodIPAllocator
+from agents.kubelet.podnetwork import PodNetwork
 from agents.kubelet.podspec import containers_of, service_env
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler, RunningContainer
 from agents.kubelet.runtime_cache import RuntimeCache
@@ -115,20 +116,24 @@ class KubeletAgent:
             self.runtime, self.runtime_version, self._on_close = setup.runtime, setup.version, setup.close
         runtime = self.runtime
         self.cache = RuntimeCache(runtime, node)
-        self.pod_ips = PodIPAllocator(self.config.pod_cidr)
+        self.pod_network = PodNetwork(self.client, runtime, mode=self.config.pod_network,
+                                      cluster=self.config.cluster_name, node=node, cidr=self.config.pod_cidr,
+                                      log=self.log)
         self.probes = self._shared_probes or ProbeScheduler(self._prober or NetworkProber(runtime),
                                                             self.queue.add)
         events = EventRecorder(self.client, "kubelet", host=node, log=self.log) if self.config.record_events else None
         self.executor = Executor(runtime, self.client, self.config, events=events, log=self.log,
                                  clock=self.clock)
         self.heartbeat = NodeHeartbeat(self.client, self.config, self.metrics, runtime_version=self.runtime_version,
-                                       runtime_ok=lambda: self._runtime_ok, log=self.log, clock=self.clock)
+                                       runtime_ok=lambda: self._runtime_ok, log=self.log, clock=self.clock,
+                                       network_condition=self.pod_network.condition)
         self.logs = LogServer(ctx.nc, node, runtime, find_pod=self._find_pod, attempts=self._attempts,
                               log=self.log)
         await self.logs.start()
         sup = ctx.supervisor
         sup.spawn(f"{node}/heartbeat", self.heartbeat.run)
         sup.spawn(f"{node}/informer", self.informer.run)
+        sup.spawn(f"{node}/pod-network", self.pod_network.run)
         if self.config.service_links:
             self.services = Informer(self.client, "Service", log=self.log)
             sup.spawn(f"{node}/services", self.services.run)
@@ -155,6 +160,7 @@ class KubeletAgent:
             "running": self.running_pods(),
             "registered": hasattr(self, "heartbeat") and self.heartbeat.registered.is_set(),
             "runtime_ok": self._runtime_ok[0],
+            "pod_network": self.config.pod_network,
             "queue": len(self.queue) if hasattr(self, "queue") else 0,
             "log_streams": self.logs.streams() if self.logs is not None else 0,
         }
@@ -164,6 +170,8 @@ class KubeletAgent:
 
     # -- loops ------------------------------------------------------------------------------------
     async def _work(self) -> None:
+        await self.pod_network.ready.wait()
+        self.pod_ips = PodIPAllocator(self.pod_network.cidr or "")
         await self.informer.synced.wait()
         self.log.info("pods synced; reconciling", pods=len(self.informer.store))
         await run_workers(self.queue, self.reconcile, workers=self.config.workers, log=self.log)

@@ -1,0 +1,133 @@
+"""The node's pod network on real Podman: a bridge network with the podCIDR node IPAM gave the Node,
+pods reaching each other at podIP:containerPort, the node reaching them, hostPorts still published.
+
+Each test gets its own node name and its own /24 (picked at random in 198.18.100-249.0), so two runs (or
+two helpers) on one machine never share a network; the network and every sandbox are removed afterwards,
+pass or fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from actors.api.server import ApiActor
+from agents.kubelet.agent import KubeletAgent
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.images import BUSYBOX_IMAGE
+from agents.kubelet.podman_runtime import PodmanRuntime
+from agents.kubelet.podman_service import PodmanService
+from agents.kubelet.podnetwork import network_name
+from protocol.objects import Obj
+from runtime.client import ApiClient
+from tests.agents.kubelet_helpers import create_bound, eventually, is_ready, phase, pod_manifest, pod_where, started
+from tests.conftest import ActorRunner
+from tests.controllers.conftest import start_manager
+
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
+CLUSTER = "h8test"
+
+
+@dataclass
+class NetNode:
+    name: str
+    cidr: str
+    runtime: PodmanRuntime
+
+
+@pytest_asyncio.fixture
+async def net_node(podman_service: PodmanService, runner: ActorRunner) -> AsyncIterator[NetNode]:
+    node = f"net-{uuid.uuid4().hex[:8]}"
+    runtime = PodmanRuntime(podman_service.socket_url)
+    try:
+        yield NetNode(node, f"198.18.{random.randrange(100, 250)}.0/24", runtime)
+    finally:
+        await runner.stop_all()
+        for sandbox in await runtime.list_sandboxes(node):
+            await runtime.remove_sandbox(sandbox.id)
+        for c in await runtime.list_containers(node):
+            await runtime.remove_container(c.id)
+        await runtime.remove_network(network_name(CLUSTER, node))
+        await runtime.close()
+
+
+def sh(name: str, script: str, **extra: object) -> Obj:
+    return {"name": name, "image": BUSYBOX_IMAGE, "command": ["sh", "-c", script], **extra}
+
+
+def web(name: str, port: int = 8080, **extra: object) -> Obj:
+    return sh(name, f"mkdir -p /www && echo {name} > /www/index.html && exec httpd -f -p {port} -h /www",
+              ports=[{"containerPort": port, **extra}],
+              readinessProbe={"tcpSocket": {"port": port}, "periodSeconds": 1})
+
+
+async def http_get(host: str, port: int) -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 3)
+    writer.write(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+    await writer.drain()
+    body = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return body.decode()
+
+
+async def running(client: ApiClient, name: str) -> Obj:
+    return await eventually(lambda: pod_where(client, name, lambda p: phase(p) == "Running" and is_ready(p)),
+                            timeout=60, what=f"{name} Running and Ready")
+
+
+async def in_pod(runtime: PodmanRuntime, node: str, pod: str, script: str) -> tuple[int, str]:
+    containers = [c for c in await runtime.list_containers(node) if c.state == "running"]
+    sandboxes = {s.id: s.name for s in await runtime.list_sandboxes(node)}
+    target = next(c for c in containers if sandboxes.get(c.sandbox_id) == pod)
+    return await runtime.exec_in_container(target.id, ["sh", "-c", script], 10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_pods_on_the_node_bridge_reach_each_other(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                        podman_service: PodmanService, net_node: NetNode,
+                                                        tmp_path: Path) -> None:
+    await start_manager(runner, ["nodeipam"], cluster_cidr=net_node.cidr)  # a /24: one block, this node's
+    config = KubeletConfig(node_name=net_node.name, state_dir=tmp_path, pod_network="bridge", pod_cidr=None,
+                           cluster_name=CLUSTER, relist_interval=0.5, node_status_interval=1.0)
+    agent = KubeletAgent(config, runtime=PodmanRuntime(podman_service.socket_url), runtime_version="podman://t")
+    await runner.start(agent, started(agent))
+    host_port = free_port()
+    await create_bound(client, pod_manifest("server", [web("server", hostPort=host_port)]), net_node.name)
+    await create_bound(client, pod_manifest("client", [sh("c", "exec sleep 1000")]), net_node.name)
+    server, _ = await running(client, "server"), await running(client, "client")
+
+    node = await client.get("Node", net_node.name)
+    assert node["spec"]["podCIDR"] == net_node.cidr  # from node IPAM
+
+    async def network_reported() -> Obj | None:
+        conditions = (await client.get("Node", net_node.name))["status"]["conditions"]
+        found = next(c for c in conditions if c["type"] == "NetworkUnavailable")
+        return found if found["status"] == "False" else None
+
+    network = await eventually(network_reported, timeout=10, what="NetworkUnavailable=False")
+    assert network["reason"] == "BridgePodNetwork"
+    assert network_name(CLUSTER, net_node.name) in network["message"]
+
+    ip = server["status"]["podIP"]
+    prefix = net_node.cidr.rsplit(".", 1)[0] + "."
+    assert ip.startswith(prefix) and not ip.endswith(".1")  # .1 is the node's gateway
+    code, out = await in_pod(net_node.runtime, net_node.name, "client",
+                             f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8080")
+    assert code == 0 and "server" in out, out  # pod to pod at podIP:containerPort
+    assert "server" in await http_get(ip, 8080)  # the node reaches the pod
+    assert "server" in await http_get("127.0.0.1", host_port)  # hostPort still published on the node
+    health = agent.health()
+    assert health["pod_network"] == "bridge"
