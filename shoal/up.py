@@ -83,6 +83,7 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet"),
               enabled=podman_available),
     Component("proxy", "agents.proxy", ("--node-name", NODE_NAME)),  # node ports on every address, as kube-proxy
+    Component("dns", "agents.dns", ("--node-name", NODE_NAME)),  # cluster DNS on the pod network's gateway
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there
 yet are skipped with a notice, so a line may be added before its module lands. ``{state}`` in an

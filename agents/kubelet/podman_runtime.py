@@ -62,6 +62,7 @@ from agents.kubelet.cri import (
     container_labels,
     shoal_labels,
 )
+from agents.kubelet.dns import HostResolv, parse_resolv_conf, pod_resolv
 from agents.kubelet.podnetwork import NetworkSpec, PodNetworkError
 
 T = TypeVar("T")
@@ -96,6 +97,14 @@ def sandbox_name(config: SandboxConfig) -> str:
 def container_name(sandbox: SandboxConfig, config: ContainerConfig, attempt: int) -> str:
     """Podman container name: ``shoal_<container>_<pod>_<namespace>_<uid>_<attempt>``."""
     return f"shoal_{_safe(config.name)}_{sandbox_name(sandbox)[6:]}_{attempt}"
+
+
+def _read_host_resolv() -> HostResolv:
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8") as f:
+            return parse_resolv_conf(f.read())
+    except OSError:
+        return HostResolv()
 
 
 def _hostname(config: SandboxConfig) -> str:
@@ -157,6 +166,7 @@ class PodmanRuntime:
         pull_timeout: float = 120.0,
         request_timeout: float = 60.0,
         max_workers: int = 8,
+        host_resolv: HostResolv | None = None,
     ) -> None:
         if not socket_url.startswith("unix://"):
             raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
@@ -167,6 +177,7 @@ class PodmanRuntime:
         self._ip_cache: dict[str, str] = {}  # pod id -> IP; an IP never changes during a pod's life
         self._limits_supported = True
         self._network: NetworkSpec | None = None
+        self._host_resolv = host_resolv if host_resolv is not None else _read_host_resolv()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -300,6 +311,12 @@ class PodmanRuntime:
         if network is not None:
             spec["netns"] = {"nsmode": "bridge"}
             spec["Networks"] = {network.name: {"static_ips": [config.pod_ip]}}
+        resolv = pod_resolv(config.dns_policy, config.namespace, cluster_dns=network.gateway if network else None,
+                            host=self._host_resolv, nameservers=config.dns_nameservers,
+                            searches=config.dns_searches, options=config.dns_options)
+        if resolv is not None:
+            spec.update(dns_server=list(resolv.nameservers), dns_search=list(resolv.searches),
+                        dns_option=list(resolv.options))
         started = time.monotonic()
         pod_id = await self._call(self._create_pod, name, spec)
         bound.info("sandbox created", sandbox=pod_id[:12], seconds=round(time.monotonic() - started, 3))
