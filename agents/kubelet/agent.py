@@ -148,6 +148,8 @@ class KubeletAgent:
             await self.logs.close()
         if hasattr(self, "queue"):
             self.queue.close()
+        if hasattr(self, "pod_network") and self._close_runtime:
+            await self.pod_network.release()
         if self._close_runtime and self.runtime is not None:
             await self.runtime.close()
         if self._on_close is not None:

@@ -11,7 +11,8 @@ Two modes (``KubeletConfig.pod_network``):
 
 The mode, the network and its subnet are reported in the Node's ``NetworkUnavailable`` condition. Two
 kubelets on one machine share Podman: networks are labelled with cluster and node, named per cluster and
-node, and a kubelet only ever touches its own.
+node, and a kubelet only ever touches its own. A kubelet that stops with no sandbox left removes its
+network (with sandboxes left, the next kubelet adopts both).
 """
 
 from __future__ import annotations
@@ -141,6 +142,18 @@ class PodNetwork:
                 self.log.warning("pod network not ready; retrying", error=str(exc), retry_in=delay)
                 delay = min(delay * 2, 10.0)
             await asyncio.sleep(delay)
+
+    async def release(self) -> None:
+        """At shutdown: remove the network if no sandbox of this node is left on it (else pods keep
+        running and the next kubelet adopts them with the network)."""
+        if self.spec is None:
+            return
+        try:
+            if not await self.runtime.list_sandboxes(self.node):
+                await self.runtime.remove_network(self.spec.name)
+                self.log.info("pod network removed", network=self.spec.name)
+        except (ContainerRuntimeError, PodNetworkError) as exc:
+            self.log.warning("pod network not removed", network=self.spec.name, error=str(exc))
 
     async def _assigned(self) -> str | None:
         return node_pod_cidr(await self.client.get("Node", self.node))

@@ -131,3 +131,104 @@ async def test_pods_on_the_node_bridge_reach_each_other(runner: ActorRunner, api
     assert "server" in await http_get("127.0.0.1", host_port)  # hostPort still published on the node
     health = agent.health()
     assert health["pod_network"] == "bridge"
+
+
+def addresses_in(nslookup_output: str, name: str) -> set[str]:
+    """The addresses busybox nslookup printed for ``name`` (after the server's own lines)."""
+    _, _, answers = nslookup_output.partition(f"Name:\t{name}")
+    if not answers:
+        _, _, answers = nslookup_output.partition(f"Name: {name}")
+    return {line.split()[-1] for line in answers.splitlines() if line.startswith("Address")}
+
+
+async def test_services_and_dns_from_inside_pods(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                 podman_service: PodmanService, net_node: NetNode,
+                                                 tmp_path: Path) -> None:
+    """The Kubernetes network model on one node: a pod reaches another pod, a Service by cluster IP, by
+    short name and FQDN through cluster DNS, a headless Service's endpoints, a NodePort, and itself
+    through its Service (hairpin); Service traffic is DNAT'ed by the proxy's nftables table."""
+    from agents.dns.agent import DnsAgent
+    from agents.proxy.agent import ProxyAgent
+    from agents.proxy.nftables import NftablesDataPath, delete_table, nft_available
+
+    if not nft_available():
+        pytest.skip("nft is not usable here")
+    table = f"shoal-test-{uuid.uuid4().hex[:10]}"
+    try:
+        await start_manager(runner, ["nodeipam", "endpoints"], cluster_cidr=net_node.cidr)
+        config = KubeletConfig(node_name=net_node.name, state_dir=tmp_path, pod_network="bridge", pod_cidr=None,
+                               cluster_name=CLUSTER, relist_interval=0.5, node_status_interval=1.0)
+        kubelet = KubeletAgent(config, runtime=PodmanRuntime(podman_service.socket_url),
+                               runtime_version="podman://t")
+        await runner.start(kubelet, started(kubelet))
+        proxy = ProxyAgent(net_node.name, node_addresses=["0.0.0.0"],
+                           datapath=NftablesDataPath(table, service_cidr="198.19.0.0/16"))
+        await runner.start(proxy, ready=lambda: proxy.synced.is_set())
+        dns = DnsAgent(net_node.name, gateway=True)  # no upstreams: nothing is forwarded in tests
+        await runner.start(dns, ready=lambda: dns.synced.is_set())
+
+        for name in ("server-0", "server-1"):
+            pod = pod_manifest(name, [web(name)])
+            pod["metadata"]["labels"] = {"app": "web"}
+            await create_bound(client, pod, net_node.name)
+        await create_bound(client, pod_manifest("client", [sh("c", "exec sleep 1000")]), net_node.name)
+        svc = await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                                   "spec": {"type": "NodePort", "selector": {"app": "web"},
+                                            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+        await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-headless"},
+                             "spec": {"clusterIP": "None", "selector": {"app": "web"},
+                                      "ports": [{"name": "http", "port": 8080}]}})
+        servers = [await running(client, n) for n in ("server-0", "server-1")]
+        await running(client, "client")
+        server_ips = {p["status"]["podIP"] for p in servers}
+        cluster_ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
+        gateway = net_node.cidr.rsplit(".", 1)[0] + ".1"
+
+        async def run(pod: str, script: str) -> str:
+            code, out = await in_pod(net_node.runtime, net_node.name, pod, script)
+            assert code == 0, (script, out)
+            return out
+
+        def get(host: str, port: int) -> str:
+            return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"
+
+        resolv = await run("client", "cat /etc/resolv.conf")
+        assert f"nameserver {gateway}" in resolv and "ndots:5" in resolv
+        assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv
+
+        ip0 = servers[0]["status"]["podIP"]
+        assert "server-0" in await run("client", get(ip0, 8080))  # pod to pod
+
+        async def both_behind(host: str, port: int) -> bool:
+            seen = set()
+            for _ in range(12):
+                _, out = await in_pod(net_node.runtime, net_node.name, "client", get(host, port))
+                seen |= {n for n in ("server-0", "server-1") if n in out}
+            return seen == {"server-0", "server-1"}
+
+        await eventually(lambda: both_behind(cluster_ip, 80), timeout=30, what="cluster IP to both endpoints")
+
+        async def short_name() -> str | None:
+            _, out = await in_pod(net_node.runtime, net_node.name, "client", "nslookup web")
+            return out if cluster_ip in addresses_in(out, "web.default.svc.cluster.local") else None
+
+        await eventually(short_name, timeout=20, what="nslookup web (short name, search domains)")
+        fqdn = await run("client", "nslookup web.default.svc.cluster.local")
+        assert addresses_in(fqdn, "web.default.svc.cluster.local") == {cluster_ip}, fqdn
+        resolved = addresses_in(fqdn, "web.default.svc.cluster.local").pop()
+        assert "server-" in await run("client", get(resolved, 80))  # by name, then to it
+
+        headless = await run("client", "nslookup web-headless.default.svc.cluster.local")
+        headless_ips = addresses_in(headless, "web-headless.default.svc.cluster.local")
+        assert headless_ips == server_ips, headless
+        for ip in headless_ips:
+            assert "server-" in await run("client", get(ip, 8080))
+
+        assert "server-" in await run("client", get(gateway, node_port))  # NodePort on the node's address
+        assert "server-" in await http_get(cluster_ip, 80)  # the node itself reaches the cluster IP
+        hairpin = await run("server-0", f"for i in 1 2 3 4 5 6; do {get(cluster_ip, 80)}; done")
+        assert "server-0" in hairpin or "server-1" in hairpin  # a pod reaching itself through its Service
+        assert proxy.health()["datapath"] == "nftables"
+    finally:
+        await runner.stop_all()
+        await delete_table(table)
