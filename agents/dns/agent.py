@@ -77,6 +77,13 @@ class DnsAgent:
             return resolve(qname, qtype, domain=self.domain, services=services.get, endpoints=endpoints.get)
 
         self.server = DnsServer(DnsHandler(answer, self.domain, self.upstreams))
+        handler = self.server.handler
+
+        def changed(_event: str, _old: Any, _new: Any) -> None:
+            handler.invalidate()
+
+        services.add_handler(changed)
+        endpoints.add_handler(changed)
         await services.synced.wait()
         await endpoints.synced.wait()
         for host, port in self.listen:

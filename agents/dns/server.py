@@ -1,5 +1,9 @@
 """The DNS wire protocol, with dnspython: UDP and TCP listeners answering from ``records.resolve``.
 
+Answers are cached by the query's bytes after its id (same question, same flags and EDNS: same answer),
+so a repeated lookup costs a dict hit instead of a decode, a lookup and an encode; the agent calls
+``invalidate`` on every Service or Endpoints change, so the cache never outlives the zone it was made from.
+
 Queries under the cluster domain are answered here (authoritative; NXDOMAIN and NODATA carry the zone's
 SOA, so resolvers cache the negative answer for its 5 s). Other names are forwarded as they are (the
 raw query) to the upstream resolvers, first answer wins, each tried for ``FORWARD_TIMEOUT``; without
@@ -50,10 +54,19 @@ class DnsHandler:
         self.domain = domain.strip(".") + "."
         self.upstreams = list(upstreams)
         self.stats = DnsStats()
+        self._cache: dict[bytes, bytes] = {}
+        self.max_cached = 10_000
         self._soa = dns.rrset.from_text(self.domain, TTL, "IN", "SOA",
                                         f"ns.dns.{self.domain} hostmaster.{self.domain} 1 7200 1800 86400 {TTL}")
 
+    def invalidate(self) -> None:
+        self._cache.clear()
+
     async def handle(self, wire: bytes) -> bytes | None:
+        cached = self._cache.get(wire[2:])
+        if cached is not None:
+            self.stats.answered += 1
+            return wire[:2] + cached
         try:
             query = dns.message.from_wire(wire)
         except (dns.exception.DNSException, ValueError):
@@ -78,7 +91,11 @@ class DnsHandler:
         if not result.records:
             response.authority.append(self._soa)
         self.stats.answered += 1
-        return response.to_wire()
+        reply: bytes = response.to_wire()
+        if len(self._cache) >= self.max_cached:
+            self._cache.clear()
+        self._cache[wire[2:]] = reply[2:]
+        return reply
 
     async def _forward(self, query: dns.message.Message, wire: bytes) -> bytes:
         for host, port in self.upstreams:
