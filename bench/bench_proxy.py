@@ -80,6 +80,26 @@ async def nft_rule(table: str, target: tuple[str, int], backend_port: int) -> bo
     return True
 
 
+async def nft_rebuild_ms(table: str, services: int = 1000, endpoints: int = 10, rounds: int = 3) -> list[float]:
+    """Wall time of replacing the whole table for ``services`` x ``endpoints`` (render + ``nft -f``)."""
+    from agents.proxy.nftables import NftablesDataPath
+    from agents.proxy.rules import Backend, Rule
+
+    rules = [Rule(f"bench/s{i}:80", "TCP", ((f"198.19.{i // 250}.{i % 250 + 1}", 80),),
+                  tuple(Backend(f"198.18.{j}.{i % 250 + 1}", 8080) for j in range(endpoints)), None)
+             for i in range(services)]
+    datapath = NftablesDataPath(table, cleanup=True)
+    times = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await datapath.apply(rules)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        await datapath.close()
+    return times
+
+
 async def drop_table(table: str) -> None:
     from agents.proxy.nftables import NftablesError, delete_table, nft_available
 
@@ -271,6 +291,10 @@ def main() -> None:
         nft = asyncio.run(nft_rule(table, nft_target, backend_port))
         r = asyncio.run(client(backend_port, proxy_port, args.requests, args.megabytes,
                                nft_target if nft else None))
+        if nft:
+            progress("nftables: rebuilding a table of 1,000 Services x 10 endpoints, 3 times")
+            rebuilds = asyncio.run(nft_rebuild_ms(f"{table}-scale"))
+            r["nft_rebuild_1000x10_ms"] = sorted(rebuilds)[len(rebuilds) // 2]
         for label, port in (("dns", dns_port), ("dns_direct", dns_direct_port)):
             progress(f"{label}: {args.dns_queries} lookups")
             lat, elapsed = dns_client(port, args.dns_queries)
@@ -301,6 +325,7 @@ def main() -> None:
                   f"{r['nft_' + p50] / r['direct_' + p50]:>9.2f}x")
         print(f"{'bulk transfer MB/s':<40} {r['direct_bulk_MBps']:>20.0f} {r['nft_bulk_MBps']:>20.0f} "
               f"{r['nft_bulk_MBps'] / r['direct_bulk_MBps']:>9.2f}x (of direct)")
+        print(f"{'table rebuild, 1,000 Services x 10 eps':<40} {'':>20} {r['nft_rebuild_1000x10_ms']:>18.0f}ms")
     print(f"{'DNS A lookup (1,000 Services)':<40} {r['dns_direct_p50_us']:>9.0f}/{r['dns_direct_p99_us']:<7.0f}us "
           f"{r['dns_p50_us']:>9.0f}/{r['dns_p99_us']:<7.0f}us {r['dns_p99_us'] / r['dns_direct_p99_us']:>9.2f}x p99")
     print(f"{'DNS lookups/s (one at a time)':<40} {r['dns_direct_per_s']:>20.0f} {r['dns_per_s']:>20.0f}")

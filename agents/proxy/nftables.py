@@ -9,10 +9,12 @@ Layout (``render`` is pure and table-tested):
   ``services``: a verdict map ``daddr . l4proto . dport -> goto svc-N`` for cluster IPs, LoadBalancer
   ingress and node ports on given addresses, and for node ports on every local address
   (``fib daddr type local``, the ``0.0.0.0`` node address);
-- ``svc-N`` first sends clients with a live ``sessionAffinity: ClientIP`` entry to their endpoint, then
-  picks a ready endpoint at random (``numgen random mod n``);
-- ``ep-N-M`` marks the packet for masquerade and DNATs it to the endpoint (remembering the client for
-  affinity). Every Service connection is masqueraded (kube-proxy's ``masqueradeAll``): replies then
+- ``svc-N`` marks the packet for masquerade and DNATs it to a ready endpoint picked at random, in one rule
+  (``dnat ip addr . port to numgen random mod n map {...}``: one rule per Service keeps a rebuild of
+  1,000 Services x 10 endpoints quick to parse);
+- with ``sessionAffinity: ClientIP``, ``svc-N`` first sends clients with a live entry to their endpoint's
+  chain ``ep-N-M``, else picks one at random; ``ep-N-M`` remembers the client (a set with timeout per
+  endpoint), marks and DNATs. Every Service connection is masqueraded (kube-proxy's ``masqueradeAll``): replies then
   come back through the node even when client and endpoint share a bridge without br_netfilter, and a
   pod reaching itself through its Service (hairpin) works;
 - filter chains reject what is still addressed to the service CIDR after NAT: Services without ready
@@ -55,6 +57,7 @@ def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
     addressed: list[str] = []  # vmap elements for specific addresses
     anywhere: list[str] = []  # node ports on every local address
     chains: list[str] = []
+    endpoint_chains: list[str] = []
     sets: list[str] = []
     for n, rule in enumerate(rules):
         proto = rule.protocol.lower()
@@ -66,25 +69,29 @@ def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
             else:
                 addressed.append(f"{host} . {proto} . {port} : goto svc-{n}")
         body = [f"    chain svc-{n} {{", f"        comment {_quote(rule.service)}"]
-        if rule.backends:  # none: no DNAT, so the filter chains refuse it
-            if rule.affinity_timeout is not None:
-                for m in range(len(rule.backends)):
-                    sets.append(f"    set aff-{n}-{m} {{ type ipv4_addr; flags dynamic,timeout; "
-                                f"timeout {rule.affinity_timeout}s; }}")
-                    body.append(f"        ip saddr @aff-{n}-{m} goto ep-{n}-{m}")
+        if rule.backends and rule.affinity_timeout is None:
+            # One rule: pick an endpoint at random and DNAT to it (no chain per endpoint to parse).
+            body.append(f"        meta mark set meta mark | {MASQ_MARK}")
             if len(rule.backends) == 1:
-                body.append(f"        goto ep-{n}-0")
+                body.append(f"        meta l4proto {proto} dnat to {rule.backends[0].ip}:{rule.backends[0].port}")
             else:
-                targets = ", ".join(f"{m} : goto ep-{n}-{m}" for m in range(len(rule.backends)))
-                body.append(f"        numgen random mod {len(rule.backends)} vmap {{ {targets} }}")
+                targets = ", ".join(f"{m} : {b.ip} . {b.port}" for m, b in enumerate(rule.backends))
+                body.append(f"        meta l4proto {proto} dnat ip addr . port to "
+                            f"numgen random mod {len(rule.backends)} map {{ {targets} }}")
+        elif rule.backends:  # ClientIP affinity: a chain per endpoint remembers its clients
+            for m in range(len(rule.backends)):
+                sets.append(f"    set aff-{n}-{m} {{ type ipv4_addr; flags dynamic,timeout; "
+                            f"timeout {rule.affinity_timeout}s; }}")
+                body.append(f"        ip saddr @aff-{n}-{m} goto ep-{n}-{m}")
+            targets = ", ".join(f"{m} : goto ep-{n}-{m}" for m in range(len(rule.backends)))
+            body.append(f"        numgen random mod {len(rule.backends)} vmap {{ {targets} }}")
+            for m, backend in enumerate(rule.backends):
+                endpoint_chains += [f"    chain ep-{n}-{m} {{", f"        meta mark set meta mark | {MASQ_MARK}",
+                                    f"        update @aff-{n}-{m} {{ ip saddr }}",
+                                    f"        meta l4proto {proto} dnat to {backend.ip}:{backend.port}", "    }"]
+        # no ready endpoint: no DNAT, so the filter chains refuse it
         body.append("    }")
         chains += body
-        for m, backend in enumerate(rule.backends):
-            ep = [f"    chain ep-{n}-{m} {{", f"        meta mark set meta mark | {MASQ_MARK}"]
-            if rule.affinity_timeout is not None:
-                ep.append(f"        update @aff-{n}-{m} {{ ip saddr }}")
-            ep += [f"        meta l4proto {proto} dnat to {backend.ip}:{backend.port}", "    }"]
-            chains += ep
     out += sets
     services = ["    chain services {"]
     if addressed:
@@ -92,7 +99,7 @@ def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
     if anywhere:
         services.append("        fib daddr type local meta l4proto . th dport vmap { " + ", ".join(anywhere) + " }")
     services.append("    }")
-    out += services + chains
+    out += services + chains + endpoint_chains
     out += [
         "    chain prerouting {", "        type nat hook prerouting priority -100; policy accept;",
         "        jump services", "    }",

@@ -31,8 +31,9 @@ def test_render_dispatch_balancing_and_masquerade() -> None:
     assert "ip daddr . meta l4proto . th dport vmap { 198.19.0.10 . tcp . 80 : goto svc-0, " \
            "192.0.2.7 . tcp . 30080 : goto svc-0 }" in text
     assert "fib daddr type local meta l4proto . th dport vmap { tcp . 30080 : goto svc-0 }" in text
-    assert "numgen random mod 2 vmap { 0 : goto ep-0-0, 1 : goto ep-0-1 }" in text
-    assert "meta l4proto tcp dnat to 198.18.2.9:8080" in text
+    assert "meta l4proto tcp dnat ip addr . port to numgen random mod 2 map " \
+           "{ 0 : 198.18.1.5 . 8080, 1 : 198.18.2.9 . 8080 }" in text  # one rule per Service
+    assert "chain ep-" not in text
     assert "meta mark & 0x4000 == 0x4000 masquerade" in text
     assert "ct state new ip daddr 198.19.0.0/16 reject" in text
     assert text.startswith("table ip shoal-t {}\ndelete table ip shoal-t\n")  # one atomic replacement
@@ -40,12 +41,13 @@ def test_render_dispatch_balancing_and_masquerade() -> None:
 
 @pytest.mark.parametrize(("rule", "present", "absent"), [
     (Rule("d/one:53", "UDP", (("198.19.0.11", 53),), (Backend("198.18.1.6", 53),), None),
-     ["198.19.0.11 . udp . 53 : goto svc-0", "goto ep-0-0", "meta l4proto udp dnat to 198.18.1.6:53"], ["numgen"]),
+     ["198.19.0.11 . udp . 53 : goto svc-0", "meta l4proto udp dnat to 198.18.1.6:53"], ["numgen"]),
     (Rule("d/none:80", "TCP", (("198.19.0.12", 80),), (), None),
      ["198.19.0.12 . tcp . 80 : goto svc-0"], ["dnat", "numgen"]),
     (Rule("d/sticky:80", "TCP", (("198.19.0.13", 80),), (Backend("198.18.1.7", 80), Backend("198.18.1.8", 80)), 60),
      ["set aff-0-1 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }", "ip saddr @aff-0-0 goto ep-0-0",
-      "update @aff-0-1 { ip saddr }"], []),
+      "update @aff-0-1 { ip saddr }", "numgen random mod 2 vmap { 0 : goto ep-0-0, 1 : goto ep-0-1 }",
+      "chain ep-0-1 {"], []),
     (Rule("d/sctp:80", "SCTP", (("198.19.0.14", 80),), (Backend("198.18.1.9", 80),), None), [], ["svc-0", "vmap"]),
 ])
 def test_render_cases(rule: Rule, present: list[str], absent: list[str]) -> None:
