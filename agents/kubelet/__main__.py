@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pod-cidr", default=None,
                         help="this node's pod network (default: as node IPAM assigns, or 127.88.0.0/16 in "
                              "loopback mode); give nodes sharing a machine different ranges")
+    parser.add_argument("--node-routes", action=argparse.BooleanOptionalAction, default=True,
+                        help="bridge mode: route every other node's podCIDR via its address (pods across nodes)")
     parser.add_argument("--cluster-name", default="shoal",
                         help="names this node's Podman network (shoal-<cluster>-<node>)")
 
@@ -78,6 +80,7 @@ def config_from(args: argparse.Namespace) -> KubeletConfig:
         backoff_max=args.backoff_max, lease_renew_interval=args.lease_interval,
         node_status_interval=args.status_interval, record_events=not args.no_events,
         measure_host=args.runtime == "podman", pod_cidr=pod_cidr, pod_network=mode, cluster_name=args.cluster_name,
+        node_routes=args.node_routes,
         service_gateway=(bridge_gateway() if gateway_auto
                          else None if args.service_gateway == "auto" else args.service_gateway),
     )

@@ -25,6 +25,7 @@ from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeC
 from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
+from agents.kubelet.noderoutes import NodeRoutes
 from agents.kubelet.plan import FinishDeletion, PodNotes, RemoveContainer, RemoveSandbox, plan
 from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.podnetwork import PodNetwork
@@ -134,6 +135,11 @@ class KubeletAgent:
         sup.spawn(f"{node}/heartbeat", self.heartbeat.run)
         sup.spawn(f"{node}/informer", self.informer.run)
         sup.spawn(f"{node}/pod-network", self.pod_network.run)
+        if self.config.pod_network == "bridge" and self.config.node_routes:
+            nodes = Informer(self.client, "Node", log=self.log)
+            self.routes = NodeRoutes(node, nodes, log=self.log)
+            sup.spawn(f"{node}/nodes", nodes.run)
+            sup.spawn(f"{node}/node-routes", self.routes.run)
         if self.config.service_links:
             self.services = Informer(self.client, "Service", log=self.log)
             sup.spawn(f"{node}/services", self.services.run)

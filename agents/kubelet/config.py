@@ -31,6 +31,8 @@ class KubeletConfig:
     """The node's pod network. Each pod gets an address in it. In bridge mode None means "as node IPAM
     assigns it" (the Node's ``spec.podCIDR``). In loopback mode each container port is published on the
     pod's address; give each node of a machine its own range."""
+    node_routes: bool = False
+    """In bridge mode: keep a route to every other node's podCIDR via its address (see ``noderoutes``)."""
     cluster_name: str = "shoal"
     """Names and labels this kubelet's Podman network, so two clusters on one machine never share one."""
     labels: dict[str, str] = field(default_factory=dict)
