@@ -66,7 +66,7 @@ class ProxyAgent:
                 await asyncio.sleep(0.02)  # let a burst of changes collapse into one sync
                 self._dirty.clear()
                 by_key = {f"{e['metadata'].get('namespace')}/{e['metadata']['name']}": e for e in endpoints.items()}
-                rules = compute_rules(services.items(), by_key, self.node_addresses)
+                rules = compute_rules(services.items(), by_key, self.node_addresses, self.node_name)
                 await self.datapath.apply(rules)
                 self.syncs += 1
                 self.rules = len(rules)

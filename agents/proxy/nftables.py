@@ -14,9 +14,11 @@ Layout (``render`` is pure and table-tested):
   1,000 Services x 10 endpoints quick to parse);
 - with ``sessionAffinity: ClientIP``, ``svc-N`` first sends clients with a live entry to their endpoint's
   chain ``ep-N-M``, else picks one at random; ``ep-N-M`` remembers the client (a set with timeout per
-  endpoint), marks and DNATs. Every Service connection is masqueraded (kube-proxy's ``masqueradeAll``): replies then
-  come back through the node even when client and endpoint share a bridge without br_netfilter, and a
-  pod reaching itself through its Service (hairpin) works;
+  endpoint), marks and DNATs. Every Service connection (but node-port and LoadBalancer traffic of an
+  ``externalTrafficPolicy: Local`` Service, which keeps the client's address and goes only to this node's
+  endpoints) is masqueraded (kube-proxy's ``masqueradeAll``): replies then come back through the node
+  even when client and endpoint share a bridge without br_netfilter, and a pod reaching itself through
+  its Service (hairpin) works;
 - filter chains reject what is still addressed to the service CIDR after NAT: Services without ready
   endpoints, and unknown cluster IPs, answer "connection refused" instead of leaving the node.
 
@@ -71,7 +73,8 @@ def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
         body = [f"    chain svc-{n} {{", f"        comment {_quote(rule.service)}"]
         if rule.backends and rule.affinity_timeout is None:
             # One rule: pick an endpoint at random and DNAT to it (no chain per endpoint to parse).
-            body.append(f"        meta mark set meta mark | {MASQ_MARK}")
+            if rule.masquerade:
+                body.append(f"        meta mark set meta mark | {MASQ_MARK}")
             if len(rule.backends) == 1:
                 body.append(f"        meta l4proto {proto} dnat to {rule.backends[0].ip}:{rule.backends[0].port}")
             else:
@@ -86,8 +89,8 @@ def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
             targets = ", ".join(f"{m} : goto ep-{n}-{m}" for m in range(len(rule.backends)))
             body.append(f"        numgen random mod {len(rule.backends)} vmap {{ {targets} }}")
             for m, backend in enumerate(rule.backends):
-                endpoint_chains += [f"    chain ep-{n}-{m} {{", f"        meta mark set meta mark | {MASQ_MARK}",
-                                    f"        update @aff-{n}-{m} {{ ip saddr }}",
+                mark = [f"        meta mark set meta mark | {MASQ_MARK}"] if rule.masquerade else []
+                endpoint_chains += [f"    chain ep-{n}-{m} {{", *mark, f"        update @aff-{n}-{m} {{ ip saddr }}",
                                     f"        meta l4proto {proto} dnat to {backend.ip}:{backend.port}", "    }"]
         # no ready endpoint: no DNAT, so the filter chains refuse it
         body.append("    }")

@@ -5,6 +5,7 @@ even when the test fails."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import subprocess
 import uuid
@@ -48,6 +49,8 @@ def test_render_dispatch_balancing_and_masquerade() -> None:
      ["set aff-0-1 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }", "ip saddr @aff-0-0 goto ep-0-0",
       "update @aff-0-1 { ip saddr }", "numgen random mod 2 vmap { 0 : goto ep-0-0, 1 : goto ep-0-1 }",
       "chain ep-0-1 {"], []),
+    (Rule("d/local:80/local", "TCP", (("0.0.0.0", 30081),), (Backend("198.18.1.9", 80),), None, masquerade=False),
+     ["tcp . 30081 : goto svc-0", "meta l4proto tcp dnat to 198.18.1.9:80"], ["meta mark set"]),
     (Rule("d/sctp:80", "SCTP", (("198.19.0.14", 80),), (Backend("198.18.1.9", 80),), None), [], ["svc-0", "vmap"]),
 ])
 def test_render_cases(rule: Rule, present: list[str], absent: list[str]) -> None:
@@ -149,8 +152,10 @@ async def test_udp_and_client_ip_affinity(runner: ActorRunner, client: ApiClient
             self.transport.sendto(self.name + b":" + data, addr)  # type: ignore[attr-defined]
 
     ports = [free_port() for _ in range(2)]
-    transports = [(await loop.create_datagram_endpoint(lambda n=n: Echo(n), local_addr=("127.0.0.1", p)))[0]
-                  for n, p in zip((b"x", b"y"), ports, strict=True)]
+    transports = []
+    for name, p in zip((b"x", b"y"), ports, strict=True):
+        transport, _ = await loop.create_datagram_endpoint(functools.partial(Echo, name), local_addr=("127.0.0.1", p))
+        transports.append(transport)
     tcp = [await start_backend(n) for n in ("a", "b", "c")]
     agent = ProxyAgent("node-1", datapath=NftablesDataPath(table, service_cidr="198.19.0.0/16"))
     await runner.start(agent, ready=lambda: agent.synced.is_set())
