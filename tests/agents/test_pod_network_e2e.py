@@ -232,3 +232,66 @@ async def test_services_and_dns_from_inside_pods(runner: ActorRunner, api: ApiAc
     finally:
         await runner.stop_all()
         await delete_table(table)
+
+
+async def test_pods_on_two_nodes_reach_each_other_and_a_service_spanning_both(
+        runner: ActorRunner, api: ApiActor, client: ApiClient, podman_service: PodmanService, net_node: NetNode,
+        tmp_path: Path) -> None:
+    """Two kubelets (two nodes, each with its bridge and /24 from node IPAM) on one machine: a pod on one
+    node reaches a pod on the other by its podIP, and a Service whose endpoints are on both nodes."""
+    from agents.proxy.agent import ProxyAgent
+    from agents.proxy.nftables import NftablesDataPath, delete_table, nft_available
+
+    if not nft_available():
+        pytest.skip("nft is not usable here")
+    other = f"{net_node.name}-b"
+    table = f"shoal-test-{uuid.uuid4().hex[:10]}"
+    base = int(net_node.cidr.split(".")[2]) & ~1  # an even third octet: a /23 holding two /24s
+    cluster_cidr = f"198.18.{base}.0/23"
+    try:
+        await start_manager(runner, ["nodeipam", "endpoints"], cluster_cidr=cluster_cidr)
+        for name, state in ((net_node.name, tmp_path / "a"), (other, tmp_path / "b")):
+            config = KubeletConfig(node_name=name, state_dir=state, pod_network="bridge", pod_cidr=None,
+                                   cluster_name=CLUSTER, relist_interval=0.5, node_status_interval=1.0,
+                                   node_routes=True)
+            agent = KubeletAgent(config, runtime=PodmanRuntime(podman_service.socket_url),
+                                 runtime_version="podman://t")
+            await runner.start(agent, started(agent))
+        proxy = ProxyAgent(net_node.name, datapath=NftablesDataPath(table, service_cidr="198.19.0.0/16"))
+        await runner.start(proxy, ready=lambda: proxy.synced.is_set())
+        for name, node in (("web-a", net_node.name), ("web-b", other)):
+            pod = pod_manifest(name, [web(name)])
+            pod["metadata"]["labels"] = {"app": "spread"}
+            await create_bound(client, pod, node)
+        await create_bound(client, pod_manifest("client", [sh("c", "exec sleep 1000")]), net_node.name)
+        svc = await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "spread"},
+                                   "spec": {"selector": {"app": "spread"},
+                                            "ports": [{"port": 80, "targetPort": 8080}]}})
+        web_a, web_b = await running(client, "web-a"), await running(client, "web-b")
+        await running(client, "client")
+        cidrs = {(await client.get("Node", n))["spec"]["podCIDR"] for n in (net_node.name, other)}
+        assert cidrs == {f"198.18.{base}.0/24", f"198.18.{base + 1}.0/24"}  # a /24 each
+        assert web_a["status"]["podIP"].rsplit(".", 1)[0] != web_b["status"]["podIP"].rsplit(".", 1)[0]
+
+        def get(host: str, port: int) -> str:
+            return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"
+
+        code, out = await in_pod(net_node.runtime, net_node.name, "client", get(web_b["status"]["podIP"], 8080))
+        assert code == 0 and "web-b" in out, out  # across nodes, by podIP
+
+        async def both() -> bool:
+            seen = set()
+            for _ in range(12):
+                _, out = await in_pod(net_node.runtime, net_node.name, "client", get(svc["spec"]["clusterIP"], 80))
+                seen |= {n for n in ("web-a", "web-b") if n in out}
+            return seen == {"web-a", "web-b"}
+
+        await eventually(both, timeout=30, what="the Service reaching endpoints on both nodes")
+    finally:
+        await runner.stop_all()
+        await delete_table(table)
+        for sandbox in await net_node.runtime.list_sandboxes(other):
+            await net_node.runtime.remove_sandbox(sandbox.id)
+        for c in await net_node.runtime.list_containers(other):
+            await net_node.runtime.remove_container(c.id)
+        await net_node.runtime.remove_network(network_name(CLUSTER, other))
