@@ -124,7 +124,39 @@ def rows_proxy(r: dict[str, Any]) -> list[Row]:
             f"{r['proxied_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
         Row("proxy: bulk transfer", "", "", f"{r['proxied_bulk_MBps']:.0f} MB/s",
             f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['proxied_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x"),
+        *rows_nftables(r),
+        *rows_dns(r),
     ]
+
+
+def rows_nftables(r: dict[str, Any]) -> list[Row]:
+    if "nft_rr_p50_us" not in r:
+        return []
+    return [
+        Row("nftables: request/response on one connection", f"{r['nft_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_rr_p99_us'] / 1000:.2f} ms", f"{r['nft_rr_per_s']:.0f}/s",
+            f"direct: p50 {r['direct_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_rr_p50_us'] / r['direct_rr_p50_us']:.2f}x p50",
+            "<= 1.1x direct", _met(r["nft_rr_p50_us"] <= 1.1 * r["direct_rr_p50_us"])),
+        Row("nftables: new connection", f"{r['nft_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_conn_p99_us'] / 1000:.2f} ms", "", f"direct: p50 {r['direct_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
+        Row("nftables: bulk transfer (median of 3)", "", "", f"{r['nft_bulk_MBps']:.0f} MB/s",
+            f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['nft_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x",
+            ">= 0.95x direct", _met(r["nft_bulk_MBps"] >= 0.95 * r["direct_bulk_MBps"])),
+        Row("nftables: table rebuild, 1,000 Services x 10 endpoints", _ms(r["nft_rebuild_1000x10_ms"]), "", "",
+            "", "", "<= 1 s", _met(r["nft_rebuild_1000x10_ms"] <= 1000)),
+    ]
+
+
+def rows_dns(r: dict[str, Any]) -> list[Row]:
+    if "dns_p50_us" not in r:
+        return []
+    return [Row("cluster DNS: A lookup, 1,000 Services", f"{r['dns_p50_us'] / 1000:.2f} ms",
+                f"{r['dns_p99_us'] / 1000:.2f} ms", f"{r['dns_per_s']:.0f}/s",
+                f"canned answer, same server: p99 {r['dns_direct_p99_us'] / 1000:.2f} ms, "
+                f"{r['dns_direct_per_s']:.0f}/s",
+                f"{r['dns_p99_us'] / r['dns_direct_p99_us']:.2f}x p99")]
 
 
 def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:

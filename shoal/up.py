@@ -26,6 +26,7 @@ import collections
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -78,15 +79,28 @@ NODE_NAME = socket.gethostname().split(".")[0].lower() or "local"
 COMPONENTS: tuple[Component, ...] = (
     Component("api", "actors.api"),
     Component("scheduler", "actors.scheduler"),
-    Component("controllers", "actors.controllers"),
+    Component("controllers", "actors.controllers", ("--cluster-cidr", "{cluster_cidr}")),
     Component("cloud", "actors.cloud", ("--cloud-provider", "local", "--state-dir", "{state}/cloud")),
-    Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet"),
+    Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet",
+                                            "--cluster-name", "{cluster}"),
               enabled=podman_available),
-    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME)),  # node ports on every address, as kube-proxy
+    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME, "--cluster-name", "{cluster}")),  # as kube-proxy
+    Component("dns", "agents.dns", ("--node-name", NODE_NAME)),  # cluster DNS on the pod network's gateway
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there
 yet are skipped with a notice, so a line may be added before its module lands. ``{state}`` in an
-argument is the state directory."""
+argument is the state directory; ``{cluster}`` and ``{cluster_cidr}`` are this cluster's name and pod range
+(see ``cluster_identity``)."""
+
+
+def cluster_identity(state: Path) -> tuple[str, str]:
+    """(cluster name, cluster CIDR) of a ``shoal up`` cluster: ``shoal`` and 198.18.0.0/16 for the default
+    state directory; for any other, a name and a /24 of 198.18.128-253 derived from its path, so that two
+    clusters on one machine (tests) get their own Podman network, nftables table and pod range."""
+    if state.resolve() == default_state_dir().resolve():
+        return "shoal", "198.18.0.0/16"
+    digest = hashlib.sha1(str(state.resolve()).encode()).hexdigest()
+    return f"s{digest[:8]}", f"198.18.{128 + int(digest[8:12], 16) % 126}.0/24"
 
 
 def default_state_dir() -> Path:
@@ -396,12 +410,16 @@ class Cluster:
                 self.console.say(f"nats-server did not start again: {str(exc).splitlines()[0]}")
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
+    def _expand(self, arg: str) -> str:
+        cluster, cidr = cluster_identity(self.state)
+        return arg.replace("{state}", str(self.state)).replace("{cluster_cidr}", cidr).replace("{cluster}", cluster)
+
     def start_components(self, components: list[Component]) -> None:
         width = max((len(c.name) for c in components), default=4)
         for component in components:
             argv = [sys.executable, "-m", component.module, "--server", self.url,
                     "--log-format", self.options.log_format, "--log-level", self.options.log_level,
-                    *(arg.replace("{state}", str(self.state)) for arg in component.args)]
+                    *(self._expand(arg) for arg in component.args)]
             child = Child(component, argv, self.logs / f"{component.name}.log", self.options.attach,
                           self.console, width)
             self.children.append(child)
