@@ -1,0 +1,79 @@
+"""Discovery documents (``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>/<version>``) for the
+kinds Shoal has (``protocol.kinds.KINDS``); pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from protocol.kinds import KINDS, KindInfo
+
+SCALABLE = frozenset({"Deployment", "ReplicaSet", "ReplicationController"})
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommit": "", "gitTreeState": "clean",
+           "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}
+"""The Kubernetes version whose API the gateway speaks (kubectl warns beyond one minor of skew)."""
+
+
+def group_versions() -> dict[str, list[KindInfo]]:
+    """``apiVersion`` -> the kinds served there, in ``KINDS`` order."""
+    out: dict[str, list[KindInfo]] = {}
+    for info in KINDS:
+        out.setdefault(info.api_version, []).append(info)
+    return out
+
+
+def categories(info: KindInfo) -> list[str]:
+    return ["all"] if info.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController") else []
+
+
+def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for info in kinds:
+        base = {"namespaced": info.namespaced, "kind": info.kind}
+        resource: dict[str, Any] = {"name": info.plural, "singularName": info.singular, **base, "verbs": VERBS}
+        if info.short_names:
+            resource["shortNames"] = list(info.short_names)
+        if categories(info):
+            resource["categories"] = categories(info)
+        out.append(resource)
+        if info.has_status:
+            out.append({"name": f"{info.plural}/status", "singularName": "", **base,
+                        "verbs": ["get", "patch", "update"]})
+        if info.kind in SCALABLE:
+            out.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": True, "kind": "Scale",
+                        "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]})
+        if info.kind == "Pod":
+            out.append({"name": "pods/log", "singularName": "", **base, "verbs": ["get"]})
+    return out
+
+
+def resource_list(api_version: str) -> dict[str, Any] | None:
+    kinds = group_versions().get(api_version)
+    if kinds is None:
+        return None
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version,
+            "resources": _resources(kinds)}
+
+
+def core_versions(server_address: str) -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def group_list() -> dict[str, Any]:
+    groups = []
+    for api_version in group_versions():
+        if "/" not in api_version:
+            continue
+        group, version = api_version.split("/", 1)
+        gv = {"groupVersion": api_version, "version": version}
+        groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def group(name: str) -> dict[str, Any] | None:
+    for entry in group_list()["groups"]:
+        if entry["name"] == name:
+            return {"kind": "APIGroup", "apiVersion": "v1", **entry}
+    return None

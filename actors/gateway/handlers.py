@@ -1,0 +1,361 @@
+"""The REST verbs of the Kubernetes API, each one or a few NATS API requests (``runtime.client``).
+
+get, list (selectors, ``limit``/``continue``, ``resourceVersion`` as a floor), watch, create, update (PUT),
+patch (JSON, merge, strategic merge), delete (``DeleteOptions`` in the body or the query), deletecollection,
+and the subresources ``status``, ``scale`` (Deployment, ReplicaSet, ReplicationController) and ``log``
+(Pod). Answers are JSON; errors are ``metav1.Status`` with the status code of the typed error; ``Warning``
+headers carry the warnings a NATS reply has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from actors.gateway import listing, paths, table, watching
+from actors.gateway import patch as patches
+from actors.gateway import status as statuses
+from actors.gateway.discovery import SCALABLE
+from protocol import subjects
+from protocol.errors import BadRequest, Conflict, NotFound, ShoalError
+from protocol.kinds import KindInfo
+from protocol.objects import Obj, meta
+from protocol.selectors import from_label_selector, from_match_labels
+from protocol.subjects import Verb
+from runtime.client import ApiClient
+from runtime.node_logs import fetch_logs
+
+PATCH_ATTEMPTS = 8
+"""A read-modify-write patch retried this often when the object changed between read and write."""
+JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    response = web.Response(body=json.dumps(body, separators=(",", ":")), status=status, content_type=JSON)
+    for text in warnings or []:
+        response.headers.add("Warning", f'299 - "{text}"')
+    return response
+
+
+def error_response(exc: ShoalError, target: paths.Target | None = None) -> web.Response:
+    kind = target.info.plural if target else None
+    group = target.info.group if target else ""
+    body = statuses.from_error(exc, kind=kind, group=group, name=target.name if target else None)
+    return json_response(body, exc.http_status)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "").lower()
+    if value in ("", "false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise BadRequest(f"query parameter {name}={value!r} is not a boolean")
+
+
+def _int(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"query parameter {name}={value!r} is not an integer") from None
+
+
+def refuse_unsupported(request: web.Request) -> None:
+    """Parameters Shoal cannot honour are refused, not ignored."""
+    if request.query.get("dryRun"):
+        raise BadRequest("dryRun is not supported by Shoal's gateway yet")
+    if request.query.get("resourceVersionMatch") == "Exact":
+        raise BadRequest("resourceVersionMatch=Exact is not supported: Shoal lists the latest state or one "
+                         "at least as new as resourceVersion (NotOlderThan)")
+    if _flag(request, "sendInitialEvents"):
+        raise BadRequest("sendInitialEvents is not supported yet: list, then watch from the list's version")
+
+
+async def read_body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise BadRequest("the request needs a body")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+class Handlers:
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    # -- NATS calls that keep the reply's warnings ---------------------------------------------------
+    async def call(self, subject: str, payload: dict[str, Any]) -> tuple[Obj, list[str]]:
+        reply = await self.client.request(subject, payload)
+        warnings = reply.get("warnings")
+        return reply["object"], [str(w) for w in warnings] if isinstance(warnings, list) else []
+
+    async def get(self, t: paths.Target) -> Obj:
+        return await self.client.get(t.info, str(t.name), t.namespace)
+
+    def _object_subject(self, verb: Verb, t: paths.Target) -> str:
+        return subjects.object_subject(verb, t.info, t.namespace if t.info.namespaced else None, str(t.name))
+
+    # -- collection ----------------------------------------------------------------------------------
+    async def list(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
+        if _flag(request, "watch"):
+            return await self.watch(request, t)
+        limit = _int(request, "limit")
+        token = request.query.get("continue")
+        cursor = listing.decode(token) if token else None
+        rv = request.query.get("resourceVersion", "")
+        floor = cursor.resource_version if cursor else (int(rv) if rv.isdigit() and rv != "0" else None)
+        result = await self.client.list(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
+                                        field_selector=request.query.get("fieldSelector"),
+                                        min_resource_version=floor)
+        items, next_token, remaining = listing.page(result.items, result.resource_version, limit, cursor)
+        version = str(result.resource_version)
+        if table.wants_table(request.headers.get("Accept", "")):
+            body = table.table(t.info.kind, items, resource_version=version, continue_token=next_token,
+                               include_object=request.query.get("includeObject", "Metadata"))
+            return json_response(body)
+        metadata: dict[str, Any] = {"resourceVersion": version}
+        if next_token:
+            metadata["continue"] = next_token
+            metadata["remainingItemCount"] = remaining
+        return json_response({"kind": f"{t.info.kind}List", "apiVersion": t.info.api_version,
+                              "metadata": metadata, "items": items})
+
+    async def watch(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
+        rv = request.query.get("resourceVersion", "")
+        if rv and not rv.isdigit():
+            raise BadRequest(f"resourceVersion {rv!r} is not a Shoal resource version")
+        watch = self.client.watch(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
+                                  field_selector=request.query.get("fieldSelector"),
+                                  resource_version=int(rv) if rv and rv != "0" else None)
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        timeout = _int(request, "timeoutSeconds")
+        with contextlib.suppress(ConnectionResetError, ConnectionError):
+            await watching.stream(watch, t.info, response.write, bookmarks=_flag(request, "allowWatchBookmarks"),
+                                  timeout=float(timeout) if timeout else None,
+                                  as_table=table.wants_table(request.headers.get("Accept", "")),
+                                  include_object=request.query.get("includeObject", "Metadata"))
+            await response.write_eof()
+        return response
+
+    async def create(self, request: web.Request, t: paths.Target) -> web.Response:
+        obj = await read_body(request)
+        if not isinstance(obj, dict):
+            raise BadRequest("the body must be a JSON object")
+        self._check_type(obj, t.info)
+        if t.info.namespaced:
+            ns = t.namespace or "default"
+            given = meta(obj).get("namespace")
+            if given and given != ns:
+                raise BadRequest(f"the namespace of the provided object ({given}) does not match the namespace "
+                                 f"sent on the request ({ns})")
+            meta(obj)["namespace"] = ns
+        subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace or "default")
+        created, warnings = await self.call(subject, {"object": obj})
+        return json_response(created, 201, warnings)
+
+    async def delete_collection(self, request: web.Request, t: paths.Target) -> web.Response:
+        options = await self._delete_options(request)
+        result = await self.client.list(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
+                                        field_selector=request.query.get("fieldSelector"))
+        deleted = []
+        for obj in result.items:
+            target = paths.Target(t.info, meta(obj).get("namespace"), str(meta(obj).get("name")))
+            with contextlib.suppress(NotFound):
+                deleted.append((await self.call(self._object_subject(Verb.DELETE, target), {"options": options}))[0])
+        return json_response({"kind": f"{t.info.kind}List", "apiVersion": t.info.api_version,
+                              "metadata": {"resourceVersion": str(result.resource_version)}, "items": deleted})
+
+    # -- one object ----------------------------------------------------------------------------------
+    def _check_type(self, obj: Obj, info: KindInfo) -> None:
+        kind, api_version = obj.get("kind"), obj.get("apiVersion")
+        if (kind and kind != info.kind) or (api_version and api_version != info.api_version):
+            raise BadRequest(f"the body is a {api_version}/{kind}, the URL is for {info.api_version}/{info.kind}")
+        obj.setdefault("kind", info.kind)
+        obj.setdefault("apiVersion", info.api_version)
+
+    def _check_name(self, obj: Obj, t: paths.Target) -> None:
+        name = meta(obj).get("name")
+        if name and name != t.name:
+            raise BadRequest(f"the name of the object ({name}) does not match the name on the URL ({t.name})")
+        meta(obj)["name"] = t.name
+        if t.info.namespaced:
+            ns = meta(obj).get("namespace")
+            if ns and ns != t.namespace:
+                raise BadRequest(f"the namespace of the object ({ns}) does not match the URL's ({t.namespace})")
+            meta(obj)["namespace"] = t.namespace
+
+    async def update(self, request: web.Request, t: paths.Target) -> web.Response:
+        obj = await read_body(request)
+        if not isinstance(obj, dict):
+            raise BadRequest("the body must be a JSON object")
+        if t.subresource == "scale":
+            return await self._write_scale(t, obj)
+        self._check_type(obj, t.info)
+        self._check_name(obj, t)
+        verb = Verb.STATUS if t.subresource == "status" else Verb.UPDATE
+        updated, warnings = await self.call(self._object_subject(verb, t), {"object": obj})
+        return json_response(updated, 200, warnings)
+
+    async def patch(self, request: web.Request, t: paths.Target) -> web.Response:
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type == patches.APPLY_PATCH:
+            raise BadRequest("server-side apply (application/apply-patch+yaml) is not supported by Shoal's "
+                             "gateway yet: use client-side `kubectl apply`")
+        body = await read_body(request)
+        if t.subresource == "scale":
+            scale = patches.apply_patch(content_type, self._scale(await self.get(t)), body)
+            return await self._write_scale(t, scale)
+        if content_type == patches.MERGE_PATCH and t.subresource is None:
+            if not isinstance(body, dict):
+                raise BadRequest("a merge patch is a JSON object")
+            patched, warnings = await self.call(self._object_subject(Verb.PATCH, t), {"patch": body})
+            return json_response(patched, 200, warnings)
+        verb = Verb.STATUS if t.subresource == "status" else Verb.UPDATE
+        for attempt in range(PATCH_ATTEMPTS):
+            current = await self.get(t)
+            patched = patches.apply_patch(content_type, current, body)
+            if not isinstance(patched, dict):
+                raise BadRequest("the patch does not leave an object")
+            pinned = meta(patched).get("resourceVersion") != meta(current).get("resourceVersion")
+            meta(patched).setdefault("resourceVersion", meta(current).get("resourceVersion"))
+            self._check_name(patched, t)
+            try:
+                written, warnings = await self.call(self._object_subject(verb, t), {"object": patched})
+                return json_response(written, 200, warnings)
+            except Conflict:
+                if pinned or attempt == PATCH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        body: Any = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    body = json.loads(raw)
+                except ValueError as exc:
+                    raise BadRequest(f"DeleteOptions is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("DeleteOptions must be a JSON object")
+        if body.get("dryRun"):
+            raise BadRequest("dryRun is not supported by Shoal's gateway yet")
+        options: dict[str, Any] = {}
+        grace = body.get("gracePeriodSeconds", _int(request, "gracePeriodSeconds"))
+        if grace is not None:
+            options["gracePeriodSeconds"] = int(grace)
+        policy = body.get("propagationPolicy") or request.query.get("propagationPolicy")
+        orphan = body.get("orphanDependents")
+        if orphan is None and "orphanDependents" in request.query:
+            orphan = _flag(request, "orphanDependents")
+        if policy is None and orphan is not None:
+            policy = "Orphan" if orphan else "Background"
+        if policy:
+            if policy not in ("Background", "Foreground", "Orphan"):
+                raise BadRequest(f"propagationPolicy {policy!r}: use Background, Foreground or Orphan")
+            options["propagationPolicy"] = policy
+        preconditions = body.get("preconditions") or {}
+        if preconditions.get("resourceVersion"):
+            options["resourceVersion"] = str(preconditions["resourceVersion"])
+        if preconditions.get("uid"):
+            options["uid"] = str(preconditions["uid"])
+        return options
+
+    async def delete(self, request: web.Request, t: paths.Target) -> web.Response:
+        options = await self._delete_options(request)
+        uid = options.pop("uid", None)
+        if uid is not None and meta(await self.get(t)).get("uid") != uid:
+            raise Conflict(f"the UID precondition {uid} does not match the object's", {"name": t.name})
+        obj, warnings = await self.call(self._object_subject(Verb.DELETE, t), {"options": options})
+        if meta(obj).get("deletionTimestamp") or t.info.kind == "Pod":
+            return json_response(obj, 200, warnings)
+        return json_response(statuses.success({"name": t.name, "group": t.info.group, "kind": t.info.plural,
+                                               "uid": meta(obj).get("uid")}), 200, warnings)
+
+    # -- subresources --------------------------------------------------------------------------------
+    def _scale(self, obj: Obj) -> Obj:
+        m = meta(obj)
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        raw = spec.get("selector")
+        selector = (from_match_labels(raw) if obj.get("kind") == "ReplicationController"
+                    else from_label_selector(raw)) if raw else None
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in m},
+                "spec": {"replicas": int(spec.get("replicas", 1))},
+                "status": {"replicas": int(status.get("replicas") or 0),
+                           **({"selector": str(selector)} if selector is not None else {})}}
+
+    async def _write_scale(self, t: paths.Target, scale: Any) -> web.Response:
+        if t.info.kind not in SCALABLE:
+            raise NotFound(f"{t.info.plural} have no scale subresource")
+        if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get("replicas"), int):
+            raise BadRequest("a Scale needs spec.replicas (an integer)")
+        replicas = scale["spec"]["replicas"]
+        rv = meta(scale).get("resourceVersion")
+        if rv:
+            current = await self.get(t)
+            if meta(current).get("resourceVersion") != rv:
+                raise Conflict(f"the object has been modified since resourceVersion {rv}; get it and retry",
+                               {"name": t.name})
+            current.setdefault("spec", {})["replicas"] = replicas
+            written, warnings = await self.call(self._object_subject(Verb.UPDATE, t), {"object": current})
+        else:
+            written, warnings = await self.call(self._object_subject(Verb.PATCH, t),
+                                                {"patch": {"spec": {"replicas": replicas}}})
+        return json_response(self._scale(written), 200, warnings)
+
+    async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
+        if t.subresource == "log":
+            return await self.logs(request, t)
+        obj = await self.get(t)
+        if t.subresource == "scale":
+            if t.info.kind not in SCALABLE:
+                raise NotFound(f"{t.info.plural} have no scale subresource")
+            return json_response(self._scale(obj))
+        if table.wants_table(request.headers.get("Accept", "")):
+            return json_response(table.table(t.info.kind, [obj], resource_version=str(meta(obj).get("resourceVersion")),
+                                             include_object=request.query.get("includeObject", "Metadata")))
+        return json_response(obj)
+
+    async def logs(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
+        if t.info.kind != "Pod":
+            raise NotFound(f"{t.info.plural} have no log subresource")
+        for unsupported in ("timestamps", "insecureSkipTLSVerifyBackend"):
+            if _flag(request, unsupported):
+                raise BadRequest(f"{unsupported}=true is not supported for logs yet")
+        for unsupported in ("sinceSeconds", "sinceTime", "limitBytes"):
+            if request.query.get(unsupported):
+                raise BadRequest(f"{unsupported} is not supported for logs yet")
+        lines = fetch_logs(self.client, str(t.namespace), str(t.name), request.query.get("container") or None,
+                           _int(request, "tailLines"), _flag(request, "follow"), _flag(request, "previous"))
+        response: web.StreamResponse | None = None
+        async with contextlib.aclosing(lines):
+            first = True
+            async for line in lines:
+                if first:  # errors before the first line are answered as a Status
+                    response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+                    response.enable_chunked_encoding()
+                    await response.prepare(request)
+                    first = False
+                assert response is not None
+                try:
+                    await response.write(line.encode() + b"\n")
+                except (ConnectionResetError, ConnectionError):
+                    return response
+        if response is None:
+            return web.Response(body=b"", content_type="text/plain")
+        await response.write_eof()
+        return response
+
+
