@@ -31,8 +31,9 @@ class Unauthenticated(Exception):
 
 
 class Authenticator:
-    def __init__(self, client: ApiClient, admin_token: str | None) -> None:
+    def __init__(self, client: ApiClient, admin_token: str | None, cache_seconds: float = CACHE_SECONDS) -> None:
         self.client = client
+        self.cache_seconds = cache_seconds
         self.admin_token = admin_token
         self._cache: dict[str, tuple[float, User]] = {}
 
@@ -62,5 +63,5 @@ class Authenticator:
                     tuple(str(g) for g in user_info.get("groups") or ()))
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
-        self._cache[token] = (now + CACHE_SECONDS, user)
+        self._cache[token] = (now + self.cache_seconds, user)
         return user

@@ -77,7 +77,14 @@ def refuse_unsupported(request: web.Request) -> None:
         raise BadRequest("sendInitialEvents is not supported yet: list, then watch from the list's version")
 
 
+class UnsupportedMediaType(BadRequest):
+    http_status = 415
+
+
 async def read_body(request: web.Request) -> Any:
+    content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if "protobuf" in content_type or "cbor" in content_type:
+        raise UnsupportedMediaType(f"the gateway reads JSON bodies, not {content_type}")
     raw = await request.read()
     if not raw:
         raise BadRequest("the request needs a body")

@@ -108,7 +108,7 @@ class GatewayActor:
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)
         except ShoalError as exc:
-            return error_response(exc, getattr(request, "_shoal_target", None))
+            return error_response(exc)
         except web.HTTPException:
             raise
         except Exception as exc:  # a bug: answer it as the API server does, and log it
@@ -169,7 +169,6 @@ class GatewayActor:
 
     async def _resource(self, request: web.Request, api_version: str, tail: str) -> web.StreamResponse:
         target = paths.parse(api_version, tail)
-        request["target"] = target
         refuse_unsupported(request)
         h, method = self.handlers, request.method
         try:

@@ -1,0 +1,166 @@
+"""The real kubectl against Shoal through the gateway: apply (twice), get in every output, watch, describe,
+scale, label, annotate, explain, delete, and the errors and authentication it meets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import yaml
+
+from runtime.client import ApiClient
+from tests.gateway.conftest import Gateway, read_until
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: localhost/shoal/busybox:latest
+        command: ["httpd", "-f", "-p", "8080"]
+        ports:
+        - containerPort: 8080
+        env:
+        - {name: GREETING, value: hello}
+        - {name: COLOR, value: blue}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: fast
+"""
+
+
+async def test_apply_twice_is_idempotent_and_a_change_is_patched(gateway: Gateway, api_client: ApiClient,
+                                                                  tmp_path: object) -> None:
+    out = await gateway.ok("apply", "-f", "-", stdin=MANIFEST)
+    assert "deployment.apps/web created" in out and "service/web created" in out and "configmap/settings created" in out
+    first = await api_client.get("Deployment", "web", "default")
+    out = await gateway.ok("apply", "-f", "-", stdin=MANIFEST)
+    assert out.count("unchanged") == 3, out
+    assert (await api_client.get("Deployment", "web", "default"))["metadata"]["resourceVersion"] == \
+        first["metadata"]["resourceVersion"]
+    # a changed manifest: strategic merge patch by container name and env name; a dropped env var goes
+    changed = MANIFEST.replace("replicas: 2", "replicas: 3").replace("value: hello", "value: bonjour") \
+        .replace("        - {name: COLOR, value: blue}\n", "")
+    out = await gateway.ok("apply", "-f", "-", stdin=changed)
+    assert "deployment.apps/web configured" in out and "service/web unchanged" in out
+    dep = await api_client.get("Deployment", "web", "default")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert dep["spec"]["replicas"] == 3
+    assert container["env"] == [{"name": "GREETING", "value": "bonjour"}]
+    assert container["ports"][0]["containerPort"] == 8080 and container["image"].endswith("busybox:latest")
+    out = await gateway.ok("apply", "-f", "-", stdin=changed)
+    assert out.count("unchanged") == 3, out
+
+
+async def test_get_in_every_output(gateway: Gateway) -> None:
+    await gateway.ok("apply", "-f", "-", stdin=MANIFEST)
+    table = await gateway.ok("get", "deployments")
+    assert table.splitlines()[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert table.splitlines()[1].split()[:2] == ["web", "0/2"]
+    wide = await gateway.ok("get", "deploy", "-o", "wide")
+    assert "IMAGES" in wide and "localhost/shoal/busybox:latest" in wide and "app=web" in wide
+    svc = await gateway.ok("get", "svc", "web")
+    assert svc.splitlines()[0].split()[:3] == ["NAME", "TYPE", "CLUSTER-IP"] and "80/TCP" in svc
+    as_yaml = yaml.safe_load(await gateway.ok("get", "deployment", "web", "-o", "yaml"))
+    assert as_yaml["kind"] == "Deployment" and as_yaml["spec"]["replicas"] == 2
+    as_json = json.loads(await gateway.ok("get", "configmaps", "-o", "json"))
+    assert as_json["kind"] == "List" and [i["metadata"]["name"] for i in as_json["items"]] == ["settings"]
+    assert await gateway.ok("get", "cm", "settings", "-o", "jsonpath={.data.mode}") == "fast"
+    every = await gateway.ok("get", "namespaces", "-o", "name")
+    assert {"namespace/default", "namespace/kube-system"} <= set(every.split())
+    labelled = await gateway.ok("get", "deploy", "-l", "app=web", "-o", "name")
+    assert labelled.split() == ["deployment.apps/web"]
+    assert (await gateway.ok("get", "deploy", "-l", "app=other", "-o", "name")).strip() == ""
+    missing = await gateway.kubectl("get", "deploy", "nope")
+    assert missing.rc == 1 and "Error from server (NotFound)" in missing.err and "nope" in missing.err
+
+
+async def test_scale_label_annotate_describe_delete(gateway: Gateway, api_client: ApiClient) -> None:
+    await gateway.ok("apply", "-f", "-", stdin=MANIFEST)
+    assert "deployment.apps/web scaled" in await gateway.ok("scale", "deployment", "web", "--replicas=5")
+    assert (await api_client.get("Deployment", "web", "default"))["spec"]["replicas"] == 5
+    await gateway.ok("label", "deployment", "web", "tier=front")
+    await gateway.ok("annotate", "deployment", "web", "note=hello")
+    dep = await api_client.get("Deployment", "web", "default")
+    assert dep["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    assert dep["metadata"]["annotations"]["note"] == "hello"
+    await gateway.ok("label", "deployment", "web", "tier-")
+    assert "tier" not in (await api_client.get("Deployment", "web", "default"))["metadata"]["labels"]
+    described = await gateway.ok("describe", "deployment", "web")
+    assert "5 desired" in described and "GREETING:" in described and "hello" in described
+    assert "Selector:          app=web" in await gateway.ok("describe", "service", "web")
+    assert 'deployment.apps "web" deleted' in await gateway.ok("delete", "deployment", "web")
+    assert 'configmap "settings" deleted' in await gateway.ok("delete", "-f", "-", "--ignore-not-found",
+                                                               stdin=MANIFEST.split("---")[2])
+    assert (await gateway.ok("get", "deploy,cm", "-o", "name")).strip() == ""
+
+
+async def test_get_watch_sees_changes(gateway: Gateway, api_client: ApiClient) -> None:
+    await gateway.ok("apply", "-f", "-", stdin=MANIFEST)
+    proc = await gateway.start("get", "deployments", "--watch")
+    try:
+        await read_until(proc.stdout, "web")
+        await gateway.ok("scale", "deployment", "web", "--replicas=4")
+        await read_until(proc.stdout, "0/4")
+        json_proc = await gateway.start("get", "configmaps", "--watch", "-o", "json", "--output-watch-events")
+        try:
+            await read_until(json_proc.stdout, '"name":"settings"')
+            await gateway.ok("delete", "configmap", "settings")
+            await read_until(json_proc.stdout, '"type":"DELETED"')
+        finally:
+            json_proc.kill()
+            await json_proc.wait()
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_explain_and_validation_without_validate_false(gateway: Gateway) -> None:
+    explained = await gateway.ok("explain", "deployment")
+    assert "KIND:       Deployment" in explained and "spec" in explained
+    assert "map[string]string" in await gateway.ok("explain", "pods.metadata.labels")
+    bad = MANIFEST.split("---")[2].replace("data:", "dataa:")
+    result = await gateway.kubectl("apply", "-f", "-", stdin=bad)
+    assert result.rc == 1 and 'unknown field "dataa"' in result.err, result
+
+
+async def test_a_wrong_token_is_401_and_a_service_account_token_is_accepted(gateway: Gateway,
+                                                                             api_client: ApiClient) -> None:
+    result = await gateway.kubectl("get", "pods", "--token", "not-the-token")
+    assert result.rc == 1 and "You must be logged in to the server" in result.err, result
+    await api_client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}})
+    secret = await api_client.create({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}})
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert "namespace/default" in await gateway.ok("get", "ns", "-o", "name", "--token", token)
+    await api_client.delete("Secret", "robot-token", "default")  # revoked: the review refuses it
+    gateway.actor.auth._cache.clear()  # as the review cache does after its 10 s
+    result = await gateway.kubectl("get", "pods", "--token", token)
+    assert result.rc == 1 and "You must be logged in to the server" in result.err, result
