@@ -41,6 +41,7 @@ from typing import IO, Any
 from runtime.bus import BusConfig, connect
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, NatsServerError
+from shoal import kubeconfig
 
 STOP_TIMEOUT = 10.0
 BACKOFF_START, BACKOFF_MAX, STABLE_AFTER = 1.0, 30.0, 60.0
@@ -55,6 +56,17 @@ class UpOptions:
     log_format: str = "console"
     log_level: str = "info"
     attach: bool = False
+    gateway: str = "127.0.0.1:6443"
+    """HOST:PORT of the Kubernetes API gateway (HTTPS); empty for none."""
+    kubeconfig: str | None = None
+    """The kubeconfig to merge the ``shoal`` context into (default ``$KUBECONFIG`` or ``~/.kube/config``);
+    empty for none."""
+
+    @property
+    def gateway_url(self) -> str:
+        host, _, port = self.gateway.rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 def always(options: UpOptions) -> bool:
@@ -73,6 +85,10 @@ def podman_available(options: UpOptions) -> bool:
     return shutil.which("podman") is not None
 
 
+def gateway_enabled(options: UpOptions) -> bool:
+    return bool(options.gateway)
+
+
 NODE_NAME = socket.gethostname().split(".")[0].lower() or "local"
 
 COMPONENTS: tuple[Component, ...] = (
@@ -83,10 +99,14 @@ COMPONENTS: tuple[Component, ...] = (
     Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet"),
               enabled=podman_available),
     Component("proxy", "agents.proxy", ("--node-name", NODE_NAME)),  # node ports on every address, as kube-proxy
+    Component("gateway", "actors.gateway", ("--listen", "{gateway}", "--tls-cert", "{state}/gateway/server.crt",
+                                            "--tls-key", "{state}/gateway/server.key",
+                                            "--admin-token-file", "{state}/gateway/admin.token"),
+              enabled=gateway_enabled),
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there
 yet are skipped with a notice, so a line may be added before its module lands. ``{state}`` in an
-argument is the state directory."""
+argument is the state directory, ``{gateway}`` the gateway's HOST:PORT."""
 
 
 def default_state_dir() -> Path:
@@ -216,6 +236,16 @@ def check_port(host: str, port: int, state: Path) -> None:
                 "--state-dir)")
     raise UpError(f"port {port} on {probe_host} is in use by {what}: stop it, or choose another port with "
                   "--port (and point SHOAL_SERVER at it)")
+
+
+def check_gateway_port(host: str, port: int) -> None:
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        socket.create_connection((probe_host, port), timeout=1.0).close()
+    except OSError:
+        return
+    raise UpError(f"port {port} on {probe_host} (the Kubernetes API gateway's) is in use by another program: "
+                  "stop it, or choose another address with --gateway HOST:PORT (or --gateway '' for none)")
 
 
 def exit_text(code: int) -> str:
@@ -401,7 +431,8 @@ class Cluster:
         for component in components:
             argv = [sys.executable, "-m", component.module, "--server", self.url,
                     "--log-format", self.options.log_format, "--log-level", self.options.log_level,
-                    *(arg.replace("{state}", str(self.state)) for arg in component.args)]
+                    *(arg.replace("{state}", str(self.state)).replace("{gateway}", self.options.gateway)
+                      for arg in component.args)]
             child = Child(component, argv, self.logs / f"{component.name}.log", self.options.attach,
                           self.console, width)
             self.children.append(child)
@@ -440,13 +471,27 @@ class Cluster:
             with contextlib.suppress(Exception):
                 await nc.close()
 
+    def write_kubeconfig(self) -> str:
+        """Merge the ``shoal`` cluster, user and context into the kubeconfig; the line saying so."""
+        if not self.options.gateway:
+            return ""
+        if self.options.kubeconfig == "":
+            return (f"  kubectl: shoal kubeconfig --state-dir {self.state} > kubeconfig "
+                    f"(gateway {self.options.gateway_url})\n")
+        path = Path(self.options.kubeconfig).expanduser() if self.options.kubeconfig else kubeconfig.default_path()
+        kubeconfig.merge_into(path, kubeconfig.kubeconfig(self.options.gateway_url,
+                                                          kubeconfig.Credentials(self.state / "gateway")))
+        return f"  kubectl get nodes      (context \"shoal\" in {path}, API {self.options.gateway_url})\n"
+
     def announce(self) -> None:
+        kubectl = self.write_kubeconfig()
         self.console.raw(
             f"\nShoal cluster ready at {self.url}\n"
             f"  state: {self.state}   logs: {self.logs}\n"
             "Use it from another terminal:\n"
             f"  export SHOAL_SERVER={self.url}\n"
             "  shoal get nodes\n"
+            f"{kubectl}"
             "Press Ctrl-C to stop the cluster.\n"
         )
 
@@ -501,6 +546,12 @@ def prepare(state: Path, options: UpOptions, lock: StateLock, console: Console) 
     lock.acquire()
     stop_stale_server(state, console)
     check_port(options.host, options.port, state)
+    if options.gateway:
+        host, _, port = options.gateway.rpartition(":")
+        if not port.isdigit():
+            raise UpError(f"--gateway {options.gateway!r}: use HOST:PORT, e.g. 127.0.0.1:6443")
+        check_gateway_port(host, int(port))
+        kubeconfig.ensure_credentials(state / "gateway", (host,))
 
 
 async def run_cluster(options: UpOptions) -> int:

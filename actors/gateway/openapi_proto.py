@@ -94,7 +94,8 @@ def _path_item(item: dict[str, Any]) -> bytes:
 
 def encode_document(doc: dict[str, Any]) -> bytes:
     info = doc.get("info", {})
-    out = [_str(1, doc.get("swagger", "2.0")), _bytes(2, _str(1, info.get("title", "")) + _str(2, info.get("version", "")))]
+    out = [_str(1, doc.get("swagger", "2.0")),
+           _bytes(2, _str(1, info.get("title", "")) + _str(2, info.get("version", "")))]
     out.append(_bytes(8, b"".join(_bytes(2, _str(1, path) + _bytes(2, _path_item(item)))
                                   for path, item in doc.get("paths", {}).items())))
     out.append(_bytes(9, b"".join(_bytes(1, _str(1, name) + _bytes(2, schema(body)))

@@ -3,7 +3,6 @@ scale, label, annotate, explain, delete, and the errors and authentication it me
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 
