@@ -98,7 +98,9 @@ def ensure_credentials(directory: Path, hosts: tuple[str, ...] = ()) -> Credenti
         _write(creds.ca_cert, ca.public_bytes(serialization.Encoding.PEM))
         creds.cert.unlink(missing_ok=True)
     if not (creds.cert.exists() and creds.key.exists()) or not _covers(creds.cert, hosts):
-        ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+        signer = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+        if not isinstance(signer, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{directory / 'ca.key'} is not the EC key `shoal up` makes: remove {directory}")
         ca = x509.load_pem_x509_certificate(creds.ca_cert.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (x509.CertificateBuilder()
@@ -108,7 +110,7 @@ def ensure_credentials(directory: Path, hosts: tuple[str, ...] = ()) -> Credenti
                 .not_valid_after(now + datetime.timedelta(days=825))
                 .add_extension(x509.SubjectAlternativeName(_names(hosts)), critical=False)
                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+                .sign(signer, hashes.SHA256()))
         _write(creds.key, _key_pem(key), private=True)
         _write(creds.cert, cert.public_bytes(serialization.Encoding.PEM))
     if not creds.token_file.exists():

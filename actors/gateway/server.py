@@ -81,7 +81,8 @@ class GatewayActor:
         tls = self._tls()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=tls, backlog=1024)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        server: Any = site._server
+        sockets = server.sockets if server is not None else []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         ctx.log.info("gateway listening", url=f"{'https' if tls else 'http'}://{self.settings.host}:{self.port}")
 
