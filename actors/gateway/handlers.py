@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import listing, paths, table, watching
+from actors.gateway import fieldvalidation, listing, paths, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from actors.gateway.discovery import SCALABLE
@@ -35,8 +35,9 @@ JSON = "application/json"
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     response = web.Response(body=json.dumps(body, separators=(",", ":")), status=status, content_type=JSON)
-    for text in warnings or []:
-        response.headers.add("Warning", f'299 - "{text}"')
+    for text in warnings or []:  # RFC 7234 warn-text: a quoted string
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        response.headers.add("Warning", f'299 - "{quoted}"')
     return response
 
 
@@ -166,9 +167,10 @@ class Handlers:
                 raise BadRequest(f"the namespace of the provided object ({given}) does not match the namespace "
                                  f"sent on the request ({ns})")
             meta(obj)["namespace"] = ns
+        checked = fieldvalidation.check(t.info, obj, request.query.get("fieldValidation"))
         subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace or "default")
         created, warnings = await self.call(subject, {"object": obj})
-        return json_response(created, 201, warnings)
+        return json_response(created, 201, checked + warnings)
 
     async def delete_collection(self, request: web.Request, t: paths.Target) -> web.Response:
         options = await self._delete_options(request)
@@ -209,9 +211,10 @@ class Handlers:
             return await self._write_scale(t, obj)
         self._check_type(obj, t.info)
         self._check_name(obj, t)
+        checked = fieldvalidation.check(t.info, obj, request.query.get("fieldValidation"))
         verb = Verb.STATUS if t.subresource == "status" else Verb.UPDATE
         updated, warnings = await self.call(self._object_subject(verb, t), {"object": obj})
-        return json_response(updated, 200, warnings)
+        return json_response(updated, 200, checked + warnings)
 
     async def patch(self, request: web.Request, t: paths.Target) -> web.Response:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -222,11 +225,13 @@ class Handlers:
         if t.subresource == "scale":
             scale = patches.apply_patch(content_type, self._scale(await self.get(t)), body)
             return await self._write_scale(t, scale)
+        directive = request.query.get("fieldValidation")
         if content_type == patches.MERGE_PATCH and t.subresource is None:
             if not isinstance(body, dict):
                 raise BadRequest("a merge patch is a JSON object")
+            checked = fieldvalidation.check(t.info, body, directive)
             patched, warnings = await self.call(self._object_subject(Verb.PATCH, t), {"patch": body})
-            return json_response(patched, 200, warnings)
+            return json_response(patched, 200, checked + warnings)
         verb = Verb.STATUS if t.subresource == "status" else Verb.UPDATE
         for attempt in range(PATCH_ATTEMPTS):
             current = await self.get(t)
@@ -236,9 +241,10 @@ class Handlers:
             pinned = meta(patched).get("resourceVersion") != meta(current).get("resourceVersion")
             meta(patched).setdefault("resourceVersion", meta(current).get("resourceVersion"))
             self._check_name(patched, t)
+            checked = fieldvalidation.check(t.info, patched, directive)
             try:
                 written, warnings = await self.call(self._object_subject(verb, t), {"object": patched})
-                return json_response(written, 200, warnings)
+                return json_response(written, 200, checked + warnings)
             except Conflict:
                 if pinned or attempt == PATCH_ATTEMPTS - 1:
                     raise

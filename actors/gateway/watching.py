@@ -5,7 +5,7 @@ The NATS watch (``runtime.watch.Watch``) resumes by itself across API actors; on
 API actors' event window ends it, which is answered as Kubernetes does: an ``ERROR`` event carrying a
 ``410 Expired`` Status ("too old resource version"), after which clients list again. With
 ``allowWatchBookmarks`` a ``BOOKMARK`` event carries the newest version the watch is known to be current at,
-every ``BOOKMARK_EVERY`` seconds of quiet. ``timeoutSeconds`` ends the stream cleanly.
+every ``BOOKMARK_EVERY`` seconds of quiet (the same version again if nothing changed). ``timeoutSeconds`` ends the stream cleanly.
 """
 
 from __future__ import annotations
@@ -63,10 +63,9 @@ async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitabl
             try:
                 item = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
-                current = watch.resource_version or 0
-                if bookmarks and current > last_bookmark:
-                    last_bookmark = current
-                    await write(_line(bookmark(info, current)))
+                last_bookmark = max(last_bookmark, watch.resource_version or 0)
+                if bookmarks and last_bookmark:
+                    await write(_line(bookmark(info, last_bookmark)))
                 continue
             if item is _END:
                 return
