@@ -52,10 +52,7 @@ def _drop(obj: Any, path: str) -> None:
     parts = path.replace("[", ".[").split(".")
     node = obj
     for part in parts[:-1]:
-        if part.startswith("["):
-            node = node[int(part[1:-1])]
-        else:
-            node = node[part]
+        node = node[int(part[1:-1])] if part.startswith("[") else node[part]
     node.pop(parts[-1], None)
 
 

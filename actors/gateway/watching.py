@@ -5,7 +5,8 @@ The NATS watch (``runtime.watch.Watch``) resumes by itself across API actors; on
 API actors' event window ends it, which is answered as Kubernetes does: an ``ERROR`` event carrying a
 ``410 Expired`` Status ("too old resource version"), after which clients list again. With
 ``allowWatchBookmarks`` a ``BOOKMARK`` event carries the newest version the watch is known to be current at,
-every ``BOOKMARK_EVERY`` seconds of quiet (the same version again if nothing changed). ``timeoutSeconds`` ends the stream cleanly.
+every ``BOOKMARK_EVERY`` seconds of quiet (the same version again if nothing changed). ``timeoutSeconds``
+ends the stream cleanly.
 """
 
 from __future__ import annotations
