@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import fieldvalidation, listing, paths, table, watching
+from actors.gateway import fieldvalidation, jsonbody, listing, paths, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from actors.gateway.discovery import SCALABLE
@@ -34,7 +34,7 @@ JSON = "application/json"
 
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    response = web.Response(body=json.dumps(body, separators=(",", ":")), status=status, content_type=JSON)
+    response = web.Response(body=jsonbody.dumps(body), status=status, content_type=JSON)
     for text in warnings or []:  # RFC 7234 warn-text: a quoted string
         quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
         response.headers.add("Warning", f'299 - "{quoted}"')
@@ -98,6 +98,7 @@ async def read_body(request: web.Request) -> Any:
 class Handlers:
     def __init__(self, client: ApiClient) -> None:
         self.client = client
+        self.snapshots = listing.Snapshots()
 
     # -- NATS calls that keep the reply's warnings ---------------------------------------------------
     async def call(self, subject: str, payload: dict[str, Any]) -> tuple[Obj, list[str]]:
@@ -118,13 +119,21 @@ class Handlers:
         limit = _int(request, "limit")
         token = request.query.get("continue")
         cursor = listing.decode(token) if token else None
-        rv = request.query.get("resourceVersion", "")
-        floor = cursor.resource_version if cursor else (int(rv) if rv.isdigit() and rv != "0" else None)
-        result = await self.client.list(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
-                                        field_selector=request.query.get("fieldSelector"),
-                                        min_resource_version=floor)
-        items, next_token, remaining = listing.page(result.items, result.resource_version, limit, cursor)
-        version = str(result.resource_version)
+        kept = self.snapshots.get(cursor.snapshot) if cursor and cursor.snapshot else None
+        if kept is not None and cursor is not None:
+            items, next_token, remaining = listing.page(kept, cursor.resource_version, limit, cursor,
+                                                        self.snapshots, ordered=True)
+            resource_version = cursor.resource_version
+        else:
+            rv = request.query.get("resourceVersion", "")
+            floor = cursor.resource_version if cursor else (int(rv) if rv.isdigit() and rv != "0" else None)
+            result = await self.client.list(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
+                                            field_selector=request.query.get("fieldSelector"),
+                                            min_resource_version=floor)
+            resource_version = result.resource_version
+            items, next_token, remaining = listing.page(result.items, resource_version, limit, cursor,
+                                                        self.snapshots)
+        version = str(resource_version)
         if table.wants_table(request.headers.get("Accept", "")):
             body = table.table(t.info.kind, items, resource_version=version, continue_token=next_token,
                                include_object=request.query.get("includeObject", "Metadata"))

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actors.gateway import jsonbody, table
 from actors.gateway import status as statuses
-from actors.gateway import table
 from protocol.errors import Expired, ShoalError
 from protocol.kinds import KindInfo
 from runtime.watch import Watch, WatchEvent
@@ -92,4 +91,4 @@ async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitabl
 
 
 def _line(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+    return jsonbody.dumps(event) + b"\n"

@@ -89,6 +89,21 @@ def test_paging() -> None:
     assert [listing.key(o) for o in rest] == [("b", "y")] and token2 == ""
     with pytest.raises(BadRequest):
         listing.decode("garbage!")
+    # with snapshots: the next pages are slices of the first page's sorted list, one item per page here
+    snapshots = listing.Snapshots()
+    _, token, _ = listing.page(items, 7, 1, None, snapshots)
+    cursor = listing.decode(token)
+    kept = snapshots.get(cursor.snapshot)
+    assert kept is not None and len(kept) == 4
+    seen = []
+    while token:
+        cursor = listing.decode(token)
+        assert cursor.resource_version == 7
+        chunk, token, _ = listing.page(snapshots.get(cursor.snapshot) or [], 7, 1, cursor, snapshots, ordered=True)
+        seen += [listing.key(o) for o in chunk]
+    assert seen == [("a", "y"), ("b", "x"), ("b", "y")]
+    expiring = listing.Snapshots(seconds=-1)
+    assert expiring.get(expiring.keep(items)) is None
 
 
 def test_paths() -> None:
