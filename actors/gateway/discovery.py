@@ -8,7 +8,6 @@ from typing import Any
 
 from protocol.kinds import KINDS, KindInfo
 
-SCALABLE = frozenset({"Deployment", "ReplicaSet", "ReplicationController"})
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}
@@ -40,11 +39,14 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
         if info.has_status:
             out.append({"name": f"{info.plural}/status", "singularName": "", **base,
                         "verbs": ["get", "patch", "update"]})
-        if info.kind in SCALABLE:
+        if "scale" in info.subresources:
             out.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": True, "kind": "Scale",
                         "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]})
-        if info.kind == "Pod":
-            out.append({"name": "pods/log", "singularName": "", **base, "verbs": ["get"]})
+        if "log" in info.subresources:
+            out.append({"name": f"{info.plural}/log", "singularName": "", **base, "verbs": ["get"]})
+        if "binding" in info.subresources:
+            out.append({"name": f"{info.plural}/binding", "singularName": "", **base, "kind": "Binding",
+                        "verbs": ["create"]})
     return out
 
 

@@ -18,7 +18,6 @@ from aiohttp import web
 from actors.gateway import fieldvalidation, jsonbody, listing, paths, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
-from actors.gateway.discovery import SCALABLE
 from protocol import subjects
 from protocol.errors import BadRequest, Conflict, NotFound, ShoalError
 from protocol.kinds import KindInfo
@@ -163,6 +162,16 @@ class Handlers:
                                   include_object=request.query.get("includeObject", "Metadata"))
             await response.write_eof()
         return response
+
+    async def bind(self, request: web.Request, t: paths.Target) -> web.Response:
+        """``POST pods/<name>/binding`` with a ``Binding`` (``target: {kind: Node, name}``)."""
+        body = await read_body(request)
+        target = body.get("target") if isinstance(body, dict) else None
+        if not isinstance(target, dict) or not target.get("name") or target.get("kind", "Node") != "Node":
+            raise BadRequest("a Binding needs target.name (a Node)")
+        uid = (body.get("metadata") or {}).get("uid")
+        await self.client.bind(str(t.name), str(t.namespace), str(target["name"]), uid=str(uid) if uid else None)
+        return json_response(statuses.success(), 201)
 
     async def create(self, request: web.Request, t: paths.Target) -> web.Response:
         obj = await read_body(request)
@@ -319,8 +328,6 @@ class Handlers:
                            **({"selector": str(selector)} if selector is not None else {})}}
 
     async def _write_scale(self, t: paths.Target, scale: Any) -> web.Response:
-        if t.info.kind not in SCALABLE:
-            raise NotFound(f"{t.info.plural} have no scale subresource")
         if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get("replicas"), int):
             raise BadRequest("a Scale needs spec.replicas (an integer)")
         replicas = scale["spec"]["replicas"]
@@ -342,8 +349,6 @@ class Handlers:
             return await self.logs(request, t)
         obj = await self.get(t)
         if t.subresource == "scale":
-            if t.info.kind not in SCALABLE:
-                raise NotFound(f"{t.info.plural} have no scale subresource")
             return json_response(self._scale(obj))
         if table.wants_table(request.headers.get("Accept", "")):
             return json_response(table.table(t.info.kind, [obj], resource_version=str(meta(obj).get("resourceVersion")),
@@ -351,8 +356,6 @@ class Handlers:
         return json_response(obj)
 
     async def logs(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
-        if t.info.kind != "Pod":
-            raise NotFound(f"{t.info.plural} have no log subresource")
         for unsupported in ("timestamps", "insecureSkipTLSVerifyBackend"):
             if _flag(request, unsupported):
                 raise BadRequest(f"{unsupported}=true is not supported for logs yet")

@@ -45,11 +45,13 @@ def _refs(node: Any, prefix: str, v3: bool) -> Any:
 
 
 def definitions(prefix: str, v3: bool, kinds: tuple[KindInfo, ...] = KINDS) -> dict[str, Any]:
+    """v3 describes every field the registry knows (``kubectl explain``); v2 only the top level (what kubectl
+    validates manifests against: see ``schemas``)."""
     out: dict[str, Any] = {META: copy.deepcopy(schemas.OBJECT_META),
                            STATUS: {"type": "object", "description": "A failure or success of an API call.",
                                     "x-kubernetes-preserve-unknown-fields": True}}
     for info in kinds:
-        body = _refs(schemas.schema(info), prefix, v3)
+        body = _refs(schemas.schema(info, nested=v3), prefix, v3)
         body["x-kubernetes-group-version-kind"] = [gvk(info)]
         out[definition_name(info)] = body
     return out

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from protocol.errors import NotFound
 from protocol.kinds import KINDS, KindInfo
 
-SUBRESOURCES = frozenset({"status", "scale", "log"})
-
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -44,6 +42,6 @@ def parse(api_version: str, tail: str) -> Target:
         raise NotFound(f"{info.plural} are not namespaced")
     name = parts[1] if len(parts) > 1 else None
     sub = parts[2] if len(parts) > 2 else None
-    if sub is not None and sub not in SUBRESOURCES:
+    if sub is not None and sub not in info.subresources:
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     return Target(info, namespace, name, sub)

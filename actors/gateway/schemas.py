@@ -1,12 +1,19 @@
-"""Stand-in for the kinds registry's schema descriptions (h1-registry adds them to ``protocol/kinds``):
-an OpenAPI schema per kind, top level and ``metadata`` described, ``spec``/``status`` open. Replaced by the
-registry once it lands in main. Pure."""
+"""OpenAPI schemas of the kinds, from the kinds registry (``protocol.kinds``: each strategy's ``schema``, a
+tree of ``Field``); pure.
+
+The registry describes what Shoal reads, not every field Kubernetes defines, so below the top level every
+object is open (``x-kubernetes-preserve-unknown-fields``): a manifest with a field Shoal does not describe
+(``securityContext``) is neither refused nor stripped. The top level and ``metadata`` are closed: an unknown
+field there is a typo (``kubectl apply`` refuses it; ``fieldValidation`` applies). ``nested=False`` gives
+the shape for OpenAPI v2, which kubectl validates manifests against and which has no notion of open objects:
+there every object below the top level is left without properties.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.kinds import KindInfo
+from protocol.kinds import Field, KindInfo, strategy_for
 
 OBJECT_META: dict[str, Any] = {
     "description": "Standard object metadata: name, namespace, labels, annotations and what the API fills in.",
@@ -34,54 +41,55 @@ OBJECT_META: dict[str, Any] = {
                             "x-kubernetes-patch-merge-key": "uid", "x-kubernetes-patch-strategy": "merge"},
         "managedFields": {"type": "array", "description": "Field managers (not kept by Shoal).",
                           "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        "selfLink": {"type": "string", "description": "Deprecated; never set by Shoal."},
     },
 }
 
-EXTRA_TOP_LEVEL: dict[str, dict[str, Any]] = {
-    "ConfigMap": {"data": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Data."},
-                  "binaryData": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"},
-                                 "description": "Binary data, base64."},
-                  "immutable": {"type": "boolean", "description": "Whether data may no longer change."}},
-    "Secret": {"data": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"},
-                        "description": "Secret data, base64."},
-               "stringData": {"type": "object", "additionalProperties": {"type": "string"},
-                              "description": "Secret data as plain strings (write-only)."},
-               "type": {"type": "string", "description": "Type of the secret."},
-               "immutable": {"type": "boolean", "description": "Whether data may no longer change."}},
-    "Endpoints": {"subsets": {"type": "array", "description": "Addresses and ports of the service's endpoints.",
-                              "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
-    "ServiceAccount": {"secrets": {"type": "array", "description": "Secrets of the service account.",
-                                   "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                       "automountServiceAccountToken": {"type": "boolean", "description": "Mount the token."},
-                       "imagePullSecrets": {"type": "array", "description": "Image pull secrets.",
-                                            "items": {"type": "object",
-                                                      "x-kubernetes-preserve-unknown-fields": True}}},
+KUBERNETES_TOP_LEVEL: dict[str, tuple[Field, ...]] = {
+    "ConfigMap": (Field("immutable", "boolean", "Whether data may no longer change."),),
+    "Secret": (Field("immutable", "boolean", "Whether data may no longer change."),),
+    "ServiceAccount": (Field("automountServiceAccountToken", "boolean", "Mount the token into pods."),
+                       Field("imagePullSecrets", "array", "Secrets for pulling images.", items=Field("", "object"))),
+    "Event": tuple(Field(name, kind, f"The event's {name}.") for name, kind in (
+        ("eventTime", "string"), ("series", "object"), ("action", "string"), ("related", "object"),
+        ("reportingComponent", "string"), ("reportingInstance", "string"))),
 }
-EVENT_FIELDS = ("involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
-                "type", "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance")
+"""Top-level fields Kubernetes defines that the registry does not describe: accepted, so that manifests and
+objects written by Kubernetes tools are not refused."""
 
 
-def open_object(description: str) -> dict[str, Any]:
-    return {"type": "object", "description": description, "x-kubernetes-preserve-unknown-fields": True}
+def field_schema(field: Field, nested: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": field.type}
+    if field.description:
+        out["description"] = field.description
+    if field.enum:
+        out["enum"] = list(field.enum)
+    if field.type == "object":
+        if field.values is not None:
+            out["additionalProperties"] = field_schema(field.values, nested)
+        elif nested and field.fields:
+            out["properties"] = {f.name: field_schema(f, nested) for f in field.fields}
+            required = [f.name for f in field.fields if f.required]
+            if required:
+                out["required"] = required
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    elif field.type == "array":
+        out["items"] = (field_schema(field.items, nested) if field.items is not None
+                        else {"type": "object", "x-kubernetes-preserve-unknown-fields": True})
+    return out
 
 
-def schema(info: KindInfo) -> dict[str, Any]:
-    """The OpenAPI schema of ``info``'s objects; ``#/definitions/ObjectMeta`` stands for metadata's."""
+def schema(info: KindInfo, nested: bool = True) -> dict[str, Any]:
+    """The OpenAPI schema of ``info``'s objects; ``{"$ref": "ObjectMeta"}`` stands for metadata's."""
+    strategy = strategy_for(info)
     properties: dict[str, Any] = {
         "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},
         "kind": {"type": "string", "description": "Kind of object this representation is."},
         "metadata": {"$ref": "ObjectMeta", "description": "Standard object metadata."},
     }
-    if info.kind == "Event":
-        for field in EVENT_FIELDS:
-            properties[field] = ({"type": "integer"} if field == "count" else
-                                 open_object(field) if field in ("involvedObject", "source", "series", "related")
-                                 else {"type": "string"}) | {"description": f"The event's {field}."}
-    elif info.kind in EXTRA_TOP_LEVEL:
-        properties.update(EXTRA_TOP_LEVEL[info.kind])
-    else:
-        properties["spec"] = open_object(f"Desired state of the {info.kind}.")
-    if info.has_status:
-        properties["status"] = open_object(f"Observed state of the {info.kind} (written by controllers).")
-    return {"type": "object", "description": f"{info.kind} ({info.api_version}) as Shoal serves it.",
+    for field in (*strategy.schema, *KUBERNETES_TOP_LEVEL.get(info.kind, ())):
+        properties[field.name] = field_schema(field, nested)
+    return {"type": "object", "description": strategy.description or f"{info.kind} ({info.api_version}).",
             "properties": properties}

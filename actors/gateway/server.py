@@ -180,7 +180,9 @@ class GatewayActor:
                     return await h.create(request, target)
                 if method == "DELETE":
                     return await h.delete_collection(request, target)
-            elif method == "GET":
+            elif method == "POST" and target.subresource == "binding":
+                return await h.bind(request, target)
+            elif method == "GET" and target.subresource != "binding":
                 return await h.read(request, target)
             elif method == "PUT":
                 return await h.update(request, target)

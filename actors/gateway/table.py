@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actors.gateway.columns import columns_for
+from protocol.kinds import strategy_for
 from protocol.objects import Obj, meta
 
 TABLE_MEDIA = "as=Table"
@@ -30,21 +30,19 @@ def partial_metadata(obj: Obj) -> Obj:
 
 
 def column_definitions(kind: str) -> list[dict[str, Any]]:
-    out = []
-    for column in columns_for(kind, wide=True):
-        name = column.header.title() if column.header != "NAME" else "Name"
-        out.append({"name": name, "type": "string", "format": "name" if column.header == "NAME" else "",
-                    "description": f"{column.header} as `shoal get` prints it", "priority": 1 if column.wide else 0})
-    return out
+    """The registry's columns (kubectl prints ``name`` upper-cased, so ``UP-TO-DATE`` reads the same)."""
+    return [{"name": c.name.title(), "type": c.type, "format": c.format,
+             "description": c.description or f"{c.name} as `shoal get` prints it", "priority": c.priority}
+            for c in strategy_for(kind).columns]
 
 
 def rows(kind: str, objects: list[Obj], include_object: str = "Metadata", now: float | None = None
          ) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
-    columns = columns_for(kind, wide=True)
+    strategy = strategy_for(kind)
     out = []
     for obj in objects:
-        row: dict[str, Any] = {"cells": [column.value(obj, now) for column in columns]}
+        row: dict[str, Any] = {"cells": strategy.row(obj, now, wide=True)}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":

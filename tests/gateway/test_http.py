@@ -42,13 +42,13 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     names = {r["name"] for r in core["resources"]}
     assert {"pods", "pods/status", "pods/log", "replicationcontrollers/scale", "namespaces", "nodes"} <= names
     groups = {g["name"] for g in (await get_json(http, "/apis"))["groups"]}
-    assert groups == {"apps", "coordination.k8s.io"}
+    assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io"}
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
     await get_json(http, "/apis/batch/v1", 404)
     index = await get_json(http, "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/scheduling.k8s.io/v1"}
     doc = await get_json(http, index["paths"]["apis/apps/v1"]["serverRelativeURL"])
     assert doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "version": "v1", "kind": "Deployment"}]
