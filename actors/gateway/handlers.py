@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any
 
+import yaml
 from aiohttp import web
 
+from actors.gateway import apply as server_apply
 from actors.gateway import fieldvalidation, jsonbody, listing, paths, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from protocol import subjects
-from protocol.errors import BadRequest, Conflict, NotFound, ShoalError
+from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound, ShoalError
 from protocol.kinds import KindInfo
-from protocol.objects import Obj, meta
+from protocol.objects import Obj, format_time, meta
 from protocol.selectors import from_label_selector, from_match_labels
 from protocol.subjects import Verb
 from runtime.client import ApiClient
@@ -237,8 +240,7 @@ class Handlers:
     async def patch(self, request: web.Request, t: paths.Target) -> web.Response:
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type == patches.APPLY_PATCH:
-            raise BadRequest("server-side apply (application/apply-patch+yaml) is not supported by Shoal's "
-                             "gateway yet: use client-side `kubectl apply`")
+            return await self.server_side_apply(request, t)
         body = await read_body(request)
         if t.subresource == "scale":
             scale = patches.apply_patch(content_type, self._scale(await self.get(t)), body)
@@ -267,6 +269,43 @@ class Handlers:
                 if pinned or attempt == PATCH_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def server_side_apply(self, request: web.Request, t: paths.Target) -> web.Response:
+        if t.subresource is not None:
+            raise BadRequest(f"server-side apply of the {t.subresource} subresource is not supported")
+        try:
+            applied = yaml.safe_load(await request.text())
+        except yaml.YAMLError as exc:
+            raise BadRequest(f"the apply configuration is not valid YAML: {exc}") from None
+        if not isinstance(applied, dict):
+            raise BadRequest("the apply configuration must be an object")
+        self._check_type(applied, t.info)
+        self._check_name(applied, t)
+        manager = request.query.get("fieldManager", "")
+        checked = fieldvalidation.check(t.info, applied, request.query.get("fieldValidation"))
+        for attempt in range(PATCH_ATTEMPTS):
+            try:
+                current: Obj | None = await self.get(t)
+            except NotFound:
+                current = None
+            result = server_apply.apply(current, applied, manager, format_time(time.time()))
+            if current is None:
+                subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace)
+                try:
+                    created, warnings = await self.call(subject, {"object": result})
+                except AlreadyExists:
+                    continue  # created meanwhile: apply to it
+                return json_response(created, 201, checked + warnings)
+            if result is current:
+                return json_response(current, 200, checked)
+            meta(result)["resourceVersion"] = meta(current).get("resourceVersion")
+            try:
+                written, warnings = await self.call(self._object_subject(Verb.UPDATE, t), {"object": result})
+                return json_response(written, 200, checked + warnings)
+            except Conflict:
+                if attempt == PATCH_ATTEMPTS - 1:
+                    raise
+        raise Conflict("the object kept changing during server-side apply; retry", {"name": t.name})
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         body: Any = {}

@@ -163,3 +163,22 @@ async def test_a_wrong_token_is_401_and_a_service_account_token_is_accepted(gate
     gateway.actor.auth._cache.clear()  # as the review cache does after its 10 s
     result = await gateway.kubectl("get", "pods", "--token", token)
     assert result.rc == 1 and "You must be logged in to the server" in result.err, result
+
+
+async def test_server_side_apply_twice_then_changed(gateway: Gateway, api_client: ApiClient) -> None:
+    out = await gateway.ok("apply", "--server-side", "-f", "-", stdin=MANIFEST)
+    assert out.count("serverside-applied") == 3, out
+    first = await api_client.get("Deployment", "web", "default")
+    (entry,) = first["metadata"]["managedFields"]
+    assert entry["manager"] == "kubectl" and entry["operation"] == "Apply"
+    assert 'k:{"name":"web"}' in entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    await gateway.ok("apply", "--server-side", "-f", "-", stdin=MANIFEST)
+    assert (await api_client.get("Deployment", "web", "default"))["metadata"]["resourceVersion"] == \
+        first["metadata"]["resourceVersion"]
+    await gateway.ok("label", "deployment", "web", "owner=someone-else")  # another writer's field stays
+    changed = MANIFEST.replace("value: hello", "value: bonjour").replace("        - {name: COLOR, value: blue}\n", "")
+    await gateway.ok("apply", "--server-side", "-f", "-", stdin=changed)
+    dep = await api_client.get("Deployment", "web", "default")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "GREETING", "value": "bonjour"}]
+    assert dep["metadata"]["labels"] == {"app": "web", "owner": "someone-else"}
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"  # a default the API filled in stays

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from actors.gateway import apply as server_apply
 from actors.gateway import fieldvalidation, listing, openapi_proto, paths, status, table
 from actors.gateway.patch import apply_json_patch, apply_patch, apply_strategic_patch
 from protocol.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
@@ -177,3 +178,31 @@ def test_kubeconfig_merge_keeps_other_entries(tmp_path: Path) -> None:
     assert [c["name"] for c in merged["clusters"]] == ["kind-x", "shoal"]
     assert merged["clusters"][1]["cluster"]["server"] == "https://127.0.0.1:6443"
     assert merged["users"][1]["user"]["token"] == creds.token()
+
+
+def test_server_side_apply_owns_and_releases_fields() -> None:
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1", "b": "2"}},
+              "data": {"x": "1", "y": "2"}}
+    created = server_apply.apply(None, config, "mgr", "2026-01-01T00:00:00Z")
+    (entry,) = created["metadata"]["managedFields"]
+    assert entry["fieldsV1"] == {"f:data": {"f:x": {}, "f:y": {}},
+                                 "f:metadata": {"f:labels": {"f:a": {}, "f:b": {}}}}
+    live = {**created, "data": {**created["data"], "z": "by-someone-else"},
+            "metadata": {**created["metadata"], "uid": "u", "resourceVersion": "5"}}
+    assert server_apply.apply(live, config, "mgr", "later") is live  # unchanged: no write
+    smaller = {**config, "metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"x": "9"}}
+    after = server_apply.apply(live, smaller, "mgr", "later")
+    assert after["data"] == {"x": "9", "z": "by-someone-else"} and after["metadata"]["labels"] == {"a": "1"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "a", "image": "i", "env": [{"name": "E", "value": "1"}]},
+                                   {"name": "b", "image": "j"}]}}
+    paths = server_apply.owned_paths(pod)
+    assert ("f:spec", "f:containers", 'k:{"name":"a"}', "f:env", 'k:{"name":"E"}', "f:value") in paths
+    assert server_apply.from_fields_v1(server_apply.to_fields_v1(paths)) == paths
+    live_pod = server_apply.apply(None, pod, "mgr", "t")
+    live_pod["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"  # a default
+    one = {**pod, "spec": {"containers": [{"name": "a", "image": "i2"}]}}
+    after_pod = server_apply.apply(live_pod, one, "mgr", "t")
+    assert after_pod["spec"]["containers"] == [{"name": "a", "image": "i2", "imagePullPolicy": "IfNotPresent"}]
+    with pytest.raises(BadRequest):
+        server_apply.apply(None, config, "", "t")
