@@ -31,6 +31,7 @@ import aiohttp
 import yaml
 
 from bench.common import cluster, percentile, progress
+from protocol.errors import AlreadyExists, ShoalError
 from runtime.nats_server import free_port
 from shoal.kubeconfig import ensure_credentials, kubeconfig
 
@@ -59,10 +60,19 @@ async def _create_pods(client: Any, n: int) -> None:
     sem = asyncio.Semaphore(64)
 
     async def one(i: int) -> None:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:05d}", "labels": {"app": "bench"}},
+               "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}}
         async with sem:
-            await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:05d}",
-                                                                                 "labels": {"app": "bench"}},
-                                 "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}})
+            for attempt in range(20):
+                try:
+                    await client.create(pod)
+                    return
+                except AlreadyExists:
+                    return  # an attempt that timed out went through
+                except ShoalError as exc:
+                    if not exc.retryable or attempt == 19:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
 
     await asyncio.gather(*(one(i) for i in range(n)))
 

@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 
 from actors.gateway import apply as server_apply
-from actors.gateway import fieldvalidation, jsonbody, listing, paths, table, watching
+from actors.gateway import fieldvalidation, jsonbody, k8sproto, listing, paths, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from protocol import subjects
@@ -80,14 +80,13 @@ def refuse_unsupported(request: web.Request) -> None:
         raise BadRequest("sendInitialEvents is not supported yet: list, then watch from the list's version")
 
 
-class UnsupportedMediaType(BadRequest):
-    http_status = 415
-
-
 async def read_body(request: web.Request) -> Any:
+    """A request body: JSON, or Kubernetes protobuf for the kinds kubectl's typed clients send (``k8sproto``)."""
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if "protobuf" in content_type or "cbor" in content_type:
-        raise UnsupportedMediaType(f"the gateway reads JSON bodies, not {content_type}")
+    if content_type == k8sproto.MEDIA_TYPE:
+        return k8sproto.decode(await request.read())
+    if content_type not in ("application/json", "", "*/*") and not content_type.endswith("+json"):
+        raise k8sproto.Unsupported(f"the gateway reads JSON bodies (and protobuf for some kinds), not {content_type}")
     raw = await request.read()
     if not raw:
         raise BadRequest("the request needs a body")

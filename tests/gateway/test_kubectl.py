@@ -182,3 +182,24 @@ async def test_server_side_apply_twice_then_changed(gateway: Gateway, api_client
     assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "GREETING", "value": "bonjour"}]
     assert dep["metadata"]["labels"] == {"app": "web", "owner": "someone-else"}
     assert dep["spec"]["strategy"]["type"] == "RollingUpdate"  # a default the API filled in stays
+
+
+async def test_create_generators_send_protobuf(gateway: Gateway, api_client: ApiClient) -> None:
+    """kubectl's typed clients send protobuf bodies, which the gateway decodes for these kinds."""
+    await gateway.ok("create", "configmap", "cm", "--from-literal=mode=fast")
+    assert (await api_client.get("ConfigMap", "cm", "default"))["data"] == {"mode": "fast"}
+    await gateway.ok("create", "secret", "generic", "s", "--from-literal=password=hunter2")
+    assert (await api_client.get("Secret", "s", "default"))["data"] == {"password": "aHVudGVyMg=="}
+    await gateway.ok("create", "deployment", "d", "--image=localhost/shoal/busybox:latest", "--replicas=0",
+                     "--port=8080")
+    dep = await api_client.get("Deployment", "d", "default")
+    assert dep["spec"]["replicas"] == 0 and dep["spec"]["selector"] == {"matchLabels": {"app": "d"}}
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "localhost/shoal/busybox:latest" and container["ports"][0]["containerPort"] == 8080
+    assert "creationTimestamp" not in dep["spec"]["template"]["metadata"]
+    await gateway.ok("create", "service", "clusterip", "svc", "--tcp=80:8080")
+    assert (await api_client.get("Service", "svc", "default"))["spec"]["ports"][0]["targetPort"] == 8080
+    await gateway.ok("create", "namespace", "team")
+    await gateway.ok("create", "serviceaccount", "robot", "-n", "team")
+    await gateway.ok("create", "priorityclass", "high", "--value=1000")
+    assert (await api_client.get("PriorityClass", "high"))["value"] == 1000

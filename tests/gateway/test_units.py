@@ -206,3 +206,21 @@ def test_server_side_apply_owns_and_releases_fields() -> None:
     assert after_pod["spec"]["containers"] == [{"name": "a", "image": "i2", "imagePullPolicy": "IfNotPresent"}]
     with pytest.raises(BadRequest):
         server_apply.apply(None, config, "", "t")
+
+
+def test_kubernetes_protobuf_bodies() -> None:
+    from actors.gateway import k8sproto
+    from actors.gateway.openapi_proto import _bytes, _str, _varint
+
+    meta_ = _str(1, "c") + _bytes(11, _str(1, "app") + _str(2, "web")) + _bytes(8, b"")  # zero Time: absent
+    configmap = _bytes(1, meta_) + _bytes(2, _str(1, "k") + _str(2, "v")) + _varint(4 << 3) + _varint(0)
+    body = k8sproto.MAGIC + _bytes(1, _str(1, "v1") + _str(2, "ConfigMap")) + _bytes(2, configmap)
+    assert k8sproto.decode(body) == {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "c", "labels": {"app": "web"}}, "data": {"k": "v"}}
+    unknown_set = configmap + _str(99, "surprise")
+    with pytest.raises(k8sproto.Unsupported, match="field 99 of ConfigMap"):
+        k8sproto.decode(k8sproto.MAGIC + _bytes(1, _str(1, "v1") + _str(2, "ConfigMap")) + _bytes(2, unknown_set))
+    with pytest.raises(k8sproto.Unsupported, match="not Pod"):
+        k8sproto.decode(k8sproto.MAGIC + _bytes(1, _str(1, "v1") + _str(2, "Pod")) + _bytes(2, b""))
+    with pytest.raises(BadRequest):
+        k8sproto.decode(b"{}")
