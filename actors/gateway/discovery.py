@@ -50,7 +50,15 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
     return out
 
 
+AUTHENTICATION = "authentication.k8s.io/v1"
+"""Served by the gateway itself: ``selfsubjectreviews`` (``kubectl auth whoami``)."""
+
+
 def resource_list(api_version: str) -> dict[str, Any] | None:
+    if api_version == AUTHENTICATION:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
+            {"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": False,
+             "kind": "SelfSubjectReview", "verbs": ["create"]}]}
     kinds = group_versions().get(api_version)
     if kinds is None:
         return None
@@ -65,7 +73,7 @@ def core_versions(server_address: str) -> dict[str, Any]:
 
 def group_list() -> dict[str, Any]:
     groups = []
-    for api_version in group_versions():
+    for api_version in (*group_versions(), AUTHENTICATION):
         if "/" not in api_version:
             continue
         group, version = api_version.split("/", 1)

@@ -18,13 +18,14 @@ from aiohttp import web
 
 from actors.gateway import discovery, openapi, paths
 from actors.gateway import status as statuses
-from actors.gateway.auth import Authenticator, Unauthenticated
+from actors.gateway.auth import Authenticator, Unauthenticated, User
 from actors.gateway.handlers import Handlers, error_response, json_response, refuse_unsupported
 from protocol.errors import NotFound, ShoalError
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+USER = web.RequestKey("user", User)
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -73,6 +74,7 @@ class GatewayActor:
         app.router.add_get(r"/openapi/v3/{path:.+}", self._openapi_v3_group)
         app.router.add_route("*", "/api/v1", self._core_root)
         app.router.add_route("*", r"/api/v1/{tail:.+}", self._core)
+        app.router.add_post("/apis/authentication.k8s.io/v1/selfsubjectreviews", self._whoami)
         app.router.add_route("*", "/apis/{group}", self._group)
         app.router.add_route("*", "/apis/{group}/{version}", self._group_version)
         app.router.add_route("*", r"/apis/{group}/{version}/{tail:.+}", self._grouped)
@@ -104,7 +106,7 @@ class GatewayActor:
         self.requests += 1
         try:
             if request.path not in PUBLIC:
-                await self.auth.authenticate(request.headers.get("Authorization"))
+                request[USER] = await self.auth.authenticate(request.headers.get("Authorization"))
             return await handler(request)
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)
@@ -159,6 +161,13 @@ class GatewayActor:
         if body is None:
             raise NotFound(f"no OpenAPI document for {request.match_info['path']}")
         return web.Response(body=body, content_type="application/json")
+
+    async def _whoami(self, request: web.Request) -> web.Response:
+        user = request[USER]
+        return json_response({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None},
+                              "status": {"userInfo": {"username": user.name, "uid": user.uid,
+                                                      "groups": list(user.groups)}}}, 201)
 
     # -- resources -------------------------------------------------------------------------------------
     async def _core(self, request: web.Request) -> web.StreamResponse:

@@ -42,7 +42,7 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     names = {r["name"] for r in core["resources"]}
     assert {"pods", "pods/status", "pods/log", "replicationcontrollers/scale", "namespaces", "nodes"} <= names
     groups = {g["name"] for g in (await get_json(http, "/apis"))["groups"]}
-    assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io"}
+    assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io"}
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]

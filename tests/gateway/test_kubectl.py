@@ -159,6 +159,8 @@ async def test_a_wrong_token_is_401_and_a_service_account_token_is_accepted(gate
         "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}})
     token = base64.b64decode(secret["data"]["token"]).decode()
     assert "namespace/default" in await gateway.ok("get", "ns", "-o", "name", "--token", token)
+    assert "system:serviceaccount:default:robot" in await gateway.ok("auth", "whoami", "--token", token)
+    assert "shoal-admin" in await gateway.ok("auth", "whoami")
     await api_client.delete("Secret", "robot-token", "default")  # revoked: the review refuses it
     gateway.actor.auth._cache.clear()  # as the review cache does after its 10 s
     result = await gateway.kubectl("get", "pods", "--token", token)
