@@ -39,7 +39,7 @@ def bookmark(info: KindInfo, resource_version: int) -> dict[str, Any]:
 async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitable[None]], *,
                  bookmarks: bool, timeout: float | None, as_table: bool, include_object: str) -> None:
     """Copy ``watch``'s events to ``write`` until the client leaves, the timeout passes or the watch expires."""
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)  # a slow client holds its watch back
 
     async def pump() -> None:
         try:
@@ -55,34 +55,47 @@ async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitabl
     headers = True
     try:
         while True:
-            wait = BOOKMARK_EVERY
-            if deadline is not None:
-                wait = min(wait, deadline - time.monotonic())
-                if wait <= 0:
-                    return
-            try:
-                item = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                last_bookmark = max(last_bookmark, watch.resource_version or 0)
-                if bookmarks and last_bookmark:
-                    await write(_line(bookmark(info, last_bookmark)))
-                continue
-            if item is _END:
+            if queue.empty():
+                wait = BOOKMARK_EVERY
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        return
+                try:
+                    items = [await asyncio.wait_for(queue.get(), wait)]
+                except TimeoutError:
+                    last_bookmark = max(last_bookmark, watch.resource_version or 0)
+                    if bookmarks and last_bookmark:
+                        await write(_line(bookmark(info, last_bookmark)))
+                    continue
+            else:
+                items = []
+            while not queue.empty():  # every event already here goes out in the same write
+                items.append(queue.get_nowait())
+            lines: list[bytes] = []
+            ended = False
+            for item in items:
+                if item is _END:
+                    ended = True
+                    break
+                if isinstance(item, ShoalError):
+                    lines.append(_line(expired_event(f"too old resource version: {item.message}")
+                                       if isinstance(item, Expired)
+                                       else {"type": "ERROR", "object": statuses.from_error(item)}))
+                    ended = True
+                    break
+                event: WatchEvent = item
+                obj: Any = event.object
+                if as_table:
+                    obj = table.table(info.kind, [event.object], resource_version=str(event.resource_version),
+                                      include_object=include_object, headers=headers)
+                    headers = False
+                last_bookmark = max(last_bookmark, event.resource_version)
+                lines.append(_line({"type": event.type, "object": obj}))
+            if lines:
+                await write(b"".join(lines))
+            if ended:
                 return
-            if isinstance(item, Expired):
-                await write(_line(expired_event(f"too old resource version: {item.message}")))
-                return
-            if isinstance(item, ShoalError):
-                await write(_line({"type": "ERROR", "object": statuses.from_error(item)}))
-                return
-            event: WatchEvent = item
-            obj: Any = event.object
-            if as_table:
-                obj = table.table(info.kind, [event.object], resource_version=str(event.resource_version),
-                                  include_object=include_object, headers=headers)
-                headers = False
-            last_bookmark = max(last_bookmark, event.resource_version)
-            await write(_line({"type": event.type, "object": obj}))
     finally:
         pumper.cancel()
         with contextlib.suppress(BaseException):
