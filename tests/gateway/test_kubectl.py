@@ -3,8 +3,10 @@ scale, label, annotate, explain, delete, and the errors and authentication it me
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import os
 
 import yaml
 
@@ -205,3 +207,24 @@ async def test_create_generators_send_protobuf(gateway: Gateway, api_client: Api
     await gateway.ok("create", "serviceaccount", "robot", "-n", "team")
     await gateway.ok("create", "priorityclass", "high", "--value=1000")
     assert (await api_client.get("PriorityClass", "high"))["value"] == 1000
+
+
+async def test_api_warnings_reach_kubectl_and_edit_with_a_scripted_editor(gateway: Gateway, api_client: ApiClient,
+                                                                           tmp_path: object) -> None:
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: old-labels}\nspec:\n"
+           "  nodeSelector: {beta.kubernetes.io/os: linux}\n"
+           "  containers: [{name: c, image: localhost/shoal/busybox:latest}]\n")
+    result = await gateway.kubectl("apply", "-f", "-", stdin=pod)
+    assert result.rc == 0, result
+    assert "Warning: spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14" in result.err, result
+    await gateway.ok("apply", "-f", "-", stdin=MANIFEST.split("---")[2])
+    editor = f"{tmp_path}/editor.sh"
+    with open(editor, "w") as f:
+        f.write('#!/bin/sh\nsed -i "s/mode: fast/mode: edited/" "$1"\n')
+    os.chmod(editor, 0o755)
+    proc = await asyncio.create_subprocess_exec(*gateway.kubectl_argv("edit", "configmap", "settings"),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env={**gateway.env(), "EDITOR": editor, "KUBE_EDITOR": editor})
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and b"configmap/settings edited" in out, err
+    assert (await api_client.get("ConfigMap", "settings", "default"))["data"] == {"mode": "edited"}

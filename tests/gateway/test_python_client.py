@@ -135,3 +135,14 @@ async def test_scale_and_status_subresources(gateway: Gateway, api_client: ApiCl
     # a status written through the main resource is ignored, as in Kubernetes
     await call(apps.patch_namespaced_deployment, "web", "default", {"status": {"replicas": 9}})
     assert (await api_client.get("Deployment", "web", "default"))["status"]["replicas"] == 3
+
+
+async def test_create_from_yaml(gateway: Gateway, api_client: ApiClient, tmp_path: Any) -> None:
+    from kubernetes import utils
+
+    from tests.gateway.test_kubectl import MANIFEST
+    path = tmp_path / "app.yaml"
+    path.write_text(MANIFEST)
+    created = await call(utils.create_from_yaml, api(gateway), str(path))
+    assert [o.kind for group in created for o in group] == ["Deployment", "Service", "ConfigMap"]
+    assert (await api_client.get("Service", "web", "default"))["spec"]["ports"][0]["port"] == 80
