@@ -87,3 +87,52 @@ def group(name: str) -> dict[str, Any] | None:
         if entry["name"] == name:
             return {"kind": "APIGroup", "apiVersion": "v1", **entry}
     return None
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+"""Aggregated discovery: ``/api`` and ``/apis`` in one answer each, when the client accepts it (kubectl does),
+instead of one request per group-version."""
+
+
+def wants_aggregated(accept: str) -> bool:
+    first = accept.split(",")[0].replace(" ", "")
+    return "g=apidiscovery.k8s.io" in first and "v=v2;" in first + ";" and "as=APIGroupDiscoveryList" in first
+
+
+def _aggregated_resources(api_version: str) -> list[dict[str, Any]]:
+    listing = resource_list(api_version) or {"resources": []}
+    group, _, version = api_version.rpartition("/")
+    out: list[dict[str, Any]] = []
+    for resource in listing["resources"]:
+        if "/" in resource["name"]:
+            parent, sub = resource["name"].split("/", 1)
+            kind = {"group": resource.get("group", group), "version": resource.get("version", version),
+                    "kind": resource["kind"]}
+            for owner in out:
+                if owner["resource"] == parent:
+                    owner.setdefault("subresources", []).append(
+                        {"subresource": sub, "responseKind": kind, "verbs": resource["verbs"]})
+            continue
+        entry: dict[str, Any] = {
+            "resource": resource["name"], "singularResource": resource["singularName"],
+            "responseKind": {"group": group, "version": version, "kind": resource["kind"]},
+            "scope": "Namespaced" if resource["namespaced"] else "Cluster", "verbs": resource["verbs"]}
+        for key in ("shortNames", "categories"):
+            if key in resource:
+                entry[key] = resource[key]
+        out.append(entry)
+    return out
+
+
+def aggregated(core: bool) -> dict[str, Any]:
+    """The ``APIGroupDiscoveryList`` of ``/api`` (``core``) or ``/apis``."""
+    versions = ["v1"] if core else [v for v in (*group_versions(), AUTHENTICATION) if "/" in v]
+    items = []
+    for api_version in versions:
+        group = "" if core else api_version.split("/", 1)[0]
+        version = api_version.rpartition("/")[2]
+        items.append({"metadata": {"name": group, "creationTimestamp": None},
+                      "versions": [{"version": version, "resources": _aggregated_resources(api_version),
+                                    "freshness": "Current"}]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {},
+            "items": items}

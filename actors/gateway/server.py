@@ -126,9 +126,13 @@ class GatewayActor:
         return json_response(discovery.VERSION)
 
     async def _api(self, request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return _aggregated(discovery.aggregated(core=True))
         return json_response(discovery.core_versions(f"{self.settings.host}:{self.port}"))
 
     async def _apis(self, request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return _aggregated(discovery.aggregated(core=False))
         return json_response(discovery.group_list())
 
     async def _core_root(self, request: web.Request) -> web.Response:
@@ -205,3 +209,9 @@ class GatewayActor:
                                              f"{method} is not supported on {request.path}"), 405)
 
 
+
+
+def _aggregated(body: dict[str, Any]) -> web.Response:
+    response = json_response(body)
+    response.headers["Content-Type"] = discovery.AGGREGATED
+    return response

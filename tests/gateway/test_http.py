@@ -47,6 +47,14 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
     await get_json(http, "/apis/batch/v1", 404)
+    aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    async with http.get("/apis", headers={"Accept": aggregated}) as response:
+        assert response.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
+        body = await response.json(content_type=None)
+    apps_v1 = next(i for i in body["items"] if i["metadata"]["name"] == "apps")["versions"][0]
+    deployments = next(r for r in apps_v1["resources"] if r["resource"] == "deployments")
+    assert deployments["scope"] == "Namespaced" and deployments["responseKind"]["kind"] == "Deployment"
+    assert {s["subresource"] for s in deployments["subresources"]} == {"status", "scale"}
     index = await get_json(http, "/openapi/v3")
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/scheduling.k8s.io/v1"}
     doc = await get_json(http, index["paths"]["apis/apps/v1"]["serverRelativeURL"])
