@@ -160,3 +160,22 @@ async def test_field_validation_and_warning_headers(http: aiohttp.ClientSession,
                           headers={"Content-Type": "application/merge-patch+json"}) as response:
         assert response.status == 200 and "Warning" not in response.headers
     assert "extra" not in await api_client.get("ConfigMap", "f", "default")
+
+
+async def test_two_gateways_share_nothing_but_continue_tokens(gateway: Gateway, http: aiohttp.ClientSession,
+                                                              api_client: ApiClient, runner: ActorRunner,
+                                                              tmp_path: Any) -> None:
+    """Page one from one gateway, page two from another (which holds no snapshot): the second lists again at
+    least as new as the first page and continues after its last name."""
+    other = await start_gateway(runner, tmp_path)
+    assert other.url != gateway.url
+    for n in range(5):
+        await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{n}"}})
+    first = await get_json(http, "/api/v1/namespaces/default/configmaps?limit=2")
+    token = first["metadata"]["continue"]
+    context = ssl.create_default_context(cafile=str(other.credentials.ca_cert))
+    async with aiohttp.ClientSession(other.url, connector=aiohttp.TCPConnector(ssl=context),
+                                     headers={"Authorization": f"Bearer {other.credentials.token()}"}) as second:
+        rest = await get_json(second, f"/api/v1/namespaces/default/configmaps?limit=10&continue={token}")
+    names = [i["metadata"]["name"] for i in first["items"] + rest["items"]]
+    assert names == ["c0", "c1", "c2", "c3", "c4"] and "continue" not in rest["metadata"]
