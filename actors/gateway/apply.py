@@ -10,8 +10,11 @@ Kubernetes' ``FieldsV1``: ``{"f:spec": {"f:replicas": {}, "f:containers": {"k:{\
    item on their key, other lists as a whole;
 3. the manager's entry is replaced by what it applies now.
 
-Applying the same configuration twice changes nothing (no write). Simplification: ownership is tracked for
-appliers only, so there are no conflicts between managers (every apply behaves as ``--force-conflicts``).
+Applying the same configuration twice changes nothing (no write). Two appliers may own a field together
+while they apply the same value; applying a different value to a field another applier owns is a
+``Conflict`` (409, one cause per field, as ``kubectl apply --server-side`` prints them) unless ``force``
+(``--force-conflicts``), which takes the field from the other. Simplification: ownership is tracked for
+appliers only (not for fields written by update, patch or client-side apply), so those never conflict.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 from typing import Any
 
 from actors.gateway.patch import _merge_key
-from protocol.errors import BadRequest
+from protocol.errors import BadRequest, Conflict
 from protocol.objects import Obj, meta
 
 Path = tuple[str, ...]
@@ -151,7 +154,25 @@ def entry(manager: str, api_version: str, paths: set[Path], now: str) -> Obj:
             "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths)}
 
 
-def apply(current: Obj | None, applied: Any, manager: str, now: str) -> Obj:
+def _value(obj: Any, path: Path) -> Any:
+    node = obj
+    for part in path:
+        if part.startswith("f:") and isinstance(node, dict):
+            node = node.get(part[2:])
+        elif part.startswith("k:") and isinstance(node, list):
+            wanted = json.loads(part[2:])
+            node = next((i for i in node if isinstance(i, dict) and all(i.get(k) == v for k, v in wanted.items())),
+                        None)
+        else:
+            return None
+    return node
+
+
+def _display(path: Path) -> str:
+    return "".join(f".{p[2:]}" if p.startswith("f:") else f"[{p[2:]}]" for p in path)
+
+
+def apply(current: Obj | None, applied: Any, manager: str, now: str, *, force: bool = False) -> Obj:
     """The object after ``manager`` applies ``applied`` to ``current`` (None: it does not exist yet)."""
     if not isinstance(applied, dict):
         raise BadRequest("an apply configuration is a YAML or JSON object")
@@ -167,14 +188,30 @@ def apply(current: Obj | None, applied: Any, manager: str, now: str) -> Obj:
     managed = [m for m in meta(result).get("managedFields") or [] if isinstance(m, dict)]
     mine = next((m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"), None)
     previous = from_fields_v1(mine.get("fieldsV1")) if mine else set()
+    appliers = [m for m in managed if m is not mine and m.get("operation") == "Apply"]
+    conflicts: list[tuple[str, Path]] = []
+    for other in appliers:
+        theirs = from_fields_v1(other.get("fieldsV1"))
+        contested = {p for p in paths & theirs if not p[-1].startswith("k:")
+                     and _value(current, p) != _value(applied, p)}
+        if contested and force:
+            other["fieldsV1"] = to_fields_v1(theirs - contested)
+        conflicts += [(str(other.get("manager")), p) for p in sorted(contested)]
+    if conflicts and not force:
+        raise Conflict(f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
+                       + "; ".join(f'conflict with "{m}": {_display(p)}' for m, p in conflicts),
+                       {"causes": [{"field": _display(p), "message": f'conflict with "{m}"',
+                                    "reason": "FieldManagerConflict"}
+                                   for m, p in conflicts]})
     for path in sorted(previous - paths, key=len):  # a whole item before its fields (they go with it)
         _remove(result, path)
     body = {k: v for k, v in applied.items() if k != "metadata"}
     applied_meta = {k: v for k, v in (applied.get("metadata") or {}).items() if k not in META_IDENTITY}
     _merge(result, body, ())
     _merge(meta(result), applied_meta, ("metadata",))
-    if mine is not None and from_fields_v1(mine.get("fieldsV1")) == paths and result == current:
+    unchanged = result == current and not conflicts
+    if mine is not None and from_fields_v1(mine.get("fieldsV1")) == paths and unchanged:
         return current  # nothing changed: keep the entry's time, so the object is not written
-    others = [m for m in managed if m is not mine]
+    others = [m for m in managed if m is not mine and m.get("fieldsV1") != {}]  # a manager left with nothing goes
     meta(result)["managedFields"] = [*others, entry(manager, api_version, paths, now)]
     return result

@@ -287,7 +287,8 @@ class Handlers:
                 current: Obj | None = await self.get(t)
             except NotFound:
                 current = None
-            result = server_apply.apply(current, applied, manager, format_time(time.time()))
+            result = server_apply.apply(current, applied, manager, format_time(time.time()),
+                                        force=_flag(request, "force"))
             if current is None:
                 subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace)
                 try:

@@ -52,8 +52,9 @@ def from_error(exc: ShoalError, *, kind: str | None = None, group: str = "", nam
         details["group"] = group
     causes = exc.details.get("causes")
     if isinstance(causes, list) and causes:
-        details["causes"] = [{"reason": "FieldValueInvalid", "message": str(c.get("message", "")),
-                              "field": str(c.get("field", ""))} for c in causes if isinstance(c, dict)]
+        details["causes"] = [{"reason": str(c.get("reason") or "FieldValueInvalid"),
+                              "message": str(c.get("message", "")), "field": str(c.get("field", ""))}
+                             for c in causes if isinstance(c, dict)]
     if exc.retryable and exc.code in (ErrorCode.UNAVAILABLE, ErrorCode.TIMEOUT, ErrorCode.INTERNAL):
         details["retryAfterSeconds"] = 1
     return status(exc.http_status, REASONS.get(exc.code, "InternalError"), exc.message, details or None)

@@ -228,3 +228,15 @@ async def test_api_warnings_reach_kubectl_and_edit_with_a_scripted_editor(gatewa
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0 and b"configmap/settings edited" in out, err
     assert (await api_client.get("ConfigMap", "settings", "default"))["data"] == {"mode": "edited"}
+
+
+async def test_server_side_apply_conflict_and_force(gateway: Gateway, api_client: ApiClient) -> None:
+    config = MANIFEST.split("---")[2]
+    await gateway.ok("apply", "--server-side", "--field-manager=team-a", "-f", "-", stdin=config)
+    changed = config.replace("mode: fast", "mode: slow")
+    refused = await gateway.kubectl("apply", "--server-side", "--field-manager=team-b", "-f", "-", stdin=changed)
+    assert refused.rc == 1 and 'conflict with "team-a"' in refused.err and ".data.mode" in refused.err, refused
+    await gateway.ok("apply", "--server-side", "--field-manager=team-b", "--force-conflicts", "-f", "-", stdin=changed)
+    cm = await api_client.get("ConfigMap", "settings", "default")
+    assert cm["data"] == {"mode": "slow"}
+    assert {m["manager"] for m in cm["metadata"]["managedFields"]} == {"team-b"}

@@ -224,3 +224,19 @@ def test_kubernetes_protobuf_bodies() -> None:
         k8sproto.decode(k8sproto.MAGIC + _bytes(1, _str(1, "v1") + _str(2, "Pod")) + _bytes(2, b""))
     with pytest.raises(BadRequest):
         k8sproto.decode(b"{}")
+
+
+def test_server_side_apply_conflicts_between_appliers() -> None:
+    config = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 2}}
+    live = server_apply.apply(None, config, "a", "t")
+    shared = server_apply.apply(live, config, "b", "t")  # the same value: owned by both
+    assert [m["manager"] for m in shared["metadata"]["managedFields"]] == ["a", "b"]
+    other = {**config, "spec": {"replicas": 3}}
+    with pytest.raises(Conflict) as refused:
+        server_apply.apply(shared, other, "c", "t")
+    assert 'conflict with "a": .spec.replicas' in refused.value.message
+    assert [c["field"] for c in refused.value.details["causes"]] == [".spec.replicas", ".spec.replicas"]
+    forced = server_apply.apply(shared, other, "c", "t", force=True)
+    assert forced["spec"]["replicas"] == 3
+    owners = {m["manager"]: m["fieldsV1"] for m in forced["metadata"]["managedFields"]}
+    assert owners == {"c": {"f:spec": {"f:replicas": {}}}}  # a and b own nothing any more
