@@ -118,6 +118,26 @@ def ensure_credentials(directory: Path, hosts: tuple[str, ...] = ()) -> Credenti
     return creds
 
 
+def issue_client_certificate(creds: Credentials, user: str, groups: tuple[str, ...] = (),
+                             days: int = 365) -> tuple[bytes, bytes]:
+    """A client certificate for ``user`` (its common name) in ``groups`` (its organizations), signed by the
+    cluster CA, as Kubernetes reads them: ``(certificate PEM, key PEM)``."""
+    signer = serialization.load_pem_private_key((creds.directory / "ca.key").read_bytes(), None)
+    if not isinstance(signer, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{creds.directory / 'ca.key'} is not the EC key `shoal up` makes")
+    ca = x509.load_pem_x509_certificate(creds.ca_cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
+                         x509.NameAttribute(NameOID.COMMON_NAME, user)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(signer, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
 def _covers(cert_file: Path, hosts: tuple[str, ...]) -> bool:
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     present = {str(n.value) for n in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value}

@@ -101,7 +101,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("proxy", "agents.proxy", ("--node-name", NODE_NAME)),  # node ports on every address, as kube-proxy
     Component("gateway", "actors.gateway", ("--listen", "{gateway}", "--tls-cert", "{state}/gateway/server.crt",
                                             "--tls-key", "{state}/gateway/server.key",
-                                            "--admin-token-file", "{state}/gateway/admin.token"),
+                                            "--admin-token-file", "{state}/gateway/admin.token",
+                                            "--client-ca", "{state}/gateway/ca.crt"),
               enabled=gateway_enabled),
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there

@@ -1,5 +1,6 @@
 """Who is asking: ``Authorization: Bearer <token>`` is the cluster owner's admin token (written by
-``shoal up``) or a ServiceAccount token, which the API actors review (``shoal.api.admin.tokenreview``).
+``shoal up``) or a ServiceAccount token, which the API actors review (``shoal.api.admin.tokenreview``); without
+a token, a client certificate signed by the cluster CA (TLS verified it) names the user and its groups.
 A token's review is remembered for ``CACHE_SECONDS`` (as the API server's token cache does), so a busy
 client does not cost a NATS round trip per request. No token, or one nobody vouches for, is a 401."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.errors import Forbidden, ShoalError
 from runtime.client import ApiClient
@@ -26,6 +28,15 @@ class User:
 ADMIN = User("shoal-admin", groups=("system:masters", "system:authenticated"))
 
 
+def certificate_user(certificate: Any) -> User:
+    """User = the subject's common name, groups = its organizations (as Kubernetes' x509 authenticator)."""
+    names: list[tuple[str, str]] = [pair for rdn in certificate.get("subject", ()) for pair in rdn]
+    common = [v for k, v in names if k == "commonName"]
+    if not common:
+        raise Unauthenticated("Unauthorized: the client certificate has no common name")
+    return User(common[0], groups=(*(v for k, v in names if k == "organizationName"), "system:authenticated"))
+
+
 class Unauthenticated(Exception):
     """No credential, or one that is not valid: answered 401."""
 
@@ -37,9 +48,13 @@ class Authenticator:
         self.admin_token = admin_token
         self._cache: dict[str, tuple[float, User]] = {}
 
-    async def authenticate(self, authorization: str | None) -> User:
+    async def authenticate(self, authorization: str | None, peer_certificate: Any = None) -> User:
+        """``peer_certificate``: the client certificate TLS verified against the client CA (as Python's
+        ``getpeercert()`` gives it), used when no bearer token is sent."""
+        if not authorization and peer_certificate:
+            return certificate_user(peer_certificate)
         if not authorization:
-            raise Unauthenticated("Unauthorized: no bearer token")
+            raise Unauthenticated("Unauthorized: no bearer token or client certificate")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

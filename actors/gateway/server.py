@@ -37,6 +37,8 @@ class GatewaySettings:
     key_file: Path | None = None
     """Without a certificate the gateway serves plain HTTP (tests of the HTTP layer only)."""
     admin_token_file: Path | None = None
+    client_ca_file: Path | None = None
+    """CA whose client certificates are accepted (user = common name, groups = organizations)."""
     external_url: str | None = None
     """The address clients use (``serverAddressByClientCIDRs``); defaults to host:port."""
 
@@ -93,6 +95,9 @@ class GatewayActor:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.settings.cert_file, self.settings.key_file)
+        if self.settings.client_ca_file is not None:
+            context.load_verify_locations(self.settings.client_ca_file)
+            context.verify_mode = ssl.CERT_OPTIONAL  # a token is enough; a certificate, if sent, must verify
         return context
 
     async def close(self) -> None:
@@ -106,7 +111,8 @@ class GatewayActor:
         self.requests += 1
         try:
             if request.path not in PUBLIC:
-                request[USER] = await self.auth.authenticate(request.headers.get("Authorization"))
+                peer = request.transport.get_extra_info("peercert") if request.transport else None
+                request[USER] = await self.auth.authenticate(request.headers.get("Authorization"), peer)
             return await handler(request)
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)

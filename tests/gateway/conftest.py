@@ -81,7 +81,7 @@ class Gateway:
 async def start_gateway(runner: ActorRunner, root: Path) -> Gateway:
     creds = ensure_credentials(root / "gateway")
     actor = GatewayActor(GatewaySettings(port=0, cert_file=creds.cert, key_file=creds.key,
-                                         admin_token_file=creds.token_file))
+                                         admin_token_file=creds.token_file, client_ca_file=creds.ca_cert))
     await runner.start(actor, ready=lambda: actor.port is not None)
     url = f"https://127.0.0.1:{actor.port}"
     path = root / "kubeconfig"

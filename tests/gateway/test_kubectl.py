@@ -7,10 +7,12 @@ import asyncio
 import base64
 import json
 import os
+from pathlib import Path
 
 import yaml
 
 from runtime.client import ApiClient
+from shoal.kubeconfig import ensure_credentials, issue_client_certificate
 from tests.gateway.conftest import Gateway, read_until
 
 MANIFEST = """\
@@ -240,3 +242,24 @@ async def test_server_side_apply_conflict_and_force(gateway: Gateway, api_client
     cm = await api_client.get("ConfigMap", "settings", "default")
     assert cm["data"] == {"mode": "slow"}
     assert {m["manager"] for m in cm["metadata"]["managedFields"]} == {"team-b"}
+
+
+async def test_client_certificates_signed_by_the_cluster_ca(gateway: Gateway, tmp_path: Path) -> None:
+    cert, key = issue_client_certificate(gateway.credentials, "alice", ("devs", "ops"))
+    config = yaml.safe_load(gateway.kubeconfig.read_text())
+    config["users"][0]["user"] = {"client-certificate-data": base64.b64encode(cert).decode(),
+                                  "client-key-data": base64.b64encode(key).decode()}
+    path = tmp_path / "alice.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    whoami = await gateway.kubectl("--kubeconfig", str(path), "auth", "whoami", "-o", "json")
+    assert whoami.rc == 0, whoami
+    user = json.loads(whoami.out)["status"]["userInfo"]
+    assert user["username"] == "alice" and {"devs", "ops"} <= set(user["groups"])
+    # a certificate from another CA is refused by TLS itself
+    stranger = ensure_credentials(tmp_path / "other-ca")
+    cert, key = issue_client_certificate(stranger, "mallory")
+    config["users"][0]["user"] = {"client-certificate-data": base64.b64encode(cert).decode(),
+                                  "client-key-data": base64.b64encode(key).decode()}
+    path.write_text(yaml.safe_dump(config))
+    refused = await gateway.kubectl("--kubeconfig", str(path), "get", "--raw", "/version")
+    assert refused.rc == 1, refused
