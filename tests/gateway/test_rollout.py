@@ -1,7 +1,7 @@
 """A Deployment rollout driven with the real kubectl through the gateway, with the controller manager
 running and a stand-in kubelet marking pods Ready (``pod_status_simulator``): ``rollout status``, ``get -w``
 seeing the rollout, ``set image``, ``rollout history``, ``rollout undo``, ``rollout restart`` and
-``wait --for=condition=Available``."""
+``wait --for=condition=Available``, events (``get events``, ``describe``) and a cascading delete."""
 
 from __future__ import annotations
 
@@ -45,3 +45,10 @@ async def test_rollout_through_kubectl(gateway: Gateway, api_client: ApiClient, 
     dep = await api_client.get("Deployment", "web", "default")
     assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
     await gateway.ok("rollout", "status", "deployment/web", "--timeout=60s")
+    events = await gateway.ok("get", "events")
+    assert "ScalingReplicaSet" in events and "deployment/web" in events, events
+    assert "ScalingReplicaSet" in await gateway.ok("describe", "deployment", "web")
+    assert len((await gateway.ok("get", "rs", "-l", "app=web", "-o", "name")).split()) >= 2
+    await gateway.ok("delete", "deployment", "web")  # the garbage collector takes its ReplicaSets and pods
+    await gateway.ok("wait", "--for=delete", "pod", "-l", "app=web", "--timeout=60s")
+    assert (await gateway.ok("get", "rs,pods", "-o", "name")).strip() == ""
