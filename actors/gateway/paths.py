@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from protocol.errors import NotFound
 from protocol.kinds import KINDS, KindInfo
 
+NOT_YET = frozenset({"exec", "attach", "portforward", "proxy", "eviction", "ephemeralcontainers"})
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -42,6 +44,10 @@ def parse(api_version: str, tail: str) -> Target:
         raise NotFound(f"{info.plural} are not namespaced")
     name = parts[1] if len(parts) > 1 else None
     sub = parts[2] if len(parts) > 2 else None
+    if sub in NOT_YET and info.kind == "Pod":
+        raise NotFound(f"pods/{sub} is not served by Shoal's Kubernetes API gateway yet (exec, attach, "
+                       "port-forward and cp are planned); `shoal logs` and `kubectl logs` work",
+                       {"resource": f"pods/{sub}"})
     if sub is not None and sub not in info.subresources:
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     return Target(info, namespace, name, sub)

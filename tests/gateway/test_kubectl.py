@@ -263,3 +263,10 @@ async def test_client_certificates_signed_by_the_cluster_ca(gateway: Gateway, tm
     path.write_text(yaml.safe_dump(config))
     refused = await gateway.kubectl("--kubeconfig", str(path), "get", "--raw", "/version")
     assert refused.rc == 1, refused
+
+
+async def test_exec_says_it_is_not_there_yet(gateway: Gateway, api_client: ApiClient) -> None:
+    await api_client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                             "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}})
+    result = await gateway.kubectl("exec", "p", "--", "true")
+    assert result.rc != 0 and "not served by Shoal's Kubernetes API gateway yet" in result.err, result
