@@ -179,3 +179,15 @@ async def test_two_gateways_share_nothing_but_continue_tokens(gateway: Gateway, 
         rest = await get_json(second, f"/api/v1/namespaces/default/configmaps?limit=10&continue={token}")
     names = [i["metadata"]["name"] for i in first["items"] + rest["items"]]
     assert names == ["c0", "c1", "c2", "c3", "c4"] and "continue" not in rest["metadata"]
+
+
+async def test_no_api_actor_is_503_service_unavailable(nats_server: Any, runner: ActorRunner, tmp_path: Any) -> None:
+    gateway = await start_gateway(runner, tmp_path)  # no API actor on this NATS
+    context = ssl.create_default_context(cafile=str(gateway.credentials.ca_cert))
+    async with aiohttp.ClientSession(gateway.url, connector=aiohttp.TCPConnector(ssl=context),
+                                     headers={"Authorization": f"Bearer {gateway.credentials.token()}"}) as http:
+        body = await get_json(http, "/api/v1/namespaces/default/pods/web", 503)
+        assert body["reason"] == "ServiceUnavailable" and body["details"]["retryAfterSeconds"] == 1
+        # a service-account token cannot be reviewed either: 503, not 401 (the token may well be valid)
+        async with http.get("/api/v1/pods", headers={"Authorization": "Bearer some.sa.token"}) as response:
+            assert response.status == 503
