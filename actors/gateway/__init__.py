@@ -2,8 +2,11 @@
 official clients, translating every request to the NATS API (``runtime.client``). It holds no state and
 never touches the datastore: any number may run side by side.
 
-Modules: ``discovery`` (``/api``, ``/apis``), ``openapi`` (``/openapi/v2``, ``/openapi/v3``),
-``status`` (``metav1.Status`` from typed errors), ``patch`` (JSON, merge and strategic merge patches),
-``table`` (``as=Table`` for ``kubectl get``), ``auth`` (bearer tokens), ``watching`` (watch streams),
-``handlers`` (the REST verbs), ``server`` (the actor: aiohttp over TLS).
+Modules: ``server`` (the actor: aiohttp over TLS, routing, authentication and errors), ``handlers`` (the REST
+verbs), ``subresources`` (scale, log), ``watching`` (watch streams), ``http`` (responses, parameters, bodies),
+``auth`` (bearer tokens, client certificates). Pure translations: ``discovery`` (``/api``, ``/apis``,
+aggregated), ``openapi`` and ``openapi_proto`` (``/openapi/v3``, ``/openapi/v2`` in protobuf), ``schemas``
+(from the kinds registry), ``fieldvalidation``, ``status`` (``metav1.Status`` from typed errors), ``patch``
+(JSON, merge and strategic merge patches), ``apply`` (server-side apply), ``table`` (``as=Table``),
+``listing`` (``limit``/``continue``), ``paths`` (URLs), ``k8sproto`` (protobuf request bodies).
 """

@@ -2,8 +2,8 @@
 
 get, list (selectors, ``limit``/``continue``, ``resourceVersion`` as a floor), watch, create, update (PUT),
 patch (JSON, merge, strategic merge), delete (``DeleteOptions`` in the body or the query), deletecollection,
-and the subresources ``status``, ``scale`` (Deployment, ReplicaSet, ReplicationController) and ``log``
-(Pod). Answers are JSON; errors are ``metav1.Status`` with the status code of the typed error; ``Warning``
+server-side apply (``apply``), and the subresources ``status``, ``scale``, ``binding`` and ``log``
+(``subresources``). Answers are JSON; errors are ``metav1.Status`` with the status code of the typed error; ``Warning``
 headers carry the warnings a NATS reply has.
 """
 
@@ -18,85 +18,25 @@ import yaml
 from aiohttp import web
 
 from actors.gateway import apply as server_apply
-from actors.gateway import fieldvalidation, jsonbody, k8sproto, listing, paths, table, watching
+from actors.gateway import fieldvalidation, listing, paths, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
+from actors.gateway.http import JSON, flag, int_param, json_response, read_body
+from actors.gateway.subresources import scale_of, stream_logs
 from protocol import subjects
-from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound, ShoalError
+from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound
 from protocol.kinds import KindInfo
 from protocol.objects import Obj, format_time, meta
-from protocol.selectors import from_label_selector, from_match_labels
 from protocol.subjects import Verb
 from runtime.client import ApiClient
-from runtime.node_logs import fetch_logs
 
 PATCH_ATTEMPTS = 8
 """A read-modify-write patch retried this often when the object changed between read and write."""
-JSON = "application/json"
-
-
-def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    response = web.Response(body=jsonbody.dumps(body), status=status, content_type=JSON)
-    for text in warnings or []:  # RFC 7234 warn-text: a quoted string
-        quoted = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        response.headers.add("Warning", f'299 - "{quoted}"')
-    return response
-
-
-def error_response(exc: ShoalError, target: paths.Target | None = None) -> web.Response:
-    kind = target.info.plural if target else None
-    group = target.info.group if target else ""
-    body = statuses.from_error(exc, kind=kind, group=group, name=target.name if target else None)
-    return json_response(body, exc.http_status)
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    value = request.query.get(name, "").lower()
-    if value in ("", "false", "0"):
-        return False
-    if value in ("true", "1"):
-        return True
-    raise BadRequest(f"query parameter {name}={value!r} is not a boolean")
-
-
-def _int(request: web.Request, name: str) -> int | None:
-    value = request.query.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"query parameter {name}={value!r} is not an integer") from None
-
-
-def refuse_unsupported(request: web.Request) -> None:
-    """Parameters Shoal cannot honour are refused, not ignored."""
-    if request.query.get("dryRun"):
-        raise BadRequest("dryRun is not supported by Shoal's gateway yet")
-    if request.query.get("resourceVersionMatch") == "Exact":
-        raise BadRequest("resourceVersionMatch=Exact is not supported: Shoal lists the latest state or one "
-                         "at least as new as resourceVersion (NotOlderThan)")
-    if _flag(request, "sendInitialEvents"):
-        raise BadRequest("sendInitialEvents is not supported yet: list, then watch from the list's version")
-
-
-async def read_body(request: web.Request) -> Any:
-    """A request body: JSON, or Kubernetes protobuf for the kinds kubectl's typed clients send (``k8sproto``)."""
-    content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if content_type == k8sproto.MEDIA_TYPE:
-        return k8sproto.decode(await request.read())
-    if content_type not in ("application/json", "", "*/*") and not content_type.endswith("+json"):
-        raise k8sproto.Unsupported(f"the gateway reads JSON bodies (and protobuf for some kinds), not {content_type}")
-    raw = await request.read()
-    if not raw:
-        raise BadRequest("the request needs a body")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 class Handlers:
+    """The verbs, over one NATS API client; ``snapshots`` keeps lists for their ``continue`` pages."""
+
     def __init__(self, client: ApiClient) -> None:
         self.client = client
         self.snapshots = listing.Snapshots()
@@ -115,9 +55,9 @@ class Handlers:
 
     # -- collection ----------------------------------------------------------------------------------
     async def list(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
-        if _flag(request, "watch"):
+        if flag(request, "watch"):
             return await self.watch(request, t)
-        limit = _int(request, "limit")
+        limit = int_param(request, "limit")
         token = request.query.get("continue")
         cursor = listing.decode(token) if token else None
         kept = self.snapshots.get(cursor.snapshot) if cursor and cursor.snapshot else None
@@ -156,9 +96,9 @@ class Handlers:
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        timeout = _int(request, "timeoutSeconds")
+        timeout = int_param(request, "timeoutSeconds")
         with contextlib.suppress(ConnectionResetError, ConnectionError):
-            await watching.stream(watch, t.info, response.write, bookmarks=_flag(request, "allowWatchBookmarks"),
+            await watching.stream(watch, t.info, response.write, bookmarks=flag(request, "allowWatchBookmarks"),
                                   timeout=float(timeout) if timeout else None,
                                   as_table=table.wants_table(request.headers.get("Accept", "")),
                                   include_object=request.query.get("includeObject", "Metadata"))
@@ -242,7 +182,7 @@ class Handlers:
             return await self.server_side_apply(request, t)
         body = await read_body(request)
         if t.subresource == "scale":
-            scale = patches.apply_patch(content_type, self._scale(await self.get(t)), body)
+            scale = patches.apply_patch(content_type, scale_of(await self.get(t)), body)
             return await self._write_scale(t, scale)
         directive = request.query.get("fieldValidation")
         if content_type == patches.MERGE_PATCH and t.subresource is None:
@@ -288,7 +228,7 @@ class Handlers:
             except NotFound:
                 current = None
             result = server_apply.apply(current, applied, manager, format_time(time.time()),
-                                        force=_flag(request, "force"))
+                                        force=flag(request, "force"))
             if current is None:
                 subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace)
                 try:
@@ -321,13 +261,13 @@ class Handlers:
         if body.get("dryRun"):
             raise BadRequest("dryRun is not supported by Shoal's gateway yet")
         options: dict[str, Any] = {}
-        grace = body.get("gracePeriodSeconds", _int(request, "gracePeriodSeconds"))
+        grace = body.get("gracePeriodSeconds", int_param(request, "gracePeriodSeconds"))
         if grace is not None:
             options["gracePeriodSeconds"] = int(grace)
         policy = body.get("propagationPolicy") or request.query.get("propagationPolicy")
         orphan = body.get("orphanDependents")
         if orphan is None and "orphanDependents" in request.query:
-            orphan = _flag(request, "orphanDependents")
+            orphan = flag(request, "orphanDependents")
         if policy is None and orphan is not None:
             policy = "Orphan" if orphan else "Background"
         if policy:
@@ -353,19 +293,6 @@ class Handlers:
                                                "uid": meta(obj).get("uid")}), 200, warnings)
 
     # -- subresources --------------------------------------------------------------------------------
-    def _scale(self, obj: Obj) -> Obj:
-        m = meta(obj)
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
-        raw = spec.get("selector")
-        selector = (from_match_labels(raw) if obj.get("kind") == "ReplicationController"
-                    else from_label_selector(raw)) if raw else None
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                             if k in m},
-                "spec": {"replicas": int(spec.get("replicas", 1))},
-                "status": {"replicas": int(status.get("replicas") or 0),
-                           **({"selector": str(selector)} if selector is not None else {})}}
-
     async def _write_scale(self, t: paths.Target, scale: Any) -> web.Response:
         if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get("replicas"), int):
             raise BadRequest("a Scale needs spec.replicas (an integer)")
@@ -381,45 +308,15 @@ class Handlers:
         else:
             written, warnings = await self.call(self._object_subject(Verb.PATCH, t),
                                                 {"patch": {"spec": {"replicas": replicas}}})
-        return json_response(self._scale(written), 200, warnings)
+        return json_response(scale_of(written), 200, warnings)
 
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
         if t.subresource == "log":
-            return await self.logs(request, t)
+            return await stream_logs(self.client, request, t)
         obj = await self.get(t)
         if t.subresource == "scale":
-            return json_response(self._scale(obj))
+            return json_response(scale_of(obj))
         if table.wants_table(request.headers.get("Accept", "")):
             return json_response(table.table(t.info.kind, [obj], resource_version=str(meta(obj).get("resourceVersion")),
                                              include_object=request.query.get("includeObject", "Metadata")))
         return json_response(obj)
-
-    async def logs(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
-        for unsupported in ("timestamps", "insecureSkipTLSVerifyBackend"):
-            if _flag(request, unsupported):
-                raise BadRequest(f"{unsupported}=true is not supported for logs yet")
-        for unsupported in ("sinceSeconds", "sinceTime", "limitBytes"):
-            if request.query.get(unsupported):
-                raise BadRequest(f"{unsupported} is not supported for logs yet")
-        lines = fetch_logs(self.client, str(t.namespace), str(t.name), request.query.get("container") or None,
-                           _int(request, "tailLines"), _flag(request, "follow"), _flag(request, "previous"))
-        response: web.StreamResponse | None = None
-        async with contextlib.aclosing(lines):
-            first = True
-            async for line in lines:
-                if first:  # errors before the first line are answered as a Status
-                    response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
-                    response.enable_chunked_encoding()
-                    await response.prepare(request)
-                    first = False
-                assert response is not None
-                try:
-                    await response.write(line.encode() + b"\n")
-                except (ConnectionResetError, ConnectionError):
-                    return response
-        if response is None:
-            return web.Response(body=b"", content_type="text/plain")
-        await response.write_eof()
-        return response
-
-

@@ -19,7 +19,8 @@ from aiohttp import web
 from actors.gateway import discovery, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.auth import Authenticator, Unauthenticated, User
-from actors.gateway.handlers import Handlers, error_response, json_response, refuse_unsupported
+from actors.gateway.handlers import Handlers
+from actors.gateway.http import error_response, json_response, refuse_unsupported
 from protocol.errors import NotFound, ShoalError
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
