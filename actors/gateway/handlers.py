@@ -10,7 +10,6 @@ headers carry the warnings a NATS reply has.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import Any
 
@@ -249,13 +248,8 @@ class Handlers:
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         body: Any = {}
-        if request.can_read_body:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except ValueError as exc:
-                    raise BadRequest(f"DeleteOptions is not valid JSON: {exc}") from None
+        if request.can_read_body and (await request.read()).strip():
+            body = await read_body(request)  # JSON, or protobuf from kubectl's typed clients (drain)
         if not isinstance(body, dict):
             raise BadRequest("DeleteOptions must be a JSON object")
         if body.get("dryRun"):

@@ -2,11 +2,11 @@
 JSON form; pure.
 
 kubectl sends protobuf, not JSON, from its typed clients: ``kubectl create deployment|service|configmap|
-secret|namespace|serviceaccount|priorityclass``. The body is ``k8s\\x00`` then a ``runtime.Unknown`` (its
-``typeMeta`` and ``raw``, the object's own message). The messages those commands write are described below
-(field numbers from k8s.io/api and k8s.io/apimachinery ``generated.proto``); any other kind, or a field not
-described here and set to something else than its zero value, is refused (415), never dropped: JSON bodies
-(``kubectl apply``) carry everything.
+secret|namespace|serviceaccount|priorityclass``, and the ``DeleteOptions`` of ``kubectl drain``. The body is
+``k8s\\x00`` then a ``runtime.Unknown`` (its ``typeMeta`` and ``raw``, the object's own message). The messages
+those commands write are described below (field numbers from k8s.io/api and k8s.io/apimachinery
+``generated.proto``); any other kind, or a field not described here and set to something else than its zero
+value, is refused (415), never dropped: JSON bodies (``kubectl apply``) carry everything.
 
 Go's protobuf writes non-pointer fields even when empty, so empty strings, zeros and ``false`` are left out
 of the JSON form (as Go's ``omitempty`` would), except for the fields in ``KEEP_ZERO`` where a zero means
@@ -83,10 +83,15 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "ResourceRequirements": {1: ("limits", "map:Quantity"), 2: ("requests", "map:Quantity")},
     "PriorityClass": {1: ("metadata", "ObjectMeta"), 2: ("value", "int"), 3: ("globalDefault", "bool"),
                       4: ("description", "string"), 5: ("preemptionPolicy", "string")},
+    "DeleteOptions": {1: ("gracePeriodSeconds", "int"), 2: ("preconditions", "Preconditions"),
+                      3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", "[]string")},
+    "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
     "Empty": {},
 }
-KINDS = frozenset({"ConfigMap", "Secret", "Namespace", "ServiceAccount", "Service", "Deployment", "PriorityClass"})
+KINDS = frozenset({"ConfigMap", "Secret", "Namespace", "ServiceAccount", "Service", "Deployment", "PriorityClass",
+                   "DeleteOptions"})
 KEEP_ZERO = frozenset({("DeploymentSpec", "replicas"), ("PriorityClass", "value"),
+                       ("DeleteOptions", "gracePeriodSeconds"), ("DeleteOptions", "orphanDependents"),
                        ("ServiceAccount", "automountServiceAccountToken"),
                        ("PodSpec", "terminationGracePeriodSeconds")})
 

@@ -1,6 +1,6 @@
 """``kubectl logs`` through the gateway: lines from a kubelet on the fake runtime (container, ``--tail``,
 ``-f``), a following stream that ends when kubectl goes away (the kubelet is told to stop), and errors as
-Status."""
+Status; the same kubelet's node through ``kubectl get nodes``, ``cordon``, ``drain`` and ``uncordon``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,16 @@ async def test_logs_from_a_fake_kubelet(gateway: Gateway, api_client: ApiClient,
     assert wrong.rc == 1 and "container zzz is not valid for pod two" in wrong.err, wrong
     missing = await gateway.kubectl("logs", "nope")
     assert missing.rc == 1 and "NotFound" in missing.err and "nope" in missing.err, missing
+    # the node's commands: get, cordon, drain (no eviction API: kubectl deletes the pods), uncordon
+    nodes = await gateway.ok("get", "nodes", "-o", "wide")
+    assert nodes.splitlines()[1].split()[:2] == ["n1", "Ready"], nodes
+    await gateway.ok("cordon", "n1")
+    assert "SchedulingDisabled" in await gateway.ok("get", "node", "n1")
+    drained = await gateway.kubectl("drain", "n1", "--force", "--timeout=60s")
+    assert drained.rc == 0 and "node/n1 drained" in drained.out, drained
+    assert (await gateway.ok("get", "pods", "-o", "name")).strip() == ""
+    await gateway.ok("uncordon", "n1")
+    assert "SchedulingDisabled" not in await gateway.ok("get", "node", "n1")
 
 
 async def test_logs_follow_stops_the_kubelet_stream_when_kubectl_leaves(gateway: Gateway,
