@@ -61,6 +61,7 @@ class GatewayActor:
         return {"requests": self.requests, "port": self.port}
 
     async def start(self, ctx: ActorContext) -> None:
+        self._nc = ctx.nc
         client = ApiClient(ctx.nc)
         admin = self.settings.admin_token_file.read_text().strip() if self.settings.admin_token_file else None
         self.auth = Authenticator(client, admin)
@@ -68,8 +69,9 @@ class GatewayActor:
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
-        for probe in ("/healthz", "/livez", "/readyz"):
+        for probe in ("/healthz", "/livez"):
             app.router.add_get(probe, self._ok)
+        app.router.add_get("/readyz", self._ready)
         app.router.add_get("/api", self._api)
         app.router.add_get("/apis", self._apis)
         app.router.add_get("/openapi/v2", self._openapi_v2)
@@ -127,6 +129,12 @@ class GatewayActor:
 
     # -- discovery -------------------------------------------------------------------------------------
     async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        """Ready while connected to NATS (a load balancer then sends requests elsewhere)."""
+        if not self._nc.is_connected:
+            return web.Response(status=503, text="not connected to NATS")
         return web.Response(text="ok")
 
     async def _version(self, request: web.Request) -> web.Response:
