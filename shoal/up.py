@@ -480,8 +480,12 @@ class Cluster:
             return (f"  kubectl: shoal kubeconfig --state-dir {self.state} > kubeconfig "
                     f"(gateway {self.options.gateway_url})\n")
         path = Path(self.options.kubeconfig).expanduser() if self.options.kubeconfig else kubeconfig.default_path()
-        kubeconfig.merge_into(path, kubeconfig.kubeconfig(self.options.gateway_url,
-                                                          kubeconfig.Credentials(self.state / "gateway")))
+        try:
+            kubeconfig.merge_into(path, kubeconfig.kubeconfig(self.options.gateway_url,
+                                                              kubeconfig.Credentials(self.state / "gateway")))
+        except (OSError, ValueError) as exc:  # a broken or unwritable kubeconfig: the cluster runs anyway
+            return (f"  kubectl: could not write {path} ({exc}); use `shoal kubeconfig --state-dir {self.state}`"
+                    f" (gateway {self.options.gateway_url})\n")
         return f"  kubectl get nodes      (context \"shoal\" in {path}, API {self.options.gateway_url})\n"
 
     def announce(self) -> None:
