@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 from runtime.bus import BusConfig, connect
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, NatsServerError
@@ -483,8 +485,9 @@ class Cluster:
         try:
             kubeconfig.merge_into(path, kubeconfig.kubeconfig(self.options.gateway_url,
                                                               kubeconfig.Credentials(self.state / "gateway")))
-        except (OSError, ValueError) as exc:  # a broken or unwritable kubeconfig: the cluster runs anyway
-            return (f"  kubectl: could not write {path} ({exc}); use `shoal kubeconfig --state-dir {self.state}`"
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # a broken or unwritable kubeconfig: runs anyway
+            return (f"  kubectl: could not write {path} ({str(exc).splitlines()[0]}); use `shoal kubeconfig "
+                    f"--state-dir {self.state}`"
                     f" (gateway {self.options.gateway_url})\n")
         return f"  kubectl get nodes      (context \"shoal\" in {path}, API {self.options.gateway_url})\n"
 
