@@ -34,12 +34,14 @@ QUICK: dict[str, list[str]] = {
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
+    "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
     "watch": ["bench.bench_watch", "--n", "20000", "--rate", "1000"],
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
+    "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -210,9 +212,34 @@ def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
                 _met(r["scheduled_per_s"] >= 1000) if at_5k else "")]
 
 
+def rows_gateway(r: dict[str, Any]) -> list[Row]:
+    ratio = r["gateway_list_p50_ms"] / r["nats_list_p50_ms"]
+    rows = [
+        Row(f"gateway: list {r['pods']:,} pods (JSON, HTTPS)", _ms(r["gateway_list_p50_ms"]),
+            _ms(r["gateway_list_p99_ms"]), "", f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}", f"{ratio:.2f}x p50",
+            "<= 1.5x NATS", _met(ratio <= 1.5)),
+        Row(f"gateway: list {r['pods']:,} pods as kubectl asks (Table, limit=500)",
+            _ms(r["gateway_table_list_p50_ms"]), _ms(r["gateway_table_list_p99_ms"]), "",
+            f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}",
+            f"{r['gateway_table_list_p50_ms'] / r['nats_list_p50_ms']:.2f}x p50"),
+        Row("gateway: watch write -> event", _ms(r["gateway_watch_p50_ms"]), _ms(r["gateway_watch_p99_ms"]),
+            f"{r['writes_per_s']:.0f} writes/s", f"NATS watch: p50 {_ms(r['nats_watch_p50_ms'])}, "
+            f"p99 {_ms(r['nats_watch_p99_ms'])}", f"{r['gateway_watch_p99_ms'] / r['nats_watch_p99_ms']:.2f}x p99"),
+        Row("gateway: watch delivery after the NATS watch", _ms(r["gateway_after_nats_p50_ms"]),
+            _ms(r["gateway_after_nats_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
+            "p99 <= 10 ms", _met(r["gateway_after_nats_p99_ms"] <= 10)),
+    ]
+    if "kubectl_get_pods_s" in r:
+        rows.append(Row(f"kubectl get pods ({r['pods']:,} pods, wall)", "", "", f"{r['kubectl_get_pods_s']:.2f} s",
+                        f"shoal get pods: {r['shoal_get_pods_s']:.2f} s",
+                        f"{r['kubectl_get_pods_s'] / r['shoal_get_pods_s']:.2f}x"))
+    return rows
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
+        "gateway": rows_gateway,
     }
     if name in builders:
         return builders[name](figures)
