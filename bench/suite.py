@@ -35,12 +35,14 @@ QUICK: dict[str, list[str]] = {
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
     "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
+    "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
     "watch": ["bench.bench_watch", "--n", "20000", "--rate", "1000"],
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
+    "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -127,7 +129,39 @@ def rows_proxy(r: dict[str, Any]) -> list[Row]:
             f"{r['proxied_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
         Row("proxy: bulk transfer", "", "", f"{r['proxied_bulk_MBps']:.0f} MB/s",
             f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['proxied_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x"),
+        *rows_nftables(r),
+        *rows_dns(r),
     ]
+
+
+def rows_nftables(r: dict[str, Any]) -> list[Row]:
+    if "nft_rr_p50_us" not in r:
+        return []
+    return [
+        Row("nftables: request/response on one connection", f"{r['nft_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_rr_p99_us'] / 1000:.2f} ms", f"{r['nft_rr_per_s']:.0f}/s",
+            f"direct: p50 {r['direct_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_rr_p50_us'] / r['direct_rr_p50_us']:.2f}x p50",
+            "<= 1.1x direct", _met(r["nft_rr_p50_us"] <= 1.1 * r["direct_rr_p50_us"])),
+        Row("nftables: new connection", f"{r['nft_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_conn_p99_us'] / 1000:.2f} ms", "", f"direct: p50 {r['direct_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
+        Row("nftables: bulk transfer (median of 3)", "", "", f"{r['nft_bulk_MBps']:.0f} MB/s",
+            f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['nft_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x",
+            ">= 0.95x direct", _met(r["nft_bulk_MBps"] >= 0.95 * r["direct_bulk_MBps"])),
+        Row("nftables: table rebuild, 1,000 Services x 10 endpoints", _ms(r["nft_rebuild_1000x10_ms"]), "", "",
+            "", "", "<= 1 s", _met(r["nft_rebuild_1000x10_ms"] <= 1000)),
+    ]
+
+
+def rows_dns(r: dict[str, Any]) -> list[Row]:
+    if "dns_p50_us" not in r:
+        return []
+    return [Row("cluster DNS: A lookup, 1,000 Services", f"{r['dns_p50_us'] / 1000:.2f} ms",
+                f"{r['dns_p99_us'] / 1000:.2f} ms", f"{r['dns_per_s']:.0f}/s",
+                f"canned answer, same server: p99 {r['dns_direct_p99_us'] / 1000:.2f} ms, "
+                f"{r['dns_direct_per_s']:.0f}/s",
+                f"{r['dns_p99_us'] / r['dns_direct_p99_us']:.2f}x p99")]
 
 
 def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:
@@ -193,9 +227,34 @@ def rows_daemonset(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def rows_gateway(r: dict[str, Any]) -> list[Row]:
+    ratio = r["gateway_list_p50_ms"] / r["nats_list_p50_ms"]
+    rows = [
+        Row(f"gateway: list {r['pods']:,} pods (JSON, HTTPS)", _ms(r["gateway_list_p50_ms"]),
+            _ms(r["gateway_list_p99_ms"]), "", f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}", f"{ratio:.2f}x p50",
+            "<= 1.5x NATS", _met(ratio <= 1.5)),
+        Row(f"gateway: list {r['pods']:,} pods as kubectl asks (Table, limit=500)",
+            _ms(r["gateway_table_list_p50_ms"]), _ms(r["gateway_table_list_p99_ms"]), "",
+            f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}",
+            f"{r['gateway_table_list_p50_ms'] / r['nats_list_p50_ms']:.2f}x p50"),
+        Row("gateway: watch write -> event", _ms(r["gateway_watch_p50_ms"]), _ms(r["gateway_watch_p99_ms"]),
+            f"{r['writes_per_s']:.0f} writes/s", f"NATS watch: p50 {_ms(r['nats_watch_p50_ms'])}, "
+            f"p99 {_ms(r['nats_watch_p99_ms'])}", f"{r['gateway_watch_p99_ms'] / r['nats_watch_p99_ms']:.2f}x p99"),
+        Row("gateway: watch delivery after the NATS watch", _ms(r["gateway_after_nats_p50_ms"]),
+            _ms(r["gateway_after_nats_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
+            "p99 <= 10 ms", _met(r["gateway_after_nats_p99_ms"] <= 10)),
+    ]
+    if "kubectl_get_pods_s" in r:
+        rows.append(Row(f"kubectl get pods ({r['pods']:,} pods, wall)", "", "", f"{r['kubectl_get_pods_s']:.2f} s",
+                        f"shoal get pods: {r['shoal_get_pods_s']:.2f} s",
+                        f"{r['kubectl_get_pods_s'] / r['shoal_get_pods_s']:.2f}x"))
+    return rows
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
+        "gateway": rows_gateway,
     }
     if name in builders:
         return builders[name](figures)

@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 from nats.aio.msg import Msg
 
 from actors.api import noderestriction
+from actors.api.allocator import AllocatorSettings, ServiceAllocator
 from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
 from actors.api.eviction import evict
@@ -31,6 +32,7 @@ from actors.api.streams import EventPublisher, ensure_streams
 from protocol import bindings, codec, subjects
 from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, warnings_for
+from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR, check_ranges
 from protocol.objects import Obj
 from protocol.requests import AdminRequest, ApiRequest, parse_subject
 from protocol.resource_version import ReadFrom, read_version
@@ -64,6 +66,9 @@ class ApiSettings:
     """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
     list_window: int = LIST_WINDOW_CHUNKS
     """List chunks a client that acknowledges may have on their way (see ``listing.py``)."""
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    """Where Service cluster IPs are allocated (checked against ``cluster_cidr`` for overlap at start)."""
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
 
 
 class ApiActor:
@@ -71,6 +76,7 @@ class ApiActor:
 
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
+        check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
         self.cache = WatchCache(window=self.settings.window)
         self._node_refs = NodeReferences(CachePods(self.cache))
         self.id = uuid.uuid4().hex[:12]
@@ -117,7 +123,9 @@ class ApiActor:
                                      "event streams")
         key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
                                            ctx.log, "token signing key")
-        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published, signing_key=key)
+        allocator = ServiceAllocator(store, AllocatorSettings(service_cidr=self.settings.service_cidr))
+        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published, signing_key=key,
+                                   allocator=allocator)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))

@@ -176,7 +176,8 @@ def node_labels(config: KubeletConfig) -> dict[str, str]:
 def node_object(config: KubeletConfig, status: Obj) -> Obj:
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": config.node_name, "labels": node_labels(config)},
-            "spec": {"podCIDR": config.pod_cidr, "podCIDRs": [config.pod_cidr]}, "status": status}
+            "spec": {"podCIDR": config.pod_cidr, "podCIDRs": [config.pod_cidr]} if config.pod_cidr else {},
+            "status": status}
 
 
 def _comparable(status: Obj) -> Obj:
@@ -188,7 +189,8 @@ def _comparable(status: Obj) -> Obj:
 class NodeHeartbeat:
     def __init__(self, client: ApiClient, config: KubeletConfig, metrics: Metrics, *,
                  runtime_version: str, runtime_ok: Callable[[], tuple[bool, str]], log: Any,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 network_condition: Callable[[], Obj] | None = None) -> None:
         self.client = client
         self.config = config
         self.metrics = metrics
@@ -196,6 +198,7 @@ class NodeHeartbeat:
         self.runtime_ok = runtime_ok
         self.log = log
         self.clock = clock
+        self.network_condition = network_condition
         self.node: Obj | None = None
         self.lease: Obj | None = None
         self.registered = asyncio.Event()
@@ -206,7 +209,10 @@ class NodeHeartbeat:
         m = self.metrics.measure()
         ok, message = self.runtime_ok()
         old = (self.node or {}).get("status")
-        return node_status(self.config, m, conditions(m, ok, message), old, self.clock(), self.runtime_version)
+        conds = conditions(m, ok, message)
+        if self.network_condition is not None:
+            conds.append(self.network_condition())
+        return node_status(self.config, m, conds, old, self.clock(), self.runtime_version)
 
     async def register(self) -> None:
         status = await asyncio.to_thread(self._status) if self.config.measure_host else self._status()

@@ -122,7 +122,7 @@ class PodWorker:
         probes: ProbeScheduler,
         executor: Executor,
         statuses: StatusWriter,
-        pod_ips: PodIPAllocator,
+        pod_ips: PodIPAllocator | None,
         requeue: Callable[[str], None],
         runtime_name: str,
         volumes: PodVolumes | None = None,
@@ -136,6 +136,7 @@ class PodWorker:
         self.executor = executor
         self.statuses = statuses
         self.pod_ips = pod_ips
+        """Set once the node's pod network is known (before any reconcile)."""
         self.requeue = requeue
         self.runtime_name = runtime_name
         self.volumes = volumes
@@ -173,11 +174,14 @@ class PodWorker:
         if is_deleting(pod):
             return ""
         uid = uid_of(pod)
+        pod_ips = self.pod_ips
+        if pod_ips is None:
+            raise RuntimeError("the pod network is not known yet: the kubelet reconciles only once it is")
         own = next((s.ip for s in view.sandboxes if s.pod_uid == uid and s.ip), None)
         if own is not None:
-            self.pod_ips.keep(uid, own)
+            pod_ips.keep(uid, own)
         in_use = (s.ip for v in self.cache.views.values() for s in v.sandboxes if s.ip)
-        return own or self.pod_ips.assign(uid, in_use)
+        return own or pod_ips.assign(uid, in_use)
 
     def _links(self, pod: Obj) -> dict[str, str] | None:
         if self.services is None or not (pod.get("spec") or {}).get("enableServiceLinks", True):
@@ -243,7 +247,8 @@ class PodWorker:
                 await self.volumes.cleanup(gone)
             self.notes.pop(gone, None)
             self.statuses.forget(gone)
-            self.pod_ips.release(gone)
+            if self.pod_ips is not None:
+                self.pod_ips.release(gone)
 
     def running_pods(self) -> int:
         return sum(1 for phase in self.phases.values() if phase == "Running")

@@ -14,6 +14,7 @@ from shoal.cli.commands import (
     describe,
     events,
     get,
+    kubeconfig,
     logs,
     rollout,
     scale,
@@ -35,5 +36,6 @@ ALL: tuple[Command, ...] = (
     api_info.COMMAND,
     api_resources.COMMAND,
     up.COMMAND,
+    kubeconfig.COMMAND,
     version.COMMAND,
 )
