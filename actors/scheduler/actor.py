@@ -53,8 +53,9 @@ class SchedulerSettings:
     max_backoff: float = 10.0
     lease_duration: float = 10.0
     renew_every: float = 2.0
-    scheduled_events: bool = False
-    """Record a ``Scheduled`` Normal event per bound pod (one more API write per pod)."""
+    scheduled_events: bool = True
+    """Record a ``Scheduled`` Normal event per bound pod, as kube-scheduler does (``--no-scheduled-events``
+    turns it off: one write fewer per pod)."""
 
 
 @dataclass

@@ -96,7 +96,7 @@ def assemble(
                        statuses=StatusWriter(client, log), pod_ips=PodIPAllocator(config.pod_cidr),
                        requeue=queue.add, runtime_name=runtime_name, clock=clock)
     heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=runtime_ok,
-                              log=log, clock=clock)
+                              log=log, events=events, clock=clock)
 
     def find_pod(namespace: str, name: str) -> Obj | None:
         return informer.get(f"{namespace}/{name}")
