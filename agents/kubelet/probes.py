@@ -343,7 +343,10 @@ class ProbeScheduler:
                 now = self.clock()
                 for key, entry in self.due(now):
                     gated = key[1] != "startup" and self._needs_startup(key[0], entry.target.container)
-                    if gated or entry.busy:
+                    # a container whose liveness or startup failed for good is being restarted: its probes
+                    # are on hold (as Kubernetes' prober worker), not run against a container being killed
+                    held = key[1] != "readiness" and entry.state.outcome is False
+                    if gated or held or entry.busy:
                         self._schedule(key, entry, now + entry.spec.period)
                         continue
                     entry.busy = True
