@@ -19,13 +19,15 @@ from nats.aio.msg import Msg
 from actors.api import noderestriction
 from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
+from actors.api.events_store import EventStreamStore
+from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
-from actors.api.streams import EventPublisher, ensure_streams
+from actors.api.streams import ensure_streams
 from protocol import bindings, codec, subjects
 from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, warnings_for
@@ -74,6 +76,7 @@ class ApiActor:
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
         self._store: Store | None = None
+        self._events: EventStreamStore | None = None
         self._latest = SharedRevision(self._last_revision)
         s = self.settings
         self._admission: Admission[Msg] = Admission(
@@ -114,7 +117,8 @@ class ApiActor:
                                      "event streams")
         key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
                                            ctx.log, "token signing key")
-        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published, signing_key=key)
+        self._events = EventStreamStore(ctx.nc)
+        self._service = ApiService(store, self.cache, stream_store=self._events, signing_key=key)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))
@@ -285,12 +289,15 @@ class ApiActor:
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         version = read_version(request.get("resourceVersion"))
-        if version.read_from == ReadFrom.ANY:
-            await self._cache_ready()
+        if self._events is not None and hooks_for(info).stream_stored:  # Events: read from their stream
+            rev, entries = await self._events.select(namespace, labels, fields)
         else:
-            await self._consistent(version.version if version.read_from == ReadFrom.EXACT else None)
-        rev = self.cache.rev
-        entries = self.cache.select(info.plural, namespace, labels, fields)
+            if version.read_from == ReadFrom.ANY:
+                await self._cache_ready()
+            else:
+                await self._consistent(version.version if version.read_from == ReadFrom.EXACT else None)
+            rev = self.cache.rev
+            entries = self.cache.select(info.plural, namespace, labels, fields)
         if not msg.reply:
             return
         sender = ChunkSender(self.ctx.nc, msg.reply, rev, acks=request.get("acks") is True,
@@ -304,6 +311,10 @@ class ApiActor:
     async def _watch(self, req: ApiRequest, request: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
         info, namespace = req.info, req.namespace
+        if self._events is not None and hooks_for(info).stream_stored:
+            raise BadRequest(f"{info.plural} are not watched through the API: follow the "
+                             f"{subjects.EVENTS_STREAM} stream (subjects {subjects.EVENTS_PREFIX}.<ns>.>), "
+                             "as `shoal events -w` does")
         inbox = request.get("inbox")
         if not _is_inbox(inbox):
             raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")

@@ -1,0 +1,200 @@
+"""Events stored in the ``SHOAL_EVENTS`` JetStream stream instead of the datastore (issue 21).
+
+An Event is a fact, not a desired state: Kubernetes keeps them an hour (``--event-ttl``) and large clusters
+give them their own etcd. Here the event stream *is* their store, so recording an Event costs one publish
+(before: a compare-and-swap write to the KV bucket, and a publish to the stream), Events never enter the
+datastore, its change stream or the API actors' watch cache, and they expire with the stream's retention.
+
+Layout: one subject per Event, ``shoal.events.<ns>.<Kind>.<name>.<event>`` (the Event's namespace, its
+involved object's kind and name, the Event's own name; tokens escaped as every subject), and the stream keeps
+one message per subject (``max_msgs_per_subject: 1``): the Event's latest version. A message is the
+envelope ``{"v":1,"type":"ADDED"|"MODIFIED"|"DELETED","object":<Event>}``; its stream sequence is the
+Event's ``resourceVersion``. So:
+
+- writes are compare-and-swap on the Event's subject (``Nats-Expected-Last-Subject-Sequence``), as the
+  datastore's: ``EventStreamStore`` has the datastore's interface (``get``/``create``/``update``/``delete``
+  by key ``events.<ns>.<name>``), and ``ApiService`` validates, defaults and merges Events as any kind;
+- a get is one last-message-by-subject read (``shoal.events.<ns>.*.*.<event>``);
+- a list reads the stream filtered by the server (``shoal.events.<ns>.<Kind|*>.<name|*>.*`` from the
+  namespace and the ``involvedObject.kind``/``involvedObject.name`` field selectors);
+- any NATS client follows Events live with a plain subscription on a wildcard (every version), or replays
+  the retained ones (each Event's latest version) with a JetStream consumer.
+
+A deletion writes a ``DELETED`` envelope (the final state) that stays until the retention drops it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import api
+
+from actors.api.cache import Entry
+from actors.api.store import EXPECTED_LAST, WRONG_LAST_SEQUENCE, Record
+from protocol import codec, keys, subjects
+from protocol.errors import AlreadyExists, Conflict, Invalid, ShoalError, Unavailable
+from protocol.objects import Obj
+from protocol.selectors import FieldSelector, Selector
+
+FETCH_BATCH = 1000
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+
+def subject_of(event: Obj) -> str:
+    """Where ``event`` lives in the stream: ``shoal.events.<ns>.<Kind>.<name>.<event>``."""
+    m = event.get("metadata") or {}
+    involved = event.get("involvedObject") or {}
+    return subjects.event_subject(str(m.get("namespace") or "default"), str(involved.get("kind") or "Unknown"),
+                                  str(involved.get("name") or "unknown"), str(m.get("name") or ""))
+
+
+def list_filter(namespace: str | None, fields: FieldSelector) -> str:
+    """The subject filter of a list: the namespace and the involved object's kind and name when selected."""
+    kind = fields.value_of("involvedObject.kind")
+    name = fields.value_of("involvedObject.name")
+    ns = keys.encode_token(namespace) if namespace else "*"
+    return (f"{subjects.EVENTS_PREFIX}.{ns}.{keys.encode_token(kind) if kind else '*'}."
+            f"{keys.encode_token(name) if name else '*'}.*")
+
+
+def _split(key: str) -> tuple[str, str]:
+    """``events.<ns>.<name>`` (datastore key form) -> (namespace, name) as subject tokens."""
+    _, ns, name = key.split(".", 2)
+    return ns, name
+
+
+class EventStreamStore:
+    """The datastore interface over ``SHOAL_EVENTS``, for the kind Event."""
+
+    def __init__(self, nc: Client, *, timeout: float = 5.0) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=timeout)
+        self.timeout = timeout
+        self.writes = 0
+
+    # -- reads --------------------------------------------------------------------------------
+    async def _last(self, subject: str) -> tuple[str, int, dict[str, Any]] | None:
+        try:
+            msg = await self.js.get_last_msg(subjects.EVENTS_STREAM, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        except nats.js.errors.APIError as exc:
+            if exc.code == 404:
+                return None
+            raise Unavailable(f"event stream read failed: {exc.description}") from None
+        except (NatsTimeout, NoRespondersError) as exc:
+            raise Unavailable(f"event stream did not answer a read: {exc!r}") from None
+        envelope = codec.decode(msg.data or b"")
+        return str(msg.subject), int(msg.seq or 0), envelope
+
+    async def get(self, key: str) -> Record | None:
+        ns, name = _split(key)
+        found = await self._last(f"{subjects.EVENTS_PREFIX}.{ns}.*.*.{name}")
+        if found is None:
+            return None
+        _, seq, envelope = found
+        obj = envelope.get("object")
+        return Record(key, seq, codec.encode_object(obj if isinstance(obj, dict) else {}),
+                      envelope.get("type") == DELETED)
+
+    # -- writes -------------------------------------------------------------------------------
+    async def _publish(self, subject: str, change: str, obj: Obj, expected: int) -> int:
+        try:
+            ack = await self.js.publish(subject, codec.encode({"type": change, "object": obj}),
+                                        stream=subjects.EVENTS_STREAM, headers={EXPECTED_LAST: str(expected)})
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise Conflict(f"event {subject} was modified concurrently") from None
+            raise Unavailable(f"event stream refused the write: {exc.description}") from None
+        except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
+            raise Unavailable(f"event stream did not acknowledge the write: {exc!r}; retry") from None
+        self.writes += 1
+        return int(ack.seq)
+
+    async def create(self, key: str, value: bytes) -> int:
+        obj = codec.unpackb(value)
+        current = await self.get(key)
+        if current is not None and not current.deleted:
+            raise AlreadyExists(f"{key} already exists")
+        subject = subject_of(obj)
+        expected = 0
+        if current is not None:  # a deletion marker: replaced when it is the same subject
+            found = await self._last(subject)
+            expected = found[1] if found is not None else 0
+        try:
+            return await self._publish(subject, ADDED, obj, expected)
+        except Conflict:
+            raise AlreadyExists(f"{key} already exists") from None
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        obj = codec.unpackb(value)
+        try:
+            return await self._publish(subject_of(obj), MODIFIED, obj, revision)
+        except Conflict:
+            current = await self.get(key)
+            if current is not None and current.revision == revision:  # not modified: the subject moved
+                raise Invalid("an Event's involvedObject (kind and name) cannot change",
+                              {"causes": [{"field": "involvedObject", "message": "field is immutable"}]}) from None
+            raise
+
+    async def delete(self, key: str, final_value: bytes, revision: int) -> int:
+        return await self._publish(subject_of(codec.unpackb(final_value)), DELETED, codec.unpackb(final_value),
+                                   revision)
+
+    async def last_revision(self) -> int:
+        info = await self.js.stream_info(subjects.EVENTS_STREAM)
+        return int(info.state.last_seq)
+
+    # -- lists --------------------------------------------------------------------------------
+    async def select(self, namespace: str | None, labels: Selector, fields: FieldSelector) -> tuple[int, list[Entry]]:
+        """Every retained Event matching, read from the stream (filtered by the server), and the stream's
+        last sequence before the read (the list's resourceVersion)."""
+        try:
+            last = await self.last_revision()
+            sub = await self.js.pull_subscribe(
+                list_filter(namespace, fields), stream=subjects.EVENTS_STREAM,
+                config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE, deliver_policy=api.DeliverPolicy.ALL,
+                                          inactive_threshold=30.0, mem_storage=True))
+        except (NatsTimeout, NoRespondersError, nats.js.errors.Error) as exc:
+            raise Unavailable(f"cannot read the event stream: {exc!r}") from None
+        entries: list[Entry] = []
+        try:
+            pending = int((await sub.consumer_info()).num_pending or 0)
+            while pending > 0:
+                try:
+                    batch = await sub.fetch(batch=FETCH_BATCH, timeout=self.timeout)
+                except NatsTimeout:
+                    break  # nothing more (messages may expire while read)
+                for msg in batch:
+                    pending = int(msg.metadata.num_pending)
+                    entry = self._entry(msg.data, int(msg.metadata.sequence.stream))
+                    if entry is not None and labels.matches(entry.labels) and fields.matches(
+                            codec.unpackb(entry.raw)):
+                        entries.append(entry)
+        except ShoalError:
+            raise
+        except (NoRespondersError, nats.js.errors.Error) as exc:
+            raise Unavailable(f"reading the event stream failed: {exc!r}") from None
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+        return max([last, *(e.rev for e in entries)]), entries
+
+    @staticmethod
+    def _entry(data: bytes, seq: int) -> Entry | None:
+        try:
+            envelope = codec.decode(data)
+        except ShoalError:
+            return None
+        obj = envelope.get("object")
+        if envelope.get("type") == DELETED or not isinstance(obj, dict):
+            return None
+        m = obj.get("metadata") or {}
+        return Entry.decode(seq, codec.encode_object(obj), m.get("namespace"), str(m.get("name") or ""))
+
