@@ -154,12 +154,16 @@ class Aggregator:
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """An Event already written: its name and namespace, how often, since when."""
+    """An Event already written: its name and namespace, how often, since when (and, to write it again
+    straight to the event stream, its uid, creation time and the version written)."""
 
     name: str
     namespace: str
     count: int
     first: float
+    uid: str = ""
+    created: str = ""
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

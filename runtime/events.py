@@ -1,10 +1,16 @@
-"""Recording Kubernetes-style Events through the API, correlated as client-go's recorder does.
+"""Recording Kubernetes-style Events, correlated as client-go's recorder does, published once.
 
 ``EventRecorder.record(obj, type, reason, message)`` passes the event through an ``EventCorrelator``
 (``runtime/event_correlator.py``: spam filter per source and object, aggregation of similar events,
-deduplication), then writes it: a new Event (``create``), or the next occurrence of one already written
-(``update`` with ``count`` + 1, ``lastTimestamp`` and ``series``). The recorder's memory is bounded by the
-correlator's LRU caches (4,096 entries each). Writes are best effort: a failure is logged, never raised.
+deduplication), then writes it: a new Event, or the next occurrence of one already written (``count`` + 1,
+``lastTimestamp``, ``series``). The recorder's memory is bounded by the correlator's LRU caches (4,096
+entries each). Writes are best effort: a failure is logged and counted, never raised.
+
+Where it writes: straight to the ``SHOAL_EVENTS`` stream, the store of Events (``runtime/event_stream.py``:
+one publish, compare-and-swap on the Event's subject, no request to an API actor; the next occurrence
+is written over the version the recorder wrote, and one changed meanwhile by someone else starts a new
+Event). ``direct=False`` sends ``create``/``update`` requests through the API instead, for a client whose
+NATS user may not publish on ``shoal.events.>``.
 
 Events have the ``v1`` shape Kubernetes writes: ``involvedObject``, ``reason``, ``message``, ``type``,
 ``count``, ``firstTimestamp``/``lastTimestamp``, ``eventTime``, ``series``, ``source`` (``component``
@@ -14,24 +20,37 @@ and ``host``), ``reportingComponent``/``reportingInstance``; names are ``<object
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-from protocol.errors import AlreadyExists, NotFound, ShoalError
-from protocol.objects import Obj, format_micro_time, format_time, meta, name_of, namespace_of, uid_of
+from protocol.errors import AlreadyExists, Conflict, NotFound, ShoalError
+from protocol.objects import (
+    Obj,
+    format_micro_time,
+    format_time,
+    meta,
+    name_of,
+    namespace_of,
+    resource_version,
+    uid_of,
+)
 from runtime.client import ApiClient
 from runtime.event_correlator import Correlation, EventCorrelator, EventFacts, Observed
+from runtime.event_stream import ADDED, MODIFIED, EventStream
 
 
 class EventRecorder:
     def __init__(self, client: ApiClient, component: str, *, host: str | None = None, log: Any = None,
-                 correlator: EventCorrelator | None = None, clock: Callable[[], float] = time.time) -> None:
+                 correlator: EventCorrelator | None = None, clock: Callable[[], float] = time.time,
+                 direct: bool = True) -> None:
         self.client = client
         self.component = component
         self.host = host
         self.log = log
         self.correlator = correlator or EventCorrelator()
         self.clock = clock
+        self.stream = EventStream(client.nc) if direct else None
         self.writes = 0
         self.failures = 0
 
@@ -48,35 +67,50 @@ class EventRecorder:
         if correlation.skip:
             return
         try:
-            await self._write(obj, type_, reason, correlation, now)
+            written = await self._write(obj, type_, reason, correlation, now)
         except ShoalError as exc:
             self.failures += 1
             if self.log is not None:
                 self.log.warning("could not record event", reason=reason, error=str(exc))
+            return
+        self.writes += 1
+        m = meta(written)
+        first = correlation.observed.first if correlation.observed is not None else now
+        self.correlator.written(correlation.key, Observed(
+            name_of(written), namespace_of(written) or "default", int(written.get("count") or 1), first,
+            str(m.get("uid") or ""), str(m.get("creationTimestamp") or ""), resource_version(written)))
 
-    async def _write(self, obj: Obj, type_: str, reason: str, correlation: Correlation, now: float) -> None:
+    async def _write(self, obj: Obj, type_: str, reason: str, correlation: Correlation, now: float) -> Obj:
         observed = correlation.observed
-        event = self.event(obj, type_, reason, correlation.message, now, observed)
         if observed is not None:
             try:
-                written = await self.client.update(event)
-            except NotFound:  # expired or deleted meanwhile: start again
+                return await self._update(self.event(obj, type_, reason, correlation.message, now, observed),
+                                          observed)
+            except (NotFound, Conflict):  # expired, deleted or changed meanwhile: a new Event
                 self.correlator.forget(correlation.key)
-                event = self.event(obj, type_, reason, correlation.message, now, None)
-                written = await self._create(event)
-        else:
-            written = await self._create(event)
-        self.writes += 1
-        first = observed.first if observed is not None else now
-        self.correlator.written(correlation.key, Observed(name_of(written), namespace_of(written) or "default",
-                                                          int(written.get("count") or 1), first))
+        return await self._create(self.event(obj, type_, reason, correlation.message, now, None), now)
 
-    async def _create(self, event: Obj) -> Obj:
-        try:
-            return await self.client.create(event)
-        except AlreadyExists:  # the same nanosecond name: take the next one
-            meta(event)["name"] = f"{event['involvedObject']['name']}.{time.time_ns() + 1:x}"
-            return await self.client.create(event)
+    async def _create(self, event: Obj, now: float) -> Obj:
+        for _ in range(3):
+            try:
+                if self.stream is None:
+                    return await self.client.create(event)
+                m = meta(event)
+                m.setdefault("uid", str(uuid.uuid4()))
+                m.setdefault("creationTimestamp", format_time(now))
+                m["resourceVersion"] = str(await self.stream.publish(_stored(event), ADDED, 0))
+                return event
+            except (AlreadyExists, Conflict):  # the same nanosecond name: take the next one
+                meta(event)["name"] = f"{event['involvedObject']['name']}.{time.time_ns() + 1:x}"
+        raise AlreadyExists(f"no free name for an event about {event['involvedObject']['name']}")
+
+    async def _update(self, event: Obj, observed: Observed) -> Obj:
+        if self.stream is None:
+            return await self.client.update(event)
+        m = meta(event)
+        m["uid"], m["creationTimestamp"] = observed.uid, observed.created
+        m["resourceVersion"] = str(await self.stream.publish(_stored(event), MODIFIED, observed.version))
+        return event
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, now: float,
               observed: Observed | None) -> Obj:
@@ -100,3 +134,8 @@ class EventRecorder:
         if count > 1:
             event["series"] = {"count": count, "lastObservedTime": format_micro_time(now)}
         return event
+
+
+def _stored(event: Obj) -> Obj:
+    """The Event as the stream keeps it: without ``resourceVersion`` (its message's sequence)."""
+    return {**event, "metadata": {k: v for k, v in meta(event).items() if k != "resourceVersion"}}

@@ -11,9 +11,10 @@ one message per subject (``max_msgs_per_subject: 1``): the Event's latest versio
 envelope ``{"v":1,"type":"ADDED"|"MODIFIED"|"DELETED","object":<Event>}``; its stream sequence is the
 Event's ``resourceVersion``. So:
 
-- writes are compare-and-swap on the Event's subject (``Nats-Expected-Last-Subject-Sequence``), as the
-  datastore's: ``EventStreamStore`` has the datastore's interface (``get``/``create``/``update``/``delete``
-  by key ``events.<ns>.<name>``), and ``ApiService`` validates, defaults and merges Events as any kind;
+- writes are compare-and-swap on the Event's subject (``runtime/event_stream.py``), as the datastore's.
+  Event recorders publish there themselves; ``EventStreamStore``, what the API serves, has the datastore's
+  interface (``get``/``create``/``update``/``delete`` by key ``events.<ns>.<name>``), and ``ApiService``
+  validates, defaults and merges Events as any kind;
 - a get is one last-message-by-subject read (``shoal.events.<ns>.*.*.<event>``);
 - a list reads the stream filtered by the server (``shoal.events.<ns>.<Kind|*>.<name|*>.*`` from the
   namespace and the ``involvedObject.kind``/``involvedObject.name`` field selectors);
@@ -25,8 +26,6 @@ A deletion writes a ``DELETED`` envelope (the final state) that stays until the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import nats.js.errors
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
@@ -34,22 +33,13 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import api
 
 from actors.api.cache import Entry
-from actors.api.store import EXPECTED_LAST, WRONG_LAST_SEQUENCE, Record
+from actors.api.store import Record
 from protocol import codec, keys, subjects
 from protocol.errors import AlreadyExists, Conflict, Invalid, ShoalError, Unavailable
-from protocol.objects import Obj
 from protocol.selectors import FieldSelector, Selector
+from runtime.event_stream import ADDED, DELETED, MODIFIED, EventStream, subject_of
 
 FETCH_BATCH = 1000
-ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
-
-
-def subject_of(event: Obj) -> str:
-    """Where ``event`` lives in the stream: ``shoal.events.<ns>.<Kind>.<name>.<event>``."""
-    m = event.get("metadata") or {}
-    involved = event.get("involvedObject") or {}
-    return subjects.event_subject(str(m.get("namespace") or "default"), str(involved.get("kind") or "Unknown"),
-                                  str(involved.get("name") or "unknown"), str(m.get("name") or ""))
 
 
 def list_filter(namespace: str | None, fields: FieldSelector) -> str:
@@ -71,29 +61,14 @@ class EventStreamStore:
     """The datastore interface over ``SHOAL_EVENTS``, for the kind Event."""
 
     def __init__(self, nc: Client, *, timeout: float = 5.0) -> None:
-        self.nc = nc
         self.js = nc.jetstream(timeout=timeout)
+        self.stream = EventStream(nc, timeout=timeout)
         self.timeout = timeout
-        self.writes = 0
 
     # -- reads --------------------------------------------------------------------------------
-    async def _last(self, subject: str) -> tuple[str, int, dict[str, Any]] | None:
-        try:
-            msg = await self.js.get_last_msg(subjects.EVENTS_STREAM, subject)
-        except nats.js.errors.NotFoundError:
-            return None
-        except nats.js.errors.APIError as exc:
-            if exc.code == 404:
-                return None
-            raise Unavailable(f"event stream read failed: {exc.description}") from None
-        except (NatsTimeout, NoRespondersError) as exc:
-            raise Unavailable(f"event stream did not answer a read: {exc!r}") from None
-        envelope = codec.decode(msg.data or b"")
-        return str(msg.subject), int(msg.seq or 0), envelope
-
     async def get(self, key: str) -> Record | None:
         ns, name = _split(key)
-        found = await self._last(f"{subjects.EVENTS_PREFIX}.{ns}.*.*.{name}")
+        found = await self.stream.last(f"{subjects.EVENTS_PREFIX}.{ns}.*.*.{name}")
         if found is None:
             return None
         _, seq, envelope = found
@@ -102,38 +77,24 @@ class EventStreamStore:
                       envelope.get("type") == DELETED)
 
     # -- writes -------------------------------------------------------------------------------
-    async def _publish(self, subject: str, change: str, obj: Obj, expected: int) -> int:
-        try:
-            ack = await self.js.publish(subject, codec.encode({"type": change, "object": obj}),
-                                        stream=subjects.EVENTS_STREAM, headers={EXPECTED_LAST: str(expected)})
-        except nats.js.errors.APIError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                raise Conflict(f"event {subject} was modified concurrently") from None
-            raise Unavailable(f"event stream refused the write: {exc.description}") from None
-        except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
-            raise Unavailable(f"event stream did not acknowledge the write: {exc!r}; retry") from None
-        self.writes += 1
-        return int(ack.seq)
-
     async def create(self, key: str, value: bytes) -> int:
         obj = codec.unpackb(value)
         current = await self.get(key)
         if current is not None and not current.deleted:
             raise AlreadyExists(f"{key} already exists")
-        subject = subject_of(obj)
         expected = 0
         if current is not None:  # a deletion marker: replaced when it is the same subject
-            found = await self._last(subject)
+            found = await self.stream.last(subject_of(obj))
             expected = found[1] if found is not None else 0
         try:
-            return await self._publish(subject, ADDED, obj, expected)
+            return await self.stream.publish(obj, ADDED, expected)
         except Conflict:
             raise AlreadyExists(f"{key} already exists") from None
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
         obj = codec.unpackb(value)
         try:
-            return await self._publish(subject_of(obj), MODIFIED, obj, revision)
+            return await self.stream.publish(obj, MODIFIED, revision)
         except Conflict:
             current = await self.get(key)
             if current is not None and current.revision == revision:  # not modified: the subject moved
@@ -142,8 +103,7 @@ class EventStreamStore:
             raise
 
     async def delete(self, key: str, final_value: bytes, revision: int) -> int:
-        return await self._publish(subject_of(codec.unpackb(final_value)), DELETED, codec.unpackb(final_value),
-                                   revision)
+        return await self.stream.publish(codec.unpackb(final_value), DELETED, revision)
 
     async def last_revision(self) -> int:
         info = await self.js.stream_info(subjects.EVENTS_STREAM)

@@ -16,6 +16,7 @@ async def test_plain_nats_subscriber_sees_events_and_changes(nats_server, client
         pod = await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"},
                                    "spec": {"containers": [{"name": "c", "image": "i"}]}})
         live = await nc.subscribe("shoal.events.default.Pod.p1.*")  # every version, as it is written
+        await nc.flush()  # the subscription is in place before anything is recorded
         recorder = EventRecorder(client, "test")
         await recorder.record(pod, "Normal", "Scheduled", "assigned default/p1 to n1")
         await recorder.record(pod, "Normal", "Scheduled", "assigned default/p1 to n1")
@@ -55,6 +56,7 @@ async def test_a_patched_event_reaches_the_event_stream(nats_server, client: Api
     try:
         js = nc.jetstream()
         live = await nc.subscribe("shoal.events.default.Pod.p2.*")
+        await nc.flush()
         await client.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev1"},
                              "involvedObject": {"kind": "Pod", "name": "p2", "namespace": "default"},
                              "reason": "Pulled", "message": "pulled", "type": "Normal", "count": 1})
