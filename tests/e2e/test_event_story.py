@@ -13,6 +13,9 @@ consumer on ``shoal.events.default.>`` and ``msgpack.unpackb``, as any NATS clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +30,7 @@ import pytest
 import pytest_asyncio
 
 from runtime.client import ApiClient
-from tests.e2e.cluster import ProcessCluster, podman_env, remove_podman_objects
+from tests.e2e.cluster import REPO, ProcessCluster, podman_env, remove_podman_objects
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.podman,
@@ -220,8 +223,36 @@ async def test_node_events(stack: Stack, client: ApiClient) -> None:
 
 
 async def test_no_scheduled_events_flag(stack: Stack) -> None:
-    """``--no-scheduled-events`` is accepted (documented in ``--help``) and turns the event off."""
+    """``--no-scheduled-events`` is accepted and documented in ``--help`` (what it does: tests/scheduler)."""
     proc = await asyncio.create_subprocess_exec(*stack.cluster.cli_argv()[:1], "-m", "actors.scheduler", "--help",
                                                 stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     assert b"--no-scheduled-events" in out
+
+
+async def test_the_documented_story_follower_works(stack: Stack, client: ApiClient) -> None:
+    """protocol/README.md's example follows one Deployment's whole story: run as written (only the server's
+    address changed) against this cluster, after a rollout of its own."""
+    text = (REPO / "protocol" / "README.md").read_text()
+    code = re.search(r"```python\n(import asyncio, msgpack, nats\n\nasync def story.*?)```", text, re.S)
+    assert code is not None, "the story example is not in protocol/README.md"
+    source = code.group(1).replace("nats://127.0.0.1:4222", stack.cluster.url).replace("asyncio.run(story())", "")
+    scope: dict[str, Any] = {}
+    exec(compile(source, "protocol/README.md", "exec"), scope)
+    await client.create(deployment("told", 2))
+
+    async def pods_started() -> list[str]:
+        pods = [p for p in (await client.list("Pod", "default", label_selector="app=told")).items
+                if (p.get("status") or {}).get("phase") == "Running"]
+        return [p["metadata"]["name"] for p in pods] if len(pods) == 2 else []
+
+    names = await stack.cluster.eventually(pods_started, timeout=120, what="the told Deployment's 2 pods Running")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(scope["story"]("told"), 5)  # replays the retained story, then follows: stop it
+    lines = out.getvalue().splitlines()
+    assert any(" Deployment/told ScalingReplicaSet Scaled up replica set told-" in line for line in lines), lines
+    for name in names:
+        told = [line.split()[2] for line in lines if f" Pod/{name} " in line]
+        assert told == ["Scheduled", "Pulled", "Created", "Started"], (name, lines)
+    assert not any("Pod/story-" in line for line in lines)  # another Deployment's pods are not in this story
