@@ -12,6 +12,11 @@ is written over the version the recorder wrote, and one changed meanwhile by som
 Event). ``direct=False`` sends ``create``/``update`` requests through the API instead, for a client whose
 NATS user may not publish on ``shoal.events.>``.
 
+``record`` waits for the write; ``emit`` does not (client-go's recorder is asynchronous too): the event is
+queued, in order, and written by the recorder's own writer task, which exists while the queue is not empty;
+beyond ``QUEUE_LIMIT`` waiting events new ones are dropped and counted. Hot paths (the kubelet's pod
+worker, the scheduler's binds) emit, so that recording what happened never slows down what happens.
+
 Events have the ``v1`` shape Kubernetes writes: ``involvedObject``, ``reason``, ``message``, ``type``,
 ``count``, ``firstTimestamp``/``lastTimestamp``, ``eventTime``, ``series``, ``source`` (``component``
 and ``host``), ``reportingComponent``/``reportingInstance``; names are ``<object>.<nanoseconds in hex>``.
@@ -19,8 +24,11 @@ and ``host``), ``reportingComponent``/``reportingInstance``; names are ``<object
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +47,9 @@ from runtime.client import ApiClient
 from runtime.event_correlator import Correlation, EventCorrelator, EventFacts, Observed
 from runtime.event_stream import ADDED, MODIFIED, EventStream
 
+QUEUE_LIMIT = 1000
+"""Events emitted and not yet written, at most (client-go's broadcaster queue holds 1,000 too)."""
+
 
 class EventRecorder:
     def __init__(self, client: ApiClient, component: str, *, host: str | None = None, log: Any = None,
@@ -53,6 +64,9 @@ class EventRecorder:
         self.stream = EventStream(client.nc) if direct else None
         self.writes = 0
         self.failures = 0
+        self.dropped = 0
+        self._queue: deque[tuple[Obj, str, str, str, float]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def facts(self, obj: Obj, type_: str, reason: str, message: str) -> EventFacts:
         return EventFacts(component=self.component, host=self.host or "", kind=str(obj.get("kind") or ""),
@@ -60,9 +74,36 @@ class EventRecorder:
                           api_version=str(obj.get("apiVersion") or ""), type=type_, reason=reason,
                           message=message)
 
-    async def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+    def emit(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """Record an Event about ``obj`` without waiting for it to be written (in order, best effort)."""
+        if len(self._queue) >= QUEUE_LIMIT:
+            self.dropped += 1
+            return
+        self._queue.append((obj, type_, reason, message, self.clock()))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._drain(), name=f"events-{self.component}")
+
+    async def _drain(self) -> None:
+        while self._queue:
+            obj, type_, reason, message, at = self._queue.popleft()
+            await self.record(obj, type_, reason, message, at=at)
+
+    async def flush(self) -> None:
+        """Wait until every emitted event is written (or failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def close(self) -> None:
+        """Stop writing; events still queued are dropped."""
+        self._queue.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def record(self, obj: Obj, type_: str, reason: str, message: str, *, at: float | None = None) -> None:
         """Record an Event about ``obj``; failures are logged, never raised (events are best effort)."""
-        now = self.clock()
+        now = self.clock() if at is None else at
         correlation = self.correlator.correlate(self.facts(obj, type_, reason, message), now)
         if correlation.skip:
             return

@@ -18,6 +18,7 @@ what the caller passes in (runtime, probe scheduler).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -199,6 +200,11 @@ class KubeletAgent:
         if self.parts is not None:
             await self.parts.logs.close()
             self.parts.queue.close()
+            events = self.parts.worker.executor.events
+            if events is not None:  # what was emitted before the stop is still told, briefly
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(events.flush(), 2.0)
+                await events.close()
         if self._close_runtime and self.runtime is not None:
             await self.runtime.close()
         if self._on_close is not None:

@@ -68,7 +68,7 @@ class Executor:
 
     async def _event(self, pod: Obj | None, type_: str, reason: str, message: str) -> None:
         if self.events is not None and pod is not None:
-            await self.events.record(pod, type_, reason, message)
+            self.events.emit(pod, type_, reason, message)  # written in order by the recorder, not waited for
 
     async def backing_off(self, pod: Obj | None, backoffs: tuple[BackingOff, ...]) -> None:
         """Say which containers wait for their back-off (Kubernetes records this on every sync that waits)."""
