@@ -5,7 +5,7 @@ manager, a Podman kubelet with a short back-off). The subscriber uses no Shoal c
 consumer on ``shoal.events.default.>`` and ``msgpack.unpackb``, as any NATS client in any language would.
 
 - a Deployment of 3 rolls out: for each pod, in stream order, SuccessfulCreate (on its ReplicaSet) ->
-  Scheduled -> Pulled -> Created -> Started;
+  Scheduled -> Pulled -> Created -> Started (the first two may swap: nothing orders them, see the test);
 - a crash-looping pod's BackOff and a failing liveness probe's Unhealthy arrive as one Event each whose
   ``count`` grows, not as one Event per occurrence.
 """
@@ -152,7 +152,12 @@ async def test_rollout_tells_each_pods_story_in_order(stack: Stack, client: ApiC
                  if (e["reason"] == "SuccessfulCreate" and e["message"] == f"Created pod: {name}")
                  or (e["involvedObject"]["kind"] == "Pod" and e["involvedObject"]["name"] == name)]
         reasons = [e["reason"] for e in story]
-        assert reasons == STORY, f"{name}: {reasons}"
+        # SuccessfulCreate (the controller, once its create is answered) and Scheduled (the scheduler, once
+        # its bind is answered) have no causal order between them, in Kubernetes either: under load the
+        # scheduler's may be published first. Everything else is caused by what comes before it.
+        if reasons[:2] == ["Scheduled", "SuccessfulCreate"]:
+            reasons[:2] = ["SuccessfulCreate", "Scheduled"]
+        assert reasons == STORY, f"{name}: {[e['reason'] for e in story]}"
         by_reason = {e["reason"]: e for e in story}
         assert by_reason["Scheduled"]["message"] == f"Successfully assigned default/{name} to {stack.node}"
         assert by_reason["Scheduled"]["source"] == {"component": "default-scheduler"}
@@ -162,7 +167,8 @@ async def test_rollout_tells_each_pods_story_in_order(stack: Stack, client: ApiC
         assert all(by_reason[r]["source"] == {"component": "kubelet", "host": stack.node}
                    for r in ("Pulled", "Created", "Started"))
         assert by_reason["SuccessfulCreate"]["source"] == {"component": "replicaset-controller"}
-        assert all(e["_subject"] == f"shoal.events.default.Pod.{name}" for e in story[1:])
+        assert all(e["_subject"] == f"shoal.events.default.Pod.{name}.{e['metadata']['name'].replace('.', '=2E')}"
+                   for e in story if e["involvedObject"]["kind"] == "Pod")
     scaled = outside.about("Deployment", "story", "ScalingReplicaSet")
     assert scaled and scaled[0]["message"].startswith("Scaled up replica set story-")
     assert scaled[0]["source"] == {"component": "deployment-controller"}
