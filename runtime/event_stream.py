@@ -6,7 +6,9 @@ sequence is the Event's ``resourceVersion``. Every write is compare-and-swap on 
 (``Nats-Expected-Last-Subject-Sequence``: 0 for a new Event), refused ``Conflict`` otherwise.
 
 Used by the API actors (``actors/api/events_store.py``, the API face of Events) and by the event recorders
-(``runtime/events.py``), which publish once, straight to the stream, without a request to an API actor.
+(``runtime/events.py``), which publish once, straight to the stream, without a request to an API actor and
+without waiting for an acknowledgement (``publish_unacknowledged``: an Event's subject carries the name its
+recorder gave it, nanoseconds included, so no other writer races it there but an API client on purpose).
 """
 
 from __future__ import annotations
@@ -37,8 +39,15 @@ def subject_of(event: Obj) -> str:
 
 class EventStream:
     def __init__(self, nc: Client, *, timeout: float = 5.0) -> None:
+        self.nc = nc
         self.js = nc.jetstream(timeout=timeout)
         self.writes = 0
+
+    async def publish_unacknowledged(self, event: Obj, change: str) -> None:
+        """Write ``event`` with a plain NATS publish the stream captures: no acknowledgement, no
+        compare-and-swap (what an event recorder does with the Events it named; best effort)."""
+        await self.nc.publish(subject_of(event), codec.encode({"type": change, "object": event}))
+        self.writes += 1
 
     async def publish(self, event: Obj, change: str, expected: int) -> int:
         """Write ``event`` (without ``resourceVersion``) if its subject is at ``expected``; its new sequence."""

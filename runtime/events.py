@@ -6,11 +6,11 @@ deduplication), then writes it: a new Event, or the next occurrence of one alrea
 ``lastTimestamp``, ``series``). The recorder's memory is bounded by the correlator's LRU caches (4,096
 entries each). Writes are best effort: a failure is logged and counted, never raised.
 
-Where it writes: straight to the ``SHOAL_EVENTS`` stream, the store of Events (``runtime/event_stream.py``:
-one publish, compare-and-swap on the Event's subject, no request to an API actor; the next occurrence
-is written over the version the recorder wrote, and one changed meanwhile by someone else starts a new
-Event). ``direct=False`` sends ``create``/``update`` requests through the API instead, for a client whose
-NATS user may not publish on ``shoal.events.>``.
+Where it writes: straight to the ``SHOAL_EVENTS`` stream, the store of Events (``runtime/event_stream.py``):
+one plain NATS publish per occurrence, which the stream captures on the Event's own subject; no request to
+an API actor, no acknowledgement waited for (client-go's recorder does not wait either; a lost one is lost,
+as when its queue is full). ``direct=False`` sends ``create``/``update`` requests through the API instead,
+for a client whose NATS user may not publish on ``shoal.events.>``.
 
 ``record`` waits for the write; ``emit`` does not (client-go's recorder is asynchronous too): the event is
 queued, in order, and written by the recorder's own writer task, which exists while the queue is not empty;
@@ -139,7 +139,7 @@ class EventRecorder:
                 m = meta(event)
                 m.setdefault("uid", str(uuid.uuid4()))
                 m.setdefault("creationTimestamp", format_time(now))
-                m["resourceVersion"] = str(await self.stream.publish(_stored(event), ADDED, 0))
+                await self.stream.publish_unacknowledged(event, ADDED)
                 return event
             except (AlreadyExists, Conflict):  # the same nanosecond name: take the next one
                 meta(event)["name"] = f"{event['involvedObject']['name']}.{time.time_ns() + 1:x}"
@@ -150,7 +150,7 @@ class EventRecorder:
             return await self.client.update(event)
         m = meta(event)
         m["uid"], m["creationTimestamp"] = observed.uid, observed.created
-        m["resourceVersion"] = str(await self.stream.publish(_stored(event), MODIFIED, observed.version))
+        await self.stream.publish_unacknowledged(event, MODIFIED)
         return event
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, now: float,
@@ -176,7 +176,3 @@ class EventRecorder:
             event["series"] = {"count": count, "lastObservedTime": format_micro_time(now)}
         return event
 
-
-def _stored(event: Obj) -> Obj:
-    """The Event as the stream keeps it: without ``resourceVersion`` (its message's sequence)."""
-    return {**event, "metadata": {k: v for k, v in meta(event).items() if k != "resourceVersion"}}
