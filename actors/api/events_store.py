@@ -18,6 +18,7 @@ Event's ``resourceVersion``. So:
 - a get is one last-message-by-subject read (``shoal.events.<ns>.*.*.<event>``);
 - a list reads the stream filtered by the server (``shoal.events.<ns>.<Kind|*>.<name|*>.*`` from the
   namespace and the ``involvedObject.kind``/``involvedObject.name`` field selectors);
+- an API watch of Events is served from the stream too (``EventWatches``: an ordered consumer per watch);
 - any NATS client follows Events live with a plain subscription on a wildcard (every version), or replays
   the retained ones (each Event's latest version) with a JetStream consumer.
 
@@ -25,6 +26,12 @@ A deletion writes a ``DELETED`` envelope (the final state) that stays until the 
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client
@@ -34,7 +41,7 @@ from nats.js import api
 
 from actors.api.cache import Entry
 from actors.api.store import Record
-from protocol import codec, keys, subjects
+from protocol import PROTOCOL_VERSION, codec, keys, subjects
 from protocol.errors import AlreadyExists, Conflict, Invalid, ShoalError, Unavailable
 from protocol.selectors import FieldSelector, Selector
 from runtime.event_stream import ADDED, DELETED, MODIFIED, EventStream, subject_of
@@ -158,3 +165,134 @@ class EventStreamStore:
         m = obj.get("metadata") or {}
         return Entry.decode(seq, codec.encode_object(obj), m.get("namespace"), str(m.get("name") or ""))
 
+
+
+@dataclass(eq=False)
+class EventWatch:
+    """One API watch of Events, fed by its own ordered consumer on the stream."""
+
+    id: str
+    inbox: str
+    labels: Selector
+    fields: FieldSelector
+    rev: int
+    seq: int = 0
+    sub: Any = None
+    last_keepalive: float = field(default_factory=time.monotonic)
+    last_sent: float = field(default_factory=time.monotonic)
+
+
+class EventWatches:
+    """API watches of Events, served from the stream with the watch protocol of every kind (``seq``,
+    keep-alives on the actor's control subject, a bookmark to an idle watch every ``bookmark_every`` s).
+
+    A watch without a version first gets every retained Event (``ADDED``), then each new version; a watch
+    from version N gets the latest version of every Event written after N (the stream keeps no older one),
+    then each new version. Versions are the stream's sequences (an Event's ``resourceVersion``)."""
+
+    def __init__(self, nc: Client, store: EventStreamStore, *, ttl: float = 30.0, bookmark_every: float = 5.0,
+                 log: Any = None) -> None:
+        self.nc = nc
+        self.store = store
+        self.ttl = ttl
+        self.bookmark_every = bookmark_every
+        self.log = log
+        self.watches: dict[str, EventWatch] = {}
+
+    async def start(self, namespace: str | None, labels: Selector, fields: FieldSelector, inbox: str,
+                    rv: int | None) -> EventWatch:
+        watch = EventWatch(uuid.uuid4().hex[:16], inbox, labels, fields, rv or 0)
+        if rv is None:
+            watch.rev, entries = await self.store.select(namespace, labels, fields)
+            if entries:
+                await self._send(watch, [_item(ADDED, e.rev, e.raw) for e in entries], watch.rev)
+        self.watches[watch.id] = watch
+
+        async def on_msg(msg: Any) -> None:
+            await self._on_msg(watch, msg)
+
+        try:
+            watch.sub = await self.store.js.subscribe(
+                list_filter(namespace, fields), stream=subjects.EVENTS_STREAM, cb=on_msg, ordered_consumer=True,
+                config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                                          opt_start_seq=watch.rev + 1))
+        except (NatsTimeout, NoRespondersError, nats.js.errors.Error) as exc:
+            self.watches.pop(watch.id, None)
+            raise Unavailable(f"cannot follow the event stream: {exc!r}") from None
+        return watch
+
+    async def _on_msg(self, watch: EventWatch, msg: Any) -> None:
+        if self.watches.get(watch.id) is not watch:
+            return
+        seq = int(msg.metadata.sequence.stream)
+        try:
+            envelope = codec.decode(msg.data)
+        except ShoalError:
+            return
+        obj = envelope.get("object")
+        if not isinstance(obj, dict) or seq <= watch.rev:
+            return
+        m = obj.get("metadata") or {}
+        raw = codec.encode_object(obj)
+        entry = Entry.decode(seq, raw, m.get("namespace"), str(m.get("name") or ""))
+        if watch.labels.matches(entry.labels) and watch.fields.matches(obj):
+            change = str(envelope.get("type") or MODIFIED)
+            await self._send(watch, [_item(change if change in (ADDED, MODIFIED, DELETED) else MODIFIED, seq, raw)],
+                             seq)
+        watch.rev = seq
+
+    async def _send(self, watch: EventWatch, items: list[bytes], rev: int) -> None:
+        watch.seq += 1
+        watch.last_sent = time.monotonic()
+        try:
+            await self.nc.publish(watch.inbox, codec.packed_map_with_raw(
+                {"v": PROTOCOL_VERSION, "ok": True, "watch": watch.id, "seq": watch.seq, "resourceVersion": rev},
+                {"events": codec.packed_array_of_raw(items)}))
+        except Exception as exc:
+            if self.log is not None:
+                self.log.warning("event watch dropped: could not push events", watch=watch.id, error=repr(exc))
+            await self.stop(watch.id)
+
+    def control(self, watch_id: str, op: str | None) -> bool:
+        """A keep-alive (or ``cancel``) for one of these watches; False when it is not one of them."""
+        watch = self.watches.get(watch_id)
+        if watch is None:
+            return False
+        if op == "cancel":
+            self.watches.pop(watch_id, None)
+            if watch.sub is not None:
+                asyncio.get_running_loop().create_task(_unsubscribe(watch.sub), name=f"event-watch-{watch_id}-end")
+        else:
+            watch.last_keepalive = time.monotonic()
+        return True
+
+    async def stop(self, watch_id: str) -> None:
+        watch = self.watches.pop(watch_id, None)
+        if watch is not None and watch.sub is not None:
+            await _unsubscribe(watch.sub)
+
+    async def close(self) -> None:
+        for watch_id in list(self.watches):
+            await self.stop(watch_id)
+
+    async def run(self) -> None:
+        """Expire watches without keep-alive; bookmark idle ones (an empty message at their version)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for watch in list(self.watches.values()):
+                if now - watch.last_keepalive > self.ttl:
+                    await self.stop(watch.id)
+                elif now - watch.last_sent > self.bookmark_every:
+                    await self._send(watch, [], watch.rev)
+
+
+def _item(change: str, rev: int, raw: bytes) -> bytes:
+    return codec.packed_map_with_raw({"type": change, "rv": rev}, {"object": raw})
+
+
+async def _unsubscribe(sub: Any) -> None:
+    try:
+        await sub.unsubscribe()
+    except Exception:
+        pass

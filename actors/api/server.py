@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 from actors.api import noderestriction
 from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
-from actors.api.events_store import EventStreamStore
+from actors.api.events_store import EventStreamStore, EventWatches
 from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
@@ -77,6 +77,7 @@ class ApiActor:
         self._service: ApiService | None = None
         self._store: Store | None = None
         self._events: EventStreamStore | None = None
+        self._event_watches: EventWatches | None = None
         self._latest = SharedRevision(self._last_revision)
         s = self.settings
         self._admission: Admission[Msg] = Admission(
@@ -118,6 +119,8 @@ class ApiActor:
         key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
                                            ctx.log, "token signing key")
         self._events = EventStreamStore(ctx.nc)
+        self._event_watches = EventWatches(ctx.nc, self._events, ttl=WATCH_TTL, bookmark_every=BOOKMARK_EVERY,
+                                           log=ctx.log)
         self._service = ApiService(store, self.cache, stream_store=self._events, signing_key=key)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
@@ -129,6 +132,7 @@ class ApiActor:
                                      also=(Unavailable,))
         ctx.supervisor.spawn("watch-flusher", self._flush_watches)
         ctx.supervisor.spawn("watch-heartbeats", self._heartbeats)
+        ctx.supervisor.spawn("event-watches", self._event_watches.run)
         self._subs.append(await ctx.nc.subscribe(subjects.API_WILDCARD, queue=subjects.API_QUEUE,
                                                  cb=self._on_request, pending_msgs_limit=1_000_000,
                                                  pending_bytes_limit=1024 * 1024 * 1024))
@@ -145,6 +149,8 @@ class ApiActor:
             except Exception:
                 pass
         await self._admission.drain(5)
+        if self._event_watches is not None:
+            await self._event_watches.close()
         for watcher in self.cache.watchers():
             await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
 
@@ -311,10 +317,6 @@ class ApiActor:
     async def _watch(self, req: ApiRequest, request: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
         info, namespace = req.info, req.namespace
-        if self._events is not None and hooks_for(info).stream_stored:
-            raise BadRequest(f"{info.plural} are not watched through the API: follow the "
-                             f"{subjects.EVENTS_STREAM} stream (subjects {subjects.EVENTS_PREFIX}.<ns>.>), "
-                             "as `shoal events -w` does")
         inbox = request.get("inbox")
         if not _is_inbox(inbox):
             raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")
@@ -325,6 +327,10 @@ class ApiActor:
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         version = read_version(request.get("resourceVersion"))
         rv = version.version if version.read_from == ReadFrom.EXACT else None
+        if self._event_watches is not None and hooks_for(info).stream_stored:  # Events: from their stream
+            event_watch = await self._event_watches.start(namespace, labels, fields, inbox, rv)
+            return codec.ok(watch=event_watch.id, control=subjects.watch_control(self.id),
+                            resourceVersion=event_watch.rev)
         await self._cache_ready()
         if rv is not None and rv > self.cache.rev:
             try:
@@ -348,7 +354,8 @@ class ApiActor:
             for wid in ids:
                 watcher = self.cache.find_watcher(str(wid))
                 if watcher is None:
-                    unknown.append(wid)
+                    if self._event_watches is None or not self._event_watches.control(str(wid), request.get("op")):
+                        unknown.append(wid)
                 elif request.get("op") == "cancel":
                     self.cache.remove_watcher(watcher.id)
                 else:

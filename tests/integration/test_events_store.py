@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nats
@@ -9,7 +10,7 @@ import pytest
 
 from actors.api.server import ApiActor
 from actors.api.store import STREAM as KV_STREAM
-from protocol.errors import AlreadyExists, BadRequest, Conflict, Invalid, NotFound
+from protocol.errors import AlreadyExists, Conflict, Invalid, NotFound
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
 
@@ -87,11 +88,30 @@ async def test_events_in_a_missing_namespace_are_refused(client: ApiClient) -> N
         await client.create(event("x.1", "x", ns="missing"))
 
 
-async def test_api_watch_of_events_points_at_the_stream(client: ApiClient) -> None:
-    with pytest.raises(BadRequest, match="SHOAL_EVENTS"):
-        async with client.watch("Event", "default") as watch:
-            async for _ in watch:
-                break
+async def test_api_watch_of_events_is_served_from_the_stream(client: ApiClient) -> None:
+    """A watch without a version: the retained Events, then each new version; a watch resumed from a
+    version: what was written after it; both filtered like lists."""
+    await client.create(event("w.1", "w"))
+    await client.create(event("other.1", "other"))
+    async with client.watch("Event", "default", field_selector="involvedObject.name=w") as watch:
+        stream = aiter(watch)
+        first = await asyncio.wait_for(anext(stream), 10)
+        assert (first.type, first.object["metadata"]["name"]) == ("ADDED", "w.1")
+        await client.create(event("other.2", "other"))  # not about w: not delivered
+        await client.create(event("w.2", "w"))
+        second = await asyncio.wait_for(anext(stream), 10)
+        assert (second.type, second.object["metadata"]["name"]) == ("ADDED", "w.2")
+        patched = await client.patch("events", "w.1", {"count": 7}, "default")
+        third = await asyncio.wait_for(anext(stream), 10)
+        assert (third.type, third.object["count"]) == ("MODIFIED", 7)
+        assert third.resource_version == int(patched["metadata"]["resourceVersion"])
+        await client.delete("events", "w.2", "default")
+        fourth = await asyncio.wait_for(anext(stream), 10)
+        assert (fourth.type, fourth.object["metadata"]["name"]) == ("DELETED", "w.2")
+    async with client.watch("Event", "default", resource_version=second.resource_version) as resumed:
+        changes = aiter(resumed)
+        got = [await asyncio.wait_for(anext(changes), 10) for _ in range(2)]
+        assert [(c.type, c.object["metadata"]["name"]) for c in got] == [("MODIFIED", "w.1"), ("DELETED", "w.2")]
 
 
 async def test_recorder_counts_on_one_stream_message(nats_server: Any, client: ApiClient) -> None:
