@@ -49,12 +49,14 @@ class EventStream:
         await self.nc.publish(subject_of(event), codec.encode({"type": change, "object": event}))
         self.writes += 1
 
-    async def publish(self, event: Obj, change: str, expected: int) -> int:
-        """Write ``event`` (without ``resourceVersion``) if its subject is at ``expected``; its new sequence."""
+    async def publish(self, event: Obj, change: str, expected: int | None) -> int:
+        """Write ``event`` (without ``resourceVersion``) if its subject is at ``expected`` (None: whatever it
+        is at); its new sequence, once the stream has it."""
         subject = subject_of(event)
         try:
             ack = await self.js.publish(subject, codec.encode({"type": change, "object": event}),
-                                        stream=subjects.EVENTS_STREAM, headers={EXPECTED_LAST: str(expected)})
+                                        stream=subjects.EVENTS_STREAM,
+                                        headers={EXPECTED_LAST: str(expected)} if expected is not None else None)
         except nats.js.errors.APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise Conflict(f"event {subject} was modified concurrently") from None

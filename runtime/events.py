@@ -7,10 +7,11 @@ deduplication), then writes it: a new Event, or the next occurrence of one alrea
 entries each). Writes are best effort: a failure is logged and counted, never raised.
 
 Where it writes: straight to the ``SHOAL_EVENTS`` stream, the store of Events (``runtime/event_stream.py``):
-one plain NATS publish per occurrence, which the stream captures on the Event's own subject; no request to
-an API actor, no acknowledgement waited for (client-go's recorder does not wait either; a lost one is lost,
-as when its queue is full). ``direct=False`` sends ``create``/``update`` requests through the API instead,
-for a client whose NATS user may not publish on ``shoal.events.>``.
+one publish per occurrence on the Event's own subject, no request to an API actor. ``record`` waits for the
+stream's acknowledgement (the Event is stored when it returns); ``emit`` does not even wait for that (one
+plain NATS publish; client-go's recorder does not wait either, and a lost one is lost, as when its queue is
+full). ``direct=False`` sends ``create``/``update`` requests through the API instead, for a client whose
+NATS user may not publish on ``shoal.events.>``.
 
 ``record`` waits for the write; ``emit`` does not (client-go's recorder is asynchronous too): the event is
 queued, in order, and written by the recorder's own writer task, which exists while the queue is not empty;
@@ -86,7 +87,7 @@ class EventRecorder:
     async def _drain(self) -> None:
         while self._queue:
             obj, type_, reason, message, at = self._queue.popleft()
-            await self.record(obj, type_, reason, message, at=at)
+            await self.record(obj, type_, reason, message, at=at, acknowledged=False)
 
     async def flush(self) -> None:
         """Wait until every emitted event is written (or failed)."""
@@ -101,14 +102,16 @@ class EventRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
 
-    async def record(self, obj: Obj, type_: str, reason: str, message: str, *, at: float | None = None) -> None:
-        """Record an Event about ``obj``; failures are logged, never raised (events are best effort)."""
+    async def record(self, obj: Obj, type_: str, reason: str, message: str, *, at: float | None = None,
+                     acknowledged: bool = True) -> None:
+        """Record an Event about ``obj``; failures are logged, never raised (events are best effort).
+        ``acknowledged``: return once the stream has it (else once it is sent)."""
         now = self.clock() if at is None else at
         correlation = self.correlator.correlate(self.facts(obj, type_, reason, message), now)
         if correlation.skip:
             return
         try:
-            written = await self._write(obj, type_, reason, correlation, now)
+            written = await self._write(obj, type_, reason, correlation, now, acknowledged)
         except ShoalError as exc:
             self.failures += 1
             if self.log is not None:
@@ -121,17 +124,26 @@ class EventRecorder:
             name_of(written), namespace_of(written) or "default", int(written.get("count") or 1), first,
             str(m.get("uid") or ""), str(m.get("creationTimestamp") or ""), resource_version(written)))
 
-    async def _write(self, obj: Obj, type_: str, reason: str, correlation: Correlation, now: float) -> Obj:
+    async def _write(self, obj: Obj, type_: str, reason: str, correlation: Correlation, now: float,
+                     acknowledged: bool) -> Obj:
         observed = correlation.observed
         if observed is not None:
             try:
                 return await self._update(self.event(obj, type_, reason, correlation.message, now, observed),
-                                          observed)
+                                          observed, acknowledged)
             except (NotFound, Conflict):  # expired, deleted or changed meanwhile: a new Event
                 self.correlator.forget(correlation.key)
-        return await self._create(self.event(obj, type_, reason, correlation.message, now, None), now)
+        return await self._create(self.event(obj, type_, reason, correlation.message, now, None), now,
+                                  acknowledged)
 
-    async def _create(self, event: Obj, now: float) -> Obj:
+    async def _publish(self, event: Obj, change: str, acknowledged: bool) -> None:
+        assert self.stream is not None
+        if acknowledged:
+            meta(event)["resourceVersion"] = str(await self.stream.publish(event, change, None))
+        else:
+            await self.stream.publish_unacknowledged(event, change)
+
+    async def _create(self, event: Obj, now: float, acknowledged: bool) -> Obj:
         for _ in range(3):
             try:
                 if self.stream is None:
@@ -139,18 +151,18 @@ class EventRecorder:
                 m = meta(event)
                 m.setdefault("uid", str(uuid.uuid4()))
                 m.setdefault("creationTimestamp", format_time(now))
-                await self.stream.publish_unacknowledged(event, ADDED)
+                await self._publish(event, ADDED, acknowledged)
                 return event
             except (AlreadyExists, Conflict):  # the same nanosecond name: take the next one
                 meta(event)["name"] = f"{event['involvedObject']['name']}.{time.time_ns() + 1:x}"
         raise AlreadyExists(f"no free name for an event about {event['involvedObject']['name']}")
 
-    async def _update(self, event: Obj, observed: Observed) -> Obj:
+    async def _update(self, event: Obj, observed: Observed, acknowledged: bool) -> Obj:
         if self.stream is None:
             return await self.client.update(event)
         m = meta(event)
         m["uid"], m["creationTimestamp"] = observed.uid, observed.created
-        await self.stream.publish_unacknowledged(event, MODIFIED)
+        await self._publish(event, MODIFIED, acknowledged)
         return event
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, now: float,
