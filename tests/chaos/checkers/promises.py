@@ -94,7 +94,8 @@ def check_binds(observations: Iterable[PodObservation]) -> list[Violation]:
 @dataclass(frozen=True, slots=True)
 class WatchRecord:
     """What a watcher saw: ``start`` (watching from ``rv``), ``event`` (a change at ``rv`` of ``key``),
-    ``expired`` (the server said the watcher's rv is too old), ``relist`` (a list at ``rv`` after it)."""
+    ``expired`` (the server said the watcher's rv is too old), ``ended`` (the watch raised another error:
+    loud, not silent), ``relist`` (a list at ``rv`` after either)."""
 
     kind: str
     rv: int = 0
@@ -129,7 +130,7 @@ def check_watch_stream(watcher: str, records: Sequence[WatchRecord], truth: Mapp
                                                                f"the change was {known[0]}={known[1]!r}"))
             seen.add(record.rv)
             cursor = record.rv
-        elif record.kind == "expired":
+        elif record.kind in ("expired", "ended"):  # ended: the watch raised another error, and said so
             expired = True
         elif record.kind == "relist":
             if not expired:
