@@ -120,7 +120,7 @@ class Partition(Fault):
     def _apply(self) -> None:
         peers = list(self.peers) or [self.cluster.net.address(i) for i in (1, 2, 3, CLIENT_HOST) if i != self.vm]
         addresses = ", ".join(peers)
-        output = "" if self.one_way else f"ip daddr {{ {addresses} }} drop"
+        output = "" if self.one_way else f"ip daddr {{ {addresses} }} drop;"
         clear_rules(self.cluster, self.vm)
         nft(self.cluster, self.vm, f"""table inet {TABLE} {{
   chain input {{ type filter hook input priority 0; policy accept; ip saddr {{ {addresses} }} drop; }}

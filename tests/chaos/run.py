@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runtime.client import ApiClient
@@ -93,7 +94,7 @@ class Schedule:
 
 async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float, schedule: Schedule,
                     keys: int = 3, workers: int = 4, pods: int = 40, warmup: float = 4.0,
-                    log: Callable[[str], None] = print) -> Report:
+                    log: Callable[[str], None] = print, dump: Path | None = None) -> Report:
     report = Report(seed)
     run = f"chaos{seed % 100000}-{int(time.time()) % 100000}"
     ensure_schedulers(cluster)
@@ -211,6 +212,16 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
                                  "ended": len(w.endings)} for w in [*watchers, *pod_watchers]}
         report.pods = {"created": len(creator.created), "attempts": creator.attempts, "bound": bound}
         report.unavailability = _windows(cas.recorder.events, faults, started)
+        if dump is not None:
+            dump.write_text(json.dumps({  # noqa: ASYNC240 (once, at the end)
+                "report": asdict(report), "started": started,
+                "faults": [(f.name, f.applied_at, f.healed_at) for f in faults],
+                "events": [(e.process, str(e.type), e.f, e.key, e.value, e.time, e.error)
+                           for e in cas.recorder.events],
+                "watchers": {w.name: [(r.kind, r.rv, r.key, r.value, r.type) for r in w.records]
+                             for w in [*watchers, *pod_watchers]},
+            }, default=str))
+            log(f"history written to {dump}")
         await _cleanup(pod_client, run, creator)
         return report
     finally:

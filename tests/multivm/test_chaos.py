@@ -35,7 +35,8 @@ async def test_chaos_ci_variant(multivm: Cluster) -> None:
         return None
 
     report = await chaos_run(multivm, seed=seed, duration=60, rate=40,
-                             schedule=Schedule(next_fault, every=18, hold=lambda n: 8.0))
+                             schedule=Schedule(next_fault, every=18, hold=lambda n: 8.0),
+                             dump=multivm.root / f"chaos-history-{seed}.json")
     print(report.summary())
     assert len(report.faults) == 3
     assert report.operations["total"] > 300
