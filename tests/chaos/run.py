@@ -28,7 +28,7 @@ from tests.chaos.checkers import (
 )
 from tests.chaos.checkers.history import EventType
 from tests.chaos.faults import Fault
-from tests.chaos.workloads import NAMESPACE, CasClients, PodCreator, Watcher, retry
+from tests.chaos.workloads import NAMESPACE, CasClients, PodCreator, RawKvObserver, Watcher, retry
 from tests.multivm.cluster import NODES, Cluster
 
 UNAVAILABLE_GAP = 1.0
@@ -98,7 +98,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
     report = Report(seed)
     run = f"chaos{seed % 100000}-{int(time.time()) % 100000}"
     ensure_schedulers(cluster)
-    conns = [await cluster.connect("admin", name=f"chaos/{i}") for i in range(workers + 2)]
+    conns = [await cluster.connect("admin", name=f"chaos/{i}") for i in range(workers + 3)]
     try:
         clients = [ApiClient(nc, timeout=3) for nc in conns]
         cas = CasClients(clients[:workers], run, [f"{run}-k{i}" for i in range(keys)], rate, seed)
@@ -107,6 +107,8 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         watchers = [Watcher(f"cm-{i}", c, "ConfigMap", run) for i, c in enumerate((watch_client, pod_client))]
         pod_watchers = [Watcher(f"pod-{i}", c, "Pod", run) for i, c in enumerate((watch_client, pod_client))]
         creator = PodCreator(pod_client, run, list(NODES), rate=max(0.5, pods / max(duration, 1.0)), limit=pods)
+        raw = RawKvObserver("kv-raw", conns[workers + 2], run)
+        await raw.start()
         stop, stop_watch = asyncio.Event(), asyncio.Event()
         watch_tasks = [asyncio.create_task(w.run_until(stop_watch)) for w in [*watchers, *pod_watchers]]
         await asyncio.gather(*(w.ready.wait() for w in [*watchers, *pod_watchers]))
@@ -155,11 +157,12 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         report.converge_s["pods_bound"] = round(time.monotonic() - last_heal, 1)
         listed = await retry(lambda: pod_client.list("Pod", NAMESPACE, label_selector=f"chaos-run={run}"), "pods")
         cm_end = max(rv for _, rv in final.values())
-        await _wait_watchers(watchers, cm_end)
+        await _wait_watchers([*watchers, raw], cm_end)
         await _wait_watchers(pod_watchers, listed.resource_version)
         report.converge_s["watchers_current"] = round(time.monotonic() - last_heal, 1)
         stop_watch.set()
         await asyncio.gather(*watch_tasks)
+        await raw.stop()
 
         # -- checks -------------------------------------------------------------------------------
         ops = pair_events(cas.recorder.events)
@@ -199,6 +202,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
             truth_pods.setdefault(rv, (name, None))
         for w in watchers:
             violations += check_watch_stream(w.name, w.records, truth_cm, cm_end)
+        violations += check_watch_stream(raw.name, raw.records, truth_cm, cm_end)
         for w in pod_watchers:
             violations += check_watch_stream(w.name, w.records, truth_pods, listed.resource_version)
         observations = [o for w in pod_watchers for o in w.pods]
@@ -210,6 +214,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         report.violations = [str(v) for v in violations]
         report.watch = {w.name: {"events": sum(r.kind == "event" for r in w.records), "expired": w.expirations,
                                  "ended": len(w.endings)} for w in [*watchers, *pod_watchers]}
+        report.watch[raw.name] = {"events": sum(r.kind == "event" for r in raw.records), "expired": 0, "ended": 0}
         report.pods = {"created": len(creator.created), "attempts": creator.attempts, "bound": bound}
         report.unavailability = _windows(cas.recorder.events, faults, started)
         if dump is not None:
@@ -218,8 +223,9 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
                 "faults": [(f.name, f.applied_at, f.healed_at) for f in faults],
                 "events": [(e.process, str(e.type), e.f, e.key, e.value, e.time, e.error)
                            for e in cas.recorder.events],
-                "watchers": {w.name: [(r.kind, r.rv, r.key, r.value, r.type) for r in w.records]
-                             for w in [*watchers, *pod_watchers]},
+                "watchers": {name: [(r.kind, r.rv, r.key, r.value, r.type) for r in records]
+                             for name, records in [*((w.name, w.records) for w in [*watchers, *pod_watchers]),
+                                                   (raw.name, raw.records)]},
             }, default=str))
             log(f"history written to {dump}")
         await _cleanup(pod_client, run, creator)
@@ -263,7 +269,7 @@ async def _wait_bound(client: ApiClient, run: str, creator: PodCreator, timeout:
     return bound
 
 
-async def _wait_watchers(watchers: Sequence[Watcher], rv: int, timeout: float = 60.0) -> None:
+async def _wait_watchers(watchers: Sequence[Watcher | RawKvObserver], rv: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(w.position() < rv for w in watchers):
         await asyncio.sleep(0.2)

@@ -293,3 +293,44 @@ class PodCreator:
             self.created[name] = (obj["metadata"]["uid"], int(obj["metadata"]["resourceVersion"]))
             i += 1
             await asyncio.sleep(1 / self.rate)
+
+
+@dataclass
+class RawKvObserver:
+    """A JetStream ordered consumer on the KV stream itself (what each API actor's watch cache follows),
+    recording the chaos run's ConfigMap changes like a watcher: it tells a change lost by the datastore's
+    change feed from one lost by the API's watch path."""
+
+    name: str
+    nc: Any
+    run: str
+    records: list[WatchRecord] = field(default_factory=lambda: [WatchRecord("start", 0)])
+    last_rv: int = 0
+    sub: Any = None
+
+    def position(self) -> int:
+        return self.last_rv
+
+    async def start(self) -> None:
+        from protocol import codec, keys
+
+        prefix = f"{keys.KV_SUBJECT_PREFIX}configmaps.{NAMESPACE}."
+
+        async def handler(msg: Any) -> None:
+            rv = int(msg.metadata.sequence.stream)
+            self.last_rv = max(self.last_rv, rv)
+            name = keys.decode_token(msg.subject[len(prefix):])
+            if not name.startswith(self.run):
+                return
+            value = None
+            with contextlib.suppress(Exception):
+                value = (codec.unpackb(msg.data).get("data") or {}).get("v")
+            self.records.append(WatchRecord("event", rv, name, value, "MODIFIED"))
+
+        self.sub = await self.nc.jetstream().subscribe(prefix + "*", cb=handler, ordered_consumer=True,
+                                                      idle_heartbeat=5.0)
+
+    async def stop(self) -> None:
+        if self.sub is not None:
+            with contextlib.suppress(Exception):
+                await self.sub.unsubscribe()
