@@ -93,7 +93,7 @@ class Schedule:
 
 
 async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float, schedule: Schedule,
-                    keys: int = 3, workers: int = 4, pods: int = 40, warmup: float = 4.0,
+                    keys: int = 3, workers: int = 4, pods: int = 40, warmup: float = 4.0, epoch_s: float = 0.0,
                     log: Callable[[str], None] = print, dump: Path | None = None) -> Report:
     report = Report(seed)
     run = f"chaos{seed % 100000}-{int(time.time()) % 100000}"
@@ -102,6 +102,8 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
     try:
         clients = [ApiClient(nc, timeout=3) for nc in conns]
         cas = CasClients(clients[:workers], run, [f"{run}-k{i}" for i in range(keys)], rate, seed)
+        if epoch_s > 0:
+            cas.epochs, cas.epoch_s = max(1, int((duration + 30) / epoch_s) + 1), epoch_s
         await cas.setup()
         watch_client, pod_client = clients[workers], clients[workers + 1]
         watchers = [Watcher(f"cm-{i}", c, "ConfigMap", run) for i, c in enumerate((watch_client, pod_client))]
@@ -167,11 +169,11 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         # -- checks -------------------------------------------------------------------------------
         ops = pair_events(cas.recorder.events)
         report.operations = _count(ops)
-        report.keys = keys
         violations: list[Violation] = []
         by_key: dict[str, list[Operation]] = defaultdict(list)
         for o in ops:
             by_key[o.key].append(o)
+        report.keys = len(by_key)
         for key, key_ops in sorted(by_key.items()):
             result = check_register(key, key_ops, cas.initial[key])
             report.linearizability_steps += result.steps

@@ -82,11 +82,27 @@ class CasClients:
     seed: int
     recorder: Recorder = field(default_factory=Recorder)
     initial: dict[str, RegisterState] = field(default_factory=dict)
+    epochs: int = 1
+    epoch_s: float = 0.0
+    """With several epochs, the keys in use change every ``epoch_s`` seconds: each key's history stays
+    short enough for the linearizability search however long the run."""
+    started: float = 0.0
     _process_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def all_keys(self) -> list[str]:
+        if self.epochs == 1:
+            return list(self.keys)
+        return [f"{key}-e{epoch}" for epoch in range(self.epochs) for key in self.keys]
+
+    def current_keys(self) -> list[str]:
+        if self.epochs == 1:
+            return self.keys
+        epoch = min(self.epochs - 1, int((time.monotonic() - self.started) / self.epoch_s))
+        return [f"{key}-e{epoch}" for key in self.keys]
 
     async def setup(self) -> None:
         client = self.clients[0]
-        for key in self.keys:
+        for key in self.all_keys():
             async def create(key: str = key) -> dict[str, Any]:
                 try:
                     return await client.create(configmap(key, self.run, "init"))
@@ -97,6 +113,7 @@ class CasClients:
             obj = await retry(create, f"creating {key}")
             rv = int(obj["metadata"]["resourceVersion"])
             self.initial[key] = RegisterState(obj["data"]["v"], rv, rv)
+        self.started = time.monotonic()
 
     async def run_until(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(self._worker(i, client, stop) for i, client in enumerate(self.clients)))
@@ -108,7 +125,7 @@ class CasClients:
         counter = 0
         while not stop.is_set():
             started = time.monotonic()
-            key = rng.choice(self.keys)
+            key = rng.choice(self.current_keys())
             f = rng.choices(("read", "write", "cas"), weights=(2, 1, 3))[0]
             counter += 1
             value = f"p{process}-{counter}"
@@ -153,7 +170,7 @@ class CasClients:
         """Every key read once more (recorded too), once the cluster answers again."""
         process = next(self._process_ids)
         final: dict[str, tuple[str, int]] = {}
-        for key in self.keys:
+        for key in self.all_keys():
             while True:
                 ok, seen = await self._read(self.clients[0], process, key)
                 if seen is not None:
