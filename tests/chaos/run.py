@@ -40,6 +40,10 @@ class FaultFigure:
     name: str
     at_s: float
     held_s: float
+    longest_gap_s: float = 0.0
+    """The longest stretch without an ok CAS operation, from the fault until 10 s after its heal."""
+    writes_back_s: float | None = None
+    """From the heal to the first ok write or CAS invoked after it (None: none within the run)."""
 
 
 @dataclass
@@ -62,8 +66,9 @@ class Report:
         worst = max((w[1] for w in self.unavailability), default=0.0)
         lines = [f"chaos run, seed {self.seed}: {self.duration_s:.0f} s, operations {self.operations} on "
                  f"{self.keys} keys ({self.linearizability_steps} search steps, unknown: {self.unknown_keys})",
-                 f"faults ({len(self.faults)}): " + "; ".join(f"{f.name} at {f.at_s:.0f}s for {f.held_s:.1f}s"
-                                                              for f in self.faults),
+                 f"faults ({len(self.faults)}): " + "; ".join(
+                     f"{f.name} at {f.at_s:.0f}s for {f.held_s:.1f}s (longest gap {f.longest_gap_s:.1f}s, "
+                     f"writes back {f.writes_back_s}s after the heal)" for f in self.faults),
                  f"unavailability windows > {UNAVAILABLE_GAP}s: {len(self.unavailability)}, longest {worst:.1f}s: "
                  + "; ".join(f"{s:.0f}s+{d:.1f}s {active}" for s, d, active in self.unavailability[:12]),
                  f"converged after the last heal: {self.converge_s}",
@@ -223,6 +228,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         report.watch[raw.name] = {"events": sum(r.kind == "event" for r in raw.records), "expired": 0, "ended": 0}
         report.pods = {"created": len(creator.created), "attempts": creator.attempts, "bound": bound}
         report.unavailability = _windows(cas.recorder.events, faults, started)
+        _fault_figures(report.faults, faults, ops)
         if dump is not None:
             dump.write_text(json.dumps({  # noqa: ASYNC240 (once, at the end)
                 "report": asdict(report), "started": started,
@@ -257,6 +263,20 @@ def _windows(events: Sequence[Any], faults: Sequence[Fault], started: float) -> 
             active = [f.name for f in faults if (f.applied_at or 0) <= b and (f.healed_at or b) >= a]
             out.append((round(a - started, 1), round(b - a, 1), active))
     return out
+
+
+def _fault_figures(figures: Sequence[FaultFigure], faults: Sequence[Fault], ops: Sequence[Operation]) -> None:
+    done = sorted(o.ret for o in ops if o.outcome is EventType.OK)
+    writes = sorted((o.call, o.ret) for o in ops if o.outcome is EventType.OK and o.f in ("write", "cas"))
+    for figure, fault in zip(figures, faults, strict=True):
+        if fault.applied_at is None or fault.healed_at is None:
+            continue
+        lo, hi = fault.applied_at, fault.healed_at + 10.0
+        inside = [lo, *(t for t in done if lo <= t <= hi), hi]
+        figure.longest_gap_s = round(max(b - a for a, b in itertools.pairwise(inside)), 1)
+        back = [ret for call, ret in writes if call >= fault.healed_at]
+        if back:
+            figure.writes_back_s = round(min(back) - fault.healed_at, 1)
 
 
 async def _wait_bound(client: ApiClient, run: str, creator: PodCreator, timeout: float = 90.0) -> int:
