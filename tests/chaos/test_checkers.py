@@ -244,3 +244,33 @@ def ev(rv: int) -> WatchRecord:
 ])
 def test_watch_streams(records: list[WatchRecord], end: int, promises: list[str]) -> None:
     assert [v.promise for v in check_watch_stream("w", records, TRUTH, end)] == promises
+
+
+def test_a_long_concurrent_history_is_checked_within_the_bound() -> None:
+    """5,000 operations, each overlapping its neighbours, some indeterminate: memoisation keeps the search
+    near-linear (a deterministic count of steps, not a timing)."""
+    import random
+
+    rng = random.Random(5)
+    moves = [rng.choice(["read", "read", "write", "cas_hit", "cas_miss", "info_write_lost", "info_cas_done"])
+             for _ in range(5000)]
+    spread = [(rng.randrange(0, 150), rng.randrange(0, 150)) for _ in moves]
+    result = check_register("k", simulate(moves, [1, 2], spread), INIT, max_steps=200_000)
+    assert result.linearizable is True, result
+    assert result.steps < 100_000
+
+
+def test_checkers_do_no_io() -> None:
+    """The checkers are pure: they import nothing that talks to the world (tests and the soak share them)."""
+    import ast
+    from pathlib import Path
+
+    allowed = {"__future__", "collections", "collections.abc", "dataclasses", "enum", "math", "typing",
+               "tests.chaos.checkers", "tests.chaos.checkers.history", "tests.chaos.checkers.linearizability",
+               "tests.chaos.checkers.promises"}
+    for path in (Path(__file__).parent / "checkers").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert set(names) <= allowed, f"{path.name} imports {names}"
