@@ -121,3 +121,62 @@ async def test_watch_cache_feed_misses_no_revision_when_its_nats_server_dies(mul
             multivm.wait_nats((1, 2, 3), 60)
         await follower_nc.close()
         await writer_nc.close()
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "found by the chaos soak: the KV bucket keeps one revision per key (history=1), so JetStream deletes a "
+    "revision as soon as the next one of the same key is stored; a consumer that has not delivered it yet "
+    "(the API actor's watch-cache feed lagging by a few ms) never sees it, and neither does any watch"))
+async def test_watch_cache_feed_misses_no_superseded_revision_under_load(multivm: Cluster) -> None:
+    """No fault: eight writers update one object as fast as they can for 10 s while the watch cache's own
+    feed (``Store.follow``) runs in this process; every acknowledged revision must reach it."""
+    import asyncio
+    import time
+
+    from actors.api.store import Record, Store
+    from protocol.errors import ShoalError
+    from runtime.client import ApiClient
+    from tests.chaos.workloads import configmap
+
+    follower_nc = await multivm.connect("admin", name="chaos/follower")
+    writer_ncs = [await multivm.connect("admin", name=f"chaos/writer-{i}") for i in range(4)]
+    key = f"hot-{int(time.time()) % 100000}"
+    seen: list[int] = []
+    acked: list[int] = []
+
+    async def on_record(record: Record, pending: int) -> None:
+        if record.key.endswith(f".{key}"):
+            seen.append(record.revision)
+
+    try:
+        clients = [ApiClient(nc, timeout=3) for nc in writer_ncs]
+        await clients[0].create(configmap(key, "hot", "0"))
+        await Store(follower_nc).follow(on_record)
+        deadline = time.monotonic() + 20
+        while not seen and time.monotonic() < deadline:  # caught up: the writes start on a live feed
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        until = time.monotonic() + 10
+
+        async def writer(w: int) -> None:
+            i = 0
+            while time.monotonic() < until:
+                i += 1
+                try:
+                    obj = await clients[w % len(clients)].update(configmap(key, "hot", f"{w}-{i}"))
+                except ShoalError:
+                    continue
+                acked.append(int(obj["metadata"]["resourceVersion"]))
+
+        await asyncio.gather(*(writer(w) for w in range(8)))
+        deadline = time.monotonic() + 20
+        while (not seen or max(seen) < max(acked)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        missing = sorted(set(acked) - set(seen))
+        print(f"\n{len(acked)} writes acknowledged, {len(seen)} revisions followed, {len(missing)} skipped, "
+              f"e.g. {missing[:8]}")
+        assert not missing, f"the watch cache's feed skipped {len(missing)} acknowledged revisions: {missing[:10]}"
+    finally:
+        await follower_nc.close()
+        for nc in writer_ncs:
+            await nc.close()
