@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.errors import (
+    AlreadyExists,
     BadRequest,
     Conflict,
     Expired,
@@ -106,9 +107,7 @@ class CasClients:
             async def create(key: str = key) -> dict[str, Any]:
                 try:
                     return await client.create(configmap(key, self.run, "init"))
-                except Exception as exc:
-                    if not isinstance(exc, ShoalError) or "AlreadyExists" not in type(exc).__name__:
-                        raise
+                except AlreadyExists:  # an earlier attempt was stored, its answer lost
                     return await client.get("ConfigMap", key, NAMESPACE)
             obj = await retry(create, f"creating {key}")
             rv = int(obj["metadata"]["resourceVersion"])
@@ -300,7 +299,7 @@ class PodCreator:
             try:
                 obj = await self.client.create(self.pod(name))
             except ShoalError as exc:
-                if type(exc).__name__ == "AlreadyExists":  # an earlier attempt was stored
+                if isinstance(exc, AlreadyExists):  # an earlier attempt was stored
                     with contextlib.suppress(ShoalError):
                         obj = await self.client.get("Pod", name, NAMESPACE)
                         self.created[name] = (obj["metadata"]["uid"], int(obj["metadata"]["resourceVersion"]))
