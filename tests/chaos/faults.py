@@ -6,7 +6,9 @@
 - ``Pause``: SIGSTOP, then SIGCONT at heal (a pause longer than the leases, if held long enough);
 - ``Partition``: nftables rules in one VM's namespace dropping its traffic to and from the other VMs and
   the client namespace (``one_way``: only what it receives); the VM is the minority, the rest the majority;
-- ``Loss``: nftables ``numgen random mod 100 < N drop`` on what the chosen VMs receive.
+- ``Loss``: nftables ``numgen random mod 100 < N drop`` on what the chosen VMs receive;
+- ``ClockJump``: one Python actor restarted under libfaketime with its wall clock moved (opt-in kind
+  ``clock``, not among the default draws).
 
 The kernel here has no netem, so no delay injection. ``FaultPlan`` draws faults at random from a seed
 (printed by the callers, so that a failing run replays). Every fault records when it was applied and
@@ -23,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.multivm.cluster import Cluster, Proc
 from tests.multivm.netns import CLIENT_HOST
@@ -156,6 +159,39 @@ class Loss(Fault):
             clear_rules(self.cluster, vm)
 
 
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+@dataclass
+class ClockJump(Fault):
+    """The wall clock of one Python actor jumps by ``offset_s`` (libfaketime, Debian's ``faketime``; the
+    monotonic clock is left alone): the process is stopped (SIGTERM) and started again under the offset,
+    and once more without it at heal. A real jump needs no restart: the restart is part of this fault.
+    NATS servers (Go reads the clock without libc) cannot be targets."""
+
+    cluster: Cluster
+    proc: Proc
+    offset_s: int = 120
+    _env: dict[str, str] | None = field(default=None, init=False)
+
+    def _apply(self) -> None:
+        if not FAKETIME_LIB.exists():
+            raise FaultError(f"clock jumps need libfaketime ({FAKETIME_LIB}: apt-get install faketime)")
+        if self.proc.name.startswith("nats-"):
+            raise FaultError("a NATS server's clock cannot be moved by libfaketime (Go bypasses libc)")
+        self._env = dict(self.proc.env)
+        self.proc.kill(signal.SIGTERM)
+        self.proc.env = {**self._env, "LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"{self.offset_s:+d}s",
+                         "DONT_FAKE_MONOTONIC": "1"}
+        self.proc.start(self.cluster.net)
+
+    def _heal(self) -> None:
+        self.proc.kill(signal.SIGTERM)
+        if self._env is not None:
+            self.proc.env = self._env
+        self.proc.start(self.cluster.net)
+
+
 # -- restarting what was killed --------------------------------------------------------------------
 def restart_proc(cluster: Cluster) -> Callable[[Proc], None]:
     def restart(proc: Proc) -> None:
@@ -177,6 +213,9 @@ def live(cluster: Cluster, prefix: str) -> list[Proc]:
 # -- drawing faults at random ---------------------------------------------------------------------
 TARGETS = ("nats", "api", "scheduler", "controller-manager", "kubelet-node")
 KINDS = ("kill", "pause", "partition", "partition-one-way", "loss")
+"""What ``FaultPlan`` draws from by default (the seeds of docs/RELIABILITY.md replay with these)."""
+ALL_KINDS = (*KINDS, "clock")
+PYTHON_TARGETS = ("api", "scheduler", "controller-manager", "kubelet-node")
 
 
 @dataclass
@@ -201,11 +240,15 @@ class FaultPlan:
             vms = sorted(self.rng.sample((1, 2, 3), self.rng.choice((1, 3))))
             percent = self.rng.choice((5, 20, 40))
             return Loss(f"loss {percent}% vm{vms}", cluster=self.cluster, vms=vms, percent=percent)
-        target = self.rng.choice(list(self.targets))
+        targets = [t for t in self.targets if kind != "clock" or t in PYTHON_TARGETS]
+        target = self.rng.choice(targets)
         procs = sorted(live(self.cluster, target), key=lambda p: p.name)
         if not procs:
             return self.draw()
         proc = self.rng.choice(procs)
         if kind == "pause":
             return Pause(f"pause {proc.name}", proc=proc)
+        if kind == "clock":
+            offset = self.rng.choice((-300, -60, 60, 300))
+            return ClockJump(f"clock {offset:+d}s {proc.name}", cluster=self.cluster, proc=proc, offset_s=offset)
         return Kill(f"kill -9 {proc.name}", proc=proc, restart=restart_proc(self.cluster))

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.chaos.faults import FaultPlan
+from tests.chaos.faults import ALL_KINDS, KINDS, FaultPlan
 from tests.chaos.run import Report, Schedule, chaos_run
 from tests.multivm.cluster import build
 from tests.multivm.netns import Network, netns_unavailable_reason
@@ -34,9 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=8, help="registers in use at a time")
     parser.add_argument("--epoch", type=float, default=60.0, help="seconds before the clients move to new keys")
     parser.add_argument("--pods", type=int, default=200)
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"fault kinds to draw from, comma-separated, among {','.join(ALL_KINDS)}")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON report")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1, 1_000_000)
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    if unknown or not kinds:
+        parser.error(f"unknown fault kinds {unknown}; choose among {', '.join(ALL_KINDS)}")
     print(f"soak seed {seed} (--seed {seed} replays the same draws)", flush=True)
     reason = netns_unavailable_reason()
     if reason:
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         cluster = build(net, root)
         print(f"cluster up in {time.monotonic() - started:.1f} s (logs in {root})", flush=True)
-        plan = FaultPlan(cluster, seed)
+        plan = FaultPlan(cluster, seed, kinds=kinds)
         workers = max(4, min(32, int(args.rate // 25)))
         schedule = Schedule(lambda n: plan.draw(), every=args.every, hold=lambda n: rng.uniform(5.0, 20.0))
         report = asyncio.run(chaos_run(
