@@ -1,5 +1,6 @@
-"""The chaos suite's network faults on real namespaces (no cluster): a partition drops a VM's traffic
-until healed, a one-way partition only what it receives, and ``injected`` heals even when the body fails."""
+"""The chaos suite's faults on real namespaces (no cluster): a partition drops a VM's traffic until
+healed, a one-way partition only what it receives, ``injected`` heals even when the body fails, and a
+clock jump moves one process's wall clock until healed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.chaos.faults import TABLE, FaultError, Loss, Partition, injected
+from tests.chaos.faults import FAKETIME_LIB, TABLE, ClockJump, FaultError, Loss, Partition, injected
+from tests.multivm.cluster import Proc
 from tests.multivm.netns import Network, netns_unavailable_reason
 
 PORT = 18080
@@ -91,3 +93,26 @@ def test_injected_heals_when_the_body_fails(net: Network) -> None:
 def test_bad_loss_is_refused(net: Network) -> None:
     with pytest.raises(FaultError):
         Loss("loss 100%", cluster=cluster(net), vms=[1], percent=100).apply()
+
+
+@pytest.mark.skipif(not FAKETIME_LIB.exists(), reason="clock jumps need libfaketime (apt-get install faketime)")
+def test_clock_jump_moves_one_process_wall_clock_until_healed(net: Network, tmp_path: Any) -> None:
+    script = "import time\nwhile True:\n    print(int(time.time()), flush=True)\n    time.sleep(0.1)\n"
+    proc = Proc("clock-probe", 2, [sys.executable, "-c", script], {"PATH": "/usr/bin:/bin"}, tmp_path / "probe.log")
+
+    def last_reading() -> int:
+        deadline = time.monotonic() + 10
+        size = len(proc.log_text())
+        while len(proc.log_text()) == size or not proc.log_text().strip():
+            assert time.monotonic() < deadline, proc.log_text()[-500:]
+            time.sleep(0.1)
+        return int(proc.log_text().split()[-1])
+
+    proc.start(net)
+    try:
+        assert abs(last_reading() - time.time()) < 5
+        with injected(ClockJump("clock +300s", cluster=cluster(net), proc=proc, offset_s=300)):
+            assert 290 < last_reading() - time.time() < 310
+        assert abs(last_reading() - time.time()) < 5
+    finally:
+        proc.kill()
