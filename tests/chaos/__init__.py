@@ -4,7 +4,8 @@ network-namespace VMs of ``tests.multivm``, checked afterwards by pure checkers.
 - ``checkers``: pure functions over recorded histories (no I/O, no asyncio): linearizability of each
   key's compare-and-swap register, no acknowledged write lost, no pod bound twice, watch streams in order
   with no silent gap. Tested on known-good and known-bad histories (``test_checkers.py``).
-- ``faults``: the fault injector (kill -9/restart, SIGSTOP/SIGCONT, nftables partitions and packet loss).
+- ``faults``: the fault injector (kill -9/restart, SIGSTOP/SIGCONT, nftables partitions and packet loss,
+  clock jumps under libfaketime).
 - ``workloads``: CAS clients, watchers and pod creators that record what they did and saw.
 - ``soak``: ``python -m tests.chaos.soak --minutes 30 --rate 500 --seed N``.
 
