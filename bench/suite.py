@@ -33,6 +33,7 @@ QUICK: dict[str, list[str]] = {
     "scheduler": ["bench.bench_scale", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
+    "events": ["bench.bench_scale", "--nodes", "200", "--pods", "2000", "--compare-events"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
     "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
@@ -54,6 +55,9 @@ FULL: dict[str, list[str]] = {
                    "--timeout", "5400"],
     "daemonset_1k": ["bench.bench_daemonset", "--nodes", "1000"],
     "daemonset_5k": ["bench.bench_daemonset", "--nodes", "5000", "--hollow-procs", "2", "--timeout", "2400"],
+    "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
+    "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
+                    "--timeout", "5400", "--compare-events"],
 }
 
 
@@ -207,6 +211,25 @@ def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_events(name: str, r: dict[str, Any]) -> list[Row]:
+    """``--compare-events``: the same run with every Event recorded next to none."""
+    size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
+    writes_same = r["pod_writes_per_pod_on"] <= r["pod_writes_per_pod_off"] * 1.05
+    return [
+        Row(f"{name}: {size}: all Running, events on", "", "", f"{r['all_running_s_on']:.0f} s",
+            f"events off: {r['all_running_s_off']:.0f} s", f"{r['time_ratio']:.2f}x", "<= 1.1x",
+            _met(r["time_ratio"] <= 1.1)),
+        Row(f"{name}: CPU of every process, events on", "", "", f"{r['cpu_total_s_on']:.0f} s",
+            f"events off: {r['cpu_total_s_off']:.0f} s", f"{r['cpu_ratio']:.2f}x", "<= 1.1x",
+            _met(r["cpu_ratio"] <= 1.1)),
+        Row(f"{name}: pod writes per pod, events on", "", "", f"{r['pod_writes_per_pod_on']:.2f}",
+            f"events off: {r['pod_writes_per_pod_off']:.2f}",
+            f"{r['event_messages_per_pod_on']:.2f} event messages/pod", "unchanged", _met(writes_same)),
+        Row(f"{name}: all datastore writes per pod (with heartbeats)", "", "",
+            f"{r['datastore_writes_per_pod_on']:.2f}", f"events off: {r['datastore_writes_per_pod_off']:.2f}"),
+    ]
+
+
 def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
     at_5k = r["nodes"] >= 5000
     return [Row(f"scheduler alone, no kubelets: {r['nodes']:,} nodes / {r['pods']:,} pending",
@@ -262,6 +285,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return rows_scheduler_perf(figures)
     if name.startswith("daemonset"):
         return rows_daemonset(figures)
+    if name.startswith("events"):
+        return rows_events(name, figures)
     if name.startswith(("scale", "scheduler")):
         return rows_scale(name, figures)
     return [Row(name, "", "", json.dumps(figures)[:80])]

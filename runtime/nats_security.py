@@ -89,9 +89,10 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
 
 
 def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> Permissions:
-    """Scheduler, controller manager, cloud controller manager: any API request, no JetStream."""
+    """Scheduler, controller manager, cloud controller manager: any API request, and recording Events
+    (published straight to the ``SHOAL_EVENTS`` stream, their store); no other JetStream."""
     return Permissions(
-        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>"),
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", f"{EVENTS_PREFIX}.>"),
         subscribe=(_inboxes(actor, private_inboxes), *_health(actor)),
         allow_responses=True,
     )
@@ -100,11 +101,12 @@ def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> P
 def kubelet_permissions(node: str, *, private_inboxes: bool = False) -> Permissions:
     """Node ``node``'s kubelet: reads, and writes only through its node-scoped subjects
     ``shoal.node.<N>.api.>``, where API actors allow nothing but its own Node, its Lease, Events and the
-    pods bound to it (``actors/api/noderestriction.py``)."""
+    pods bound to it (``actors/api/noderestriction.py``); and Events, published straight to their stream
+    (as Kubernetes' NodeRestriction, a kubelet may record Events about any object)."""
     n = encode_token(node)
     user = f"kubelet-{node}"
     publish = [
-        f"shoal.node.{n}.api.>",
+        f"shoal.node.{n}.api.>", f"{EVENTS_PREFIX}.>",
         f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>",
         "shoal.watchctl.>",
     ]

@@ -18,6 +18,7 @@ what the caller passes in (runtime, probe scheduler).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ def assemble(
                        statuses=StatusWriter(client, log), pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
     heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=runtime_ok,
-                              log=log, clock=clock, network_condition=pod_network.condition)
+                              log=log, events=events, clock=clock, network_condition=pod_network.condition)
 
     def find_pod(namespace: str, name: str) -> Obj | None:
         return informer.get(f"{namespace}/{name}")
@@ -218,6 +219,11 @@ class KubeletAgent:
         if self.parts is not None:
             await self.parts.logs.close()
             self.parts.queue.close()
+            events = self.parts.worker.executor.events
+            if events is not None:  # what was emitted before the stop is still told, briefly
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(events.flush(), 2.0)
+                await events.close()
             if self._close_runtime:
                 await self.parts.pod_network.release()
         if self._close_runtime and self.runtime is not None:

@@ -3,10 +3,12 @@
 - ``gather``: the desired pod (informer), the fresh runtime state of its key, the kubelet's notes, the
   liveness verdicts, the pod's address and its service environment, as one ``PodState``;
 - ``decide``: ``plan.plan`` on that state (pure);
-- ``execute``: ``executor.Executor`` carries the actions out; the runtime is looked at again if anything
-  was created or started;
+- ``execute``: ``executor.Executor`` carries the actions out (and records the Events saying what it did,
+  and which containers wait for their back-off); the runtime is looked at again if anything was created
+  or started;
 - ``report``: probes follow the running containers, the status (``status.compute_status``) is written
-  when it changed, and a deleted pod's memory is dropped.
+  when it changed, and a deleted pod's memory is dropped. A failed probe check is recorded (``Unhealthy``)
+  by the executor.
 
 A worker is complete at construction: every collaborator is made by the caller (``agent.assemble``) and
 passed in, so nothing is created lazily and nothing needs ``hasattr``.
@@ -14,6 +16,7 @@ passed in, so nothing is created lazily and nothing needs ``hasattr``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -199,6 +202,8 @@ class PodWorker:
     # -- execute ----------------------------------------------------------------------------------
     async def execute(self, state: PodState, decided: Plan) -> None:
         """Carry the plan out; refresh ``state.view`` when something was created or started."""
+        if decided.backoffs:
+            await self.executor.backing_off(state.pod, decided.backoffs)
         if not decided.actions:
             return
         await self.executor.execute(state.pod, decided.actions, state.notes, key=state.key)
@@ -220,7 +225,8 @@ class PodWorker:
         pod_ip = next((s.ip for s in sandboxes if s.state == "ready" and s.ip), None)
         running = [RunningContainer(c.id, state.specs[c.name], c.started_at) for c in mine
                    if c.state == "running" and c.name in state.specs]
-        self.probes.sync(key, running, pod_ip, self.config.address, self.requeue)
+        self.probes.sync(key, running, pod_ip, self.config.address, self.requeue,
+                         functools.partial(self.executor.probe_failed, pod) if self.executor.events else None)
         requeue = decided.requeue_after
         refresh = await self.volumes.refresh(pod) if running and self.volumes is not None else None
         if refresh is not None:  # ConfigMap/Secret volumes follow their objects

@@ -397,7 +397,7 @@ async def test_outside_subscriber_receives_rollout_events_in_order(stack: Stack,
         await outside.close()
 
     events = scaling()
-    assert all(e["_subject"] == "shoal.events.default.Deployment.nginx-deployment" for e in events)
+    assert all(e["_subject"].startswith("shoal.events.default.Deployment.nginx-deployment.") for e in events)
     messages = [e["message"] for e in events]
     [old] = old_rs
     new_rs = messages[0].split("replica set ")[1].split(" ")[0]
