@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     EXPIRED = "Expired"
     TOO_LARGE = "RequestEntityTooLarge"
     UNAVAILABLE = "Unavailable"
+    TOO_MANY_REQUESTS = "TooManyRequests"
     TIMEOUT = "Timeout"
     INTERNAL = "InternalError"
 
@@ -102,6 +103,15 @@ class Unavailable(ShoalError):
     http_status = 503
 
 
+class TooManyRequests(Unavailable):
+    """This connection (or node) has too many requests in flight or watches open (Kubernetes' 429, as API
+    Priority and Fairness answers): retry with back-off, or close watches first. An ``Unavailable``, so
+    callers that retry those retry this too."""
+
+    code = ErrorCode.TOO_MANY_REQUESTS
+    http_status = 429
+
+
 class Timeout(ShoalError):
     code = ErrorCode.TIMEOUT
     retryable = True
@@ -117,7 +127,7 @@ class InternalError(ShoalError):
 _BY_CODE: dict[str, type[ShoalError]] = {
     cls.code.value: cls
     for cls in (NotFound, AlreadyExists, Conflict, Invalid, BadRequest, Forbidden, Expired, TooLarge,
-                Unavailable, Timeout, InternalError)
+                Unavailable, TooManyRequests, Timeout, InternalError)
 }
 
 

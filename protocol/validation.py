@@ -61,7 +61,7 @@ def _metadata(e: Errors, obj: Any, strategy: Strategy) -> None:
             e.check(ref.get(f), f"{path}.{f}", bool)
     for f in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
         e.check(meta.get(f), f"metadata.{f}", str)
-    e.integer(meta, "generation", "metadata.generation", 0)
+    e.integer(meta, "generation", "metadata.generation", 0, bits=64)
 
 
 def validate(obj: Any, *, expect_kind: str | None = None, old: Obj | None = None) -> KindInfo:

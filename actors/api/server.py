@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 
 from actors.api import noderestriction
 from actors.api.authorize import authorize
-from actors.api.cache import WatchCache, Watcher, bookmark_entry
+from actors.api.cache import MAX_PENDING_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.revision import SharedRevision
@@ -27,13 +27,21 @@ from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
 from protocol import bindings, codec, subjects
-from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
+from protocol.errors import (
+    BadRequest,
+    Expired,
+    InternalError,
+    ShoalError,
+    TooLarge,
+    TooManyRequests,
+    Unavailable,
+)
 from protocol.kinds import KindInfo, warnings_for
 from protocol.objects import Obj
 from protocol.requests import AdminRequest, ApiRequest, parse_subject
 from protocol.resource_version import ReadFrom, read_version
 from protocol.selectors import parse_field_selector, parse_label_selector
-from protocol.subjects import Verb
+from protocol.subjects import Verb, split_api_subject
 from runtime.actor import ActorContext
 from runtime.jetstream_ready import when_jetstream_answers
 from runtime.logs import Throttle
@@ -41,6 +49,9 @@ from runtime.logs import Throttle
 WATCH_TTL = 30.0
 """A watch whose client sent no keep-alive for this long is dropped."""
 BOOKMARK_EVERY = 5.0
+FLUSH_EVERY_BYTES = 4 * 1024 * 1024
+"""Watch bytes published between two round trips to the NATS server: when the server slows down (it stalls a
+publisher whose messages go to a slow consumer), the flusher waits instead of growing the socket buffer."""
 BOOKMARKS_PER_MESSAGE = 2000
 """Lines of one per-connection bookmark message (~60 bytes each)."""
 
@@ -62,6 +73,14 @@ class ApiSettings:
     """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
     list_window: int = LIST_WINDOW_CHUNKS
     """List chunks a client that acknowledges may have on their way (see ``listing.py``)."""
+    max_inflight_per_flow: int = 1024
+    """Requests one connection (or one node's kubelet) may have queued or running; more get TooManyRequests."""
+    max_watches_per_connection: int = 500
+    """Open watches per connection that every change of their kind is offered to; more get TooManyRequests."""
+    max_pinned_watches_per_connection: int = 20_000
+    """Open watches per connection pinned to one node (``spec.nodeName=N``: a lookup per change, cheap)."""
+    max_pending_bytes: int = MAX_PENDING_BYTES
+    """Unsent event bytes one watcher may have before it is ended with Expired (relist)."""
 
 
 class ApiActor:
@@ -69,7 +88,7 @@ class ApiActor:
 
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
-        self.cache = WatchCache(window=self.settings.window)
+        self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes)
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
@@ -79,7 +98,8 @@ class ApiActor:
         self._admission: Admission[Msg] = Admission(
             self._serve, self._refuse,
             {Lane.HEARTBEAT: LaneSettings(s.heartbeat_inflight, s.max_queued),
-             Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait)
+             Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
+            max_per_flow=s.max_inflight_per_flow)
         self._subs: list[Any] = []
         self._handlers: dict[Verb, Handler] = {
             Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
@@ -102,7 +122,7 @@ class ApiActor:
     def health(self) -> dict[str, Any]:
         return {"apiId": self.id, "resourceVersion": self.cache.rev, "ready": self.cache.ready.is_set(),
                 "watches": len(self.cache.watchers()), "requests": self.requests,
-                "lanes": self._admission.stats(),
+                "lanes": self._admission.stats(), "throttled": self._admission.throttled,
                 "objects": {p: len(o) for p, o in self.cache.objects.items()}}
 
     async def start(self, ctx: ActorContext) -> None:
@@ -153,7 +173,7 @@ class ApiActor:
     async def _on_request(self, msg: Msg) -> None:
         """Never blocks: the request starts at once or waits in its lane (heartbeats have their own)."""
         self.requests += 1
-        self._admission.submit(lane_of(msg.subject), msg)
+        self._admission.submit(lane_of(msg.subject), msg, flow_of(msg.subject, msg.reply))
 
     async def _refuse(self, msg: Msg, error: ShoalError) -> None:
         if msg.reply:
@@ -304,12 +324,16 @@ class ApiActor:
     async def _watch(self, req: ApiRequest, request: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
         info, namespace = req.info, req.namespace
+        connection = connection_of(msg.reply)
+        if connection is None:
+            raise BadRequest("a watch must be asked with a reply subject _INBOX.<connection>.<token> (a request)")
         inbox = request.get("inbox")
-        if not _is_inbox(inbox):
-            raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")
+        if not own_inbox(inbox, connection):
+            raise BadRequest(f"watch needs 'inbox': a subject under the caller's own reply prefix {connection}. "
+                             "to push events to", {"inbox": str(inbox)[:200], "prefix": connection + "."})
         bookmarks = request.get("bookmarks")
-        if bookmarks is not None and not _is_inbox(bookmarks):
-            raise BadRequest("watch 'bookmarks' must be an _INBOX.… subject of the caller's")
+        if bookmarks is not None and not own_inbox(bookmarks, connection):
+            raise BadRequest(f"watch 'bookmarks' must be a subject under the caller's own reply prefix {connection}.")
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         version = read_version(request.get("resourceVersion"))
@@ -321,7 +345,13 @@ class ApiActor:
             except TimeoutError:
                 raise Unavailable(f"resourceVersion {rv} is ahead of this API actor; retry") from None
         watcher = Watcher(uuid.uuid4().hex[:16], info.plural, namespace, labels, fields, inbox,
-                          rv if rv is not None else self.cache.rev, bookmarks=bookmarks)
+                          rv if rv is not None else self.cache.rev, bookmarks=bookmarks, connection=connection)
+        pinned = watcher.node is not None
+        limit = (self.settings.max_pinned_watches_per_connection if pinned
+                 else self.settings.max_watches_per_connection)
+        if self.cache.watches_of(connection, pinned=pinned) >= limit:
+            raise TooManyRequests(f"this connection has {limit} watches open already; cancel some first",
+                                  {"limit": limit})
         initial = self.cache.select(info.plural, namespace, labels, fields) if rv is None else ()
         self.cache.add_watcher(watcher, resume=rv is not None, initial=initial)
         self.ctx.log.debug("watch started", resource=info.plural, namespace=namespace, watch=watcher.id,
@@ -330,40 +360,71 @@ class ApiActor:
                         resourceVersion=watcher.min_rev)
 
     async def _on_watch_control(self, msg: Msg) -> None:
+        """``{"op": "keepalive"|"cancel", "watches": [id, ...]}``; every malformed one is answered BadRequest."""
         try:
             request = codec.decode(msg.data)
-            ids = request.get("watches") or []
+            op, ids = request.get("op"), request.get("watches")
+            if op not in ("keepalive", "cancel"):
+                raise BadRequest("watch control 'op' must be 'keepalive' or 'cancel'", {"op": str(op)[:100]})
+            if not isinstance(ids, list) or not all(isinstance(w, str) for w in ids):
+                raise BadRequest("watch control 'watches' must be a list of watch ids (strings)")
             unknown = []
             for wid in ids:
-                watcher = self.cache.find_watcher(str(wid))
+                watcher = self.cache.find_watcher(wid)
                 if watcher is None:
                     unknown.append(wid)
-                elif request.get("op") == "cancel":
+                elif op == "cancel":
                     self.cache.remove_watcher(watcher.id)
                 else:
                     watcher.last_keepalive = time.monotonic()
-            if msg.reply:
-                await msg.respond(codec.ok(unknown=unknown))
+            reply = codec.ok(unknown=unknown)
         except ShoalError as exc:
-            if msg.reply:
-                await msg.respond(codec.error(exc))
+            reply = codec.error(exc)
+        except Exception as exc:  # never reached by design; a control message must never go unanswered
+            reply = codec.error(InternalError(f"internal error: {exc!r}"))
+        if msg.reply:
+            try:
+                await msg.respond(reply)
+            except Exception:
+                pass
 
     async def _flush_watches(self) -> None:
         nc = self.ctx.nc
+        unflushed = 0
         while True:
             await self.cache.wakeup.wait()
             self.cache.wakeup.clear()
             dirty, self.cache.dirty = self.cache.dirty, {}
             for watcher in dirty.values():
+                if watcher.overflowed:
+                    self.ctx.log.info("watch cut off: its client is too slow", watch=watcher.id,
+                                      connection=watcher.connection)
+                    await self._end_watch(watcher, Expired(
+                        f"the watch fell more than {self.cache.max_pending_bytes} bytes behind; list again and "
+                        "watch from the list's resourceVersion", {"reason": "TooSlow"}))
+                    continue
                 try:
-                    for message in self.cache.take_messages(watcher):
+                    for message in self.cache.messages(watcher):
+                        if self.cache.find_watcher(watcher.id) is None:
+                            break  # cancelled or expired meanwhile
                         await nc.publish(watcher.inbox, message)
+                        unflushed += len(message)
+                        if unflushed > FLUSH_EVERY_BYTES:
+                            unflushed = 0
+                            await self._backpressure(nc)
                     watcher.last_sent = time.monotonic()
                 except Exception as exc:
                     self.ctx.log.warning("watch dropped: could not push events", watch=watcher.id,
                                          error=repr(exc))
                     self.cache.remove_watcher(watcher.id)
             await asyncio.sleep(0)
+
+    async def _backpressure(self, nc: Any) -> None:
+        """One PING/PONG with the server: returns once it has read what was published before."""
+        try:
+            await nc.flush(timeout=10)
+        except Exception as exc:
+            self.ctx.log.warning("NATS server slow to take watch events", error=repr(exc))
 
     async def _heartbeats(self) -> None:
         """Expire watches without keep-alive; bookmark idle ones every ``BOOKMARK_EVERY`` seconds: one message
@@ -408,8 +469,30 @@ class ApiActor:
         raise BadRequest(f"unknown admin operation {op!r}")
 
 
-def _is_inbox(subject: Any) -> TypeGuard[str]:
-    return isinstance(subject, str) and subject.startswith("_INBOX.") and "*" not in subject and ">" not in subject
+def connection_of(reply: str | None) -> str | None:
+    """The connection a request came from: its reply subject without the last token (nats clients answer
+    requests on ``<inbox prefix>.<connection nuid>.<token>``), or None when the reply is no ``_INBOX.`` subject
+    of at least three tokens."""
+    if not reply or not reply.startswith("_INBOX.") or "*" in reply or ">" in reply:
+        return None
+    prefix, _, last = reply.rpartition(".")
+    return prefix if last and prefix.count(".") >= 1 else None
+
+
+def own_inbox(subject: Any, connection: str) -> TypeGuard[str]:
+    """A watch's inbox must lie under the reply prefix of the connection that asks: a client can point its
+    events only at itself, not at another client's inbox."""
+    return (isinstance(subject, str) and subject.startswith(connection + ".") and len(subject) <= 256
+            and "*" not in subject and ">" not in subject and " " not in subject and ".." not in subject
+            and not subject.endswith("."))
+
+
+def flow_of(subject: str, reply: str | None) -> str:
+    """The admission flow of a request: the node of a node-scoped subject, else its connection."""
+    node, _ = split_api_subject(subject)
+    if node is not None:
+        return f"node:{node}"
+    return connection_of(reply) or reply or ""
 
 
 def _name(request: ApiRequest) -> str:

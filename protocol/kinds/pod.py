@@ -176,12 +176,12 @@ def validate_pod_spec(e: Errors, spec: Any, path: str) -> None:
     e.enum(spec, "restartPolicy", f"{path}.restartPolicy", ("Always", "OnFailure", "Never"))
     e.string_map(spec.get("nodeSelector"), f"{path}.nodeSelector")
     e.check(spec.get("nodeName"), f"{path}.nodeName", str)
-    e.integer(spec, "terminationGracePeriodSeconds", f"{path}.terminationGracePeriodSeconds", 0)
+    e.integer(spec, "terminationGracePeriodSeconds", f"{path}.terminationGracePeriodSeconds", 0, bits=64)
     for tpath, t in e.items(spec.get("tolerations"), f"{path}.tolerations"):
         e.check(t.get("key"), f"{tpath}.key", str)
         e.enum(t, "operator", f"{tpath}.operator", ("Exists", "Equal"))
         e.enum(t, "effect", f"{tpath}.effect", ("NoSchedule", "PreferNoSchedule", "NoExecute"))
-        e.integer(t, "tolerationSeconds", f"{tpath}.tolerationSeconds")
+        e.integer(t, "tolerationSeconds", f"{tpath}.tolerationSeconds", bits=64)
         operator = t.get("operator") or "Equal"
         if not t.get("key") and operator != "Exists":
             e.add(f"{tpath}.operator", "Invalid value: operator must be Exists when `key` is empty, "
