@@ -96,6 +96,15 @@ EVENTS_STREAM = "SHOAL_EVENTS"
 EVENTS_PREFIX = "shoal.events"
 
 
+AUDIT_STREAM = "SHOAL_AUDIT"
+AUDIT_PREFIX = "shoal.audit"
+
+
+def audit_subject(outcome: str, verb: str, resource: str) -> str:
+    """``shoal.audit.<allowed|refused>.<verb>.<resource>``: one audit record per mutating request or refusal."""
+    return f"{AUDIT_PREFIX}.{outcome}.{encode_token(verb)}.{encode_token(resource)}"
+
+
 def event_subject(namespace: str | None, kind: str, name: str) -> str:
     """``shoal.events.<namespace|_>.<Kind>.<name>``: cluster Events, by involved object."""
     ns = encode_token(namespace) if namespace else CLUSTER_SCOPE

@@ -12,11 +12,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeGuard
 
 from nats.aio.msg import Msg
 
-from actors.api import noderestriction
+from actors.api import audit, encryption, noderestriction
 from actors.api.authorize import authorize
 from actors.api.cache import MAX_PENDING_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
@@ -81,6 +82,10 @@ class ApiSettings:
     """Open watches per connection pinned to one node (``spec.nodeName=N``: a lookup per change, cheap)."""
     max_pending_bytes: int = MAX_PENDING_BYTES
     """Unsent event bytes one watcher may have before it is ended with Expired (relist)."""
+    encryption_config: str | None = None
+    """The EncryptionConfiguration file (``encryption.py``); None: Secrets are stored in plaintext."""
+    audit: bool = True
+    """Publish an audit record of every mutating request and every refusal (``audit.py``)."""
 
 
 class ApiActor:
@@ -108,6 +113,7 @@ class ApiActor:
         }
         self.requests = 0
         self._slow_log = Throttle(1.0)
+        self._auditor: audit.Auditor | None = None
 
     @property
     def ctx(self) -> ActorContext:
@@ -123,17 +129,23 @@ class ApiActor:
         return {"apiId": self.id, "resourceVersion": self.cache.rev, "ready": self.cache.ready.is_set(),
                 "watches": len(self.cache.watchers()), "requests": self.requests,
                 "lanes": self._admission.stats(), "throttled": self._admission.throttled,
+                "audit": self._auditor.stats() if self._auditor else {},
                 "objects": {p: len(o) for p, o in self.cache.objects.items()}}
 
     async def start(self, ctx: ActorContext) -> None:
         self._ctx = ctx
-        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas))
+        keyring = encryption.load(Path(self.settings.encryption_config) if self.settings.encryption_config else None)
+        if not keyring.encrypts:
+            ctx.log.warning("Secrets are stored unencrypted: no encryption configuration (--encryption-config)")
+        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas), keyring)
         await when_jetstream_answers(store.open, ctx.log, "datastore bucket")
         self._store = store
         await when_jetstream_answers(lambda: ensure_streams(ctx.nc, replicas=self.settings.replicas), ctx.log,
                                      "event streams")
         key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
                                            ctx.log, "token signing key")
+        self._auditor = audit.Auditor(ctx.nc, self.id, enabled=self.settings.audit)
+        ctx.supervisor.spawn("audit", self._auditor.run)
         self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published, signing_key=key)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
@@ -175,7 +187,15 @@ class ApiActor:
         self.requests += 1
         self._admission.submit(lane_of(msg.subject), msg, flow_of(msg.subject, msg.reply))
 
+    def _audit(self, msg: Msg, error: ShoalError | None) -> None:
+        if self._auditor is None or not self._auditor.enabled:
+            return
+        node, verb, resource, namespace, name = audit.describe(msg.subject)
+        self._auditor.record(verb=verb, resource=resource, namespace=namespace, name=name, node=node,
+                             connection=connection_of(msg.reply), error=error)
+
     async def _refuse(self, msg: Msg, error: ShoalError) -> None:
+        self._audit(msg, error)
         if msg.reply:
             try:
                 await msg.respond(codec.error(error))
@@ -200,16 +220,19 @@ class ApiActor:
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
+            self._audit(msg, None)
         except ShoalError as exc:
+            self._audit(msg, exc)
             if msg.reply:
                 await msg.respond(codec.error(exc))
             self.ctx.log.info("request refused", verb=verb, subject=target, code=str(exc.code),
                               error=exc.message)
         except Exception as exc:
             self.ctx.log.error("request failed", verb=verb, subject=target, exc_info=True)
+            error = InternalError(f"internal error: {exc!r}; retry, and report it if it persists")
+            self._audit(msg, error)
             if msg.reply:
-                await msg.respond(codec.error(InternalError(f"internal error: {exc!r}; retry, and report it if "
-                                                            "it persists")))
+                await msg.respond(codec.error(error))
         finally:
             elapsed = time.perf_counter() - started
             if elapsed > 1.0:
@@ -464,6 +487,10 @@ class ApiActor:
     async def _admin(self, op: str, request: dict[str, Any]) -> bytes:
         if op == "info":
             return codec.ok(info=self.health())
+        if op == "rewrite-secrets":
+            assert self._store is not None
+            secrets = [key for key in self.cache.objects.get("secrets", {})]
+            return codec.ok(result=await self._store.rewrite(secrets))
         if op == "tokenreview":
             return codec.ok(status=await self.service.review_token(request.get("token")))
         raise BadRequest(f"unknown admin operation {op!r}")

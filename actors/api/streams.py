@@ -6,6 +6,8 @@
 - ``SHOAL_EVENTS`` — cluster Events by involved object: ``shoal.events.<ns>.<Kind>.<name>``, each a
   msgpack envelope ``{"v":1,"type":"ADDED"|"MODIFIED","object":<Event>}``, published by the API actor
   that wrote the Event.
+- ``SHOAL_AUDIT`` — one record per mutating request and per refusal (``audit.py``), on
+  ``shoal.audit.<allowed|refused>.<verb>.<resource>``; kept a week (256 MiB at most).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ async def ensure_streams(nc: Client, *, replicas: int = 1, events_max_age: float
         name=CHANGES_STREAM, subjects=[f"{CHANGES_PREFIX}.>"], storage=api.StorageType.MEMORY,
         max_age=changes_max_age, max_bytes=changes_max_bytes, num_replicas=replicas,
         discard=api.DiscardPolicy.OLD, description="Shoal object changes, republished from the KV bucket"))
+    await _ensure(js, api.StreamConfig(
+        name=subjects.AUDIT_STREAM, subjects=[f"{subjects.AUDIT_PREFIX}.>"], storage=api.StorageType.FILE,
+        max_age=7 * 24 * 3600.0, max_bytes=256 * 1024 * 1024, num_replicas=replicas,
+        discard=api.DiscardPolicy.OLD, description="Shoal audit: every mutating request and every refusal"))
 
 
 class EventPublisher:
