@@ -17,6 +17,7 @@ from actors.api.lanes import Admission, Lane, LaneSettings
 from actors.api.server import ApiActor, connection_of, own_inbox
 from protocol import codec
 from protocol.errors import BadRequest, Invalid, ShoalError, TooManyRequests
+from protocol.validation import validate
 from runtime.client import ApiClient
 from runtime.watch import own_inbox as client_inbox
 from tests.conftest import ActorRunner, start_api
@@ -182,3 +183,11 @@ async def test_requests_in_flight_per_flow_are_limited() -> None:
     admission.submit(Lane.NORMAL, "a3", "conn-a")  # served again once the flow's requests finished
     await admission.drain(5)
     assert len(refused) == 1
+
+
+def test_a_container_name_that_is_no_string_is_invalid_not_a_crash() -> None:
+    """Found by tests/fuzz: a list as a container's name raised TypeError (unhashable) in validation."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": ["a"], "image": "i"}, {"name": {"b": 1}, "image": "i"}]}}
+    with pytest.raises(Invalid, match="containers"):
+        validate(pod, expect_kind="Pod")
