@@ -27,7 +27,7 @@ from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
-from protocol import bindings, codec, subjects
+from protocol import bindings, codec, subjects, unknown_fields
 from protocol.errors import (
     BadRequest,
     Expired,
@@ -37,12 +37,13 @@ from protocol.errors import (
     TooManyRequests,
     Unavailable,
 )
-from protocol.kinds import KindInfo, warnings_for
+from protocol.kinds import KindInfo, strategy_for, warnings_for
 from protocol.objects import Obj
 from protocol.requests import AdminRequest, ApiRequest, parse_subject
 from protocol.resource_version import ReadFrom, read_version
 from protocol.selectors import parse_field_selector, parse_label_selector
 from protocol.subjects import Verb, split_api_subject
+from protocol.unknown_fields import field_validation
 from runtime.actor import ActorContext
 from runtime.jetstream_ready import when_jetstream_answers
 from runtime.logs import Throttle
@@ -251,8 +252,10 @@ class ApiActor:
 
     async def _create(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
-        created = await self.service.create(req.info, req.namespace, body.get("object"))
-        return self._written(created, warnings_for(created))
+        obj = body.get("object")
+        unknown = unknown_fields.apply(obj, strategy_for(req.info.kind), field_validation(body.get("fieldValidation")))
+        created = await self.service.create(req.info, req.namespace, obj)
+        return self._written(created, unknown + warnings_for(created))
 
     async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                    guard: noderestriction.Guard | None) -> bytes:
@@ -264,17 +267,27 @@ class ApiActor:
     async def _update(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
         warnings: list[str] = []
-        obj = await self.service.update(req.info, req.namespace, _name(req), body.get("object"),
+        unknown: list[str] = []
+        obj = body.get("object")
+        if req.verb == Verb.UPDATE:
+            unknown = unknown_fields.apply(obj, strategy_for(req.info.kind),
+                                           field_validation(body.get("fieldValidation")))
+        obj = await self.service.update(req.info, req.namespace, _name(req), obj,
                                         status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings)
-        return self._written(obj, warnings)
+        return self._written(obj, unknown + warnings)
 
     async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
         warnings: list[str] = []
-        obj = await self.service.patch(req.info, req.namespace, _name(req), body.get("patch"),
+        unknown: list[str] = []
+        patch = body.get("patch")
+        if body.get("subresource") != "status":
+            unknown = unknown_fields.apply(patch, strategy_for(req.info.kind),
+                                           field_validation(body.get("fieldValidation")))
+        obj = await self.service.patch(req.info, req.namespace, _name(req), patch,
                                        status_only=body.get("subresource") == "status", guard=guard,
                                        warnings=warnings)
-        return self._written(obj, warnings)
+        return self._written(obj, unknown + warnings)
 
     async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
