@@ -7,16 +7,19 @@ Run: ``.venv/bin/python -m bench.bench_abuse [--watches 3000] [--objects 500] [-
   connection (it never reads its socket) subscribes an inbox per watch and asks for ``--watches`` watches of
   every ConfigMap, then stops reading; a writer keeps modifying objects. The API actor's RSS is sampled idle
   and during the attack (peak); the target is at most 2x idle.
-* Cost: create latency of Secrets (encrypted at rest, audited) next to ConfigMaps (audited) and ConfigMaps
-  on an API actor started with ``--no-audit``, sequential, p50/p99.
+* Cost: sequential create latency (p50/p99) of ConfigMaps and Secrets on three API actors in turn: audited
+  and encrypting Secrets, encrypting only (``--no-audit``), neither. Audit cost: ConfigMaps, first vs
+  second; encryption cost: Secrets, second vs third.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -101,22 +104,36 @@ async def write_latency(client: ApiClient, kind: str, n: int, tag: str) -> list[
     return out
 
 
-async def costs(writes: int) -> dict[str, Any]:
+async def costs(writes: int, rounds: int = 6) -> dict[str, Any]:
+    """Three API actors (each with its own nats-server) running at once: audited with encryption, not audited
+    with encryption, neither; measured in interleaved rounds so the machine's drift hits all three alike."""
     figures: dict[str, Any] = {}
-    for audit in (True, False):
-        extra_args = [] if audit else ["--no-audit"]
-        async with cluster(api_args=extra_args) as c:
-            for warm in range(50):
-                await c.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"w-{warm}"}})
-            runs = {"configmap": await write_latency(c.client, "ConfigMap", writes, "cm")}
-            if audit:
-                runs["secret"] = await write_latency(c.client, "Secret", writes, "s")
-            for name, lat in runs.items():
-                key = f"{name}_{'audit' if audit else 'no_audit'}"
-                figures[f"{key}_p50_ms"] = round(percentile(lat, 50), 3)
-                figures[f"{key}_p99_ms"] = round(percentile(lat, 99), 3)
-    progress(f"create p50: configmap {figures['configmap_audit_p50_ms']} ms audited, "
-             f"{figures['configmap_no_audit_p50_ms']} ms not; secret (encrypted) {figures['secret_audit_p50_ms']} ms")
+    configs = ("audit_enc", "enc", "plain")
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-enc-") as tmp:
+        config = str(Path(tmp) / "encryption.yaml")
+        args = {"audit_enc": ["--encryption-config", config], "enc": ["--no-audit", "--encryption-config", config],
+                "plain": ["--no-audit"]}
+        async with contextlib.AsyncExitStack() as stack:
+            clusters = {tag: await stack.enter_async_context(cluster(api_args=args[tag])) for tag in configs}
+            for c in clusters.values():
+                for warm in range(50):
+                    await c.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"w-{warm}"}})
+            lat: dict[str, list[float]] = {}
+            per_round = max(1, writes // rounds)
+            for r in range(rounds):
+                for tag, c in clusters.items():
+                    for kind in ("ConfigMap", "Secret"):
+                        lat.setdefault(f"{kind.lower()}_{tag}", []).extend(
+                            await write_latency(c.client, kind, per_round, f"{kind.lower()}-{r}"))
+    for key, values in lat.items():
+        figures[f"{key}_p50_ms"] = round(percentile(values, 50), 3)
+        figures[f"{key}_p99_ms"] = round(percentile(values, 99), 3)
+    figures["audit_ratio_p50"] = round(figures["configmap_audit_enc_p50_ms"] / figures["configmap_enc_p50_ms"], 2)
+    figures["encryption_ratio_p50"] = round(figures["secret_enc_p50_ms"] / figures["secret_plain_p50_ms"], 2)
+    progress(f"create p50: configmap {figures['configmap_audit_enc_p50_ms']} ms audited vs "
+             f"{figures['configmap_enc_p50_ms']} ms not ({figures['audit_ratio_p50']}x); secret "
+             f"{figures['secret_enc_p50_ms']} ms encrypted vs {figures['secret_plain_p50_ms']} ms not "
+             f"({figures['encryption_ratio_p50']}x)")
     return figures
 
 

@@ -1,9 +1,11 @@
 """The audit stream: a record of every mutating request and every refusal, on the JetStream stream
 ``SHOAL_AUDIT`` (subjects ``shoal.audit.<allowed|refused>.<verb>.<resource>``, see ``streams.py``).
 
-A record (a msgpack envelope)::
+A message is ``{"v": 1, "records": [record, ...]}`` (the records of one subject gathered over at most
+``BATCH_WINDOW`` seconds, so a busy API actor adds one stream write per subject and window, not one per
+request); a record::
 
-    {"v": 1, "time": "2026-12-01T00:00:00.000000Z", "apiActor": "<id>",
+    {"time": "2026-12-01T00:00:00.000000Z", "apiActor": "<id>",
      "user": "system:node:<N>" | "unknown", "connection": "<reply prefix>",
      "verb": "create", "resource": "pods", "namespace": "default", "name": "web",
      "outcome": "allowed" | "refused", "code": 201 | <HTTP status>, "reason": "<error code>", "message": "..."}
@@ -32,6 +34,8 @@ MUTATING = frozenset({"create", "update", "status", "patch", "delete", "bind"})
 MUTATING_ADMIN = frozenset({"rewrite-secrets"})
 NOT_AUDITED_REFUSALS = frozenset({ErrorCode.NOT_FOUND, ErrorCode.EXPIRED})
 QUEUE = 100_000
+BATCH_WINDOW = 0.05
+MAX_BATCH = 500
 
 
 def describe(subject: str) -> tuple[str | None, str, str, str | None, str | None]:
@@ -57,7 +61,7 @@ class Auditor:
         self.nc = nc
         self.api_id = api_id
         self.enabled = enabled
-        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=queue)
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=queue)
         self.published = 0
         self.dropped = 0
 
@@ -77,19 +81,27 @@ class Auditor:
             entry["message"] = error.message[:1024]
         try:
             self.queue.put_nowait((subjects.audit_subject(outcome, verb or "unknown", resource or "unknown"),
-                                   codec.encode(entry)))
+                                   entry))
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def run(self) -> None:
-        """Publish queued records until cancelled (the actor's supervisor runs it)."""
+        """Publish queued records, gathered per subject, until cancelled (the actor's supervisor runs it)."""
         while True:
-            subject, data = await self.queue.get()
-            try:
-                await self.nc.publish(subject, data)
-                self.published += 1
-            except Exception:
-                self.dropped += 1
+            first = await self.queue.get()
+            batches: dict[str, list[dict[str, Any]]] = {first[0]: [first[1]]}
+            taken = 1
+            while taken < MAX_BATCH and not self.queue.empty():
+                subject, entry = self.queue.get_nowait()
+                batches.setdefault(subject, []).append(entry)
+                taken += 1
+            for subject, records in batches.items():
+                try:
+                    await self.nc.publish(subject, codec.encode({"records": records}))
+                    self.published += len(records)
+                except Exception:
+                    self.dropped += len(records)
+            await asyncio.sleep(BATCH_WINDOW)
 
     def stats(self) -> dict[str, int]:
         return {"published": self.published, "dropped": self.dropped, "queued": self.queue.qsize()}

@@ -122,7 +122,7 @@ async def test_every_mutation_and_every_refusal_is_audited(runner: ActorRunner, 
         got = asyncio.Event()
 
         async def on_record(msg: Any) -> None:
-            records.append(codec.decode(msg.data) | {"subject": msg.subject})
+            records.extend(r | {"subject": msg.subject} for r in codec.decode(msg.data)["records"])
             if len(records) >= 4:
                 got.set()
 
