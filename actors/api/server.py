@@ -75,8 +75,9 @@ class ApiSettings:
     """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
     list_window: int = LIST_WINDOW_CHUNKS
     """List chunks a client that acknowledges may have on their way (see ``listing.py``)."""
-    max_inflight_per_flow: int = 1024
-    """Requests one connection (or one node's kubelet) may have queued or running; more get TooManyRequests."""
+    max_inflight_per_flow: int = 2048
+    """Normal-lane requests one connection (or one node's kubelet) may have queued or running; more get
+    TooManyRequests. (Hollow nodes share one connection: 2,500 kubelets' gets at once under overload.)"""
     max_watches_per_connection: int = 500
     """Open watches per connection that every change of their kind is offered to; more get TooManyRequests."""
     max_pinned_watches_per_connection: int = 20_000
@@ -186,7 +187,9 @@ class ApiActor:
     async def _on_request(self, msg: Msg) -> None:
         """Never blocks: the request starts at once or waits in its lane (heartbeats have their own)."""
         self.requests += 1
-        self._admission.submit(lane_of(msg.subject), msg, flow_of(msg.subject, msg.reply))
+        lane = lane_of(msg.subject)
+        # heartbeats have their own lane and budget: never refused because their connection is busy
+        self._admission.submit(lane, msg, flow_of(msg.subject, msg.reply) if lane == Lane.NORMAL else None)
 
     def _audit(self, msg: Msg, error: ShoalError | None) -> None:
         if self._auditor is None or not self._auditor.enabled:
