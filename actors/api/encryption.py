@@ -87,12 +87,6 @@ class KeyRing:
         except Exception:
             raise InternalError(f"{key} could not be decrypted (wrong key or damaged value)") from None
 
-    def key_of(self, value: bytes) -> str | None:
-        """The name of the key ``value`` is encrypted with, or None for a plaintext value."""
-        if not value.startswith(PREFIX):
-            return None
-        return value[len(PREFIX):].partition(b":")[0].decode(errors="replace")
-
 
 def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
@@ -155,15 +149,9 @@ def parse_config(config: Any) -> KeyRing:
             if len(raw) not in (16, 24, 32):
                 raise EncryptionConfigError(f"key {name!r}: secret must be 16, 24 or 32 bytes")
             keys[name] = AESGCM(raw)
-            if primary is None and index == 0:
+            if primary is None and index == 0:  # identity first: new values are written in plaintext
                 primary = name
-    if index_of_identity_first(providers):
-        primary = None  # identity first: new values are written in plaintext (decryption still works)
     return KeyRing(keys, primary, identity, frozenset(resources))
-
-
-def index_of_identity_first(providers: list[Any]) -> bool:
-    return isinstance(providers[0], dict) and "identity" in providers[0]
 
 
 def load(path: Path | None) -> KeyRing:

@@ -120,14 +120,6 @@ class Store:
         return Record(key, int(headers["Nats-Sequence"]), self.keyring.decrypt(key, msg.data),
                       headers.get(KV_OP) in ("DEL", "PURGE"))
 
-    async def get_raw(self, key: str) -> bytes | None:
-        """The stored bytes of ``key`` as they are in the bucket (ciphertext for Secrets)."""
-        try:
-            msg = await self.js.get_msg(STREAM, subject=keys.KV_SUBJECT_PREFIX + key, direct=False)
-        except nats.js.errors.NotFoundError:
-            return None
-        return msg.data
-
     async def _leader_get(self, key: str) -> Record | None:
         try:
             msg = await self.js.get_msg(STREAM, subject=keys.KV_SUBJECT_PREFIX + key, direct=False)
