@@ -191,3 +191,28 @@ def test_a_container_name_that_is_no_string_is_invalid_not_a_crash() -> None:
            "spec": {"containers": [{"name": ["a"], "image": "i"}, {"name": {"b": 1}, "image": "i"}]}}
     with pytest.raises(Invalid, match="containers"):
         validate(pod, expect_kind="Pod")
+
+
+@pytest.mark.parametrize("quantity", ["1e999999999", "1e30", "99999999999Ei", float("inf"), float("nan"), -1])
+def test_quantities_out_of_range_are_invalid(quantity: Any) -> None:
+    """A request of 1e999999999 CPUs was accepted; the scheduler's int() of its millicores never returns."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": quantity}}}]}}
+    with pytest.raises(Invalid, match="requests"):
+        validate(pod, expect_kind="Pod")
+
+
+def test_annotation_keys_and_generate_name_are_bounded() -> None:
+    cm: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+                                                                                 "annotations": {"bad key!": "v"}}}
+    with pytest.raises(Invalid, match="annotations"):
+        validate(cm, expect_kind="ConfigMap")
+    cm["metadata"] = {"generateName": "x" * 300}
+    with pytest.raises(Invalid, match="generateName"):
+        validate(cm, expect_kind="ConfigMap")
+
+
+async def test_generated_names_stay_valid(client: ApiClient) -> None:
+    created = await client.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"generateName": "a" * 250}})
+    assert len(created["metadata"]["name"]) == 63 and created["metadata"]["name"].startswith("a" * 58)
