@@ -114,6 +114,7 @@ async def test_watch_control_answers_every_malformed_body(api: ApiActor, client:
                                     {"inbox": await client_inbox(client.nc, "w")}))["control"]
     for body in (b"\xc1 not msgpack", msgpack.packb([1]), msgpack.packb({"v": True}),
                  codec.encode({"op": "keepalive", "watches": "abc"}), codec.encode({"op": "explode", "watches": []}),
+                 codec.encode({"op": "keepalive", "watches": 5}),  # no reply at all before: TypeError
                  codec.encode({"op": "cancel", "watches": [{"a": 1}]}), codec.encode({"watches": [1, 2]})):
         reply = await raw(client.nc, control, body)
         assert reply["ok"] is False and reply["error"]["code"] == "BadRequest", (body, reply)
