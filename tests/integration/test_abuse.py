@@ -21,6 +21,7 @@ from protocol.validation import validate
 from runtime.client import ApiClient
 from runtime.watch import own_inbox as client_inbox
 from tests.conftest import ActorRunner, start_api
+from tests.integration.test_secrets_audit import answering
 
 
 async def raw(nc: nats.NATS, subject: str, data: bytes) -> dict[str, Any]:
@@ -127,6 +128,7 @@ async def test_watches_per_connection_are_limited(runner: ActorRunner, nats_serv
     nc, other = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
     try:
         client, second = ApiClient(nc), ApiClient(other)
+        await answering(client)
         for _ in range(3):
             await client.request("shoal.api.watch.configmaps._all", {"inbox": await client_inbox(nc, "w")})
         with pytest.raises(TooManyRequests):
@@ -145,6 +147,7 @@ async def test_a_watcher_that_falls_behind_is_cut_off_with_expired(runner: Actor
     nc = await nats.connect(nats_server.url)
     try:
         client = ApiClient(nc)
+        await answering(client)
         inbox = await client_inbox(nc, "w")
         sub = await nc.subscribe(inbox)
         reply = await client.request("shoal.api.watch.configmaps._all", {"inbox": inbox})

@@ -15,7 +15,7 @@ from actors.api import encryption
 from actors.api.encryption import EncryptionConfigError, KeyRing, parse_config
 from actors.api.store import STREAM
 from protocol import codec, keys
-from protocol.errors import Forbidden, Invalid, ShoalError
+from protocol.errors import Forbidden, Invalid, ShoalError, Unavailable
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner, start_api
 
@@ -39,6 +39,17 @@ async def raw_values(nc: nats.NATS) -> list[tuple[str, bytes]]:
             continue
         out.append((str(msg.subject), bytes(msg.data or b"")))
     return out
+
+
+async def answering(client: ApiClient) -> None:
+    """Until an API actor answers (a restarted one's subscriptions reach the server a moment later)."""
+    for _ in range(200):
+        try:
+            await client.info()
+            return
+        except Unavailable:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the restarted API actor never answered")
 
 
 def config_with(*names_and_keys: tuple[str, str], identity: bool = True) -> dict[str, Any]:
@@ -78,6 +89,7 @@ async def test_secrets_are_encrypted_at_rest_and_keys_rotate(runner: ActorRunner
     nc = await nats.connect(nats_server.url)
     try:
         client = ApiClient(nc)
+        await answering(client)
         await client.create(secret("db"))
         await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"},
                              "data": {"visible": "in-plaintext"}})
@@ -98,6 +110,7 @@ async def test_secrets_are_encrypted_at_rest_and_keys_rotate(runner: ActorRunner
         key2 = encryption.new_key()
         encryption.write_config(path, config_with(("key2", key2), ("key1", key1)))
         await start_api(runner, encryption_config=str(path))
+        await answering(client)
         assert (await client.get("secrets", "db"))["data"] == got["data"]
         result = codec.check_reply(codec.decode((await nc.request("shoal.api.admin.rewrite-secrets",
                                                                   codec.encode({}), timeout=10)).data))["result"]
@@ -107,6 +120,7 @@ async def test_secrets_are_encrypted_at_rest_and_keys_rotate(runner: ActorRunner
         await runner.stop_all()
         encryption.write_config(path, config_with(("key2", key2)))
         await start_api(runner, encryption_config=str(path))
+        await answering(client)
         assert (await client.get("secrets", "db"))["data"] == got["data"]
     finally:
         await nc.close()
