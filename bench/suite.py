@@ -37,6 +37,7 @@ QUICK: dict[str, list[str]] = {
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
     "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
+    "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -44,6 +45,7 @@ FULL: dict[str, list[str]] = {
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
+    "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -118,6 +120,20 @@ def rows_watch(r: dict[str, Any]) -> list[Row]:
         Row("watch delivery after commit (API watch - raw KV watch)", _ms(r["delivery_after_commit_p50_ms"]),
             _ms(r["delivery_after_commit_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
             "p99 <= 10 ms", _met(r["delivery_after_commit_p99_ms"] <= 10)),
+    ]
+
+
+def rows_abuse(r: dict[str, Any]) -> list[Row]:
+    a, c = r["attack"], r["cost"]
+    return [
+        Row(f"API actor RSS under {a['watches']:,} unread watches ({a['objects']} objects, writes going on)",
+            "", "", f"peak {a['peak_rss_mib']:.0f} MiB", f"idle {a['idle_rss_mib']:.0f} MiB", f"{a['ratio']:.2f}x",
+            "<= 2x idle", _met(a["ratio"] <= 2.0 and a["api_alive"])),
+        Row("create ConfigMap, audited (SHOAL_AUDIT)", _ms(c["configmap_audit_enc_p50_ms"]),
+            _ms(c["configmap_audit_enc_p99_ms"]), "",
+            f"not audited: p50 {_ms(c['configmap_enc_p50_ms'])}", f"{c['audit_ratio_p50']:.2f}x p50"),
+        Row("create Secret, encrypted at rest (AES-GCM)", _ms(c["secret_enc_p50_ms"]), _ms(c["secret_enc_p99_ms"]),
+            "", f"plaintext: p50 {_ms(c['secret_plain_p50_ms'])}", f"{c['encryption_ratio_p50']:.2f}x p50"),
     ]
 
 
@@ -278,6 +294,7 @@ def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
         "gateway": rows_gateway,
+        "abuse": rows_abuse,
     }
     if name in builders:
         return builders[name](figures)

@@ -82,7 +82,7 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
     _ = private_inboxes  # API actors answer everyone: they publish to every inbox in either mode
     return Permissions(
         publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"$KV.{SYSTEM_BUCKET}.>",
-                 f"{EVENTS_PREFIX}.>", f"{INBOX}.>"),
+                 f"{EVENTS_PREFIX}.>", "shoal.audit.>", f"{INBOX}.>"),
         subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", "shoal.watchctl.>", f"{INBOX}.>",
                    *_health("api")),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from protocol.fielderrors import Errors
-from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, as_dict, string_map
+from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, as_dict, string_map, undescribed
 from protocol.objects import Obj
 
 INFO = KindInfo("Secret", "v1", "secrets", "secret")
@@ -33,7 +33,7 @@ STRATEGY = Strategy(
     INFO, description="Confidential data: keys to base64 values.",
     schema=(string_map("data", "Keys to base64-encoded values."),
             string_map("stringData", "Keys to plain values, folded into data on write."),
-            Field("type", "string", "How the data is used (default Opaque).")),
+            Field("type", "string", "How the data is used (default Opaque)."), *undescribed("immutable:boolean")),
     columns=(NAME, Column("TYPE", lambda o, now: str(o.get("type") or "Opaque")),
              Column("DATA", lambda o, now: str(len(as_dict(o.get("data")))), type="integer",
                     description="Number of keys."), AGE),

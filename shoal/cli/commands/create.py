@@ -14,7 +14,7 @@ from runtime.client import ApiClient
 from shoal.cli.commands._objects import write_all
 from shoal.cli.errors import UsageError
 from shoal.cli.manifests import Manifest, load
-from shoal.cli.registry import Command, add_file_flags, add_namespace_flags, global_parent
+from shoal.cli.registry import VALIDATION, Command, add_file_flags, add_namespace_flags, global_parent
 from shoal.cli.session import Session
 
 
@@ -48,6 +48,7 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
     if generator is None:
         if not args.filename:
             raise UsageError("say what to create: `shoal create -f FILE` or `shoal create namespace NAME`")
+        (await session.client()).field_validation = VALIDATION[getattr(args, "validate", "warn")]
         return await write_all(session, load(args.filename), "creating", create_object)
     if args.filename:
         raise UsageError("give either -f or a kind to create, not both")
