@@ -33,6 +33,8 @@ from protocol.kinds import (
     lease,
     namespace,
     node,
+    persistentvolume,
+    persistentvolumeclaim,
     pod,
     priorityclass,
     replicaset,
@@ -40,6 +42,7 @@ from protocol.kinds import (
     secret,
     service,
     serviceaccount,
+    storageclass,
 )
 from protocol.kinds.strategy import Column, Field, KindInfo, Strategy
 from protocol.objects import Obj
@@ -62,6 +65,9 @@ STRATEGIES: tuple[Strategy, ...] = (
     event.STRATEGY,
     lease.STRATEGY,
     priorityclass.STRATEGY,
+    persistentvolume.STRATEGY,
+    persistentvolumeclaim.STRATEGY,
+    storageclass.STRATEGY,
 )
 
 KINDS: tuple[KindInfo, ...] = tuple(s.info for s in STRATEGIES)
