@@ -204,3 +204,23 @@ def test_claim_ref_matches_by_name_and_uid() -> None:
     assert not claim_ref_matches(pv(claimRef={"namespace": "default", "name": "data", "uid": "old"}), claim)
     assert not claim_ref_matches(pv(claimRef={"namespace": "other", "name": "data"}), claim)
     assert not claim_ref_matches(pv(), claim)
+
+
+@pytest.mark.parametrize("kind", ["ConfigMap", "Secret"])
+def test_immutable_config_refuses_data_changes_and_unsetting(kind: str) -> None:
+    def obj(data: dict[str, str], immutable: Any = True, **extra: Any) -> Obj:
+        return {"apiVersion": "v1", "kind": kind, "metadata": {"name": "c", "namespace": "default"},
+                "data": data, **({"immutable": immutable} if immutable is not None else {}), **extra}
+
+    old = obj({"a": "YQ=="})
+    validate(obj({"a": "YQ=="}), old=old)
+    assert causes(obj({"a": "Yg=="}), old) == ["data"]
+    assert causes(obj({"a": "YQ=="}, None), old) == ["immutable"]
+    assert causes(obj({"a": "YQ=="}, False), old) == ["immutable"]
+    validate(obj({"a": "Yg=="}, True), old=obj({"a": "YQ=="}, None))  # may become immutable with a change
+    validate(obj({"a": "Yg=="}, None), old=obj({"a": "YQ=="}, False))
+    assert "immutable" in causes(obj({}, "yes"))
+    if kind == "ConfigMap":
+        assert causes(obj({"a": "YQ=="}, binaryData={"b": "Yg=="}), old) == ["binaryData"]
+    else:
+        assert causes(obj({"a": "YQ=="}, stringData={"b": "x"}), old) == ["stringData"]
