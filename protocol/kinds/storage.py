@@ -148,6 +148,12 @@ def volume_capacity(pv: Obj) -> int:
     return storage_bytes(get_path(pv, "spec", "capacity", "storage")) or 0
 
 
+def claim_ref(claim: Obj) -> Obj:
+    """A volume's ``claimRef`` to ``claim`` (with its uid: a re-created claim of that name is another one)."""
+    return {"kind": "PersistentVolumeClaim", "namespace": namespace_of(claim) or "default", "name": name_of(claim),
+            "uid": str(meta(claim).get("uid") or ""), "apiVersion": "v1"}
+
+
 def claim_ref_matches(pv: Obj, pvc: Obj) -> bool:
     """The PV's claimRef names this claim (and, when it has a uid, this very claim)."""
     claim_ref = as_dict(get_path(pv, "spec", "claimRef"))

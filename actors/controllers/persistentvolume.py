@@ -1,0 +1,157 @@
+"""The PV controller (Kubernetes' persistentvolume-binder): binds claims to volumes and keeps their phases.
+
+Keys are ``claim/<namespace>/<name>`` and ``volume/<name>``, enqueued on changes of claims, volumes and
+storage classes (a class appearing may unblock its claims); ``reconcile`` calls the pure
+``persistentvolume_plan`` and writes what it decided. Every write is a compare-and-swap on the version
+the informer holds: a stale cache loses with Conflict and the key is reconciled again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.controllers.base import ControllerContext
+from actors.controllers.manager import register
+from actors.controllers.persistentvolume_plan import (
+    Action,
+    BindVolume,
+    ClaimStatus,
+    Event,
+    UpdateClaim,
+    VolumeStatus,
+    plan_claim,
+    plan_volume,
+)
+from protocol.errors import Conflict, NotFound
+from protocol.kinds.storage import SELECTED_NODE_ANNOTATION, claim_class
+from protocol.kinds.strategy import as_dict, get_path
+from protocol.objects import Obj, labels_of, meta, name_of, namespace_of, ref
+from runtime.events import EventRecorder
+from runtime.workqueue import WorkQueue, run_workers
+
+CLAIM, VOLUME = "claim/", "volume/"
+
+
+class PersistentVolumeController:
+    name = "persistentvolume"
+
+    def __init__(self) -> None:
+        self.running = False
+        self.queue = WorkQueue()
+        self._events: set[tuple[str, str, str]] = set()
+
+    def setup(self, ctx: ControllerContext) -> None:
+        self.client = ctx.client
+        self.recorder: EventRecorder = ctx.recorder
+        self.log = ctx.log.bind(controller=self.name)
+        self.claims = ctx.informers.informer("PersistentVolumeClaim")
+        self.volumes = ctx.informers.informer("PersistentVolume")
+        self.classes = ctx.informers.informer("StorageClass")
+        self.nodes = ctx.informers.informer("Node")
+        self.claims.add_handler(self._on_claim)
+        self.volumes.add_handler(self._on_volume)
+        self.classes.add_handler(self._on_class)
+
+    async def run(self) -> None:
+        self.running = True
+        for claim in self.claims.items():
+            self.queue.add(CLAIM + ref(claim))
+        for volume in self.volumes.items():
+            self.queue.add(VOLUME + name_of(volume))
+        await run_workers(self.queue, self.reconcile, workers=2, log=self.log)
+
+    # -- handlers: enqueue only ------------------------------------------------------------------
+    def _on_claim(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        self.queue.add(CLAIM + ref(obj))
+        for volume in (get_path(obj, "spec", "volumeName"), get_path(old or {}, "spec", "volumeName")):
+            if volume:
+                self.queue.add(VOLUME + str(volume))
+        if event == "DELETED":  # volumes reserved for it are released
+            for volume in self.volumes.items():
+                if get_path(volume, "spec", "claimRef", "name") == name_of(obj):
+                    self.queue.add(VOLUME + name_of(volume))
+
+    def _on_volume(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        self.queue.add(VOLUME + name_of(obj))
+        claim_ref = as_dict(get_path(obj, "spec", "claimRef"))
+        if claim_ref.get("name"):
+            self.queue.add(f"{CLAIM}{claim_ref.get('namespace')}/{claim_ref.get('name')}")
+        else:  # a volume became available: pending claims may now bind
+            for claim in self.claims.items():
+                if not get_path(claim, "spec", "volumeName"):
+                    self.queue.add(CLAIM + ref(claim))
+
+    def _on_class(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        for claim in self.claims.items():
+            if claim_class(claim) == name_of(obj) and not get_path(claim, "spec", "volumeName"):
+                self.queue.add(CLAIM + ref(claim))
+
+    # -- reconcile ---------------------------------------------------------------------------------
+    async def reconcile(self, key: str) -> float | None:
+        if key.startswith(CLAIM):
+            claim = self.claims.get(key[len(CLAIM):])
+            if claim is None:
+                return None
+            storage_class = self.classes.get(claim_class(claim)) if claim_class(claim) else None
+            node = as_dict(meta(claim).get("annotations")).get(SELECTED_NODE_ANNOTATION)
+            node_obj = self.nodes.get(str(node)) if node else None
+            actions = plan_claim(claim, self.volumes.items(), storage_class,
+                                 labels_of(node_obj) if node_obj is not None else None)
+        else:
+            volume = self.volumes.get(key[len(VOLUME):])
+            if volume is None:
+                return None
+            claim_ref = as_dict(get_path(volume, "spec", "claimRef"))
+            claim = self.claims.get(f"{claim_ref.get('namespace')}/{claim_ref.get('name')}") if claim_ref else None
+            actions = plan_volume(volume, claim)
+        for action in actions:
+            try:
+                await self._execute(action)
+            except (Conflict, NotFound):
+                return 0.2  # our cache was behind: look again once it caught up
+        return None
+
+    async def _execute(self, action: Action) -> None:
+        if isinstance(action, BindVolume):
+            await self.client.update(action.volume)
+            self.log.info("volume claim reference set", volume=name_of(action.volume),
+                          claim=get_path(action.volume, "spec", "claimRef"))
+        elif isinstance(action, UpdateClaim):
+            await self.client.update(action.claim)
+        elif isinstance(action, ClaimStatus):
+            status: dict[str, Any] = {"phase": action.phase}
+            if action.capacity is not None:
+                status["capacity"] = {"storage": action.capacity}
+            if action.access_modes:
+                status["accessModes"] = list(action.access_modes)
+            await self._status(action.claim, status)
+            self.log.info("claim phase", claim=ref(action.claim), phase=action.phase)
+        elif isinstance(action, VolumeStatus):
+            status = {"phase": action.phase}
+            if action.reason:
+                status.update(reason=action.reason, message=action.message)
+            await self._status(action.volume, status)
+            self.log.info("volume phase", volume=name_of(action.volume), phase=action.phase)
+        elif isinstance(action, Event):
+            identity = (ref(action.obj) + "/" + str(meta(action.obj).get("uid")), action.reason, action.message)
+            if identity not in self._events:  # one event per object and message, not one per resync
+                if len(self._events) > 10_000:
+                    self._events.clear()
+                self._events.add(identity)
+                await self.recorder.record(action.obj, action.type, action.reason, action.message)
+
+    async def _status(self, obj: Obj, status: dict[str, Any]) -> None:
+        patch = {"metadata": {"resourceVersion": meta(obj).get("resourceVersion")}, "status": status}
+        await self.client.patch(str(obj.get("kind")), name_of(obj), patch, namespace_of(obj), status=True)
+
+
+register(PersistentVolumeController.name, PersistentVolumeController)
