@@ -34,12 +34,14 @@ QUICK: dict[str, list[str]] = {
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
+    "claims": ["bench.bench_claims", "--n", "10"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
     "watch": ["bench.bench_watch", "--n", "20000", "--rate", "1000"],
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
+    "claims": ["bench.bench_claims", "--n", "40"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -142,6 +144,14 @@ def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def rows_claims(r: list[dict[str, Any]]) -> list[Row]:
+    empty, claim, ratio = _by_name(r, "emptyDir"), _by_name(r, "WaitForFirstConsumer"), _by_name(r, "claims ratio")
+    return [Row(f"claim + pod -> Running, WaitForFirstConsumer, hollow kubelets (n={claim['n']})",
+                _ms(claim["p50_ms"]), _ms(claim["p99_ms"]), "",
+                f"emptyDir pod (same run): p50 {_ms(empty['p50_ms'])}, p99 {_ms(empty['p99_ms'])}",
+                f"{ratio['p99']:.2f}x p99")]
+
+
 def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
     size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
     if r.get("backlog"):
@@ -181,6 +191,7 @@ def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
+        "claims": rows_claims,
     }
     if name in builders:
         return builders[name](figures)

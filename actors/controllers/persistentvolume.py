@@ -113,33 +113,36 @@ class PersistentVolumeController:
             claim_ref = as_dict(get_path(volume, "spec", "claimRef"))
             claim = self.claims.get(f"{claim_ref.get('namespace')}/{claim_ref.get('name')}") if claim_ref else None
             actions = plan_volume(volume, claim)
+        written: dict[str, str] = {}  # object -> the resourceVersion our own write in this pass gave it
         for action in actions:
             try:
-                await self._execute(action)
+                await self._execute(action, written)
             except (Conflict, NotFound):
                 return 0.2  # our cache was behind: look again once it caught up
         return None
 
-    async def _execute(self, action: Action) -> None:
+    async def _execute(self, action: Action, written: dict[str, str]) -> None:
         if isinstance(action, BindVolume):
-            await self.client.update(action.volume)
+            done = await self.client.update(action.volume)
+            written[_key(done)] = str(meta(done).get("resourceVersion"))
             self.log.info("volume claim reference set", volume=name_of(action.volume),
                           claim=get_path(action.volume, "spec", "claimRef"))
         elif isinstance(action, UpdateClaim):
-            await self.client.update(action.claim)
+            done = await self.client.update(action.claim)
+            written[_key(done)] = str(meta(done).get("resourceVersion"))
         elif isinstance(action, ClaimStatus):
             status: dict[str, Any] = {"phase": action.phase}
             if action.capacity is not None:
                 status["capacity"] = {"storage": action.capacity}
             if action.access_modes:
                 status["accessModes"] = list(action.access_modes)
-            await self._status(action.claim, status)
+            await self._status(action.claim, status, written)
             self.log.info("claim phase", claim=ref(action.claim), phase=action.phase)
         elif isinstance(action, VolumeStatus):
             status = {"phase": action.phase}
             if action.reason:
                 status.update(reason=action.reason, message=action.message)
-            await self._status(action.volume, status)
+            await self._status(action.volume, status, written)
             self.log.info("volume phase", volume=name_of(action.volume), phase=action.phase)
         elif isinstance(action, Event):
             identity = (ref(action.obj) + "/" + str(meta(action.obj).get("uid")), action.reason, action.message)
@@ -149,9 +152,15 @@ class PersistentVolumeController:
                 self._events.add(identity)
                 await self.recorder.record(action.obj, action.type, action.reason, action.message)
 
-    async def _status(self, obj: Obj, status: dict[str, Any]) -> None:
-        patch = {"metadata": {"resourceVersion": meta(obj).get("resourceVersion")}, "status": status}
+    async def _status(self, obj: Obj, status: dict[str, Any], written: dict[str, str]) -> None:
+        """Patch the status over the version the plan saw, or over the one this pass just wrote."""
+        version = written.get(_key(obj)) or meta(obj).get("resourceVersion")
+        patch = {"metadata": {"resourceVersion": version}, "status": status}
         await self.client.patch(str(obj.get("kind")), name_of(obj), patch, namespace_of(obj), status=True)
+
+
+def _key(obj: Obj) -> str:
+    return f"{obj.get('kind')}/{ref(obj)}"
 
 
 register(PersistentVolumeController.name, PersistentVolumeController)

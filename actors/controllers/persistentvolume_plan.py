@@ -8,9 +8,9 @@ to, the phases of claims and volumes, and what happens to a volume whose claim i
   ``volume.kubernetes.io/selected-node`` on the claim, and then only takes volumes that node can reach.
   When nothing fits and its class has a provisioner, the claim is annotated
   ``volume.kubernetes.io/storage-provisioner`` and waits for the volume it provisions;
-- a claim naming its volume completes the binding (the volume's ``claimRef``, then the claim's status:
-  Bound, with the volume's capacity and access modes); a Bound claim whose volume is gone, or bound to
-  another claim, is Lost.
+- a claim naming its volume completes the binding (the volume's ``claimRef``, the claim's ``volumeName``,
+  then the claim's status: Bound, with the volume's capacity and access modes, all in one pass); a Bound
+  claim whose volume is gone, or bound to another claim, is Lost.
 
 ``plan_volume(volume, claim)``: a volume without a claim is Available; bound to its claim, Bound; whose
 claim is gone (or was re-created, another uid), Released, and then by ``persistentVolumeReclaimPolicy``:
@@ -177,10 +177,7 @@ def plan_claim(claim: Obj | None, volumes: Sequence[Obj], storage_class: Obj | N
                         Event(claim, "Warning", "ClaimLost", f"Bound claim has lost its PersistentVolume. Data on the "
                                                              f"volume is lost! (volume {volume_name} {why})")]
             return []
-        actions = _bind(volume, claim)
-        if not actions or all(isinstance(a, BindVolume) for a in actions):
-            actions += _claim_bound(claim, volume)
-        return actions
+        return _bind(volume, claim) + _claim_bound(claim, volume)
     binding_mode = (storage_class or {}).get("volumeBindingMode") or "Immediate"
     node = as_dict(meta(claim).get("annotations")).get(SELECTED_NODE_ANNOTATION)
     if binding_mode == "WaitForFirstConsumer" and not node:
@@ -188,7 +185,7 @@ def plan_claim(claim: Obj | None, volumes: Sequence[Obj], storage_class: Obj | N
                       "waiting for first consumer to be created before binding")]
     volume = find_volume(claim, volumes, node if binding_mode == "WaitForFirstConsumer" else None, node_labels)
     if volume is not None:
-        return _bind(volume, claim)
+        return _bind(volume, claim) + _claim_bound(claim, volume)
     provisioner = str((storage_class or {}).get("provisioner") or "")
     if provisioner and provisioner != "kubernetes.io/no-provisioner":
         annotations = as_dict(meta(claim).get("annotations"))

@@ -322,8 +322,7 @@ class SchedulerActor:
                     await self.client.patch("PersistentVolumeClaim", name, {"metadata": {"annotations": {
                         SELECTED_NODE_ANNOTATION: node}}}, namespace)
             deadline = time.monotonic() + self.settings.volume_bind_timeout
-            while not all(((self.claims.get(f"{namespace}/{n}") or {}).get("spec") or {}).get("volumeName")
-                          for n in names):
+            while not all(_claim_bound(self.claims.get(f"{namespace}/{n}")) for n in names):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
@@ -389,6 +388,12 @@ class SchedulerActor:
                 pass  # the pod changed or went: its next event brings it back if it still needs us
             except ShoalError as exc:
                 self.log.warning("could not set PodScheduled=False", pod=ref(pod), error=str(exc))
+
+
+def _claim_bound(claim: Obj | None) -> bool:
+    """Bound as the kubelet needs it: a volume named and the phase Bound."""
+    return claim is not None and bool((claim.get("spec") or {}).get("volumeName")) and \
+        (claim.get("status") or {}).get("phase") == "Bound"
 
 
 def _scheduling_inputs(pod: Obj) -> tuple[Any, ...]:

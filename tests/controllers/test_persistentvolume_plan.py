@@ -51,8 +51,9 @@ def test_an_unbound_claim_binds_the_smallest_fitting_volume() -> None:
     volumes = [pv("big", "100Gi"), pv("small", "2Gi"), pv("tiny", "512Mi"), pv("taken", "1Gi", "Bound", {
         **REF, "name": "other", "uid": "u9"})]
     actions = plan_claim(pvc(), volumes, None)
-    assert kinds(actions) == ["BindVolume", "UpdateClaim"]
-    bind, update = actions
+    assert kinds(actions) == ["BindVolume", "UpdateClaim", "ClaimStatus"], "in one pass"
+    bind, update, status = actions
+    assert status == ClaimStatus(pvc(), "Bound", "2Gi", ("ReadWriteOnce",))
     assert isinstance(bind, BindVolume) and bind.volume["metadata"]["name"] == "small"
     assert bind.volume["spec"]["claimRef"] == REF
     assert isinstance(update, UpdateClaim) and update.claim["spec"]["volumeName"] == "small"
@@ -61,7 +62,7 @@ def test_an_unbound_claim_binds_the_smallest_fitting_volume() -> None:
 
 def test_a_volume_pre_bound_to_the_claim_wins() -> None:
     pre = pv("pre", "50Gi", claim={"namespace": "ns", "name": "data"})
-    bind, _update = plan_claim(pvc(), [pv("small", "2Gi"), pre], None)
+    bind, _update, _status = plan_claim(pvc(), [pv("small", "2Gi"), pre], None)
     assert isinstance(bind, BindVolume) and bind.volume["metadata"]["name"] == "pre"
 
 
