@@ -1,7 +1,8 @@
 """The PV controller (Kubernetes' persistentvolume-binder): binds claims to volumes and keeps their phases.
 
 Keys are ``claim/<namespace>/<name>`` and ``volume/<name>``, enqueued on changes of claims, volumes and
-storage classes (a class appearing may unblock its claims); ``reconcile`` calls the pure
+storage classes (a class appearing may unblock its claims), and of pods mounting claims (a claim being
+deleted waits for its last pod, the protection finalizer); ``reconcile`` calls the pure
 ``persistentvolume_plan`` and writes what it decided. Every write is a compare-and-swap on the version
 the informer holds: a stale cache loses with Conflict and the key is reconciled again.
 """
@@ -17,6 +18,7 @@ from actors.controllers.persistentvolume_plan import (
     BindVolume,
     ClaimStatus,
     Event,
+    RemoveFinalizer,
     UpdateClaim,
     VolumeStatus,
     plan_claim,
@@ -25,7 +27,7 @@ from actors.controllers.persistentvolume_plan import (
 from protocol.errors import Conflict, NotFound
 from protocol.kinds.storage import SELECTED_NODE_ANNOTATION, claim_class
 from protocol.kinds.strategy import as_dict, get_path
-from protocol.objects import Obj, labels_of, meta, name_of, namespace_of, ref
+from protocol.objects import Obj, labels_of, meta, name_of, namespace_of, pod_is_terminal, ref
 from runtime.events import EventRecorder
 from runtime.workqueue import WorkQueue, run_workers
 
@@ -48,6 +50,8 @@ class PersistentVolumeController:
         self.volumes = ctx.informers.informer("PersistentVolume")
         self.classes = ctx.informers.informer("StorageClass")
         self.nodes = ctx.informers.informer("Node")
+        self.pods = ctx.informers.informer("Pod")
+        self.pods.add_handler(self._on_pod)
         self.claims.add_handler(self._on_claim)
         self.volumes.add_handler(self._on_volume)
         self.classes.add_handler(self._on_class)
@@ -87,6 +91,22 @@ class PersistentVolumeController:
                 if not get_path(claim, "spec", "volumeName"):
                     self.queue.add(CLAIM + ref(claim))
 
+    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """A pod mounting claims went or finished: a claim being deleted may now go."""
+        obj = new if new is not None else old
+        if obj is None or (event != "DELETED" and not pod_is_terminal(obj)):
+            return
+        for name in _claims_of(obj):
+            claim = self.claims.get(f"{namespace_of(obj)}/{name}")
+            if claim is not None and meta(claim).get("deletionTimestamp"):
+                self.queue.add(f"{CLAIM}{namespace_of(obj)}/{name}")
+
+    def in_use(self, claim: Obj) -> bool:
+        """A pod of the claim's namespace that is not finished mounts it (scheduled or not)."""
+        namespace, name = namespace_of(claim), name_of(claim)
+        return any(namespace_of(p) == namespace and not pod_is_terminal(p) and name in _claims_of(p)
+                   for p in self.pods.items())
+
     def _on_class(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
         if obj is None:
@@ -104,8 +124,9 @@ class PersistentVolumeController:
             storage_class = self.classes.get(claim_class(claim)) if claim_class(claim) else None
             node = as_dict(meta(claim).get("annotations")).get(SELECTED_NODE_ANNOTATION)
             node_obj = self.nodes.get(str(node)) if node else None
+            in_use = bool(meta(claim).get("deletionTimestamp")) and self.in_use(claim)
             actions = plan_claim(claim, self.volumes.items(), storage_class,
-                                 labels_of(node_obj) if node_obj is not None else None)
+                                 labels_of(node_obj) if node_obj is not None else None, in_use)
         else:
             volume = self.volumes.get(key[len(VOLUME):])
             if volume is None:
@@ -144,6 +165,12 @@ class PersistentVolumeController:
                 status.update(reason=action.reason, message=action.message)
             await self._status(action.volume, status, written)
             self.log.info("volume phase", volume=name_of(action.volume), phase=action.phase)
+        elif isinstance(action, RemoveFinalizer):
+            finalizers = [f for f in meta(action.obj).get("finalizers") or [] if f != action.finalizer]
+            patch = {"metadata": {"resourceVersion": meta(action.obj).get("resourceVersion"),
+                                  "finalizers": finalizers}}
+            await self.client.patch(str(action.obj.get("kind")), name_of(action.obj), patch, namespace_of(action.obj))
+            self.log.info("protection released", object=_key(action.obj), finalizer=action.finalizer)
         elif isinstance(action, Event):
             identity = (ref(action.obj) + "/" + str(meta(action.obj).get("uid")), action.reason, action.message)
             if identity not in self._events:  # one event per object and message, not one per resync
@@ -157,6 +184,11 @@ class PersistentVolumeController:
         version = written.get(_key(obj)) or meta(obj).get("resourceVersion")
         patch = {"metadata": {"resourceVersion": version}, "status": status}
         await self.client.patch(str(obj.get("kind")), name_of(obj), patch, namespace_of(obj), status=True)
+
+
+def _claims_of(pod: Obj) -> set[str]:
+    return {str(v["persistentVolumeClaim"].get("claimName")) for v in (pod.get("spec") or {}).get("volumes") or []
+            if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)}
 
 
 def _key(obj: Obj) -> str:

@@ -12,6 +12,11 @@ to, the phases of claims and volumes, and what happens to a volume whose claim i
   then the claim's status: Bound, with the volume's capacity and access modes, all in one pass); a Bound
   claim whose volume is gone, or bound to another claim, is Lost.
 
+Protection (Kubernetes' pvc-protection and pv-protection controllers, folded in here): a claim being
+deleted keeps its ``kubernetes.io/pvc-protection`` finalizer while a pod that is not finished uses it, so
+its volume is not released under a running pod; a volume being deleted keeps ``kubernetes.io/pv-protection``
+while it is Bound.
+
 ``plan_volume(volume, claim)``: a volume without a claim is Available; bound to its claim, Bound; whose
 claim is gone (or was re-created, another uid), Released, and then by ``persistentVolumeReclaimPolicy``:
 Retain keeps it Released (an administrator clears ``claimRef`` to reuse it), Delete leaves the deletion
@@ -28,6 +33,8 @@ from protocol.kinds.storage import (
     BOUND_BY_CONTROLLER_ANNOTATION,
     PROVISIONED_BY_ANNOTATION,
     PROVISIONER_ANNOTATION,
+    PV_PROTECTION_FINALIZER,
+    PVC_PROTECTION_FINALIZER,
     SELECTED_NODE_ANNOTATION,
     claim_class,
     claim_ref,
@@ -80,7 +87,17 @@ class Event:
     message: str
 
 
-Action = BindVolume | UpdateClaim | ClaimStatus | VolumeStatus | Event
+@dataclass(frozen=True, slots=True)
+class RemoveFinalizer:
+    obj: Obj
+    finalizer: str
+
+
+Action = BindVolume | UpdateClaim | ClaimStatus | VolumeStatus | Event | RemoveFinalizer
+
+
+def _release_finalizer(obj: Obj, finalizer: str, held: bool) -> list[Action]:
+    return [] if held or finalizer not in as_list(meta(obj).get("finalizers")) else [RemoveFinalizer(obj, finalizer)]
 
 
 def _phase(obj: Obj) -> str:
@@ -162,11 +179,14 @@ def _bind(volume: Obj, claim: Obj) -> list[Action]:
 
 
 def plan_claim(claim: Obj | None, volumes: Sequence[Obj], storage_class: Obj | None,
-               node_labels: Mapping[str, str] | None = None) -> list[Action]:
+               node_labels: Mapping[str, str] | None = None, in_use: bool = False) -> list[Action]:
     """What to do for one claim (see the module docstring); ``storage_class`` is its class (None: none or
-    not found), ``node_labels`` the labels of the node the scheduler selected for it, if any."""
-    if claim is None or is_deleting(claim):
+    not found), ``node_labels`` the labels of the node the scheduler selected for it, if any, ``in_use``
+    whether a pod that is not finished mounts it."""
+    if claim is None:
         return []
+    if is_deleting(claim):
+        return _release_finalizer(claim, PVC_PROTECTION_FINALIZER, in_use)
     volume_name = get_path(claim, "spec", "volumeName")
     if volume_name:
         volume = next((v for v in volumes if name_of(v) == volume_name), None)
@@ -216,10 +236,13 @@ def _claim_bound(claim: Obj, volume: Obj) -> list[Action]:
 
 def plan_volume(volume: Obj | None, claim: Obj | None) -> list[Action]:
     """What to do for one volume, given the claim its ``claimRef`` names (None: no such claim)."""
-    if volume is None or is_deleting(volume):
+    if volume is None:
         return []
-    ref = as_dict(get_path(volume, "spec", "claimRef"))
     phase = _phase(volume)
+    if is_deleting(volume):
+        bound = phase == "Bound" and claim is not None and claim_ref_matches(volume, claim)
+        return _release_finalizer(volume, PV_PROTECTION_FINALIZER, bound)
+    ref = as_dict(get_path(volume, "spec", "claimRef"))
     if not ref.get("name"):
         return [] if phase == "Available" else [VolumeStatus(volume, "Available")]
     if claim is None or not claim_ref_matches(volume, claim):

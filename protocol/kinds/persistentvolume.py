@@ -11,6 +11,7 @@ from typing import Any
 from protocol.fielderrors import Errors
 from protocol.kinds.storage import (
     ACCESS_MODES_FIELD,
+    PV_PROTECTION_FINALIZER,
     RECLAIM_POLICIES,
     UNSET,
     VOLUME_MODE_FIELD,
@@ -46,6 +47,13 @@ def _default(obj: Obj) -> None:
     if isinstance(spec, dict):
         spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
         spec.setdefault("volumeMode", "Filesystem")
+
+
+def _admit_new(obj: Obj) -> None:
+    """The protection finalizer (removed by the PV controller once nothing uses the object)."""
+    finalizers = meta(obj).setdefault("finalizers", [])
+    if isinstance(finalizers, list) and PV_PROTECTION_FINALIZER not in finalizers:
+        finalizers.append(PV_PROTECTION_FINALIZER)
 
 
 def _create_status(obj: Obj) -> None:
@@ -163,6 +171,6 @@ STRATEGY = Strategy(
         AGE,
         Column("VOLUMEMODE", lambda o, now: str(get_path(o, "spec", "volumeMode") or UNSET), priority=1),
     ),
-    default=_default, create_status=_create_status, validate=_validate,
+    default=_default, admit_new=_admit_new, create_status=_create_status, validate=_validate,
     validate_update=_validate_update,
 )

@@ -13,6 +13,7 @@ from typing import Any
 from protocol.fielderrors import Errors
 from protocol.kinds.storage import (
     ACCESS_MODES_FIELD,
+    PVC_PROTECTION_FINALIZER,
     UNSET,
     VOLUME_MODE_FIELD,
     VOLUME_MODES,
@@ -38,6 +39,13 @@ def _default(obj: Obj) -> None:
     spec = obj.get("spec")
     if isinstance(spec, dict):
         spec.setdefault("volumeMode", "Filesystem")
+
+
+def _admit_new(obj: Obj) -> None:
+    """The protection finalizer (removed by the PV controller once nothing uses the object)."""
+    finalizers = meta(obj).setdefault("finalizers", [])
+    if isinstance(finalizers, list) and PVC_PROTECTION_FINALIZER not in finalizers:
+        finalizers.append(PVC_PROTECTION_FINALIZER)
 
 
 def _create_status(obj: Obj) -> None:
@@ -131,6 +139,6 @@ STRATEGY = Strategy(
         AGE,
         Column("VOLUMEMODE", lambda o, now: str(get_path(o, "spec", "volumeMode") or UNSET), priority=1),
     ),
-    default=_default, create_status=_create_status, validate=_validate,
+    default=_default, admit_new=_admit_new, create_status=_create_status, validate=_validate,
     validate_update=_validate_update,
 )

@@ -67,5 +67,6 @@ async def test_storage_kinds_from_the_cli(cli: ShoalCli) -> None:
     rows = {line.split()[0]: line.split() for line in resources.out.splitlines()[1:]}
     assert rows["persistentvolumeclaims"][1] == "pvc" and rows["storageclasses"][1] == "sc", resources
     assert "storage.k8s.io/v1" in rows["storageclasses"], resources
-    deleted = await cli("delete", "pvc", "task-pv-claim")
+    # no PV controller here to release the claim's protection finalizer: do not wait for it to go
+    deleted = await cli("delete", "pvc", "task-pv-claim", "--wait=false")
     assert deleted.rc == 0 and deleted.out.strip() == 'persistentvolumeclaim "task-pv-claim" deleted', deleted

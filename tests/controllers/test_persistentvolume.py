@@ -97,3 +97,27 @@ async def test_wait_for_first_consumer_provisions_on_the_selected_node_and_delet
     await client.delete("PersistentVolumeClaim", "data", "default")
     await eventually(lambda: _all(client, [("PersistentVolume", pv_name, None, "<gone>")]))
     assert not await asyncio.to_thread(os.path.exists, pv["spec"]["hostPath"]["path"])
+
+
+async def test_a_claim_in_use_is_deleted_only_after_its_pod(client: ApiClient,
+                                                            start_controllers: StartControllers) -> None:
+    await start_controllers("persistentvolume")
+    await client.create({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
+                         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                                  "hostPath": {"path": "/srv/pv1"}}})
+    created = await client.create(claim("data", storageClassName=""))
+    assert created["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    await eventually(lambda: _all(client, [("PersistentVolumeClaim", "data", "default", "Bound")]))
+    await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"}, "spec": {
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+        "containers": [{"name": "c", "image": "i"}]}})
+    await client.delete("PersistentVolumeClaim", "data", "default")
+    await client.delete("PersistentVolume", "pv1")  # bound: kept by its protection finalizer too
+    for _ in range(10):  # the claim stays (Terminating) while the pod is there; the volume stays Bound
+        await asyncio.sleep(0.1)
+        kept = await client.get("PersistentVolumeClaim", "data", "default")
+        assert kept["metadata"].get("deletionTimestamp") and kept["metadata"]["finalizers"]
+        assert await phase(client, "PersistentVolume", "pv1") == "Bound"
+    await client.delete("Pod", "user", "default", grace_period=0)
+    await eventually(lambda: _all(client, [("PersistentVolumeClaim", "data", "default", "<gone>"),
+                                           ("PersistentVolume", "pv1", None, "<gone>")]))

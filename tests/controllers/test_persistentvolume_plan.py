@@ -10,6 +10,7 @@ from actors.controllers.persistentvolume_plan import (
     BindVolume,
     ClaimStatus,
     Event,
+    RemoveFinalizer,
     UpdateClaim,
     VolumeStatus,
     find_volume,
@@ -156,3 +157,20 @@ def test_node_reaches_by_hostname_labels_and_fields() -> None:
     assert node_reaches(by_zone, {"zone": "a"}, "n1") and node_reaches(by_zone, {}, "n9")
     assert not node_reaches(by_zone, {"zone": "b"}, "n1")
     assert find_volume(pvc(), [by_zone], "n1", {"zone": "b"}) is None
+
+
+def test_a_deleted_claim_waits_for_its_last_pod() -> None:
+    claim = pvc(phase="Bound", volumeName="v")
+    claim["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["kubernetes.io/pvc-protection"])
+    assert plan_claim(claim, [pv("v", claim=REF)], None, in_use=True) == []
+    assert plan_claim(claim, [pv("v", claim=REF)], None) == [RemoveFinalizer(claim, "kubernetes.io/pvc-protection")]
+    claim["metadata"]["finalizers"] = []
+    assert plan_claim(claim, [], None) == []
+
+
+def test_a_deleted_volume_waits_while_bound() -> None:
+    volume = pv("v", phase="Bound", claim=REF)
+    volume["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["kubernetes.io/pv-protection"])
+    assert plan_volume(volume, pvc(volumeName="v")) == []
+    volume["status"]["phase"] = "Released"
+    assert plan_volume(volume, None) == [RemoveFinalizer(volume, "kubernetes.io/pv-protection")]
