@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,15 @@ import pytest
 from actors.api.server import ApiActor
 from actors.cloud.local import LocalProvider
 from actors.cloud.manager import CloudControllerManager
+from agents.kubelet.agent import KubeletAgent
+from agents.kubelet.config import KubeletConfig
 from agents.kubelet.images import BUSYBOX_IMAGE
+from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import PodmanService
 from protocol.errors import NotFound
-from protocol.objects import Obj
+from protocol.objects import Obj, condition_true
 from runtime.client import ApiClient
-from tests.agents.kubelet_helpers import eventually, phase, pod_where
+from tests.agents.kubelet_helpers import eventually, phase, pod_where, started
 from tests.agents.test_kubelet_volumes_e2e import logs_with, node, start_kubelet, value  # noqa: F401  (fixture)
 from tests.conftest import ActorRunner
 from tests.controllers.conftest import start_manager
@@ -102,3 +107,68 @@ async def test_claim_data_outlives_the_pod(runner: ActorRunner, api: ApiActor, c
             return not await asyncio.to_thread(os.path.exists, path)
 
     await eventually(volume_deleted, timeout=30, what="the volume deleted")
+
+
+@pytest.fixture
+async def two_nodes(podman_service: PodmanService, runner: ActorRunner) -> AsyncIterator[list[str]]:
+    """Two node names; their Podman objects are removed afterwards (after the kubelets stopped)."""
+    names = [f"pin-{uuid.uuid4().hex[:6]}-{k}" for k in "ab"]
+    yield names
+    await runner.stop_all()
+    runtime = PodmanRuntime(podman_service.socket_url)
+    try:
+        for name in names:
+            for sandbox in await runtime.list_sandboxes(name):
+                await runtime.remove_sandbox(sandbox.id)
+            for c in await runtime.list_containers(name):
+                await runtime.remove_container(c.id)
+    finally:
+        await runtime.close()
+
+
+async def test_a_pod_follows_its_claim_to_the_node_that_holds_the_data(
+        runner: ActorRunner, api: ApiActor, client: ApiClient, podman_service: PodmanService,
+        two_nodes: list[str], tmp_path: Path) -> None:
+    for k, name in enumerate(two_nodes):
+        config = KubeletConfig(node_name=name, address="127.0.0.1", state_dir=tmp_path / f"kubelet-{k}",
+                               pod_cidr=f"127.97.{k + 1}.0/24", backoff_base=1.0, backoff_max=2.0,
+                               relist_interval=0.5, lease_renew_interval=2.0, node_status_interval=2.0)
+        agent = KubeletAgent(config, runtime=PodmanRuntime(podman_service.socket_url), runtime_version="podman://test")
+        await runner.start(agent, started(agent))
+    await start_manager(runner, ["persistentvolume"])
+    await runner.start(CloudControllerManager(LocalProvider(tmp_path, volume_dir=str(tmp_path / "lp")),
+                                              leader_elect=False), ready=lambda: True)
+    await start_scheduler(runner)
+
+    async def nodes_ready() -> bool:
+        return all(condition_true(n, "Ready") for n in (await client.list("Node")).items) and \
+            len((await client.list("Node")).items) == 2
+
+    await eventually(nodes_ready, timeout=60, what="both nodes Ready")
+    await eventually(lambda: client.get("StorageClass", "local-path"), what="the default StorageClass")
+    await client.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}})
+    await client.create(claim_pod("writer", "echo held-here > /data/f && echo wrote=$(cat /data/f) && sleep 1000"))
+    await logs_with(client, "writer", "c", "wrote=")
+    holder = (await client.get("Pod", "writer", "default"))["spec"]["nodeName"]
+    other = next(n for n in two_nodes if n != holder)
+    await client.delete("pods", "writer", "default")
+    await eventually(lambda: gone(client, "writer"), timeout=60, what="the writer pod gone")
+
+    # the node holding the data is cordoned: the reader may not go to the other node, it waits
+    await client.patch("nodes", holder, {"spec": {"unschedulable": True}})
+    await client.create(claim_pod("reader", "echo read=$(cat /data/f); sleep 1000"))
+
+    async def waiting() -> list[Obj]:
+        events = (await client.list("events", "default")).items
+        return [e for e in events if e.get("reason") == "FailedScheduling"
+                and (e.get("involvedObject") or {}).get("name") == "reader"]
+
+    (event, *_) = await eventually(waiting, what="FailedScheduling for the reader")
+    assert "1 node(s) had volume node affinity conflict" in event["message"], event["message"]
+    assert "1 node(s) were unschedulable" in event["message"], event["message"]
+    assert (await client.get("Pod", "reader", "default"))["spec"].get("nodeName") is None
+    await client.patch("nodes", holder, {"spec": {"unschedulable": False}})
+    lines = await logs_with(client, "reader", "c", "read=")
+    assert (await client.get("Pod", "reader", "default"))["spec"]["nodeName"] == holder != other
+    assert value(lines, "read") == "held-here", "the data written by the first pod, on the node that holds it"
