@@ -17,6 +17,9 @@ deleted keeps its ``kubernetes.io/pvc-protection`` finalizer while a pod that is
 its volume is not released under a running pod; a volume being deleted keeps ``kubernetes.io/pv-protection``
 while it is Bound.
 
+A Bound claim whose ``resources.requests.storage`` grew gets it when its class allows expansion and a
+provisioner made its volume (the volume's capacity and the claim's status follow); else a warning event.
+
 ``plan_volume(volume, claim)``: a volume without a claim is Available; bound to its claim, Bound; whose
 claim is gone (or was re-created, another uid), Released, and then by ``persistentVolumeReclaimPolicy``:
 Retain keeps it Released (an administrator clears ``claimRef`` to reuse it), Delete leaves the deletion
@@ -39,6 +42,7 @@ from protocol.kinds.storage import (
     claim_class,
     claim_ref,
     claim_ref_matches,
+    claim_request,
     node_affinity_terms,
     volume_capacity,
     volume_fits,
@@ -197,7 +201,10 @@ def plan_claim(claim: Obj | None, volumes: Sequence[Obj], storage_class: Obj | N
                         Event(claim, "Warning", "ClaimLost", f"Bound claim has lost its PersistentVolume. Data on the "
                                                              f"volume is lost! (volume {volume_name} {why})")]
             return []
-        return _bind(volume, claim) + _claim_bound(claim, volume)
+        actions = _bind(volume, claim)
+        if _phase(claim) == "Bound" and claim_request(claim) > volume_capacity(volume):
+            return actions + _expand(claim, volume, storage_class)
+        return actions + _claim_bound(claim, volume)
     binding_mode = (storage_class or {}).get("volumeBindingMode") or "Immediate"
     node = as_dict(meta(claim).get("annotations")).get(SELECTED_NODE_ANNOTATION)
     if binding_mode == "WaitForFirstConsumer" and not node:
@@ -222,6 +229,22 @@ def plan_claim(claim: Obj | None, volumes: Sequence[Obj], storage_class: Obj | N
            else f'storageclass.storage.k8s.io "{claim_class(claim)}" not found' if storage_class is None
            else "the storage class has no provisioner")
     return [Event(claim, "Normal", "FailedBinding", f"no persistent volumes available for this claim and {why}")]
+
+
+def _expand(claim: Obj, volume: Obj, storage_class: Obj | None) -> list[Action]:
+    """A Bound claim asking for more: a volume its class provisioned and allows to grow gets the new size (the
+    local provider's directories hold no quota: the size is the claim's and the volume's record of it);
+    otherwise a warning, once, as Kubernetes' admission would have refused it."""
+    request = get_path(claim, "spec", "resources", "requests", "storage")
+    provisioned = as_dict(meta(volume).get("annotations")).get(PROVISIONED_BY_ANNOTATION)
+    if not (storage_class or {}).get("allowVolumeExpansion") or not provisioned:
+        why = (f'storageclass "{claim_class(claim)}" does not allow volume expansion' if provisioned
+               else "only dynamically provisioned claims can be resized")
+        return [Event(claim, "Warning", "VolumeResizeFailed", f"cannot expand to {request}: {why}")]
+    resized = {**volume, "spec": {**as_dict(volume.get("spec")), "capacity": {"storage": request}}}
+    modes = tuple(str(m) for m in as_list(get_path(volume, "spec", "accessModes")))
+    return [BindVolume(resized), ClaimStatus(claim, "Bound", str(request), modes),
+            Event(claim, "Normal", "VolumeResizeSuccessful", f"resized to {request}")]
 
 
 def _claim_bound(claim: Obj, volume: Obj) -> list[Action]:

@@ -174,3 +174,19 @@ def test_a_deleted_volume_waits_while_bound() -> None:
     assert plan_volume(volume, pvc(volumeName="v")) == []
     volume["status"]["phase"] = "Released"
     assert plan_volume(volume, None) == [RemoveFinalizer(volume, "kubernetes.io/pv-protection")]
+
+
+def test_a_bound_claim_grows_when_its_class_allows() -> None:
+    volume = pv("v", "1Gi", "Bound", REF, annotations={"pv.kubernetes.io/provisioned-by": "shoal.io/local-path"})
+    claim = pvc(phase="Bound", volumeName="v", storageClassName="fast",
+                annotations={"pv.kubernetes.io/bind-completed": "yes"}, resources={"requests": {"storage": "3Gi"}})
+    resize, status, event = plan_claim(claim, [volume], {**IMMEDIATE, "allowVolumeExpansion": True})
+    assert isinstance(resize, BindVolume) and resize.volume["spec"]["capacity"] == {"storage": "3Gi"}
+    assert status == ClaimStatus(claim, "Bound", "3Gi", ("ReadWriteOnce",))
+    assert isinstance(event, Event) and event.reason == "VolumeResizeSuccessful"
+    (refused,) = plan_claim(claim, [volume], IMMEDIATE)
+    assert isinstance(refused, Event) and refused.reason == "VolumeResizeFailed"
+    assert 'storageclass "fast" does not allow volume expansion' in refused.message
+    volume["metadata"]["annotations"] = {}
+    (static,) = plan_claim(claim, [volume], {**IMMEDIATE, "allowVolumeExpansion": True})
+    assert isinstance(static, Event) and "only dynamically provisioned" in static.message
