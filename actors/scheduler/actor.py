@@ -277,7 +277,7 @@ class SchedulerActor:
         if info.claims:
             assert self.claims and self.volumes and self.classes
             claims = check_claims(info, namespace_of(pod) or "default", self.claims.get, self.volumes.get,
-                                  self.classes.get)
+                                  self.classes.get, lambda claim: self._claim_used(claim, key))
             if isinstance(claims, ClaimsBlocked):
                 self._unschedulable(pod, f"0/{len(nodes)} nodes are available: {claims.message}.", group, statuses)
                 return False
@@ -299,6 +299,13 @@ class SchedulerActor:
         else:
             binder.submit(item)
         return True
+
+    def _claim_used(self, claim: str, key: str) -> bool:
+        """Does a pod other than ``key`` (bound or assumed) use ``namespace/claim``? A scan of the cache, asked
+        only for ReadWriteOncePod claims."""
+        namespace, _, name = claim.partition("/")
+        return any(other != key and other.partition("/")[0] == namespace and name in record.info.claims
+                   for other, record in self.cache.pods.items())
 
     def _unschedulable(self, pod: Obj, message: str, group: asyncio.TaskGroup, statuses: asyncio.Semaphore) -> None:
         key = ref(pod)

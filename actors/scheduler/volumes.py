@@ -6,6 +6,8 @@ VolumeBinding plugin), pure: given lookups of claims, volumes and classes, what 
   binds it first);
 - a bound claim's volume brings its node affinity: ``PodInfo.volume_terms``, checked per node by the
   ``VolumeBinding`` filter (a pod whose claim is bound to node A only goes to A);
+- a ``ReadWriteOncePod`` claim another pod already uses keeps the pod Pending (the VolumeRestrictions
+  plugin's rule);
 - an unbound claim of a ``WaitForFirstConsumer`` class is placed normally, and once a node is chosen the
   scheduler marks the claim with ``volume.kubernetes.io/selected-node`` and waits for it to be bound (the
   provisioner makes the volume on that node) before it binds the pod.
@@ -24,6 +26,9 @@ from protocol.kinds.strategy import get_path
 from protocol.objects import Obj, is_deleting
 
 Lookup = Callable[[str], Obj | None]
+InUse = Callable[[str], bool]
+"""``namespace/claim`` -> does another pod (bound or assumed) use it?"""
+RWOP_CONFLICT = "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +45,9 @@ class ClaimsBlocked:
 
 
 def check_claims(info: PodInfo, namespace: str, claims: Lookup, volumes: Lookup,
-                 classes: Lookup) -> ClaimsReady | ClaimsBlocked:
+                 classes: Lookup, in_use: InUse | None = None) -> ClaimsReady | ClaimsBlocked:
     """What the pod's claims ask of its placement (lookups by ``namespace/name`` for claims, by name for
-    volumes and classes)."""
+    volumes and classes; ``in_use`` asked only for ReadWriteOncePod claims)."""
     terms: list[tuple[NodeSelectorTerm, ...]] = []
     to_select: list[str] = []
     unbound_immediate = False
@@ -52,6 +57,9 @@ def check_claims(info: PodInfo, namespace: str, claims: Lookup, volumes: Lookup,
             return ClaimsBlocked(f'persistentvolumeclaim "{name}" not found')
         if is_deleting(claim):
             return ClaimsBlocked(f'persistentvolumeclaim "{name}" is being deleted')
+        if "ReadWriteOncePod" in (get_path(claim, "spec", "accessModes") or ()) and in_use is not None \
+                and in_use(f"{namespace}/{name}"):
+            return ClaimsBlocked(RWOP_CONFLICT)
         volume_name = get_path(claim, "spec", "volumeName")
         if volume_name:
             volume = volumes(str(volume_name))

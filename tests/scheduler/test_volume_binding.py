@@ -16,7 +16,7 @@ from actors.cloud.manager import CloudControllerManager
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
 from actors.scheduler.filters import VOLUME_NODE_CONFLICT, run_filters, volume_binding
 from actors.scheduler.model import NodeInfo, pod_info
-from actors.scheduler.volumes import ClaimsBlocked, ClaimsReady, check_claims
+from actors.scheduler.volumes import RWOP_CONFLICT, ClaimsBlocked, ClaimsReady, check_claims
 from protocol.kinds.storage import node_affinity_to
 from protocol.objects import Obj
 from runtime.client import ApiClient
@@ -179,3 +179,23 @@ async def _exists(client: ApiClient, kind: str, name: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_a_read_write_once_pod_claim_in_use_blocks_another_pod() -> None:
+    claim = pvc("data", "anywhere")
+    claim["spec"]["accessModes"] = ["ReadWriteOncePod"]
+    by_key = {"default/data": claim}
+    asked: list[str] = []
+
+    def used(key: str) -> bool:
+        asked.append(key)
+        return True
+
+    blocked = check_claims(pod_info(pod_with("data")), "default", by_key.get, PVS.get, CLASSES.get, used)
+    assert blocked == ClaimsBlocked(RWOP_CONFLICT) and asked == ["default/data"]
+    free = check_claims(pod_info(pod_with("data")), "default", by_key.get, PVS.get, CLASSES.get, lambda k: False)
+    assert isinstance(free, ClaimsReady)
+    claim["spec"]["accessModes"] = ["ReadWriteOnce"]
+    asked.clear()
+    assert isinstance(check_claims(pod_info(pod_with("data")), "default", by_key.get, PVS.get, CLASSES.get, used),
+                      ClaimsReady) and asked == [], "other modes never ask"
