@@ -38,6 +38,7 @@ QUICK: dict[str, list[str]] = {
     "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
+    "claims": ["bench.bench_claims", "--n", "10"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -46,6 +47,7 @@ FULL: dict[str, list[str]] = {
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
+    "claims": ["bench.bench_claims", "--n", "40"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -199,6 +201,14 @@ def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def rows_claims(r: list[dict[str, Any]]) -> list[Row]:
+    empty, claim, ratio = _by_name(r, "emptyDir"), _by_name(r, "WaitForFirstConsumer"), _by_name(r, "claims ratio")
+    return [Row(f"claim + pod -> Running, WaitForFirstConsumer, hollow kubelets (n={claim['n']})",
+                _ms(claim["p50_ms"]), _ms(claim["p99_ms"]), "",
+                f"emptyDir pod (same run): p50 {_ms(empty['p50_ms'])}, p99 {_ms(empty['p99_ms'])}",
+                f"{ratio['p99']:.2f}x p99")]
+
+
 def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
     size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
     if r.get("backlog"):
@@ -295,6 +305,7 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
         "gateway": rows_gateway,
         "abuse": rows_abuse,
+        "claims": rows_claims,
     }
     if name in builders:
         return builders[name](figures)

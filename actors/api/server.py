@@ -26,7 +26,7 @@ from actors.api.eviction import evict
 from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
-from actors.api.noderefs import CachePods, NodeReferences
+from actors.api.noderefs import CacheClaims, CachePods, NodeReferences
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
@@ -106,7 +106,7 @@ class ApiActor:
         self.settings = settings or ApiSettings()
         check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
         self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes)
-        self._node_refs = NodeReferences(CachePods(self.cache))
+        self._node_refs = NodeReferences(CachePods(self.cache), CacheClaims(self.cache))
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None

@@ -35,6 +35,8 @@ from protocol.kinds import (
     lease,
     namespace,
     node,
+    persistentvolume,
+    persistentvolumeclaim,
     pod,
     poddisruptionbudget,
     priorityclass,
@@ -43,6 +45,7 @@ from protocol.kinds import (
     secret,
     service,
     serviceaccount,
+    storageclass,
 )
 from protocol.kinds.strategy import Column, Field, KindInfo, Strategy
 from protocol.objects import Obj
@@ -68,6 +71,9 @@ STRATEGIES: tuple[Strategy, ...] = (
     lease.STRATEGY,
     priorityclass.STRATEGY,
     poddisruptionbudget.STRATEGY,
+    persistentvolume.STRATEGY,
+    persistentvolumeclaim.STRATEGY,
+    storageclass.STRATEGY,
 )
 
 KINDS: tuple[KindInfo, ...] = tuple(s.info for s in STRATEGIES)
