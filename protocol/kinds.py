@@ -31,6 +31,8 @@ KINDS: tuple[KindInfo, ...] = (
              True, True),
     KindInfo("ReplicaSet", "apps/v1", "replicasets", "replicaset", ("rs",), True, True),
     KindInfo("Deployment", "apps/v1", "deployments", "deployment", ("deploy",), True, True),
+    KindInfo("Job", "batch/v1", "jobs", "job", (), True, True),
+    KindInfo("CronJob", "batch/v1", "cronjobs", "cronjob", ("cj",), True, True),
     KindInfo("Service", "v1", "services", "service", ("svc",), True, True),
     KindInfo("Endpoints", "v1", "endpoints", "endpoints", ("ep",), True, False),
     KindInfo("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",), True, False),
