@@ -53,13 +53,6 @@ def object_key(info: KindInfo, namespace: str | None, name: str) -> str:
     return f"{info.plural}.{namespace_token(info, namespace)}.{encode_token(name)}"
 
 
-def prefix_filter(info: KindInfo, namespace: str | None) -> str:
-    """A KV key filter for every object of a kind, optionally in one namespace."""
-    if info.namespaced and namespace:
-        return f"{info.plural}.{encode_token(namespace)}.*"
-    return f"{info.plural}.>"
-
-
 def parse_key(key: str) -> tuple[str, str | None, str]:
     """Split a key into (plural, namespace or None, name)."""
     parts = key.split(".")

@@ -29,7 +29,6 @@ class Verb(StrEnum):
 
 
 OBJECT_VERBS = frozenset({Verb.GET, Verb.UPDATE, Verb.STATUS, Verb.PATCH, Verb.DELETE, Verb.BIND})
-COLLECTION_VERBS = frozenset({Verb.CREATE, Verb.LIST, Verb.WATCH})
 
 
 def _ns(info: KindInfo, namespace: str | None, *, collection: bool) -> str:
@@ -73,7 +72,6 @@ def split_api_subject(subject: str) -> tuple[str | None, list[str]]:
     if len(tokens) > 4 and tokens[1] == "node" and tokens[3] == "api":
         return tokens[2], ["shoal", "api", *tokens[4:]]
     return None, tokens
-COMPACT = f"{API_PREFIX}.admin.compact"
 INFO = f"{API_PREFIX}.admin.info"
 TOKEN_REVIEW = f"{API_PREFIX}.admin.tokenreview"
 

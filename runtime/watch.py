@@ -185,7 +185,8 @@ class Watch:
         if not self._closed:
             _connection(nc).add(self)
 
-    async def _restart(self, reason: str) -> None:
+    async def _restart(self) -> None:
+        """Resume the watch from ``resource_version`` (a new server-side watch), retrying while retryable."""
         delay = 0.1
         while not self._closed:
             self.restarts += 1
@@ -199,7 +200,6 @@ class Watch:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        _ = reason
 
     def __aiter__(self) -> AsyncIterator[WatchEvent]:
         return self._events()
@@ -211,8 +211,8 @@ class Watch:
             timeout = max(0.1, SILENCE_LIMIT - (time.monotonic() - self._last_message))
             try:
                 msg = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                await self._restart("silence")
+            except TimeoutError:  # silence: the server or the connection is gone
+                await self._restart()
                 continue
             if isinstance(msg, _Bookmark):
                 if msg.seq == self._seq:  # every message up to it was read: alive, and current at its version
@@ -222,12 +222,12 @@ class Watch:
             try:
                 data = codec.decode(msg.data)
             except ShoalError:
-                await self._restart("undecodable message")
+                await self._restart()  # an undecodable message
                 continue
             if data.get("watch") != self._id:
                 continue  # a message from a watch we already left
             if data.get("seq") != self._seq + 1:
-                await self._restart(f"gap: expected {self._seq + 1}, got {data.get('seq')}")
+                await self._restart()  # a gap: a message was lost
                 continue
             self._seq += 1
             self._last_message = time.monotonic()
@@ -235,7 +235,7 @@ class Watch:
                 error = from_wire(data.get("error"))
                 if isinstance(error, Expired):
                     raise error
-                await self._restart(f"server ended the watch: {error}")
+                await self._restart()  # the server ended the watch (for a reason other than Expired)
                 continue
             for item in data.get("events") or []:
                 obj = item["object"]

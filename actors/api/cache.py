@@ -21,7 +21,6 @@ from protocol.errors import Expired
 from protocol.selectors import FieldSelector, Selector, field_value
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
-INDEXED_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "status.phase")
 MAX_WATCH_MESSAGE_BYTES = 256 * 1024
 
 

@@ -152,10 +152,6 @@ class Store:
         info = await self.js.stream_info(STREAM)
         return int(info.state.last_seq)
 
-    async def first_revision(self) -> int:
-        info = await self.js.stream_info(STREAM)
-        return int(info.state.first_seq)
-
     async def follow(self, on_record: Callable[[Record, int], Awaitable[None]]) -> Any:
         """Deliver the latest record of every key, then every change, in an ordered consumer.
 

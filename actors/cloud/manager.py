@@ -1,7 +1,9 @@
-"""The cloud controller manager actor: node, service, route and volume controllers over a provider.
+"""The cloud controller manager actor: node, route, service and volume controllers over a provider.
 
-Each controller is keyed and level-triggered like those of the controller manager; the provider
-is the only side effect outside the API. Leader-elected (Lease ``kube-system/shoal-cloud-controller-manager``).
+Each controller (``node.py``, ``route.py``, ``service.py``, ``volume.py``) has the shape of the
+controller manager's: informer handlers enqueue keys, ``reconcile(key)`` calls a pure ``*_plan`` and
+carries it out (see ``base.py``); the provider is the only side effect outside the API.
+Leader-elected (Lease ``kube-system/shoal-cloud-controller-manager``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import actors.cloud.local  # noqa: F401  (registers the "local" provider)
-from actors.cloud.provider import PROVIDERS, CloudProvider, ProviderError, Route
-from protocol.errors import NotFound, ShoalError
-from protocol.objects import Obj, meta, name_of, ref, split_ref
+from actors.cloud.base import RESYNC, CloudContext, CloudController
+from actors.cloud.node import NodeController
+from actors.cloud.provider import PROVIDERS, CloudProvider
+from actors.cloud.route import RouteController
+from actors.cloud.service import ServiceController
+from actors.cloud.service_plan import LB_FINALIZER
+from actors.cloud.volume import VolumeController
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
 from runtime.informers import InformerFactory
 from runtime.leader import LeaderElector
 from runtime.supervisor import Supervisor
-from runtime.workqueue import WorkQueue, run_workers
 
-LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
-RESYNC = 30.0
+__all__ = ["LB_FINALIZER", "RESYNC", "CloudControllerManager", "build_provider"]
 
 
 class CloudControllerManager:
@@ -47,126 +51,25 @@ class CloudControllerManager:
             ctx.supervisor.spawn("controllers", lambda: self._lead(ctx, client))
 
     async def _lead(self, ctx: ActorContext, client: ApiClient) -> None:
+        """Everything the leader does; cancelled as a whole when leadership is lost."""
         supervisor = Supervisor(ctx.log)
         log = ctx.log.bind(provider=self.provider.name)
-        recorder = EventRecorder(client, "cloud-controller-manager", log=log)
         informers = InformerFactory(client, log=log)
-        nodes, services, pods = informers.informer("Node"), informers.informer("Service"), informers.informer("Pod")
-        queues = {name: WorkQueue() for name in ("node", "service", "route", "volume")}
-
-        def on_node(_event: str, _old: Obj | None, new: Obj | None) -> None:
-            if new is not None:
-                queues["node"].add(ref(new))
-            queues["route"].add("all")
-
-        def enqueue(queue: WorkQueue) -> Any:
-            def handler(_event: str, _old: Obj | None, new: Obj | None) -> None:
-                if new is not None:
-                    queue.add(ref(new))
-            return handler
-
-        nodes.add_handler(on_node)
-        services.add_handler(enqueue(queues["service"]))
-        pods.add_handler(enqueue(queues["volume"]))
-
-        async def reconcile_node(key: str) -> float | None:
-            node = nodes.get(key)
-            if node is None:
-                return None
-            if not await self.provider.instance_exists(node):
-                log.info("provider says the machine is gone: deleting its node", node=key)
-                await recorder.record(node, "Normal", "DeletingNode", f"Deleting node {key} because it does "
-                                      f"not exist in the cloud provider")
-                try:
-                    await client.delete("Node", key)
-                except NotFound:
-                    pass
-                self.counts["nodes_removed"] += 1
-                return None
-            return self.resync
-
-        async def reconcile_service(key: str) -> float | None:
-            service = services.get(key)
-            if service is None:
-                return None
-            is_lb = (service.get("spec") or {}).get("type") == "LoadBalancer"
-            finalizers = list(meta(service).get("finalizers") or [])
-            ns, name = split_ref(key)
-            if meta(service).get("deletionTimestamp") or not is_lb:
-                if LB_FINALIZER in finalizers:
-                    await self.provider.delete_load_balancer(service)
-                    finalizers.remove(LB_FINALIZER)
-                    pinned = {"finalizers": finalizers, "resourceVersion": meta(service)["resourceVersion"]}
-                    await client.patch("Service", name, {"metadata": pinned}, ns)
-                    if is_lb:
-                        return None
-                    await client.patch("Service", name, {"status": {"loadBalancer": {}}}, ns, status=True)
-                return None
-            if LB_FINALIZER not in finalizers:
-                await client.patch("Service", name, {"metadata": {"finalizers": [*finalizers, LB_FINALIZER]}}, ns)
-            lb = await self.provider.ensure_load_balancer(service, nodes.items())
-            ingress = [{"ip": ip} for ip in lb.ingress_ips]
-            if ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") != ingress:
-                await client.patch("Service", name, {"status": {"loadBalancer": {"ingress": ingress}}}, ns,
-                                   status=True)
-                await recorder.record(service, "Normal", "EnsuredLoadBalancer", "Ensured load balancer")
-                self.counts["load_balancers"] += 1
-            return None
-
-        async def reconcile_routes(_key: str) -> float | None:
-            wanted = {Route(name_of(n), str((n.get("spec") or {}).get("podCIDR")))
-                      for n in nodes.items() if (n.get("spec") or {}).get("podCIDR")}
-            existing = set(await self.provider.list_routes())
-            for route in wanted - existing:
-                await self.provider.create_route(route)
-                self.counts["routes"] += 1
-            for route in existing - wanted:
-                await self.provider.delete_route(route)
-            return self.resync
-
-        async def reconcile_volumes(key: str) -> float | None:
-            pod = pods.get(key)
-            if pod is None:
-                return None
-            ns = meta(pod).get("namespace") or "default"
-            for volume in (pod.get("spec") or {}).get("volumes") or []:
-                claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-                if claim:
-                    await self.provider.ensure_volume(f"shoal-{ns}-{claim}", {"io.shoal.namespace": ns,
-                                                                              "io.shoal.claim": claim})
-                    self.counts["volumes"] += 1
-            return None
-
+        cctx = CloudContext(client=client, informers=informers, provider=self.provider, log=log,
+                            recorder=EventRecorder(client, "cloud-controller-manager", log=log),
+                            resync=self.resync, counts=self.counts)
+        controllers: list[CloudController] = [NodeController(), RouteController(), ServiceController(),
+                                              VolumeController()]
+        for controller in controllers:
+            controller.setup(cctx)
         informers.start(supervisor)
         try:
             await informers.wait_synced()
-            queues["route"].add("all")
-            for key in [ref(n) for n in nodes.items()]:
-                queues["node"].add(key)
-            loops = {"node": reconcile_node, "service": reconcile_service, "route": reconcile_routes,
-                     "volume": reconcile_volumes}
-            for name, fn in loops.items():
-                supervisor.spawn(f"{name}-controller", lambda q=queues[name], f=fn: run_workers(  # type: ignore[misc]
-                    q, _guarded(f, log), workers=2, log=log))
+            for controller in controllers:
+                supervisor.spawn(f"{controller.name}-controller", controller.run)
             await asyncio.Event().wait()
         finally:
             await supervisor.close()
-
-
-def _guarded(fn: Any, log: Any) -> Any:
-    async def run(key: str) -> float | None:
-        try:
-            result: float | None = await fn(key)
-            return result
-        except ProviderError as exc:
-            log.warning("provider call failed", key=key, error=str(exc))
-            if exc.retryable:
-                raise
-            return None
-        except ShoalError:
-            raise
-
-    return run
 
 
 def build_provider(name: str, state_dir: str) -> CloudProvider:

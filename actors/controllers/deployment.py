@@ -2,8 +2,9 @@
 
 Handlers enqueue deployment keys (``namespace/name``): on deployment changes, on changes to the
 ReplicaSets they own (or orphans their selector matches), and on pod deletions (Recreate waits for old
-pods to be gone). ``reconcile`` adopts/releases ReplicaSets, asks ``deployment_plan.plan`` what to do,
-executes it and writes the status.
+pods to be gone). ``reconcile`` adopts/releases ReplicaSets (``claim_plan`` decides,
+``controllerref.ControllerRefManager`` patches), asks ``deployment_plan.plan`` what to do, executes it
+and writes the status.
 
 Every ReplicaSet write is an ``update`` carrying the cached resourceVersion: when the cache is behind
 the controller's own earlier writes, the write fails with Conflict and the key is retried, so a stale
@@ -17,6 +18,8 @@ import copy
 import time
 
 from actors.controllers.base import ControllerContext
+from actors.controllers.claim_plan import claim_plan, is_controlled_by
+from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.deployment_plan import (
     CreateReplicaSet,
     DeleteReplicaSet,
@@ -24,21 +27,19 @@ from actors.controllers.deployment_plan import (
     UpdateReplicaSet,
     plan,
 )
-from actors.controllers.deployment_revisions import REVISION, find_new_replicaset, is_controlled_by
+from actors.controllers.deployment_revisions import REVISION, find_new_replicaset
 from actors.controllers.deployment_status import complete, seconds_to_deadline
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import status_changed
-from protocol.errors import AlreadyExists, Conflict, NotFound, ShoalError
+from protocol.errors import AlreadyExists, NotFound, ShoalError
 from protocol.objects import (
     Obj,
     controller_of,
-    is_deleting,
     labels_of,
     meta,
     name_of,
     namespace_of,
-    owner_reference,
     pod_is_terminal,
     ref,
     split_ref,
@@ -65,6 +66,7 @@ class DeploymentController:
         self.ctx = ctx
         self.client = ctx.client
         self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.refs = ControllerRefManager(ctx.client, "ReplicaSet", self.log)
         self.deployments: Informer = ctx.informers.informer("Deployment")
         self.replicasets: Informer = ctx.informers.informer("ReplicaSet")
         self.pods: Informer = ctx.informers.informer("Pod")
@@ -125,8 +127,9 @@ class DeploymentController:
         if deployment is None:
             return None
         namespace, _ = split_ref(key)
-        replicasets = await self._claim(deployment, self.rs_index.in_namespace(namespace))
-        owned = [rs for rs in replicasets if is_controlled_by(rs, deployment)]
+        selector = from_label_selector((deployment.get("spec") or {}).get("selector"))
+        claimed = claim_plan(deployment, selector, self.rs_index.in_namespace(namespace))
+        owned = await self.refs.claim(deployment, claimed)
         result = plan(deployment, owned, old_pods_running=self._old_pods_running(deployment, owned),
                       now=time.time())
         latest = {name_of(rs): rs for rs in owned}
@@ -161,35 +164,6 @@ class DeploymentController:
             if owner is not None and owner.get("uid") in old_uids and not pod_is_terminal(pod):
                 return True
         return False
-
-    async def _claim(self, deployment: Obj, replicasets: list[Obj]) -> list[Obj]:
-        """Adopt orphan ReplicaSets the selector matches; release owned ones it no longer matches."""
-        selector = from_label_selector((deployment.get("spec") or {}).get("selector"))
-        out = []
-        for rs in replicasets:
-            matches = selector.matches(labels_of(rs))
-            mine = is_controlled_by(rs, deployment)
-            if mine and not matches and not is_deleting(deployment):
-                await self._set_owner(deployment, rs, adopt=False)
-                continue
-            if controller_of(rs) is None and matches and not is_deleting(deployment) and not is_deleting(rs):
-                adopted = await self._set_owner(deployment, rs, adopt=True)
-                if adopted is not None:
-                    out.append(adopted)
-                continue
-            out.append(rs)
-        return out
-
-    async def _set_owner(self, deployment: Obj, rs: Obj, *, adopt: bool) -> Obj | None:
-        refs = [r for r in meta(rs).get("ownerReferences") or [] if r.get("uid") != uid_of(deployment)]
-        if adopt:
-            refs.append(owner_reference(deployment, controller=True, block=True))
-        patch = {"metadata": {"ownerReferences": refs or None,
-                              "resourceVersion": meta(rs).get("resourceVersion")}}
-        try:
-            return await self.client.patch("ReplicaSet", name_of(rs), patch, namespace_of(rs))
-        except (NotFound, Conflict):
-            return None
 
     async def _create(self, deployment: Obj, rs: Obj, latest: dict[str, Obj]) -> bool:
         """Create the new ReplicaSet; False when a foreign ReplicaSet holds its name (hash collision)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from actors.controllers.claim_plan import is_controlled_by
 from actors.controllers.deployment_revisions import (
     CHANGE_CAUSE,
     DESIRED_REPLICAS,
@@ -28,7 +29,6 @@ from actors.controllers.deployment_revisions import (
     by_age,
     fenceposts,
     find_new_replicaset,
-    is_controlled_by,
     max_revision,
     new_replicaset,
     replica_annotations,

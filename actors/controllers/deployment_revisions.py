@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-from protocol.objects import Obj, controller_of, meta, name_of, owner_reference, parse_time, uid_of
+from protocol.objects import Obj, meta, name_of, owner_reference, parse_time
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -125,11 +125,6 @@ def created_at(obj: Obj) -> float:
 def by_age(replicasets: list[Obj]) -> list[Obj]:
     """Oldest first (creation time, then name), the order Kubernetes scales old ReplicaSets down in."""
     return sorted(replicasets, key=lambda rs: (created_at(rs), name_of(rs)))
-
-
-def is_controlled_by(obj: Obj, owner: Obj) -> bool:
-    ref = controller_of(obj)
-    return ref is not None and ref.get("uid") == uid_of(owner)
 
 
 def replica_annotations(deployment: Obj) -> dict[str, str]:

@@ -30,7 +30,6 @@ from typing import Any
 from actors.controllers.base import ControllerContext
 from actors.controllers.manager import register
 from actors.controllers.nodelifecycle_plan import (
-    UNREACHABLE,
     TaintId,
     TokenBucket,
     eviction_delay,
@@ -51,6 +50,7 @@ from protocol.objects import (
     ref,
     split_ref,
 )
+from protocol.tolerations import UNREACHABLE
 from runtime.workqueue import WorkQueue, run_workers
 
 LEASE_NAMESPACE = "kube-node-lease"

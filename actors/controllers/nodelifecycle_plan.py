@@ -12,7 +12,8 @@ heartbeat, a taint, a pod entering deletion); ``wall_now`` is only written into 
   A fresh heartbeat on a node whose Unknown came from us (the kubelet has not posted since) counts as
   reachable: the taints go at once; the kubelet rewrites Ready on its next status update.
 - ``eviction_delay``: the taint manager's rule, per NoExecute taint the earliest of
-  ``observed + tolerationSeconds`` over the pod's matching tolerations; a NoExecute taint the pod does
+  ``observed + tolerationSeconds`` over the pod's matching tolerations (matched by
+  ``protocol.tolerations``, the scheduler's rule too); a NoExecute taint the pod does
   not tolerate evicts at once, except the two condition taints, which wait ``default_timeout``
   (``pod_eviction_timeout``) as Kubernetes' default tolerations would.
 - ``force_delete_delay``: a pod being deleted on an unreachable (or vanished) node has no kubelet to
@@ -27,9 +28,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocol.objects import Obj, condition, format_time
+from protocol.tolerations import (
+    NO_EXECUTE,
+    NOT_READY,
+    UNREACHABLE,
+    matching_tolerations,
+    min_toleration_seconds,
+    taint_of,
+    tolerations_of,
+)
 
-UNREACHABLE = "node.kubernetes.io/unreachable"
-NOT_READY = "node.kubernetes.io/not-ready"
 CONDITION_TAINT_KEYS = (NOT_READY, UNREACHABLE)
 TAINT_EFFECTS = ("NoSchedule", "NoExecute")
 KUBELET_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
@@ -129,23 +137,6 @@ def noexecute_taints(node: Obj) -> list[Obj]:
     return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]
 
 
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Kubernetes' ``ToleratesTaint``: effect (empty matches all), key (empty with Exists matches all),
-    operator Exists or Equal (default) on the value."""
-    effect = toleration.get("effect")
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key")
-    operator = toleration.get("operator") or "Equal"
-    if key and key != taint.get("key"):
-        return False
-    if not key and operator != "Exists":
-        return False
-    if operator == "Exists":
-        return True
-    return str(toleration.get("value") or "") == str(taint.get("value") or "")
-
-
 def eviction_delay(pod: Obj, taints: list[Obj], observed: Mapping[TaintId, float], now: float,
                    default_timeout: float) -> float | None:
     """Seconds until ``pod`` must be evicted from a node with NoExecute ``taints`` (0: now; None: never).
@@ -153,21 +144,20 @@ def eviction_delay(pod: Obj, taints: list[Obj], observed: Mapping[TaintId, float
     ``observed`` holds, per taint, when this controller first saw it (monotonic); a taint not in it
     counts from ``now``.
     """
-    tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or [] if isinstance(t, dict)]
+    tolerations = tolerations_of(pod)
     deadline: float | None = None
-    for taint in taints:
-        if taint.get("effect") != "NoExecute":
+    for taint in map(taint_of, taints):
+        if taint.effect != NO_EXECUTE:
             continue
-        since = observed.get((str(taint.get("key")), "NoExecute"), now)
-        matching = [t for t in tolerations if tolerates(t, taint)]
+        since = observed.get((taint.key, NO_EXECUTE), now)
+        matching = matching_tolerations(tolerations, taint)
+        seconds: float | None
         if not matching:
-            if taint.get("key") not in CONDITION_TAINT_KEYS:
+            if taint.key not in CONDITION_TAINT_KEYS:
                 return 0.0
-            seconds: float | None = default_timeout
+            seconds = default_timeout
         else:
-            limits = [float(t["tolerationSeconds"]) for t in matching
-                      if t.get("tolerationSeconds") is not None]
-            seconds = max(0.0, min(limits)) if limits else None
+            seconds = min_toleration_seconds(matching)
         if seconds is not None:
             due = since + seconds
             deadline = due if deadline is None else min(deadline, due)

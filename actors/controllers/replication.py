@@ -4,12 +4,14 @@ One class serves both kinds (registered as "replicaset" and "replication"); they
 selector is written, which ``replication_plan.selector_of`` hides. Watch handlers enqueue owner keys
 (``namespace/name``); ``reconcile`` asks ``replication_plan.plan`` what to do and does it:
 
-- adoption/release patch a pod's ``ownerReferences`` with a resourceVersion precondition, so a
-  concurrent change is never overwritten;
+- adoption/release (decided by ``claim_plan``, sent by ``controllerref.ControllerRefManager``) patch a
+  pod's ``ownerReferences`` with a resourceVersion precondition, so a concurrent change is never
+  overwritten;
 - creations go out in slow-start batches (1, 2, 4, ...) and stop at the first failing batch;
-- expectations: creations and deletions asked for but not yet seen in the pod cache block further
-  creations/deletions for that owner, so a stale cache never makes the controller act twice.
-  Deletions are tracked by pod key, so a pod seen both as "being deleted" and "deleted" counts once.
+- expectations (``expectations.Expectations``): creations and deletions asked for but not yet seen in
+  the pod cache block further creations/deletions for that owner, so a stale cache never makes the
+  controller act twice. Deletions are tracked by pod key, so a pod seen both as "being deleted" and
+  "deleted" counts once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import contextlib
 import time
 from typing import Any
 
-from actors.controllers.base import ControllerContext, Expectations
+from actors.controllers.base import ControllerContext
+from actors.controllers.controllerref import ControllerRefManager
+from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import (
@@ -35,16 +39,14 @@ from actors.controllers.replication_plan import (
     slow_start_batches,
     status_changed,
 )
-from protocol.errors import Conflict, NotFound, ShoalError
+from protocol.errors import NotFound, ShoalError
 from protocol.objects import (
     Obj,
     controller_of,
     is_deleting,
     labels_of,
-    meta,
     name_of,
     namespace_of,
-    owner_reference,
     ref,
     split_ref,
     uid_of,
@@ -69,8 +71,7 @@ class ReplicaController:
         self.burst = burst
         self.queue = WorkQueue()
         self.expectations = Expectations()
-        self._deleting: dict[str, set[str]] = {}
-        """Owner key -> keys of pods this controller deleted and has not yet seen go."""
+        """Per owner key: pods being created (counted) and deleted (by pod key), not yet seen."""
         self.pod_index = NamespaceIndex()
         self.owner_index = NamespaceIndex()
         self.running = False
@@ -80,6 +81,7 @@ class ReplicaController:
         self.ctx = ctx
         self.client = ctx.client
         self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.refs = ControllerRefManager(ctx.client, "Pod", self.log)
         self.pods: Informer = ctx.informers.informer("Pod")
         self.owners: Informer = ctx.informers.informer(self.kind)
         self.pods.add_handler(self.pod_index.handle)
@@ -105,7 +107,6 @@ class ReplicaController:
         key = ref(obj)
         if event == "DELETED":
             self.expectations.forget(key)
-            self._deleting.pop(key, None)
         self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -129,12 +130,6 @@ class ReplicaController:
                 continue
         return found
 
-    def _deletion_observed(self, owner_key: str, pod: Obj) -> None:
-        pending = self._deleting.get(owner_key)
-        if pending is not None and ref(pod) in pending:
-            pending.discard(ref(pod))
-            self.expectations.observed_delete(owner_key)
-
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         pod = new if new is not None else old
         if pod is None:
@@ -142,12 +137,12 @@ class ReplicaController:
         owner_key = self._owner_key(pod)
         if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
             if owner_key is not None:
-                self._deletion_observed(owner_key, pod)
+                self.expectations.deletion_observed(owner_key, ref(pod))
                 self.queue.add(owner_key)
             if event == "DELETED" or old is None:
                 return
         if event == "ADDED" and owner_key is not None:
-            self.expectations.observed_add(owner_key)
+            self.expectations.creation_observed(owner_key)
         keys: set[str] = set()
         if owner_key is not None:
             keys.add(owner_key)
@@ -167,7 +162,6 @@ class ReplicaController:
         owner = self.owners.get(key)
         if owner is None:
             self.expectations.forget(key)
-            self._deleting.pop(key, None)
             return None
         namespace, _ = split_ref(key)
         pods = self.pod_index.in_namespace(namespace)
@@ -177,12 +171,14 @@ class ReplicaController:
         errors: list[str] = []
         create_error: str | None = None
         adopt = [a.name for a in result.actions if isinstance(a, AdoptPod)]
-        if adopt and await self._can_adopt(owner):
+        if adopt and await self.refs.can_adopt(owner):
             for name in adopt:
-                await self._set_owner(owner, namespace, name, adopt=True)
+                if (pod := self.pod_index.get(namespace, name)) is not None:
+                    await self.refs.adopt(owner, pod)
         for action in result.actions:
             if isinstance(action, ReleasePod):
-                await self._set_owner(owner, namespace, action.name, adopt=False)
+                if (pod := self.pod_index.get(namespace, action.name)) is not None:
+                    await self.refs.release(owner, pod)
             elif isinstance(action, CreatePods):
                 create_error = await self._create_pods(owner, key, action.count)
                 if create_error is not None:
@@ -198,33 +194,9 @@ class ReplicaController:
             raise ReplicationError(f"{self.kind} {key}: " + "; ".join(errors[:3]))
         return result.requeue_after
 
-    async def _can_adopt(self, owner: Obj) -> bool:
-        """Adopt only for an owner that is still there, the same object, and not being deleted."""
-        try:
-            fresh = await self.client.get(self.kind, name_of(owner), namespace_of(owner))
-        except NotFound:
-            return False
-        return uid_of(fresh) == uid_of(owner) and not is_deleting(fresh)
-
-    async def _set_owner(self, owner: Obj, namespace: str | None, name: str, *, adopt: bool) -> None:
-        pod = self.pod_index.get(namespace, name)
-        if pod is None:
-            return
-        refs = [r for r in meta(pod).get("ownerReferences") or [] if r.get("uid") != uid_of(owner)]
-        if adopt:
-            refs.append(owner_reference(owner, controller=True, block=True))
-        patch = {"metadata": {"ownerReferences": refs or None,
-                              "resourceVersion": meta(pod).get("resourceVersion")}}
-        try:
-            await self.client.patch("Pod", name, patch, namespace)
-        except (NotFound, Conflict):
-            pass  # the pod changed or went: its event requeues the owner
-        else:
-            self.log.debug("pod adopted" if adopt else "pod released", owner=ref(owner), pod=name)
-
     async def _create_pods(self, owner: Obj, key: str, count: int) -> str | None:
         """Create ``count`` pods in slow-start batches; returns the first error's message, if any."""
-        self.expectations.expect(key, adds=count)
+        self.expectations.expect_creations(key, count)
         remaining = count
         for size in slow_start_batches(count):
             results = await asyncio.gather(*(self._create_one(owner) for _ in range(size)),
@@ -232,10 +204,10 @@ class ReplicaController:
             remaining -= size
             failures = [r for r in results if isinstance(r, Exception)]
             for _ in failures:
-                self.expectations.observed_add(key)  # a failed creation will never be observed
+                self.expectations.creation_observed(key)  # a failed creation will never be observed
             if failures:
                 for _ in range(remaining):
-                    self.expectations.observed_add(key)  # skipped: never asked for
+                    self.expectations.creation_observed(key)  # skipped: never asked for
                 return str(failures[0])
         return None
 
@@ -250,17 +222,13 @@ class ReplicaController:
     async def _delete_pods(self, owner: Obj, key: str, names: list[str]) -> list[str]:
         namespace = namespace_of(owner)
         pod_keys = [f"{namespace}/{n}" for n in names]
-        self._deleting.setdefault(key, set()).update(pod_keys)
-        self.expectations.expect(key, deletes=len(names))
+        self.expectations.expect_deletions(key, pod_keys)
 
         async def delete(name: str, pod_key: str) -> str | None:
             try:
                 await self.client.delete("Pod", name, namespace)
             except ShoalError as exc:
-                pending = self._deleting.get(key)
-                if pending is not None and pod_key in pending:
-                    pending.discard(pod_key)
-                    self.expectations.observed_delete(key)
+                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
                 if isinstance(exc, NotFound):
                     return None
                 await self.ctx.recorder.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")

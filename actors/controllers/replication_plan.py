@@ -2,7 +2,7 @@
 
 ``plan(owner, selector, pods, now)`` looks at one owner and the pods of its namespace and returns the
 actions that bring actual state to desired state: adopt orphans the selector matches, release owned
-pods it no longer matches, create or delete pods to reach ``spec.replicas`` (at most ``BURST_REPLICAS``
+pods it no longer matches (``claim_plan``), create or delete pods to reach ``spec.replicas`` (at most ``BURST_REPLICAS``
 a pass), and the status to write. Nothing here does I/O; ``replication.py`` executes the actions.
 """
 
@@ -12,10 +12,10 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
+from actors.controllers.claim_plan import claim_plan
 from protocol.objects import (
     Obj,
     condition,
-    controller_of,
     format_time,
     is_deleting,
     labels_of,
@@ -25,7 +25,6 @@ from protocol.objects import (
     parse_time,
     pod_is_ready,
     pod_is_terminal,
-    uid_of,
 )
 from protocol.selectors import Selector, from_label_selector, from_match_labels
 
@@ -87,11 +86,6 @@ def is_active(pod: Obj) -> bool:
     return not pod_is_terminal(pod) and not is_deleting(pod)
 
 
-def is_controlled_by(pod: Obj, owner: Obj) -> bool:
-    ref = controller_of(pod)
-    return ref is not None and ref.get("uid") == uid_of(owner)
-
-
 def ready_since(pod: Obj) -> float | None:
     cond = condition(pod, "Ready")
     if cond is None or cond.get("status") != "True":
@@ -134,29 +128,6 @@ def deletion_order(pods: list[Obj]) -> list[Obj]:
 
 
 # -- planning -----------------------------------------------------------------------------------
-def claim(owner: Obj, selector: Selector,
-          pods: list[Obj]) -> tuple[list[Obj], list[AdoptPod], list[ReleasePod]]:
-    """Split the namespace's pods: those the owner keeps, orphans to adopt, owned pods to release.
-
-    An owner being deleted neither adopts nor releases (its dependents belong to the garbage collector).
-    """
-    kept: list[Obj] = []
-    adopt: list[AdoptPod] = []
-    release: list[ReleasePod] = []
-    deleting_owner = is_deleting(owner)
-    for pod in pods:
-        matches = selector.matches(labels_of(pod))
-        if is_controlled_by(pod, owner):
-            if matches or deleting_owner:
-                kept.append(pod)
-            else:
-                release.append(ReleasePod(name_of(pod)))
-        elif controller_of(pod) is None and matches and not deleting_owner and not is_deleting(pod):
-            adopt.append(AdoptPod(name_of(pod)))
-            kept.append(pod)
-    return kept, adopt, release
-
-
 def replica_diff(desired: int, active: list[Obj], burst: int = BURST_REPLICAS) -> Action | None:
     """Create or delete (at most ``burst``) so ``active`` reaches ``desired``."""
     diff = len(active) - desired
@@ -175,10 +146,10 @@ def plan(owner: Obj, pods: list[Obj], now: float, *, burst: int = BURST_REPLICAS
     Creations and deletions happen only when the owner is not being deleted and no earlier
     creations/deletions are still unobserved (``expectations_satisfied``).
     """
-    selector = selector_of(owner)
-    kept, adopt, release = claim(owner, selector, pods)
-    active = [p for p in kept if is_active(p)]
-    result = Plan(actions=[*adopt, *release], active=active)
+    claimed = claim_plan(owner, selector_of(owner), pods)
+    active = [p for p in claimed.kept if is_active(p)]
+    result = Plan(actions=[*(AdoptPod(name_of(p)) for p in claimed.adopt),
+                           *(ReleasePod(name_of(p)) for p in claimed.release)], active=active)
     if expectations_satisfied and not is_deleting(owner):
         action = replica_diff(desired_replicas(owner), active, burst)
         if action is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
-from actors.controllers.base import ControllerContext, Expectations
+from actors.controllers.base import ControllerContext
+from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.serviceaccount_plan import (
@@ -67,7 +68,7 @@ class ServiceAccountController:
             return
         namespace = namespace_of(obj) or ""
         if event == "ADDED":
-            self.expectations.observed_add(namespace)
+            self.expectations.creation_observed(namespace)
         self.queue.add(namespace)
 
     def _on_secret(self, event: str, old: Obj | None, new: Obj | None) -> None:
@@ -76,7 +77,7 @@ class ServiceAccountController:
             return
         namespace = namespace_of(obj) or ""
         if event == "ADDED":
-            self.expectations.observed_add(namespace)
+            self.expectations.creation_observed(namespace)
         self.queue.add(namespace)
 
     async def reconcile(self, key: str) -> float | None:
@@ -86,16 +87,16 @@ class ServiceAccountController:
         for action in actions:
             if isinstance(action, CreateServiceAccount | CreateTokenSecret):
                 obj = action.account if isinstance(action, CreateServiceAccount) else action.secret
-                self.expectations.expect(key, adds=1)
+                self.expectations.expect_creations(key, 1)
                 try:
                     await self.client.create(obj)
                 except AlreadyExists:
-                    self.expectations.observed_add(key)  # already there: our cache will show it
+                    self.expectations.creation_observed(key)  # already there: our cache will show it
                 except (Forbidden, NotFound):
-                    self.expectations.observed_add(key)  # namespace terminating or gone
+                    self.expectations.creation_observed(key)  # namespace terminating or gone
                     return None
                 except Exception:
-                    self.expectations.observed_add(key)
+                    self.expectations.creation_observed(key)
                     raise
                 self.log.info("created", kind=obj["kind"], namespace=key, name=name_of(obj))
             elif isinstance(action, DeleteSecret):

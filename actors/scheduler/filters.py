@@ -6,7 +6,8 @@ Reasons are the strings kube-scheduler reports, so the FailedScheduling message 
 NodeReady follows Kubernetes, which keeps pods off unready nodes through the ``not-ready`` and
 ``unreachable`` NoSchedule taints: a Ready condition that is False (Unknown) acts as that taint would,
 so pods tolerating it (DaemonSet-like pods) still fit. A node reporting no Ready condition is judged by
-its taints alone, as a kubelet registering with the not-ready taint would be.
+its taints alone, as a kubelet registering with the not-ready taint would be. Tolerations match taints
+by ``protocol.tolerations``' rule, the one the node lifecycle controller's evictions use too.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from actors.scheduler.model import (
     NodeSelectorTerm,
     PodInfo,
     SelectorRequirement,
-    Taint,
 )
+from protocol.tolerations import NO_EXECUTE, NO_SCHEDULE, Taint, find_untolerated_taint
 
 Reasons = tuple[str, ...]
 FITS: Reasons = ()
@@ -37,9 +38,10 @@ PORTS_TAKEN = "node(s) didn't have free ports for the requested pod ports"
 TOO_MANY_PODS = "Too many pods"
 NOT_FOUND = "node(s) not found"
 
-_UNSCHEDULABLE_TAINT = Taint(UNSCHEDULABLE_TAINT, "", "NoSchedule")
-_NOT_READY_TAINT = Taint(NOT_READY_TAINT, "", "NoSchedule")
-_UNREACHABLE_TAINT = Taint(UNREACHABLE_TAINT, "", "NoSchedule")
+_UNSCHEDULABLE_TAINT = Taint(UNSCHEDULABLE_TAINT, "", NO_SCHEDULE)
+_NOT_READY_TAINT = Taint(NOT_READY_TAINT, "", NO_SCHEDULE)
+_UNREACHABLE_TAINT = Taint(UNREACHABLE_TAINT, "", NO_SCHEDULE)
+_FILTERED_EFFECTS = frozenset((NO_SCHEDULE, NO_EXECUTE))
 
 
 def node_unschedulable(pod: PodInfo, node: NodeInfo) -> Reasons:
@@ -57,9 +59,9 @@ def node_ready(pod: PodInfo, node: NodeInfo) -> Reasons:
 
 
 def taint_toleration(pod: PodInfo, node: NodeInfo) -> Reasons:
-    for taint in node.taints:
-        if taint.effect in ("NoSchedule", "NoExecute") and not pod.tolerates(taint):
-            return (f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}",)
+    taint = find_untolerated_taint(pod.tolerations, node.taints, _FILTERED_EFFECTS)
+    if taint is not None:
+        return (f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}",)
     return FITS
 
 

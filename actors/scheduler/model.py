@@ -13,6 +13,16 @@ from typing import Any
 
 from protocol.objects import Obj, controller_of, labels_of, meta, name_of, namespace_of, ref, uid_of
 from protocol.quantity import QuantityError, cpu_millis, memory_bytes
+from protocol.tolerations import (
+    NOT_READY,
+    UNREACHABLE,
+    UNSCHEDULABLE,
+    Taint,
+    Toleration,
+    taints_of,
+    toleration_of,
+    tolerations_tolerate_taint,
+)
 
 DEFAULT_SCHEDULER = "default-scheduler"
 DEFAULT_MAX_PODS = 110
@@ -20,35 +30,10 @@ DEFAULT_MAX_PODS = 110
 NONZERO_CPU = 100
 """Millicores a container without a cpu request counts for when scoring (Kubernetes' default)."""
 NONZERO_MEMORY = 200 * 2**20
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
-UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+NOT_READY_TAINT = NOT_READY
+UNREACHABLE_TAINT = UNREACHABLE
+UNSCHEDULABLE_TAINT = UNSCHEDULABLE
 ANY_IP = "0.0.0.0"
-
-
-@dataclass(frozen=True, slots=True)
-class Taint:
-    key: str
-    value: str
-    effect: str
-
-
-@dataclass(frozen=True, slots=True)
-class Toleration:
-    key: str = ""
-    operator: str = "Equal"
-    value: str = ""
-    effect: str = ""
-
-    def tolerates(self, taint: Taint) -> bool:
-        """Kubernetes' rule: an empty effect matches every effect, an empty key with Exists every key."""
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return self.operator in ("", "Equal") and self.value == taint.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +78,7 @@ class PodInfo:
     priority: int = 0
 
     def tolerates(self, taint: Taint) -> bool:
-        return any(t.tolerates(taint) for t in self.tolerations)
+        return tolerations_tolerate_taint(self.tolerations, taint)
 
 
 @dataclass(slots=True)
@@ -195,13 +180,6 @@ def _term(term: Any) -> NodeSelectorTerm:
                             tuple(_requirement(e) for e in term.get("matchFields") or ()))
 
 
-def _toleration(t: Any) -> Toleration:
-    if not isinstance(t, dict):
-        return Toleration(operator="Invalid")
-    return Toleration(str(t.get("key") or ""), str(t.get("operator") or "Equal"), str(t.get("value") or ""),
-                      str(t.get("effect") or ""))
-
-
 def _host_ports(spec: Obj) -> tuple[HostPort, ...]:
     host_network = bool(spec.get("hostNetwork"))
     ports = []
@@ -264,7 +242,7 @@ def pod_info(pod: Obj) -> PodInfo:
         node_selector=tuple(sorted((str(k), str(v)) for k, v in selector.items())) if isinstance(
             selector, dict) else (),
         required_terms=required_terms, preferred_terms=preferred,
-        tolerations=tuple(_toleration(t) for t in spec.get("tolerations") or ()),
+        tolerations=tuple(toleration_of(t) for t in spec.get("tolerations") or ()),
         host_ports=_host_ports(spec), group=spread_group(pod),
         priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
     )
@@ -289,12 +267,9 @@ def node_info(node: Obj) -> NodeInfo:
     for cond in status.get("conditions") or ():
         if isinstance(cond, dict) and cond.get("type") == "Ready":
             ready = str(cond.get("status") or "Unknown")
-    taints = tuple(
-        Taint(str(t.get("key") or ""), str(t.get("value") or ""), str(t.get("effect") or ""))
-        for t in spec.get("taints") or () if isinstance(t, dict))
     pods = alloc.pop("pods", None)
     return NodeInfo(
-        name=name_of(node), labels=dict(labels_of(node)), taints=taints,
+        name=name_of(node), labels=dict(labels_of(node)), taints=taints_of(node),
         unschedulable=bool(spec.get("unschedulable")), ready=ready,
         alloc_cpu=alloc.pop("cpu", 0), alloc_memory=alloc.pop("memory", 0),
         alloc_pods=DEFAULT_MAX_PODS if pods is None else pods, alloc_other=alloc,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from actors.scheduler.filters import term_matches
 from actors.scheduler.model import NodeInfo, PodInfo
+from protocol.tolerations import PREFER_NO_SCHEDULE
 
 MAX_SCORE = 100
 
@@ -54,8 +55,8 @@ def intolerable_prefer_no_schedule(pod: PodInfo, node: NodeInfo) -> int:
     """Raw: PreferNoSchedule taints the pod does not tolerate (reverse-normalized)."""
     count = 0
     for taint in node.taints:
-        if taint.effect == "PreferNoSchedule" and not any(
-                t.tolerates(taint) for t in pod.tolerations if t.effect in ("", "PreferNoSchedule")):
+        # a toleration of another effect cannot match (Kubernetes filters them out first, to the same end)
+        if taint.effect == PREFER_NO_SCHEDULE and not pod.tolerates(taint):
             count += 1
     return count
 

@@ -1,12 +1,15 @@
 """The kubelet agent: registers its Node, runs the pods bound to it, reports their status, serves logs.
 
 Reconcile by key, level-triggered: the pods informer (server-side filtered on ``spec.nodeName``), the
-runtime relist (PLEG) and the probe scheduler only enqueue pod keys (``namespace/name``); one
-``reconcile(key)`` reads the desired pod and the fresh runtime state, asks ``plan.plan`` what to do, lets
-``executor.Executor`` do it, then computes the status (``status.compute_status``) and writes it only when it
-changed. Nothing is reconciled before the informer has synced, so on a restart the kubelet adopts the
-containers of its current pods (same pod uid) instead of restarting them, and removes those of pods that
-are gone.
+runtime relist (PLEG) and the probe scheduler only enqueue pod keys (``namespace/name``); the pod worker
+(``worker.PodWorker``) reconciles one key at a time: gather (the desired pod and the fresh runtime state),
+plan (``plan.plan``, pure), execute (``executor.Executor``), report (``status.compute_status``, written only
+when it changed). Nothing is reconciled before the informer has synced, so on a restart the kubelet adopts
+the containers of its current pods (same pod uid) instead of restarting them, and removes those of pods
+that are gone.
+
+Everything that needs the NATS connection is made at start by ``assemble`` into one ``NodeParts``; before
+start the agent holds ``parts = None`` and nothing else is missing.
 
 One process can run many agents on one NATS connection (hollow nodes): everything here is per node except
 what the caller passes in (runtime, probe scheduler).
@@ -25,24 +28,11 @@ from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeC
 from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
-from agents.kubelet.plan import FinishDeletion, PodNotes, RemoveContainer, RemoveSandbox, plan
 from agents.kubelet.podnet import PodIPAllocator
-from agents.kubelet.podspec import containers_of, service_env
-from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler, RunningContainer
+from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
 from agents.kubelet.runtime_cache import RuntimeCache
-from agents.kubelet.status import ERR_SHOWN, ProbeView, compute_status
-from protocol.errors import Conflict, NotFound
-from protocol.objects import (
-    Obj,
-    is_deleting,
-    meta,
-    name_of,
-    namespace_of,
-    pod_is_terminal,
-    ref,
-    resource_version,
-    uid_of,
-)
+from agents.kubelet.worker import PodWorker, StatusWriter
+from protocol.objects import Obj, ref
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
@@ -59,6 +49,65 @@ class RuntimeSetup:
     runtime: ContainerRuntime
     version: str
     close: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class NodeParts:
+    """The collaborators of one running kubelet, all made together by ``assemble``."""
+
+    client: ApiClient
+    queue: WorkQueue
+    informer: Informer  # the pods bound to this node
+    services: Informer | None  # for service links; None when they are off
+    cache: RuntimeCache
+    probes: ProbeScheduler
+    own_probes: bool  # the probe scheduler is this agent's to run (not shared by hollow nodes)
+    worker: PodWorker
+    heartbeat: NodeHeartbeat
+    logs: LogServer
+
+
+def assemble(
+    ctx: ActorContext,
+    config: KubeletConfig,
+    runtime: ContainerRuntime,
+    *,
+    runtime_name: str,
+    runtime_version: str,
+    metrics: Metrics,
+    runtime_ok: Callable[[], tuple[bool, str]],
+    log: Any,
+    prober: Prober | None = None,
+    shared_probes: ProbeScheduler | None = None,
+    clock: Callable[[], float] = time.time,
+) -> NodeParts:
+    """Make every collaborator of a kubelet on ``ctx``'s connection (no I/O: nothing is started)."""
+    node = config.node_name
+    client = ApiClient(ctx.nc, node_scope=node)
+    queue = WorkQueue(base_delay=0.2, max_delay=30.0)
+    informer = Informer(client, "Pod", None, field_selector=f"spec.nodeName={node}", log=log)
+    informer.add_handler(lambda _event, old, new: queue.add(ref(new or old or {})))
+    services = Informer(client, "Service", log=log) if config.service_links else None
+    cache = RuntimeCache(runtime, node)
+    probes = shared_probes or ProbeScheduler(prober or NetworkProber(runtime), queue.add)
+    events = EventRecorder(client, "kubelet", host=node, log=log) if config.record_events else None
+    executor = Executor(runtime, client, config, events=events, log=log, clock=clock)
+    worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
+                       statuses=StatusWriter(client, log), pod_ips=PodIPAllocator(config.pod_cidr),
+                       requeue=queue.add, runtime_name=runtime_name, clock=clock)
+    heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=runtime_ok,
+                              log=log, clock=clock)
+
+    def find_pod(namespace: str, name: str) -> Obj | None:
+        return informer.get(f"{namespace}/{name}")
+
+    async def attempts(uid: str) -> list[RuntimeContainer]:
+        views = await cache.fresh()
+        return [c for view in views.values() for c in view.containers if c.pod_uid == uid]
+
+    logs = LogServer(ctx.nc, node, runtime, find_pod=find_pod, attempts=attempts, log=log)
+    return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
+                     own_probes=shared_probes is None, worker=worker, heartbeat=heartbeat, logs=logs)
 
 
 class KubeletAgent:
@@ -79,8 +128,9 @@ class KubeletAgent:
         on_close: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if runtime is None and runtime_factory is None:
+            raise ValueError("KubeletAgent needs a runtime or a runtime_factory")
         self.config = config
-        self.services: Informer | None = None
         self.runtime: ContainerRuntime | None = runtime  # made by runtime_factory in start() when None
         self._runtime_factory = runtime_factory
         self.runtime_name = runtime_name
@@ -91,195 +141,107 @@ class KubeletAgent:
         self._close_runtime = close_runtime
         self._on_close = on_close
         self.clock = clock
-        self.notes: dict[str, PodNotes] = {}  # pod uid -> notes
-        self._written: dict[str, tuple[int, Obj]] = {}  # pod uid -> (rv, status) of our last write
-        self.phases: dict[str, str] = {}  # pod key -> last phase reported
         self._runtime_ok: tuple[bool, str] = (True, "")
         self._last_relist = 0.0
-        self.reconciles = 0
-        self.logs: LogServer | None = None
+        self.parts: NodeParts | None = None
+        """Made by ``start``; None before."""
         self.started = asyncio.Event()
+
+    def _started_parts(self) -> NodeParts:
+        if self.parts is None:
+            raise RuntimeError(f"kubelet {self.config.node_name} is not started")
+        return self.parts
+
+    # Shortcuts for callers that look inside a started kubelet (hollow nodes, tests).
+    @property
+    def informer(self) -> Informer:
+        return self._started_parts().informer
+
+    @property
+    def services(self) -> Informer | None:
+        return self._started_parts().services
+
+    @property
+    def heartbeat(self) -> NodeHeartbeat:
+        return self._started_parts().heartbeat
+
+    @property
+    def reconciles(self) -> int:
+        return self.parts.worker.reconciles if self.parts is not None else 0
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, ctx: ActorContext) -> None:
         node = self.config.node_name
-        self.log = ctx.log.bind(node=node)
-        self.client = ApiClient(ctx.nc, node_scope=node)
-        self.queue = WorkQueue(base_delay=0.2, max_delay=30.0)
-        self.informer = Informer(self.client, "Pod", None, field_selector=f"spec.nodeName={node}", log=self.log)
-        self.informer.add_handler(lambda _event, old, new: self.queue.add(ref(new or old or {})))
-        if self.runtime is None:
-            if self._runtime_factory is None:
-                raise ValueError("KubeletAgent needs a runtime or a runtime_factory")
-            setup = await self._runtime_factory()
-            self.runtime, self.runtime_version, self._on_close = setup.runtime, setup.version, setup.close
+        log = ctx.log.bind(node=node)
         runtime = self.runtime
-        self.cache = RuntimeCache(runtime, node)
-        self.pod_ips = PodIPAllocator(self.config.pod_cidr)
-        self.probes = self._shared_probes or ProbeScheduler(self._prober or NetworkProber(runtime),
-                                                            self.queue.add)
-        events = EventRecorder(self.client, "kubelet", host=node, log=self.log) if self.config.record_events else None
-        self.executor = Executor(runtime, self.client, self.config, events=events, log=self.log,
-                                 clock=self.clock)
-        self.heartbeat = NodeHeartbeat(self.client, self.config, self.metrics, runtime_version=self.runtime_version,
-                                       runtime_ok=lambda: self._runtime_ok, log=self.log, clock=self.clock)
-        self.logs = LogServer(ctx.nc, node, runtime, find_pod=self._find_pod, attempts=self._attempts,
-                              log=self.log)
-        await self.logs.start()
+        if runtime is None:
+            assert self._runtime_factory is not None  # checked in __init__
+            setup = await self._runtime_factory()
+            runtime, self.runtime_version, self._on_close = setup.runtime, setup.version, setup.close
+            self.runtime = runtime
+        parts = self.parts = assemble(
+            ctx, self.config, runtime, runtime_name=self.runtime_name, runtime_version=self.runtime_version,
+            metrics=self.metrics, runtime_ok=lambda: self._runtime_ok, log=log, prober=self._prober,
+            shared_probes=self._shared_probes, clock=self.clock)
+        await parts.logs.start()
         sup = ctx.supervisor
-        sup.spawn(f"{node}/heartbeat", self.heartbeat.run)
-        sup.spawn(f"{node}/informer", self.informer.run)
-        if self.config.service_links:
-            self.services = Informer(self.client, "Service", log=self.log)
-            sup.spawn(f"{node}/services", self.services.run)
-        sup.spawn(f"{node}/relist", self._relist_loop)
-        sup.spawn(f"{node}/workers", self._work)
-        if self._shared_probes is None:
-            sup.spawn(f"{node}/probes", self.probes.run)
+        sup.spawn(f"{node}/heartbeat", parts.heartbeat.run)
+        sup.spawn(f"{node}/informer", parts.informer.run)
+        if parts.services is not None:
+            sup.spawn(f"{node}/services", parts.services.run)
+        sup.spawn(f"{node}/relist", lambda: self._relist_loop(parts, log))
+        sup.spawn(f"{node}/workers", lambda: self._work(parts, log))
+        if parts.own_probes:
+            sup.spawn(f"{node}/probes", parts.probes.run)
         self.started.set()
 
     async def close(self) -> None:
-        if self.logs is not None:
-            await self.logs.close()
-        if hasattr(self, "queue"):
-            self.queue.close()
+        if self.parts is not None:
+            await self.parts.logs.close()
+            self.parts.queue.close()
         if self._close_runtime and self.runtime is not None:
             await self.runtime.close()
         if self._on_close is not None:
             await self._on_close()
 
     def health(self) -> dict[str, Any]:
+        parts = self.parts
         return {
             "node": self.config.node_name,
-            "pods": len(self.informer.store) if hasattr(self, "informer") else 0,
+            "pods": len(parts.informer.store) if parts is not None else 0,
             "running": self.running_pods(),
-            "registered": hasattr(self, "heartbeat") and self.heartbeat.registered.is_set(),
+            "registered": parts is not None and parts.heartbeat.registered.is_set(),
             "runtime_ok": self._runtime_ok[0],
-            "queue": len(self.queue) if hasattr(self, "queue") else 0,
-            "log_streams": self.logs.streams() if self.logs is not None else 0,
+            "queue": len(parts.queue) if parts is not None else 0,
+            "log_streams": parts.logs.streams() if parts is not None else 0,
         }
 
     def running_pods(self) -> int:
-        return sum(1 for phase in self.phases.values() if phase == "Running")
+        return self.parts.worker.running_pods() if self.parts is not None else 0
 
     # -- loops ------------------------------------------------------------------------------------
-    async def _work(self) -> None:
-        await self.informer.synced.wait()
-        self.log.info("pods synced; reconciling", pods=len(self.informer.store))
-        await run_workers(self.queue, self.reconcile, workers=self.config.workers, log=self.log)
+    async def _work(self, parts: NodeParts, log: Any) -> None:
+        await parts.informer.synced.wait()
+        log.info("pods synced; reconciling", pods=len(parts.informer.store))
+        await run_workers(parts.queue, parts.worker.reconcile, workers=self.config.workers, log=log)
 
-    async def _relist_loop(self) -> None:
+    async def _relist_loop(self, parts: NodeParts, log: Any) -> None:
         last_resync = time.monotonic()
         while True:
             try:
-                for key in await self.cache.relist_changes():
-                    self.queue.add(key)
+                for key in await parts.cache.relist_changes():
+                    parts.queue.add(key)
                 self._runtime_ok = (True, "")
                 self._last_relist = time.monotonic()
             except ContainerRuntimeError as exc:
                 self._runtime_ok = (False, f"container runtime is down: {exc}")
-                self.log.warning("runtime relist failed", error=str(exc))
+                log.warning("runtime relist failed", error=str(exc))
             if time.monotonic() - last_resync > RESYNC_INTERVAL:
                 last_resync = time.monotonic()
-                for key in list(self.informer.store):
-                    self.queue.add(key)
+                for key in list(parts.informer.store):
+                    parts.queue.add(key)
             await asyncio.sleep(self.config.relist_interval)
 
-    # -- helpers for the log server -----------------------------------------------------------------
-    def _find_pod(self, namespace: str, name: str) -> Obj | None:
-        return self.informer.get(f"{namespace}/{name}")
-
-    async def _attempts(self, uid: str) -> list[RuntimeContainer]:
-        views = await self.cache.fresh()
-        return [c for view in views.values() for c in view.containers if c.pod_uid == uid]
-
-    # -- reconcile --------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:
-        self.reconciles += 1
-        pod = self.informer.get(key)
-        if pod is not None and (pod.get("spec") or {}).get("nodeName") != self.config.node_name:
-            pod = None
-        view = await self.cache.view(key)
-        uid = uid_of(pod) if pod is not None else ""
-        notes = self.notes.setdefault(uid, PodNotes()) if pod is not None else PodNotes()
-        specs = {str(c.get("name")): c for c in containers_of(pod)} if pod is not None else {}
-        _, mine = view.for_uid(uid)
-        notes.liveness_failed = {
-            c.id for c in mine if c.state == "running" and c.name in specs and self.probes.failed(c.id, specs[c.name])
-        }
-        now = self.clock()
-        assigned_ip = ""
-        if pod is not None and not is_deleting(pod):
-            own = next((s.ip for s in view.sandboxes if s.pod_uid == uid and s.ip), None)
-            if own is not None:
-                self.pod_ips.keep(uid, own)
-            in_use = (s.ip for v in self.cache.views.values() for s in v.sandboxes if s.ip)
-            assigned_ip = own or self.pod_ips.assign(uid, in_use)
-        links = None
-        if pod is not None and self.services is not None and (pod.get("spec") or {}).get("enableServiceLinks", True):
-            namespace = namespace_of(pod)
-            links = service_env([s for s in self.services.items() if namespace_of(s) == namespace],
-                                self.config.service_gateway)
-        decided = plan(pod, view, notes, now, node_name=self.config.node_name, address=self.config.address,
-                       pod_ip=assigned_ip, extra_env=links, cap=self.config.backoff_max,
-                       keep_attempts=self.config.keep_attempts)
-        if decided.actions:
-            await self.executor.execute(pod, decided.actions, notes, key=key)
-            if not all(isinstance(a, RemoveSandbox | RemoveContainer | FinishDeletion) for a in decided.actions):
-                view = await self.cache.view(key)
-        if pod is None or is_deleting(pod):
-            self.probes.forget(key)
-            self.phases.pop(key, None)
-            if pod is None:
-                live = {uid_of(p) for p in self.informer.store.values()}
-                for gone in [u for u in self.notes if u not in live]:
-                    self.notes.pop(gone, None)
-                    self._written.pop(gone, None)
-                    self.pod_ips.release(gone)
-            return None
-        sandboxes, mine = view.for_uid(uid)
-        pod_ip = next((s.ip for s in sandboxes if s.state == "ready" and s.ip), None)
-        running = [RunningContainer(c.id, specs[c.name], c.started_at) for c in mine
-                   if c.state == "running" and c.name in specs]
-        self.probes.sync(key, running, pod_ip, self.config.address, self.queue.add)
-        requeue = decided.requeue_after
-        if pod_is_terminal(pod):
-            self.phases[key] = str((pod.get("status") or {}).get("phase"))
-            return requeue
-        ready, started = self.probes.view(running)
-        now = self.clock()
-        status = compute_status(pod, view, notes, ProbeView(ready, started), now, host_ip=self.config.address,
-                                scheme=self.runtime_name, cap=self.config.backoff_max)
-        await self._write_status(pod, status)
-        self.phases[key] = str(status.get("phase"))
-        for failure in notes.failures.values():
-            shown = failure.at + ERR_SHOWN - now
-            if failure.reason == "ErrImagePull" and shown > 0:
-                requeue = shown + 0.05 if requeue is None else min(requeue, shown + 0.05)
-        return requeue
-
-    async def _write_status(self, pod: Obj, status: Obj) -> None:
-        uid = uid_of(pod)
-        rv, current = resource_version(pod), pod.get("status") or {}
-        mine = self._written.get(uid)
-        if mine is not None and mine[0] > rv:
-            rv, current = mine
-        if status == current:
-            return
-        for attempt in range(2):
-            obj = {**pod, "metadata": {**meta(pod), "resourceVersion": str(rv)}, "status": status}
-            try:
-                written = await self.client.update_status(obj)
-            except NotFound:
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                fresh = await self.client.get("Pod", name_of(pod), namespace_of(pod))
-                if uid_of(fresh) != uid or is_deleting(fresh):
-                    return
-                pod, rv = fresh, resource_version(fresh)
-                continue
-            self._written[uid] = (resource_version(written), written.get("status") or {})
-            self.log.debug("pod status written", pod=ref(pod), phase=status.get("phase"))
-            return
+        """One pass of the pod worker over ``key`` (see ``worker.PodWorker.reconcile``)."""
+        return await self._started_parts().worker.reconcile(key)

@@ -13,6 +13,10 @@ Semantics shared by every implementation (modelled on the Kubernetes CRI):
   kubelet removes it.
 - ``stop_container`` of an already stopped container, and ``remove_*`` of an object that is already
   gone, succeed (idempotent). Other calls on a missing object raise ``*NotFound``.
+- ``start_container`` of a running container does nothing; of an exited one runs it again (the kubelet
+  never does that: it creates the next attempt). ``stop_container`` of a never-started container leaves it
+  created; with no grace period a running container is killed at once (exit code 137).
+- Every implementation passes tests/agents/test_cri_contract.py, with Podman as the reference.
 """
 
 from __future__ import annotations

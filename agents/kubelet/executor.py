@@ -34,6 +34,7 @@ from agents.kubelet.plan import (
     StartFailure,
     StopContainer,
 )
+from agents.kubelet.podspec import containers_of, init_containers_of
 from protocol.errors import NotFound
 from protocol.objects import Obj, meta
 from runtime.client import ApiClient
@@ -108,7 +109,7 @@ class Executor:
             log.warning("could not create sandbox", error=str(exc))
             await self._event(pod, "Warning", "FailedCreatePodSandBox", str(exc))
             now = self.clock()
-            for c in (pod or {}).get("spec", {}).get("containers") or []:
+            for c in containers_of(pod) + init_containers_of(pod) if pod is not None else []:
                 self._fail(notes, str(c.get("name")), "CreateContainerError", f"sandbox: {exc}", now)
             return None
 

@@ -12,7 +12,11 @@ Scripting a container's life, through its environment (``ContainerConfig.env``):
 Other behaviour:
 - images listed in ``missing_images``, and any image from a registry under the reserved ``.invalid``
   domain (e.g. ``registry.invalid/app:1``), are "not pullable": ``ImagePullError``;
-- ``stop_container`` ends a running container with exit code 143 (terminated by SIGTERM);
+- ``stop_container`` ends a running container with exit code 143 (it exits on SIGTERM), or 137 with no grace
+  period (SIGKILL at once, as Podman does); a container never started stays "created", as in Podman;
+- ``start_container`` of a running container does nothing (Podman answers 304 Not Modified), and of an
+  exited one runs it again;
+- what the fake does is checked against Podman by tests/agents/test_cri_contract.py;
 - pods get unique IPs from ``10.128.0.0/9`` in creation order; logs are two synthetic lines.
 """
 
@@ -38,6 +42,7 @@ EXIT_AFTER_ENV = "SHOAL_FAKE_EXIT_AFTER"
 EXIT_CODE_ENV = "SHOAL_FAKE_EXIT_CODE"
 EXEC_EXIT_CODE_ENV = "SHOAL_FAKE_EXEC_EXIT_CODE"
 STOP_EXIT_CODE = 143
+KILL_EXIT_CODE = 137
 
 
 class _Sandbox:
@@ -181,19 +186,18 @@ class FakeRuntime:
 
     async def start_container(self, container_id: str) -> None:
         c = self._get(container_id)
-        if c.started_at is not None:
-            raise ContainerCreateError(f"container {container_id} was already started")
-        c.started_at = self._clock()
+        state = c.observe(self._clock())[0]
+        if state == "running":
+            return  # already running: nothing to do, as Podman
+        c.started_at = self._clock()  # an exited one runs again, as in Podman (the kubelet makes a new attempt)
+        c.finished_at = None
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         c = self._get(container_id)
         now = self._clock()
         if c.observe(now)[0] == "running":
             c.finished_at = now
-            c.exit_code = STOP_EXIT_CODE
-        elif c.started_at is None:
-            c.started_at = c.finished_at = now  # never started: a stopped, exited record
-            c.exit_code = STOP_EXIT_CODE
+            c.exit_code = STOP_EXIT_CODE if grace_seconds > 0 else KILL_EXIT_CODE
 
     async def remove_container(self, container_id: str) -> None:
         c = self._containers.pop(container_id, None)

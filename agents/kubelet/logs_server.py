@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeContainer
-from agents.kubelet.podspec import containers_of
+from agents.kubelet.podspec import containers_of, init_containers_of
 from protocol import codec, subjects
 from protocol.errors import BadRequest, NotFound, ShoalError, Unavailable
 from protocol.objects import Obj, uid_of
@@ -106,7 +106,7 @@ class LogServer:
                 raise BadRequest(f'a container name must be specified for pod {name}, choose one of: '
                                  f"[{' '.join(names)}]", {"containers": names})
             container = names[0]
-        if container not in names:
+        if container not in names and container not in [str(c.get("name")) for c in init_containers_of(pod)]:
             raise NotFound(f'container "{container}" not found in pod "{name}"',
                            {"kind": "Pod", "name": name, "container": container})
         attempts = sorted((c for c in await self.attempts(uid_of(pod)) if c.name == container),

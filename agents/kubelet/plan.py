@@ -10,9 +10,13 @@ Rules, as the Kubernetes kubelet's ``SyncPod``/``computePodActions``:
 - a pod being deleted: stop its containers with the grace period, remove the sandbox, then delete the pod
   object for good (``gracePeriodSeconds=0``);
 - a pod already reported terminal (Succeeded/Failed) is left alone: its stopped containers stay (logs);
-- otherwise ensure one ready sandbox, then each container: start it (attempt 0), restart an exited one
-  when the restart policy says so (after its crash-loop back-off), kill one whose liveness probe failed,
-  start one left created, or wait for the back-off of a failed start (image pull, create error);
+- otherwise ensure one ready sandbox, then the init containers (``spec.initContainers``) one at a time, in
+  order, each to completion (exit 0) before the next (``init_progress``): a failed one is retried with
+  back-off unless the restart policy is Never, in which case the pod fails and nothing more runs; the
+  init containers are done once each succeeded, or once an app container ran in this sandbox;
+- then each app container: start it (attempt 0), restart an exited one when the restart policy says so
+  (after its crash-loop back-off), kill one whose liveness probe failed, start one left created, or wait
+  for the back-off of a failed start (image pull, create error);
 - exited attempts beyond ``keep_attempts`` per container are removed.
 """
 
@@ -30,9 +34,12 @@ from agents.kubelet.cri import (
     SandboxConfig,
 )
 from agents.kubelet.podspec import (
+    RESTART_NEVER,
+    RESTART_ON_FAILURE,
     container_config,
     containers_of,
     grace_period,
+    init_containers_of,
     restart_policy,
     sandbox_config,
     should_restart,
@@ -185,6 +192,81 @@ def _min_wait(current: float | None, wait: float) -> float:
     return wait if current is None else min(current, wait)
 
 
+def init_restart_policy(policy: str) -> str:
+    """Init containers are retried on failure unless the pod never restarts (Always acts as OnFailure)."""
+    return RESTART_NEVER if policy == RESTART_NEVER else RESTART_ON_FAILURE
+
+
+@dataclass(frozen=True, slots=True)
+class InitProgress:
+    """Where a pod's init containers stand in one sandbox."""
+
+    done: bool  # every init container succeeded (or an app container already ran): app containers may run
+    failed: str | None = None  # the init container that failed for good (restartPolicy Never): the pod fails
+    current: str | None = None  # the init container being run or waited for
+    decisions: Mapping[str, ContainerDecision] = field(default_factory=dict)  # init containers looked at
+
+    @property
+    def pending(self) -> bool:
+        return not self.done and self.failed is None
+
+
+def init_progress(
+    pod: Obj, by_name: Mapping[str, Sequence[RuntimeContainer]], notes: PodNotes, now: float, *, cap: float
+) -> InitProgress:
+    """The first init container not yet succeeded, and what to do with it (as Kubernetes'
+    ``findNextInitContainerToRun``). Init containers after it have no decision yet."""
+    specs = init_containers_of(pod)
+    if not specs or any(by_name.get(str(c.get("name"))) for c in containers_of(pod)):
+        return InitProgress(done=True)
+    policy = init_restart_policy(restart_policy(pod))
+    decisions: dict[str, ContainerDecision] = {}
+    for spec in specs:
+        name = str(spec.get("name"))
+        attempts = by_name.get(name, [])
+        decision = decisions[name] = decide_container(name, attempts, policy, notes, now, cap=cap)
+        if decision.kind == "done" and attempts and attempts[-1].exit_code == 0:
+            continue
+        if decision.kind == "done":
+            return InitProgress(done=False, failed=name, decisions=decisions)
+        return InitProgress(done=False, current=name, decisions=decisions)
+    return InitProgress(done=True, decisions=decisions)
+
+
+@dataclass
+class _Builder:
+    """Actions and the earliest requeue, collected container by container."""
+
+    sandbox_id: str | None
+    sandbox: SandboxConfig
+    extra_env: dict[str, str] | None
+    grace: float
+    keep_attempts: int
+    actions: list[Action] = field(default_factory=list)
+    requeue: float | None = None
+
+    def container(self, spec: Obj, attempts: Sequence[RuntimeContainer], decision: ContainerDecision) -> None:
+        name = str(spec.get("name"))
+        latest = attempts[-1] if attempts else None
+        if decision.kind == "run":
+            previous = latest if latest is not None and latest.state == "exited" else None
+            config = container_config(spec, self.extra_env)
+            self.actions.append(RunContainer(self.sandbox_id, self.sandbox, config, decision.attempt, previous))
+        elif decision.kind == "start_created" and latest is not None:
+            self.actions.append(StartCreated(latest.id, name))
+        elif decision.kind == "kill" and latest is not None:
+            self.actions.append(StopContainer(latest.id, name, self.grace, "Unhealthy"))
+            self.requeue = _min_wait(self.requeue, 0.0)
+        elif decision.kind in ("wait_backoff", "wait_failure"):
+            self.requeue = _min_wait(self.requeue, decision.wait)
+        self.prune(name, attempts)
+
+    def prune(self, name: str, attempts: Sequence[RuntimeContainer]) -> None:
+        exited = [c for c in attempts if c.state == "exited"]
+        keep = max(1, self.keep_attempts)
+        self.actions += [RemoveContainer(c.id, name) for c in exited[: max(0, len(exited) - keep)]]
+
+
 def plan(
     pod: Obj | None,
     view: PodRuntimeView,
@@ -226,30 +308,22 @@ def plan(
         actions.append(CreateSandbox(sandbox_cfg))
         sandbox_id = None
         containers = []  # they go with their sandbox
-    policy = restart_policy(pod)
     by_name = attempts_by_name(containers)
-    requeue: float | None = None
-    grace = grace_period(pod)
-    for spec in containers_of(pod):
+    build = _Builder(sandbox_id, sandbox_cfg, extra_env, grace_period(pod), keep_attempts, actions)
+    init = init_progress(pod, by_name, notes, now, cap=cap)
+    for spec in init_containers_of(pod):
         name = str(spec.get("name"))
-        attempts = by_name.get(name, [])
-        decision = decide_container(name, attempts, policy, notes, now, cap=cap)
-        latest = attempts[-1] if attempts else None
-        if decision.kind == "run":
-            previous = latest if latest is not None and latest.state == "exited" else None
-            config = container_config(spec, extra_env)
-            actions.append(RunContainer(sandbox_id, sandbox_cfg, config, decision.attempt, previous))
-        elif decision.kind == "start_created" and latest is not None:
-            actions.append(StartCreated(latest.id, name))
-        elif decision.kind == "kill" and latest is not None:
-            actions.append(StopContainer(latest.id, name, grace, "Unhealthy"))
-            requeue = _min_wait(requeue, 0.0)
-        elif decision.kind in ("wait_backoff", "wait_failure"):
-            requeue = _min_wait(requeue, decision.wait)
-        exited = [c for c in attempts if c.state == "exited"]
-        keep = max(1, keep_attempts)
-        actions += [RemoveContainer(c.id, name) for c in exited[: max(0, len(exited) - keep)]]
-    return Plan(tuple(actions), requeue)
+        if name == init.current:
+            build.container(spec, by_name.get(name, []), init.decisions[name])
+        else:
+            build.prune(name, by_name.get(name, []))
+    if init.done:
+        policy = restart_policy(pod)
+        for spec in containers_of(pod):
+            name = str(spec.get("name"))
+            attempts = by_name.get(name, [])
+            build.container(spec, attempts, decide_container(name, attempts, policy, notes, now, cap=cap))
+    return Plan(tuple(build.actions), build.requeue)
 
 
 def runtime_views(

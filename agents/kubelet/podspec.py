@@ -27,6 +27,10 @@ def containers_of(pod: Obj) -> list[Obj]:
     return [c for c in (pod.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
 
 
+def init_containers_of(pod: Obj) -> list[Obj]:
+    return [c for c in (pod.get("spec") or {}).get("initContainers") or [] if isinstance(c, dict)]
+
+
 def restart_policy(pod: Obj) -> str:
     return str((pod.get("spec") or {}).get("restartPolicy") or RESTART_ALWAYS)
 

@@ -1,12 +1,16 @@
 """Computing a pod's status from what the runtime reports: ``compute_status(...) -> status map``. Pure.
 
-Phase follows the Kubernetes kubelet's ``getPhase``: Pending while any container has never run;
+Phase follows the Kubernetes kubelet's ``getPhase``: Pending while an init container has not succeeded
+(Failed once one failed under restartPolicy Never) or any container has never run;
 Running while one runs or will be restarted; Succeeded/Failed once every container has stopped for good
 (restartPolicy Never: Failed if any failed; OnFailure: Succeeded when all exited 0). Conditions:
-PodScheduled (kept), Initialized, ContainersReady and Ready (all containers running, started and passing
+PodScheduled (kept), Initialized (False, ContainersNotInitialized, until every init container
+succeeded), ContainersReady and Ready (all containers running, started and passing
 their readiness probe). A condition keeps its ``lastTransitionTime`` while its status does not change.
 
-Waiting reasons: ContainerCreating, CrashLoopBackOff (exited, back-off pending), ErrImagePull (for
+Init containers get ``status.initContainerStatuses`` (ready once exited 0). Waiting reasons:
+ContainerCreating (PodInitializing instead for every container not yet run in a pod with init containers,
+as Kubernetes), CrashLoopBackOff (exited, back-off pending), ErrImagePull (for
 ``ERR_SHOWN`` seconds after a failed pull) then ImagePullBackOff, CreateContainerError, RunContainerError.
 """
 
@@ -17,8 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.kubelet.cri import RuntimeContainer
-from agents.kubelet.plan import ContainerDecision, PodNotes, PodRuntimeView, attempts_by_name, decide_container
-from agents.kubelet.podspec import RESTART_ALWAYS, RESTART_NEVER, containers_of, restart_policy
+from agents.kubelet.plan import (
+    ContainerDecision,
+    InitProgress,
+    PodNotes,
+    PodRuntimeView,
+    attempts_by_name,
+    decide_container,
+    init_progress,
+)
+from agents.kubelet.podspec import RESTART_ALWAYS, RESTART_NEVER, containers_of, init_containers_of, restart_policy
 from protocol.objects import Obj, format_time, name_of, uid_of
 
 ERR_SHOWN = 1.0
@@ -62,7 +74,9 @@ def container_status(
     *,
     pod_name: str,
     scheme: str,
+    creating: str = "ContainerCreating",
 ) -> Obj:
+    """One container's status; ``creating`` is the waiting reason of a container not yet run."""
     name = str(spec.get("name"))
     latest = attempts[-1] if attempts else None
     previous = attempts[-2] if len(attempts) > 1 else None
@@ -78,7 +92,7 @@ def container_status(
         if latest is not None and latest.state == "exited":
             last_state = {"terminated": _terminated(latest, scheme)}
     elif latest is None or (decision.kind == "run" and latest.state != "exited"):
-        state = _waiting("ContainerCreating")
+        state = _waiting(creating)
     elif decision.kind == "wait_backoff":
         message = f"back-off {round(notes.backoff[name].delay)}s restarting failed container={name} pod={pod_name}"
         state = _waiting("CrashLoopBackOff", message)
@@ -110,6 +124,33 @@ def container_status(
     if latest is not None:
         status["containerID"] = f"{scheme}://{latest.id}"
     return status
+
+
+def init_container_statuses(
+    pod: Obj, by_name: dict[str, list[RuntimeContainer]], init: InitProgress, notes: PodNotes, now: float, *,
+    scheme: str,
+) -> list[Obj]:
+    """``status.initContainerStatuses``: the init containers looked at by ``init_progress``, and the later
+    ones waiting (PodInitializing). An init container is ready once it exited 0; started while it runs."""
+    old = {str(s.get("name")): s for s in (pod.get("status") or {}).get("initContainerStatuses") or []
+           if isinstance(s, dict)}
+    statuses = []
+    for spec in init_containers_of(pod):
+        name = str(spec.get("name"))
+        attempts = by_name.get(name, [])
+        if init.done and not attempts and name in old:
+            statuses.append(old[name])  # its record is gone once the app ran: what was last reported stays
+            continue
+        decision = init.decisions.get(name) or ContainerDecision("run", 0.0, 0)
+        if init.done and name not in init.decisions:
+            decision = ContainerDecision("done", 0.0, attempts[-1].attempt if attempts else 0)
+        status = container_status(spec, attempts, decision, notes, ProbeView(), now, pod_name=name_of(pod),
+                                  scheme=scheme, creating="PodInitializing")
+        terminated = status["state"].get("terminated") or {}
+        status["ready"] = bool(terminated) and terminated.get("exitCode") == 0
+        status["started"] = "running" in status["state"]
+        statuses.append(status)
+    return statuses
 
 
 def pod_phase(policy: str, statuses: list[Obj]) -> str:
@@ -175,14 +216,17 @@ def compute_status(
         containers = []
     by_name = attempts_by_name(containers)
     policy = restart_policy(pod)
+    init = init_progress(pod, by_name, notes, now, cap=cap)
+    creating = "PodInitializing" if init_containers_of(pod) else "ContainerCreating"
     statuses = []
     for spec in containers_of(pod):
         name = str(spec.get("name"))
         attempts = by_name.get(name, [])
         decision = decide_container(name, attempts, policy, notes, now, cap=cap)
         statuses.append(container_status(spec, attempts, decision, notes, probes, now, pod_name=name_of(pod),
-                                         scheme=scheme))
-    phase = pod_phase(policy, statuses)
+                                         scheme=scheme, creating=creating))
+    init_statuses = init_container_statuses(pod, by_name, init, notes, now, scheme=scheme)
+    phase = "Failed" if init.failed else "Pending" if init.pending else pod_phase(policy, statuses)
     old_conditions = {str(c.get("type")): c for c in old.get("conditions") or [] if isinstance(c, dict)}
     unready = [s["name"] for s in statuses if not s["ready"]]
     all_ready = not unready
@@ -194,8 +238,15 @@ def compute_status(
         message = None if all_ready else f"containers with unready status: [{' '.join(unready)}]"
     scheduled = old_conditions.get("PodScheduled") or {
         "type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": format_time(now)}
+    incomplete = [s["name"] for s in init_statuses if not s["ready"]]
+    if init.done:
+        initialized = _condition(old_conditions, "Initialized", True, now,
+                                 "PodCompleted" if reason == "PodCompleted" else None)
+    else:
+        initialized = _condition(old_conditions, "Initialized", False, now, "ContainersNotInitialized",
+                                 f"containers with incomplete status: [{' '.join(incomplete)}]")
     conditions = [
-        _condition(old_conditions, "Initialized", True, now, "PodCompleted" if reason == "PodCompleted" else None),
+        initialized,
         _condition(old_conditions, "Ready", all_ready, now, reason, message),
         _condition(old_conditions, "ContainersReady", all_ready, now, reason, message),
         scheduled,
@@ -209,6 +260,8 @@ def compute_status(
         startTime=old.get("startTime") or format_time(now),
         containerStatuses=statuses,
     )
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
     ip = sandbox.ip if sandbox is not None else None
     if ip:
         status["podIP"] = ip

@@ -69,7 +69,7 @@ def pod_status(pod: Obj) -> str:
             reason = f"Init:{i}/{len(init_specs)}"
         initializing = True
         break
-    if not initializing:
+    if not initializing or (condition(pod, "Initialized") or {}).get("status") == "True":
         has_running = False
         for cs in reversed(_list(status.get("containerStatuses"))):
             state = _dict(cs.get("state"))

@@ -12,6 +12,7 @@ from agents.kubelet.node import StaticMetrics
 from agents.kubelet.probes import AlwaysPassProber
 from protocol.objects import condition
 from runtime.client import ApiClient
+from shoal.cli.columns import pod_status
 from tests.agents.kubelet_helpers import (
     create_bound,
     cstatus,
@@ -136,3 +137,43 @@ async def test_containers_get_service_environment_variables(runner: ActorRunner,
 
 async def _services_seen(agent: KubeletAgent, n: int) -> bool:
     return agent.services is not None and len(agent.services.items()) >= n
+
+
+async def test_init_containers_run_in_order_before_the_app(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                          tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    agent = fake_kubelet("node-init", runtime, tmp_path)
+    await runner.start(agent, started(agent))
+    quick = {EXIT_AFTER_ENV: "0.2", EXIT_CODE_ENV: "0"}
+    manifest = pod_manifest("init", [container()])
+    manifest["spec"]["initContainers"] = [container("first", **quick), container("second", **quick)]
+    await create_bound(client, manifest, "node-init")
+    pod = await eventually(lambda: pod_where(client, "init", lambda p: phase(p) == "Running"), what="pod running")
+    assert [s["name"] for s in pod["status"]["initContainerStatuses"]] == ["first", "second"]
+    assert all(s["ready"] and s["state"]["terminated"]["exitCode"] == 0
+               for s in pod["status"]["initContainerStatuses"])
+    assert condition(pod, "Initialized")["status"] == "True"  # type: ignore[index]
+    seen = {c.name: c for c in await runtime.list_containers("node-init")}
+    first, second, app = seen["first"], seen["second"], seen["app"]
+    assert first.finished_at is not None and second.started_at is not None and second.finished_at is not None
+    assert app.started_at is not None
+    assert first.finished_at <= second.started_at and second.finished_at <= app.started_at
+
+
+async def test_a_failed_init_container_fails_the_pod_or_is_retried(runner: ActorRunner, api: ApiActor,
+                                                                   client: ApiClient, tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    agent = fake_kubelet("node-initfail", runtime, tmp_path)
+    await runner.start(agent, started(agent))
+    for name, policy in (("never", "Never"), ("retried", "OnFailure")):
+        manifest = pod_manifest(name, [container()], restart_policy=policy)
+        manifest["spec"]["initContainers"] = [container("setup", **{EXIT_AFTER_ENV: "0", EXIT_CODE_ENV: "3"})]
+        await create_bound(client, manifest, "node-initfail")
+    never = await eventually(lambda: pod_where(client, "never", lambda p: phase(p) == "Failed"), what="pod failed")
+    assert pod_status(never) == "Init:Error"
+    assert condition(never, "Initialized")["status"] == "False"  # type: ignore[index]
+    retried = await eventually(lambda: pod_where(
+        client, "retried", lambda p: pod_status(p) == "Init:CrashLoopBackOff"
+        and p["status"]["initContainerStatuses"][0]["restartCount"] >= 2), what="init crash loop")
+    assert phase(retried) == "Pending"
+    assert [c.name for c in await runtime.list_containers("node-initfail")].count("app") == 0

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from actors.controllers.nodelifecycle_plan import UNKNOWN_REASON, UNREACHABLE
+from actors.controllers.nodelifecycle_plan import UNKNOWN_REASON
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, condition, format_micro_time, format_time, is_deleting
+from protocol.tolerations import UNREACHABLE
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner, cancel_and_wait
 from tests.controllers.conftest import eventually, start_manager

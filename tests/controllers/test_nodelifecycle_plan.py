@@ -7,16 +7,14 @@ from typing import Any
 import pytest
 
 from actors.controllers.nodelifecycle_plan import (
-    NOT_READY,
     UNKNOWN_REASON,
-    UNREACHABLE,
     TokenBucket,
     eviction_delay,
     force_delete_delay,
     node_plan,
-    tolerates,
 )
 from protocol.objects import Obj, condition
+from protocol.tolerations import NOT_READY, UNREACHABLE
 
 
 def node(ready: str | None = "True", *, reason: str = "KubeletReady", taints: list[Obj] | None = None) -> Obj:
@@ -104,6 +102,15 @@ DEFAULT_TOL = {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", 
      [UNREACH_TAINT, {"key": "m", "value": "v", "effect": "NoExecute"}], 0.0),
     ([DEFAULT_TOL, {"key": "m", "operator": "Equal", "value": "other"}],
      [UNREACH_TAINT, {"key": "m", "value": "v", "effect": "NoExecute"}], 0.0),
+    # no key, operator Equal by default: every NoExecute taint without a value (Kubernetes' ToleratesTaint)
+    ([{"effect": "NoExecute"}], [UNREACH_TAINT], None),
+    ([{"effect": "NoExecute", "tolerationSeconds": 30}], [UNREACH_TAINT], 30 - 5),
+    ([{"effect": "NoExecute"}], [UNREACH_TAINT, {"key": "m", "value": "v", "effect": "NoExecute"}], 0.0),
+    # the smallest tolerationSeconds of the matching tolerations; 0 or less: at once
+    ([DEFAULT_TOL, {"operator": "Exists", "tolerationSeconds": 60}], [UNREACH_TAINT], 60 - 5),
+    ([{**DEFAULT_TOL, "tolerationSeconds": -1}], [UNREACH_TAINT], 0.0),
+    # tolerationSeconds of a toleration that does not match the taint does not count
+    ([DEFAULT_TOL, {"key": "m", "operator": "Exists", "tolerationSeconds": 1}], [UNREACH_TAINT], 300 - 5),
 ])
 def test_eviction_delay(tolerations: list[Obj], taints: list[Obj], expected: float | None) -> None:
     observed = {(str(t["key"]), "NoExecute"): 100.0 for t in taints}
@@ -114,18 +121,6 @@ def test_eviction_delay(tolerations: list[Obj], taints: list[Obj], expected: flo
 def test_eviction_counts_from_first_observation_of_each_taint() -> None:
     got = eviction_delay(pod(DEFAULT_TOL), [UNREACH_TAINT], {}, 50.0, 120.0)
     assert got == 300.0  # a taint we have not noted yet counts from now
-
-
-@pytest.mark.parametrize(("toleration", "taint", "expected"), [
-    ({"key": "k", "operator": "Exists"}, {"key": "k", "effect": "NoExecute"}, True),
-    ({"key": "k", "value": "v"}, {"key": "k", "value": "v", "effect": "NoExecute"}, True),
-    ({"key": "k", "value": "v"}, {"key": "k", "value": "w", "effect": "NoExecute"}, False),
-    ({"key": "k", "operator": "Exists", "effect": "NoSchedule"}, {"key": "k", "effect": "NoExecute"}, False),
-    ({"operator": "Exists"}, {"key": "anything", "effect": "NoExecute"}, True),
-    ({"operator": "Equal"}, {"key": "anything", "effect": "NoExecute"}, False),
-])
-def test_tolerates(toleration: Obj, taint: Obj, expected: bool) -> None:
-    assert tolerates(toleration, taint) is expected
 
 
 def test_force_delete_delay() -> None:

@@ -11,7 +11,6 @@ from actors.controllers.replication_plan import (
     CreatePods,
     DeletePods,
     ReleasePod,
-    claim,
     deletion_order,
     plan,
     pod_from_template,
@@ -70,27 +69,11 @@ def test_selector_of_both_kinds() -> None:
     assert selector_of(rs_expr).matches({"app": "y"}) and not selector_of(rs_expr).matches({"app": "q"})
 
 
-# -- adopt / release ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("candidate", "kept", "adopt", "release"), [
-    (pod("mine"), ["mine"], [], []),
-    (pod("orphan", owner=None), ["orphan"], ["orphan"], []),
-    (pod("moved", labels={"app": "other"}), [], [], ["moved"]),
-    (pod("foreign", owner="other-uid"), [], [], []),
-    (pod("stranger", owner=None, labels={"app": "other"}), [], [], []),
-    (pod("dying-orphan", owner=None, deleting=True), [], [], []),
-])
-def test_claim(candidate: Obj, kept: list[str], adopt: list[str], release: list[str]) -> None:
-    got_kept, got_adopt, got_release = claim(rs(), selector_of(rs()), [candidate])
-    assert names(got_kept) == kept
-    assert got_adopt == [AdoptPod(n) for n in adopt]
-    assert got_release == [ReleasePod(n) for n in release]
-
-
-def test_owner_being_deleted_neither_adopts_nor_releases() -> None:
-    owner = rs(deleting=True)
-    kept, adopt, release = claim(owner, selector_of(owner),
-                                 [pod("orphan", owner=None), pod("moved", labels={"app": "other"})])
-    assert adopt == [] and release == [] and names(kept) == ["moved"]
+# -- adopt / release (the decision itself is table-tested in test_claim_plan) ----------------------
+def test_plan_adopts_and_releases_what_claim_plan_says() -> None:
+    result = plan(rs(3), [pod("mine"), pod("orphan", owner=None), pod("moved", labels={"app": "other"})], NOW)
+    assert AdoptPod("orphan") in result.actions and ReleasePod("moved") in result.actions
+    assert names(result.active) == ["mine", "orphan"]
 
 
 # -- counts ---------------------------------------------------------------------------------------

@@ -18,13 +18,12 @@ from actors.scheduler.model import (
     NodeSelectorTerm,
     PodInfo,
     SelectorRequirement,
-    Taint,
-    Toleration,
     add_usage,
     node_info,
     pod_info,
     responsible_for,
 )
+from protocol.tolerations import Taint, Toleration
 from tests.scheduler.helpers import make_node, make_pod
 
 Gi, Mi = 2**30, 2**20
@@ -146,19 +145,7 @@ def test_node_ready(ready: str | None, tolerations: tuple[Toleration, ...], expe
     assert f.node_ready(pod(tolerations=tolerations), node(ready=ready)) == expected
 
 
-@pytest.mark.parametrize(("toleration", "taint", "tolerated"), [
-    (Toleration("k", "Equal", "v", "NoSchedule"), Taint("k", "v", "NoSchedule"), True),
-    (Toleration("k", "Equal", "w", "NoSchedule"), Taint("k", "v", "NoSchedule"), False),
-    (Toleration("k", "Exists", "", "NoSchedule"), Taint("k", "v", "NoSchedule"), True),
-    (Toleration("k", "Exists"), Taint("k", "v", "NoExecute"), True),  # empty effect: all effects
-    (Toleration("k", "Exists", "", "NoExecute"), Taint("k", "v", "NoSchedule"), False),
-    (Toleration("", "Exists"), Taint("anything", "v", "NoExecute"), True),  # empty key + Exists: all
-    (Toleration("j", "Exists"), Taint("k", "v", "NoSchedule"), False),
-    (Toleration("k", "", "v"), Taint("k", "v", "NoSchedule"), True),  # empty operator means Equal
-    (Toleration("k", "Equal", ""), Taint("k", "", "NoSchedule"), True),
-])
-def test_toleration_rule(toleration: Toleration, taint: Taint, tolerated: bool) -> None:
-    assert toleration.tolerates(taint) is tolerated
+# the toleration rule itself is tested in tests/protocol/test_tolerations.py
 
 
 @pytest.mark.parametrize(("taints", "tolerations", "expected"), [

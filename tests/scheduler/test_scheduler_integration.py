@@ -82,6 +82,8 @@ async def test_schedules_1000_pods_on_100_nodes(client: ApiClient, runner: Actor
             web[node] += 1
     assert max(cpu.values()) <= 4000 and max(mem.values()) <= 8 * 2**30 and max(count.values()) <= 110
     assert max(web.values()) - min(web.values()) <= 2, f"ReplicaSet pods not spread: {sorted(web.values())}"
+    # the watch can show a binding before the scheduler has read the bind's reply, which it counts
+    await wait_until(lambda: scheduler.counters.scheduled >= 1000, 10, "the scheduler to count 1000 bind replies")
     health = scheduler.health()
     assert health["scheduled"] == 1000 and health["pending"] == 0 and health["nodes"] == 100
     print(f"1000 pods scheduled in {elapsed:.1f}s ({1000 / elapsed:.0f} pods/s)")
@@ -186,6 +188,9 @@ async def test_leader_election_one_scheduler_acts_and_the_other_takes_over(
         pods = await pods_by_name(client)
         return sum(1 for name, p in pods.items() if name.startswith(prefix) and p["spec"].get("nodeName")) == n
     await wait_until(lambda: bound("a-", 40), 20, "40 pods bound by the leader")
+    # the API shows a pod bound before the scheduler has read the bind's reply (which it counts): wait for
+    # the count to catch up, then check it did not overshoot
+    await wait_until(lambda: leader.counters.scheduled >= 40, 10, "the leader to count its 40 bind replies")
     assert leader.counters.scheduled == 40
     assert follower.counters.attempts == 0 and follower.counters.scheduled == 0 and not follower.leading
 
@@ -197,4 +202,5 @@ async def test_leader_election_one_scheduler_acts_and_the_other_takes_over(
     assert lease["spec"]["holderIdentity"] == follower.instance
     await create_all(client, [make_pod(f"b-{i}") for i in range(20)])
     await wait_until(lambda: bound("b-", 20), 20, "20 pods bound by the new leader")
+    await wait_until(lambda: follower.counters.scheduled >= 20, 10, "the new leader to count its 20 bind replies")
     assert follower.counters.scheduled == 20

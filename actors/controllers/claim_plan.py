@@ -1,0 +1,54 @@
+"""Which objects an owner claims: the pure half of Kubernetes' ``BaseControllerRefManager.ClaimObject``.
+
+An owner (ReplicaSet, ReplicationController, Deployment) controls the objects of its namespace whose
+controller reference names its uid. ``claim_plan(owner, selector, candidates)`` sorts the candidates:
+
+- owned, and the selector matches: kept;
+- owned, the selector no longer matches: released (the ownerReference removed) -- unless the owner is
+  being deleted, when it is kept: its dependents belong to the garbage collector then;
+- an orphan (no controller) the selector matches, not being deleted, of the owner's namespace, while
+  the owner is not being deleted: adopted (and kept);
+- owned by another controller, or anything else: ignored.
+
+``controllerref.ControllerRefManager`` sends the adopt/release patches. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol.objects import Obj, controller_of, is_deleting, labels_of, namespace_of, uid_of
+from protocol.selectors import Selector
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    kept: list[Obj] = field(default_factory=list)
+    """Candidates the owner controls after the plan is carried out (adoptees included), in input order."""
+    adopt: list[Obj] = field(default_factory=list)
+    release: list[Obj] = field(default_factory=list)
+
+
+def is_controlled_by(obj: Obj, owner: Obj) -> bool:
+    """Whether ``obj``'s controller reference names ``owner`` (by uid: a recreated owner is another)."""
+    ref = controller_of(obj)
+    return ref is not None and ref.get("uid") == uid_of(owner)
+
+
+def claim_plan(owner: Obj, selector: Selector, candidates: list[Obj]) -> ClaimPlan:
+    """Sort ``candidates`` into kept, to adopt and to release for ``owner`` (see the module docstring)."""
+    plan = ClaimPlan()
+    owner_deleting = is_deleting(owner)
+    owner_namespace = namespace_of(owner)
+    for obj in candidates:
+        matches = selector.matches(labels_of(obj))
+        if is_controlled_by(obj, owner):
+            if matches or owner_deleting:
+                plan.kept.append(obj)
+            else:
+                plan.release.append(obj)
+        elif (controller_of(obj) is None and matches and not owner_deleting and not is_deleting(obj)
+              and (not owner_namespace or namespace_of(obj) == owner_namespace)):
+            plan.adopt.append(obj)
+            plan.kept.append(obj)
+    return plan

@@ -1,0 +1,241 @@
+"""The kubelet's pod worker: one ``reconcile(key)`` = gather -> plan -> execute -> report.
+
+- ``gather``: the desired pod (informer), the fresh runtime state of its key, the kubelet's notes, the
+  liveness verdicts, the pod's address and its service environment, as one ``PodState``;
+- ``decide``: ``plan.plan`` on that state (pure);
+- ``execute``: ``executor.Executor`` carries the actions out; the runtime is looked at again if anything
+  was created or started;
+- ``report``: probes follow the running containers, the status (``status.compute_status``) is written
+  when it changed, and a deleted pod's memory is dropped.
+
+A worker is complete at construction: every collaborator is made by the caller (``agent.assemble``) and
+passed in, so nothing is created lazily and nothing needs ``hasattr``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.executor import Executor
+from agents.kubelet.plan import FinishDeletion, Plan, PodNotes, PodRuntimeView, RemoveContainer, RemoveSandbox, plan
+from agents.kubelet.podnet import PodIPAllocator
+from agents.kubelet.podspec import containers_of, service_env
+from agents.kubelet.probes import ProbeScheduler, RunningContainer
+from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.status import ERR_SHOWN, ProbeView, compute_status
+from protocol.errors import Conflict, NotFound
+from protocol.objects import (
+    Obj,
+    is_deleting,
+    meta,
+    name_of,
+    namespace_of,
+    pod_is_terminal,
+    ref,
+    resource_version,
+    uid_of,
+)
+from runtime.client import ApiClient
+
+
+class ObjectSource(Protocol):
+    """What the worker reads desired objects from (an ``Informer``'s store)."""
+
+    store: dict[str, Obj]
+
+    def get(self, key: str) -> Obj | None: ...
+
+    def items(self) -> list[Obj]: ...
+
+
+@dataclass(slots=True)
+class PodState:
+    """Everything one reconcile decides from, gathered at its start."""
+
+    key: str
+    pod: Obj | None  # None: deleted, or not bound to this node
+    view: PodRuntimeView
+    notes: PodNotes
+    specs: Mapping[str, Obj] = field(default_factory=dict)  # app container name -> spec
+    pod_ip: str = ""  # the address assigned to the pod ("" for a pod being deleted or gone)
+    links: dict[str, str] | None = None  # service environment variables
+    now: float = 0.0
+
+
+class StatusWriter:
+    """Writes a pod's status when it differs from the last one seen or written (retrying one conflict)."""
+
+    def __init__(self, client: ApiClient, log: Any) -> None:
+        self.client = client
+        self.log = log
+        self.written: dict[str, tuple[int, Obj]] = {}  # pod uid -> (rv, status) of our last write
+
+    def forget(self, uid: str) -> None:
+        self.written.pop(uid, None)
+
+    async def write(self, pod: Obj, status: Obj) -> None:
+        uid = uid_of(pod)
+        rv, current = resource_version(pod), pod.get("status") or {}
+        mine = self.written.get(uid)
+        if mine is not None and mine[0] > rv:
+            rv, current = mine
+        if status == current:
+            return
+        for attempt in range(2):
+            obj = {**pod, "metadata": {**meta(pod), "resourceVersion": str(rv)}, "status": status}
+            try:
+                written = await self.client.update_status(obj)
+            except NotFound:
+                return
+            except Conflict:
+                if attempt:
+                    raise
+                fresh = await self.client.get("Pod", name_of(pod), namespace_of(pod))
+                if uid_of(fresh) != uid or is_deleting(fresh):
+                    return
+                pod, rv = fresh, resource_version(fresh)
+                continue
+            self.written[uid] = (resource_version(written), written.get("status") or {})
+            self.log.debug("pod status written", pod=ref(pod), phase=status.get("phase"))
+            return
+
+
+def _only_removals(decided: Plan) -> bool:
+    return all(isinstance(a, RemoveSandbox | RemoveContainer | FinishDeletion) for a in decided.actions)
+
+
+class PodWorker:
+    """Reconciles the pods of one node, by key."""
+
+    def __init__(
+        self,
+        config: KubeletConfig,
+        *,
+        pods: ObjectSource,
+        services: ObjectSource | None,
+        cache: RuntimeCache,
+        probes: ProbeScheduler,
+        executor: Executor,
+        statuses: StatusWriter,
+        pod_ips: PodIPAllocator,
+        requeue: Callable[[str], None],
+        runtime_name: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.pods = pods
+        self.services = services
+        self.cache = cache
+        self.probes = probes
+        self.executor = executor
+        self.statuses = statuses
+        self.pod_ips = pod_ips
+        self.requeue = requeue
+        self.runtime_name = runtime_name
+        self.clock = clock
+        self.notes: dict[str, PodNotes] = {}  # pod uid -> notes
+        self.phases: dict[str, str] = {}  # pod key -> last phase reported
+        self.reconciles = 0
+
+    async def reconcile(self, key: str) -> float | None:
+        self.reconciles += 1
+        state = await self.gather(key)
+        decided = self.decide(state)
+        await self.execute(state, decided)
+        return await self.report(state, decided)
+
+    # -- gather -----------------------------------------------------------------------------------
+    async def gather(self, key: str) -> PodState:
+        pod = self.pods.get(key)
+        if pod is not None and (pod.get("spec") or {}).get("nodeName") != self.config.node_name:
+            pod = None
+        view = await self.cache.view(key)
+        if pod is None:
+            return PodState(key, None, view, PodNotes(), now=self.clock())
+        uid = uid_of(pod)
+        notes = self.notes.setdefault(uid, PodNotes())
+        specs = {str(c.get("name")): c for c in containers_of(pod)}
+        _, mine = view.for_uid(uid)
+        notes.liveness_failed = {
+            c.id for c in mine if c.state == "running" and c.name in specs and self.probes.failed(c.id, specs[c.name])
+        }
+        now = self.clock()
+        return PodState(key, pod, view, notes, specs, self._pod_ip(pod, view), self._links(pod), now)
+
+    def _pod_ip(self, pod: Obj, view: PodRuntimeView) -> str:
+        if is_deleting(pod):
+            return ""
+        uid = uid_of(pod)
+        own = next((s.ip for s in view.sandboxes if s.pod_uid == uid and s.ip), None)
+        if own is not None:
+            self.pod_ips.keep(uid, own)
+        in_use = (s.ip for v in self.cache.views.values() for s in v.sandboxes if s.ip)
+        return own or self.pod_ips.assign(uid, in_use)
+
+    def _links(self, pod: Obj) -> dict[str, str] | None:
+        if self.services is None or not (pod.get("spec") or {}).get("enableServiceLinks", True):
+            return None
+        namespace = namespace_of(pod)
+        return service_env([s for s in self.services.items() if namespace_of(s) == namespace],
+                           self.config.service_gateway)
+
+    # -- plan -------------------------------------------------------------------------------------
+    def decide(self, state: PodState) -> Plan:
+        return plan(state.pod, state.view, state.notes, state.now, node_name=self.config.node_name,
+                    address=self.config.address, pod_ip=state.pod_ip, extra_env=state.links,
+                    cap=self.config.backoff_max, keep_attempts=self.config.keep_attempts)
+
+    # -- execute ----------------------------------------------------------------------------------
+    async def execute(self, state: PodState, decided: Plan) -> None:
+        """Carry the plan out; refresh ``state.view`` when something was created or started."""
+        if not decided.actions:
+            return
+        await self.executor.execute(state.pod, decided.actions, state.notes, key=state.key)
+        if not _only_removals(decided):
+            state.view = await self.cache.view(state.key)
+
+    # -- report -----------------------------------------------------------------------------------
+    async def report(self, state: PodState, decided: Plan) -> float | None:
+        """Probes, status and memory after the actions; returns when to look at the pod again."""
+        key, pod = state.key, state.pod
+        if pod is None or is_deleting(pod):
+            self.probes.forget(key)
+            self.phases.pop(key, None)
+            if pod is None:
+                self._forget_gone()
+            return None
+        uid = uid_of(pod)
+        sandboxes, mine = state.view.for_uid(uid)
+        pod_ip = next((s.ip for s in sandboxes if s.state == "ready" and s.ip), None)
+        running = [RunningContainer(c.id, state.specs[c.name], c.started_at) for c in mine
+                   if c.state == "running" and c.name in state.specs]
+        self.probes.sync(key, running, pod_ip, self.config.address, self.requeue)
+        requeue = decided.requeue_after
+        if pod_is_terminal(pod):
+            self.phases[key] = str((pod.get("status") or {}).get("phase"))
+            return requeue
+        ready, started = self.probes.view(running)
+        now = self.clock()
+        status = compute_status(pod, state.view, state.notes, ProbeView(ready, started), now,
+                                host_ip=self.config.address, scheme=self.runtime_name, cap=self.config.backoff_max)
+        await self.statuses.write(pod, status)
+        self.phases[key] = str(status.get("phase"))
+        for failure in state.notes.failures.values():
+            shown = failure.at + ERR_SHOWN - now
+            if failure.reason == "ErrImagePull" and shown > 0:
+                requeue = shown + 0.05 if requeue is None else min(requeue, shown + 0.05)
+        return requeue
+
+    def _forget_gone(self) -> None:
+        live = {uid_of(p) for p in self.pods.store.values()}
+        for gone in [u for u in self.notes if u not in live]:
+            self.notes.pop(gone, None)
+            self.statuses.forget(gone)
+            self.pod_ips.release(gone)
+
+    def running_pods(self) -> int:
+        return sum(1 for phase in self.phases.values() if phase == "Running")

@@ -1,0 +1,109 @@
+"""The pod worker's four steps one at a time (gather, decide, execute, report), on the in-memory runtime and
+the real API actor; and a kubelet that is complete before it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from actors.api.server import ApiActor
+from agents.kubelet.agent import KubeletAgent
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.executor import Executor
+from agents.kubelet.fake_runtime import EXIT_AFTER_ENV, EXIT_CODE_ENV, FakeRuntime
+from agents.kubelet.node import StaticMetrics
+from agents.kubelet.plan import CreateSandbox, RunContainer
+from agents.kubelet.podnet import PodIPAllocator
+from agents.kubelet.probes import AlwaysPassProber, ProbeScheduler
+from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.worker import PodWorker, StatusWriter
+from protocol.objects import Obj
+from runtime.client import ApiClient
+from tests.agents.kubelet_helpers import create_bound, pod_manifest
+
+NODE = "worker-node"
+
+
+class Pods:
+    """A store of desired pods, as the informer keeps them."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, Obj] = {}
+
+    def get(self, key: str) -> Obj | None:
+        return self.store.get(key)
+
+    def items(self) -> list[Obj]:
+        return list(self.store.values())
+
+
+def make_worker(client: ApiClient, runtime: FakeRuntime, pods: Pods, tmp_path: Path) -> PodWorker:
+    config = KubeletConfig(node_name=NODE, state_dir=tmp_path, measure_host=False, record_events=False,
+                           service_links=False, backoff_base=0.5, backoff_max=2.0)
+    log = structlog.get_logger("test")
+    requeued: list[str] = []
+    return PodWorker(
+        config, pods=pods, services=None, cache=RuntimeCache(runtime, NODE),
+        probes=ProbeScheduler(AlwaysPassProber(runtime), requeued.append),
+        executor=Executor(runtime, client, config, events=None, log=log),
+        statuses=StatusWriter(client, log), pod_ips=PodIPAllocator(config.pod_cidr), requeue=requeued.append,
+        runtime_name="fake")
+
+
+async def test_gather_decide_execute_report(api: ApiActor, client: ApiClient, tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    pods = Pods()
+    worker = make_worker(client, runtime, pods, tmp_path)
+    bound = await create_bound(client, pod_manifest("p", [{"name": "app", "image": "busybox"}]), NODE)
+    pods.store["default/p"] = bound
+
+    state = await worker.gather("default/p")
+    assert state.pod is bound and not state.view.sandboxes and set(state.specs) == {"app"}
+    assert state.pod_ip.startswith("127.88.")  # an address is assigned before the sandbox exists
+    decided = worker.decide(state)
+    assert [type(a) for a in decided.actions] == [CreateSandbox, RunContainer]
+    assert worker.decide(state) == decided  # pure: the same state, the same plan
+
+    await worker.execute(state, decided)
+    [sandbox] = state.view.sandboxes  # the view was refreshed after creating
+    assert sandbox.ip == state.pod_ip
+    assert [c.state for c in state.view.containers] == ["running"]
+
+    assert await worker.report(state, decided) is None
+    status = (await client.get("Pod", "p"))["status"]
+    assert status["phase"] == "Running" and status["podIP"] == state.pod_ip
+    assert worker.phases == {"default/p": "Running"} and worker.running_pods() == 1
+
+    again = await worker.gather("default/p")
+    assert worker.decide(again).actions == ()  # nothing left to do
+
+
+async def test_a_gone_pod_is_cleaned_up_and_forgotten(api: ApiActor, client: ApiClient, tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    pods = Pods()
+    worker = make_worker(client, runtime, pods, tmp_path)
+    spec = {"name": "app", "image": "busybox", "env": [{"name": EXIT_AFTER_ENV, "value": "0"},
+                                                        {"name": EXIT_CODE_ENV, "value": "1"}]}
+    pods.store["default/q"] = await create_bound(client, pod_manifest("q", [spec]), NODE)
+    await worker.reconcile("default/q")
+    assert worker.notes and worker.statuses.written
+    del pods.store["default/q"]
+    await worker.reconcile("default/q")
+    assert runtime.counts() == (0, 0)
+    assert worker.notes == {} and worker.statuses.written == {} and worker.phases == {}
+    assert worker.reconciles == 2
+
+
+def test_a_kubelet_is_complete_before_it_starts(tmp_path: Path) -> None:
+    agent = KubeletAgent(KubeletConfig(node_name="n", state_dir=tmp_path), runtime=FakeRuntime(),
+                         metrics=StaticMetrics())
+    assert agent.parts is None
+    assert agent.health() == {"node": "n", "pods": 0, "running": 0, "registered": False, "runtime_ok": True,
+                              "queue": 0, "log_streams": 0}
+    assert agent.reconciles == 0
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = agent.informer
+    with pytest.raises(ValueError, match="runtime"):
+        KubeletAgent(KubeletConfig(node_name="n", state_dir=tmp_path), metrics=StaticMetrics())
