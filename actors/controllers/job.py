@@ -23,7 +23,8 @@ import contextlib
 import time
 from typing import Any
 
-from actors.controllers.base import ControllerContext, Expectations
+from actors.controllers.base import ControllerContext
+from actors.controllers.expectations import Expectations
 from actors.controllers.job_plan import (
     BACKOFF_BASE,
     BACKOFF_MAX,
@@ -85,8 +86,6 @@ class JobController:
         self.workers = workers
         self.queue = WorkQueue()
         self.expectations = Expectations()
-        self._deleting: dict[str, set[str]] = {}
-        """Job key -> keys of pods this controller deleted and has not yet seen go."""
         self.pod_index = OwnerIndex()
         self.running = False
 
@@ -121,7 +120,6 @@ class JobController:
         key = ref(obj)
         if event == "DELETED":
             self.expectations.forget(key)
-            self._deleting.pop(key, None)
         self.queue.add(key)
 
     def _job_key(self, pod: Obj) -> str | None:
@@ -142,12 +140,9 @@ class JobController:
         if key is None:
             return
         if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
-            pending = self._deleting.get(key)
-            if pending is not None and ref(pod) in pending:
-                pending.discard(ref(pod))
-                self.expectations.observed_delete(key)
+            self.expectations.deletion_observed(key, ref(pod))
         elif event == "ADDED":
-            self.expectations.observed_add(key)
+            self.expectations.creation_observed(key)
         self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------
@@ -155,7 +150,6 @@ class JobController:
         job = self.jobs.get(key)
         if job is None:
             self.expectations.forget(key)
-            self._deleting.pop(key, None)
             return None
         pods = self.pod_index.owned_by(uid_of(job))
         result = plan(job, pods, time.time(), backoff_base=self.backoff_base, backoff_max=self.backoff_max,
@@ -183,7 +177,7 @@ class JobController:
 
     async def _create_pods(self, job: Obj, key: str, indexes: list[int | None]) -> str | None:
         """Create one pod per entry in slow-start batches; the first error's message, if any."""
-        self.expectations.expect(key, adds=len(indexes))
+        self.expectations.expect_creations(key, len(indexes))
         position = 0
         for size in slow_start_batches(len(indexes)):
             batch = indexes[position:position + size]
@@ -191,10 +185,10 @@ class JobController:
             results = await asyncio.gather(*(self._create_one(job, i) for i in batch), return_exceptions=True)
             failures = [r for r in results if isinstance(r, Exception)]
             for _ in failures:
-                self.expectations.observed_add(key)  # a failed creation will never be observed
+                self.expectations.creation_observed(key)  # a failed creation will never be observed
             if failures:
                 for _ in range(len(indexes) - position):
-                    self.expectations.observed_add(key)  # skipped: never asked for
+                    self.expectations.creation_observed(key)  # skipped: never asked for
                 return str(failures[0])
         return None
 
@@ -209,17 +203,13 @@ class JobController:
     async def _delete_pods(self, job: Obj, key: str, names: list[str]) -> list[str]:
         namespace = namespace_of(job)
         pod_keys = [f"{namespace}/{n}" for n in names]
-        self._deleting.setdefault(key, set()).update(pod_keys)
-        self.expectations.expect(key, deletes=len(names))
+        self.expectations.expect_deletions(key, pod_keys)
 
         async def delete(name: str, pod_key: str) -> str | None:
             try:
                 await self.client.delete("Pod", name, namespace)
             except ShoalError as exc:
-                pending = self._deleting.get(key)
-                if pending is not None and pod_key in pending:
-                    pending.discard(pod_key)
-                    self.expectations.observed_delete(key)
+                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
                 if isinstance(exc, NotFound):
                     return None
                 await self.ctx.recorder.record(job, "Warning", "FailedDelete", f"Error deleting: {exc}")

@@ -33,7 +33,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.controllers.replication_plan import deletion_order, is_active, is_controlled_by
+from actors.controllers.claim_plan import is_controlled_by
+from actors.controllers.replication_plan import deletion_order, is_active
 from protocol.objects import (
     Obj,
     condition,
