@@ -34,6 +34,7 @@ QUICK: dict[str, list[str]] = {
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
+    "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -49,6 +50,8 @@ FULL: dict[str, list[str]] = {
                   "--timeout", "2400"],
     "scale_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                    "--timeout", "5400"],
+    "jobs_10k": ["bench.bench_jobs", "--nodes", "500", "--completions", "10000", "--parallelism", "1000",
+                 "--timeout", "3600"],
 }
 
 
@@ -171,6 +174,17 @@ def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
                 _met(r["scheduled_per_s"] >= 1000) if at_5k else "")]
 
 
+def rows_jobs(r: dict[str, Any]) -> list[Row]:
+    return [Row(f"Job: {r['completions']:,} completions, parallelism {r['parallelism']:,}, "
+                f"{r['nodes']:,} hollow nodes (pods run {r['run_seconds']} s)", "", "",
+                f"{r['job_s']:.1f} s ({r['job_completions_per_s']:.0f} completions/s)",
+                f"ReplicaSet of {r['completions']:,} to Ready: {r['replicaset_ready_s']:.1f} s "
+                f"({r['replicaset_pods_per_s']:.0f} pods/s)",
+                f"{r['job_completions_per_s'] / max(r['replicaset_pods_per_s'], 1e-9):.2f}x rate",
+                "Complete, exactly N succeeded",
+                _met(bool(r["job_complete"]) and r["job_succeeded"] == r["completions"]))]
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
@@ -179,6 +193,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return builders[name](figures)
     if name.startswith("scheduler_perf"):
         return rows_scheduler_perf(figures)
+    if name.startswith("jobs"):
+        return rows_jobs(figures)
     if name.startswith(("scale", "scheduler")):
         return rows_scale(name, figures)
     return [Row(name, "", "", json.dumps(figures)[:80])]
