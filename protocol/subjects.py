@@ -28,8 +28,6 @@ class Verb(StrEnum):
     WATCH = "watch"
 
 
-OBJECT_VERBS = frozenset({Verb.GET, Verb.UPDATE, Verb.STATUS, Verb.PATCH, Verb.DELETE, Verb.BIND})
-
 
 def _ns(info: KindInfo, namespace: str | None, *, collection: bool) -> str:
     if not info.namespaced:

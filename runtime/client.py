@@ -1,17 +1,19 @@
 """The API client every actor, agent and the admin tool uses: typed calls over NATS request/reply.
 
 Errors arrive as the typed exceptions of ``protocol.errors``. ``NoResponders`` (no API actor up) and
-timeouts become ``Unavailable``/``Timeout``, both retryable.
+timeouts become ``Unavailable``/``Timeout``, both retryable. Warnings a reply carries (a deprecated or
+ignored field: the object was still written) go to ``on_warning``, by default a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -27,6 +29,10 @@ from runtime.watch import Watch
 KindLike = KindInfo | str
 NO_API = ("no API actor answered on NATS: is the cluster running? Start one with `shoal up`, or point "
           "--server/SHOAL_SERVER at it")
+
+
+def log_warning(text: str) -> None:
+    structlog.get_logger("api-client").warning("API warning", warning=text)
 
 
 def kind_info(kind: KindLike) -> KindInfo:
@@ -52,12 +58,15 @@ class ObjectList:
 
 
 class ApiClient:
-    def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None) -> None:
+    def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None,
+                 on_warning: Callable[[str], None] = log_warning) -> None:
         """``node_scope``: a kubelet's node; its writes then go to the node-scoped subjects
-        ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on."""
+        ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on. ``on_warning``
+        receives each warning of a reply (the ``shoal`` tool prints ``Warning: …`` lines)."""
         self.nc = nc
         self.timeout = timeout
         self.node_scope = node_scope
+        self.on_warning = on_warning
 
     def _object_subject(self, verb: Verb, info: KindInfo, namespace: str | None, name: str) -> str:
         if self.node_scope and verb != Verb.GET:
@@ -71,7 +80,10 @@ class ApiClient:
             raise Unavailable(NO_API) from None
         except NatsTimeout:
             raise Timeout(f"no answer on {subject} within {timeout or self.timeout}s; retry") from None
-        return codec.check_reply(codec.decode(msg.data))
+        reply = codec.check_reply(codec.decode(msg.data))
+        for warning in reply.get("warnings") or ():
+            self.on_warning(str(warning))
+        return reply
 
     async def create(self, obj: Obj, namespace: str | None = None) -> Obj:
         info = kind_info(str(obj.get("kind", "")))

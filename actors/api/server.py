@@ -10,23 +10,28 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from nats.aio.msg import Msg
 
 from actors.api import noderestriction
+from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.revision import SharedRevision
-from actors.api.service import ApiService, optional_resource_version
+from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import EventPublisher, ensure_streams
-from protocol import bindings, codec, keys, subjects
-from protocol.errors import BadRequest, Forbidden, InternalError, ShoalError, TooLarge, Unavailable
-from protocol.kinds import KindInfo, by_plural
+from protocol import bindings, codec, subjects
+from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
+from protocol.kinds import KindInfo, warnings_for
+from protocol.objects import Obj
+from protocol.requests import AdminRequest, ApiRequest, parse_subject
+from protocol.resource_version import ReadFrom, read_version
 from protocol.selectors import parse_field_selector, parse_label_selector
 from protocol.subjects import Verb
 from runtime.actor import ActorContext
@@ -38,6 +43,9 @@ WATCH_TTL = 30.0
 BOOKMARK_EVERY = 5.0
 BOOKMARKS_PER_MESSAGE = 2000
 """Lines of one per-connection bookmark message (~60 bytes each)."""
+
+Handler = Callable[[ApiRequest, dict[str, Any], Msg, noderestriction.Guard | None], Awaitable[bytes | None]]
+"""Serves one verb: the typed request, its decoded body, the message (for replies in chunks), the guard."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,11 @@ class ApiActor:
             {Lane.HEARTBEAT: LaneSettings(s.heartbeat_inflight, s.max_queued),
              Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait)
         self._subs: list[Any] = []
+        self._handlers: dict[Verb, Handler] = {
+            Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
+            Verb.UPDATE: self._update, Verb.STATUS: self._update, Verb.PATCH: self._patch,
+            Verb.DELETE: self._delete, Verb.BIND: self._bind,
+        }
         self.requests = 0
         self._slow_log = Throttle(1.0)
 
@@ -155,17 +168,16 @@ class ApiActor:
         try:
             if len(msg.data) > codec.MAX_MESSAGE_BYTES:
                 raise TooLarge(f"request of {len(msg.data)} bytes is too large")
-            request = codec.decode(msg.data)
-            node_token, tokens = subjects.split_api_subject(msg.subject)
-            node = keys.decode_token(node_token) if node_token is not None else None
-            if len(tokens) < 4:
-                raise BadRequest(f"malformed subject {msg.subject!r}")
-            verb = tokens[2]
+            body = codec.decode(msg.data)
+            request = parse_subject(msg.subject)
             reply: bytes | None
-            if verb == "admin" and node is None:
-                reply = await self._admin(tokens[3], request)
+            if isinstance(request, AdminRequest):
+                verb = "admin"
+                reply = await self._admin(request.op, body)
             else:
-                reply = await self._verb(verb, tokens[3:], request, msg, node)
+                verb = request.verb
+                guard = authorize(request, body)
+                reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
         except ShoalError as exc:
@@ -188,72 +200,58 @@ class ApiActor:
         spend its time writing one warning per request."""
         self._slow_log.warning(self.ctx.log, "slow request", verb=verb, subject=subject, seconds=round(seconds, 3))
 
-    async def _verb(self, verb: str, tokens: list[str], request: dict[str, Any], msg: Msg,
-                    node: str | None = None) -> bytes | None:
-        try:
-            verb_enum = Verb(verb)
-        except ValueError:
-            raise BadRequest(f"unknown verb {verb!r}") from None
-        info = by_plural(tokens[0])
-        if len(tokens) < 2:
-            raise BadRequest("the subject names no namespace token")
-        ns_token = tokens[1]
-        namespace = None if ns_token in (keys.CLUSTER_SCOPE, subjects.ALL_NAMESPACES) else keys.decode_token(
-            ns_token)
-        if not info.namespaced:
-            namespace = None
-        if verb_enum == Verb.BIND and len(tokens) == 2:
-            if node is not None:
-                raise Forbidden("node-scoped subjects do not serve binds")
-            return await self._bind_many(info, namespace, request)
-        if verb_enum in subjects.OBJECT_VERBS:
-            if len(tokens) != 3:
-                raise BadRequest(f"{verb} needs a subject ending in .<namespace>.<name>")
-            name = keys.decode_token(tokens[2])
-            if info.namespaced and namespace is None:
-                raise BadRequest(f"{info.kind} is namespaced: the subject must name a namespace")
-            guard = noderestriction.admit(node, verb_enum, info, namespace, name) if node is not None else None
-            return codec.ok(object=await self._object_verb(verb_enum, info, namespace, name, request, guard))
-        if node is not None:
-            body = request.get("object")
-            target = ((body.get("metadata") or {}).get("name") if isinstance(body, dict) else None)
-            if verb_enum != Verb.CREATE or not isinstance(target, str):
-                raise Forbidden("node-scoped subjects serve only writes to the node's own objects")
-            if noderestriction.admit(node, verb_enum, info, namespace, target) is not None:
-                raise Forbidden("creates through node-scoped subjects are limited to the node's own Node and Lease")
-        if verb_enum == Verb.CREATE:
-            return codec.ok(object=await self.service.create(info, namespace, request.get("object")))
-        if verb_enum == Verb.LIST:
-            await self._list(info, namespace, request, msg)
-            return None
-        return await self._watch(info, namespace, request)
+    # -- one handler per verb (``self._handlers``) ----------------------------------------------------
+    @staticmethod
+    def _written(obj: Obj, warnings: list[str]) -> bytes:
+        """The reply to a create, update or patch: the object, and its kind's warnings when there are any."""
+        return codec.ok(object=obj, warnings=warnings) if warnings else codec.ok(object=obj)
 
-    async def _object_verb(self, verb: Verb, info: KindInfo, namespace: str | None, name: str,
-                           request: dict[str, Any], guard: noderestriction.Guard | None = None) -> dict[str, Any]:
-        service = self.service
-        if verb == Verb.GET:
-            obj = await service.get(info, namespace, name)
-            if guard is not None:
-                guard(obj)
-            return obj
-        if verb in (Verb.UPDATE, Verb.STATUS):
-            return await service.update(info, namespace, name, request.get("object"),
-                                        status_only=verb == Verb.STATUS, guard=guard)
-        if verb == Verb.PATCH:
-            return await service.patch(info, namespace, name, request.get("patch"),
-                                       status_only=request.get("subresource") == "status", guard=guard)
-        if verb == Verb.DELETE:
-            options = request.get("options") or {}
-            if not isinstance(options, dict):
-                raise BadRequest("delete options must be a map")
-            return await service.delete(info, namespace, name, options, guard=guard)
-        return await service.bind(info, namespace, name, request.get("node"), request.get("resourceVersion"),
-                                  request.get("uid"))
+    async def _create(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                      guard: noderestriction.Guard | None) -> bytes:
+        created = await self.service.create(req.info, req.namespace, body.get("object"))
+        return self._written(created, warnings_for(created))
+
+    async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                   guard: noderestriction.Guard | None) -> bytes:
+        obj = await self.service.get(req.info, req.namespace, _name(req))
+        if guard is not None:
+            guard(obj)
+        return codec.ok(object=obj)
+
+    async def _update(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                      guard: noderestriction.Guard | None) -> bytes:
+        warnings: list[str] = []
+        obj = await self.service.update(req.info, req.namespace, _name(req), body.get("object"),
+                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings)
+        return self._written(obj, warnings)
+
+    async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                     guard: noderestriction.Guard | None) -> bytes:
+        warnings: list[str] = []
+        obj = await self.service.patch(req.info, req.namespace, _name(req), body.get("patch"),
+                                       status_only=body.get("subresource") == "status", guard=guard,
+                                       warnings=warnings)
+        return self._written(obj, warnings)
+
+    async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                      guard: noderestriction.Guard | None) -> bytes:
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise BadRequest("delete options must be a map")
+        return codec.ok(object=await self.service.delete(req.info, req.namespace, _name(req), options,
+                                                          guard=guard))
+
+    async def _bind(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                    guard: noderestriction.Guard | None) -> bytes:
+        if req.name is None:
+            return await self._bind_many(req.info, req.namespace, body)
+        return codec.ok(object=await self.service.bind(req.info, req.namespace, req.name, body.get("node"),
+                                                        body.get("resourceVersion"), body.get("uid")))
 
     async def _bind_many(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
         """``shoal.api.bind.pods.<ns|_all>``: a batch of bindings, one result per item (``protocol.bindings``)."""
-        if info.kind != "Pod":
-            raise BadRequest("only pods can be bound to nodes")
+        if "binding" not in info.subresources:
+            raise BadRequest(f"{info.plural} cannot be bound to nodes")
         items: list[bindings.Binding | ShoalError] = []
         for raw in bindings.parse_items(request):
             try:
@@ -268,20 +266,29 @@ class ApiActor:
         assert self._store is not None
         return await self._store.last_revision()
 
+    async def _cache_ready(self) -> None:
+        await asyncio.wait_for(self.cache.ready.wait(), 30)
+
     async def _consistent(self, at_least: int | None) -> None:
         """Wait until the cache holds every write acknowledged before now (``at_least`` None), or at least
         revision ``at_least`` (the list named a version: no datastore round trip)."""
-        await asyncio.wait_for(self.cache.ready.wait(), 30)
+        await self._cache_ready()
         try:
             target = at_least if at_least is not None else await self._latest.latest()
             await self.cache.wait_for(target, timeout=10)
         except TimeoutError:
             raise Unavailable("the API actor's cache is behind the datastore; retry") from None
 
-    async def _list(self, info: KindInfo, namespace: str | None, request: dict[str, Any], msg: Msg) -> None:
+    async def _list(self, req: ApiRequest, request: dict[str, Any], msg: Msg,
+                    guard: noderestriction.Guard | None) -> None:
+        info, namespace = req.info, req.namespace
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
-        await self._consistent(_opt_rv(request))
+        version = read_version(request.get("resourceVersion"))
+        if version.read_from == ReadFrom.ANY:
+            await self._cache_ready()
+        else:
+            await self._consistent(version.version if version.read_from == ReadFrom.EXACT else None)
         rev = self.cache.rev
         entries = self.cache.select(info.plural, namespace, labels, fields)
         if not msg.reply:
@@ -294,7 +301,9 @@ class ApiActor:
             await sender.close()
 
     # -- watches ------------------------------------------------------------------------------
-    async def _watch(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
+    async def _watch(self, req: ApiRequest, request: dict[str, Any], msg: Msg,
+                     guard: noderestriction.Guard | None) -> bytes:
+        info, namespace = req.info, req.namespace
         inbox = request.get("inbox")
         if not _is_inbox(inbox):
             raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")
@@ -303,12 +312,9 @@ class ApiActor:
             raise BadRequest("watch 'bookmarks' must be an _INBOX.… subject of the caller's")
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
-        raw_rv = request.get("resourceVersion")
-        try:
-            rv = int(raw_rv) if raw_rv not in (None, "") else None
-        except (TypeError, ValueError):
-            raise BadRequest(f"resourceVersion must be an integer, got {raw_rv!r}") from None
-        await asyncio.wait_for(self.cache.ready.wait(), 30)
+        version = read_version(request.get("resourceVersion"))
+        rv = version.version if version.read_from == ReadFrom.EXACT else None
+        await self._cache_ready()
         if rv is not None and rv > self.cache.rev:
             try:
                 await self.cache.wait_for(rv, timeout=5)
@@ -406,12 +412,10 @@ def _is_inbox(subject: Any) -> TypeGuard[str]:
     return isinstance(subject, str) and subject.startswith("_INBOX.") and "*" not in subject and ">" not in subject
 
 
-def _opt_rv(request: dict[str, Any]) -> int | None:
-    raw = request.get("resourceVersion")
-    rv = optional_resource_version(raw)
-    if rv is not None and (rv < 0 or isinstance(raw, bool)):
-        raise BadRequest(f"resourceVersion must not be negative, got {raw!r}")
-    return rv
+def _name(request: ApiRequest) -> str:
+    if request.name is None:  # the parser gives every object verb a name: not reached
+        raise BadRequest(f"{request.verb} needs a subject ending in .<namespace>.<name>")
+    return request.name
 
 
 def _opt_str(request: dict[str, Any], field: str) -> str | None:

@@ -16,7 +16,8 @@ from typing import Any
 from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
 from actors.api.cache import WatchCache
-from actors.api.defaults import admit_new, apply_defaults, copy_object, create_status, random_suffix, spec_part
+from actors.api.defaults import admit_new, apply_defaults, copy_object, create_status, random_suffix
+from actors.api.kindhooks import KindHooks, hooks_for
 from actors.api.store import Store
 from protocol import codec, keys
 from protocol.bindings import Binding
@@ -26,18 +27,17 @@ from protocol.errors import (
     Conflict,
     Forbidden,
     InternalError,
-    Invalid,
     NotFound,
     ShoalError,
     Unavailable,
 )
-from protocol.kinds import KindInfo, by_kind
+from protocol.kinds import KindInfo, by_kind, strategy_for
+from protocol.kinds.namespace import SYSTEM_NAMESPACES
 from protocol.merge_patch import apply_merge_patch
 from protocol.objects import Obj, format_time, meta
+from protocol.resource_version import write_precondition
 from protocol.validation import validate, validate_status
 
-PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-node-lease"})
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 CONFLICT_RETRIES = 8
 NAMESPACES = by_kind("Namespace")
 PODS = by_kind("Pod")
@@ -58,23 +58,6 @@ def _store_form(obj: Obj) -> bytes:
             m["resourceVersion"] = rv
 
 
-def optional_resource_version(value: Any) -> int | None:
-    """A client-given resourceVersion: None when absent (``None``, ``""``, ``0``), else its integer."""
-    if value in (None, "", 0, "0"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"resourceVersion must be an integer, got {value!r}") from None
-
-
-def pending_finalizers(obj: Obj) -> list[str]:
-    found = list(meta(obj).get("finalizers") or [])
-    if obj.get("kind") == "Namespace":
-        found += list((obj.get("spec") or {}).get("finalizers") or [])
-    return found
-
-
 class ApiService:
     def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
                  on_event: Callable[[str, Obj], Awaitable[None]] | None = None,
@@ -87,8 +70,9 @@ class ApiService:
         self.on_event = on_event
         """Called after an Event object is created or modified (publishes it to the event stream)."""
 
-    async def _published(self, change: str, obj: Obj) -> Obj:
-        if self.on_event is not None and obj.get("kind") == "Event":
+    async def _published(self, info: KindInfo, change: str, obj: Obj) -> Obj:
+        """Hand a created or modified object of a kind that is streamed (Events) to ``on_event``."""
+        if self.on_event is not None and hooks_for(info).streamed:
             try:
                 await self.on_event(change, obj)
             except Exception:  # the Event is stored; the stream is best effort
@@ -160,48 +144,33 @@ class ApiService:
         m["generation"] = 1
         validate(obj, expect_kind=info.kind)  # defaults must not make an object invalid
         generate = m.get("name") is None
-        if info.kind == "Secret" and tokens.is_token_secret(obj):
-            obj = await self._with_token(obj, ns)
-            m = meta(obj)
-        if info.kind == "Service":
-            if generate:
-                m["name"] = f"{m['generateName']}{random_suffix()}"
-                generate = False
-            await self.allocator.allocate(obj)
-            try:
-                return with_rv(obj, await self.store.create(keys.object_key(info, ns, m["name"]), _store_form(obj)))
-            except AlreadyExists:
-                await self.allocator.release(obj)
-                raise AlreadyExists(f'services "{m["name"]}" already exists',
-                                    {"kind": info.kind, "name": m["name"], "namespace": ns}) from None
-            except BaseException:
-                await self.allocator.release(obj)
-                raise
+        hooks = hooks_for(info)
         for _ in range(3 if generate else 1):
+            m = meta(obj)  # a hook may have replaced the metadata
             if generate:
                 m["name"] = f"{m['generateName']}{random_suffix()}"
-            key = keys.object_key(info, ns, m["name"])
+            name = str(m["name"])
             try:
-                rev = await self.store.create(key, _store_form(obj))
-                return await self._published("ADDED", with_rv(obj, rev))
+                rev = await self._create_once(hooks, keys.object_key(info, ns, name), obj)
+                return await self._published(info, "ADDED", with_rv(obj, rev))
             except AlreadyExists:
                 if not generate:
-                    raise AlreadyExists(f'{info.plural} "{m["name"]}" already exists',
-                                        {"kind": info.kind, "name": m["name"], "namespace": ns}) from None
-        raise AlreadyExists(f"could not generate a unique name from {m.get('generateName')!r}; retry")
+                    raise AlreadyExists(f'{info.plural} "{name}" already exists',
+                                        {"kind": info.kind, "name": name, "namespace": ns}) from None
+        raise AlreadyExists(f"could not generate a unique name from {meta(obj).get('generateName')!r}; retry")
 
-    async def _with_token(self, secret: Obj, namespace: str | None) -> Obj:
-        """Sign a service-account token into a new token Secret: the key never leaves the API actors."""
-        if self.signing_key is None:
-            raise Unavailable("this API actor has no signing key yet; retry")
-        if meta(secret).get("name") is None:
-            meta(secret)["name"] = f"{meta(secret)['generateName']}{random_suffix()}"
-        sa_name = (meta(secret).get("annotations") or {}).get(tokens.SA_NAME_ANNOTATION)
-        if not sa_name:
-            raise Invalid(f"a token secret needs the {tokens.SA_NAME_ANNOTATION} annotation",
-                          {"causes": [{"field": "metadata.annotations", "message": "Required value"}]})
-        account = await self.get(by_kind("ServiceAccount"), namespace, str(sa_name))
-        return tokens.fill_token_secret(secret, str(meta(account).get("uid")), self.signing_key)
+    async def _create_once(self, hooks: KindHooks, key: str, obj: Obj) -> int:
+        """Run the kind's I/O hooks and write; what they reserved is given back if the write fails."""
+        if hooks.prepare_create is not None:
+            await hooks.prepare_create(self, obj)
+        if hooks.reserve is not None:
+            await hooks.reserve(self, obj)
+        try:
+            return await self.store.create(key, _store_form(obj))
+        except BaseException:
+            if hooks.release is not None:
+                await hooks.release(self, obj)
+            raise
 
     async def review_token(self, token: Any) -> dict[str, Any]:
         """Who a token stands for, or Forbidden: valid signature, and its Secret and account still exist."""
@@ -248,40 +217,25 @@ class ApiService:
             merged["status"] = current.get("status") or {}
         elif "status" in current and "status" not in merged:
             merged["status"] = current["status"]
-        if info.kind == "Pod":
-            old_node = (current.get("spec") or {}).get("nodeName")
-            new_spec = merged.get("spec") or {}
-            if old_node and new_spec.get("nodeName") not in (None, old_node):
-                raise Invalid("spec.nodeName cannot be changed once a pod is bound",
-                              {"causes": [{"field": "spec.nodeName", "message": "field is immutable"}]})
-            if old_node:
-                new_spec["nodeName"] = old_node
-        if info.kind == "Service":
-            _keep_service_addresses(current, merged)
+        strategy = strategy_for(info)
+        strategy.prepare_update(current, merged)
         apply_defaults(merged, info)  # as on create: a client that omits a defaulted field keeps its default
-        if spec_part(merged) != spec_part(current):
+        if strategy.generation_part(merged) != strategy.generation_part(current):
             m["generation"] = int(cur_meta.get("generation") or 0) + 1
         return merged
 
     async def _commit(self, info: KindInfo, key: str, obj: Obj, rev: int) -> Obj:
         """Write ``obj`` over revision ``rev``; finish a deletion whose finalizers are all gone."""
         data = _store_form(obj)
-        if meta(obj).get("deletionTimestamp") and not pending_finalizers(obj) and not self._awaits_kubelet(obj):
+        strategy = strategy_for(info)
+        if (meta(obj).get("deletionTimestamp") and not strategy.finalizers(obj)
+                and not strategy.awaits_confirmation(obj)):
             deleted = with_rv(obj, await self.store.delete(key, data, rev))
-            if obj.get("kind") == "Service":
-                await self.allocator.release(obj)
+            release = hooks_for(info).release
+            if release is not None:
+                await release(self, obj)
             return deleted
         return with_rv(obj, await self.store.update(key, data, rev))
-
-    @staticmethod
-    def _awaits_kubelet(obj: Obj) -> bool:
-        """A bound, running pod being deleted gracefully waits for its kubelet to confirm."""
-        if obj.get("kind") != "Pod":
-            return False
-        grace = meta(obj).get("deletionGracePeriodSeconds")
-        phase = (obj.get("status") or {}).get("phase")
-        return bool((obj.get("spec") or {}).get("nodeName")) and grace != 0 and phase not in (
-            "Succeeded", "Failed")
 
     async def _read_modify_write(self, info: KindInfo, namespace: str | None, name: str,
                                  precondition: int | None, change: Callable[[Obj], Obj | None],
@@ -323,7 +277,10 @@ class ApiService:
         raise Conflict(f'{info.plural} "{name}" is being modified too often; retry')
 
     async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
-                     status_only: bool = False, guard: Callable[[Obj], None] | None = None) -> Obj:
+                     status_only: bool = False, guard: Callable[[Obj], None] | None = None,
+                     warnings: list[str] | None = None) -> Obj:
+        """Replace the object (``status_only``: its status). ``warnings``, when given, receives the kind's
+        warnings about the written object."""
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
@@ -333,28 +290,33 @@ class ApiService:
         else:
             validate(obj, expect_kind=info.kind)
         self._check_identity(info, namespace, name, obj)
-        precondition = optional_resource_version(meta(obj).get("resourceVersion"))
+        precondition = write_precondition(meta(obj).get("resourceVersion"))
 
         def change(current: Obj) -> Obj | None:
+            _note_warnings(warnings, info, None, current)  # this attempt's, not a conflicted one's
             merged = self._merge(info, current, obj, status_only=status_only)
             meta(merged).pop("resourceVersion", None)
             meta(current).pop("resourceVersion", None)
             if merged == current:
                 return None
             if not status_only:
-                validate(merged, expect_kind=info.kind)
+                validate(merged, expect_kind=info.kind, old=current)
+                _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._published("MODIFIED", await self._read_modify_write(
+        return await self._published(info, "MODIFIED", await self._read_modify_write(
             info, namespace, name, precondition, change, guard))
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
-                    status_only: bool = False, guard: Callable[[Obj], None] | None = None) -> Obj:
+                    status_only: bool = False, guard: Callable[[Obj], None] | None = None,
+                    warnings: list[str] | None = None) -> Obj:
+        """Apply a JSON merge patch; ``warnings`` as for ``update``."""
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a map")
-        precondition = optional_resource_version((patch.get("metadata") or {}).get("resourceVersion"))
+        precondition = write_precondition((patch.get("metadata") or {}).get("resourceVersion"))
 
         def change(current: Obj) -> Obj | None:
+            _note_warnings(warnings, info, None, current)  # this attempt's, not a conflicted one's
             patched = apply_merge_patch(current, patch)
             if not isinstance(patched, dict):
                 raise BadRequest("the patch did not produce an object")
@@ -362,18 +324,24 @@ class ApiService:
             if pm.get("name") != name or pm.get("namespace") != meta(current).get("namespace"):
                 raise BadRequest("a patch cannot change the name or namespace")
             pm.pop("resourceVersion", None)
-            validate(patched, expect_kind=info.kind)
+            validate(patched, expect_kind=info.kind, old=current)
             merged = self._merge(info, current, patched, status_only=status_only)
-            return None if merged == current else merged
+            if merged == current:
+                return None
+            if not status_only:
+                _note_warnings(warnings, info, merged, current)
+            return merged
 
-        return await self._read_modify_write(info, namespace, name, precondition, change, guard)
+        return await self._published(info, "MODIFIED", await self._read_modify_write(
+            info, namespace, name, precondition, change, guard))
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any], *,
                      guard: Callable[[Obj], None] | None = None) -> Obj:
-        if info.kind == "Namespace" and name in PROTECTED_NAMESPACES:
-            raise Forbidden(f'namespace "{name}" is a system namespace and cannot be deleted')
-        precondition = optional_resource_version(options.get("resourceVersion"))
+        strategy = strategy_for(info)
+        if name in strategy.protected_names:
+            raise Forbidden(f'{info.singular} "{name}" is a system {info.singular} and cannot be deleted')
+        precondition = write_precondition(options.get("resourceVersion"))
         grace = options.get("gracePeriodSeconds")
         if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
             raise BadRequest("gracePeriodSeconds must be a non-negative integer")
@@ -392,11 +360,9 @@ class ApiService:
                     finalizers.append(extra)
                     m["finalizers"] = finalizers
                 m["deletionTimestamp"] = now
-                if info.kind == "Namespace":
-                    current.setdefault("status", {})["phase"] = "Terminating"
-            if info.kind == "Pod":
-                spec_grace = (current.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
-                chosen = spec_grace if grace is None else grace
+                strategy.mark_deleting(current)
+            if strategy.grace_period is not None:
+                chosen = strategy.grace_period(current) if grace is None else grace
                 previous = m.get("deletionGracePeriodSeconds")
                 if previous is not None and chosen >= previous and deleting:
                     return None
@@ -410,11 +376,11 @@ class ApiService:
     # -- bind ---------------------------------------------------------------------------------
     async def bind(self, info: KindInfo, namespace: str | None, name: str, node: Any,
                    resource_version: Any = None, uid: Any = None) -> Obj:
-        if info.kind != "Pod":
-            raise BadRequest("only pods can be bound to nodes")
+        if "binding" not in info.subresources:
+            raise BadRequest(f"{info.plural} cannot be bound to nodes")
         if not isinstance(node, str) or not node:
             raise BadRequest("bind needs the target node's name in 'node'")
-        precondition = optional_resource_version(resource_version)
+        precondition = write_precondition(resource_version)
         now = format_time(self.clock())
 
         def change(current: Obj) -> Obj | None:
@@ -467,17 +433,7 @@ class ApiService:
                 pass
 
 
-def _keep_service_addresses(current: Obj, merged: Obj) -> None:
-    """clusterIP and node ports are allocated once: an update that omits them keeps them."""
-    old, new = current.get("spec") or {}, merged.get("spec") or {}
-    for field in ("clusterIP", "clusterIPs"):
-        if field in old and not new.get(field):
-            new[field] = old[field]
-    old_ports = {(p.get("name"), p.get("port")): p for p in old.get("ports") or []}
-    for port in new.get("ports") or []:
-        previous = old_ports.get((port.get("name"), port.get("port")))
-        if previous and previous.get("nodePort") and not port.get("nodePort"):
-            port["nodePort"] = previous["nodePort"]
-        if previous and "targetPort" not in port and "targetPort" in previous:
-            port["targetPort"] = previous["targetPort"]
-        port.setdefault("protocol", "TCP")
+def _note_warnings(into: list[str] | None, info: KindInfo, new: Obj | None, old: Obj) -> None:
+    """Set ``into`` to the warnings about writing ``new`` over ``old`` (none while ``new`` is None)."""
+    if into is not None:
+        into[:] = strategy_for(info).update_warnings(new, old) if new is not None else []

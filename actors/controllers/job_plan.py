@@ -35,6 +35,14 @@ from typing import Any
 
 from actors.controllers.claim_plan import is_controlled_by
 from actors.controllers.replication_plan import deletion_order, is_active
+from protocol.kinds.job import (
+    COMPLETION_INDEX,
+    CONTROLLER_UID_LABEL,
+    INDEX_ENV,
+    JOB_NAME_LABEL,
+    LEGACY_CONTROLLER_UID_LABEL,
+    LEGACY_JOB_NAME_LABEL,
+)
 from protocol.objects import (
     Obj,
     condition,
@@ -48,14 +56,6 @@ from protocol.objects import (
     pod_is_ready,
     uid_of,
 )
-
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-LEGACY_JOB_NAME_LABEL = "job-name"
-CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
-LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-"""Annotation and label of an Indexed Job's pod."""
-INDEX_ENV = "JOB_COMPLETION_INDEX"
 
 BACKOFF_BASE = 10.0
 BACKOFF_MAX = 360.0

@@ -8,18 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.humanize import duration, since
+from protocol.kinds.endpoints import endpoints_summary
+from protocol.kinds.event import event_time
+from protocol.kinds.node import node_roles, node_status
+from protocol.kinds.pod import pod_ready, pod_status
+from protocol.kinds.service import service_external_ip
+from protocol.kinds.strategy import NONE
 from protocol.objects import Obj, controller_of, meta, parse_time
-from shoal.cli.columns import (
-    NONE,
-    endpoints_summary,
-    event_time,
-    node_roles,
-    node_status,
-    pod_ready,
-    pod_status,
-    service_external_ip,
-)
-from shoal.cli.humanize import duration, since
 from shoal.cli.printers import to_yaml
 
 INDENT = "  "
@@ -253,26 +249,31 @@ def _pod_template(w: DescribeWriter, spec: dict[str, Any], now: float) -> None:
     describe_containers(w, "Containers", containers, [], now, level=1)
 
 
-def describe_workload(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+def describe_deployment(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
     spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
     w.kv("Selector", _selector_text(spec))
-    desired = spec.get("replicas", 1)
-    if obj.get("kind") == "Deployment":
-        available = int(status.get("availableReplicas") or 0)
-        w.kv("Replicas", f"{desired} desired | {status.get('updatedReplicas') or 0} updated | "
-                         f"{status.get('replicas') or 0} total | {available} available | "
-                         f"{status.get('unavailableReplicas') or 0} unavailable")
-        strategy = _dict(spec.get("strategy"))
-        w.kv("StrategyType", strategy.get("type"))
-        w.kv("MinReadySeconds", spec.get("minReadySeconds", 0))
-        rolling = _dict(strategy.get("rollingUpdate"))
-        if rolling:
-            w.kv("RollingUpdateStrategy", f"{rolling.get('maxUnavailable')} max unavailable, "
-                                          f"{rolling.get('maxSurge')} max surge")
-    else:
-        w.kv("Replicas", f"{status.get('replicas') or 0} current / {desired} desired")
-        w.kv("Pods Status", f"{status.get('readyReplicas') or 0} Ready / "
-                            f"{status.get('availableReplicas') or 0} Available")
+    available = int(status.get("availableReplicas") or 0)
+    w.kv("Replicas", f"{spec.get('replicas', 1)} desired | {status.get('updatedReplicas') or 0} updated | "
+                     f"{status.get('replicas') or 0} total | {available} available | "
+                     f"{status.get('unavailableReplicas') or 0} unavailable")
+    strategy = _dict(spec.get("strategy"))
+    w.kv("StrategyType", strategy.get("type"))
+    w.kv("MinReadySeconds", spec.get("minReadySeconds", 0))
+    rolling = _dict(strategy.get("rollingUpdate"))
+    if rolling:
+        w.kv("RollingUpdateStrategy", f"{rolling.get('maxUnavailable')} max unavailable, "
+                                      f"{rolling.get('maxSurge')} max surge")
+    _pod_template(w, spec, now)
+    describe_conditions(w, obj, detailed=True)
+
+
+def describe_replicated(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    """ReplicaSets and ReplicationControllers."""
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    w.kv("Selector", _selector_text(spec))
+    w.kv("Replicas", f"{status.get('replicas') or 0} current / {spec.get('replicas', 1)} desired")
+    w.kv("Pods Status", f"{status.get('readyReplicas') or 0} Ready / "
+                        f"{status.get('availableReplicas') or 0} Available")
     _pod_template(w, spec, now)
     describe_conditions(w, obj, detailed=True)
 
@@ -302,15 +303,18 @@ def describe_namespace(w: DescribeWriter, ns: Obj, extras: dict[str, Any], now: 
         w.kv("Spec Finalizers", ", ".join(str(f) for f in finalizers))
 
 
+def describe_secret(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    """Sizes only: a Secret's values are not printed."""
+    data = _dict(obj.get("data"))
+    w.kv("Type", obj.get("type", "Opaque"))
+    w.text("Data")
+    w.text("====")
+    for key in sorted(data):
+        w.kv(key, f"{len(str(data[key])) * 3 // 4} bytes")
+
+
 def describe_data(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
     data = _dict(obj.get("data"))
-    if obj.get("kind") == "Secret":
-        w.kv("Type", obj.get("type", "Opaque"))
-        w.text("Data")
-        w.text("====")
-        for key in sorted(data):
-            w.kv(key, f"{len(str(data[key])) * 3 // 4} bytes")
-        return
     w.text("Data")
     w.text("====")
     for key in sorted(data):
@@ -345,13 +349,13 @@ Describer = Callable[[DescribeWriter, Obj, dict[str, Any], float], None]
 DESCRIBERS: dict[str, Describer] = {
     "Pod": describe_pod,
     "Node": describe_node,
-    "Deployment": describe_workload,
-    "ReplicaSet": describe_workload,
-    "ReplicationController": describe_workload,
+    "Deployment": describe_deployment,
+    "ReplicaSet": describe_replicated,
+    "ReplicationController": describe_replicated,
     "Service": describe_service,
     "Namespace": describe_namespace,
     "ConfigMap": describe_data,
-    "Secret": describe_data,
+    "Secret": describe_secret,
     "Event": describe_event,
 }
 

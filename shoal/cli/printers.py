@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from protocol.kinds import KindInfo
+from protocol.kinds import Column, KindInfo
 from protocol.objects import Obj, labels_of, meta, name_of
-from shoal.cli.columns import Column, columns_for
+from shoal.cli.columns import columns_for
 from shoal.cli.resources import display_name
 
 FORMATS = ("wide", "yaml", "json", "name")
@@ -57,7 +57,7 @@ class Table:
         return columns_for(self.info.kind, wide=self.wide)
 
     def header(self) -> list[str]:
-        headers = [c.header for c in self.columns]
+        headers = [c.name for c in self.columns]
         if self.with_namespace:
             headers.insert(0, "NAMESPACE")
         if self.show_labels:
@@ -67,7 +67,7 @@ class Table:
     def row(self, obj: Obj) -> list[str]:
         cells = []
         for column in self.columns:
-            if column.header == "NAME" and self.kind_prefix:
+            if column.name == "NAME" and self.kind_prefix:
                 cells.append(display_name(self.info, name_of(obj)))
             else:
                 cells.append(column.value(obj, self.now))

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 
 from protocol.errors import Expired
+from protocol.humanize import duration
 from protocol.objects import Obj, condition, meta
 from runtime.client import ApiClient
 from shoal.cli.errors import CliError
-from shoal.cli.humanize import duration
 
 HEARTBEAT = 30.0
 """Seconds without change after which the waiting message is printed again, so a long wait shows life."""

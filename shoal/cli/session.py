@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,7 @@ class Session:
     timeout: float = 10.0
     _nc: Client | None = field(default=None, init=False)
     _client: ApiClient | None = field(default=None, init=False)
+    _warned: set[str] = field(default_factory=set, init=False)
 
     @classmethod
     def create(cls, server: str | None, namespace: str | None, *, timeout: float = 10.0) -> Session:
@@ -93,10 +95,16 @@ class Session:
         m["namespace"] = namespace
         return namespace
 
+    def warn(self, text: str) -> None:
+        """Print a warning of the API as kubectl does (``Warning: …`` on stderr), each text once."""
+        if text not in self._warned:
+            self._warned.add(text)
+            print(f"Warning: {text}", file=sys.stderr, flush=True)
+
     async def client(self) -> ApiClient:
         if self._client is None:
             self._nc = await self._connect()
-            self._client = ApiClient(self._nc, timeout=self.timeout)
+            self._client = ApiClient(self._nc, timeout=self.timeout, on_warning=self.warn)
         return self._client
 
     async def _connect(self) -> Client:

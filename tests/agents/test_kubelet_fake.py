@@ -10,9 +10,9 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.fake_runtime import EXIT_AFTER_ENV, EXIT_CODE_ENV, FakeRuntime
 from agents.kubelet.node import StaticMetrics
 from agents.kubelet.probes import AlwaysPassProber
+from protocol.kinds.pod import pod_status
 from protocol.objects import condition
 from runtime.client import ApiClient
-from shoal.cli.columns import pod_status
 from tests.agents.kubelet_helpers import (
     create_bound,
     cstatus,

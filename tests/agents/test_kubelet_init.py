@@ -9,8 +9,8 @@ from agents.kubelet.backoff import BackoffEntry
 from agents.kubelet.cri import RuntimeContainer
 from agents.kubelet.plan import PodNotes, PodRuntimeView, RunContainer, StartFailure, init_progress, plan
 from agents.kubelet.status import ProbeView, compute_status
+from protocol.kinds.pod import pod_status
 from protocol.objects import Obj
-from shoal.cli.columns import pod_status
 from tests.agents.test_kubelet_units import NOW, UID, ctr, kinds, sandbox, view
 
 

@@ -12,10 +12,10 @@ import pytest
 from actors.api.server import ApiActor
 from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import PodmanService
+from protocol.kinds.pod import pod_status
 from protocol.objects import Obj, condition
 from runtime.client import ApiClient
 from runtime.node_logs import fetch_logs
-from shoal.cli.columns import pod_status
 from tests.agents.kubelet_helpers import create_bound, cstatus, eventually, phase, pod_manifest, pod_where
 from tests.agents.test_kubelet_e2e import e2e_node, sh, start_kubelet
 from tests.conftest import ActorRunner

@@ -34,6 +34,19 @@ async def test_create_job_from_cronjob_and_wait_for_it(runner: ActorRunner, clie
     assert waited.out.strip() == "job.batch/nightly-manual condition met"
     assert (await client.get("Job", "nightly-manual", "default"))["status"]["succeeded"] == 1
 
+    table = await cli("get", "jobs")
+    assert table.rc == 0, table
+    header, row = table.out.splitlines()[:2]
+    assert header.split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert row.split()[:3] == ["nightly-manual", "Complete", "1/1"]
+    wide = await cli("get", "jobs", "-o", "wide")
+    assert "CONTAINERS" in wide.out and f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}" in wide.out
+    crons = await cli("get", "cj")
+    assert crons.rc == 0, crons
+    header, row = crons.out.splitlines()[:2]
+    assert header.split() == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
+    assert row.split()[:8] == ["nightly", "0", "3", "*", "*", "*", "<none>", "True"]
+
     never = await cli("wait", "--for=condition=failed", "job/nightly-manual", "--timeout=1s")
     assert never.rc != 0 and "timed out" in never.err and "job.batch/nightly-manual" in never.err, never
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from protocol.humanize import duration
 from protocol.kinds import by_kind
+from protocol.kinds.pod import pod_status
 from shoal.cli.apply_merge import LAST_APPLIED, applied, with_last_applied
-from shoal.cli.columns import pod_status
 from shoal.cli.errors import CliError
-from shoal.cli.humanize import duration
 from shoal.cli.manifests import load
 from shoal.cli.printers import Table
 from shoal.cli.resources import display_name, parse_targets

@@ -11,7 +11,7 @@ import pytest
 from actors.controllers.job_plan import COMPLETION_INDEX, INDEX_ENV
 from agents.hollow.nodes import HollowNodes, HollowSettings
 from agents.kubelet.fake_runtime import EXIT_AFTER_ENV, EXIT_CODE_ENV
-from protocol.errors import NotFound
+from protocol.errors import Invalid, NotFound
 from protocol.objects import Obj, condition, uid_of
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner
@@ -141,3 +141,25 @@ async def test_finished_job_is_deleted_after_its_ttl(batch: HollowNodes, client:
         return False
 
     await eventually(deleted, timeout=30)
+
+
+async def test_the_api_defaults_and_refuses_jobs_as_kubernetes(client: ApiClient) -> None:
+    manifest = job_manifest("plain", completions=None, parallelism=None)
+    stored = await client.create(manifest)
+    spec = stored["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (1, 1, 6)
+    assert (spec["completionMode"], spec["suspend"]) == ("NonIndexed", False)
+    queue = await client.create(job_manifest("queue", completions=None, parallelism=3))
+    assert "completions" not in queue["spec"]
+    always = job_manifest("always")
+    always["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    with pytest.raises(Invalid) as caught:
+        await client.create(always)
+    assert "spec.template.spec.restartPolicy" in {c["field"] for c in caught.value.details["causes"]}
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "bad", "namespace": "default"},
+            "spec": {"schedule": "CRON_TZ=UTC * * * * *", "jobTemplate": {"spec": job_manifest("x")["spec"]}}}
+    with pytest.raises(Invalid, match="use timeZone field"):
+        await client.create(cron)
+    stored_cron = await client.create({**cron, "spec": {**cron["spec"], "schedule": "@daily"}})
+    assert stored_cron["spec"]["concurrencyPolicy"] == "Allow"
+    assert stored_cron["spec"]["successfulJobsHistoryLimit"] == 3

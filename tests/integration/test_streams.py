@@ -39,3 +39,22 @@ async def test_plain_nats_subscriber_sees_events_and_changes(nats_server, client
         assert seen[0][2] == int(pod["metadata"]["resourceVersion"])
     finally:
         await nc.close()
+
+
+async def test_a_patched_event_reaches_the_event_stream(nats_server, client: ApiClient) -> None:
+    """``patch`` of an Event publishes it as MODIFIED, as create and update do (it used not to)."""
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        await client.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev1"},
+                             "involvedObject": {"kind": "Pod", "name": "p2", "namespace": "default"},
+                             "reason": "Pulled", "message": "pulled", "type": "Normal", "count": 1})
+        await client.patch("events", "ev1", {"count": 2, "message": "pulled again"}, "default")
+        events = await js.subscribe("shoal.events.default.Pod.p2", ordered_consumer=True)
+        got = []
+        for _ in range(2):
+            env = msgpack.unpackb((await events.next_msg(timeout=5)).data)
+            got.append((env["type"], env["object"]["count"], env["object"]["message"]))
+        assert got == [("ADDED", 1, "pulled"), ("MODIFIED", 2, "pulled again")]
+    finally:
+        await nc.close()

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from protocol.errors import NotFound, ShoalError
-from protocol.kinds import KindInfo
+from protocol.kinds import KindInfo, strategy_for
 from protocol.objects import Obj, meta, name_of
 from runtime.client import ApiClient
 from shoal.cli.errors import CliError, UsageError, report
@@ -88,15 +88,13 @@ async def _targets(session: Session, args: argparse.Namespace, client: ApiClient
 
 def _holding(obj: Obj) -> str:
     """Why an object is still there after its deletion was accepted, and what to do about it."""
-    m = meta(obj)
-    finalizers = list(m.get("finalizers") or [])
-    if obj.get("kind") == "Namespace":
-        finalizers += list((obj.get("spec") or {}).get("finalizers") or [])
+    strategy = strategy_for(str(obj.get("kind")))
+    finalizers = strategy.finalizers(obj)
     if finalizers:
         return (f"it still has finalizers {finalizers}: the controllers that remove them may not be running "
                 "(they run as components of `shoal up`; check its output)")
     node = (obj.get("spec") or {}).get("nodeName")
-    if obj.get("kind") == "Pod" and node:
+    if strategy.awaits_confirmation(obj):
         return (f"the kubelet of node {node!r} has not confirmed the pod stopped: check the node, or delete "
                 "with --grace-period=0")
     return "check `shoal describe` for it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from protocol.errors import NotFound, ShoalError
@@ -30,21 +31,34 @@ async def related_events(client: ApiClient, info: KindInfo, obj: Obj) -> list[Ob
     return found
 
 
+async def _node_pods(client: ApiClient, node: Obj) -> dict[str, Any]:
+    return {"pods": (await client.list("Pod", None, field_selector=f"spec.nodeName={name_of(node)}")).items}
+
+
+async def _service_endpoints(client: ApiClient, svc: Obj) -> dict[str, Any]:
+    return {"endpoints": await client.get("Endpoints", name_of(svc), namespace_of(svc))}
+
+
+EXTRAS: dict[str, Callable[[ApiClient, Obj], Awaitable[dict[str, Any]]]] = {
+    "Node": _node_pods, "Service": _service_endpoints,
+}
+"""What ``describe`` fetches besides the object, by kind (a node's pods, a service's endpoints)."""
+NO_EVENTS = frozenset({"Event"})
+"""Kinds described without an Events section (Events are not the subject of Events)."""
+
+
 async def extras_for(client: ApiClient, info: KindInfo, obj: Obj) -> dict[str, Any]:
-    extras: dict[str, Any] = {}
+    fetch = EXTRAS.get(info.kind)
+    if fetch is None:
+        return {}
     try:
-        if info.kind == "Node":
-            pods = await client.list("Pod", None, field_selector=f"spec.nodeName={name_of(obj)}")
-            extras["pods"] = pods.items
-        elif info.kind == "Service":
-            extras["endpoints"] = await client.get("Endpoints", name_of(obj), namespace_of(obj))
+        return await fetch(client, obj)
     except ShoalError:
-        pass  # a missing extra leaves its line at <none>
-    return extras
+        return {}  # a missing extra leaves its line at <none>
 
 
 async def describe_one(client: ApiClient, info: KindInfo, obj: Obj) -> str:
-    events = None if info.kind == "Event" else await related_events(client, info, obj)
+    events = None if info.kind in NO_EVENTS else await related_events(client, info, obj)
     return describe(obj, events=events, extras=await extras_for(client, info, obj))
 
 

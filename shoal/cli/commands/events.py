@@ -21,10 +21,10 @@ from nats.js import api
 
 from protocol import codec, keys, subjects
 from protocol.errors import ShoalError
+from protocol.humanize import since
 from protocol.objects import Obj, meta, parse_time
 from shoal.cli.commands._target import one_target
 from shoal.cli.errors import CliError, UsageError
-from shoal.cli.humanize import since
 from shoal.cli.printers import GAP, render_document
 from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags
 from shoal.cli.session import Session

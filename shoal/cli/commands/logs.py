@@ -15,8 +15,8 @@ import contextlib
 import signal
 
 from protocol.errors import Unavailable
+from protocol.kinds import strategy_for
 from protocol.objects import Obj, name_of
-from protocol.selectors import from_label_selector, from_match_labels
 from runtime.client import ApiClient
 from runtime.node_logs import fetch_logs
 from shoal.cli.errors import CliError, UsageError
@@ -25,7 +25,6 @@ from shoal.cli.resources import resolve_kind
 from shoal.cli.session import Session
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
-OWNERS = ("Deployment", "ReplicaSet", "ReplicationController", "Service")
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -46,15 +45,14 @@ async def _pick_pod(client: ApiClient, word: str, namespace: str) -> Obj:
     info = resolve_kind(kind)
     if not name:
         raise UsageError(f"{word!r}: the name is missing (TYPE/NAME)")
-    if info.kind == "Pod":
-        return await client.get("Pod", name, namespace)
-    if info.kind not in OWNERS:
+    if "log" in info.subresources:
+        return await client.get(info, name, namespace)
+    pod_selector = strategy_for(info).pod_selector
+    if pod_selector is None:
         raise UsageError(f"cannot show logs of {info.plural}: name a pod, or one of deploy/NAME, rs/NAME, "
                          "rc/NAME, svc/NAME")
     owner = await client.get(info, name, namespace)
-    spec = owner.get("spec") or {}
-    selector = (from_match_labels(spec.get("selector")) if info.kind in ("ReplicationController", "Service")
-                else from_label_selector(spec.get("selector")))
+    selector = pod_selector(owner)
     if not str(selector):
         raise CliError(f"{info.singular}/{name} has no selector: name one of its pods instead")
     pods = (await client.list("Pod", namespace, label_selector=str(selector))).items

@@ -15,11 +15,11 @@ import asyncio
 from dataclasses import dataclass
 
 from protocol.errors import Expired, NotFound
+from protocol.humanize import duration
 from protocol.kinds import KindInfo
 from protocol.objects import Obj, meta
 from runtime.client import ApiClient
 from shoal.cli.errors import CliError, UsageError
-from shoal.cli.humanize import duration
 from shoal.cli.registry import Command, add_namespace_flags
 from shoal.cli.resources import display_name, parse_targets
 from shoal.cli.rollout_status import parse_duration
