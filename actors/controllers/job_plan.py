@@ -33,8 +33,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.controllers.claim_plan import is_controlled_by
-from actors.controllers.replication_plan import deletion_order, is_active
+from actors.controllers.replication_plan import deletion_order
 from protocol.kinds.job import (
     COMPLETION_INDEX,
     CONTROLLER_UID_LABEL,
@@ -233,11 +232,7 @@ def plan(job: Obj, pods: list[Obj], now: float, *, backoff_base: float = BACKOFF
          backoff_max: float = BACKOFF_MAX, expectations_satisfied: bool = True, burst: int = BURST) -> Plan:
     """Decide one pass for ``job`` over the pods of its namespace (only the pods it controls count)."""
     spec = job_spec(job)
-    owned = [p for p in pods if is_controlled_by(p, job)]
-    active = [p for p in owned if is_active(p)]
-    terminating = [p for p in owned if is_deleting(p) and _phase(p) not in ("Succeeded", "Failed")]
-    succeeded_pods = [p for p in owned if _phase(p) == "Succeeded"]
-    failed_pods = [p for p in owned if _phase(p) == "Failed"]
+    active, terminating, succeeded_pods, failed_pods = _sort_pods(job, pods)
     previous: Obj = job.get("status") or {}
     result = Plan()
     deleting_job = is_deleting(job)
@@ -318,6 +313,30 @@ def plan(job: Obj, pods: list[Obj], now: float, *, backoff_base: float = BACKOFF
     result.status["completionTime"] = completion_time
     result.status["conditions"] = conditions or None
     return result
+
+
+def _sort_pods(job: Obj, pods: list[Obj]) -> tuple[list[Obj], list[Obj], list[Obj], list[Obj]]:
+    """The Job's pods (by controller uid) as active, terminating, succeeded and failed, in one pass:
+    a Job of 10,000 completions keeps 10,000 pods, and every pass reads them all."""
+    uid = uid_of(job)
+    active: list[Obj] = []
+    terminating: list[Obj] = []
+    succeeded: list[Obj] = []
+    failed: list[Obj] = []
+    for pod in pods:
+        m = pod.get("metadata") or {}
+        if not any(r.get("controller") and r.get("uid") == uid for r in m.get("ownerReferences") or ()):
+            continue
+        phase = (pod.get("status") or {}).get("phase")
+        if phase == "Succeeded":
+            succeeded.append(pod)
+        elif phase == "Failed":
+            failed.append(pod)
+        elif m.get("deletionTimestamp"):
+            terminating.append(pod)
+        else:
+            active.append(pod)
+    return active, terminating, succeeded, failed
 
 
 def _after_finish(job: Obj, spec: JobSpec, finished: Obj, active: list[Obj], now: float, result: Plan) -> None:
@@ -406,6 +425,8 @@ def _scale(spec: JobSpec, active: list[Obj], succeeded_pods: list[Obj], failed_p
 def _backoff_remaining(succeeded_pods: list[Obj], failed_pods: list[Obj], now: float, base: float,
                        cap: float) -> float:
     """Seconds until a new pod may start, after the failures since the last success."""
+    if not failed_pods:
+        return 0.0  # (the common case, without reading every succeeded pod's finish time)
     last_success = max((finished_at(p) for p in succeeded_pods), default=0.0)
     failures = [t for p in failed_pods if (t := finished_at(p)) >= last_success]
     if not failures:
