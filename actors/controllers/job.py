@@ -159,9 +159,10 @@ class JobController:
             if isinstance(action, DeletePods):
                 errors.extend(await self._delete_pods(job, key, list(action.names)))
             elif isinstance(action, CreatePods):
-                error = await self._create_pods(job, key, list(action.indexes))
+                failed, error = await self._create_pods(job, key, list(action.indexes))
                 if error is not None:
                     errors.append(error)
+                    result.status["active"] = max(0, int(result.status.get("active") or 0) - failed)
             elif isinstance(action, RecordEvent):
                 await self.ctx.recorder.record(job, action.type, action.reason, action.message)
             elif isinstance(action, DeleteJob):
@@ -175,8 +176,9 @@ class JobController:
             raise JobSyncError(f"Job {key}: " + "; ".join(errors[:3]))
         return result.requeue_after
 
-    async def _create_pods(self, job: Obj, key: str, indexes: list[int | None]) -> str | None:
-        """Create one pod per entry in slow-start batches; the first error's message, if any."""
+    async def _create_pods(self, job: Obj, key: str, indexes: list[int | None]) -> tuple[int, str | None]:
+        """Create one pod per entry in slow-start batches: how many were not created (failed or skipped
+        after a failing batch) and the first error's message, if any."""
         self.expectations.expect_creations(key, len(indexes))
         position = 0
         for size in slow_start_batches(len(indexes)):
@@ -187,10 +189,11 @@ class JobController:
             for _ in failures:
                 self.expectations.creation_observed(key)  # a failed creation will never be observed
             if failures:
-                for _ in range(len(indexes) - position):
+                skipped = len(indexes) - position
+                for _ in range(skipped):
                     self.expectations.creation_observed(key)  # skipped: never asked for
-                return str(failures[0])
-        return None
+                return len(failures) + skipped, str(failures[0])
+        return 0, None
 
     async def _create_one(self, job: Obj, index: int | None) -> None:
         try:

@@ -100,6 +100,8 @@ Action = CreatePods | DeletePods | DeleteJob | RecordEvent
 class Plan:
     actions: list[Action] = field(default_factory=list)
     status: Obj = field(default_factory=dict)
+    """``active`` counts the pods this plan creates, as Kubernetes counts them (the controller takes back
+    the creations that fail)."""
     requeue_after: float | None = None
 
     def later(self, seconds: float) -> None:
@@ -309,6 +311,7 @@ def plan(job: Obj, pods: list[Obj], now: float, *, backoff_base: float = BACKOFF
 
     result.status = _status(previous, active, terminating, succeeded, failed,
                             format_indexes(completed) if spec.indexed else None, spec)
+    result.status["active"] += sum(len(a.indexes) for a in result.actions if isinstance(a, CreatePods))
     result.status["startTime"] = start_time
     result.status["completionTime"] = completion_time
     result.status["conditions"] = conditions or None

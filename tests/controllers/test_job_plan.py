@@ -313,3 +313,11 @@ def test_finished_job_does_nothing_more() -> None:
     assert result.actions == [] and result.requeue_after is None
     assert not status_changed(finished_status(NOW - 10) | {"active": 0, "ready": 0, "terminating": 0,
                                                             "failed": 0}, result.status)
+
+
+def test_status_counts_the_pods_being_created_as_active() -> None:
+    result = plan(job(completions=5, parallelism=3), [pod("a")], NOW)
+    assert creates(result) == (None, None)
+    assert result.status["active"] == 3  # as Kubernetes: the creations of this pass count at once
+    assert plan(job(completions=5, parallelism=3), [pod("a")], NOW,
+                expectations_satisfied=False).status["active"] == 1
