@@ -12,8 +12,9 @@ gives ``job_plan.plan`` the Job and its pods and executes the actions:
 - the status is written through the status subresource when it changed.
 
 Pods are found through ``OwnerIndex`` (controller uid -> pods), so a pass costs the Job's pods, not
-its namespace's. Options (``ControllerContext.options``): ``job_backoff_base`` and ``job_backoff_max``
-(seconds; 10 and 360 by default) for the replacement back-off.
+its namespace's. A Job's own changes are handled at once, its pods' changes batched for
+``SYNC_BATCH_PERIOD`` as Kubernetes does. Options (``ControllerContext.options``): ``job_backoff_base`` and
+``job_backoff_max`` (seconds; 10 and 360 by default) for the replacement back-off, ``job_sync_batch_period``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, controller_of, is_deleting, name_of, namespace_of, ref, uid_of
 from runtime.informer import Informer
 from runtime.workqueue import WorkQueue, run_workers
+
+SYNC_BATCH_PERIOD = 1.0
+"""Pod events of one Job are gathered this long before a pass (Kubernetes' ``syncJobBatchPeriod``): a Job
+of thousands of pods changes with every pod, and one pass a second counts them all."""
 
 
 class JobSyncError(ShoalError):
@@ -96,6 +101,7 @@ class JobController:
         self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
         self.backoff_base = float(ctx.options.get("job_backoff_base", BACKOFF_BASE))
         self.backoff_max = float(ctx.options.get("job_backoff_max", BACKOFF_MAX))
+        self.batch_period = float(ctx.options.get("job_sync_batch_period", SYNC_BATCH_PERIOD))
         self.pods: Informer = ctx.informers.informer("Pod")
         self.jobs: Informer = ctx.informers.informer("Job")
         self.pods.add_handler(self.pod_index.handle)
@@ -143,7 +149,7 @@ class JobController:
             self.expectations.deletion_observed(key, ref(pod))
         elif event == "ADDED":
             self.expectations.creation_observed(key)
-        self.queue.add(key)
+        self.queue.add_after(key, self.batch_period)
 
     # -- reconcile ----------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:
