@@ -47,6 +47,14 @@ async def test_create_job_from_cronjob_and_wait_for_it(runner: ActorRunner, clie
     assert header.split() == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
     assert row.split()[:8] == ["nightly", "0", "3", "*", "*", "*", "<none>", "True"]
 
+    described = await cli("describe", "job", "nightly-manual")
+    assert described.rc == 0, described
+    for line in ("Completions:", "Pods Statuses:", "0 Active (0 Ready) / 1 Succeeded / 0 Failed", "Completed At:",
+                 "SuccessfulCreate"):
+        assert line in described.out, described.out
+    cron_text = await cli("describe", "cronjob", "nightly")
+    assert cron_text.rc == 0 and "Schedule:" in cron_text.out and "0 3 * * *" in cron_text.out, cron_text
+
     never = await cli("wait", "--for=condition=failed", "job/nightly-manual", "--timeout=1s")
     assert never.rc != 0 and "timed out" in never.err and "job.batch/nightly-manual" in never.err, never
 
