@@ -5,7 +5,9 @@ Starts nats-server, an API actor and a kubelet (``python -m agents.kubelet``) as
 service configured by ``podman_service`` (the same ``CONTAINERS_CONF`` env is used for the bare runs),
 then measures, per pod, the time from ``create`` (followed at once by ``bind``) until a watch reports
 ``status.phase == Running``. The bare baseline is ``podman run --rm <image> true`` with that env.
-Prints p50/p99 of both and their ratio. Figures, not asserts: the machine is shared and noisy.
+A second series, interleaved with the first, starts pods with a configMap + secret + emptyDir volume
+mounted (and one env var from the ConfigMap), as most real manifests have. Prints p50/p99 of the three and their ratios.
+Figures, not asserts: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -58,10 +60,16 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
                         raise TimeoutError("the kubelet did not register its node")
                     await asyncio.sleep(0.2)
                 progress("kubelet ready; warming up")
-                latencies = await measure(client, n, concurrency)
+                await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bench-config"},
+                                     "data": {"app.conf": "color=blue\n", "color": "blue"}})
+                await client.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bench-secret"},
+                                     "stringData": {"password": "s3cret"}})
+                measured = await measure(client, n, concurrency, {"bench": PLAIN_SPEC, "vol": volume_spec()})
+                latencies, with_volumes = measured["bench"], measured["vol"]
                 progress("cleaning up pods")
-                for i in range(-1, n):
-                    await client.delete("Pod", f"bench-{i}", "default", grace_period=0)
+                for prefix in ("bench", "vol"):
+                    for i in range(-1, n):
+                        await client.delete("Pod", f"{prefix}-{i}", "default", grace_period=0)
                 runtime = PodmanRuntime(service.socket_url)
                 try:
                     for _ in range(300):
@@ -75,21 +83,47 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
         finally:
             await service.close()
     pods = summary("pod create+bind -> Running", latencies, sum(latencies))
+    vols = summary("volumes pod create+bind -> Running", with_volumes, sum(with_volumes))
     raw = summary("podman run --rm (bare)", bare, sum(bare))
     ratio = {"p50": percentile(latencies, 50) / percentile(bare, 50),
              "p99": percentile(latencies, 99) / percentile(bare, 99)}
-    print(f"{'measurement':<32} {'n':>5} {'p50 ms':>10} {'p99 ms':>10} {'mean ms':>10}")
-    for r in (pods, raw):
-        print(f"{r['name']:<32} {r['n']:>5} {r['p50_ms']:>10} {r['p99_ms']:>10} {r['mean_ms']:>10}")
+    vratio = {"p50": percentile(with_volumes, 50) / percentile(latencies, 50),
+              "p99": percentile(with_volumes, 99) / percentile(latencies, 99)}
+    print(f"{'measurement':<36} {'n':>5} {'p50 ms':>10} {'p99 ms':>10} {'mean ms':>10}")
+    for r in (pods, vols, raw):
+        print(f"{r['name']:<36} {r['n']:>5} {r['p50_ms']:>10} {r['p99_ms']:>10} {r['mean_ms']:>10}")
     print(f"ratio Shoal / bare podman: p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x")
-    return [pods, raw, {"name": "ratio", **{k: round(v, 3) for k, v in ratio.items()}}]
+    print(f"ratio with volumes / plain pod: p50 {vratio['p50']:.2f}x, p99 {vratio['p99']:.2f}x")
+    return [pods, vols, raw, {"name": "ratio", **{k: round(v, 3) for k, v in ratio.items()}},
+            {"name": "volumes ratio", **{k: round(v, 3) for k, v in vratio.items()}}]
 
 
-async def measure(client: Any, n: int, concurrency: int) -> list[float]:
+def volume_spec() -> dict[str, Any]:
+    """A pod spec as real manifests have it: a configMap, a secret and an emptyDir mounted, one env var
+    from the ConfigMap."""
+    return {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"],
+                            "env": [{"name": "COLOR",
+                                     "valueFrom": {"configMapKeyRef": {"name": "bench-config", "key": "color"}}}],
+                            "volumeMounts": [{"name": "config", "mountPath": "/etc/app"},
+                                             {"name": "secret", "mountPath": "/etc/secret"},
+                                             {"name": "scratch", "mountPath": "/scratch"}]}],
+            "volumes": [{"name": "config", "configMap": {"name": "bench-config"}},
+                        {"name": "secret", "secret": {"secretName": "bench-secret"}},
+                        {"name": "scratch", "emptyDir": {}}],
+            "terminationGracePeriodSeconds": 0}
+
+
+PLAIN_SPEC: dict[str, Any] = {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
+                              "terminationGracePeriodSeconds": 0}
+
+
+async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Pods ``<prefix>-<i>`` of each series (prefix -> spec), interleaved (plain-0, vol-0, plain-1, …) so that
+    every series starts its pods next to the same number of running containers."""
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     done = asyncio.Event()
-    target = {f"bench-{i}" for i in range(n)}
+    target = {f"{prefix}-{i}" for prefix in series for i in range(n)}
     watch = client.watch("Pod", "default")
 
     async def observe() -> None:
@@ -101,10 +135,8 @@ async def measure(client: Any, n: int, concurrency: int) -> list[float]:
                     done.set()
                     return
 
-    async def start_pod(name: str) -> None:
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-               "spec": {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
-                        "terminationGracePeriodSeconds": 0}}
+    async def start_pod(name: str, spec: dict[str, Any]) -> None:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}, "spec": spec}
         created[name] = time.perf_counter()
         await client.create(pod)
         await client.bind(name, "default", NODE)
@@ -113,19 +145,21 @@ async def measure(client: Any, n: int, concurrency: int) -> list[float]:
 
     observer = asyncio.create_task(observe())
     try:
-        await start_pod("bench--1")  # warm-up, not counted
+        for prefix, spec in series.items():
+            await start_pod(f"{prefix}--1", spec)  # warm-up, not counted
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(i: int) -> None:
+        async def one(name: str, spec: dict[str, Any]) -> None:
             async with sem:
-                await start_pod(f"bench-{i}")
+                await start_pod(name, spec)
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        order = [(f"{prefix}-{i}", spec) for i in range(n) for prefix, spec in series.items()]
+        await asyncio.gather(*(one(name, spec) for name, spec in order))
         await asyncio.wait_for(done.wait(), 120)
     finally:
         observer.cancel()
         await watch.close()
-    return [running[f"bench-{i}"] - created[f"bench-{i}"] for i in range(n)]
+    return {prefix: [running[f"{prefix}-{i}"] - created[f"{prefix}-{i}"] for i in range(n)] for prefix in series}
 
 
 def main() -> None:

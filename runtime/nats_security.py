@@ -43,6 +43,7 @@ SYSTEM_DENY = (f"$KV.{SYSTEM_BUCKET}.>", f"$JS.API.DIRECT.GET.{_SYS_STREAM}", f"
                f"$JS.API.CONSUMER.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.{_SYS_STREAM}.>",
                f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}.>")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+NODE_AUTHORIZED_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts")
 CONTROL_PLANE = ("scheduler", "controller-manager", "cloud-controller-manager")
 """Components that act through the API with any verb on any object (as in Kubernetes, where they hold
 broad RBAC roles); they never touch JetStream directly."""
@@ -109,9 +110,14 @@ def kubelet_permissions(node: str, *, private_inboxes: bool = False) -> Permissi
     ]
     # the logs service streams its answer to the requester's inbox (several messages, for as long as a
     # follow lasts), which ``allow_responses`` cannot express: the kubelet publishes to inboxes
+    # Secrets, ConfigMaps, PVCs and ServiceAccounts only through the node-scoped subjects, where the API
+    # actor allows what the node's pods reference (Kubernetes' Node authorizer)
+    deny = tuple(f"{API_PREFIX}.{verb}.{plural}.>" for verb in ("get", "list", "watch")
+                 for plural in NODE_AUTHORIZED_PLURALS)
     return Permissions(
         publish=(*publish, f"{INBOX}.>"),
         subscribe=(_inboxes(user, private_inboxes), f"shoal.node.{n}.>", *_health("kubelet")),
+        publish_deny=deny,
     )
 
 

@@ -16,12 +16,16 @@ from protocol.requests import ApiRequest
 from protocol.subjects import Verb
 
 
-def authorize(request: ApiRequest, body: dict[str, Any]) -> noderestriction.Guard | None:
+def authorize(request: ApiRequest, body: dict[str, Any],
+              referenced: noderestriction.Referenced | None = None) -> noderestriction.Guard | None:
+    """``referenced`` answers the Node authorizer's question (does a pod bound to the node reference the
+    object?) for reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts."""
     node = request.node
     if node is None:
         return None
     if request.name is not None:
-        return noderestriction.admit(node, request.verb, request.info, request.namespace, request.name)
+        return noderestriction.admit(node, request.verb, request.info, request.namespace, request.name,
+                                     referenced)
     if request.verb == Verb.BIND:
         raise Forbidden("node-scoped subjects do not serve binds")
     obj = body.get("object")

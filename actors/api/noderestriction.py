@@ -3,6 +3,11 @@
 Only node N's kubelet can publish there (NATS permissions), so the subject names the caller. A request
 is allowed only when its target belongs to node N: a pod bound to N (as stored, not as sent), the Node
 named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node.
+
+Reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts (Kubernetes' Node authorizer):
+a ``get`` is allowed only when a pod bound to N references the object (``protocol.podrefs``, answered
+by ``actors/api/noderefs.py`` from the watch cache); NATS permissions deny kubelets the general read
+subjects of these kinds, so this is their only way in.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Callable
 from protocol.errors import Forbidden
 from protocol.kinds import KindInfo
 from protocol.objects import Obj
+from protocol.podrefs import REFERENCED_KINDS
 from protocol.subjects import Verb
 
 LEASE_NAMESPACE = "kube-node-lease"
@@ -20,8 +26,12 @@ LEASE_NAMESPACE = "kube-node-lease"
 Guard = Callable[[Obj], None]
 """Raises Forbidden unless the object as stored belongs to the node."""
 
+Referenced = Callable[[str, str, str | None, str], bool]
+"""(node, kind, namespace, name) -> does a pod bound to the node reference the object?"""
 
-def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: str | None) -> Guard | None:
+
+def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: str | None,
+          referenced: Referenced | None = None) -> Guard | None:
     """Whether node ``node`` may apply ``verb`` to the object: None when the subject alone allows it, a guard
     when it depends on the stored object (a pod must be bound to the node), Forbidden otherwise.
 
@@ -36,6 +46,11 @@ def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: st
         return None
     if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE):
         return bound_to(node, namespace, name)
+    if info.kind in REFERENCED_KINDS and name and verb == Verb.GET:
+        if referenced is not None and referenced(node, info.kind, namespace, name):
+            return None
+        raise Forbidden(f"node {node} may not get {info.plural} {namespace or ''}/{name}: no pod bound to it "
+                        "references it")
     raise Forbidden(f"node {node} may not {verb} {info.plural} {namespace or ''}/{name or ''} through its "
                     "node-scoped subjects")
 

@@ -21,6 +21,7 @@ from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
+from actors.api.noderefs import CachePods, NodeReferences
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
@@ -70,6 +71,7 @@ class ApiActor:
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
         self.cache = WatchCache(window=self.settings.window)
+        self._node_refs = NodeReferences(CachePods(self.cache))
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
@@ -176,7 +178,7 @@ class ApiActor:
                 reply = await self._admin(request.op, body)
             else:
                 verb = request.verb
-                guard = authorize(request, body)
+                guard = authorize(request, body, self._node_refs.allowed)
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-interval", type=float, default=10.0)
     parser.add_argument("--status-interval", type=float, default=10.0)
     parser.add_argument("--no-events", action="store_true", help="do not record Events")
+    parser.add_argument("--volume-refresh", type=float, default=20.0,
+                        help="re-read the ConfigMaps/Secrets of running pods at most this often (s)")
     parser.add_argument("--service-gateway", default="auto",
                         help="address where containers reach node ports (default: the Podman bridge gateway)")
     parser.add_argument("--pod-cidr", default="127.88.0.0/16",
@@ -57,7 +59,7 @@ def config_from(args: argparse.Namespace) -> KubeletConfig:
         cpu=args.cpu, memory=args.memory, max_pods=args.max_pods, backoff_base=args.backoff_base,
         backoff_max=args.backoff_max, lease_renew_interval=args.lease_interval,
         node_status_interval=args.status_interval, record_events=not args.no_events,
-        measure_host=args.runtime == "podman", pod_cidr=args.pod_cidr,
+        measure_host=args.runtime == "podman", pod_cidr=args.pod_cidr, volume_refresh=args.volume_refresh,
         service_gateway=(bridge_gateway() if args.service_gateway == "auto" and args.runtime == "podman"
                          else None if args.service_gateway == "auto" else args.service_gateway),
     )

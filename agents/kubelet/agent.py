@@ -31,8 +31,9 @@ from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
 from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.volumes import PodVolumes, node_fetch, pod_facts
 from agents.kubelet.worker import PodWorker, StatusWriter
-from protocol.objects import Obj, ref
+from protocol.objects import Obj, ref, uid_of
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
@@ -63,6 +64,7 @@ class NodeParts:
     probes: ProbeScheduler
     own_probes: bool  # the probe scheduler is this agent's to run (not shared by hollow nodes)
     worker: PodWorker
+    volumes: PodVolumes
     heartbeat: NodeHeartbeat
     logs: LogServer
 
@@ -91,10 +93,12 @@ def assemble(
     cache = RuntimeCache(runtime, node)
     probes = shared_probes or ProbeScheduler(prober or NetworkProber(runtime), queue.add)
     events = EventRecorder(client, "kubelet", host=node, log=log) if config.record_events else None
-    executor = Executor(runtime, client, config, events=events, log=log, clock=clock)
+    volumes = PodVolumes(config.state_dir, node_fetch(client, node), node=node, ttl=config.volume_refresh, log=log,
+                         facts=pod_facts(config, metrics))
+    executor = Executor(runtime, client, config, events=events, log=log, clock=clock, prepare=volumes.prepare)
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
                        statuses=StatusWriter(client, log), pod_ips=PodIPAllocator(config.pod_cidr),
-                       requeue=queue.add, runtime_name=runtime_name, clock=clock)
+                       requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
     heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=runtime_ok,
                               log=log, clock=clock)
 
@@ -107,7 +111,8 @@ def assemble(
 
     logs = LogServer(ctx.nc, node, runtime, find_pod=find_pod, attempts=attempts, log=log)
     return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
-                     own_probes=shared_probes is None, worker=worker, heartbeat=heartbeat, logs=logs)
+                     own_probes=shared_probes is None, worker=worker, volumes=volumes, heartbeat=heartbeat,
+                     logs=logs)
 
 
 class KubeletAgent:
@@ -238,6 +243,8 @@ class KubeletAgent:
                 log.warning("runtime relist failed", error=str(exc))
             if time.monotonic() - last_resync > RESYNC_INTERVAL:
                 last_resync = time.monotonic()
+                if parts.informer.synced.is_set():
+                    await parts.volumes.cleanup_orphans({uid_of(p) for p in parts.informer.store.values()})
                 for key in list(parts.informer.store):
                     parts.queue.add(key)
             await asyncio.sleep(self.config.relist_interval)

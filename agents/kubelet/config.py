@@ -51,4 +51,6 @@ class KubeletConfig:
     """Compute Memory/Disk/PID pressure from this host; hollow nodes report no pressure."""
     record_events: bool = True
     keep_attempts: int = 2
+    volume_refresh: float = 20.0
+    """ConfigMaps/Secrets used by pods are re-read at most this often; mounted files follow within ~2x."""
     """Exited attempts kept per container (the latest serves ``logs --previous``); older ones are removed."""

@@ -63,6 +63,23 @@ class SandboxConfig:
     """The pod's address on the node's pod network (see KubeletConfig.pod_cidr); "" lets the runtime choose."""
 
 
+MountKind = Literal["bind", "tmpfs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A filesystem mounted into a container: a node path bound at ``destination`` (``kind="bind"``), or a
+    fresh tmpfs of at most ``size_bytes`` (``kind="tmpfs"``, ``source`` unused)."""
+
+    destination: str
+    source: str = ""
+    read_only: bool = False
+    kind: MountKind = "bind"
+    size_bytes: int | None = None
+    propagation: str = ""
+    """Bind propagation: "" (private), "rslave" (Kubernetes' HostToContainer), "rshared" (Bidirectional)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerConfig:
     """One container of a Pod. ``command`` overrides the image entrypoint, ``args`` its command."""
@@ -75,6 +92,7 @@ class ContainerConfig:
     working_dir: str | None = None
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
+    mounts: Sequence[Mount] = ()
 
 
 @dataclass(frozen=True, slots=True)

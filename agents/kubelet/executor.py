@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agents.kubelet.backoff import next_entry
 from agents.kubelet.config import KubeletConfig
 from agents.kubelet.cri import (
+    ContainerConfig,
     ContainerCreateError,
     ContainerNotFound,
     ContainerRuntime,
     ImagePullError,
+    SandboxConfig,
     SandboxNotFound,
 )
+from agents.kubelet.envvars import ConfigError
 from agents.kubelet.plan import (
     Action,
     CreateSandbox,
@@ -35,10 +38,14 @@ from agents.kubelet.plan import (
     StopContainer,
 )
 from agents.kubelet.podspec import containers_of, init_containers_of
+from agents.kubelet.volumes_plan import VolumeError
 from protocol.errors import NotFound
 from protocol.objects import Obj, meta
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
+
+Prepare = Callable[[Obj, SandboxConfig, ContainerConfig], Awaitable[ContainerConfig]]
+"""Completes a container's config before it is created (volumes set up, env resolved): ``volumes.PodVolumes``."""
 
 
 class Executor:
@@ -51,8 +58,10 @@ class Executor:
         events: EventRecorder | None,
         log: Any,
         clock: Callable[[], float] = time.time,
+        prepare: Prepare | None = None,
     ) -> None:
         self.runtime = runtime
+        self.prepare = prepare
         self.client = client
         self.config = config
         self.events = events
@@ -130,8 +139,22 @@ class Executor:
                                              cap=self.config.backoff_max, ran_for=ran_for,
                                              reset_after=self.config.backoff_reset)
             clog.info("restarting container", exit_code=prev.exit_code, next_backoff=notes.backoff[name].delay)
+        config = action.config
+        if self.prepare is not None and pod is not None:
+            try:
+                config = await self.prepare(pod, action.sandbox, config)
+            except VolumeError as exc:  # Kubernetes: ContainerCreating, event FailedMount
+                clog.warning("volume setup failed", error=str(exc))
+                self._fail(notes, name, "ContainerCreating", str(exc), now)
+                await self._event(pod, "Warning", "FailedMount", str(exc))
+                return
+            except ConfigError as exc:
+                clog.warning("container config failed", error=str(exc))
+                self._fail(notes, name, "CreateContainerConfigError", str(exc), now)
+                await self._event(pod, "Warning", "Failed", f"Error: {exc}")
+                return
         try:
-            container_id = await self.runtime.create_container(sandbox_id, action.sandbox, action.config,
+            container_id = await self.runtime.create_container(sandbox_id, action.sandbox, config,
                                                                action.attempt)
         except ImagePullError as exc:
             clog.warning("image pull failed", image=action.config.image, error=str(exc))

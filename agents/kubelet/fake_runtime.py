@@ -72,6 +72,7 @@ class _Container:
         "finished_at",
         "id",
         "image",
+        "mounts",
         "name",
         "sandbox",
         "started_at",
@@ -84,6 +85,7 @@ class _Container:
         self.name = config.name
         self.image = config.image
         self.env = dict(config.env)
+        self.mounts = tuple(config.mounts)  # recorded, as a real runtime would mount them
         self.attempt = attempt
         after = config.env.get(EXIT_AFTER_ENV)
         self.exit_after: float | None = float(after) if after not in (None, "") else None

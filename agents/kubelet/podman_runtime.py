@@ -53,6 +53,7 @@ from agents.kubelet.cri import (
     ContainerState,
     ExecTimeout,
     ImagePullError,
+    Mount,
     RuntimeContainer,
     RuntimeSandbox,
     RuntimeUnavailable,
@@ -94,6 +95,21 @@ def sandbox_name(config: SandboxConfig) -> str:
 def container_name(sandbox: SandboxConfig, config: ContainerConfig, attempt: int) -> str:
     """Podman container name: ``shoal_<container>_<pod>_<namespace>_<uid>_<attempt>``."""
     return f"shoal_{_safe(config.name)}_{sandbox_name(sandbox)[6:]}_{attempt}"
+
+
+def _mount(mount: Mount) -> dict[str, Any]:
+    """A ``Mount`` as podman-py's ``mounts`` item (Podman's spec generator: type, source, target, options)."""
+    if mount.kind == "tmpfs":
+        item: dict[str, Any] = {"type": "tmpfs", "source": "tmpfs", "target": mount.destination}
+        if mount.size_bytes:
+            item["size"] = str(mount.size_bytes)
+    else:
+        item = {"type": "bind", "source": mount.source, "target": mount.destination}
+        if mount.propagation:
+            item["propagation"] = mount.propagation
+    if mount.read_only:
+        item["read_only"] = True
+    return item
 
 
 def _hostname(config: SandboxConfig) -> str:
@@ -359,6 +375,8 @@ class PodmanRuntime:
             kwargs["entrypoint"] = list(config.command)
         if config.working_dir:
             kwargs["working_dir"] = config.working_dir
+        if config.mounts:
+            kwargs["mounts"] = [_mount(m) for m in config.mounts]
         limits: dict[str, Any] = {}
         if config.cpu_limit_millis:
             limits["cpu_period"] = _CFS_PERIOD_US

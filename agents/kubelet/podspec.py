@@ -1,6 +1,7 @@
 """Translating a Pod (a plain Kubernetes-shaped map) into the runtime's sandbox and container configs. Pure.
 
-- env: ``env[].value`` only (``valueFrom`` needs Secrets/ConfigMaps resolution, not supported yet: skipped);
+- env: ``env[].value`` here; ``valueFrom``/``envFrom`` and ``$(VAR)`` expansion need the referenced
+  objects and are resolved just before the container is created (``volumes.PodVolumes.prepare``);
 - ``command`` overrides the image entrypoint, ``args`` its command;
 - ports with a ``hostPort`` are published on ``hostIP``, else on the node's address;
 - ``resources.limits`` cpu/memory become CFS quota and memory limit.

@@ -27,6 +27,7 @@ from agents.kubelet.podspec import containers_of, service_env
 from agents.kubelet.probes import ProbeScheduler, RunningContainer
 from agents.kubelet.runtime_cache import RuntimeCache
 from agents.kubelet.status import ERR_SHOWN, ProbeView, compute_status
+from agents.kubelet.volumes import PodVolumes
 from protocol.errors import Conflict, NotFound
 from protocol.objects import (
     Obj,
@@ -124,6 +125,7 @@ class PodWorker:
         pod_ips: PodIPAllocator,
         requeue: Callable[[str], None],
         runtime_name: str,
+        volumes: PodVolumes | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -136,6 +138,7 @@ class PodWorker:
         self.pod_ips = pod_ips
         self.requeue = requeue
         self.runtime_name = runtime_name
+        self.volumes = volumes
         self.clock = clock
         self.notes: dict[str, PodNotes] = {}  # pod uid -> notes
         self.phases: dict[str, str] = {}  # pod key -> last phase reported
@@ -206,7 +209,7 @@ class PodWorker:
             self.probes.forget(key)
             self.phases.pop(key, None)
             if pod is None:
-                self._forget_gone()
+                await self._forget_gone()
             return None
         uid = uid_of(pod)
         sandboxes, mine = state.view.for_uid(uid)
@@ -215,6 +218,9 @@ class PodWorker:
                    if c.state == "running" and c.name in state.specs]
         self.probes.sync(key, running, pod_ip, self.config.address, self.requeue)
         requeue = decided.requeue_after
+        refresh = await self.volumes.refresh(pod) if running and self.volumes is not None else None
+        if refresh is not None:  # ConfigMap/Secret volumes follow their objects
+            requeue = refresh if requeue is None else min(requeue, refresh)
         if pod_is_terminal(pod):
             self.phases[key] = str((pod.get("status") or {}).get("phase"))
             return requeue
@@ -230,9 +236,11 @@ class PodWorker:
                 requeue = shown + 0.05 if requeue is None else min(requeue, shown + 0.05)
         return requeue
 
-    def _forget_gone(self) -> None:
+    async def _forget_gone(self) -> None:
         live = {uid_of(p) for p in self.pods.store.values()}
         for gone in [u for u in self.notes if u not in live]:
+            if self.volumes is not None:
+                await self.volumes.cleanup(gone)
             self.notes.pop(gone, None)
             self.statuses.forget(gone)
             self.pod_ips.release(gone)

@@ -177,3 +177,27 @@ async def test_a_failed_init_container_fails_the_pod_or_is_retried(runner: Actor
         and p["status"]["initContainerStatuses"][0]["restartCount"] >= 2), what="init crash loop")
     assert phase(retried) == "Pending"
     assert [c.name for c in await runtime.list_containers("node-initfail")].count("app") == 0
+
+
+async def test_fake_runtime_records_mounts_and_resolved_env(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                            tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    agent = fake_kubelet("node-vol", runtime, tmp_path)
+    await runner.start(agent, started(agent))
+    await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"k": "v"}})
+    spec = {**container(GREETING="hi-$(K)"), "env": [
+        {"name": "K", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}},
+        {"name": "GREETING", "value": "hi-$(K)"}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"},
+                         {"name": "tmp", "mountPath": "/tmp", "readOnly": True}]}
+    pod = pod_manifest("mounts", [spec])
+    pod["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "tmp", "emptyDir": {}}]
+    created = await create_bound(client, pod, "node-vol")
+    await eventually(lambda: pod_where(client, "mounts", lambda p: phase(p) == "Running"), what="pod running")
+    [c] = [c for c in runtime._containers.values() if c.name == "app"]
+    base = tmp_path / "pods" / created["metadata"]["uid"] / "volumes"
+    assert [(m.destination, m.source, m.read_only) for m in c.mounts] == [
+        ("/etc/cfg", str(base / "kubernetes.io~configmap" / "cfg"), True),
+        ("/tmp", str(base / "kubernetes.io~empty-dir" / "tmp"), True)]
+    assert c.env["K"] == "v" and c.env["GREETING"] == "hi-v"
+    assert (base / "kubernetes.io~configmap" / "cfg" / "k").read_text() == "v"
