@@ -12,7 +12,7 @@ What a Job's fields mean here, as in Kubernetes 1.31:
   pod starts after that, and the Job completes when a pod succeeded and none is still running.
 - ``completionMode: Indexed``: indexes ``0..completions-1`` each need one succeeded pod; a pod carries
   its index in the ``batch.kubernetes.io/job-completion-index`` annotation and label and in the
-  ``JOB_COMPLETION_INDEX`` environment variable (a literal value: our kubelet has no downward API yet).
+  ``JOB_COMPLETION_INDEX`` environment variable (from the annotation, through the downward API).
 - ``backoffLimit``: the Job fails once more pods failed than the limit (``OnFailure`` pods: once their
   container restarts reach it). Replacement pods wait 10 s doubled per failure since the last success,
   capped at 6 minutes (``BACKOFF_BASE``/``BACKOFF_MAX``, both passed in so tests can shorten them).
@@ -55,6 +55,9 @@ from protocol.objects import (
     pod_is_ready,
     uid_of,
 )
+
+INDEX_FIELD_PATH = f"metadata.annotations['{COMPLETION_INDEX}']"
+"""Where ``JOB_COMPLETION_INDEX`` comes from (the downward API, as Kubernetes sets it)."""
 
 BACKOFF_BASE = 10.0
 BACKOFF_MAX = 360.0
@@ -500,7 +503,7 @@ def pod_for(job: Obj, index: int | None) -> Obj:
         pod_spec.setdefault("hostname", f"{name_of(job)}-{index}")
         for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
             env = [e for e in c.get("env") or [] if e.get("name") != INDEX_ENV]
-            c["env"] = [*env, {"name": INDEX_ENV, "value": str(index)}]
+            c["env"] = [*env, {"name": INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": INDEX_FIELD_PATH}}}]
     pod_meta: Obj = {"generateName": generate, "namespace": meta(job).get("namespace") or "default",
                      "labels": labels, "ownerReferences": [owner_reference(job, controller=True, block=True)]}
     if annotations:

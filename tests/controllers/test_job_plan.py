@@ -186,7 +186,9 @@ def test_indexed_pod_carries_its_index() -> None:
     m = new["metadata"]
     assert m["generateName"] == "pi-2-"
     assert m["labels"][COMPLETION_INDEX] == "2" and m["annotations"][COMPLETION_INDEX] == "2"
-    assert {"name": INDEX_ENV, "value": "2"} in new["spec"]["containers"][0]["env"]
+    assert {"name": INDEX_ENV, "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}} \
+        in new["spec"]["containers"][0]["env"]
     assert {"name": "A", "value": "1"} in new["spec"]["containers"][0]["env"]
     assert new["spec"]["hostname"] == "pi-2"
 
