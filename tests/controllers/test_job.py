@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from actors.controllers.job_plan import COMPLETION_INDEX, INDEX_ENV
 from agents.hollow.nodes import HollowNodes, HollowSettings
 from agents.kubelet.fake_runtime import EXIT_AFTER_ENV, EXIT_CODE_ENV
 from protocol.errors import Invalid, NotFound
+from protocol.kinds.job import COMPLETION_INDEX, INDEX_ENV
 from protocol.objects import Obj, condition, uid_of
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner

@@ -7,8 +7,6 @@ from typing import Any
 import pytest
 
 from actors.controllers.job_plan import (
-    COMPLETION_INDEX,
-    INDEX_ENV,
     CreatePods,
     DeleteJob,
     DeletePods,
@@ -21,6 +19,7 @@ from actors.controllers.job_plan import (
     pod_for,
     status_changed,
 )
+from protocol.kinds.job import COMPLETION_INDEX, INDEX_ENV
 from protocol.objects import Obj, format_time
 
 NOW = 1_700_000_000.0
