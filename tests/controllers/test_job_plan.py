@@ -322,3 +322,19 @@ def test_status_counts_the_pods_being_created_as_active() -> None:
     assert result.status["active"] == 3  # as Kubernetes: the creations of this pass count at once
     assert plan(job(completions=5, parallelism=3), [pod("a")], NOW,
                 expectations_satisfied=False).status["active"] == 1
+
+
+def test_owner_index_follows_controller_references() -> None:
+    from actors.controllers.job import OwnerIndex
+
+    index = OwnerIndex()
+    mine, other = pod("a"), pod("b", owner="other-uid")
+    index.handle("ADDED", None, mine)
+    index.handle("ADDED", None, other)
+    assert [p["metadata"]["name"] for p in index.owned_by(UID)] == ["a"]
+    orphaned = {**mine, "metadata": {**mine["metadata"], "ownerReferences": []}}
+    index.handle("MODIFIED", mine, orphaned)  # released: no longer the Job's
+    assert index.owned_by(UID) == []
+    index.handle("MODIFIED", orphaned, mine)
+    index.handle("DELETED", mine, None)
+    assert index.owned_by(UID) == [] and len(index.owned_by("other-uid")) == 1
