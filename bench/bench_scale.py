@@ -9,6 +9,14 @@ update every 50 ms) that measures what any mutating call sees under that load; h
 oldest node Lease seen during the whole run, and how many nodes ever went longer than the lease duration
 without renewing: each would have been falsely marked NotReady); the resident memory of every process.
 
+``--events on|off`` (default off, as the scale figures were measured): on, every pod's Events are recorded
+as in a real cluster (the scheduler's ``Scheduled``, the hollow kubelets' ``Pulled``/``Created``/``Started``,
+the nodes' ``Starting``/``NodeReady``); off, ``--no-scheduled-events`` and hollow nodes without ``--events``.
+``--compare-events`` runs the same sizes twice in one invocation, events off then on, and reports both with
+the ratio of their times: datastore writes per pod (the KV bucket's messages while the pods start, divided
+by the pods: node heartbeats included, so a longer run counts more), pod writes per pod (the pod versions
+the run's watch saw) and event stream messages per pod are reported for each.
+
 ``--backlog`` creates every pod before the scheduler starts, then measures pure scheduling throughput
 (first bind to last bind, nothing else competing), as kube-scheduler's scheduler_perf does.
 
@@ -30,15 +38,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cluster, percentile, progress, scheduler_health
-from protocol import codec, subjects
+from protocol import codec, keys, subjects
 from protocol.errors import AlreadyExists, Conflict, ShoalError
 from protocol.objects import condition_true, meta, name_of, parse_time
 from protocol.quantity import cpu_millis
+from protocol.subjects import EVENTS_STREAM
 from runtime.client import ApiClient
 
 POD_CPU_MILLIS = 10
 NODE_CPU = "8"
 MAX_PODS = 250
+KV_STREAM = f"KV_{keys.BUCKET}"
+"""The datastore's stream: its last sequence counts every write."""
 LEASE_DURATION_S = 40.0
 """The kubelet's lease duration: a node whose lease is older than this is declared NotReady."""
 
@@ -97,6 +108,7 @@ class PodCounter:
         self.bound_at: dict[str, float] = {}
         self.running: set[str] = set()
         self.rebound: list[tuple[str, str, str]] = []
+        self.writes = 0  # pod versions seen (each one a datastore write)
 
     def see(self, obj: dict[str, Any]) -> None:
         name = name_of(obj)
@@ -114,6 +126,7 @@ class PodCounter:
     async def follow(self, client: ApiClient, rv: int) -> None:
         async with client.watch("Pod", "default", resource_version=rv) as watch:
             async for event in watch:
+                self.writes += 1
                 if event.type != "DELETED":
                     self.see(event.object)
 
@@ -198,17 +211,26 @@ async def create_pods(client: ApiClient, pods: int, concurrency: int, latencies:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def hollow_commands(nodes: int, procs: int, lease_interval: float) -> list[list[str]]:
+def hollow_commands(nodes: int, procs: int, lease_interval: float, events: bool = False) -> list[list[str]]:
     per = [nodes // procs + (1 if k < nodes % procs else 0) for k in range(procs)]
     return [["agents.hollow", "--nodes", str(n), "--prefix", f"hollow-{k}-", "--cpu", NODE_CPU,
              "--lease-interval", str(lease_interval), "--status-interval", "60", "--relist-interval", "10",
-             "--max-pods", str(MAX_PODS)] for k, n in enumerate(per) if n > 0]
+             "--max-pods", str(MAX_PODS), *(["--events"] if events else [])] for k, n in enumerate(per) if n > 0]
+
+
+async def stream_last(client: ApiClient, stream: str) -> int:
+    """The last sequence of a JetStream stream: the messages ever written to it."""
+    try:
+        return int((await client.nc.jetstream().stream_info(stream)).state.last_seq)
+    except Exception:
+        return 0
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     nodes, pods = args.nodes, args.pods
-    hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval)
-    scheduler_cmd = ["actors.scheduler", "--no-leader-elect"]
+    events_on = args.events == "on"
+    hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval, events_on)
+    scheduler_cmd = ["actors.scheduler", "--no-leader-elect", *([] if events_on else ["--no-scheduled-events"])]
     extra = hollow + ([] if args.backlog else [scheduler_cmd])
     async with cluster(extra=extra) as c:
         client = ApiClient(c.client.nc, timeout=30)
@@ -237,6 +259,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rv = (await client.list("Pod", "default")).resource_version
         background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client)),
                       asyncio.create_task(probe_writes(client, probe))]
+        kv_before, events_before = await stream_last(client, KV_STREAM), await stream_last(client, EVENTS_STREAM)
         first = time.monotonic()
         creator = asyncio.create_task(create_pods(client, pods, args.concurrency, created, acked))
         created_at = [first]
@@ -269,6 +292,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if now - first > args.timeout:
                 raise SystemExit(f"timed out after {args.timeout:.0f}s: {bound} bound, {running} Running of {pods}")
         await creator
+        kv_writes = await stream_last(client, KV_STREAM) - kv_before
+        event_messages = await stream_last(client, EVENTS_STREAM) - events_before
         memory = {name: round(rss_mib(proc.pid), 1) for name, proc in procs.items()}
         cpu = {name: round(cpu_seconds(proc.pid), 1) for name, proc in procs.items()}
         collected = await gc_seconds_by_pid(client)
@@ -306,6 +331,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         assert bound_at is not None
         result = {
             "nodes": nodes, "pods": pods, "hollow_processes": len(hollow), "backlog": args.backlog,
+            "events": args.events,
+            "datastore_writes_per_pod": round(kv_writes / pods, 2),
+            "pod_writes_per_pod": round(counter.writes / pods, 2),
+            "event_messages_per_pod": round(event_messages / pods, 2),
             "register_s": round(register_s, 1),
             "all_bound_s": round(bound_at - first, 1), "all_running_s": round(running_at - first, 1),
             "create_per_s": round(len(acked) / max(1e-9, created_at[0] - first), 1),
@@ -345,23 +374,71 @@ def main() -> None:
     parser.add_argument("--backlog", action="store_true",
                         help="create every pod first, then start the scheduler: pure scheduling throughput")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--events", choices=("on", "off"), default="off",
+                        help="record every pod's Events (scheduler and hollow kubelets), or none")
+    parser.add_argument("--compare-events", action="store_true",
+                        help="run twice, events off then on, and report both and the ratio of their times")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --compare-events: pairs of runs (alternating); the best of each side counts")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    r = asyncio.run(run(args))
+    if not args.compare_events:
+        r = asyncio.run(run(args))
+        report(r)
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2))
+        if not r["correct"]:
+            raise SystemExit(1)
+        return
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    for _ in range(args.repeat):  # alternating, so that a noisy neighbour weighs on both sides
+        for mode in ("off", "on"):
+            args.events = mode
+            runs[mode].append(asyncio.run(run(args)))
+            report(runs[mode][-1])
+    result = compare(runs["off"], runs["on"])
+    print(f"events on / off: all Running {result['all_running_s_off']} s -> {result['all_running_s_on']} s "
+          f"(x{result['time_ratio']}); CPU {result['cpu_total_s_off']} s -> {result['cpu_total_s_on']} s "
+          f"(x{result['cpu_ratio']}); pod writes per pod {result['pod_writes_per_pod_off']} -> "
+          f"{result['pod_writes_per_pod_on']}; event messages per pod {result['event_messages_per_pod_on']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    if not result["correct"]:
+        raise SystemExit(1)
+
+
+def compare(off: list[dict[str, Any]], on: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs of ``--compare-events`` side by side (``_off``/``_on``: the best time of each side, the other
+    figures of that run) and their ratios, in time and in CPU seconds of every process."""
+    best_off = min(off, key=lambda r: r["all_running_s"])
+    best_on = min(on, key=lambda r: r["all_running_s"])
+    keys = ("all_running_s", "all_bound_s", "datastore_writes_per_pod", "pod_writes_per_pod",
+            "event_messages_per_pod", "create_p99_ms", "rss_control_plane_mib")
+    out: dict[str, Any] = {"nodes": best_on["nodes"], "pods": best_on["pods"], "compare_events": True,
+                           "repeat": len(on), "correct": all(r["correct"] for r in off + on)}
+    for key in keys:
+        out[f"{key}_off"], out[f"{key}_on"] = best_off[key], best_on[key]
+    cpu_off = min(sum(r["cpu_s"].values()) for r in off)
+    cpu_on = min(sum(r["cpu_s"].values()) for r in on)
+    out["cpu_total_s_off"], out["cpu_total_s_on"] = round(cpu_off, 1), round(cpu_on, 1)
+    out["time_ratio"] = round(best_on["all_running_s"] / max(1e-9, best_off["all_running_s"]), 2)
+    out["cpu_ratio"] = round(cpu_on / max(1e-9, cpu_off), 2)
+    out["runs"] = {"off": off, "on": on}
+    return out
+
+
+def report(r: dict[str, Any]) -> None:
     print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes), pods {r['pods']}"
-          f"{' (backlog)' if r['backlog'] else ''}")
+          f"{' (backlog)' if r['backlog'] else ''}, events {r['events']}")
     for key in ("register_s", "all_bound_s", "all_running_s", "create_per_s", "scheduled_per_s", "create_p50_ms",
                 "create_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms", "oldest_lease_s", "nodes_lease_stale",
-                "nodes_ready_at_end", "rss_control_plane_mib", "rss_total_mib", "correct"):
+                "nodes_ready_at_end", "datastore_writes_per_pod", "pod_writes_per_pod", "event_messages_per_pod",
+                "rss_control_plane_mib", "rss_total_mib", "correct"):
         print(f"  {key:<24} {r[key]}")
     print(f"  rss by process (MiB)     {r['rss_mib']}")
     print(f"  cpu by process (s)       {r['cpu_s']}")
     print(f"  gc by process (s)        {r['gc_s']}")
     print(f"  checks                   {r['checks']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=2))
-    if not r["correct"]:
-        raise SystemExit(1)
 
 
 if __name__ == "__main__":

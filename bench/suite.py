@@ -33,7 +33,9 @@ QUICK: dict[str, list[str]] = {
     "scheduler": ["bench.bench_scale", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
+    "events": ["bench.bench_scale", "--nodes", "200", "--pods", "2000", "--compare-events"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
+    "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
 }
 FULL: dict[str, list[str]] = {
@@ -41,6 +43,7 @@ FULL: dict[str, list[str]] = {
     "watch": ["bench.bench_watch", "--n", "20000", "--rate", "1000"],
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
+    "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -50,6 +53,9 @@ FULL: dict[str, list[str]] = {
                   "--timeout", "2400"],
     "scale_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                    "--timeout", "5400"],
+    "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
+    "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
+                    "--timeout", "5400", "--compare-events"],
     "jobs_10k": ["bench.bench_jobs", "--nodes", "500", "--completions", "10000", "--parallelism", "1000",
                  "--timeout", "3600"],
 }
@@ -127,7 +133,39 @@ def rows_proxy(r: dict[str, Any]) -> list[Row]:
             f"{r['proxied_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
         Row("proxy: bulk transfer", "", "", f"{r['proxied_bulk_MBps']:.0f} MB/s",
             f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['proxied_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x"),
+        *rows_nftables(r),
+        *rows_dns(r),
     ]
+
+
+def rows_nftables(r: dict[str, Any]) -> list[Row]:
+    if "nft_rr_p50_us" not in r:
+        return []
+    return [
+        Row("nftables: request/response on one connection", f"{r['nft_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_rr_p99_us'] / 1000:.2f} ms", f"{r['nft_rr_per_s']:.0f}/s",
+            f"direct: p50 {r['direct_rr_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_rr_p50_us'] / r['direct_rr_p50_us']:.2f}x p50",
+            "<= 1.1x direct", _met(r["nft_rr_p50_us"] <= 1.1 * r["direct_rr_p50_us"])),
+        Row("nftables: new connection", f"{r['nft_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_conn_p99_us'] / 1000:.2f} ms", "", f"direct: p50 {r['direct_conn_p50_us'] / 1000:.2f} ms",
+            f"{r['nft_conn_p50_us'] / r['direct_conn_p50_us']:.2f}x p50"),
+        Row("nftables: bulk transfer (median of 3)", "", "", f"{r['nft_bulk_MBps']:.0f} MB/s",
+            f"direct: {r['direct_bulk_MBps']:.0f} MB/s", f"{r['nft_bulk_MBps'] / r['direct_bulk_MBps']:.2f}x",
+            ">= 0.95x direct", _met(r["nft_bulk_MBps"] >= 0.95 * r["direct_bulk_MBps"])),
+        Row("nftables: table rebuild, 1,000 Services x 10 endpoints", _ms(r["nft_rebuild_1000x10_ms"]), "", "",
+            "", "", "<= 1 s", _met(r["nft_rebuild_1000x10_ms"] <= 1000)),
+    ]
+
+
+def rows_dns(r: dict[str, Any]) -> list[Row]:
+    if "dns_p50_us" not in r:
+        return []
+    return [Row("cluster DNS: A lookup, 1,000 Services", f"{r['dns_p50_us'] / 1000:.2f} ms",
+                f"{r['dns_p99_us'] / 1000:.2f} ms", f"{r['dns_per_s']:.0f}/s",
+                f"canned answer, same server: p99 {r['dns_direct_p99_us'] / 1000:.2f} ms, "
+                f"{r['dns_direct_per_s']:.0f}/s",
+                f"{r['dns_p99_us'] / r['dns_direct_p99_us']:.2f}x p99")]
 
 
 def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:
@@ -173,6 +211,25 @@ def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_events(name: str, r: dict[str, Any]) -> list[Row]:
+    """``--compare-events``: the same run with every Event recorded next to none."""
+    size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
+    writes_same = r["pod_writes_per_pod_on"] <= r["pod_writes_per_pod_off"] * 1.05
+    return [
+        Row(f"{name}: {size}: all Running, events on", "", "", f"{r['all_running_s_on']:.0f} s",
+            f"events off: {r['all_running_s_off']:.0f} s", f"{r['time_ratio']:.2f}x", "<= 1.1x",
+            _met(r["time_ratio"] <= 1.1)),
+        Row(f"{name}: CPU of every process, events on", "", "", f"{r['cpu_total_s_on']:.0f} s",
+            f"events off: {r['cpu_total_s_off']:.0f} s", f"{r['cpu_ratio']:.2f}x", "<= 1.1x",
+            _met(r["cpu_ratio"] <= 1.1)),
+        Row(f"{name}: pod writes per pod, events on", "", "", f"{r['pod_writes_per_pod_on']:.2f}",
+            f"events off: {r['pod_writes_per_pod_off']:.2f}",
+            f"{r['event_messages_per_pod_on']:.2f} event messages/pod", "unchanged", _met(writes_same)),
+        Row(f"{name}: all datastore writes per pod (with heartbeats)", "", "",
+            f"{r['datastore_writes_per_pod_on']:.2f}", f"events off: {r['datastore_writes_per_pod_off']:.2f}"),
+    ]
+
+
 def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
     at_5k = r["nodes"] >= 5000
     return [Row(f"scheduler alone, no kubelets: {r['nodes']:,} nodes / {r['pods']:,} pending",
@@ -192,14 +249,41 @@ def rows_jobs(r: dict[str, Any]) -> list[Row]:
                 _met(bool(r["job_complete"]) and r["job_succeeded"] == r["completions"]))]
 
 
+def rows_gateway(r: dict[str, Any]) -> list[Row]:
+    ratio = r["gateway_list_p50_ms"] / r["nats_list_p50_ms"]
+    rows = [
+        Row(f"gateway: list {r['pods']:,} pods (JSON, HTTPS)", _ms(r["gateway_list_p50_ms"]),
+            _ms(r["gateway_list_p99_ms"]), "", f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}", f"{ratio:.2f}x p50",
+            "<= 1.5x NATS", _met(ratio <= 1.5)),
+        Row(f"gateway: list {r['pods']:,} pods as kubectl asks (Table, limit=500)",
+            _ms(r["gateway_table_list_p50_ms"]), _ms(r["gateway_table_list_p99_ms"]), "",
+            f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}",
+            f"{r['gateway_table_list_p50_ms'] / r['nats_list_p50_ms']:.2f}x p50"),
+        Row("gateway: watch write -> event", _ms(r["gateway_watch_p50_ms"]), _ms(r["gateway_watch_p99_ms"]),
+            f"{r['writes_per_s']:.0f} writes/s", f"NATS watch: p50 {_ms(r['nats_watch_p50_ms'])}, "
+            f"p99 {_ms(r['nats_watch_p99_ms'])}", f"{r['gateway_watch_p99_ms'] / r['nats_watch_p99_ms']:.2f}x p99"),
+        Row("gateway: watch delivery after the NATS watch", _ms(r["gateway_after_nats_p50_ms"]),
+            _ms(r["gateway_after_nats_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
+            "p99 <= 10 ms", _met(r["gateway_after_nats_p99_ms"] <= 10)),
+    ]
+    if "kubectl_get_pods_s" in r:
+        rows.append(Row(f"kubectl get pods ({r['pods']:,} pods, wall)", "", "", f"{r['kubectl_get_pods_s']:.2f} s",
+                        f"shoal get pods: {r['shoal_get_pods_s']:.2f} s",
+                        f"{r['kubectl_get_pods_s'] / r['shoal_get_pods_s']:.2f}x"))
+    return rows
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
+        "gateway": rows_gateway,
     }
     if name in builders:
         return builders[name](figures)
     if name.startswith("scheduler_perf"):
         return rows_scheduler_perf(figures)
+    if name.startswith("events"):
+        return rows_events(name, figures)
     if name.startswith("jobs"):
         return rows_jobs(figures)
     if name.startswith(("scale", "scheduler")):

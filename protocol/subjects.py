@@ -96,7 +96,8 @@ EVENTS_STREAM = "SHOAL_EVENTS"
 EVENTS_PREFIX = "shoal.events"
 
 
-def event_subject(namespace: str | None, kind: str, name: str) -> str:
-    """``shoal.events.<namespace|_>.<Kind>.<name>``: cluster Events, by involved object."""
+def event_subject(namespace: str | None, kind: str, name: str, event: str) -> str:
+    """``shoal.events.<namespace>.<Kind>.<name>.<event>``: one cluster Event (``event`` is its name), by
+    its namespace and involved object; ``shoal.events.<ns>.<Kind>.<name>.*`` is everything about one object."""
     ns = encode_token(namespace) if namespace else CLUSTER_SCOPE
-    return f"{EVENTS_PREFIX}.{ns}.{kind}.{encode_token(name)}"
+    return f"{EVENTS_PREFIX}.{ns}.{encode_token(kind)}.{encode_token(name)}.{encode_token(event)}"

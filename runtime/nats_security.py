@@ -89,9 +89,10 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
 
 
 def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> Permissions:
-    """Scheduler, controller manager, cloud controller manager: any API request, no JetStream."""
+    """Scheduler, controller manager, cloud controller manager: any API request, and recording Events
+    (published straight to the ``SHOAL_EVENTS`` stream, their store); no other JetStream."""
     return Permissions(
-        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>"),
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", f"{EVENTS_PREFIX}.>"),
         subscribe=(_inboxes(actor, private_inboxes), *_health(actor)),
         allow_responses=True,
     )
@@ -100,11 +101,12 @@ def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> P
 def kubelet_permissions(node: str, *, private_inboxes: bool = False) -> Permissions:
     """Node ``node``'s kubelet: reads, and writes only through its node-scoped subjects
     ``shoal.node.<N>.api.>``, where API actors allow nothing but its own Node, its Lease, Events and the
-    pods bound to it (``actors/api/noderestriction.py``)."""
+    pods bound to it (``actors/api/noderestriction.py``); and Events, published straight to their stream
+    (as Kubernetes' NodeRestriction, a kubelet may record Events about any object)."""
     n = encode_token(node)
     user = f"kubelet-{node}"
     publish = [
-        f"shoal.node.{n}.api.>",
+        f"shoal.node.{n}.api.>", f"{EVENTS_PREFIX}.>",
         f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>",
         "shoal.watchctl.>",
     ]
@@ -130,6 +132,16 @@ def proxy_permissions(node: str, *, private_inboxes: bool = False) -> Permission
     )
 
 
+def gateway_permissions(*, private_inboxes: bool = False) -> Permissions:
+    """The Kubernetes API gateway: any API request (it acts for the users it authenticates), and a node's
+    logs service (``kubectl logs``), whose lines the kubelet streams to the gateway's inbox."""
+    return Permissions(
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs"),
+        subscribe=(_inboxes("gateway", private_inboxes), *_health("gateway")),
+        allow_responses=True,
+    )
+
+
 def admin_permissions() -> Permissions:
     """The admin tool (and operators): everything except writing the datastore behind the API's back and
     speaking for a node (the node-scoped subjects) and reading the API actors' private bucket."""
@@ -144,11 +156,14 @@ def new_password() -> str:
 
 def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private_inboxes: bool = False) -> list[User]:
     """Every user of a cluster, from ``passwords`` keyed by user name (``api``, ``scheduler``,
-    ``controller-manager``, ``cloud-controller-manager``, ``admin``, ``kubelet-<node>``, ``proxy-<node>``)."""
+    ``controller-manager``, ``cloud-controller-manager``, ``admin``, ``gateway``, ``kubelet-<node>``,
+    ``proxy-<node>``)."""
     users = [User("api", passwords["api"], api_permissions(private_inboxes=private_inboxes))]
     users += [User(actor, passwords[actor], control_plane_permissions(actor, private_inboxes=private_inboxes))
               for actor in CONTROL_PLANE]
     users.append(User("admin", passwords["admin"], admin_permissions()))
+    if "gateway" in passwords:  # secrets made before the gateway existed have no such user
+        users.append(User("gateway", passwords["gateway"], gateway_permissions(private_inboxes=private_inboxes)))
     for node in nodes:
         users.append(User(f"kubelet-{node}", passwords[f"kubelet-{node}"], kubelet_permissions(
             node, private_inboxes=private_inboxes)))
@@ -217,7 +232,8 @@ def ensure_node(secrets_: dict[str, Any], node: str) -> None:
 
 
 def new_secrets(nodes: Iterable[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {"passwords": {u: new_password() for u in ("api", "admin", "route", *CONTROL_PLANE)},
+    data: dict[str, Any] = {"passwords": {u: new_password() for u in ("api", "admin", "route", "gateway",
+                                                                      *CONTROL_PLANE)},
                             "nodes": [], "private_inboxes": True}
     for node in nodes:
         ensure_node(data, node)

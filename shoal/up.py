@@ -26,6 +26,7 @@ import collections
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -38,9 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 from runtime.bus import BusConfig, connect
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, NatsServerError
+from shoal import kubeconfig
 
 STOP_TIMEOUT = 10.0
 BACKOFF_START, BACKOFF_MAX, STABLE_AFTER = 1.0, 30.0, 60.0
@@ -55,6 +59,17 @@ class UpOptions:
     log_format: str = "console"
     log_level: str = "info"
     attach: bool = False
+    gateway: str = "127.0.0.1:6443"
+    """HOST:PORT of the Kubernetes API gateway (HTTPS); empty for none."""
+    kubeconfig: str | None = None
+    """The kubeconfig to merge the ``shoal`` context into (default ``$KUBECONFIG`` or ``~/.kube/config``);
+    empty for none."""
+
+    @property
+    def gateway_url(self) -> str:
+        host, _, port = self.gateway.rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
 def always(options: UpOptions) -> bool:
@@ -73,20 +88,42 @@ def podman_available(options: UpOptions) -> bool:
     return shutil.which("podman") is not None
 
 
+def gateway_enabled(options: UpOptions) -> bool:
+    return bool(options.gateway)
+
+
 NODE_NAME = socket.gethostname().split(".")[0].lower() or "local"
 
 COMPONENTS: tuple[Component, ...] = (
     Component("api", "actors.api"),
     Component("scheduler", "actors.scheduler"),
-    Component("controllers", "actors.controllers"),
+    Component("controllers", "actors.controllers", ("--cluster-cidr", "{cluster_cidr}")),
     Component("cloud", "actors.cloud", ("--cloud-provider", "local", "--state-dir", "{state}/cloud")),
-    Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet"),
+    Component("kubelet", "agents.kubelet", ("--node-name", NODE_NAME, "--state-dir", "{state}/kubelet",
+                                            "--cluster-name", "{cluster}"),
               enabled=podman_available),
-    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME)),  # node ports on every address, as kube-proxy
+    Component("proxy", "agents.proxy", ("--node-name", NODE_NAME, "--cluster-name", "{cluster}")),  # as kube-proxy
+    Component("dns", "agents.dns", ("--node-name", NODE_NAME)),  # cluster DNS on the pod network's gateway
+    Component("gateway", "actors.gateway", ("--listen", "{gateway}", "--tls-cert", "{state}/gateway/server.crt",
+                                            "--tls-key", "{state}/gateway/server.key",
+                                            "--admin-token-file", "{state}/gateway/admin.token",
+                                            "--client-ca", "{state}/gateway/ca.crt"),
+              enabled=gateway_enabled),
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there
 yet are skipped with a notice, so a line may be added before its module lands. ``{state}`` in an
-argument is the state directory."""
+argument is the state directory, ``{gateway}`` the gateway's HOST:PORT, ``{cluster}`` and ``{cluster_cidr}``
+this cluster's name and pod range (see ``cluster_identity``)."""
+
+
+def cluster_identity(state: Path) -> tuple[str, str]:
+    """(cluster name, cluster CIDR) of a ``shoal up`` cluster: ``shoal`` and 198.18.0.0/16 for the default
+    state directory; for any other, a name and a /24 of 198.18.128-253 derived from its path, so that two
+    clusters on one machine (tests) get their own Podman network, nftables table and pod range."""
+    if state.resolve() == default_state_dir().resolve():
+        return "shoal", "198.18.0.0/16"
+    digest = hashlib.sha1(str(state.resolve()).encode()).hexdigest()
+    return f"s{digest[:8]}", f"198.18.{128 + int(digest[8:12], 16) % 126}.0/24"
 
 
 def default_state_dir() -> Path:
@@ -216,6 +253,16 @@ def check_port(host: str, port: int, state: Path) -> None:
                 "--state-dir)")
     raise UpError(f"port {port} on {probe_host} is in use by {what}: stop it, or choose another port with "
                   "--port (and point SHOAL_SERVER at it)")
+
+
+def check_gateway_port(host: str, port: int) -> None:
+    probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        socket.create_connection((probe_host, port), timeout=1.0).close()
+    except OSError:
+        return
+    raise UpError(f"port {port} on {probe_host} (the Kubernetes API gateway's) is in use by another program: "
+                  "stop it, or choose another address with --gateway HOST:PORT (or --gateway '' for none)")
 
 
 def exit_text(code: int) -> str:
@@ -396,12 +443,17 @@ class Cluster:
                 self.console.say(f"nats-server did not start again: {str(exc).splitlines()[0]}")
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
+    def _expand(self, arg: str) -> str:
+        cluster, cidr = cluster_identity(self.state)
+        return (arg.replace("{state}", str(self.state)).replace("{gateway}", self.options.gateway)
+                .replace("{cluster_cidr}", cidr).replace("{cluster}", cluster))
+
     def start_components(self, components: list[Component]) -> None:
         width = max((len(c.name) for c in components), default=4)
         for component in components:
             argv = [sys.executable, "-m", component.module, "--server", self.url,
                     "--log-format", self.options.log_format, "--log-level", self.options.log_level,
-                    *(arg.replace("{state}", str(self.state)) for arg in component.args)]
+                    *(self._expand(arg) for arg in component.args)]
             child = Child(component, argv, self.logs / f"{component.name}.log", self.options.attach,
                           self.console, width)
             self.children.append(child)
@@ -440,13 +492,32 @@ class Cluster:
             with contextlib.suppress(Exception):
                 await nc.close()
 
+    def write_kubeconfig(self) -> str:
+        """Merge the ``shoal`` cluster, user and context into the kubeconfig; the line saying so."""
+        if not self.options.gateway:
+            return ""
+        if self.options.kubeconfig == "":
+            return (f"  kubectl: shoal kubeconfig --state-dir {self.state} > kubeconfig "
+                    f"(gateway {self.options.gateway_url})\n")
+        path = Path(self.options.kubeconfig).expanduser() if self.options.kubeconfig else kubeconfig.default_path()
+        try:
+            kubeconfig.merge_into(path, kubeconfig.kubeconfig(self.options.gateway_url,
+                                                              kubeconfig.Credentials(self.state / "gateway")))
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # a broken or unwritable kubeconfig: runs anyway
+            return (f"  kubectl: could not write {path} ({str(exc).splitlines()[0]}); use `shoal kubeconfig "
+                    f"--state-dir {self.state}`"
+                    f" (gateway {self.options.gateway_url})\n")
+        return f"  kubectl get nodes      (context \"shoal\" in {path}, API {self.options.gateway_url})\n"
+
     def announce(self) -> None:
+        kubectl = self.write_kubeconfig()
         self.console.raw(
             f"\nShoal cluster ready at {self.url}\n"
             f"  state: {self.state}   logs: {self.logs}\n"
             "Use it from another terminal:\n"
             f"  export SHOAL_SERVER={self.url}\n"
             "  shoal get nodes\n"
+            f"{kubectl}"
             "Press Ctrl-C to stop the cluster.\n"
         )
 
@@ -501,6 +572,12 @@ def prepare(state: Path, options: UpOptions, lock: StateLock, console: Console) 
     lock.acquire()
     stop_stale_server(state, console)
     check_port(options.host, options.port, state)
+    if options.gateway:
+        host, _, port = options.gateway.rpartition(":")
+        if not port.isdigit():
+            raise UpError(f"--gateway {options.gateway!r}: use HOST:PORT, e.g. 127.0.0.1:6443")
+        check_gateway_port(host, int(port))
+        kubeconfig.ensure_credentials(state / "gateway", (host,))
 
 
 async def run_cluster(options: UpOptions) -> int:

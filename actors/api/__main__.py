@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from actors.api.server import ApiActor, ApiSettings
+from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR
 from runtime.actor import actor_main
 
 
@@ -12,11 +13,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicas", type=int, default=1, help="datastore replicas (3 on a NATS cluster)")
     parser.add_argument("--watch-window", type=int, default=100_000,
                         help="changes kept for resuming watches; older resumes get Expired")
+    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, help="where Service cluster IPs come from")
+    parser.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
+                        help="the pod addresses (only checked: they must not overlap the service CIDR)")
 
 
 def main(argv: list[str] | None = None) -> int:
     return actor_main("Shoal API actor", _arguments,
-                      lambda a: ApiActor(ApiSettings(replicas=a.replicas, window=a.watch_window)), argv)
+                      lambda a: ApiActor(ApiSettings(replicas=a.replicas, window=a.watch_window,
+                                                     service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr)), argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from actors.api.store import Store
 from protocol import keys
 from protocol.errors import AlreadyExists, Invalid, Unavailable
+from protocol.network import DEFAULT_SERVICE_CIDR
 from protocol.objects import Obj, meta
 
 ALLOC_PLURAL = "_alloc"
@@ -21,8 +22,8 @@ ALLOC_PLURAL = "_alloc"
 
 @dataclass(frozen=True)
 class AllocatorSettings:
-    service_cidr: str = "127.77.0.0/16"
-    """On one machine a loopback range: every address in it is local, so the proxy can listen on each."""
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    """Kubernetes' ``--service-cluster-ip-range`` (see ``protocol.network``)."""
     node_ports: tuple[int, int] = (30000, 32767)
 
 

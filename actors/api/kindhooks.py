@@ -1,6 +1,6 @@
 """The API actor's per-kind hooks that need I/O, keyed by kind (the pure rest of a kind is its strategy in
 ``protocol.kinds``): a Service's cluster IP and node ports are reserved in the datastore, a token Secret
-is signed with the cluster's key; Events are published to the event stream. A kind without an entry has
+is signed with the cluster's key; Events are stored in the event stream, not the datastore. A kind without an entry has
 no such hooks."""
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class KindHooks:
     """Take what the object holds apart from its key (addresses); given back by ``release``."""
     release: ObjectHook | None = None
     """Give back what ``reserve`` took: when a create fails, and when the object is finally deleted."""
-    streamed: bool = False
-    """Created and modified objects are also published to the event stream (``SHOAL_EVENTS``)."""
+    stream_stored: bool = False
+    """Stored in the event stream (``SHOAL_EVENTS``, ``events_store.py``) instead of the datastore."""
 
 
 async def _sign_token(host: HookHost, secret: Obj) -> None:
@@ -67,7 +67,7 @@ async def _release(host: HookHost, service: Obj) -> None:
 HOOKS: dict[str, KindHooks] = {
     "Secret": KindHooks(prepare_create=_sign_token),
     "Service": KindHooks(reserve=_allocate, release=_release),
-    "Event": KindHooks(streamed=True),
+    "Event": KindHooks(stream_stored=True),
 }
 NO_HOOKS = KindHooks()
 

@@ -17,8 +17,11 @@ from typing import Any, TypeGuard
 from nats.aio.msg import Msg
 
 from actors.api import noderestriction
+from actors.api.allocator import AllocatorSettings, ServiceAllocator
 from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
+from actors.api.events_store import EventStreamStore, EventWatches
+from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.noderefs import CachePods, NodeReferences
@@ -26,10 +29,11 @@ from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
-from actors.api.streams import EventPublisher, ensure_streams
+from actors.api.streams import ensure_streams
 from protocol import bindings, codec, subjects
 from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, warnings_for
+from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR, check_ranges
 from protocol.objects import Obj
 from protocol.requests import AdminRequest, ApiRequest, parse_subject
 from protocol.resource_version import ReadFrom, read_version
@@ -63,6 +67,9 @@ class ApiSettings:
     """A request that waited this long in its lane's queue is refused ``Unavailable`` instead of served."""
     list_window: int = LIST_WINDOW_CHUNKS
     """List chunks a client that acknowledges may have on their way (see ``listing.py``)."""
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    """Where Service cluster IPs are allocated (checked against ``cluster_cidr`` for overlap at start)."""
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR
 
 
 class ApiActor:
@@ -70,12 +77,15 @@ class ApiActor:
 
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
+        check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
         self.cache = WatchCache(window=self.settings.window)
         self._node_refs = NodeReferences(CachePods(self.cache))
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
         self._store: Store | None = None
+        self._events: EventStreamStore | None = None
+        self._event_watches: EventWatches | None = None
         self._latest = SharedRevision(self._last_revision)
         s = self.settings
         self._admission: Admission[Msg] = Admission(
@@ -116,7 +126,12 @@ class ApiActor:
                                      "event streams")
         key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
                                            ctx.log, "token signing key")
-        self._service = ApiService(store, self.cache, on_event=EventPublisher(ctx.nc).published, signing_key=key)
+        self._events = EventStreamStore(ctx.nc)
+        self._event_watches = EventWatches(ctx.nc, self._events, ttl=WATCH_TTL, bookmark_every=BOOKMARK_EVERY,
+                                           log=ctx.log)
+        allocator = ServiceAllocator(store, AllocatorSettings(service_cidr=self.settings.service_cidr))
+        self._service = ApiService(store, self.cache, stream_store=self._events, signing_key=key,
+                                   allocator=allocator)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))
@@ -127,6 +142,7 @@ class ApiActor:
                                      also=(Unavailable,))
         ctx.supervisor.spawn("watch-flusher", self._flush_watches)
         ctx.supervisor.spawn("watch-heartbeats", self._heartbeats)
+        ctx.supervisor.spawn("event-watches", self._event_watches.run)
         self._subs.append(await ctx.nc.subscribe(subjects.API_WILDCARD, queue=subjects.API_QUEUE,
                                                  cb=self._on_request, pending_msgs_limit=1_000_000,
                                                  pending_bytes_limit=1024 * 1024 * 1024))
@@ -143,6 +159,8 @@ class ApiActor:
             except Exception:
                 pass
         await self._admission.drain(5)
+        if self._event_watches is not None:
+            await self._event_watches.close()
         for watcher in self.cache.watchers():
             await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
 
@@ -287,12 +305,15 @@ class ApiActor:
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         version = read_version(request.get("resourceVersion"))
-        if version.read_from == ReadFrom.ANY:
-            await self._cache_ready()
+        if self._events is not None and hooks_for(info).stream_stored:  # Events: read from their stream
+            rev, entries = await self._events.select(namespace, labels, fields)
         else:
-            await self._consistent(version.version if version.read_from == ReadFrom.EXACT else None)
-        rev = self.cache.rev
-        entries = self.cache.select(info.plural, namespace, labels, fields)
+            if version.read_from == ReadFrom.ANY:
+                await self._cache_ready()
+            else:
+                await self._consistent(version.version if version.read_from == ReadFrom.EXACT else None)
+            rev = self.cache.rev
+            entries = self.cache.select(info.plural, namespace, labels, fields)
         if not msg.reply:
             return
         sender = ChunkSender(self.ctx.nc, msg.reply, rev, acks=request.get("acks") is True,
@@ -316,6 +337,10 @@ class ApiActor:
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         version = read_version(request.get("resourceVersion"))
         rv = version.version if version.read_from == ReadFrom.EXACT else None
+        if self._event_watches is not None and hooks_for(info).stream_stored:  # Events: from their stream
+            event_watch = await self._event_watches.start(namespace, labels, fields, inbox, rv)
+            return codec.ok(watch=event_watch.id, control=subjects.watch_control(self.id),
+                            resourceVersion=event_watch.rev)
         await self._cache_ready()
         if rv is not None and rv > self.cache.rev:
             try:
@@ -339,7 +364,8 @@ class ApiActor:
             for wid in ids:
                 watcher = self.cache.find_watcher(str(wid))
                 if watcher is None:
-                    unknown.append(wid)
+                    if self._event_watches is None or not self._event_watches.control(str(wid), request.get("op")):
+                        unknown.append(wid)
                 elif request.get("op") == "cancel":
                     self.cache.remove_watcher(watcher.id)
                 else:

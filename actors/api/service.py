@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
 from actors.api.cache import WatchCache
 from actors.api.defaults import admit_new, apply_defaults, copy_object, create_status, random_suffix
 from actors.api.kindhooks import KindHooks, hooks_for
-from actors.api.store import Store
+from actors.api.store import Record, Store
 from protocol import codec, keys
 from protocol.bindings import Binding
 from protocol.errors import (
@@ -58,31 +58,39 @@ def _store_form(obj: Obj) -> bytes:
             m["resourceVersion"] = rv
 
 
+class ObjectStore(Protocol):
+    """Where objects of a kind are written: the datastore (``Store``), or for Events the event stream."""
+
+    async def get(self, key: str) -> Record | None: ...
+
+    async def create(self, key: str, value: bytes) -> int: ...
+
+    async def update(self, key: str, value: bytes, revision: int) -> int: ...
+
+    async def delete(self, key: str, final_value: bytes, revision: int) -> int: ...
+
+
 class ApiService:
     def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
-                 on_event: Callable[[str, Obj], Awaitable[None]] | None = None,
+                 stream_store: ObjectStore | None = None,
                  allocator: ServiceAllocator | None = None, signing_key: bytes | None = None) -> None:
         self.store = store
         self.signing_key = signing_key
         self.allocator = allocator or ServiceAllocator(store)
         self.cache = cache
         self.clock = clock
-        self.on_event = on_event
-        """Called after an Event object is created or modified (publishes it to the event stream)."""
+        self.stream_store = stream_store
+        """Where the kinds whose hooks say ``stream_stored`` (Events) are kept, when not in the datastore."""
 
-    async def _published(self, info: KindInfo, change: str, obj: Obj) -> Obj:
-        """Hand a created or modified object of a kind that is streamed (Events) to ``on_event``."""
-        if self.on_event is not None and hooks_for(info).streamed:
-            try:
-                await self.on_event(change, obj)
-            except Exception:  # the Event is stored; the stream is best effort
-                pass
-        return obj
+    def _store_for(self, info: KindInfo) -> ObjectStore:
+        if self.stream_store is not None and hooks_for(info).stream_stored:
+            return self.stream_store
+        return self.store
 
     # -- reads ------------------------------------------------------------------------------
     async def _read_raw(self, info: KindInfo, namespace: str | None, name: str) -> tuple[bytes, int]:
         key = keys.object_key(info, namespace, name)
-        record = await self.store.get(key)
+        record = await self._store_for(info).get(key)
         if record is None or record.deleted:
             where = f" in namespace {namespace!r}" if info.namespaced else ""
             raise NotFound(f'{info.plural} "{name}" not found{where}',
@@ -151,22 +159,22 @@ class ApiService:
                 m["name"] = f"{m['generateName']}{random_suffix()}"
             name = str(m["name"])
             try:
-                rev = await self._create_once(hooks, keys.object_key(info, ns, name), obj)
-                return await self._published(info, "ADDED", with_rv(obj, rev))
+                rev = await self._create_once(hooks, self._store_for(info), keys.object_key(info, ns, name), obj)
+                return with_rv(obj, rev)
             except AlreadyExists:
                 if not generate:
                     raise AlreadyExists(f'{info.plural} "{name}" already exists',
                                         {"kind": info.kind, "name": name, "namespace": ns}) from None
         raise AlreadyExists(f"could not generate a unique name from {meta(obj).get('generateName')!r}; retry")
 
-    async def _create_once(self, hooks: KindHooks, key: str, obj: Obj) -> int:
+    async def _create_once(self, hooks: KindHooks, store: ObjectStore, key: str, obj: Obj) -> int:
         """Run the kind's I/O hooks and write; what they reserved is given back if the write fails."""
         if hooks.prepare_create is not None:
             await hooks.prepare_create(self, obj)
         if hooks.reserve is not None:
             await hooks.reserve(self, obj)
         try:
-            return await self.store.create(key, _store_form(obj))
+            return await store.create(key, _store_form(obj))
         except BaseException:
             if hooks.release is not None:
                 await hooks.release(self, obj)
@@ -230,12 +238,12 @@ class ApiService:
         strategy = strategy_for(info)
         if (meta(obj).get("deletionTimestamp") and not strategy.finalizers(obj)
                 and not strategy.awaits_confirmation(obj)):
-            deleted = with_rv(obj, await self.store.delete(key, data, rev))
+            deleted = with_rv(obj, await self._store_for(info).delete(key, data, rev))
             release = hooks_for(info).release
             if release is not None:
                 await release(self, obj)
             return deleted
-        return with_rv(obj, await self.store.update(key, data, rev))
+        return with_rv(obj, await self._store_for(info).update(key, data, rev))
 
     async def _read_modify_write(self, info: KindInfo, namespace: str | None, name: str,
                                  precondition: int | None, change: Callable[[Obj], Obj | None],
@@ -304,8 +312,8 @@ class ApiService:
                 _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._published(info, "MODIFIED", await self._read_modify_write(
-            info, namespace, name, precondition, change, guard))
+        return await self._read_modify_write(
+            info, namespace, name, precondition, change, guard)
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
                     status_only: bool = False, guard: Callable[[Obj], None] | None = None,
@@ -332,8 +340,8 @@ class ApiService:
                 _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._published(info, "MODIFIED", await self._read_modify_write(
-            info, namespace, name, precondition, change, guard))
+        return await self._read_modify_write(
+            info, namespace, name, precondition, change, guard)
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any], *,

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 
 from actors.controllers.manager import ControllerManager
+from protocol.network import (
+    DEFAULT_CLUSTER_CIDR,
+    DEFAULT_NODE_CIDR_MASK,
+    DEFAULT_SERVICE_CIDR,
+    NetworkConfigError,
+    check_ranges,
+)
 from runtime.actor import actor_main
 
 
@@ -16,13 +23,25 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pod-eviction-timeout", type=float, default=300.0,
                         help="default toleration seconds for unreachable/not-ready taints")
     parser.add_argument("--eviction-rate", type=float, default=10.0, help="pods evicted per second at most")
+    parser.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
+                        help="pod addresses; node IPAM gives each Node one block of it")
+    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
+                        help="Service cluster IPs (checked not to overlap the cluster CIDR)")
+    parser.add_argument("--node-cidr-mask-size", type=int, default=DEFAULT_NODE_CIDR_MASK,
+                        help="prefix length of each Node's pod CIDR")
 
 
 def main(argv: list[str] | None = None) -> int:
     def build(a: argparse.Namespace) -> ControllerManager:
         names = [c.strip() for c in a.controllers.split(",") if c.strip()]
         options = {"node_monitor_grace_period": a.node_monitor_grace_period,
-                   "pod_eviction_timeout": a.pod_eviction_timeout, "eviction_rate": a.eviction_rate}
+                   "pod_eviction_timeout": a.pod_eviction_timeout, "eviction_rate": a.eviction_rate,
+                   "cluster_cidr": a.cluster_cidr, "service_cidr": a.service_cidr,
+                   "node_cidr_mask": a.node_cidr_mask_size}
+        try:
+            check_ranges(a.cluster_cidr, a.service_cidr, a.node_cidr_mask_size)
+        except NetworkConfigError as exc:
+            raise SystemExit(f"shoal controllers: {exc}") from exc
         return ControllerManager(names or None, leader_elect=not a.no_leader_elect, options=options)
 
     return actor_main("Shoal controller manager", _arguments, build, argv)

@@ -7,6 +7,7 @@ controller can also run alone in its own process, as kube-controller-manager's `
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,11 @@ from runtime.informers import InformerFactory
 from runtime.leader import LeaderElector
 
 ControllerFactory = Callable[[], Controller]
+EVENT_SOURCES = {"replicaset": "replicaset-controller", "replication": "replication-controller",
+                 "deployment": "deployment-controller", "nodelifecycle": "node-controller",
+                 "namespace": "namespace-controller", "endpoints": "endpoint-controller",
+                 "gc": "garbage-collector-controller", "serviceaccount": "service-account-controller"}
+"""The ``source.component`` of each controller's Events, as kube-controller-manager names them."""
 REGISTRY: dict[str, ControllerFactory] = {}
 """Controllers by name; each controller module registers itself here (see ``register``)."""
 
@@ -79,7 +85,8 @@ class ControllerManager:
                                      supervisor=supervisor, log=ctx.log, options=self.options)
             self.controllers = [REGISTRY[name]() for name in self.controller_names]
             for controller in self.controllers:
-                controller.setup(cctx)
+                source = EVENT_SOURCES.get(controller.name, f"{controller.name}-controller")
+                controller.setup(dataclasses.replace(cctx, recorder=EventRecorder(client, source, log=ctx.log)))
             informers.start(supervisor)
             await informers.wait_synced()
             ctx.log.info("informers synced; controllers running", controllers=self.controller_names)

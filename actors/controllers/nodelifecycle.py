@@ -49,6 +49,7 @@ from protocol.objects import (
     pod_is_ready,
     ref,
     split_ref,
+    uid_of,
 )
 from protocol.tolerations import UNREACHABLE
 from runtime.workqueue import WorkQueue, run_workers
@@ -73,6 +74,7 @@ class NodeLifecycleController:
         self._pods_by_node: dict[str, set[str]] = {}
         self._deleting_since: dict[str, float] = {}
         self._orphan_since: dict[str, float] = {}
+        self._registered: set[str] = set()  # node uids told RegisteredNode (as Kubernetes, once per leader)
         self.evictions = 0
         self.force_deletions = 0
 
@@ -119,6 +121,7 @@ class NodeLifecycleController:
         if event == "DELETED":
             for state in (self._last_heartbeat, self._lease_seen, self._status_seen, self._taints_seen):
                 state.pop(name, None)
+            self._registered.discard(uid_of(node))
             self._enqueue_pods_of(name)
             return
         ready = condition(node, "Ready") or {}
@@ -173,6 +176,10 @@ class NodeLifecycleController:
         cached = self.nodes.get(key)
         if cached is None:
             return None
+        if uid_of(cached) not in self._registered:
+            self._registered.add(uid_of(cached))
+            await self.ctx.recorder.record(cached, "Normal", "RegisteredNode",
+                                           f"Node {key} event: Registered Node {key} in Controller")
         now = self.clock()
         last = self._last_heartbeat.setdefault(key, now)
         plan = node_plan(cached, last_heartbeat=last, now=now, grace=self.grace, wall_now=self.wall_clock())

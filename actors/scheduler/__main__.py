@@ -18,8 +18,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of nodes to find feasible before scoring; 0 = adaptive, as Kubernetes")
     parser.add_argument("--unschedulable-timeout", type=float, default=60.0,
                         help="seconds before an unschedulable pod is retried without any cluster change")
-    parser.add_argument("--scheduled-events", action="store_true",
-                        help="record a Scheduled event for every bound pod (one more API write per pod)")
+    parser.add_argument("--scheduled-events", action=argparse.BooleanOptionalAction, default=True,
+                        help="record a Scheduled event for every bound pod, as kube-scheduler does "
+                             "(default on; --no-scheduled-events saves one event write per pod)")
 
 
 def build(args: argparse.Namespace) -> SchedulerActor:

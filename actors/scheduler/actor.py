@@ -12,6 +12,7 @@ unschedulable queue for a cluster change or the periodic retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ class SchedulerSettings:
     max_backoff: float = 10.0
     lease_duration: float = 10.0
     renew_every: float = 2.0
-    scheduled_events: bool = False
-    """Record a ``Scheduled`` Normal event per bound pod (one more API write per pod)."""
+    scheduled_events: bool = True
+    """Record a ``Scheduled`` Normal event per bound pod, as kube-scheduler does (``--no-scheduled-events``
+    turns it off: one write fewer per pod)."""
 
 
 @dataclass
@@ -181,6 +183,13 @@ class SchedulerActor:
                 return  # a status update: nothing the scheduler accounts changed
         self.cache.add_bound(pod_info(obj), node)
 
+    async def close(self) -> None:
+        """Tell the Scheduled events emitted before the stop (briefly), then stop writing them."""
+        if self.recorder is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.recorder.flush(), 2.0)
+            await self.recorder.close()
+
     # -- leading ------------------------------------------------------------------------------
     async def lead(self) -> None:
         """Schedule until cancelled (leadership lost or shutdown)."""
@@ -286,9 +295,7 @@ class SchedulerActor:
                            score=decision.score if isinstance(decision, Scheduled) else None,
                            ms=round((time.monotonic() - item.queued_at) * 1000, 1))
             if self.settings.scheduled_events and self.recorder is not None:
-                group.create_task(self.recorder.record(pod, "Normal", "Scheduled",
-                                                       f"Successfully assigned {key} to {node}"),
-                                  name=f"scheduled-event-{key}")
+                self.recorder.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
 
     async def _report_unschedulable(self, pod: Obj, message: str, statuses: asyncio.Semaphore) -> None:
         assert self.client is not None and self.recorder is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -47,20 +48,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="re-read the ConfigMaps/Secrets of running pods at most this often (s)")
     parser.add_argument("--service-gateway", default="auto",
                         help="address where containers reach node ports (default: the Podman bridge gateway)")
-    parser.add_argument("--pod-cidr", default="127.88.0.0/16",
-                        help="this node's pod network: each pod gets an address in it (give nodes sharing a "
-                             "machine different ranges)")
+    parser.add_argument("--pod-network", choices=("auto", "bridge", "loopback"), default="auto",
+                        help="bridge: a Podman bridge network with the node's podCIDR; loopback: the fallback "
+                             "(pod addresses on the node's loopback); auto: loopback for a loopback --pod-cidr "
+                             "or the fake runtime, else bridge")
+    parser.add_argument("--pod-cidr", default=None,
+                        help="this node's pod network (default: as node IPAM assigns, or 127.88.0.0/16 in "
+                             "loopback mode); give nodes sharing a machine different ranges")
+    parser.add_argument("--node-routes", action=argparse.BooleanOptionalAction, default=True,
+                        help="bridge mode: route every other node's podCIDR via its address (pods across nodes)")
+    parser.add_argument("--cluster-name", default="shoal",
+                        help="names this node's Podman network (shoal-<cluster>-<node>)")
+
+
+def pod_network_mode(args: argparse.Namespace) -> str:
+    if args.pod_network != "auto":
+        return str(args.pod_network)
+    if args.runtime == "fake":
+        return "loopback"
+    if args.pod_cidr and ipaddress.ip_network(args.pod_cidr).is_loopback:
+        return "loopback"
+    return "bridge"
 
 
 def config_from(args: argparse.Namespace) -> KubeletConfig:
     labels = dict(item.split("=", 1) for item in args.label if "=" in item)
+    mode = pod_network_mode(args)
+    pod_cidr = args.pod_cidr or ("127.88.0.0/16" if mode == "loopback" else None)
+    gateway_auto = args.service_gateway == "auto" and args.runtime == "podman" and mode == "loopback"
     return KubeletConfig(
         node_name=args.node_name, address=args.address, state_dir=Path(args.state_dir), labels=labels,
         cpu=args.cpu, memory=args.memory, max_pods=args.max_pods, backoff_base=args.backoff_base,
         backoff_max=args.backoff_max, lease_renew_interval=args.lease_interval,
         node_status_interval=args.status_interval, record_events=not args.no_events,
-        measure_host=args.runtime == "podman", pod_cidr=args.pod_cidr, volume_refresh=args.volume_refresh,
-        service_gateway=(bridge_gateway() if args.service_gateway == "auto" and args.runtime == "podman"
+        measure_host=args.runtime == "podman", pod_cidr=pod_cidr, pod_network=mode, cluster_name=args.cluster_name,
+        node_routes=args.node_routes, volume_refresh=args.volume_refresh,
+        service_gateway=(bridge_gateway() if gateway_auto
                          else None if args.service_gateway == "auto" else args.service_gateway),
     )
 

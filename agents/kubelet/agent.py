@@ -18,6 +18,7 @@ what the caller passes in (runtime, probe scheduler).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeC
 from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
+from agents.kubelet.noderoutes import NodeRoutes
 from agents.kubelet.podnet import PodIPAllocator
+from agents.kubelet.podnetwork import PodNetwork
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
 from agents.kubelet.runtime_cache import RuntimeCache
 from agents.kubelet.volumes import PodVolumes, node_fetch, pod_facts
@@ -65,6 +68,9 @@ class NodeParts:
     own_probes: bool  # the probe scheduler is this agent's to run (not shared by hollow nodes)
     worker: PodWorker
     volumes: PodVolumes
+    pod_network: PodNetwork
+    routes: NodeRoutes | None  # routes to other nodes' pod networks (bridge mode)
+    nodes: Informer | None  # the Nodes, for those routes
     heartbeat: NodeHeartbeat
     logs: LogServer
 
@@ -96,11 +102,15 @@ def assemble(
     volumes = PodVolumes(config.state_dir, node_fetch(client, node), node=node, ttl=config.volume_refresh, log=log,
                          facts=pod_facts(config, metrics))
     executor = Executor(runtime, client, config, events=events, log=log, clock=clock, prepare=volumes.prepare)
+    pod_network = PodNetwork(client, runtime, mode=config.pod_network, cluster=config.cluster_name, node=node,
+                             cidr=config.pod_cidr, log=log)
+    nodes = Informer(client, "Node", log=log) if config.pod_network == "bridge" and config.node_routes else None
+    routes = NodeRoutes(node, nodes, log=log) if nodes is not None else None
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
-                       statuses=StatusWriter(client, log), pod_ips=PodIPAllocator(config.pod_cidr),
+                       statuses=StatusWriter(client, log), pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
     heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=runtime_ok,
-                              log=log, clock=clock)
+                              log=log, events=events, clock=clock, network_condition=pod_network.condition)
 
     def find_pod(namespace: str, name: str) -> Obj | None:
         return informer.get(f"{namespace}/{name}")
@@ -111,7 +121,8 @@ def assemble(
 
     logs = LogServer(ctx.nc, node, runtime, find_pod=find_pod, attempts=attempts, log=log)
     return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
-                     own_probes=shared_probes is None, worker=worker, volumes=volumes, heartbeat=heartbeat,
+                     own_probes=shared_probes is None, worker=worker, volumes=volumes, pod_network=pod_network,
+                     routes=routes, nodes=nodes, heartbeat=heartbeat,
                      logs=logs)
 
 
@@ -192,6 +203,10 @@ class KubeletAgent:
         sup = ctx.supervisor
         sup.spawn(f"{node}/heartbeat", parts.heartbeat.run)
         sup.spawn(f"{node}/informer", parts.informer.run)
+        sup.spawn(f"{node}/pod-network", parts.pod_network.run)
+        if parts.nodes is not None and parts.routes is not None:
+            sup.spawn(f"{node}/nodes", parts.nodes.run)
+            sup.spawn(f"{node}/node-routes", parts.routes.run)
         if parts.services is not None:
             sup.spawn(f"{node}/services", parts.services.run)
         sup.spawn(f"{node}/relist", lambda: self._relist_loop(parts, log))
@@ -204,6 +219,13 @@ class KubeletAgent:
         if self.parts is not None:
             await self.parts.logs.close()
             self.parts.queue.close()
+            events = self.parts.worker.executor.events
+            if events is not None:  # what was emitted before the stop is still told, briefly
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(events.flush(), 2.0)
+                await events.close()
+            if self._close_runtime:
+                await self.parts.pod_network.release()
         if self._close_runtime and self.runtime is not None:
             await self.runtime.close()
         if self._on_close is not None:
@@ -217,6 +239,7 @@ class KubeletAgent:
             "running": self.running_pods(),
             "registered": parts is not None and parts.heartbeat.registered.is_set(),
             "runtime_ok": self._runtime_ok[0],
+            "pod_network": self.config.pod_network,
             "queue": len(parts.queue) if parts is not None else 0,
             "log_streams": parts.logs.streams() if parts is not None else 0,
         }
@@ -226,6 +249,8 @@ class KubeletAgent:
 
     # -- loops ------------------------------------------------------------------------------------
     async def _work(self, parts: NodeParts, log: Any) -> None:
+        await parts.pod_network.ready.wait()  # the node's podCIDR is known (node IPAM), its network exists
+        parts.worker.pod_ips = PodIPAllocator(parts.pod_network.cidr or "")
         await parts.informer.synced.wait()
         log.info("pods synced; reconciling", pods=len(parts.informer.store))
         await run_workers(parts.queue, parts.worker.reconcile, workers=self.config.workers, log=log)

@@ -24,10 +24,17 @@ class KubeletConfig:
     """Give containers Kubernetes' ``<SERVICE>_SERVICE_HOST/PORT`` variables (hollow nodes skip them)."""
     service_gateway: str | None = None
     """Where containers reach the node's proxy (the Podman bridge gateway); node ports are served there."""
-    pod_cidr: str = "127.88.0.0/16"
-    """The node's pod network. Each pod gets an address in it and each container port is published on
-    that address, so pods are reached at podIP:containerPort as in Kubernetes. The default, a loopback
-    range, needs no bridge routing on one machine; give each node of a machine its own range."""
+    pod_network: str = "loopback"
+    """``bridge``: one Podman bridge network for the node with its podCIDR (see ``podnetwork``);
+    ``loopback``: the fallback, pod addresses are node loopback addresses (pods cannot reach each other)."""
+    pod_cidr: str | None = "127.88.0.0/16"
+    """The node's pod network. Each pod gets an address in it. In bridge mode None means "as node IPAM
+    assigns it" (the Node's ``spec.podCIDR``). In loopback mode each container port is published on the
+    pod's address; give each node of a machine its own range."""
+    node_routes: bool = False
+    """In bridge mode: keep a route to every other node's podCIDR via its address (see ``noderoutes``)."""
+    cluster_name: str = "shoal"
+    """Names and labels this kubelet's Podman network, so two clusters on one machine never share one."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra node labels (the well-known hostname/os/arch labels are always set)."""
     cpu: str | None = None

@@ -61,6 +61,12 @@ class SandboxConfig:
     hostname: str = ""  # "" means the pod name (truncated to 63 characters)
     pod_ip: str = ""
     """The pod's address on the node's pod network (see KubeletConfig.pod_cidr); "" lets the runtime choose."""
+    dns_policy: str = "ClusterFirst"
+    """The pod's ``dnsPolicy``; with ``dns_*`` (its ``dnsConfig``) the runtime writes its resolv.conf
+    (see ``dns.pod_resolv``)."""
+    dns_nameservers: tuple[str, ...] = ()
+    dns_searches: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
 
 
 MountKind = Literal["bind", "tmpfs"]

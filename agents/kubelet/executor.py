@@ -4,6 +4,12 @@ Runtime errors that say something about the pod (image missing, create refused, 
 recorded in the pod's notes as a ``StartFailure`` with its own back-off (ErrImagePull/ImagePullBackOff,
 CreateContainerError, RunContainerError) and do not fail the reconcile; errors of the runtime itself
 (``RuntimeUnavailable`` and other retryable ones) propagate so that the work queue retries the pod.
+
+The executor records the kubelet's Events where the things happen, with Kubernetes' reasons and wording:
+``Pulling``/``Pulled`` (``Container image "x" already present on machine`` for a local image), ``Created``,
+``Started``, ``Killing``, ``Failed`` (``Error: ErrImagePull`` and the error), ``BackOff`` for containers held
+back by their back-off (``Plan.backoffs``), ``Unhealthy`` for probe failures (``probe_failed``).
+Repetitions are cheap: the recorder's correlator counts, aggregates and rate-limits them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from agents.kubelet.cri import (
 from agents.kubelet.envvars import ConfigError
 from agents.kubelet.plan import (
     Action,
+    BackingOff,
     CreateSandbox,
     FinishDeletion,
     PodNotes,
@@ -40,7 +47,7 @@ from agents.kubelet.plan import (
 from agents.kubelet.podspec import containers_of, init_containers_of
 from agents.kubelet.volumes_plan import VolumeError
 from protocol.errors import NotFound
-from protocol.objects import Obj, meta
+from protocol.objects import Obj, meta, name_of, namespace_of, uid_of
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
 
@@ -70,7 +77,22 @@ class Executor:
 
     async def _event(self, pod: Obj | None, type_: str, reason: str, message: str) -> None:
         if self.events is not None and pod is not None:
-            await self.events.record(pod, type_, reason, message)
+            self.events.emit(pod, type_, reason, message)  # written in order by the recorder, not waited for
+
+    async def backing_off(self, pod: Obj | None, backoffs: tuple[BackingOff, ...]) -> None:
+        """Say which containers wait for their back-off (Kubernetes records this on every sync that waits)."""
+        for b in backoffs:
+            if b.reason == "CrashLoopBackOff":
+                await self._event(pod, "Warning", "BackOff",
+                                  f"Back-off restarting failed container {b.name} in pod {_pod_ref(pod)}")
+            elif b.reason == "ImagePullBackOff":
+                await self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{b.image}"')
+                await self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff")
+
+    async def probe_failed(self, pod: Obj | None, kind: str, container: str, output: str) -> None:
+        """A probe of ``container`` failed (each time, as the kubelet's prober records it)."""
+        _ = container
+        await self._event(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {output}")
 
     async def execute(self, pod: Obj | None, actions: tuple[Action, ...], notes: PodNotes, *, key: str) -> None:
         log = self.log.bind(pod=key)
@@ -106,6 +128,8 @@ class Executor:
         if action.reason == "Unhealthy":
             await self._event(pod, "Normal", "Killing",
                               f"Container {action.name} failed liveness probe, will be restarted")
+        else:
+            await self._event(pod, "Normal", "Killing", f"Stopping container {action.name}")
         try:
             await self.runtime.stop_container(action.container_id, action.grace)
         except ContainerNotFound:
@@ -116,7 +140,7 @@ class Executor:
             return await self.runtime.create_sandbox(action.config)
         except ContainerCreateError as exc:
             log.warning("could not create sandbox", error=str(exc))
-            await self._event(pod, "Warning", "FailedCreatePodSandBox", str(exc))
+            await self._event(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
             now = self.clock()
             for c in containers_of(pod) + init_containers_of(pod) if pod is not None else []:
                 self._fail(notes, str(c.get("name")), "CreateContainerError", f"sandbox: {exc}", now)
@@ -153,13 +177,19 @@ class Executor:
                 self._fail(notes, name, "CreateContainerConfigError", str(exc), now)
                 await self._event(pod, "Warning", "Failed", f"Error: {exc}")
                 return
+        image = config.image
+        present = True if self.events is None else await self.runtime.image_present(image)
+        if not present:
+            await self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
+        started = time.monotonic()
         try:
             container_id = await self.runtime.create_container(sandbox_id, action.sandbox, config,
                                                                action.attempt)
         except ImagePullError as exc:
-            clog.warning("image pull failed", image=action.config.image, error=str(exc))
+            clog.warning("image pull failed", image=image, error=str(exc))
             self._fail(notes, name, "ErrImagePull", str(exc), now)
-            await self._event(pod, "Warning", "Failed", f"Failed to pull image {action.config.image!r}: {exc}")
+            await self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {exc}')
+            await self._event(pod, "Warning", "Failed", "Error: ErrImagePull")
             return
         except SandboxNotFound:
             raise  # the sandbox vanished: the next reconcile creates a new one
@@ -168,6 +198,13 @@ class Executor:
             self._fail(notes, name, "CreateContainerError", str(exc), now)
             await self._event(pod, "Warning", "Failed", f"Error: {exc}")
             return
+        if present:
+            await self._event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+        else:
+            took = time.monotonic() - started
+            await self._event(pod, "Normal", "Pulled",
+                              f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting)')
+        await self._event(pod, "Normal", "Created", f"Created container {name}")
         await self._start(pod, container_id, name, notes, clog)
 
     async def _start(self, pod: Obj | None, container_id: str, name: str, notes: PodNotes, log: Any) -> None:
@@ -180,6 +217,7 @@ class Executor:
             return
         notes.failures.pop(name, None)
         log.info("container started", id=container_id[:12])
+        await self._event(pod, "Normal", "Started", f"Started container {name}")
 
     async def _start_created(self, pod: Obj | None, action: StartCreated, notes: PodNotes, log: Any) -> None:
         await self._start(pod, action.container_id, action.name, notes, log.bind(container=action.name))
@@ -191,3 +229,8 @@ class Executor:
             log.info("pod deleted", uid=action.uid)
         except NotFound:
             pass
+
+
+def _pod_ref(pod: Obj | None) -> str:
+    """A pod as the kubelet names it in messages: ``name_namespace(uid)``."""
+    return f"{name_of(pod)}_{namespace_of(pod)}({uid_of(pod)})" if pod is not None else ""

@@ -26,9 +26,10 @@ from typing import Any, Protocol
 
 from agents.kubelet.config import KUBELET_VERSION, KubeletConfig
 from protocol.errors import AlreadyExists, Conflict, NotFound, ShoalError
-from protocol.objects import Obj, format_micro_time, format_time, meta
+from protocol.objects import Obj, condition, format_micro_time, format_time, meta
 from protocol.quantity import cpu_millis, memory_bytes
 from runtime.client import ApiClient
+from runtime.events import EventRecorder
 from runtime.logs import Throttle
 
 LEASE_NAMESPACE = "kube-node-lease"
@@ -176,7 +177,8 @@ def node_labels(config: KubeletConfig) -> dict[str, str]:
 def node_object(config: KubeletConfig, status: Obj) -> Obj:
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": config.node_name, "labels": node_labels(config)},
-            "spec": {"podCIDR": config.pod_cidr, "podCIDRs": [config.pod_cidr]}, "status": status}
+            "spec": {"podCIDR": config.pod_cidr, "podCIDRs": [config.pod_cidr]} if config.pod_cidr else {},
+            "status": status}
 
 
 def _comparable(status: Obj) -> Obj:
@@ -188,7 +190,8 @@ def _comparable(status: Obj) -> Obj:
 class NodeHeartbeat:
     def __init__(self, client: ApiClient, config: KubeletConfig, metrics: Metrics, *,
                  runtime_version: str, runtime_ok: Callable[[], tuple[bool, str]], log: Any,
-                 clock: Callable[[], float] = time.time) -> None:
+                 events: EventRecorder | None = None, clock: Callable[[], float] = time.time,
+                 network_condition: Callable[[], Obj] | None = None) -> None:
         self.client = client
         self.config = config
         self.metrics = metrics
@@ -196,17 +199,24 @@ class NodeHeartbeat:
         self.runtime_ok = runtime_ok
         self.log = log
         self.clock = clock
+        self.network_condition = network_condition
         self.node: Obj | None = None
         self.lease: Obj | None = None
         self.registered = asyncio.Event()
         self.renewals = 0
         self.status_writes = 0
+        self.events = events
+        self._ready: str | None = None  # the Ready status last told in an event
+        self._started = False
 
     def _status(self) -> Obj:
         m = self.metrics.measure()
         ok, message = self.runtime_ok()
         old = (self.node or {}).get("status")
-        return node_status(self.config, m, conditions(m, ok, message), old, self.clock(), self.runtime_version)
+        conds = conditions(m, ok, message)
+        if self.network_condition is not None:
+            conds.append(self.network_condition())
+        return node_status(self.config, m, conds, old, self.clock(), self.runtime_version)
 
     async def register(self) -> None:
         status = await asyncio.to_thread(self._status) if self.config.measure_host else self._status()
@@ -224,6 +234,20 @@ class NodeHeartbeat:
             self.log.info("node re-registered")
         self.status_writes += 1
         self.registered.set()
+        if self.events is not None and not self._started:
+            self._started = True
+            await self.events.record(self.node, "Normal", "Starting", "Starting kubelet.")
+        await self._tell_readiness()
+
+    async def _tell_readiness(self) -> None:
+        """``NodeReady``/``NodeNotReady`` when the Ready condition written changes, as the kubelet's setter."""
+        ready = str((condition(self.node or {}, "Ready") or {}).get("status") or "")
+        if self.events is None or ready == self._ready or ready not in ("True", "False"):
+            return
+        self._ready = ready
+        reason = "NodeReady" if ready == "True" else "NodeNotReady"
+        await self.events.record(self.node or {}, "Normal", reason,
+                                 f"Node {self.config.node_name} status is now: {reason}")
 
     async def write_status(self, *, force: bool) -> None:
         assert self.node is not None
@@ -239,6 +263,7 @@ class NodeHeartbeat:
             self.registered.clear()
             raise
         self.status_writes += 1
+        await self._tell_readiness()
 
     async def renew_lease(self) -> None:
         now = self.clock()

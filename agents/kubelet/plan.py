@@ -129,6 +129,16 @@ class FinishDeletion:
     uid: str
 
 
+@dataclass(frozen=True, slots=True)
+class BackingOff:
+    """A container held back by its back-off this time (the kubelet says so in a ``BackOff`` event)."""
+
+    name: str
+    image: str
+    reason: str  # CrashLoopBackOff | ImagePullBackOff | the failed start's reason (CreateContainerError, ...)
+    wait: float
+
+
 Action = CreateSandbox | RemoveSandbox | RunContainer | StartCreated | StopContainer | RemoveContainer | FinishDeletion
 
 
@@ -137,6 +147,8 @@ class Plan:
     actions: tuple[Action, ...] = ()
     requeue_after: float | None = None
     """Look at the pod again after this many seconds (a back-off ending), even if nothing changes."""
+    backoffs: tuple[BackingOff, ...] = ()
+    """Containers not started this time because of a back-off (nothing to do; events tell them)."""
 
 
 # -- per container ------------------------------------------------------------------------------
@@ -242,7 +254,9 @@ class _Builder:
     extra_env: dict[str, str] | None
     grace: float
     keep_attempts: int
+    notes: PodNotes = field(default_factory=PodNotes)
     actions: list[Action] = field(default_factory=list)
+    backoffs: list[BackingOff] = field(default_factory=list)
     requeue: float | None = None
 
     def container(self, spec: Obj, attempts: Sequence[RuntimeContainer], decision: ContainerDecision) -> None:
@@ -259,6 +273,10 @@ class _Builder:
             self.requeue = _min_wait(self.requeue, 0.0)
         elif decision.kind in ("wait_backoff", "wait_failure"):
             self.requeue = _min_wait(self.requeue, decision.wait)
+            failure = self.notes.failures.get(name)
+            why = ("CrashLoopBackOff" if decision.kind == "wait_backoff" or failure is None
+                   else "ImagePullBackOff" if failure.reason == "ErrImagePull" else failure.reason)
+            self.backoffs.append(BackingOff(name, str(spec.get("image") or ""), why, decision.wait))
         self.prune(name, attempts)
 
     def prune(self, name: str, attempts: Sequence[RuntimeContainer]) -> None:
@@ -309,7 +327,7 @@ def plan(
         sandbox_id = None
         containers = []  # they go with their sandbox
     by_name = attempts_by_name(containers)
-    build = _Builder(sandbox_id, sandbox_cfg, extra_env, grace_period(pod), keep_attempts, actions)
+    build = _Builder(sandbox_id, sandbox_cfg, extra_env, grace_period(pod), keep_attempts, notes, actions)
     init = init_progress(pod, by_name, notes, now, cap=cap)
     for spec in init_containers_of(pod):
         name = str(spec.get("name"))
@@ -323,7 +341,7 @@ def plan(
             name = str(spec.get("name"))
             attempts = by_name.get(name, [])
             build.container(spec, attempts, decide_container(name, attempts, policy, notes, now, cap=cap))
-    return Plan(tuple(build.actions), build.requeue)
+    return Plan(tuple(build.actions), build.requeue, tuple(build.backoffs))
 
 
 def runtime_views(

@@ -1,8 +1,9 @@
 """The real container runtime: the ``ContainerRuntime`` port implemented on the Podman API service.
 
 Each Pod becomes a Podman pod (its infra container holds the network namespace and publishes the
-``hostPort`` mappings); each container joins that pod and so shares its network. Pod IP is the infra
-container's address on Podman's default network (10.88.x.x).
+``hostPort`` mappings); each container joins that pod and so shares its network. With a node pod network
+(``use_network``, see ``podnetwork``) the infra container sits on that bridge at the pod's assigned
+address; without one, Pod IP is the address label the kubelet assigned (its loopback mode).
 
 The ``podman`` bindings are synchronous, so every call runs on a small private thread pool (never the
 loop's default executor, so a slow Podman cannot starve the rest of the process). Streaming logs are the
@@ -62,6 +63,8 @@ from agents.kubelet.cri import (
     container_labels,
     shoal_labels,
 )
+from agents.kubelet.dns import HostResolv, parse_resolv_conf, pod_resolv
+from agents.kubelet.podnetwork import NetworkSpec, PodNetworkError
 
 T = TypeVar("T")
 log = structlog.get_logger("shoal.kubelet.podman")
@@ -110,6 +113,14 @@ def _mount(mount: Mount) -> dict[str, Any]:
     if mount.read_only:
         item["read_only"] = True
     return item
+
+
+def _read_host_resolv() -> HostResolv:
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8") as f:
+            return parse_resolv_conf(f.read())
+    except OSError:
+        return HostResolv()
 
 
 def _hostname(config: SandboxConfig) -> str:
@@ -171,6 +182,7 @@ class PodmanRuntime:
         pull_timeout: float = 120.0,
         request_timeout: float = 60.0,
         max_workers: int = 8,
+        host_resolv: HostResolv | None = None,
     ) -> None:
         if not socket_url.startswith("unix://"):
             raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
@@ -180,6 +192,8 @@ class PodmanRuntime:
         self._pull_timeout = pull_timeout
         self._ip_cache: dict[str, str] = {}  # pod id -> IP; an IP never changes during a pod's life
         self._limits_supported = True
+        self._network: NetworkSpec | None = None
+        self._host_resolv = host_resolv if host_resolv is not None else _read_host_resolv()
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -294,6 +308,7 @@ class PodmanRuntime:
     async def create_sandbox(self, config: SandboxConfig) -> str:
         bound = log.bind(node=config.node_name, pod=f"{config.namespace}/{config.name}")
         name = sandbox_name(config)
+        network = self._network if config.pod_ip else None
         spec: dict[str, Any] = {
             "labels": shoal_labels(config),
             "hostname": _hostname(config),
@@ -305,9 +320,19 @@ class PodmanRuntime:
                     "protocol": p.protocol.lower(),
                 }
                 for p in config.ports
-                if p.host_port
+                # On the node network the pod owns its address: nothing is published on it.
+                if p.host_port and not (network is not None and p.host_ip == config.pod_ip)
             ],
         }
+        if network is not None:
+            spec["netns"] = {"nsmode": "bridge"}
+            spec["Networks"] = {network.name: {"static_ips": [config.pod_ip]}}
+        resolv = pod_resolv(config.dns_policy, config.namespace, cluster_dns=network.gateway if network else None,
+                            host=self._host_resolv, nameservers=config.dns_nameservers,
+                            searches=config.dns_searches, options=config.dns_options)
+        if resolv is not None:
+            spec.update(dns_server=list(resolv.nameservers), dns_search=list(resolv.searches),
+                        dns_option=list(resolv.options))
         started = time.monotonic()
         pod_id = await self._call(self._create_pod, name, spec)
         bound.info("sandbox created", sandbox=pod_id[:12], seconds=round(time.monotonic() - started, 3))
@@ -354,6 +379,45 @@ class PodmanRuntime:
         attrs = response.json()
         labels = attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
         return bool(labels.get(LABEL_MANAGED) == "true")
+
+    # -- the node's pod network ---------------------------------------------------------------------
+
+    def use_network(self, spec: NetworkSpec | None) -> None:
+        self._network = spec
+
+    async def ensure_network(self, spec: NetworkSpec) -> None:
+        await self._call(self._ensure_network, spec)
+
+    def _ensure_network(self, spec: NetworkSpec) -> None:
+        path = f"/networks/{quote(spec.name, safe='')}/json"
+        found = self._api().get(path)
+        if found.status_code == 200:
+            attrs = found.json()
+            subnets = [s.get("subnet") for s in attrs.get("subnets") or []]
+            if (attrs.get("labels") or {}).get(LABEL_MANAGED) != "true":
+                raise PodNetworkError(f"network {spec.name} exists and is not Shoal's")
+            if subnets != [spec.subnet]:
+                raise PodNetworkError(f"network {spec.name} has subnets {subnets}, not {spec.subnet}: remove it "
+                                      "(podman network rm) once its pods are gone")
+            return
+        body = {"name": spec.name, "driver": "bridge", "dns_enabled": False, "labels": spec.labels,
+                "subnets": [{"subnet": spec.subnet, "gateway": spec.gateway}]}
+        created = self._api().post("/networks/create", data=json.dumps(body),
+                                   headers={"Content-Type": "application/json"})
+        if created.status_code >= 400:
+            raise PodNetworkError(f"creating network {spec.name} {spec.subnet}: {self._message(created)}")
+
+    async def remove_network(self, name: str) -> None:
+        await self._call(self._remove_network, name)
+
+    def _remove_network(self, name: str) -> None:
+        path = f"/networks/{quote(name, safe='')}"
+        found = self._api().get(f"{path}/json")
+        if found.status_code == 404 or (found.json().get("labels") or {}).get(LABEL_MANAGED) != "true":
+            return
+        removed = self._api().delete(path)
+        if removed.status_code >= 400 and removed.status_code != 404:
+            raise ContainerRuntimeError(f"removing network {name}: {self._message(removed)}")
 
     # -- containers -------------------------------------------------------------------------------
 

@@ -68,7 +68,16 @@ def sandbox_config(pod: Obj, node_name: str, address: str, pod_ip: str = "") -> 
                     protocol=str(p.get("protocol") or "TCP").lower(),
                 )
             )
+    spec = pod.get("spec") or {}
+    dns_raw = spec.get("dnsConfig")
+    dns: dict[str, Any] = dns_raw if isinstance(dns_raw, dict) else {}
+    options = tuple(f"{o['name']}:{o['value']}" if o.get("value") not in (None, "") else str(o["name"])
+                    for o in dns.get("options") or [] if isinstance(o, dict) and o.get("name"))
     return SandboxConfig(
+        dns_policy=str(spec.get("dnsPolicy") or "ClusterFirst"),
+        dns_nameservers=tuple(str(x) for x in dns.get("nameservers") or ()),
+        dns_searches=tuple(str(x) for x in dns.get("searches") or ()),
+        dns_options=options,
         pod_uid=uid_of(pod),
         namespace=namespace_of(pod) or "default",
         name=name_of(pod),

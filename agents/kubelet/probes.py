@@ -21,11 +21,11 @@ import heapq
 import itertools
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError
+from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, ExecTimeout
 from agents.kubelet.podspec import host_port_for, named_port
 from protocol.objects import Obj
 
@@ -99,8 +99,20 @@ def first_due(started_at: float | None, spec: ProbeSpec, now: float) -> float:
     return max(now, (started_at if started_at is not None else now) + spec.initial_delay)
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """A check's verdict and what it said (the ``Unhealthy`` event's message on failure)."""
+
+    ok: bool
+    output: str = ""
+
+
 class Prober(Protocol):
-    async def check(self, spec: ProbeSpec, target: ProbeTarget) -> bool: ...
+    async def check(self, spec: ProbeSpec, target: ProbeTarget) -> bool | ProbeResult: ...
+
+
+ProbeFailed = Callable[[str, str, str], Awaitable[None]]
+"""Told each failed check: ``(probe kind, container name, output)``."""
 
 
 class NetworkProber:
@@ -109,25 +121,27 @@ class NetworkProber:
     def __init__(self, runtime: ContainerRuntime) -> None:
         self.runtime = runtime
 
-    async def check(self, spec: ProbeSpec, target: ProbeTarget) -> bool:
+    async def check(self, spec: ProbeSpec, target: ProbeTarget) -> ProbeResult:
         handler = spec.handler
         if isinstance(handler.get("exec"), dict):
             command = [str(x) for x in handler["exec"].get("command") or []]
             try:
-                code, _ = await self.runtime.exec_in_container(target.container_id, command, spec.timeout)
-            except ContainerRuntimeError:
-                return False
-            return code == 0
+                code, output = await self.runtime.exec_in_container(target.container_id, command, spec.timeout)
+            except ExecTimeout:
+                return ProbeResult(False, f"command {command!r} timed out")
+            except ContainerRuntimeError as exc:
+                return ProbeResult(False, str(exc))
+            return ProbeResult(code == 0, output.strip() or f"command {command!r} exited with {code}")
         for kind in ("httpGet", "tcpSocket"):
             action = handler.get(kind)
             if isinstance(action, dict):
                 return await self._network(kind, action, spec.timeout, target)
-        return False
+        return ProbeResult(False, "the probe has no exec, httpGet or tcpSocket handler")
 
-    async def _network(self, kind: str, action: Obj, timeout: float, target: ProbeTarget) -> bool:
+    async def _network(self, kind: str, action: Obj, timeout: float, target: ProbeTarget) -> ProbeResult:
         port = named_port(target.container, action.get("port"))
         if port is None:
-            return False
+            return ProbeResult(False, f"the container has no port named {action.get('port')!r}")
         candidates: list[tuple[str, int]] = []
         host = action.get("host") or target.pod_ip
         if host:
@@ -135,26 +149,28 @@ class NetworkProber:
         host_ip, host_port = host_port_for(target.container, port)
         if host_port:
             candidates.append((host_ip or target.node_address, host_port))
-        for i, (address, number) in enumerate(candidates):
+        failure = ProbeResult(False, "no address to probe")
+        for address, number in candidates:
             try:
                 if kind == "tcpSocket":
                     return await asyncio.wait_for(_tcp(address, number), timeout)
                 return await asyncio.wait_for(_http(address, number, action), timeout)
-            except (OSError, TimeoutError):
-                if i == len(candidates) - 1:
-                    return False
-        return False
+            except TimeoutError:
+                failure = ProbeResult(False, f"dial tcp {address}:{number}: i/o timeout")
+            except OSError as exc:
+                failure = ProbeResult(False, f"dial tcp {address}:{number}: connect: {exc.strerror or exc}")
+        return failure
 
 
-async def _tcp(host: str, port: int) -> bool:
+async def _tcp(host: str, port: int) -> ProbeResult:
     _, writer = await asyncio.open_connection(host, port)
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
-    return True
+    return ProbeResult(True)
 
 
-async def _http(host: str, port: int, action: Obj) -> bool:
+async def _http(host: str, port: int, action: Obj) -> ProbeResult:
     tls: ssl.SSLContext | None = None
     if str(action.get("scheme") or "HTTP").upper() == "HTTPS":
         tls = ssl.create_default_context()
@@ -173,8 +189,9 @@ async def _http(host: str, port: int, action: Obj) -> bool:
         line = await reader.readline()
         parts = line.split(b" ", 2)
         if len(parts) < 2 or not parts[1].isdigit():
-            return False
-        return 200 <= int(parts[1]) < 400
+            return ProbeResult(False, f"HTTP probe failed: not an HTTP answer: {line[:80]!r}")
+        code = int(parts[1])
+        return ProbeResult(200 <= code < 400, f"HTTP probe failed with statuscode: {code}")
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
@@ -187,14 +204,14 @@ class AlwaysPassProber:
     def __init__(self, runtime: ContainerRuntime) -> None:
         self.runtime = runtime
 
-    async def check(self, spec: ProbeSpec, target: ProbeTarget) -> bool:
+    async def check(self, spec: ProbeSpec, target: ProbeTarget) -> ProbeResult:
         if isinstance(spec.handler.get("exec"), dict):
             try:
                 code, _ = await self.runtime.exec_in_container(target.container_id, ["probe"], spec.timeout)
-            except ContainerRuntimeError:
-                return False
-            return code == 0
-        return True
+            except ContainerRuntimeError as exc:
+                return ProbeResult(False, str(exc))
+            return ProbeResult(code == 0, f"command exited with {code}")
+        return ProbeResult(True)
 
 
 @dataclass
@@ -203,6 +220,7 @@ class _Entry:
     spec: ProbeSpec
     target: ProbeTarget
     notify: Callable[[str], None]
+    failed: ProbeFailed | None = None
     state: ProbeState = field(default_factory=ProbeState)
     seq: int = 0
     busy: bool = False
@@ -244,11 +262,13 @@ class ProbeScheduler:
 
     # -- what the kubelet tells it and asks of it --------------------------------------------------
     def sync(self, pod_key: str, running: Sequence[RunningContainer], pod_ip: str | None,
-             node_address: str, notify: Callable[[str], None] | None = None) -> None:
+             node_address: str, notify: Callable[[str], None] | None = None,
+             failed: ProbeFailed | None = None) -> None:
         """Probe exactly these running containers of ``pod_key`` (others of the pod are forgotten).
 
         ``notify(pod_key)`` is called when an outcome changes (default: the scheduler's ``on_change``);
-        hollow nodes share one scheduler and pass their own."""
+        hollow nodes share one scheduler and pass their own. ``failed`` is awaited after each failed check
+        of a container newly probed (the kubelet records an ``Unhealthy`` event)."""
         wanted: set[tuple[str, ProbeKind]] = set()
         now = self.clock()
         for rc in running:
@@ -263,7 +283,7 @@ class ProbeScheduler:
                 wanted.add(key)
                 entry = self._entries.get(key)
                 if entry is None:
-                    entry = _Entry(pod_key, spec, target, notify or self.on_change)
+                    entry = _Entry(pod_key, spec, target, notify or self.on_change, failed)
                     self._entries[key] = entry
                     self._schedule(key, entry, first_due(rc.started_at, spec, now))
                 elif entry.target.pod_ip != pod_ip:
@@ -323,7 +343,10 @@ class ProbeScheduler:
                 now = self.clock()
                 for key, entry in self.due(now):
                     gated = key[1] != "startup" and self._needs_startup(key[0], entry.target.container)
-                    if gated or entry.busy:
+                    # a container whose liveness or startup failed for good is being restarted: its probes
+                    # are on hold (as Kubernetes' prober worker), not run against a container being killed
+                    held = key[1] != "readiness" and entry.state.outcome is False
+                    if gated or held or entry.busy:
                         self._schedule(key, entry, now + entry.spec.period)
                         continue
                     entry.busy = True
@@ -337,13 +360,19 @@ class ProbeScheduler:
         try:
             async with self._limit:
                 try:
-                    ok = await asyncio.wait_for(self.prober.check(entry.spec, entry.target),
-                                                entry.spec.timeout + 1.0)
-                except Exception:  # a probe that cannot run has failed
-                    ok = False
+                    verdict = await asyncio.wait_for(self.prober.check(entry.spec, entry.target),
+                                                     entry.spec.timeout + 1.0)
+                    result = verdict if isinstance(verdict, ProbeResult) else ProbeResult(bool(verdict))
+                except TimeoutError:
+                    result = ProbeResult(False, "timeout: the probe did not answer in time")
+                except Exception as exc:  # a probe that cannot run has failed
+                    result = ProbeResult(False, f"probe error: {exc}")
+            ok = result.ok
             self.checks += 1
             if self._entries.get(key) is not entry:
                 return  # forgotten meanwhile
+            if not ok and entry.failed is not None:
+                await entry.failed(key[1], str(entry.target.container.get("name") or ""), result.output)
             changed = entry.state.record(ok, entry.spec)
             if key[1] == "startup" and entry.state.outcome is True:
                 self._entries.pop(key, None)  # passed: never run again for this container

@@ -3,10 +3,12 @@
 - ``gather``: the desired pod (informer), the fresh runtime state of its key, the kubelet's notes, the
   liveness verdicts, the pod's address and its service environment, as one ``PodState``;
 - ``decide``: ``plan.plan`` on that state (pure);
-- ``execute``: ``executor.Executor`` carries the actions out; the runtime is looked at again if anything
-  was created or started;
+- ``execute``: ``executor.Executor`` carries the actions out (and records the Events saying what it did,
+  and which containers wait for their back-off); the runtime is looked at again if anything was created
+  or started;
 - ``report``: probes follow the running containers, the status (``status.compute_status``) is written
-  when it changed, and a deleted pod's memory is dropped.
+  when it changed, and a deleted pod's memory is dropped. A failed probe check is recorded (``Unhealthy``)
+  by the executor.
 
 A worker is complete at construction: every collaborator is made by the caller (``agent.assemble``) and
 passed in, so nothing is created lazily and nothing needs ``hasattr``.
@@ -14,6 +16,7 @@ passed in, so nothing is created lazily and nothing needs ``hasattr``.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,7 +125,7 @@ class PodWorker:
         probes: ProbeScheduler,
         executor: Executor,
         statuses: StatusWriter,
-        pod_ips: PodIPAllocator,
+        pod_ips: PodIPAllocator | None,
         requeue: Callable[[str], None],
         runtime_name: str,
         volumes: PodVolumes | None = None,
@@ -136,6 +139,7 @@ class PodWorker:
         self.executor = executor
         self.statuses = statuses
         self.pod_ips = pod_ips
+        """Set once the node's pod network is known (before any reconcile)."""
         self.requeue = requeue
         self.runtime_name = runtime_name
         self.volumes = volumes
@@ -173,11 +177,14 @@ class PodWorker:
         if is_deleting(pod):
             return ""
         uid = uid_of(pod)
+        pod_ips = self.pod_ips
+        if pod_ips is None:
+            raise RuntimeError("the pod network is not known yet: the kubelet reconciles only once it is")
         own = next((s.ip for s in view.sandboxes if s.pod_uid == uid and s.ip), None)
         if own is not None:
-            self.pod_ips.keep(uid, own)
+            pod_ips.keep(uid, own)
         in_use = (s.ip for v in self.cache.views.values() for s in v.sandboxes if s.ip)
-        return own or self.pod_ips.assign(uid, in_use)
+        return own or pod_ips.assign(uid, in_use)
 
     def _links(self, pod: Obj) -> dict[str, str] | None:
         if self.services is None or not (pod.get("spec") or {}).get("enableServiceLinks", True):
@@ -195,6 +202,8 @@ class PodWorker:
     # -- execute ----------------------------------------------------------------------------------
     async def execute(self, state: PodState, decided: Plan) -> None:
         """Carry the plan out; refresh ``state.view`` when something was created or started."""
+        if decided.backoffs:
+            await self.executor.backing_off(state.pod, decided.backoffs)
         if not decided.actions:
             return
         await self.executor.execute(state.pod, decided.actions, state.notes, key=state.key)
@@ -216,7 +225,8 @@ class PodWorker:
         pod_ip = next((s.ip for s in sandboxes if s.state == "ready" and s.ip), None)
         running = [RunningContainer(c.id, state.specs[c.name], c.started_at) for c in mine
                    if c.state == "running" and c.name in state.specs]
-        self.probes.sync(key, running, pod_ip, self.config.address, self.requeue)
+        self.probes.sync(key, running, pod_ip, self.config.address, self.requeue,
+                         functools.partial(self.executor.probe_failed, pod) if self.executor.events else None)
         requeue = decided.requeue_after
         refresh = await self.volumes.refresh(pod) if running and self.volumes is not None else None
         if refresh is not None:  # ConfigMap/Secret volumes follow their objects
@@ -243,7 +253,8 @@ class PodWorker:
                 await self.volumes.cleanup(gone)
             self.notes.pop(gone, None)
             self.statuses.forget(gone)
-            self.pod_ips.release(gone)
+            if self.pod_ips is not None:
+                self.pod_ips.release(gone)
 
     def running_pods(self) -> int:
         return sum(1 for phase in self.phases.values() if phase == "Running")

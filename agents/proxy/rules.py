@@ -2,8 +2,11 @@
 
 A rule says: traffic for (protocol, listen address, port) goes to these backends. Each Service port
 gets its cluster IP listener and, for NodePort/LoadBalancer Services, a node port listener on every
-node address. Backends are the ready addresses of the Endpoints subset whose port matches the
-Service port by name (or the only port when there is one).
+node address. With ``externalTrafficPolicy: Local`` (and the proxy's node name given), node ports and
+LoadBalancer addresses get a rule of their own whose backends are only this node's endpoints and whose
+traffic is not masqueraded (the client's address is kept), as in Kubernetes. Backends are the ready
+addresses of the Endpoints subset whose port matches the Service port by name (or the only port when
+there is one).
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ class Rule:
     listen: tuple[tuple[str, int], ...]
     backends: tuple[Backend, ...]
     affinity_timeout: int | None  # seconds when sessionAffinity is ClientIP
+    masquerade: bool = True  # False: keep the client's source address (externalTrafficPolicy: Local)
 
 
-def _backends(endpoints: Obj | None, port: Obj, single_port: bool) -> tuple[Backend, ...]:
+def _backends(endpoints: Obj | None, port: Obj, single_port: bool, node: str | None = None) -> tuple[Backend, ...]:
     if endpoints is None:
         return ()
     wanted_name = port.get("name")
@@ -44,13 +48,15 @@ def _backends(endpoints: Obj | None, port: Obj, single_port: bool) -> tuple[Back
         if match is None:
             continue
         for address in subset.get("addresses") or []:
-            if address.get("ip"):
+            if address.get("ip") and (node is None or address.get("nodeName") == node):
                 found.append(Backend(str(address["ip"]), int(match["port"])))
     return tuple(sorted(set(found), key=lambda b: (b.ip, b.port)))
 
 
-def compute_rules(services: list[Obj], endpoints: dict[str, Obj], node_addresses: list[str]) -> list[Rule]:
-    """``endpoints`` is keyed ``ns/name``; ``node_addresses`` are where node ports listen."""
+def compute_rules(services: list[Obj], endpoints: dict[str, Obj], node_addresses: list[str],
+                  node_name: str | None = None) -> list[Rule]:
+    """``endpoints`` is keyed ``ns/name``; ``node_addresses`` are where node ports listen; ``node_name``
+    (this proxy's node) enables ``externalTrafficPolicy: Local``."""
     rules: list[Rule] = []
     for service in services:
         spec = service.get("spec") or {}
@@ -63,22 +69,28 @@ def compute_rules(services: list[Obj], endpoints: dict[str, Obj], node_addresses
         if spec.get("sessionAffinity") == "ClientIP":
             config = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
             affinity = int(config.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT)
+        local = node_name is not None and spec.get("externalTrafficPolicy") == "Local"
         for port in ports:
             listen: list[tuple[str, int]] = []
+            external: list[tuple[str, int]] = []
             if cluster_ip and cluster_ip != "None":
                 listen.append((str(cluster_ip), int(port["port"])))
             if spec.get("type") in ("NodePort", "LoadBalancer") and port.get("nodePort"):
-                listen += [(address, int(port["nodePort"])) for address in node_addresses]
+                external += [(address, int(port["nodePort"])) for address in node_addresses]
             if spec.get("type") == "LoadBalancer":
                 ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-                listen += [(str(i["ip"]), int(port["port"])) for i in ingress if i.get("ip")]
-            if not listen:
-                continue
-            rules.append(Rule(
-                service=f"{key}:{port.get('name') or port['port']}",
-                protocol=str(port.get("protocol", "TCP")),
-                listen=tuple(listen),
-                backends=_backends(endpoints.get(key), port, len(ports) == 1),
-                affinity_timeout=affinity,
-            ))
+                external += [(str(i["ip"]), int(port["port"])) for i in ingress if i.get("ip")]
+            name = f"{key}:{port.get('name') or port['port']}"
+            protocol = str(port.get("protocol", "TCP"))
+            if not local:
+                listen += external
+                external = []
+            if listen:
+                rules.append(Rule(service=name, protocol=protocol, listen=tuple(listen),
+                                  backends=_backends(endpoints.get(key), port, len(ports) == 1),
+                                  affinity_timeout=affinity))
+            if external:
+                rules.append(Rule(service=f"{name}/local", protocol=protocol, listen=tuple(external),
+                                  backends=_backends(endpoints.get(key), port, len(ports) == 1, node_name),
+                                  affinity_timeout=affinity, masquerade=False))
     return rules

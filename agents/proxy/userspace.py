@@ -220,6 +220,8 @@ class _Listener:
 
 
 class UserspaceProxy:
+    name = "userspace"
+
     def __init__(self, *, drain_seconds: float = 30.0, log: Any = None) -> None:
         self.drain_seconds = drain_seconds
         self.log = log

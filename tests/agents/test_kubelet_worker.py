@@ -101,6 +101,7 @@ def test_a_kubelet_is_complete_before_it_starts(tmp_path: Path) -> None:
                          metrics=StaticMetrics())
     assert agent.parts is None
     assert agent.health() == {"node": "n", "pods": 0, "running": 0, "registered": False, "runtime_ok": True,
+                              "pod_network": "loopback",
                               "queue": 0, "log_streams": 0}
     assert agent.reconciles == 0
     with pytest.raises(RuntimeError, match="not started"):

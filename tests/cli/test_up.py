@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -29,11 +30,17 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in state
 
 
-async def _start(state: Path, port: int) -> tuple[asyncio.subprocess.Process, str]:
+def _env(state: Path) -> dict[str, str]:
+    """The kubeconfig ``shoal up`` merges its context into stays next to the state directory."""
+    return {**cli_env(), "KUBECONFIG": str(state.parent / "kubeconfig")}
+
+
+async def _start(state: Path, port: int, gateway_port: int | None = None) -> tuple[asyncio.subprocess.Process, str]:
+    gateway = f"127.0.0.1:{gateway_port or free_port()}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shoal", "up", "--state-dir", str(state), "--port", str(port),
+        sys.executable, "-m", "shoal", "up", "--state-dir", str(state), "--port", str(port), "--gateway", gateway,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env=cli_env(), cwd=REPO)
+        env=_env(state), cwd=REPO)
     try:
         seen = await read_until(proc.stdout, "Press Ctrl-C", timeout=90)
     except BaseException:
@@ -56,7 +63,8 @@ async def test_up_runs_a_cluster_that_keeps_its_data(tmp_path: Path) -> None:
     state, port = tmp_path / "state", free_port()
     cli = ShoalCli(f"nats://127.0.0.1:{port}")
 
-    proc, seen = await _start(state, port)
+    gateway_port = free_port()
+    proc, seen = await _start(state, port, gateway_port)
     try:
         assert f"Shoal state directory: {state}" in seen
         assert f"export SHOAL_SERVER=nats://127.0.0.1:{port}" in seen
@@ -67,10 +75,18 @@ async def test_up_runs_a_cluster_that_keeps_its_data(tmp_path: Path) -> None:
 
         applied = await cli("apply", "-f", "-", stdin="kind: ConfigMap\nmetadata: {name: kept}\ndata: {a: b}\n")
         assert applied.out.strip() == "configmap/kept created", applied
+        if shutil.which("kubectl"):  # the context `shoal up` merged into $KUBECONFIG reaches the gateway
+            kubectl = await asyncio.create_subprocess_exec(
+                "kubectl", "get", "configmap", "kept", "-o", "name", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=_env(state))
+            out, err = await asyncio.wait_for(kubectl.communicate(), 60)
+            assert out.decode().strip() == "configmap/kept", err.decode()
+            printed = await cli("kubeconfig", "--state-dir", str(state), "--gateway", f"127.0.0.1:{gateway_port}")
+            assert f"server: https://127.0.0.1:{gateway_port}" in printed.out, printed
 
         second = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shoal", "up", "--state-dir", str(state), "--port", str(free_port()),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(), cwd=REPO)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(state), cwd=REPO)
         _, err = await asyncio.wait_for(second.communicate(), 30)
         assert second.returncode == 1
         assert "already running" in err.decode()
@@ -102,7 +118,7 @@ async def test_up_refuses_a_port_taken_by_another_program(tmp_path: Path) -> Non
         port = taken.getsockname()[1]
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "shoal", "up", "--state-dir", str(tmp_path / "s"), "--port", str(port),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env(), cwd=REPO)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(tmp_path / "s"), cwd=REPO)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
     assert f"error: port {port} on 127.0.0.1 is in use by another program" in err.decode()

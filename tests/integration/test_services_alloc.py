@@ -21,7 +21,7 @@ async def test_allocation_is_unique_and_stable(runner: ActorRunner, client: ApiC
     created = await asyncio.gather(*(client.create(svc(f"s{i}", "NodePort")) for i in range(30)))
     ips = [c["spec"]["clusterIP"] for c in created]
     ports = [c["spec"]["ports"][0]["nodePort"] for c in created]
-    assert len(set(ips)) == 30 and all(ip.startswith("127.77.") for ip in ips)
+    assert len(set(ips)) == 30 and all(ip.startswith("198.19.") for ip in ips)
     assert len(set(ports)) == 30 and all(30000 <= p <= 32767 for p in ports)
     assert created[0]["spec"]["ports"][0]["targetPort"] == 80
     # an update that omits the allocated fields (like re-applying the same YAML) keeps them

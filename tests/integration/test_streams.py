@@ -15,17 +15,26 @@ async def test_plain_nats_subscriber_sees_events_and_changes(nats_server, client
         js = nc.jetstream()
         pod = await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1"},
                                    "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        live = await nc.subscribe("shoal.events.default.Pod.p1.*")  # every version, as it is written
+        await nc.flush()  # the subscription is in place before anything is recorded
         recorder = EventRecorder(client, "test")
         await recorder.record(pod, "Normal", "Scheduled", "assigned default/p1 to n1")
         await recorder.record(pod, "Normal", "Scheduled", "assigned default/p1 to n1")
         await recorder.record(pod, "Warning", "BackOff", "back-off restarting")
-        events = await js.subscribe("shoal.events.default.Pod.p1", ordered_consumer=True)
         got = []
         for _ in range(3):
-            msg = await events.next_msg(timeout=5)
-            env = msgpack.unpackb(msg.data)
+            env = msgpack.unpackb((await live.next_msg(timeout=5)).data)
             got.append((env["type"], env["object"]["reason"], env["object"]["count"]))
         assert got == [("ADDED", "Scheduled", 1), ("MODIFIED", "Scheduled", 2), ("ADDED", "BackOff", 1)]
+
+        # the stream keeps each Event's latest version: a replay from the start sees two Events
+        events = await js.subscribe("shoal.events.default.Pod.p1.*", ordered_consumer=True)
+        replayed = []
+        for _ in range(2):
+            msg = await events.next_msg(timeout=5)
+            env = msgpack.unpackb(msg.data)
+            replayed.append((env["object"]["reason"], env["object"]["count"], msg.metadata.num_pending))
+        assert replayed == [("Scheduled", 2, 1), ("BackOff", 1, 0)]
 
         changes = await js.subscribe("shoal.changes.pods.default.*", ordered_consumer=True)
         await client.delete("pods", "p1")
@@ -46,15 +55,19 @@ async def test_a_patched_event_reaches_the_event_stream(nats_server, client: Api
     nc = await nats.connect(nats_server.url)
     try:
         js = nc.jetstream()
+        live = await nc.subscribe("shoal.events.default.Pod.p2.*")
+        await nc.flush()
         await client.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "ev1"},
                              "involvedObject": {"kind": "Pod", "name": "p2", "namespace": "default"},
                              "reason": "Pulled", "message": "pulled", "type": "Normal", "count": 1})
-        await client.patch("events", "ev1", {"count": 2, "message": "pulled again"}, "default")
-        events = await js.subscribe("shoal.events.default.Pod.p2", ordered_consumer=True)
+        patched = await client.patch("events", "ev1", {"count": 2, "message": "pulled again"}, "default")
         got = []
         for _ in range(2):
-            env = msgpack.unpackb((await events.next_msg(timeout=5)).data)
+            env = msgpack.unpackb((await live.next_msg(timeout=5)).data)
             got.append((env["type"], env["object"]["count"], env["object"]["message"]))
         assert got == [("ADDED", 1, "pulled"), ("MODIFIED", 2, "pulled again")]
+        kept = await js.get_last_msg("SHOAL_EVENTS", "shoal.events.default.Pod.p2.ev1")
+        assert msgpack.unpackb(kept.data)["object"]["count"] == 2
+        assert str(kept.seq) == patched["metadata"]["resourceVersion"]  # its sequence is its resourceVersion
     finally:
         await nc.close()

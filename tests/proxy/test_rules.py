@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.proxy.balancer import Balancer
 from agents.proxy.rules import Backend, compute_rules
 
@@ -64,3 +66,20 @@ def test_round_robin_and_client_ip_affinity() -> None:
     assert sticky.pick("10.0.0.1") is not None
     sticky.update((b,), 10)  # the sticky backend went away: the client moves
     assert sticky.pick("10.0.0.1") == b
+
+
+def test_external_traffic_policy_local_splits_node_ports_to_local_endpoints() -> None:
+    svc: dict[str, Any] = {"metadata": {"name": "web", "namespace": "prod"},
+           "spec": {"type": "NodePort", "clusterIP": "198.19.0.5", "externalTrafficPolicy": "Local",
+                    "ports": [{"port": 80, "nodePort": 30080}]}}
+    eps = {"prod/web": {"subsets": [{"addresses": [{"ip": "198.18.1.2", "nodeName": "n1"},
+                                                   {"ip": "198.18.2.2", "nodeName": "n2"}],
+                                     "ports": [{"port": 8080}]}]}}
+    cluster, external = compute_rules([svc], eps, ["0.0.0.0"], "n1")
+    assert cluster.listen == (("198.19.0.5", 80),) and len(cluster.backends) == 2 and cluster.masquerade
+    assert external.listen == (("0.0.0.0", 30080),) and external.backends == (Backend("198.18.1.2", 8080),)
+    assert not external.masquerade and external.service == "prod/web:80/local"
+    (merged,) = compute_rules([svc], eps, ["0.0.0.0"])  # no node name: one rule, as before
+    assert len(merged.backends) == 2 and merged.masquerade
+    svc["spec"]["externalTrafficPolicy"] = "Cluster"
+    assert len(compute_rules([svc], eps, ["0.0.0.0"], "n1")) == 1

@@ -204,3 +204,31 @@ async def test_leader_election_one_scheduler_acts_and_the_other_takes_over(
     await wait_until(lambda: bound("b-", 20), 20, "20 pods bound by the new leader")
     await wait_until(lambda: follower.counters.scheduled >= 20, 10, "the new leader to count its 20 bind replies")
     assert follower.counters.scheduled == 20
+
+
+async def test_scheduled_events_by_default_and_off_on_request(client: ApiClient, runner: ActorRunner) -> None:
+    """Every bound pod gets kube-scheduler's ``Scheduled`` event; ``scheduled_events=False``
+    (``--no-scheduled-events``) records none."""
+    await client.create(make_node("node-ev", cpu="4"))
+    _, stop = await start_scheduler(runner)
+    await client.create(make_pod("told", cpu="100m"))
+
+    async def scheduled() -> list[Obj]:
+        return [e for e in (await client.list("Event", "default", field_selector="involvedObject.name=told")).items
+                if e["reason"] == "Scheduled"]
+    [event] = await wait_until(scheduled, 10, "a Scheduled event")
+    assert event["message"] == "Successfully assigned default/told to node-ev"
+    assert event["type"] == "Normal" and event["source"] == {"component": "default-scheduler"}
+    stop.set()
+    await asyncio.gather(*(task for event, task in runner.running if event is stop))
+
+    quiet, _ = await start_scheduler(runner, scheduled_events=False)
+    await client.create(make_pod("untold", cpu="100m"))
+
+    async def bound() -> bool:
+        return bool((await client.get("Pod", "untold", "default"))["spec"].get("nodeName"))
+    await wait_until(bound, 10, "the untold pod bound")
+    assert quiet.counters.scheduled >= 1
+    await asyncio.sleep(0.5)  # an event would have been recorded with the bind
+    events = (await client.list("Event", "default", field_selector="involvedObject.name=untold")).items
+    assert [e["reason"] for e in events] == []

@@ -14,6 +14,7 @@ from shoal.cli.commands import (
     describe,
     events,
     get,
+    kubeconfig,
     logs,
     rollout,
     scale,
@@ -37,5 +38,6 @@ ALL: tuple[Command, ...] = (
     api_info.COMMAND,
     api_resources.COMMAND,
     up.COMMAND,
+    kubeconfig.COMMAND,
     version.COMMAND,
 )

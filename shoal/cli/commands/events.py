@@ -1,7 +1,7 @@
 """``shoal events [-n NS | -A] [-w] [--for KIND/NAME] [--types Warning]``: what happened in the cluster.
 
 The listing reads Event objects through the API, sorted by when they were last seen. ``-w`` then follows
-the ``SHOAL_EVENTS`` JetStream stream (``shoal.events.<ns>.<Kind>.<name>``, msgpack ``{"v","type","object"}``)
+the ``SHOAL_EVENTS`` JetStream stream (``shoal.events.<ns>.<Kind>.<name>.<event>``, msgpack ``{"v","type","object"}``)
 with an ordered consumer delivering only new messages, the subject filtered by the NATS server from -n
 and --for. The consumer starts before the listing, so nothing falls between the two; an event already
 listed is not printed twice. Ctrl-C ends the watch normally (exit 0).
@@ -107,9 +107,10 @@ def _identity(event: Obj) -> tuple[Any, ...]:
 
 
 def event_subject(namespace: str | None, kind: str | None, name: str | None) -> str:
-    """The SHOAL_EVENTS subject filter: ``shoal.events.<ns>.<Kind>.<name>``, ``*`` for what is not given."""
+    """The SHOAL_EVENTS subject filter: ``shoal.events.<ns>.<Kind>.<name>.*`` (the last token is the Event's
+    own name), ``*`` for what is not given."""
     ns = keys.encode_token(namespace) if namespace else "*"
-    return f"{subjects.EVENTS_PREFIX}.{ns}.{kind or '*'}.{keys.encode_token(name) if name else '*'}"
+    return f"{subjects.EVENTS_PREFIX}.{ns}.{kind or '*'}.{keys.encode_token(name) if name else '*'}.*"
 
 
 def _sort_key(event: Obj) -> tuple[float, float, int]:

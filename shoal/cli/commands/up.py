@@ -21,6 +21,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="log format of the components")
     parser.add_argument("--log-level", default=os.environ.get("SHOAL_LOG_LEVEL", "info"),
                         help="log level of the components (default info)")
+    parser.add_argument("--gateway", default="127.0.0.1:6443", metavar="HOST:PORT",
+                        help="where the Kubernetes API gateway serves HTTPS for kubectl (default 127.0.0.1:6443; "
+                             "'' for none)")
+    parser.add_argument("--kubeconfig", default=None, metavar="PATH",
+                        help="kubeconfig to merge the 'shoal' context into (default $KUBECONFIG or ~/.kube/config; "
+                             "'' to leave kubeconfigs alone)")
     parser.add_argument("-a", "--attach", action="store_true",
                         help="also print the components' logs here, prefixed by name (they always go to "
                              "<state-dir>/logs/<component>.log)")
@@ -29,7 +35,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 async def _run(session: Session, args: argparse.Namespace) -> int:
     return await run_cluster(UpOptions(
         state_dir=args.state_dir, host=args.host, port=args.port, log_format=args.log_format,
-        log_level=args.log_level, attach=args.attach,
+        log_level=args.log_level, attach=args.attach, gateway=args.gateway, kubeconfig=args.kubeconfig,
     ))
 
 

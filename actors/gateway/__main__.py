@@ -1,0 +1,31 @@
+"""``python -m actors.gateway``: run one Kubernetes API gateway."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from actors.gateway.server import GatewayActor, GatewaySettings
+from runtime.actor import actor_main
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve HTTPS on")
+    parser.add_argument("--tls-cert", type=Path, help="serving certificate (PEM); without it plain HTTP")
+    parser.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    parser.add_argument("--admin-token-file", type=Path, help="file holding the cluster owner's bearer token")
+    parser.add_argument("--client-ca", type=Path, help="accept client certificates signed by this CA (PEM)")
+
+
+def _settings(args: argparse.Namespace) -> GatewaySettings:
+    host, _, port = str(args.listen).rpartition(":")
+    return GatewaySettings(host=host or "127.0.0.1", port=int(port), cert_file=args.tls_cert, key_file=args.tls_key,
+                           admin_token_file=args.admin_token_file, client_ca_file=args.client_ca)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return actor_main("Shoal Kubernetes API gateway", _arguments, lambda a: GatewayActor(_settings(a)), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Who is asking: ``Authorization: Bearer <token>`` is the cluster owner's admin token (written by
+``shoal up``) or a ServiceAccount token, which the API actors review (``shoal.api.admin.tokenreview``); without
+a token, a client certificate signed by the cluster CA (TLS verified it) names the user and its groups.
+A token's review is remembered for ``CACHE_SECONDS`` (as the API server's token cache does), so a busy
+client does not cost a NATS round trip per request. No token, or one nobody vouches for, is a 401."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.errors import Forbidden, ShoalError
+from runtime.client import ApiClient
+
+CACHE_SECONDS = 10.0
+CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+
+
+ADMIN = User("shoal-admin", groups=("system:masters", "system:authenticated"))
+
+
+def certificate_user(certificate: Any) -> User:
+    """User = the subject's common name, groups = its organizations (as Kubernetes' x509 authenticator)."""
+    names: list[tuple[str, str]] = [pair for rdn in certificate.get("subject", ()) for pair in rdn]
+    common = [v for k, v in names if k == "commonName"]
+    if not common:
+        raise Unauthenticated("Unauthorized: the client certificate has no common name")
+    return User(common[0], groups=(*(v for k, v in names if k == "organizationName"), "system:authenticated"))
+
+
+class Unauthenticated(Exception):
+    """No credential, or one that is not valid: answered 401."""
+
+
+class Authenticator:
+    def __init__(self, client: ApiClient, admin_token: str | None, cache_seconds: float = CACHE_SECONDS) -> None:
+        self.client = client
+        self.cache_seconds = cache_seconds
+        self.admin_token = admin_token
+        self._cache: dict[str, tuple[float, User]] = {}
+
+    async def authenticate(self, authorization: str | None, peer_certificate: Any = None) -> User:
+        """``peer_certificate``: the client certificate TLS verified against the client CA (as Python's
+        ``getpeercert()`` gives it), used when no bearer token is sent."""
+        if not authorization and peer_certificate:
+            return certificate_user(peer_certificate)
+        if not authorization:
+            raise Unauthenticated("Unauthorized: no bearer token or client certificate")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Unauthorized: only bearer tokens are accepted")
+        if self.admin_token and hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            return ADMIN
+        cached = self._cache.get(token)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            review = await self.client.review_token(token)
+        except Forbidden:
+            raise Unauthenticated("Unauthorized: the token is not valid") from None
+        except ShoalError:
+            raise
+        if not review.get("authenticated"):
+            raise Unauthenticated("Unauthorized: the token is not valid")
+        user_info = review.get("user") or {}
+        user = User(str(user_info.get("username", "")), str(user_info.get("uid", "")),
+                    tuple(str(g) for g in user_info.get("groups") or ()))
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[token] = (now + self.cache_seconds, user)
+        return user

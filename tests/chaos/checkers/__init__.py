@@ -1,0 +1,36 @@
+"""Pure checkers of recorded histories: nothing here does I/O, sleeps or reads a clock."""
+
+from tests.chaos.checkers.history import Event, EventType, Operation, pair_events
+from tests.chaos.checkers.linearizability import (
+    CasOp,
+    CheckResult,
+    RegisterState,
+    check_register,
+)
+from tests.chaos.checkers.promises import (
+    PodObservation,
+    Violation,
+    WatchRecord,
+    check_binds,
+    check_lost_creates,
+    check_lost_writes,
+    check_watch_stream,
+)
+
+__all__ = [
+    "CasOp",
+    "CheckResult",
+    "Event",
+    "EventType",
+    "Operation",
+    "PodObservation",
+    "RegisterState",
+    "Violation",
+    "WatchRecord",
+    "check_binds",
+    "check_lost_creates",
+    "check_lost_writes",
+    "check_register",
+    "check_watch_stream",
+    "pair_events",
+]

@@ -1,0 +1,276 @@
+"""The checkers on histories known to be good and known to be bad: hand-written tables, and
+hypothesis-generated ones (sequential executions spread into overlapping intervals must pass; mutated
+strictly sequential ones must fail)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tests.chaos.checkers import (
+    Event,
+    EventType,
+    Operation,
+    PodObservation,
+    RegisterState,
+    WatchRecord,
+    check_binds,
+    check_lost_creates,
+    check_lost_writes,
+    check_register,
+    check_watch_stream,
+    pair_events,
+)
+from tests.chaos.checkers.history import HistoryError
+
+OK, FAIL, INFO = EventType.OK, EventType.FAIL, EventType.INFO
+INIT = RegisterState("v0", 1, 1)
+
+
+def op(i: int, f: str, arg: Any, outcome: EventType, result: Any, call: float, ret: float,
+       error: str | None = None) -> Operation:
+    return Operation(i, i, f, "k", arg, outcome, result, call, math.inf if outcome is INFO else ret, error)
+
+
+def history(*rows: tuple[Any, ...]) -> list[Operation]:
+    return [op(i, *row) for i, row in enumerate(rows)]
+
+
+GOOD: dict[str, list[Operation]] = {
+    "empty": [],
+    "sequential read write read": history(
+        ("read", None, OK, ("v0", 1), 0, 1), ("write", "a", OK, 5, 2, 3), ("read", None, OK, ("a", 5), 4, 5)),
+    "cas hit then conflict": history(
+        ("cas", (1, "a"), OK, 3, 0, 1), ("cas", (1, "b"), FAIL, None, 2, 3, "Conflict"),
+        ("read", None, OK, ("a", 3), 4, 5)),
+    "concurrent writes, read sees the later-ordered": history(
+        ("write", "a", OK, 5, 0, 10), ("write", "b", OK, 4, 1, 9), ("read", None, OK, ("a", 5), 11, 12)),
+    "read concurrent with a write may see either": history(
+        ("write", "a", OK, 5, 0, 10), ("read", None, OK, ("v0", 1), 1, 2), ("read", None, OK, ("a", 5), 3, 4)),
+    "info write that happened, seen later with its rv": history(
+        ("write", "a", INFO, None, 0, 0), ("read", None, OK, ("a", 7), 5, 6)),
+    "info write that never happened": history(
+        ("write", "a", INFO, None, 0, 0), ("read", None, OK, ("v0", 1), 5, 6), ("write", "b", OK, 9, 7, 8),
+        ("read", None, OK, ("b", 9), 10, 11)),
+    "info cas then a cas on its unknown rv": history(
+        ("cas", (1, "a"), INFO, None, 0, 0), ("cas", (6, "b"), OK, 8, 5, 6), ("read", None, OK, ("b", 8), 7, 9)),
+    "non-conflict failure did not happen": history(
+        ("write", "a", FAIL, None, 0, 1, "Invalid"), ("read", None, OK, ("v0", 1), 2, 3)),
+}
+
+BAD: dict[str, list[Operation]] = {
+    "stale read after an acknowledged write": history(
+        ("write", "a", OK, 5, 0, 1), ("read", None, OK, ("v0", 1), 2, 3)),
+    "lost write: read after two writes shows the first": history(
+        ("write", "a", OK, 5, 0, 1), ("write", "b", OK, 6, 2, 3), ("read", None, OK, ("a", 5), 4, 5)),
+    "two cas on the same rv both succeed": history(
+        ("cas", (1, "a"), OK, 3, 0, 5), ("cas", (1, "b"), OK, 4, 1, 6)),
+    "conflict although the rv matched": history(
+        ("cas", (1, "a"), FAIL, None, 0, 1, "Conflict"), ("read", None, OK, ("v0", 1), 2, 3)),
+    "revision goes backwards": history(("write", "a", OK, 5, 0, 1), ("write", "b", OK, 4, 2, 3)),
+    "read of a value never written": history(("read", None, OK, ("zz", 1), 0, 1)),
+    "read of the right value at the wrong rv": history(
+        ("write", "a", OK, 5, 0, 1), ("read", None, OK, ("a", 6), 2, 3)),
+    "info write seen, then the older value again": history(
+        ("write", "a", INFO, None, 0, 0), ("read", None, OK, ("a", 7), 1, 2), ("read", None, OK, ("v0", 1), 3, 4)),
+    "cas succeeds on a rv already replaced": history(
+        ("write", "a", OK, 5, 0, 1), ("cas", (1, "b"), OK, 6, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_known_good_histories_are_linearizable(name: str) -> None:
+    result = check_register("k", GOOD[name], INIT)
+    assert result.linearizable is True, result
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_known_bad_histories_are_not(name: str) -> None:
+    result = check_register("k", BAD[name], INIT)
+    assert result.linearizable is False, result
+    assert result.stuck_at is not None
+
+
+def test_the_search_bound_answers_unknown_not_a_guess() -> None:
+    ops = history(*[("write", f"w{i}", INFO, None, i, 0) for i in range(14)],
+                  ("read", None, OK, ("nope", 99), 20, 21))
+    result = check_register("k", ops, INIT, max_steps=200)
+    assert result.linearizable is None
+
+
+def test_pair_events_makes_operations_and_open_calls_indeterminate() -> None:
+    events = [Event(1, EventType.INVOKE, "write", "k", "a", 0.0), Event(2, EventType.INVOKE, "read", "k", None, 0.5),
+              Event(1, EventType.OK, "write", "k", 5, 1.0), Event(3, EventType.INVOKE, "cas", "k", (5, "b"), 2.0),
+              Event(3, EventType.FAIL, "cas", "k", None, 3.0, "Conflict")]
+    ops = pair_events(events)
+    assert [(o.f, o.outcome, o.call, o.ret) for o in ops] == [
+        ("write", OK, 0.0, 1.0), ("cas", FAIL, 2.0, 3.0), ("read", INFO, 0.5, math.inf)]
+    with pytest.raises(HistoryError):
+        pair_events([Event(1, EventType.OK, "read", "k", None, 0.0)])
+    with pytest.raises(HistoryError):
+        pair_events([Event(1, EventType.INVOKE, "read", "k", None, 0.0),
+                     Event(1, EventType.INVOKE, "read", "k", None, 1.0)])
+
+
+# -- generated histories -----------------------------------------------------------------------
+MOVES = st.sampled_from(["read", "write", "cas_hit", "cas_miss", "info_write_done", "info_write_lost",
+                         "info_cas_done", "info_cas_lost"])
+
+
+def simulate(moves: list[str], gaps: list[int], spread: list[tuple[int, int]] | None) -> list[Operation]:
+    """A sequential execution of ``moves`` on a register; the i-th op takes effect at time 100*i, its
+    interval is ``[100*i - a, 100*i + b]`` (``spread``) or ``[100*i, 100*i + 1]`` (strictly sequential)."""
+    value, rv = INIT.value, INIT.rv
+    assert rv is not None
+    ops: list[Operation] = []
+    for i, move in enumerate(moves):
+        point = 100.0 * i
+        a, b = spread[i] if spread else (0, 1)
+        call, ret = point - a, point + b
+        gap = gaps[i % len(gaps)]
+        if move == "read":
+            ops.append(op(i, "read", None, OK, (value, rv), call, ret))
+        elif move in ("write", "info_write_done"):
+            value, rv = f"w{i}", rv + gap
+            ops.append(op(i, "write", value, OK if move == "write" else INFO, rv, call, ret))
+        elif move == "info_write_lost":
+            ops.append(op(i, "write", f"w{i}", INFO, None, call, ret))
+        elif move in ("cas_hit", "info_cas_done"):
+            expected = rv
+            value, rv = f"w{i}", rv + gap
+            ops.append(op(i, "cas", (expected, value), OK if move == "cas_hit" else INFO, rv, call, ret))
+        elif move == "info_cas_lost":
+            ops.append(op(i, "cas", (rv + 1000, f"w{i}"), INFO, None, call, ret))
+        else:  # cas_miss
+            ops.append(op(i, "cas", (rv - 1 if rv > 1 else rv + 1000, f"w{i}"), FAIL, None, call, ret, "Conflict"))
+    return ops
+
+
+@settings(max_examples=150, deadline=None)
+@given(moves=st.lists(MOVES, max_size=40), gaps=st.lists(st.integers(1, 3), min_size=1, max_size=5),
+       data=st.data())
+def test_generated_linearizable_histories_pass(moves: list[str], gaps: list[int], data: st.DataObject) -> None:
+    spread = data.draw(st.lists(st.tuples(st.integers(0, 250), st.integers(0, 250)),
+                                min_size=len(moves), max_size=len(moves)))
+    result = check_register("k", simulate(moves, gaps, spread), INIT)
+    assert result.linearizable is True, result
+
+
+SEQUENTIAL_MOVES = st.sampled_from(["read", "write", "cas_hit", "cas_miss"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(moves=st.lists(SEQUENTIAL_MOVES, min_size=2, max_size=30), gaps=st.lists(st.integers(1, 3), min_size=1),
+       mutation=st.sampled_from(["stale_read", "rv_backwards", "conflict_on_match", "cas_on_wrong_rv"]),
+       data=st.data())
+def test_mutated_sequential_histories_fail(moves: list[str], gaps: list[int], mutation: str,
+                                           data: st.DataObject) -> None:
+    ops = simulate(moves, gaps, None)
+    assert INIT.rv is not None
+    states: list[tuple[Any, int]] = [(INIT.value, INIT.rv)]  # the state before each op
+    for o in ops:
+        states.append(states[-1] if o.outcome is not OK or o.f == "read" else
+                      (o.argument if o.f == "write" else o.argument[1], o.result))
+    if mutation == "stale_read":
+        candidates = [i for i, o in enumerate(ops) if o.f == "read" and len(set(states[:i + 1])) > 1]
+        assume(candidates)
+        i = data.draw(st.sampled_from(candidates))
+        stale = data.draw(st.sampled_from([s for s in states[:i] if s != states[i]]))
+        ops[i] = replace(ops[i], result=stale)
+    elif mutation == "rv_backwards":
+        candidates = [i for i, o in enumerate(ops) if o.f in ("write", "cas") and o.outcome is OK]
+        assume(candidates)
+        i = data.draw(st.sampled_from(candidates))
+        ops[i] = replace(ops[i], result=states[i][1])
+    elif mutation == "conflict_on_match":
+        candidates = [i for i, o in enumerate(ops) if o.f == "cas" and o.outcome is FAIL]
+        assume(candidates)
+        i = data.draw(st.sampled_from(candidates))
+        ops[i] = replace(ops[i], argument=(states[i][1], ops[i].argument[1]))
+    else:
+        candidates = [i for i, o in enumerate(ops) if o.f == "cas" and o.outcome is OK]
+        assume(candidates)
+        i = data.draw(st.sampled_from(candidates))
+        ops[i] = replace(ops[i], argument=(states[i][1] - 1, ops[i].argument[1]))
+    result = check_register("k", ops, INIT)
+    assert result.linearizable is False, (mutation, result)
+
+
+# -- the other promises ------------------------------------------------------------------------
+def test_lost_writes() -> None:
+    acked = {"a": [("x", 5), ("y", 9)], "b": [("p", 3)], "c": [("q", 4)], "d": [("r", 7)]}
+    final = {"a": ("y", 9), "b": ("later", 12), "c": ("q-old", 2), "d": ("other", 7)}
+    found = {(v.subject, v.promise) for v in check_lost_writes(acked, final)}
+    assert found == {("c", "no-lost-write"), ("d", "no-lost-write")}
+    assert [v.subject for v in check_lost_writes({"e": [("z", 1)]}, {})] == ["e"]
+    assert [v.subject for v in check_lost_creates(["p", "q", "r"], ["q", "p", "s"])] == ["r"]
+
+
+def test_binds() -> None:
+    good = [PodObservation("ns/p", "u1", None, 3), PodObservation("ns/p", "u1", "n1", 5),
+            PodObservation("ns/p", "u1", "n1", 8), PodObservation("ns/p", "u2", "n2", 9)]  # re-created: new uid
+    assert check_binds(good) == []
+    two_nodes = [*good, PodObservation("ns/p", "u1", "n3", 12, "watcher-2")]
+    assert [v.detail.split(":")[0] for v in check_binds(two_nodes)] == ["bound to 2 nodes ['n1', 'n3']"]
+    unbound = [*good, PodObservation("ns/p", "u2", None, 11)]
+    assert len(check_binds(unbound)) == 1 and "unbound at rv 11" in check_binds(unbound)[0].detail
+
+
+TRUTH = {4: ("a", "x"), 6: ("b", "y"), 7: ("a", "z"), 10: ("b", "w")}
+
+
+def ev(rv: int) -> WatchRecord:
+    key, value = TRUTH[rv]
+    return WatchRecord("event", rv, key, value, "MODIFIED")
+
+
+@pytest.mark.parametrize(("records", "end", "promises"), [
+    ([WatchRecord("start", 1), ev(4), ev(6), ev(7), ev(10)], 10, []),
+    ([WatchRecord("start", 5), ev(6), ev(7), ev(10)], 10, []),  # started after rv 4: not its business
+    ([WatchRecord("start", 1), ev(4), WatchRecord("expired"), WatchRecord("relist", 7), ev(10)], 10, []),
+    ([WatchRecord("start", 1), ev(4), ev(7), ev(10)], 10, ["watch-gap"]),  # rv 6 silently skipped
+    ([WatchRecord("start", 1), ev(4), ev(6), ev(7)], 10, ["watch-gap"]),  # silence at the end
+    ([WatchRecord("start", 1), ev(4), ev(7), ev(6), ev(10)], 10, ["watch-order", "watch-gap"]),
+    ([WatchRecord("start", 1), ev(4), ev(4), ev(6), ev(7), ev(10)], 10, ["watch-order"]),  # duplicate
+    ([WatchRecord("start", 1), ev(4), WatchRecord("relist", 7), ev(10)], 10, ["watch-order"]),  # no Expired
+    ([WatchRecord("start", 1), ev(4), WatchRecord("event", 6, "b", "forged"), ev(7), ev(10)], 10,
+     ["watch-content"]),
+    ([ev(4)], 10, ["watch-order"]),
+])
+def test_watch_streams(records: list[WatchRecord], end: int, promises: list[str]) -> None:
+    assert [v.promise for v in check_watch_stream("w", records, TRUTH, end)] == promises
+
+
+def test_a_long_concurrent_history_is_checked_within_the_bound() -> None:
+    """5,000 operations, each overlapping its neighbours, some indeterminate: memoisation keeps the search
+    near-linear (a deterministic count of steps, not a timing)."""
+    import random
+
+    rng = random.Random(5)
+    moves = [rng.choice(["read", "read", "write", "cas_hit", "cas_miss", "info_write_lost", "info_cas_done"])
+             for _ in range(5000)]
+    spread = [(rng.randrange(0, 150), rng.randrange(0, 150)) for _ in moves]
+    result = check_register("k", simulate(moves, [1, 2], spread), INIT, max_steps=200_000)
+    assert result.linearizable is True, result
+    assert result.steps < 100_000
+
+
+def test_checkers_do_no_io() -> None:
+    """The checkers are pure: they import nothing that talks to the world (tests and the soak share them)."""
+    import ast
+    from pathlib import Path
+
+    allowed = {"__future__", "collections", "collections.abc", "dataclasses", "enum", "math", "typing",
+               "tests.chaos.checkers", "tests.chaos.checkers.history", "tests.chaos.checkers.linearizability",
+               "tests.chaos.checkers.promises"}
+    for path in (Path(__file__).parent / "checkers").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert set(names) <= allowed, f"{path.name} imports {names}"

@@ -1,0 +1,184 @@
+"""The chaos suite's CI variant (issue 19): CAS clients, watchers and pod creators on the three-VM
+cluster while a NATS server is killed, an API actor is killed and one VM is partitioned away, then every
+checker of ``tests.chaos.checkers``: zero violations, and the figures printed."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from tests.chaos.faults import Fault, Kill, Partition, restart_proc
+from tests.chaos.run import Schedule, chaos_run
+from tests.multivm.cluster import Cluster
+
+pytestmark = pytest.mark.slow
+KNOWN_WATCH_GAP = "[watch-gap]"
+
+
+async def test_chaos_ci_variant(multivm: Cluster) -> None:
+    seed = int(os.environ.get("SHOAL_CHAOS_SEED") or random.randrange(1, 1_000_000))
+    print(f"\nchaos seed {seed} (SHOAL_CHAOS_SEED={seed} replays the same draws)")
+    rng = random.Random(seed)
+    victim_nats = rng.choice((1, 2, 3))
+    victim_vm = rng.choice((1, 2, 3))
+    api = next(p for p in multivm.procs if p.name == f"api-{rng.choice((1, 2))}")
+
+    def next_fault(n: int) -> Fault | None:
+        if n == 0:
+            return Kill(f"kill -9 nats-{victim_nats}", proc=multivm.nats[victim_nats],
+                        restart=restart_proc(multivm))
+        if n == 1:
+            return Kill(f"kill -9 {api.name}", proc=api, restart=restart_proc(multivm))
+        if n == 2:
+            return Partition(f"partition vm{victim_vm} (minority)", cluster=multivm, vm=victim_vm)
+        return None
+
+    report = await chaos_run(multivm, seed=seed, duration=60, rate=40,
+                             schedule=Schedule(next_fault, every=18, hold=lambda n: 8.0),
+                             dump=multivm.root / f"chaos-history-{seed}.json")
+    print(report.summary())
+    assert len(report.faults) == 3
+    assert report.operations["total"] > 300
+    assert not report.unknown_keys, report.summary()
+    gaps = [v for v in report.violations if v.startswith(KNOWN_WATCH_GAP)]
+    assert not [v for v in report.violations if v not in gaps], report.summary()
+    if gaps:  # the one known issue (see the test below): reported, not hidden
+        pytest.xfail(f"watch gaps (known: docs/RELIABILITY.md findings 1-2, reproduced by the two xfail tests "
+                     f"below): {gaps}")
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "found by the chaos suite: the API actors' watch cache follows the KV stream with an ordered consumer; "
+    "when the NATS server holding that consumer dies, nats-py recreates it from the last sequence seen only "
+    "after two missed idle heartbeats (~10 s), and the KV bucket keeps one revision per key (history=1), so "
+    "the revisions written meanwhile are already gone: the cache, and every watch it serves, skips them "
+    "silently (no Expired, no gap)"))
+async def test_watch_cache_feed_misses_no_revision_when_its_nats_server_dies(multivm: Cluster) -> None:
+    """The watch cache's own feed (``Store.follow``, as the API actor runs it) while the NATS server that
+    hosts its consumer is killed -9 and restarted: every acknowledged write must reach it."""
+    import asyncio
+    import signal
+    import time
+
+    from actors.api.store import Record, Store
+    from runtime.client import ApiClient
+    from tests.chaos.workloads import configmap
+
+    follower_nc = await multivm.connect("admin", name="chaos/follower")
+    writer_nc = await multivm.connect("admin", name="chaos/writer")
+    key = f"follow-{int(time.time()) % 100000}"
+    seen: list[int] = []
+    acked: list[int] = []
+    victim = 0
+
+    async def on_record(record: Record, pending: int) -> None:
+        if record.key.endswith(f".{key}"):
+            seen.append(record.revision)
+
+    try:
+        client = ApiClient(writer_nc, timeout=3)
+        await client.create(configmap(key, "follow", "0"))
+        sub = await Store(follower_nc).follow(on_record)
+        info = await sub.consumer_info()
+        assert info.cluster is not None and info.cluster.leader
+        victim = int(str(info.cluster.leader).rsplit("-", 1)[1])
+
+        async def write(n: int) -> None:
+            try:
+                obj = await client.update(configmap(key, "follow", str(n)))
+                acked.append(int(obj["metadata"]["resourceVersion"]))
+            except Exception:
+                await asyncio.sleep(0.2)
+
+        for n in range(10):
+            await write(n)
+        multivm.nats[victim].kill(signal.SIGKILL)
+        until = time.monotonic() + 8
+        n = 10
+        while time.monotonic() < until:
+            await write(n)
+            n += 1
+            await asyncio.sleep(0.05)
+        multivm.start_nats(victim)
+        multivm.wait_nats((1, 2, 3), 60)
+        until = time.monotonic() + 20  # past two missed idle heartbeats: the consumer is recreated
+        while time.monotonic() < until:
+            await write(n)
+            n += 1
+            await asyncio.sleep(0.2)
+        deadline = time.monotonic() + 20
+        while (not seen or seen[-1] < acked[-1]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        missing = sorted(set(acked) - set(seen))
+        print(f"\nconsumer on nats-{victim}: {len(acked)} writes acknowledged, {len(seen)} revisions followed, "
+              f"{len(missing)} skipped, e.g. {missing[:8]}")
+        assert not missing, f"the watch cache's feed skipped {len(missing)} acknowledged revisions: {missing[:10]}"
+    finally:
+        if victim and not multivm.nats[victim].alive():
+            multivm.start_nats(victim)
+            multivm.wait_nats((1, 2, 3), 60)
+        await follower_nc.close()
+        await writer_nc.close()
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "found by the chaos soak: the KV bucket keeps one revision per key (history=1), so JetStream deletes a "
+    "revision as soon as the next one of the same key is stored; a consumer that has not delivered it yet "
+    "(the API actor's watch-cache feed lagging by a few ms) never sees it, and neither does any watch"))
+async def test_watch_cache_feed_misses_no_superseded_revision_under_load(multivm: Cluster) -> None:
+    """No fault: eight writers update one object as fast as they can for 10 s while the watch cache's own
+    feed (``Store.follow``, with 2 ms of work per record as an API actor has) runs in this process; every
+    acknowledged revision must reach it."""
+    import asyncio
+    import time
+
+    from actors.api.store import Record, Store
+    from protocol.errors import ShoalError
+    from runtime.client import ApiClient
+    from tests.chaos.workloads import configmap
+
+    follower_nc = await multivm.connect("admin", name="chaos/follower")
+    writer_ncs = [await multivm.connect("admin", name=f"chaos/writer-{i}") for i in range(4)]
+    key = f"hot-{int(time.time()) % 100000}"
+    seen: list[int] = []
+    acked: list[int] = []
+
+    async def on_record(record: Record, pending: int) -> None:
+        if record.key.endswith(f".{key}"):
+            seen.append(record.revision)
+        await asyncio.sleep(0.002)  # an API actor applies and dispatches each record: a little work
+
+    try:
+        clients = [ApiClient(nc, timeout=3) for nc in writer_ncs]
+        await clients[0].create(configmap(key, "hot", "0"))
+        await Store(follower_nc).follow(on_record)
+        deadline = time.monotonic() + 20
+        while not seen and time.monotonic() < deadline:  # caught up: the writes start on a live feed
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        until = time.monotonic() + 10
+
+        async def writer(w: int) -> None:
+            i = 0
+            while time.monotonic() < until:
+                i += 1
+                try:
+                    obj = await clients[w % len(clients)].update(configmap(key, "hot", f"{w}-{i}"))
+                except ShoalError:
+                    continue
+                acked.append(int(obj["metadata"]["resourceVersion"]))
+
+        await asyncio.gather(*(writer(w) for w in range(8)))
+        deadline = time.monotonic() + 20
+        while (not seen or max(seen) < max(acked)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        missing = sorted(set(acked) - set(seen))
+        print(f"\n{len(acked)} writes acknowledged, {len(seen)} revisions followed, {len(missing)} skipped, "
+              f"e.g. {missing[:8]}")
+        assert not missing, f"the watch cache's feed skipped {len(missing)} acknowledged revisions: {missing[:10]}"
+    finally:
+        await follower_nc.close()
+        for nc in writer_ncs:
+            await nc.close()
