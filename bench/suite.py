@@ -35,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "events": ["bench.bench_scale", "--nodes", "200", "--pods", "2000", "--compare-events"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
+    "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
 }
@@ -53,6 +54,8 @@ FULL: dict[str, list[str]] = {
                   "--timeout", "2400"],
     "scale_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                    "--timeout", "5400"],
+    "daemonset_1k": ["bench.bench_daemonset", "--nodes", "1000"],
+    "daemonset_5k": ["bench.bench_daemonset", "--nodes", "5000", "--hollow-procs", "2", "--timeout", "2400"],
     "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
     "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                     "--timeout", "5400", "--compare-events"],
@@ -248,6 +251,17 @@ def rows_jobs(r: dict[str, Any]) -> list[Row]:
                 "Complete, exactly N succeeded",
                 _met(bool(r["job_complete"]) and r["job_succeeded"] == r["completions"]))]
 
+def rows_daemonset(r: dict[str, Any]) -> list[Row]:
+    nodes = r["nodes"]
+    baseline = f"Deployment of {nodes}: {r['deployment_available_s']:.1f} s"
+    return [
+        Row(f"DaemonSet on {nodes} hollow nodes: all available", f"{r['daemonset_available_s']:.1f} s", "",
+            f"{r['daemonset_pods_per_s']:.0f} pods/s", baseline, f"{r['daemonset_vs_deployment']:.2f}x"),
+        Row(f"DaemonSet rolled across {nodes} nodes (maxUnavailable {r['max_unavailable']})",
+            f"{r['daemonset_rollout_s']:.1f} s", "", f"{nodes / max(r['daemonset_rollout_s'], 1e-9):.0f} pods/s",
+            baseline),
+    ]
+
 
 def rows_gateway(r: dict[str, Any]) -> list[Row]:
     ratio = r["gateway_list_p50_ms"] / r["nats_list_p50_ms"]
@@ -282,6 +296,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return builders[name](figures)
     if name.startswith("scheduler_perf"):
         return rows_scheduler_perf(figures)
+    if name.startswith("daemonset"):
+        return rows_daemonset(figures)
     if name.startswith("events"):
         return rows_events(name, figures)
     if name.startswith("jobs"):

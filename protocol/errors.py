@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "Forbidden"
     EXPIRED = "Expired"
     TOO_LARGE = "RequestEntityTooLarge"
+    TOO_MANY_REQUESTS = "TooManyRequests"
     UNAVAILABLE = "Unavailable"
     TIMEOUT = "Timeout"
     INTERNAL = "InternalError"
@@ -94,6 +95,15 @@ class TooLarge(ShoalError):
     http_status = 413
 
 
+class TooManyRequests(ShoalError):
+    """Not now: the request would break a limit that changes over time (Kubernetes' 429), such as an
+    eviction a PodDisruptionBudget does not allow yet. ``details`` may say why (``causes``)."""
+
+    code = ErrorCode.TOO_MANY_REQUESTS
+    retryable = True
+    http_status = 429
+
+
 class Unavailable(ShoalError):
     """No API actor answered or the datastore is unreachable: retry with back-off."""
 
@@ -117,7 +127,7 @@ class InternalError(ShoalError):
 _BY_CODE: dict[str, type[ShoalError]] = {
     cls.code.value: cls
     for cls in (NotFound, AlreadyExists, Conflict, Invalid, BadRequest, Forbidden, Expired, TooLarge,
-                Unavailable, Timeout, InternalError)
+                TooManyRequests, Unavailable, Timeout, InternalError)
 }
 
 

@@ -25,6 +25,7 @@ class Verb(StrEnum):
     PATCH = "patch"
     DELETE = "delete"
     BIND = "bind"
+    EVICT = "evict"
     WATCH = "watch"
 
 

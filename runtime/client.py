@@ -191,6 +191,14 @@ class ApiClient:
         reply = await self.request(subject, {"options": options})
         return reply["object"]  # type: ignore[no-any-return]
 
+    async def evict(self, name: str, namespace: str, *, grace_period: int | None = None) -> Obj:
+        """Evict a pod (policy/v1 Eviction): it is deleted unless a PodDisruptionBudget covering it allows no
+        disruption now, which raises ``TooManyRequests`` (retry later). Returns the deleted pod."""
+        options: dict[str, Any] = {} if grace_period is None else {"gracePeriodSeconds": grace_period}
+        subject = self._object_subject(Verb.EVICT, by_kind("Pod"), namespace, name)
+        reply = await self.request(subject, {"options": options})
+        return reply["object"]  # type: ignore[no-any-return]
+
     async def bind(self, name: str, namespace: str, node: str, resource_version: str | None = None, *,
                    uid: str | None = None) -> Obj:
         """Bind a pod to a node; with ``uid``, only that incarnation of the pod (Conflict otherwise)."""

@@ -21,6 +21,7 @@ from actors.api.allocator import AllocatorSettings, ServiceAllocator
 from actors.api.authorize import authorize
 from actors.api.cache import WatchCache, Watcher, bookmark_entry
 from actors.api.events_store import EventStreamStore, EventWatches
+from actors.api.eviction import evict
 from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
@@ -96,7 +97,7 @@ class ApiActor:
         self._handlers: dict[Verb, Handler] = {
             Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
             Verb.UPDATE: self._update, Verb.STATUS: self._update, Verb.PATCH: self._patch,
-            Verb.DELETE: self._delete, Verb.BIND: self._bind,
+            Verb.DELETE: self._delete, Verb.BIND: self._bind, Verb.EVICT: self._evict,
         }
         self.requests = 0
         self._slow_log = Throttle(1.0)
@@ -260,6 +261,14 @@ class ApiActor:
             raise BadRequest("delete options must be a map")
         return codec.ok(object=await self.service.delete(req.info, req.namespace, _name(req), options,
                                                           guard=guard))
+
+    async def _evict(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                     guard: noderestriction.Guard | None) -> bytes:
+        """``shoal.api.evict.pods.<ns>.<name>``: delete the pod unless a PodDisruptionBudget forbids it now."""
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise BadRequest("eviction delete options must be a map")
+        return codec.ok(object=await evict(self.service, req.info, req.namespace, _name(req), options))
 
     async def _bind(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                     guard: noderestriction.Guard | None) -> bytes:

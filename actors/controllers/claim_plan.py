@@ -40,14 +40,18 @@ def claim_plan(owner: Obj, selector: Selector, candidates: list[Obj]) -> ClaimPl
     plan = ClaimPlan()
     owner_deleting = is_deleting(owner)
     owner_namespace = namespace_of(owner)
+    owner_uid = uid_of(owner)
     for obj in candidates:
+        controller = controller_of(obj)
+        if controller is not None and controller.get("uid") != owner_uid:
+            continue  # another owner's: ignored without evaluating the selector (most pods, at scale)
         matches = selector.matches(labels_of(obj))
-        if is_controlled_by(obj, owner):
+        if controller is not None:
             if matches or owner_deleting:
                 plan.kept.append(obj)
             else:
                 plan.release.append(obj)
-        elif (controller_of(obj) is None and matches and not owner_deleting and not is_deleting(obj)
+        elif (matches and not owner_deleting and not is_deleting(obj)
               and (not owner_namespace or namespace_of(obj) == owner_namespace)):
             plan.adopt.append(obj)
             plan.kept.append(obj)

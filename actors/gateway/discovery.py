@@ -44,6 +44,9 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
                         "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]})
         if "log" in info.subresources:
             out.append({"name": f"{info.plural}/log", "singularName": "", **base, "verbs": ["get"]})
+        if "eviction" in info.subresources:
+            out.append({"name": f"{info.plural}/eviction", "singularName": "", **base, "kind": "Eviction",
+                        "group": "policy", "version": "v1", "verbs": ["create"]})
         if "binding" in info.subresources:
             out.append({"name": f"{info.plural}/binding", "singularName": "", **base, "kind": "Binding",
                         "verbs": ["create"]})

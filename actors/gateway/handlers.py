@@ -114,6 +114,16 @@ class Handlers:
         await self.client.bind(str(t.name), str(t.namespace), str(target["name"]), uid=str(uid) if uid else None)
         return json_response(statuses.success(), 201)
 
+    async def evict(self, request: web.Request, t: paths.Target) -> web.Response:
+        """``POST pods/<name>/eviction`` with a policy/v1 ``Eviction`` (``deleteOptions`` optional): 201, or
+        429 TooManyRequests when a PodDisruptionBudget allows no disruption now (kubectl drain retries)."""
+        body = await read_body(request)
+        options = (body.get("deleteOptions") if isinstance(body, dict) else None) or {}
+        grace = options.get("gracePeriodSeconds") if isinstance(options, dict) else None
+        await self.client.evict(str(t.name), str(t.namespace),
+                                grace_period=grace if isinstance(grace, int) and not isinstance(grace, bool) else None)
+        return json_response(statuses.success(), 201)
+
     async def create(self, request: web.Request, t: paths.Target) -> web.Response:
         obj = await read_body(request)
         if not isinstance(obj, dict):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from protocol.errors import NotFound
 from protocol.kinds import KINDS, KindInfo
 
-NOT_YET = frozenset({"exec", "attach", "portforward", "proxy", "eviction", "ephemeralcontainers"})
+NOT_YET = frozenset({"exec", "attach", "portforward", "proxy", "ephemeralcontainers"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,7 +210,9 @@ class GatewayActor:
                     return await h.delete_collection(request, target)
             elif method == "POST" and target.subresource == "binding":
                 return await h.bind(request, target)
-            elif method == "GET" and target.subresource != "binding":
+            elif method == "POST" and target.subresource == "eviction":
+                return await h.evict(request, target)
+            elif method == "GET" and target.subresource not in ("binding", "eviction"):
                 return await h.read(request, target)
             elif method == "PUT":
                 return await h.update(request, target)

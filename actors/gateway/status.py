@@ -17,6 +17,7 @@ REASONS: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "Forbidden",
     ErrorCode.EXPIRED: "Expired",
     ErrorCode.TOO_LARGE: "RequestEntityTooLarge",
+    ErrorCode.TOO_MANY_REQUESTS: "TooManyRequests",
     ErrorCode.UNAVAILABLE: "ServiceUnavailable",
     ErrorCode.TIMEOUT: "Timeout",
     ErrorCode.INTERNAL: "InternalError",

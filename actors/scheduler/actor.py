@@ -254,7 +254,8 @@ class SchedulerActor:
         self.counters.attempts += 1
         nodes = self.cache.schedulable_nodes()
         decision = decide(info, nodes, start=self.cache.next_start,
-                          percentage=self.settings.percentage_of_nodes_to_score, rng=self.rng)
+                          percentage=self.settings.percentage_of_nodes_to_score, rng=self.rng,
+                          named=self.cache.nodes)
         if nodes:
             self.cache.next_start = (self.cache.next_start + decision.examined) % len(nodes)
         if isinstance(decision, Unschedulable):

@@ -9,10 +9,10 @@ Only when nothing fits are all nodes examined, to give a complete FailedScheduli
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from actors.scheduler.filters import FITS, NOT_FOUND, node_resources_fit, relevant_filters
+from actors.scheduler.filters import AFFINITY_MISMATCH, FITS, NOT_FOUND, node_resources_fit, relevant_filters
 from actors.scheduler.model import NodeInfo, PodInfo
 from actors.scheduler.scores import SCORES, ScorePlugin, score_nodes
 
@@ -61,11 +61,16 @@ def failure_message(total: int, reasons: dict[str, int]) -> str:
 
 
 def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentage: int = 0,
-           rng: random.Random | None = None, scores: Sequence[ScorePlugin] = SCORES) -> Decision:
+           rng: random.Random | None = None, scores: Sequence[ScorePlugin] = SCORES,
+           named: Mapping[str, NodeInfo] | None = None) -> Decision:
     """Choose a node for ``pod`` among ``nodes`` (the cache's schedulable order), starting at ``start``.
 
-    ``examined`` in the result tells the caller how far to rotate the start for the next pod.
+    ``examined`` in the result tells the caller how far to rotate the start for the next pod. With
+    ``named`` (the nodes by name), a pod whose required affinity names its nodes (a DaemonSet pod) is
+    decided among those alone, as Kubernetes' PreFilter result does: the others fail NodeAffinity anyway.
     """
+    if named is not None and pod.node_names is not None:
+        return _decide_named(pod, len(nodes), named, percentage=percentage, rng=rng, scores=scores)
     total = len(nodes)
     if total == 0:
         return Unschedulable({}, 0, 0)
@@ -109,6 +114,22 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
         return Scheduled(feasible[0].name, 0, 1, examined)
     totals = score_nodes(pod, feasible, scores)
     return Scheduled(*_select(feasible, totals, rng or random.Random()), len(feasible), examined)
+
+
+def _decide_named(pod: PodInfo, total: int, named: Mapping[str, NodeInfo], *, percentage: int,
+                  rng: random.Random | None, scores: Sequence[ScorePlugin]) -> Decision:
+    """``decide`` among the nodes ``pod.node_names`` allows; the rest of the ``total`` count as affinity
+    mismatches in a failure message."""
+    assert pod.node_names is not None
+    subset = [node for name in sorted(pod.node_names) if (node := named.get(name)) is not None and node.present]
+    decision = decide(pod, subset, percentage=percentage, rng=rng, scores=scores)
+    if isinstance(decision, Scheduled):
+        return decision
+    others = total - len(subset)
+    reasons = dict(decision.reasons)
+    if others > 0:
+        reasons[AFFINITY_MISMATCH] = reasons.get(AFFINITY_MISMATCH, 0) + others
+    return Unschedulable(reasons, total, decision.examined)
 
 
 def _select(nodes: Sequence[NodeInfo], totals: Sequence[int], rng: random.Random) -> tuple[str, int]:

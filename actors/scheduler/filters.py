@@ -23,8 +23,9 @@ from actors.scheduler.model import (
     NodeInfo,
     NodeSelectorTerm,
     PodInfo,
-    SelectorRequirement,
 )
+from protocol import nodeaffinity
+from protocol.nodeaffinity import requirement_matches as requirement_matches
 from protocol.tolerations import NO_EXECUTE, NO_SCHEDULE, Taint, find_untolerated_taint
 
 Reasons = tuple[str, ...]
@@ -65,46 +66,15 @@ def taint_toleration(pod: PodInfo, node: NodeInfo) -> Reasons:
     return FITS
 
 
-def requirement_matches(req: SelectorRequirement, labels: dict[str, str]) -> bool:
-    value = labels.get(req.key)
-    op = req.operator
-    if op == "In":
-        return value is not None and value in req.values
-    if op == "NotIn":
-        return value is None or value not in req.values
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt"):
-        if value is None or len(req.values) != 1:
-            return False
-        try:
-            have, want = int(value), int(req.values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False  # an unknown operator matches nothing, as in Kubernetes
-
-
 def term_matches(term: NodeSelectorTerm, node: NodeInfo) -> bool:
-    """All requirements of the term hold; a term without any requirement matches no node."""
-    if not term.expressions and not term.fields:
-        return False
-    if not all(requirement_matches(r, node.labels) for r in term.expressions):
-        return False
-    fields = {"metadata.name": node.name}
-    return all(requirement_matches(r, fields) for r in term.fields)
+    """All requirements of the term hold on ``node`` (``protocol.nodeaffinity``'s rule)."""
+    return nodeaffinity.term_matches(term, node.labels, node.name)
 
 
 def node_affinity(pod: PodInfo, node: NodeInfo) -> Reasons:
-    labels = node.labels
-    for key, value in pod.node_selector:
-        if labels.get(key) != value:
-            return (AFFINITY_MISMATCH,)
-    if pod.required_terms is not None and not any(term_matches(t, node) for t in pod.required_terms):
-        return (AFFINITY_MISMATCH,)
-    return FITS
+    if nodeaffinity.node_matches(pod.node_selector, pod.required_terms, node.labels, node.name):
+        return FITS
+    return (AFFINITY_MISMATCH,)
 
 
 def node_ports(pod: PodInfo, node: NodeInfo) -> Reasons:

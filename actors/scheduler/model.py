@@ -11,6 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol import nodeaffinity
+from protocol.nodeaffinity import (
+    named_nodes,
+    node_affinity_of,
+    node_selector_of,
+    required_terms_of,
+    term_of,
+)
 from protocol.objects import Obj, controller_of, labels_of, meta, name_of, namespace_of, ref, uid_of
 from protocol.quantity import QuantityError, cpu_millis, memory_bytes
 from protocol.tolerations import (
@@ -34,21 +42,9 @@ NOT_READY_TAINT = NOT_READY
 UNREACHABLE_TAINT = UNREACHABLE
 UNSCHEDULABLE_TAINT = UNSCHEDULABLE
 ANY_IP = "0.0.0.0"
-
-
-@dataclass(frozen=True, slots=True)
-class SelectorRequirement:
-    key: str
-    operator: str  # In, NotIn, Exists, DoesNotExist, Gt, Lt
-    values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSelectorTerm:
-    """ANDed requirements on labels (``matchExpressions``) and fields (``matchFields``: metadata.name)."""
-
-    expressions: tuple[SelectorRequirement, ...] = ()
-    fields: tuple[SelectorRequirement, ...] = ()
+NodeSelectorTerm = nodeaffinity.NodeSelectorTerm
+SelectorRequirement = nodeaffinity.SelectorRequirement
+"""Node selection lives in ``protocol.nodeaffinity``, shared with the DaemonSet controller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +66,8 @@ class PodInfo:
     node_selector: tuple[tuple[str, str], ...] = ()
     required_terms: tuple[NodeSelectorTerm, ...] | None = None
     """None: no required node affinity. An empty tuple matches no node, as in Kubernetes."""
+    node_names: frozenset[str] | None = None
+    """The only nodes the required terms can match by name (``metadata.name In``), None when any can."""
     preferred_terms: tuple[tuple[int, NodeSelectorTerm], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     host_ports: tuple[HostPort, ...] = ()
@@ -166,20 +164,6 @@ def pod_requests(spec: Obj) -> tuple[dict[str, int], int, int]:
     return total, nz_cpu, nz_mem
 
 
-def _requirement(expr: Any) -> SelectorRequirement:
-    if not isinstance(expr, dict):
-        return SelectorRequirement("", "Invalid")
-    return SelectorRequirement(str(expr.get("key", "")), str(expr.get("operator", "")),
-                               tuple(str(v) for v in expr.get("values") or ()))
-
-
-def _term(term: Any) -> NodeSelectorTerm:
-    if not isinstance(term, dict):
-        return NodeSelectorTerm()
-    return NodeSelectorTerm(tuple(_requirement(e) for e in term.get("matchExpressions") or ()),
-                            tuple(_requirement(e) for e in term.get("matchFields") or ()))
-
-
 def _host_ports(spec: Obj) -> tuple[HostPort, ...]:
     host_network = bool(spec.get("hostNetwork"))
     ports = []
@@ -225,23 +209,19 @@ def pod_info(pod: Obj) -> PodInfo:
     spec: Obj = pod.get("spec") or {}
     total, nz_cpu, nz_mem = pod_requests(spec)
     cpu, memory = total.pop("cpu", 0), total.pop("memory", 0)
-    affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
-    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
-    required_terms = None if not isinstance(required, dict) else tuple(
-        _term(t) for t in required.get("nodeSelectorTerms") or ())
+    affinity = node_affinity_of(spec)
+    required_terms = required_terms_of(spec)
     preferred = tuple(
-        (int(p.get("weight") or 0), _term(p.get("preference")))
+        (int(p.get("weight") or 0), term_of(p.get("preference")))
         for p in affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ()
         if isinstance(p, dict) and isinstance(p.get("weight"), int))
-    selector = spec.get("nodeSelector") or {}
     priority = spec.get("priority")
     return PodInfo(
         key=ref(pod), uid=uid_of(pod), cpu=cpu, memory=memory,
         other=tuple(sorted((k, v) for k, v in total.items() if v > 0)),
         nonzero_cpu=nz_cpu, nonzero_memory=nz_mem,
-        node_selector=tuple(sorted((str(k), str(v)) for k, v in selector.items())) if isinstance(
-            selector, dict) else (),
-        required_terms=required_terms, preferred_terms=preferred,
+        node_selector=node_selector_of(spec),
+        required_terms=required_terms, node_names=named_nodes(required_terms), preferred_terms=preferred,
         tolerations=tuple(toleration_of(t) for t in spec.get("tolerations") or ()),
         host_ports=_host_ports(spec), group=spread_group(pod),
         priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,

@@ -27,7 +27,9 @@ from __future__ import annotations
 from protocol.errors import BadRequest
 from protocol.kinds import (
     configmap,
+    controllerrevision,
     cronjob,
+    daemonset,
     deployment,
     endpoints,
     event,
@@ -36,6 +38,7 @@ from protocol.kinds import (
     namespace,
     node,
     pod,
+    poddisruptionbudget,
     priorityclass,
     replicaset,
     replicationcontroller,
@@ -58,6 +61,8 @@ STRATEGIES: tuple[Strategy, ...] = (
     deployment.STRATEGY,
     job.STRATEGY,
     cronjob.STRATEGY,
+    daemonset.STRATEGY,
+    controllerrevision.STRATEGY,
     service.STRATEGY,
     endpoints.STRATEGY,
     serviceaccount.STRATEGY,
@@ -66,6 +71,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     event.STRATEGY,
     lease.STRATEGY,
     priorityclass.STRATEGY,
+    poddisruptionbudget.STRATEGY,
 )
 
 KINDS: tuple[KindInfo, ...] = tuple(s.info for s in STRATEGIES)

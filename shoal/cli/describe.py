@@ -324,6 +324,43 @@ def describe_cronjob(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: f
     w.kv("Active Jobs", ", ".join(active) or NONE)
 
 
+def describe_daemonset(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    """kubectl's DaemonSet description: the node counts of the status, the update strategy, the template."""
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    w.kv("Selector", _selector_text(spec))
+    node_selector = _dict(_dict(_dict(spec.get("template")).get("spec")).get("nodeSelector"))
+    w.kv("Node-Selector", ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or NONE)
+    w.kv("Desired Number of Nodes Scheduled", status.get("desiredNumberScheduled") or 0)
+    w.kv("Current Number of Nodes Scheduled", status.get("currentNumberScheduled") or 0)
+    w.kv("Number of Nodes Scheduled with Up-to-date Pods", status.get("updatedNumberScheduled") or 0)
+    w.kv("Number of Nodes Scheduled with Available Pods", status.get("numberAvailable") or 0)
+    w.kv("Number of Nodes Misscheduled", status.get("numberMisscheduled") or 0)
+    w.kv("Pods Status", f"{status.get('numberReady') or 0} Ready / {status.get('numberAvailable') or 0} Available")
+    strategy = _dict(spec.get("updateStrategy"))
+    w.kv("StrategyType", strategy.get("type"))
+    rolling = _dict(strategy.get("rollingUpdate"))
+    if rolling:
+        w.kv("RollingUpdateStrategy", f"{rolling.get('maxUnavailable')} max unavailable, "
+                                      f"{rolling.get('maxSurge')} max surge")
+    _pod_template(w, spec, now)
+
+
+def describe_budget(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    """kubectl's PodDisruptionBudget description: the bound, the selector and what the status allows."""
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    if spec.get("minAvailable") is not None:
+        w.kv("Min available", spec.get("minAvailable"))
+    if spec.get("maxUnavailable") is not None:
+        w.kv("Max unavailable", spec.get("maxUnavailable"))
+    w.kv("Selector", _selector_text(spec) if spec.get("selector") is not None else NONE)
+    w.text("Status:")
+    w.kv("Allowed disruptions", status.get("disruptionsAllowed") or 0, 1)
+    w.kv("Current", status.get("currentHealthy") or 0, 1)
+    w.kv("Desired", status.get("desiredHealthy") or 0, 1)
+    w.kv("Total", status.get("expectedPods") or 0, 1)
+    describe_conditions(w, obj, detailed=True)
+
+
 def describe_service(w: DescribeWriter, svc: Obj, extras: dict[str, Any], now: float) -> None:
     spec = _dict(svc.get("spec"))
     w.kv("Selector", ",".join(f"{k}={v}" for k, v in sorted(_dict(spec.get("selector")).items())))
@@ -400,6 +437,8 @@ DESCRIBERS: dict[str, Describer] = {
     "ReplicationController": describe_replicated,
     "Job": describe_job,
     "CronJob": describe_cronjob,
+    "DaemonSet": describe_daemonset,
+    "PodDisruptionBudget": describe_budget,
     "Service": describe_service,
     "Namespace": describe_namespace,
     "ConfigMap": describe_data,

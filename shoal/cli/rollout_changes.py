@@ -1,4 +1,5 @@
-"""The writes of ``shoal rollout``: undo, restart, pause and resume a Deployment, as kubectl words them.
+"""The writes of ``shoal rollout``: undo, restart, pause and resume a Deployment (undo and restart a
+DaemonSet), as kubectl words them.
 
 Each change is a function of the current Deployment returning the object to write, or the line to
 print when there is nothing to write. The write is an update carrying the resourceVersion it read, so
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from actors.controllers.deployment_plan import RevisionNotFound, revision_history, rollback_template
 from protocol.errors import Conflict
 from protocol.kinds import KindInfo
-from protocol.objects import Obj, format_time, meta
+from protocol.objects import Obj, controller_of, format_time, meta
 from protocol.selectors import from_label_selector
 from runtime.client import ApiClient
 from shoal.cli.errors import CliError
@@ -88,6 +89,30 @@ async def restart(deploy: Obj) -> Obj | Skip:
     annotations = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("annotations", {})
     annotations[RESTARTED_AT] = format_time(time.time())
     return deploy
+
+
+def undo_daemonset(client: ApiClient, to_revision: int) -> Change:
+    """Put back the template of a ControllerRevision of the DaemonSet: ``to_revision``, or the one before
+    the newest (kubectl's ``DaemonSetRollbacker``)."""
+    async def change(ds: Obj) -> Obj | Skip:
+        name = meta(ds)["name"]
+        listed = (await client.list("ControllerRevision", meta(ds).get("namespace"))).items
+        history = sorted((r for r in listed if (controller_of(r) or {}).get("uid") == meta(ds).get("uid")),
+                         key=lambda r: int(r.get("revision") or 0))
+        if to_revision:
+            target = next((r for r in history if r.get("revision") == to_revision), None)
+        else:
+            target = history[-2] if len(history) >= 2 else None
+        if target is None:
+            wanted = f"revision {to_revision}" if to_revision else "a previous revision"
+            raise CliError(f"unable to find {wanted}: run `shoal rollout history ds/{name}` to see the revisions")
+        template = ((target.get("data") or {}).get("spec") or {}).get("template")
+        if template == (ds.get("spec") or {}).get("template"):
+            return Skip(f"daemonset.apps/{name} skipped rollback (current template already matches revision "
+                        f"{target.get('revision')})")
+        ds.setdefault("spec", {})["template"] = template
+        return ds
+    return change
 
 
 def set_paused(value: bool) -> Change:

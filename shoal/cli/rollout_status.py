@@ -1,8 +1,10 @@
-"""``shoal rollout status``: kubectl's wording of a Deployment's progress, and the wait for it to finish.
+"""``shoal rollout status``: kubectl's wording of a rollout's progress, and the wait for it to finish.
 
-The wait follows the one Deployment with a watch (``metadata.name`` field selector) from the
-resourceVersion it first read, so it reacts at once and costs the API nothing while nothing changes.
-A Progressing condition with reason ProgressDeadlineExceeded ends it with an error, as kubectl's.
+One status viewer per kind (kubectl's ``polymorphichelpers.StatusViewer``): ``STATUS_VIEWERS`` maps
+Deployment and DaemonSet to a function reading the object's status into (message, done). The wait
+follows the one object with a watch (``metadata.name`` field selector) from the resourceVersion it
+first read, so it reacts at once and costs the API nothing while nothing changes. A Deployment's
+Progressing condition with reason ProgressDeadlineExceeded ends it with an error, as kubectl's.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def status_message(deploy: Obj) -> tuple[str, bool]:
-    """kubectl's rollout status wording; True when the rollout is complete."""
+def deployment_status(deploy: Obj) -> tuple[str, bool]:
+    """kubectl's rollout status wording for a Deployment; True when the rollout is complete."""
     name = meta(deploy).get("name")
     spec, status = deploy.get("spec") or {}, deploy.get("status") or {}
     if int(status.get("observedGeneration") or 0) < int(meta(deploy).get("generation") or 0):
@@ -62,6 +64,38 @@ def status_message(deploy: Obj) -> tuple[str, bool]:
         return (f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated replicas '
                 "are available..."), False
     return f'deployment "{name}" successfully rolled out', True
+
+
+def daemonset_status(ds: Obj) -> tuple[str, bool]:
+    """kubectl's ``DaemonSetStatusViewer``: updated, then available pods out of the desired ones."""
+    name = meta(ds).get("name")
+    strategy = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("type") or "RollingUpdate"
+    if strategy != "RollingUpdate":
+        raise CliError(f'rollout status is only available for the RollingUpdate strategy; daemon set "{name}" '
+                       f"uses {strategy}: its pods change only when deleted")
+    status = ds.get("status") or {}
+    if int(status.get("observedGeneration") or 0) < int(meta(ds).get("generation") or 0):
+        return "Waiting for daemon set spec update to be observed...", False
+    desired = int(status.get("desiredNumberScheduled") or 0)
+    updated = int(status.get("updatedNumberScheduled") or 0)
+    available = int(status.get("numberAvailable") or 0)
+    if updated < desired:
+        return (f'Waiting for daemon set "{name}" rollout to finish: {updated} out of {desired} new pods have '
+                "been updated..."), False
+    if available < desired:
+        return (f'Waiting for daemon set "{name}" rollout to finish: {available} of {desired} updated pods are '
+                "available..."), False
+    return f'daemon set "{name}" successfully rolled out', True
+
+
+STATUS_VIEWERS: dict[str, Callable[[Obj], tuple[str, bool]]] = {
+    "Deployment": deployment_status, "DaemonSet": daemonset_status}
+"""The kinds ``rollout status`` follows, and how each reads its progress."""
+
+
+def status_message(obj: Obj) -> tuple[str, bool]:
+    """The rollout status wording of ``obj`` (a kind of ``STATUS_VIEWERS``); True when complete."""
+    return STATUS_VIEWERS[str(obj.get("kind") or "Deployment")](obj)
 
 
 class _Progress:
@@ -88,12 +122,16 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
+_SHORT = {"Deployment": ("deployment", "deploy"), "DaemonSet": ("daemon set", "ds")}
+
+
 async def wait_for_rollout(client: ApiClient, name: str, namespace: str, *, timeout: float, watch: bool,
-                           out: Callable[[str], None] = _print) -> int:
+                           out: Callable[[str], None] = _print, kind: str = "Deployment") -> int:
     """Print the rollout's progress until it completes (0); ``timeout`` 0 waits as long as it takes.
 
-    Raises CliError when the deadline passes, the deployment exceeds its progress deadline or is deleted."""
-    deploy = await client.get("Deployment", name, namespace)
+    Raises CliError when the deadline passes, the deployment exceeds its progress deadline or the object
+    is deleted."""
+    deploy = await client.get(kind, name, namespace)
     progress = _Progress(out)
     message, done = status_message(deploy)
     progress.show(message)
@@ -103,10 +141,11 @@ async def wait_for_rollout(client: ApiClient, name: str, namespace: str, *, time
         async with asyncio.timeout(timeout or None):
             await _follow(client, deploy, namespace, progress)
     except TimeoutError:
+        word, short = _SHORT.get(kind, (kind.lower(), kind.lower()))
         paused = bool((deploy.get("spec") or {}).get("paused"))
-        hint = (f"it is paused: run `shoal rollout resume deploy/{name}`" if paused else
-                f"see `shoal describe deploy {name}` and `shoal events --for deploy/{name}`")
-        raise CliError(f"timed out waiting for the rollout of deployment {name!r} after {duration(timeout)}: "
+        hint = (f"it is paused: run `shoal rollout resume {short}/{name}`" if paused else
+                f"see `shoal describe {short} {name}` and `shoal events --for {short}/{name}`")
+        raise CliError(f"timed out waiting for the rollout of {word} {name!r} after {duration(timeout)}: "
                        f"{hint}") from None
     return 0
 
@@ -114,10 +153,12 @@ async def wait_for_rollout(client: ApiClient, name: str, namespace: str, *, time
 async def _follow(client: ApiClient, deploy: Obj, namespace: str, progress: _Progress) -> None:
     """Return once ``deploy`` (updated in place, for the caller's hints) has rolled out."""
     name = str(meta(deploy)["name"])
+    kind = str(deploy.get("kind") or "Deployment")
+    word = _SHORT.get(kind, (kind.lower(), ""))[0]
     resource_version: str | None = meta(deploy).get("resourceVersion")
     while True:
         try:
-            async with client.watch("Deployment", namespace, field_selector=f"metadata.name={name}",
+            async with client.watch(kind, namespace, field_selector=f"metadata.name={name}",
                                     resource_version=resource_version) as changes:
                 events = aiter(changes)
                 while True:
@@ -132,11 +173,11 @@ async def _follow(client: ApiClient, deploy: Obj, namespace: str, progress: _Pro
                         pending.cancel()
                     resource_version = str(event.resource_version)
                     if event.type == "DELETED":
-                        raise CliError(f'deployment "{name}" was deleted while waiting for its rollout')
+                        raise CliError(f'{word} "{name}" was deleted while waiting for its rollout')
                     if _settled(deploy, event.object, progress):
                         return
         except Expired:  # fell behind the server's window: read it again and watch from there
-            current = await client.get("Deployment", name, namespace)
+            current = await client.get(kind, name, namespace)
             resource_version = meta(current).get("resourceVersion")
             if _settled(deploy, current, progress):
                 return

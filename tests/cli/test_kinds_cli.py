@@ -63,3 +63,63 @@ async def test_priority_class_end_to_end(cli: ShoalCli) -> None:
     deleted = await cli("delete", "pc", "high-priority")
     assert deleted.rc == 0, deleted
     assert (await cli("get", "pc")).out == ""
+
+
+DAEMONSET_AND_BUDGET = """\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      nodeSelector: {role: edge}
+      containers:
+      - name: agent
+        image: localhost/shoal/busybox
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: agent-pdb
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels: {app: agent}
+"""
+
+
+async def test_daemonset_and_budget_end_to_end(cli: ShoalCli) -> None:
+    created = await cli("apply", "-f", "-", stdin=DAEMONSET_AND_BUDGET)
+    assert created.rc == 0, created
+    assert created.out.split() == ["daemonset.apps/agent", "created", "poddisruptionbudget.policy/agent-pdb",
+                                   "created"], created
+    got = await cli("get", "ds")
+    header, row = got.out.splitlines()
+    assert header.split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE",
+                              "SELECTOR", "AGE"]
+    assert row.split()[:7] == ["agent", "0", "0", "0", "0", "0", "role=edge"]
+    wide = await cli("get", "daemonsets", "-o", "wide")
+    assert wide.out.splitlines()[0].split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    assert wide.out.splitlines()[1].split()[-3:] == ["agent", "localhost/shoal/busybox", "app=agent"]
+    pdb = await cli("get", "pdb")
+    assert pdb.out.splitlines()[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED",
+                                               "DISRUPTIONS", "AGE"]
+    assert pdb.out.splitlines()[1].split()[:4] == ["agent-pdb", "<none>", "1", "0"]
+    shown = await cli("get", "-o", "yaml", "ds", "agent")
+    assert "maxUnavailable: 1" in shown.out and "maxSurge: 0" in shown.out and "revisionHistoryLimit: 10" in shown.out
+    resources = await cli("api-resources")
+    lines = [line.split() for line in resources.out.splitlines()]
+    assert any(line[:2] == ["daemonsets", "ds"] for line in lines), resources
+    assert any(line[:2] == ["poddisruptionbudgets", "pdb"] for line in lines), resources
+    described = await cli("describe", "ds", "agent")
+    assert described.rc == 0 and "agent" in described.out, described
+    bad = await cli("apply", "-f", "-", stdin=DAEMONSET_AND_BUDGET.replace("maxUnavailable: 1",
+                                                                         "maxUnavailable: 1\n  minAvailable: 1"))
+    assert bad.rc != 0 and "minAvailable and maxUnavailable" in bad.err, bad
+    for kind, name in (("ds", "agent"), ("pdb", "agent-pdb")):
+        assert (await cli("delete", kind, name)).rc == 0

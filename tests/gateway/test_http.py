@@ -40,9 +40,10 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     assert (await get_json(http, "/version"))["major"] == "1"
     core = await get_json(http, "/api/v1")
     names = {r["name"] for r in core["resources"]}
-    assert {"pods", "pods/status", "pods/log", "replicationcontrollers/scale", "namespaces", "nodes"} <= names
+    assert {"pods", "pods/status", "pods/log", "pods/eviction", "replicationcontrollers/scale", "namespaces",
+            "nodes"} <= names
     groups = {g["name"] for g in (await get_json(http, "/apis"))["groups"]}
-    assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io"}
+    assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io", "policy"}
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
@@ -56,7 +57,8 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     assert deployments["scope"] == "Namespaced" and deployments["responseKind"]["kind"] == "Deployment"
     assert {s["subresource"] for s in deployments["subresources"]} == {"status", "scale"}
     index = await get_json(http, "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/scheduling.k8s.io/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/scheduling.k8s.io/v1",
+                                   "apis/policy/v1"}
     doc = await get_json(http, index["paths"]["apis/apps/v1"]["serverRelativeURL"])
     assert doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "version": "v1", "kind": "Deployment"}]
@@ -191,3 +193,30 @@ async def test_no_api_actor_is_503_service_unavailable(nats_server: Any, runner:
         # a service-account token cannot be reviewed either: 503, not 401 (the token may well be valid)
         async with http.get("/api/v1/pods", headers={"Authorization": "Bearer some.sa.token"}) as response:
             assert response.status == 503
+
+
+async def test_eviction_subresource_honours_budgets(http: aiohttp.ClientSession, api_client: ApiClient) -> None:
+    for name in ("a", "b", "free"):
+        await api_client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "labels": {"app": "db" if name != "free" else "other"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        pod = await api_client.get("Pod", name, "default")
+        pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        await api_client.update_status(pod)
+    budget = await api_client.create({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                      "metadata": {"name": "db"},
+                                      "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+    budget["status"] = {"observedGeneration": budget["metadata"]["generation"], "currentHealthy": 2,
+                        "desiredHealthy": 1, "expectedPods": 2, "disruptionsAllowed": 1}
+    await api_client.update_status(budget)
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "deleteOptions": {"gracePeriodSeconds": 0}}
+    async with http.post("/api/v1/namespaces/default/pods/a/eviction", json=eviction) as response:
+        assert response.status == 201, await response.text()
+    async with http.post("/api/v1/namespaces/default/pods/b/eviction", json=eviction) as response:
+        body = await response.json(content_type=None)
+        assert response.status == 429, body
+        assert body["reason"] == "TooManyRequests" and "disruption budget" in body["message"]
+    async with http.post("/api/v1/namespaces/default/pods/free/eviction", json=eviction) as response:
+        assert response.status == 201, await response.text()
+    spent = await api_client.get("PodDisruptionBudget", "db", "default")
+    assert spent["status"]["disruptionsAllowed"] == 0 and set(spent["status"]["disruptedPods"]) == {"a"}

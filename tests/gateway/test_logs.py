@@ -47,7 +47,7 @@ async def test_logs_from_a_fake_kubelet(gateway: Gateway, api_client: ApiClient,
     assert wrong.rc == 1 and "container zzz is not valid for pod two" in wrong.err, wrong
     missing = await gateway.kubectl("logs", "nope")
     assert missing.rc == 1 and "NotFound" in missing.err and "nope" in missing.err, missing
-    # the node's commands: get, cordon, drain (no eviction API: kubectl deletes the pods), uncordon
+    # the node's commands: get, cordon, drain (through the eviction API), uncordon
     nodes = await gateway.ok("get", "nodes", "-o", "wide")
     assert nodes.splitlines()[1].split()[:2] == ["n1", "Ready"], nodes
     await gateway.ok("cordon", "n1")

@@ -46,6 +46,8 @@ async def test_kubelet_writes_only_what_belongs_to_its_node(client: ApiClient) -
     with pytest.raises(Forbidden):
         await n1.delete("pods", "theirs", grace_period=0)
     assert (await client.get("pods", "theirs"))["status"]["phase"] == "Pending"
+    with pytest.raises(Forbidden):  # evictions are for people and controllers, not for kubelets
+        await n1.evict("mine", "default")
     await n1.delete("pods", "mine", grace_period=0)
 
 

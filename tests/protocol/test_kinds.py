@@ -44,6 +44,8 @@ def test_every_kind_is_registered_once_with_unique_names() -> None:
 @pytest.mark.parametrize(("typed", "kind"), [
     ("po", "Pod"), ("Pod", "Pod"), ("deployments.apps", "Deployment"), ("pc", "PriorityClass"),
     ("priorityclasses.scheduling.k8s.io", "PriorityClass"), ("svc", "Service"), ("ev", "Event"),
+    ("ds", "DaemonSet"), ("daemonsets.apps", "DaemonSet"), ("pdb", "PodDisruptionBudget"),
+    ("poddisruptionbudgets.policy", "PodDisruptionBudget"),
 ])
 def test_resolve(typed: str, kind: str) -> None:
     assert resolve(typed).kind == kind
@@ -56,11 +58,14 @@ def test_unknown_kinds_are_bad_requests() -> None:
 
 
 @pytest.mark.parametrize(("kind", "group", "version", "scope", "subresources"), [
-    ("Pod", "", "v1", "Namespaced", {"status", "binding", "log"}),
+    ("Pod", "", "v1", "Namespaced", {"status", "binding", "log", "eviction"}),
     ("Deployment", "apps", "v1", "Namespaced", {"status", "scale"}),
     ("Namespace", "", "v1", "Cluster", {"status"}),
     ("Lease", "coordination.k8s.io", "v1", "Namespaced", set()),
     ("PriorityClass", "scheduling.k8s.io", "v1", "Cluster", set()),
+    ("DaemonSet", "apps", "v1", "Namespaced", {"status"}),
+    ("ControllerRevision", "apps", "v1", "Namespaced", set()),
+    ("PodDisruptionBudget", "policy", "v1", "Namespaced", {"status"}),
 ])
 def test_identity(kind: str, group: str, version: str, scope: str, subresources: set[str]) -> None:
     info = by_kind(kind)
@@ -89,6 +94,13 @@ DEFAULTS = [
     ("Node", {"kind": "Node"}, {"spec": {}}),
     ("PriorityClass", {"kind": "PriorityClass", "value": 1}, {"preemptionPolicy": "PreemptLowerPriority"}),
     ("ConfigMap", {"kind": "ConfigMap", "data": {"a": "b"}}, {"data": {"a": "b"}}),
+    ("DaemonSet", {"kind": "DaemonSet", "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+     {"spec.updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+      "spec.revisionHistoryLimit": 10, "spec.minReadySeconds": 0, "spec.template.spec.restartPolicy": "Always"}),
+    ("DaemonSet", {"kind": "DaemonSet", "spec": {"updateStrategy": {"type": "OnDelete"}}},
+     {"spec.updateStrategy": {"type": "OnDelete"}}),
+    ("DaemonSet", {"kind": "DaemonSet", "spec": {"updateStrategy": {"rollingUpdate": {"maxSurge": "10%"}}}},
+     {"spec.updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "10%"}}}),
 ]
 
 
@@ -157,6 +169,16 @@ VALID = [
     {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"}, "data": {"a": "Yg=="}},
     {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "default"},
      "secrets": [{"name": "t"}]},
+    template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}},
+             updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "10%"}}),
+    template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}}, updateStrategy={"type": "OnDelete"}),
+    {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "w-1", "namespace": "default"},
+     "revision": 1, "data": {"spec": {}}},
+    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+     "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "w"}},
+              "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
+    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+     "spec": {"maxUnavailable": 1, "selector": {}}},
     {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": 10,
      "globalDefault": False, "preemptionPolicy": "Never", "description": "d"},
 ]
@@ -194,6 +216,35 @@ INVALID = [
     ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}, "spec": []},
      "spec"),
     ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Upper"}}, "metadata.name"),
+    (template("DaemonSet", "apps/v1", {"matchLabels": {"app": "other"}}), "spec.template.metadata.labels"),
+    (template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}}, updateStrategy={"type": "Sometimes"}),
+     "spec.updateStrategy.type"),
+    (template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}},
+              updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "lots"}}),
+     "spec.updateStrategy.rollingUpdate.maxUnavailable"),
+    (template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}},
+              updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}),
+     "spec.updateStrategy.rollingUpdate.maxUnavailable"),
+    (template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}},
+              updateStrategy={"type": "OnDelete", "rollingUpdate": {"maxUnavailable": 1}}),
+     "spec.updateStrategy.rollingUpdate"),
+    ({**template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}}),
+      "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": {
+          "metadata": {"labels": {"app": "w"}},
+          "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}},
+     "spec.template.spec.restartPolicy"),
+    ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+      "spec": {"minAvailable": 1, "maxUnavailable": 1}}, "spec"),
+    ({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r", "namespace": "default"}},
+     "revision"),
+    ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+      "spec": {"maxUnavailable": -1}}, "spec.maxUnavailable"),
+    ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+      "spec": {"minAvailable": "150%"}}, "spec.minAvailable"),
+    ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+      "spec": {"minAvailable": "half"}}, "spec.minAvailable"),
+    ({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
+      "spec": {"minAvailable": 1, "unhealthyPodEvictionPolicy": "Never"}}, "spec.unhealthyPodEvictionPolicy"),
     ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
         {"name": "c", "image": "i"}]}, "status": []}, "status"),
     ({"apiVersion": "apps/v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
@@ -318,6 +369,11 @@ COLUMNS = [
     ("ConfigMap", False, ["NAME", "DATA", "AGE"]),
     ("PriorityClass", False, ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE"]),
     ("PriorityClass", True, ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]),
+    ("DaemonSet", False, ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]),
+    ("DaemonSet", True, ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE",
+                         "CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("PodDisruptionBudget", False, ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]),
+    ("ControllerRevision", False, ["NAME", "CONTROLLER", "REVISION", "AGE"]),
 ]
 
 
@@ -367,6 +423,17 @@ ROWS = [
     ({"kind": "PriorityClass", "metadata": {"name": "high", "creationTimestamp": CREATED}, "value": 1000,
       "globalDefault": True, "preemptionPolicy": "Never"}, ["high", "1000", "true", "10m", "Never"]),
     ({"kind": "Lease", "metadata": _meta("l"), "spec": {"holderIdentity": "api-1"}}, ["l", "api-1", "10m"]),
+    ({"kind": "DaemonSet", "metadata": _meta("agent"),
+      "spec": {"selector": {"matchLabels": {"app": "a"}},
+               "template": {"spec": {"nodeSelector": {"role": "edge", "disk": "ssd"},
+                                     "containers": [{"name": "c", "image": "img"}]}}},
+      "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
+                 "updatedNumberScheduled": 1, "numberAvailable": 2}},
+     ["agent", "3", "3", "2", "1", "2", "disk=ssd,role=edge", "10m", "c", "img", "app=a"]),
+    ({"kind": "DaemonSet", "metadata": _meta("new"), "spec": {"selector": {"matchLabels": {"app": "a"}}}},
+     ["new", "0", "0", "0", "0", "0", "<none>", "10m", "<none>", "<none>", "app=a"]),
+    ({"kind": "PodDisruptionBudget", "metadata": _meta("b"), "spec": {"minAvailable": "50%"},
+      "status": {"disruptionsAllowed": 2}}, ["b", "50%", "<none>", "2", "10m"]),
     ({"kind": "Namespace", "metadata": {"name": "ns", "creationTimestamp": CREATED},
       "status": {"phase": "Terminating"}}, ["ns", "Terminating", "10m"]),
 ]
@@ -428,6 +495,10 @@ def _find(fields: tuple[Field, ...], path: str) -> Field:
     ("Service", "spec.ports.port", "integer"),
     ("Service", "spec.type", "string"),
     ("PriorityClass", "value", "integer"),
+    ("DaemonSet", "spec.updateStrategy.rollingUpdate.maxUnavailable", "string"),
+    ("DaemonSet", "spec.template.spec.containers.image", "string"),
+    ("PodDisruptionBudget", "spec.minAvailable", "string"),
+    ("PodDisruptionBudget", "status.disruptionsAllowed", "integer"),
 ])
 def test_schema_nested_fields(kind: str, path: str, type_: str) -> None:
     assert _find(strategy_for(kind).schema, path).type == type_
@@ -452,3 +523,27 @@ def test_columns_are_table_column_definitions(strategy: Any) -> None:
     for column in strategy.columns:
         assert column.type in {"string", "integer", "number", "boolean"}, column.name
         assert column.priority in (0, 1)
+
+
+def test_daemonset_selector_is_immutable() -> None:
+    old = template("DaemonSet", "apps/v1", {"matchLabels": {"app": "w"}})
+    new = copy.deepcopy(old)
+    new["spec"]["selector"] = {"matchLabels": {"app": "w", "tier": "x"}}
+    new["spec"]["template"]["metadata"]["labels"]["tier"] = "x"
+    validate(new)
+    with pytest.raises(Invalid) as err:
+        validate(new, old=old)
+    assert [c["field"] for c in err.value.details["causes"]] == ["spec.selector"]
+    changed_image = copy.deepcopy(old)
+    changed_image["spec"]["template"]["spec"]["containers"][0]["image"] = "i:2"
+    validate(changed_image, old=old)
+
+
+def test_controller_revision_data_is_immutable_and_revision_only_grows() -> None:
+    old = {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r", "namespace": "default"},
+           "revision": 2, "data": {"spec": {"template": {}}}}
+    validate(dict(old, revision=3), old=old)
+    for change, field in (({"data": {"spec": {}}}, "data"), ({"revision": 1}, "revision")):
+        with pytest.raises(Invalid) as err:
+            validate(dict(old, **change), old=old)
+        assert [c["field"] for c in err.value.details["causes"]] == [field]

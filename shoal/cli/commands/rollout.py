@@ -1,4 +1,5 @@
-"""``shoal rollout status|history|undo|restart|pause|resume deploy/NAME``, as kubectl's.
+"""``shoal rollout status|history|undo|restart|pause|resume deploy/NAME`` (all but pause and resume also
+``ds/NAME``), as kubectl's.
 
 The wait of ``status`` is in ``shoal/cli/rollout_status.py``, the writes in ``shoal/cli/rollout_changes.py``.
 """
@@ -8,14 +9,23 @@ from __future__ import annotations
 import argparse
 
 from actors.controllers.deployment_plan import revision_history
-from protocol.objects import Obj, meta
+from actors.controllers.deployment_revisions import CHANGE_CAUSE
+from protocol.objects import Obj, controller_of, meta
 from runtime.client import ApiClient
 from shoal.cli.commands._target import one_target
 from shoal.cli.describe import DescribeWriter, describe_containers
 from shoal.cli.errors import CliError
 from shoal.cli.registry import Command, add_bool_flag, add_namespace_flags, global_parent
-from shoal.cli.rollout_changes import Change, replicasets_of, restart, set_paused, undo, write_change
-from shoal.cli.rollout_status import parse_duration, wait_for_rollout
+from shoal.cli.rollout_changes import (
+    Change,
+    replicasets_of,
+    restart,
+    set_paused,
+    undo,
+    undo_daemonset,
+    write_change,
+)
+from shoal.cli.rollout_status import STATUS_VIEWERS, parse_duration, wait_for_rollout
 from shoal.cli.session import Session
 
 ACTIONS = (("status", "show the rollout's progress and wait for it to finish"),
@@ -65,6 +75,33 @@ async def _history(client: ApiClient, deploy: Obj, revision: int) -> int:
     return 0
 
 
+async def _daemonset_history(client: ApiClient, ds: Obj, revision: int) -> int:
+    """kubectl's history of a DaemonSet: its ControllerRevisions, by number."""
+    name = meta(ds)["name"]
+    listed = (await client.list("ControllerRevision", meta(ds).get("namespace"))).items
+    history = sorted((r for r in listed if (controller_of(r) or {}).get("uid") == meta(ds).get("uid")),
+                     key=lambda r: int(r.get("revision") or 0))
+    if revision:
+        entry = next((r for r in history if r.get("revision") == revision), None)
+        if entry is None:
+            known = ", ".join(str(r.get("revision")) for r in history) or "none"
+            raise CliError(f"unable to find the specified revision {revision} (revisions: {known}): run "
+                           f"`shoal rollout history ds/{name}` for the list")
+        template = ((entry.get("data") or {}).get("spec") or {}).get("template") or {}
+        print(f"daemonset.apps/{name} with revision #{revision}")
+        print(_template_text(template, (meta(entry).get("annotations") or {}).get(CHANGE_CAUSE)), end="")
+        return 0
+    if not history:
+        print(f"daemonset.apps/{name}\nNo rollout history found.")
+        return 0
+    print(f"daemonset.apps/{name}")
+    print(f"{'REVISION':<10}CHANGE-CAUSE")
+    for entry in history:
+        cause = (meta(entry).get("annotations") or {}).get(CHANGE_CAUSE)
+        print(f"{entry.get('revision'):<10}{cause or '<none>'}")
+    return 0
+
+
 def _template_text(template: Obj, change_cause: str | None) -> str:
     w = DescribeWriter()
     w.text("Pod Template:")
@@ -80,15 +117,21 @@ def _template_text(template: Obj, change_cause: str | None) -> str:
 
 
 async def _run(session: Session, args: argparse.Namespace) -> int:
-    info, name = one_target(args.target, allowed=("Deployment",))
+    allowed = tuple(STATUS_VIEWERS) if args.action in ("status", "history", "undo", "restart") else ("Deployment",)
+    info, name = one_target(args.target, allowed=allowed)
     client = await session.client()
     namespace = session.namespace
     if args.action == "status":
-        return await wait_for_rollout(client, name, namespace, timeout=args.timeout, watch=args.watch)
+        return await wait_for_rollout(client, name, namespace, timeout=args.timeout, watch=args.watch,
+                                      kind=info.kind)
     if args.action == "history":
+        if info.kind == "DaemonSet":
+            return await _daemonset_history(client, await client.get(info, name, namespace), args.revision)
         return await _history(client, await client.get(info, name, namespace), args.revision)
+    to_revision = getattr(args, "to_revision", 0)
+    rollback = undo_daemonset(client, to_revision) if info.kind == "DaemonSet" else undo(client, to_revision)
     changes: dict[str, tuple[Change, str]] = {
-        "undo": (undo(client, getattr(args, "to_revision", 0)), "rolled back"), "restart": (restart, "restarted"),
+        "undo": (rollback, "rolled back"), "restart": (restart, "restarted"),
         "pause": (set_paused(True), "paused"), "resume": (set_paused(False), "resumed")}
     change, done = changes[args.action]
     return await write_change(client, info, name, namespace, change, done)

@@ -1,0 +1,353 @@
+"""The DaemonSet controller: one pod of a template on every eligible node, following nodes as they come and go.
+
+Watch handlers only enqueue DaemonSet keys (``namespace/name``): a DaemonSet's own changes, its pods'
+changes (by controller reference, or by selector for orphans) and, for every DaemonSet, a node added,
+removed, or changed in what decides eligibility (labels, taints, cordon, Ready) -- not a heartbeat.
+``reconcile`` asks ``daemonset_plan.plan`` what to do and does it:
+
+- adoption/release through ``controllerref.ControllerRefManager`` (resourceVersion preconditions);
+- creations of pods pinned to their node by required node affinity (the scheduler binds them), in
+  slow-start batches, stopping at the first failing batch; deletions concurrently;
+- expectations (``expectations.Expectations``) block further creations/deletions until the pod cache
+  has seen the earlier ones, so a stale cache never puts two pods on a node;
+- a failed pod is deleted and replaced, with a per-node back-off (1 s doubling to 15 min, Kubernetes'
+  ``failedPodsBackoff``) so a pod the kubelet keeps rejecting does not hot-loop;
+- the status (desired/current/ready/available/updated/misscheduled counts) is written when it changed;
+- the history: a ControllerRevision per template rolled out, numbered, the oldest pruned beyond
+  ``revisionHistoryLimit`` (``daemonset_history``), so ``shoal rollout history ds/NAME`` lists them.
+
+A pass costs time proportional to the nodes and the pods of the namespace (72 ms at 1,000 nodes and
+2,000 pods); pod and node changes arriving right after a pass wait until as long as its planning took has passed
+(``_enqueue``), so a stream of pod status changes is handled in batches instead of one full pass after
+another, and the controller manager's event loop is never taken whole by one DaemonSet. A DaemonSet's own
+changes are handled at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from actors.controllers.base import ControllerContext
+from actors.controllers.controllerref import ControllerRefManager
+from actors.controllers.daemonset_history import history_plan
+from actors.controllers.daemonset_plan import (
+    AdoptPod,
+    CreatePods,
+    DeletePods,
+    ReleasePod,
+    daemon_hash,
+    daemon_pod,
+    node_taints,
+    plan,
+    status_changed,
+)
+from actors.controllers.expectations import Expectations
+from actors.controllers.manager import register
+from actors.controllers.replication_index import NamespaceIndex
+from actors.controllers.replication_plan import slow_start_batches
+from protocol.errors import AlreadyExists, NotFound, ShoalError
+from protocol.objects import (
+    Obj,
+    condition,
+    controller_of,
+    is_deleting,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    ref,
+    split_ref,
+    uid_of,
+)
+from protocol.selectors import from_label_selector
+from runtime.informer import Informer
+from runtime.workqueue import WorkQueue, run_workers
+
+KIND = "DaemonSet"
+BACKOFF_INITIAL = 1.0
+BACKOFF_MAX = 900.0
+
+
+class DaemonSetError(ShoalError):
+    """Some of a pass's creations or deletions failed; the DaemonSet is retried with back-off."""
+
+    retryable = True
+
+
+def node_facts(node: Obj) -> tuple[Any, ...]:
+    """What of a node decides where daemon pods run: a change in anything else (heartbeats) is ignored."""
+    ready = condition(node, "Ready")
+    return (tuple(sorted(labels_of(node).items())), node_taints(node), (ready or {}).get("status"))
+
+
+class FailedPodBackoff:
+    """Per (DaemonSet, node): until when a failed pod there is not replaced again, and the next delay."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._entries: dict[str, dict[str, tuple[float, float]]] = {}
+
+    def until(self, key: str) -> dict[str, float]:
+        return {node: until for node, (until, _) in self._entries.get(key, {}).items()}
+
+    def step(self, key: str, node: str, now: float) -> None:
+        entries = self._entries.setdefault(key, {})
+        _, delay = entries.get(node, (0.0, 0.0))
+        delay = self.initial if delay <= 0 else min(delay * 2, self.maximum)
+        entries[node] = (now + delay, delay)
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+class DaemonSetController:
+    name = "daemonset"
+
+    def __init__(self, *, workers: int = 2) -> None:
+        self.workers = workers
+        self.queue = WorkQueue()
+        self.expectations = Expectations()
+        """Per DaemonSet key: pods being created (counted) and deleted (by pod key), not yet seen."""
+        self.backoff = FailedPodBackoff()
+        self.pod_index = NamespaceIndex()
+        self.ds_index = NamespaceIndex()
+        self.revision_index = NamespaceIndex()
+        self.running = False
+        self._passes: dict[str, tuple[float, float]] = {}
+        """Per DaemonSet key: when its last pass ended and how long its planning took (``time.monotonic``)."""
+
+    # -- wiring -------------------------------------------------------------------------------
+    def setup(self, ctx: ControllerContext) -> None:
+        self.ctx = ctx
+        self.client = ctx.client
+        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.refs = ControllerRefManager(ctx.client, "Pod", self.log)
+        self.pods: Informer = ctx.informers.informer("Pod")
+        self.daemonsets: Informer = ctx.informers.informer(KIND)
+        self.nodes: Informer = ctx.informers.informer("Node")
+        self.revisions: Informer = ctx.informers.informer("ControllerRevision")
+        self.revisions.add_handler(self.revision_index.handle)
+        self.revisions.add_handler(self._on_revision)
+        self.pods.add_handler(self.pod_index.handle)
+        self.pods.add_handler(self._on_pod)
+        self.daemonsets.add_handler(self.ds_index.handle)
+        self.daemonsets.add_handler(self._on_daemonset)
+        self.nodes.add_handler(self._on_node)
+
+    async def run(self) -> None:
+        self._enqueue_all()
+        self.running = True
+        try:
+            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
+        finally:
+            self.running = False
+            self.queue.close()
+
+    # -- handlers: only enqueue keys and count observations -------------------------------------
+    def _enqueue(self, key: str) -> None:
+        """Queue ``key`` now, or once as long as its last planning took has passed since its last pass ended."""
+        last = self._passes.get(key)
+        wait = 0.0 if last is None else last[0] + last[1] - time.monotonic()
+        if wait > 0.001:
+            self.queue.add_after(key, wait)
+        else:
+            self.queue.add(key)
+
+    def _enqueue_all(self) -> None:
+        for ds in self.daemonsets.items():
+            self._enqueue(ref(ds))
+
+    def _on_daemonset(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        key = ref(obj)
+        if event == "DELETED":
+            self.expectations.forget(key)
+            self.backoff.forget(key)
+            self._passes.pop(key, None)
+        if event == "MODIFIED" and old is not None and new is not None and \
+                meta(old).get("generation") == meta(new).get("generation"):
+            self._enqueue(key)  # its status or metadata (often our own status write): no hurry
+        else:
+            self.queue.add(key)
+
+    def _on_revision(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is not None and event != "MODIFIED" and (key := self._owner_key(obj)) is not None:
+            self._enqueue(key)  # one went or came: the history may need pruning or its revision
+
+    def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        if event == "MODIFIED" and old is not None and new is not None and node_facts(old) == node_facts(new):
+            return
+        self._enqueue_all()
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        owner_ref = controller_of(pod)
+        if owner_ref is None or owner_ref.get("kind") != KIND:
+            return None
+        owner = self.ds_index.get(namespace_of(pod), str(owner_ref.get("name", "")))
+        if owner is None or uid_of(owner) != owner_ref.get("uid"):
+            return None
+        return ref(owner)
+
+    def _matching(self, pod: Obj) -> list[str]:
+        labels = labels_of(pod)
+        found = []
+        for ds in self.ds_index.in_namespace(namespace_of(pod)):
+            try:
+                if from_label_selector((ds.get("spec") or {}).get("selector")).matches(labels):
+                    found.append(ref(ds))
+            except ShoalError:
+                continue
+        return found
+
+    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        pod = new if new is not None else old
+        if pod is None:
+            return
+        owner_key = self._owner_key(pod)
+        if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
+            if owner_key is not None:
+                self.expectations.deletion_observed(owner_key, ref(pod))
+                self._enqueue(owner_key)
+            if event == "DELETED" or old is None:
+                return
+        if event == "ADDED" and owner_key is not None:
+            self.expectations.creation_observed(owner_key)
+        keys: set[str] = set()
+        if owner_key is not None:
+            keys.add(owner_key)
+        elif controller_of(pod) is None:
+            keys.update(self._matching(pod))
+        if old is not None and (labels_of(old) != labels_of(pod) or controller_of(old) != controller_of(pod)):
+            old_key = self._owner_key(old)
+            if old_key is not None:
+                keys.add(old_key)
+            elif controller_of(old) is None:
+                keys.update(self._matching(old))
+        for key in keys:
+            self._enqueue(key)
+
+    # -- reconcile ----------------------------------------------------------------------------
+    async def reconcile(self, key: str) -> float | None:
+        ds = self.daemonsets.get(key)
+        if ds is None:
+            self.expectations.forget(key)
+            self.backoff.forget(key)
+            self._passes.pop(key, None)
+            return None
+        cost = [0.0]
+        try:
+            return await self._sync(key, ds, cost)
+        finally:
+            self._passes[key] = (time.monotonic(), cost[0])
+
+    async def _sync(self, key: str, ds: Obj, cost: list[float]) -> float | None:
+        namespace, _ = split_ref(key)
+        if not is_deleting(ds):
+            try:
+                await self._keep_history(ds, namespace)
+            except ShoalError as exc:  # the history can wait for the next pass; the pods cannot
+                self.log.info("daemonset history not written", daemonset=key, error=str(exc))
+        now = time.time()
+        started = time.monotonic()
+        result = plan(ds, self.nodes.items(), self.pod_index.in_namespace(namespace), now,
+                      expectations_satisfied=self.expectations.satisfied(key), backoff=self.backoff.until(key))
+        cost[0] = time.monotonic() - started  # the CPU-bound part: the API calls below are waits, not work
+        errors: list[str] = []
+        adopt = [a.name for a in result.actions if isinstance(a, AdoptPod)]
+        if adopt and await self.refs.can_adopt(ds):
+            for name in adopt:
+                if (pod := self.pod_index.get(namespace, name)) is not None:
+                    await self.refs.adopt(ds, pod)
+        for node in result.failed_nodes:
+            self.backoff.step(key, node, now)
+            await self.ctx.recorder.record(ds, "Warning", "FailedDaemonPod",
+                                           f"Found failed daemon pod on node {node}, will try to kill it")
+        for action in result.actions:
+            if isinstance(action, ReleasePod):
+                if (pod := self.pod_index.get(namespace, action.name)) is not None:
+                    await self.refs.release(ds, pod)
+            elif isinstance(action, CreatePods):
+                if (error := await self._create_pods(ds, key, list(action.nodes))) is not None:
+                    errors.append(error)
+            elif isinstance(action, DeletePods):
+                errors.extend(await self._delete_pods(ds, key, list(action.names)))
+        if status_changed(ds.get("status") or {}, result.status):
+            with contextlib.suppress(NotFound):
+                await self.client.patch(KIND, name_of(ds), {"status": result.status}, namespace, status=True)
+        if errors:
+            raise DaemonSetError(f"{KIND} {key}: " + "; ".join(errors[:3]))
+        return result.requeue_after
+
+    async def _keep_history(self, ds: Obj, namespace: str | None) -> None:
+        """Write what ``history_plan`` asks: the current template's revision, its number, the pruning."""
+        live = [p for p in self.pod_index.in_namespace(namespace)
+                if (controller_of(p) or {}).get("uid") == uid_of(ds) and not is_deleting(p)]
+        history = history_plan(ds, self.revision_index.in_namespace(namespace), live, daemon_hash(ds))
+        with contextlib.suppress(AlreadyExists):  # created by an earlier pass the cache has not seen yet
+            if history.create is not None:
+                await self.client.create(history.create)
+        if history.bump is not None:
+            name, number = history.bump
+            with contextlib.suppress(NotFound):
+                await self.client.patch("ControllerRevision", name, {"revision": number}, namespace)
+        for name in history.delete:
+            with contextlib.suppress(NotFound):
+                await self.client.delete("ControllerRevision", name, namespace)
+
+    async def _create_pods(self, ds: Obj, key: str, nodes: list[str]) -> str | None:
+        """Create a pod for each of ``nodes`` in slow-start batches; the first error's message, if any."""
+        self.expectations.expect_creations(key, len(nodes))
+        hash_ = daemon_hash(ds)
+        done = 0
+        for size in slow_start_batches(len(nodes)):
+            batch = nodes[done:done + size]
+            done += size
+            results = await asyncio.gather(*(self._create_one(ds, node, hash_) for node in batch),
+                                           return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            for _ in failures:
+                self.expectations.creation_observed(key)  # a failed creation will never be observed
+            if failures:
+                for _ in range(len(nodes) - done):
+                    self.expectations.creation_observed(key)  # skipped: never asked for
+                return str(failures[0])
+        return None
+
+    async def _create_one(self, ds: Obj, node: str, hash_: str) -> None:
+        try:
+            pod = await self.client.create(daemon_pod(ds, node, hash_))
+        except ShoalError as exc:
+            await self.ctx.recorder.record(ds, "Warning", "FailedCreate", f"Error creating: {exc}")
+            raise
+        await self.ctx.recorder.record(ds, "Normal", "SuccessfulCreate",
+                                       f"Created pod: {name_of(pod)} (for node {node})")
+
+    async def _delete_pods(self, ds: Obj, key: str, names: list[str]) -> list[str]:
+        namespace = namespace_of(ds)
+        pod_keys = [f"{namespace}/{n}" for n in names]
+        self.expectations.expect_deletions(key, pod_keys)
+
+        async def delete(name: str, pod_key: str) -> str | None:
+            try:
+                await self.client.delete("Pod", name, namespace)
+            except ShoalError as exc:
+                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
+                if isinstance(exc, NotFound):
+                    return None
+                await self.ctx.recorder.record(ds, "Warning", "FailedDelete", f"Error deleting: {exc}")
+                return str(exc)
+            await self.ctx.recorder.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
+            return None
+
+        results = await asyncio.gather(*(delete(n, k) for n, k in zip(names, pod_keys, strict=True)))
+        return [r for r in results if r is not None]
+
+
+register("daemonset", DaemonSetController)

@@ -1,0 +1,175 @@
+"""DaemonSet on N hollow nodes: time to one Ready pod on every node, and to roll a new template across
+them, next to a Deployment of N replicas in the same run (the baseline: the same number of pods through
+the ReplicaSet path).
+
+One nats-server, API actor, scheduler, controller manager (deployment, replicaset, daemonset controllers)
+and hollow-node processes, each its own process. In order: the Deployment is created and timed until
+all its replicas are available; then the DaemonSet until ``numberAvailable`` equals the node count;
+then its template changes and the rollout is timed until every node runs an updated, available pod
+(``--max-unavailable`` of the nodes at a time, default 10%). Figures, not asserts; the one check is that
+the DaemonSet ends with exactly one pod on every node.
+
+Run: ``.venv/bin/python -m bench.bench_daemonset --nodes 50``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.bench_scale import hollow_commands
+from bench.common import cluster, progress
+from protocol.errors import ShoalError, Unavailable
+from protocol.objects import Obj, condition_true, controller_of, meta
+from runtime.client import ApiClient
+
+CONTAINERS = [{"name": "c", "image": "bench:1", "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}}}]
+
+
+def deployment(replicas: int) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": CONTAINERS}}}}
+
+
+def daemonset(max_unavailable: str) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "updateStrategy": {"type": "RollingUpdate",
+                                        "rollingUpdate": {"maxUnavailable": _int_or_percent(max_unavailable)}},
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {"containers": [dict(CONTAINERS[0], name="agent")]}}}}
+
+
+def _int_or_percent(text: str) -> int | str:
+    return text if text.endswith("%") else int(text)
+
+
+async def retrying(call: Callable[[], Awaitable[Obj]], what: str) -> Obj:
+    """``call()``, again after a pause while an overloaded API actor sheds it (Unavailable)."""
+    while True:
+        try:
+            return await call()
+        except Unavailable as exc:
+            progress(f"{what}: {exc.message}; asking again")
+            await asyncio.sleep(2)
+
+
+async def wait_status(client: ApiClient, kind: str, name: str, done: Any, what: str, timeout: float) -> float:
+    """Seconds until ``done(status, object)`` holds, polling the object twice a second."""
+    started = time.monotonic()
+    last = 0.0
+    while True:
+        try:
+            obj = await client.get(kind, name, "default")
+        except ShoalError:
+            obj = {}
+        status = obj.get("status") or {}
+        now = time.monotonic()
+        if obj and int(status.get("observedGeneration") or 0) >= int(meta(obj).get("generation") or 0) and done(
+                status, obj):
+            return now - started
+        if now - last >= 5:
+            last = now
+            shown = {k: v for k, v in status.items() if k != "conditions"}
+            progress(f"{what}: {now - started:5.0f}s {json.dumps(shown)}")
+        if now - started > timeout:
+            raise SystemExit(f"{what}: not done after {timeout:.0f}s: {status}")
+        await asyncio.sleep(0.5)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    nodes = args.nodes
+    hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval)
+    extra = [*hollow, ["actors.scheduler", "--no-leader-elect"],
+             ["actors.controllers", "--controllers", "deployment,replicaset,daemonset", "--no-leader-elect"]]
+    async with cluster(extra=extra) as c:
+        client = ApiClient(c.client.nc, timeout=30)
+        started = time.monotonic()
+        while True:
+            try:
+                ready = sum(1 for n in (await client.list("Node")).items if condition_true(n, "Ready"))
+            except ShoalError as exc:
+                progress(f"hollow nodes: list failed ({exc.code}); asking again")
+                ready = -1
+            progress(f"hollow nodes Ready: {ready}/{nodes}")
+            if ready == nodes:
+                break
+            if time.monotonic() - started > args.timeout:
+                raise SystemExit(f"only {ready}/{nodes} hollow nodes became Ready")
+            await asyncio.sleep(2)
+
+        await retrying(lambda: client.create(deployment(nodes)), "create the deployment")
+        deploy_s = await wait_status(
+            client, "Deployment", "web",
+            lambda s, o: s.get("availableReplicas") == nodes and s.get("updatedReplicas") == nodes,
+            "deployment", args.timeout)
+        progress(f"deployment of {nodes}: all available after {deploy_s:.1f}s")
+
+        await retrying(lambda: client.create(daemonset(args.max_unavailable)), "create the daemonset")
+        ds_s = await wait_status(
+            client, "DaemonSet", "agent",
+            lambda s, o: s.get("desiredNumberScheduled") == nodes and s.get("numberAvailable") == nodes,
+            "daemonset", args.timeout)
+        progress(f"daemonset on {nodes} nodes: all available after {ds_s:.1f}s")
+
+        ds = await retrying(lambda: client.get("DaemonSet", "agent", "default"), "read the daemonset")
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] = "bench:2"
+        await retrying(lambda: client.update(ds), "update the daemonset")
+        roll_s = await wait_status(
+            client, "DaemonSet", "agent",
+            lambda s, o: s.get("updatedNumberScheduled") == nodes and s.get("numberAvailable") == nodes
+            and s.get("currentNumberScheduled") == nodes,
+            "daemonset rollout", args.timeout)
+        progress(f"daemonset rolled across {nodes} nodes after {roll_s:.1f}s")
+
+        ds = await client.get("DaemonSet", "agent", "default")
+        pods = (await client.list("Pod", "default", label_selector="app=agent")).items
+        ours = [p for p in pods if (controller_of(p) or {}).get("uid") == meta(ds)["uid"]
+                and not meta(p).get("deletionTimestamp")]
+        per_node = Counter((p.get("spec") or {}).get("nodeName") for p in ours)
+        updated = sum(1 for p in ours if p["spec"]["containers"][0]["image"] == "bench:2")
+        correct = len(per_node) == nodes and set(per_node.values()) == {1} and updated == nodes
+        result = {
+            "nodes": nodes, "hollow_processes": len(hollow), "max_unavailable": args.max_unavailable,
+            "deployment_available_s": round(deploy_s, 1),
+            "deployment_pods_per_s": round(nodes / max(deploy_s, 1e-9), 1),
+            "daemonset_available_s": round(ds_s, 1),
+            "daemonset_pods_per_s": round(nodes / max(ds_s, 1e-9), 1),
+            "daemonset_rollout_s": round(roll_s, 1),
+            "daemonset_vs_deployment": round(ds_s / max(deploy_s, 1e-9), 2),
+            "checks": {"nodes_with_pod": len(per_node), "max_pods_on_a_node": max(per_node.values(), default=0),
+                       "updated_pods": updated},
+            "correct": correct,
+        }
+        if not correct:
+            print(f"CORRECTNESS FAILED: {result['checks']}", flush=True)
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
+    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
+    parser.add_argument("--max-unavailable", default="10%", help="the rollout's maxUnavailable (int or N%%)")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    r = asyncio.run(run(args))
+    for key, value in r.items():
+        print(f"  {key:<26} {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2))
+    if not r["correct"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
