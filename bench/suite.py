@@ -39,6 +39,7 @@ QUICK: dict[str, list[str]] = {
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
     "claims": ["bench.bench_claims", "--n", "10"],
+    "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -62,6 +63,8 @@ FULL: dict[str, list[str]] = {
     "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
     "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                     "--timeout", "5400", "--compare-events"],
+    "jobs_10k": ["bench.bench_jobs", "--nodes", "500", "--completions", "10000", "--parallelism", "1000",
+                 "--timeout", "3600"],
 }
 
 
@@ -264,6 +267,16 @@ def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
                 _met(r["scheduled_per_s"] >= 1000) if at_5k else "")]
 
 
+def rows_jobs(r: dict[str, Any]) -> list[Row]:
+    return [Row(f"Job: {r['completions']:,} completions, parallelism {r['parallelism']:,}, "
+                f"{r['nodes']:,} hollow nodes (pods run {r['run_seconds']} s)", "", "",
+                f"{r['job_s']:.1f} s ({r['job_completions_per_s']:.0f} completions/s)",
+                f"ReplicaSet of {r['completions']:,} to Ready: {r['replicaset_ready_s']:.1f} s "
+                f"({r['replicaset_pods_per_s']:.0f} pods/s)",
+                f"{r['job_completions_per_s'] / max(r['replicaset_pods_per_s'], 1e-9):.2f}x rate",
+                "Complete, exactly N succeeded",
+                _met(bool(r["job_complete"]) and r["job_succeeded"] == r["completions"]))]
+
 def rows_daemonset(r: dict[str, Any]) -> list[Row]:
     nodes = r["nodes"]
     baseline = f"Deployment of {nodes}: {r['deployment_available_s']:.1f} s"
@@ -315,6 +328,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return rows_daemonset(figures)
     if name.startswith("events"):
         return rows_events(name, figures)
+    if name.startswith("jobs"):
+        return rows_jobs(figures)
     if name.startswith(("scale", "scheduler")):
         return rows_scale(name, figures)
     return [Row(name, "", "", json.dumps(figures)[:80])]

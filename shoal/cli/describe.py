@@ -11,6 +11,7 @@ from typing import Any
 from protocol.humanize import duration, since
 from protocol.kinds.endpoints import endpoints_summary
 from protocol.kinds.event import event_time
+from protocol.kinds.job import job_duration, job_selector
 from protocol.kinds.node import node_roles, node_status
 from protocol.kinds.pod import pod_ready, pod_status
 from protocol.kinds.service import service_external_ip
@@ -343,6 +344,51 @@ def describe_replicated(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now
     describe_conditions(w, obj, detailed=True)
 
 
+def describe_job(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    """As kubectl: counts, mode, times, pod statuses, the template, conditions."""
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    w.kv("Selector", str(job_selector(obj)) or NONE)
+    w.kv("Parallelism", spec.get("parallelism", 1))
+    w.kv("Completions", spec.get("completions", "<unset>"))
+    w.kv("Completion Mode", spec.get("completionMode", "NonIndexed"))
+    w.kv("Suspend", bool(spec.get("suspend")))
+    w.kv("Backoff Limit", spec.get("backoffLimit", 6))
+    if spec.get("activeDeadlineSeconds") is not None:
+        w.kv("Active Deadline Seconds", f"{spec['activeDeadlineSeconds']}s")
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        w.kv("TTL Seconds After Finished", spec["ttlSecondsAfterFinished"])
+    w.kv("Start Time", _timestamp(status.get("startTime"), now))
+    if status.get("completionTime"):
+        w.kv("Completed At", _timestamp(status.get("completionTime"), now))
+    if status.get("startTime"):
+        w.kv("Duration", job_duration(obj, now))
+    w.kv("Pods Statuses", f"{status.get('active') or 0} Active ({status.get('ready') or 0} Ready) / "
+                          f"{status.get('succeeded') or 0} Succeeded / {status.get('failed') or 0} Failed")
+    if spec.get("completionMode") == "Indexed":
+        w.kv("Completed Indexes", status.get("completedIndexes") or NONE)
+    _pod_template(w, spec, now)
+    describe_conditions(w, obj, detailed=True)
+
+
+def describe_cronjob(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    w.kv("Schedule", spec.get("schedule"))
+    w.kv("Time Zone", spec.get("timeZone") or "<unset> (UTC)")
+    w.kv("Concurrency Policy", spec.get("concurrencyPolicy", "Allow"))
+    w.kv("Suspend", bool(spec.get("suspend")))
+    w.kv("Successful Job History Limit", spec.get("successfulJobsHistoryLimit", 3))
+    w.kv("Failed Job History Limit", spec.get("failedJobsHistoryLimit", 1))
+    w.kv("Starting Deadline Seconds", spec.get("startingDeadlineSeconds", "<unset>"))
+    job_spec = _dict(_dict(spec.get("jobTemplate")).get("spec"))
+    w.kv("Parallelism", job_spec.get("parallelism", "<unset>"))
+    w.kv("Completions", job_spec.get("completions", "<unset>"))
+    _pod_template(w, job_spec, now)
+    w.kv("Last Schedule Time", _timestamp(status.get("lastScheduleTime"), now))
+    w.kv("Last Successful Time", _timestamp(status.get("lastSuccessfulTime"), now))
+    active = [str(r.get("name")) for r in _list(status.get("active"))]
+    w.kv("Active Jobs", ", ".join(active) or NONE)
+
+
 def describe_daemonset(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
     """kubectl's DaemonSet description: the node counts of the status, the update strategy, the template."""
     spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
@@ -505,6 +551,8 @@ DESCRIBERS: dict[str, Describer] = {
     "Deployment": describe_deployment,
     "ReplicaSet": describe_replicated,
     "ReplicationController": describe_replicated,
+    "Job": describe_job,
+    "CronJob": describe_cronjob,
     "DaemonSet": describe_daemonset,
     "PodDisruptionBudget": describe_budget,
     "Service": describe_service,
