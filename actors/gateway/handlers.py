@@ -17,7 +17,7 @@ import yaml
 from aiohttp import web
 
 from actors.gateway import apply as server_apply
-from actors.gateway import fieldvalidation, listing, paths, table, watching
+from actors.gateway import fieldvalidation, listing, paths, streaming, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from actors.gateway.http import JSON, flag, int_param, json_response, read_body
@@ -307,6 +307,10 @@ class Handlers:
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
         if t.subresource == "log":
             return await stream_logs(self.client, request, t)
+        if t.subresource == "exec":
+            return await streaming.exec_(self.client, request, t)
+        if t.subresource == "portforward":
+            return await streaming.portforward(self.client, request, t)
         obj = await self.get(t)
         if t.subresource == "scale":
             return json_response(scale_of(obj))

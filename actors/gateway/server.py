@@ -21,7 +21,7 @@ from actors.gateway import status as statuses
 from actors.gateway.auth import Authenticator, Unauthenticated, User
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
-from protocol.errors import NotFound, ShoalError
+from protocol.errors import BadRequest, NotFound, ShoalError
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
@@ -208,6 +208,9 @@ class GatewayActor:
                     return await h.create(request, target)
                 if method == "DELETE":
                     return await h.delete_collection(request, target)
+            elif method == "POST" and target.subresource in paths.STREAMED:
+                raise BadRequest(f"pods/{target.subresource} is served over websockets only "
+                                 "(v5.channel.k8s.io, v4.channel.k8s.io), not SPDY")
             elif method == "POST" and target.subresource == "binding":
                 return await h.bind(request, target)
             elif method == "GET" and target.subresource != "binding":
