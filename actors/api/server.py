@@ -218,7 +218,7 @@ class ApiActor:
 
     async def _create(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
-        created = await self.service.create(req.info, req.namespace, body.get("object"))
+        created = await self.service.create(req.info, req.namespace, body.get("object"), dry_run=_dry_run(body))
         return self._written(created, warnings_for(created))
 
     async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -232,7 +232,8 @@ class ApiActor:
                       guard: noderestriction.Guard | None) -> bytes:
         warnings: list[str] = []
         obj = await self.service.update(req.info, req.namespace, _name(req), body.get("object"),
-                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings)
+                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings,
+                                        dry_run=_dry_run(body))
         return self._written(obj, warnings)
 
     async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -240,7 +241,7 @@ class ApiActor:
         warnings: list[str] = []
         obj = await self.service.patch(req.info, req.namespace, _name(req), body.get("patch"),
                                        status_only=body.get("subresource") == "status", guard=guard,
-                                       warnings=warnings)
+                                       warnings=warnings, dry_run=_dry_run(body))
         return self._written(obj, warnings)
 
     async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -249,7 +250,7 @@ class ApiActor:
         if not isinstance(options, dict):
             raise BadRequest("delete options must be a map")
         return codec.ok(object=await self.service.delete(req.info, req.namespace, _name(req), options,
-                                                          guard=guard))
+                                                          guard=guard, dry_run=_dry_run(body)))
 
     async def _bind(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                     guard: noderestriction.Guard | None) -> bytes:
@@ -420,6 +421,14 @@ class ApiActor:
 
 def _is_inbox(subject: Any) -> TypeGuard[str]:
     return isinstance(subject, str) and subject.startswith("_INBOX.") and "*" not in subject and ">" not in subject
+
+
+def _dry_run(body: dict[str, Any]) -> bool:
+    """The ``dryRun`` request option of create, update, patch and delete: do everything but the write."""
+    value = body.get("dryRun", False)
+    if not isinstance(value, bool):
+        raise BadRequest("dryRun must be a boolean")
+    return value
 
 
 def _name(request: ApiRequest) -> str:

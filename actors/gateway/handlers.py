@@ -20,7 +20,7 @@ from actors.gateway import apply as server_apply
 from actors.gateway import fieldvalidation, listing, paths, streaming, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
-from actors.gateway.http import JSON, flag, int_param, json_response, read_body
+from actors.gateway.http import DRY_RUN, JSON, dry_run, flag, int_param, json_response, read_body
 from actors.gateway.subresources import scale_of, stream_logs
 from protocol import subjects
 from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound
@@ -42,6 +42,8 @@ class Handlers:
 
     # -- NATS calls that keep the reply's warnings ---------------------------------------------------
     async def call(self, subject: str, payload: dict[str, Any]) -> tuple[Obj, list[str]]:
+        if DRY_RUN.get():
+            payload = {**payload, "dryRun": True}
         reply = await self.client.request(subject, payload)
         warnings = reply.get("warnings")
         return reply["object"], [str(w) for w in warnings] if isinstance(warnings, list) else []
@@ -253,7 +255,7 @@ class Handlers:
         if not isinstance(body, dict):
             raise BadRequest("DeleteOptions must be a JSON object")
         if body.get("dryRun"):
-            raise BadRequest("dryRun is not supported by Shoal's gateway yet")
+            DRY_RUN.set(dry_run(body["dryRun"]))
         options: dict[str, Any] = {}
         grace = body.get("gracePeriodSeconds", int_param(request, "gracePeriodSeconds"))
         if grace is not None:
