@@ -144,3 +144,29 @@ async def test_python_client_exec_stream(gateway: Gateway, api_client: ApiClient
     out, code, got = await asyncio.to_thread(run)
     assert out == "hi\nthere\n", out
     assert code == 5 and got == "got value\n", (code, got)
+
+
+WEB = "mkdir -p /www && echo hello-from-the-pod > /www/index.html && httpd -f -p 8080 -h /www"
+
+
+async def test_python_client_port_forward(gateway: Gateway, api_client: ApiClient, node: str) -> None:
+    from kubernetes import client as k8s
+    from kubernetes import config
+    from kubernetes.stream import portforward
+
+    await running_pod(api_client, "web", node, WEB)
+
+    def fetch() -> bytes:
+        api = k8s.CoreV1Api(config.new_client_from_config(str(gateway.kubeconfig)))
+        forward = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
+        sock = forward.socket(8080)
+        sock.settimeout(20)
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        body = b""
+        while chunk := sock.recv(4096):
+            body += chunk
+        sock.close()
+        assert forward.error(8080) is None, forward.error(8080)
+        return body
+
+    assert b"hello-from-the-pod" in await asyncio.to_thread(fetch)
