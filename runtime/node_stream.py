@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
@@ -217,3 +218,37 @@ async def open_stream(client: ApiClient, verb: str, namespace: str, pod: str, **
     await nc.publish(subjects.node_agent(str(node), verb), codec.encode(request), reply=inbox)
     await session.start(grant=False)
     return session
+
+
+async def run_exec(session: StreamSession, stdin: AsyncIterator[bytes] | None,
+                   output: Callable[[int, bytes], Awaitable[None] | None]) -> int:
+    """Drive an exec session: feed ``stdin`` (then its EOF), hand each output chunk to ``output(stream, data)``
+    (1 stdout, 2 stderr); the command's exit code. The session is closed at the end."""
+
+    async def feed() -> None:
+        assert stdin is not None
+        async for data in stdin:
+            for offset in range(0, len(data), CHUNK):
+                await session.send(stdin=data[offset:offset + CHUNK])
+        await session.send(eof=True)
+
+    feeder = asyncio.create_task(feed(), name="exec-stdin") if stdin is not None else None
+    try:
+        while True:
+            message = await session.receive()
+            if "exit" in message:
+                return int(message["exit"])
+            if "failure" in message:
+                raise Unavailable(str(message["failure"]))
+            result = output(int(message.get("ch", 1)), bytes(message.get("data") or b""))
+            if result is not None:
+                await result
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feeder
+        if session.failure is None and not session.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.send(close=True), 1.0)
+        await session.close()

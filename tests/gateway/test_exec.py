@@ -22,7 +22,9 @@ from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import PodmanService
 from protocol.objects import Obj
 from runtime.client import ApiClient
+from runtime.nats_server import NatsServer, free_port
 from tests.agents.conftest import podman_service  # noqa: F401  (the session's Podman service)
+from tests.cli.conftest import ShoalCli
 from tests.conftest import ActorRunner
 from tests.controllers.conftest import eventually
 from tests.gateway.conftest import Gateway
@@ -134,8 +136,9 @@ async def test_python_client_exec_stream(gateway: Gateway, api_client: ApiClient
         api = k8s.CoreV1Api(config.new_client_from_config(str(gateway.kubeconfig)))
         out = stream(api.connect_get_namespaced_pod_exec, "py", "default", command=["sh", "-c", "echo hi; echo there"],
                      stderr=True, stdin=False, stdout=True, tty=False)
-        resp = stream(api.connect_get_namespaced_pod_exec, "py", "default", command=["sh", "-c", "read x; echo got $x; exit 5"],
-                      stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+        resp = stream(api.connect_get_namespaced_pod_exec, "py", "default",
+                      command=["sh", "-c", "read x; echo got $x; exit 5"], stderr=True, stdin=True, stdout=True,
+                      tty=False, _preload_content=False)
         resp.write_stdin("value\n")
         resp.run_forever(timeout=30)
         got = resp.read_stdout()
@@ -170,3 +173,50 @@ async def test_python_client_port_forward(gateway: Gateway, api_client: ApiClien
         return body
 
     assert b"hello-from-the-pod" in await asyncio.to_thread(fetch)
+
+
+async def test_shoal_exec_cp_port_forward_and_a_vanished_client(gateway: Gateway, api_client: ApiClient, node: str,
+                                                                 nats_server: NatsServer, tmp_path: Path) -> None:
+    shoal = ShoalCli(nats_server.url)
+    await running_pod(api_client, "sbox", node, WEB)
+    done = await shoal("exec", "sbox", "--", "sh", "-c", "echo out; echo err >&2; exit 4")
+    assert done.rc == 4 and done.out == "out\n" and done.err == "err\n", done
+    piped = await shoal("exec", "-i", "sbox", "--", "wc", "-c", stdin="12345")
+    assert piped.rc == 0 and piped.out.strip() == "5", piped
+    missing = await shoal("exec", "nope", "--", "true")
+    assert missing.rc != 0 and "nope" in missing.err, missing
+    # cp both ways
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.txt").write_text("alpha\n")
+    copied = await shoal("cp", str(tmp_path / "dir"), "sbox:/tmp/copied")
+    assert copied.rc == 0, copied
+    assert (await shoal("exec", "sbox", "--", "cat", "/tmp/copied/a.txt")).out == "alpha\n"
+    back = await shoal("cp", "sbox:/tmp/copied/a.txt", str(tmp_path / "back.txt"))
+    assert back.rc == 0 and (tmp_path / "back.txt").read_text() == "alpha\n", back
+    # port-forward: a local port to the pod's 8080
+    port = free_port()
+    forward = await shoal.start("port-forward", "sbox", f"{port}:8080")
+    try:
+        assert forward.stdout is not None
+        line = await asyncio.wait_for(forward.stdout.readline(), 30)
+        assert f"Forwarding from 127.0.0.1:{port} -> 8080" in line.decode(), line
+        for _ in range(2):  # two connections, one stream each
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+            body = await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+            assert b"hello-from-the-pod" in body, body
+    finally:
+        forward.terminate()
+        await forward.wait()
+    # a client that vanishes (SIGKILL: no goodbye) leaves nothing running in the container
+    orphan = await shoal.start("exec", "sbox", "--", "sleep", "4242")
+    async def sleeping() -> bool:
+        return "sleep 4242" in (await shoal("exec", "sbox", "--", "ps")).out
+    await eventually(sleeping, timeout=30)
+    orphan.kill()
+    await orphan.wait()
+
+    async def gone() -> bool:
+        return "sleep 4242" not in (await shoal("exec", "sbox", "--", "ps")).out
+    await eventually(gone, timeout=30, interval=0.5)
