@@ -9,7 +9,9 @@ use: ``v5.channel.k8s.io`` and ``v4.channel.k8s.io``. Every websocket message st
 
 Port-forward speaks ``v4.channel.k8s.io`` as the Python client does: for the i-th port of ``ports``, channel
 2i carries data and 2i+1 errors; the first message the server sends on each channel is the port number
-(2 bytes, little endian). One websocket is one TCP connection per port.
+(2 bytes, little endian). One websocket is one TCP connection per port. kubectl (1.31+) tunnels SPDY/3.1 in the
+websocket instead (subprotocol ``SPDY/3.1+portforward.k8s.io``, framing in ``spdy``): one pair of streams (error,
+data) per forwarded connection, any number of them in one websocket.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from actors.gateway import paths
+from actors.gateway import paths, spdy
 from actors.gateway import status as statuses
 from actors.gateway.http import flag
 from protocol.errors import BadRequest, ShoalError
@@ -30,7 +32,8 @@ from runtime.client import ApiClient
 from runtime.node_stream import CHUNK, StreamSession, open_stream
 
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-PORTFORWARD_PROTOCOLS = ("v4.channel.k8s.io",)
+SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+PORTFORWARD_PROTOCOLS = (SPDY_TUNNEL, "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
@@ -136,6 +139,9 @@ async def _exec_input(ws: web.WebSocketResponse, session: StreamSession, v5: boo
 async def portforward(client: ApiClient, request: web.Request, t: paths.Target) -> web.StreamResponse:
     """``GET pods/<name>/portforward?ports=P[&ports=Q]`` upgraded to a ``v4.channel.k8s.io`` websocket."""
     _upgrade_required(request, PORTFORWARD_PROTOCOLS)
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if SPDY_TUNNEL in offered:
+        return await _spdy_portforward(client, request, t)
     ports: list[int] = []
     for raw in request.query.getall("ports", []):
         for part in raw.split(","):
@@ -197,3 +203,117 @@ async def _forward_output(ws: web.WebSocketResponse, session: StreamSession, ind
     with contextlib.suppress(Exception):
         await ws.close()
 
+
+
+class _Tunnel:
+    """One kubectl port-forward websocket: SPDY stream pairs, each relayed over its own NATS session."""
+
+    def __init__(self, client: ApiClient, ws: web.WebSocketResponse, t: paths.Target) -> None:
+        self.client, self.ws, self.t = client, ws, t
+        self.codec = spdy.Codec()
+        self.lock = asyncio.Lock()
+        self.pairs: dict[str, dict[str, Any]] = {}
+        self.by_stream: dict[int, str] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, make: Any, *args: Any, **kwargs: Any) -> None:
+        async with self.lock:  # frames are made and sent in one order: the header compressor is stateful
+            await self.ws.send_bytes(make(*args, **kwargs))
+
+    async def frame(self, frame: spdy.Frame) -> None:
+        if frame.control and frame.type == spdy.SYN_STREAM:
+            await self.send(self.codec.syn_reply, frame.stream_id)
+            rid, kind = frame.headers.get("requestid", ""), frame.headers.get("streamtype", "")
+            pair = self.pairs.setdefault(rid, {"queue": asyncio.Queue()})
+            pair[kind] = frame.stream_id
+            if kind == "data":
+                pair["port"] = frame.headers.get("port", "")
+            self.by_stream[frame.stream_id] = rid
+            if "error" in pair and "data" in pair and "task" not in pair:
+                task = asyncio.create_task(self.forward(rid, pair), name=f"portforward-{rid}")
+                pair["task"] = task
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        elif frame.control and frame.type == spdy.PING:
+            await self.send(self.codec.ping, frame.value)
+        elif frame.control and frame.type == spdy.RST_STREAM:
+            reset = self.pairs.get(self.by_stream.get(frame.stream_id, ""))
+            if reset is not None and "task" in reset:
+                reset["task"].cancel()
+        elif not frame.control:
+            target = self.pairs.get(self.by_stream.get(frame.stream_id, ""))
+            if target is not None and target.get("data") == frame.stream_id:
+                if frame.data:
+                    target["queue"].put_nowait(frame.data)
+                if frame.flags & spdy.FLAG_FIN:
+                    target["queue"].put_nowait(None)
+
+    async def forward(self, rid: str, pair: dict[str, Any]) -> None:
+        data_id, error_id = int(pair["data"]), int(pair["error"])
+        port = str(pair.get("port", ""))
+        try:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise BadRequest(f"invalid port {port!r}")
+            session = await open_stream(self.client, "portforward", str(self.t.namespace), str(self.t.name),
+                                        port=int(port))
+            await session.ready()
+        except ShoalError as exc:
+            with contextlib.suppress(Exception):
+                await self.send(self.codec.data, error_id, exc.message.encode(), fin=True)
+                await self.send(self.codec.data, data_id, b"", fin=True)
+            return
+
+        async def upstream() -> None:
+            while (data := await pair["queue"].get()) is not None:
+                for offset in range(0, len(data), CHUNK):
+                    await session.send(data=data[offset:offset + CHUNK])
+            await session.send(eof=True)
+
+        up = asyncio.create_task(upstream(), name=f"portforward-up-{rid}")
+        try:
+            while True:
+                message = await session.receive()
+                if "failure" in message:
+                    await self.send(self.codec.data, error_id, str(message["failure"]).encode())
+                    break
+                if message.get("eof"):
+                    break
+                await self.send(self.codec.data, data_id, bytes(message.get("data") or b""))
+        except (ShoalError, ConnectionError) as exc:
+            with contextlib.suppress(Exception):
+                await self.send(self.codec.data, error_id, str(exc).encode())
+        finally:
+            up.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await up
+            if session.failure is None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(session.send(close=True), 1.0)
+            await session.close()
+            with contextlib.suppress(Exception):
+                await self.send(self.codec.data, data_id, b"", fin=True)
+                await self.send(self.codec.data, error_id, b"", fin=True)
+
+
+async def _spdy_portforward(client: ApiClient, request: web.Request, t: paths.Target) -> web.StreamResponse:
+    await client.get("Pod", str(t.name), t.namespace)  # a missing pod is a 404 before the upgrade
+    ws = web.WebSocketResponse(protocols=(SPDY_TUNNEL,), max_msg_size=0, heartbeat=None)
+    await ws.prepare(request)
+    tunnel = _Tunnel(client, ws, t)
+    try:
+        async for msg in ws:
+            data = _payload(msg)
+            if data is None:
+                continue
+            for frame in tunnel.codec.feed(data):
+                if frame.control and frame.type == spdy.GOAWAY:
+                    return ws
+                await tunnel.frame(frame)
+    except spdy.ProtocolError:
+        pass
+    finally:
+        for task in list(tunnel.tasks):
+            task.cancel()
+        await asyncio.gather(*tunnel.tasks, return_exceptions=True)
+        await ws.close()
+    return ws

@@ -220,3 +220,23 @@ async def test_shoal_exec_cp_port_forward_and_a_vanished_client(gateway: Gateway
     async def gone() -> bool:
         return "sleep 4242" not in (await shoal("exec", "sbox", "--", "ps")).out
     await eventually(gone, timeout=30, interval=0.5)
+
+
+async def test_kubectl_port_forward(gateway: Gateway, api_client: ApiClient, node: str) -> None:
+    await running_pod(api_client, "kweb", node, WEB)
+    port = free_port()
+    forward = await gateway.start("port-forward", "pod/kweb", f"{port}:8080")
+    try:
+        assert forward.stdout is not None
+        line = await asyncio.wait_for(forward.stdout.readline(), 30)
+        assert f"Forwarding from 127.0.0.1:{port} -> 8080" in line.decode(), line
+        for _ in range(3):  # one SPDY stream pair per connection, in the same websocket
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+            body = await asyncio.wait_for(reader.read(), 30)
+            writer.close()
+            assert b"hello-from-the-pod" in body, body
+    finally:
+        forward.terminate()
+        _, err = await forward.communicate()
+    assert b"error" not in err.lower(), err
