@@ -8,6 +8,8 @@ several, and any of them answers any request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,10 +20,12 @@ from aiohttp import web
 
 from actors.gateway import discovery, openapi, paths
 from actors.gateway import status as statuses
+from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import Authenticator, Unauthenticated, User
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
 from protocol.errors import BadRequest, NotFound, ShoalError
+from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
@@ -42,6 +46,10 @@ class GatewaySettings:
     """CA whose client certificates are accepted (user = common name, groups = organizations)."""
     external_url: str | None = None
     """The address clients use (``serverAddressByClientCIDRs``); defaults to host:port."""
+    advertise_address: str | None = None
+    """An address pods reach this gateway at: it is put in the ``kubernetes`` Service's Endpoints
+    (``apiservice``); None: the gateway does not keep that Service."""
+    service_cidr: str = DEFAULT_SERVICE_CIDR
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +99,11 @@ class GatewayActor:
         server: Any = site._server
         sockets = server.sockets if server is not None else []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        self._keeper: ApiServiceKeeper | None = None
+        if self.settings.advertise_address:
+            self._keeper = ApiServiceKeeper(client, self.settings.advertise_address, int(self.port),
+                                            service_cidr=self.settings.service_cidr, log=ctx.log)
+            ctx.supervisor.spawn("gateway/kubernetes-service", self._keeper.run)
         ctx.log.info("gateway listening", url=f"{'https' if tls else 'http'}://{self.settings.host}:{self.port}")
 
     def _tls(self) -> ssl.SSLContext | None:
@@ -104,6 +117,10 @@ class GatewayActor:
         return context
 
     async def close(self) -> None:
+        keeper = getattr(self, "_keeper", None)
+        if keeper is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(keeper.set_address(False), 5)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
