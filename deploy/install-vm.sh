@@ -91,8 +91,13 @@ case $role in
     chown shoal:shoal /etc/shoal/nats-server.conf /etc/shoal/nats-auth.conf /etc/shoal/tls/"$nats_name"-key.pem
     chmod 0600 /etc/shoal/nats-server.conf
     units+=(shoal-nats.service shoal-scheduler.service shoal-controller-manager.service
-            shoal-cloud-controller-manager.service shoal-gateway.service)
-    chown -R shoal:shoal /etc/shoal/gateway && chmod 0700 /etc/shoal/gateway
+            shoal-cloud-controller-manager.service)
+    if [ -f /etc/shoal/gateway/server.crt ]; then
+      chown -R shoal:shoal /etc/shoal/gateway && chmod 0700 /etc/shoal/gateway
+      units+=(shoal-gateway.service)
+    else
+      echo "no /etc/shoal/gateway in the secrets (made by --init-secrets): the Kubernetes API gateway is not started"
+    fi
     for i in $(seq 1 "$api_instances"); do units+=("shoal-api@$i.service"); done ;;
 esac
 case $role in
