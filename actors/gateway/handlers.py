@@ -309,7 +309,7 @@ class Handlers:
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
         if t.subresource == "log":
             return await stream_logs(self.client, request, t)
-        if t.subresource == "exec":
+        if t.subresource in ("exec", "attach"):
             return await streaming.exec_(self.client, request, t)
         if t.subresource == "portforward":
             return await streaming.portforward(self.client, request, t)

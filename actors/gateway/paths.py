@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from protocol.errors import NotFound
 from protocol.kinds import KINDS, KindInfo
 
-NOT_YET = frozenset({"attach", "proxy", "eviction", "ephemeralcontainers"})
-STREAMED = frozenset({"exec", "portforward"})
+NOT_YET = frozenset({"proxy", "eviction", "ephemeralcontainers"})
+STREAMED = frozenset({"exec", "attach", "portforward"})
 """Pod subresources served over websockets (``streaming``)."""
 
 

@@ -63,16 +63,18 @@ def _upgrade_required(request: web.Request, protocols: tuple[str, ...]) -> None:
 
 
 async def exec_(client: ApiClient, request: web.Request, t: paths.Target) -> web.StreamResponse:
-    """``GET pods/<name>/exec?command=...&container=&stdin=&stdout=&stderr=&tty=`` upgraded to a websocket."""
+    """``GET pods/<name>/exec?command=...&container=&stdin=&stdout=&stderr=&tty=`` (or ``attach``, without a
+    command) upgraded to a websocket."""
     _upgrade_required(request, EXEC_PROTOCOLS)
+    verb = str(t.subresource)
     command = request.query.getall("command", [])
-    if not command:
+    if not command and verb == "exec":
         raise BadRequest("you must specify at least one command for the container")
     tty, stdin = flag(request, "tty"), flag(request, "stdin")
     want_out, want_err = flag(request, "stdout"), flag(request, "stderr")
     if not (stdin or want_out or want_err):
         raise BadRequest("you must specify at least one of stdin, stdout, stderr")
-    session = await open_stream(client, "exec", str(t.namespace), str(t.name),
+    session = await open_stream(client, verb, str(t.namespace), str(t.name),
                                 container=request.query.get("container") or None, command=list(command),
                                 stdin=stdin, tty=tty)
     try:

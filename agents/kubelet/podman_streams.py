@@ -122,6 +122,35 @@ class PodmanStreams:
             raise ContainerRuntimeError(f"exec in {container_id[:12]}: {self._message(text)}")
         return ExecProcess(exec_id, tty, reader, writer)
 
+    async def attach(self, container_id: str) -> ExecProcess:
+        """The output of a container's main process from now on (``POST /libpod/containers/<id>/attach``,
+        hijacked); it ends when the process does. Without stdin: Shoal's containers have no open stdin."""
+        reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=1024 * 1024)
+        path = f"{API}/containers/{quote(container_id, safe='')}/attach?stream=true&stdout=true&stderr=true&stdin=false"
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                     "Content-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        code = int(head.split(b" ", 2)[1])
+        if code >= 400:
+            text = await reader.read()
+            writer.close()
+            if code == 404:
+                raise ContainerNotFound(container_id)
+            raise ContainerRuntimeError(f"attach to {container_id[:12]}: {self._message(text)}")
+        return ExecProcess("", False, reader, writer)
+
+    async def container_exit_code(self, container_id: str) -> int | None:
+        for _ in range(50):
+            status, payload = await self._request("GET", f"/containers/{quote(container_id, safe='')}/json")
+            if status >= 400:
+                return None
+            state = json.loads(payload).get("State") or {}
+            if not state.get("Running"):
+                return int(state.get("ExitCode") or 0)
+            await asyncio.sleep(0.05)
+        return None
+
     async def exit_code(self, exec_id: str) -> int | None:
         for _ in range(50):  # the session's state is written just after the stream ends
             status, payload = await self._request("GET", f"/exec/{exec_id}/json")

@@ -1,4 +1,6 @@
-"""Serving ``exec`` and ``port-forward`` over NATS on ``shoal.node.<node>.exec`` / ``.portforward``.
+"""Serving ``exec``, ``attach`` and ``port-forward`` over NATS on ``shoal.node.<node>.exec`` / ``.attach`` /
+``.portforward`` (attach: the output of the container's main process from now on, as exec's messages, then
+its exit code; closing the session detaches and leaves the container running).
 
 Opening request (msgpack, published with ``reply`` = the client's inbox so that "no responders" reaches it):
 ``{"namespace", "pod", "session", "inbox", "credit", ...}`` plus, for exec, ``"container"?``, ``"command"``
@@ -54,7 +56,7 @@ class StreamServer:
         self._subs: list[Any] = []
 
     async def start(self) -> None:
-        for verb in ("exec", "portforward"):
+        for verb in ("exec", "attach", "portforward"):
             self._subs.append(await self.nc.subscribe(subjects.node_agent(self.node_name, verb), cb=self._on_request))
 
     async def close(self) -> None:
@@ -119,6 +121,8 @@ class StreamServer:
             await session.start()  # the client's first window, and keep-alives while the exec is made
             if verb == "exec":
                 await self._exec(session, container, request)
+            elif verb == "attach":
+                await self._attach(session, container, request)
             else:
                 await self._portforward(session, container, request)
         except ShoalError as exc:
@@ -155,6 +159,36 @@ class StreamServer:
                 await pump_in
             with contextlib.suppress(Exception):
                 await self.streams.kill(process.exec_id)
+            process.close()
+
+    async def _attach(self, session: StreamSession, container: RuntimeContainer, request: dict[str, Any]) -> None:
+        assert self.streams is not None
+        if request.get("stdin") or request.get("tty"):
+            raise BadRequest("attach with stdin or a TTY needs a container started with stdin: true; Shoal starts "
+                             "containers without an open stdin: attach to the output only (no -i, -t)")
+        process = await self.streams.attach(container.id)
+
+        async def detach() -> None:  # the client leaves: close the attachment, the container runs on
+            with contextlib.suppress(Unavailable, ConnectionError, OSError):
+                while not (await session.receive()).get("close"):
+                    pass
+            process.close()
+
+        watcher = asyncio.create_task(detach(), name="attach-in")
+        try:
+            while (chunk := await process.read()) is not None:
+                stream, data = chunk
+                for offset in range(0, len(data), CHUNK):
+                    await session.send(ch=stream, data=data[offset:offset + CHUNK])
+            if not watcher.done():
+                code = await self.streams.container_exit_code(container.id)
+                await session.send(exit=code if code is not None else -1)
+        except (Unavailable, ConnectionError, OSError):
+            pass
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
             process.close()
 
     async def _exec_input(self, session: StreamSession, process: ExecProcess) -> None:

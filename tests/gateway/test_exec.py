@@ -240,3 +240,27 @@ async def test_kubectl_port_forward(gateway: Gateway, api_client: ApiClient, nod
         forward.terminate()
         _, err = await forward.communicate()
     assert b"error" not in err.lower(), err
+
+
+async def test_attach_follows_the_output_until_the_container_ends(gateway: Gateway, api_client: ApiClient,
+                                                                  node: str, nats_server: NatsServer) -> None:
+    script = "sleep 2; echo tick; echo tock >&2; sleep 2; echo bye; exit 3"
+    await running_pod(api_client, "att", node, script)
+    attached = await gateway.kubectl("attach", "att", timeout=60)
+    assert "bye" in attached.out, attached  # kubectl attach ends with the container
+    await api_client.delete("Pod", "att", "default", grace_period=0)
+
+    async def gone() -> bool:
+        try:
+            await api_client.get("Pod", "att", "default")
+        except Exception:
+            return True
+        return False
+
+    await eventually(gone, timeout=60)
+    await running_pod(api_client, "att", node, script)
+    shoal = ShoalCli(nats_server.url)
+    followed = await shoal("attach", "att")
+    assert followed.rc == 3 and "bye" in followed.out, followed
+    refused = await gateway.kubectl("attach", "-i", "att")
+    assert refused.rc != 0, refused

@@ -27,6 +27,7 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import PodmanService
 from agents.kubelet.podnetwork import network_name
+from agents.kubelet.volumes import unmount_all
 from runtime.client import ApiClient
 from runtime.nats_server import free_port
 from tests.agents.conftest import podman_service  # noqa: F401  (the session's Podman service)
@@ -123,3 +124,5 @@ async def test_a_pod_reaches_the_api_with_load_incluster_config(
         assert "pods: ['incluster']" in logs and "svc: 198.19.0.1" in logs, logs
     finally:
         await delete_table(table)
+        await runner.stop_all()
+        unmount_all(tmp_path)  # the token Secret's tmpfs, which a stopped kubelet leaves mounted
