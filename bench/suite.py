@@ -35,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
+    "exec": ["bench.bench_exec", "--n", "5"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -42,6 +43,7 @@ FULL: dict[str, list[str]] = {
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
+    "exec": ["bench.bench_exec", "--n", "30"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -236,10 +238,22 @@ def rows_gateway(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_exec(r: dict[str, Any]) -> list[Row]:
+    base = r["podman_exec_cli"]
+    rows = [Row("exec round trip: podman exec (CLI)", _ms(base["p50_ms"]), _ms(base["p99_ms"]))]
+    for key, label in (("nats_exec", "exec round trip over NATS (shoal exec's path)"),
+                       ("gateway_websocket_exec", "exec round trip through the gateway (websocket v5)"),
+                       ("kubectl_exec_process", "kubectl exec (whole process)")):
+        if key in r:
+            rows.append(Row(label, _ms(r[key]["p50_ms"]), _ms(r[key]["p99_ms"]), "",
+                            f"podman exec: p50 {_ms(base['p50_ms'])}", f"{r[key]['p50_ms'] / base['p50_ms']:.2f}x p50"))
+    return rows
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
-        "gateway": rows_gateway,
+        "gateway": rows_gateway, "exec": rows_exec,
     }
     if name in builders:
         return builders[name](figures)
