@@ -5,8 +5,11 @@ exit codes, stdin and its EOF, a TTY under a pty, tar both ways, and nothing lef
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import pty
+import struct
+import termios
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,6 +86,16 @@ async def test_kubectl_exec_exit_codes_stdin_and_cp(gateway: Gateway, api_client
     big = "x" * 200_000 + "\n"
     echoed = await gateway.kubectl("exec", "-i", "box", "--", "cat", stdin=big)
     assert echoed.rc == 0 and echoed.out == big, (echoed.rc, len(echoed.out), echoed.err)
+    # kubectl gone mid-exec (SIGKILL): the gateway's websocket closes and the kubelet kills the command
+    orphan = await gateway.start("exec", "box", "--", "sleep", "4343")
+
+    async def ps() -> str:
+        return await gateway.ok("exec", "box", "--", "ps")
+
+    await eventually(lambda: _has(ps(), "sleep 4343"), timeout=30)
+    orphan.kill()
+    await orphan.wait()
+    await eventually(lambda: _lacks(ps(), "sleep 4343"), timeout=30, interval=0.5)
     missing = await gateway.kubectl("exec", "nope", "--", "true")
     assert missing.rc == 1 and "NotFound" in missing.err, missing
     # cp both ways (tar over exec)
@@ -99,6 +112,7 @@ async def test_kubectl_exec_exit_codes_stdin_and_cp(gateway: Gateway, api_client
 async def test_kubectl_exec_tty_under_a_pty(gateway: Gateway, api_client: ApiClient, node: str) -> None:
     await running_pod(api_client, "tty", node)
     main, secondary = pty.openpty()
+    fcntl.ioctl(main, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))  # kubectl sends it as a resize
     proc = await asyncio.create_subprocess_exec(
         *gateway.kubectl_argv("exec", "-it", "tty", "--", "sh"), stdin=secondary, stdout=secondary,
         stderr=secondary, env={**gateway.env(), "TERM": "dumb"}, start_new_session=True)
@@ -116,6 +130,8 @@ async def test_kubectl_exec_tty_under_a_pty(gateway: Gateway, api_client: ApiCli
         os.write(main, b"tty; echo marker-$((6*7))\r")
         await read_until(b"marker-42")
         assert b"/dev/pts/" in seen, seen  # the shell has a terminal in the container
+        os.write(main, b"echo size-$(stty size | tr ' ' x)\r")
+        await read_until(b"size-33x101")
         os.write(main, b"exit 3\r")
         assert await asyncio.wait_for(proc.wait(), 30) == 3
     finally:
@@ -264,3 +280,11 @@ async def test_attach_follows_the_output_until_the_container_ends(gateway: Gatew
     assert followed.rc == 3 and "bye" in followed.out, followed
     refused = await gateway.kubectl("attach", "-i", "att")
     assert refused.rc != 0, refused
+
+
+async def _has(text: Any, needle: str) -> bool:
+    return needle in await text
+
+
+async def _lacks(text: Any, needle: str) -> bool:
+    return needle not in await text
