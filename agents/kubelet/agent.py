@@ -122,9 +122,9 @@ def assemble(
         return [c for view in views.values() for c in view.containers if c.pod_uid == uid]
 
     logs = LogServer(ctx.nc, node, runtime, find_pod=find_pod, attempts=attempts, log=log)
-    socket = getattr(runtime, "socket_url", None)
-    streams = StreamServer(ctx.nc, node, PodmanStreams(socket) if isinstance(socket, str) else None,
-                           find_pod=find_pod, attempts=attempts, log=log)
+    socket = getattr(runtime, "socket_url", None)  # exec, attach, port-forward: Podman only (hollow nodes: none)
+    streams = StreamServer(ctx.nc, node, PodmanStreams(socket), find_pod=find_pod, attempts=attempts,
+                           log=log) if isinstance(socket, str) else None
     return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
                      own_probes=shared_probes is None, worker=worker, volumes=volumes, pod_network=pod_network,
                      routes=routes, nodes=nodes, heartbeat=heartbeat,
