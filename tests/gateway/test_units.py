@@ -115,7 +115,7 @@ def test_paths() -> None:
     assert (t.info.kind, t.namespace, t.name) == ("Namespace", None, "default")
     t = paths.parse("apps/v1", "deployments")
     assert (t.info.kind, t.namespace, t.name) == ("Deployment", None, None)
-    for api_version, tail in (("v1", "namespaces/default/deployments"), ("v1", "pods/x/attach"),
+    for api_version, tail in (("v1", "namespaces/default/deployments"), ("v1", "pods/x/proxy"),
                               ("v1", "namespaces/default/nodes"), ("apps/v1", "pods")):
         with pytest.raises(NotFound):
             paths.parse(api_version, tail)
