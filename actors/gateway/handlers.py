@@ -108,6 +108,8 @@ class Handlers:
 
     async def bind(self, request: web.Request, t: paths.Target) -> web.Response:
         """``POST pods/<name>/binding`` with a ``Binding`` (``target: {kind: Node, name}``)."""
+        if DRY_RUN.get():
+            raise BadRequest("dryRun is not supported for bindings")
         body = await read_body(request)
         target = body.get("target") if isinstance(body, dict) else None
         if not isinstance(target, dict) or not target.get("name") or target.get("kind", "Node") != "Node":
