@@ -1,7 +1,8 @@
 """The ``kubernetes`` Service in ``default``, kept by the gateways as Kubernetes' API servers keep theirs.
 
 A gateway started with an advertised address (``--advertise-address``, an address pods can reach: the node's
-address, not loopback) makes sure that:
+address, not loopback; or ``--advertise-node``: the first address of that node's ``podCIDR``, its bridge, which
+the gateway then also listens on) makes sure that:
 
 - the Service ``default/kubernetes`` exists: no selector, port 443 (``https``) to the gateways' port, cluster IP
   the first address of the service range (``kubernetes_service_ip``, as Kubernetes has it; the serving

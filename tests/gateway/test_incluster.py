@@ -1,5 +1,6 @@
 """A pod running the official Python client with ``config.load_incluster_config()`` reaches the API: the
-``kubernetes`` Service kept by a gateway with an advertised address, its cluster IP DNAT'ed by the proxy's
+``kubernetes`` Service kept by a gateway that listens on the node's bridge address (``--advertise-node``, as
+``shoal up`` runs it), its cluster IP DNAT'ed by the proxy's
 nftables table to the gateway on the node's bridge address, ``KUBERNETES_SERVICE_HOST``/``PORT`` from the
 kubelet, and a ServiceAccount token Secret (with the cluster CA) mounted where the client looks.
 
@@ -39,10 +40,18 @@ pytestmark = [pytest.mark.podman, pytest.mark.slow]
 IMAGE = "localhost/shoal/python-k8s:bookworm"
 CLUSTER = "h15ic"
 SCRIPT = """
+import time
 from kubernetes import client, config
 config.load_incluster_config()
 api = client.CoreV1Api()
-print("pods:", sorted(p.metadata.name for p in api.list_namespaced_pod("default").items))
+for attempt in range(60):  # the gateway binds the bridge address once the bridge exists (with this first pod)
+    try:
+        pods = api.list_namespaced_pod("default").items
+        break
+    except Exception as exc:
+        print("waiting:", type(exc).__name__, flush=True)
+        time.sleep(1)
+print("pods:", sorted(p.metadata.name for p in pods))
 print("svc:", api.read_namespaced_service("kubernetes", "default").spec.cluster_ip)
 """
 
@@ -78,20 +87,6 @@ async def test_a_pod_reaches_the_api_with_load_incluster_config(
     table = f"shoal-test-{uuid.uuid4().hex[:10]}"
     try:
         await start_manager(runner, ["nodeipam"], cluster_cidr=cidr)
-        creds = gateway.credentials
-        inside = GatewayActor(GatewaySettings(host="0.0.0.0", port=free_port(), cert_file=creds.cert,
-                                              key_file=creds.key, admin_token_file=creds.token_file,
-                                              advertise_address=bridge))
-        await runner.start(inside, ready=lambda: inside.port is not None)
-
-        async def kept() -> bool:
-            try:
-                endpoints = await api_client.get("Endpoints", "kubernetes", "default")
-            except Exception:
-                return False
-            return bool(endpoints.get("subsets"))
-
-        await eventually(kept)
         config = KubeletConfig(node_name=name, state_dir=tmp_path / "kubelet", pod_network="bridge", pod_cidr=None,
                                cluster_name=CLUSTER, relist_interval=0.5, node_status_interval=1.0)
         kubelet = KubeletAgent(config, runtime=PodmanRuntime(podman_service.socket_url), runtime_version="podman://t")
@@ -99,6 +94,28 @@ async def test_a_pod_reaches_the_api_with_load_incluster_config(
         proxy = ProxyAgent(name, node_addresses=["0.0.0.0"],
                            datapath=NftablesDataPath(table, service_cidr="198.19.0.0/16"))
         await runner.start(proxy, ready=lambda: proxy.synced.is_set())
+        # as shoal up runs it: on loopback, and on the node's bridge address once the pod network exists
+        creds = gateway.credentials
+        inside = GatewayActor(GatewaySettings(host="127.0.0.1", port=free_port(), cert_file=creds.cert,
+                                              key_file=creds.key, admin_token_file=creds.token_file,
+                                              advertise_node=name))
+        await runner.start(inside, ready=lambda: inside.port is not None)
+
+        async def kept() -> list[str]:
+            try:
+                endpoints = await api_client.get("Endpoints", "kubernetes", "default")
+            except Exception:
+                return []
+            return [a["ip"] for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []]
+
+
+        async def service() -> bool:
+            try:
+                return bool(await api_client.get("Service", "kubernetes", "default"))
+            except Exception:
+                return False
+
+        await eventually(service)  # before the pod, so that it gets KUBERNETES_SERVICE_HOST
         await api_client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}})
         ca = base64.b64encode(creds.ca_cert.read_bytes()).decode()
         await api_client.create({
@@ -119,6 +136,7 @@ async def test_a_pod_reaches_the_api_with_load_incluster_config(
                 else None
 
         phase = await eventually(finished, timeout=120, interval=0.5)
+        assert await kept() == [bridge]  # the bridge exists with the first pod: then the gateway listens there
         logs = await gateway.ok("logs", "incluster")
         assert phase == "Succeeded", logs
         assert "pods: ['incluster']" in logs and "svc: 198.19.0.1" in logs, logs
