@@ -40,6 +40,7 @@ QUICK: dict[str, list[str]] = {
     "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
     "claims": ["bench.bench_claims", "--n", "10"],
     "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
+    "exec": ["bench.bench_exec", "--n", "5"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -49,6 +50,7 @@ FULL: dict[str, list[str]] = {
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
     "claims": ["bench.bench_claims", "--n", "40"],
+    "exec": ["bench.bench_exec", "--n", "30"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -313,12 +315,25 @@ def rows_gateway(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_exec(r: dict[str, Any]) -> list[Row]:
+    base = r["podman_exec_cli"]
+    rows = [Row("exec round trip: podman exec (CLI)", _ms(base["p50_ms"]), _ms(base["p99_ms"]))]
+    for key, label in (("nats_exec", "exec round trip over NATS (shoal exec's path)"),
+                       ("gateway_websocket_exec", "exec round trip through the gateway (websocket v5)"),
+                       ("kubectl_exec_process", "kubectl exec (whole process)")):
+        if key in r:
+            rows.append(Row(label, _ms(r[key]["p50_ms"]), _ms(r[key]["p99_ms"]), "",
+                            f"podman exec: p50 {_ms(base['p50_ms'])}", f"{r[key]['p50_ms'] / base['p50_ms']:.2f}x p50"))
+    return rows
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
         "gateway": rows_gateway,
         "abuse": rows_abuse,
         "claims": rows_claims,
+        "exec": rows_exec,
     }
     if name in builders:
         return builders[name](figures)

@@ -5,7 +5,7 @@
 #       [--nats-name shoal-N] [--node-name NAME] [--secrets DIR] [--api-instances 1] [--prefix /opt/shoal]
 #
 # control: nats-server (one of the three), shoal-api@1..N (--replicas 3), scheduler, controller manager,
-#          cloud controller manager.   node: kubelet (Podman) and proxy.   both: everything.
+#          cloud controller manager, Kubernetes API gateway (:6443).   node: kubelet (Podman) and proxy.   both: everything.
 # --secrets DIR: a directory made once by `deploy/install-vm.sh --init-secrets DIR ...` (or copied from the
 # first VM's /etc/shoal): secrets.json, nats-auth.conf, creds/, tls/. It is copied to /etc/shoal.
 #   deploy/install-vm.sh --init-secrets DIR --nats-peers IP1,IP2,IP3 [--nodes n1,n2,n3]
@@ -40,6 +40,10 @@ if [ -n "$init_dir" ]; then  # once, on the first VM (or a workstation with this
   "$src/deploy/make-certs.sh" "$init_dir/tls" "${specs[@]}"
   (cd "$src" && PYTHONPATH="$src" "$py" -m runtime.nats_security init --dir "$init_dir" --nodes "$nodes" \
      --tls-ca /etc/shoal/tls/ca.pem)
+  # the Kubernetes API gateway's CA, serving certificate (every control VM's address) and admin token
+  (cd "$src" && PYTHONPATH="$src" "$py" -c 'import sys; from pathlib import Path
+from shoal.kubeconfig import ensure_credentials
+ensure_credentials(Path(sys.argv[1]), tuple(sys.argv[2].split(",")))' "$init_dir/gateway" "$peers")
   echo "secrets in $init_dir: copy it to every VM (scp -r) and pass --secrets $init_dir"
   exit 0
 fi
@@ -88,6 +92,12 @@ case $role in
     chmod 0600 /etc/shoal/nats-server.conf
     units+=(shoal-nats.service shoal-scheduler.service shoal-controller-manager.service
             shoal-cloud-controller-manager.service)
+    if [ -f /etc/shoal/gateway/server.crt ]; then
+      chown -R shoal:shoal /etc/shoal/gateway && chmod 0700 /etc/shoal/gateway
+      units+=(shoal-gateway.service)
+    else
+      echo "no /etc/shoal/gateway in the secrets (made by --init-secrets): the Kubernetes API gateway is not started"
+    fi
     for i in $(seq 1 "$api_instances"); do units+=("shoal-api@$i.service"); done ;;
 esac
 case $role in

@@ -134,9 +134,11 @@ def proxy_permissions(node: str, *, private_inboxes: bool = False) -> Permission
 
 def gateway_permissions(*, private_inboxes: bool = False) -> Permissions:
     """The Kubernetes API gateway: any API request (it acts for the users it authenticates), and a node's
-    logs service (``kubectl logs``), whose lines the kubelet streams to the gateway's inbox."""
+    logs service (``kubectl logs``), whose lines the kubelet streams to the gateway's inbox, and its exec and
+    port-forward streams (``runtime/node_stream.py``)."""
     return Permissions(
-        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs"),
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs", "shoal.node.*.exec", "shoal.node.*.attach",
+                 "shoal.node.*.portforward", "shoal.node.*.stream.>"),
         subscribe=(_inboxes("gateway", private_inboxes), *_health("gateway")),
         allow_responses=True,
     )

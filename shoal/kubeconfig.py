@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from protocol.network import DEFAULT_SERVICE_CIDR
+
 NAME = "shoal"
 
 
@@ -65,9 +67,15 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
+IN_CLUSTER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local",
+                    str(ipaddress.ip_network(DEFAULT_SERVICE_CIDR).network_address + 1))
+"""What pods call the API by (the ``kubernetes`` Service's names and cluster IP): on every serving certificate."""
+
+
 def _names(hosts: tuple[str, ...]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = []
-    for host in dict.fromkeys(("localhost", "127.0.0.1", "::1", *hosts)):
+    for host in dict.fromkeys(("localhost", "127.0.0.1", "::1", *IN_CLUSTER_NAMES, *hosts)):
         if host in ("", "0.0.0.0", "::"):
             continue
         try:

@@ -107,7 +107,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("gateway", "actors.gateway", ("--listen", "{gateway}", "--tls-cert", "{state}/gateway/server.crt",
                                             "--tls-key", "{state}/gateway/server.key",
                                             "--admin-token-file", "{state}/gateway/admin.token",
-                                            "--client-ca", "{state}/gateway/ca.crt"),
+                                            "--client-ca", "{state}/gateway/ca.crt",
+                                            "--advertise-node", NODE_NAME),  # pods reach it on their bridge
               enabled=gateway_enabled),
 )
 """Everything ``shoal up`` runs, in start order (stopped in reverse). Entries whose module is not there

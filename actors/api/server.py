@@ -278,7 +278,7 @@ class ApiActor:
                       guard: noderestriction.Guard | None) -> bytes:
         obj = body.get("object")
         unknown = unknown_fields.apply(obj, strategy_for(req.info.kind), field_validation(body.get("fieldValidation")))
-        created = await self.service.create(req.info, req.namespace, obj)
+        created = await self.service.create(req.info, req.namespace, obj, dry_run=_dry_run(body))
         return self._written(created, unknown + warnings_for(created))
 
     async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -297,7 +297,8 @@ class ApiActor:
             unknown = unknown_fields.apply(obj, strategy_for(req.info.kind),
                                            field_validation(body.get("fieldValidation")))
         obj = await self.service.update(req.info, req.namespace, _name(req), obj,
-                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings)
+                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings,
+                                        dry_run=_dry_run(body))
         return self._written(obj, unknown + warnings)
 
     async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -310,7 +311,7 @@ class ApiActor:
                                            field_validation(body.get("fieldValidation")))
         obj = await self.service.patch(req.info, req.namespace, _name(req), patch,
                                        status_only=body.get("subresource") == "status", guard=guard,
-                                       warnings=warnings)
+                                       warnings=warnings, dry_run=_dry_run(body))
         return self._written(obj, unknown + warnings)
 
     async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -319,7 +320,7 @@ class ApiActor:
         if not isinstance(options, dict):
             raise BadRequest("delete options must be a map")
         return codec.ok(object=await self.service.delete(req.info, req.namespace, _name(req), options,
-                                                          guard=guard))
+                                                          guard=guard, dry_run=_dry_run(body)))
 
     async def _evict(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
@@ -573,6 +574,14 @@ def flow_of(subject: str, reply: str | None) -> str:
     if node is not None:
         return f"node:{node}"
     return connection_of(reply) or reply or ""
+
+
+def _dry_run(body: dict[str, Any]) -> bool:
+    """The ``dryRun`` request option of create, update, patch and delete: do everything but the write."""
+    value = body.get("dryRun", False)
+    if not isinstance(value, bool):
+        raise BadRequest("dryRun must be a boolean")
+    return value
 
 
 def _name(request: ApiRequest) -> str:

@@ -133,7 +133,8 @@ class ApiService:
         m["namespace"] = ns
         return ns
 
-    async def create(self, info: KindInfo, namespace: str | None, obj: Any) -> Obj:
+    async def create(self, info: KindInfo, namespace: str | None, obj: Any, *, dry_run: bool = False) -> Obj:
+        """Create ``obj``; ``dry_run``: everything (defaults, validation, admission) but the write."""
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
@@ -159,6 +160,15 @@ class ApiService:
                 m["name"] = f"{str(m['generateName'])[:58]}{random_suffix()}"  # as Kubernetes: 58 + 5
             name = str(m["name"])
             try:
+                if dry_run:  # everything but the write (Kubernetes' dryRun=All)
+                    existing = await self._store_for(info).get(keys.object_key(info, ns, name))
+                    if existing is not None and not existing.deleted:
+                        raise AlreadyExists(f'{info.plural} "{name}" already exists')
+                    if hooks.prepare_create is not None:  # addresses shown as they would be, then given back
+                        await hooks.prepare_create(self, obj)
+                        if hooks.release is not None:
+                            await hooks.release(self, obj)
+                    return dict(obj)
                 rev = await self._create_once(hooks, self._store_for(info), keys.object_key(info, ns, name), obj)
                 return with_rv(obj, rev)
             except AlreadyExists:
@@ -232,8 +242,11 @@ class ApiService:
             m["generation"] = int(cur_meta.get("generation") or 0) + 1
         return merged
 
-    async def _commit(self, info: KindInfo, key: str, obj: Obj, rev: int) -> Obj:
-        """Write ``obj`` over revision ``rev``; finish a deletion whose finalizers are all gone."""
+    async def _commit(self, info: KindInfo, key: str, obj: Obj, rev: int, dry_run: bool = False) -> Obj:
+        """Write ``obj`` over revision ``rev``; finish a deletion whose finalizers are all gone; ``dry_run``:
+        the object as it would be written, nothing written."""
+        if dry_run:
+            return with_rv(obj, rev)
         data = _store_form(obj)
         strategy = strategy_for(info)
         if (meta(obj).get("deletionTimestamp") and not strategy.finalizers(obj)
@@ -247,7 +260,7 @@ class ApiService:
 
     async def _read_modify_write(self, info: KindInfo, namespace: str | None, name: str,
                                  precondition: int | None, change: Callable[[Obj], Obj | None],
-                                 guard: Callable[[Obj], None] | None = None) -> Obj:
+                                 guard: Callable[[Obj], None] | None = None, dry_run: bool = False) -> Obj:
         """Read, apply ``change`` (None: nothing to write), CAS-write; retry on Conflict unless pinned.
 
         ``guard`` (an admission check on the stored object, e.g. node restriction) sees each version read,
@@ -277,7 +290,7 @@ class ApiService:
                     continue
                 return with_rv(current, rev)
             try:
-                return await self._commit(info, key, updated, rev)
+                return await self._commit(info, key, updated, rev, dry_run)
             except Conflict:
                 if precondition is not None:
                     raise
@@ -286,7 +299,7 @@ class ApiService:
 
     async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
                      status_only: bool = False, guard: Callable[[Obj], None] | None = None,
-                     warnings: list[str] | None = None) -> Obj:
+                     warnings: list[str] | None = None, dry_run: bool = False) -> Obj:
         """Replace the object (``status_only``: its status). ``warnings``, when given, receives the kind's
         warnings about the written object."""
         if isinstance(obj, dict):
@@ -312,12 +325,11 @@ class ApiService:
                 _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._read_modify_write(
-            info, namespace, name, precondition, change, guard)
+        return await self._read_modify_write(info, namespace, name, precondition, change, guard, dry_run)
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
                     status_only: bool = False, guard: Callable[[Obj], None] | None = None,
-                    warnings: list[str] | None = None) -> Obj:
+                    warnings: list[str] | None = None, dry_run: bool = False) -> Obj:
         """Apply a JSON merge patch; ``warnings`` as for ``update``."""
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a map")
@@ -340,12 +352,11 @@ class ApiService:
                 _note_warnings(warnings, info, merged, current)
             return merged
 
-        return await self._read_modify_write(
-            info, namespace, name, precondition, change, guard)
+        return await self._read_modify_write(info, namespace, name, precondition, change, guard, dry_run)
 
     # -- delete -----------------------------------------------------------------------------
     async def delete(self, info: KindInfo, namespace: str | None, name: str, options: dict[str, Any], *,
-                     guard: Callable[[Obj], None] | None = None) -> Obj:
+                     guard: Callable[[Obj], None] | None = None, dry_run: bool = False) -> Obj:
         strategy = strategy_for(info)
         if name in strategy.protected_names:
             raise Forbidden(f'{info.singular} "{name}" is a system {info.singular} and cannot be deleted')
@@ -379,7 +390,7 @@ class ApiService:
                 return None  # already deleting; finalizers decide when it goes
             return current
 
-        return await self._read_modify_write(info, namespace, name, precondition, change, guard)
+        return await self._read_modify_write(info, namespace, name, precondition, change, guard, dry_run)
 
     # -- bind ---------------------------------------------------------------------------------
     async def bind(self, info: KindInfo, namespace: str | None, name: str, node: Any,

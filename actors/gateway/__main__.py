@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from actors.gateway.server import GatewayActor, GatewaySettings
+from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import actor_main
 
 
@@ -15,12 +16,22 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", type=Path, help="its private key (PEM)")
     parser.add_argument("--admin-token-file", type=Path, help="file holding the cluster owner's bearer token")
     parser.add_argument("--client-ca", type=Path, help="accept client certificates signed by this CA (PEM)")
+    parser.add_argument("--advertise-address", default=None,
+                        help="an address pods reach this gateway at: kept in the Endpoints of the kubernetes "
+                             "Service in default (in-cluster clients); default: none")
+    parser.add_argument("--advertise-node", default=None,
+                        help="also listen on this node's pod-network gateway and advertise that address for the "
+                             "kubernetes Service (one machine: shoal up)")
+    parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
+                        help="the cluster's service range (the kubernetes Service takes its first address)")
 
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:
     host, _, port = str(args.listen).rpartition(":")
     return GatewaySettings(host=host or "127.0.0.1", port=int(port), cert_file=args.tls_cert, key_file=args.tls_key,
-                           admin_token_file=args.admin_token_file, client_ca_file=args.client_ca)
+                           admin_token_file=args.admin_token_file, client_ca_file=args.client_ca,
+                           advertise_address=args.advertise_address, service_cidr=args.service_cidr,
+                           advertise_node=args.advertise_node)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,10 +17,10 @@ import yaml
 from aiohttp import web
 
 from actors.gateway import apply as server_apply
-from actors.gateway import fieldvalidation, listing, paths, table, watching
+from actors.gateway import fieldvalidation, listing, paths, streaming, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
-from actors.gateway.http import JSON, flag, int_param, json_response, read_body
+from actors.gateway.http import DRY_RUN, JSON, dry_run, flag, int_param, json_response, read_body
 from actors.gateway.subresources import scale_of, stream_logs
 from protocol import subjects
 from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound
@@ -42,6 +42,8 @@ class Handlers:
 
     # -- NATS calls that keep the reply's warnings ---------------------------------------------------
     async def call(self, subject: str, payload: dict[str, Any]) -> tuple[Obj, list[str]]:
+        if DRY_RUN.get():
+            payload = {**payload, "dryRun": True}
         reply = await self.client.request(subject, payload)
         warnings = reply.get("warnings")
         return reply["object"], [str(w) for w in warnings] if isinstance(warnings, list) else []
@@ -106,6 +108,8 @@ class Handlers:
 
     async def bind(self, request: web.Request, t: paths.Target) -> web.Response:
         """``POST pods/<name>/binding`` with a ``Binding`` (``target: {kind: Node, name}``)."""
+        if DRY_RUN.get():
+            raise BadRequest("dryRun is not supported for bindings")
         body = await read_body(request)
         target = body.get("target") if isinstance(body, dict) else None
         if not isinstance(target, dict) or not target.get("name") or target.get("kind", "Node") != "Node":
@@ -263,7 +267,7 @@ class Handlers:
         if not isinstance(body, dict):
             raise BadRequest("DeleteOptions must be a JSON object")
         if body.get("dryRun"):
-            raise BadRequest("dryRun is not supported by Shoal's gateway yet")
+            DRY_RUN.set(dry_run(body["dryRun"]))
         options: dict[str, Any] = {}
         grace = body.get("gracePeriodSeconds", int_param(request, "gracePeriodSeconds"))
         if grace is not None:
@@ -317,6 +321,10 @@ class Handlers:
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
         if t.subresource == "log":
             return await stream_logs(self.client, request, t)
+        if t.subresource in ("exec", "attach"):
+            return await streaming.exec_(self.client, request, t)
+        if t.subresource == "portforward":
+            return await streaming.portforward(self.client, request, t)
         obj = await self.get(t)
         if t.subresource == "scale":
             return json_response(scale_of(obj))

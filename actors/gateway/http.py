@@ -4,6 +4,7 @@ query parameters read strictly, request bodies (JSON, or Kubernetes protobuf for
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from actors.gateway import status as statuses
 from protocol.errors import BadRequest, ShoalError
 
 JSON = "application/json"
+DRY_RUN: ContextVar[bool] = ContextVar("dry_run", default=False)
+"""Set per request from ``dryRun=All``; every NATS write of that request carries ``dryRun: true``."""
 
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
@@ -51,13 +54,21 @@ def int_param(request: web.Request, name: str) -> int | None:
 
 def refuse_unsupported(request: web.Request) -> None:
     """Parameters Shoal cannot honour are refused, not ignored."""
-    if request.query.get("dryRun"):
-        raise BadRequest("dryRun is not supported by Shoal's gateway yet")
+    DRY_RUN.set(dry_run(request.query.getall("dryRun", [])))
     if request.query.get("resourceVersionMatch") == "Exact":
         raise BadRequest("resourceVersionMatch=Exact is not supported: Shoal lists the latest state or one "
                          "at least as new as resourceVersion (NotOlderThan)")
     if flag(request, "sendInitialEvents"):
         raise BadRequest("sendInitialEvents is not supported yet: list, then watch from the list's version")
+
+
+def dry_run(values: Any) -> bool:
+    """``dryRun`` as Kubernetes has it: absent, or ``All`` (a list in DeleteOptions)."""
+    values = [values] if isinstance(values, str) else list(values or [])
+    for value in values:
+        if value != "All":
+            raise BadRequest(f"unsupported dryRun value {value!r}: only 'All' is supported")
+    return bool(values)
 
 
 async def read_body(request: web.Request) -> Any:

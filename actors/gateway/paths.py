@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from protocol.errors import NotFound
 from protocol.kinds import KINDS, KindInfo
 
-NOT_YET = frozenset({"exec", "attach", "portforward", "proxy", "ephemeralcontainers"})
+NOT_YET = frozenset({"proxy", "ephemeralcontainers"})
+STREAMED = frozenset({"exec", "attach", "portforward"})
+"""Pod subresources served over websockets (``streaming``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +47,9 @@ def parse(api_version: str, tail: str) -> Target:
     name = parts[1] if len(parts) > 1 else None
     sub = parts[2] if len(parts) > 2 else None
     if sub in NOT_YET and info.kind == "Pod":
-        raise NotFound(f"pods/{sub} is not served by Shoal's Kubernetes API gateway yet (exec, attach, "
-                       "port-forward and cp are planned); `shoal logs` and `kubectl logs` work",
+        raise NotFound(f"pods/{sub} is not served by Shoal's Kubernetes API gateway yet; "
+                       "`kubectl exec`, `logs`, `cp` and `port-forward` work",
                        {"resource": f"pods/{sub}"})
-    if sub is not None and sub not in info.subresources:
+    if sub is not None and sub not in info.subresources and not (sub in STREAMED and info.kind == "Pod"):
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     return Target(info, namespace, name, sub)

@@ -8,6 +8,9 @@ several, and any of them answers any request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,10 +21,12 @@ from aiohttp import web
 
 from actors.gateway import discovery, openapi, paths
 from actors.gateway import status as statuses
+from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import Authenticator, Unauthenticated, User
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
-from protocol.errors import NotFound, ShoalError
+from protocol.errors import BadRequest, NotFound, ShoalError
+from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
@@ -42,6 +47,13 @@ class GatewaySettings:
     """CA whose client certificates are accepted (user = common name, groups = organizations)."""
     external_url: str | None = None
     """The address clients use (``serverAddressByClientCIDRs``); defaults to host:port."""
+    advertise_address: str | None = None
+    """An address pods reach this gateway at: it is put in the ``kubernetes`` Service's Endpoints
+    (``apiservice``); None: the gateway does not keep that Service."""
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    advertise_node: str | None = None
+    """A node whose pod-network gateway (the first address of its ``podCIDR``) this gateway also listens on
+    and advertises for the ``kubernetes`` Service (``shoal up``: one machine, pods on its bridge)."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,7 +103,41 @@ class GatewayActor:
         server: Any = site._server
         sockets = server.sockets if server is not None else []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        self._keeper: ApiServiceKeeper | None = None
+        self._tls_context = tls
+        if self.settings.advertise_address:
+            self._keeper = ApiServiceKeeper(client, self.settings.advertise_address, int(self.port),
+                                            service_cidr=self.settings.service_cidr, log=ctx.log)
+            ctx.supervisor.spawn("gateway/kubernetes-service", self._keeper.run)
+        elif self.settings.advertise_node:
+            ctx.supervisor.spawn("gateway/pod-network", lambda: self._on_pod_network(client, ctx.log))
         ctx.log.info("gateway listening", url=f"{'https' if tls else 'http'}://{self.settings.host}:{self.port}")
+
+    async def _on_pod_network(self, client: ApiClient, log: Any) -> None:
+        """Listen on the node's pod-network gateway once it exists, then keep the ``kubernetes`` Service there."""
+        node, delay, port = str(self.settings.advertise_node), 0.5, int(self.port or self.settings.port)
+        keeper = ApiServiceKeeper(client, "", port, service_cidr=self.settings.service_cidr, log=log)
+        created = False
+        while True:
+            try:
+                if not created:  # the Service first: pods started meanwhile get KUBERNETES_SERVICE_HOST
+                    await keeper.ensure_service()
+                    created = True
+                spec = (await client.get("Node", node)).get("spec") or {}
+                cidr = (spec.get("podCIDRs") or [spec.get("podCIDR")])[0]
+                if cidr and self._runner is not None:
+                    address = str(ipaddress.IPv4Network(cidr).network_address + 1)
+                    site = web.TCPSite(self._runner, address, port, ssl_context=self._tls_context)
+                    await site.start()
+                    log.info("gateway listening on the pod network", address=f"{address}:{port}")
+                    break
+            except (ShoalError, OSError) as exc:  # no Node or podCIDR yet, or no bridge before the first pod
+                log.debug("pod network not ready for the gateway", error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        keeper.address = address
+        self._keeper = keeper
+        await keeper.run()
 
     def _tls(self) -> ssl.SSLContext | None:
         if self.settings.cert_file is None:
@@ -104,6 +150,10 @@ class GatewayActor:
         return context
 
     async def close(self) -> None:
+        keeper = getattr(self, "_keeper", None)
+        if keeper is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(keeper.set_address(False), 5)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -208,6 +258,9 @@ class GatewayActor:
                     return await h.create(request, target)
                 if method == "DELETE":
                     return await h.delete_collection(request, target)
+            elif method == "POST" and target.subresource in paths.STREAMED:
+                raise BadRequest(f"pods/{target.subresource} is served over websockets only "
+                                 "(v5.channel.k8s.io, v4.channel.k8s.io), not SPDY")
             elif method == "POST" and target.subresource == "binding":
                 return await h.bind(request, target)
             elif method == "POST" and target.subresource == "eviction":

@@ -31,10 +31,12 @@ from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.noderoutes import NodeRoutes
+from agents.kubelet.podman_streams import PodmanStreams
 from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.podnetwork import PodNetwork
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
 from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.stream_server import StreamServer
 from agents.kubelet.volumes import PodVolumes, node_fetch, pod_facts
 from agents.kubelet.worker import PodWorker, StatusWriter
 from protocol.objects import Obj, ref, uid_of
@@ -74,6 +76,7 @@ class NodeParts:
     nodes: Informer | None  # the Nodes, for those routes
     heartbeat: NodeHeartbeat
     logs: LogServer
+    streams: StreamServer | None = None  # exec and port-forward (runtimes with a Podman socket)
 
 
 def assemble(
@@ -121,10 +124,13 @@ def assemble(
         return [c for view in views.values() for c in view.containers if c.pod_uid == uid]
 
     logs = LogServer(ctx.nc, node, runtime, find_pod=find_pod, attempts=attempts, log=log)
+    socket = getattr(runtime, "socket_url", None)  # exec, attach, port-forward: Podman only (hollow nodes: none)
+    streams = StreamServer(ctx.nc, node, PodmanStreams(socket), find_pod=find_pod, attempts=attempts,
+                           log=log) if isinstance(socket, str) else None
     return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
                      own_probes=shared_probes is None, worker=worker, volumes=volumes, pod_network=pod_network,
                      routes=routes, nodes=nodes, heartbeat=heartbeat,
-                     logs=logs)
+                     logs=logs, streams=streams)
 
 
 class KubeletAgent:
@@ -204,6 +210,8 @@ class KubeletAgent:
             metrics=self.metrics, runtime_ok=lambda: self._runtime_ok, log=log, prober=self._prober,
             shared_probes=self._shared_probes, clock=self.clock)
         await parts.logs.start()
+        if parts.streams is not None:
+            await parts.streams.start()
         sup = ctx.supervisor
         sup.spawn(f"{node}/heartbeat", parts.heartbeat.run)
         sup.spawn(f"{node}/informer", parts.informer.run)
@@ -222,6 +230,8 @@ class KubeletAgent:
     async def close(self) -> None:
         if self.parts is not None:
             await self.parts.logs.close()
+            if self.parts.streams is not None:
+                await self.parts.streams.close()
             self.parts.queue.close()
             events = self.parts.worker.executor.events
             if events is not None:  # what was emitted before the stop is still told, briefly

@@ -189,6 +189,7 @@ class PodmanRuntime:
         if not socket_url.startswith("unix://"):
             raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
         self._socket_path = socket_url.removeprefix("unix://")
+        self.socket_url = socket_url  # for exec and port-forward streams (agents/kubelet/podman_streams.py)
         self._client = PodmanClient(base_url=socket_url, timeout=request_timeout)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="podman")
         self._pull_timeout = pull_timeout

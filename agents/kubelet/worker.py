@@ -187,11 +187,16 @@ class PodWorker:
         return own or pod_ips.assign(uid, in_use)
 
     def _links(self, pod: Obj) -> dict[str, str] | None:
-        if self.services is None or not (pod.get("spec") or {}).get("enableServiceLinks", True):
+        """The service variables of the pod's namespace (unless ``enableServiceLinks: false``) and, in every
+        pod, the API's: ``default/kubernetes`` (``KUBERNETES_SERVICE_HOST``/``PORT``), as Kubernetes does."""
+        if self.services is None:
             return None
         namespace = namespace_of(pod)
-        return service_env([s for s in self.services.items() if namespace_of(s) == namespace],
-                           self.config.service_gateway)
+        links = (pod.get("spec") or {}).get("enableServiceLinks", True)
+        chosen = [s for s in self.services.items()
+                  if (links and namespace_of(s) == namespace)
+                  or (namespace_of(s) == "default" and (s.get("metadata") or {}).get("name") == "kubernetes")]
+        return service_env(chosen, self.config.service_gateway) if chosen or links else None
 
     # -- plan -------------------------------------------------------------------------------------
     def decide(self, state: PodState) -> Plan:

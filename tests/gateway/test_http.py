@@ -72,7 +72,7 @@ async def test_errors_are_status_and_tokens_are_required(gateway: Gateway, http:
     invalid = await http.post("/api/v1/namespaces/default/pods", json={"metadata": {"name": "x"}, "spec": {}})
     body = await invalid.json()
     assert invalid.status == 422 and body["reason"] == "Invalid" and body["details"]["causes"]
-    refused = await get_json(http, "/api/v1/pods?dryRun=All", 400)
+    refused = await get_json(http, "/api/v1/pods?dryRun=Some", 400)
     assert "dryRun" in refused["message"]
     async with aiohttp.ClientSession(gateway.url, connector=aiohttp.TCPConnector(
             ssl=ssl.create_default_context(cafile=str(gateway.credentials.ca_cert)))) as anonymous:

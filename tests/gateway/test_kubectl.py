@@ -265,8 +265,27 @@ async def test_client_certificates_signed_by_the_cluster_ca(gateway: Gateway, tm
     assert refused.rc == 1, refused
 
 
-async def test_exec_says_it_is_not_there_yet(gateway: Gateway, api_client: ApiClient) -> None:
-    await api_client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                             "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}})
-    result = await gateway.kubectl("exec", "p", "--", "true")
-    assert result.rc != 0 and "not served by Shoal's Kubernetes API gateway yet" in result.err, result
+async def test_dry_run_server_and_diff_write_nothing(gateway: Gateway, api_client: ApiClient) -> None:
+    out = await gateway.ok("apply", "--dry-run=server", "-f", "-", stdin=MANIFEST)
+    assert "deployment.apps/web created (server dry run)" in out, out
+    assert (await api_client.list("Deployment", "default")).items == []
+    invalid = await gateway.kubectl("apply", "--dry-run=server", "-f", "-",
+                                    stdin=MANIFEST.replace("replicas: 2", "replicas: -1"))
+    assert invalid.rc != 0 and "replicas" in invalid.err, invalid  # validated, as a real apply would be
+    diff = await gateway.kubectl("diff", "-f", "-", stdin=MANIFEST)
+    assert diff.rc == 1 and "+  name: web" in diff.out, diff  # all new
+    await gateway.ok("apply", "-f", "-", stdin=MANIFEST)
+    before = await api_client.get("Deployment", "web", "default")
+    same = await gateway.kubectl("diff", "-f", "-", stdin=MANIFEST)
+    assert same.rc == 0 and same.out == "", same
+    changed = await gateway.kubectl("diff", "-f", "-", stdin=MANIFEST.replace("replicas: 2", "replicas: 5"))
+    assert changed.rc == 1 and "-  replicas: 2" in changed.out and "+  replicas: 5" in changed.out, changed
+    for args in (("--server-side",), ()):
+        out = await gateway.ok("apply", *args, "--dry-run=server", "-f", "-",
+                               stdin=MANIFEST.replace("replicas: 2", "replicas: 4"))
+        assert "(server dry run)" in out, out
+    out = await gateway.ok("delete", "deployment", "web", "--dry-run=server")
+    assert "(server dry run)" in out, out
+    after = await api_client.get("Deployment", "web", "default")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"]["replicas"] == 2 and not after["metadata"].get("deletionTimestamp")

@@ -3,6 +3,7 @@ the OpenAPI protobuf encoder, field validation, and the kubeconfig merge."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def test_paths() -> None:
     assert (t.info.kind, t.namespace, t.name) == ("Namespace", None, "default")
     t = paths.parse("apps/v1", "deployments")
     assert (t.info.kind, t.namespace, t.name) == ("Deployment", None, None)
-    for api_version, tail in (("v1", "namespaces/default/deployments"), ("v1", "pods/x/exec"),
+    for api_version, tail in (("v1", "namespaces/default/deployments"), ("v1", "pods/x/proxy"),
                               ("v1", "namespaces/default/nodes"), ("apps/v1", "pods")):
         with pytest.raises(NotFound):
             paths.parse(api_version, tail)
@@ -240,3 +241,28 @@ def test_server_side_apply_conflicts_between_appliers() -> None:
     assert forced["spec"]["replicas"] == 3
     owners = {m["manager"]: m["fieldsV1"] for m in forced["metadata"]["managedFields"]}
     assert owners == {"c": {"f:spec": {"f:replicas": {}}}}  # a and b own nothing any more
+
+
+def test_spdy_frames_round_trip_and_the_dictionary() -> None:
+    import zlib
+
+    from actors.gateway import spdy
+
+    assert len(spdy.DICTIONARY) == 1423 and spdy.DICTIONARY.startswith(b"\x00\x00\x00\x07options")
+    server, client = spdy.Codec(), spdy.Codec()
+    # a client SYN_STREAM as spdystream writes it (headers compressed with the dictionary)
+    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY,
+                               spdy.DICTIONARY)
+    block = b"".join([struct.pack(">I", 3)] + [struct.pack(">I", len(x)) + x for pair in (
+        (b"streamtype", b"data"), (b"port", b"8080"), (b"requestid", b"0")) for x in pair])
+    compressed = deflate.compress(block) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    body = struct.pack(">IIBB", 3, 0, 0, 0) + compressed
+    syn = struct.pack(">HHI", 0x8003, spdy.SYN_STREAM, len(body)) + body
+    frames = server.feed(syn[:5]) + server.feed(syn[5:] + spdy.Codec.data(3, b"hello", fin=True))
+    assert frames[0].type == spdy.SYN_STREAM and frames[0].stream_id == 3
+    assert frames[0].headers == {"streamtype": "data", "port": "8080", "requestid": "0"}
+    assert not frames[1].control and frames[1].data == b"hello" and frames[1].flags & spdy.FLAG_FIN
+    reply = client.feed(server.syn_reply(3) + server.ping(7) + server.rst_stream(5))
+    assert [(f.type, f.stream_id, f.value) for f in reply] == [(spdy.SYN_REPLY, 3, 0), (spdy.PING, 0, 7),
+                                                               (spdy.RST_STREAM, 5, spdy.RST_CANCEL)]
+    assert reply[0].headers == {}
