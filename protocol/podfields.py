@@ -60,7 +60,7 @@ def _c(path: str, status: Status, note: str = "", *, scope: Scope = "container",
 
 
 def _value_is(*values: str) -> Callable[[Any], bool]:
-    return lambda v: v in values
+    return lambda v: bool(v in values)
 
 
 def _seccomp_localhost(value: Any) -> bool:
@@ -72,7 +72,7 @@ def _other_os(value: Any) -> bool:
 
 
 def _procmount_unmasked(value: Any) -> bool:
-    return value == "Unmasked"
+    return bool(value == "Unmasked")
 
 
 RULES: tuple[Rule, ...] = (
@@ -255,7 +255,7 @@ def _get(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 def _containers(spec: dict[str, Any], scope: Scope) -> Iterator[tuple[str, dict[str, Any]]]:
     fields = {"container": ("containers", "initContainers"), "app": ("containers",), "init": ("initContainers",)}
-    for field in fields[scope]:  # type: ignore[index]
+    for field in fields[scope]:
         items = spec.get(field)
         for i, c in enumerate(items if isinstance(items, list) else []):
             if isinstance(c, dict):

@@ -264,7 +264,8 @@ class PodVolumes:
         """The container's config with its resolved env, expanded command/args and mounts, every volume of
         the pod set up. Raises ConfigError (CreateContainerConfigError) or VolumeError (FailedMount)."""
         uid = uid_of(pod)
-        spec = next((c for c in (pod.get("spec") or {}).get("containers") or []
+        pod_spec = pod.get("spec") or {}
+        spec = next((c for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or [])
                      if isinstance(c, dict) and c.get("name") == config.name), None)
         if spec is None:
             return config
