@@ -26,6 +26,9 @@ class Verb(StrEnum):
     DELETE = "delete"
     BIND = "bind"
     WATCH = "watch"
+    TOKEN = "token"
+    """Issue a service-account token bound to a pod (kinds with the ``token`` subresource): what a kubelet
+    asks, through its node-scoped subjects, for a pod bound to its node (Kubernetes' TokenRequest)."""
 
 
 

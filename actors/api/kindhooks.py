@@ -11,9 +11,11 @@ from typing import Protocol
 
 from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
-from protocol.errors import Invalid, Unavailable
+from actors.api.defaults import random_suffix
+from protocol import podidentity
+from protocol.errors import Forbidden, Invalid, Unavailable
 from protocol.kinds import KindInfo, by_kind
-from protocol.objects import Obj, meta
+from protocol.objects import Obj, meta, namespace_of
 
 
 class HookHost(Protocol):
@@ -23,6 +25,8 @@ class HookHost(Protocol):
     signing_key: bytes | None
 
     async def get(self, info: KindInfo, namespace: str | None, name: str) -> Obj: ...
+
+    async def lookup(self, info: KindInfo, namespace: str | None, name: str) -> Obj | None: ...
 
 
 ObjectHook = Callable[[HookHost, Obj], Awaitable[None]]
@@ -56,6 +60,24 @@ async def _sign_token(host: HookHost, secret: Obj) -> None:
     secret.update(signed)
 
 
+async def _admit_service_account(host: HookHost, pod: Obj) -> None:
+    """Kubernetes' ServiceAccount admission: the pod runs as its account (refused when a named account does
+    not exist) and gets the projected token volume unless automounting is off (``protocol.podidentity``).
+
+    A namespace whose ``default`` account is not made yet (no serviceaccount controller running, e.g. a bare
+    API in tests) admits pods without the volume instead of refusing them."""
+    name = podidentity.account_name(pod)
+    pod.setdefault("spec", {})["serviceAccountName"] = name
+    account = await host.lookup(by_kind("ServiceAccount"), namespace_of(pod), name)
+    if account is None:
+        if name != podidentity.DEFAULT_ACCOUNT:
+            raise Forbidden(f'error looking up service account {namespace_of(pod)}/{name}: serviceaccount "{name}" '
+                            "not found", {"kind": "ServiceAccount", "name": name, "namespace": namespace_of(pod)})
+        return
+    if podidentity.automount(pod, account):
+        podidentity.add_token_volume(pod, random_suffix(5))
+
+
 async def _allocate(host: HookHost, service: Obj) -> None:
     await host.allocator.allocate(service)
 
@@ -66,6 +88,7 @@ async def _release(host: HookHost, service: Obj) -> None:
 
 HOOKS: dict[str, KindHooks] = {
     "Secret": KindHooks(prepare_create=_sign_token),
+    "Pod": KindHooks(prepare_create=_admit_service_account),
     "Service": KindHooks(reserve=_allocate, release=_release),
     "Event": KindHooks(streamed=True),
 }

@@ -49,7 +49,8 @@ KILL_EXIT_CODE = 137
 
 
 class _Sandbox:
-    __slots__ = ("config", "container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid", "view")
+    __slots__ = ("config", "container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid",
+                 "view")
 
     def __init__(self, sandbox_id: str, config: SandboxConfig, ip: str, now: float) -> None:
         self.id = sandbox_id
@@ -68,8 +69,8 @@ class _Sandbox:
 
 class _Container:
     __slots__ = (
-        "config",
         "attempt",
+        "config",
         "env",
         "exec_exit_code",
         "exit_after",

@@ -51,11 +51,14 @@ from agents.kubelet.volumes_plan import (
     payload,
     pod_dir,
     pod_volumes,
+    token_ref,
+    token_seconds,
+    token_sources,
 )
 from protocol import subjects
 from protocol.errors import Forbidden, NotFound
 from protocol.kinds import by_kind
-from protocol.objects import Obj, uid_of
+from protocol.objects import Obj, name_of, namespace_of, uid_of
 from protocol.podrefs import CONFIG_MAP, SECRET, Ref, pod_references
 from protocol.subjects import Verb
 from runtime.client import ApiClient
@@ -66,6 +69,10 @@ OWNER = ".node"
 FORBIDDEN_RETRIES = 4
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]
 """(kind, namespace, name) -> the object, None when it does not exist; raises ConfigError when refused."""
+TokenFetch = Callable[[str, str, str, int], Awaitable[Obj]]
+"""(namespace, pod name, audience, expirationSeconds) -> ``{"token", "expirationSeconds"}`` from the API."""
+TOKEN_RENEW_AT = 0.8
+"""A token is asked for again once this share of its life has passed (as Kubernetes' kubelet)."""
 
 
 # -- AtomicWriter -------------------------------------------------------------------------------------
@@ -200,6 +207,19 @@ def node_fetch(client: ApiClient, node: str) -> Fetch:
     return fetch
 
 
+def node_token(client: ApiClient, node: str) -> TokenFetch:
+    """Tokens for pods bound to this node, through the node-scoped ``token`` verb (the API actor issues one
+    only for a pod bound here, for that pod's own ServiceAccount)."""
+    async def token(namespace: str, pod: str, audience: str, seconds: int) -> Obj:
+        subject = subjects.node_api(node, Verb.TOKEN, by_kind("Pod"), namespace, pod)
+        body: Obj = {"expirationSeconds": seconds, **({"audiences": [audience]} if audience else {})}
+        reply = await client.request(subject, body)
+        status: Obj = reply["status"]
+        return status
+
+    return token
+
+
 def pod_facts(config: KubeletConfig, metrics: Metrics) -> Callable[[Obj, SandboxConfig | None], PodFacts]:
     """The downward API's view of where a pod runs (node capacity measured once)."""
     measured: list[Measurements] = []
@@ -226,7 +246,7 @@ class _Cached:
 class PodVolumes:
     def __init__(self, state_dir: Path, fetch: Fetch, *, node: str = "", ttl: float = 20.0, log: Any,
                  facts: Callable[[Obj, SandboxConfig | None], PodFacts],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, token: TokenFetch | None = None) -> None:
         self.state_dir = state_dir
         self.node = node
         self.fetch = fetch
@@ -235,6 +255,8 @@ class PodVolumes:
         self.facts = facts
         self.clock = clock
         self._cache: dict[Ref, _Cached] = {}
+        self.token = token
+        self._tokens: dict[Ref, tuple[Obj, float, float]] = {}  # ref -> (token, fetched at, lifetime)
         self._tmpfs_error: str | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._pods: dict[str, tuple[Obj, SandboxConfig | None]] = {}  # uid -> last pod prepared
@@ -252,7 +274,24 @@ class PodVolumes:
                 cached = _Cached(await self.fetch(*ref), now)
                 self._cache[ref] = cached
             out[ref] = cached.obj
+        await self._add_tokens(pod, out, now)
         return out
+
+    async def _add_tokens(self, pod: Obj, out: dict[Ref, Obj | None], now: float) -> None:
+        """The pod's service-account tokens, asked of the API once 80% of their life has passed; a failed
+        renewal keeps the current token (still valid), a first failure leaves it absent (FailedMount)."""
+        for source in token_sources(pod):
+            ref = token_ref(pod, source)
+            held = self._tokens.get(ref)
+            if self.token is not None and (held is None or now - held[1] >= TOKEN_RENEW_AT * held[2]):
+                try:
+                    got = await self.token(namespace_of(pod) or "default", name_of(pod),
+                                           str(source.get("audience") or ""), token_seconds(source))
+                    held = (got, now, float(got.get("expirationSeconds") or token_seconds(source)))
+                    self._tokens[ref] = held
+                except Exception as exc:  # refused, unavailable: retried at the next prepare/refresh
+                    self.log.warning("service account token request failed", pod=name_of(pod), error=str(exc))
+            out[ref] = held[0] if held is not None else None
 
     def forget_objects(self, pod: Obj) -> None:
         """Read the pod's objects again next time (after a failure: the object may have appeared)."""
@@ -376,6 +415,8 @@ class PodVolumes:
         """Remove a pod's volumes (its containers are gone): unmount tmpfs, delete the directory."""
         self._pods.pop(uid, None)
         self._locks.pop(uid, None)
+        for ref in [r for r in self._tokens if r[1] == uid]:
+            del self._tokens[ref]
         await asyncio.to_thread(self._remove, Path(pod_dir(self.state_dir, uid)))
 
     @staticmethod

@@ -28,7 +28,7 @@ from protocol.podfields import warnings as field_warnings
 from protocol.quantity import QuantityError, parse_quantity
 from protocol.tolerations import NOT_READY, UNREACHABLE
 
-INFO = KindInfo("Pod", "v1", "pods", "pod", ("po",), subresources=frozenset({"status", "binding", "log"}))
+INFO = KindInfo("Pod", "v1", "pods", "pod", ("po",), subresources=frozenset({"status", "binding", "log", "token"}))
 DEFAULT_GRACE_SECONDS = 30
 DEPRECATED_NODE_LABELS = {
     "beta.kubernetes.io/arch": "kubernetes.io/arch",
