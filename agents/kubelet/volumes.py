@@ -133,6 +133,30 @@ def atomic_write(target: Path, files: Payload) -> bool:
     return True
 
 
+# -- fsGroup ------------------------------------------------------------------------------------------
+
+
+def fs_group(pod: Obj) -> int | None:
+    value = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def apply_fs_group(root: Path, group: int | None, *, setgid: bool) -> None:
+    """Kubernetes' volume ownership for ``fsGroup``: the volume's files and directories belong to the group
+    and are group-readable (directories setgid for an emptyDir, so new files inherit the group)."""
+    if group is None:
+        return
+    for dirpath, dirs, files in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, f) for f in files + dirs)]:
+            with contextlib.suppress(OSError):
+                os.lchown(name, -1, group)
+                if not os.path.islink(name):
+                    mode = stat.S_IMODE(os.stat(name).st_mode) | stat.S_IRGRP
+                    if os.path.isdir(name):
+                        mode |= stat.S_IXGRP | (stat.S_ISGID if setgid else 0) | (stat.S_IWGRP if setgid else 0)
+                    os.chmod(name, mode)
+
+
 # -- host facts ---------------------------------------------------------------------------------------
 
 
@@ -349,8 +373,11 @@ class PodVolumes:
             path.mkdir(parents=True, exist_ok=True)
             if volume.tmpfs and fresh and not _is_mount(path):
                 self._tmpfs(path, volume.size_bytes)
+            if volume.type == "emptyDir" and fresh:
+                path.chmod(0o777)  # as Kubernetes: any container user may write its emptyDir
             if volume.type in FILE_VOLUMES:
                 atomic_write(path, payload(pod, raw[volume.name], sources, facts))
+            apply_fs_group(path, fs_group(pod), setgid=volume.type == "emptyDir")
 
     def _tmpfs(self, path: Path, size: int | None) -> None:
         if self._tmpfs_error is not None:
