@@ -52,6 +52,12 @@ class Rule:
     when: Callable[[Any], bool] = _set
     condition: str = ""
     """How ``when`` reads in the documentation (``true``, ``Always``...); "" for any value."""
+    parent: Callable[[Any], bool] | None = None
+    """Also required of the map holding the field (``sizeLimit`` of an emptyDir not in memory)."""
+
+
+def _on_disk(empty_dir: Any) -> bool:
+    return isinstance(empty_dir, dict) and empty_dir.get("medium") != "Memory"
 
 
 def _c(path: str, status: Status, note: str = "", *, scope: Scope = "container",
@@ -79,6 +85,8 @@ RULES: tuple[Rule, ...] = (
     # -- PodSpec -------------------------------------------------------------------------------------------
     Rule("volumes", "honoured", "emptyDir, hostPath, configMap, secret, downwardAPI, projected (with "
          "serviceAccountToken), persistentVolumeClaim; any other type is refused (see below)"),
+    Rule("volumes.emptyDir.sizeLimit", "warned", "honoured for medium: Memory (the tmpfs size); on disk no usage "
+         "limit is enforced (no eviction)", parent=_on_disk, condition="medium other than Memory"),
     Rule("initContainers", "honoured", "run in order, each to completion, before the app containers"),
     Rule("containers", "honoured"),
     Rule("ephemeralContainers", "refused", "no ephemeral (debug) containers; Kubernetes refuses them on create too"),
@@ -233,24 +241,25 @@ K8S_SECURITY_CONTEXT_FIELDS = (
     "capabilities", "privileged", "seLinuxOptions", "windowsOptions", "runAsUser", "runAsGroup", "runAsNonRoot",
     "readOnlyRootFilesystem", "allowPrivilegeEscalation", "procMount", "seccompProfile", "appArmorProfile",
 )
-_LISTS = ("volumeMounts",)
+_LISTS = ("volumeMounts", "volumes")
 """Container fields whose rules look at every item (``volumeMounts.recursiveReadOnly``)."""
 
 
-def _get(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """(path suffix, value) for ``path`` in ``obj``; a list field of ``_LISTS`` yields one per item."""
+def _get(obj: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """(path suffix, value, the map holding it) for ``path`` in ``obj``; a list field of ``_LISTS`` (not the
+    last element of the path) yields one per item."""
     head, _, rest = path.partition(".")
     value = obj.get(head) if isinstance(obj, dict) else None
     if not rest:
-        yield head, value
+        yield head, value, obj
         return
     if head in _LISTS and isinstance(value, list):
         for i, item in enumerate(value):
-            for sub, found in _get(item, rest):
-                yield f"{head}[{i}].{sub}", found
+            for sub, found, parent in _get(item, rest):
+                yield f"{head}[{i}].{sub}", found, parent
         return
-    for sub, found in _get(value, rest):
-        yield f"{head}.{sub}", found
+    for sub, found, parent in _get(value, rest):
+        yield f"{head}.{sub}", found, parent
 
 
 def _containers(spec: dict[str, Any], scope: Scope) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -269,15 +278,11 @@ def findings(spec: Any, prefix: str, status: Status) -> Iterator[tuple[str, Rule
     for rule in RULES:
         if rule.status != status:
             continue
-        if rule.scope == "pod":
-            for sub, value in _get(spec, rule.path):
-                if rule.when(value):
-                    yield f"{prefix}.{sub}", rule
-            continue
-        for cpath, c in _containers(spec, rule.scope):
-            for sub, value in _get(c, rule.path):
-                if rule.when(value):
-                    yield f"{prefix}.{cpath}.{sub}", rule
+        targets = [("", spec)] if rule.scope == "pod" else [(f"{p}.", c) for p, c in _containers(spec, rule.scope)]
+        for where, obj in targets:
+            for sub, value, parent in _get(obj, rule.path):
+                if rule.when(value) and (rule.parent is None or rule.parent(parent)):
+                    yield f"{prefix}.{where}{sub}", rule
     if status == "refused":
         yield from _volume_findings(spec, prefix)
 
@@ -312,10 +317,14 @@ def refusals(e: Errors, spec: Any, prefix: str = "spec") -> None:
 
 
 def _doc_path(rule: Rule) -> str:
+    path = rule.path
+    for name in _LISTS:
+        if path.startswith(f"{name}."):
+            path = f"{name}[]{path[len(name):]}"
     if rule.scope == "pod":
-        return f"spec.{rule.path}"
+        return f"spec.{path}"
     where = {"container": "containers[]", "app": "containers[]", "init": "initContainers[]"}[rule.scope]
-    return f"spec.{where}.{rule.path}"
+    return f"spec.{where}.{path}"
 
 
 def markdown() -> str:

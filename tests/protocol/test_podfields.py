@@ -72,6 +72,8 @@ def prepared(obj: dict[str, Any]) -> dict[str, Any]:
 SAMPLE: dict[str, Any] = {"topologySpreadConstraints": [{"maxSkew": 1}], "activeDeadlineSeconds": 5,
                           "readinessGates": [{"conditionType": "x"}], "imagePullSecrets": [{"name": "r"}],
                           "affinity": {"podAntiAffinity": {"x": 1}}, "priorityClassName": "high",
+                          "volumes": [{"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                                      {"name": "d", "emptyDir": {"sizeLimit": "1Gi"}}],
                           "securityContext": {"seLinuxOptions": {"level": "s0"}}}
 
 
@@ -83,9 +85,11 @@ def test_warned_fields_are_named_in_the_reply(make: Any, prefix: str) -> None:
     found = warnings_for(obj)
     for field in ("topologySpreadConstraints", "activeDeadlineSeconds", "readinessGates", "imagePullSecrets",
                   "affinity.podAntiAffinity", "priorityClassName", "securityContext.seLinuxOptions",
-                  "containers[0].resizePolicy", "containers[0].securityContext.procMount"):
+                  "containers[0].resizePolicy", "containers[0].securityContext.procMount",
+                  "volumes[1].emptyDir.sizeLimit"):
         assert any(w.startswith(f"{prefix}.{field} is not supported by Shoal and is ignored") for w in found), \
             (field, found)
+    assert not any(w.startswith(f"{prefix}.volumes[0].") for w in found)  # a tmpfs honours it
     assert f"{prefix}.containers[0].resizePolicy is not supported by Shoal and is ignored: resources are never " \
            "resized in place" in found
 
