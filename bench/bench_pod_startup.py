@@ -49,7 +49,7 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
             await asyncio.to_thread(ensure_local_images, service.env, progress)
             kubelet = ["agents.kubelet", "--node-name", NODE, "--podman-socket", service.socket_url,
                        "--state-dir", str(Path(tmp) / "kubelet"), "--no-events"]
-            controllers = ["actors.controllers", "--controllers", "serviceaccount,rootca", "--no-leader-elect"]
+            controllers = ["actors.controllers", "--controllers", "serviceaccount,rootca,nodeipam", "--no-leader-elect"]
             async with cluster(extra=[kubelet, controllers]) as c:
                 client = c.client
                 deadline = time.monotonic() + 60
