@@ -6,7 +6,9 @@ service configured by ``podman_service`` (the same ``CONTAINERS_CONF`` env is us
 then measures, per pod, the time from ``create`` (followed at once by ``bind``) until a watch reports
 ``status.phase == Running``. The bare baseline is ``podman run --rm <image> true`` with that env.
 A second series, interleaved with the first, starts pods with a configMap + secret + emptyDir volume
-mounted (and one env var from the ConfigMap), as most real manifests have. Prints p50/p99 of the three and their ratios.
+mounted (and one env var from the ConfigMap), as most real manifests have, plus the projected
+service-account token volume that admission adds (the serviceaccount and rootca controllers run; the plain
+pods opt out with ``automountServiceAccountToken: false``). Prints p50/p99 of the three and their ratios.
 Figures, not asserts: the machine is shared and noisy.
 """
 
@@ -47,7 +49,8 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
             await asyncio.to_thread(ensure_local_images, service.env, progress)
             kubelet = ["agents.kubelet", "--node-name", NODE, "--podman-socket", service.socket_url,
                        "--state-dir", str(Path(tmp) / "kubelet"), "--no-events"]
-            async with cluster(extra=[kubelet]) as c:
+            controllers = ["actors.controllers", "--controllers", "serviceaccount,rootca,nodeipam", "--no-leader-elect"]
+            async with cluster(extra=[kubelet, controllers]) as c:
                 client = c.client
                 deadline = time.monotonic() + 60
                 while True:
@@ -59,6 +62,15 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
                     if time.monotonic() > deadline:
                         raise TimeoutError("the kubelet did not register its node")
                     await asyncio.sleep(0.2)
+                while True:  # the volumes pods get a token volume: its account and the root CA must exist
+                    try:
+                        await client.get("ServiceAccount", "default", "default")
+                        await client.get("ConfigMap", "kube-root-ca.crt", "default")
+                        break
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError("no default ServiceAccount / kube-root-ca.crt") from None
+                        await asyncio.sleep(0.2)
                 progress("kubelet ready; warming up")
                 await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bench-config"},
                                      "data": {"app.conf": "color=blue\n", "color": "blue"}})
@@ -100,7 +112,7 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
 
 def volume_spec() -> dict[str, Any]:
     """A pod spec as real manifests have it: a configMap, a secret and an emptyDir mounted, one env var
-    from the ConfigMap."""
+    from the ConfigMap, and (added by admission) the projected service-account token volume."""
     return {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"],
                             "env": [{"name": "COLOR",
                                      "valueFrom": {"configMapKeyRef": {"name": "bench-config", "key": "color"}}}],
@@ -114,7 +126,7 @@ def volume_spec() -> dict[str, Any]:
 
 
 PLAIN_SPEC: dict[str, Any] = {"containers": [{"name": "c", "image": BUSYBOX_IMAGE, "command": ["sleep", "3600"]}],
-                              "terminationGracePeriodSeconds": 0}
+                              "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False}
 
 
 async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[str, Any]]) -> dict[str, list[float]]:

@@ -27,6 +27,9 @@ class Verb(StrEnum):
     BIND = "bind"
     EVICT = "evict"
     WATCH = "watch"
+    TOKEN = "token"
+    """Issue a service-account token bound to a pod (kinds with the ``token`` subresource): what a kubelet
+    asks, through its node-scoped subjects, for a pod bound to its node (Kubernetes' TokenRequest)."""
 
 
 

@@ -15,11 +15,12 @@ from typing import Protocol
 from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
 from actors.api.cache import WatchCache
-from protocol import codec, keys
-from protocol.errors import Forbidden, Invalid, NotFound, Unavailable
+from actors.api.defaults import random_suffix
+from protocol import codec, podidentity
+from protocol.errors import Forbidden, Invalid, Unavailable
 from protocol.kinds import KindInfo, by_kind
 from protocol.kinds.storage import is_default_class
-from protocol.objects import Obj, meta, name_of
+from protocol.objects import Obj, meta, name_of, namespace_of
 from protocol.selectors import parse_field_selector, parse_label_selector
 
 
@@ -31,6 +32,8 @@ class HookHost(Protocol):
     cache: WatchCache
 
     async def get(self, info: KindInfo, namespace: str | None, name: str) -> Obj: ...
+
+    async def lookup(self, info: KindInfo, namespace: str | None, name: str) -> Obj | None: ...
 
 
 ObjectHook = Callable[[HookHost, Obj], Awaitable[None]]
@@ -78,29 +81,34 @@ the serviceaccount controller creates it just after its namespace (Kubernetes' p
 
 
 async def _admit_service_account(host: HookHost, pod: Obj) -> None:
-    """Kubernetes' ServiceAccount admission: the account a pod names must exist in its namespace.
+    """Kubernetes' ServiceAccount admission: the pod runs as its account (``default`` when it names none) and
+    gets the projected token volume unless automounting is off (``protocol.podidentity``).
 
-    A pod naming no account is admitted as it is (Kubernetes would name ``default`` and require it; Shoal
-    lets clusters without the serviceaccount controller run such pods)."""
-    spec = pod.get("spec") or {}
-    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
-    if not isinstance(account, str) or not account:
-        return
-    namespace = meta(pod).get("namespace")
-    attempts = DEFAULT_ACCOUNT_ATTEMPTS if account == "default" else 1
+    An account the pod names must exist: ``default`` is looked up for about a second (the serviceaccount
+    controller creates it just after its namespace, and Kubernetes' plugin waits the same way), any other
+    once; missing, the pod is refused. A pod naming no account in a namespace whose ``default`` account does
+    not exist (no serviceaccount controller, e.g. a bare API in tests) is admitted without the volume."""
+    spec = pod.setdefault("spec", {})
+    named = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    name = podidentity.account_name(pod)
+    spec["serviceAccountName"] = name
+    namespace = namespace_of(pod)
     accounts = by_kind("ServiceAccount")
-    if host.cache.get(keys.object_key(accounts, namespace, account)) is not None:
-        return
+    attempts = DEFAULT_ACCOUNT_ATTEMPTS if named == podidentity.DEFAULT_ACCOUNT else 1
+    account = None
     for attempt in range(attempts):
-        try:
-            await host.get(accounts, namespace, account)
-            return
-        except NotFound:
-            if attempt + 1 < attempts:
-                await asyncio.sleep(0.1)
-    raise Forbidden(f'pods "{name_of(pod) or meta(pod).get("generateName") or ""}" is forbidden: error looking up '
-                    f'service account {namespace}/{account}: serviceaccount "{account}" not found',
-                    {"kind": "Pod", "serviceAccountName": account})
+        account = await host.lookup(accounts, namespace, name)
+        if account is not None or attempt + 1 == attempts:
+            break
+        await asyncio.sleep(0.1)
+    if account is None:
+        if named:
+            raise Forbidden(f'pods "{name_of(pod) or meta(pod).get("generateName") or ""}" is forbidden: error '
+                            f'looking up service account {namespace}/{name}: serviceaccount "{name}" not found',
+                            {"kind": "ServiceAccount", "name": name, "namespace": namespace})
+        return
+    if podidentity.automount(pod, account):
+        podidentity.add_token_volume(pod, random_suffix(5))
 
 
 async def _default_storage_class(host: HookHost, claim: Obj) -> None:

@@ -2,7 +2,8 @@
 
 Only node N's kubelet can publish there (NATS permissions), so the subject names the caller. A request
 is allowed only when its target belongs to node N: a pod bound to N (as stored, not as sent), the Node
-named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node.
+named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node. A token (``Verb.TOKEN``) is
+issued only for a pod bound to N, and only for that pod's own ServiceAccount.
 
 Reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts (Kubernetes' Node authorizer):
 a ``get`` is allowed only when a pod bound to N references the object (``protocol.podrefs``, answered
@@ -45,7 +46,7 @@ def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: st
         return None
     if info.kind == "Lease" and namespace == LEASE_NAMESPACE and name == node:
         return None
-    if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE):
+    if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE, Verb.TOKEN):
         return bound_to(node, namespace, name)
     if info.kind in NODE_READABLE_KINDS and name and verb == Verb.GET:
         if referenced is not None and referenced(node, info.kind, namespace, name):

@@ -124,7 +124,7 @@ class ApiActor:
         self._handlers: dict[Verb, Handler] = {
             Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
             Verb.UPDATE: self._update, Verb.STATUS: self._update, Verb.PATCH: self._patch,
-            Verb.DELETE: self._delete, Verb.BIND: self._bind, Verb.EVICT: self._evict,
+            Verb.DELETE: self._delete, Verb.BIND: self._bind, Verb.EVICT: self._evict, Verb.TOKEN: self._token,
         }
         self.requests = 0
         self._slow_log = Throttle(1.0)
@@ -336,6 +336,12 @@ class ApiActor:
             return await self._bind_many(req.info, req.namespace, body)
         return codec.ok(object=await self.service.bind(req.info, req.namespace, req.name, body.get("node"),
                                                         body.get("resourceVersion"), body.get("uid")))
+
+    async def _token(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
+                     guard: noderestriction.Guard | None) -> bytes:
+        """A token for the ServiceAccount of pod ``<ns>/<name>``, bound to that pod (``docs/POD_IDENTITY.md``)."""
+        return codec.ok(status=await self.service.issue_token(
+            req.info, req.namespace, _name(req), body.get("expirationSeconds"), body.get("audiences"), guard=guard))
 
     async def _bind_many(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
         """``shoal.api.bind.pods.<ns|_all>``: a batch of bindings, one result per item (``protocol.bindings``)."""

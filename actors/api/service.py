@@ -190,24 +190,81 @@ class ApiService:
                 await hooks.release(self, obj)
             raise
 
+    async def lookup(self, info: KindInfo, namespace: str | None, name: str) -> Obj | None:
+        """An object from the watch cache, else the datastore (a cache that lags must not say "absent")."""
+        entry = self.cache.get(keys.object_key(info, namespace, name))
+        if entry is not None and entry.raw:
+            return with_rv(codec.unpackb(entry.raw), entry.rev)
+        try:
+            return await self.get(info, namespace, name)
+        except NotFound:
+            return None
+
+    async def issue_token(self, info: KindInfo, namespace: str | None, name: str, expiration: Any = None,
+                          audiences: Any = None, *, guard: Callable[[Obj], None] | None = None) -> dict[str, Any]:
+        """A token for pod ``namespace/name``'s ServiceAccount, bound to the pod (valid while the pod and the
+        account exist, until it expires): Kubernetes' TokenRequest with a pod as bound object."""
+        if "token" not in info.subresources:
+            raise BadRequest(f"{info.plural} have no service-account tokens")
+        if self.signing_key is None:
+            raise Unavailable("this API actor has no signing key yet; retry")
+        seconds = tokens.DEFAULT_EXPIRATION if expiration is None else expiration
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not (
+                tokens.MIN_EXPIRATION <= seconds <= tokens.MAX_EXPIRATION):
+            raise BadRequest(f"expirationSeconds must be an integer from {tokens.MIN_EXPIRATION} to "
+                             f"{tokens.MAX_EXPIRATION}")
+        if audiences is not None and (not isinstance(audiences, list)
+                                      or not all(isinstance(a, str) and a for a in audiences)):
+            raise BadRequest("audiences must be a list of non-empty strings")
+        pod = await self.get(info, namespace, name)
+        if guard is not None:
+            guard(pod)
+        account_name = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+        account = await self.lookup(by_kind("ServiceAccount"), namespace, account_name)
+        if account is None:
+            raise NotFound(f'serviceaccounts "{account_name}" not found in namespace {namespace!r}',
+                           {"kind": "ServiceAccount", "name": account_name, "namespace": namespace})
+        now = int(self.clock())
+        claims = tokens.pod_token_claims(str(namespace), account_name, str(meta(account).get("uid")), name,
+                                         str(meta(pod).get("uid")), now, now + seconds, audiences or [])
+        return {"token": tokens.sign(claims, self.signing_key), "expirationTimestamp": format_time(now + seconds),
+                "expirationSeconds": seconds}
+
     async def review_token(self, token: Any) -> dict[str, Any]:
-        """Who a token stands for, or Forbidden: valid signature, and its Secret and account still exist."""
+        """Who a token stands for, or Forbidden: valid signature, not expired, and what it is bound to (its
+        Secret, or its pod) and its account still exist."""
         if self.signing_key is None:
             raise Unavailable("this API actor has no signing key yet; retry")
         if not isinstance(token, str) or not token:
             raise BadRequest("tokenreview needs 'token'")
-        claims = tokens.verify(token, self.signing_key)
+        claims = tokens.verify(token, self.signing_key, now=self.clock())
         namespace = str(claims.get(tokens.CLAIM_NAMESPACE))
+        extra: dict[str, list[str]] = {}
         try:
-            secret = await self.get(by_kind("Secret"), namespace, str(claims.get(tokens.CLAIM_SECRET_NAME)))
             account = await self.get(by_kind("ServiceAccount"), namespace, str(claims.get(tokens.CLAIM_SA_NAME)))
+            if claims.get(tokens.CLAIM_POD_UID):
+                pod = await self.get(PODS, namespace, str(claims.get(tokens.CLAIM_POD_NAME)))
+                if meta(pod).get("uid") != claims.get(tokens.CLAIM_POD_UID):
+                    raise tokens.TokenInvalid("the token was revoked: the pod it is bound to is gone")
+                extra = {"authentication.kubernetes.io/pod-name": [str(claims.get(tokens.CLAIM_POD_NAME))],
+                         "authentication.kubernetes.io/pod-uid": [str(claims.get(tokens.CLAIM_POD_UID))]}
+            else:
+                secret = await self.get(by_kind("Secret"), namespace, str(claims.get(tokens.CLAIM_SECRET_NAME)))
+                if not tokens.is_token_secret(secret):
+                    raise tokens.TokenInvalid("the token belongs to a deleted service account")
         except NotFound:
-            raise tokens.TokenInvalid("the token was revoked: its Secret or ServiceAccount is gone") from None
-        if meta(account).get("uid") != claims.get(tokens.CLAIM_SA_UID) or not tokens.is_token_secret(secret):
+            raise tokens.TokenInvalid("the token was revoked: what it is bound to or its ServiceAccount is gone"
+                                      ) from None
+        if meta(account).get("uid") != claims.get(tokens.CLAIM_SA_UID):
             raise tokens.TokenInvalid("the token belongs to a deleted service account")
-        return {"authenticated": True, "user": {"username": claims.get("sub"), "uid": claims.get(tokens.CLAIM_SA_UID),
-                                                "groups": ["system:serviceaccounts",
-                                                           f"system:serviceaccounts:{namespace}"]}}
+        user: dict[str, Any] = {"username": claims.get("sub"), "uid": claims.get(tokens.CLAIM_SA_UID),
+                                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]}
+        if extra:
+            user["extra"] = extra
+        status: dict[str, Any] = {"authenticated": True, "user": user}
+        if claims.get("aud"):
+            status["audiences"] = claims["aud"]
+        return status
 
     # -- update, status, patch ----------------------------------------------------------------
     def _check_identity(self, info: KindInfo, namespace: str | None, name: str, obj: Obj) -> None:

@@ -35,6 +35,12 @@ CLAIM_NAMESPACE = "kubernetes.io/serviceaccount/namespace"
 CLAIM_SA_NAME = "kubernetes.io/serviceaccount/service-account.name"
 CLAIM_SA_UID = "kubernetes.io/serviceaccount/service-account.uid"
 CLAIM_SECRET_NAME = "kubernetes.io/serviceaccount/secret.name"
+CLAIM_POD_NAME = "kubernetes.io/pod/name"
+CLAIM_POD_UID = "kubernetes.io/pod/uid"
+
+DEFAULT_EXPIRATION = 3607
+"""Seconds a pod-bound token lives unless asked otherwise (Kubernetes' admission default for kubelets)."""
+MIN_EXPIRATION, MAX_EXPIRATION = 600, 2**32
 
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 
@@ -75,6 +81,20 @@ def service_account_claims(namespace: str, name: str, uid: str, secret_name: str
     }
 
 
+def pod_token_claims(namespace: str, name: str, uid: str, pod_name: str, pod_uid: str, iat: int, exp: int,
+                     audiences: list[str]) -> dict[str, Any]:
+    """The claims of a token bound to a pod (Kubernetes' bound service-account token): valid until ``exp``
+    while the pod (name and uid) and the account (uid) exist."""
+    claims: dict[str, Any] = {
+        "iss": ISSUER, "sub": subject(namespace, name), "iat": iat, "nbf": iat, "exp": exp,
+        CLAIM_NAMESPACE: namespace, CLAIM_SA_NAME: name, CLAIM_SA_UID: uid, CLAIM_POD_NAME: pod_name,
+        CLAIM_POD_UID: pod_uid,
+    }
+    if audiences:
+        claims["aud"] = list(audiences)
+    return claims
+
+
 def sign(claims: dict[str, Any], key: bytes) -> str:
     """Encode ``claims`` as a compact JWT signed with HMAC-SHA256."""
     if not key:
@@ -84,8 +104,9 @@ def sign(claims: dict[str, Any], key: bytes) -> str:
     return f"{signing_input}.{_b64url(mac)}"
 
 
-def verify(token: str, key: bytes) -> dict[str, Any]:
-    """The claims of ``token`` if its signature is ours and it is well formed; else ``TokenInvalid``."""
+def verify(token: str, key: bytes, *, now: float | None = None) -> dict[str, Any]:
+    """The claims of ``token`` if its signature is ours, it is well formed and (with ``exp``) not expired at
+    ``now`` (default: the current time); else ``TokenInvalid``."""
     if not isinstance(token, str):
         raise TokenInvalid("token must be a string")
     parts = token.strip().split(".")
@@ -106,6 +127,9 @@ def verify(token: str, key: bytes) -> dict[str, Any]:
         raise TokenInvalid(f"token issuer must be {ISSUER!r}")
     if not str(claims.get("sub", "")).startswith("system:serviceaccount:"):
         raise TokenInvalid("token subject is not a service account")
+    exp = claims.get("exp")
+    if exp is not None and (not isinstance(exp, int) or (time.time() if now is None else now) >= exp):
+        raise TokenInvalid("token has expired")
     return claims
 
 

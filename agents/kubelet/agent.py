@@ -37,7 +37,7 @@ from agents.kubelet.podnetwork import PodNetwork
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
 from agents.kubelet.runtime_cache import RuntimeCache
 from agents.kubelet.stream_server import StreamServer
-from agents.kubelet.volumes import PodVolumes, node_fetch, pod_facts
+from agents.kubelet.volumes import PodVolumes, node_fetch, node_token, pod_facts
 from agents.kubelet.worker import PodWorker, StatusWriter
 from protocol.objects import Obj, ref, uid_of
 from runtime.actor import ActorContext
@@ -104,7 +104,7 @@ def assemble(
     probes = shared_probes or ProbeScheduler(prober or NetworkProber(runtime), queue.add)
     events = EventRecorder(client, "kubelet", host=node, log=log) if config.record_events else None
     volumes = PodVolumes(config.state_dir, node_fetch(client, node), node=node, ttl=config.volume_refresh, log=log,
-                         facts=pod_facts(config, metrics))
+                         facts=pod_facts(config, metrics), token=node_token(client, node))
     executor = Executor(runtime, client, config, events=events, log=log, clock=clock, prepare=volumes.prepare)
     pod_network = PodNetwork(client, runtime, mode=config.pod_network, cluster=config.cluster_name, node=node,
                              cidr=config.pod_cidr, log=log)

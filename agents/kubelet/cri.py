@@ -36,6 +36,8 @@ LABEL_CONTAINER = "io.shoal.container"
 LABEL_ATTEMPT = "io.shoal.attempt"
 LABEL_CLUSTER = "io.shoal.cluster"
 """The cluster's id (its kube-system namespace's uid): two clusters on one Podman never touch each other's."""
+LABEL_TERMINATION_LOG = "io.shoal.termination-log"  # the node file bound at terminationMessagePath
+LABEL_TERMINATION_POLICY = "io.shoal.termination-policy"  # File | FallbackToLogsOnError
 
 ContainerState = Literal["created", "running", "exited", "unknown"]
 SandboxState = Literal["ready", "notready"]
@@ -69,6 +71,12 @@ class SandboxConfig:
     dns_nameservers: tuple[str, ...] = ()
     dns_searches: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
+    host_aliases: tuple[tuple[str, str], ...] = ()
+    """Extra /etc/hosts entries (name, address): ``hostAliases`` and the pod's FQDN with a ``subdomain``."""
+    share_pid: bool = False
+    """``shareProcessNamespace``: one PID namespace for every container of the pod."""
+    sysctls: tuple[tuple[str, str], ...] = ()
+    """The pod's ``securityContext.sysctls`` (namespaced ones: set on the sandbox's namespaces)."""
 
 
 MountKind = Literal["bind", "tmpfs"]
@@ -101,6 +109,30 @@ class ContainerConfig:
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
     mounts: Sequence[Mount] = ()
+    security: SecurityConfig = field(default_factory=lambda: SecurityConfig())
+    tty: bool = False
+    stdin: bool = False
+    image_pull_policy: str = "IfNotPresent"
+    """Never | IfNotPresent | Always (against the node's image store; see the runtime's docstring)."""
+    termination_log: str = ""
+    """Node file bound at the container's terminationMessagePath ("" for none); read back when it exits."""
+    termination_policy: str = "File"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """A container's effective security context (the pod's merged under the container's)."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool = False
+    supplemental_groups: tuple[int, ...] = ()
+    read_only_root: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privileges: bool = False
+    seccomp_unconfined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +163,8 @@ class RuntimeContainer:
     started_at: float | None
     finished_at: float | None
     image: str
+    message: str = ""
+    """The termination message of an exited container (terminationMessagePath, or its logs' tail)."""
 
 
 class ContainerRuntimeError(Exception):
@@ -141,6 +175,15 @@ class ContainerRuntimeError(Exception):
 
 class ImagePullError(ContainerRuntimeError):
     """The image is not present locally and could not be pulled (ErrImagePull / ImagePullBackOff)."""
+
+
+class ImageNeverPull(ImagePullError):
+    """imagePullPolicy Never and the image is not present (ErrImageNeverPull)."""
+
+
+class ContainerConfigError(ContainerRuntimeError):
+    """The container cannot be made as configured (runAsNonRoot and an image running as root):
+    CreateContainerConfigError."""
 
 
 class ContainerCreateError(ContainerRuntimeError):

@@ -17,20 +17,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from agents.kubelet.backoff import next_entry
 from agents.kubelet.config import KubeletConfig
 from agents.kubelet.cri import (
     ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
     ContainerNotFound,
     ContainerRuntime,
+    ImageNeverPull,
     ImagePullError,
+    Mount,
     SandboxConfig,
     SandboxNotFound,
 )
 from agents.kubelet.envvars import ConfigError
+from agents.kubelet.hooks import MIN_KILL_GRACE, handler_of, make_termination_log, run_hook, termination_log_path
 from agents.kubelet.plan import (
     Action,
     BackingOff,
@@ -130,8 +135,23 @@ class Executor:
                               f"Container {action.name} failed liveness probe, will be restarted")
         else:
             await self._event(pod, "Normal", "Killing", f"Stopping container {action.name}")
+        grace = float(action.grace)
+        spec = _spec_of(pod, action.name)
+        handler = handler_of(spec, "preStop")
+        if handler is not None and grace > 0 and pod is not None:
+            started = self.clock()
+            try:
+                failed = await asyncio.wait_for(run_hook(
+                    self.runtime, handler, container_id=action.container_id, container=spec or {},
+                    pod_ip=_pod_ip(pod), node_address=self.config.address, timeout=grace), grace)
+            except TimeoutError:
+                failed = f"PreStopHook for Container {action.name!r} did not finish within {grace:.0f}s"
+            if failed is not None:
+                log.warning("preStop hook failed", container=action.name, error=failed)
+                await self._event(pod, "Warning", "FailedPreStopHook", failed)
+            grace = max(MIN_KILL_GRACE, grace - (self.clock() - started))
         try:
-            await self.runtime.stop_container(action.container_id, action.grace)
+            await self.runtime.stop_container(action.container_id, grace)
         except ContainerNotFound:
             pass
 
@@ -177,6 +197,12 @@ class Executor:
                 self._fail(notes, name, "CreateContainerConfigError", str(exc), now)
                 await self._event(pod, "Warning", "Failed", f"Error: {exc}")
                 return
+        spec = _spec_of(pod, name)
+        if pod is not None and spec is not None and spec.get("terminationMessagePath"):
+            path = termination_log_path(self.config.state_dir, uid_of(pod), name, action.attempt)
+            await asyncio.to_thread(make_termination_log, path)
+            config = replace(config, termination_log=path, mounts=(
+                *config.mounts, Mount(str(spec["terminationMessagePath"]), path)))
         image = config.image
         present = True if self.events is None else await self.runtime.image_present(image)
         if not present:
@@ -185,6 +211,16 @@ class Executor:
         try:
             container_id = await self.runtime.create_container(sandbox_id, action.sandbox, config,
                                                                action.attempt)
+        except ImageNeverPull as exc:
+            clog.warning("image not present, pull policy Never", image=action.config.image)
+            self._fail(notes, name, "ErrImageNeverPull", str(exc), now)
+            await self._event(pod, "Warning", "ErrImageNeverPull", str(exc))
+            return
+        except ContainerConfigError as exc:
+            clog.warning("container config refused", error=str(exc))
+            self._fail(notes, name, "CreateContainerConfigError", str(exc), now)
+            await self._event(pod, "Warning", "Failed", f"Error: {exc}")
+            return
         except ImagePullError as exc:
             clog.warning("image pull failed", image=image, error=str(exc))
             self._fail(notes, name, "ErrImagePull", str(exc), now)
@@ -205,9 +241,10 @@ class Executor:
             await self._event(pod, "Normal", "Pulled",
                               f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting)')
         await self._event(pod, "Normal", "Created", f"Created container {name}")
-        await self._start(pod, container_id, name, notes, clog)
+        await self._start(pod, container_id, name, notes, clog, action.sandbox.pod_ip)
 
-    async def _start(self, pod: Obj | None, container_id: str, name: str, notes: PodNotes, log: Any) -> None:
+    async def _start(self, pod: Obj | None, container_id: str, name: str, notes: PodNotes, log: Any,
+                     pod_ip: str = "") -> None:
         try:
             await self.runtime.start_container(container_id)
         except ContainerCreateError as exc:
@@ -218,6 +255,26 @@ class Executor:
         notes.failures.pop(name, None)
         log.info("container started", id=container_id[:12])
         await self._event(pod, "Normal", "Started", f"Started container {name}")
+        await self._post_start(pod, container_id, name, log, pod_ip)
+
+    async def _post_start(self, pod: Obj | None, container_id: str, name: str, log: Any, pod_ip: str) -> None:
+        """Kubernetes runs postStart right after the start; a failed hook kills the container (restarted
+        per the restart policy)."""
+        spec = _spec_of(pod, name)
+        handler = handler_of(spec, "postStart")
+        if handler is None or pod is None:
+            return
+        grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        failed = await run_hook(self.runtime, handler, container_id=container_id, container=spec or {},
+                                pod_ip=pod_ip or _pod_ip(pod), node_address=self.config.address, timeout=grace)
+        if failed is None:
+            return
+        log.warning("postStart hook failed; killing the container", error=failed)
+        await self._event(pod, "Warning", "FailedPostStartHook", failed)
+        try:
+            await self.runtime.stop_container(container_id, MIN_KILL_GRACE)
+        except ContainerNotFound:
+            pass
 
     async def _start_created(self, pod: Obj | None, action: StartCreated, notes: PodNotes, log: Any) -> None:
         await self._start(pod, action.container_id, action.name, notes, log.bind(container=action.name))
@@ -234,3 +291,14 @@ class Executor:
 def _pod_ref(pod: Obj | None) -> str:
     """A pod as the kubelet names it in messages: ``name_namespace(uid)``."""
     return f"{name_of(pod)}_{namespace_of(pod)}({uid_of(pod)})" if pod is not None else ""
+
+
+def _spec_of(pod: Obj | None, name: str) -> Obj | None:
+    if pod is None:
+        return None
+    return next((c for c in containers_of(pod) + init_containers_of(pod) if c.get("name") == name), None)
+
+
+def _pod_ip(pod: Obj) -> str | None:
+    ip = (pod.get("status") or {}).get("podIP")
+    return str(ip) if ip else None

@@ -28,15 +28,18 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 from agents.kubelet.cri import (
     ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
     ContainerNotFound,
     ContainerState,
+    ImageNeverPull,
     ImagePullError,
     RuntimeContainer,
     RuntimeSandbox,
     SandboxConfig,
     SandboxNotFound,
 )
+from agents.kubelet.security import check_run_as_non_root
 
 EXIT_AFTER_ENV = "SHOAL_FAKE_EXIT_AFTER"
 EXIT_CODE_ENV = "SHOAL_FAKE_EXIT_CODE"
@@ -46,7 +49,8 @@ KILL_EXIT_CODE = 137
 
 
 class _Sandbox:
-    __slots__ = ("container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid", "view")
+    __slots__ = ("config", "container_ids", "created_at", "id", "ip", "name", "namespace", "node_name", "pod_uid",
+                 "view")
 
     def __init__(self, sandbox_id: str, config: SandboxConfig, ip: str, now: float) -> None:
         self.id = sandbox_id
@@ -54,6 +58,7 @@ class _Sandbox:
         self.namespace = config.namespace
         self.name = config.name
         self.node_name = config.node_name
+        self.config = config  # recorded: host aliases, shared PID namespace, sysctls, hostname
         self.ip = ip
         self.created_at = now
         self.container_ids: list[str] = []
@@ -65,6 +70,7 @@ class _Sandbox:
 class _Container:
     __slots__ = (
         "attempt",
+        "config",
         "env",
         "exec_exit_code",
         "exit_after",
@@ -86,6 +92,7 @@ class _Container:
         self.image = config.image
         self.env = dict(config.env)
         self.mounts = tuple(config.mounts)  # recorded, as a real runtime would mount them
+        self.config = config  # recorded: security context, tty/stdin, pull policy, termination log
         self.attempt = attempt
         after = config.env.get(EXIT_AFTER_ENV)
         self.exit_after: float | None = float(after) if after not in (None, "") else None
@@ -170,7 +177,12 @@ class FakeRuntime:
         if record is None:
             raise SandboxNotFound(sandbox_id)
         if not await self.image_present(config.image):
+            if config.image_pull_policy == "Never":
+                raise ImageNeverPull(f'Container image "{config.image}" is not present with pull policy of Never')
             raise ImagePullError(f"image {config.image} not present (fake runtime)")
+        refused = check_run_as_non_root(config.security, "")  # fake images run as root
+        if refused is not None:
+            raise ContainerConfigError(refused)
         for cid in record.container_ids:
             existing = self._containers[cid]
             if existing.name == config.name and existing.attempt == attempt:

@@ -255,6 +255,7 @@ class _Builder:
     grace: float
     keep_attempts: int
     notes: PodNotes = field(default_factory=PodNotes)
+    pod_spec: Obj = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
     backoffs: list[BackingOff] = field(default_factory=list)
     requeue: float | None = None
@@ -264,7 +265,7 @@ class _Builder:
         latest = attempts[-1] if attempts else None
         if decision.kind == "run":
             previous = latest if latest is not None and latest.state == "exited" else None
-            config = container_config(spec, self.extra_env)
+            config = container_config(spec, self.extra_env, self.pod_spec)
             self.actions.append(RunContainer(self.sandbox_id, self.sandbox, config, decision.attempt, previous))
         elif decision.kind == "start_created" and latest is not None:
             self.actions.append(StartCreated(latest.id, name))
@@ -327,7 +328,8 @@ def plan(
         sandbox_id = None
         containers = []  # they go with their sandbox
     by_name = attempts_by_name(containers)
-    build = _Builder(sandbox_id, sandbox_cfg, extra_env, grace_period(pod), keep_attempts, notes, actions)
+    build = _Builder(sandbox_id, sandbox_cfg, extra_env, grace_period(pod), keep_attempts, notes,
+                     pod.get("spec") or {}, actions)
     init = init_progress(pod, by_name, notes, now, cap=cap)
     for spec in init_containers_of(pod):
         name = str(spec.get("name"))

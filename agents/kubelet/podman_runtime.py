@@ -15,8 +15,20 @@ and runc on the development VM. If Podman refuses to create a container because 
 on that host, the container is created again without limits and a warning is logged (the Pod runs
 unconstrained rather than not at all).
 
-Images: ``create_container`` uses a local image when present and otherwise pulls it; ``localhost/...``
-images are local builds by definition and are never pulled. Failure raises ``ImagePullError``.
+Images, by ``imagePullPolicy``: IfNotPresent uses a local image when present and otherwise pulls it; Never
+never pulls (an absent image is ``ImageNeverPull``, ErrImageNeverPull); Always pulls every time, as
+Kubernetes does, so with no registry reachable the container fails with ErrImagePull even when a copy is
+present. ``localhost/...`` images are local builds by definition and are never pulled, whatever the
+policy (Always acts as IfNotPresent for them: there is no registry to ask). Failure raises ``ImagePullError``.
+
+Security: the container's ``SecurityConfig`` becomes Podman's user/groups, read-only root, capabilities,
+privileged, no_new_privileges and seccomp settings; runAsNonRoot is checked against the image's USER before
+creating (``ContainerConfigError``, CreateContainerConfigError). The sandbox carries the pod's /etc/hosts
+entries, a shared PID namespace (``shareProcessNamespace``) and its sysctls.
+
+Termination messages: a container made with ``termination_log`` is labelled with it; once it has exited
+its message is that file (at most 4 KiB), or with FallbackToLogsOnError and a failure, the tail of its logs
+(80 lines, 2 KiB), read once and remembered per container.
 """
 
 from __future__ import annotations
@@ -48,12 +60,16 @@ from agents.kubelet.cri import (
     LABEL_POD_IP,
     LABEL_POD_NAME,
     LABEL_POD_UID,
+    LABEL_TERMINATION_LOG,
+    LABEL_TERMINATION_POLICY,
     ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
     ContainerNotFound,
     ContainerRuntimeError,
     ContainerState,
     ExecTimeout,
+    ImageNeverPull,
     ImagePullError,
     Mount,
     RuntimeContainer,
@@ -66,6 +82,7 @@ from agents.kubelet.cri import (
 )
 from agents.kubelet.dns import HostResolv, parse_resolv_conf, pod_resolv
 from agents.kubelet.podnetwork import NetworkSpec, PodNetworkError
+from agents.kubelet.security import check_run_as_non_root
 
 T = TypeVar("T")
 log = structlog.get_logger("shoal.kubelet.podman")
@@ -74,6 +91,8 @@ _API_PREFIX = "/v4.0.0/libpod"
 _CFS_PERIOD_US = 100_000
 _ZERO_TIME = -62135596800  # Go's time.Time{} as Unix seconds: "never"
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+MAX_MESSAGE_BYTES = 4096
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
 _LIMIT_ERROR = re.compile(r"cgroup|memory|cpu|quota|resource limit", re.IGNORECASE)
 _STATE_MAP: dict[str, ContainerState] = {
     "created": "created",
@@ -114,6 +133,36 @@ def _mount(mount: Mount) -> dict[str, Any]:
     if mount.read_only:
         item["read_only"] = True
     return item
+
+
+def _security_kwargs(config: ContainerConfig) -> dict[str, Any]:
+    """podman-py ``containers.create`` arguments for the container's security context, tty and stdin."""
+    sec = config.security
+    out: dict[str, Any] = {}
+    if sec.run_as_user is not None or sec.run_as_group is not None:
+        user = str(sec.run_as_user if sec.run_as_user is not None else "")
+        if sec.run_as_group is not None:
+            user = f"{user or 0}:{sec.run_as_group}" if sec.run_as_user is not None else f"0:{sec.run_as_group}"
+        out["user"] = user
+    if sec.supplemental_groups:
+        out["group_add"] = [str(g) for g in sec.supplemental_groups]
+    if sec.read_only_root:
+        out["read_only"] = True
+    if sec.cap_add:
+        out["cap_add"] = list(sec.cap_add)
+    if sec.cap_drop:
+        out["cap_drop"] = list(sec.cap_drop)
+    if sec.privileged:
+        out["privileged"] = True
+    if sec.no_new_privileges:
+        out["no_new_privileges"] = True
+    if sec.seccomp_unconfined:
+        out["seccomp_profile_path"] = "unconfined"
+    if config.tty:
+        out["tty"] = True
+    if config.stdin:
+        out["stdin_open"] = True
+    return out
 
 
 def _read_host_resolv() -> HostResolv:
@@ -197,6 +246,7 @@ class PodmanRuntime:
         self._limits_supported = True
         self._network: NetworkSpec | None = None
         self._host_resolv = host_resolv if host_resolv is not None else _read_host_resolv()
+        self._messages: dict[str, str] = {}  # exited container id -> termination message
         self.cluster_id = cluster_id
         """When set, everything created carries ``io.shoal.cluster=<id>`` and only such objects are listed or
         removed: a kubelet of another cluster on the same Podman (even with the same node name) is invisible."""
@@ -259,6 +309,7 @@ class PodmanRuntime:
     async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
         raw: list[dict[str, Any]] = await self._call(self._list_raw, "containers", node_name)
         result = []
+        live: set[str] = set()
         for c in raw:
             labels = c.get("Labels") or {}
             if c.get("IsInfra") or labels.get(LABEL_MANAGED) != "true" or LABEL_CONTAINER not in labels:
@@ -266,6 +317,9 @@ class PodmanRuntime:
             if labels.get(LABEL_NODE) != node_name:
                 continue
             state = _STATE_MAP.get(str(c.get("State", "")).lower(), "unknown")
+            live.add(c["Id"])
+            exit_code = int(c.get("ExitCode", 0)) if state == "exited" else None
+            message = await self._message_of(c["Id"], labels, exit_code) if state == "exited" else ""
             result.append(
                 RuntimeContainer(
                     id=c["Id"],
@@ -278,9 +332,34 @@ class PodmanRuntime:
                     started_at=_epoch(c.get("StartedAt")),
                     finished_at=_epoch(c.get("ExitedAt")) if state == "exited" else None,
                     image=str(c.get("Image", "")),
+                    message=message,
                 )
             )
+        for gone in set(self._messages) - live:
+            del self._messages[gone]
         return result
+
+    async def _message_of(self, container_id: str, labels: dict[str, str], exit_code: int | None) -> str:
+        """The termination message of an exited container (read once, remembered)."""
+        if container_id in self._messages:
+            return self._messages[container_id]
+        path = labels.get(LABEL_TERMINATION_LOG)
+        message = ""
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    message = f.read(MAX_MESSAGE_BYTES).decode("utf-8", "replace")
+            except OSError:
+                message = ""
+        if (not message and exit_code not in (None, 0)
+                and labels.get(LABEL_TERMINATION_POLICY) == "FallbackToLogsOnError"):
+            try:
+                lines = [line async for line in self.logs(container_id, tail=FALLBACK_LINES)]
+            except ContainerRuntimeError:
+                lines = []
+            message = "\n".join(lines).encode()[-FALLBACK_BYTES:].decode("utf-8", "replace")
+        self._messages[container_id] = message
+        return message
 
     def _list_raw(self, kind: str, node_name: str) -> list[dict[str, Any]]:
         # Filter server-side on our labels. Encoded here: the bindings mangle list-valued filters.
@@ -339,6 +418,12 @@ class PodmanRuntime:
                 if p.host_port and not (network is not None and p.host_ip == config.pod_ip)
             ],
         }
+        if config.host_aliases:
+            spec["hostadd"] = [f"{name}:{ip}" for name, ip in config.host_aliases]
+        if config.share_pid:
+            spec["shared_namespaces"] = ["cgroup", "ipc", "net", "uts", "pid"]
+        if config.sysctls:
+            spec["sysctl"] = dict(config.sysctls)
         if network is not None:
             spec["netns"] = {"nsmode": "bridge"}
             spec["Networks"] = {network.name: {"static_ips": [config.pod_ip]}}
@@ -445,12 +530,24 @@ class PodmanRuntime:
             node=sandbox.node_name, pod=f"{sandbox.namespace}/{sandbox.name}", container=config.name
         )
         started = time.monotonic()
-        await self._ensure_image(config.image, bound)
+        await self._ensure_image(config.image, bound, config.image_pull_policy)
+        security = config.security
+        if security.run_as_non_root and security.run_as_user is None:
+            refused = check_run_as_non_root(security, await self._call(self._image_user, config.image))
+        else:
+            refused = check_run_as_non_root(security, "")
+        if refused is not None:
+            raise ContainerConfigError(refused)
+        labels = container_labels(sandbox, config, attempt)
+        if config.termination_log:
+            labels[LABEL_TERMINATION_LOG] = config.termination_log
+            labels[LABEL_TERMINATION_POLICY] = config.termination_policy
         kwargs: dict[str, Any] = {
             "name": container_name(sandbox, config, attempt),
             "pod": sandbox_id,
-            "labels": self._with_cluster(container_labels(sandbox, config, attempt)),
+            "labels": self._with_cluster(labels),
             "environment": dict(config.env),
+            **_security_kwargs(config),
         }
         if config.command:
             kwargs["entrypoint"] = list(config.command)
@@ -601,11 +698,22 @@ class PodmanRuntime:
     async def image_present(self, image: str) -> bool:
         return await self._call(self._client.images.exists, image)
 
-    async def _ensure_image(self, image: str, bound: Any) -> None:
-        if await self.image_present(image):
-            return
-        if image.startswith("localhost/"):
-            raise ImagePullError(f"image {image} is not present locally (localhost/ images are never pulled)")
+    def _image_user(self, image: str) -> str:
+        try:
+            attrs = self._client.images.get(image).attrs
+        except NotFound as exc:
+            raise ImagePullError(f"image {image} not present") from exc
+        return str(((attrs.get("Config") or {}).get("User")) or "")
+
+    async def _ensure_image(self, image: str, bound: Any, policy: str = "IfNotPresent") -> None:
+        local = image.startswith("localhost/")
+        if policy != "Always" or local:
+            if await self.image_present(image):
+                return
+            if policy == "Never":
+                raise ImageNeverPull(f'Container image "{image}" is not present with pull policy of Never')
+            if local:
+                raise ImagePullError(f"image {image} is not present locally (localhost/ images are never pulled)")
         bound.info("pulling image", image=image)
         started = time.monotonic()
         await self._call(self._pull, image)

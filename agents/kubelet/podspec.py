@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.kubelet.cri import ContainerConfig, PortMapping, SandboxConfig
+from agents.kubelet.security import sandbox_extras, security_config
 from protocol.objects import Obj, meta, name_of, namespace_of, uid_of
 from protocol.quantity import QuantityError, cpu_millis, memory_bytes
 
@@ -73,7 +74,10 @@ def sandbox_config(pod: Obj, node_name: str, address: str, pod_ip: str = "") -> 
     dns: dict[str, Any] = dns_raw if isinstance(dns_raw, dict) else {}
     options = tuple(f"{o['name']}:{o['value']}" if o.get("value") not in (None, "") else str(o["name"])
                     for o in dns.get("options") or [] if isinstance(o, dict) and o.get("name"))
+    extras = sandbox_extras(pod, pod_ip)
+    hostname = extras.pop("hostname", str((pod.get("spec") or {}).get("hostname") or ""))
     return SandboxConfig(
+        **extras,
         dns_policy=str(spec.get("dnsPolicy") or "ClusterFirst"),
         dns_nameservers=tuple(str(x) for x in dns.get("nameservers") or ()),
         dns_searches=tuple(str(x) for x in dns.get("searches") or ()),
@@ -83,7 +87,7 @@ def sandbox_config(pod: Obj, node_name: str, address: str, pod_ip: str = "") -> 
         name=name_of(pod),
         node_name=node_name,
         ports=tuple(ports),
-        hostname=str((pod.get("spec") or {}).get("hostname") or ""),
+        hostname=hostname,
         pod_ip=pod_ip,
     )
 
@@ -118,7 +122,8 @@ def service_env(services: list[Obj], gateway: str | None) -> dict[str, str]:
     return env
 
 
-def container_config(c: Obj, extra_env: dict[str, str] | None = None) -> ContainerConfig:
+def container_config(c: Obj, extra_env: dict[str, str] | None = None, pod_spec: Obj | None = None) -> ContainerConfig:
+    """``pod_spec`` gives the pod-level security context (runAsUser, fsGroup...) merged under the container's."""
     env = dict(extra_env or {})
     env.update({
         str(e["name"]): str(e.get("value") or "")
@@ -140,6 +145,11 @@ def container_config(c: Obj, extra_env: dict[str, str] | None = None) -> Contain
         working_dir=str(c["workingDir"]) if c.get("workingDir") else None,
         cpu_limit_millis=cpu_limit,
         memory_limit_bytes=memory_limit,
+        security=security_config(pod_spec or {}, c),
+        tty=c.get("tty") is True,
+        stdin=c.get("stdin") is True,
+        image_pull_policy=str(c.get("imagePullPolicy") or "IfNotPresent"),
+        termination_policy=str(c.get("terminationMessagePolicy") or "File"),
     )
 
 

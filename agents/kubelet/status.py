@@ -57,6 +57,7 @@ def _terminated(c: RuntimeContainer, scheme: str) -> Obj:
         "startedAt": _time(c.started_at),
         "finishedAt": _time(c.finished_at),
         "containerID": f"{scheme}://{c.id}",
+        **({"message": c.message} if c.message else {}),
     }
 
 

@@ -54,11 +54,14 @@ from agents.kubelet.volumes_plan import (
     payload,
     pod_dir,
     pod_volumes,
+    token_ref,
+    token_seconds,
+    token_sources,
 )
 from protocol import subjects
 from protocol.errors import Forbidden, NotFound
 from protocol.kinds import by_kind
-from protocol.objects import Obj, namespace_of, uid_of
+from protocol.objects import Obj, name_of, namespace_of, uid_of
 from protocol.podrefs import CONFIG_MAP, PV, PVC, SECRET, Ref, pod_references
 from protocol.subjects import Verb
 from runtime.client import ApiClient
@@ -69,6 +72,10 @@ OWNER = ".node"
 FORBIDDEN_RETRIES = 4
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]
 """(kind, namespace, name) -> the object, None when it does not exist; raises ConfigError when refused."""
+TokenFetch = Callable[[str, str, str, int], Awaitable[Obj]]
+"""(namespace, pod name, audience, expirationSeconds) -> ``{"token", "expirationSeconds"}`` from the API."""
+TOKEN_RENEW_AT = 0.8
+"""A token is asked for again once this share of its life has passed (as Kubernetes' kubelet)."""
 
 
 # -- AtomicWriter -------------------------------------------------------------------------------------
@@ -127,6 +134,30 @@ def atomic_write(target: Path, files: Payload) -> bool:
     if old is not None and old != new and old.parent == target:
         shutil.rmtree(old, ignore_errors=True)
     return True
+
+
+# -- fsGroup ------------------------------------------------------------------------------------------
+
+
+def fs_group(pod: Obj) -> int | None:
+    value = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def apply_fs_group(root: Path, group: int | None, *, setgid: bool) -> None:
+    """Kubernetes' volume ownership for ``fsGroup``: the volume's files and directories belong to the group
+    and are group-readable (directories setgid for an emptyDir, so new files inherit the group)."""
+    if group is None:
+        return
+    for dirpath, dirs, files in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, f) for f in files + dirs)]:
+            with contextlib.suppress(OSError):
+                os.lchown(name, -1, group)
+                if not os.path.islink(name):
+                    mode = stat.S_IMODE(os.stat(name).st_mode) | stat.S_IRGRP
+                    if os.path.isdir(name):
+                        mode |= stat.S_IXGRP | (stat.S_ISGID if setgid else 0) | (stat.S_IWGRP if setgid else 0)
+                    os.chmod(name, mode)
 
 
 # -- host facts ---------------------------------------------------------------------------------------
@@ -203,6 +234,19 @@ def node_fetch(client: ApiClient, node: str) -> Fetch:
     return fetch
 
 
+def node_token(client: ApiClient, node: str) -> TokenFetch:
+    """Tokens for pods bound to this node, through the node-scoped ``token`` verb (the API actor issues one
+    only for a pod bound here, for that pod's own ServiceAccount)."""
+    async def token(namespace: str, pod: str, audience: str, seconds: int) -> Obj:
+        subject = subjects.node_api(node, Verb.TOKEN, by_kind("Pod"), namespace, pod)
+        body: Obj = {"expirationSeconds": seconds, **({"audiences": [audience]} if audience else {})}
+        reply = await client.request(subject, body)
+        status: Obj = reply["status"]
+        return status
+
+    return token
+
+
 def pod_facts(config: KubeletConfig, metrics: Metrics) -> Callable[[Obj, SandboxConfig | None], PodFacts]:
     """The downward API's view of where a pod runs (node capacity measured once)."""
     measured: list[Measurements] = []
@@ -229,7 +273,7 @@ class _Cached:
 class PodVolumes:
     def __init__(self, state_dir: Path, fetch: Fetch, *, node: str = "", ttl: float = 20.0, log: Any,
                  facts: Callable[[Obj, SandboxConfig | None], PodFacts],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, token: TokenFetch | None = None) -> None:
         self.state_dir = state_dir
         self.node = node
         self.fetch = fetch
@@ -238,6 +282,8 @@ class PodVolumes:
         self.facts = facts
         self.clock = clock
         self._cache: dict[Ref, _Cached] = {}
+        self.token = token
+        self._tokens: dict[Ref, tuple[Obj, float, float]] = {}  # ref -> (token, fetched at, lifetime)
         self._tmpfs_error: str | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._pods: dict[str, tuple[Obj, SandboxConfig | None]] = {}  # uid -> last pod prepared
@@ -255,6 +301,7 @@ class PodVolumes:
                 cached = _Cached(await self.fetch(*ref), now)
                 self._cache[ref] = cached
             out[ref] = cached.obj
+        await self._add_tokens(pod, out, now)
         return out
 
     async def claims(self, pod: Obj) -> Claims:
@@ -269,6 +316,22 @@ class PodVolumes:
             out[name] = (claim, pv)
         return out
 
+    async def _add_tokens(self, pod: Obj, out: dict[Ref, Obj | None], now: float) -> None:
+        """The pod's service-account tokens, asked of the API once 80% of their life has passed; a failed
+        renewal keeps the current token (still valid), a first failure leaves it absent (FailedMount)."""
+        for source in token_sources(pod):
+            ref = token_ref(pod, source)
+            held = self._tokens.get(ref)
+            if self.token is not None and (held is None or now - held[1] >= TOKEN_RENEW_AT * held[2]):
+                try:
+                    got = await self.token(namespace_of(pod) or "default", name_of(pod),
+                                           str(source.get("audience") or ""), token_seconds(source))
+                    held = (got, now, float(got.get("expirationSeconds") or token_seconds(source)))
+                    self._tokens[ref] = held
+                except Exception as exc:  # refused, unavailable: retried at the next prepare/refresh
+                    self.log.warning("service account token request failed", pod=name_of(pod), error=str(exc))
+            out[ref] = held[0] if held is not None else None
+
     def forget_objects(self, pod: Obj) -> None:
         """Read the pod's objects again next time (after a failure: the object may have appeared)."""
         for ref in pod_references(pod):
@@ -279,7 +342,8 @@ class PodVolumes:
         """The container's config with its resolved env, expanded command/args and mounts, every volume of
         the pod set up. Raises ConfigError (CreateContainerConfigError) or VolumeError (FailedMount)."""
         uid = uid_of(pod)
-        spec = next((c for c in (pod.get("spec") or {}).get("containers") or []
+        pod_spec = pod.get("spec") or {}
+        spec = next((c for c in (pod_spec.get("initContainers") or []) + (pod_spec.get("containers") or [])
                      if isinstance(c, dict) and c.get("name") == config.name), None)
         if spec is None:
             return config
@@ -325,8 +389,11 @@ class PodVolumes:
             path.mkdir(parents=True, exist_ok=True)
             if volume.tmpfs and fresh and not _is_mount(path):
                 self._tmpfs(path, volume.size_bytes)
+            if volume.type == "emptyDir" and fresh:
+                path.chmod(0o777)  # as Kubernetes: any container user may write its emptyDir
             if volume.type in FILE_VOLUMES:
                 atomic_write(path, payload(pod, raw[volume.name], sources, facts))
+            apply_fs_group(path, fs_group(pod), setgid=volume.type == "emptyDir")
 
     def _tmpfs(self, path: Path, size: int | None) -> None:
         if self._tmpfs_error is not None:
@@ -391,6 +458,8 @@ class PodVolumes:
         """Remove a pod's volumes (its containers are gone): unmount tmpfs, delete the directory."""
         self._pods.pop(uid, None)
         self._locks.pop(uid, None)
+        for ref in [r for r in self._tokens if r[1] == uid]:
+            del self._tokens[ref]
         await asyncio.to_thread(self._remove, Path(pod_dir(self.state_dir, uid)))
 
     @staticmethod

@@ -34,8 +34,8 @@ from agents.kubelet.envvars import (
     object_data,
     resource_field_ref,
 )
-from protocol.objects import Obj, namespace_of
-from protocol.podrefs import CONFIG_MAP, SECRET
+from protocol.objects import Obj, namespace_of, uid_of
+from protocol.podrefs import CONFIG_MAP, SECRET, Ref
 from protocol.quantity import QuantityError, memory_bytes
 
 DEFAULT_MODE = 0o644
@@ -258,9 +258,47 @@ def payload(pod: Obj, volume: Obj, sources: Sources, facts: PodFacts) -> Payload
             out.update(_object_files(name, SECRET, item["secret"], namespace, sources, default_mode))
         elif isinstance(item.get("downwardAPI"), dict):
             out.update(_downward_files(name, item["downwardAPI"], pod, facts, default_mode))
+        elif isinstance(item.get("serviceAccountToken"), dict):
+            source_ = item["serviceAccountToken"]
+            token = sources.get(token_ref(pod, source_))
+            if token is None or not token.get("token"):
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : no token for service account '
+                                  f"{pod_account(pod)!r} yet")
+            path = _check_path(name, str(source_.get("path") or ""))
+            out[path] = FileEntry(str(token["token"]).encode(), default_mode)
         else:
-            raise VolumeError(f"volume {name!r}: unsupported projected source {sorted(item)} (configMap, secret "
-                              "and downwardAPI are; serviceAccountToken is not yet)")
+            raise VolumeError(f"volume {name!r}: unsupported projected source {sorted(item)} (configMap, secret, "
+                              "downwardAPI and serviceAccountToken are)")
+    return out
+
+
+TOKEN = "ServiceAccountToken"
+"""The kind part of a token's ``Ref`` in ``Sources``: (TOKEN, pod uid, "<audience>|<expirationSeconds>")."""
+DEFAULT_TOKEN_SECONDS = 3600
+
+
+def pod_account(pod: Obj) -> str:
+    spec = pod.get("spec") or {}
+    return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+
+
+def token_seconds(source: Obj) -> int:
+    value = source.get("expirationSeconds")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else DEFAULT_TOKEN_SECONDS
+
+
+def token_ref(pod: Obj, source: Obj) -> Ref:
+    return (TOKEN, uid_of(pod), f"{source.get('audience') or ''}|{token_seconds(source)}")
+
+
+def token_sources(pod: Obj) -> list[Obj]:
+    """The pod's projected ``serviceAccountToken`` sources (each one token to ask the API for)."""
+    out = []
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        projected = volume.get("projected") if isinstance(volume, dict) else None
+        for item in (projected or {}).get("sources") or [] if isinstance(projected, dict) else []:
+            if isinstance(item, dict) and isinstance(item.get("serviceAccountToken"), dict):
+                out.append(item["serviceAccountToken"])
     return out
 
 

@@ -24,10 +24,13 @@ from protocol.kinds.strategy import (
     undescribed,
 )
 from protocol.objects import Obj, condition, condition_true, meta, parse_time
+from protocol.podfields import refusals as field_refusals
+from protocol.podfields import warnings as field_warnings
 from protocol.quantity import QuantityError, parse_quantity
 from protocol.tolerations import NOT_READY, UNREACHABLE
 
-INFO = KindInfo("Pod", "v1", "pods", "pod", ("po",), subresources=frozenset({"status", "binding", "log", "eviction"}))
+INFO = KindInfo("Pod", "v1", "pods", "pod", ("po",),
+                subresources=frozenset({"status", "binding", "log", "eviction", "token"}))
 DEFAULT_GRACE_SECONDS = 30
 DEPRECATED_NODE_LABELS = {
     "beta.kubernetes.io/arch": "kubernetes.io/arch",
@@ -48,6 +51,7 @@ def _container_defaults(c: Any) -> None:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
     c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
     for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
         probe = c.get(probe_name)
         if isinstance(probe, dict):
@@ -65,6 +69,8 @@ def pod_spec_defaults(spec: Any) -> None:
     spec.setdefault("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
+    if spec.get("serviceAccount") and not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = spec["serviceAccount"]  # the deprecated alias, as Kubernetes defaults it
     for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         _container_defaults(c)
 
@@ -121,7 +127,7 @@ def _quantities(e: Errors, value: Any, path: str) -> None:
 def _probe(e: Errors, probe: Any, path: str) -> None:
     if not e.check(probe, path, dict):
         return
-    handlers = [h for h in ("exec", "httpGet", "tcpSocket") if probe.get(h) is not None]
+    handlers = [h for h in ("exec", "httpGet", "tcpSocket", "grpc") if probe.get(h) is not None]
     if len(handlers) != 1:
         e.add(path, "must specify exactly one handler: exec, httpGet or tcpSocket")
     if probe.get("exec") is not None and e.check(probe["exec"], f"{path}.exec", dict):
@@ -160,6 +166,61 @@ def _container(e: Errors, c: Any, path: str) -> None:
     for p in ("livenessProbe", "readinessProbe", "startupProbe"):
         _probe(e, c.get(p), f"{path}.{p}")
     e.enum(c, "imagePullPolicy", f"{path}.imagePullPolicy", ("Always", "IfNotPresent", "Never"))
+    e.enum(c, "terminationMessagePolicy", f"{path}.terminationMessagePolicy", ("File", "FallbackToLogsOnError"))
+    e.check(c.get("terminationMessagePath"), f"{path}.terminationMessagePath", str)
+    lifecycle = c.get("lifecycle")
+    if e.check(lifecycle, f"{path}.lifecycle", dict):
+        for hook in ("postStart", "preStop"):
+            _lifecycle_handler(e, lifecycle.get(hook), f"{path}.lifecycle.{hook}")
+    validate_security_context(e, c.get("securityContext"), f"{path}.securityContext")
+    for flag in ("stdin", "stdinOnce", "tty"):
+        e.check(c.get(flag), f"{path}.{flag}", bool)
+
+
+def _lifecycle_handler(e: Errors, handler: Any, path: str) -> None:
+    if not e.check(handler, path, dict):
+        return
+    kinds = [h for h in ("exec", "httpGet", "tcpSocket", "sleep") if handler.get(h) is not None]
+    if len(kinds) != 1:
+        e.add(path, "must specify exactly one handler: exec, httpGet or sleep")
+    if handler.get("exec") is not None and e.check(handler["exec"], f"{path}.exec", dict):
+        e.str_list(handler["exec"].get("command"), f"{path}.exec.command")
+    if handler.get("httpGet") is not None and e.check(handler["httpGet"], f"{path}.httpGet", dict):
+        e.check(handler["httpGet"].get("port"), f"{path}.httpGet.port", (int, str), required=True)
+    if handler.get("sleep") is not None and e.check(handler["sleep"], f"{path}.sleep", dict):
+        e.integer(handler["sleep"], "seconds", f"{path}.sleep.seconds", 0, required=True)
+
+
+def validate_security_context(e: Errors, sc: Any, path: str, *, pod: bool = False) -> None:
+    """The fields of a (pod or container) securityContext that Shoal honours, checked as Kubernetes does."""
+    if not e.check(sc, path, dict):
+        return
+    for field in ("runAsUser", "runAsGroup"):
+        e.integer(sc, field, f"{path}.{field}", 0, 2147483647)
+    e.check(sc.get("runAsNonRoot"), f"{path}.runAsNonRoot", bool)
+    if pod:
+        e.integer(sc, "fsGroup", f"{path}.fsGroup", 0, 2147483647)
+        for i, g in enumerate(sc.get("supplementalGroups") or [] if isinstance(sc.get("supplementalGroups"), list)
+                              else []):
+            e.check(g, f"{path}.supplementalGroups[{i}]", int)
+        for spath, sysctl in e.items(sc.get("sysctls"), f"{path}.sysctls"):
+            e.check(sysctl.get("name"), f"{spath}.name", str, required=True)
+            e.check(sysctl.get("value"), f"{spath}.value", str, required=True)
+        return
+    for flag in ("privileged", "readOnlyRootFilesystem", "allowPrivilegeEscalation"):
+        e.check(sc.get(flag), f"{path}.{flag}", bool)
+    caps = sc.get("capabilities")
+    if e.check(caps, f"{path}.capabilities", dict):
+        e.str_list(caps.get("add"), f"{path}.capabilities.add")
+        e.str_list(caps.get("drop"), f"{path}.capabilities.drop")
+    if sc.get("allowPrivilegeEscalation") is False and (sc.get("privileged") or "SYS_ADMIN" in
+                                                         ((caps or {}).get("add") or [] if isinstance(caps, dict)
+                                                          else [])):
+        e.add(f"{path}.allowPrivilegeEscalation", "Invalid value: false: cannot set allowPrivilegeEscalation to "
+              "false and privileged to true (or add CAP_SYS_ADMIN)")
+    profile = sc.get("seccompProfile")
+    if e.check(profile, f"{path}.seccompProfile", dict):
+        e.enum(profile, "type", f"{path}.seccompProfile.type", ("RuntimeDefault", "Unconfined", "Localhost"))
 
 
 def validate_pod_spec(e: Errors, spec: Any, path: str) -> None:
@@ -177,6 +238,8 @@ def validate_pod_spec(e: Errors, spec: Any, path: str) -> None:
         if name in names:
             e.add(f"{cpath}.name", f"Duplicate value: {name!r}")
         names.add(name)
+    for ipath, c in e.items(spec.get("initContainers"), f"{path}.initContainers"):
+        e.enum(c, "restartPolicy", f"{ipath}.restartPolicy", ("Always",))  # the only value Kubernetes allows
     e.enum(spec, "restartPolicy", f"{path}.restartPolicy", ("Always", "OnFailure", "Never"))
     e.string_map(spec.get("nodeSelector"), f"{path}.nodeSelector")
     e.check(spec.get("nodeName"), f"{path}.nodeName", str)
@@ -194,6 +257,16 @@ def validate_pod_spec(e: Errors, spec: Any, path: str) -> None:
             e.add(f"{tpath}.operator", "Invalid value: value must be empty when `operator` is 'Exists'")
     e.check(spec.get("affinity"), f"{path}.affinity", dict)
     e.check(spec.get("hostNetwork"), f"{path}.hostNetwork", bool)
+    for flag in ("hostPID", "hostIPC", "shareProcessNamespace", "automountServiceAccountToken", "setHostnameAsFQDN"):
+        e.check(spec.get(flag), f"{path}.{flag}", bool)
+    for field in ("hostname", "subdomain"):
+        if spec.get(field) is not None:
+            e.name(spec.get(field), f"{path}.{field}", DNS_LABEL, "label", 63)
+    for apath, alias in e.items(spec.get("hostAliases"), f"{path}.hostAliases"):
+        e.check(alias.get("ip"), f"{apath}.ip", str, required=True)
+        e.str_list(alias.get("hostnames"), f"{apath}.hostnames")
+    validate_security_context(e, spec.get("securityContext"), f"{path}.securityContext", pod=True)
+    field_refusals(e, spec, path)
 
 
 
@@ -215,13 +288,14 @@ def _keep_node(current: Obj, merged: Obj) -> None:
 
 # -- warnings ---------------------------------------------------------------------------------------
 def pod_spec_warnings(spec: Any, path: str) -> list[str]:
-    """Kubernetes' pod warnings that apply to Shoal: node selectors on deprecated node labels."""
+    """Kubernetes' pod warnings that apply to Shoal (node selectors on deprecated node labels), and every
+    field Shoal accepts without honouring it (``protocol.podfields``)."""
     found = []
     for key in as_dict(as_dict(spec).get("nodeSelector")):
         if key in DEPRECATED_NODE_LABELS:
             found.append(f"{path}.nodeSelector[{key}]: deprecated since v1.14; use "
                          f"\"{DEPRECATED_NODE_LABELS[key]}\" instead")
-    return found
+    return found + field_warnings(spec, path)
 
 
 def _warnings(obj: Obj) -> list[str]:

@@ -19,6 +19,8 @@ from agents.kubelet.volumes_plan import (
     hostpath_check,
     payload,
     pod_volumes,
+    token_ref,
+    token_sources,
 )
 
 CM = {"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "ns"}, "data": {"a.conf": "A", "b": "B"}}
@@ -80,7 +82,10 @@ def test_config_map_and_secret_payloads() -> None:
     ({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "zz", "path": "z"}]}}, "has no key 'zz'"),
     ({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "b", "path": "../escape"}]}}, "invalid item path"),
     ({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "b", "path": "/abs"}]}}, "invalid item path"),
-    ({"name": "v", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}, "serviceAccountToken"),
+    ({"name": "v", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}},
+     "no token for service account 'default' yet"),
+    ({"name": "v", "projected": {"sources": [{"clusterTrustBundle": {"path": "t"}}]}},
+     "unsupported projected source"),
 ])
 def test_payload_errors(volume: dict, message: str) -> None:
     with pytest.raises(VolumeError, match=message):
@@ -206,3 +211,13 @@ async def test_orphans_are_removed_only_by_the_node_that_made_them(tmp_path: Pat
     assert (tmp_path / "pods" / "uid-b").is_dir()
     await made["b"].cleanup("uid-b")
     assert not (tmp_path / "pods" / "uid-b").exists()
+
+
+def test_projected_service_account_token() -> None:
+    source = {"path": "token", "expirationSeconds": 600, "audience": "vault"}
+    volume = {"name": "v", "projected": {"defaultMode": 0o640, "sources": [{"serviceAccountToken": source}]}}
+    p = pod(volume)
+    assert token_sources(p) == [source]
+    ref = token_ref(p, source)
+    assert ref[0] == "ServiceAccountToken" and ref[2] == "vault|600"
+    assert payload(p, volume, {**SOURCES, ref: {"token": "jwt"}}, FACTS) == {"token": FileEntry(b"jwt", 0o640)}

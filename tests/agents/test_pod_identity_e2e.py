@@ -1,0 +1,74 @@
+"""Pod identity end to end on real Podman (issue 13 item 4): with the serviceaccount and rootca controllers
+running, a pod's container reads its token, CA bundle and namespace at
+/var/run/secrets/kubernetes.io/serviceaccount, and the API's token review says who the token stands for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.api.server import ApiActor
+from agents.kubelet.podman_service import PodmanService
+from protocol.errors import Forbidden
+from runtime.client import ApiClient
+from tests.agents.kubelet_helpers import create_bound, eventually, pod_manifest
+from tests.agents.test_kubelet_e2e import sh
+from tests.agents.test_kubelet_volumes_e2e import logs_with, node, start_kubelet, unmount_volumes, value
+from tests.conftest import ActorRunner
+from tests.controllers.conftest import start_manager
+
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
+__all__ = ["node", "unmount_volumes"]  # fixtures
+
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+READ = f"""
+echo token=$(cat {SA}/token)
+echo namespace=$(cat {SA}/namespace)
+[ -f {SA}/ca.crt ] && echo ca=present || echo ca=absent
+echo files=$(ls {SA} | tr '\\n' ',')
+echo done-read
+sleep 1000
+"""
+
+
+async def test_the_pod_reads_its_token_and_the_api_knows_it(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                            podman_service: PodmanService, node: str,
+                                                            tmp_path: Path) -> None:
+    await start_manager(runner, ["serviceaccount", "rootca"])
+
+    async def ready() -> bool:
+        try:
+            await client.get("ServiceAccount", "default")
+            await client.get("ConfigMap", "kube-root-ca.crt")
+        except Exception:
+            return False
+        return True
+    await eventually(ready, timeout=30, what="the default account and the root CA")
+    await start_kubelet(runner, podman_service, node, tmp_path)
+    created = await create_bound(client, pod_manifest("whoami", [sh("c", READ)]), node)
+    assert any(v["name"].startswith("kube-api-access-") for v in created["spec"]["volumes"])
+    lines = await logs_with(client, "whoami", "c", "done-read")
+    assert value(lines, "namespace") == "default"
+    assert value(lines, "ca") == "present"
+    assert value(lines, "files") == "ca.crt,namespace,token,"
+    review = await client.review_token(value(lines, "token"))
+    assert review["user"]["username"] == "system:serviceaccount:default:default"
+    assert review["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["whoami"]
+
+    off = pod_manifest("anonymous", [sh("c", f"ls {SA} 2>/dev/null && echo mounted=yes || echo mounted=no; "
+                                             "sleep 1000")])
+    off["spec"]["automountServiceAccountToken"] = False
+    await create_bound(client, off, node)
+    assert value(await logs_with(client, "anonymous", "c", "mounted="), "mounted") == "no"
+
+    await client.delete("pods", "whoami", grace_period=0)
+    await eventually(lambda: _revoked(client, value(lines, "token")), timeout=30, what="the token revoked with its pod")
+
+
+async def _revoked(client: ApiClient, token: str) -> bool:
+    try:
+        await client.review_token(token)
+    except Forbidden:
+        return True
+    return False
