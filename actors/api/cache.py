@@ -1,8 +1,6 @@
 """The watch cache: every object's latest encoded form, a window of recent events, and the watchers.
 
-Fed by ``follower.py`` (a snapshot of the KV bucket, then every change of ``SHOAL_CHANGES`` in revision
-order), so every API actor holds the same view; when the feed reports a gap the cache reloads from a new
-snapshot (``begin_reload``) and the API actor ends every watch with ``Expired``. Lists are
+Fed by one ordered consumer on the KV stream, so every API actor holds the same view. Lists are
 served from it (consistent at one revision, no datastore round trip per object); watches replay the
 event window from the resourceVersion they resume at and then follow live changes. A watch older
 than the window gets ``Expired``: the client lists again, as with Kubernetes' 410 Gone.
@@ -19,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import PROTOCOL_VERSION, codec, keys
-from protocol.errors import Expired, Unavailable
+from protocol.errors import Expired
 from protocol.selectors import FieldSelector, Selector, field_value
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -133,8 +131,6 @@ class WatchCache:
         self.dirty: dict[str, Watcher] = {}
         self.wakeup = asyncio.Event()
         self._rev_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._reloaded: set[str] | None = None
-        """While a reload's snapshot comes in, the keys it has named (the others are gone at its end)."""
 
     # -- feeding ---------------------------------------------------------------------------
     def apply(self, key: str, rev: int, raw: bytes, deleted: bool) -> None:
@@ -142,8 +138,6 @@ class WatchCache:
             plural, namespace, name = keys.parse_key(key)
         except ValueError:
             return
-        if self._reloaded is not None:
-            self._reloaded.add(key)
         objects = self.objects.setdefault(plural, {})
         new = Entry.decode(rev, raw, namespace, name)
         old = objects.pop(key, None) if deleted else objects.get(key)
@@ -170,32 +164,10 @@ class WatchCache:
         self._release_waiters()
 
     def mark_ready(self, rev: int) -> None:
-        """The feed's snapshot is complete at ``rev``: changes after it are events."""
-        if self._reloaded is not None:
-            seen, self._reloaded = self._reloaded, None
-            for plural, objects in self.objects.items():
-                for key in [k for k in objects if k not in seen]:  # deleted while the feed had a gap
-                    self._forget(plural, key)
         self.rev = max(self.rev, rev)
         self.window_start = self.rev
         self.ready.set()
         self._release_waiters()
-
-    def begin_reload(self) -> None:
-        """The feed missed changes and a new snapshot follows: until it is complete the cache is not ready,
-        and no resume from before it is possible (the window is emptied). The caller ends every watch."""
-        self.ready.clear()
-        self.window.clear()
-        self._window_by_plural.clear()
-        self._reloaded = set()
-
-    def _forget(self, plural: str, key: str) -> None:
-        entry = self.objects[plural].pop(key)
-        on_node = self._objects_by_node.get((plural, entry.node))
-        if on_node is not None:
-            on_node.pop(key, None)
-            if not on_node:
-                del self._objects_by_node[(plural, entry.node)]
 
     async def wait_for(self, rev: int, timeout: float = 5.0) -> None:
         """Wait until the cache has applied revision ``rev`` (read-your-writes across actors)."""
@@ -239,8 +211,6 @@ class WatchCache:
     # -- watching --------------------------------------------------------------------------
     def add_watcher(self, watcher: Watcher, *, resume: bool, initial: Iterable[Entry] = ()) -> None:
         """Register ``watcher``; when ``resume``, replay the window after ``watcher.min_rev`` first."""
-        if not self.ready.is_set():
-            raise Unavailable("the watch cache is reloading after it missed changes; watch again")
         if resume and watcher.min_rev < self.window_start:
             raise Expired(
                 f"resourceVersion {watcher.min_rev} is too old: the oldest change still kept is after "

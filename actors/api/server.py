@@ -31,7 +31,7 @@ from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import ensure_streams
 from protocol import bindings, codec, subjects
-from protocol.errors import BadRequest, Expired, InternalError, ShoalError, TooLarge, Unavailable
+from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
 from protocol.kinds import KindInfo, warnings_for
 from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR, check_ranges
 from protocol.objects import Obj
@@ -132,7 +132,9 @@ class ApiActor:
         allocator = ServiceAllocator(store, AllocatorSettings(service_cidr=self.settings.service_cidr))
         self._service = ApiService(store, self.cache, stream_store=self._events, signing_key=key,
                                    allocator=allocator)
-        self._subs.append(await store.follow(self._on_record, on_loaded=self._on_loaded, on_gap=self._on_gap))
+        if await store.last_revision() == 0:
+            self.cache.mark_ready(0)
+        self._subs.append(await store.follow(self._on_record))
         await asyncio.wait_for(self.cache.ready.wait(), timeout=300)
         ctx.log.info("watch cache loaded", resource_version=self.cache.rev,
                      objects=sum(len(o) for o in self.cache.objects.values()))
@@ -164,21 +166,8 @@ class ApiActor:
 
     async def _on_record(self, record: Record, pending: int) -> None:
         self.cache.apply(record.key, record.revision, record.value, record.deleted)
-
-    async def _on_loaded(self, revision: int) -> None:
-        self.cache.mark_ready(revision)
-
-    async def _on_gap(self, expected: int, got: int) -> None:
-        """The feed cannot deliver revisions ``expected..got-1``: no watch may pretend it saw them. Every
-        watch ends with ``Expired`` (clients list again) and the cache reloads from a new snapshot."""
-        watchers = self.cache.watchers()
-        self.ctx.log.error("watch cache feed skipped revisions: reloading, every watch expires",
-                           expected=expected, got=got, watches=len(watchers))
-        self.cache.begin_reload()
-        for watcher in watchers:
-            await self._end_watch(watcher, Expired(
-                f"the watch cache missed revisions {expected}..{got - 1}; list again and watch from the list's "
-                "resourceVersion", {"resourceVersion": watcher.min_rev, "oldest": got}))
+        if pending == 0 and not self.cache.ready.is_set():
+            self.cache.mark_ready(record.revision)
 
     # -- requests -----------------------------------------------------------------------------
     async def _on_request(self, msg: Msg) -> None:

@@ -313,10 +313,9 @@ class PodCreator:
 
 @dataclass
 class RawKvObserver:
-    """A JetStream ordered consumer on ``SHOAL_CHANGES``, the bucket's republished writes (what each API
-    actor's watch cache follows after its snapshot), recording the chaos run's ConfigMap changes like a
-    watcher: it tells a change lost by the datastore's change feed from one lost by the API's watch path.
-    (It followed the KV stream itself until that was found to skip superseded revisions: findings 1-2.)"""
+    """A JetStream ordered consumer on the KV stream itself (what each API actor's watch cache follows),
+    recording the chaos run's ConfigMap changes like a watcher: it tells a change lost by the datastore's
+    change feed from one lost by the API's watch path."""
 
     name: str
     nc: Any
@@ -329,13 +328,12 @@ class RawKvObserver:
         return self.last_rv
 
     async def start(self) -> None:
-        from actors.api.streams import CHANGES_PREFIX
         from protocol import codec, keys
 
-        prefix = f"{CHANGES_PREFIX}.configmaps.{NAMESPACE}."
+        prefix = f"{keys.KV_SUBJECT_PREFIX}configmaps.{NAMESPACE}."
 
         async def handler(msg: Any) -> None:
-            rv = int((msg.headers or {}).get("Nats-Sequence") or 0)  # the KV revision of the republished write
+            rv = int(msg.metadata.sequence.stream)
             self.last_rv = max(self.last_rv, rv)
             name = keys.decode_token(msg.subject[len(prefix):])
             if not name.startswith(self.run):
@@ -346,7 +344,7 @@ class RawKvObserver:
             self.records.append(WatchRecord("event", rv, name, value, "MODIFIED"))
 
         self.sub = await self.nc.jetstream().subscribe(prefix + "*", cb=handler, ordered_consumer=True,
-                                                      idle_heartbeat=1.0)
+                                                      idle_heartbeat=5.0)
 
     async def stop(self) -> None:
         if self.sub is not None:
