@@ -42,6 +42,9 @@ class Record:
     revision: int
     value: bytes
     deleted: bool
+    expected: int | None = None
+    """The revision of the key this write replaced (its ``Nats-Expected-Last-Subject-Sequence``: 0 for a
+    create), when the follower read it: a feed that delivered the key at another revision skipped some."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,9 @@ class Store:
             md = msg.metadata
             headers = msg.headers or {}
             key = msg.subject[len(keys.KV_SUBJECT_PREFIX):]
-            record = Record(key, int(md.sequence.stream), msg.data, headers.get(KV_OP) in ("DEL", "PURGE"))
+            expected = headers.get(EXPECTED_LAST)
+            record = Record(key, int(md.sequence.stream), msg.data, headers.get(KV_OP) in ("DEL", "PURGE"),
+                            int(expected) if expected is not None and expected.isdigit() else None)
             await on_record(record, int(md.num_pending))
 
         return await self.js.subscribe(
