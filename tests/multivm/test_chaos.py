@@ -22,7 +22,8 @@ async def test_chaos_ci_variant(multivm: Cluster) -> None:
     rng = random.Random(seed)
     victim_nats = rng.choice((1, 2, 3))
     victim_vm = rng.choice((1, 2, 3))
-    api = next(p for p in multivm.procs if p.name == f"api-{rng.choice((1, 2))}")
+    api_name = f"api-{rng.choice((1, 2))}"  # drawn once (drawn per process before: no match now and then)
+    api = next(p for p in multivm.procs if p.name == api_name)
 
     def next_fault(n: int) -> Fault | None:
         if n == 0:
