@@ -8,6 +8,7 @@ watchers receive what was deleted. Reads use direct get (served by any replica).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,15 @@ from protocol.errors import AlreadyExists, Conflict, Unavailable
 STREAM = f"KV_{keys.BUCKET}"
 KV_OP = "KV-Operation"
 EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
-WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-"""JetStream's err_codes for a write whose expected last sequence is not the subject's: 10071 "wrong last
-sequence: {seq}" (checked against the store), 10164 "wrong last sequence" (a clustered stream refusing a
-write while another one of the same subject is in flight). Both are a lost compare-and-swap."""
+WRONG_LAST_SEQUENCE = 10071
+"""JetStream's err_code for a write whose expected last sequence is not the subject's ("wrong last
+sequence: {seq}"): a lost compare-and-swap."""
+IN_FLIGHT = 10164
+"""A replicated stream refusing a write because another write of the same subject is in flight ("wrong last
+sequence", no number). Not yet a lost race: the other write may still fail, and until it commits a read
+returns the old revision, so answering Conflict here broke linearizability (chaos seed 395483). The write
+was never proposed: it is sent again until the other one settles (then 10071 or success)."""
+IN_FLIGHT_RETRIES = 20
 IDLE_HEARTBEAT = 1.0
 """Seconds between the server's idle heartbeats to the watch cache's consumer: nats-py recreates an ordered
 consumer after two missed ones (was 5 s: ~10 s of changes lost when its NATS server died, finding 1)."""
@@ -89,15 +95,20 @@ class Store:
         await open_bucket(self.js, config)
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
-        try:
-            ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
-        except nats.js.errors.APIError as exc:
-            if exc.err_code in WRONG_LAST_SEQUENCE:
-                raise Conflict(f"{key} was modified concurrently") from None
-            raise Unavailable(f"datastore refused the write: {exc.description}") from None
-        except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
-            raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
-        return int(ack.seq)
+        for attempt in range(IN_FLIGHT_RETRIES):
+            try:
+                ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
+                    raise Conflict(f"{key} was modified concurrently") from None
+                if exc.err_code == IN_FLIGHT:
+                    await asyncio.sleep(0.002 * (attempt + 1))
+                    continue
+                raise Unavailable(f"datastore refused the write: {exc.description}") from None
+            except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
+                raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
+            return int(ack.seq)
+        raise Unavailable(f"another write of {key} stayed in flight; nothing was written; retry")
 
     async def get(self, key: str) -> Record | None:
         """The latest record of ``key`` (a deleted one included), or None.

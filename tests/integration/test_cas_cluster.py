@@ -1,8 +1,10 @@
 """A compare-and-swap that loses a race is ``Conflict`` on a three-server JetStream cluster too.
 
 A replicated stream refuses a write whose subject already has one in flight with err_code 10164 ("wrong
-last sequence", no number) rather than 10071 ("wrong last sequence: N"): both are a lost race
-(docs/RELIABILITY.md, finding 3). Eight writers race on one key's revision, twenty times, against three
+last sequence", no number) rather than 10071 ("wrong last sequence: N"). That refusal is not yet a lost
+race (the other write may still fail, and reads return the old revision until it commits), so the store
+sends the write again until the other settles: the loser gets Conflict (10071) once the key has moved, never
+Unavailable (docs/RELIABILITY.md, finding 3). Eight writers race on one key's revision, twenty times, against three
 real nats-servers on loopback."""
 
 from __future__ import annotations
