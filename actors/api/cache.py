@@ -148,6 +148,8 @@ class WatchCache:
         self.pinned_by_connection: dict[str, int] = {}
         self.wakeup = asyncio.Event()
         self._rev_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._deleted: dict[str, int] = {}
+        """The revision of each deleted key's deletion marker: a re-create names it as the one it replaces."""
 
     # -- feeding ---------------------------------------------------------------------------
     def apply(self, key: str, rev: int, raw: bytes, deleted: bool) -> None:
@@ -160,6 +162,9 @@ class WatchCache:
         old = objects.pop(key, None) if deleted else objects.get(key)
         if not deleted:
             objects[key] = new
+            self._deleted.pop(key, None)
+        else:
+            self._deleted[key] = rev
         if old is not None and (deleted or old.node != new.node):
             on_node = self._objects_by_node.get((plural, old.node))
             if on_node is not None:
@@ -179,6 +184,17 @@ class WatchCache:
             self._window_by_plural.setdefault(plural, deque()).append(event)
             self._dispatch(event)
         self._release_waiters()
+
+    def skipped(self, key: str, replaced: int) -> bool:
+        """Whether a write of ``key`` that replaced revision ``replaced`` shows the feed skipped a revision:
+        the cache holds the key at another revision (or not at all while ``replaced`` is not 0)."""
+        entry = self.get(key)
+        known = entry.rev if entry is not None else self._deleted.get(key, 0)
+        return replaced != known
+
+    def expire_through(self, rev: int) -> None:
+        """Changes up to ``rev`` may be missing from the window: a resume from before it gets Expired."""
+        self.window_start = max(self.window_start, rev)
 
     def mark_ready(self, rev: int) -> None:
         self.rev = max(self.rev, rev)

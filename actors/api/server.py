@@ -200,9 +200,28 @@ class ApiActor:
             await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
 
     async def _on_record(self, record: Record, pending: int) -> None:
+        if (record.expected is not None and self.cache.ready.is_set()
+                and self.cache.skipped(record.key, record.expected)):
+            await self._on_skip(record)
         self.cache.apply(record.key, record.revision, record.value, record.deleted)
         if pending == 0 and not self.cache.ready.is_set():
             self.cache.mark_ready(record.revision)
+
+    async def _on_skip(self, record: Record) -> None:
+        """The feed skipped a revision of ``record.key`` (the KV stream keeps one per key: a revision
+        superseded before the feed read it is gone). No watch may pretend it saw every change: every watch
+        of that kind that may have missed it ends with ``Expired`` (clients list again), and no resume from
+        before it is possible."""
+        plural = record.key.split(".", 1)[0]
+        watchers = [w for w in self.cache.watchers() if w.plural == plural and w.min_rev < record.revision - 1]
+        self.ctx.log.warning("watch cache feed skipped a revision: the kind's watches expire", key=record.key,
+                             replaced=record.expected, revision=record.revision, watches=len(watchers))
+        self.cache.expire_through(record.revision - 1)
+        for watcher in watchers:
+            await self._end_watch(watcher, Expired(
+                f"a change before resourceVersion {record.revision} did not reach this API actor; list again "
+                "and watch from the list's resourceVersion", {"resourceVersion": watcher.min_rev,
+                                                              "oldest": record.revision - 1}))
 
     # -- requests -----------------------------------------------------------------------------
     async def _on_request(self, msg: Msg) -> None:

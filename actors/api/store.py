@@ -11,6 +11,7 @@ value above this module is plaintext, every Secret value in the bucket is cipher
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,17 @@ STREAM = f"KV_{keys.BUCKET}"
 KV_OP = "KV-Operation"
 EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 WRONG_LAST_SEQUENCE = 10071
+"""JetStream's err_code for a write whose expected last sequence is not the subject's ("wrong last
+sequence: {seq}"): a lost compare-and-swap."""
+IN_FLIGHT = 10164
+"""A replicated stream refusing a write because another write of the same subject is in flight ("wrong last
+sequence", no number). Not yet a lost race: the other write may still fail, and until it commits a read
+returns the old revision, so answering Conflict here broke linearizability (chaos seed 395483). The write
+was never proposed: it is sent again until the other one settles (then 10071 or success)."""
+IN_FLIGHT_RETRIES = 20
+IDLE_HEARTBEAT = 1.0
+"""Seconds between the server's idle heartbeats to the watch cache's consumer: nats-py recreates an ordered
+consumer after two missed ones (was 5 s: ~10 s of changes lost when its NATS server died, finding 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,9 @@ class Record:
     revision: int
     value: bytes
     deleted: bool
+    expected: int | None = None
+    """The revision of the key this write replaced (its ``Nats-Expected-Last-Subject-Sequence``: 0 for a
+    create), when the follower read it: a feed that delivered the key at another revision skipped some."""
 
 
 @dataclass(frozen=True)
@@ -88,15 +103,20 @@ class Store:
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
         value = self.keyring.encrypt(key, value)
-        try:
-            ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
-        except nats.js.errors.APIError as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
-                raise Conflict(f"{key} was modified concurrently") from None
-            raise Unavailable(f"datastore refused the write: {exc.description}") from None
-        except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
-            raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
-        return int(ack.seq)
+        for attempt in range(IN_FLIGHT_RETRIES):
+            try:
+                ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
+                    raise Conflict(f"{key} was modified concurrently") from None
+                if exc.err_code == IN_FLIGHT:
+                    await asyncio.sleep(0.002 * (attempt + 1))
+                    continue
+                raise Unavailable(f"datastore refused the write: {exc.description}") from None
+            except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
+                raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
+            return int(ack.seq)
+        raise Unavailable(f"another write of {key} stayed in flight; nothing was written; retry")
 
     async def get(self, key: str) -> Record | None:
         """The latest record of ``key`` (a deleted one included), or None.
@@ -195,12 +215,14 @@ class Store:
                 # revision on (the cache ignores it)
                 self.undecryptable += 1
                 key, value = "", b""
-            record = Record(key, int(md.sequence.stream), value, headers.get(KV_OP) in ("DEL", "PURGE"))
+            expected = headers.get(EXPECTED_LAST)
+            record = Record(key, int(md.sequence.stream), value, headers.get(KV_OP) in ("DEL", "PURGE"),
+                            int(expected) if expected is not None and expected.isdigit() else None)
             await on_record(record, int(md.num_pending))
 
         return await self.js.subscribe(
             keys.KV_SUBJECT_PREFIX + ">", cb=handler, ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, idle_heartbeat=5.0,
+            deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, idle_heartbeat=IDLE_HEARTBEAT,
             pending_msgs_limit=1_000_000, pending_bytes_limit=1024 * 1024 * 1024,
         )
 

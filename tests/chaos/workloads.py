@@ -315,7 +315,9 @@ class PodCreator:
 class RawKvObserver:
     """A JetStream ordered consumer on the KV stream itself (what each API actor's watch cache follows),
     recording the chaos run's ConfigMap changes like a watcher: it tells a change lost by the datastore's
-    change feed from one lost by the API's watch path."""
+    change feed from one lost by the API's watch path. A revision superseded before it was read is gone
+    (history 1); the next one names the revision it replaced, so the skip is recorded as an Expired and a
+    relist, as the API actor ends its watches."""
 
     name: str
     nc: Any
@@ -341,10 +343,16 @@ class RawKvObserver:
             value = None
             with contextlib.suppress(Exception):
                 value = (codec.unpackb(msg.data).get("data") or {}).get("v")
+            replaced = (msg.headers or {}).get("Nats-Expected-Last-Subject-Sequence")
+            if replaced is not None and replaced.isdigit() and int(replaced) != last.get(name, 0):
+                # A revision of this key was superseded before it was read: said, as the API actor does.
+                self.records += [WatchRecord("expired", rv - 1), WatchRecord("relist", rv - 1)]
+            last[name] = rv
             self.records.append(WatchRecord("event", rv, name, value, "MODIFIED"))
 
+        last: dict[str, int] = {}
         self.sub = await self.nc.jetstream().subscribe(prefix + "*", cb=handler, ordered_consumer=True,
-                                                      idle_heartbeat=5.0)
+                                                      idle_heartbeat=1.0)
 
     async def stop(self) -> None:
         if self.sub is not None:
