@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what a single-machine Shoal needs on Debian/Ubuntu: system packages (podman, runc,
 # busybox-static for the local test image, iproute2 for multi-VM tests; openssh-server, rsync and curl
-# for the deploy-guide test's VMs, which boot the host's /usr) and a virtual environment
+# for the deploy-guide test's VMs, which boot the host's /usr; chromium and chromium-driver for the web
+# console's browser tests) and a virtual environment
 # at .venv with Shoal and its development tools. Idempotent: safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in podman runc busybox-static iproute2 openssl openssh-server rsync curl; do
+for pkg in podman runc busybox-static iproute2 openssl openssh-server rsync curl chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
