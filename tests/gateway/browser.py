@@ -54,7 +54,17 @@ class Browser:
         return await asyncio.to_thread(fn, *args)
 
     async def open(self, hash_route: str = "") -> None:
-        await self.run(self.driver.get, f"{self.base}/ui/{hash_route}")
+        await self.navigate(f"{self.base}/ui/{hash_route}")
+
+    async def navigate(self, url: str) -> None:
+        """Load ``url``; again if Chromium gave up because the host's interfaces changed meanwhile
+        (``ERR_NETWORK_CHANGED``: other tests on this machine create and remove network namespaces)."""
+        for _ in range(5):
+            await self.run(self.driver.get, url)
+            if await self.js("return document.getElementById('view') !== null"):
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"{url} did not load: {await self.js('return document.body.innerText')}")
 
     async def js(self, script: str, *args: Any) -> Any:
         return await self.run(self.driver.execute_script, script, *args)

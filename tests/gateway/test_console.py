@@ -101,7 +101,7 @@ async def test_root_redirects_a_browser_and_files_need_no_token(gateway: Gateway
 
 async def test_login_cluster_view_and_cordon(gateway: Gateway, api_client: ApiClient, kubelet: KubeletAgent,
                                              browser: Browser) -> None:
-    await browser.run(browser.driver.get, gateway.url + "/")  # the browser is sent to /ui/
+    await browser.navigate(gateway.url + "/")  # the browser is sent to /ui/
     await browser.wait("#login-form")
     await browser.screenshot("login")
     await browser.login("not-the-token")
@@ -185,7 +185,7 @@ async def test_workloads_live_scale_restart_apply_and_pod_logs(gateway: Gateway,
     await browser.wait("#pod-status", "Running")
     await browser.wait("#pod-logs", "fake container c attempt 0 started")
     await browser.screenshot("pod")
-    await browser.js("location.reload()")
+    await browser.navigate(await browser.js("return location.href"))  # a deep link, the token kept in the tab
     await browser.wait("#pod-logs", "fake container c attempt 0 started")
     assert await browser.js("return window.shoalConsole.view") == "/ns/default/pods/live-1"
     assert appeared < 5, f"the pod took {appeared:.2f}s to appear"
