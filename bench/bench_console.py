@@ -108,7 +108,7 @@ def _first_render(driver: Any, base: str, token: str) -> dict[str, Any]:
             break
         time.sleep(0.5)
     driver.execute_script("sessionStorage.setItem('shoal.token', arguments[0])", token)
-    driver.get(f"{base}/ui/?fresh={time.monotonic()}#/nodes")  # a new document: first render measured from navigation start
+    driver.get(f"{base}/ui/?fresh={time.monotonic()}#/nodes")  # a new document, timed from its start
     first = _wait(driver, "return window.shoalConsole && window.shoalConsole.firstRender", 300)
     driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
     driver.execute_cdp_cmd("Performance.enable", {})
