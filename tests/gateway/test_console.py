@@ -242,3 +242,17 @@ async def test_cluster_view_aggregates_and_virtualises_500_nodes(gateway: Gatewa
     await browser.js("document.getElementById('node-tiles').scrollTop = 1e6")
     await browser.wait('[data-node="node-0499"]')
     await browser.screenshot("cluster-500")
+
+
+async def test_a_crash_looping_pod_is_marked(gateway: Gateway, api_client: ApiClient, browser: Browser) -> None:
+    await browser.open("#/ns/default/workloads")
+    await browser.login(token(gateway))
+    created = await api_client.create(pod("crasher", node="elsewhere"))  # no kubelet there: the status is ours
+    await browser.wait('#pods tr[data-name="crasher"]', "Pending")
+    created["status"] = {"phase": "Running", "containerStatuses": [
+        {"name": "c", "image": "img:1", "ready": False, "restartCount": 4,
+         "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}}]}
+    await api_client.update_status(created)
+    row = await browser.wait('#pods tr[data-name="crasher"]', "CrashLoopBackOff")
+    assert "bad" in row.get_attribute("class") and "4" in row.text
+    await browser.screenshot("crashloop")
