@@ -1,6 +1,7 @@
 """The gateway actor: an aiohttp server over TLS answering the Kubernetes REST API for Shoal.
 
-Every request but ``/healthz``, ``/livez``, ``/readyz`` and ``/version`` needs a bearer token (``auth``).
+Every request but ``/healthz``, ``/livez``, ``/readyz``, ``/version`` and the web console's files (``/ui/``, and
+``/`` for a browser, ``console``) needs a bearer token (``auth``).
 Discovery and OpenAPI documents are built once at start from ``protocol.kinds``; resource requests go to
 ``handlers``. The actor holds nothing but its NATS connection: several run side by side behind one address or
 several, and any of them answers any request.
