@@ -47,6 +47,7 @@ export function mount(root) {
   let listed = { nodes: false, pods: false };
   let filter = "";
   let stateFilter = "all";
+  let lastSummary = "";
 
   const account = (summary, sign) => {
     if (!summary.node || !summary.live) return;
@@ -79,6 +80,10 @@ export function mount(root) {
       cpu += n.cpu; memory += n.memory;
     }
     for (const u of usage.values()) { cpuUsed += u.cpu; memoryUsed += u.memory; podCount += u.pods; }
+    const signature = [nodes.size, counts.ready, counts.notready, counts.cordoned, podCount, cpuUsed, cpu,
+      memoryUsed, memory].join("|");
+    if (signature === lastSummary) return;
+    lastSummary = signature;
     fill(summary,
       h("span", { class: "stat", "data-stat": "nodes" }, h("b", { text: String(nodes.size) }), " nodes"),
       h("span", { class: "stat ok", "data-stat": "ready" }, h("b", { text: String(counts.ready) }), " Ready"),
@@ -104,6 +109,8 @@ export function mount(root) {
           onclick: () => cordon(n.name, !n.cordoned) })));
   }
 
+  // Tiles in view, keyed by node: one is rebuilt only when what it shows changed, else just moved.
+  const drawn = new Map(); // node name -> {el, signature}
   function renderTiles() {
     if (orderStale) {
       order = [...nodes.values()]
@@ -117,17 +124,27 @@ export function mount(root) {
     spacer.style.height = `${rows * (TILE_H + GAP)}px`;
     const first = Math.max(0, Math.floor(viewport.scrollTop / (TILE_H + GAP)) - 1);
     const last = Math.min(rows, Math.ceil((viewport.scrollTop + viewport.clientHeight) / (TILE_H + GAP)) + 1);
-    const visible = [];
+    const keep = new Set();
     for (let row = first; row < last; row += 1) {
       for (let col = 0; col < columns; col += 1) {
         const n = order[row * columns + col];
         if (!n) break;
-        const t = tile(n);
-        t.style.transform = `translate(${col * (TILE_W + GAP)}px, ${row * (TILE_H + GAP)}px)`;
-        visible.push(t);
+        const u = usage.get(n.name) || { cpu: 0, memory: 0, pods: 0 };
+        const signature = `${n.ready}|${n.cordoned}|${n.cpu}|${n.memory}|${u.cpu}|${u.memory}|${u.pods}`;
+        let entry = drawn.get(n.name);
+        if (!entry || entry.signature !== signature) {
+          const el = tile(n);
+          if (entry) entry.el.replaceWith(el); else spacer.append(el);
+          entry = { el, signature };
+          drawn.set(n.name, entry);
+        }
+        entry.el.style.transform = `translate(${col * (TILE_W + GAP)}px, ${row * (TILE_H + GAP)}px)`;
+        keep.add(n.name);
       }
     }
-    fill(spacer, visible);
+    for (const [name, entry] of drawn) {
+      if (!keep.has(name)) { entry.el.remove(); drawn.delete(name); }
+    }
   }
 
   const render = () => {
