@@ -12,8 +12,9 @@ nodes and ``--pods`` pods bound to them (requests set); then, in the same run:
 * the page's memory: the JS heap in use after a garbage collection (CDP ``Performance.getMetrics``) and the
   DOM node count (only visible tiles are in the DOM);
 * events flowing: pods are created at ``--rate`` for ``--seconds`` while the view is open; the page's long
-  tasks (``PerformanceObserver('longtask')``, > 50 ms) are counted and the longest reported, and the pod count
-  on the page must reach the total.
+  tasks (``PerformanceObserver('longtask')``, > 50 ms, wall time: a renderer starved of CPU shows here too) are
+  counted and the longest reported, next to the view's own drawing time per frame (``shoalConsole.renders``),
+  and the pod count on the page must reach the total.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
                           seconds: float) -> dict[str, Any]:
     await asyncio.to_thread(driver.execute_script, """
         window.longTasks = [];
+        window.shoalConsole.renders = { count: 0, totalMs: 0, maxMs: 0 };
         new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
           .observe({ type: 'longtask' });""")
     n = int(rate * seconds)
@@ -157,8 +159,11 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
     await asyncio.to_thread(_wait, driver, script, 120)
     caught_up = time.perf_counter() - t_wait
     tasks: list[float] = await asyncio.to_thread(driver.execute_script, "return window.longTasks")
+    renders: dict[str, float] = await asyncio.to_thread(driver.execute_script, "return window.shoalConsole.renders")
     return {"events": n, "events_per_s": round(achieved, 1), "long_tasks": len(tasks),
-            "longest_task_ms": round(max(tasks, default=0.0), 1), "caught_up_after_writes_ms": ms(caught_up)}
+            "longest_task_ms": round(max(tasks, default=0.0), 1), "caught_up_after_writes_ms": ms(caught_up),
+            "frames_drawn": int(renders["count"]), "longest_draw_ms": round(float(renders["maxMs"]), 1),
+            "mean_draw_ms": round(float(renders["totalMs"]) / max(1, renders["count"]), 2)}
 
 
 async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int) -> dict[str, Any]:
@@ -222,7 +227,9 @@ def main() -> None:
           f"console first render {r['first_render_ms']} ms; JS heap {r['js_heap_mib']} MiB, "
           f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles)")
     print(f"{r['events']} pods created at {r['events_per_s']}/s with the view open: {r['long_tasks']} long tasks, "
-          f"longest {r['longest_task_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
+          f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
+          f"longest draw {r['longest_draw_ms']} ms, "
+          f"mean {r['mean_draw_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(r, f, indent=2)

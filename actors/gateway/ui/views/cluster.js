@@ -148,8 +148,14 @@ export function mount(root) {
   }
 
   const render = () => {
+    const started = performance.now();
     renderSummary();
     renderTiles();
+    const took = performance.now() - started;
+    const stats = window.shoalConsole.renders;
+    stats.count += 1;
+    stats.totalMs += took;
+    stats.maxMs = Math.max(stats.maxMs, took);
     if (listed.nodes && listed.pods && !window.shoalConsole.firstRender) {
       window.shoalConsole.firstRender = performance.now();
       root.dataset.rendered = "true";
