@@ -2,7 +2,9 @@
 the gateway (HTTPS, admin token), the deployment and replicaset controllers and a kubelet on the fake
 runtime (node ``n1``). Login (a wrong token refused), the cluster view's tiles (500 nodes virtualised),
 pods appearing live, scale/restart/apply/cordon from the page checked through the API, the API's error
-for a bad manifest, events live and filtered, deep links, logs streaming. Each view is screenshotted."""
+for a bad manifest, events live and filtered, deep links, logs streaming (from a stub kubelet: lines sent
+while the page is open appear, and leaving the view cancels the kubelet's stream), a crash-looping pod marked.
+Each view is screenshotted."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.fake_runtime import FakeRuntime
 from agents.kubelet.node import StaticMetrics
 from agents.kubelet.probes import AlwaysPassProber
+from protocol import codec, subjects
 from protocol.errors import NotFound
 from protocol.objects import Obj, format_time
 from runtime.client import ApiClient
@@ -256,3 +259,32 @@ async def test_a_crash_looping_pod_is_marked(gateway: Gateway, api_client: ApiCl
     row = await browser.wait('#pods tr[data-name="crasher"]', "CrashLoopBackOff")
     assert "bad" in row.get_attribute("class") and "4" in row.text
     await browser.screenshot("crashloop")
+
+
+async def test_logs_stream_live_and_stop_when_the_view_is_left(gateway: Gateway, api_client: ApiClient,
+                                                               browser: Browser) -> None:
+    nc = api_client.nc
+    requests: list[dict[str, Any]] = []
+
+    async def serve(msg: Any) -> None:  # a stub kubelet: one line now, more when the test says
+        request = codec.decode(msg.data)
+        requests.append(request)
+        if "inbox" in request:
+            await nc.publish(request["inbox"], codec.ok(lines=["first line"], seq=1, more=True))
+
+    await nc.subscribe(subjects.node_agent("stub", "logs"), cb=serve)
+    await api_client.create(pod("chatty", node="stub"))
+    await browser.open("#/ns/default/pods/chatty")
+    await browser.login(token(gateway))
+    await browser.wait("#pod-logs", "first line")
+    opened = [r for r in requests if "inbox" in r]
+    assert opened[-1]["follow"] is True and opened[-1]["tail"] == 100 and opened[-1]["container"] == "c", opened
+    await nc.publish(opened[-1]["inbox"], codec.ok(lines=["second line", "third line"], seq=2, more=True))
+    await browser.wait("#pod-logs", "third line")  # streamed into the open page
+    await browser.click("a", "workloads in default")  # leaving the view aborts the stream
+    await browser.wait("h1", "Workloads in")
+
+    async def cancelled() -> bool:
+        return any(r.get("cancel") == opened[-1]["inbox"] for r in requests)
+
+    await eventually(cancelled)
