@@ -11,6 +11,9 @@ const STRATEGIC = "application/strategic-merge-patch+json";
 export function notify(message, kind = "info") {
   const toast = document.getElementById("toast");
   toast.className = `toast ${kind}`;
+  toast.setAttribute("role", kind === "error" ? "alert" : "status");
+  toast.title = "click to dismiss";
+  toast.onclick = () => { toast.hidden = true; };
   toast.textContent = message;
   toast.hidden = false;
   clearTimeout(notify.timer);

@@ -34,8 +34,9 @@ function loginView() {
     try {
       await getJSON("/api/v1/namespaces?limit=1"); // proves the token: a 401 comes back here
       loginMessage = "";
-      location.hash = sessionStorage.getItem("shoal.after-login") || "#/nodes";
-      route();
+      const target = sessionStorage.getItem("shoal.after-login") || "#/nodes";
+      sessionStorage.removeItem("shoal.after-login");
+      if (location.hash === target) route(); else location.hash = target; // a hash change routes by itself
     } catch (e) {
       session.logout();
       message.textContent = e.message;
