@@ -210,6 +210,13 @@ async def test_events_live_filtered_and_deep_linked(gateway: Gateway, api_client
     await browser.wait("#event-list li", "boom happened")
     await browser.wait("#event-count", "1 of 2 events")  # the Normal one is filtered out
     await browser.screenshot("events")
+    # the system's dark preference turns the page dark (no setting of its own)
+    light = await browser.js("return getComputedStyle(document.body).backgroundColor")
+    await browser.run(browser.driver.execute_cdp_cmd, "Emulation.setEmulatedMedia",
+                      {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    dark = await browser.js("return getComputedStyle(document.body).backgroundColor")
+    assert (light, dark) == ("rgb(247, 247, 248)", "rgb(21, 23, 27)")
+    await browser.screenshot("events-dark")
     await browser.run(browser.driver.execute_script,
                       "const s = document.getElementById('filter-type'); s.value = ''; "
                       "s.dispatchEvent(new Event('change'));")
