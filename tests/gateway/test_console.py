@@ -113,7 +113,7 @@ async def test_login_cluster_view_and_cordon(gateway: Gateway, api_client: ApiCl
     tile = await browser.wait('[data-node="n1"]', "Ready")
     assert "0 pods" in tile.text
     await api_client.create(pod("p1"))
-    await browser.wait('[data-node="n1"]', "1 pods")  # live: the pod's requests count on its node
+    await browser.wait('[data-node="n1"]', "1 pod")  # live: the pod's requests count on its node
     assert "250m" in (await browser.wait('[data-node="n1"]')).text
     await browser.screenshot("cluster")
     await browser.click('[data-node="n1"] button', "Cordon")

@@ -104,7 +104,7 @@ export function mount(root) {
         h("span", { class: `badge ${state}`, text: label })),
       h("div", { class: "tile-row" }, "CPU ", bar(u.cpu, n.cpu, `${cores(u.cpu)} / ${cores(n.cpu)}`)),
       h("div", { class: "tile-row" }, "mem ", bar(u.memory, n.memory, `${bytes(u.memory)} / ${bytes(n.memory)}`)),
-      h("div", { class: "tile-row" }, h("span", { class: "pods", text: `${u.pods} pods` }),
+      h("div", { class: "tile-row" }, h("span", { class: "pods", text: `${u.pods} pod${u.pods === 1 ? "" : "s"}` }),
         h("button", { type: "button", class: "small", text: n.cordoned ? "Uncordon" : "Cordon",
           onclick: () => cordon(n.name, !n.cordoned) })));
   }
