@@ -2,9 +2,10 @@
 the gateway (HTTPS, admin token), the deployment and replicaset controllers and a kubelet on the fake
 runtime (node ``n1``). Login (a wrong token refused), the cluster view's tiles (500 nodes virtualised),
 pods appearing live, scale/restart/apply/cordon from the page checked through the API, the API's error
-for a bad manifest, events live and filtered, deep links, logs streaming (from a stub kubelet: lines sent
-while the page is open appear, and leaving the view cancels the kubelet's stream), a crash-looping pod marked.
-Each view is screenshotted."""
+for a bad manifest, events live and filtered, deep links, dialogs driven by the keyboard with a visible
+focus ring, dark mode by system preference, logs streaming (from a stub kubelet: lines sent while the page
+is open appear, and leaving the view cancels the kubelet's stream), a crash-looping pod marked. Each view
+is screenshotted."""
 
 from __future__ import annotations
 
@@ -254,7 +255,8 @@ async def test_cluster_view_aggregates_and_virtualises_500_nodes(gateway: Gatewa
     await browser.screenshot("cluster-500")
 
 
-async def test_a_crash_looping_pod_is_marked(gateway: Gateway, api_client: ApiClient, browser: Browser) -> None:
+async def test_a_crash_looping_pod_is_marked_and_deleted_by_keyboard(gateway: Gateway, api_client: ApiClient,
+                                                                     browser: Browser) -> None:
     await browser.open("#/ns/default/workloads")
     await browser.login(token(gateway))
     created = await api_client.create(pod("crasher", node="elsewhere"))  # no kubelet there: the status is ours
@@ -295,3 +297,33 @@ async def test_logs_stream_live_and_stop_when_the_view_is_left(gateway: Gateway,
         return any(r.get("cancel") == opened[-1]["inbox"] for r in requests)
 
     await eventually(cancelled)
+    # by keyboard: Tab reaches the row's Delete button, Enter asks, Escape cancels, Enter twice deletes
+    from selenium.webdriver.common.keys import Keys
+
+    delete = await browser.wait('#pods tr[data-name="crasher"] button', "Delete")
+    await browser.js("document.querySelector('#pods tr[data-name=\"crasher\"] a').focus()")
+    active = browser.driver.switch_to.active_element
+    await browser.run(active.send_keys, Keys.TAB)
+    assert await browser.js("return document.activeElement.textContent") == "Delete"
+    assert delete == browser.driver.switch_to.active_element
+    outline = await browser.js("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # the focus ring shows for keyboard users
+    await browser.run(delete.send_keys, Keys.ENTER)
+    await browser.wait("#dialog[open]")
+    await browser.run(browser.driver.switch_to.active_element.send_keys, Keys.ESCAPE)
+    await browser.wait('#pods tr[data-name="crasher"]')
+    assert not await browser.js("return document.getElementById('dialog').open")
+    assert (await api_client.get("Pod", "crasher", "default"))["metadata"]["name"] == "crasher"
+    await browser.run(delete.send_keys, Keys.ENTER)
+    await browser.wait("#dialog[open]")
+    assert await browser.js("return document.activeElement.id") == "dialog-ok"
+    await browser.run(browser.driver.switch_to.active_element.send_keys, Keys.ENTER)
+
+    async def gone() -> bool:
+        try:
+            await api_client.get("Pod", "crasher", "default")
+        except NotFound:
+            return True
+        return False
+
+    await eventually(gone)
