@@ -71,15 +71,35 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // List then watch a collection, as client-go's reflector does: `list(items)` with the full state, then
 // `event(type, object)` for each change; the watch resumes from the last resourceVersion when the stream
-// ends, and lists again when the server says that version is too old (410). Returns a stop function.
-export function informer(path, { list, event, error = () => {} }, params = {}) {
+// ends, and lists again when the server says that version is too old (410). With `pages` ({size, reset,
+// add, done}) the list comes in pages of `size` (`limit`/`continue`), each handed over and dropped as it
+// arrives, so a huge collection is never one body in memory. Returns a stop function.
+async function listPages(path, params, pages, signal) {
+  let token = "";
+  let version = null;
+  pages.reset();
+  do {
+    const query = new URLSearchParams({ ...params, limit: String(pages.size) });
+    if (token) query.set("continue", token);
+    const listed = await getJSON(`${path}?${query}`, { signal });
+    version = listed.metadata.resourceVersion;
+    token = listed.metadata.continue || "";
+    pages.add(listed.items || []);
+  } while (token);
+  pages.done();
+  return version;
+}
+
+export function informer(path, { list, event, pages, error = () => {} }, params = {}) {
   const controller = new AbortController();
   const signal = controller.signal;
   (async () => {
     let version = null;
     while (!signal.aborted) {
       try {
-        if (version === null) {
+        if (version === null && pages) {
+          version = await listPages(path, params, pages, signal);
+        } else if (version === null) {
           const listed = await getJSON(`${path}?${new URLSearchParams(params)}`, { signal });
           version = listed.metadata.resourceVersion;
           list(listed.items || []);

@@ -9,6 +9,7 @@ import { bar, bytes, cores, fill, frameScheduler, h, quantity } from "../util.js
 const TILE_W = 232;
 const TILE_H = 124;
 const GAP = 8;
+const PAGE = 5000; // pods per list page: counted as they come, never all in one body
 
 function nodeSummary(node) {
   const ready = (node.status?.conditions || []).find((c) => c.type === "Ready");
@@ -71,7 +72,7 @@ export function mount(root) {
   const stateOf = (n) => (n.cordoned ? "cordoned" : n.ready ? "ready" : "notready");
 
   function renderSummary() {
-    if (!listed.nodes || !listed.pods) { fill(summary, h("span", { text: "loading…" })); return; }
+    if (!listed.nodes) { fill(summary, h("span", { text: "loading…" })); return; }
     const counts = { ready: 0, notready: 0, cordoned: 0 };
     let cpu = 0, memory = 0, cpuUsed = 0, memoryUsed = 0, podCount = 0;
     for (const n of nodes.values()) {
@@ -80,7 +81,7 @@ export function mount(root) {
       cpu += n.cpu; memory += n.memory;
     }
     for (const u of usage.values()) { cpuUsed += u.cpu; memoryUsed += u.memory; podCount += u.pods; }
-    const signature = [nodes.size, counts.ready, counts.notready, counts.cordoned, podCount, cpuUsed, cpu,
+    const signature = [listed.pods, nodes.size, counts.ready, counts.notready, counts.cordoned, podCount, cpuUsed, cpu,
       memoryUsed, memory].join("|");
     if (signature === lastSummary) return;
     lastSummary = signature;
@@ -90,7 +91,8 @@ export function mount(root) {
       h("span", { class: `stat ${counts.notready ? "bad" : ""}`, "data-stat": "notready" },
         h("b", { text: String(counts.notready) }), " NotReady"),
       h("span", { class: "stat warn", "data-stat": "cordoned" }, h("b", { text: String(counts.cordoned) }), " cordoned"),
-      h("span", { class: "stat", "data-stat": "pods" }, h("b", { text: String(podCount) }), " pods on nodes"),
+      h("span", { class: "stat", "data-stat": "pods" }, h("b", { text: String(podCount) }),
+        listed.pods ? " pods on nodes" : " pods on nodes (counting…)"),
       h("span", { class: "stat" }, "CPU ", bar(cpuUsed, cpu, `${cores(cpuUsed)} / ${cores(cpu)}`)),
       h("span", { class: "stat" }, "memory ", bar(memoryUsed, memory, `${bytes(memoryUsed)} / ${bytes(memory)}`)));
   }
@@ -177,11 +179,11 @@ export function mount(root) {
     },
   });
   const stopPods = informer("/api/v1/pods", {
-    list(items) {
-      pods.clear(); usage.clear();
-      for (const p of items) { const s = podSummary(p); pods.set(key(p), s); account(s, 1); }
-      listed.pods = true;
-      schedule();
+    pages: {
+      size: PAGE,
+      reset() { pods.clear(); usage.clear(); listed.pods = false; },
+      add(items) { for (const p of items) { const s = podSummary(p); pods.set(key(p), s); account(s, 1); } schedule(); },
+      done() { listed.pods = true; schedule(); },
     },
     event(type, pod) {
       const k = key(pod);
