@@ -158,6 +158,7 @@ export function mount(root) {
     stats.count += 1;
     stats.totalMs += took;
     stats.maxMs = Math.max(stats.maxMs, took);
+    if (listed.nodes && !window.shoalConsole.nodesRender) window.shoalConsole.nodesRender = performance.now();
     if (listed.nodes && listed.pods && !window.shoalConsole.firstRender) {
       window.shoalConsole.firstRender = performance.now();
       root.dataset.rendered = "true";
