@@ -173,9 +173,15 @@ export function mount(root) {
   const stopNodes = informer("/api/v1/nodes", {
     list(items) { nodes.clear(); for (const n of items) nodes.set(n.metadata.name, nodeSummary(n)); listed.nodes = true; orderStale = true; schedule(); },
     event(type, node) {
-      if (type === "DELETED") nodes.delete(node.metadata.name);
-      else nodes.set(node.metadata.name, nodeSummary(node));
-      orderStale = true;
+      const name = node.metadata.name;
+      const old = nodes.get(name);
+      if (type === "DELETED") { nodes.delete(name); orderStale = true; }
+      else if (!old) { nodes.set(name, nodeSummary(node)); orderStale = true; }
+      else { // a heartbeat mostly: updated in place, the order is kept unless the state filter is concerned
+        const before = stateOf(old);
+        Object.assign(old, nodeSummary(node));
+        if (stateOf(old) !== before && stateFilter !== "all") orderStale = true;
+      }
       schedule();
     },
   });
