@@ -268,6 +268,36 @@ async def test_a_crash_looping_pod_is_marked_and_deleted_by_keyboard(gateway: Ga
     row = await browser.wait('#pods tr[data-name="crasher"]', "CrashLoopBackOff")
     assert "bad" in row.get_attribute("class") and "4" in row.text
     await browser.screenshot("crashloop")
+    # by keyboard: Tab reaches the row's Delete button, Enter asks, Escape cancels, Enter twice deletes
+    from selenium.webdriver.common.keys import Keys
+
+    delete = await browser.wait('#pods tr[data-name="crasher"] button', "Delete")
+    await browser.js("document.querySelector('#pods tr[data-name=\"crasher\"] a').focus()")
+    active = browser.driver.switch_to.active_element
+    await browser.run(active.send_keys, Keys.TAB)
+    assert await browser.js("return document.activeElement.textContent") == "Delete"
+    assert delete == browser.driver.switch_to.active_element
+    outline = await browser.js("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # the focus ring shows for keyboard users
+    await browser.run(delete.send_keys, Keys.ENTER)
+    await browser.wait("#dialog[open]")
+    await browser.run(browser.driver.switch_to.active_element.send_keys, Keys.ESCAPE)
+    await browser.wait('#pods tr[data-name="crasher"]')
+    assert not await browser.js("return document.getElementById('dialog').open")
+    assert "deletionTimestamp" not in (await api_client.get("Pod", "crasher", "default"))["metadata"]
+    await browser.run(delete.send_keys, Keys.ENTER)
+    await browser.wait("#dialog[open]")
+    assert await browser.js("return document.activeElement.id") == "dialog-ok"
+    await browser.run(browser.driver.switch_to.active_element.send_keys, Keys.ENTER)
+
+    async def gone() -> bool:  # deleted gracefully: no kubelet on its node confirms, so it stays Terminating
+        try:
+            return "deletionTimestamp" in (await api_client.get("Pod", "crasher", "default"))["metadata"]
+        except NotFound:
+            return True
+
+    await eventually(gone)
+    await browser.wait('#pods tr[data-name="crasher"]', "Terminating")
 
 
 async def test_logs_stream_live_and_stop_when_the_view_is_left(gateway: Gateway, api_client: ApiClient,
@@ -297,33 +327,3 @@ async def test_logs_stream_live_and_stop_when_the_view_is_left(gateway: Gateway,
         return any(r.get("cancel") == opened[-1]["inbox"] for r in requests)
 
     await eventually(cancelled)
-    # by keyboard: Tab reaches the row's Delete button, Enter asks, Escape cancels, Enter twice deletes
-    from selenium.webdriver.common.keys import Keys
-
-    delete = await browser.wait('#pods tr[data-name="crasher"] button', "Delete")
-    await browser.js("document.querySelector('#pods tr[data-name=\"crasher\"] a').focus()")
-    active = browser.driver.switch_to.active_element
-    await browser.run(active.send_keys, Keys.TAB)
-    assert await browser.js("return document.activeElement.textContent") == "Delete"
-    assert delete == browser.driver.switch_to.active_element
-    outline = await browser.js("return getComputedStyle(document.activeElement).outlineStyle")
-    assert outline == "solid"  # the focus ring shows for keyboard users
-    await browser.run(delete.send_keys, Keys.ENTER)
-    await browser.wait("#dialog[open]")
-    await browser.run(browser.driver.switch_to.active_element.send_keys, Keys.ESCAPE)
-    await browser.wait('#pods tr[data-name="crasher"]')
-    assert not await browser.js("return document.getElementById('dialog').open")
-    assert (await api_client.get("Pod", "crasher", "default"))["metadata"]["name"] == "crasher"
-    await browser.run(delete.send_keys, Keys.ENTER)
-    await browser.wait("#dialog[open]")
-    assert await browser.js("return document.activeElement.id") == "dialog-ok"
-    await browser.run(browser.driver.switch_to.active_element.send_keys, Keys.ENTER)
-
-    async def gone() -> bool:
-        try:
-            await api_client.get("Pod", "crasher", "default")
-        except NotFound:
-            return True
-        return False
-
-    await eventually(gone)
