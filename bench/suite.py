@@ -41,6 +41,7 @@ QUICK: dict[str, list[str]] = {
     "claims": ["bench.bench_claims", "--n", "10"],
     "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
     "exec": ["bench.bench_exec", "--n", "5"],
+    "console": ["bench.bench_console", "--nodes", "200", "--pods", "2000", "--rate", "500", "--seconds", "3"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -51,6 +52,7 @@ FULL: dict[str, list[str]] = {
     "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
     "claims": ["bench.bench_claims", "--n", "40"],
     "exec": ["bench.bench_exec", "--n", "30"],
+    "console": ["bench.bench_console", "--nodes", "5000", "--pods", "20000", "--rate", "1000", "--seconds", "5"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -327,6 +329,21 @@ def rows_exec(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_console(r: dict[str, Any]) -> list[Row]:
+    size = f"{r['nodes']:,} nodes, {r['pods']:,} pods"
+    return [
+        Row(f"console: cluster view first render ({size})", _ms(r["first_render_best_ms"]), "",
+            f"JS heap {r['js_heap_mib']} MiB, {r['dom_nodes']:,} DOM nodes",
+            f"raw lists via gateway: p50 {_ms(r['raw_list_p50_ms'])}",
+            f"{r['first_render_best_ms'] / r['raw_list_p50_ms']:.2f}x", "<= 2 s",
+            _met(r["first_render_best_ms"] <= 2000)),
+        Row(f"console: pods created with the view open ({size})", "", _ms(r["longest_task_ms"]),
+            f"{r['events_per_s']:.0f} events/s", f"{r['long_tasks']} long tasks (> 50 ms); the view's longest draw "
+            f"{_ms(r.get('longest_draw_ms'))}", "",
+            "no frame > 100 ms", _met(r["longest_task_ms"] <= 100)),
+    ]
+
+
 def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
@@ -334,6 +351,7 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         "abuse": rows_abuse,
         "claims": rows_claims,
         "exec": rows_exec,
+        "console": rows_console,
     }
     if name in builders:
         return builders[name](figures)
@@ -401,6 +419,10 @@ def main() -> None:
             if name == "pod_startup" and shutil.which("podman") is None:
                 print(f"[{index}/{len(chosen)}] {name}: skipped (podman is not installed)", flush=True)
                 results[name] = {"skipped": "podman is not installed"}
+                continue
+            if name == "console" and (shutil.which("chromium") is None or shutil.which("chromedriver") is None):
+                print(f"[{index}/{len(chosen)}] {name}: skipped (chromium is not installed)", flush=True)
+                results[name] = {"skipped": "chromium and chromium-driver are not installed"}
                 continue
             out = Path(tmp) / f"{name}.json"
             print(f"[{index}/{len(chosen)}] {name}: python -m {module} {' '.join(rest)}", flush=True)

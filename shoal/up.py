@@ -508,7 +508,8 @@ class Cluster:
             return (f"  kubectl: could not write {path} ({str(exc).splitlines()[0]}); use `shoal kubeconfig "
                     f"--state-dir {self.state}`"
                     f" (gateway {self.options.gateway_url})\n")
-        return f"  kubectl get nodes      (context \"shoal\" in {path}, API {self.options.gateway_url})\n"
+        return (f"  kubectl get nodes      (context \"shoal\" in {path}, API {self.options.gateway_url})\n"
+                f"  web console: {self.options.gateway_url}/ui/  (token: {self.state / 'gateway' / 'admin.token'})\n")
 
     def announce(self) -> None:
         kubectl = self.write_kubeconfig()

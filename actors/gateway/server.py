@@ -1,6 +1,7 @@
 """The gateway actor: an aiohttp server over TLS answering the Kubernetes REST API for Shoal.
 
-Every request but ``/healthz``, ``/livez``, ``/readyz`` and ``/version`` needs a bearer token (``auth``).
+Every request but ``/healthz``, ``/livez``, ``/readyz``, ``/version`` and the web console's files (``/ui/``, and
+``/`` for a browser, ``console``) needs a bearer token (``auth``).
 Discovery and OpenAPI documents are built once at start from ``protocol.kinds``; resource requests go to
 ``handlers``. The actor holds nothing but its NATS connection: several run side by side behind one address or
 several, and any of them answers any request.
@@ -19,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import discovery, openapi, paths
+from actors.gateway import console, discovery, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import Authenticator, Unauthenticated, User
@@ -81,6 +82,8 @@ class GatewayActor:
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
+        app.router.add_get("/", self._root)
+        console.Console().add_routes(app)
         for probe in ("/healthz", "/livez"):
             app.router.add_get(probe, self._ok)
         app.router.add_get("/readyz", self._ready)
@@ -163,7 +166,7 @@ class GatewayActor:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests += 1
         try:
-            if request.path not in PUBLIC:
+            if request.path not in PUBLIC and not console.is_public(request.path, request.headers.get("Accept", "")):
                 peer = request.transport.get_extra_info("peercert") if request.transport else None
                 request[USER] = await self.auth.authenticate(request.headers.get("Authorization"), peer)
             return await handler(request)
@@ -186,6 +189,13 @@ class GatewayActor:
         if not self._nc.is_connected:
             return web.Response(status=503, text="not connected to NATS")
         return web.Response(text="ok")
+
+    async def _root(self, request: web.Request) -> web.Response:
+        """A browser goes to the console; an API client gets the paths the server answers, as Kubernetes does."""
+        if console.wants_html(request.headers.get("Accept", "")):
+            raise web.HTTPFound(console.PREFIX)
+        return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2",
+                                        "/openapi/v3", "/readyz", "/ui/", "/version"]})
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(discovery.VERSION)

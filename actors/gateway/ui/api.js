@@ -1,0 +1,155 @@
+// The Kubernetes API through the gateway, same origin: every request carries the bearer token kept in
+// sessionStorage; a 401 sends the user back to the login form with the API's message.
+
+const KEY = "shoal.token";
+
+export const session = {
+  token: () => sessionStorage.getItem(KEY),
+  login: (token) => sessionStorage.setItem(KEY, token),
+  logout: () => sessionStorage.removeItem(KEY),
+};
+
+export class Unauthorized extends Error {}
+
+// An API error: `message` is the API's Status message, as the server worded it.
+export class ApiError extends Error {
+  constructor(code, status) {
+    super(status.message || `HTTP ${code}`);
+    this.code = code;
+    this.reason = status.reason || "";
+  }
+}
+
+let unauthorized = () => {};
+export function onUnauthorized(handler) { unauthorized = handler; }
+
+async function statusOf(response) {
+  try {
+    const body = await response.json();
+    return { message: body.message || `${response.status} ${response.statusText}`, reason: body.reason };
+  } catch {
+    return { message: `${response.status} ${response.statusText}` };
+  }
+}
+
+export async function request(path, { method = "GET", body, contentType, signal, accept = "application/json" } = {}) {
+  const headers = { Authorization: `Bearer ${session.token() || ""}`, Accept: accept };
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
+  const payload = body === undefined || typeof body === "string" ? body : JSON.stringify(body);
+  const response = await fetch(path, { method, headers, body: payload, signal, cache: "no-store" });
+  if (response.status === 401) {
+    const status = await statusOf(response);
+    unauthorized(status.message);
+    throw new Unauthorized(status.message);
+  }
+  if (!response.ok) throw new ApiError(response.status, await statusOf(response));
+  return response;
+}
+
+export async function getJSON(path, options) {
+  return (await request(path, options)).json();
+}
+
+// The lines of a streaming response body, as they arrive.
+export async function* lines(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, end);
+      buffer = buffer.slice(end + 1);
+    }
+  }
+  if (buffer) yield buffer;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// List then watch a collection, as client-go's reflector does: `list(items)` with the full state, then
+// `event(type, object)` for each change; the watch resumes from the last resourceVersion when the stream
+// ends, and lists again when the server says that version is too old (410). With `pages` ({size, reset,
+// add, done}) the list comes in pages of `size` (`limit`/`continue`), each handed over and dropped as it
+// arrives, so a huge collection is never one body in memory. Returns a stop function.
+async function listPages(path, params, pages, signal) {
+  let token = "";
+  let version = null;
+  pages.reset();
+  do {
+    const query = new URLSearchParams({ ...params, limit: String(pages.size) });
+    if (token) query.set("continue", token);
+    const listed = await getJSON(`${path}?${query}`, { signal });
+    version = listed.metadata.resourceVersion;
+    token = listed.metadata.continue || "";
+    pages.add(listed.items || []);
+  } while (token);
+  pages.done();
+  return version;
+}
+
+export function informer(path, { list, event, pages, error = () => {} }, params = {}) {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  (async () => {
+    let version = null;
+    while (!signal.aborted) {
+      try {
+        if (version === null && pages) {
+          version = await listPages(path, params, pages, signal);
+        } else if (version === null) {
+          const listed = await getJSON(`${path}?${new URLSearchParams(params)}`, { signal });
+          version = listed.metadata.resourceVersion;
+          list(listed.items || []);
+        }
+        const query = new URLSearchParams({ ...params, watch: "true", resourceVersion: version,
+          allowWatchBookmarks: "true" });
+        const response = await request(`${path}?${query}`, { signal });
+        for await (const line of lines(response)) {
+          if (!line.trim()) continue;
+          const change = JSON.parse(line);
+          if (change.type === "ERROR") {
+            if (change.object.code === 410) { version = null; break; }
+            throw new ApiError(change.object.code, change.object);
+          }
+          version = change.object.metadata.resourceVersion;
+          if (change.type !== "BOOKMARK") event(change.type, change.object);
+        }
+      } catch (e) {
+        if (signal.aborted || e instanceof Unauthorized) return;
+        error(e);
+        await sleep(1000);
+      }
+    }
+  })();
+  return () => controller.abort();
+}
+
+// Which resources the server serves, from discovery: "group/version/plural" -> resource (kind, namespaced).
+let discovered = null;
+export async function resources() {
+  if (discovered) return discovered;
+  const found = new Map();
+  const add = (groupVersion, list) => {
+    for (const r of list.resources || []) {
+      if (!r.name.includes("/")) found.set(`${groupVersion}/${r.name}`, { ...r, groupVersion });
+    }
+  };
+  add("v1", await getJSON("/api/v1"));
+  const groups = await getJSON("/apis");
+  await Promise.all((groups.groups || []).map(async (g) => {
+    const version = g.preferredVersion.groupVersion;
+    add(version, await getJSON(`/apis/${version}`));
+  }));
+  discovered = found;
+  return found;
+}
+
+// The URL of a resource collection (namespaced or not) or of one object.
+export function resourcePath(groupVersion, plural, namespace, name) {
+  const base = groupVersion.includes("/") ? `/apis/${groupVersion}` : `/api/${groupVersion}`;
+  const ns = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  return `${base}${ns}/${plural}${name ? `/${encodeURIComponent(name)}` : ""}`;
+}

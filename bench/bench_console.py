@@ -1,0 +1,243 @@
+"""The web console's cluster view in a real headless Chromium, next to the raw lists it is built from.
+
+Run: ``.venv/bin/python -m bench.bench_console [--nodes 200] [--pods 2000] [--rate 500] [--seconds 3]``.
+A cluster of nats-server, one API actor and one gateway process (HTTPS, admin token) gets ``--nodes`` Ready
+nodes and ``--pods`` pods bound to them (requests set); then, in the same run:
+
+* the raw lists of those nodes and pods through the gateway (``GET /api/v1/nodes`` + ``GET /api/v1/pods``,
+  JSON, one kept-alive HTTPS connection from this process): the floor under any page showing them;
+* time to first render: Chromium loads ``/ui/#/nodes`` (token already in the tab's sessionStorage) and the
+  page records ``performance.now()`` when the summary and the visible tiles are drawn from both lists
+  (``window.shoalConsole.firstRender``, milliseconds since navigation started), and when the nodes were
+  first drawn (``nodesRender``: tiles and node counts, pods still being counted);
+* the page's memory: the JS heap in use after a garbage collection (CDP ``Performance.getMetrics``) and the
+  DOM node count (only visible tiles are in the DOM);
+* events flowing: pods are created at ``--rate`` for ``--seconds`` while the view is open; the page's long
+  tasks (``PerformanceObserver('longtask')``, > 50 ms, wall time: a renderer starved of CPU shows here too) are
+  counted and the longest reported, next to the view's own drawing time per frame (``shoalConsole.renders``),
+  and the pod count on the page must reach the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import ssl
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import cluster, progress
+from protocol.errors import AlreadyExists, ShoalError
+from protocol.objects import format_time
+from runtime.client import ApiClient
+from runtime.nats_server import free_port
+from shoal.kubeconfig import ensure_credentials
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+async def _create(client: ApiClient, objects: list[dict[str, Any]], concurrency: int = 64) -> None:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(obj: dict[str, Any]) -> None:
+        async with sem:
+            for attempt in range(20):
+                try:
+                    await client.create(obj)
+                    return
+                except AlreadyExists:
+                    return
+                except ShoalError as exc:
+                    if not exc.retryable or attempt == 19:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    await asyncio.gather(*(one(o) for o in objects))
+
+
+def _node(i: int) -> dict[str, Any]:
+    now = format_time(time.time())
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i:05d}"}, "spec": {},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": now,
+                                       "lastTransitionTime": now}]}}
+
+
+def _pod(i: int, nodes: int, prefix: str = "p") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{prefix}{i:06d}", "namespace": "default"},
+            "spec": {"nodeName": f"node-{i % nodes:05d}", "containers": [
+                {"name": "c", "image": "localhost/shoal/busybox:latest",
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
+
+
+def _driver() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(shutil.which("chromium"))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,900", "--enable-precise-memory-info", "--disable-extensions"):
+        options.add_argument(arg)
+    options.accept_insecure_certs = True
+    return webdriver.Chrome(options=options, service=Service(executable_path=str(shutil.which("chromedriver"))))
+
+
+def _wait(driver: Any, script: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            page = driver.execute_script("return document.body ? document.body.innerText : ''")
+            raise RuntimeError(f"the page did not satisfy {script!r} within {timeout}s; it shows: {page[:500]}")
+        time.sleep(0.02)
+
+
+def _first_render(driver: Any, base: str, token: str) -> dict[str, Any]:
+    for _ in range(5):  # Chromium gives up on a load when the host's interfaces change (ERR_NETWORK_CHANGED)
+        driver.get(f"{base}/ui/#/login")
+        if driver.execute_script("return document.getElementById('view') !== null"):
+            break
+        time.sleep(0.5)
+    driver.execute_script("sessionStorage.setItem('shoal.token', arguments[0])", token)
+    driver.get(f"{base}/ui/?fresh={time.monotonic()}#/nodes")  # a new document, timed from its start
+    first = _wait(driver, "return window.shoalConsole && window.shoalConsole.firstRender", 300)
+    driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
+    driver.execute_cdp_cmd("Performance.enable", {})
+    metrics = {m["name"]: m["value"] for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]}
+    nodes_first = driver.execute_script("return window.shoalConsole.nodesRender")
+    return {"first_render_ms": round(float(first), 1), "nodes_render_ms": round(float(nodes_first), 1),
+            "js_heap_mib": round(metrics["JSHeapUsedSize"] / 2**20, 1),
+            "dom_nodes": int(metrics["Nodes"]),
+            "tiles_in_dom": driver.execute_script("return document.querySelectorAll('.tile').length"),
+            "summary": driver.execute_script("return document.getElementById('cluster-summary').innerText")}
+
+
+async def _raw_lists(http: aiohttp.ClientSession, nodes: int, pods: int) -> float:
+    t0 = time.perf_counter()
+    async with http.get("/api/v1/nodes") as response:
+        got_nodes = len((await response.json())["items"])
+    async with http.get("/api/v1/pods") as response:
+        got_pods = len((await response.json())["items"])
+    elapsed = time.perf_counter() - t0
+    if (got_nodes, got_pods) != (nodes, pods):
+        raise RuntimeError(f"listed {got_nodes} nodes and {got_pods} pods, expected {nodes} and {pods}")
+    return elapsed
+
+
+async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int, rate: float,
+                          seconds: float) -> dict[str, Any]:
+    await asyncio.to_thread(driver.execute_script, """
+        window.longTasks = [];
+        window.shoalConsole.renders = { count: 0, totalMs: 0, maxMs: 0 };
+        new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
+          .observe({ type: 'longtask' });""")
+    n = int(rate * seconds)
+    interval, t0 = 1.0 / rate, time.perf_counter()
+    inflight: set[asyncio.Task[Any]] = set()
+    for i in range(n):
+        delay = t0 + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(_create(client, [_pod(i, nodes, "e")], 1))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+    await asyncio.gather(*inflight)
+    achieved = n / (time.perf_counter() - t0)
+    total = pods + n
+    script = ("const s = document.querySelector('[data-stat=pods] b');"
+              f"return s && Number(s.textContent) === {total}")
+    t_wait = time.perf_counter()
+    await asyncio.to_thread(_wait, driver, script, 120)
+    caught_up = time.perf_counter() - t_wait
+    tasks: list[float] = await asyncio.to_thread(driver.execute_script, "return window.longTasks")
+    renders: dict[str, float] = await asyncio.to_thread(driver.execute_script, "return window.shoalConsole.renders")
+    return {"events": n, "events_per_s": round(achieved, 1), "long_tasks": len(tasks),
+            "longest_task_ms": round(max(tasks, default=0.0), 1), "caught_up_after_writes_ms": ms(caught_up),
+            "frames_drawn": int(renders["count"]), "longest_draw_ms": round(float(renders["maxMs"]), 1),
+            "mean_draw_ms": round(float(renders["totalMs"]) / max(1, renders["count"]), 2)}
+
+
+async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-console-") as tmp:
+        creds = ensure_credentials(Path(tmp) / "gateway")
+        port = free_port()
+        gateway = ["actors.gateway", "--listen", f"127.0.0.1:{port}", "--tls-cert", str(creds.cert),
+                   "--tls-key", str(creds.key), "--admin-token-file", str(creds.token_file)]
+        async with cluster(extra=[gateway]) as c:
+            base = f"https://127.0.0.1:{port}"
+            context = ssl.create_default_context(cafile=str(creds.ca_cert))
+            async with aiohttp.ClientSession(base, headers={"Authorization": f"Bearer {creds.token()}"},
+                                             connector=aiohttp.TCPConnector(ssl=context)) as http:
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        async with http.get("/readyz") as response:
+                            if response.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the gateway did not answer within 60 s")
+                    await asyncio.sleep(0.1)
+                progress(f"creating {nodes} nodes and {pods} pods")
+                await _create(c.client, [_node(i) for i in range(nodes)])
+                await _create(c.client, [_pod(i, nodes) for i in range(pods)])
+                progress(f"listing them through the gateway {lists} times")
+                await _raw_lists(http, nodes, pods)
+                raw = sorted([await _raw_lists(http, nodes, pods) for _ in range(lists)])
+                progress("opening the cluster view in headless Chromium")
+                driver = await asyncio.to_thread(_driver)
+                try:
+                    renders = []
+                    for _ in range(max(1, lists // 2)):
+                        renders.append(await asyncio.to_thread(_first_render, driver, base, creds.token()))
+                    best = min(renders, key=lambda r: r["first_render_ms"])
+                    progress(f"creating pods at {rate:.0f}/s for {seconds:.0f} s with the view open")
+                    flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds)
+                finally:
+                    await asyncio.to_thread(driver.quit)
+                return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
+                        "raw_list_min_ms": ms(raw[0]),
+                        "first_render_ms": [r["first_render_ms"] for r in renders],
+                        "first_render_best_ms": best["first_render_ms"], "js_heap_mib": best["js_heap_mib"],
+                        "nodes_render_ms": [r["nodes_render_ms"] for r in renders],
+                        "dom_nodes": best["dom_nodes"], "tiles_in_dom": best["tiles_in_dom"],
+                        "summary": best["summary"], **flowing}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--pods", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--lists", type=int, default=4)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    r = asyncio.run(run(args.nodes, args.pods, args.rate, args.seconds, args.lists))
+    print(f"{r['nodes']} nodes, {r['pods']} pods: raw lists through the gateway p50 {r['raw_list_p50_ms']} ms; "
+          f"console first render {r['first_render_ms']} ms (nodes drawn at {r['nodes_render_ms']} ms); "
+          f"JS heap {r['js_heap_mib']} MiB, "
+          f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles)")
+    print(f"{r['events']} pods created at {r['events_per_s']}/s with the view open: {r['long_tasks']} long tasks, "
+          f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
+          f"longest draw {r['longest_draw_ms']} ms, "
+          f"mean {r['mean_draw_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
