@@ -43,6 +43,7 @@ from protocol.kinds import (
     secret,
     service,
     serviceaccount,
+    statefulset,
 )
 from protocol.kinds.strategy import Column, Field, KindInfo, Strategy
 from protocol.objects import Obj
@@ -58,6 +59,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     replicaset.STRATEGY,
     deployment.STRATEGY,
     daemonset.STRATEGY,
+    statefulset.STRATEGY,
     controllerrevision.STRATEGY,
     service.STRATEGY,
     endpoints.STRATEGY,
