@@ -13,7 +13,7 @@ pure functions:
   at once. Condemned pods go highest ordinal first: ``OrderedReady`` deletes one, and only while every other
   pod is healthy; ``Parallel`` deletes them all;
 - revisions: the update revision is the current template's hash; a pod missing below the partition (or,
-  with partition 0, below ``status.currentReplicas``) is re-created at the current revision, from its
+  with no partition given, below ``status.currentReplicas``) is re-created at the current revision, from its
   ControllerRevision's template (Kubernetes' ``isCurrentRevisionNeeded``). ``RollingUpdate`` replaces the
   pods at ordinals ``>= partition`` whose revision is not the update revision, highest ordinal first,
   at most ``maxUnavailable`` (default 1) unavailable at a time, waiting for each replacement to be healthy;
@@ -217,12 +217,14 @@ def current_revision(sts: Obj, templates: dict[str, Obj]) -> str:
 
 
 def _needs_current(sts: Obj, f: Facts, ordinal: int) -> bool:
-    """Kubernetes' ``isCurrentRevisionNeeded``: a re-created pod keeps the old template below the partition."""
+    """Kubernetes' ``isCurrentRevisionNeeded``: a re-created pod keeps the old template below the partition
+    (below ``status.currentReplicas`` only when no partition is given, which defaulting never leaves)."""
     if f.strategy != ROLLING_UPDATE:
         return False
-    if f.partition == 0:
+    rolling = ((sts.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    if rolling.get("partition") is None:
         return ordinal < f.start + int((sts.get("status") or {}).get("currentReplicas") or 0)
-    return ordinal < f.partition
+    return ordinal < f.start + f.partition
 
 
 def plan(sts: Obj, pods: list[Obj], claims: set[str] | None, templates: dict[str, Obj], now: float, *,
@@ -240,12 +242,12 @@ def plan(sts: Obj, pods: list[Obj], claims: set[str] | None, templates: dict[str
     by_ordinal: dict[int, Obj] = {}
     condemned: list[tuple[int, Obj]] = []
     wanted = range(f.start, f.start + f.replicas)
-    for pod in claimed.kept:
-        ordinal = ordinal_of(sts, pod)
+    for kept in claimed.kept:
+        ordinal = ordinal_of(sts, kept)
         if ordinal is not None and ordinal in wanted and ordinal not in by_ordinal:
-            by_ordinal[ordinal] = pod
+            by_ordinal[ordinal] = kept
         else:
-            condemned.append((-1 if ordinal is None else ordinal, pod))
+            condemned.append((-1 if ordinal is None else ordinal, kept))
     status = compute_status(sts, claimed.kept, current, update, now)
     result = Plan(actions, status, _next_available(claimed.kept, f.min_ready, now))
     if is_deleting(sts) or not expectations_satisfied:

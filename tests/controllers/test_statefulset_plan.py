@@ -67,7 +67,7 @@ def names(actions: list[Any], kind: type) -> list[str]:
     out = []
     for a in actions:
         if isinstance(a, kind):
-            out.append(name_of(a.pod) if isinstance(a, CreatePod) else a.name)
+            out.append(name_of(a.pod) if isinstance(a, CreatePod) else str(getattr(a, "name", "")))
     return out
 
 
