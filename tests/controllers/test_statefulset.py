@@ -16,6 +16,8 @@ from agents.hollow.nodes import HollowNodes
 from protocol.objects import Obj, is_deleting, meta, name_of, pod_is_ready
 from runtime.client import ApiClient
 from runtime.informer import Informer
+from runtime.nats_server import NatsServer
+from tests.cli.conftest import ShoalCli
 from tests.conftest import ActorRunner, cancel_and_wait
 from tests.controllers.conftest import StartControllers, eventually
 from tests.controllers.test_daemonset import start_nodes
@@ -196,3 +198,27 @@ async def test_claims_per_pod_kept_when_the_pod_is_recreated(client: ApiClient, 
     assert meta(again["data-0"])["uid"] != meta(pods["data-0"])["uid"]
     assert again["data-0"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data-data-0"
     assert meta(await client.get("PersistentVolumeClaim", "data-data-0", NS))["uid"] == claim_uid
+
+
+async def test_shoal_scale_rollout_status_history_and_undo(nats_server: NatsServer, client: ApiClient,
+                                                           cluster: HollowNodes) -> None:
+    cli = ShoalCli(nats_server.url)
+    await client.create(statefulset("app", 1))
+    scaled = await cli("scale", "sts/app", "--replicas", "3")
+    assert scaled.rc == 0 and scaled.out.strip() == "statefulset.apps/app scaled", scaled
+    status = await cli("rollout", "status", "sts/app", "--timeout", "60s")
+    assert status.rc == 0, status
+    assert status.out.strip().splitlines()[-1] == "partitioned roll out complete: 3 new pods have been updated..."
+    await eventually(lambda: settled(client, "app", 3), timeout=30)
+    table = await cli("get", "sts")
+    assert table.out.split() == ["NAME", "READY", "AGE", "app", "3/3", table.out.split()[-1]], table
+
+    await client.patch("StatefulSet", "app", {"spec": {"template": {"spec": {
+        "containers": [{"name": "db", "image": "db:2"}]}}}}, NS)
+    assert (await cli("rollout", "status", "statefulset", "app", "--timeout", "60s")).rc == 0
+    history = await cli("rollout", "history", "sts/app")
+    assert [line.split()[0] for line in history.out.splitlines()] == ["statefulset.apps/app", "REVISION", "1", "2"]
+    undone = await cli("rollout", "undo", "sts/app")
+    assert undone.rc == 0 and undone.out.strip() == "statefulset.apps/app rolled back", undone
+    pods = await eventually(lambda: settled(client, "app", 3), timeout=30)
+    assert {p["spec"]["containers"][0]["image"] for p in pods.values()} == {"db:1"}
