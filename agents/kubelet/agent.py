@@ -28,6 +28,7 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeContainer
 from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
+from agents.kubelet.metrics_server import MetricsServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.noderoutes import NodeRoutes
 from agents.kubelet.podnet import PodIPAllocator
@@ -73,6 +74,8 @@ class NodeParts:
     nodes: Informer | None  # the Nodes, for those routes
     heartbeat: NodeHeartbeat
     logs: LogServer
+    usage: MetricsServer
+    """Pod usage on request (``shoal.node.<node>.metrics``)."""
 
 
 def assemble(
@@ -120,10 +123,11 @@ def assemble(
         return [c for view in views.values() for c in view.containers if c.pod_uid == uid]
 
     logs = LogServer(ctx.nc, node, runtime, find_pod=find_pod, attempts=attempts, log=log)
+    usage = MetricsServer(ctx.nc, node, runtime, views=cache.fresh, log=log)
     return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
                      own_probes=shared_probes is None, worker=worker, volumes=volumes, pod_network=pod_network,
                      routes=routes, nodes=nodes, heartbeat=heartbeat,
-                     logs=logs)
+                     logs=logs, usage=usage)
 
 
 class KubeletAgent:
@@ -200,6 +204,7 @@ class KubeletAgent:
             metrics=self.metrics, runtime_ok=lambda: self._runtime_ok, log=log, prober=self._prober,
             shared_probes=self._shared_probes, clock=self.clock)
         await parts.logs.start()
+        await parts.usage.start()
         sup = ctx.supervisor
         sup.spawn(f"{node}/heartbeat", parts.heartbeat.run)
         sup.spawn(f"{node}/informer", parts.informer.run)
@@ -218,6 +223,7 @@ class KubeletAgent:
     async def close(self) -> None:
         if self.parts is not None:
             await self.parts.logs.close()
+            await self.parts.usage.close()
             self.parts.queue.close()
             events = self.parts.worker.executor.events
             if events is not None:  # what was emitted before the stop is still told, briefly
