@@ -60,15 +60,17 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None) -> AsyncIterator[Cluster]:
-    """nats-server + API actor processes (+ ``extra`` module command lines), torn down afterwards."""
+async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
+                  api_args: list[str] | None = None) -> AsyncIterator[Cluster]:
+    """nats-server + API actor processes (with ``api_args``) (+ ``extra`` module command lines), torn down
+    afterwards."""
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         state = Path(tmp)
         server = NatsServer(NatsServerConfig(state_dir=state / "nats", port=free_port()))
         await server.start()
         env = dict(os.environ, SHOAL_LOG_LEVEL="warning")
         procs = []
-        for args in [["actors.api"]] * api_actors + (extra or []):
+        for args in [["actors.api", *(api_args or [])]] * api_actors + (extra or []):
             procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url], env=env))
         nc = await nats.connect(server.url)
         client = ApiClient(nc)

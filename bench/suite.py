@@ -38,6 +38,9 @@ QUICK: dict[str, list[str]] = {
     "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
     "statefulset": ["bench.bench_statefulset", "--nodes", "20", "--replicas", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
+    "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
+    "claims": ["bench.bench_claims", "--n", "10"],
+    "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
 }
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
@@ -45,6 +48,8 @@ FULL: dict[str, list[str]] = {
     "proxy": ["bench.bench_proxy", "--requests", "20000", "--megabytes", "1000"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
+    "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
+    "claims": ["bench.bench_claims", "--n", "40"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
@@ -60,6 +65,8 @@ FULL: dict[str, list[str]] = {
     "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
     "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                     "--timeout", "5400", "--compare-events"],
+    "jobs_10k": ["bench.bench_jobs", "--nodes", "500", "--completions", "10000", "--parallelism", "1000",
+                 "--timeout", "3600"],
 }
 
 
@@ -120,6 +127,20 @@ def rows_watch(r: dict[str, Any]) -> list[Row]:
         Row("watch delivery after commit (API watch - raw KV watch)", _ms(r["delivery_after_commit_p50_ms"]),
             _ms(r["delivery_after_commit_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
             "p99 <= 10 ms", _met(r["delivery_after_commit_p99_ms"] <= 10)),
+    ]
+
+
+def rows_abuse(r: dict[str, Any]) -> list[Row]:
+    a, c = r["attack"], r["cost"]
+    return [
+        Row(f"API actor RSS under {a['watches']:,} unread watches ({a['objects']} objects, writes going on)",
+            "", "", f"peak {a['peak_rss_mib']:.0f} MiB", f"idle {a['idle_rss_mib']:.0f} MiB", f"{a['ratio']:.2f}x",
+            "<= 2x idle", _met(a["ratio"] <= 2.0 and a["api_alive"])),
+        Row("create ConfigMap, audited (SHOAL_AUDIT)", _ms(c["configmap_audit_enc_p50_ms"]),
+            _ms(c["configmap_audit_enc_p99_ms"]), "",
+            f"not audited: p50 {_ms(c['configmap_enc_p50_ms'])}", f"{c['audit_ratio_p50']:.2f}x p50"),
+        Row("create Secret, encrypted at rest (AES-GCM)", _ms(c["secret_enc_p50_ms"]), _ms(c["secret_enc_p99_ms"]),
+            "", f"plaintext: p50 {_ms(c['secret_plain_p50_ms'])}", f"{c['encryption_ratio_p50']:.2f}x p50"),
     ]
 
 
@@ -185,6 +206,14 @@ def rows_pod_startup(r: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def rows_claims(r: list[dict[str, Any]]) -> list[Row]:
+    empty, claim, ratio = _by_name(r, "emptyDir"), _by_name(r, "WaitForFirstConsumer"), _by_name(r, "claims ratio")
+    return [Row(f"claim + pod -> Running, WaitForFirstConsumer, hollow kubelets (n={claim['n']})",
+                _ms(claim["p50_ms"]), _ms(claim["p99_ms"]), "",
+                f"emptyDir pod (same run): p50 {_ms(empty['p50_ms'])}, p99 {_ms(empty['p99_ms'])}",
+                f"{ratio['p99']:.2f}x p99")]
+
+
 def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
     size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
     if r.get("backlog"):
@@ -240,6 +269,16 @@ def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
                 _met(r["scheduled_per_s"] >= 1000) if at_5k else "")]
 
 
+def rows_jobs(r: dict[str, Any]) -> list[Row]:
+    return [Row(f"Job: {r['completions']:,} completions, parallelism {r['parallelism']:,}, "
+                f"{r['nodes']:,} hollow nodes (pods run {r['run_seconds']} s)", "", "",
+                f"{r['job_s']:.1f} s ({r['job_completions_per_s']:.0f} completions/s)",
+                f"ReplicaSet of {r['completions']:,} to Ready: {r['replicaset_ready_s']:.1f} s "
+                f"({r['replicaset_pods_per_s']:.0f} pods/s)",
+                f"{r['job_completions_per_s'] / max(r['replicaset_pods_per_s'], 1e-9):.2f}x rate",
+                "Complete, exactly N succeeded",
+                _met(bool(r["job_complete"]) and r["job_succeeded"] == r["completions"]))]
+
 def rows_daemonset(r: dict[str, Any]) -> list[Row]:
     nodes = r["nodes"]
     baseline = f"Deployment of {nodes}: {r['deployment_available_s']:.1f} s"
@@ -291,6 +330,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
     builders: dict[str, Callable[[Any], list[Row]]] = {
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
         "gateway": rows_gateway,
+        "abuse": rows_abuse,
+        "claims": rows_claims,
     }
     if name in builders:
         return builders[name](figures)
@@ -302,6 +343,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return rows_statefulset(figures)
     if name.startswith("events"):
         return rows_events(name, figures)
+    if name.startswith("jobs"):
+        return rows_jobs(figures)
     if name.startswith(("scale", "scheduler")):
         return rows_scale(name, figures)
     return [Row(name, "", "", json.dumps(figures)[:80])]

@@ -19,6 +19,10 @@ MAX_OBJECT_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """The nats-server ``max_payload`` Shoal runs with; list replies are chunked well below it."""
 LIST_CHUNK_BYTES = 512 * 1024
+MAX_DEPTH = 100
+"""Deepest nesting of maps and arrays a request may carry (the envelope counts as one level); deeper input is
+refused at decode, before anything recursive (validation, merge patch, deepcopy, a controller) touches it.
+Kubernetes objects nest about 15 levels at most."""
 
 
 def packb(value: Any) -> bytes:
@@ -45,9 +49,24 @@ def decode(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f"payload must be a msgpack map, got {type(value).__name__}")
     version = value.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # ``True == 1`` in Python: not a version
         raise BadRequest(f"unsupported protocol version {version!r}; this server speaks {PROTOCOL_VERSION}")
+    check_depth(value)
     return value
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """BadRequest when maps and arrays nest deeper than ``limit`` levels; iterative, so any depth is safe."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise BadRequest(f"the payload nests maps and arrays deeper than {limit} levels",
+                             {"limit": limit})
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, (dict, list)))
+        else:
+            stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
 
 
 def ok(**fields: Any) -> bytes:

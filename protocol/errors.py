@@ -19,8 +19,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "Forbidden"
     EXPIRED = "Expired"
     TOO_LARGE = "RequestEntityTooLarge"
-    TOO_MANY_REQUESTS = "TooManyRequests"
     UNAVAILABLE = "Unavailable"
+    TOO_MANY_REQUESTS = "TooManyRequests"
     TIMEOUT = "Timeout"
     INTERNAL = "InternalError"
 
@@ -95,21 +95,22 @@ class TooLarge(ShoalError):
     http_status = 413
 
 
-class TooManyRequests(ShoalError):
-    """Not now: the request would break a limit that changes over time (Kubernetes' 429), such as an
-    eviction a PodDisruptionBudget does not allow yet. ``details`` may say why (``causes``)."""
-
-    code = ErrorCode.TOO_MANY_REQUESTS
-    retryable = True
-    http_status = 429
-
-
 class Unavailable(ShoalError):
     """No API actor answered or the datastore is unreachable: retry with back-off."""
 
     code = ErrorCode.UNAVAILABLE
     retryable = True
     http_status = 503
+
+
+class TooManyRequests(Unavailable):
+    """Not now (Kubernetes' 429): this connection (or node) has too many requests in flight or watches open,
+    as API Priority and Fairness answers (retry with back-off, or close watches first), or the request would
+    break a limit that changes over time, such as an eviction a PodDisruptionBudget does not allow yet
+    (``details`` may say why, ``causes``). An ``Unavailable``, so callers that retry those retry this too."""
+
+    code = ErrorCode.TOO_MANY_REQUESTS
+    http_status = 429
 
 
 class Timeout(ShoalError):

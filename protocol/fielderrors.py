@@ -15,6 +15,9 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 IANA_SVC_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+"""Ranges of Kubernetes' int32 fields (counts, ports, seconds of probes) and int64 ones (grace periods)."""
 
 
 class Errors:
@@ -55,13 +58,20 @@ class Errors:
                            f"or {chars}, and must start and end with an alphanumeric character (got {value!r})")
 
     def integer(self, obj: Any, field: str, path: str, lo: int | None = None,
-                hi: int | None = None, *, required: bool = False) -> None:
+                hi: int | None = None, *, required: bool = False, bits: int = 32) -> None:
+        """An integer field, within ``lo``..``hi`` and always within its type (``bits``: Kubernetes' int32,
+        or int64): ``replicas: 2**63-1`` is refused, as the apiserver refuses it when decoding."""
         value = obj.get(field)
         if self.check(value, path, int, required=required):
+            low, high = INT64 if bits == 64 else INT32
             if lo is not None and value < lo:
                 self.add(path, f"must be greater than or equal to {lo}")
+            elif value < low:
+                self.add(path, f"must be greater than or equal to {low} (an int{bits})")
             if hi is not None and value > hi:
                 self.add(path, f"must be less than or equal to {hi}")
+            elif value > high:
+                self.add(path, f"must be less than or equal to {high} (an int{bits})")
 
     def enum(self, obj: Any, field: str, path: str, allowed: tuple[str, ...]) -> None:
         value = obj.get(field)

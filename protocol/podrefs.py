@@ -5,7 +5,9 @@ PersistentVolumeClaims and its ServiceAccount named in ``volumes`` (configMap, s
 persistentVolumeClaim, projected sources), in every container's ``env[].valueFrom`` and ``envFrom``
 (init and ephemeral containers too), in ``imagePullSecrets`` and ``serviceAccountName``. The API actor
 allows a kubelet to read an object of these kinds only when a pod bound to its node references it
-(``actors/api/noderestriction.py``); the kubelet uses the same list to know what to fetch.
+(``actors/api/noderestriction.py``); the kubelet uses the same list to know what to fetch. A
+PersistentVolume is readable by the node when a claim its pods reference is bound to it (pod -> claim ->
+volume, as in Kubernetes' graph).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from protocol.objects import Obj, namespace_of
 
 SECRET, CONFIG_MAP, PVC, SERVICE_ACCOUNT = "Secret", "ConfigMap", "PersistentVolumeClaim", "ServiceAccount"
 REFERENCED_KINDS = frozenset({SECRET, CONFIG_MAP, PVC, SERVICE_ACCOUNT})
+PV = "PersistentVolume"
+NODE_READABLE_KINDS = REFERENCED_KINDS | {PV}
+"""What a kubelet may get when its pods lead to it: the referenced kinds, and the volumes of referenced claims."""
 
 Ref = tuple[str, str, str]
 """(kind, namespace, name)."""

@@ -15,15 +15,30 @@ _SUFFIX: dict[str, Decimal] = {
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
 
+MAX_QUANTITY = Decimal(2**63 - 1)
+"""The largest quantity, as Kubernetes' int64-backed ``resource.Quantity``: ``1e999999999`` or ``inf`` would
+make every later ``int()`` of it (the scheduler's millicores) take forever or raise."""
+
+
 class QuantityError(ValueError):
     pass
+
+
+def _bounded(number: Decimal, value: object) -> Decimal:
+    if not number.is_finite():
+        raise QuantityError(f"not a finite number: {value!r}")
+    if number < 0:
+        raise QuantityError(f"quantities must not be negative: {value!r}")
+    if number > MAX_QUANTITY:
+        raise QuantityError(f"quantities must be at most {MAX_QUANTITY} (2^63-1): {value!r}")
+    return number
 
 
 def parse_quantity(value: str | int | float) -> Decimal:
     if isinstance(value, bool):
         raise QuantityError(f"not a quantity: {value!r}")
     if isinstance(value, int | float):
-        return Decimal(str(value))
+        return _bounded(Decimal(str(value)), value)
     return _parse_text(value)
 
 
@@ -36,11 +51,11 @@ def _parse_text(value: str) -> Decimal:
         raise QuantityError(f"quantities must match '<number><suffix>' such as 100m, 2, 128Mi: {value!r}")
     try:
         number = Decimal(match.group(1))
+        if number.is_finite() and number and abs(number.adjusted()) > 40:  # refused before any arithmetic
+            raise QuantityError(f"quantities must be between 1e-40 and {MAX_QUANTITY} (2^63-1): {value!r}")
+        return _bounded(number * _SUFFIX[match.group(2) or ""], value)
     except InvalidOperation:
         raise QuantityError(f"not a number: {value!r}") from None
-    if number < 0:
-        raise QuantityError(f"quantities must not be negative: {value!r}")
-    return number * _SUFFIX[match.group(2) or ""]
 
 
 def cpu_millis(value: str | int | float) -> int:

@@ -97,6 +97,16 @@ EVENTS_STREAM = "SHOAL_EVENTS"
 EVENTS_PREFIX = "shoal.events"
 
 
+AUDIT_STREAM = "SHOAL_AUDIT"
+AUDIT_PREFIX = "shoal.audit"
+
+
+def audit_subject(outcome: str, verb: str, resource: str) -> str:
+    """``shoal.audit.<allowed|refused>.<verb>.<resource>``: one audit record per mutating request or refusal."""
+    return f"{AUDIT_PREFIX}.{outcome}.{encode_token(verb)}.{encode_token(resource)}"
+
+
+
 def event_subject(namespace: str | None, kind: str, name: str, event: str) -> str:
     """``shoal.events.<namespace>.<Kind>.<name>.<event>``: one cluster Event (``event`` is its name), by
     its namespace and involved object; ``shoal.events.<ns>.<Kind>.<name>.*`` is everything about one object."""

@@ -33,7 +33,8 @@ def _metadata(e: Errors, obj: Any, strategy: Strategy) -> None:
         (DNS_LABEL, "label", 63) if strategy.name_rule == "label" else (DNS_SUBDOMAIN, "subdomain", 253)
     )
     if meta.get("name") is None and meta.get("generateName"):
-        e.check(meta["generateName"], "metadata.generateName", str)
+        if e.check(meta["generateName"], "metadata.generateName", str) and len(meta["generateName"]) > max_len:
+            e.add("metadata.generateName", f"must be no more than {max_len} characters")
     else:
         e.name(meta.get("name"), "metadata.name", pattern, what, max_len)
     if info.namespaced and meta.get("namespace") is not None:
@@ -50,6 +51,8 @@ def _metadata(e: Errors, obj: Any, strategy: Strategy) -> None:
     annotations = meta.get("annotations")
     e.string_map(annotations, "metadata.annotations")
     if isinstance(annotations, dict):
+        for k in annotations:
+            qualified_name(e, str(k), f"metadata.annotations[{k}]")
         size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
         if size > MAX_ANNOTATIONS_BYTES:
             e.add("metadata.annotations", f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes")
@@ -61,7 +64,7 @@ def _metadata(e: Errors, obj: Any, strategy: Strategy) -> None:
             e.check(ref.get(f), f"{path}.{f}", bool)
     for f in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
         e.check(meta.get(f), f"metadata.{f}", str)
-    e.integer(meta, "generation", "metadata.generation", 0)
+    e.integer(meta, "generation", "metadata.generation", 0, bits=64)
 
 
 def validate(obj: Any, *, expect_kind: str | None = None, old: Obj | None = None) -> KindInfo:

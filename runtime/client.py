@@ -59,7 +59,7 @@ class ObjectList:
 
 class ApiClient:
     def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None,
-                 on_warning: Callable[[str], None] = log_warning) -> None:
+                 on_warning: Callable[[str], None] = log_warning, field_validation: str | None = None) -> None:
         """``node_scope``: a kubelet's node; its writes then go to the node-scoped subjects
         ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on. ``on_warning``
         receives each warning of a reply (the ``shoal`` tool prints ``Warning: …`` lines)."""
@@ -67,6 +67,8 @@ class ApiClient:
         self.timeout = timeout
         self.node_scope = node_scope
         self.on_warning = on_warning
+        self.field_validation = field_validation
+        """``Strict``, ``Warn`` or ``Ignore`` for creates, updates and patches (None: the server's default, Warn)."""
 
     def _object_subject(self, verb: Verb, info: KindInfo, namespace: str | None, name: str) -> str:
         if self.node_scope and verb != Verb.GET:
@@ -90,8 +92,13 @@ class ApiClient:
         ns = namespace or namespace_of(obj) or ("default" if info.namespaced else None)
         subject = (subjects.node_api(self.node_scope, Verb.CREATE, info, ns) if self.node_scope
                    else subjects.collection_subject(Verb.CREATE, info, ns))
-        reply = await self.request(subject, {"object": obj})
+        reply = await self.request(subject, self._with_validation({"object": obj}))
         return reply["object"]  # type: ignore[no-any-return]
+
+    def _with_validation(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.field_validation is not None:
+            payload["fieldValidation"] = self.field_validation
+        return payload
 
     async def get(self, kind: KindLike, name: str, namespace: str | None = None) -> Obj:
         info = kind_info(kind)
@@ -164,7 +171,8 @@ class ApiClient:
     async def _write(self, verb: Verb, obj: Obj) -> Obj:
         info = kind_info(str(obj.get("kind", "")))
         subject = self._object_subject(verb, info, _ns(info, namespace_of(obj)), name_of(obj))
-        reply = await self.request(subject, {"object": obj})
+        reply = await self.request(subject, self._with_validation({"object": obj}) if verb == Verb.UPDATE
+                                   else {"object": obj})
         return reply["object"]  # type: ignore[no-any-return]
 
     async def patch(self, kind: KindLike, name: str, patch: Obj, namespace: str | None = None, *,
@@ -173,6 +181,8 @@ class ApiClient:
         payload: dict[str, Any] = {"patch": patch}
         if status:
             payload["subresource"] = "status"
+        else:
+            self._with_validation(payload)
         reply = await self.request(self._object_subject(Verb.PATCH, info, _ns(info, namespace), name), payload)
         return reply["object"]  # type: ignore[no-any-return]
 

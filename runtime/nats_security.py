@@ -43,7 +43,7 @@ SYSTEM_DENY = (f"$KV.{SYSTEM_BUCKET}.>", f"$JS.API.DIRECT.GET.{_SYS_STREAM}", f"
                f"$JS.API.CONSUMER.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.{_SYS_STREAM}.>",
                f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}.>")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
-NODE_AUTHORIZED_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts")
+NODE_AUTHORIZED_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts")
 CONTROL_PLANE = ("scheduler", "controller-manager", "cloud-controller-manager")
 """Components that act through the API with any verb on any object (as in Kubernetes, where they hold
 broad RBAC roles); they never touch JetStream directly."""
@@ -82,7 +82,7 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
     _ = private_inboxes  # API actors answer everyone: they publish to every inbox in either mode
     return Permissions(
         publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"$KV.{SYSTEM_BUCKET}.>",
-                 f"{EVENTS_PREFIX}.>", f"{INBOX}.>"),
+                 f"{EVENTS_PREFIX}.>", "shoal.audit.>", f"{INBOX}.>"),
         subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", "shoal.watchctl.>", f"{INBOX}.>",
                    *_health("api")),
     )

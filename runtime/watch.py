@@ -42,6 +42,17 @@ class _Bookmark:
     resource_version: int
 
 
+async def own_inbox(nc: Any, kind: str) -> str:
+    """An inbox under this connection's request-reply prefix (``_INBOX.<nuid>.``, where nats-py receives the
+    replies of ``nc.request``): API actors push a watch's events only to a subject under the prefix of the
+    reply subject the watch was asked with, so a client can point events only at itself. Two tokens after the
+    prefix (``<kind>.<nuid>``), so the client's reply subscription ``<prefix>*`` never receives them."""
+    if nc._resp_sub_prefix is None:  # nats-py creates its reply subscription on first request
+        await nc._init_request_sub()
+    prefix: str = bytes(nc._resp_sub_prefix).decode()
+    return f"{prefix}{kind}.{nc._nuid.next().decode()}"
+
+
 class _ConnectionWatches:
     """What the watches of one NATS connection share, in both directions, instead of a message per watch:
 
@@ -74,7 +85,7 @@ class _ConnectionWatches:
         """This connection's bookmark inbox (subscribed once, on first use)."""
         async with self._bookmark_lock:
             if self._bookmark_inbox is None:
-                inbox = self.nc.new_inbox()
+                inbox = await own_inbox(self.nc, "b")
                 await self.nc.subscribe(inbox, cb=self._on_bookmarks, pending_msgs_limit=100_000,
                                         pending_bytes_limit=256 * 1024 * 1024)
                 self._bookmark_inbox = inbox
@@ -165,7 +176,7 @@ class Watch:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
         self._queue = asyncio.Queue()
-        inbox = nc.new_inbox()
+        inbox = await own_inbox(nc, "w")
         queue = self._queue
         bookmarks = await _connection(nc).bookmark_inbox()
 

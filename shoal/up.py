@@ -95,7 +95,7 @@ def gateway_enabled(options: UpOptions) -> bool:
 NODE_NAME = socket.gethostname().split(".")[0].lower() or "local"
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("api", "actors.api"),
+    Component("api", "actors.api", ("--encryption-config", "{state}/encryption-config.yaml")),
     Component("scheduler", "actors.scheduler"),
     Component("controllers", "actors.controllers", ("--cluster-cidr", "{cluster_cidr}")),
     Component("cloud", "actors.cloud", ("--cloud-provider", "local", "--state-dir", "{state}/cloud")),

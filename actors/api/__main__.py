@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from actors.api import encryption
 from actors.api.server import ApiActor, ApiSettings
 from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR
 from runtime.actor import actor_main
@@ -16,12 +18,22 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, help="where Service cluster IPs come from")
     parser.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
                         help="the pod addresses (only checked: they must not overlap the service CIDR)")
+    parser.add_argument("--encryption-config", default=None,
+                        help="EncryptionConfiguration file for Secrets at rest (created with a fresh key when "
+                             "absent; every API actor of a cluster needs the same file)")
+    parser.add_argument("--no-audit", action="store_true", help="do not publish audit records (SHOAL_AUDIT)")
+
+
+def _settings(a: argparse.Namespace) -> ApiSettings:
+    if a.encryption_config:
+        encryption.ensure_config(Path(a.encryption_config))
+    return ApiSettings(replicas=a.replicas, window=a.watch_window, encryption_config=a.encryption_config,
+                       audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr)
 
 
 def main(argv: list[str] | None = None) -> int:
     return actor_main("Shoal API actor", _arguments,
-                      lambda a: ApiActor(ApiSettings(replicas=a.replicas, window=a.watch_window,
-                                                     service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr)), argv)
+                      lambda a: ApiActor(_settings(a)), argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ served from it (consistent at one revision, no datastore round trip per object);
 event window from the resourceVersion they resume at and then follow live changes. A watch older
 than the window gets ``Expired``: the client lists again, as with Kubernetes' 410 Gone.
 Each event is encoded once and the same bytes go to every watcher it matches.
+
+Memory per watcher is bounded: a new watch's initial state is a list of references to cached entries,
+encoded one message at a time as it is sent (not copied per watcher up front), and a watcher whose unsent
+events exceed ``max_pending_bytes`` is marked ``overflowed``: the API actor ends it with ``Expired`` (the
+client lists again), as kube-apiserver closes a watcher whose buffer is full.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +27,8 @@ from protocol.selectors import FieldSelector, Selector, field_value
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 MAX_WATCH_MESSAGE_BYTES = 256 * 1024
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+"""Unsent event bytes a watcher may have before it is cut off (Expired: list again)."""
 
 
 @dataclass(slots=True)
@@ -97,6 +104,12 @@ class Watcher:
     """The client's per-connection bookmark inbox: idle, this watch gets a line in one shared message there."""
     node: str | None = field(init=False, default=None)
     """The node a ``spec.nodeName=<node>`` selector pins this watch to (its index key), else None."""
+    connection: str = ""
+    """The client connection that opened the watch (its reply-inbox prefix): watches are counted per connection."""
+    initial: list[Entry] = field(default_factory=list)
+    """The objects a watch without resourceVersion starts with, sent as ADDED before any change."""
+    overflowed: bool = False
+    """Its unsent events exceeded the cache's ``max_pending_bytes``: to be ended with Expired."""
 
     def __post_init__(self) -> None:
         self.node = self.fields.value_of("spec.nodeName")
@@ -112,7 +125,8 @@ class Watcher:
 
 
 class WatchCache:
-    def __init__(self, *, window: int = 100_000) -> None:
+    def __init__(self, *, window: int = 100_000, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+        self.max_pending_bytes = max_pending_bytes
         self.objects: dict[str, dict[str, Entry]] = {}
         self.rev = 0
         self.window: deque[Event] = deque(maxlen=window)
@@ -129,6 +143,9 @@ class WatchCache:
         """Objects by (plural, spec.nodeName): a kubelet's list is a lookup, not a scan of every pod."""
         """Per plural, the watchers not pinned to one node: the only ones every change is offered to."""
         self.dirty: dict[str, Watcher] = {}
+        self.by_connection: dict[str, int] = {}
+        """Open watches per connection not pinned to a node (what each change is offered to)."""
+        self.pinned_by_connection: dict[str, int] = {}
         self.wakeup = asyncio.Event()
         self._rev_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -217,9 +234,7 @@ class WatchCache:
                 f"{self.window_start}; list again and watch from the list's resourceVersion",
                 {"resourceVersion": watcher.min_rev, "oldest": self.window_start},
             )
-        for entry in initial:
-            self._queue(watcher, codec.packed_map_with_raw({"type": ADDED, "rv": entry.rev},
-                                                           {"object": entry.raw}))
+        watcher.initial = list(initial)
         if resume:
             replay = []
             for event in reversed(self._window_by_plural.get(watcher.plural, ())):
@@ -230,6 +245,8 @@ class WatchCache:
                 self._deliver(watcher, event)
         self._watchers.setdefault(watcher.plural, {})[watcher.id] = watcher
         node = watcher.node
+        counts = self.by_connection if node is None else self.pinned_by_connection
+        counts[watcher.connection] = counts.get(watcher.connection, 0) + 1
         if node is not None:
             self._by_node.setdefault((watcher.plural, node), {})[watcher.id] = watcher
         else:
@@ -242,6 +259,14 @@ class WatchCache:
             watcher = watchers.pop(watcher_id, None)
             if watcher is not None:
                 node = watcher.node
+                counts = self.by_connection if node is None else self.pinned_by_connection
+                left = counts.get(watcher.connection, 1) - 1
+                if left > 0:
+                    counts[watcher.connection] = left
+                else:
+                    counts.pop(watcher.connection, None)
+                watcher.initial = []
+                watcher.pending, watcher.pending_bytes = [], 0
                 if node is not None:
                     index = self._by_node.get((plural, node))
                     if index is not None:
@@ -297,28 +322,43 @@ class WatchCache:
         if kind is not None:
             self._queue(watcher, event.encode(kind))
 
+    def watches_of(self, connection: str, *, pinned: bool) -> int:
+        return (self.pinned_by_connection if pinned else self.by_connection).get(connection, 0)
+
     def _queue(self, watcher: Watcher, item: bytes) -> None:
+        if watcher.overflowed:
+            return
         watcher.pending.append(item)
         watcher.pending_bytes += len(item)
+        if watcher.pending_bytes > self.max_pending_bytes:
+            watcher.overflowed = True  # the flusher ends it; nothing more is queued meanwhile
+            watcher.pending, watcher.pending_bytes = [], 0
         if watcher.id not in self.dirty:
             self.dirty[watcher.id] = watcher
             self.wakeup.set()
 
     def take_messages(self, watcher: Watcher) -> list[bytes]:
-        """Drain ``watcher``'s pending events into wire messages (several when large)."""
-        messages: list[bytes] = []
+        """Drain ``watcher``'s initial objects and pending events into wire messages (several when large)."""
+        return list(self.messages(watcher))
+
+    def messages(self, watcher: Watcher) -> Iterator[bytes]:
+        """The same, one message at a time: the initial objects are encoded as each message is built, so a
+        watcher holds at most one message's worth of copies at once."""
+        initial, watcher.initial = watcher.initial, []
+        pending, watcher.pending, watcher.pending_bytes = watcher.pending, [], 0
         items: list[bytes] = []
         size = 0
-        pending, watcher.pending, watcher.pending_bytes = watcher.pending, [], 0
-        for item in pending:
+        sent = False
+        added = (codec.packed_map_with_raw({"type": ADDED, "rv": e.rev}, {"object": e.raw}) for e in initial)
+        for item in _chain(added, pending):
             if items and size + len(item) > MAX_WATCH_MESSAGE_BYTES:
-                messages.append(self._message(watcher, items))
+                yield self._message(watcher, items)
+                sent = True
                 items, size = [], 0
             items.append(item)
             size += len(item)
-        if items or not messages:
-            messages.append(self._message(watcher, items))
-        return messages
+        if items or not sent:
+            yield self._message(watcher, items)
 
     def _message(self, watcher: Watcher, items: list[bytes]) -> bytes:
         watcher.seq += 1
@@ -328,6 +368,11 @@ class WatchCache:
              "resourceVersion": rev},
             {"events": codec.packed_array_of_raw(items)},
         )
+
+
+def _chain(first: Iterator[bytes], then: list[bytes]) -> Iterator[bytes]:
+    yield from first
+    yield from then
 
 
 def bookmark_entry(watcher: Watcher, rev: int) -> dict[str, Any]:

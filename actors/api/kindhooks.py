@@ -1,19 +1,26 @@
 """The API actor's per-kind hooks that need I/O, keyed by kind (the pure rest of a kind is its strategy in
 ``protocol.kinds``): a Service's cluster IP and node ports are reserved in the datastore, a token Secret
-is signed with the cluster's key; Events are stored in the event stream, not the datastore. A kind without an entry has
-no such hooks."""
+is signed with the cluster's key; Events are stored in the event stream, not the datastore. Admission plugins that read
+other objects are create hooks too: a Pod naming a ServiceAccount that does not exist is refused (the
+ServiceAccount plugin), a PersistentVolumeClaim naming no class gets the default StorageClass (the
+DefaultStorageClass plugin). A kind without an entry has no such hooks."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from actors.api import tokens
 from actors.api.allocator import ServiceAllocator
-from protocol.errors import Invalid, Unavailable
+from actors.api.cache import WatchCache
+from protocol import codec, keys
+from protocol.errors import Forbidden, Invalid, NotFound, Unavailable
 from protocol.kinds import KindInfo, by_kind
-from protocol.objects import Obj, meta
+from protocol.kinds.storage import is_default_class
+from protocol.objects import Obj, meta, name_of
+from protocol.selectors import parse_field_selector, parse_label_selector
 
 
 class HookHost(Protocol):
@@ -21,6 +28,7 @@ class HookHost(Protocol):
 
     allocator: ServiceAllocator
     signing_key: bytes | None
+    cache: WatchCache
 
     async def get(self, info: KindInfo, namespace: str | None, name: str) -> Obj: ...
 
@@ -64,7 +72,55 @@ async def _release(host: HookHost, service: Obj) -> None:
     await host.allocator.release(service)
 
 
+DEFAULT_ACCOUNT_ATTEMPTS = 10
+"""The ``default`` ServiceAccount is looked up this many times, 0.1 s apart, before a pod naming it is refused:
+the serviceaccount controller creates it just after its namespace (Kubernetes' plugin retries the same way)."""
+
+
+async def _admit_service_account(host: HookHost, pod: Obj) -> None:
+    """Kubernetes' ServiceAccount admission: the account a pod names must exist in its namespace.
+
+    A pod naming no account is admitted as it is (Kubernetes would name ``default`` and require it; Shoal
+    lets clusters without the serviceaccount controller run such pods)."""
+    spec = pod.get("spec") or {}
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    if not isinstance(account, str) or not account:
+        return
+    namespace = meta(pod).get("namespace")
+    attempts = DEFAULT_ACCOUNT_ATTEMPTS if account == "default" else 1
+    accounts = by_kind("ServiceAccount")
+    if host.cache.get(keys.object_key(accounts, namespace, account)) is not None:
+        return
+    for attempt in range(attempts):
+        try:
+            await host.get(accounts, namespace, account)
+            return
+        except NotFound:
+            if attempt + 1 < attempts:
+                await asyncio.sleep(0.1)
+    raise Forbidden(f'pods "{name_of(pod) or meta(pod).get("generateName") or ""}" is forbidden: error looking up '
+                    f'service account {namespace}/{account}: serviceaccount "{account}" not found',
+                    {"kind": "Pod", "serviceAccountName": account})
+
+
+async def _default_storage_class(host: HookHost, claim: Obj) -> None:
+    """Kubernetes' DefaultStorageClass admission: a claim naming no class (absent, not "") gets the default
+    one, the newest when several are marked default; none when there is no default class."""
+    spec = claim.get("spec")
+    if not isinstance(spec, dict) or spec.get("storageClassName") is not None:
+        return
+    defaults: list[tuple[str, str]] = []
+    for entry in host.cache.select("storageclasses", None, parse_label_selector(None), parse_field_selector(None)):
+        sc = codec.unpackb(entry.raw) if entry.raw else {}
+        if isinstance(sc, dict) and is_default_class(sc):
+            defaults.append((str(meta(sc).get("creationTimestamp") or ""), name_of(sc)))
+    if defaults:
+        spec["storageClassName"] = max(defaults)[1]
+
+
 HOOKS: dict[str, KindHooks] = {
+    "Pod": KindHooks(prepare_create=_admit_service_account),
+    "PersistentVolumeClaim": KindHooks(prepare_create=_default_storage_class),
     "Secret": KindHooks(prepare_create=_sign_token),
     "Service": KindHooks(reserve=_allocate, release=_release),
     "Event": KindHooks(stream_stored=True),

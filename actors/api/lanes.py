@@ -15,6 +15,10 @@ than ``max_wait`` (its client has given up by then) and a request arriving at a 
 ``Unavailable`` at once instead of being served, and a queue longer than its lane's budget is served newest
 first (adaptive LIFO): an overloaded actor sheds stale work rather than doing everything late for nobody
 (what turns overload into collapse, as thousands of kubelets retrying their lists showed).
+
+Flows: each request may name its flow (the connection it came from, or the node of a node-scoped subject:
+Kubernetes' APF "flow distinguisher"). A flow with ``max_per_flow`` requests queued or running gets
+``TooManyRequests`` for the next one at once, so one client cannot fill a lane's queue and starve the others.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from protocol.errors import ShoalError, Unavailable
+from protocol.errors import ShoalError, TooManyRequests, Unavailable
 from protocol.subjects import split_api_subject
 
 M = TypeVar("M")
@@ -64,7 +68,7 @@ class LaneSettings:
 @dataclass
 class LaneState(Generic[M]):
     settings: LaneSettings
-    queue: deque[tuple[float, M]]
+    queue: deque[tuple[float, M, str | None]]
     running: int = 0
     served: int = 0
     shed: int = 0
@@ -76,29 +80,50 @@ class Admission(Generic[M]):
     def __init__(self, serve: Callable[[M], Coroutine[Any, Any, None]],
                  refuse: Callable[[M, ShoalError], Coroutine[Any, Any, None]],
                  lanes: dict[Lane, LaneSettings], *, max_wait: float = 8.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_per_flow: int = 0) -> None:
         self.serve = serve
         self.refuse = refuse
         self.max_wait = max_wait
         self.clock = clock
         self.lanes: dict[Lane, LaneState[M]] = {lane: LaneState(s, deque()) for lane, s in lanes.items()}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.max_per_flow = max_per_flow
+        """Requests one flow may have queued or running (0: no limit)."""
+        self.flows: dict[str, int] = {}
+        self.throttled = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def submit(self, lane: Lane, msg: M) -> None:
+    def submit(self, lane: Lane, msg: M, flow: str | None = None) -> None:
         """Start ``msg`` now if its lane has room and no lane before it has requests waiting; else queue it
-        (or refuse it when the queue is full)."""
+        (or refuse it when the queue is full, or its flow has ``max_per_flow`` requests already)."""
         state = self.lanes[lane]
+        if flow is not None and self.max_per_flow and self.flows.get(flow, 0) >= self.max_per_flow:
+            self.throttled += 1
+            self._spawn(self.refuse(msg, TooManyRequests(
+                f"too many requests in flight from this client ({self.max_per_flow}); retry with back-off",
+                {"limit": self.max_per_flow})))
+            return
+        if flow is not None:
+            self.flows[flow] = self.flows.get(flow, 0) + 1
         if state.running < state.settings.in_flight and not state.queue and not self._waiting_before(lane):
-            self._start(state, msg)
+            self._start(state, msg, flow)
         elif len(state.queue) >= state.settings.max_queued:
             state.shed += 1
             self._spawn(self.refuse(msg, Unavailable(
                 f"the API actor is overloaded ({len(state.queue)} {lane} requests queued); retry with back-off")))
+            self._done(flow)
         else:
-            state.queue.append((self.clock(), msg))
+            state.queue.append((self.clock(), msg, flow))
             self._idle.clear()
+
+    def _done(self, flow: str | None) -> None:
+        if flow is not None:
+            left = self.flows.get(flow, 1) - 1
+            if left > 0:
+                self.flows[flow] = left
+            else:
+                self.flows.pop(flow, None)
 
     def _waiting_before(self, lane: Lane) -> bool:
         """A lane listed before ``lane`` (higher priority) has requests waiting."""
@@ -109,11 +134,11 @@ class Admission(Generic[M]):
                 return True
         return False
 
-    def _start(self, state: LaneState[M], msg: M) -> None:
+    def _start(self, state: LaneState[M], msg: M, flow: str | None) -> None:
         state.running += 1
         state.served += 1
         task = self._spawn(self.serve(msg))
-        task.add_done_callback(lambda _: self._finished(state))
+        task.add_done_callback(lambda _: self._finished(state, flow))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -127,8 +152,9 @@ class Admission(Generic[M]):
         if not self.tasks and not any(s.queue for s in self.lanes.values()):
             self._idle.set()
 
-    def _finished(self, state: LaneState[M]) -> None:
+    def _finished(self, state: LaneState[M], flow: str | None) -> None:
         state.running -= 1
+        self._done(flow)
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -143,14 +169,15 @@ class Admission(Generic[M]):
         for state in self.lanes.values():
             queue = state.queue
             while queue and now - queue[0][0] > self.max_wait:
-                queued_at, msg = queue.popleft()
+                queued_at, msg, flow = queue.popleft()
                 state.shed += 1
+                self._done(flow)
                 self._spawn(self.refuse(msg, Unavailable(
                     f"the API actor is overloaded: the request waited {now - queued_at:.1f}s in its queue; "
                     "retry with back-off")))
             while queue and state.running < state.settings.in_flight:
-                _, msg = queue.pop() if len(queue) > state.settings.in_flight else queue.popleft()
-                self._start(state, msg)
+                _, msg, flow = queue.pop() if len(queue) > state.settings.in_flight else queue.popleft()
+                self._start(state, msg, flow)
             if queue:
                 return
 

@@ -5,6 +5,8 @@ No separate bookkeeping to keep in step: the cache already indexes pods by ``spe
 looks at the pods bound to that node (at most ``max-pods``, ~110) and the references of each
 (``protocol.podrefs.pod_references``), memoised per pod key and resourceVersion so that an unchanged pod
 is decoded once. A pod leaving the node (deleted, rebound) stops granting at once, as the cache sees it.
+A PersistentVolume is allowed when a claim so referenced is bound to it (the claim's ``spec.volumeName``
+read from the cache at the time of the check).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from actors.api.cache import WatchCache
-from protocol import codec
-from protocol.podrefs import Ref, pod_references
+from protocol import codec, keys
+from protocol.kinds import by_kind
+from protocol.podrefs import PV, PVC, Ref, pod_references
 from protocol.selectors import parse_field_selector, parse_label_selector
 
 PODS = "pods"
@@ -43,6 +46,29 @@ class CachePods:
                                  parse_field_selector(f"spec.nodeName={node}"))
 
 
+class ClaimVolumes(Protocol):
+    def volume_of(self, namespace: str, name: str) -> str | None: ...
+
+
+class CacheClaims:
+    """The volume a claim is bound to, as the watch cache holds the claim."""
+
+    def __init__(self, cache: WatchCache) -> None:
+        self.cache = cache
+        self.info = by_kind(PVC)
+
+    def volume_of(self, namespace: str, name: str) -> str | None:
+        entry = self.cache.get(keys.object_key(self.info, namespace, name))
+        if entry is None or not entry.raw:
+            return None
+        try:
+            claim = codec.unpackb(entry.raw)
+        except Exception:
+            return None
+        volume = (claim.get("spec") or {}).get("volumeName") if isinstance(claim, dict) else None
+        return str(volume) if volume else None
+
+
 def entry_references(raw: bytes) -> frozenset[Ref]:
     try:
         obj = codec.unpackb(raw) if raw else {}
@@ -54,8 +80,9 @@ def entry_references(raw: bytes) -> frozenset[Ref]:
 class NodeReferences:
     """``allowed(node, kind, namespace, name)``: does a pod bound to ``node`` reference that object?"""
 
-    def __init__(self, pods: PodsByNode) -> None:
+    def __init__(self, pods: PodsByNode, claims: ClaimVolumes | None = None) -> None:
         self.pods = pods
+        self.claims = claims
         self._memo: dict[tuple[str | None, str], tuple[int, frozenset[Ref]]] = {}
 
     def references(self, node: str) -> set[Ref]:
@@ -72,4 +99,8 @@ class NodeReferences:
         return out
 
     def allowed(self, node: str, kind: str, namespace: str | None, name: str) -> bool:
+        if kind == PV:
+            claims = self.claims
+            return claims is not None and any(
+                k == PVC and claims.volume_of(ns, claim) == name for k, ns, claim in self.references(node))
         return (kind, namespace or "", name) in self.references(node)

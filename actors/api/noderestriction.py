@@ -6,8 +6,9 @@ named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node.
 
 Reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts (Kubernetes' Node authorizer):
 a ``get`` is allowed only when a pod bound to N references the object (``protocol.podrefs``, answered
-by ``actors/api/noderefs.py`` from the watch cache); NATS permissions deny kubelets the general read
-subjects of these kinds, so this is their only way in.
+by ``actors/api/noderefs.py`` from the watch cache), and of a PersistentVolume when such a claim is bound
+to it; NATS permissions deny kubelets the general read subjects of these kinds, so this is their only
+way in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from protocol.errors import Forbidden
 from protocol.kinds import KindInfo
 from protocol.objects import Obj
-from protocol.podrefs import REFERENCED_KINDS
+from protocol.podrefs import NODE_READABLE_KINDS
 from protocol.subjects import Verb
 
 LEASE_NAMESPACE = "kube-node-lease"
@@ -46,7 +47,7 @@ def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: st
         return None
     if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE):
         return bound_to(node, namespace, name)
-    if info.kind in REFERENCED_KINDS and name and verb == Verb.GET:
+    if info.kind in NODE_READABLE_KINDS and name and verb == Verb.GET:
         if referenced is not None and referenced(node, info.kind, namespace, name):
             return None
         raise Forbidden(f"node {node} may not get {info.plural} {namespace or ''}/{name}: no pod bound to it "

@@ -12,34 +12,44 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeGuard
 
 from nats.aio.msg import Msg
 
-from actors.api import noderestriction
+from actors.api import audit, encryption, noderestriction
 from actors.api.allocator import AllocatorSettings, ServiceAllocator
 from actors.api.authorize import authorize
-from actors.api.cache import WatchCache, Watcher, bookmark_entry
+from actors.api.cache import MAX_PENDING_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.events_store import EventStreamStore, EventWatches
 from actors.api.eviction import evict
 from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
-from actors.api.noderefs import CachePods, NodeReferences
+from actors.api.noderefs import CacheClaims, CachePods, NodeReferences
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import load_signing_key
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import ensure_streams
-from protocol import bindings, codec, subjects
-from protocol.errors import BadRequest, InternalError, ShoalError, TooLarge, Unavailable
-from protocol.kinds import KindInfo, warnings_for
+from protocol import bindings, codec, subjects, unknown_fields
+from protocol.errors import (
+    BadRequest,
+    Expired,
+    InternalError,
+    ShoalError,
+    TooLarge,
+    TooManyRequests,
+    Unavailable,
+)
+from protocol.kinds import KindInfo, strategy_for, warnings_for
 from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR, check_ranges
 from protocol.objects import Obj
 from protocol.requests import AdminRequest, ApiRequest, parse_subject
 from protocol.resource_version import ReadFrom, read_version
 from protocol.selectors import parse_field_selector, parse_label_selector
-from protocol.subjects import Verb
+from protocol.subjects import Verb, split_api_subject
+from protocol.unknown_fields import field_validation
 from runtime.actor import ActorContext
 from runtime.jetstream_ready import when_jetstream_answers
 from runtime.logs import Throttle
@@ -47,6 +57,9 @@ from runtime.logs import Throttle
 WATCH_TTL = 30.0
 """A watch whose client sent no keep-alive for this long is dropped."""
 BOOKMARK_EVERY = 5.0
+FLUSH_EVERY_BYTES = 4 * 1024 * 1024
+"""Watch bytes published between two round trips to the NATS server: when the server slows down (it stalls a
+publisher whose messages go to a slow consumer), the flusher waits instead of growing the socket buffer."""
 BOOKMARKS_PER_MESSAGE = 2000
 """Lines of one per-connection bookmark message (~60 bytes each)."""
 
@@ -71,6 +84,19 @@ class ApiSettings:
     service_cidr: str = DEFAULT_SERVICE_CIDR
     """Where Service cluster IPs are allocated (checked against ``cluster_cidr`` for overlap at start)."""
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR
+    max_inflight_per_flow: int = 2048
+    """Normal-lane requests one connection (or one node's kubelet) may have queued or running; more get
+    TooManyRequests. (Hollow nodes share one connection: 2,500 kubelets' gets at once under overload.)"""
+    max_watches_per_connection: int = 500
+    """Open watches per connection that every change of their kind is offered to; more get TooManyRequests."""
+    max_pinned_watches_per_connection: int = 20_000
+    """Open watches per connection pinned to one node (``spec.nodeName=N``: a lookup per change, cheap)."""
+    max_pending_bytes: int = MAX_PENDING_BYTES
+    """Unsent event bytes one watcher may have before it is ended with Expired (relist)."""
+    encryption_config: str | None = None
+    """The EncryptionConfiguration file (``encryption.py``); None: Secrets are stored in plaintext."""
+    audit: bool = True
+    """Publish an audit record of every mutating request and every refusal (``audit.py``)."""
 
 
 class ApiActor:
@@ -79,8 +105,8 @@ class ApiActor:
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
         check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
-        self.cache = WatchCache(window=self.settings.window)
-        self._node_refs = NodeReferences(CachePods(self.cache))
+        self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes)
+        self._node_refs = NodeReferences(CachePods(self.cache), CacheClaims(self.cache))
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
@@ -92,7 +118,8 @@ class ApiActor:
         self._admission: Admission[Msg] = Admission(
             self._serve, self._refuse,
             {Lane.HEARTBEAT: LaneSettings(s.heartbeat_inflight, s.max_queued),
-             Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait)
+             Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
+            max_per_flow=s.max_inflight_per_flow)
         self._subs: list[Any] = []
         self._handlers: dict[Verb, Handler] = {
             Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
@@ -101,6 +128,7 @@ class ApiActor:
         }
         self.requests = 0
         self._slow_log = Throttle(1.0)
+        self._auditor: audit.Auditor | None = None
 
     @property
     def ctx(self) -> ActorContext:
@@ -115,12 +143,16 @@ class ApiActor:
     def health(self) -> dict[str, Any]:
         return {"apiId": self.id, "resourceVersion": self.cache.rev, "ready": self.cache.ready.is_set(),
                 "watches": len(self.cache.watchers()), "requests": self.requests,
-                "lanes": self._admission.stats(),
+                "lanes": self._admission.stats(), "throttled": self._admission.throttled,
+                "audit": self._auditor.stats() if self._auditor else {},
                 "objects": {p: len(o) for p, o in self.cache.objects.items()}}
 
     async def start(self, ctx: ActorContext) -> None:
         self._ctx = ctx
-        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas))
+        keyring = encryption.load(Path(self.settings.encryption_config) if self.settings.encryption_config else None)
+        if not keyring.encrypts:
+            ctx.log.warning("Secrets are stored unencrypted: no encryption configuration (--encryption-config)")
+        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas), keyring)
         await when_jetstream_answers(store.open, ctx.log, "datastore bucket")
         self._store = store
         await when_jetstream_answers(lambda: ensure_streams(ctx.nc, replicas=self.settings.replicas), ctx.log,
@@ -130,6 +162,8 @@ class ApiActor:
         self._events = EventStreamStore(ctx.nc)
         self._event_watches = EventWatches(ctx.nc, self._events, ttl=WATCH_TTL, bookmark_every=BOOKMARK_EVERY,
                                            log=ctx.log)
+        self._auditor = audit.Auditor(ctx.nc, self.id, enabled=self.settings.audit)
+        ctx.supervisor.spawn("audit", self._auditor.run)
         allocator = ServiceAllocator(store, AllocatorSettings(service_cidr=self.settings.service_cidr))
         self._service = ApiService(store, self.cache, stream_store=self._events, signing_key=key,
                                    allocator=allocator)
@@ -174,9 +208,19 @@ class ApiActor:
     async def _on_request(self, msg: Msg) -> None:
         """Never blocks: the request starts at once or waits in its lane (heartbeats have their own)."""
         self.requests += 1
-        self._admission.submit(lane_of(msg.subject), msg)
+        lane = lane_of(msg.subject)
+        # heartbeats have their own lane and budget: never refused because their connection is busy
+        self._admission.submit(lane, msg, flow_of(msg.subject, msg.reply) if lane == Lane.NORMAL else None)
+
+    def _audit(self, msg: Msg, error: ShoalError | None) -> None:
+        if self._auditor is None or not self._auditor.enabled:
+            return
+        node, verb, resource, namespace, name = audit.describe(msg.subject)
+        self._auditor.record(verb=verb, resource=resource, namespace=namespace, name=name, node=node,
+                             connection=connection_of(msg.reply), error=error)
 
     async def _refuse(self, msg: Msg, error: ShoalError) -> None:
+        self._audit(msg, error)
         if msg.reply:
             try:
                 await msg.respond(codec.error(error))
@@ -201,16 +245,19 @@ class ApiActor:
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
+            self._audit(msg, None)
         except ShoalError as exc:
+            self._audit(msg, exc)
             if msg.reply:
                 await msg.respond(codec.error(exc))
             self.ctx.log.info("request refused", verb=verb, subject=target, code=str(exc.code),
                               error=exc.message)
         except Exception as exc:
             self.ctx.log.error("request failed", verb=verb, subject=target, exc_info=True)
+            error = InternalError(f"internal error: {exc!r}; retry, and report it if it persists")
+            self._audit(msg, error)
             if msg.reply:
-                await msg.respond(codec.error(InternalError(f"internal error: {exc!r}; retry, and report it if "
-                                                            "it persists")))
+                await msg.respond(codec.error(error))
         finally:
             elapsed = time.perf_counter() - started
             if elapsed > 1.0:
@@ -229,8 +276,10 @@ class ApiActor:
 
     async def _create(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
-        created = await self.service.create(req.info, req.namespace, body.get("object"))
-        return self._written(created, warnings_for(created))
+        obj = body.get("object")
+        unknown = unknown_fields.apply(obj, strategy_for(req.info.kind), field_validation(body.get("fieldValidation")))
+        created = await self.service.create(req.info, req.namespace, obj)
+        return self._written(created, unknown + warnings_for(created))
 
     async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                    guard: noderestriction.Guard | None) -> bytes:
@@ -242,17 +291,27 @@ class ApiActor:
     async def _update(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
         warnings: list[str] = []
-        obj = await self.service.update(req.info, req.namespace, _name(req), body.get("object"),
+        unknown: list[str] = []
+        obj = body.get("object")
+        if req.verb == Verb.UPDATE:
+            unknown = unknown_fields.apply(obj, strategy_for(req.info.kind),
+                                           field_validation(body.get("fieldValidation")))
+        obj = await self.service.update(req.info, req.namespace, _name(req), obj,
                                         status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings)
-        return self._written(obj, warnings)
+        return self._written(obj, unknown + warnings)
 
     async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
         warnings: list[str] = []
-        obj = await self.service.patch(req.info, req.namespace, _name(req), body.get("patch"),
+        unknown: list[str] = []
+        patch = body.get("patch")
+        if body.get("subresource") != "status":
+            unknown = unknown_fields.apply(patch, strategy_for(req.info.kind),
+                                           field_validation(body.get("fieldValidation")))
+        obj = await self.service.patch(req.info, req.namespace, _name(req), patch,
                                        status_only=body.get("subresource") == "status", guard=guard,
                                        warnings=warnings)
-        return self._written(obj, warnings)
+        return self._written(obj, unknown + warnings)
 
     async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
@@ -336,12 +395,16 @@ class ApiActor:
     async def _watch(self, req: ApiRequest, request: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
         info, namespace = req.info, req.namespace
+        connection = connection_of(msg.reply)
+        if connection is None:
+            raise BadRequest("a watch must be asked with a reply subject _INBOX.<connection>.<token> (a request)")
         inbox = request.get("inbox")
-        if not _is_inbox(inbox):
-            raise BadRequest("watch needs 'inbox': an _INBOX.… subject of the caller's to push events to")
+        if not own_inbox(inbox, connection):
+            raise BadRequest(f"watch needs 'inbox': a subject under the caller's own reply prefix {connection}. "
+                             "to push events to", {"inbox": str(inbox)[:200], "prefix": connection + "."})
         bookmarks = request.get("bookmarks")
-        if bookmarks is not None and not _is_inbox(bookmarks):
-            raise BadRequest("watch 'bookmarks' must be an _INBOX.… subject of the caller's")
+        if bookmarks is not None and not own_inbox(bookmarks, connection):
+            raise BadRequest(f"watch 'bookmarks' must be a subject under the caller's own reply prefix {connection}.")
         labels = parse_label_selector(_opt_str(request, "labelSelector"))
         fields = parse_field_selector(_opt_str(request, "fieldSelector"))
         version = read_version(request.get("resourceVersion"))
@@ -357,7 +420,13 @@ class ApiActor:
             except TimeoutError:
                 raise Unavailable(f"resourceVersion {rv} is ahead of this API actor; retry") from None
         watcher = Watcher(uuid.uuid4().hex[:16], info.plural, namespace, labels, fields, inbox,
-                          rv if rv is not None else self.cache.rev, bookmarks=bookmarks)
+                          rv if rv is not None else self.cache.rev, bookmarks=bookmarks, connection=connection)
+        pinned = watcher.node is not None
+        limit = (self.settings.max_pinned_watches_per_connection if pinned
+                 else self.settings.max_watches_per_connection)
+        if self.cache.watches_of(connection, pinned=pinned) >= limit:
+            raise TooManyRequests(f"this connection has {limit} watches open already; cancel some first",
+                                  {"limit": limit})
         initial = self.cache.select(info.plural, namespace, labels, fields) if rv is None else ()
         self.cache.add_watcher(watcher, resume=rv is not None, initial=initial)
         self.ctx.log.debug("watch started", resource=info.plural, namespace=namespace, watch=watcher.id,
@@ -366,41 +435,72 @@ class ApiActor:
                         resourceVersion=watcher.min_rev)
 
     async def _on_watch_control(self, msg: Msg) -> None:
+        """``{"op": "keepalive"|"cancel", "watches": [id, ...]}``; every malformed one is answered BadRequest."""
         try:
             request = codec.decode(msg.data)
-            ids = request.get("watches") or []
+            op, ids = request.get("op"), request.get("watches")
+            if op not in ("keepalive", "cancel"):
+                raise BadRequest("watch control 'op' must be 'keepalive' or 'cancel'", {"op": str(op)[:100]})
+            if not isinstance(ids, list) or not all(isinstance(w, str) for w in ids):
+                raise BadRequest("watch control 'watches' must be a list of watch ids (strings)")
             unknown = []
             for wid in ids:
-                watcher = self.cache.find_watcher(str(wid))
+                watcher = self.cache.find_watcher(wid)
                 if watcher is None:
-                    if self._event_watches is None or not self._event_watches.control(str(wid), request.get("op")):
+                    if self._event_watches is None or not self._event_watches.control(str(wid), op):
                         unknown.append(wid)
-                elif request.get("op") == "cancel":
+                elif op == "cancel":
                     self.cache.remove_watcher(watcher.id)
                 else:
                     watcher.last_keepalive = time.monotonic()
-            if msg.reply:
-                await msg.respond(codec.ok(unknown=unknown))
+            reply = codec.ok(unknown=unknown)
         except ShoalError as exc:
-            if msg.reply:
-                await msg.respond(codec.error(exc))
+            reply = codec.error(exc)
+        except Exception as exc:  # never reached by design; a control message must never go unanswered
+            reply = codec.error(InternalError(f"internal error: {exc!r}"))
+        if msg.reply:
+            try:
+                await msg.respond(reply)
+            except Exception:
+                pass
 
     async def _flush_watches(self) -> None:
         nc = self.ctx.nc
+        unflushed = 0
         while True:
             await self.cache.wakeup.wait()
             self.cache.wakeup.clear()
             dirty, self.cache.dirty = self.cache.dirty, {}
             for watcher in dirty.values():
+                if watcher.overflowed:
+                    self.ctx.log.info("watch cut off: its client is too slow", watch=watcher.id,
+                                      connection=watcher.connection)
+                    await self._end_watch(watcher, Expired(
+                        f"the watch fell more than {self.cache.max_pending_bytes} bytes behind; list again and "
+                        "watch from the list's resourceVersion", {"reason": "TooSlow"}))
+                    continue
                 try:
-                    for message in self.cache.take_messages(watcher):
+                    for message in self.cache.messages(watcher):
+                        if self.cache.find_watcher(watcher.id) is None:
+                            break  # cancelled or expired meanwhile
                         await nc.publish(watcher.inbox, message)
+                        unflushed += len(message)
+                        if unflushed > FLUSH_EVERY_BYTES:
+                            unflushed = 0
+                            await self._backpressure(nc)
                     watcher.last_sent = time.monotonic()
                 except Exception as exc:
                     self.ctx.log.warning("watch dropped: could not push events", watch=watcher.id,
                                          error=repr(exc))
                     self.cache.remove_watcher(watcher.id)
             await asyncio.sleep(0)
+
+    async def _backpressure(self, nc: Any) -> None:
+        """One PING/PONG with the server: returns once it has read what was published before."""
+        try:
+            await nc.flush(timeout=10)
+        except Exception as exc:
+            self.ctx.log.warning("NATS server slow to take watch events", error=repr(exc))
 
     async def _heartbeats(self) -> None:
         """Expire watches without keep-alive; bookmark idle ones every ``BOOKMARK_EVERY`` seconds: one message
@@ -440,13 +540,39 @@ class ApiActor:
     async def _admin(self, op: str, request: dict[str, Any]) -> bytes:
         if op == "info":
             return codec.ok(info=self.health())
+        if op == "rewrite-secrets":
+            assert self._store is not None
+            secrets = [key for key in self.cache.objects.get("secrets", {})]
+            return codec.ok(result=await self._store.rewrite(secrets))
         if op == "tokenreview":
             return codec.ok(status=await self.service.review_token(request.get("token")))
         raise BadRequest(f"unknown admin operation {op!r}")
 
 
-def _is_inbox(subject: Any) -> TypeGuard[str]:
-    return isinstance(subject, str) and subject.startswith("_INBOX.") and "*" not in subject and ">" not in subject
+def connection_of(reply: str | None) -> str | None:
+    """The connection a request came from: its reply subject without the last token (nats clients answer
+    requests on ``<inbox prefix>.<connection nuid>.<token>``), or None when the reply is no ``_INBOX.`` subject
+    of at least three tokens."""
+    if not reply or not reply.startswith("_INBOX.") or "*" in reply or ">" in reply:
+        return None
+    prefix, _, last = reply.rpartition(".")
+    return prefix if last and prefix.count(".") >= 1 else None
+
+
+def own_inbox(subject: Any, connection: str) -> TypeGuard[str]:
+    """A watch's inbox must lie under the reply prefix of the connection that asks: a client can point its
+    events only at itself, not at another client's inbox."""
+    return (isinstance(subject, str) and subject.startswith(connection + ".") and len(subject) <= 256
+            and "*" not in subject and ">" not in subject and " " not in subject and ".." not in subject
+            and not subject.endswith("."))
+
+
+def flow_of(subject: str, reply: str | None) -> str:
+    """The admission flow of a request: the node of a node-scoped subject, else its connection."""
+    node, _ = split_api_subject(subject)
+    if node is not None:
+        return f"node:{node}"
+    return connection_of(reply) or reply or ""
 
 
 def _name(request: ApiRequest) -> str:

@@ -156,7 +156,7 @@ class ApiService:
         for _ in range(3 if generate else 1):
             m = meta(obj)  # a hook may have replaced the metadata
             if generate:
-                m["name"] = f"{m['generateName']}{random_suffix()}"
+                m["name"] = f"{str(m['generateName'])[:58]}{random_suffix()}"  # as Kubernetes: 58 + 5
             name = str(m["name"])
             try:
                 rev = await self._create_once(hooks, self._store_for(info), keys.object_key(info, ns, name), obj)

@@ -4,6 +4,9 @@ Writes are JetStream publishes to ``$KV.shoal.<key>`` with ``Nats-Expected-Last-
 so the KV revision (the stream sequence) is the resourceVersion and a stale write is refused by the
 server itself. A delete is a ``KV-Operation: DEL`` marker that carries the object's final state, so
 watchers receive what was deleted. Reads use direct get (served by any replica).
+
+Secrets are encrypted here, the only place values are written and read (``encryption.KeyRing``): every
+value above this module is plaintext, every Secret value in the bucket is ciphertext.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from actors.api.encryption import KeyRing
 from protocol import keys
 from protocol.codec import MAX_OBJECT_BYTES
 from protocol.errors import AlreadyExists, Conflict, Unavailable
@@ -63,7 +67,10 @@ async def open_bucket(js: JetStreamContext, config: api.KeyValueConfig) -> KeyVa
 
 
 class Store:
-    def __init__(self, nc: Client, settings: StoreSettings | None = None) -> None:
+    def __init__(self, nc: Client, settings: StoreSettings | None = None, keyring: KeyRing | None = None) -> None:
+        self.keyring = keyring or KeyRing.plaintext()
+        self.undecryptable = 0
+        """Records the follower skipped because no configured key decrypts them."""
         self.nc = nc
         self.js = nc.jetstream(timeout=(settings or StoreSettings()).timeout)
         self.settings = settings or StoreSettings()
@@ -80,6 +87,7 @@ class Store:
         await open_bucket(self.js, config)
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
+        value = self.keyring.encrypt(key, value)
         try:
             ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
         except nats.js.errors.APIError as exc:
@@ -109,7 +117,7 @@ class Store:
             return None
         if status:
             raise Unavailable(f"datastore read of {key} failed: {status} {headers.get('Description', '')}")
-        return Record(key, int(headers["Nats-Sequence"]), msg.data,
+        return Record(key, int(headers["Nats-Sequence"]), self.keyring.decrypt(key, msg.data),
                       headers.get(KV_OP) in ("DEL", "PURGE"))
 
     async def _leader_get(self, key: str) -> Record | None:
@@ -124,7 +132,8 @@ class Store:
         except (NatsTimeout, NoRespondersError) as exc:
             raise Unavailable(f"datastore did not answer a read of {key}: {exc!r}") from None
         headers = msg.headers or {}
-        return Record(key, int(msg.seq or 0), msg.data or b"", headers.get(KV_OP) in ("DEL", "PURGE"))
+        return Record(key, int(msg.seq or 0), self.keyring.decrypt(key, msg.data or b""),
+                      headers.get(KV_OP) in ("DEL", "PURGE"))
 
     async def create(self, key: str, value: bytes) -> int:
         """Write ``key`` only if it does not exist (or exists only as a deletion marker)."""
@@ -148,6 +157,22 @@ class Store:
         """Compare-and-swap delete; the marker carries the object's final state for watchers."""
         return await self._publish(key, final_value, {KV_OP: "DEL", EXPECTED_LAST: str(revision)})
 
+    async def rewrite(self, keys_: list[str]) -> dict[str, int]:
+        """Write each key again as it is (compare-and-swap), so it is encrypted with the current primary key
+        (key rotation). A key changed meanwhile was written with that key already: counted ``changed``."""
+        counts = {"rewritten": 0, "changed": 0, "gone": 0}
+        for key in keys_:
+            record = await self.get(key)
+            if record is None or record.deleted:
+                counts["gone"] += 1
+                continue
+            try:
+                await self.update(key, record.value, record.revision)
+                counts["rewritten"] += 1
+            except Conflict:
+                counts["changed"] += 1
+        return counts
+
     async def last_revision(self) -> int:
         info = await self.js.stream_info(STREAM)
         return int(info.state.last_seq)
@@ -163,7 +188,14 @@ class Store:
             md = msg.metadata
             headers = msg.headers or {}
             key = msg.subject[len(keys.KV_SUBJECT_PREFIX):]
-            record = Record(key, int(md.sequence.stream), msg.data, headers.get(KV_OP) in ("DEL", "PURGE"))
+            try:
+                value = self.keyring.decrypt(key, msg.data)
+            except Exception:
+                # a key missing from the configuration: never serve ciphertext; an unparsable key carries the
+                # revision on (the cache ignores it)
+                self.undecryptable += 1
+                key, value = "", b""
+            record = Record(key, int(md.sequence.stream), value, headers.get(KV_OP) in ("DEL", "PURGE"))
             await on_record(record, int(md.num_pending))
 
         return await self.js.subscribe(

@@ -7,6 +7,8 @@
   ``shoal.events.<ns>.<Kind>.<name>.<event>``, each message a msgpack envelope
   ``{"v":1,"type":"ADDED"|"MODIFIED"|"DELETED","object":<Event>}``; the latest version of each Event is
   kept for ``events_max_age`` (1 h, Kubernetes' ``--event-ttl``), in memory (see ``EVENTS_STORAGE``).
+- ``SHOAL_AUDIT`` — one record per mutating request and per refusal (``audit.py``), on
+  ``shoal.audit.<allowed|refused>.<verb>.<resource>``; kept a week (256 MiB at most).
 """
 
 from __future__ import annotations
@@ -63,3 +65,8 @@ async def ensure_streams(nc: Client, *, replicas: int = 1, events_max_age: float
         name=CHANGES_STREAM, subjects=[f"{CHANGES_PREFIX}.>"], storage=api.StorageType.MEMORY,
         max_age=changes_max_age, max_bytes=changes_max_bytes, num_replicas=replicas,
         discard=api.DiscardPolicy.OLD, description="Shoal object changes, republished from the KV bucket"))
+    await _ensure(js, api.StreamConfig(
+        name=subjects.AUDIT_STREAM, subjects=[f"{subjects.AUDIT_PREFIX}.>"], storage=api.StorageType.FILE,
+        max_age=7 * 24 * 3600.0, max_bytes=256 * 1024 * 1024, num_replicas=replicas,
+        discard=api.DiscardPolicy.OLD, description="Shoal audit: every mutating request and every refusal"))
+

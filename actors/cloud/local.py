@@ -7,7 +7,12 @@
   Service's ``status.loadBalancer.ingress``; the proxy agents listen on it like on a cluster IP.
 - Routes: recorded in ``<state>/routes.json`` (one machine needs no routes; on several machines an
   operator or a script applies them).
-- Volumes: Podman named volumes (``podman volume create``), kept when unused (Retain).
+- Volumes: the StorageClass ``local-path`` (the cluster's default, provisioner ``shoal.io/local-path``,
+  ``WaitForFirstConsumer`` and reclaim policy Delete, as Rancher's local-path-provisioner): a volume is a
+  directory ``<volume_dir>/<pv>_<namespace>_<claim>`` on the node the scheduler chose, a ``hostPath``
+  PersistentVolume of type DirectoryOrCreate pinned to that node by ``nodeAffinity``; the kubelet creates
+  the directory when a pod first mounts it. ``delete_volume`` removes the directory where the cloud
+  controller manager runs (on a one-machine cluster, the node itself).
 """
 
 from __future__ import annotations
@@ -16,22 +21,30 @@ import asyncio
 import hashlib
 import ipaddress
 import json
+import posixpath
 import shutil
 from pathlib import Path
 
-from actors.cloud.provider import CloudProvider, LoadBalancer, ProviderError, Route, register_provider
+from actors.cloud.provider import CloudProvider, LoadBalancer, ProviderError, Route, VolumeRequest, register_provider
+from protocol.kinds.storage import DEFAULT_CLASS_ANNOTATION, node_affinity_to
+from protocol.kinds.strategy import get_path
 from protocol.objects import Obj, name_of, namespace_of
+
+PROVISIONER = "shoal.io/local-path"
+DEFAULT_CLASS = "local-path"
+DEFAULT_VOLUME_DIR = "/var/lib/shoal/local-path"
 
 
 class LocalProvider:
     name = "local"
 
-    def __init__(self, state_dir: Path, *, lb_cidr: str = "127.78.0.0/16", podman: str | None = None) -> None:
+    def __init__(self, state_dir: Path, *, lb_cidr: str = "127.78.0.0/16",
+                 volume_dir: str | None = None) -> None:
         self.state_dir = state_dir
+        self.volume_dir = volume_dir or str(state_dir.absolute() / "local-path")
         self.machines = state_dir / "machines"
         self.routes_file = state_dir / "routes.json"
         self.lb_network = ipaddress.ip_network(lb_cidr)
-        self.podman = podman if podman is not None else (shutil.which("podman") or "")
 
     async def instance_exists(self, node: Obj) -> bool:
         if not self.machines.is_dir() or not any(self.machines.iterdir()):
@@ -69,30 +82,38 @@ class LocalProvider:
     async def delete_route(self, route: Route) -> None:
         self._write_routes([r for r in self._read_routes() if r != route])
 
-    async def _podman(self, *args: str) -> str:
-        if not self.podman:
-            raise ProviderError("podman is not installed: volumes need it", retryable=False)
-        proc = await asyncio.create_subprocess_exec(self.podman, *args, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise ProviderError(f"podman {' '.join(args)} failed: {err.decode().strip()}")
-        return out.decode()
+    # -- volumes ------------------------------------------------------------------------------------
+    @property
+    def provisioner(self) -> str:
+        return PROVISIONER
 
-    async def ensure_volume(self, name: str, labels: dict[str, str]) -> str:
-        existing = await self.list_volumes()
-        if name not in existing:
-            label_args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
-            await self._podman("volume", "create", *label_args, name)
-        return name
+    def storage_classes(self) -> list[Obj]:
+        return [{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                 "metadata": {"name": DEFAULT_CLASS, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
+                 "provisioner": PROVISIONER, "reclaimPolicy": "Delete",
+                 "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": False}]
 
-    async def list_volumes(self) -> list[str]:
-        out = await self._podman("volume", "ls", "--format", "{{.Name}}")
-        return [line for line in out.splitlines() if line]
+    def volume_path(self, request: VolumeRequest) -> str:
+        return posixpath.join(self.volume_dir, f"{request.name}_{request.namespace}_{request.claim}")
+
+    async def provision_volume(self, request: VolumeRequest) -> Obj:
+        if request.node is None:
+            raise ProviderError(f"{PROVISIONER} volumes are node-local: use a WaitForFirstConsumer class so that "
+                                "the scheduler chooses the node first", retryable=False)
+        return {"hostPath": {"path": self.volume_path(request), "type": "DirectoryOrCreate"},
+                "nodeAffinity": node_affinity_to(request.node)}
+
+    async def delete_volume(self, volume: Obj) -> None:
+        path = str(get_path(volume, "spec", "hostPath", "path") or "")
+        if not path or posixpath.dirname(path) != self.volume_dir:
+            raise ProviderError(f"volume {name_of(volume)} is not under {self.volume_dir}: not deleting {path!r}",
+                                retryable=False)
+        await asyncio.to_thread(shutil.rmtree, path, True)
 
 
 def _factory(options: dict[str, str]) -> CloudProvider:
-    return LocalProvider(Path(options.get("state_dir") or "."), lb_cidr=options.get("lb_cidr", "127.78.0.0/16"))
+    return LocalProvider(Path(options.get("state_dir") or "."), lb_cidr=options.get("lb_cidr", "127.78.0.0/16"),
+                         volume_dir=options.get("volume_dir") or None)
 
 
 register_provider("local", _factory)

@@ -24,6 +24,19 @@ class Route:
     destination_cidr: str
 
 
+@dataclass(frozen=True)
+class VolumeRequest:
+    """A volume the volume controller asks for: the PV's name, the claim's namespace and name, the size,
+    the class's parameters and the node the scheduler chose (None for Immediate binding)."""
+
+    name: str
+    namespace: str
+    claim: str
+    size_bytes: int
+    parameters: tuple[tuple[str, str], ...] = ()
+    node: str | None = None
+
+
 class ProviderError(Exception):
     """A provider call failed; ``retryable`` says whether to try again later."""
 
@@ -48,10 +61,20 @@ class CloudProvider(Protocol):
 
     async def delete_route(self, route: Route) -> None: ...
 
-    async def ensure_volume(self, name: str, labels: dict[str, str]) -> str:
-        """Create the volume if absent; return the provider's identifier for it."""
+    def storage_classes(self) -> list[Obj]:
+        """The StorageClasses the provider serves (the first marked default is the cluster's default class);
+        the cloud controller manager creates those that do not exist."""
 
-    async def list_volumes(self) -> list[str]: ...
+    @property
+    def provisioner(self) -> str:
+        """The ``provisioner`` of the provider's classes (``shoal.io/local-path``); "" for none."""
+
+    async def provision_volume(self, request: VolumeRequest) -> Obj:
+        """Make a volume for a claim; return the PersistentVolume spec fields that name it (its source,
+        e.g. ``{"hostPath": {...}}``; ``nodeAffinity`` when only some nodes reach it). Idempotent per name."""
+
+    async def delete_volume(self, volume: Obj) -> None:
+        """Delete what ``provision_volume`` made for this PersistentVolume (idempotent)."""
 
 
 PROVIDERS: dict[str, Callable[[dict[str, str]], CloudProvider]] = {}

@@ -70,8 +70,9 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "RollingUpdateDeployment": {1: ("maxUnavailable", "IntOrString"), 2: ("maxSurge", "IntOrString")},
     "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
     "PodSpec": {2: ("containers", "[]Container"), 3: ("restartPolicy", "string"),
-                4: ("terminationGracePeriodSeconds", "int"), 7: ("nodeSelector", "map:string"),
-                8: ("serviceAccountName", "string"), 20: ("initContainers", "[]Container")},
+                4: ("terminationGracePeriodSeconds", "int"), 6: ("dnsPolicy", "string"),
+                7: ("nodeSelector", "map:string"), 8: ("serviceAccountName", "string"),
+                19: ("schedulerName", "string"), 20: ("initContainers", "[]Container")},
     "Container": {1: ("name", "string"), 2: ("image", "string"), 3: ("command", "[]string"),
                   4: ("args", "[]string"), 5: ("workingDir", "string"), 6: ("ports", "[]ContainerPort"),
                   7: ("env", "[]EnvVar"), 8: ("resources", "ResourceRequirements"),
@@ -81,6 +82,11 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                       4: ("protocol", "string"), 5: ("hostIP", "string")},
     "EnvVar": {1: ("name", "string"), 2: ("value", "string")},
     "ResourceRequirements": {1: ("limits", "map:Quantity"), 2: ("requests", "map:Quantity")},
+    "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "Empty")},
+    "JobSpec": {1: ("parallelism", "int"), 2: ("completions", "int"), 3: ("activeDeadlineSeconds", "int"),
+                4: ("selector", "LabelSelector"), 5: ("manualSelector", "bool"), 6: ("template", "PodTemplateSpec"),
+                7: ("backoffLimit", "int"), 8: ("ttlSecondsAfterFinished", "int"), 9: ("completionMode", "string"),
+                10: ("suspend", "bool"), 14: ("podReplacementPolicy", "string")},
     "PriorityClass": {1: ("metadata", "ObjectMeta"), 2: ("value", "int"), 3: ("globalDefault", "bool"),
                       4: ("description", "string"), 5: ("preemptionPolicy", "string")},
     "DeleteOptions": {1: ("gracePeriodSeconds", "int"), 2: ("preconditions", "Preconditions"),
@@ -89,8 +95,10 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "Empty": {},
 }
 KINDS = frozenset({"ConfigMap", "Secret", "Namespace", "ServiceAccount", "Service", "Deployment", "PriorityClass",
-                   "DeleteOptions"})
+                   "Job", "DeleteOptions"})
 KEEP_ZERO = frozenset({("DeploymentSpec", "replicas"), ("PriorityClass", "value"),
+                       ("JobSpec", "parallelism"), ("JobSpec", "completions"), ("JobSpec", "backoffLimit"),
+                       ("JobSpec", "ttlSecondsAfterFinished"),
                        ("DeleteOptions", "gracePeriodSeconds"), ("DeleteOptions", "orphanDependents"),
                        ("ServiceAccount", "automountServiceAccountToken"),
                        ("PodSpec", "terminationGracePeriodSeconds")})

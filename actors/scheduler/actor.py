@@ -7,6 +7,11 @@ binds to the API in batches (``binder.py``); it never awaits the API between two
 free bind slot (at most ``bind_concurrency`` pods decided and not yet answered).
 A pod that fits nowhere gets a FailedScheduling event and ``PodScheduled=False``, and waits in the
 unschedulable queue for a cluster change or the periodic retry.
+
+Pods with PersistentVolumeClaims (``volumes.py``): a missing claim keeps the pod Pending with an event
+naming it; bound claims restrict the nodes to those their volumes reach; unbound WaitForFirstConsumer
+claims get ``volume.kubernetes.io/selected-node`` once a node is chosen, and the pod is bound only once
+they are (kube-scheduler's PreBind), its bind slot held meanwhile.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from typing import Any
 from actors.scheduler.binder import Binder, PendingBind
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
-from actors.scheduler.errors import BindRejected, SchedulerError
+from actors.scheduler.errors import BindFailed, BindRejected, SchedulerError
 from actors.scheduler.model import node_info, pod_info, responsible_for, scheduling_view
 from actors.scheduler.queue import SchedulingQueue
+from actors.scheduler.volumes import ClaimsBlocked, check_claims
 from protocol.bindings import Binding
 from protocol.errors import Conflict, NotFound, ShoalError
+from protocol.kinds.storage import SELECTED_NODE_ANNOTATION
 from protocol.objects import Obj, condition, format_time, meta, name_of, namespace_of, pod_is_terminal, ref, uid_of
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
@@ -57,6 +64,8 @@ class SchedulerSettings:
     scheduled_events: bool = True
     """Record a ``Scheduled`` Normal event per bound pod, as kube-scheduler does (``--no-scheduled-events``
     turns it off: one write fewer per pod)."""
+    volume_bind_timeout: float = 120.0
+    """Seconds a pod waits for its WaitForFirstConsumer claims to be bound before it is tried again."""
 
 
 @dataclass
@@ -89,6 +98,11 @@ class SchedulerActor:
         self.nodes: Informer | None = None
         self.pending: Informer | None = None
         self.bound: Informer | None = None
+        self.claims: Informer | None = None
+        self.volumes: Informer | None = None
+        self.classes: Informer | None = None
+        self._claims_changed = asyncio.Event()
+        self._binds: asyncio.Semaphore | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, ctx: ActorContext) -> None:
@@ -99,9 +113,16 @@ class SchedulerActor:
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=", log=ctx.log)
         self.bound = Informer(client, "Pod", field_selector="spec.nodeName!=", log=ctx.log,
                               transform=scheduling_view)
+        self.claims = Informer(client, "PersistentVolumeClaim", log=ctx.log)
+        self.volumes = Informer(client, "PersistentVolume", log=ctx.log)
+        self.classes = Informer(client, "StorageClass", log=ctx.log)
         self.nodes.add_handler(self._on_node)
         self.pending.add_handler(self._on_pending)
         self.bound.add_handler(self._on_bound)
+        self.claims.add_handler(self._on_storage)
+        self.volumes.add_handler(self._on_storage)
+        for name, informer in (("claims", self.claims), ("volumes", self.volumes), ("classes", self.classes)):
+            ctx.supervisor.spawn(f"informer-{name}", informer.run)
         ctx.supervisor.spawn("informer-nodes", self.nodes.run)
         ctx.supervisor.spawn("informer-bound-pods", self.bound.run)
         ctx.supervisor.spawn("informer-pending-pods", self.pending.run)
@@ -116,7 +137,8 @@ class SchedulerActor:
 
     async def _wait_synced(self) -> None:
         assert self.nodes and self.pending and self.bound
-        for informer in (self.nodes, self.bound, self.pending):
+        assert self.claims and self.volumes and self.classes
+        for informer in (self.nodes, self.bound, self.pending, self.claims, self.volumes, self.classes):
             await informer.synced.wait()
         self.cache.ready.set()
         self.log.info("scheduler cache synced", nodes=len(self.cache.nodes), pods=len(self.cache.pods),
@@ -144,6 +166,12 @@ class SchedulerActor:
             return
         if self.cache.set_node(node_info(obj)):
             self.queue.move_all()
+
+    def _on_storage(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """A claim or volume changed: pods waiting for one may now fit, or be bound."""
+        self.queue.move_all()
+        self._claims_changed.set()
+        self._claims_changed = asyncio.Event()
 
     def _on_pending(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
@@ -223,7 +251,7 @@ class SchedulerActor:
                 self.queue.add(key)
 
     async def _schedule_loop(self, group: asyncio.TaskGroup) -> None:
-        binds = asyncio.Semaphore(self.settings.bind_concurrency)
+        binds = self._binds = asyncio.Semaphore(self.settings.bind_concurrency)
         statuses = asyncio.Semaphore(self.settings.status_concurrency)
         assert self.client is not None
         binder = Binder(self.client, lambda item, error: self._bind_done(item, error, binds, group),
@@ -253,24 +281,79 @@ class SchedulerActor:
             return False
         self.counters.attempts += 1
         nodes = self.cache.schedulable_nodes()
+        to_select: tuple[str, ...] = ()
+        if info.claims:
+            assert self.claims and self.volumes and self.classes
+            claims = check_claims(info, namespace_of(pod) or "default", self.claims.get, self.volumes.get,
+                                  self.classes.get, lambda claim: self._claim_used(claim, key))
+            if isinstance(claims, ClaimsBlocked):
+                self._unschedulable(pod, f"0/{len(nodes)} nodes are available: {claims.message}.", group, statuses)
+                return False
+            info, to_select = claims.info, claims.to_select
         decision = decide(info, nodes, start=self.cache.next_start,
                           percentage=self.settings.percentage_of_nodes_to_score, rng=self.rng,
                           named=self.cache.nodes)
         if nodes:
             self.cache.next_start = (self.cache.next_start + decision.examined) % len(nodes)
         if isinstance(decision, Unschedulable):
-            self.counters.unschedulable += 1
-            self.queue.mark_unschedulable(key)
-            message = decision.message
-            self.log.info("pod is unschedulable", pod=key, reason=message)
-            group.create_task(self._report_unschedulable(pod, message, statuses), name=f"unschedulable-{key}")
+            self._unschedulable(pod, decision.message, group, statuses)
             return False
         assert isinstance(decision, Scheduled)
         self.cache.assume(info, decision.node)
         self.queue.scheduled(key)
         binding = Binding(namespace_of(pod) or "default", name_of(pod), decision.node, uid=uid_of(pod) or None)
-        binder.submit(PendingBind(binding, pod, decision, time.monotonic()))
+        item = PendingBind(binding, pod, decision, time.monotonic())
+        if to_select:
+            group.create_task(self._bind_after_claims(item, to_select, binder, group), name=f"prebind-{key}")
+        else:
+            binder.submit(item)
         return True
+
+    def _claim_used(self, claim: str, key: str) -> bool:
+        """Does a pod other than ``key`` (bound or assumed) use ``namespace/claim``? A scan of the cache, asked
+        only for ReadWriteOncePod claims."""
+        namespace, _, name = claim.partition("/")
+        return any(other != key and other.partition("/")[0] == namespace and name in record.info.claims
+                   for other, record in self.cache.pods.items())
+
+    def _unschedulable(self, pod: Obj, message: str, group: asyncio.TaskGroup, statuses: asyncio.Semaphore) -> None:
+        key = ref(pod)
+        self.counters.unschedulable += 1
+        self.queue.mark_unschedulable(key)
+        self.log.info("pod is unschedulable", pod=key, reason=message)
+        group.create_task(self._report_unschedulable(pod, message, statuses), name=f"unschedulable-{key}")
+
+    async def _bind_after_claims(self, item: PendingBind, names: tuple[str, ...], binder: Binder,
+                                 group: asyncio.TaskGroup) -> None:
+        """PreBind: mark each WaitForFirstConsumer claim with the chosen node, wait until they are bound (the
+        provisioner made their volumes there), then hand the pod to the binder."""
+        assert self.client is not None and self.claims is not None and self._binds is not None
+        namespace, node = item.binding.namespace, item.binding.node
+        try:
+            for name in names:
+                claim = self.claims.get(f"{namespace}/{name}")
+                annotations = ((claim or {}).get("metadata") or {}).get("annotations") or {}
+                if claim is not None and not (claim.get("spec") or {}).get("volumeName") and \
+                        annotations.get(SELECTED_NODE_ANNOTATION) != node:
+                    await self.client.patch("PersistentVolumeClaim", name, {"metadata": {"annotations": {
+                        SELECTED_NODE_ANNOTATION: node}}}, namespace)
+            deadline = time.monotonic() + self.settings.volume_bind_timeout
+            while not all(_claim_bound(self.claims.get(f"{namespace}/{n}")) for n in names):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                changed = self._claims_changed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(left, 1.0))
+        except (ShoalError, TimeoutError) as exc:
+            message = f"binding volumes: {exc}" if isinstance(exc, ShoalError) else \
+                "binding volumes: timed out waiting for the claims to be bound"
+            assert self.recorder is not None
+            group.create_task(self.recorder.record(item.pod, "Warning", "FailedScheduling", message),
+                              name=f"prebind-failed-{ref(item.pod)}")
+            self._bind_done(item, BindFailed(message), self._binds, group)
+            return
+        binder.submit(item)
 
     def _bind_done(self, item: PendingBind, error: SchedulerError | None, binds: asyncio.Semaphore,
                    group: asyncio.TaskGroup) -> None:
@@ -319,6 +402,12 @@ class SchedulerActor:
                 pass  # the pod changed or went: its next event brings it back if it still needs us
             except ShoalError as exc:
                 self.log.warning("could not set PodScheduled=False", pod=ref(pod), error=str(exc))
+
+
+def _claim_bound(claim: Obj | None) -> bool:
+    """Bound as the kubelet needs it: a volume named and the phase Bound."""
+    return claim is not None and bool((claim.get("spec") or {}).get("volumeName")) and \
+        (claim.get("status") or {}).get("phase") == "Bound"
 
 
 def _scheduling_inputs(pod: Obj) -> tuple[Any, ...]:

@@ -38,6 +38,7 @@ AFFINITY_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 PORTS_TAKEN = "node(s) didn't have free ports for the requested pod ports"
 TOO_MANY_PODS = "Too many pods"
 NOT_FOUND = "node(s) not found"
+VOLUME_NODE_CONFLICT = "node(s) had volume node affinity conflict"
 
 _UNSCHEDULABLE_TAINT = Taint(UNSCHEDULABLE_TAINT, "", NO_SCHEDULE)
 _NOT_READY_TAINT = Taint(NOT_READY_TAINT, "", NO_SCHEDULE)
@@ -75,6 +76,14 @@ def node_affinity(pod: PodInfo, node: NodeInfo) -> Reasons:
     if nodeaffinity.node_matches(pod.node_selector, pod.required_terms, node.labels, node.name):
         return FITS
     return (AFFINITY_MISMATCH,)
+
+
+def volume_binding(pod: PodInfo, node: NodeInfo) -> Reasons:
+    """The volumes of the pod's bound claims are reachable from the node (each one's node affinity)."""
+    for terms in pod.volume_terms:
+        if not any(term_matches(t, node) for t in terms):
+            return (VOLUME_NODE_CONFLICT,)
+    return FITS
 
 
 def node_ports(pod: PodInfo, node: NodeInfo) -> Reasons:
@@ -121,6 +130,7 @@ FILTERS: tuple[FilterPlugin, ...] = (
                  lambda p: bool(p.node_selector) or p.required_terms is not None),
     FilterPlugin("NodePorts", node_ports, lambda p: bool(p.host_ports)),
     FilterPlugin("NodeResourcesFit", node_resources_fit, _always),
+    FilterPlugin("VolumeBinding", volume_binding, lambda p: bool(p.volume_terms)),
 )
 
 

@@ -74,6 +74,11 @@ class PodInfo:
     group: str | None = None
     """Pods of one group are spread across nodes: the controller's uid, else namespace + labels."""
     priority: int = 0
+    claims: tuple[str, ...] = ()
+    """The PersistentVolumeClaims the pod mounts (names in its namespace); empty for most pods."""
+    volume_terms: tuple[tuple[NodeSelectorTerm, ...], ...] = ()
+    """Node affinity of the volumes its bound claims use: a node must match a term of each
+    (filled in per attempt by ``volumes.check_claims``, not by ``pod_info``)."""
 
     def tolerates(self, taint: Taint) -> bool:
         return tolerations_tolerate_taint(self.tolerations, taint)
@@ -225,7 +230,25 @@ def pod_info(pod: Obj) -> PodInfo:
         tolerations=tuple(toleration_of(t) for t in spec.get("tolerations") or ()),
         host_ports=_host_ports(spec), group=spread_group(pod),
         priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+        claims=_claims(spec),
     )
+
+
+def _claims(spec: Obj) -> tuple[str, ...]:
+    volumes = spec.get("volumes")
+    if not volumes:
+        return ()
+    out = []
+    for v in volumes:
+        source = v.get("persistentVolumeClaim") if isinstance(v, dict) else None
+        if isinstance(source, dict) and source.get("claimName"):
+            out.append(str(source["claimName"]))
+    return tuple(dict.fromkeys(out))
+
+
+def selector_terms(terms: Any) -> tuple[NodeSelectorTerm, ...]:
+    """``nodeSelectorTerms`` parsed (a PersistentVolume's node affinity)."""
+    return tuple(term_of(t) for t in terms or ())
 
 
 def responsible_for(pod: Obj) -> bool:

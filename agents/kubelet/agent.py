@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agents.kubelet.cluster import cluster_id
 from agents.kubelet.config import KubeletConfig
 from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeContainer
 from agents.kubelet.executor import Executor
@@ -199,6 +200,9 @@ class KubeletAgent:
             setup = await self._runtime_factory()
             runtime, self.runtime_version, self._on_close = setup.runtime, setup.version, setup.close
             self.runtime = runtime
+        set_cluster = getattr(runtime, "set_cluster", None)  # runtimes shared with other clusters (Podman)
+        if set_cluster is not None:
+            set_cluster(await cluster_id(ApiClient(ctx.nc), log))
         parts = self.parts = assemble(
             ctx, self.config, runtime, runtime_name=self.runtime_name, runtime_version=self.runtime_version,
             metrics=self.metrics, runtime_ok=lambda: self._runtime_ok, log=log, prober=self._prober,

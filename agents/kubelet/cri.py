@@ -34,6 +34,8 @@ LABEL_POD_NAME = "io.shoal.pod-name"
 LABEL_POD_IP = "io.shoal.pod-ip"
 LABEL_CONTAINER = "io.shoal.container"
 LABEL_ATTEMPT = "io.shoal.attempt"
+LABEL_CLUSTER = "io.shoal.cluster"
+"""The cluster's id (its kube-system namespace's uid): two clusters on one Podman never touch each other's."""
 
 ContainerState = Literal["created", "running", "exited", "unknown"]
 SandboxState = Literal["ready", "notready"]

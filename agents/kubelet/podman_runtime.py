@@ -40,6 +40,7 @@ from podman.errors import APIError, NotFound
 
 from agents.kubelet.cri import (
     LABEL_ATTEMPT,
+    LABEL_CLUSTER,
     LABEL_CONTAINER,
     LABEL_MANAGED,
     LABEL_NAMESPACE,
@@ -184,6 +185,7 @@ class PodmanRuntime:
         request_timeout: float = 60.0,
         max_workers: int = 8,
         host_resolv: HostResolv | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         if not socket_url.startswith("unix://"):
             raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
@@ -195,6 +197,15 @@ class PodmanRuntime:
         self._limits_supported = True
         self._network: NetworkSpec | None = None
         self._host_resolv = host_resolv if host_resolv is not None else _read_host_resolv()
+        self.cluster_id = cluster_id
+        """When set, everything created carries ``io.shoal.cluster=<id>`` and only such objects are listed or
+        removed: a kubelet of another cluster on the same Podman (even with the same node name) is invisible."""
+
+    def set_cluster(self, cluster_id: str) -> None:
+        self.cluster_id = cluster_id
+
+    def _with_cluster(self, labels: dict[str, str]) -> dict[str, str]:
+        return {**labels, LABEL_CLUSTER: self.cluster_id} if self.cluster_id else labels
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -273,7 +284,10 @@ class PodmanRuntime:
 
     def _list_raw(self, kind: str, node_name: str) -> list[dict[str, Any]]:
         # Filter server-side on our labels. Encoded here: the bindings mangle list-valued filters.
-        filters = json.dumps({"label": [f"{LABEL_MANAGED}=true", f"{LABEL_NODE}={node_name}"]})
+        wanted = [f"{LABEL_MANAGED}=true", f"{LABEL_NODE}={node_name}"]
+        if self.cluster_id:
+            wanted.append(f"{LABEL_CLUSTER}={self.cluster_id}")
+        filters = json.dumps({"label": wanted})
         params: dict[str, Any] = {"filters": filters}
         if kind == "containers":
             params["all"] = True
@@ -311,7 +325,7 @@ class PodmanRuntime:
         name = sandbox_name(config)
         network = self._network if config.pod_ip else None
         spec: dict[str, Any] = {
-            "labels": shoal_labels(config),
+            "labels": self._with_cluster(shoal_labels(config)),
             "hostname": _hostname(config),
             "portmappings": [
                 {
@@ -379,6 +393,8 @@ class PodmanRuntime:
         response.raise_for_status()
         attrs = response.json()
         labels = attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
+        if self.cluster_id and labels.get(LABEL_CLUSTER) != self.cluster_id:
+            return False
         return bool(labels.get(LABEL_MANAGED) == "true")
 
     # -- the node's pod network ---------------------------------------------------------------------
@@ -433,7 +449,7 @@ class PodmanRuntime:
         kwargs: dict[str, Any] = {
             "name": container_name(sandbox, config, attempt),
             "pod": sandbox_id,
-            "labels": container_labels(sandbox, config, attempt),
+            "labels": self._with_cluster(container_labels(sandbox, config, attempt)),
             "environment": dict(config.env),
         }
         if config.command:

@@ -40,12 +40,15 @@ from agents.kubelet.cri import ContainerConfig, Mount, SandboxConfig
 from agents.kubelet.envvars import ConfigError, PodFacts, Sources, container_env, expand_command
 from agents.kubelet.node import Measurements, Metrics
 from agents.kubelet.volumes_plan import (
+    CLAIM,
     FILE_VOLUMES,
+    Claims,
     FileEntry,
     Found,
     Payload,
     Volume,
     VolumeError,
+    claim_names,
     container_mounts,
     hostpath_check,
     payload,
@@ -55,8 +58,8 @@ from agents.kubelet.volumes_plan import (
 from protocol import subjects
 from protocol.errors import Forbidden, NotFound
 from protocol.kinds import by_kind
-from protocol.objects import Obj, uid_of
-from protocol.podrefs import CONFIG_MAP, SECRET, Ref, pod_references
+from protocol.objects import Obj, namespace_of, uid_of
+from protocol.podrefs import CONFIG_MAP, PV, PVC, SECRET, Ref, pod_references
 from protocol.subjects import Verb
 from runtime.client import ApiClient
 
@@ -254,6 +257,18 @@ class PodVolumes:
             out[ref] = cached.obj
         return out
 
+    async def claims(self, pod: Obj) -> Claims:
+        """The claims the pod mounts and the volumes they are bound to (read fresh: the mount of a claim is
+        decided once per container start, and a claim being provisioned is bound any moment)."""
+        out: dict[str, tuple[Obj | None, Obj | None]] = {}
+        namespace = namespace_of(pod) or "default"
+        for name in claim_names(pod):
+            claim = await self.fetch(PVC, namespace, name)
+            volume_name = ((claim or {}).get("spec") or {}).get("volumeName")
+            pv = await self.fetch(PV, "", str(volume_name)) if volume_name else None
+            out[name] = (claim, pv)
+        return out
+
     def forget_objects(self, pod: Obj) -> None:
         """Read the pod's objects again next time (after a failure: the object may have appeared)."""
         for ref in pod_references(pod):
@@ -271,7 +286,8 @@ class PodVolumes:
         facts = self.facts(pod, sandbox)
         try:
             sources = await self.sources(pod)
-            volumes = pod_volumes(pod, self.state_dir, uid)
+            claims = await self.claims(pod) if claim_names(pod) else {}
+            volumes = pod_volumes(pod, self.state_dir, uid, claims)
             if volumes:
                 async with self._locks.setdefault(uid, asyncio.Lock()):
                     await asyncio.to_thread(self._set_up, pod, volumes, sources, facts)
@@ -296,7 +312,7 @@ class PodVolumes:
             owner.write_text(self.node)
         raw = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or [] if isinstance(v, dict)}
         for volume in volumes.values():
-            if volume.type == "hostPath":
+            if volume.type in ("hostPath", CLAIM):
                 action = hostpath_check(volume.path, volume.host_path_type, found_at(volume.path))
                 if action == "create_directory":
                     os.makedirs(volume.path, mode=0o755, exist_ok=True)
@@ -330,7 +346,7 @@ class PodVolumes:
             source = p.mount.source
             if p.sub_path:
                 root = os.path.realpath(p.volume.path)
-                if p.volume.type in ("emptyDir", "hostPath") and not os.path.lexists(source):
+                if p.volume.type in ("emptyDir", "hostPath", CLAIM) and not os.path.lexists(source):
                     os.makedirs(source, mode=0o755, exist_ok=True)
                 source = os.path.realpath(source)
                 if source != root and not source.startswith(root.rstrip("/") + "/"):

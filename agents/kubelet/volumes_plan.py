@@ -6,7 +6,10 @@ Each volume lives under ``<state_dir>/pods/<uid>/volumes/<plugin>/<name>`` as in
   most ``sizeLimit``), removed with the pod;
 - ``hostPath``: the node's path itself, checked against ``type`` (``hostpath_check``);
 - ``configMap``, ``secret``, ``downwardAPI``, ``projected``: files (``payload``) written atomically by
-  ``volumes.AtomicWriter``; secret and projected volumes on a tmpfs. They are always mounted read-only.
+  ``volumes.AtomicWriter``; secret and projected volumes on a tmpfs. They are always mounted read-only;
+- ``persistentVolumeClaim``: the node directory of the PersistentVolume the claim is bound to (its
+  ``hostPath`` or ``local`` path, ``claim_source``), created when the volume says DirectoryOrCreate; it
+  outlives the pod (the data is the claim's, not the pod's).
 
 ``container_mounts`` turns a container's ``volumeMounts`` into runtime ``Mount``s (``subPath`` appended to
 the volume's directory, which the I/O side resolves and keeps inside the volume).
@@ -46,6 +49,11 @@ HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File",
                    "BlockDevice")
 
 
+CLAIM = "persistentVolumeClaim"
+Claims = Mapping[str, "tuple[Obj | None, Obj | None]"]
+"""Claim name -> (the claim, the PersistentVolume it is bound to), as the kubelet read them."""
+
+
 class VolumeError(ConfigError):
     """A volume cannot be set up (a missing ConfigMap/Secret, a hostPath of the wrong type, an unsupported
     volume type): the pod's containers wait in ContainerCreating, with a FailedMount event."""
@@ -66,7 +74,7 @@ class Volume:
     """One pod volume: where it lives on the node and how it is made."""
 
     name: str
-    type: str  # emptyDir | hostPath | configMap | secret | downwardAPI | projected
+    type: str  # emptyDir | hostPath | configMap | secret | downwardAPI | projected | persistentVolumeClaim
     path: str
     tmpfs: bool = False
     size_bytes: int | None = None
@@ -79,16 +87,46 @@ def pod_dir(state_dir: Path | str, uid: str) -> str:
 
 
 def _type_of(volume: Obj) -> str:
-    known = [t for t in ("emptyDir", "hostPath", *FILE_VOLUMES) if isinstance(volume.get(t), dict)]
+    known = [t for t in ("emptyDir", "hostPath", *FILE_VOLUMES, CLAIM) if isinstance(volume.get(t), dict)]
     if known:
         return known[0]
     others = [k for k in volume if k != "name"]
     raise VolumeError(f"volume {volume.get('name')!r}: unsupported volume type {others[0] if others else '(none)'}"
-                      " (Shoal mounts emptyDir, hostPath, configMap, secret, downwardAPI and projected)")
+                      " (Shoal mounts emptyDir, hostPath, configMap, secret, downwardAPI, projected and "
+                      "persistentVolumeClaim)")
 
 
-def pod_volumes(pod: Obj, state_dir: Path | str, uid: str) -> dict[str, Volume]:
-    """The pod's volumes by name. Raises VolumeError for a volume Shoal cannot make."""
+def claim_names(pod: Obj) -> list[str]:
+    """The claims the pod's volumes name, in order."""
+    return [str(v[CLAIM]["claimName"]) for v in (pod.get("spec") or {}).get("volumes") or []
+            if isinstance(v, dict) and isinstance(v.get(CLAIM), dict) and v[CLAIM].get("claimName")]
+
+
+def claim_source(volume: str, claim_name: str, claim: Obj | None, pv: Obj | None) -> tuple[str, str]:
+    """The node path and hostPath type of a claim's volume; VolumeError while the claim is missing or unbound
+    (the pod waits in ContainerCreating and is retried), or when its volume is not a node directory."""
+    if claim is None:
+        raise VolumeError(f'volume "{volume}": persistentvolumeclaim "{claim_name}" not found')
+    volume_name = (claim.get("spec") or {}).get("volumeName")
+    if not volume_name or ((claim.get("status") or {}).get("phase") not in (None, "Bound")):
+        raise VolumeError(f'volume "{volume}": persistentvolumeclaim "{claim_name}" is not bound')
+    if pv is None:
+        raise VolumeError(f'volume "{volume}": persistentvolume "{volume_name}" not found')
+    spec = pv.get("spec") or {}
+    for source, default_type in (("hostPath", ""), ("local", "Directory")):
+        path = (spec.get(source) or {}).get("path") if isinstance(spec.get(source), dict) else None
+        if isinstance(path, str) and posixpath.isabs(path):
+            type_ = str(spec[source].get("type") or default_type)
+            if type_ not in ("", "Directory", "DirectoryOrCreate"):
+                raise VolumeError(f'volume "{volume}": persistentvolume "{volume_name}" is not a directory ({type_})')
+            return posixpath.normpath(path), type_
+    raise VolumeError(f'volume "{volume}": persistentvolume "{volume_name}" has no hostPath or local path')
+
+
+def pod_volumes(pod: Obj, state_dir: Path | str, uid: str, claims: Claims | None = None) -> dict[str, Volume]:
+    """The pod's volumes by name (``claims``: what its persistentVolumeClaim volumes are bound to; None leaves
+    those volumes out, for callers that want the others only). Raises VolumeError for a volume Shoal cannot
+    make."""
     out: dict[str, Volume] = {}
     base = pod_dir(state_dir, uid)
     for raw in (pod.get("spec") or {}).get("volumes") or []:
@@ -104,6 +142,14 @@ def pod_volumes(pod: Obj, state_dir: Path | str, uid: str) -> dict[str, Volume]:
             if type_ not in HOST_PATH_TYPES:
                 raise VolumeError(f"volume {name!r}: unknown hostPath.type {type_!r}")
             out[name] = Volume(name, kind, posixpath.normpath(path), host_path_type=type_)
+            continue
+        if kind == CLAIM:
+            if claims is None:
+                continue
+            claim_name = str(source.get("claimName") or "")
+            claim, pv = claims.get(claim_name, (None, None))
+            path, type_ = claim_source(name, claim_name, claim, pv)
+            out[name] = Volume(name, kind, path, host_path_type=type_, read_only=bool(source.get("readOnly")))
             continue
         path = posixpath.join(base, "volumes", PLUGINS[kind], name)
         if kind == "emptyDir":

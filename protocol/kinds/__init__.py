@@ -28,14 +28,18 @@ from protocol.errors import BadRequest
 from protocol.kinds import (
     configmap,
     controllerrevision,
+    cronjob,
     daemonset,
     deployment,
     endpoints,
     event,
     horizontalpodautoscaler,
+    job,
     lease,
     namespace,
     node,
+    persistentvolume,
+    persistentvolumeclaim,
     pod,
     poddisruptionbudget,
     priorityclass,
@@ -45,6 +49,7 @@ from protocol.kinds import (
     service,
     serviceaccount,
     statefulset,
+    storageclass,
 )
 from protocol.kinds.strategy import Column, Field, KindInfo, Strategy
 from protocol.objects import Obj
@@ -59,6 +64,8 @@ STRATEGIES: tuple[Strategy, ...] = (
     replicationcontroller.STRATEGY,
     replicaset.STRATEGY,
     deployment.STRATEGY,
+    job.STRATEGY,
+    cronjob.STRATEGY,
     daemonset.STRATEGY,
     statefulset.STRATEGY,
     horizontalpodautoscaler.STRATEGY,
@@ -72,6 +79,9 @@ STRATEGIES: tuple[Strategy, ...] = (
     lease.STRATEGY,
     priorityclass.STRATEGY,
     poddisruptionbudget.STRATEGY,
+    persistentvolume.STRATEGY,
+    persistentvolumeclaim.STRATEGY,
+    storageclass.STRATEGY,
 )
 
 KINDS: tuple[KindInfo, ...] = tuple(s.info for s in STRATEGIES)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocol.fielderrors import Errors
-from protocol.kinds.strategy import AGE, NAME, NONE, Column, Field, KindInfo, Strategy, as_list
+from protocol.kinds.strategy import AGE, NAME, NONE, Column, Field, KindInfo, Strategy, as_list, undescribed
 from protocol.objects import Obj
 
 INFO = KindInfo("Endpoints", "v1", "endpoints", "endpoints", ("ep",))
@@ -36,14 +36,15 @@ def endpoints_summary(ep: Obj, limit: int = 3) -> str:
 
 
 _ADDRESS = Field("", "object", fields=(Field("ip", "string", required=True), Field("nodeName", "string"),
-                                       Field("targetRef", "object")))
+                                       Field("targetRef", "object"), *undescribed("hostname:string")))
 STRATEGY = Strategy(
     INFO, description="The addresses that implement a Service.",
     schema=(Field("subsets", "array", "Groups of addresses sharing ports.", items=Field("", "object", fields=(
         Field("addresses", "array", "Ready addresses.", items=_ADDRESS),
         Field("notReadyAddresses", "array", "Addresses not ready yet.", items=_ADDRESS),
         Field("ports", "array", items=Field("", "object", fields=(
-            Field("name", "string"), Field("port", "integer", required=True), Field("protocol", "string"))))))),),
+            Field("name", "string"), Field("port", "integer", required=True), Field("protocol", "string"),
+            *undescribed("appProtocol:string"))))))),),
     columns=(NAME, Column("ENDPOINTS", lambda o, now: endpoints_summary(o), description="Up to 3 ip:port."), AGE),
     validate=_validate,
 )

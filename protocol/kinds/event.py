@@ -6,7 +6,7 @@ from typing import Any
 
 from protocol.fielderrors import Errors
 from protocol.humanize import since
-from protocol.kinds.strategy import Column, Field, KindInfo, Strategy, as_dict
+from protocol.kinds.strategy import Column, Field, KindInfo, Strategy, as_dict, undescribed
 from protocol.objects import Obj, meta, name_of, parse_time
 
 INFO = KindInfo("Event", "v1", "events", "event", ("ev",))
@@ -52,11 +52,14 @@ STRATEGY = Strategy(
     schema=(
         Field("involvedObject", "object", "The object it is about.", required=True, fields=(
             Field("kind", "string", required=True), Field("name", "string", required=True),
-            Field("namespace", "string"), Field("uid", "string"))),
+            Field("namespace", "string"), Field("uid", "string"),
+            *undescribed("apiVersion:string", "fieldPath:string", "resourceVersion:string"))),
         Field("reason", "string", "Why, in CamelCase."), Field("message", "string", "What, for a human."),
         Field("type", "string", "", enum=("Normal", "Warning")), Field("count", "integer", "Times it happened."),
         Field("firstTimestamp", "string"), Field("lastTimestamp", "string"),
         Field("source", "object", "The component that reported it."),
+        *undescribed("action:string", "eventTime:string", "related", "reportingComponent:string",
+                     "reportingInstance:string", "series"),
     ),
     columns=COLUMNS, sort_key=_by_time, validate=_validate,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocol.fielderrors import Errors
-from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, get_path
+from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, get_path, undescribed
 from protocol.objects import Obj
 
 INFO = KindInfo("Lease", "coordination.k8s.io/v1", "leases", "lease")
@@ -26,7 +26,8 @@ STRATEGY = Strategy(
         Field("leaseDurationSeconds", "integer", "How long a holder may go without renewing."),
         Field("leaseTransitions", "integer", "How often the lease changed hands."),
         Field("acquireTime", "string", "When the holder acquired it (RFC 3339)."),
-        Field("renewTime", "string", "When the holder last renewed it (RFC 3339)."))),),
+        Field("renewTime", "string", "When the holder last renewed it (RFC 3339)."),
+        *undescribed("preferredHolder:string", "strategy:string"))),),
     columns=(NAME, Column("HOLDER", lambda o, now: str(get_path(o, "spec", "holderIdentity") or "")), AGE),
     validate=_validate,
 )

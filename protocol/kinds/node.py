@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from protocol.fielderrors import Errors
-from protocol.kinds.strategy import AGE, NAME, NONE, Column, Field, KindInfo, Strategy, as_dict, as_list, get_path
+from protocol.kinds.strategy import (
+    AGE,
+    NAME,
+    NONE,
+    Column,
+    Field,
+    KindInfo,
+    Strategy,
+    as_dict,
+    as_list,
+    get_path,
+    undescribed,
+)
 from protocol.objects import Obj, condition, meta
 
 INFO = KindInfo("Node", "v1", "nodes", "node", ("no",), namespaced=False, subresources=frozenset({"status"}))
@@ -79,6 +91,7 @@ SCHEMA = (
             Field("key", "string", required=True), Field("value", "string"),
             Field("effect", "string", required=True, enum=EFFECTS), Field("timeAdded", "string")))),
         Field("podCIDR", "string", "The pod addresses of this node."),
+        *undescribed("configSource", "externalID:string", "podCIDRs:array", "providerID:string"),
     )),
     Field("status", "object", "What the kubelet last reported.", fields=(
         Field("conditions", "array", items=Field("", "object")),

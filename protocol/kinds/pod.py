@@ -21,6 +21,7 @@ from protocol.kinds.strategy import (
     get_path,
     no_update_warnings,
     string_map,
+    undescribed,
 )
 from protocol.objects import Obj, condition, condition_true, meta, parse_time
 from protocol.quantity import QuantityError, parse_quantity
@@ -170,18 +171,21 @@ def validate_pod_spec(e: Errors, spec: Any, path: str) -> None:
     names: set[str] = set()
     for cpath, c in containers + e.items(spec.get("initContainers"), f"{path}.initContainers"):
         _container(e, c, cpath)
-        if c.get("name") in names:
-            e.add(f"{cpath}.name", f"Duplicate value: {c.get('name')!r}")
-        names.add(str(c.get("name")))
+        name = c.get("name")
+        if not isinstance(name, str):  # reported by _container; a list or map here is not hashable
+            continue
+        if name in names:
+            e.add(f"{cpath}.name", f"Duplicate value: {name!r}")
+        names.add(name)
     e.enum(spec, "restartPolicy", f"{path}.restartPolicy", ("Always", "OnFailure", "Never"))
     e.string_map(spec.get("nodeSelector"), f"{path}.nodeSelector")
     e.check(spec.get("nodeName"), f"{path}.nodeName", str)
-    e.integer(spec, "terminationGracePeriodSeconds", f"{path}.terminationGracePeriodSeconds", 0)
+    e.integer(spec, "terminationGracePeriodSeconds", f"{path}.terminationGracePeriodSeconds", 0, bits=64)
     for tpath, t in e.items(spec.get("tolerations"), f"{path}.tolerations"):
         e.check(t.get("key"), f"{tpath}.key", str)
         e.enum(t, "operator", f"{tpath}.operator", ("Exists", "Equal"))
         e.enum(t, "effect", f"{tpath}.effect", ("NoSchedule", "PreferNoSchedule", "NoExecute"))
-        e.integer(t, "tolerationSeconds", f"{tpath}.tolerationSeconds")
+        e.integer(t, "tolerationSeconds", f"{tpath}.tolerationSeconds", bits=64)
         operator = t.get("operator") or "Equal"
         if not t.get("key") and operator != "Exists":
             e.add(f"{tpath}.operator", "Invalid value: operator must be Exists when `key` is empty, "
@@ -320,11 +324,13 @@ _PROBE = Field("", "object", "A health check: exactly one of exec, httpGet, tcpS
     Field("exec", "object", "Run a command in the container.",
           fields=(Field("command", "array", "", items=Field("", "string")),)),
     Field("httpGet", "object", "GET a path on a port.", fields=(
-        Field("path", "string"), Field("port", "integer", "A port number or name."))),
+        Field("path", "string"), Field("port", "integer", "A port number or name."),
+        *undescribed("host:string", "httpHeaders:array", "scheme:string"))),
     Field("tcpSocket", "object", "Open a TCP connection.",
-          fields=(Field("port", "integer", "A port number or name."),)),
+          fields=(Field("port", "integer", "A port number or name."), *undescribed("host:string"))),
     Field("initialDelaySeconds", "integer"), Field("periodSeconds", "integer"),
     Field("timeoutSeconds", "integer"), Field("successThreshold", "integer"), Field("failureThreshold", "integer"),
+    *undescribed("grpc", "terminationGracePeriodSeconds:integer"),
 ))
 CONTAINER_SCHEMA = Field("", "object", "A container of the pod.", fields=(
     Field("name", "string", "A DNS label, unique within the pod.", required=True),
@@ -333,18 +339,21 @@ CONTAINER_SCHEMA = Field("", "object", "A container of the pod.", fields=(
     Field("args", "array", "Arguments to the entrypoint.", items=Field("", "string")),
     Field("workingDir", "string"),
     Field("env", "array", "Environment variables.", items=Field("", "object", fields=(
-        Field("name", "string", required=True), Field("value", "string")))),
+        Field("name", "string", required=True), Field("value", "string"), *undescribed("valueFrom")))),
     Field("ports", "array", "Ports the container exposes.", items=Field("", "object", fields=(
         Field("containerPort", "integer", required=True), Field("hostPort", "integer"),
         Field("protocol", "string", enum=("TCP", "UDP", "SCTP")), Field("name", "string"),
         Field("hostIP", "string")))),
     Field("resources", "object", "Compute resources.", fields=(
         Field("requests", "object", "Minimum resources.", values=_QUANTITIES),
-        Field("limits", "object", "Maximum resources.", values=_QUANTITIES))),
+        Field("limits", "object", "Maximum resources.", values=_QUANTITIES), *undescribed("claims:array"))),
     Field("livenessProbe", "object", _PROBE.description, fields=_PROBE.fields),
     Field("readinessProbe", "object", _PROBE.description, fields=_PROBE.fields),
     Field("startupProbe", "object", _PROBE.description, fields=_PROBE.fields),
     Field("imagePullPolicy", "string", enum=("Always", "IfNotPresent", "Never")),
+    *undescribed("envFrom:array", "lifecycle", "resizePolicy:array", "restartPolicy:string", "securityContext",
+                 "stdin:boolean", "stdinOnce:boolean", "terminationMessagePath:string",
+                 "terminationMessagePolicy:string", "tty:boolean", "volumeDevices:array", "volumeMounts:array"),
 ))
 POD_SPEC_SCHEMA = Field("spec", "object", "What the pod runs.", required=True, fields=(
     Field("containers", "array", "At least one container.", required=True, items=CONTAINER_SCHEMA),
@@ -360,6 +369,15 @@ POD_SPEC_SCHEMA = Field("spec", "object", "What the pod runs.", required=True, f
         Field("tolerationSeconds", "integer")))),
     Field("affinity", "object", "Node and pod affinity rules."),
     Field("hostNetwork", "boolean", "Use the node's network namespace."),
+    *undescribed("activeDeadlineSeconds:integer", "automountServiceAccountToken:boolean", "dnsConfig",
+                 "dnsPolicy:string", "enableServiceLinks:boolean", "ephemeralContainers:array", "hostAliases:array",
+                 "hostIPC:boolean", "hostPID:boolean", "hostUsers:boolean", "hostname:string",
+                 "imagePullSecrets:array", "os", "overhead", "preemptionPolicy:string", "priority:integer",
+                 "priorityClassName:string", "readinessGates:array", "resourceClaims:array", "resources",
+                 "runtimeClassName:string", "schedulerName:string", "schedulingGates:array", "securityContext",
+                 "serviceAccount:string", "serviceAccountName:string", "setHostnameAsFQDN:boolean",
+                 "shareProcessNamespace:boolean", "subdomain:string", "topologySpreadConstraints:array",
+                 "volumes:array"),
 ))
 POD_STATUS_SCHEMA = Field("status", "object", "What the kubelet last reported.", fields=(
     Field("phase", "string", "", enum=("Pending", "Running", "Succeeded", "Failed", "Unknown")),

@@ -18,6 +18,7 @@ from protocol.kinds.strategy import (
     as_list,
     get_path,
     string_map,
+    undescribed,
 )
 from protocol.kinds.workload import match_labels_selector, selector_column
 from protocol.objects import Obj
@@ -118,7 +119,12 @@ SCHEMA = (
             Field("port", "integer", "The service's port.", required=True),
             Field("targetPort", "integer", "The pods' port, a number or a name (default: port)."),
             Field("nodePort", "integer", "The port on every node (NodePort, LoadBalancer)."),
-            Field("protocol", "string", enum=("TCP", "UDP", "SCTP"))))),
+            Field("protocol", "string", enum=("TCP", "UDP", "SCTP")), *undescribed("appProtocol:string")))),
+        *undescribed("allocateLoadBalancerNodePorts:boolean", "clusterIPs:array", "externalTrafficPolicy:string",
+                     "healthCheckNodePort:integer", "internalTrafficPolicy:string", "ipFamilies:array",
+                     "ipFamilyPolicy:string", "loadBalancerClass:string", "loadBalancerIP:string",
+                     "loadBalancerSourceRanges:array", "publishNotReadyAddresses:boolean", "sessionAffinityConfig",
+                     "trafficDistribution:string"),
     )),
     Field("status", "object", "", fields=(
         Field("loadBalancer", "object", "The load balancer's ingress points."),)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocol.fielderrors import Errors
-from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, as_list
+from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, as_list, undescribed
 from protocol.objects import Obj
 
 INFO = KindInfo("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",))
@@ -19,7 +19,9 @@ def _validate(e: Errors, obj: Obj) -> None:
 STRATEGY = Strategy(
     INFO, description="An identity for processes that run in pods.",
     schema=(Field("secrets", "array", "Its token Secrets.", items=Field("", "object", fields=(
-        Field("name", "string"),))),),
+        Field("name", "string"), *undescribed("apiVersion:string", "fieldPath:string", "kind:string",
+                                              "namespace:string", "resourceVersion:string", "uid:string")))),
+            *undescribed("automountServiceAccountToken:boolean", "imagePullSecrets:array")),
     columns=(NAME, Column("SECRETS", lambda o, now: str(len(as_list(o.get("secrets")))), type="integer"), AGE),
     validate=_validate,
 )

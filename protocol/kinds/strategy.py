@@ -238,3 +238,22 @@ STRING_MAP = Field("", "string")
 
 def string_map(name: str, description: str) -> Field:
     return Field(name, "object", description, values=STRING_MAP)
+
+
+def undescribed(*fields: str) -> tuple[Field, ...]:
+    """Kubernetes fields Shoal accepts and keeps but does not describe further (``name:type``): an object
+    Field that lists its fields lists all of them (unknown-field detection relies on it), and subtrees it
+    does not describe are not checked."""
+    out = []
+    for spec in fields:
+        name, _, kind = spec.partition(":")
+        out.append(Field(name, kind or "object"))
+    return tuple(out)
+
+
+OBJECT_META_FIELDS = (
+    "name:string", "generateName:string", "namespace:string", "uid:string", "resourceVersion:string",
+    "generation:integer", "creationTimestamp:string", "deletionTimestamp:string",
+    "deletionGracePeriodSeconds:integer", "labels", "annotations", "ownerReferences:array", "finalizers:array",
+    "managedFields:array", "selfLink:string")
+"""ObjectMeta's fields: metadata is checked against them."""

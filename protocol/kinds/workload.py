@@ -9,7 +9,16 @@ from typing import Any
 from protocol.errors import BadRequest
 from protocol.fielderrors import Errors
 from protocol.kinds.pod import POD_SPEC_SCHEMA, pod_spec_defaults, pod_spec_warnings, validate_pod_spec
-from protocol.kinds.strategy import NONE, Column, Field, as_list, get_path, string_map
+from protocol.kinds.strategy import (
+    NONE,
+    OBJECT_META_FIELDS,
+    Column,
+    Field,
+    as_list,
+    get_path,
+    string_map,
+    undescribed,
+)
 from protocol.objects import Obj
 from protocol.selectors import Selector, from_label_selector, from_match_labels
 
@@ -92,7 +101,8 @@ IMAGES = Column("IMAGES", _container_field("image"), priority=1, description="Th
 
 TEMPLATE_SCHEMA = Field("template", "object", "The pods to run.", required=True, fields=(
     Field("metadata", "object", "Labels and annotations of the pods.", fields=(
-        string_map("labels", "Must match the selector."), string_map("annotations", ""))),
+        string_map("labels", "Must match the selector."), string_map("annotations", ""),
+        *undescribed(*(f for f in OBJECT_META_FIELDS if f not in ("labels", "annotations"))))),
     POD_SPEC_SCHEMA,
 ))
 REPLICAS = Field("replicas", "integer", "Pods wanted (default 1).")

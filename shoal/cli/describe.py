@@ -11,9 +11,11 @@ from typing import Any
 from protocol.humanize import duration, since
 from protocol.kinds.endpoints import endpoints_summary
 from protocol.kinds.event import event_time
+from protocol.kinds.job import job_duration, job_selector
 from protocol.kinds.node import node_roles, node_status
 from protocol.kinds.pod import pod_ready, pod_status
 from protocol.kinds.service import service_external_ip
+from protocol.kinds.storage import access_modes_text, is_default_class
 from protocol.kinds.strategy import NONE
 from protocol.objects import Obj, controller_of, meta, parse_time
 from shoal.cli.printers import to_yaml
@@ -135,8 +137,73 @@ def _env_value(env: dict[str, Any]) -> str:
     return f"(from {source})"
 
 
+FILE_VOLUMES = ("configMap", "secret", "downwardAPI", "projected")
+"""Volumes the kubelet always mounts read-only (Kubernetes does the same)."""
+
+
+def _mount_text(m: dict[str, Any], volumes: dict[str, Any]) -> str:
+    """kubectl's ``/data from data (rw,path="sub")``, with ro where the kubelet really mounts read-only."""
+    volume = _dict(volumes.get(str(m.get("name"))))
+    claim = _dict(volume.get("persistentVolumeClaim"))
+    read_only = bool(m.get("readOnly")) or any(k in volume for k in FILE_VOLUMES) or bool(claim.get("readOnly"))
+    flags = ["ro" if read_only else "rw"]
+    if m.get("subPath"):
+        flags.append(f'path="{m["subPath"]}"')
+    elif m.get("subPathExpr"):
+        flags.append(f'path="{m["subPathExpr"]}"')
+    return f"{m.get('mountPath')} from {m.get('name')} ({','.join(flags)})"
+
+
+_VOLUME_TYPES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "emptyDir": ("EmptyDir (a temporary directory that shares a pod's lifetime)",
+                 (("Medium", "medium"), ("SizeLimit", "sizeLimit"))),
+    "hostPath": ("HostPath (bare host directory volume)", (("Path", "path"), ("HostPathType", "type"))),
+    "configMap": ("ConfigMap (a volume populated by a ConfigMap)", (("Name", "name"), ("Optional", "optional"))),
+    "secret": ("Secret (a volume populated by a Secret)", (("SecretName", "secretName"), ("Optional", "optional"))),
+    "downwardAPI": ("DownwardAPI (a volume populated by information about the pod)", ()),
+    "projected": ("Projected (a volume that contains injected data from multiple sources)", ()),
+    "persistentVolumeClaim": ("PersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same "
+                              "namespace)", (("ClaimName", "claimName"), ("ReadOnly", "readOnly"))),
+}
+
+
+def describe_volumes(w: DescribeWriter, volumes: list[Any]) -> None:
+    """Each volume with its type and source, as kubectl; a type the kubelet does not mount says so."""
+    if not volumes:
+        w.kv("Volumes", NONE)
+        return
+    w.text("Volumes:")
+    for v in volumes:
+        if not isinstance(v, dict):
+            continue
+        w.text(f"{v.get('name')}:", 1)
+        kind = next((k for k in v if k != "name"), "")
+        known = _VOLUME_TYPES.get(kind)
+        if known is None:
+            w.kv("Type", f"{kind or '<none>'} (not mounted: Shoal's kubelet does not support this volume type)", 2)
+            continue
+        description, fields = known
+        w.kv("Type", description, 2)
+        source = _dict(v.get(kind))
+        for label, key in fields:
+            value = source.get(key)
+            if key in ("optional", "readOnly"):
+                value = "true" if value else "false"
+            elif key == "sizeLimit" and value is None:
+                value = "<unset>"
+            w.kv(label, value if value not in (None, "") else "", 2)
+        if kind == "projected":
+            for item in _list(source.get("sources")):
+                for part, label in (("configMap", "ConfigMapName"), ("secret", "SecretName")):
+                    if isinstance(_dict(item).get(part), dict):
+                        w.kv(label, _dict(item[part]).get("name"), 2)
+                if isinstance(_dict(item).get("serviceAccountToken"), dict):
+                    token = _dict(item["serviceAccountToken"])
+                    w.kv("TokenExpirationSeconds", token.get("expirationSeconds", 3607), 2)
+
+
 def describe_containers(w: DescribeWriter, title: str, containers: list[Any], statuses: list[Any],
-                        now: float, level: int = 0) -> None:
+                        now: float, level: int = 0, volumes: dict[str, Any] | None = None) -> None:
     if not containers:
         return
     w.text(f"{title}:", level)
@@ -166,9 +233,9 @@ def describe_containers(w: DescribeWriter, title: str, containers: list[Any], st
                 w.mapping(part.capitalize(), resources[part], lvl, sep=": ")
         env = [f"{e.get('name')}={_env_value(e)}" for e in _list(c.get("env"))]
         w.kv("Environment", ", ".join(env), lvl)
-        mounts = [f"{m.get('mountPath')} from {m.get('name')}{' (ro)' if m.get('readOnly') else ''}"
-                  for m in _list(c.get("volumeMounts"))]
-        w.kv("Mounts", ", ".join(mounts), lvl)
+        mounts = [_mount_text(m, volumes or {}) for m in _list(c.get("volumeMounts")) if isinstance(m, dict)]
+        for i, mount in enumerate(mounts or [NONE]):  # one per line, as kubectl
+            w.kv("" if i else "Mounts", mount, lvl)
 
 
 def describe_pod(w: DescribeWriter, pod: Obj, extras: dict[str, Any], now: float) -> None:
@@ -184,14 +251,13 @@ def describe_pod(w: DescribeWriter, pod: Obj, extras: dict[str, Any], now: float
     w.kv("Start Time", _timestamp(status.get("startTime"), now))
     w.kv("QoS Class", status.get("qosClass"))
     w.kv("Restart Policy", spec.get("restartPolicy"))
+    volumes = {str(v.get("name")): v for v in _list(spec.get("volumes")) if isinstance(v, dict)}
     describe_containers(w, "Init Containers", _list(spec.get("initContainers")),
-                        _list(status.get("initContainerStatuses")), now)
+                        _list(status.get("initContainerStatuses")), now, volumes=volumes)
     describe_containers(w, "Containers", _list(spec.get("containers")),
-                        _list(status.get("containerStatuses")), now)
+                        _list(status.get("containerStatuses")), now, volumes=volumes)
     describe_conditions(w, pod)
-    volumes = [f"{v.get('name')} ({next((k for k in v if k != 'name'), '?')})"
-               for v in _list(spec.get("volumes"))]
-    w.kv("Volumes", ", ".join(volumes))
+    describe_volumes(w, _list(spec.get("volumes")))
     w.mapping("Node-Selectors", spec.get("nodeSelector"))
     tolerations = [f"{t.get('key', '')}:{t.get('effect', '')} op={t.get('operator', 'Equal')}"
                    + (f" for {t['tolerationSeconds']}s" if t.get("tolerationSeconds") is not None else "")
@@ -276,6 +342,51 @@ def describe_replicated(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now
                         f"{status.get('availableReplicas') or 0} Available")
     _pod_template(w, spec, now)
     describe_conditions(w, obj, detailed=True)
+
+
+def describe_job(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    """As kubectl: counts, mode, times, pod statuses, the template, conditions."""
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    w.kv("Selector", str(job_selector(obj)) or NONE)
+    w.kv("Parallelism", spec.get("parallelism", 1))
+    w.kv("Completions", spec.get("completions", "<unset>"))
+    w.kv("Completion Mode", spec.get("completionMode", "NonIndexed"))
+    w.kv("Suspend", bool(spec.get("suspend")))
+    w.kv("Backoff Limit", spec.get("backoffLimit", 6))
+    if spec.get("activeDeadlineSeconds") is not None:
+        w.kv("Active Deadline Seconds", f"{spec['activeDeadlineSeconds']}s")
+    if spec.get("ttlSecondsAfterFinished") is not None:
+        w.kv("TTL Seconds After Finished", spec["ttlSecondsAfterFinished"])
+    w.kv("Start Time", _timestamp(status.get("startTime"), now))
+    if status.get("completionTime"):
+        w.kv("Completed At", _timestamp(status.get("completionTime"), now))
+    if status.get("startTime"):
+        w.kv("Duration", job_duration(obj, now))
+    w.kv("Pods Statuses", f"{status.get('active') or 0} Active ({status.get('ready') or 0} Ready) / "
+                          f"{status.get('succeeded') or 0} Succeeded / {status.get('failed') or 0} Failed")
+    if spec.get("completionMode") == "Indexed":
+        w.kv("Completed Indexes", status.get("completedIndexes") or NONE)
+    _pod_template(w, spec, now)
+    describe_conditions(w, obj, detailed=True)
+
+
+def describe_cronjob(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
+    spec, status = _dict(obj.get("spec")), _dict(obj.get("status"))
+    w.kv("Schedule", spec.get("schedule"))
+    w.kv("Time Zone", spec.get("timeZone") or "<unset> (UTC)")
+    w.kv("Concurrency Policy", spec.get("concurrencyPolicy", "Allow"))
+    w.kv("Suspend", bool(spec.get("suspend")))
+    w.kv("Successful Job History Limit", spec.get("successfulJobsHistoryLimit", 3))
+    w.kv("Failed Job History Limit", spec.get("failedJobsHistoryLimit", 1))
+    w.kv("Starting Deadline Seconds", spec.get("startingDeadlineSeconds", "<unset>"))
+    job_spec = _dict(_dict(spec.get("jobTemplate")).get("spec"))
+    w.kv("Parallelism", job_spec.get("parallelism", "<unset>"))
+    w.kv("Completions", job_spec.get("completions", "<unset>"))
+    _pod_template(w, job_spec, now)
+    w.kv("Last Schedule Time", _timestamp(status.get("lastScheduleTime"), now))
+    w.kv("Last Successful Time", _timestamp(status.get("lastSuccessfulTime"), now))
+    active = [str(r.get("name")) for r in _list(status.get("active"))]
+    w.kv("Active Jobs", ", ".join(active) or NONE)
 
 
 def describe_daemonset(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
@@ -373,6 +484,57 @@ def describe_event(w: DescribeWriter, ev: Obj, extras: dict[str, Any], now: floa
     w.kv("Last Seen", _timestamp(ev.get("lastTimestamp"), now))
 
 
+def describe_claim(w: DescribeWriter, pvc: Obj, extras: dict[str, Any], now: float) -> None:
+    spec, status = _dict(pvc.get("spec")), _dict(pvc.get("status"))
+    w.kv("StorageClass", spec.get("storageClassName"))
+    w.kv("Status", "Terminating" if meta(pvc).get("deletionTimestamp") else status.get("phase"))
+    w.kv("Volume", spec.get("volumeName"))
+    bound = bool(spec.get("volumeName"))
+    w.kv("Capacity", _dict(status.get("capacity")).get("storage") if bound else "")
+    w.kv("Access Modes", access_modes_text(status.get("accessModes")) if bound else "")
+    w.kv("VolumeMode", spec.get("volumeMode"))
+
+
+def describe_volume(w: DescribeWriter, pv: Obj, extras: dict[str, Any], now: float) -> None:
+    spec, status = _dict(pv.get("spec")), _dict(pv.get("status"))
+    w.kv("StorageClass", spec.get("storageClassName"))
+    w.kv("Status", "Terminating" if meta(pv).get("deletionTimestamp") else status.get("phase"))
+    ref = _dict(spec.get("claimRef"))
+    w.kv("Claim", f"{ref.get('namespace')}/{ref.get('name')}" if ref.get("name") else "")
+    w.kv("Reclaim Policy", spec.get("persistentVolumeReclaimPolicy"))
+    w.kv("Access Modes", access_modes_text(spec.get("accessModes")))
+    w.kv("VolumeMode", spec.get("volumeMode"))
+    w.kv("Capacity", _dict(spec.get("capacity")).get("storage"))
+    terms = _list(_dict(_dict(spec.get("nodeAffinity")).get("required")).get("nodeSelectorTerms"))
+    if terms:
+        w.text("Node Affinity:")
+        w.text("Required Terms:", 1)
+        for term in terms:
+            for expr in _list(_dict(term).get("matchExpressions")):
+                e = _dict(expr)
+                w.text(f"Term 0: {e.get('key')} {e.get('operator')} [{', '.join(_list(e.get('values')))}]", 2)
+    else:
+        w.kv("Node Affinity", NONE)
+    w.kv("Message", status.get("message"))
+    w.text("Source:")
+    for source, label in (("hostPath", "HostPath (bare host directory volume)"),
+                          ("local", "LocalVolume (a persistent volume backed by local storage on a node)")):
+        if isinstance(spec.get(source), dict):
+            w.kv("Type", label, 1)
+            w.kv("Path", spec[source].get("path"), 1)
+            if source == "hostPath":
+                w.kv("HostPathType", spec[source].get("type") or "", 1)
+
+
+def describe_storage_class(w: DescribeWriter, sc: Obj, extras: dict[str, Any], now: float) -> None:
+    w.kv("IsDefaultClass", "Yes" if is_default_class(sc) else "No")
+    w.kv("Provisioner", sc.get("provisioner"))
+    w.mapping("Parameters", _dict(sc.get("parameters")))
+    w.kv("AllowVolumeExpansion", "True" if sc.get("allowVolumeExpansion") else "<unset>")
+    w.kv("ReclaimPolicy", sc.get("reclaimPolicy"))
+    w.kv("VolumeBindingMode", sc.get("volumeBindingMode"))
+
+
 def describe_generic(w: DescribeWriter, obj: Obj, extras: dict[str, Any], now: float) -> None:
     for part in ("spec", "status"):
         value = obj.get(part)
@@ -389,6 +551,8 @@ DESCRIBERS: dict[str, Describer] = {
     "Deployment": describe_deployment,
     "ReplicaSet": describe_replicated,
     "ReplicationController": describe_replicated,
+    "Job": describe_job,
+    "CronJob": describe_cronjob,
     "DaemonSet": describe_daemonset,
     "PodDisruptionBudget": describe_budget,
     "Service": describe_service,
@@ -396,6 +560,9 @@ DESCRIBERS: dict[str, Describer] = {
     "ConfigMap": describe_data,
     "Secret": describe_secret,
     "Event": describe_event,
+    "PersistentVolumeClaim": describe_claim,
+    "PersistentVolume": describe_volume,
+    "StorageClass": describe_storage_class,
 }
 
 

@@ -55,6 +55,15 @@ def add_file_flags(parser: argparse.ArgumentParser, *, required: bool = False, w
     parser.add_argument("-f", "--filename", action="append", default=[], required=required, metavar="FILE",
                         help="file, directory (recursively *.yaml, *.yml, *.json) or '-' for stdin "
                              f"to {what}; may repeat")
+    if what in ("apply", "create"):
+        parser.add_argument("--validate", default="warn", type=str.lower,
+                            choices=["strict", "warn", "ignore", "true", "false"],
+                            help="unknown fields: strict (or true) refuses the object, warn (default) drops them "
+                                 "with a warning, ignore (or false) drops them silently")
+
+
+VALIDATION = {"strict": "Strict", "true": "Strict", "warn": "Warn", "ignore": "Ignore", "false": "Ignore"}
+"""``--validate`` to the API's ``fieldValidation``, as kubectl maps it."""
 
 
 BOOL_FLAGS: set[str] = set()

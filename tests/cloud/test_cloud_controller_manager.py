@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
 from actors.cloud.local import LocalProvider
 from actors.cloud.manager import LB_FINALIZER, CloudControllerManager
+from actors.cloud.provider import ProviderError, VolumeRequest
 from agents.proxy.agent import ProxyAgent
 from protocol.errors import NotFound
 from runtime.client import ApiClient
@@ -110,13 +112,24 @@ async def _try(fn):  # type: ignore[no-untyped-def]
         return None
 
 
-@pytest.mark.skipif(not LocalProvider(Path(".")).podman, reason="podman is not installed")
-async def test_local_volumes_are_podman_named_volumes(tmp_path: Path) -> None:
-    provider = LocalProvider(tmp_path)
-    name = f"shoal-test-{tmp_path.name[-8:].lower()}"
-    try:
-        assert await provider.ensure_volume(name, {"io.shoal.claim": "data"}) == name
-        assert await provider.ensure_volume(name, {}) == name  # idempotent
-        assert name in await provider.list_volumes()
-    finally:
-        await provider._podman("volume", "rm", "-f", name)
+async def test_local_provider_volumes_are_node_directories(tmp_path: Path) -> None:
+    provider = LocalProvider(tmp_path, volume_dir=str(tmp_path / "lp"))
+    (default,) = provider.storage_classes()
+    assert default["provisioner"] == provider.provisioner == "shoal.io/local-path"
+    assert default["volumeBindingMode"] == "WaitForFirstConsumer" and default["reclaimPolicy"] == "Delete"
+    request = VolumeRequest("pvc-1", "team", "data", 2**30, (), "n1")
+    source = await provider.provision_volume(request)
+    path = str(tmp_path / "lp" / "pvc-1_team_data")
+    assert source["hostPath"] == {"path": path, "type": "DirectoryOrCreate"}
+    assert source["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]
+    with pytest.raises(ProviderError, match="node-local"):
+        await provider.provision_volume(VolumeRequest("pvc-2", "team", "data", 2**30))
+    os.makedirs(path)
+    with open(os.path.join(path, "file"), "w") as f:
+        f.write("x")
+    await provider.delete_volume({"metadata": {"name": "pvc-1"}, "spec": source})
+    assert not await asyncio.to_thread(os.path.exists, path)
+    await provider.delete_volume({"metadata": {"name": "pvc-1"}, "spec": source})  # idempotent
+    with pytest.raises(ProviderError, match="not deleting"):
+        await provider.delete_volume({"metadata": {"name": "x"}, "spec": {"hostPath": {"path": "/etc"}}})

@@ -6,13 +6,12 @@ import pytest
 
 from actors.cloud.node_plan import DeleteNode
 from actors.cloud.node_plan import plan as node_plan
-from actors.cloud.provider import LoadBalancer, Route
+from actors.cloud.provider import LoadBalancer, Route, VolumeRequest
 from actors.cloud.route_plan import RoutePlan
 from actors.cloud.route_plan import plan as route_plan
 from actors.cloud.service_plan import LB_FINALIZER, DeleteLoadBalancer, EnsureLoadBalancer, ingress_status
 from actors.cloud.service_plan import plan as service_plan
-from actors.cloud.volume_plan import EnsureVolume
-from actors.cloud.volume_plan import plan as volume_plan
+from actors.cloud.volume_plan import Delete, plan_claim, plan_volume
 from protocol.objects import Obj
 
 
@@ -86,20 +85,63 @@ def test_ingress_status(ingress: list[Obj] | None, lb: LoadBalancer, expected: O
 
 
 # -- volumes ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("volumes", "namespace", "expected"), [
-    pytest.param([], "team", [], id="no volumes"),
-    pytest.param([{"name": "tmp", "emptyDir": {}}], "team", [], id="no claims"),
-    pytest.param([{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}, {"name": "e", "emptyDir": {}},
-                  {"name": "l", "persistentVolumeClaim": {"claimName": "logs"}}], "team",
-                 [EnsureVolume("shoal-team-data", (("io.shoal.namespace", "team"), ("io.shoal.claim", "data"))),
-                  EnsureVolume("shoal-team-logs", (("io.shoal.namespace", "team"), ("io.shoal.claim", "logs")))],
-                 id="one volume per claim, in order"),
-    pytest.param([{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}], None,
-                 [EnsureVolume("shoal-default-data",
-                               (("io.shoal.namespace", "default"), ("io.shoal.claim", "data")))],
-                 id="namespace defaults"),
+PROVISIONER = "shoal.io/local-path"
+
+
+def _claim(annotations: dict[str, str] | None = None, **spec: object) -> Obj:
+    return {"kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "team", "uid": "u1",
+                                                          "annotations": annotations or {}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}},
+                     "storageClassName": "local-path", **spec}}
+
+
+def _class(mode: str = "WaitForFirstConsumer", provisioner: str = PROVISIONER) -> Obj:
+    return {"kind": "StorageClass", "metadata": {"name": "local-path"}, "provisioner": provisioner,
+            "reclaimPolicy": "Delete", "volumeBindingMode": mode, "parameters": {"a": "b"}}
+
+
+SELECTED = {"volume.kubernetes.io/selected-node": "n1"}
+
+
+@pytest.mark.parametrize(("claim", "klass", "exists", "provisions"), [
+    pytest.param(_claim(), _class(), False, False, id="waits for the scheduler's node"),
+    pytest.param(_claim(SELECTED), _class(), False, True, id="provisions on the selected node"),
+    pytest.param(_claim(), _class("Immediate"), False, True, id="immediate classes at once"),
+    pytest.param(_claim(SELECTED), _class(), True, False, id="already provisioned"),
+    pytest.param(_claim(SELECTED, volumeName="pv9"), _class(), False, False, id="already bound"),
+    pytest.param(_claim(SELECTED), _class(provisioner="other.io/x"), False, False, id="another provisioner's"),
+    pytest.param(_claim(SELECTED), None, False, False, id="no such class"),
+    pytest.param(None, _class(), False, False, id="claim gone"),
 ])
-def test_volume_plan(volumes: list[Obj], namespace: str | None, expected: list[EnsureVolume]) -> None:
-    pod: Obj = {"kind": "Pod", "metadata": {"name": "p", **({"namespace": namespace} if namespace else {})},
-                "spec": {"volumes": volumes}}
-    assert volume_plan(pod) == expected
+def test_volume_provisioning_plan(claim: Obj | None, klass: Obj | None, exists: bool, provisions: bool) -> None:
+    actions = plan_claim(claim, klass, PROVISIONER, exists)
+    assert bool(actions) is provisions
+    if provisions:
+        (action,) = actions
+        assert action.request == VolumeRequest("pvc-u1", "team", "data", 2 * 2**30, (("a", "b"),),
+                                               "n1" if claim and claim["metadata"]["annotations"] else None)
+        assert action.volume["metadata"] == {"name": "pvc-u1", "annotations": {
+            "pv.kubernetes.io/provisioned-by": PROVISIONER}}
+        assert action.volume["spec"] == {
+            "capacity": {"storage": "2Gi"}, "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": "local-path", "volumeMode": "Filesystem",
+            "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "team", "name": "data", "uid": "u1",
+                         "apiVersion": "v1"}}
+
+
+def _volume(phase: str, policy: str = "Delete", provisioner: str | None = PROVISIONER) -> Obj:
+    annotations = {"pv.kubernetes.io/provisioned-by": provisioner} if provisioner else {}
+    return {"kind": "PersistentVolume", "metadata": {"name": "pvc-u1", "annotations": annotations},
+            "spec": {"persistentVolumeReclaimPolicy": policy}, "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize(("volume", "deletes"), [
+    (_volume("Released"), True),
+    (_volume("Bound"), False),
+    (_volume("Released", "Retain"), False),
+    (_volume("Released", provisioner=None), False),
+    (_volume("Released", provisioner="other.io/x"), False),
+    (None, False),
+])
+def test_volume_deletion_plan(volume: Obj | None, deletes: bool) -> None:
+    assert plan_volume(volume, PROVISIONER) == ([Delete(volume)] if deletes and volume else [])

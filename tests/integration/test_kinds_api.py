@@ -85,12 +85,23 @@ async def test_priority_class_round_trip(client: ApiClient) -> None:
     (_priority_class("system-mine", 5), "metadata.name"),
     (_priority_class("bad-policy", 5, preemptionPolicy="Sometimes"), "preemptionPolicy"),
     (_priority_class("bad-default", 5, globalDefault="yes"), "globalDefault"),
-    (_priority_class("with-spec", 5, spec={"value": 5}), "spec"),
 ])
 async def test_priority_class_invalid(client: ApiClient, body: dict, field: str) -> None:
     with pytest.raises(Invalid) as err:
         await client.create(body)
     assert field in [c["field"] for c in err.value.details["causes"]]
+
+
+async def test_priority_class_spec_is_an_unknown_field(client: ApiClient) -> None:
+    """PriorityClass has no spec: as in Kubernetes, an unknown field refused with fieldValidation Strict,
+    else dropped with a warning (issue 18)."""
+    strict = ApiClient(client.nc, field_validation="Strict")
+    with pytest.raises(BadRequest, match='unknown field "spec"'):
+        await strict.create(_priority_class("with-spec", 5, spec={"value": 5}))
+    warnings: list[str] = []
+    client.on_warning = warnings.append
+    created = await client.create(_priority_class("with-spec", 5, spec={"value": 5}))
+    assert "spec" not in created and warnings == ['unknown field "spec"']
 
 
 async def test_malformed_subjects_are_bad_requests(client: ApiClient) -> None:

@@ -12,6 +12,7 @@ import runtime.watch
 from protocol import codec
 from protocol.errors import BadRequest
 from runtime.client import ApiClient
+from runtime.watch import own_inbox
 
 
 @pytest.fixture
@@ -33,10 +34,11 @@ async def collect(sub: nats.aio.subscription.Subscription, seconds: float) -> li
 async def test_idle_watches_share_one_bookmark_per_inbox_old_clients_keep_theirs(
         client: ApiClient, fast_bookmarks: None) -> None:
     nc = client.nc
-    shared = await nc.subscribe("_INBOX.bm")
-    w1, w2, old = [await nc.subscribe(f"_INBOX.w{i}") for i in range(3)]
+    bm, w0, w1i, w2i = [await own_inbox(nc, k) for k in ("b", "w", "w", "w")]
+    shared = await nc.subscribe(bm)
+    w1, w2, old = [await nc.subscribe(i) for i in (w0, w1i, w2i)]
     ids = []
-    for inbox, bookmarks in (("_INBOX.w0", "_INBOX.bm"), ("_INBOX.w1", "_INBOX.bm"), ("_INBOX.w2", None)):
+    for inbox, bookmarks in ((w0, bm), (w1i, bm), (w2i, None)):
         reply = await client.request("shoal.api.watch.configmaps._all", {"inbox": inbox, "bookmarks": bookmarks})
         ids.append(reply["watch"])
     await client.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "elsewhere"}})
@@ -54,9 +56,10 @@ async def test_idle_watches_share_one_bookmark_per_inbox_old_clients_keep_theirs
 
 
 async def test_a_bookmarks_field_that_is_no_inbox_is_refused(client: ApiClient) -> None:
-    for bad in ("shoal.api.create.pods.default", "_INBOX.*", 5):
+    inbox = await own_inbox(client.nc, "w")
+    for bad in ("shoal.api.create.pods.default", "_INBOX.*", 5, inbox.rpartition(".")[0] + ".*"):
         with pytest.raises(BadRequest):
-            await client.request("shoal.api.watch.pods._all", {"inbox": "_INBOX.x", "bookmarks": bad})
+            await client.request("shoal.api.watch.pods._all", {"inbox": inbox, "bookmarks": bad})
 
 
 async def test_a_client_watch_kept_alive_by_shared_bookmarks_follows_the_revision(

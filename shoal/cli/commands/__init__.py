@@ -20,6 +20,7 @@ from shoal.cli.commands import (
     scale,
     up,
     version,
+    wait,
 )
 from shoal.cli.registry import Command
 
@@ -32,6 +33,7 @@ ALL: tuple[Command, ...] = (
     logs.COMMAND,
     scale.COMMAND,
     rollout.COMMAND,
+    wait.COMMAND,
     events.COMMAND,
     api_info.COMMAND,
     api_resources.COMMAND,

@@ -16,7 +16,7 @@ from shoal.cli.apply_merge import applied, with_last_applied
 from shoal.cli.commands._objects import write_all
 from shoal.cli.errors import CliError
 from shoal.cli.manifests import load
-from shoal.cli.registry import Command, add_file_flags, add_namespace_flags
+from shoal.cli.registry import VALIDATION, Command, add_file_flags, add_namespace_flags
 from shoal.cli.session import Session
 
 ATTEMPTS = 5
@@ -55,6 +55,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 async def _run(session: Session, args: argparse.Namespace) -> int:
     manifests = load(args.filename)
+    (await session.client()).field_validation = VALIDATION[args.validate]
     return await write_all(session, manifests, "applying", apply_object)
 
 
