@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from actors.cloud.local import LocalProvider
+from actors.cloud.manager import CloudControllerManager
 from actors.controllers.daemonset_plan import HASH_LABEL
 from actors.controllers.statefulset import CLAIMS_SUPPORTED
 from actors.controllers.statefulset_plan import POD_INDEX_LABEL, POD_NAME_LABEL
 from agents.hollow.nodes import HollowNodes
+from protocol.errors import NotFound
 from protocol.objects import Obj, is_deleting, meta, name_of, pod_is_ready
 from runtime.client import ApiClient
 from runtime.informer import Informer
@@ -184,20 +188,62 @@ async def test_rolling_update_in_reverse_with_partition(client: ApiClient, clust
     assert sorted(r["revision"] for r in revisions if name_of(r).startswith("db-")) == [1, 2]
 
 
-@pytest.mark.skipif(not CLAIMS_SUPPORTED, reason="the server has no PersistentVolumeClaim kind yet")
-async def test_claims_per_pod_kept_when_the_pod_is_recreated(client: ApiClient, cluster: HollowNodes) -> None:
-    await client.create(statefulset("data", 2, claims=True))
+async def test_claims_per_pod_kept_when_the_pod_is_recreated(tmp_path: Path, runner: ActorRunner, client: ApiClient,
+                                                             cluster: HollowNodes,
+                                                             start_controllers: StartControllers) -> None:
+    """Claims provisioned as node directories (the PV controller and the cloud controller manager's local
+    provider): the re-created ``data-0`` mounts the directory its predecessor had, data included."""
+    assert CLAIMS_SUPPORTED
+    await start_controllers("persistentvolume")
+    await runner.start(CloudControllerManager(LocalProvider(tmp_path, volume_dir=str(tmp_path / "lp")),
+                                              leader_elect=False), ready=lambda: True)
+    await eventually(lambda: _exists(client, "StorageClass", "local-path", None))
+    sts = statefulset("data", 2, claims=True)
+    sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    await client.create(sts)
     pods = await eventually(lambda: settled(client, "data", 2), timeout=30)
-    claims = {name_of(c) for c in (await client.list("PersistentVolumeClaim", NS)).items}
-    assert {"data-data-0", "data-data-1"} <= claims
-    volume = pods["data-0"]["spec"]["volumes"][0]
-    assert volume == {"name": "data", "persistentVolumeClaim": {"claimName": "data-data-0"}}
-    claim_uid = meta(await client.get("PersistentVolumeClaim", "data-data-0", NS))["uid"]
+    claims = {name_of(c): c for c in (await client.list("PersistentVolumeClaim", NS)).items}
+    assert set(claims) == {"data-data-0", "data-data-1"}
+    assert all(c["status"]["phase"] == "Bound" for c in claims.values())
+    assert pods["data-0"]["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data-data-0"}}]
+    volume = await client.get("PersistentVolume", claims["data-data-0"]["spec"]["volumeName"])
+    path = Path(volume["spec"]["hostPath"]["path"])
+    assert mounts_of(cluster, "data-0") == {path: "/data"}
+    (path / "written-by-data-0").write_text("kept")  # what the first pod wrote (the fake runtime runs nothing)
+
     await client.delete("Pod", "data-0", NS)
     again = await eventually(lambda: settled(client, "data", 2), timeout=30)
     assert meta(again["data-0"])["uid"] != meta(pods["data-0"])["uid"]
-    assert again["data-0"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data-data-0"
-    assert meta(await client.get("PersistentVolumeClaim", "data-data-0", NS))["uid"] == claim_uid
+    kept = await client.get("PersistentVolumeClaim", "data-data-0", NS)
+    assert meta(kept)["uid"] == meta(claims["data-data-0"])["uid"]
+    assert mounts_of(cluster, "data-0", uid=meta(again["data-0"])["uid"]) == {path: "/data"}
+    assert (path / "written-by-data-0").read_text() == "kept"
+
+    # scaled down with the default whenScaled Retain: data-1's claim stays for a later scale-up
+    await client.patch("StatefulSet", "data", {"spec": {"replicas": 1}}, NS)
+    await eventually(lambda: settled(client, "data", 1), timeout=30)
+    assert await _exists(client, "PersistentVolumeClaim", "data-data-1", NS)
+
+
+async def _exists(client: ApiClient, kind: str, name: str, namespace: str | None) -> bool:
+    try:
+        await client.get(kind, name, namespace)
+    except NotFound:
+        return False
+    return True
+
+
+def mounts_of(hollow: HollowNodes, pod: str, uid: str | None = None) -> dict[Path, str]:
+    """Node path -> container path of the running containers of ``pod`` in the hollow nodes' fake runtime."""
+    runtime: Any = hollow.runtime
+    found: dict[Path, str] = {}
+    for container in runtime._containers.values():
+        sandbox = container.sandbox
+        if sandbox.name != pod or (uid is not None and sandbox.pod_uid != uid) or container.finished_at is not None:
+            continue
+        found.update({Path(m.source): m.destination for m in container.mounts if m.destination == "/data"})
+    return found
 
 
 async def test_shoal_scale_rollout_status_history_and_undo(nats_server: NatsServer, client: ApiClient,
