@@ -53,7 +53,8 @@ async def replicas(client: ApiClient) -> int:
     return int((await client.get("Deployment", "web", NS))["spec"]["replicas"])
 
 
-async def test_kubelet_reports_the_fake_usage(client: ApiClient, cluster: HollowNodes) -> None:
+async def test_kubelet_reports_the_fake_usage(nats_server: NatsServer, client: ApiClient, cluster: HollowNodes
+                                              ) -> None:
     await client.create(deployment(300))
 
     async def sampled() -> int | None:
@@ -65,6 +66,11 @@ async def test_kubelet_reports_the_fake_usage(client: ApiClient, cluster: Hollow
         return None
 
     assert await eventually(sampled, timeout=30) == 300
+    top = await ShoalCli(nats_server.url)("top", "pods")
+    assert top.rc == 0, top
+    header, row = top.out.splitlines()
+    assert header.split() == ["POD", "CPU(cores)", "MEMORY(bytes)"]
+    assert row.split()[0].startswith("web-") and row.split()[1:] == ["300m", "0Mi"], top
 
 
 async def test_hpa_scales_a_deployment_up_under_load_and_down_after_the_window(
