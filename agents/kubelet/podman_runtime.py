@@ -610,9 +610,10 @@ class PodmanRuntime:
             return []  # one of them stopped meanwhile: Podman refuses the whole call; the next sample retries
         body = response.json() or {}
         now = time.time()
+        # a stopped container is still answered for, with no memory in use (its cgroup is gone): left out
         return [ContainerUsage(str(s.get("ContainerID") or s.get("ContainerId") or ""), int(s.get("CPUNano") or 0),
                                int(s.get("MemUsage") or 0), now)
-                for s in body.get("Stats") or [] if isinstance(s, dict)]
+                for s in body.get("Stats") or [] if isinstance(s, dict) and int(s.get("MemUsage") or 0) > 0]
 
     # -- images -----------------------------------------------------------------------------------
 
