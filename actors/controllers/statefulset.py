@@ -8,7 +8,8 @@ Watch handlers only enqueue StatefulSet keys (``namespace/name``): a set's own c
 - claims (``volumeClaimTemplates``) created before their pod -- only when the server serves the
   PersistentVolumeClaim kind (``CLAIMS_SUPPORTED``; without it the pods are made without claims' objects);
   an existing claim is kept, so a re-created pod mounts the claim its predecessor had;
-- pod creations and deletions, with expectations (``expectations.Expectations``) blocking further ones
+- pod creations (Parallel: in slow-start batches, each pod after its claims) and deletions, with
+  expectations (``expectations.Expectations``) blocking further ones
   until the cache has seen the earlier ones, so a stale cache never makes a pod twice or skips the order;
 - the history: a ControllerRevision per template (``daemonset_history.history_plan``, named ``<set>-<hash>``
   as Kubernetes names them), whose templates re-create pods below the partition at the old revision;
@@ -17,6 +18,7 @@ Watch handlers only enqueue StatefulSet keys (``namespace/name``): a set's own c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -27,6 +29,7 @@ from actors.controllers.daemonset_plan import HASH_LABEL
 from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
+from actors.controllers.replication_plan import slow_start_batches
 from actors.controllers.statefulset_plan import (
     AdoptPod,
     CreateClaims,
@@ -186,17 +189,50 @@ class StatefulSetController:
             for name in adopt:
                 if (pod := self.pod_index.get(namespace, name)) is not None:
                     await self.refs.adopt(sts, pod)
+        creations: list[tuple[CreateClaims | None, CreatePod]] = []
+        claims_first: CreateClaims | None = None
         for action in result.actions:
-            try:
-                await self._act(sts, key, action)
-            except ShoalError as exc:
-                errors.append(str(exc))
+            if isinstance(action, CreateClaims):
+                claims_first = action
+            elif isinstance(action, CreatePod):
+                creations.append((claims_first, action))
+                claims_first = None
+            else:
+                try:
+                    await self._act(sts, key, action)
+                except ShoalError as exc:
+                    errors.append(str(exc))
+        if (error := await self._create_all(sts, key, creations)) is not None:
+            errors.append(error)
         if status_changed(sts.get("status") or {}, result.status):
             with contextlib.suppress(NotFound):
                 await self.client.patch(KIND, name_of(sts), {"status": result.status}, namespace, status=True)
         if errors:
             raise StatefulSetError(f"{KIND} {key}: " + "; ".join(errors[:3]))
         return result.requeue_after
+
+    async def _create_all(self, sts: Obj, key: str, creations: list[tuple[CreateClaims | None, CreatePod]]
+                          ) -> str | None:
+        """Each pod after its claims; several pods (Parallel) in slow-start batches (1, 2, 4...), stopping
+        at the first failing batch, as Kubernetes' StatefulSet controller creates them since 1.28."""
+        done = 0
+        for size in slow_start_batches(len(creations)):
+            batch = creations[done:done + size]
+            done += size
+            results = await asyncio.gather(*(self._create_with_claims(sts, key, claims, pod)
+                                             for claims, pod in batch), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            for failure in failures:
+                if not isinstance(failure, ShoalError):
+                    raise failure
+            if failures:
+                return str(failures[0])
+        return None
+
+    async def _create_with_claims(self, sts: Obj, key: str, claims: CreateClaims | None, pod: CreatePod) -> None:
+        if claims is not None:
+            await self._act(sts, key, claims)
+        await self._create_pod(sts, key, pod.pod)
 
     async def _act(self, sts: Obj, key: str, action: object) -> None:
         namespace = namespace_of(sts)
