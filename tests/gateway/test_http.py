@@ -48,6 +48,9 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
+    assert {"statefulsets", "statefulsets/status", "statefulsets/scale"} <= {r["name"] for r in apps["resources"]}
+    autoscaling = await get_json(http, "/apis/autoscaling/v2")
+    assert [r["shortNames"] for r in autoscaling["resources"] if r["name"] == "horizontalpodautoscalers"] == [["hpa"]]
     await get_json(http, "/apis/networking.k8s.io/v1", 404)
     aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
     async with http.get("/apis", headers={"Accept": aggregated}) as response:

@@ -270,3 +270,29 @@ async def test_exec_says_it_is_not_there_yet(gateway: Gateway, api_client: ApiCl
                              "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}})
     result = await gateway.kubectl("exec", "p", "--", "true")
     assert result.rc != 0 and "not served by Shoal's Kubernetes API gateway yet" in result.err, result
+
+
+STATEFULSET = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: db:1}]
+"""
+
+
+async def test_statefulset_scale_and_columns(gateway: Gateway, api_client: ApiClient) -> None:
+    await gateway.ok("apply", "-f", "-", stdin=STATEFULSET)
+    assert "statefulset.apps/db scaled" in await gateway.ok("scale", "statefulset", "db", "--replicas=3")
+    sts = await api_client.get("StatefulSet", "db", "default")
+    assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] == "OrderedReady"
+    table = await gateway.ok("get", "sts")
+    assert table.split()[:4] == ["NAME", "READY", "AGE", "db"], table
+    refused = await gateway.kubectl("patch", "sts", "db", "--type=merge", "-p", '{"spec":{"serviceName":"x"}}')
+    assert refused.rc == 1 and "Forbidden: updates to statefulset spec" in refused.err, refused
