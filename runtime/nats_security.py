@@ -138,7 +138,7 @@ def gateway_permissions(*, private_inboxes: bool = False) -> Permissions:
     """The Kubernetes API gateway: any API request (it acts for the users it authenticates), and a node's
     logs service (``kubectl logs``), whose lines the kubelet streams to the gateway's inbox."""
     return Permissions(
-        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs"),
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs", "shoal.node.*.metrics"),
         subscribe=(_inboxes("gateway", private_inboxes), *_health("gateway")),
         allow_responses=True,
     )
