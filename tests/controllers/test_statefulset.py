@@ -268,3 +268,27 @@ async def test_shoal_scale_rollout_status_history_and_undo(nats_server: NatsServ
     assert undone.rc == 0 and undone.out.strip() == "statefulset.apps/app rolled back", undone
     pods = await eventually(lambda: settled(client, "app", 3), timeout=30)
     assert {p["spec"]["containers"][0]["image"] for p in pods.values()} == {"db:1"}
+
+
+async def test_claims_deleted_with_the_set_when_the_policy_says_so(
+        tmp_path: Path, runner: ActorRunner, client: ApiClient, cluster: HollowNodes,
+        start_controllers: StartControllers) -> None:
+    """``whenDeleted: Delete``: the claims carry an owner reference to the set, so the garbage collector
+    deletes them (after the pods, which the claims' protection waits for) when the set goes."""
+    await start_controllers("persistentvolume", "gc")
+    await runner.start(CloudControllerManager(LocalProvider(tmp_path, volume_dir=str(tmp_path / "lp")),
+                                              leader_elect=False), ready=lambda: True)
+    await eventually(lambda: _exists(client, "StorageClass", "local-path", None))
+    sts = statefulset("tmp", 2, claims=True)
+    sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
+    await client.create(sts)
+    await eventually(lambda: settled(client, "tmp", 2), timeout=30)
+    claim = await client.get("PersistentVolumeClaim", "data-tmp-0", NS)
+    assert [r["kind"] for r in claim["metadata"]["ownerReferences"]] == ["StatefulSet"]
+    await client.delete("StatefulSet", "tmp", NS)
+
+    async def all_gone() -> bool:
+        names = [name_of(o) for kind in ("Pod", "PersistentVolumeClaim") for o in (await client.list(kind, NS)).items]
+        return not any(n.startswith(("tmp-", "data-tmp-")) for n in names)
+
+    await eventually(all_gone, timeout=30)
