@@ -36,6 +36,7 @@ QUICK: dict[str, list[str]] = {
     "events": ["bench.bench_scale", "--nodes", "200", "--pods", "2000", "--compare-events"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
     "daemonset": ["bench.bench_daemonset", "--nodes", "50"],
+    "statefulset": ["bench.bench_statefulset", "--nodes", "20", "--replicas", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
     "claims": ["bench.bench_claims", "--n", "10"],
@@ -64,6 +65,7 @@ FULL: dict[str, list[str]] = {
                    "--timeout", "5400"],
     "daemonset_1k": ["bench.bench_daemonset", "--nodes", "1000"],
     "daemonset_5k": ["bench.bench_daemonset", "--nodes", "5000", "--hollow-procs", "2", "--timeout", "2400"],
+    "statefulset_500": ["bench.bench_statefulset", "--nodes", "100", "--replicas", "500"],
     "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
     "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                     "--timeout", "5400", "--compare-events"],
@@ -293,6 +295,17 @@ def rows_daemonset(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def rows_statefulset(r: dict[str, Any]) -> list[Row]:
+    n = r["replicas"]
+    baseline = f"Deployment of {n}: {r['deployment_available_s']:.1f} s"
+    return [
+        Row(f"StatefulSet of {n} (Parallel) on {r['nodes']} hollow nodes: all ready", f"{r['parallel_ready_s']:.1f} s",
+            "", f"{r['parallel_pods_per_s']:.0f} pods/s", baseline, f"{r['parallel_vs_deployment']:.2f}x"),
+        Row(f"StatefulSet of {n} (OrderedReady): all ready, one at a time", f"{r['ordered_ready_s']:.1f} s", "",
+            f"{r['ordered_s_per_pod'] * 1000:.0f} ms/pod", baseline, f"{r['ordered_vs_deployment']:.2f}x"),
+    ]
+
+
 def rows_gateway(r: dict[str, Any]) -> list[Row]:
     ratio = r["gateway_list_p50_ms"] / r["nats_list_p50_ms"]
     rows = [
@@ -359,6 +372,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return rows_scheduler_perf(figures)
     if name.startswith("daemonset"):
         return rows_daemonset(figures)
+    if name.startswith("statefulset"):
+        return rows_statefulset(figures)
     if name.startswith("events"):
         return rows_events(name, figures)
     if name.startswith("jobs"):

@@ -90,9 +90,11 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
 
 def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> Permissions:
     """Scheduler, controller manager, cloud controller manager: any API request, and recording Events
-    (published straight to the ``SHOAL_EVENTS`` stream, their store); no other JetStream."""
+    (published straight to the ``SHOAL_EVENTS`` stream, their store); no other JetStream. The controller
+    manager also asks kubelets for pod usage (``shoal.node.<N>.metrics``, for the HPA controller)."""
+    metrics = ("shoal.node.*.metrics",) if actor == "controller-manager" else ()
     return Permissions(
-        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", f"{EVENTS_PREFIX}.>"),
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", f"{EVENTS_PREFIX}.>", *metrics),
         subscribe=(_inboxes(actor, private_inboxes), *_health(actor)),
         allow_responses=True,
     )
@@ -138,7 +140,7 @@ def gateway_permissions(*, private_inboxes: bool = False) -> Permissions:
     port-forward streams (``runtime/node_stream.py``)."""
     return Permissions(
         publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs", "shoal.node.*.exec", "shoal.node.*.attach",
-                 "shoal.node.*.portforward", "shoal.node.*.stream.>"),
+                 "shoal.node.*.portforward", "shoal.node.*.stream.>", "shoal.node.*.metrics"),
         subscribe=(_inboxes("gateway", private_inboxes), *_health("gateway")),
         allow_responses=True,
     )

@@ -29,6 +29,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="Service cluster IPs (checked not to overlap the cluster CIDR)")
     parser.add_argument("--node-cidr-mask-size", type=int, default=DEFAULT_NODE_CIDR_MASK,
                         help="prefix length of each Node's pod CIDR")
+    parser.add_argument("--horizontal-pod-autoscaler-sync-period", type=float, default=15.0,
+                        help="seconds between two looks of the HPA controller at each autoscaler")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         options = {"node_monitor_grace_period": a.node_monitor_grace_period,
                    "pod_eviction_timeout": a.pod_eviction_timeout, "eviction_rate": a.eviction_rate,
                    "cluster_cidr": a.cluster_cidr, "service_cidr": a.service_cidr,
-                   "node_cidr_mask": a.node_cidr_mask_size}
+                   "node_cidr_mask": a.node_cidr_mask_size,
+                   "hpa_sync_period": a.horizontal_pod_autoscaler_sync_period}
         try:
             check_ranges(a.cluster_cidr, a.service_cidr, a.node_cidr_mask_size)
         except NetworkConfigError as exc:

@@ -54,6 +54,9 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
 
 
 AUTHENTICATION = "authentication.k8s.io/v1"
+METRICS = "metrics.k8s.io/v1beta1"
+"""PodMetrics, served from the kubelets (``actors/gateway/metrics.py``): discovery lists it so that
+``kubectl top pods`` finds the metrics API."""
 """Served by the gateway itself: ``selfsubjectreviews`` (``kubectl auth whoami``)."""
 
 
@@ -62,6 +65,9 @@ def resource_list(api_version: str) -> dict[str, Any] | None:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
             {"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": False,
              "kind": "SelfSubjectReview", "verbs": ["create"]}]}
+    if api_version == METRICS:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
+            {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]}]}
     kinds = group_versions().get(api_version)
     if kinds is None:
         return None
@@ -76,7 +82,7 @@ def core_versions(server_address: str) -> dict[str, Any]:
 
 def group_list() -> dict[str, Any]:
     groups = []
-    for api_version in (*group_versions(), AUTHENTICATION):
+    for api_version in (*group_versions(), AUTHENTICATION, METRICS):
         if "/" not in api_version:
             continue
         group, version = api_version.split("/", 1)
@@ -129,7 +135,7 @@ def _aggregated_resources(api_version: str) -> list[dict[str, Any]]:
 
 def aggregated(core: bool) -> dict[str, Any]:
     """The ``APIGroupDiscoveryList`` of ``/api`` (``core``) or ``/apis``."""
-    versions = ["v1"] if core else [v for v in (*group_versions(), AUTHENTICATION) if "/" in v]
+    versions = ["v1"] if core else [v for v in (*group_versions(), AUTHENTICATION, METRICS) if "/" in v]
     items = []
     for api_version in versions:
         group = "" if core else api_version.split("/", 1)[0]

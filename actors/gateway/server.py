@@ -26,6 +26,7 @@ from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import Authenticator, Unauthenticated, User
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
+from actors.gateway.metrics import list_pod_metrics
 from protocol.errors import BadRequest, NotFound, ShoalError
 from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
@@ -95,6 +96,9 @@ class GatewayActor:
         app.router.add_route("*", "/api/v1", self._core_root)
         app.router.add_route("*", r"/api/v1/{tail:.+}", self._core)
         app.router.add_post("/apis/authentication.k8s.io/v1/selfsubjectreviews", self._whoami)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/pods", self._pod_metrics)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", self._pod_metrics)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}", self._pod_metrics)
         app.router.add_route("*", "/apis/{group}", self._group)
         app.router.add_route("*", "/apis/{group}/{version}", self._group_version)
         app.router.add_route("*", r"/apis/{group}/{version}/{tail:.+}", self._grouped)
@@ -247,6 +251,12 @@ class GatewayActor:
                               "metadata": {"creationTimestamp": None},
                               "status": {"userInfo": {"username": user.name, "uid": user.uid,
                                                       "groups": list(user.groups)}}}, 201)
+
+    async def _pod_metrics(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        body = await list_pod_metrics(self.handlers.client, info.get("namespace"), info.get("name"),
+                                      request.query.get("labelSelector") or None)
+        return json_response(body, 200)
 
     # -- resources -------------------------------------------------------------------------------------
     async def _core(self, request: web.Request) -> web.StreamResponse:

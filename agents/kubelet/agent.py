@@ -29,6 +29,7 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, RuntimeContainer
 from agents.kubelet.executor import Executor
 from agents.kubelet.logs_server import LogServer
+from agents.kubelet.metrics_server import MetricsServer
 from agents.kubelet.node import HostMetrics, Metrics, NodeHeartbeat
 from agents.kubelet.noderoutes import NodeRoutes
 from agents.kubelet.podman_streams import PodmanStreams
@@ -76,6 +77,8 @@ class NodeParts:
     nodes: Informer | None  # the Nodes, for those routes
     heartbeat: NodeHeartbeat
     logs: LogServer
+    usage: MetricsServer
+    """Pod usage on request (``shoal.node.<node>.metrics``)."""
     streams: StreamServer | None = None  # exec and port-forward (runtimes with a Podman socket)
 
 
@@ -127,10 +130,11 @@ def assemble(
     socket = getattr(runtime, "socket_url", None)  # exec, attach, port-forward: Podman only (hollow nodes: none)
     streams = StreamServer(ctx.nc, node, PodmanStreams(socket), find_pod=find_pod, attempts=attempts,
                            log=log) if isinstance(socket, str) else None
+    usage = MetricsServer(ctx.nc, node, runtime, views=cache.fresh, log=log)
     return NodeParts(client=client, queue=queue, informer=informer, services=services, cache=cache, probes=probes,
                      own_probes=shared_probes is None, worker=worker, volumes=volumes, pod_network=pod_network,
                      routes=routes, nodes=nodes, heartbeat=heartbeat,
-                     logs=logs, streams=streams)
+                     logs=logs, usage=usage, streams=streams)
 
 
 class KubeletAgent:
@@ -210,6 +214,7 @@ class KubeletAgent:
             metrics=self.metrics, runtime_ok=lambda: self._runtime_ok, log=log, prober=self._prober,
             shared_probes=self._shared_probes, clock=self.clock)
         await parts.logs.start()
+        await parts.usage.start()
         if parts.streams is not None:
             await parts.streams.start()
         sup = ctx.supervisor
@@ -230,6 +235,7 @@ class KubeletAgent:
     async def close(self) -> None:
         if self.parts is not None:
             await self.parts.logs.close()
+            await self.parts.usage.close()
             if self.parts.streams is not None:
                 await self.parts.streams.close()
             self.parts.queue.close()

@@ -167,6 +167,19 @@ class RuntimeContainer:
     """The termination message of an exited container (terminationMessagePath, or its logs' tail)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerUsage:
+    """A running container's resource use as the runtime counts it: cumulative CPU time and current memory."""
+
+    container_id: str
+    cpu_nanoseconds: int
+    """CPU time used since the container started (a counter: rates come from two samples)."""
+    memory_bytes: int
+    """Memory in use now (the working set)."""
+    at: float
+    """When the runtime read them (Unix seconds)."""
+
+
 class ContainerRuntimeError(Exception):
     """Base of every runtime error. ``retryable`` tells the kubelet whether trying again may help."""
 
@@ -241,6 +254,10 @@ class ContainerRuntime(Protocol):
     ) -> AsyncIterator[str]: ...
 
     async def image_present(self, image: str) -> bool: ...
+
+    async def container_usage(self, container_ids: list[str]) -> list[ContainerUsage]:
+        """The usage of those of ``container_ids`` that are running (others are left out)."""
+        ...
 
     async def close(self) -> None: ...
 

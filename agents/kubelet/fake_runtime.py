@@ -9,6 +9,8 @@ Scripting a container's life, through its environment (``ContainerConfig.env``):
   (``0`` = a crash loop). Without it the container runs until stopped.
 - ``SHOAL_FAKE_EXIT_CODE=<int>``: the exit code it then reports (default ``0``).
 - ``SHOAL_FAKE_EXEC_EXIT_CODE=<int>``: what every exec in it returns (default ``0``, i.e. probes pass).
+- ``SHOAL_FAKE_CPU_MILLICORES=<int>`` / ``SHOAL_FAKE_MEMORY_BYTES=<int>``: the usage it reports while
+  running (``container_usage``: CPU time grows at that rate from its start; default 0 and 0).
 Other behaviour:
 - images listed in ``missing_images``, and any image from a registry under the reserved ``.invalid``
   domain (e.g. ``registry.invalid/app:1``), are "not pullable": ``ImagePullError``;
@@ -32,6 +34,7 @@ from agents.kubelet.cri import (
     ContainerCreateError,
     ContainerNotFound,
     ContainerState,
+    ContainerUsage,
     ImageNeverPull,
     ImagePullError,
     RuntimeContainer,
@@ -44,6 +47,8 @@ from agents.kubelet.security import check_run_as_non_root
 EXIT_AFTER_ENV = "SHOAL_FAKE_EXIT_AFTER"
 EXIT_CODE_ENV = "SHOAL_FAKE_EXIT_CODE"
 EXEC_EXIT_CODE_ENV = "SHOAL_FAKE_EXEC_EXIT_CODE"
+CPU_ENV = "SHOAL_FAKE_CPU_MILLICORES"
+MEMORY_ENV = "SHOAL_FAKE_MEMORY_BYTES"
 STOP_EXIT_CODE = 143
 KILL_EXIT_CODE = 137
 
@@ -249,6 +254,18 @@ class FakeRuntime:
             lines.append(f"fake container {c.name} exited with code {code}")
         for line in lines[-tail:] if tail is not None and tail > 0 else ([] if tail == 0 else lines):
             yield line
+
+    async def container_usage(self, container_ids: list[str]) -> list[ContainerUsage]:
+        now = self._clock()
+        out = []
+        for container_id in container_ids:
+            container = self._containers.get(container_id)
+            if container is None or container.started_at is None or container.observe(now)[0] != "running":
+                continue
+            millicores = int(container.env.get(CPU_ENV) or 0)
+            out.append(ContainerUsage(container_id, int(millicores * 1_000_000 * (now - container.started_at)),
+                                      int(container.env.get(MEMORY_ENV) or 0), now))
+        return out
 
     async def image_present(self, image: str) -> bool:
         return image not in self._missing and not image.split("/", 1)[0].endswith(".invalid")

@@ -33,6 +33,7 @@ from protocol.kinds import (
     deployment,
     endpoints,
     event,
+    horizontalpodautoscaler,
     job,
     lease,
     namespace,
@@ -47,6 +48,7 @@ from protocol.kinds import (
     secret,
     service,
     serviceaccount,
+    statefulset,
     storageclass,
 )
 from protocol.kinds.strategy import Column, Field, KindInfo, Strategy
@@ -65,6 +67,8 @@ STRATEGIES: tuple[Strategy, ...] = (
     job.STRATEGY,
     cronjob.STRATEGY,
     daemonset.STRATEGY,
+    statefulset.STRATEGY,
+    horizontalpodautoscaler.STRATEGY,
     controllerrevision.STRATEGY,
     service.STRATEGY,
     endpoints.STRATEGY,

@@ -8,7 +8,7 @@ from protocol.errors import BadRequest
 from protocol.kinds import KINDS, KindInfo, by_kind, resolve
 from shoal.cli.errors import CliError
 
-ALL_CATEGORY = ("Pod", "ReplicationController", "Service", "DaemonSet", "Deployment", "ReplicaSet")
+ALL_CATEGORY = ("Pod", "ReplicationController", "Service", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet")
 """What ``shoal get all`` shows, as kubectl's ``all`` category."""
 
 

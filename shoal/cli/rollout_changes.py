@@ -92,10 +92,11 @@ async def restart(deploy: Obj) -> Obj | Skip:
 
 
 def undo_daemonset(client: ApiClient, to_revision: int) -> Change:
-    """Put back the template of a ControllerRevision of the DaemonSet: ``to_revision``, or the one before
-    the newest (kubectl's ``DaemonSetRollbacker``)."""
+    """Put back the template of a ControllerRevision of the DaemonSet or StatefulSet: ``to_revision``, or the
+    one before the newest (kubectl's ``DaemonSetRollbacker`` and ``StatefulSetRollbacker``)."""
     async def change(ds: Obj) -> Obj | Skip:
         name = meta(ds)["name"]
+        word = str(ds.get("kind") or "DaemonSet").lower()
         listed = (await client.list("ControllerRevision", meta(ds).get("namespace"))).items
         history = sorted((r for r in listed if (controller_of(r) or {}).get("uid") == meta(ds).get("uid")),
                          key=lambda r: int(r.get("revision") or 0))
@@ -105,10 +106,10 @@ def undo_daemonset(client: ApiClient, to_revision: int) -> Change:
             target = history[-2] if len(history) >= 2 else None
         if target is None:
             wanted = f"revision {to_revision}" if to_revision else "a previous revision"
-            raise CliError(f"unable to find {wanted}: run `shoal rollout history ds/{name}` to see the revisions")
+            raise CliError(f"unable to find {wanted}: run `shoal rollout history {word}/{name}` to see the revisions")
         template = ((target.get("data") or {}).get("spec") or {}).get("template")
         if template == (ds.get("spec") or {}).get("template"):
-            return Skip(f"daemonset.apps/{name} skipped rollback (current template already matches revision "
+            return Skip(f"{word}.apps/{name} skipped rollback (current template already matches revision "
                         f"{target.get('revision')})")
         ds.setdefault("spec", {})["template"] = template
         return ds

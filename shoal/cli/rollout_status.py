@@ -1,7 +1,7 @@
 """``shoal rollout status``: kubectl's wording of a rollout's progress, and the wait for it to finish.
 
 One status viewer per kind (kubectl's ``polymorphichelpers.StatusViewer``): ``STATUS_VIEWERS`` maps
-Deployment and DaemonSet to a function reading the object's status into (message, done). The wait
+Deployment, DaemonSet and StatefulSet to a function reading the object's status into (message, done). The wait
 follows the one object with a watch (``metadata.name`` field selector) from the resourceVersion it
 first read, so it reacts at once and costs the API nothing while nothing changes. A Deployment's
 Progressing condition with reason ProgressDeadlineExceeded ends it with an error, as kubectl's.
@@ -88,8 +88,38 @@ def daemonset_status(ds: Obj) -> tuple[str, bool]:
     return f'daemon set "{name}" successfully rolled out', True
 
 
+def statefulset_status(sts: Obj) -> tuple[str, bool]:
+    """kubectl's ``StatefulSetStatusViewer``: ready pods, then the partitioned or whole rolling update."""
+    name = meta(sts).get("name")
+    spec, status = sts.get("spec") or {}, sts.get("status") or {}
+    strategy = spec.get("updateStrategy") or {}
+    if (strategy.get("type") or "RollingUpdate") != "RollingUpdate":
+        raise CliError(f'rollout status is only available for the RollingUpdate strategy; statefulset "{name}" '
+                       f"uses {strategy.get('type')}: its pods change only when deleted")
+    observed = int(status.get("observedGeneration") or 0)
+    if observed == 0 or observed < int(meta(sts).get("generation") or 0):
+        return "Waiting for statefulset spec update to be observed...", False
+    replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
+    ready = int(status.get("readyReplicas") or 0)
+    if ready < replicas:
+        return f"Waiting for {replicas - ready} pods to be ready...", False
+    updated = int(status.get("updatedReplicas") or 0)
+    rolling = strategy.get("rollingUpdate")
+    if isinstance(rolling, dict):
+        partition = rolling.get("partition")
+        if partition is not None and updated < replicas - int(partition):
+            return (f"Waiting for partitioned roll out to finish: {updated} out of {replicas - int(partition)} new "
+                    "pods have been updated..."), False
+        return f"partitioned roll out complete: {updated} new pods have been updated...", True
+    if status.get("updateRevision") != status.get("currentRevision"):
+        return (f"waiting for statefulset rolling update to complete {updated} pods at revision "
+                f"{status.get('updateRevision')}..."), False
+    return (f"statefulset rolling update complete {int(status.get('currentReplicas') or 0)} pods at revision "
+            f"{status.get('currentRevision')}..."), True
+
+
 STATUS_VIEWERS: dict[str, Callable[[Obj], tuple[str, bool]]] = {
-    "Deployment": deployment_status, "DaemonSet": daemonset_status}
+    "Deployment": deployment_status, "DaemonSet": daemonset_status, "StatefulSet": statefulset_status}
 """The kinds ``rollout status`` follows, and how each reads its progress."""
 
 
@@ -122,7 +152,8 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-_SHORT = {"Deployment": ("deployment", "deploy"), "DaemonSet": ("daemon set", "ds")}
+_SHORT = {"Deployment": ("deployment", "deploy"), "DaemonSet": ("daemon set", "ds"),
+          "StatefulSet": ("statefulset", "sts")}
 
 
 async def wait_for_rollout(client: ApiClient, name: str, namespace: str, *, timeout: float, watch: bool,

@@ -27,7 +27,7 @@ from agents.kubelet.cri import (
     SandboxConfig,
     SandboxNotFound,
 )
-from agents.kubelet.fake_runtime import EXIT_AFTER_ENV, EXIT_CODE_ENV, FakeRuntime
+from agents.kubelet.fake_runtime import CPU_ENV, EXIT_AFTER_ENV, EXIT_CODE_ENV, MEMORY_ENV, FakeRuntime
 from agents.kubelet.images import BUSYBOX_IMAGE
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -307,3 +307,24 @@ async def test_logs_of_a_finished_container_and_their_tail(runtime: ContainerRun
 
 async def _collect(stream: AsyncIterator[str]) -> list[str]:
     return [line async for line in stream]
+
+
+async def test_usage_of_a_busy_container_grows_and_stopped_ones_are_left_out(
+        runtime: ContainerRuntime, make_pod: MakePod, node: str) -> None:
+    """A container burning one core: its CPU counter grows by about a second per second (the fake is told
+    1000 millicores); memory is a non-negative count; a container not running reports nothing."""
+    sandbox_id, config = await make_pod()
+    busy = ContainerConfig(name="busy", image=BUSYBOX_IMAGE, command=("sh", "-c", "while :; do :; done"),
+                           env={CPU_ENV: "1000", MEMORY_ENV: str(8 * 2**20)})
+    cid = await runtime.create_container(sandbox_id, config, busy, 0)
+    await runtime.start_container(cid)
+    await wait_state(runtime, node, cid, "running")
+    (first,) = await runtime.container_usage([cid])
+    await asyncio.sleep(1.5)
+    (second,) = await runtime.container_usage([cid])
+    assert first.container_id == second.container_id == cid and second.memory_bytes >= 0
+    rate = (second.cpu_nanoseconds - first.cpu_nanoseconds) / (second.at - first.at) / 1e6
+    assert 300 <= rate <= 1100, rate  # millicores: most of a core (shared machine), never more than one
+    await runtime.stop_container(cid, 0)
+    await wait_state(runtime, node, cid, "exited")
+    assert await runtime.container_usage([cid]) == []

@@ -43,12 +43,15 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     assert {"pods", "pods/status", "pods/log", "pods/eviction", "replicationcontrollers/scale", "namespaces",
             "nodes"} <= names
     groups = {g["name"] for g in (await get_json(http, "/apis"))["groups"]}
-    assert groups == {"apps", "batch", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io", "policy",
-                      "storage.k8s.io"}
+    assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io", "policy",
+                      "autoscaling", "batch", "storage.k8s.io", "metrics.k8s.io"}
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
-    await get_json(http, "/apis/extensions/v1beta1", 404)
+    assert {"statefulsets", "statefulsets/status", "statefulsets/scale"} <= {r["name"] for r in apps["resources"]}
+    autoscaling = await get_json(http, "/apis/autoscaling/v2")
+    assert [r["shortNames"] for r in autoscaling["resources"] if r["name"] == "horizontalpodautoscalers"] == [["hpa"]]
+    await get_json(http, "/apis/networking.k8s.io/v1", 404)
     aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
     async with http.get("/apis", headers={"Accept": aggregated}) as response:
         assert response.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
@@ -58,8 +61,8 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     assert deployments["scope"] == "Namespaced" and deployments["responseKind"]["kind"] == "Deployment"
     assert {s["subresource"] for s in deployments["subresources"]} == {"status", "scale"}
     index = await get_json(http, "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
-                                   "apis/scheduling.k8s.io/v1", "apis/policy/v1", "apis/storage.k8s.io/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/scheduling.k8s.io/v1",
+                                   "apis/policy/v1", "apis/autoscaling/v2", "apis/batch/v1", "apis/storage.k8s.io/v1"}
     doc = await get_json(http, index["paths"]["apis/apps/v1"]["serverRelativeURL"])
     assert doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "version": "v1", "kind": "Deployment"}]

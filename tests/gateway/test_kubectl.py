@@ -289,3 +289,29 @@ async def test_dry_run_server_and_diff_write_nothing(gateway: Gateway, api_clien
     after = await api_client.get("Deployment", "web", "default")
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert after["spec"]["replicas"] == 2 and not after["metadata"].get("deletionTimestamp")
+
+
+STATEFULSET = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: db:1}]
+"""
+
+
+async def test_statefulset_scale_and_columns(gateway: Gateway, api_client: ApiClient) -> None:
+    await gateway.ok("apply", "-f", "-", stdin=STATEFULSET)
+    assert "statefulset.apps/db scaled" in await gateway.ok("scale", "statefulset", "db", "--replicas=3")
+    sts = await api_client.get("StatefulSet", "db", "default")
+    assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] == "OrderedReady"
+    table = await gateway.ok("get", "sts")
+    assert table.split()[:4] == ["NAME", "READY", "AGE", "db"], table
+    refused = await gateway.kubectl("patch", "sts", "db", "--type=merge", "-p", '{"spec":{"serviceName":"x"}}')
+    assert refused.rc == 1 and "Forbidden: updates to statefulset spec" in refused.err, refused

@@ -45,7 +45,9 @@ def test_every_kind_is_registered_once_with_unique_names() -> None:
     ("po", "Pod"), ("Pod", "Pod"), ("deployments.apps", "Deployment"), ("pc", "PriorityClass"),
     ("priorityclasses.scheduling.k8s.io", "PriorityClass"), ("svc", "Service"), ("ev", "Event"),
     ("ds", "DaemonSet"), ("daemonsets.apps", "DaemonSet"), ("pdb", "PodDisruptionBudget"),
-    ("poddisruptionbudgets.policy", "PodDisruptionBudget"),
+    ("poddisruptionbudgets.policy", "PodDisruptionBudget"), ("sts", "StatefulSet"),
+    ("statefulsets.apps", "StatefulSet"), ("hpa", "HorizontalPodAutoscaler"),
+    ("horizontalpodautoscalers.autoscaling", "HorizontalPodAutoscaler"),
 ])
 def test_resolve(typed: str, kind: str) -> None:
     assert resolve(typed).kind == kind
@@ -66,6 +68,8 @@ def test_unknown_kinds_are_bad_requests() -> None:
     ("DaemonSet", "apps", "v1", "Namespaced", {"status"}),
     ("ControllerRevision", "apps", "v1", "Namespaced", set()),
     ("PodDisruptionBudget", "policy", "v1", "Namespaced", {"status"}),
+    ("StatefulSet", "apps", "v1", "Namespaced", {"status", "scale"}),
+    ("HorizontalPodAutoscaler", "autoscaling", "v2", "Namespaced", {"status"}),
 ])
 def test_identity(kind: str, group: str, version: str, scope: str, subresources: set[str]) -> None:
     info = by_kind(kind)
@@ -101,6 +105,23 @@ DEFAULTS = [
      {"spec.updateStrategy": {"type": "OnDelete"}}),
     ("DaemonSet", {"kind": "DaemonSet", "spec": {"updateStrategy": {"rollingUpdate": {"maxSurge": "10%"}}}},
      {"spec.updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "10%"}}}),
+    ("StatefulSet", {"kind": "StatefulSet", "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+     {"spec.replicas": 1, "spec.podManagementPolicy": "OrderedReady", "spec.revisionHistoryLimit": 10,
+      "spec.updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+      "spec.persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+      "spec.template.spec.restartPolicy": "Always"}),
+    ("StatefulSet", {"kind": "StatefulSet", "spec": {"updateStrategy": {"type": "OnDelete"}}},
+     {"spec.updateStrategy": {"type": "OnDelete"}}),
+    ("HorizontalPodAutoscaler", {"kind": "HorizontalPodAutoscaler", "spec": {"maxReplicas": 3}},
+     {"spec.minReplicas": 1, "spec.metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+         "type": "Utilization", "averageUtilization": 80}}}],
+      "spec.behavior.scaleDown.stabilizationWindowSeconds": 300, "spec.behavior.scaleUp.stabilizationWindowSeconds": 0,
+      "spec.behavior.scaleUp.policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
+                                         {"type": "Pods", "value": 4, "periodSeconds": 15}]}),
+    ("HorizontalPodAutoscaler", {"kind": "HorizontalPodAutoscaler", "spec": {
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 5}}}},
+     {"spec.behavior.scaleDown": {"stabilizationWindowSeconds": 5, "selectPolicy": "Max",
+                                  "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}}),
 ]
 
 
@@ -179,6 +200,17 @@ VALID = [
               "unhealthyPodEvictionPolicy": "AlwaysAllow"}},
     {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b", "namespace": "default"},
      "spec": {"maxUnavailable": 1, "selector": {}}},
+    template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}}, serviceName="w", replicas=3,
+             podManagementPolicy="Parallel", updateStrategy={"type": "RollingUpdate", "rollingUpdate": {
+                 "partition": 1, "maxUnavailable": "50%"}},
+             volumeClaimTemplates=[{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+             persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete", "whenScaled": "Retain"}),
+    {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+     "metadata": {"name": "h", "namespace": "default"},
+     "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "w"}, "maxReplicas": 5,
+              "metrics": [{"type": "Resource", "resource": {"name": "memory", "target": {
+                  "type": "AverageValue", "averageValue": "64Mi"}}}],
+              "behavior": {"scaleUp": {"selectPolicy": "Disabled"}}}},
     {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high"}, "value": 10,
      "globalDefault": False, "preemptionPolicy": "Never", "description": "d"},
 ]
@@ -190,6 +222,31 @@ def test_valid_objects(obj: Obj) -> None:
 
 
 INVALID = [
+    (template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}}, podManagementPolicy="Random"),
+     "spec.podManagementPolicy"),
+    (template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}},
+              updateStrategy={"type": "OnDelete", "rollingUpdate": {"partition": 1}}),
+     "spec.updateStrategy.rollingUpdate"),
+    (template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}},
+              updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}}),
+     "spec.updateStrategy.rollingUpdate.maxUnavailable"),
+    (template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}}, volumeClaimTemplates=[{"spec": {}}]),
+     "spec.volumeClaimTemplates[0].metadata.name"),
+    (template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}},
+              persistentVolumeClaimRetentionPolicy={"whenDeleted": "Keep"}),
+     "spec.persistentVolumeClaimRetentionPolicy.whenDeleted"),
+    ({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "d"},
+      "spec": {"scaleTargetRef": {"kind": "Pod", "name": "w"}, "maxReplicas": 5}}, "spec.scaleTargetRef.kind"),
+    ({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "d"},
+      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "minReplicas": 4, "maxReplicas": 2}},
+     "spec.maxReplicas"),
+    ({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "d"},
+      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 2,
+               "metrics": [{"type": "External"}]}}, "spec.metrics[0].type"),
+    ({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "d"},
+      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 2,
+               "behavior": {"scaleDown": {"policies": [{"type": "Pods", "value": 0, "periodSeconds": 15}]}}}},
+     "spec.behavior.scaleDown.policies[0].value"),
     (pod(containers=[]), "spec.containers"),
     (pod(containers=[{"name": "c"}]), "spec.containers[0].image"),
     (pod(restartPolicy="Sometimes"), "spec.restartPolicy"),
@@ -374,6 +431,9 @@ COLUMNS = [
                          "CONTAINERS", "IMAGES", "SELECTOR"]),
     ("PodDisruptionBudget", False, ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]),
     ("ControllerRevision", False, ["NAME", "CONTROLLER", "REVISION", "AGE"]),
+    ("StatefulSet", False, ["NAME", "READY", "AGE"]),
+    ("StatefulSet", True, ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]),
+    ("HorizontalPodAutoscaler", False, ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]),
 ]
 
 
@@ -436,6 +496,22 @@ ROWS = [
       "status": {"disruptionsAllowed": 2}}, ["b", "50%", "<none>", "2", "10m"]),
     ({"kind": "Namespace", "metadata": {"name": "ns", "creationTimestamp": CREATED},
       "status": {"phase": "Terminating"}}, ["ns", "Terminating", "10m"]),
+    ({"kind": "StatefulSet", "metadata": _meta("web"),
+      "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "w"}},
+               "template": {"spec": {"containers": [{"name": "c", "image": "img"}]}}}, "status": {"readyReplicas": 2}},
+     ["web", "2/3", "10m", "c", "img", "app=w"]),
+    ({"kind": "HorizontalPodAutoscaler", "metadata": _meta("h"),
+      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5,
+               "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                   "type": "Utilization", "averageUtilization": 50}}}]},
+      "status": {"currentReplicas": 2, "currentMetrics": [{"type": "Resource", "resource": {
+          "name": "cpu", "current": {"averageUtilization": 45}}}]}},
+     ["h", "Deployment/web", "cpu: 45%/50%", "1", "5", "2", "10m"]),
+    ({"kind": "HorizontalPodAutoscaler", "metadata": _meta("m"),
+      "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "db"}, "minReplicas": 1, "maxReplicas": 3,
+               "metrics": [{"type": "Resource", "resource": {"name": "memory", "target": {
+                   "type": "AverageValue", "averageValue": "64Mi"}}}]}},
+     ["m", "StatefulSet/db", "memory: <unknown>/64Mi", "1", "3", "0", "10m"]),
 ]
 
 
@@ -499,6 +575,8 @@ def _find(fields: tuple[Field, ...], path: str) -> Field:
     ("DaemonSet", "spec.template.spec.containers.image", "string"),
     ("PodDisruptionBudget", "spec.minAvailable", "string"),
     ("PodDisruptionBudget", "status.disruptionsAllowed", "integer"),
+    ("StatefulSet", "spec.updateStrategy.rollingUpdate.partition", "integer"),
+    ("HorizontalPodAutoscaler", "spec.metrics.resource.target.averageUtilization", "integer"),
 ])
 def test_schema_nested_fields(kind: str, path: str, type_: str) -> None:
     assert _find(strategy_for(kind).schema, path).type == type_
@@ -523,6 +601,22 @@ def test_columns_are_table_column_definitions(strategy: Any) -> None:
     for column in strategy.columns:
         assert column.type in {"string", "integer", "number", "boolean"}, column.name
         assert column.priority in (0, 1)
+
+
+def test_statefulset_immutable_fields() -> None:
+    old = template("StatefulSet", "apps/v1", {"matchLabels": {"app": "w"}}, serviceName="w")
+    mutable = copy.deepcopy(old)
+    mutable["spec"].update(replicas=5, minReadySeconds=3, updateStrategy={"type": "OnDelete"},
+                           persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"})
+    mutable["spec"]["template"]["spec"]["containers"][0]["image"] = "i:2"
+    validate(mutable, old=old)
+    for field, value in (("serviceName", "other"), ("podManagementPolicy", "Parallel"),
+                         ("volumeClaimTemplates", [{"metadata": {"name": "d"}, "spec": {}}])):
+        changed = copy.deepcopy(old)
+        changed["spec"][field] = value
+        with pytest.raises(Invalid) as err:
+            validate(changed, old=old)
+        assert [c["field"] for c in err.value.details["causes"]] == ["spec"], field
 
 
 def test_daemonset_selector_is_immutable() -> None:

@@ -76,8 +76,9 @@ async def _history(client: ApiClient, deploy: Obj, revision: int) -> int:
 
 
 async def _daemonset_history(client: ApiClient, ds: Obj, revision: int) -> int:
-    """kubectl's history of a DaemonSet: its ControllerRevisions, by number."""
+    """kubectl's history of a DaemonSet or StatefulSet: its ControllerRevisions, by number."""
     name = meta(ds)["name"]
+    word = str(ds.get("kind") or "DaemonSet").lower()
     listed = (await client.list("ControllerRevision", meta(ds).get("namespace"))).items
     history = sorted((r for r in listed if (controller_of(r) or {}).get("uid") == meta(ds).get("uid")),
                      key=lambda r: int(r.get("revision") or 0))
@@ -86,15 +87,15 @@ async def _daemonset_history(client: ApiClient, ds: Obj, revision: int) -> int:
         if entry is None:
             known = ", ".join(str(r.get("revision")) for r in history) or "none"
             raise CliError(f"unable to find the specified revision {revision} (revisions: {known}): run "
-                           f"`shoal rollout history ds/{name}` for the list")
+                           f"`shoal rollout history {word}/{name}` for the list")
         template = ((entry.get("data") or {}).get("spec") or {}).get("template") or {}
-        print(f"daemonset.apps/{name} with revision #{revision}")
+        print(f"{word}.apps/{name} with revision #{revision}")
         print(_template_text(template, (meta(entry).get("annotations") or {}).get(CHANGE_CAUSE)), end="")
         return 0
     if not history:
-        print(f"daemonset.apps/{name}\nNo rollout history found.")
+        print(f"{word}.apps/{name}\nNo rollout history found.")
         return 0
-    print(f"daemonset.apps/{name}")
+    print(f"{word}.apps/{name}")
     print(f"{'REVISION':<10}CHANGE-CAUSE")
     for entry in history:
         cause = (meta(entry).get("annotations") or {}).get(CHANGE_CAUSE)
@@ -125,11 +126,12 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
         return await wait_for_rollout(client, name, namespace, timeout=args.timeout, watch=args.watch,
                                       kind=info.kind)
     if args.action == "history":
-        if info.kind == "DaemonSet":
+        if info.kind in ("DaemonSet", "StatefulSet"):
             return await _daemonset_history(client, await client.get(info, name, namespace), args.revision)
         return await _history(client, await client.get(info, name, namespace), args.revision)
     to_revision = getattr(args, "to_revision", 0)
-    rollback = undo_daemonset(client, to_revision) if info.kind == "DaemonSet" else undo(client, to_revision)
+    rollback = (undo_daemonset(client, to_revision) if info.kind in ("DaemonSet", "StatefulSet")
+                else undo(client, to_revision))
     changes: dict[str, tuple[Change, str]] = {
         "undo": (rollback, "rolled back"), "restart": (restart, "restarted"),
         "pause": (set_paused(True), "paused"), "resume": (set_paused(False), "resumed")}

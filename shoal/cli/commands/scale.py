@@ -1,4 +1,4 @@
-"""``shoal scale deploy/web --replicas 3``: set the replicas of Deployments, ReplicaSets or RCs.
+"""``shoal scale deploy/web --replicas 3``: set the replicas of Deployments, ReplicaSets, RCs or StatefulSets.
 
 The write is a merge patch of ``spec.replicas`` carrying a resourceVersion precondition: the one given
 with ``--resource-version`` (a mismatch is an error), else the one just read (a concurrent change is
@@ -17,12 +17,13 @@ from shoal.cli.registry import Command, add_namespace_flags
 from shoal.cli.resources import display_name, parse_targets
 from shoal.cli.session import Session
 
-SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController")
+SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet")
 ATTEMPTS = 5
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="+", metavar="TYPE/NAME", help="TYPE/NAME... or TYPE NAME... (deploy, rs, rc)")
+    parser.add_argument("target", nargs="+", metavar="TYPE/NAME",
+                        help="TYPE/NAME... or TYPE NAME... (deploy, rs, rc, sts)")
     parser.add_argument("--replicas", type=int, required=True, help="the new number of replicas")
     parser.add_argument("--current-replicas", type=int, default=None,
                         help="only scale if the current replicas are this many")
@@ -36,7 +37,7 @@ def _targets(words: list[str]) -> list[tuple[KindInfo, str]]:
     for target in parse_targets(words):
         if target.info.kind not in SCALABLE:
             raise UsageError(f"{target.info.plural} cannot be scaled; scale one of: deployment, replicaset, "
-                             "replicationcontroller")
+                             "replicationcontroller, statefulset")
         out.extend((target.info, name) for name in target.names)
     if not out:
         raise UsageError("name what to scale: TYPE/NAME or TYPE NAME (e.g. deploy/web)")
@@ -85,7 +86,7 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
 
 
 COMMAND = Command(
-    name="scale", help="set the number of replicas of a deployment, replicaset or replicationcontroller",
+    name="scale", help="set the number of replicas of a deployment, replicaset, replicationcontroller or statefulset",
     configure=_configure, run=_run,
     epilog="examples:\n  shoal scale deploy/web --replicas 5\n  shoal scale deployment web --replicas 3\n"
            "  shoal scale rs web-7d9c --replicas 0\n  shoal scale deploy/web --current-replicas 2 --replicas 3",
