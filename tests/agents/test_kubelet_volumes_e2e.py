@@ -137,8 +137,10 @@ async def test_every_volume_type_and_env_source(runner: ActorRunner, api: ApiAct
     host.mkdir()
     (host / "file.txt").write_text("on-the-node")
     await start_kubelet(runner, podman_service, node, state)
-    # the pod names its ServiceAccount, which admission requires to exist (no serviceaccount controller here)
-    await client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
+    # the pod names its ServiceAccount, which admission requires to exist (no serviceaccount controller here);
+    # the account opts out of the token volume, whose CA ConfigMap only the rootca controller makes
+    await client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"},
+                         "automountServiceAccountToken": False})
     await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-config"},
                          "data": {"color": "blue", "game.properties": "lives=3"}})
     await client.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
