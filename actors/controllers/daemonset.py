@@ -46,6 +46,7 @@ from actors.controllers.daemonset_plan import (
 )
 from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
+from actors.controllers.podcontrol import delete_pods
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import slow_start_batches
 from protocol.errors import AlreadyExists, NotFound, ShoalError
@@ -330,24 +331,7 @@ class DaemonSetController:
                                        f"Created pod: {name_of(pod)} (for node {node})")
 
     async def _delete_pods(self, ds: Obj, key: str, names: list[str]) -> list[str]:
-        namespace = namespace_of(ds)
-        pod_keys = [f"{namespace}/{n}" for n in names]
-        self.expectations.expect_deletions(key, pod_keys)
-
-        async def delete(name: str, pod_key: str) -> str | None:
-            try:
-                await self.client.delete("Pod", name, namespace)
-            except ShoalError as exc:
-                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
-                if isinstance(exc, NotFound):
-                    return None
-                await self.ctx.recorder.record(ds, "Warning", "FailedDelete", f"Error deleting: {exc}")
-                return str(exc)
-            await self.ctx.recorder.record(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
-            return None
-
-        results = await asyncio.gather(*(delete(n, k) for n, k in zip(names, pod_keys, strict=True)))
-        return [r for r in results if r is not None]
+        return await delete_pods(self.client, self.ctx.recorder, self.expectations, ds, key, names)
 
 
 register("daemonset", DaemonSetController)

@@ -38,6 +38,7 @@ from actors.controllers.job_plan import (
     status_changed,
 )
 from actors.controllers.manager import register
+from actors.controllers.podcontrol import delete_pods
 from actors.controllers.replication_plan import slow_start_batches
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, controller_of, is_deleting, name_of, namespace_of, ref, uid_of
@@ -210,24 +211,7 @@ class JobController:
         await self.ctx.recorder.record(job, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}")
 
     async def _delete_pods(self, job: Obj, key: str, names: list[str]) -> list[str]:
-        namespace = namespace_of(job)
-        pod_keys = [f"{namespace}/{n}" for n in names]
-        self.expectations.expect_deletions(key, pod_keys)
-
-        async def delete(name: str, pod_key: str) -> str | None:
-            try:
-                await self.client.delete("Pod", name, namespace)
-            except ShoalError as exc:
-                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
-                if isinstance(exc, NotFound):
-                    return None
-                await self.ctx.recorder.record(job, "Warning", "FailedDelete", f"Error deleting: {exc}")
-                return str(exc)
-            await self.ctx.recorder.record(job, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
-            return None
-
-        results = await asyncio.gather(*(delete(n, k) for n, k in zip(names, pod_keys, strict=True)))
-        return [r for r in results if r is not None]
+        return await delete_pods(self.client, self.ctx.recorder, self.expectations, job, key, names)
 
     async def _write_status(self, job: Obj, status: Obj) -> None:
         patch: dict[str, Any] = {"status": {k: status.get(k) for k in set(status) | set(job.get("status") or {})}}

@@ -25,6 +25,7 @@ from actors.controllers.base import ControllerContext
 from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
+from actors.controllers.podcontrol import delete_pods
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import (
     BURST_REPLICAS,
@@ -220,24 +221,7 @@ class ReplicaController:
         await self.ctx.recorder.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {name_of(pod)}")
 
     async def _delete_pods(self, owner: Obj, key: str, names: list[str]) -> list[str]:
-        namespace = namespace_of(owner)
-        pod_keys = [f"{namespace}/{n}" for n in names]
-        self.expectations.expect_deletions(key, pod_keys)
-
-        async def delete(name: str, pod_key: str) -> str | None:
-            try:
-                await self.client.delete("Pod", name, namespace)
-            except ShoalError as exc:
-                self.expectations.deletion_observed(key, pod_key)  # it will never be seen going
-                if isinstance(exc, NotFound):
-                    return None
-                await self.ctx.recorder.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
-                return str(exc)
-            await self.ctx.recorder.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
-            return None
-
-        results = await asyncio.gather(*(delete(n, k) for n, k in zip(names, pod_keys, strict=True)))
-        return [r for r in results if r is not None]
+        return await delete_pods(self.client, self.ctx.recorder, self.expectations, owner, key, names)
 
     async def _write_status(self, owner: Obj, status: Obj) -> None:
         patch: dict[str, Any] = {"status": {**status, "conditions": status.get("conditions")}}
