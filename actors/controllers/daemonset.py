@@ -46,7 +46,7 @@ from actors.controllers.daemonset_plan import (
 )
 from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
-from actors.controllers.podcontrol import delete_pods
+from actors.controllers.podcontrol import delete_pods, owners_of_pod_change
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import slow_start_batches
 from protocol.errors import AlreadyExists, NotFound, ShoalError
@@ -211,27 +211,8 @@ class DaemonSetController:
         pod = new if new is not None else old
         if pod is None:
             return
-        owner_key = self._owner_key(pod)
-        if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
-            if owner_key is not None:
-                self.expectations.deletion_observed(owner_key, ref(pod))
-                self._enqueue(owner_key)
-            if event == "DELETED" or old is None:
-                return
-        if event == "ADDED" and owner_key is not None:
-            self.expectations.creation_observed(owner_key)
-        keys: set[str] = set()
-        if owner_key is not None:
-            keys.add(owner_key)
-        elif controller_of(pod) is None:
-            keys.update(self._matching(pod))
-        if old is not None and (labels_of(old) != labels_of(pod) or controller_of(old) != controller_of(pod)):
-            old_key = self._owner_key(old)
-            if old_key is not None:
-                keys.add(old_key)
-            elif controller_of(old) is None:
-                keys.update(self._matching(old))
-        for key in keys:
+        for key in owners_of_pod_change(event, old, pod, self.expectations, owner_key=self._owner_key,
+                                        matching=self._matching):
             self._enqueue(key)
 
     # -- reconcile ----------------------------------------------------------------------------

@@ -1,14 +1,16 @@
-"""Deleting an owner's pods, as Kubernetes' ``PodControl`` does for every workload controller: the deletions are
-expected before they are sent (so a stale cache never makes the controller delete twice), sent at once, and
-each one's outcome recorded as an Event on the owner (``SuccessfulDelete`` / ``FailedDelete``)."""
+"""What workload controllers share about their pods (Kubernetes' ``PodControl`` and the pod event handlers of
+its ReplicaSet and DaemonSet controllers): which owners a pod change concerns, with the expectations it
+satisfies; and deleting an owner's pods, expected before they are sent (so a stale cache never makes the
+controller delete twice), sent at once, each outcome recorded as an Event on the owner."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from actors.controllers.expectations import Expectations
 from protocol.errors import NotFound, ShoalError
-from protocol.objects import Obj, namespace_of
+from protocol.objects import Obj, controller_of, is_deleting, labels_of, namespace_of, ref
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
 
@@ -35,3 +37,33 @@ async def delete_pods(client: ApiClient, recorder: EventRecorder, expectations: 
 
     results = await asyncio.gather(*(delete(n, k) for n, k in zip(names, pod_keys, strict=True)))
     return [r for r in results if r is not None]
+
+
+def owners_of_pod_change(event: str, old: Obj | None, pod: Obj, expectations: Expectations, *,
+                         owner_key: Callable[[Obj], str | None],
+                         matching: Callable[[Obj], list[str]]) -> set[str]:
+    """The owners to sync after a pod change, the expectations it satisfies recorded: its controller (a pod
+    going counts as an observed deletion, a new one as an observed creation), or for an orphan every owner
+    whose selector matches it (it may be adopted); and the former ones when its labels or controller changed.
+    A pod deleted, or seen first while being deleted, concerns its controller only."""
+    key = owner_key(pod)
+    keys: set[str] = set()
+    if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
+        if key is not None:
+            expectations.deletion_observed(key, ref(pod))
+            keys.add(key)
+        if event == "DELETED" or old is None:
+            return keys
+    if event == "ADDED" and key is not None:
+        expectations.creation_observed(key)
+    if key is not None:
+        keys.add(key)
+    elif controller_of(pod) is None:
+        keys.update(matching(pod))
+    if old is not None and (labels_of(old) != labels_of(pod) or controller_of(old) != controller_of(pod)):
+        old_key = owner_key(old)
+        if old_key is not None:
+            keys.add(old_key)
+        elif controller_of(old) is None:
+            keys.update(matching(old))
+    return keys

@@ -25,7 +25,7 @@ from actors.controllers.base import ControllerContext
 from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.expectations import Expectations
 from actors.controllers.manager import register
-from actors.controllers.podcontrol import delete_pods
+from actors.controllers.podcontrol import delete_pods, owners_of_pod_change
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import (
     BURST_REPLICAS,
@@ -44,7 +44,6 @@ from protocol.errors import NotFound, ShoalError
 from protocol.objects import (
     Obj,
     controller_of,
-    is_deleting,
     labels_of,
     name_of,
     namespace_of,
@@ -135,27 +134,8 @@ class ReplicaController:
         pod = new if new is not None else old
         if pod is None:
             return
-        owner_key = self._owner_key(pod)
-        if event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old))):
-            if owner_key is not None:
-                self.expectations.deletion_observed(owner_key, ref(pod))
-                self.queue.add(owner_key)
-            if event == "DELETED" or old is None:
-                return
-        if event == "ADDED" and owner_key is not None:
-            self.expectations.creation_observed(owner_key)
-        keys: set[str] = set()
-        if owner_key is not None:
-            keys.add(owner_key)
-        elif controller_of(pod) is None:
-            keys.update(self._matching_owners(pod))
-        if old is not None and (labels_of(old) != labels_of(pod) or controller_of(old) != controller_of(pod)):
-            old_key = self._owner_key(old)
-            if old_key is not None:
-                keys.add(old_key)
-            elif controller_of(old) is None:
-                keys.update(self._matching_owners(old))
-        for key in keys:
+        for key in owners_of_pod_change(event, old, pod, self.expectations, owner_key=self._owner_key,
+                                        matching=self._matching_owners):
             self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------
