@@ -28,8 +28,10 @@ from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import start_podman_service
 from bench.common import cluster, percentile, progress, summary
 from protocol.objects import condition_true
+from runtime.host_subnets import free_block
 
 NODE = "bench-node"
+POD_TIMEOUT = 120.0  # a pod not Running by then fails the benchmark with its status, instead of a hang
 
 
 def bare_runs(n: int, env: dict[str, str]) -> list[float]:
@@ -49,7 +51,9 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
             await asyncio.to_thread(ensure_local_images, service.env, progress)
             kubelet = ["agents.kubelet", "--node-name", NODE, "--podman-socket", service.socket_url,
                        "--state-dir", str(Path(tmp) / "kubelet"), "--no-events"]
-            controllers = ["actors.controllers", "--controllers", "serviceaccount,rootca,nodeipam", "--no-leader-elect"]
+            # a pod range no network on this host uses (e.g. a `shoal up` cluster left running)
+            controllers = ["actors.controllers", "--controllers", "serviceaccount,rootca,nodeipam", "--no-leader-elect",
+                           "--cluster-cidr", free_block("198.18.0.0/16", 24)]
             async with cluster(extra=[kubelet, controllers]) as c:
                 client = c.client
                 deadline = time.monotonic() + 60
@@ -152,7 +156,12 @@ async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[
         created[name] = time.perf_counter()
         await client.create(pod)
         await client.bind(name, "default", NODE)
+        deadline = time.monotonic() + POD_TIMEOUT
         while name not in running:
+            if time.monotonic() > deadline:
+                pod = await client.get("Pod", name, "default")
+                raise TimeoutError(f"pod {name} not Running after {POD_TIMEOUT:.0f} s: "
+                                   f"{json.dumps(pod.get('status') or {})[:600]}")
             await asyncio.sleep(0.01)
 
     observer = asyncio.create_task(observe())

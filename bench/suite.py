@@ -12,13 +12,16 @@ sets one, its target and whether it was met on this machine. Only the scale runs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +47,7 @@ QUICK: dict[str, list[str]] = {
     "exec": ["bench.bench_exec", "--n", "5"],
     "console": ["bench.bench_console", "--nodes", "200", "--pods", "2000", "--rate", "500", "--seconds", "3"],
 }
+QUICK_LIMIT = 300.0  # seconds a quick-mode benchmark may take (each takes under a minute on our machines)
 FULL: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "3000", "--concurrency", "64", "--rate", "1000", "--seconds", "20"],
     "watch": ["bench.bench_watch", "--n", "20000", "--rate", "1000"],
@@ -394,19 +398,47 @@ def print_table(rows: list[Row]) -> None:
             print("  ".join("-" * widths[c] for c in cols))
 
 
-def run_one(module: str, args: list[str], out: Path) -> tuple[int, list[str]]:
-    """Run one benchmark, echoing its progress lines; the tail of its output is kept for a failure report."""
+def run_one(module: str, args: list[str], out: Path, limit: float | None) -> tuple[int, list[str]]:
+    """Run one benchmark in its own process group, echoing its progress lines; the tail of its output is
+    kept for a failure report. Past ``limit`` seconds the whole group is stopped (TERM, then KILL) and the
+    benchmark fails with that said: a hang costs minutes, never the whole CI run."""
     tail: deque[str] = deque(maxlen=60)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with subprocess.Popen([sys.executable, "-m", module, *args, "--json", str(out)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip())
-            stripped = line.strip()
-            if stripped.startswith("..") or stripped.startswith("CORRECTNESS"):
-                print(f"    {stripped}", flush=True)
-        return proc.wait(), list(tail)
+                          stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True) as proc:
+        fired = threading.Event()
+        stopper = threading.Timer(limit, _stop_group, (proc, fired, limit)) if limit else None
+        if stopper is not None:
+            stopper.daemon = True
+            stopper.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                tail.append(line.rstrip())
+                stripped = line.strip()
+                if stripped.startswith("..") or stripped.startswith("CORRECTNESS"):
+                    print(f"    {stripped}", flush=True)
+            code = proc.wait()
+            if fired.is_set():
+                tail.append(f"TIMED OUT after {limit:.0f}s (the suite stopped the benchmark's process group)")
+            return code, list(tail)
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+
+
+def _stop_group(proc: subprocess.Popen[str], fired: threading.Event, limit: float) -> None:
+    fired.set()
+    print(f"    .. still running after {limit:.0f}s: stopping it (raise the limit with --limit)", flush=True)
+    # SIGINT first: the benchmark's cleanup runs (servers it started in their own sessions stop too)
+    for sig, wait in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def main() -> None:
@@ -415,7 +447,11 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated benchmarks to run (names as in the table)")
     parser.add_argument("--skip", default="", help="comma-separated benchmarks to leave out")
     parser.add_argument("--json", default="bench-results.json")
+    parser.add_argument("--limit", type=float, default=None,
+                        help="seconds one benchmark may run before it is stopped and counted failed "
+                             f"(default {QUICK_LIMIT:.0f} with --quick, none otherwise; 0: none)")
     args = parser.parse_args()
+    limit = (QUICK_LIMIT if args.quick else 0.0) if args.limit is None else args.limit
     plan = QUICK if args.quick else FULL
     only = [n for n in args.only.split(",") if n]
     skip = set(args.skip.split(","))
@@ -442,7 +478,7 @@ def main() -> None:
             out = Path(tmp) / f"{name}.json"
             print(f"[{index}/{len(chosen)}] {name}: python -m {module} {' '.join(rest)}", flush=True)
             started = time.monotonic()
-            code, tail = run_one(module, rest, out)
+            code, tail = run_one(module, rest, out, limit or None)
             took = time.monotonic() - started
             if code != 0 or not out.exists():
                 failures += 1

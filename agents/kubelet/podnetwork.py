@@ -27,6 +27,7 @@ from agents.kubelet.cri import ContainerRuntimeError
 from protocol.errors import ShoalError
 from protocol.objects import Obj
 from runtime.client import ApiClient
+from runtime.host_subnets import conflicting
 
 LABEL_CLUSTER = "io.shoal.cluster"
 MODES = ("bridge", "loopback")
@@ -77,11 +78,13 @@ def network_spec(cluster: str, node: str, cidr: str) -> NetworkSpec:
                        {"io.shoal.managed": "true", "io.shoal.node": node, LABEL_CLUSTER: cluster})
 
 
-def network_condition(mode: str, spec: NetworkSpec | None, cidr: str | None) -> Obj:
+def network_condition(mode: str, spec: NetworkSpec | None, cidr: str | None, error: str | None = None) -> Obj:
     """The Node condition reporting the pod network (``False`` means the network is available)."""
     if mode == "loopback":
         return {"type": "NetworkUnavailable", "status": "False", "reason": "LoopbackPodNetwork",
                 "message": f"pod addresses are node loopback addresses in {cidr} (pods do not reach each other)"}
+    if spec is None and error is not None:
+        return {"type": "NetworkUnavailable", "status": "True", "reason": "NetworkSetupFailed", "message": error}
     if spec is None:
         return {"type": "NetworkUnavailable", "status": "True", "reason": "NoPodCIDR",
                 "message": "waiting for node IPAM to assign spec.podCIDR"}
@@ -93,6 +96,15 @@ def node_pod_cidr(node: Obj) -> str | None:
     spec = node.get("spec") or {}
     cidrs = [str(c) for c in spec.get("podCIDRs") or [] if c] or ([str(spec["podCIDR"])] if spec.get("podCIDR") else [])
     return cidrs[0] if cidrs else None
+
+
+def with_host_conflicts(error: str, subnet: str) -> str:
+    """The runtime's error, plus which host routes overlap the subnet and what to do about them."""
+    clash = conflicting(subnet)
+    if not clash:
+        return error
+    return (f"{error} (the host already routes {', '.join(clash)}: another cluster or network uses this "
+            "range; stop it, or give this cluster another --cluster-cidr)")
 
 
 class PodNetwork:
@@ -113,6 +125,7 @@ class PodNetwork:
         self.cidr = cidr if mode == "loopback" else None
         self._wanted = cidr
         self.spec: NetworkSpec | None = None
+        self.error: str | None = None  # why the network could not be made (last attempt)
         self.log = log
         self.poll = poll
         self.ready = asyncio.Event()
@@ -120,7 +133,7 @@ class PodNetwork:
             self.ready.set()
 
     def condition(self) -> Obj:
-        return network_condition(self.mode, self.spec, self.cidr)
+        return network_condition(self.mode, self.spec, self.cidr, self.error)
 
     async def run(self) -> None:
         """Wait for a podCIDR and make the network (retrying); returns once it is ready."""
@@ -132,13 +145,17 @@ class PodNetwork:
                 cidr = self._wanted or await self._assigned()
                 if cidr is not None:
                     spec = network_spec(self.cluster, self.node, cidr)
-                    await self.runtime.ensure_network(spec)
+                    try:
+                        await self.runtime.ensure_network(spec)
+                    except PodNetworkError as exc:
+                        raise PodNetworkError(with_host_conflicts(str(exc), spec.subnet)) from exc
                     self.runtime.use_network(spec)
                     self.spec, self.cidr = spec, cidr
                     self.log.info("pod network ready", network=spec.name, subnet=spec.subnet, gateway=spec.gateway)
                     self.ready.set()
                     return
             except (ShoalError, PodNetworkError, ContainerRuntimeError) as exc:
+                self.error = str(exc)
                 self.log.warning("pod network not ready; retrying", error=str(exc), retry_in=delay)
                 delay = min(delay * 2, 10.0)
             await asyncio.sleep(delay)

@@ -1,15 +1,16 @@
 """The node's pod network on real Podman: a bridge network with the podCIDR node IPAM gave the Node,
 pods reaching each other at podIP:containerPort, the node reaching them, hostPorts still published.
 
-Each test gets its own node name and its own /24 (picked at random in 198.18.100-249.0), so two runs (or
-two helpers) on one machine never share a network; the network and every sandbox are removed afterwards,
+Each test gets its own node name and its own /24 (the first half of a /23 in 198.18.64-127.0 that no host
+route overlaps, picked at random), so two runs on one machine, or a `shoal up` cluster left running, never
+share a network; the network and every sandbox are removed afterwards,
 pass or fail.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import ipaddress
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from agents.kubelet.podman_service import PodmanService
 from agents.kubelet.podnetwork import network_name
 from protocol.objects import Obj
 from runtime.client import ApiClient
+from runtime.host_subnets import free_block
 from tests.agents.kubelet_helpers import create_bound, eventually, is_ready, phase, pod_manifest, pod_where, started
 from tests.conftest import ActorRunner
 from tests.controllers.conftest import start_manager
@@ -48,7 +50,8 @@ async def net_node(podman_service: PodmanService, runner: ActorRunner) -> AsyncI
     node = f"net-{uuid.uuid4().hex[:8]}"
     runtime = PodmanRuntime(podman_service.socket_url)
     try:
-        yield NetNode(node, f"198.18.{random.randrange(100, 250)}.0/24", runtime)
+        pair = ipaddress.IPv4Network(free_block("198.18.64.0/18", 23))
+        yield NetNode(node, str(next(pair.subnets(new_prefix=24))), runtime)
     finally:
         await runner.stop_all()
         for sandbox in await runtime.list_sandboxes(node):

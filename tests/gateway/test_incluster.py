@@ -12,7 +12,6 @@ mounted by hand at ``/var/run/secrets/kubernetes.io/serviceaccount``.
 from __future__ import annotations
 
 import base64
-import random
 import shutil
 import subprocess
 import uuid
@@ -30,6 +29,7 @@ from agents.kubelet.podman_service import PodmanService
 from agents.kubelet.podnetwork import network_name
 from agents.kubelet.volumes import unmount_all
 from runtime.client import ApiClient
+from runtime.host_subnets import free_block
 from runtime.nats_server import free_port
 from tests.agents.conftest import podman_service  # noqa: F401  (the session's Podman service)
 from tests.conftest import ActorRunner
@@ -63,7 +63,7 @@ async def node(podman_service: PodmanService, runner: ActorRunner) -> AsyncItera
     name = f"ic-{uuid.uuid4().hex[:8]}"
     runtime = PodmanRuntime(podman_service.socket_url)
     try:
-        yield name, f"198.18.{random.randrange(100, 250)}.0/24"
+        yield name, free_block("198.18.64.0/18", 24)  # a /24 no host route overlaps
     finally:
         await runner.stop_all()
         for sandbox in await runtime.list_sandboxes(name):
