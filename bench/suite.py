@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.calibrate import fingerprint, round_trips_per_second
+
 QUICK: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "300", "--concurrency", "32", "--rate", "1000", "--seconds", "3"],
     "watch": ["bench.bench_watch", "--n", "2000", "--rate", "1000"],
@@ -459,8 +461,11 @@ def main() -> None:
     results: dict[str, Any] = {
         "mode": "quick" if args.quick else "full", "started": time.time(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                    **fingerprint()},
     }
+    print(f"CPU: {results['machine']['cpu_model']}; calibration at start: "
+          f"{results['machine']['msgpack_round_trips_per_s']:,} msgpack pod round trips/s", flush=True)
     failures = 0
     suite_started = time.monotonic()
     rows: list[Row] = []
@@ -494,8 +499,11 @@ def main() -> None:
             except (KeyError, TypeError, ZeroDivisionError) as exc:
                 rows.append(Row(name, "", "", f"(no table row: {exc!r})"))
             print(f"    done in {took:.0f}s (suite {time.monotonic() - suite_started:.0f}s)", flush=True)
-    print(f"\nShoal benchmark suite ({results['mode']}), {results['machine']['cpus']} CPUs, "
-          f"{results['machine']['memory_gib']} GiB, {time.monotonic() - suite_started:.0f}s\n")
+    results["machine"]["msgpack_round_trips_per_s_at_end"] = end_calibration = round(round_trips_per_second())
+    print(f"\nShoal benchmark suite ({results['mode']}), {results['machine']['cpus']} CPUs "
+          f"({results['machine']['cpu_model']}), {results['machine']['memory_gib']} GiB, "
+          f"{time.monotonic() - suite_started:.0f}s; calibration {results['machine']['msgpack_round_trips_per_s']:,} "
+          f"msgpack pod round trips/s at start, {end_calibration:,} at end\n")
     print_table(rows)
     for name in chosen:
         entry = results.get(name)
