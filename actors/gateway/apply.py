@@ -13,8 +13,14 @@ Kubernetes' ``FieldsV1``: ``{"f:spec": {"f:replicas": {}, "f:containers": {"k:{\
 Applying the same configuration twice changes nothing (no write). Two appliers may own a field together
 while they apply the same value; applying a different value to a field another applier owns is a
 ``Conflict`` (409, one cause per field, as ``kubectl apply --server-side`` prints them) unless ``force``
-(``--force-conflicts``), which takes the field from the other. Simplification: ownership is tracked for
-appliers only (not for fields written by update, patch or client-side apply), so those never conflict.
+(``--force-conflicts``), which takes the field from the other.
+
+Writers that do not apply are managers too, as in Kubernetes (operation ``Update``): a create, update or
+patch through the gateway (``record_update``) gives its manager (``fieldManager``, else the User-Agent's
+product, e.g. ``kubectl``) the fields it set or changed and takes them from every other manager, appliers
+included; a field it removed leaves every manager. Applying another value to a field an updater owns is a
+conflict like any other (``kubectl scale`` then ``apply --server-side`` of other replicas). Writes made over
+NATS (``shoal``, the controllers) are not tracked: they never conflict.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from protocol.objects import Obj, meta
 
 Path = tuple[str, ...]
 IDENTITY = ("apiVersion", "kind")
+KUBECTL = "kubectl"  # the manager of `kubectl apply --server-side`
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 META_IDENTITY = ("name", "namespace", "resourceVersion", "uid", "managedFields", "creationTimestamp", "generation")
 
 
@@ -188,15 +196,17 @@ def apply(current: Obj | None, applied: Any, manager: str, now: str, *, force: b
     managed = [m for m in meta(result).get("managedFields") or [] if isinstance(m, dict)]
     mine = next((m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"), None)
     previous = from_fields_v1(mine.get("fieldsV1")) if mine else set()
-    appliers = [m for m in managed if m is not mine and m.get("operation") == "Apply"]
+    owners = [m for m in managed if m is not mine and m.get("manager") != manager]
     conflicts: list[tuple[str, Path]] = []
-    for other in appliers:
+    for other in owners:
         theirs = from_fields_v1(other.get("fieldsV1"))
         contested = {p for p in paths & theirs if not p[-1].startswith("k:")
                      and _value(current, p) != _value(applied, p)}
         if contested and force:
             other["fieldsV1"] = to_fields_v1(theirs - contested)
         conflicts += [(str(other.get("manager")), p) for p in sorted(contested)]
+    if conflicts and not force and manager == KUBECTL and {p for _, p in conflicts} <= _last_applied_fields(current):
+        return apply(current, applied, manager, now, force=True)  # kubectl taking over from client-side apply
     if conflicts and not force:
         raise Conflict(f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
                        + "; ".join(f'conflict with "{m}": {_display(p)}' for m, p in conflicts),
@@ -215,3 +225,77 @@ def apply(current: Obj | None, applied: Any, manager: str, now: str, *, force: b
     others = [m for m in managed if m is not mine and m.get("fieldsV1") != {}]  # a manager left with nothing goes
     meta(result)["managedFields"] = [*others, entry(manager, api_version, paths, now)]
     return result
+
+
+def _last_applied_fields(live: Obj) -> set[Path]:
+    """The fields of the live object's ``last-applied-configuration`` (client-side apply's record) that
+    still hold the value it applied. Kubernetes lets ``kubectl apply --server-side`` take exactly these
+    from other managers without a conflict (its lastAppliedManager): what client-side apply set and
+    nobody changed since is the user's own configuration moving to server-side apply."""
+    text = (meta(live).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        last = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return set()
+    if not isinstance(last, dict):
+        return set()
+    return {p for p in owned_paths(last) if p[-1].startswith("k:") or _value(last, p) == _value(live, p)}
+
+
+def _tracked(obj: Obj | None) -> Obj:
+    """The part of an object whose fields have managers: no status, no identity."""
+    return {k: v for k, v in (obj or {}).items() if k != "status"}
+
+
+def record_update(before: Obj | None, after: Obj, manager: str, now: str) -> Obj:
+    """``after`` with ``metadata.managedFields`` as Kubernetes keeps them for a non-apply write by
+    ``manager`` of ``before`` (None: a create): the fields ``after`` adds or changes become the manager's
+    (operation ``Update``) and leave every other manager; removed fields leave every manager. The
+    managers are taken from ``before`` (a client cannot rewrite them by sending its own)."""
+    old = _tracked(before)
+    new = _tracked(after)
+    was, now_paths = owned_paths(old), owned_paths(new)
+    changed = {p for p in now_paths
+               if p not in was or (not p[-1].startswith("k:") and _value(old, p) != _value(new, p))}
+    removed = was - now_paths
+    managed = copy.deepcopy([m for m in meta(before or {}).get("managedFields") or [] if isinstance(m, dict)])
+    if not changed and not removed:
+        if managed:
+            meta(after)["managedFields"] = managed
+        else:
+            meta(after).pop("managedFields", None)
+        return after
+    gone = changed | removed
+
+    def kept(paths: set[Path]) -> set[Path]:
+        return {p for p in paths if not any(p[:len(g)] == g for g in gone if len(g) <= len(p))}
+
+    out: list[Obj] = []
+    mine: Obj | None = None
+    for m in managed:
+        if m.get("manager") == manager and m.get("operation") == "Update":
+            mine = m
+            continue
+        paths = kept(from_fields_v1(m.get("fieldsV1")))
+        if paths:
+            m["fieldsV1"] = to_fields_v1(paths)
+            out.append(m)
+    previous = kept(from_fields_v1(mine.get("fieldsV1"))) if mine is not None else set()
+    ours = (previous | changed) & now_paths
+    if ours:
+        out.append({"manager": manager, "operation": "Update", "apiVersion": str(after.get("apiVersion", "")),
+                    "time": now, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(ours)})
+    if out:
+        meta(after)["managedFields"] = out
+    else:
+        meta(after).pop("managedFields", None)
+    return after
+
+
+def manager_of(field_manager: str | None, user_agent: str | None) -> str:
+    """The manager of a write: ``fieldManager`` if given, else the User-Agent's product as Kubernetes
+    derives it (``kubectl/v1.32.0 (linux/amd64) …`` → ``kubectl``), else ``unknown``."""
+    if field_manager:
+        return field_manager[:128]
+    product = (user_agent or "").split("/", 1)[0].strip()
+    return product[:128] or "unknown"

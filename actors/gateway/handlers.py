@@ -10,6 +10,7 @@ headers carry the warnings a NATS reply has.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from typing import Any
 
@@ -141,6 +142,7 @@ class Handlers:
                                  f"sent on the request ({ns})")
             meta(obj)["namespace"] = ns
         checked = fieldvalidation.check(t.info, obj, request.query.get("fieldValidation"))
+        server_apply.record_update(None, obj, _manager(request), _now())
         subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace or "default")
         created, warnings = await self.call(subject, {"object": obj})
         return json_response(created, 201, checked + warnings)
@@ -181,11 +183,13 @@ class Handlers:
         if not isinstance(obj, dict):
             raise BadRequest("the body must be a JSON object")
         if t.subresource == "scale":
-            return await self._write_scale(t, obj)
+            return await self._write_scale(t, obj, _manager(request))
         self._check_type(obj, t.info)
         self._check_name(obj, t)
         checked = fieldvalidation.check(t.info, obj, request.query.get("fieldValidation"))
         verb = Verb.STATUS if t.subresource == "status" else Verb.UPDATE
+        if verb is Verb.UPDATE:  # the fields it changes become its manager's (the managers are the stored ones)
+            server_apply.record_update(await self.get(t), obj, _manager(request), _now())
         updated, warnings = await self.call(self._object_subject(verb, t), {"object": obj})
         return json_response(updated, 200, checked + warnings)
 
@@ -196,14 +200,8 @@ class Handlers:
         body = await read_body(request)
         if t.subresource == "scale":
             scale = patches.apply_patch(content_type, scale_of(await self.get(t)), body)
-            return await self._write_scale(t, scale)
+            return await self._write_scale(t, scale, _manager(request))
         directive = request.query.get("fieldValidation")
-        if content_type == patches.MERGE_PATCH and t.subresource is None:
-            if not isinstance(body, dict):
-                raise BadRequest("a merge patch is a JSON object")
-            checked = fieldvalidation.check(t.info, body, directive)
-            patched, warnings = await self.call(self._object_subject(Verb.PATCH, t), {"patch": body})
-            return json_response(patched, 200, checked + warnings)
         verb = Verb.STATUS if t.subresource == "status" else Verb.UPDATE
         for attempt in range(PATCH_ATTEMPTS):
             current = await self.get(t)
@@ -214,6 +212,8 @@ class Handlers:
             meta(patched).setdefault("resourceVersion", meta(current).get("resourceVersion"))
             self._check_name(patched, t)
             checked = fieldvalidation.check(t.info, patched, directive)
+            if verb is Verb.UPDATE:
+                server_apply.record_update(current, patched, _manager(request), _now())
             try:
                 written, warnings = await self.call(self._object_subject(verb, t), {"object": patched})
                 return json_response(written, 200, checked + warnings)
@@ -301,22 +301,28 @@ class Handlers:
                                                "uid": meta(obj).get("uid")}), 200, warnings)
 
     # -- subresources --------------------------------------------------------------------------------
-    async def _write_scale(self, t: paths.Target, scale: Any) -> web.Response:
+    async def _write_scale(self, t: paths.Target, scale: Any, manager: str) -> web.Response:
+        """``spec.replicas`` of the object through its Scale; the field becomes ``manager``'s. Without a
+        resourceVersion in the Scale, a concurrent write is retried over; with one, it is a Conflict."""
         if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get("replicas"), int):
             raise BadRequest("a Scale needs spec.replicas (an integer)")
         replicas = scale["spec"]["replicas"]
         rv = meta(scale).get("resourceVersion")
-        if rv:
+        for attempt in range(PATCH_ATTEMPTS):
             current = await self.get(t)
-            if meta(current).get("resourceVersion") != rv:
+            if rv and meta(current).get("resourceVersion") != rv:
                 raise Conflict(f"the object has been modified since resourceVersion {rv}; get it and retry",
                                {"name": t.name})
-            current.setdefault("spec", {})["replicas"] = replicas
-            written, warnings = await self.call(self._object_subject(Verb.UPDATE, t), {"object": current})
-        else:
-            written, warnings = await self.call(self._object_subject(Verb.PATCH, t),
-                                                {"patch": {"spec": {"replicas": replicas}}})
-        return json_response(scale_of(written), 200, warnings)
+            scaled = copy.deepcopy(current)
+            scaled.setdefault("spec", {})["replicas"] = replicas
+            server_apply.record_update(current, scaled, manager, _now())
+            try:
+                written, warnings = await self.call(self._object_subject(Verb.UPDATE, t), {"object": scaled})
+                return json_response(scale_of(written), 200, warnings)
+            except Conflict:
+                if rv or attempt == PATCH_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
         if t.subresource == "log":
@@ -332,3 +338,11 @@ class Handlers:
             return json_response(table.table(t.info.kind, [obj], resource_version=str(meta(obj).get("resourceVersion")),
                                              include_object=request.query.get("includeObject", "Metadata")))
         return json_response(obj)
+
+
+def _manager(request: web.Request) -> str:
+    return server_apply.manager_of(request.query.get("fieldManager"), request.headers.get("User-Agent"))
+
+
+def _now() -> str:
+    return format_time(time.time())

@@ -244,6 +244,26 @@ async def test_server_side_apply_conflict_and_force(gateway: Gateway, api_client
     assert {m["manager"] for m in cm["metadata"]["managedFields"]} == {"team-b"}
 
 
+async def test_fields_set_by_create_and_scale_have_managers_that_apply_conflicts_with(
+        gateway: Gateway, api_client: ApiClient) -> None:
+    await gateway.ok("create", "deployment", "owned", "--image=busybox", "--replicas=1")
+    await gateway.ok("scale", "deployment", "owned", "--replicas=4")
+    shown = yaml.safe_load(await gateway.ok("get", "deployment", "owned", "-o", "yaml", "--show-managed-fields"))
+    managers = {(m["manager"], m["operation"]) for m in shown["metadata"]["managedFields"]}
+    assert ("kubectl-create", "Update") in managers, managers
+    scaler = next(m for m in shown["metadata"]["managedFields"] if "f:replicas" in m["fieldsV1"].get("f:spec", {}))
+    assert scaler["manager"] != "kubectl-create"  # the write that changed replicas owns it now
+    config = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: owned\nspec:\n  replicas: 2\n"
+              "  selector:\n    matchLabels:\n      app: owned\n  template:\n    metadata:\n      labels:\n"
+              "        app: owned\n    spec:\n      containers:\n      - name: busybox\n        image: busybox\n")
+    refused = await gateway.kubectl("apply", "--server-side", "--field-manager=team", "-f", "-", stdin=config)
+    assert refused.rc == 1 and f'conflict with "{scaler["manager"]}"' in refused.err, refused
+    assert ".spec.replicas" in refused.err, refused
+    assert (await api_client.get("Deployment", "owned", "default"))["spec"]["replicas"] == 4  # nothing written
+    await gateway.ok("apply", "--server-side", "--field-manager=team", "--force-conflicts", "-f", "-", stdin=config)
+    assert (await api_client.get("Deployment", "owned", "default"))["spec"]["replicas"] == 2
+
+
 async def test_client_certificates_signed_by_the_cluster_ca(gateway: Gateway, tmp_path: Path) -> None:
     cert, key = issue_client_certificate(gateway.credentials, "alice", ("devs", "ops"))
     config = yaml.safe_load(gateway.kubeconfig.read_text())

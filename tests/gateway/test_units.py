@@ -3,6 +3,7 @@ the OpenAPI protobuf encoder, field validation, and the kubeconfig merge."""
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,53 @@ def test_server_side_apply_conflicts_between_appliers() -> None:
     assert forced["spec"]["replicas"] == 3
     owners = {m["manager"]: m["fieldsV1"] for m in forced["metadata"]["managedFields"]}
     assert owners == {"c": {"f:spec": {"f:replicas": {}}}}  # a and b own nothing any more
+
+
+def test_updates_own_what_they_set_and_appliers_conflict_with_them() -> None:
+    created = server_apply.record_update(None, {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                "metadata": {"name": "d", "labels": {"app": "d"}},
+                                                "spec": {"replicas": 1, "paused": False}}, "kubectl-create", "t0")
+    assert created["metadata"]["managedFields"] == [
+        {"manager": "kubectl-create", "operation": "Update", "apiVersion": "apps/v1", "time": "t0",
+         "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:paused": {}, "f:replicas": {}}}}]
+    scaled = server_apply.record_update(created, {**created, "spec": {"replicas": 5, "paused": False}},
+                                        "kubectl-scale", "t1")
+    owners = {m["manager"]: m["fieldsV1"] for m in scaled["metadata"]["managedFields"]}
+    assert owners == {"kubectl-create": {"f:metadata": {"f:labels": {"f:app": {}}}, "f:spec": {"f:paused": {}}},
+                      "kubectl-scale": {"f:spec": {"f:replicas": {}}}}  # the changed field moved
+    unchanged = server_apply.record_update(scaled, {**scaled, "metadata": {**scaled["metadata"]}}, "x", "t2")
+    assert unchanged["metadata"]["managedFields"] == scaled["metadata"]["managedFields"]  # nothing set: no entry
+    relabelled = server_apply.record_update(scaled, {**scaled, "metadata": {"name": "d"}}, "kubectl-label", "t3")
+    assert {m["manager"] for m in relabelled["metadata"]["managedFields"]} == {"kubectl-create", "kubectl-scale"}
+    assert "f:metadata" not in relabelled["metadata"]["managedFields"][0]["fieldsV1"]  # a removed field is no one's
+    config = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 3}}
+    with pytest.raises(Conflict) as refused:
+        server_apply.apply(scaled, config, "team", "t4")
+    assert 'conflict with "kubectl-scale": .spec.replicas' in refused.value.message
+    same = server_apply.apply(scaled, {**config, "spec": {"replicas": 5}}, "team", "t4")  # the same value: shared
+    assert same["spec"]["replicas"] == 5
+    forced = server_apply.apply(scaled, config, "team", "t4", force=True)
+    assert {m["manager"] for m in forced["metadata"]["managedFields"]} == {"kubectl-create", "team"}
+
+
+def test_kubectl_takes_over_what_client_side_apply_set_and_nobody_changed() -> None:
+    last = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}}
+    live = server_apply.record_update(None, {**last, "metadata": {"name": "c", "annotations": {
+        server_apply.LAST_APPLIED: json.dumps(last)}}}, "kubectl-client-side-apply", "t")
+    moved = server_apply.apply(live, {**last, "data": {"a": "9", "b": "2"}}, "kubectl", "t")
+    assert moved["data"] == {"a": "9", "b": "2"}
+    with pytest.raises(Conflict):  # another manager name gets the conflict
+        server_apply.apply(live, {**last, "data": {"a": "9"}}, "team", "t")
+    edited = server_apply.record_update(live, {**live, "data": {"a": "1", "b": "3"}}, "kubectl-edit", "t")
+    with pytest.raises(Conflict, match="kubectl-edit"):  # changed since client-side apply: a real conflict
+        server_apply.apply(edited, {**last, "data": {"a": "1", "b": "4"}}, "kubectl", "t")
+
+
+def test_the_manager_of_a_write() -> None:
+    assert server_apply.manager_of("mine", "kubectl/v1.32.0 (linux/amd64) kubernetes/abc") == "mine"
+    assert server_apply.manager_of(None, "kubectl/v1.32.0 (linux/amd64) kubernetes/abc") == "kubectl"
+    assert server_apply.manager_of("", None) == "unknown"
 
 
 def test_spdy_frames_round_trip_and_the_dictionary() -> None:
