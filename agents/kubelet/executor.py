@@ -94,10 +94,14 @@ class Executor:
                 await self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{b.image}"')
                 await self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff")
 
-    async def probe_failed(self, pod: Obj | None, kind: str, container: str, output: str) -> None:
-        """A probe of ``container`` failed (each time, as the kubelet's prober records it)."""
+    async def probe_failed(self, pod: Obj | None, kind: str, container: str, output: str, warning: bool) -> None:
+        """A probe of ``container`` failed, or passed with a warning (each time, as the kubelet's prober
+        records them: ``Unhealthy``, ``ProbeWarning``)."""
         _ = container
-        await self._event(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {output}")
+        if warning:
+            await self._event(pod, "Warning", "ProbeWarning", f"{kind.capitalize()} probe warning: {output}")
+        else:
+            await self._event(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {output}")
 
     async def execute(self, pod: Obj | None, actions: tuple[Action, ...], notes: PodNotes, *, key: str) -> None:
         log = self.log.bind(pod=key)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 from agents.kubelet.cri import ContainerRuntime, ContainerRuntimeError, ExecTimeout
 from agents.kubelet.podspec import host_port_for, named_port
@@ -101,18 +102,20 @@ def first_due(started_at: float | None, spec: ProbeSpec, now: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """A check's verdict and what it said (the ``Unhealthy`` event's message on failure)."""
+    """A check's verdict and what it said (the ``Unhealthy`` event's message on failure; with ``warning``,
+    a pass that the kubelet tells as a ``ProbeWarning`` event, e.g. an HTTP redirect to another host)."""
 
     ok: bool
     output: str = ""
+    warning: bool = False
 
 
 class Prober(Protocol):
     async def check(self, spec: ProbeSpec, target: ProbeTarget) -> bool | ProbeResult: ...
 
 
-ProbeFailed = Callable[[str, str, str], Awaitable[None]]
-"""Told each failed check: ``(probe kind, container name, output)``."""
+ProbeFailed = Callable[[str, str, str, bool], Awaitable[None]]
+"""Told each failed check, and each pass with a warning: ``(probe kind, container name, output, warning)``."""
 
 
 class NetworkProber:
@@ -170,18 +173,41 @@ async def _tcp(host: str, port: int) -> ProbeResult:
     return ProbeResult(True)
 
 
+MAX_REDIRECTS = 10
+BODY_LIMIT = 10 * 1024  # what Kubernetes' prober reads of a body
+
+
 async def _http(host: str, port: int, action: Obj) -> ProbeResult:
+    """Kubernetes' HTTP probe: 200-399 passes; redirects on the same host are followed (at most 10);
+    a redirect elsewhere is not followed and passes with a warning ("Probe terminated redirects")."""
     tls: ssl.SSLContext | None = None
     if str(action.get("scheme") or "HTTP").upper() == "HTTPS":
         tls = ssl.create_default_context()
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE  # as Kubernetes: probes do not verify certificates
+    headers = "".join(
+        f"{h.get('name')}: {h.get('value')}\r\n" for h in action.get("httpHeaders") or [] if isinstance(h, dict)
+    )
+    path = str(action.get("path") or "/")
+    for _ in range(MAX_REDIRECTS + 1):
+        code, location, body = await _get(host, port, tls, path, headers)
+        if code is None:
+            return ProbeResult(False, f"HTTP probe failed: not an HTTP answer: {body[:80]!r}")
+        if not 300 <= code < 400:
+            return ProbeResult(200 <= code < 300, f"HTTP probe failed with statuscode: {code}")
+        target = urlsplit(location or "")
+        if location and (not target.hostname or (target.hostname == host and (target.port or port) == port)):
+            path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+            continue
+        return ProbeResult(True, f"Probe terminated redirects, Response body: {body}", warning=True)
+    return ProbeResult(False, f"HTTP probe failed: stopped after {MAX_REDIRECTS} redirects")
+
+
+async def _get(host: str, port: int, tls: ssl.SSLContext | None, path: str,
+               headers: str) -> tuple[int | None, str | None, str]:
+    """One HTTP/1.0 GET: (status code or None when the answer is not HTTP, Location, start of the body)."""
     reader, writer = await asyncio.open_connection(host, port, ssl=tls)
     try:
-        path = str(action.get("path") or "/")
-        headers = "".join(
-            f"{h.get('name')}: {h.get('value')}\r\n" for h in action.get("httpHeaders") or [] if isinstance(h, dict)
-        )
         writer.write(
             f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: shoal-probe/0.1\r\n{headers}\r\n".encode()
         )
@@ -189,9 +215,14 @@ async def _http(host: str, port: int, action: Obj) -> ProbeResult:
         line = await reader.readline()
         parts = line.split(b" ", 2)
         if len(parts) < 2 or not parts[1].isdigit():
-            return ProbeResult(False, f"HTTP probe failed: not an HTTP answer: {line[:80]!r}")
-        code = int(parts[1])
-        return ProbeResult(200 <= code < 400, f"HTTP probe failed with statuscode: {code}")
+            return None, None, line.decode(errors="replace")
+        location = None
+        while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.decode(errors="replace").partition(":")
+            if name.strip().lower() == "location":
+                location = value.strip()
+        body = (await reader.read(BODY_LIMIT)).decode(errors="replace")
+        return int(parts[1]), location, body
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
@@ -371,8 +402,9 @@ class ProbeScheduler:
             self.checks += 1
             if self._entries.get(key) is not entry:
                 return  # forgotten meanwhile
-            if not ok and entry.failed is not None:
-                await entry.failed(key[1], str(entry.target.container.get("name") or ""), result.output)
+            if (not ok or result.warning) and entry.failed is not None:
+                await entry.failed(key[1], str(entry.target.container.get("name") or ""), result.output,
+                                   ok and result.warning)
             changed = entry.state.record(ok, entry.spec)
             if key[1] == "startup" and entry.state.outcome is True:
                 self._entries.pop(key, None)  # passed: never run again for this container
