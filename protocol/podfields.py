@@ -211,9 +211,11 @@ RULES: tuple[Rule, ...] = (
     _c("securityContext.appArmorProfile", "warned", "Podman's default AppArmor profile (if any) applies"),
     _c("securityContext.seLinuxOptions", "warned", "SELinux labels are not set"),
     _c("securityContext.windowsOptions", "warned", "ignored on Linux, as Kubernetes does"),
-    _c("stdin", "honoured", "stdin kept open (nothing attaches to it: no `shoal attach`)"),
-    _c("stdinOnce", "honoured", "nothing attaches, so stdin is never closed by a detach"),
-    _c("tty", "honoured", "a terminal is allocated"),
+    _c("stdin", "honoured", "stdin kept open; `attach -i` (kubectl, shoal) writes to it, `kubectl run -i` works. "
+       "Podman ends a container's stdin when an attachment that sent stdin ends, unless it has a tty: without "
+       "one, that is stdinOnce's behaviour even when stdinOnce is false"),
+    _c("stdinOnce", "honoured", "the end of the first attachment's stdin ends the container's"),
+    _c("tty", "honoured", "a terminal is allocated; `attach -t` uses it (raw output, resized)"),
 )
 
 K8S_POD_SPEC_FIELDS = (

@@ -122,11 +122,14 @@ class PodmanStreams:
             raise ContainerRuntimeError(f"exec in {container_id[:12]}: {self._message(text)}")
         return ExecProcess(exec_id, tty, reader, writer)
 
-    async def attach(self, container_id: str) -> ExecProcess:
+    async def attach(self, container_id: str, *, stdin: bool = False, tty: bool = False) -> ExecProcess:
         """The output of a container's main process from now on (``POST /libpod/containers/<id>/attach``,
-        hijacked); it ends when the process does. Without stdin: Shoal's containers have no open stdin."""
+        hijacked), and its stdin when ``stdin`` (the container must have been created with an open stdin);
+        ``tty``: the container has a terminal, so its output is raw, not multiplexed. It ends when the
+        process does. Podman ends a non-TTY container's stdin when a stdin attachment closes."""
         reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=1024 * 1024)
-        path = f"{API}/containers/{quote(container_id, safe='')}/attach?stream=true&stdout=true&stderr=true&stdin=false"
+        path = (f"{API}/containers/{quote(container_id, safe='')}/attach?stream=true&stdout=true&stderr=true"
+                f"&stdin={'true' if stdin else 'false'}")
         writer.write(f"POST {path} HTTP/1.1\r\nHost: podman\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
                      "Content-Length: 0\r\n\r\n".encode())
         await writer.drain()
@@ -138,7 +141,10 @@ class PodmanStreams:
             if code == 404:
                 raise ContainerNotFound(container_id)
             raise ContainerRuntimeError(f"attach to {container_id[:12]}: {self._message(text)}")
-        return ExecProcess("", False, reader, writer)
+        return ExecProcess("", tty, reader, writer)
+
+    async def resize_container(self, container_id: str, width: int, height: int) -> None:
+        await self._request("POST", f"/containers/{quote(container_id, safe='')}/resize?h={int(height)}&w={int(width)}")
 
     async def container_exit_code(self, container_id: str) -> int | None:
         for _ in range(50):

@@ -1,6 +1,8 @@
 """Serving ``exec``, ``attach`` and ``port-forward`` over NATS on ``shoal.node.<node>.exec`` / ``.attach`` /
 ``.portforward`` (attach: the output of the container's main process from now on, as exec's messages, then
-its exit code; closing the session detaches and leaves the container running).
+its exit code; with ``"stdin": true`` — for a container with ``stdin: true`` — the client's stdin messages go
+to it, ``eof`` ends the container's stdin; a container with ``tty: true`` gives raw terminal output and
+takes ``resize``; closing the session detaches and leaves the container running).
 
 Opening request (msgpack, published with ``reply`` = the client's inbox so that "no responders" reaches it):
 ``{"namespace", "pod", "session", "inbox", "credit", ...}`` plus, for exec, ``"container"?``, ``"command"``
@@ -91,6 +93,13 @@ class StreamServer:
         self._sessions[session] = task
         task.add_done_callback(lambda _t: self._sessions.pop(session, None))
 
+    def _spec(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The pod spec's entry of the requested container (found by ``_container`` just before)."""
+        pod = self.find_pod(str(request.get("namespace")), str(request.get("pod"))) or {}
+        containers = containers_of(pod)
+        wanted = request.get("container") or (containers[0].get("name") if containers else None)
+        return next((c for c in containers if c.get("name") == wanted), {})
+
     async def _container(self, request: dict[str, Any]) -> RuntimeContainer:
         namespace, name = request.get("namespace"), request.get("pod")
         if not isinstance(namespace, str) or not isinstance(name, str):
@@ -162,16 +171,31 @@ class StreamServer:
             process.close()
 
     async def _attach(self, session: StreamSession, container: RuntimeContainer, request: dict[str, Any]) -> None:
-        assert self.streams is not None
-        if request.get("stdin") or request.get("tty"):
-            raise BadRequest("attach with stdin or a TTY needs a container started with stdin: true; Shoal starts "
-                             "containers without an open stdin: attach to the output only (no -i, -t)")
-        process = await self.streams.attach(container.id)
+        """The container's main process: its output from now on and, when asked (``-i``) and the container
+        has ``stdin: true``, its stdin; with ``tty: true`` its terminal (raw output, resizable)."""
+        streams = self.streams
+        assert streams is not None
+        spec = self._spec(request)
+        stdin = bool(request.get("stdin"))
+        if stdin and spec.get("stdin") is not True:
+            raise BadRequest(f"stdin false for container {container.name}: attach -i needs a container with "
+                             "stdin: true (attach without -i follows its output)", {"container": container.name})
+        tty = spec.get("tty") is True  # the container's terminal decides how its output comes
+        process = await streams.attach(container.id, stdin=stdin, tty=tty)
 
         async def detach() -> None:  # the client leaves: close the attachment, the container runs on
             with contextlib.suppress(Unavailable, ConnectionError, OSError):
-                while not (await session.receive()).get("close"):
-                    pass
+                while True:
+                    message = await session.receive()
+                    if "stdin" in message and stdin:
+                        await process.write(bytes(message["stdin"]))
+                    elif message.get("eof") and stdin:
+                        process.close_stdin()  # the container's stdin ends (as stdinOnce's first detach)
+                    elif isinstance(message.get("resize"), list) and len(message["resize"]) == 2 and tty:
+                        width, height = message["resize"]
+                        await streams.resize_container(container.id, int(width), int(height))
+                    elif message.get("close"):
+                        break
             process.close()
 
         watcher = asyncio.create_task(detach(), name="attach-in")
@@ -181,7 +205,7 @@ class StreamServer:
                 for offset in range(0, len(data), CHUNK):
                     await session.send(ch=stream, data=data[offset:offset + CHUNK])
             if not watcher.done():
-                code = await self.streams.container_exit_code(container.id)
+                code = await streams.container_exit_code(container.id)
                 await session.send(exit=code if code is not None else -1)
         except (Unavailable, ConnectionError, OSError):
             pass

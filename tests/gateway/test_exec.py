@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -280,6 +281,32 @@ async def test_attach_follows_the_output_until_the_container_ends(gateway: Gatew
     assert followed.rc == 3 and "bye" in followed.out, followed
     refused = await gateway.kubectl("attach", "-i", "att")
     assert refused.rc != 0, refused
+
+
+async def test_attach_with_stdin_and_kubectl_run_interactive(gateway: Gateway, api_client: ApiClient,
+                                                              node: str, nats_server: NatsServer) -> None:
+    reader = busybox_pod("reader", node, "read line; echo got:$line; read more; echo then:$more")
+    reader["spec"]["containers"][0].update(stdin=True, stdinOnce=True)
+    await api_client.create(reader)
+
+    async def running() -> bool:
+        statuses = ((await api_client.get("Pod", "reader")).get("status") or {}).get("containerStatuses") or []
+        return bool(statuses and "running" in (statuses[0].get("state") or {}))
+
+    await eventually(running, timeout=60)
+    attached = await gateway.kubectl("attach", "-i", "reader", stdin="hello\n", timeout=60)
+    assert "got:hello" in attached.out and attached.rc == 0, attached  # the end of stdin ended the container's
+    assert "then:" in attached.out, attached
+    overrides = json.dumps({"spec": {"nodeName": node, "terminationGracePeriodSeconds": 0}})
+    run = await gateway.kubectl("run", "once", "-i", "--rm", "--restart=Never", f"--image={BUSYBOX_IMAGE}",
+                                f"--overrides={overrides}", "--", "sh", "-c", "read x; echo got:$x",
+                                stdin="world\n", timeout=120)
+    assert run.rc == 0 and "got:world" in run.out, run
+
+    async def gone() -> bool:
+        return "once" not in {p["metadata"]["name"] for p in (await api_client.list("Pod", "default")).items}
+
+    await eventually(gone, timeout=60)  # --rm deleted it once the attachment ended
 
 
 async def _has(text: Any, needle: str) -> bool:

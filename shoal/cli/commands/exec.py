@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 
 from protocol.errors import Unavailable
 from protocol.objects import name_of
-from runtime.node_stream import open_stream, run_exec
+from runtime.node_stream import StreamSession, open_stream, run_exec
 from shoal.cli.commands.logs import _container, _pick_pod
 from shoal.cli.errors import CliError, UsageError
 from shoal.cli.registry import Command, add_namespace_flags
@@ -78,12 +78,27 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
     pod = await _pick_pod(client, args.pod, session.namespace)
     container = _container(pod, args.container)
     namespace = str((pod.get("metadata") or {}).get("namespace") or session.namespace)
-    use_tty = args.tty and os.isatty(0)
-    if args.tty and not use_tty:
-        print("Unable to use a TTY - input is not a terminal or the right kind of file", file=sys.stderr)
+    use_tty = wants_tty(args.tty)
     size = terminal_size() if use_tty else None
     stream = await open_stream(client, "exec", namespace, name_of(pod), container=container, command=command,
                                stdin=args.stdin, tty=use_tty, **({"size": list(size)} if size else {}))
+    try:
+        return await interact(stream, stdin=args.stdin, use_tty=use_tty)
+    except Unavailable as exc:
+        raise CliError(f"exec in pod {name_of(pod)}: {exc.message}") from None
+
+
+def wants_tty(asked: bool) -> bool:
+    """``-t`` as kubectl takes it: a terminal only when stdin is one (else said, and none)."""
+    use_tty = asked and os.isatty(0)
+    if asked and not use_tty:
+        print("Unable to use a TTY - input is not a terminal or the right kind of file", file=sys.stderr)
+    return use_tty
+
+
+async def interact(stream: StreamSession, *, stdin: bool, use_tty: bool) -> int:
+    """Run an exec or attach stream to its end: stdin sent when ``stdin``; with ``use_tty`` the local
+    terminal is raw while it runs and its size follows the window. Returns the exit code."""
     loop = asyncio.get_running_loop()
     saved = termios.tcgetattr(0) if use_tty else None
 
@@ -105,9 +120,7 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
         if use_tty:
             tty.setraw(0)
             loop.add_signal_handler(signal.SIGWINCH, resized)
-        return await run_exec(stream, stdin_chunks() if args.stdin else None, output)
-    except Unavailable as exc:
-        raise CliError(f"exec in pod {name_of(pod)}: {exc.message}") from None
+        return await run_exec(stream, stdin_chunks() if stdin else None, output)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
