@@ -8,7 +8,7 @@ import asyncio
 
 from agents.hollow.nodes import HollowNodes
 from agents.kubelet.fake_runtime import CPU_ENV, MEMORY_ENV
-from protocol.objects import Obj, controller_of, is_deleting, name_of, pod_is_ready
+from protocol.objects import Obj, is_deleting, name_of, pod_is_ready
 from protocol.quantity import cpu_millis, memory_bytes
 from runtime.client import ApiClient
 from tests.cli.conftest import ShoalCli, read_until
