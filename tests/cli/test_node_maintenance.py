@@ -85,6 +85,12 @@ async def test_cordon_uncordon_and_drain_with_a_budget_and_daemon_pods(runner: A
 
     await eventually(lambda: allowed(0), timeout=20)
     db_pods = sorted(name_of(p) for p in await live_pods(client, "db"))
+    timed_out = await cli("drain", N0, "--ignore-daemonsets", "--timeout=2s")
+    assert timed_out.rc == 1, timed_out
+    assert "global timeout reached: 2s" in timed_out.err, timed_out
+    assert f'There are pending pods in node "{N0}" when an error occurred' in timed_out.err, timed_out
+    assert sorted(line for line in timed_out.err.splitlines() if line.startswith("pod/")) == [
+        f"pod/{p}" for p in db_pods], timed_out
     proc = await cli.start("drain", N0, "--ignore-daemonsets", "--timeout=120s")
     err = await read_until(proc.stderr, "Cannot evict pod as it would violate the pod's disruption budget", timeout=30)
     assert f"Warning: ignoring DaemonSet-managed Pods: {NS}/{agent_on_n0}" in err

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from protocol.errors import NotFound, ShoalError, TooManyRequests
-from protocol.humanize import duration
 from protocol.objects import Obj, controller_of, name_of, namespace_of, uid_of
 from runtime.client import ApiClient
 from shoal.cli.commands.cordon import add_node_flags, chosen_nodes, set_schedulable
@@ -66,6 +65,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         help="give up after this long, e.g. 90s, 5m (0, default: wait as long as it takes)")
     parser.add_argument("--pod-selector", default=None, metavar="SELECTOR",
                         help="only the pods this label selector matches, e.g. app=web")
+
+
+def _seconds(value: float) -> str:
+    """A timeout as given (``90s``, ``2.5s``), not rounded as ``protocol.humanize.duration`` would."""
+    return f"{value:g}s"
 
 
 def _aggregate(messages: list[str]) -> str:
@@ -124,7 +128,12 @@ async def _evict(client: ApiClient, progress: _Progress, args: argparse.Namespac
             progress.phase = "done"
             raise DrainError(f'error when {verb} pods/"{name}" -n "{namespace}": {exc.message}') from None
     progress.phase = "waiting"
-    await _gone(client, pod)
+    try:
+        await _gone(client, pod)
+    except ShoalError as exc:
+        progress.phase = "done"
+        raise DrainError(f'error when waiting for pod "{name}" in namespace "{namespace}" to terminate: '
+                         f"{exc.message}") from None
     progress.phase = "done"
     print(f"pod/{name} {'deleted' if args.disable_eviction else 'evicted'}", flush=True)
 
@@ -142,7 +151,7 @@ async def _evict_all(client: ApiClient, pods: list[Obj], args: argparse.Namespac
             task.cancel()
             what = "evicting" if state.phase == "evicting" else "waiting for the deletion of"
             errors.append(f'error when {what} pods/"{name_of(state.pod)}" -n "{namespace_of(state.pod)}": '
-                          f"global timeout reached: {duration(args.timeout)}")
+                          f"global timeout reached: {_seconds(args.timeout)}")
         elif (exc := task.exception()) is not None:
             if not isinstance(exc, DrainError):
                 raise exc
