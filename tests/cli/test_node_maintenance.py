@@ -53,6 +53,8 @@ async def test_cordon_uncordon_and_drain_with_a_budget_and_daemon_pods(runner: A
     cordoned = await cli("cordon", N1)
     assert (cordoned.rc, cordoned.out) == (0, f"node/{N1} cordoned\n"), cordoned
     assert (await client.get("Node", N1))["spec"]["unschedulable"] is True
+    nodes = await cli("get", "nodes", N1)
+    assert nodes.out.splitlines()[1].split()[1].endswith(",SchedulingDisabled"), nodes
     again = await cli("cordon", N1)
     assert (again.rc, again.out) == (0, f"node/{N1} already cordoned\n"), again
     await client.create(replicaset("db", 2))
