@@ -23,7 +23,7 @@ def group_versions() -> dict[str, list[KindInfo]]:
 
 
 def categories(info: KindInfo) -> list[str]:
-    return ["all"] if info.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController") else []
+    return list(info.categories)
 
 
 def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
