@@ -26,7 +26,7 @@ from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import Authenticator, Unauthenticated, User
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
-from actors.gateway.metrics import list_pod_metrics
+from actors.gateway.metrics import list_node_metrics, list_pod_metrics
 from protocol.errors import BadRequest, NotFound, ShoalError
 from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
@@ -99,6 +99,8 @@ class GatewayActor:
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/pods", self._pod_metrics)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", self._pod_metrics)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}", self._pod_metrics)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/nodes", self._node_metrics)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/nodes/{name}", self._node_metrics)
         app.router.add_route("*", "/apis/{group}", self._group)
         app.router.add_route("*", "/apis/{group}/{version}", self._group_version)
         app.router.add_route("*", r"/apis/{group}/{version}/{tail:.+}", self._grouped)
@@ -256,6 +258,11 @@ class GatewayActor:
         info = request.match_info
         body = await list_pod_metrics(self.handlers.client, info.get("namespace"), info.get("name"),
                                       request.query.get("labelSelector") or None)
+        return json_response(body, 200)
+
+    async def _node_metrics(self, request: web.Request) -> web.Response:
+        body = await list_node_metrics(self.handlers.client, request.match_info.get("name"),
+                                       request.query.get("labelSelector") or None)
         return json_response(body, 200)
 
     # -- resources -------------------------------------------------------------------------------------

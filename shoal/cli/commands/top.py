@@ -15,7 +15,6 @@ node metrics-server has no sample for.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from protocol.errors import ShoalError
 from protocol.objects import Obj, name_of, namespace_of
 from protocol.quantity import QuantityError, cpu_millis, memory_bytes
 from runtime.client import ApiClient
-from runtime.node_metrics import PodUsage, node_pod_usage
+from runtime.node_metrics import PodUsage, node_total, usage_by_node
 from shoal.cli.errors import CliError, UsageError
 from shoal.cli.registry import Command, add_namespace_flags
 from shoal.cli.session import Session
@@ -61,17 +60,6 @@ def print_table(header: list[str], rows: Sequence[list[str]], *, headers: bool =
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
     for line in lines:
         print("   ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-
-
-async def usage_by_node(client: ApiClient, nodes: Sequence[str]) -> dict[str, list[PodUsage] | ShoalError]:
-    """Each node's pod usage, or the error its kubelet answered with (or its silence)."""
-    answers = await asyncio.gather(*(node_pod_usage(client, n) for n in nodes), return_exceptions=True)
-    out: dict[str, list[PodUsage] | ShoalError] = {}
-    for node, answer in zip(nodes, answers, strict=True):
-        if isinstance(answer, BaseException) and not isinstance(answer, ShoalError):
-            raise answer
-        out[node] = answer
-    return out
 
 
 async def _top_pods(session: Session, client: ApiClient, args: argparse.Namespace) -> int:
@@ -133,8 +121,7 @@ def available(node: Obj, *, capacity: bool) -> tuple[int, int]:
 
 def node_usage(node: Obj, pods: list[PodUsage], *, capacity: bool) -> NodeUsage:
     cpu, memory = available(node, capacity=capacity)
-    return NodeUsage(name_of(node), sum(p.cpu_millicores for p in pods), sum(p.memory_bytes for p in pods),
-                     cpu, memory)
+    return NodeUsage(name_of(node), *node_total(pods), cpu, memory)
 
 
 def node_row(u: NodeUsage) -> list[str]:
