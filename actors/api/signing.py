@@ -4,9 +4,10 @@ Only API actors have access to that bucket (see the NATS permissions in deploy/R
 actor to start creates the key set (create-only, so racing actors agree on one). The set (``keyset.py``)
 holds several ES256 keys by ``kid``; one signs. Rotation and removal are compare-and-swap writes of the
 whole set by whichever API actor is asked (``shoal.api.admin.rotate-signing-key`` /
-``remove-signing-key``); every other API actor picks the change up within ``REFRESH_SECONDS``, and at once
-when it meets a token signed by a key it does not know yet, so a token signed by the new key is accepted
-everywhere the moment it exists, and tokens of the old keys stay valid until their key is removed.
+``remove-signing-key``); every other API actor follows the stored set (a KV watch, re-read when quiet for
+``REFRESH_SECONDS``) and re-reads it at once when it meets a token signed by a key it does not know yet, so a
+token signed by the new key is accepted everywhere the moment it exists, and tokens of the old keys stay valid
+until their key is removed.
 
 (Before ES256, Shoal kept one HS256 secret under ``signing-key`` in the same bucket; it is no longer read.)
 """
@@ -17,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
@@ -31,7 +33,7 @@ from protocol.objects import format_time
 SYSTEM_BUCKET = "shoal_system"
 KEYS_NAME = "signing-keys"
 REFRESH_SECONDS = 5.0
-"""How often an API actor re-reads the key set (a removed key stops verifying within this time)."""
+"""An API actor whose watch of the key set was quiet this long re-reads it (in case the watch was lost)."""
 CAS_RETRIES = 8
 
 
@@ -64,13 +66,31 @@ class SigningKeys:
         return self.current
 
     async def follow(self) -> None:
-        """Re-read the key set every ``REFRESH_SECONDS`` (a supervised task of the API actor)."""
+        """Take every change of the stored set as it is written (a KV watch), and re-read it whenever the watch
+        has been quiet for ``REFRESH_SECONDS`` (a watch lost in a reconnect must not leave old keys for good).
+        A supervised task of the API actor."""
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
             try:
-                await self.refresh()
+                watcher = await self.kv.watch(KEYS_NAME)
             except Exception:
-                pass  # NATS away for a moment: keep the keys we have, try again later
+                await asyncio.sleep(REFRESH_SECONDS)
+                continue
+            try:
+                while True:
+                    try:
+                        entry = await watcher.updates(timeout=REFRESH_SECONDS)  # type: ignore[no-untyped-call]
+                    except nats.errors.TimeoutError:
+                        await self.refresh()
+                        continue
+                    if entry is not None and entry.value:
+                        self.current = KeySet.decode(bytes(entry.value))
+            except Exception:
+                await asyncio.sleep(1.0)  # NATS away for a moment: keep the keys we have, watch again
+            finally:
+                try:
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+                except Exception:
+                    pass
 
     def sign(self, claims: dict[str, Any]) -> str:
         return self.current.sign(claims)
