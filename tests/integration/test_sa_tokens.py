@@ -56,12 +56,14 @@ def kid_of(token: str) -> str:
 
 async def setup(client: ApiClient, *pods: str) -> dict[str, Obj]:
     await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
-    await client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "team"}})
-    out = {}
-    for name in pods:
-        out[name] = await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team"},
-                                         "spec": {"serviceAccountName": "robot", "containers": [{"name": "c", "image": "i"}]}})
-    return out
+    await client.create({"apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": {"name": "robot", "namespace": "team"}})
+    return {name: await client.create(robot_pod(name)) for name in pods}
+
+
+def robot_pod(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "team"},
+            "spec": {"serviceAccountName": "robot", "containers": [{"name": "c", "image": "i"}]}}
 
 
 @pytest.fixture
@@ -140,8 +142,7 @@ async def test_expired_and_deleted_pod_tokens_are_refused(short_client: ApiClien
     await client.delete("pods", "db", "team", grace_period=0)
     assert "revoked" in await eventually(lambda: refused(bound["status"]["token"]), timeout=15)
     # a pod of the same name is another pod: the old token stays refused
-    await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "team"},
-                         "spec": {"serviceAccountName": "robot", "containers": [{"name": "c", "image": "i"}]}})
+    await client.create(robot_pod("db"))
     assert "revoked" in (await refused(bound["status"]["token"]) or "")
 
 
