@@ -48,10 +48,15 @@ class TokenSettings:
     """The API's own audiences (Kubernetes' ``--api-audiences``); empty: the issuer."""
     max_expiration: int | None = None
     """Tokens asked for longer are issued for this long (Kubernetes' ``--service-account-max-token-expiration``)."""
-    min_expiration: int = satoken.MIN_EXPIRATION
-    """TEST ONLY below 600: the shortest ``expirationSeconds`` accepted (tests watch tokens expire in seconds)."""
+    test_only_min_expiration: int | None = None
+    """TEST ONLY: lowers the shortest ``expirationSeconds`` accepted below Kubernetes' 600 s, so tests watch tokens
+    expire in seconds. No command-line flag sets it; None: 600 s."""
     jwks_uri: str | None = None
     """Where verifiers fetch the keys, for the discovery document; None: ``<issuer>/openid/v1/jwks``."""
+
+    @property
+    def min_expiration(self) -> int:
+        return satoken.MIN_EXPIRATION if self.test_only_min_expiration is None else self.test_only_min_expiration
 
     @property
     def api_audiences(self) -> tuple[str, ...]:

@@ -68,7 +68,7 @@ def test_invalid_token_requests_are_refused(spec: dict[str, object]) -> None:
 def test_expiration_is_capped_and_the_test_minimum_is_explicit() -> None:
     capped = tokens.TokenSettings(max_expiration=900)
     assert tokens.parse_spec({"expirationSeconds": 3607}, capped).expiration == 900
-    short = tokens.TokenSettings(min_expiration=2)
+    short = tokens.TokenSettings(test_only_min_expiration=2)
     assert tokens.parse_spec({"expirationSeconds": 2}, short).expiration == 2
 
 

@@ -68,8 +68,8 @@ def robot_pod(name: str) -> Obj:
 
 @pytest.fixture
 async def short_api(runner: ActorRunner) -> Any:
-    """An API actor that accepts tokens as short as 1 s (TEST ONLY ``min_expiration``)."""
-    return await start_api(runner, tokens=TokenSettings(issuer=ISSUER, min_expiration=1))
+    """An API actor that accepts tokens as short as 1 s (``test_only_min_expiration``)."""
+    return await start_api(runner, tokens=TokenSettings(issuer=ISSUER, test_only_min_expiration=1))
 
 
 @pytest.fixture
