@@ -16,7 +16,6 @@ from tests.controllers.conftest import eventually
 from tests.gateway.conftest import Gateway
 from tests.integration.test_sa_tokens import kid_of, verify_with_jwks
 
-
 UNAUTHORIZED = "You must be logged in to the server"
 
 
