@@ -6,11 +6,14 @@ only while their bound pod lives; a key rotation keeps old tokens valid and publ
 from __future__ import annotations
 
 import ssl
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 
+from actors.api.keyset import KeySet
+from actors.gateway import auth
 from runtime.client import ApiClient
 from tests.controllers.conftest import eventually
 from tests.gateway.conftest import Gateway
@@ -83,3 +86,12 @@ async def test_discovery_needs_no_credentials_but_the_api_does(gateway: Gateway,
     assert status == 200
     status, _, _ = await fetch(gateway, "/api/v1/namespaces/default/pods")
     assert status == 401
+
+
+def test_a_review_is_not_remembered_past_the_tokens_expiry() -> None:
+    keys = KeySet.fresh("t0")
+    soon = keys.sign({"exp": int(time.time()) + 3})
+    assert 0 < auth._seconds_left(soon) <= 3
+    assert auth._seconds_left(keys.sign({"exp": int(time.time()) - 5})) == 0
+    assert auth._seconds_left(keys.sign({"iss": "kubernetes/serviceaccount"})) == float("inf")  # legacy: no exp
+    assert auth._seconds_left("not-a-jwt") == 0
