@@ -582,7 +582,6 @@ class ApiActor:
             return await self._signing_keys(op, request)
         raise BadRequest(f"unknown admin operation {op!r}")
 
-
     async def _signing_keys(self, op: str, request: dict[str, Any]) -> bytes:
         """``oidc``: the issuer and the public keys (what the gateway publishes); ``signing-keys``: the keys'
         ids; ``rotate-signing-key``: a new key signs, the old ones still verify; ``remove-signing-key``
