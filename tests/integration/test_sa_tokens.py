@@ -144,6 +144,14 @@ async def test_expired_and_deleted_pod_tokens_are_refused(short_client: ApiClien
     # a pod of the same name is another pod: the old token stays refused
     await client.create(robot_pod("db"))
     assert "revoked" in (await refused(bound["status"]["token"]) or "")
+    # bound to a Secret: dies with it
+    await client.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "anchor", "namespace": "team"}})
+    anchored = (await client.request(subjects.object_subject(Verb.TOKEN, by_kind("ServiceAccount"), "team", "robot"),
+                                     {"object": {"spec": {"boundObjectRef": {"kind": "Secret", "name": "anchor"}}}}))
+    anchored_token = anchored["object"]["status"]["token"]
+    assert (await client.review_token(anchored_token))["authenticated"]
+    await client.delete("secrets", "anchor", "team")
+    assert "revoked" in await eventually(lambda: refused(anchored_token), timeout=15)
 
 
 async def test_signing_key_rotation_across_two_api_actors(runner: ActorRunner, nats_server: NatsServer) -> None:
