@@ -76,7 +76,9 @@ TokenFetch = Callable[[Obj, str, int], Awaitable[Obj]]
 """(pod, audience, expirationSeconds) -> ``{"token", "expirationSeconds"}``: a token of the pod's account bound to
 the pod, from the API's TokenRequest (``expirationSeconds`` as issued, which the API may have capped)."""
 TOKEN_RENEW_AT = 0.8
-"""A token is asked for again once this share of its life has passed (as Kubernetes' kubelet)."""
+"""A token is asked for again once this share of its life has passed (as Kubernetes' kubelet)..."""
+TOKEN_MAX_AGE = 24 * 3600.0
+"""... or once it is a day old, however long it lives (as Kubernetes' kubelet)."""
 MIN_TOKEN_WAIT = 0.2
 """The shortest wait before a pod's next token renewal is looked at (a failed renewal is retried this often at most)."""
 
@@ -237,6 +239,11 @@ def node_fetch(client: ApiClient, node: str) -> Fetch:
     return fetch
 
 
+def _renew_after(lifetime: float) -> float:
+    """Seconds after it was fetched that a token of ``lifetime`` seconds is asked for again."""
+    return min(TOKEN_RENEW_AT * lifetime, TOKEN_MAX_AGE)
+
+
 def node_token(client: ApiClient, node: str) -> TokenFetch:
     """Tokens for pods bound to this node: Kubernetes' TokenRequest on the pod's ServiceAccount with the pod
     as bound object, through the node-scoped subjects (the API issues one only bound to a pod bound here, for
@@ -332,7 +339,7 @@ class PodVolumes:
         for source in token_sources(pod):
             ref = token_ref(pod, source)
             held = self._tokens.get(ref)
-            if self.token is not None and (held is None or now - held[1] >= TOKEN_RENEW_AT * held[2]):
+            if self.token is not None and (held is None or now - held[1] >= _renew_after(held[2])):
                 try:
                     got = await self.token(pod, str(source.get("audience") or ""), token_seconds(source))
                     held = (got, now, float(got.get("expirationSeconds") or token_seconds(source)))
@@ -460,7 +467,7 @@ class PodVolumes:
         """Seconds until one of the pod's tokens is due for renewal (80% of its life): the pod's next refresh
         comes no later, however short its tokens live."""
         now = self.clock()
-        due = [held[1] + TOKEN_RENEW_AT * held[2] - now for ref, held in self._tokens.items() if ref[1] == uid]
+        due = [held[1] + _renew_after(held[2]) - now for ref, held in self._tokens.items() if ref[1] == uid]
         return max(MIN_TOKEN_WAIT, min(due)) if due else float("inf")
 
     def _set_up_files(self, pod: Obj, volumes: dict[str, Volume], sources: Sources, facts: PodFacts) -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from actors.api.tokens import TokenSettings
+from agents.kubelet import volumes as volumes_module
 from agents.kubelet.volumes import PodVolumes, node_token
 from protocol import subjects
 from protocol.errors import BadRequest, Forbidden, Invalid, NotFound
@@ -246,6 +247,7 @@ async def test_kubelet_renews_a_pod_token_at_80_percent_of_its_life(
         now[0] += 1.5
         second = await token_now()
         assert second != first and (await client.review_token(second))["authenticated"]
+        assert volumes_module._renew_after(10 * 24 * 3600) == 24 * 3600  # a long token: renewed daily
         # another node cannot get this pod's token through its own subjects
         with pytest.raises(Forbidden):
             await client.request(subjects.node_api("node-b", Verb.TOKEN, by_kind("ServiceAccount"), "team", "robot"),
