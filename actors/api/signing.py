@@ -5,9 +5,9 @@ actor to start creates the key set (create-only, so racing actors agree on one).
 holds several ES256 keys by ``kid``; one signs. Rotation and removal are compare-and-swap writes of the
 whole set by whichever API actor is asked (``shoal.api.admin.rotate-signing-key`` /
 ``remove-signing-key``); every other API actor follows the stored set (a KV watch, re-read when quiet for
-``REFRESH_SECONDS``) and re-reads it at once when it meets a token signed by a key it does not know yet, so a
-token signed by the new key is accepted everywhere the moment it exists, and tokens of the old keys stay valid
-until their key is removed.
+``REFRESH_SECONDS``) and re-reads it at once (at most once a second) when it meets a token signed by a key it
+does not know yet, so a token signed by the new key is accepted everywhere as soon as it exists, and tokens of
+the old keys stay valid until their key is removed.
 
 (Before ES256, Shoal kept one HS256 secret under ``signing-key`` in the same bucket; it is no longer read.)
 """
@@ -15,6 +15,7 @@ until their key is removed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,9 @@ KEYS_NAME = "signing-keys"
 REFRESH_SECONDS = 5.0
 """An API actor whose watch of the key set was quiet this long re-reads it (in case the watch was lost)."""
 CAS_RETRIES = 8
+UNKNOWN_KID_REREAD = 1.0
+"""A token naming a key this actor does not know makes it re-read the set at most once per this many seconds
+(forged kids cost no more than that)."""
 
 
 class SigningKeys:
@@ -44,6 +48,7 @@ class SigningKeys:
         self.kv = kv
         self.current = keyset
         self.clock = clock
+        self._read_at = -UNKNOWN_KID_REREAD
 
     @staticmethod
     async def load(nc: Client, *, replicas: int = 1, clock: Callable[[], float]) -> SigningKeys:
@@ -59,6 +64,7 @@ class SigningKeys:
         return keys
 
     async def refresh(self) -> KeySet:
+        self._read_at = time.monotonic()
         entry = await self.kv.get(KEYS_NAME)
         if not entry.value:
             raise RuntimeError(f"the {SYSTEM_BUCKET} bucket holds no signing keys")
@@ -99,7 +105,7 @@ class SigningKeys:
         """The claims of ``token`` if one of the keys signed it; a key this actor does not know yet (another
         actor just rotated) makes it re-read the set once before refusing."""
         kid = jwt.header_of(token)["kid"]
-        if kid not in self.current.public_keys():
+        if kid not in self.current.public_keys() and time.monotonic() - self._read_at >= UNKNOWN_KID_REREAD:
             await self.refresh()
         return jwt.verify(token, self.current.public_keys())
 
