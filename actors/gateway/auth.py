@@ -2,7 +2,8 @@
 ``shoal up``) or a ServiceAccount token, which the API actors review (``shoal.api.admin.tokenreview``); without
 a token, a client certificate signed by the cluster CA (TLS verified it) names the user and its groups.
 A token's review is remembered for ``CACHE_SECONDS`` (as the API server's token cache does), so a busy
-client does not cost a NATS round trip per request. No token, or one nobody vouches for, is a 401."""
+client does not cost a NATS round trip per request, but never past the token's ``exp``. No token, or one nobody
+vouches for, is a 401."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from protocol import jwt
 from protocol.errors import Forbidden, ShoalError
 from runtime.client import ApiClient
 
@@ -78,5 +80,17 @@ class Authenticator:
                     tuple(str(g) for g in user_info.get("groups") or ()))
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
-        self._cache[token] = (now + self.cache_seconds, user)
+        self._cache[token] = (now + min(self.cache_seconds, _seconds_left(token)), user)
         return user
+
+
+def _seconds_left(token: str) -> float:
+    """Seconds until the (already reviewed) token's ``exp``: a review is not remembered past it. A token
+    without ``exp`` (a legacy Secret token) has no such bound."""
+    try:
+        exp = jwt.unverified_claims(token).get("exp")
+    except Exception:
+        return 0.0
+    if not isinstance(exp, int) or isinstance(exp, bool):
+        return float("inf")
+    return max(0.0, exp - time.time())

@@ -50,6 +50,9 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
         if "binding" in info.subresources:
             out.append({"name": f"{info.plural}/binding", "singularName": "", **base, "kind": "Binding",
                         "verbs": ["create"]})
+        if "token" in info.subresources:
+            out.append({"name": f"{info.plural}/token", "singularName": "", **base, "kind": "TokenRequest",
+                        "group": "authentication.k8s.io", "version": "v1", "verbs": ["create"]})
     return out
 
 

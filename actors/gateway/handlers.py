@@ -129,6 +129,16 @@ class Handlers:
                                 grace_period=grace if isinstance(grace, int) and not isinstance(grace, bool) else None)
         return json_response(statuses.success(), 201)
 
+    async def token(self, request: web.Request, t: paths.Target) -> web.Response:
+        """``POST serviceaccounts/<name>/token`` with an authentication.k8s.io/v1 ``TokenRequest``
+        (``kubectl create token``): 201 and the TokenRequest with ``status.token``."""
+        if DRY_RUN.get():
+            raise BadRequest("dryRun is not supported for token requests")
+        body = await read_body(request)
+        subject = subjects.object_subject(Verb.TOKEN, t.info, t.namespace or "default", str(t.name))
+        reply = await self.client.request(subject, {"object": body})
+        return json_response(reply["object"], 201)
+
     async def create(self, request: web.Request, t: paths.Target) -> web.Response:
         obj = await read_body(request)
         if not isinstance(obj, dict):

@@ -1,7 +1,8 @@
 """The gateway actor: an aiohttp server over TLS answering the Kubernetes REST API for Shoal.
 
-Every request but ``/healthz``, ``/livez``, ``/readyz``, ``/version`` and the web console's files (``/ui/``, and
-``/`` for a browser, ``console``) needs a bearer token (``auth``).
+Every request but ``/healthz``, ``/livez``, ``/readyz``, ``/version``, the service-account issuer's discovery
+documents (``oidc``) and the web console's files (``/ui/``, and ``/`` for a browser, ``console``) needs a bearer
+token (``auth``).
 Discovery and OpenAPI documents are built once at start from ``protocol.kinds``; resource requests go to
 ``handlers``. The actor holds nothing but its NATS connection: several run side by side behind one address or
 several, and any of them answers any request.
@@ -20,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import console, discovery, openapi, paths
+from actors.gateway import console, discovery, oidc, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import Authenticator, Unauthenticated, User
@@ -32,7 +33,7 @@ from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
-PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version", oidc.JWKS_PATH, oidc.DISCOVERY_PATH})
 USER = web.RequestKey("user", User)
 MAX_BODY = 4 * 1024 * 1024
 
@@ -83,6 +84,7 @@ class GatewayActor:
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
+        oidc.add_routes(app, client)
         app.router.add_get("/", self._root)
         console.Console().add_routes(app)
         for probe in ("/healthz", "/livez"):
@@ -292,7 +294,9 @@ class GatewayActor:
                 return await h.bind(request, target)
             elif method == "POST" and target.subresource == "eviction":
                 return await h.evict(request, target)
-            elif method == "GET" and target.subresource not in ("binding", "eviction"):
+            elif method == "POST" and target.subresource == "token":
+                return await h.token(request, target)
+            elif method == "GET" and target.subresource not in ("binding", "eviction", "token"):
                 return await h.read(request, target)
             elif method == "PUT":
                 return await h.update(request, target)
