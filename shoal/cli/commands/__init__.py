@@ -19,6 +19,7 @@ from shoal.cli.commands import (
     events,
     exec,
     get,
+    keys,
     kubeconfig,
     logs,
     port_forward,
@@ -54,5 +55,6 @@ ALL: tuple[Command, ...] = (
     api_resources.COMMAND,
     up.COMMAND,
     kubeconfig.COMMAND,
+    keys.COMMAND,
     version.COMMAND,
 )
