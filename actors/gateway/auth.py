@@ -2,12 +2,20 @@
 ``shoal up``) or a ServiceAccount token, which the API actors review (``shoal.api.admin.tokenreview``); without
 a token, a client certificate signed by the cluster CA (TLS verified it) names the user and its groups.
 A token's review is remembered for ``CACHE_SECONDS`` (as the API server's token cache does), so a busy
-client does not cost a NATS round trip per request. No token, or one nobody vouches for, is a 401."""
+client does not cost a NATS round trip per request. No token, or one nobody vouches for, is a 401.
+
+A browser cannot set headers on a websocket: as the Kubernetes API server does, a websocket upgrade without an
+``Authorization`` header may carry its bearer token as the subprotocol
+``base64url.bearer.authorization.k8s.io.<token, base64url without padding>`` (``websocket_authorization``);
+the gateway never selects that subprotocol, so the token is not echoed back."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +24,7 @@ from runtime.client import ApiClient
 
 CACHE_SECONDS = 10.0
 CACHE_LIMIT = 10_000
+BEARER_PROTOCOL_PREFIX = "base64url.bearer.authorization.k8s.io."
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,23 @@ def certificate_user(certificate: Any) -> User:
 
 class Unauthenticated(Exception):
     """No credential, or one that is not valid: answered 401."""
+
+
+def websocket_authorization(headers: Mapping[str, str]) -> str | None:
+    """``Bearer <token>`` from the bearer subprotocol of a websocket upgrade, or None (no upgrade, or none
+    offered). A bearer subprotocol that is not base64url is refused (``Unauthenticated``), not ignored."""
+    if headers.get("Upgrade", "").lower() != "websocket":
+        return None
+    for offered in headers.get("Sec-WebSocket-Protocol", "").split(","):
+        offered = offered.strip()
+        if offered.startswith(BEARER_PROTOCOL_PREFIX):
+            encoded = offered[len(BEARER_PROTOCOL_PREFIX):]
+            try:
+                token = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise Unauthenticated("Unauthorized: the bearer token subprotocol is not base64url") from None
+            return f"Bearer {token}"
+    return None
 
 
 class Authenticator:

@@ -94,10 +94,18 @@ class Handlers:
         watch = self.client.watch(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
                                   field_selector=request.query.get("fieldSelector"),
                                   resource_version=int(rv) if rv and rv != "0" else None)
+        timeout = int_param(request, "timeoutSeconds")
+        ws = web.WebSocketResponse(protocols=(watching.WEBSOCKET_PROTOCOL,), max_msg_size=4096, heartbeat=30)
+        if ws.can_prepare(request).ok:  # the same watch over a websocket (browsers: see ``watching``)
+            await ws.prepare(request)
+            await watching.websocket(ws, watch, t.info, bookmarks=flag(request, "allowWatchBookmarks"),
+                                     timeout=float(timeout) if timeout else None,
+                                     as_table=table.wants_table(request.headers.get("Accept", "")),
+                                     include_object=request.query.get("includeObject", "Metadata"))
+            return ws
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        timeout = int_param(request, "timeoutSeconds")
         with contextlib.suppress(ConnectionResetError, ConnectionError):
             await watching.stream(watch, t.info, response.write, bookmarks=flag(request, "allowWatchBookmarks"),
                                   timeout=float(timeout) if timeout else None,

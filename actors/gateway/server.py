@@ -23,7 +23,7 @@ from aiohttp import web
 from actors.gateway import console, discovery, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.apiservice import ApiServiceKeeper
-from actors.gateway.auth import Authenticator, Unauthenticated, User
+from actors.gateway.auth import Authenticator, Unauthenticated, User, websocket_authorization
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
 from actors.gateway.metrics import list_pod_metrics
@@ -172,7 +172,8 @@ class GatewayActor:
         try:
             if request.path not in PUBLIC and not console.is_public(request.path, request.headers.get("Accept", "")):
                 peer = request.transport.get_extra_info("peercert") if request.transport else None
-                request[USER] = await self.auth.authenticate(request.headers.get("Authorization"), peer)
+                authorization = request.headers.get("Authorization") or websocket_authorization(request.headers)
+                request[USER] = await self.auth.authenticate(authorization, peer)
             return await handler(request)
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)

@@ -1,0 +1,133 @@
+"""Many concurrent watches through one gateway (one NATS connection), over websockets as the web console
+opens them and over plain HTTP streams as kubectl does: each sees an object created after it opened.
+
+Issue 17's regression: the console's workloads view opens eight watches, and a browser keeps at most six
+HTTP/1.1 connections to a server, each streamed watch holding one; the seventh and eighth (endpoints, pods)
+never started, so a pod created later never appeared. The console now watches over websockets, which the
+gateway serves as the Kubernetes API server does (one event per text message, the bearer token as the
+``base64url.bearer.authorization.k8s.io.`` subprotocol); the gateway's multiplexing of many watches over its
+one NATS connection was never at fault, which the HTTP half of the test keeps showing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from actors.gateway import watching
+from runtime.client import ApiClient
+from tests.gateway.conftest import Gateway
+
+WORKLOADS_VIEW = ("/apis/apps/v1/namespaces/default/deployments", "/apis/apps/v1/namespaces/default/statefulsets",
+                  "/apis/apps/v1/namespaces/default/daemonsets", "/apis/apps/v1/namespaces/default/replicasets",
+                  "/apis/batch/v1/namespaces/default/jobs", "/api/v1/namespaces/default/services",
+                  "/api/v1/namespaces/default/endpoints")
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def bearer_protocol(token: str) -> str:
+    encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+    return f"base64url.bearer.authorization.k8s.io.{encoded}"
+
+
+@pytest.fixture
+async def http(gateway: Gateway) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session with no Authorization header: websockets authenticate by subprotocol, as a browser must."""
+    context = ssl.create_default_context(cafile=str(gateway.credentials.ca_cert))
+    async with aiohttp.ClientSession(gateway.url, connector=aiohttp.TCPConnector(ssl=context, limit=0)) as session:
+        yield session
+
+
+async def list_version(http: aiohttp.ClientSession, token: str, path: str) -> str:
+    async with http.get(path, params={"limit": "500"}, headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200, await response.text()
+        return str((await response.json())["metadata"]["resourceVersion"])
+
+
+async def ws_names(ws: aiohttp.ClientWebSocketResponse, wanted: str) -> list[str]:
+    """The ADDED names a websocket watch delivers, up to ``wanted``."""
+    seen: list[str] = []
+    async for message in ws:
+        assert message.type == aiohttp.WSMsgType.TEXT, message
+        event = json.loads(message.data)
+        assert event["type"] != "ERROR", event
+        if event["type"] == "ADDED":
+            seen.append(event["object"]["metadata"]["name"])
+            if event["object"]["metadata"]["name"] == wanted:
+                return seen
+    raise AssertionError(f"the websocket closed before {wanted} was added; saw {seen}")
+
+
+async def stream_names(response: aiohttp.ClientResponse, wanted: str) -> list[str]:
+    seen: list[str] = []
+    async for line in response.content:
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        assert event["type"] != "ERROR", event
+        if event["type"] == "ADDED":
+            seen.append(event["object"]["metadata"]["name"])
+            if event["object"]["metadata"]["name"] == wanted:
+                return seen
+    raise AssertionError(f"the stream ended before {wanted} was added; saw {seen}")
+
+
+def pod(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": "nowhere", "containers": [{"name": "c", "image": "img:1"}]}}
+
+
+async def test_many_concurrent_watches_each_see_a_later_create(gateway: Gateway, api_client: ApiClient,
+                                                                http: aiohttp.ClientSession) -> None:
+    token = gateway.credentials.token()
+    protocols = (bearer_protocol(token), watching.WEBSOCKET_PROTOCOL)
+    opened: list[aiohttp.ClientWebSocketResponse] = []
+    streams: list[aiohttp.ClientResponse] = []
+    try:
+        # the console's workloads view: seven collections and pods, over websockets; then eight more pod
+        # watches over websockets and eight over HTTP streams (each its own connection): 23 watches at once
+        for path in (*WORKLOADS_VIEW, *[PODS] * 9):
+            version = await list_version(http, token, path)
+            ws = await http.ws_connect(f"{path}?watch=true&allowWatchBookmarks=true&resourceVersion={version}",
+                                       protocols=protocols)
+            assert ws.protocol == watching.WEBSOCKET_PROTOCOL  # the token is never echoed back
+            opened.append(ws)
+        for _ in range(8):
+            version = await list_version(http, token, PODS)
+            response = await http.get(PODS, params={"watch": "true", "resourceVersion": version},
+                                      headers={"Authorization": f"Bearer {token}"})
+            assert response.status == 200
+            streams.append(response)
+        await api_client.create(pod("late"))
+        pod_sockets = opened[len(WORKLOADS_VIEW):]
+        seen = await asyncio.wait_for(asyncio.gather(*(ws_names(ws, "late") for ws in pod_sockets),
+                                                     *(stream_names(r, "late") for r in streams)), 30)
+        assert seen == [["late"]] * (len(pod_sockets) + len(streams))
+        # the other collections' sockets are open and quiet (no pod leaked into them), then closed by us
+        for ws in opened[:len(WORKLOADS_VIEW)]:
+            assert not ws.closed
+    finally:
+        for ws in opened:
+            await ws.close()
+        for response in streams:
+            response.close()
+
+
+async def test_websocket_watch_authentication(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    path = f"{PODS}?watch=true"
+    for protocols in ((bearer_protocol("not-the-token"), watching.WEBSOCKET_PROTOCOL),  # a token nobody vouches for
+                      ("base64url.bearer.authorization.k8s.io.!!!", watching.WEBSOCKET_PROTOCOL),  # not base64url
+                      (watching.WEBSOCKET_PROTOCOL,)):  # no token at all
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(path, protocols=protocols)
+        assert refused.value.status == 401, protocols
+    # an Authorization header (kubectl-like clients) works as for any request
+    ws = await http.ws_connect(path, protocols=(watching.WEBSOCKET_PROTOCOL,),
+                               headers={"Authorization": f"Bearer {gateway.credentials.token()}"})
+    assert ws.protocol == watching.WEBSOCKET_PROTOCOL
+    await ws.close()
