@@ -7,7 +7,11 @@ client does not cost a NATS round trip per request. No token, or one nobody vouc
 A browser cannot set headers on a websocket: as the Kubernetes API server does, a websocket upgrade without an
 ``Authorization`` header may carry its bearer token as the subprotocol
 ``base64url.bearer.authorization.k8s.io.<token, base64url without padding>`` (``websocket_authorization``);
-the gateway never selects that subprotocol, so the token is not echoed back."""
+the gateway never selects that subprotocol, so the token is not echoed back. A browser opens a websocket to
+any site without asking it (no same-origin policy, no CORS) and presents an installed client certificate on
+its own: a websocket upgrade whose ``Origin`` is another site is refused (``cross_site_websocket``), so a page
+elsewhere cannot read watches or exec into pods with the user's certificate. Non-browser clients send no
+``Origin`` or their own host."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from protocol.errors import Forbidden, ShoalError
 from runtime.client import ApiClient
@@ -65,6 +70,14 @@ def websocket_authorization(headers: Mapping[str, str]) -> str | None:
                 raise Unauthenticated("Unauthorized: the bearer token subprotocol is not base64url") from None
             return f"Bearer {token}"
     return None
+
+
+def cross_site_websocket(headers: Mapping[str, str]) -> bool:
+    """A websocket upgrade from a page of another origin than the gateway's (``Origin`` vs ``Host``)."""
+    if headers.get("Upgrade", "").lower() != "websocket" or "Origin" not in headers:
+        return False
+    origin = urlsplit(headers["Origin"].strip())
+    return not origin.netloc or origin.netloc.lower() != headers.get("Host", "").strip().lower()
 
 
 class Authenticator:

@@ -23,11 +23,11 @@ from aiohttp import web
 from actors.gateway import console, discovery, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.apiservice import ApiServiceKeeper
-from actors.gateway.auth import Authenticator, Unauthenticated, User, websocket_authorization
+from actors.gateway.auth import Authenticator, Unauthenticated, User, cross_site_websocket, websocket_authorization
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
 from actors.gateway.metrics import list_pod_metrics
-from protocol.errors import BadRequest, NotFound, ShoalError
+from protocol.errors import BadRequest, Forbidden, NotFound, ShoalError
 from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
@@ -172,6 +172,8 @@ class GatewayActor:
         try:
             if request.path not in PUBLIC and not console.is_public(request.path, request.headers.get("Accept", "")):
                 peer = request.transport.get_extra_info("peercert") if request.transport else None
+                if cross_site_websocket(request.headers):
+                    raise Forbidden(f"a websocket from another site ({request.headers['Origin'][:100]}) is refused")
                 authorization = request.headers.get("Authorization") or websocket_authorization(request.headers)
                 request[USER] = await self.auth.authenticate(authorization, peer)
             return await handler(request)

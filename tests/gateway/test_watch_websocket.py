@@ -131,3 +131,18 @@ async def test_websocket_watch_authentication(gateway: Gateway, http: aiohttp.Cl
                                headers={"Authorization": f"Bearer {gateway.credentials.token()}"})
     assert ws.protocol == watching.WEBSOCKET_PROTOCOL
     await ws.close()
+
+
+async def test_a_websocket_from_another_site_is_refused(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    """A page elsewhere cannot open a watch (or exec) with the browser's ambient credentials (a client
+    certificate): an upgrade whose Origin is not the gateway's own is 403 even with a valid token."""
+    path = f"{PODS}?watch=true"
+    protocols = (bearer_protocol(gateway.credentials.token()), watching.WEBSOCKET_PROTOCOL)
+    host = gateway.url.removeprefix("https://")
+    for origin in ("https://evil.example", f"https://{host}.evil.example", "null"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(path, protocols=protocols, origin=origin)
+        assert refused.value.status == 403, origin
+    ws = await http.ws_connect(path, protocols=protocols, origin=gateway.url)  # the console's own page
+    assert ws.protocol == watching.WEBSOCKET_PROTOCOL
+    await ws.close()
