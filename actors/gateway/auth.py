@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 from protocol.errors import Forbidden, ShoalError
 from runtime.client import ApiClient
 
@@ -40,6 +42,8 @@ class User:
 
 
 ADMIN = User("shoal-admin", groups=("system:masters", "system:authenticated"))
+USER = web.RequestKey("user", User)
+"""Where the gateway keeps the authenticated user of a request."""
 
 
 def certificate_user(certificate: Any) -> User:

@@ -107,9 +107,7 @@ async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitabl
             if ended:
                 return
     finally:
-        pumper.cancel()
-        with contextlib.suppress(BaseException):
-            await pumper
+        await cancel(pumper)
         await watch.close()
 
 
@@ -133,12 +131,22 @@ async def websocket(ws: web.WebSocketResponse, watch: Watch, info: KindInfo, *, 
     try:
         await asyncio.wait({streamer, reader}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (streamer, reader):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel(reader)
+        await cancel(streamer)
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling it again every second: Python 3.11's
+    ``asyncio.wait_for`` (in the NATS watch) swallows a cancellation that races with its inner result, and
+    a watch's pump then ran on for ever, holding its HTTP handler, its watch and the user's watch slot."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled():
+        with contextlib.suppress(BaseException):
+            task.result()
 
 
 def _line(event: dict[str, Any]) -> bytes:

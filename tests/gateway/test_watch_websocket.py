@@ -15,12 +15,19 @@ import base64
 import json
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from actors.gateway import watching
+from actors.gateway.server import GatewayActor, GatewaySettings
+from actors.gateway.watchslots import WatchSlots
+from protocol.errors import TooManyRequests
 from runtime.client import ApiClient
+from shoal.kubeconfig import ensure_credentials, issue_client_certificate
+from tests.conftest import ActorRunner, start_api
+from tests.controllers.conftest import eventually
 from tests.gateway.conftest import Gateway
 
 WORKLOADS_VIEW = ("/apis/apps/v1/namespaces/default/deployments", "/apis/apps/v1/namespaces/default/statefulsets",
@@ -146,3 +153,65 @@ async def test_a_websocket_from_another_site_is_refused(gateway: Gateway, http: 
     ws = await http.ws_connect(path, protocols=protocols, origin=gateway.url)  # the console's own page
     assert ws.protocol == watching.WEBSOCKET_PROTOCOL
     await ws.close()
+
+
+def test_watch_slots_count_per_user() -> None:
+    slots = WatchSlots(2)
+    with slots.hold("a"), slots.hold("a"), slots.hold("b"):
+        with pytest.raises(TooManyRequests) as refused, slots.hold("a"):
+            pass
+        assert refused.value.details == {"limit": 2} and slots.open == {"a": 2, "b": 1}
+    assert slots.open == {}  # every slot given back, a refused one never taken
+    with pytest.raises(ValueError):
+        WatchSlots(0)
+
+
+async def test_watches_are_limited_per_user_not_per_gateway(nats_server: object, runner: ActorRunner,
+                                                            tmp_path: Path) -> None:
+    """The gateway's watches all ride its one NATS connection (the API actors allow 500 there): one user
+    gets ``watches_per_user`` of them, then 429, and another user still gets theirs; a closed watch gives its
+    slot back, and every slot is back once the clients are gone."""
+    await start_api(runner)
+    creds = ensure_credentials(tmp_path / "gateway")
+    actor = GatewayActor(GatewaySettings(port=0, cert_file=creds.cert, key_file=creds.key,
+                                         admin_token_file=creds.token_file, client_ca_file=creds.ca_cert,
+                                         watches_per_user=3))
+    await runner.start(actor, ready=lambda: actor.port is not None)
+    url = f"https://127.0.0.1:{actor.port}"
+    cert, key = issue_client_certificate(creds, "alice")
+    (tmp_path / "alice.crt").write_bytes(cert)
+    (tmp_path / "alice.key").write_bytes(key)
+    alice_tls = ssl.create_default_context(cafile=str(creds.ca_cert))
+    alice_tls.load_cert_chain(tmp_path / "alice.crt", tmp_path / "alice.key")
+    admin_tls = ssl.create_default_context(cafile=str(creds.ca_cert))
+    protocols = (bearer_protocol(creds.token()), watching.WEBSOCKET_PROTOCOL)
+    path = f"{PODS}?watch=true"
+    async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(ssl=admin_tls, limit=0)) as admin, \
+            aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(ssl=alice_tls, limit=0)) as alice:
+        held = [await admin.ws_connect(path, protocols=protocols) for _ in range(3)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await admin.ws_connect(path, protocols=protocols)
+        assert refused.value.status == 429
+        async with admin.get(PODS, params={"watch": "true"},
+                             headers={"Authorization": f"Bearer {creds.token()}"}) as response:
+            body = await response.json()
+            assert response.status == 429 and body["reason"] == "TooManyRequests", body
+            assert "3 watches open" in body["message"]
+        theirs = [await alice.ws_connect(path, protocols=(watching.WEBSOCKET_PROTOCOL,)) for _ in range(3)]
+        await held.pop().close()  # a closed watch gives its slot back
+
+        async def reopened() -> aiohttp.ClientWebSocketResponse | None:
+            try:
+                return await admin.ws_connect(path, protocols=protocols)
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 429
+                return None
+
+        held.append(await eventually(reopened))
+        for ws in held + theirs:
+            await ws.close()
+
+    async def all_given_back() -> bool:
+        return actor.handlers.watch_slots.open == {}
+
+    await eventually(all_given_back)

@@ -32,11 +32,28 @@ async function statusOf(response) {
   }
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A GET that failed in the network (fetch's TypeError: the browser aborts requests in flight when the
+// machine's network changes, ERR_NETWORK_CHANGED) is sent again, up to GET_ATTEMPTS times; writes are not.
+const GET_ATTEMPTS = 4;
+
+async function send(path, options) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(path, options);
+    } catch (e) {
+      if (options.method !== "GET" || !(e instanceof TypeError) || options.signal?.aborted || attempt >= GET_ATTEMPTS) throw e;
+      await sleep(250 * attempt);
+    }
+  }
+}
+
 export async function request(path, { method = "GET", body, contentType, signal, accept = "application/json" } = {}) {
   const headers = { Authorization: `Bearer ${session.token() || ""}`, Accept: accept };
   if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
   const payload = body === undefined || typeof body === "string" ? body : JSON.stringify(body);
-  const response = await fetch(path, { method, headers, body: payload, signal, cache: "no-store" });
+  const response = await send(path, { method, headers, body: payload, signal, cache: "no-store" });
   if (response.status === 401) {
     const status = await statusOf(response);
     unauthorized(status.message);
@@ -66,8 +83,6 @@ export async function* lines(response) {
   }
   if (buffer) yield buffer;
 }
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // A watch's stream over a websocket, not a fetch: a browser keeps at most six HTTP/1.1 connections to the
 // gateway and a streamed fetch holds one for the watch's whole life, so the workloads view (eight watches)
