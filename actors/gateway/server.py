@@ -24,17 +24,17 @@ from aiohttp import web
 from actors.gateway import console, discovery, oidc, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.apiservice import ApiServiceKeeper
-from actors.gateway.auth import Authenticator, Unauthenticated, User
+from actors.gateway.auth import USER, Authenticator, Unauthenticated, cross_site_websocket, websocket_authorization
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
 from actors.gateway.metrics import list_node_metrics, list_pod_metrics
-from protocol.errors import BadRequest, NotFound, ShoalError
+from actors.gateway.watchslots import WATCHES_PER_USER, WatchSlots
+from protocol.errors import BadRequest, Forbidden, NotFound, ShoalError
 from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
 PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version", oidc.JWKS_PATH, oidc.DISCOVERY_PATH})
-USER = web.RequestKey("user", User)
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -57,6 +57,8 @@ class GatewaySettings:
     advertise_node: str | None = None
     """A node whose pod-network gateway (the first address of its ``podCIDR``) this gateway also listens on
     and advertises for the ``kubernetes`` Service (``shoal up``: one machine, pods on its bridge)."""
+    watches_per_user: int = WATCHES_PER_USER
+    """Watches one user may hold open through this gateway (``watchslots``)."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -80,7 +82,7 @@ class GatewayActor:
         client = ApiClient(ctx.nc)
         admin = self.settings.admin_token_file.read_text().strip() if self.settings.admin_token_file else None
         self.auth = Authenticator(client, admin)
-        self.handlers = Handlers(client)
+        self.handlers = Handlers(client, WatchSlots(self.settings.watches_per_user))
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
@@ -176,7 +178,10 @@ class GatewayActor:
         try:
             if request.path not in PUBLIC and not console.is_public(request.path, request.headers.get("Accept", "")):
                 peer = request.transport.get_extra_info("peercert") if request.transport else None
-                request[USER] = await self.auth.authenticate(request.headers.get("Authorization"), peer)
+                if cross_site_websocket(request.headers):
+                    raise Forbidden(f"a websocket from another site ({request.headers['Origin'][:100]}) is refused")
+                authorization = request.headers.get("Authorization") or websocket_authorization(request.headers)
+                request[USER] = await self.auth.authenticate(authorization, peer)
             return await handler(request)
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)
