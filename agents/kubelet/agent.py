@@ -114,8 +114,8 @@ def assemble(
     pod_network = PodNetwork(client, runtime, mode=config.pod_network, cluster=config.cluster_name, node=node,
                              cidr=config.pod_cidr, log=log)
     nodes = Informer(client, "Node", log=log) if config.pod_network == "bridge" and config.node_routes else None
-    nat = PodNatExemption(nat_table(config.cluster_name, node), log=log)
-    routes = NodeRoutes(node, nodes, log=log, nat=nat) if nodes is not None else None
+    routes = (NodeRoutes(node, nodes, log=log, nat=PodNatExemption(nat_table(config.cluster_name, node), log=log))
+              if nodes is not None else None)
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
                        statuses=StatusWriter(client, log), pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
