@@ -4,9 +4,11 @@ Address choice (how a proxy on any node reaches the pod):
 - the service port's ``targetPort`` is resolved against the pod's container ports: an integer is the
   port itself, a name is looked up among the containers' named ports (a pod without that name is left
   out of that port, as in Kubernetes);
-- when the container port it lands on has a ``hostPort``, the address is ``status.hostIP`` and the port
-  the ``hostPort`` (the pod is reachable on its node's address);
-- otherwise the address is ``status.podIP`` and the port the resolved target port; a host-network pod
+- the address is ``status.podIP`` and the port the resolved target port, as in Kubernetes (pod addresses on
+  the node bridge networks are routed between nodes); only a pod whose address is not reachable from other
+  nodes (none yet, or a node loopback address of the loopback pod network) is reached on its node's address
+  ``status.hostIP`` and ``hostPort`` when the container port it lands on has one (a proxy DNAT'ing to a
+  hostPort on its own node would meet no second DNAT to the pod); a host-network pod
   (``spec.hostNetwork``) uses ``status.hostIP`` when it has no podIP. (Falling back to hostIP for other
   pods would point at a node port nothing publishes.)
 A pod without an address yet is left out. Ready pods go to ``addresses``, others (and all, when the
@@ -17,6 +19,7 @@ equal inputs give equal objects and the controller writes only on change.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +76,13 @@ def _container_port(pod: Obj, target: Any, protocol: str) -> Obj | None:
     return None
 
 
+def _routable(ip: Any) -> bool:
+    try:
+        return bool(ip) and not ipaddress.ip_address(str(ip)).is_loopback
+    except ValueError:
+        return False
+
+
 def resolve(pod: Obj, service_port: Obj) -> tuple[str, int] | None:
     """(ip, port) where ``service_port`` reaches ``pod``, or None when it cannot."""
     protocol = str(service_port.get("protocol") or "TCP")
@@ -81,7 +91,7 @@ def resolve(pod: Obj, service_port: Obj) -> tuple[str, int] | None:
         target = int(target)
     status = pod.get("status") or {}
     container_port = _container_port(pod, target, protocol)
-    if container_port is not None and container_port.get("hostPort"):
+    if container_port is not None and container_port.get("hostPort") and not _routable(status.get("podIP")):
         host_ip = status.get("hostIP")
         return (str(host_ip), int(container_port["hostPort"])) if host_ip else None
     if isinstance(target, str):

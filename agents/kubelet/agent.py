@@ -35,6 +35,8 @@ from agents.kubelet.noderoutes import NodeRoutes
 from agents.kubelet.podman_streams import PodmanStreams
 from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.podnetwork import PodNetwork
+from agents.kubelet.podnetwork_nat import PodNatExemption
+from agents.kubelet.podnetwork_nat import table_name as nat_table
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
 from agents.kubelet.runtime_cache import RuntimeCache
 from agents.kubelet.stream_server import StreamServer
@@ -112,7 +114,8 @@ def assemble(
     pod_network = PodNetwork(client, runtime, mode=config.pod_network, cluster=config.cluster_name, node=node,
                              cidr=config.pod_cidr, log=log)
     nodes = Informer(client, "Node", log=log) if config.pod_network == "bridge" and config.node_routes else None
-    routes = NodeRoutes(node, nodes, log=log) if nodes is not None else None
+    routes = (NodeRoutes(node, nodes, log=log, nat=PodNatExemption(nat_table(config.cluster_name, node), log=log))
+              if nodes is not None else None)
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
                        statuses=StatusWriter(client, log), pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)

@@ -8,7 +8,8 @@ route of that protocol. Routes stay when the kubelet stops (pods keep running th
 next kubelet adopts them. A node whose address is this node's own (two kubelets on one machine) or
 another local address, or whose podCIDR overlaps this node's, gets no route: it is reached directly.
 Nodes on one L2 segment need nothing else; across routers, those routers need the same routes (a cloud's
-route table), which is what the cloud provider's routes record.
+route table), which is what the cloud provider's routes record. With ``nat`` (``podnetwork_nat``), traffic
+from this node's pods to every node's podCIDR also leaves without NAT (the pod keeps its address).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agents.kubelet.podnetwork_nat import PodNatError, PodNatExemption
 from protocol.objects import Obj, name_of
 
 PROTO = "90"
@@ -65,6 +67,24 @@ def wanted_routes(own: str, nodes: Iterable[Obj], local_addresses: Iterable[str]
     return wanted
 
 
+def pod_cidrs(own: str, nodes: Iterable[Obj]) -> tuple[str | None, list[str]]:
+    """This node's podCIDR and every node's (valid IPv4 ones only): what pod-to-pod traffic is between."""
+    own_cidr: str | None = None
+    found: list[str] = []
+    for node in nodes:
+        cidr = pod_cidr(node)
+        try:
+            net = str(ipaddress.IPv4Network(cidr)) if cidr else None
+        except ValueError:
+            net = None
+        if net is None:
+            continue
+        found.append(net)
+        if name_of(node) == own:
+            own_cidr = net
+    return own_cidr, sorted(set(found))
+
+
 def plan(wanted: dict[str, str], installed: dict[str, str]) -> RoutePlan:
     """Replace what is missing or points elsewhere; delete what we installed and nobody wants."""
     return RoutePlan(replace=tuple(sorted((c, v) for c, v in wanted.items() if installed.get(c) != v)),
@@ -78,10 +98,12 @@ class RouteError(Exception):
 class NodeRoutes:
     """Keeps this host's routes to the other nodes' pod CIDRs in step with ``nodes`` (an informer)."""
 
-    def __init__(self, node_name: str, nodes: Any, *, log: Any, ip_command: Sequence[str] = ("ip",)) -> None:
+    def __init__(self, node_name: str, nodes: Any, *, log: Any, ip_command: Sequence[str] = ("ip",),
+                 nat: PodNatExemption | None = None) -> None:
         self.node_name = node_name
         self.nodes = nodes
         self.log = log
+        self.nat = nat
         self.ip = list(ip_command)
         self.installed: dict[str, str] = {}
         self.dirty = asyncio.Event()
@@ -116,8 +138,20 @@ class NodeRoutes:
             except RouteError as exc:
                 self.log.info("route already gone", cidr=cidr, error=str(exc))
             self.installed.pop(cidr, None)
+        await self._sync_nat()
         self.syncs += 1
         return decided
+
+    async def _sync_nat(self) -> None:
+        if self.nat is None:
+            return
+        own, cidrs = pod_cidrs(self.node_name, self.nodes.items())
+        if own is None:
+            return
+        try:
+            await self.nat.apply(own, cidrs)
+        except PodNatError as exc:  # pods still reach each other, masqueraded by Podman
+            self.log.warning("pod-to-pod traffic is masqueraded", error=str(exc))
 
     async def adopt(self) -> None:
         """Take over the routes of protocol ``PROTO`` already on this host (a previous kubelet's): they are

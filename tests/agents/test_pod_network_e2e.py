@@ -27,6 +27,8 @@ from agents.kubelet.images import BUSYBOX_IMAGE
 from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import PodmanService
 from agents.kubelet.podnetwork import network_name
+from agents.kubelet.podnetwork_nat import PodNatExemption
+from agents.kubelet.podnetwork_nat import table_name as nat_table
 from protocol.objects import Obj
 from runtime.client import ApiClient
 from runtime.host_subnets import free_block
@@ -70,6 +72,14 @@ def web(name: str, port: int = 8080, **extra: object) -> Obj:
     return sh(name, f"mkdir -p /www && echo {name} > /www/index.html && exec httpd -f -p {port} -h /www",
               ports=[{"containerPort": port, **extra}],
               readinessProbe={"tcpSocket": {"port": port}, "periodSeconds": 1})
+
+
+def peer_web(name: str, port: int = 8080) -> Obj:
+    """``web`` that also answers ``/cgi-bin/peer`` with the client's address as the pod sees it."""
+    cgi = "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/peer"
+    return sh(name, f"mkdir -p /www/cgi-bin && echo {name} > /www/index.html && {cgi} && "
+                    f"chmod +x /www/cgi-bin/peer && exec httpd -f -p {port} -h /www",
+              ports=[{"containerPort": port}], readinessProbe={"tcpSocket": {"port": port}, "periodSeconds": 1})
 
 
 async def http_get(host: str, port: int) -> str:
@@ -263,7 +273,7 @@ async def test_pods_on_two_nodes_reach_each_other_and_a_service_spanning_both(
         proxy = ProxyAgent(net_node.name, datapath=NftablesDataPath(table, service_cidr="198.19.0.0/16"))
         await runner.start(proxy, ready=lambda: proxy.synced.is_set())
         for name, node in (("web-a", net_node.name), ("web-b", other)):
-            pod = pod_manifest(name, [web(name)])
+            pod = pod_manifest(name, [web(name)] if name == "web-a" else [peer_web(name)])
             pod["metadata"]["labels"] = {"app": "spread"}
             await create_bound(client, pod, node)
         await create_bound(client, pod_manifest("client", [sh("c", "exec sleep 1000")]), net_node.name)
@@ -281,6 +291,11 @@ async def test_pods_on_two_nodes_reach_each_other_and_a_service_spanning_both(
 
         code, out = await in_pod(net_node.runtime, net_node.name, "client", get(web_b["status"]["podIP"], 8080))
         assert code == 0 and "web-b" in out, out  # across nodes, by podIP
+        client_ip = (await client.get("Pod", "client", "default"))["status"]["podIP"]
+        peer = f"printf 'GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {web_b['status']['podIP']} 8080"
+        code, out = await in_pod(net_node.runtime, net_node.name, "client", peer)
+        seen = out.split()[-1].strip("[]").removeprefix("::ffff:")  # httpd listens on IPv6: a mapped address
+        assert code == 0 and seen == client_ip, (client_ip, out)  # without NAT: the pod's own address
 
         async def both() -> bool:
             seen = set()
@@ -293,6 +308,8 @@ async def test_pods_on_two_nodes_reach_each_other_and_a_service_spanning_both(
     finally:
         await runner.stop_all()
         await delete_table(table)
+        for name in (net_node.name, other):
+            await PodNatExemption(nat_table(CLUSTER, name), log=None).delete()
         for sandbox in await net_node.runtime.list_sandboxes(other):
             await net_node.runtime.remove_sandbox(sandbox.id)
         for c in await net_node.runtime.list_containers(other):

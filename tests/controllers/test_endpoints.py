@@ -69,9 +69,9 @@ async def test_endpoints_follow_pods(client: ApiClient, runner: ActorRunner) -> 
     await set_status(client, "b", "10.1.0.2", ready=True)
     await eventually(lambda: _equals(addresses(client, "web"), ([("10.1.0.1", 8080), ("10.1.0.2", 8080)], [])))
 
-    # a pod with a hostPort is reached on its node's address
+    # a pod with a hostPort on the loopback pod network is reached on its node's address
     await make_pod(client, "h", {"app": "web"}, ports=[{"name": "http", "containerPort": 8080, "hostPort": 30080}])
-    await set_status(client, "h", "10.1.0.3", ready=True)
+    await set_status(client, "h", "127.88.0.3", ready=True)
     await eventually(lambda: _equals(addresses(client, "web"), (
         [("10.1.0.1", 8080), ("10.1.0.2", 8080), ("192.168.1.10", 30080)], [])))
 

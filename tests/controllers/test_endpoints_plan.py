@@ -65,13 +65,18 @@ def test_named_target_port_and_host_port() -> None:
     plain = pod("a", "10.0.0.1", ports=[{"name": "web", "containerPort": 9000, "protocol": "TCP"}])
     hosted = pod("b", "10.0.0.2", ports=[{"name": "web", "containerPort": 9000, "hostPort": 30080,
                                           "protocol": "TCP"}])
+    on_loopback = pod("d", "127.88.0.4", ports=[{"name": "web", "containerPort": 9000, "hostPort": 30081,
+                                                 "protocol": "TCP"}])
     unnamed = pod("c", "10.0.0.3", ports=[{"containerPort": 9000, "protocol": "TCP"}])
     assert resolve(plain, svc["spec"]["ports"][0]) == ("10.0.0.1", 9000)
-    assert resolve(hosted, svc["spec"]["ports"][0]) == ("192.168.1.5", 30080)
+    # a routed pod address is used as in Kubernetes, hostPort or not
+    assert resolve(hosted, svc["spec"]["ports"][0]) == ("10.0.0.2", 9000)
+    # a pod of the loopback pod network is reached on its node's address and hostPort
+    assert resolve(on_loopback, svc["spec"]["ports"][0]) == ("192.168.1.5", 30081)
     assert resolve(unnamed, svc["spec"]["ports"][0]) is None
-    subsets = subsets_for(svc, [plain, hosted, unnamed])
-    assert sorted((s["addresses"][0]["ip"], s["ports"][0]["port"]) for s in subsets) == [
-        ("10.0.0.1", 9000), ("192.168.1.5", 30080)]
+    subsets = subsets_for(svc, [plain, hosted, on_loopback, unnamed])
+    assert sorted((a["ip"], s["ports"][0]["port"]) for s in subsets for a in s["addresses"]) == [
+        ("10.0.0.1", 9000), ("10.0.0.2", 9000), ("192.168.1.5", 30081)]
 
 
 def test_integer_target_port_without_declared_container_port_and_host_network() -> None:

@@ -9,6 +9,7 @@ its namespace: ``pip`` reads a wheelhouse prepared on the host (``/etc/pip.conf`
 an air-gapped VM with a local mirror.
 
 What this sandbox needs and a real VM does not (and the guide therefore does not say):
+- none of the host's Podman network definitions (``/etc/containers/networks``) in the copy of its ``/etc``;
 - a drop-in raising no limit past the sandbox's hard ``nofile`` of 20,000 (the units ask for 65,536);
 - the VM's Podman storage on a host directory (overlay on the container's overlay root does not work).
 """
@@ -95,6 +96,10 @@ def build_base(root: Path) -> Path:
         for unit in wants.iterdir():
             if unit.name not in KEEP_WANTS:
                 unit.unlink()
+    # a new VM's Podman has no networks: the host's (a test's leftover bridge on 198.18.0.0/24, say) would
+    # make a VM's kubelet fail to create its own ("subnet is already used ... by another config")
+    for network in (etc / "containers/networks").glob("*.json"):
+        network.unlink()
     (etc / "fstab").write_text("")
     (etc / "machine-id").write_text("")
     (etc / "pip.conf").write_text(f"[global]\nno-index = true\nfind-links = {WHEELS_IN_VM}\n")
