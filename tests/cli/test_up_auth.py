@@ -291,3 +291,27 @@ async def test_the_shoal_tool_finds_its_identity_in_the_context_file(up: Up, tmp
     broken.write_text(json.dumps({"server": up.url, "user": CLI_USER}))
     rc, _, err = await _shoal({**home, "SHOAL_CONTEXT": str(broken)}, "get", "configmaps")
     assert rc == 1 and "has no 'password'" in err, err
+
+
+async def test_beyond_loopback_nats_serves_tls_and_clients_verify_it(tmp_path: Path) -> None:
+    """``shoal up --host 0.0.0.0``: the client port speaks TLS only, with a certificate of the state
+    directory's own CA; the context carries that CA, and a client without it does not connect."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    auth = UpAuth.ensure(state, NODE, "0.0.0.0")
+    assert auth.tls is not None
+    port = free_port()
+    server = NatsServer(NatsServerConfig(state_dir=state, host="0.0.0.0", port=port, extra=auth.server_config()))
+    await server.start()
+    try:
+        url = f"nats://127.0.0.1:{port}"
+        context = auth.context(url, "test")
+        assert context.tls_ca == auth.tls.ca and auth.env("api")["SHOAL_TLS_CA"] == auth.tls.ca
+        nc = await connect(context.bus(), name="cli", reconnect=False)
+        assert nc.connected_url is not None and nc._server_info.get("tls_required")
+        await nc.close()
+        with pytest.raises((nats.errors.Error, OSError)):  # no CA: the server's certificate is not trusted
+            await connect(BusConfig(servers=(url,), user=CLI_USER, password=auth.password(CLI_USER)), name="x",
+                          reconnect=False)
+    finally:
+        await server.stop()
