@@ -202,7 +202,8 @@ def new_password() -> str:
 def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private_inboxes: bool = False) -> list[User]:
     """Every user of a cluster, from ``passwords`` keyed by user name (``api``, ``scheduler``,
     ``controller-manager``, ``cloud-controller-manager``, ``admin``, ``gateway``, ``kubelet-<node>``,
-    ``proxy-<node>``)."""
+    ``proxy-<node>``; where present ``cli``, the ``shoal`` tool's allow-listed identity, and ``dns-<node>``,
+    as ``shoal up`` makes them: ``shoal/up_auth.py``)."""
     users = [User("api", passwords["api"], api_permissions(private_inboxes=private_inboxes))]
     users += [User(actor, passwords[actor], control_plane_permissions(actor, private_inboxes=private_inboxes))
               for actor in CONTROL_PLANE]
