@@ -48,6 +48,7 @@ import yaml
 
 from runtime.bus import connect
 from runtime.client import ApiClient
+from runtime.context import CONTEXT_FILE
 from runtime.context import default_state_dir as default_state_dir
 from runtime.nats_server import NatsServer, NatsServerConfig, NatsServerError
 from shoal import kubeconfig
@@ -520,7 +521,7 @@ class Cluster:
 
     def announce(self) -> None:
         kubectl = self.write_kubeconfig()
-        context = self.auth.write_context(self.url, cluster_identity(self.state)[0])
+        context = self.state / CONTEXT_FILE
         found = (context.parent.resolve() == default_state_dir().resolve()
                  and not any(os.environ.get(v) for v in CREDENTIAL_VARIABLES))
         self.console.raw(
@@ -557,6 +558,8 @@ class Cluster:
         try:
             components = self.plan()
             await self.start_nats()
+            # before the API answers, so that `shoal` can look at a cluster that does not come up
+            self.auth.write_context(self.url, cluster_identity(self.state)[0])
             self.tasks.append(asyncio.create_task(self.watch_nats(), name="watch-nats"))
             self.start_components(components)
             await self.spawned()
