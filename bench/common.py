@@ -18,8 +18,10 @@ from typing import Any
 import nats
 
 from protocol import codec, subjects
+from runtime.bus import connect
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
+from shoal.up_auth import CLI_USER, UpAuth
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -61,18 +63,26 @@ class Cluster:
 
 @asynccontextmanager
 async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
-                  api_args: list[str] | None = None) -> AsyncIterator[Cluster]:
+                  api_args: list[str] | None = None, auth: bool = False) -> AsyncIterator[Cluster]:
     """nats-server + API actor processes (with ``api_args``) (+ ``extra`` module command lines), torn down
-    afterwards."""
+    afterwards. ``auth``: NATS users and permissions as ``shoal up`` makes them (``shoal.up_auth``): the API
+    actors connect as ``api``, ``extra`` processes and the client as ``cli``."""
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         state = Path(tmp)
-        server = NatsServer(NatsServerConfig(state_dir=state / "nats", port=free_port()))
+        users = UpAuth.ensure(state / "nats", "bench", "127.0.0.1") if auth else None
+        server = NatsServer(NatsServerConfig(state_dir=state / "nats", port=free_port(),
+                                             extra=users.server_config() if users else ""))
         await server.start()
         env = dict(os.environ, SHOAL_LOG_LEVEL="warning")
         procs = []
-        for args in [["actors.api", *(api_args or [])]] * api_actors + (extra or []):
-            procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url], env=env))
-        nc = await nats.connect(server.url)
+        for i, args in enumerate([["actors.api", *(api_args or [])]] * api_actors + (extra or [])):
+            identity = users.env("api" if i < api_actors else CLI_USER) if users else {}
+            procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url],
+                                          env={**env, **identity}))
+        if users:
+            nc = await connect(users.context(server.url, "bench").bus(), name="bench", reconnect=False)
+        else:
+            nc = await nats.connect(server.url)
         client = ApiClient(nc)
         deadline = time.monotonic() + 60
         while True:

@@ -44,6 +44,7 @@ QUICK: dict[str, list[str]] = {
     "statefulset": ["bench.bench_statefulset", "--nodes", "20", "--replicas", "50"],
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
+    "auth": ["bench.bench_auth", "--n", "300", "--rounds", "6"],
     "claims": ["bench.bench_claims", "--n", "10"],
     "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
     "exec": ["bench.bench_exec", "--n", "5"],
@@ -57,6 +58,7 @@ FULL: dict[str, list[str]] = {
     "pod_startup": ["bench.bench_pod_startup", "--n", "30"],
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
+    "auth": ["bench.bench_auth", "--n", "2000", "--rounds", "10"],
     "claims": ["bench.bench_claims", "--n", "40"],
     "exec": ["bench.bench_exec", "--n", "30"],
     "console": ["bench.bench_console", "--nodes", "5000", "--pods", "20000", "--rate", "1000", "--seconds", "5"],
@@ -151,6 +153,16 @@ def rows_abuse(r: dict[str, Any]) -> list[Row]:
             f"not audited: p50 {_ms(c['configmap_enc_p50_ms'])}", f"{c['audit_ratio_p50']:.2f}x p50"),
         Row("create Secret, encrypted at rest (AES-GCM)", _ms(c["secret_enc_p50_ms"]), _ms(c["secret_enc_p99_ms"]),
             "", f"plaintext: p50 {_ms(c['secret_plain_p50_ms'])}", f"{c['encryption_ratio_p50']:.2f}x p50"),
+    ]
+
+
+def rows_auth(r: dict[str, Any]) -> list[Row]:
+    return [
+        Row(f"API {verb} ConfigMap, NATS authentication on (shoal up's users and permissions)",
+            _ms(r[f"{verb}_auth_p50_ms"]), _ms(r[f"{verb}_auth_p99_ms"]), "",
+            f"open NATS: p50 {_ms(r[f'{verb}_open_p50_ms'])}", f"{r[f'{verb}_ratio_p50']:.2f}x p50", "<= 1.1x",
+            _met(r[f"{verb}_ratio_p50"] <= 1.1))
+        for verb in ("get", "create")
     ]
 
 
@@ -368,6 +380,7 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         "api": rows_api, "watch": rows_watch, "proxy": rows_proxy, "pod_startup": rows_pod_startup,
         "gateway": rows_gateway,
         "abuse": rows_abuse,
+        "auth": rows_auth,
         "claims": rows_claims,
         "exec": rows_exec,
         "console": rows_console,

@@ -2,6 +2,7 @@
 
 Options come from arguments or the environment: ``SHOAL_SERVER`` (comma-separated URLs),
 ``SHOAL_CREDS`` (a .creds file), ``SHOAL_USER``/``SHOAL_PASSWORD``, ``SHOAL_TOKEN``, ``SHOAL_TLS_CA``.
+The ``shoal`` tool falls back on a context file when none is set (``runtime.context``).
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ def _tls_block(tls: TlsFiles, *, verify: bool, indent: str) -> str:
     return "\n".join([*lines, f"{indent}}}"])
 
 
+def tls_block(tls: TlsFiles, *, verify: bool = False, indent: str = "") -> str:
+    """A ``tls {}`` block: for the client port (``verify`` off: clients authenticate by user) or routes."""
+    return _tls_block(tls, verify=verify, indent=indent)
+
+
 def route_urls(peers: Sequence[str], route_password: str | None, port: int = CLUSTER_PORT) -> list[str]:
     auth = f"route:{route_password}@" if route_password else ""
     return [f"nats-route://{auth}{_hostport(peer, port)}" for peer in peers]

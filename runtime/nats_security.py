@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.keys import encode_token
-from protocol.subjects import API_PREFIX, EVENTS_PREFIX
+from protocol.subjects import API_PREFIX, AUDIT_PREFIX, AUDIT_STREAM, EVENTS_PREFIX, EVENTS_STREAM
 
 INBOX = "_INBOX"
 SYSTEM_BUCKET = "shoal_system"
@@ -146,6 +146,47 @@ def gateway_permissions(*, private_inboxes: bool = False) -> Permissions:
     )
 
 
+def reader_permissions(actor: str, user: str, *, private_inboxes: bool = False) -> Permissions:
+    """A component that only reads through the API (the cluster DNS server ``dns-<N>``): get, list, watch
+    and their keep-alives; nothing else."""
+    return Permissions(
+        publish=(f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>", "shoal.watchctl.>"),
+        subscribe=(_inboxes(user, private_inboxes), *_health(actor)),
+        allow_responses=True,
+    )
+
+
+FOLLOWABLE_STREAMS = (EVENTS_STREAM, AUDIT_STREAM)
+"""The JetStream streams a client other than an API actor may follow (read, with its own consumers):
+Events and the audit records. Not the datastore's (``KV_shoal``, ``KV_shoal_system``, ``SHOAL_CHANGES``)."""
+
+
+def _follow(stream: str) -> tuple[str, ...]:
+    """What following ``stream`` with a JetStream consumer takes: its info, consumers of it (create,
+    info, delete, next), direct and stored-message gets, flow control and acks; no stream management."""
+    return (f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.>", f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.API.CONSUMER.DELETE.{stream}.>",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>", f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>",
+            f"$JS.API.STREAM.MSG.GET.{stream}", f"$JS.FC.{stream}.>", f"$JS.ACK.{stream}.>")
+
+
+def cli_permissions(user: str = "cli", *, private_inboxes: bool = True) -> Permissions:
+    """The cluster owner's ``shoal`` tool on a ``shoal up`` cluster: an allow-list, not ``>`` minus some.
+    Any API request (it is the cluster's admin through the API, as kubectl with cluster-admin), a node's
+    logs, exec, attach, port-forward and metrics services (as the gateway), following the Events and audit
+    streams, pinging health. No JetStream stream management at all (so no stream can mirror or source
+    ``KV_shoal_system`` or ``KV_shoal``), no ``$KV.>``, no other client's inbox."""
+    follow = tuple(subject for stream in FOLLOWABLE_STREAMS for subject in _follow(stream))
+    return Permissions(
+        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", "shoal.node.*.logs", "shoal.node.*.exec", "shoal.node.*.attach",
+                 "shoal.node.*.portforward", "shoal.node.*.stream.>", "shoal.node.*.metrics", "shoal.health.>",
+                 "$JS.API.INFO", *follow),
+        subscribe=(_inboxes(user, private_inboxes), f"{EVENTS_PREFIX}.>", f"{AUDIT_PREFIX}.>"),
+        allow_responses=True,
+    )
+
+
 def admin_permissions() -> Permissions:
     """The admin tool (and operators): everything except writing the datastore behind the API's back and
     speaking for a node (the node-scoped subjects) and reading the API actors' private bucket."""
@@ -161,11 +202,15 @@ def new_password() -> str:
 def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private_inboxes: bool = False) -> list[User]:
     """Every user of a cluster, from ``passwords`` keyed by user name (``api``, ``scheduler``,
     ``controller-manager``, ``cloud-controller-manager``, ``admin``, ``gateway``, ``kubelet-<node>``,
-    ``proxy-<node>``)."""
+    ``proxy-<node>``; where present ``cli``, the ``shoal`` tool's allow-listed identity, and ``dns-<node>``,
+    as ``shoal up`` makes them: ``shoal/up_auth.py``)."""
     users = [User("api", passwords["api"], api_permissions(private_inboxes=private_inboxes))]
     users += [User(actor, passwords[actor], control_plane_permissions(actor, private_inboxes=private_inboxes))
               for actor in CONTROL_PLANE]
-    users.append(User("admin", passwords["admin"], admin_permissions()))
+    if "admin" in passwords:  # the multi-VM operator; ``shoal up`` has only the narrower ``cli``
+        users.append(User("admin", passwords["admin"], admin_permissions()))
+    if "cli" in passwords:
+        users.append(User("cli", passwords["cli"], cli_permissions("cli", private_inboxes=private_inboxes)))
     if "gateway" in passwords:  # secrets made before the gateway existed have no such user
         users.append(User("gateway", passwords["gateway"], gateway_permissions(private_inboxes=private_inboxes)))
     for node in nodes:
@@ -173,6 +218,9 @@ def cluster_users(passwords: Mapping[str, str], nodes: Iterable[str], *, private
             node, private_inboxes=private_inboxes)))
         users.append(User(f"proxy-{node}", passwords[f"proxy-{node}"],
                           proxy_permissions(node, private_inboxes=private_inboxes)))
+        if f"dns-{node}" in passwords:  # the cluster DNS server, where it runs (``shoal up``)
+            users.append(User(f"dns-{node}", passwords[f"dns-{node}"],
+                              reader_permissions("dns", f"dns-{node}", private_inboxes=private_inboxes)))
     return users
 
 

@@ -15,6 +15,11 @@ SIGKILL), then nats-server; exit status 0. A second Ctrl-C kills what is left at
 in their own sessions (the terminal's Ctrl-C reaches only this process, which orders the shutdown) and,
 on Linux, get SIGTERM should this process die without stopping them.
 
+Authentication (``shoal.up_auth``): nats-server admits no anonymous client; every component connects as
+its own NATS user with the multi-VM deployment's permissions, the ``shoal`` tool as ``cli`` through
+``<state>/context.json`` (``runtime.context``). Credentials are 0600 in ``<state>/auth``, the state
+directory 0700.
+
 Safety: a lock file keeps two ``shoal up`` off one state directory; a nats-server left running from this
 state directory by a killed ``shoal up`` is stopped; a port held by anything else is refused.
 """
@@ -41,11 +46,17 @@ from typing import IO, Any
 
 import yaml
 
-from runtime.bus import BusConfig, connect
+from runtime.bus import connect
 from runtime.client import ApiClient
+from runtime.context import CONTEXT_FILE
+from runtime.context import default_state_dir as default_state_dir
 from runtime.nats_server import NatsServer, NatsServerConfig, NatsServerError
 from shoal import kubeconfig
+from shoal.up_auth import UpAuth, user_of
 
+CREDENTIAL_VARIABLES = ("SHOAL_USER", "SHOAL_PASSWORD", "SHOAL_CREDS", "SHOAL_TOKEN", "SHOAL_TLS_CA",
+                        "SHOAL_CONTEXT", "SHOAL_INBOX_PREFIX")
+"""Not passed on to components: each gets its own identity instead."""
 STOP_TIMEOUT = 10.0
 BACKOFF_START, BACKOFF_MAX, STABLE_AFTER = 1.0, 30.0, 60.0
 TAIL_LINES = 15
@@ -125,14 +136,6 @@ def cluster_identity(state: Path) -> tuple[str, str]:
         return "shoal", "198.18.0.0/16"
     digest = hashlib.sha1(str(state.resolve()).encode()).hexdigest()
     return f"s{digest[:8]}", f"198.18.{128 + int(digest[8:12], 16) % 126}.0/24"
-
-
-def default_state_dir() -> Path:
-    env = os.environ.get("SHOAL_STATE_DIR")
-    if env:
-        return Path(env).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "shoal"
 
 
 def importable(module: str) -> bool:
@@ -284,6 +287,8 @@ class Child:
     attach: bool
     console: Console
     name_width: int
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to this process's environment: the component's NATS identity (``shoal.up_auth``)."""
     proc: asyncio.subprocess.Process | None = None
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
     restarts: int = 0
@@ -295,7 +300,8 @@ class Child:
         return self.component.name
 
     async def spawn(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        inherited = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+        env = {**inherited, "PYTHONUNBUFFERED": "1", **self.env}
         self.tail.clear()
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -389,9 +395,10 @@ class Cluster:
         self.logs = state / "logs"
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
+        self.auth = UpAuth.ensure(state, NODE_NAME, options.host)
         self.nats = NatsServer(
             NatsServerConfig(state_dir=state, host=options.host, port=options.port,
-                             extra=f'pid_file: "{state / "nats-server.pid"}"'),
+                             extra=f'pid_file: "{state / "nats-server.pid"}"\n{self.auth.server_config()}'),
             log_file=self.logs / "nats-server.log")
         host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
         self.url = f"nats://{host}:{options.port}"
@@ -456,7 +463,7 @@ class Cluster:
                     "--log-format", self.options.log_format, "--log-level", self.options.log_level,
                     *(self._expand(arg) for arg in component.args)]
             child = Child(component, argv, self.logs / f"{component.name}.log", self.options.attach,
-                          self.console, width)
+                          self.console, width, self.auth.env(user_of(component.name, NODE_NAME)))
             self.children.append(child)
             task = asyncio.create_task(child.supervise(self.stop), name=f"supervise-{component.name}")
             self.tasks.append(task)
@@ -470,7 +477,8 @@ class Cluster:
     async def wait_ready(self) -> bool:
         """Until the API answers (True) or a stop is asked for (False)."""
         self.console.say("waiting for the API to answer")
-        nc = await connect(BusConfig(servers=(self.url,)), name="shoal-up", reconnect=True)
+        nc = await connect(self.auth.context(self.url, cluster_identity(self.state)[0]).bus(), name="shoal-up",
+                           reconnect=True)
         client = ApiClient(nc, timeout=2.0)
         started = last_note = time.monotonic()
         try:
@@ -513,12 +521,17 @@ class Cluster:
 
     def announce(self) -> None:
         kubectl = self.write_kubeconfig()
+        context = self.state / CONTEXT_FILE
+        found = (context.parent.resolve() == default_state_dir().resolve()
+                 and not any(os.environ.get(v) for v in CREDENTIAL_VARIABLES))
         self.console.raw(
             f"\nShoal cluster ready at {self.url}\n"
             f"  state: {self.state}   logs: {self.logs}\n"
+            f"  credentials: {context} (0600; every component has its own NATS user, see {self.state / 'auth'})\n"
             "Use it from another terminal:\n"
             f"  export SHOAL_SERVER={self.url}\n"
-            "  shoal get nodes\n"
+            + ("" if found else f"  export SHOAL_CONTEXT={context}\n")
+            + "  shoal get nodes\n"
             f"{kubectl}"
             "Press Ctrl-C to stop the cluster.\n"
         )
@@ -545,6 +558,8 @@ class Cluster:
         try:
             components = self.plan()
             await self.start_nats()
+            # before the API answers, so that `shoal` can look at a cluster that does not come up
+            self.auth.write_context(self.url, cluster_identity(self.state)[0])
             self.tasks.append(asyncio.create_task(self.watch_nats(), name="watch-nats"))
             self.start_components(components)
             await self.spawned()
@@ -570,6 +585,7 @@ def resolve_state_dir(options: UpOptions) -> Path:
 def prepare(state: Path, options: UpOptions, lock: StateLock, console: Console) -> None:
     """Before starting anything: make the directories, own them, clear a stale server, check the port."""
     (state / "logs").mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)  # the JetStream store (the signing key, the datastore) and every credential are in it
     console.raw(f"Shoal state directory: {state}")
     lock.acquire()
     stop_stale_server(state, console)
@@ -590,7 +606,7 @@ async def run_cluster(options: UpOptions) -> int:
     try:
         prepare(state, options, lock, console)
         return await Cluster(options, state, console).run()
-    except (UpError, NatsServerError, OSError) as exc:
+    except (UpError, NatsServerError, OSError, ValueError) as exc:
         message = str(exc).strip().replace("\n", "\n  ")
         print(f"error: {message}", file=sys.stderr, flush=True)
         return 1

@@ -31,8 +31,9 @@ def global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """Options every command takes, before or after its name (``top``: on the main parser)."""
     default = None if top else argparse.SUPPRESS
     parser.add_argument("-s", "--server", default=default, metavar="URL",
-                        help="NATS URL(s) of the cluster, comma-separated (env SHOAL_SERVER; "
-                             "default nats://127.0.0.1:4222)")
+                        help="NATS URL(s) of the cluster, comma-separated (env SHOAL_SERVER; default the "
+                             "context's, else nats://127.0.0.1:4222). Credentials: SHOAL_USER/SHOAL_PASSWORD, or "
+                             "the context file SHOAL_CONTEXT, else <state-dir>/context.json of `shoal up`")
     parser.add_argument("--request-timeout", type=float, default=10.0 if top else argparse.SUPPRESS,
                         metavar="SECONDS", help="how long to wait for each answer from the API (default 10)")
 

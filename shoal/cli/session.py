@@ -19,6 +19,7 @@ from protocol.kinds import KindInfo
 from protocol.objects import Obj, meta
 from runtime.bus import BusConfig, connect
 from runtime.client import ApiClient
+from runtime.context import ContextError, bus_config
 from shoal.cli.errors import CliError
 
 DEFAULT_NAMESPACE = "default"
@@ -40,7 +41,9 @@ class _ConnectErrors:
         if message != "nats error":
             return
         error = str(fields.get("error", ""))
-        if "refused" in error or "Connect call failed" in error:
+        if "Authorization Violation" in error or "authorization violation" in error.lower():
+            self.reason = AUTH_REFUSED
+        elif "refused" in error or "Connect call failed" in error:
             self.reason = "connection refused"
         elif "Timeout" in error:
             self.reason = f"no answer within {CONNECT_TIMEOUT:g}s"
@@ -54,7 +57,14 @@ class _ConnectErrors:
         pass
 
 
+AUTH_REFUSED = "authentication refused"
+
+
 def cannot_reach(servers: str, reason: str | None = None) -> CliError:
+    if reason == AUTH_REFUSED:
+        return CliError(f"the cluster at {servers} refused the credentials (or none were found): a `shoal up` "
+                        "cluster's are in <state-dir>/context.json, found by itself for the default state directory; "
+                        "otherwise set SHOAL_CONTEXT=<state-dir>/context.json (or SHOAL_STATE_DIR)")
     why = f" ({reason})" if reason else ""
     return CliError(f"cannot reach the cluster at {servers}{why}: is it running? start one with `shoal up` "
                     "or set --server/SHOAL_SERVER")
@@ -67,6 +77,8 @@ class Session:
     namespace_given: bool = False
     """Whether -n was on the command line (apply refuses objects of another namespace then)."""
     timeout: float = 10.0
+    context_error: str | None = None
+    """Why the context file (``runtime.context``) cannot be used, said when a command connects."""
     _nc: Client | None = field(default=None, init=False)
     _client: ApiClient | None = field(default=None, init=False)
     _warned: set[str] = field(default_factory=set, init=False)
@@ -74,8 +86,13 @@ class Session:
     @classmethod
     def create(cls, server: str | None, namespace: str | None, *, timeout: float = 10.0) -> Session:
         default_ns = os.environ.get("SHOAL_NAMESPACE") or DEFAULT_NAMESPACE
-        return cls(BusConfig.from_env(server), namespace or default_ns, namespace_given=bool(namespace),
-                   timeout=timeout)
+        error = None
+        try:
+            bus = bus_config(server)
+        except ContextError as exc:  # told when the command connects (``shoal up`` never does)
+            bus, error = BusConfig.from_env(server), str(exc)
+        return cls(bus, namespace or default_ns, namespace_given=bool(namespace), timeout=timeout,
+                   context_error=error)
 
     @property
     def server(self) -> str:
@@ -110,6 +127,8 @@ class Session:
     async def _connect(self) -> Client:
         """Connect once, failing fast: nats.py with reconnects off still cycles through the servers forever
         (``max_reconnect_attempts=0`` is not "none"), so the first error of every server ends the attempt."""
+        if self.context_error:
+            raise CliError(self.context_error)
         errors = _ConnectErrors(len(self.bus.servers))
         attempt = asyncio.ensure_future(connect(self.bus, name="shoal-cli", log=errors, reconnect=False,
                                                 connect_timeout=CONNECT_TIMEOUT))

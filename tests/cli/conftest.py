@@ -39,8 +39,10 @@ class Result:
 class ShoalCli:
     """``await cli("get", "pods")`` runs ``python -m shoal --server URL get pods`` and returns its Result."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, env: dict[str, str] | None = None) -> None:
         self.url = url
+        self.env = {**cli_env(), **(env or {})}
+        """``cli_env()`` and these (``SHOAL_CONTEXT`` of a ``shoal up`` cluster, for one)."""
 
     def argv(self, args: Sequence[str]) -> list[str]:
         return [sys.executable, "-m", "shoal", "--server", self.url, *args]
@@ -48,7 +50,7 @@ class ShoalCli:
     async def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Result:
         proc = await asyncio.create_subprocess_exec(
             *self.argv(args), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=cli_env(), cwd=REPO)
+            stderr=asyncio.subprocess.PIPE, env=self.env, cwd=REPO)
         data = stdin.encode() if stdin is not None else None
         try:
             out, err = await asyncio.wait_for(proc.communicate(data), timeout)
@@ -62,7 +64,7 @@ class ShoalCli:
     async def start(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             *self.argv(args), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=cli_env(), cwd=REPO)
+            stderr=asyncio.subprocess.PIPE, env=self.env, cwd=REPO)
 
 
 @pytest.fixture

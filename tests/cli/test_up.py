@@ -61,13 +61,14 @@ async def _stop(proc: asyncio.subprocess.Process) -> str:
 @pytest.mark.slow
 async def test_up_runs_a_cluster_that_keeps_its_data(tmp_path: Path) -> None:
     state, port = tmp_path / "state", free_port()
-    cli = ShoalCli(f"nats://127.0.0.1:{port}")
+    cli = ShoalCli(f"nats://127.0.0.1:{port}", {"SHOAL_CONTEXT": str(state / "context.json")})
 
     gateway_port = free_port()
     proc, seen = await _start(state, port, gateway_port)
     try:
         assert f"Shoal state directory: {state}" in seen
         assert f"export SHOAL_SERVER=nats://127.0.0.1:{port}" in seen
+        assert f"export SHOAL_CONTEXT={state / 'context.json'}" in seen
         pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", seen)]
         expected = [c for c in COMPONENTS if c.enabled(UpOptions()) and importable(c.module)]
         assert len(pids) == 1 + len(expected), seen  # nats-server and every component
@@ -101,6 +102,8 @@ async def test_up_runs_a_cluster_that_keeps_its_data(tmp_path: Path) -> None:
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
     assert (state / "logs" / "api.log").stat().st_size > 0
+    # every component did its work under its own NATS identity: nats-server refused none of it
+    assert "Violation" not in (state / "logs" / "nats-server.log").read_text()
 
     proc, _ = await _start(state, port)
     try:

@@ -43,5 +43,7 @@ COMMAND = Command(
     name="up", help="run a single-machine cluster in the foreground (Ctrl-C stops it)", configure=_configure,
     run=_run,
     epilog="examples:\n  shoal up\n  shoal up --port 4333 --state-dir /tmp/shoal\n"
-           "then, in another terminal:\n  export SHOAL_SERVER=nats://127.0.0.1:4222; shoal get nodes",
+           "then, in another terminal:\n  shoal get nodes\n"
+           "(credentials: <state-dir>/context.json, found by itself for the default state directory;\n"
+           "else export SHOAL_CONTEXT=<state-dir>/context.json)",
 )
