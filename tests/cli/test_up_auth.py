@@ -27,6 +27,7 @@ from nats.aio.client import Client
 from nats.js import api
 
 from actors.api.server import ApiActor, ApiSettings
+from actors.api.signing import KEYS_NAME
 from protocol import codec
 from protocol.errors import NotFound
 from protocol.keys import KV_SUBJECT_PREFIX, object_key
@@ -40,7 +41,7 @@ from shoal.up_auth import CLI_USER, UpAuth
 from tests.cli.conftest import REPO, cli_env
 
 NODE = "vm"
-SIGNING_KEY = "$KV.shoal_system.signing-key"
+SIGNING_KEY = f"$KV.shoal_system.{KEYS_NAME}"
 
 
 @dataclass
@@ -116,7 +117,7 @@ def _attacks(js: Any, nc: Client, direct: bool) -> dict[str, Callable[[], Awaita
     (direct gets where the bucket allows them)."""
     async def kv_get() -> Any:
         kv = await js.key_value("shoal_system")
-        return (await kv.get("signing-key")).value
+        return (await kv.get(KEYS_NAME)).value
 
     async def direct_get() -> Any:
         reply = await nc.request(f"$JS.API.DIRECT.GET.KV_shoal_system.{SIGNING_KEY}", b"", timeout=0.5)
