@@ -15,6 +15,7 @@ Times are seconds on one clock (the recorder's); ``skew`` absorbs how late the r
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def check_lease_history(records: Iterable[LeaseRecord], lease_duration: float, s
     out: list[Violation] = []
     for lease, revisions in sorted(by_lease.items()):
         ordered = [revisions[rv] for rv in sorted(revisions)]
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in itertools.pairwise(ordered):
             if after.transitions < before.transitions:
                 out.append(Violation("lease-history", lease, f"leaseTransitions went back from "
                                                              f"{before.transitions} (rv {before.rv}) to "
