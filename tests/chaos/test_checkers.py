@@ -281,8 +281,8 @@ def test_one_leader_refuses_nonsense() -> None:
         check_one_leader([], -1)
 
 
-def lease(rv: int, holder: str, transitions: int, renew: float) -> LeaseRecord:
-    return LeaseRecord("sched", rv, holder, transitions, renew)
+def lease(rv: int, holder: str, transitions: int, renew: float, gap: bool = False) -> LeaseRecord:
+    return LeaseRecord("sched", rv, holder, transitions, renew, gap)
 
 
 @pytest.mark.parametrize(("records", "promises"), [
@@ -292,6 +292,8 @@ def lease(rv: int, holder: str, transitions: int, renew: float) -> LeaseRecord:
     ([lease(1, "a", 0, 0), lease(4, "a", 0, 2), lease(12, "b", 1, 5)], ["one-leader"]),  # took it too early
     ([lease(1, "a", 0, 0), lease(12, "b", 0, 30)], ["lease-history"]),  # holder changed, transitions did not
     ([lease(1, "a", 3, 0), lease(12, "a", 2, 2)], ["lease-history"]),  # transitions went back
+    ([lease(1, "a", 0, 0), lease(12, "b", 2, 3, gap=True)], []),  # a relist: a release may hide before it
+    ([lease(1, "a", 3, 0), lease(12, "b", 2, 30, gap=True)], ["lease-history"]),  # but never going back
 ])
 def test_lease_history(records: list[LeaseRecord], promises: list[str]) -> None:
     assert [v.promise for v in check_lease_history(records, lease_duration=10, skew=0.5)] == promises
