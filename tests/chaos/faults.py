@@ -203,12 +203,22 @@ class ClockJump(Fault):
 class DiskFull(Fault):
     """The JetStream store of NATS server ``vm`` full: its tmpfs is shrunk to the bytes it holds (a tmpfs
     cannot shrink below them) and a filler file takes what is left; healing removes the filler and gives
-    the tmpfs its size back. ``filled_kb`` says how much the filler took."""
+    the tmpfs its size back. ``filled_kb`` says how much the filler took.
+
+    A NATS server whose JetStream store hits ENOSPC disables JetStream ("JetStream out of resources, will
+    be DISABLED") and does not enable it again when space comes back: its ``/healthz`` answers
+    "JetStream not enabled" until it is restarted. With ``restart_if_disabled`` (the default) the heal
+    does what an operator must: free the space, then restart that server if it said so
+    (``restarted`` records it); without it the server stays out of the datastore for good."""
 
     cluster: Cluster
     vm: int = 1
+    restart_if_disabled: bool = True
     filled_kb: int = field(default=0, init=False)
+    disabled: bool = field(default=False, init=False)
+    restarted: bool = field(default=False, init=False)
     _size_kb: int = field(default=0, init=False)
+    _log_offset: int = field(default=0, init=False)
 
     @property
     def filler(self) -> Path:
@@ -226,6 +236,8 @@ class DiskFull(Fault):
                              f"{store} is not one")
         stat = os.statvfs(store)
         self._size_kb = stat.f_blocks * stat.f_frsize // 1024
+        log = self.cluster.nats[self.vm].log
+        self._log_offset = log.stat().st_size if log.exists() else 0
         for _ in range(20):  # the server writes meanwhile: a shrink below its bytes is refused, try again
             stat = os.statvfs(store)
             used_kb = (stat.f_blocks - stat.f_bfree) * stat.f_frsize // 1024
@@ -249,6 +261,14 @@ class DiskFull(Fault):
         self.filler.unlink(missing_ok=True)
         if self._size_kb and not self._remount(self._size_kb):
             raise FaultError(f"could not give {self.cluster.store_dir(self.vm)} its {self._size_kb} KiB back")
+        proc = self.cluster.nats[self.vm]
+        with open(proc.log, "rb") as f:
+            f.seek(self._log_offset)
+            self.disabled = b"will be DISABLED" in f.read()
+        if self.disabled and self.restart_if_disabled:
+            proc.kill(signal.SIGTERM)
+            self.cluster.start_nats(self.vm)
+            self.restarted = True
 
 
 @dataclass

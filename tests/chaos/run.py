@@ -30,7 +30,7 @@ from tests.chaos.checkers import (
     pair_events,
 )
 from tests.chaos.checkers.history import EventType
-from tests.chaos.faults import ClockJump, Fault, Pause, leaves
+from tests.chaos.faults import ClockJump, DiskFull, Fault, Pause, leaves
 from tests.chaos.leaders import LeaderLogTail, LeaseRecorder
 from tests.chaos.workloads import NAMESPACE, CasClients, PodCreator, RawKvObserver, Watcher, retry
 from tests.multivm.cluster import NODES, Cluster
@@ -156,7 +156,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
                     await asyncio.sleep(schedule.hold(n))
                 finally:
                     await asyncio.to_thread(fault.heal)
-                    log(f"  {time.monotonic() - started:6.1f}s healed {fault.name}")
+                    log(f"  {time.monotonic() - started:6.1f}s healed {fault.name}{_heal_notes(fault)}")
                 rest = schedule.every - (time.monotonic() - slot)
                 await asyncio.sleep(max(1.0, min(rest, duration - (time.monotonic() - started))))
         finally:
@@ -265,6 +265,12 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
     finally:
         for nc in conns:
             await nc.close()
+
+
+def _heal_notes(fault: Fault) -> str:
+    notes = [f"{f.name}: {f.filled_kb} KiB filled, JetStream disabled: {f.disabled}, restarted: {f.restarted}"
+             for f in leaves([fault]) if isinstance(f, DiskFull)]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _leadership(report: Report, claims: list[LeaderClaim], leases: LeaseRecorder, faults: Sequence[Fault],

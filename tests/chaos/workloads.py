@@ -165,12 +165,16 @@ class CasClients:
         self.recorder.add(process, EventType.OK, f, key, int(obj["metadata"]["resourceVersion"]))
         return True
 
-    async def final_reads(self) -> dict[str, tuple[str, int]]:
-        """Every key read once more (recorded too), once the cluster answers again."""
+    async def final_reads(self, timeout: float = 180.0) -> dict[str, tuple[str, int]]:
+        """Every key read once more (recorded too), once the cluster answers again (``TimeoutError`` if it
+        does not within ``timeout`` s)."""
         process = next(self._process_ids)
         final: dict[str, tuple[str, int]] = {}
+        deadline = time.monotonic() + timeout
         for key in self.all_keys():
             while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"final reads: {key} still unreadable {timeout:.0f} s after the last heal")
                 ok, seen = await self._read(self.clients[0], process, key)
                 if seen is not None:
                     final[key] = seen
