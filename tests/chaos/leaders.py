@@ -23,6 +23,7 @@ from typing import Any
 from protocol.errors import Expired
 from runtime.client import ApiClient
 from tests.chaos.checkers import LeaderClaim, LeaseRecord
+from tests.chaos.workloads import until_stopped
 from tests.multivm.cluster import Cluster, Proc
 
 LEASE_NAMESPACE = "kube-system"
@@ -66,20 +67,13 @@ class LeaseRecorder:
                     self.relists += 1
                 watch = self.client.watch("Lease", LEASE_NAMESPACE, resource_version=rv)
                 try:
-                    iterator = watch.__aiter__()
-                    while not stop.is_set():
-                        try:
-                            event = await asyncio.wait_for(iterator.__anext__(), 0.5)
-                        except TimeoutError:
-                            continue
+                    async for event in until_stopped(watch, stop, asyncio.Event()):
                         if event.type != "DELETED":
                             self._note(event.object, event.resource_version, gap=False)
                         rv = event.resource_version
                 finally:
                     with contextlib.suppress(Exception):
                         await watch.close()
-            except StopAsyncIteration:
-                continue
             except Expired:
                 rv = None
             except Exception:

@@ -232,7 +232,7 @@ class Watcher:
             watch = self.client.watch(self.kind, NAMESPACE, label_selector=selector, resource_version=rv)
             self.current = watch
             try:
-                async for event in _until(watch, stop, self.ready):
+                async for event in until_stopped(watch, stop, self.ready):
                     self._note(event.object, event.type, event.resource_version)
                     rv = event.resource_version
                     if stop.is_set():
@@ -253,7 +253,7 @@ class Watcher:
                     await watch.close()
 
 
-async def _until(watch: Any, stop: asyncio.Event, ready: asyncio.Event) -> AsyncIterator[Any]:
+async def until_stopped(watch: Any, stop: asyncio.Event, ready: asyncio.Event) -> AsyncIterator[Any]:
     """The watch's events until ``stop`` is set (a quiet watch ends too)."""
     iterator = watch.__aiter__()
     ready.set()
