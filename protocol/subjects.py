@@ -28,8 +28,9 @@ class Verb(StrEnum):
     EVICT = "evict"
     WATCH = "watch"
     TOKEN = "token"
-    """Issue a service-account token bound to a pod (kinds with the ``token`` subresource): what a kubelet
-    asks, through its node-scoped subjects, for a pod bound to its node (Kubernetes' TokenRequest)."""
+    """Kubernetes' TokenRequest on a ServiceAccount (``serviceaccounts/<name>/token``): body a TokenRequest (or
+    its spec: ``audiences``, ``expirationSeconds``, ``boundObjectRef``), reply ``{"object": TokenRequest}`` with
+    ``status.token``. A kubelet asks through its node-scoped subjects, bound to a pod bound to its node."""
 
 
 

@@ -235,9 +235,33 @@ class ApiClient:
         return Watch(self, kind_info(kind), namespace, label_selector=label_selector,
                      field_selector=field_selector, resource_version=resource_version)
 
-    async def review_token(self, token: str) -> dict[str, Any]:
-        """Ask the API who a service-account token stands for (Forbidden if invalid or revoked)."""
-        return (await self.request(subjects.TOKEN_REVIEW, {"token": token}))["status"]  # type: ignore[no-any-return]
+    async def review_token(self, token: str, audiences: builtins.list[str] | None = None) -> dict[str, Any]:
+        """Ask the API who a service-account token stands for (Forbidden if invalid, expired, revoked or not
+        meant for ``audiences``, default the API's own)."""
+        body: dict[str, Any] = {"token": token, **({"audiences": audiences} if audiences else {})}
+        return (await self.request(subjects.TOKEN_REVIEW, body))["status"]  # type: ignore[no-any-return]
+
+    async def request_token(self, account: str, namespace: str, *, audiences: builtins.list[str] | None = None,
+                            expiration_seconds: int | None = None, bound_pod: tuple[str, str | None] | None = None
+                            ) -> Obj:
+        """Kubernetes' TokenRequest on ServiceAccount ``namespace/account``: the TokenRequest with
+        ``status.token``; ``bound_pod`` (name, uid or None) binds the token to that pod."""
+        spec: dict[str, Any] = {}
+        if audiences:
+            spec["audiences"] = audiences
+        if expiration_seconds is not None:
+            spec["expirationSeconds"] = expiration_seconds
+        if bound_pod is not None:
+            spec["boundObjectRef"] = {"kind": "Pod", "apiVersion": "v1", "name": bound_pod[0],
+                                      **({"uid": bound_pod[1]} if bound_pod[1] else {})}
+        subject = self._object_subject(Verb.TOKEN, by_kind("ServiceAccount"), namespace, account)
+        reply = await self.request(subject, {"object": {"apiVersion": "authentication.k8s.io/v1",
+                                                        "kind": "TokenRequest", "spec": spec}})
+        return reply["object"]  # type: ignore[no-any-return]
+
+    async def admin(self, op: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An admin operation of the API actors (``shoal.api.admin.<op>``), e.g. ``oidc``, ``rotate-signing-key``."""
+        return await self.request(f"{subjects.API_PREFIX}.admin.{op}", body or {})
 
     async def info(self) -> dict[str, Any]:
         return (await self.request(subjects.INFO, {}))["info"]  # type: ignore[no-any-return]

@@ -82,7 +82,7 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
     _ = private_inboxes  # API actors answer everyone: they publish to every inbox in either mode
     return Permissions(
         publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"$KV.{SYSTEM_BUCKET}.>",
-                 f"{EVENTS_PREFIX}.>", "shoal.audit.>", f"{INBOX}.>"),
+                 f"{EVENTS_PREFIX}.>", "shoal.audit.>", "shoal.changes.>", f"{INBOX}.>"),
         subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", "shoal.watchctl.>", f"{INBOX}.>",
                    *_health("api")),
     )
@@ -150,7 +150,7 @@ def admin_permissions() -> Permissions:
     """The admin tool (and operators): everything except writing the datastore behind the API's back and
     speaking for a node (the node-scoped subjects) and reading the API actors' private bucket."""
     return Permissions(publish=(">",), subscribe=(">",),
-                       publish_deny=("$KV.shoal.>", "shoal.node.*.api.>", *SYSTEM_DENY))
+                       publish_deny=("$KV.shoal.>", "shoal.changes.>", "shoal.node.*.api.>", *SYSTEM_DENY))
 
 
 # -- users ------------------------------------------------------------------------------------------

@@ -2,15 +2,18 @@
 
 ``node_pod_usage(client, node)`` asks ``shoal.node.<node>.metrics`` and returns the pods' usage: per pod,
 its containers' CPU (millicores) and memory (bytes), when it was read and over which window. Raises
-Unavailable when no kubelet serves the node, Timeout when it does not answer in time.
+Unavailable when no kubelet serves the node, Timeout when it does not answer in time. ``usage_by_node``
+asks several nodes at once; ``node_total`` is a node's figure (its pods' usage summed).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol import subjects
-from protocol.errors import Unavailable
+from protocol.errors import ShoalError, Unavailable
 from runtime.client import ApiClient
 
 
@@ -40,3 +43,19 @@ async def node_pod_usage(client: ApiClient, node: str, *, timeout: float = 5.0) 
                             sum(c[2] for c in containers), float(pod.get("timestamp") or 0.0),
                             float(pod.get("window") or 0.0), containers))
     return out
+
+
+async def usage_by_node(client: ApiClient, nodes: Sequence[str]) -> dict[str, list[PodUsage] | ShoalError]:
+    """Each node's pod usage, or the error its kubelet answered with (or its silence), asked at once."""
+    answers = await asyncio.gather(*(node_pod_usage(client, n) for n in nodes), return_exceptions=True)
+    out: dict[str, list[PodUsage] | ShoalError] = {}
+    for node, answer in zip(nodes, answers, strict=True):
+        if isinstance(answer, BaseException) and not isinstance(answer, ShoalError):
+            raise answer
+        out[node] = answer
+    return out
+
+
+def node_total(pods: Sequence[PodUsage]) -> tuple[int, int]:
+    """(millicores, bytes) of a node: its pods' usage summed (what runs outside pods is not counted)."""
+    return sum(p.cpu_millicores for p in pods), sum(p.memory_bytes for p in pods)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import shutil
 import subprocess
 
 import pytest
+import structlog
 
-from agents.kubelet.podnetwork import network_condition, network_spec, with_host_conflicts
+from agents.kubelet.podnetwork import (
+    NetworkSpec,
+    PodNetwork,
+    PodNetworkError,
+    network_condition,
+    network_spec,
+    with_host_conflicts,
+)
 from runtime.host_subnets import conflicting, free_block, used_subnets
 
 Net = ipaddress.IPv4Network
@@ -57,3 +66,46 @@ def test_a_conflict_with_a_host_route_says_what_to_do() -> None:
     assert str(routed[0]) in message and "--cluster-cidr" in message
     if not conflicting("203.0.113.248/29"):
         assert with_host_conflicts("boom", "203.0.113.248/29") == "boom"
+
+
+class FlakyNetworks:
+    """A runtime whose first network creations fail as netavark's do when the host routes the subnet."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.used: NetworkSpec | None = None
+
+    async def ensure_network(self, spec: NetworkSpec) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise PodNetworkError(f"creating network {spec.name} {spec.subnet}: subnet is already used on the host")
+
+    async def remove_network(self, name: str) -> None:
+        return None
+
+    def use_network(self, spec: NetworkSpec | None) -> None:
+        self.used = spec
+
+
+async def test_a_node_whose_network_cannot_be_made_is_not_ready_until_it_is() -> None:
+    runtime = FlakyNetworks(failures=2)
+    changes: list[bool] = []
+    net = PodNetwork(None, runtime, mode="bridge", cluster="c", node="n",  # type: ignore[arg-type]
+                     cidr="203.0.113.0/24", log=structlog.get_logger(), poll=0.01)
+    assert net.runtime_status() == (False, "container runtime network not ready: NetworkReady=false "
+                                           "reason:NetworkPluginNotReady message:waiting for node IPAM to assign "
+                                           "spec.podCIDR")
+    net.on_change = lambda: changes.append(net.ready.is_set())
+    await asyncio.wait_for(net.run(), 30)
+    assert changes[0] is False and changes[-1] is True  # told of the failure, then of readiness
+    assert net.runtime_status() == (True, "") and runtime.used is not None and runtime.used.subnet == "203.0.113.0/24"
+    assert net.condition()["reason"] == "BridgePodNetwork"
+
+
+def test_the_failure_is_what_ready_says() -> None:
+    net = PodNetwork(None, FlakyNetworks(0), mode="bridge", cluster="c", node="n",  # type: ignore[arg-type]
+                     cidr=None, log=structlog.get_logger())
+    net.error = "creating network x: subnet 198.18.0.0/24 is already used on the host"
+    ok, message = net.runtime_status()
+    assert not ok and message.endswith("message:creating network x: subnet 198.18.0.0/24 is already used on the host")
+    assert net.condition()["reason"] == "NetworkSetupFailed"

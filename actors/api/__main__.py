@@ -7,6 +7,8 @@ from pathlib import Path
 
 from actors.api import encryption
 from actors.api.server import ApiActor, ApiSettings
+from actors.api.tokens import TokenSettings
+from protocol import satoken
 from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR
 from runtime.actor import actor_main
 
@@ -22,13 +24,25 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="EncryptionConfiguration file for Secrets at rest (created with a fresh key when "
                              "absent; every API actor of a cluster needs the same file)")
     parser.add_argument("--no-audit", action="store_true", help="do not publish audit records (SHOAL_AUDIT)")
+    parser.add_argument("--service-account-issuer", default=satoken.DEFAULT_ISSUER,
+                        help="the iss of ServiceAccount tokens (and the default API audience)")
+    parser.add_argument("--api-audiences", default="",
+                        help="comma-separated audiences the API accepts tokens for (default: the issuer)")
+    parser.add_argument("--service-account-jwks-uri", default=None,
+                        help="the jwks_uri of the discovery document (default: <issuer>/openid/v1/jwks)")
+    parser.add_argument("--service-account-max-token-expiration", type=int, default=None,
+                        help="seconds: longer TokenRequests are issued for this long")
 
 
 def _settings(a: argparse.Namespace) -> ApiSettings:
     if a.encryption_config:
         encryption.ensure_config(Path(a.encryption_config))
+    token_settings = TokenSettings(
+        issuer=a.service_account_issuer, audiences=tuple(x for x in a.api_audiences.split(",") if x),
+        jwks_uri=a.service_account_jwks_uri, max_expiration=a.service_account_max_token_expiration)
     return ApiSettings(replicas=a.replicas, window=a.watch_window, encryption_config=a.encryption_config,
-                       audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr)
+                       audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr,
+                       tokens=token_settings)
 
 
 def main(argv: list[str] | None = None) -> int:

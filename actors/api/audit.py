@@ -12,7 +12,8 @@ request); a record::
 
 ``user`` is the node of a node-scoped subject (NATS lets only that node's kubelet publish there), else
 ``unknown`` until requests carry an authenticated identity. Audited: every create, update, status, patch,
-delete and bind (allowed or refused), and every other request refused with something else than NotFound
+delete, bind, token (TokenRequest) and signing-key change (allowed or refused), and every other request refused
+with something else than NotFound
 (Forbidden, BadRequest, TooManyRequests, ...).
 
 Best effort, never on the request path: ``record`` puts the record in a bounded queue (dropped and counted
@@ -30,8 +31,8 @@ from protocol import codec, keys, subjects
 from protocol.errors import ErrorCode, ShoalError
 from protocol.objects import format_time
 
-MUTATING = frozenset({"create", "update", "status", "patch", "delete", "bind"})
-MUTATING_ADMIN = frozenset({"rewrite-secrets"})
+MUTATING = frozenset({"create", "update", "status", "patch", "delete", "bind", "token"})
+MUTATING_ADMIN = frozenset({"rewrite-secrets", "rotate-signing-key", "remove-signing-key"})
 NOT_AUDITED_REFUSALS = frozenset({ErrorCode.NOT_FOUND, ErrorCode.EXPIRED})
 QUEUE = 100_000
 BATCH_WINDOW = 0.05

@@ -28,7 +28,7 @@ class HookHost(Protocol):
     """What hooks may use of the API service."""
 
     allocator: ServiceAllocator
-    signing_key: bytes | None
+    token_keys: tokens.TokenKeys | None
     cache: WatchCache
 
     async def get(self, info: KindInfo, namespace: str | None, name: str) -> Obj: ...
@@ -55,14 +55,14 @@ async def _sign_token(host: HookHost, secret: Obj) -> None:
     """Sign a service-account token into a new token Secret: the key never leaves the API actors."""
     if not tokens.is_token_secret(secret):
         return
-    if host.signing_key is None:
+    if host.token_keys is None:
         raise Unavailable("this API actor has no signing key yet; retry")
     sa_name = (meta(secret).get("annotations") or {}).get(tokens.SA_NAME_ANNOTATION)
     if not sa_name:
         raise Invalid(f"a token secret needs the {tokens.SA_NAME_ANNOTATION} annotation",
                       {"causes": [{"field": "metadata.annotations", "message": "Required value"}]})
     account = await host.get(by_kind("ServiceAccount"), meta(secret).get("namespace"), str(sa_name))
-    signed = tokens.fill_token_secret(secret, str(meta(account).get("uid")), host.signing_key)
+    signed = tokens.fill_token_secret(secret, str(meta(account).get("uid")), host.token_keys.sign)
     secret.clear()
     secret.update(signed)
 

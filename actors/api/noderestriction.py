@@ -2,8 +2,9 @@
 
 Only node N's kubelet can publish there (NATS permissions), so the subject names the caller. A request
 is allowed only when its target belongs to node N: a pod bound to N (as stored, not as sent), the Node
-named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node. A token (``Verb.TOKEN``) is
-issued only for a pod bound to N, and only for that pod's own ServiceAccount.
+named N, or the Lease ``kube-node-lease/N``; Events may be recorded by any node. A token (``Verb.TOKEN`` on a
+ServiceAccount, Kubernetes' TokenRequest) is issued only bound to a pod bound to N, and only for that pod's own
+ServiceAccount (``actors/api/tokens.py`` runs the guard on the bound pod).
 
 Reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts (Kubernetes' Node authorizer):
 a ``get`` is allowed only when a pod bound to N references the object (``protocol.podrefs``, answered
@@ -46,8 +47,10 @@ def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: st
         return None
     if info.kind == "Lease" and namespace == LEASE_NAMESPACE and name == node:
         return None
-    if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE, Verb.TOKEN):
+    if info.kind == "Pod" and name and verb in (Verb.GET, Verb.STATUS, Verb.PATCH, Verb.DELETE):
         return bound_to(node, namespace, name)
+    if info.kind == "ServiceAccount" and name and verb == Verb.TOKEN:
+        return pod_bound_to(node)
     if info.kind in NODE_READABLE_KINDS and name and verb == Verb.GET:
         if referenced is not None and referenced(node, info.kind, namespace, name):
             return None
@@ -55,6 +58,17 @@ def admit(node: str, verb: Verb, info: KindInfo, namespace: str | None, name: st
                         "references it")
     raise Forbidden(f"node {node} may not {verb} {info.plural} {namespace or ''}/{name or ''} through its "
                     "node-scoped subjects")
+
+
+def pod_bound_to(node: str) -> Guard:
+    """The guard of a node's TokenRequest, run on the pod the token is to be bound to."""
+    def guard(pod: Obj) -> None:
+        if (pod.get("spec") or {}).get("nodeName") != node:
+            m = pod.get("metadata") or {}
+            raise Forbidden(f"node {node} may only ask for tokens bound to pods bound to it; "
+                            f"{m.get('namespace')}/{m.get('name')} is not")
+
+    return guard
 
 
 def bound_to(node: str, namespace: str | None, name: str) -> Guard:

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -29,9 +29,10 @@ from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.noderefs import CacheClaims, CachePods, NodeReferences
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
-from actors.api.signing import load_signing_key
+from actors.api.signing import SigningKeys
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import ensure_streams
+from actors.api.tokens import TokenSettings
 from protocol import bindings, codec, subjects, unknown_fields
 from protocol.errors import (
     BadRequest,
@@ -97,6 +98,8 @@ class ApiSettings:
     """The EncryptionConfiguration file (``encryption.py``); None: Secrets are stored in plaintext."""
     audit: bool = True
     """Publish an audit record of every mutating request and every refusal (``audit.py``)."""
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    """ServiceAccount tokens: issuer, API audiences, expiration bounds, JWKS URI (``tokens.py``)."""
 
 
 class ApiActor:
@@ -129,6 +132,7 @@ class ApiActor:
         self.requests = 0
         self._slow_log = Throttle(1.0)
         self._auditor: audit.Auditor | None = None
+        self._keys: SigningKeys | None = None
 
     @property
     def ctx(self) -> ActorContext:
@@ -157,16 +161,18 @@ class ApiActor:
         self._store = store
         await when_jetstream_answers(lambda: ensure_streams(ctx.nc, replicas=self.settings.replicas), ctx.log,
                                      "event streams")
-        key = await when_jetstream_answers(lambda: load_signing_key(ctx.nc, replicas=self.settings.replicas),
-                                           ctx.log, "token signing key")
+        self._keys = await when_jetstream_answers(
+            lambda: SigningKeys.load(ctx.nc, replicas=self.settings.replicas, clock=time.time), ctx.log,
+            "token signing keys")
+        ctx.supervisor.spawn("signing-keys", self._keys.follow)
         self._events = EventStreamStore(ctx.nc)
         self._event_watches = EventWatches(ctx.nc, self._events, ttl=WATCH_TTL, bookmark_every=BOOKMARK_EVERY,
                                            log=ctx.log)
         self._auditor = audit.Auditor(ctx.nc, self.id, enabled=self.settings.audit)
         ctx.supervisor.spawn("audit", self._auditor.run)
         allocator = ServiceAllocator(store, AllocatorSettings(service_cidr=self.settings.service_cidr))
-        self._service = ApiService(store, self.cache, stream_store=self._events, signing_key=key,
-                                   allocator=allocator)
+        self._service = ApiService(store, self.cache, stream_store=self._events, token_keys=self._keys,
+                                   token_settings=self.settings.tokens, allocator=allocator)
         if await store.last_revision() == 0:
             self.cache.mark_ready(0)
         self._subs.append(await store.follow(self._on_record))
@@ -358,9 +364,9 @@ class ApiActor:
 
     async def _token(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                      guard: noderestriction.Guard | None) -> bytes:
-        """A token for the ServiceAccount of pod ``<ns>/<name>``, bound to that pod (``docs/POD_IDENTITY.md``)."""
-        return codec.ok(status=await self.service.issue_token(
-            req.info, req.namespace, _name(req), body.get("expirationSeconds"), body.get("audiences"), guard=guard))
+        """TokenRequest: a token for ServiceAccount ``<ns>/<name>`` (``tokens.py``, ``docs/POD_IDENTITY.md``)."""
+        return codec.ok(object=await self.service.issue_token(req.info, req.namespace, _name(req), body,
+                                                               guard=guard))
 
     async def _bind_many(self, info: KindInfo, namespace: str | None, request: dict[str, Any]) -> bytes:
         """``shoal.api.bind.pods.<ns|_all>``: a batch of bindings, one result per item (``protocol.bindings``)."""
@@ -571,8 +577,32 @@ class ApiActor:
             secrets = [key for key in self.cache.objects.get("secrets", {})]
             return codec.ok(result=await self._store.rewrite(secrets))
         if op == "tokenreview":
-            return codec.ok(status=await self.service.review_token(request.get("token")))
+            return codec.ok(status=await self.service.review_token(request.get("token"), request.get("audiences")))
+        if op in SIGNING_KEY_OPS:
+            return await self._signing_keys(op, request)
         raise BadRequest(f"unknown admin operation {op!r}")
+
+    async def _signing_keys(self, op: str, request: dict[str, Any]) -> bytes:
+        """``oidc``: the issuer and the public keys (what the gateway publishes); ``signing-keys``: the keys'
+        ids; ``rotate-signing-key``: a new key signs, the old ones still verify; ``remove-signing-key``
+        ``{"kid"}``: an old key's tokens are refused from now on."""
+        if self._keys is None:
+            raise Unavailable("this API actor has no signing keys yet; retry")
+        if op == "oidc":
+            keys, t = self._keys.current, self.settings.tokens
+            return codec.ok(issuer=t.issuer, jwksUri=t.jwks_uri or f"{t.issuer.rstrip('/')}/openid/v1/jwks",
+                            jwks=keys.jwks())
+        if op == "rotate-signing-key":
+            keys = await self._keys.rotate()
+        elif op == "remove-signing-key":
+            keys = await self._keys.remove(request.get("kid"))
+        else:
+            keys = await self._keys.refresh()
+        self.ctx.log.info("signing keys", op=op, active=keys.active, keys=len(keys.keys))
+        return codec.ok(active=keys.active, keys=keys.describe())
+
+
+SIGNING_KEY_OPS = frozenset({"oidc", "signing-keys", "rotate-signing-key", "remove-signing-key"})
 
 
 def connection_of(reply: str | None) -> str | None:

@@ -73,9 +73,11 @@ class ObjectStore(Protocol):
 class ApiService:
     def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
                  stream_store: ObjectStore | None = None,
-                 allocator: ServiceAllocator | None = None, signing_key: bytes | None = None) -> None:
+                 allocator: ServiceAllocator | None = None, token_keys: tokens.TokenKeys | None = None,
+                 token_settings: tokens.TokenSettings | None = None) -> None:
         self.store = store
-        self.signing_key = signing_key
+        self.token_keys = token_keys
+        self.token_settings = token_settings or tokens.TokenSettings()
         self.allocator = allocator or ServiceAllocator(store)
         self.cache = cache
         self.clock = clock
@@ -200,71 +202,21 @@ class ApiService:
         except NotFound:
             return None
 
-    async def issue_token(self, info: KindInfo, namespace: str | None, name: str, expiration: Any = None,
-                          audiences: Any = None, *, guard: Callable[[Obj], None] | None = None) -> dict[str, Any]:
-        """A token for pod ``namespace/name``'s ServiceAccount, bound to the pod (valid while the pod and the
-        account exist, until it expires): Kubernetes' TokenRequest with a pod as bound object."""
+    async def issue_token(self, info: KindInfo, namespace: str | None, name: str, body: Any,
+                          *, guard: Callable[[Obj], None] | None = None) -> Obj:
+        """Kubernetes' TokenRequest on ServiceAccount ``namespace/name`` (``tokens.issue``)."""
         if "token" not in info.subresources:
-            raise BadRequest(f"{info.plural} have no service-account tokens")
-        if self.signing_key is None:
+            raise BadRequest(f"{info.plural} have no token subresource (ask serviceaccounts/<name>/token)")
+        if self.token_keys is None:
             raise Unavailable("this API actor has no signing key yet; retry")
-        seconds = tokens.DEFAULT_EXPIRATION if expiration is None else expiration
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or not (
-                tokens.MIN_EXPIRATION <= seconds <= tokens.MAX_EXPIRATION):
-            raise BadRequest(f"expirationSeconds must be an integer from {tokens.MIN_EXPIRATION} to "
-                             f"{tokens.MAX_EXPIRATION}")
-        if audiences is not None and (not isinstance(audiences, list)
-                                      or not all(isinstance(a, str) and a for a in audiences)):
-            raise BadRequest("audiences must be a list of non-empty strings")
-        pod = await self.get(info, namespace, name)
-        if guard is not None:
-            guard(pod)
-        account_name = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
-        account = await self.lookup(by_kind("ServiceAccount"), namespace, account_name)
-        if account is None:
-            raise NotFound(f'serviceaccounts "{account_name}" not found in namespace {namespace!r}',
-                           {"kind": "ServiceAccount", "name": account_name, "namespace": namespace})
-        now = int(self.clock())
-        claims = tokens.pod_token_claims(str(namespace), account_name, str(meta(account).get("uid")), name,
-                                         str(meta(pod).get("uid")), now, now + seconds, audiences or [])
-        return {"token": tokens.sign(claims, self.signing_key), "expirationTimestamp": format_time(now + seconds),
-                "expirationSeconds": seconds}
+        return await tokens.issue(self, self.token_keys, self.token_settings, str(namespace), name, body,
+                                  guard=guard, now=self.clock())
 
-    async def review_token(self, token: Any) -> dict[str, Any]:
-        """Who a token stands for, or Forbidden: valid signature, not expired, and what it is bound to (its
-        Secret, or its pod) and its account still exist."""
-        if self.signing_key is None:
+    async def review_token(self, token: Any, audiences: Any = None) -> dict[str, Any]:
+        """Who a token stands for, or Forbidden (``tokens.review``)."""
+        if self.token_keys is None:
             raise Unavailable("this API actor has no signing key yet; retry")
-        if not isinstance(token, str) or not token:
-            raise BadRequest("tokenreview needs 'token'")
-        claims = tokens.verify(token, self.signing_key, now=self.clock())
-        namespace = str(claims.get(tokens.CLAIM_NAMESPACE))
-        extra: dict[str, list[str]] = {}
-        try:
-            account = await self.get(by_kind("ServiceAccount"), namespace, str(claims.get(tokens.CLAIM_SA_NAME)))
-            if claims.get(tokens.CLAIM_POD_UID):
-                pod = await self.get(PODS, namespace, str(claims.get(tokens.CLAIM_POD_NAME)))
-                if meta(pod).get("uid") != claims.get(tokens.CLAIM_POD_UID):
-                    raise tokens.TokenInvalid("the token was revoked: the pod it is bound to is gone")
-                extra = {"authentication.kubernetes.io/pod-name": [str(claims.get(tokens.CLAIM_POD_NAME))],
-                         "authentication.kubernetes.io/pod-uid": [str(claims.get(tokens.CLAIM_POD_UID))]}
-            else:
-                secret = await self.get(by_kind("Secret"), namespace, str(claims.get(tokens.CLAIM_SECRET_NAME)))
-                if not tokens.is_token_secret(secret):
-                    raise tokens.TokenInvalid("the token belongs to a deleted service account")
-        except NotFound:
-            raise tokens.TokenInvalid("the token was revoked: what it is bound to or its ServiceAccount is gone"
-                                      ) from None
-        if meta(account).get("uid") != claims.get(tokens.CLAIM_SA_UID):
-            raise tokens.TokenInvalid("the token belongs to a deleted service account")
-        user: dict[str, Any] = {"username": claims.get("sub"), "uid": claims.get(tokens.CLAIM_SA_UID),
-                                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]}
-        if extra:
-            user["extra"] = extra
-        status: dict[str, Any] = {"authenticated": True, "user": user}
-        if claims.get("aud"):
-            status["audiences"] = claims["aud"]
-        return status
+        return await tokens.review(self, self.token_keys, self.token_settings, token, audiences, now=self.clock())
 
     # -- update, status, patch ----------------------------------------------------------------
     def _check_identity(self, info: KindInfo, namespace: str | None, name: str, obj: Obj) -> None:

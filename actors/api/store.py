@@ -12,6 +12,7 @@ value above this module is plaintext, every Secret value in the bucket is cipher
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +20,14 @@ from typing import Any
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
 from actors.api.encryption import KeyRing
+from actors.api.streams import CHANGES_PREFIX
 from protocol import keys
 from protocol.codec import MAX_OBJECT_BYTES
 from protocol.errors import AlreadyExists, Conflict, Unavailable
@@ -97,9 +100,18 @@ class Store:
             max_value_size=MAX_OBJECT_BYTES + 64 * 1024, storage=api.StorageType.FILE,
             replicas=self.settings.replicas, direct=True,
             max_bytes=self.settings.max_bytes if self.settings.max_bytes > 0 else None,
-            republish=api.RePublish(src=f"{keys.KV_SUBJECT_PREFIX}>", dest="shoal.changes.>"),
         )
         await open_bucket(self.js, config)
+        await self._drop_republish()
+
+    async def _drop_republish(self) -> None:
+        """Buckets made by earlier versions republished every write to ``shoal.changes.>`` themselves, with
+        the write's compare-and-swap header, which ``SHOAL_CHANGES`` then checked against its own sequences
+        and refused (most changes were lost): the API actors publish the changes now (``_tell_change``)."""
+        info = await self.js.stream_info(STREAM)
+        if info.config.republish is not None:
+            info.config.republish = None
+            await self.js.update_stream(info.config)
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
         value = self.keyring.encrypt(key, value)
@@ -115,8 +127,22 @@ class Store:
                 raise Unavailable(f"datastore refused the write: {exc.description}") from None
             except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
                 raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
+            await self._tell_change(key, value, headers, int(ack.seq))
             return int(ack.seq)
         raise Unavailable(f"another write of {key} stayed in flight; nothing was written; retry")
+
+    async def _tell_change(self, key: str, value: bytes, headers: dict[str, str], revision: int) -> None:
+        """Publish an acknowledged write to ``shoal.changes.<key>`` (captured by ``SHOAL_CHANGES``) with the
+        headers a KV republish has: ``Nats-Sequence`` (the resourceVersion), ``Nats-Subject``,
+        ``Nats-Last-Sequence`` (the revision it replaced) and ``KV-Operation`` on deletion. A core publish:
+        it costs the write no round trip; a crash between the write and this loses the change from the
+        stream (its revision is missing: followers see the gap), never from the datastore."""
+        told = {"Nats-Sequence": str(revision), "Nats-Subject": keys.KV_SUBJECT_PREFIX + key,
+                "Nats-Last-Sequence": headers.get(EXPECTED_LAST, "0")}
+        if KV_OP in headers:
+            told[KV_OP] = headers[KV_OP]
+        with contextlib.suppress(NatsError):
+            await self.nc.publish(f"{CHANGES_PREFIX}.{key}", value, headers=told)
 
     async def get(self, key: str) -> Record | None:
         """The latest record of ``key`` (a deleted one included), or None.

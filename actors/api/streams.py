@@ -1,8 +1,11 @@
 """The cluster's subscribable streams, both plain JetStream streams any NATS client can read.
 
-- ``SHOAL_CHANGES`` — every object change, as written: the KV bucket republishes each write to
-  ``shoal.changes.<resource>.<ns>.<name>`` (headers ``Nats-Sequence`` = resourceVersion,
-  ``KV-Operation: DEL`` on deletion). Core subscribers see them live; the stream keeps them for a while.
+- ``SHOAL_CHANGES`` — every object change, as written: the API actor that made a write publishes it, once
+  acknowledged, to ``shoal.changes.<resource>.<ns>.<name>`` (headers ``Nats-Sequence`` = resourceVersion,
+  ``Nats-Last-Sequence`` = the revision replaced, ``KV-Operation: DEL`` on deletion; ``Store._tell_change``).
+  Core subscribers see them live; the stream keeps them for a while. (The bucket's own republish did this
+  before, but its copies carried the write's compare-and-swap header, which this stream checked against its
+  own sequences: once they differed, updates were refused here and lost.)
 - ``SHOAL_EVENTS`` — the store of cluster Events (``events_store.py``): one subject per Event,
   ``shoal.events.<ns>.<Kind>.<name>.<event>``, each message a msgpack envelope
   ``{"v":1,"type":"ADDED"|"MODIFIED"|"DELETED","object":<Event>}``; the latest version of each Event is
@@ -19,7 +22,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import api
 
-from protocol import keys, subjects
+from protocol import subjects
 
 CHANGES_MAX_BYTES = 64 * 1024 * 1024
 """The changes stream is in memory (a file stream would add an fsync to every write): at 1,000 writes/s of
@@ -27,7 +30,6 @@ CHANGES_MAX_BYTES = 64 * 1024 * 1024
 kept a server at ~720 MiB resident, 64 MiB at ~250 MiB, with 150,000 pods in the datastore)."""
 CHANGES_STREAM = "SHOAL_CHANGES"
 CHANGES_PREFIX = "shoal.changes"
-REPUBLISH = api.RePublish(src=f"{keys.KV_SUBJECT_PREFIX}>", dest=f"{CHANGES_PREFIX}.>")
 
 
 async def _ensure(js: Any, config: api.StreamConfig) -> None:
@@ -64,7 +66,7 @@ async def ensure_streams(nc: Client, *, replicas: int = 1, events_max_age: float
     await _ensure(js, api.StreamConfig(
         name=CHANGES_STREAM, subjects=[f"{CHANGES_PREFIX}.>"], storage=api.StorageType.MEMORY,
         max_age=changes_max_age, max_bytes=changes_max_bytes, num_replicas=replicas,
-        discard=api.DiscardPolicy.OLD, description="Shoal object changes, republished from the KV bucket"))
+        discard=api.DiscardPolicy.OLD, description="Shoal object changes, published by the API actors"))
     await _ensure(js, api.StreamConfig(
         name=subjects.AUDIT_STREAM, subjects=[f"{subjects.AUDIT_PREFIX}.>"], storage=api.StorageType.FILE,
         max_age=7 * 24 * 3600.0, max_bytes=256 * 1024 * 1024, num_replicas=replicas,

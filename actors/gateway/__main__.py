@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from actors.gateway.server import GatewayActor, GatewaySettings
+from actors.gateway.watchslots import WATCHES_PER_USER
 from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import actor_main
 
@@ -24,6 +25,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                              "kubernetes Service (one machine: shoal up)")
     parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
                         help="the cluster's service range (the kubernetes Service takes its first address)")
+    parser.add_argument("--watches-per-user", type=int, default=WATCHES_PER_USER,
+                        help="watches one user may hold open through this gateway (beyond: 429)")
 
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:
@@ -31,7 +34,7 @@ def _settings(args: argparse.Namespace) -> GatewaySettings:
     return GatewaySettings(host=host or "127.0.0.1", port=int(port), cert_file=args.tls_cert, key_file=args.tls_key,
                            admin_token_file=args.admin_token_file, client_ca_file=args.client_ca,
                            advertise_address=args.advertise_address, service_cidr=args.service_cidr,
-                           advertise_node=args.advertise_node)
+                           advertise_node=args.advertise_node, watches_per_user=args.watches_per_user)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ def group_versions() -> dict[str, list[KindInfo]]:
 
 
 def categories(info: KindInfo) -> list[str]:
-    return ["all"] if info.kind in ("Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController") else []
+    return list(info.categories)
 
 
 def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
@@ -50,13 +50,16 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
         if "binding" in info.subresources:
             out.append({"name": f"{info.plural}/binding", "singularName": "", **base, "kind": "Binding",
                         "verbs": ["create"]})
+        if "token" in info.subresources:
+            out.append({"name": f"{info.plural}/token", "singularName": "", **base, "kind": "TokenRequest",
+                        "group": "authentication.k8s.io", "version": "v1", "verbs": ["create"]})
     return out
 
 
 AUTHENTICATION = "authentication.k8s.io/v1"
 METRICS = "metrics.k8s.io/v1beta1"
-"""PodMetrics, served from the kubelets (``actors/gateway/metrics.py``): discovery lists it so that
-``kubectl top pods`` finds the metrics API."""
+"""PodMetrics and NodeMetrics, served from the kubelets (``actors/gateway/metrics.py``): discovery lists
+them so that ``kubectl top pods|nodes`` finds the metrics API."""
 """Served by the gateway itself: ``selfsubjectreviews`` (``kubectl auth whoami``)."""
 
 
@@ -67,7 +70,9 @@ def resource_list(api_version: str) -> dict[str, Any] | None:
              "kind": "SelfSubjectReview", "verbs": ["create"]}]}
     if api_version == METRICS:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
-            {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]}]}
+            {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]},
+            {"name": "nodes", "singularName": "", "namespaced": False, "kind": "NodeMetrics",
+             "verbs": ["get", "list"]}]}
     kinds = group_versions().get(api_version)
     if kinds is None:
         return None

@@ -21,8 +21,10 @@ from actors.gateway import apply as server_apply
 from actors.gateway import fieldvalidation, listing, paths, streaming, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
+from actors.gateway.auth import USER
 from actors.gateway.http import DRY_RUN, JSON, dry_run, flag, int_param, json_response, read_body
 from actors.gateway.subresources import scale_of, stream_logs
+from actors.gateway.watchslots import WatchSlots
 from protocol import subjects
 from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound
 from protocol.kinds import KindInfo
@@ -37,9 +39,10 @@ PATCH_ATTEMPTS = 8
 class Handlers:
     """The verbs, over one NATS API client; ``snapshots`` keeps lists for their ``continue`` pages."""
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, watch_slots: WatchSlots | None = None) -> None:
         self.client = client
         self.snapshots = listing.Snapshots()
+        self.watch_slots = watch_slots or WatchSlots()
 
     # -- NATS calls that keep the reply's warnings ---------------------------------------------------
     async def call(self, subject: str, payload: dict[str, Any]) -> tuple[Obj, list[str]]:
@@ -95,17 +98,28 @@ class Handlers:
         watch = self.client.watch(t.info, t.namespace, label_selector=request.query.get("labelSelector"),
                                   field_selector=request.query.get("fieldSelector"),
                                   resource_version=int(rv) if rv and rv != "0" else None)
-        response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
         timeout = int_param(request, "timeoutSeconds")
-        with contextlib.suppress(ConnectionResetError, ConnectionError):
-            await watching.stream(watch, t.info, response.write, bookmarks=flag(request, "allowWatchBookmarks"),
-                                  timeout=float(timeout) if timeout else None,
-                                  as_table=table.wants_table(request.headers.get("Accept", "")),
-                                  include_object=request.query.get("includeObject", "Metadata"))
-            await response.write_eof()
-        return response
+        user = request[USER].name if USER in request else ""
+        with self.watch_slots.hold(user):  # before any byte is sent: a user over the limit gets a 429
+            ws = web.WebSocketResponse(protocols=(watching.WEBSOCKET_PROTOCOL,), max_msg_size=4096, heartbeat=30)
+            if ws.can_prepare(request).ok:  # the same watch over a websocket (browsers: see ``watching``)
+                await ws.prepare(request)
+                await watching.websocket(ws, watch, t.info, bookmarks=flag(request, "allowWatchBookmarks"),
+                                         timeout=float(timeout) if timeout else None,
+                                         as_table=table.wants_table(request.headers.get("Accept", "")),
+                                         include_object=request.query.get("includeObject", "Metadata"))
+                return ws
+            response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionResetError, ConnectionError):
+                await watching.stream(watch, t.info, response.write,
+                                      bookmarks=flag(request, "allowWatchBookmarks"),
+                                      timeout=float(timeout) if timeout else None,
+                                      as_table=table.wants_table(request.headers.get("Accept", "")),
+                                      include_object=request.query.get("includeObject", "Metadata"))
+                await response.write_eof()
+            return response
 
     async def bind(self, request: web.Request, t: paths.Target) -> web.Response:
         """``POST pods/<name>/binding`` with a ``Binding`` (``target: {kind: Node, name}``)."""
@@ -128,6 +142,16 @@ class Handlers:
         await self.client.evict(str(t.name), str(t.namespace),
                                 grace_period=grace if isinstance(grace, int) and not isinstance(grace, bool) else None)
         return json_response(statuses.success(), 201)
+
+    async def token(self, request: web.Request, t: paths.Target) -> web.Response:
+        """``POST serviceaccounts/<name>/token`` with an authentication.k8s.io/v1 ``TokenRequest``
+        (``kubectl create token``): 201 and the TokenRequest with ``status.token``."""
+        if DRY_RUN.get():
+            raise BadRequest("dryRun is not supported for token requests")
+        body = await read_body(request)
+        subject = subjects.object_subject(Verb.TOKEN, t.info, t.namespace or "default", str(t.name))
+        reply = await self.client.request(subject, {"object": body})
+        return json_response(reply["object"], 201)
 
     async def create(self, request: web.Request, t: paths.Target) -> web.Response:
         obj = await read_body(request)

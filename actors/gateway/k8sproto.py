@@ -2,7 +2,8 @@
 JSON form; pure.
 
 kubectl sends protobuf, not JSON, from its typed clients: ``kubectl create deployment|service|configmap|
-secret|namespace|serviceaccount|priorityclass``, and the ``DeleteOptions`` of ``kubectl drain``. The body is
+secret|namespace|serviceaccount|priorityclass``, the ``TokenRequest`` of ``kubectl create token``, and the
+``DeleteOptions`` of ``kubectl drain``. The body is
 ``k8s\\x00`` then a ``runtime.Unknown`` (its ``typeMeta`` and ``raw``, the object's own message). The messages
 those commands write are described below (field numbers from k8s.io/api and k8s.io/apimachinery
 ``generated.proto``); any other kind, or a field not described here and set to something else than its zero
@@ -92,10 +93,15 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "DeleteOptions": {1: ("gracePeriodSeconds", "int"), 2: ("preconditions", "Preconditions"),
                       3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", "[]string")},
     "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec"), 3: ("status", "Empty")},
+    "TokenRequestSpec": {1: ("audiences", "[]string"), 3: ("boundObjectRef", "BoundObjectReference"),
+                         4: ("expirationSeconds", "int")},
+    "BoundObjectReference": {1: ("kind", "string"), 2: ("apiVersion", "string"), 3: ("name", "string"),
+                             4: ("uid", "string")},
     "Empty": {},
 }
 KINDS = frozenset({"ConfigMap", "Secret", "Namespace", "ServiceAccount", "Service", "Deployment", "PriorityClass",
-                   "Job", "DeleteOptions"})
+                   "Job", "DeleteOptions", "TokenRequest"})
 KEEP_ZERO = frozenset({("DeploymentSpec", "replicas"), ("PriorityClass", "value"),
                        ("JobSpec", "parallelism"), ("JobSpec", "completions"), ("JobSpec", "backoffLimit"),
                        ("JobSpec", "ttlSecondsAfterFinished"),

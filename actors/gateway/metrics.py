@@ -1,20 +1,23 @@
-"""``metrics.k8s.io/v1beta1`` PodMetrics, as metrics-server serves them (``kubectl top pods``), read from the
-pods' kubelets on ``shoal.node.<N>.metrics`` (``runtime.node_metrics``) when asked: nothing is stored.
+"""``metrics.k8s.io/v1beta1`` PodMetrics and NodeMetrics, as metrics-server serves them (``kubectl top
+pods|nodes``), read from the kubelets on ``shoal.node.<N>.metrics`` (``runtime.node_metrics``) when asked:
+nothing is stored.
 
 ``GET /apis/metrics.k8s.io/v1beta1/[namespaces/<ns>/]pods[/<name>]`` (``labelSelector`` honoured): one
 PodMetrics per pod some kubelet has a sample for (a pod without one is left out, as metrics-server does;
-a named pod without one is NotFound). Node metrics are not served yet.
+a named pod without one is NotFound). ``GET …/nodes[/<name>]``: one NodeMetrics per node whose kubelet
+answers, its usage being its pods' summed (metrics-server's also counts what runs outside pods).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, format_time, meta, name_of, namespace_of
 from runtime.client import ApiClient
-from runtime.node_metrics import PodUsage, node_pod_usage
+from runtime.node_metrics import PodUsage, node_pod_usage, node_total, usage_by_node
 
 GROUP_VERSION = "metrics.k8s.io/v1beta1"
 
@@ -53,3 +56,28 @@ async def list_pod_metrics(client: ApiClient, namespace: str | None, name: str |
                            {"kind": "pods", "group": "metrics.k8s.io", "name": name})
         return {"kind": "PodMetrics", "apiVersion": GROUP_VERSION, **items[0]}
     return {"kind": "PodMetricsList", "apiVersion": GROUP_VERSION, "metadata": {}, "items": items}
+
+
+def node_metrics(node: Obj, pods: list[PodUsage], now: float) -> Obj:
+    cpu, memory = node_total(pods)
+    stamp = max((p.timestamp for p in pods), default=now)
+    window = max((p.window for p in pods), default=1.0)
+    return {"metadata": {"name": name_of(node), "creationTimestamp": format_time(stamp),
+                         "labels": meta(node).get("labels") or {}},
+            "timestamp": format_time(stamp), "window": f"{max(1, round(window))}s",
+            "usage": {"cpu": f"{cpu}m", "memory": _memory(memory)}}
+
+
+async def list_node_metrics(client: ApiClient, name: str | None, label_selector: str | None) -> Obj:
+    nodes = [await client.get("Node", name)] if name else \
+        list((await client.list("Node", None, label_selector=label_selector)).items)
+    answers = await usage_by_node(client, [name_of(n) for n in nodes])
+    now = time.time()
+    items = [node_metrics(n, answer, now) for n in nodes
+             if not isinstance(answer := answers[name_of(n)], ShoalError)]
+    if name is not None:
+        if not items:
+            raise NotFound(f'nodemetrics.metrics.k8s.io "{name}" not found',
+                           {"kind": "nodes", "group": "metrics.k8s.io", "name": name})
+        return {"kind": "NodeMetrics", "apiVersion": GROUP_VERSION, **items[0]}
+    return {"kind": "NodeMetricsList", "apiVersion": GROUP_VERSION, "metadata": {}, "items": items}

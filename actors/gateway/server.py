@@ -1,7 +1,8 @@
 """The gateway actor: an aiohttp server over TLS answering the Kubernetes REST API for Shoal.
 
-Every request but ``/healthz``, ``/livez``, ``/readyz``, ``/version`` and the web console's files (``/ui/``, and
-``/`` for a browser, ``console``) needs a bearer token (``auth``).
+Every request but ``/healthz``, ``/livez``, ``/readyz``, ``/version``, the service-account issuer's discovery
+documents (``oidc``) and the web console's files (``/ui/``, and ``/`` for a browser, ``console``) needs a bearer
+token (``auth``).
 Discovery and OpenAPI documents are built once at start from ``protocol.kinds``; resource requests go to
 ``handlers``. The actor holds nothing but its NATS connection: several run side by side behind one address or
 several, and any of them answers any request.
@@ -20,20 +21,20 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import console, discovery, openapi, paths
+from actors.gateway import console, discovery, oidc, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.apiservice import ApiServiceKeeper
-from actors.gateway.auth import Authenticator, Unauthenticated, User
+from actors.gateway.auth import USER, Authenticator, Unauthenticated, cross_site_websocket, websocket_authorization
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
-from actors.gateway.metrics import list_pod_metrics
-from protocol.errors import BadRequest, NotFound, ShoalError
+from actors.gateway.metrics import list_node_metrics, list_pod_metrics
+from actors.gateway.watchslots import WATCHES_PER_USER, WatchSlots
+from protocol.errors import BadRequest, Forbidden, NotFound, ShoalError
 from protocol.network import DEFAULT_SERVICE_CIDR
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 
-PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
-USER = web.RequestKey("user", User)
+PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version", oidc.JWKS_PATH, oidc.DISCOVERY_PATH})
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -56,6 +57,8 @@ class GatewaySettings:
     advertise_node: str | None = None
     """A node whose pod-network gateway (the first address of its ``podCIDR``) this gateway also listens on
     and advertises for the ``kubernetes`` Service (``shoal up``: one machine, pods on its bridge)."""
+    watches_per_user: int = WATCHES_PER_USER
+    """Watches one user may hold open through this gateway (``watchslots``)."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,10 +82,11 @@ class GatewayActor:
         client = ApiClient(ctx.nc)
         admin = self.settings.admin_token_file.read_text().strip() if self.settings.admin_token_file else None
         self.auth = Authenticator(client, admin)
-        self.handlers = Handlers(client)
+        self.handlers = Handlers(client, WatchSlots(self.settings.watches_per_user))
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
+        oidc.add_routes(app, client)
         app.router.add_get("/", self._root)
         console.Console().add_routes(app)
         for probe in ("/healthz", "/livez"):
@@ -99,6 +103,8 @@ class GatewayActor:
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/pods", self._pod_metrics)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", self._pod_metrics)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}", self._pod_metrics)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/nodes", self._node_metrics)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/nodes/{name}", self._node_metrics)
         app.router.add_route("*", "/apis/{group}", self._group)
         app.router.add_route("*", "/apis/{group}/{version}", self._group_version)
         app.router.add_route("*", r"/apis/{group}/{version}/{tail:.+}", self._grouped)
@@ -172,7 +178,10 @@ class GatewayActor:
         try:
             if request.path not in PUBLIC and not console.is_public(request.path, request.headers.get("Accept", "")):
                 peer = request.transport.get_extra_info("peercert") if request.transport else None
-                request[USER] = await self.auth.authenticate(request.headers.get("Authorization"), peer)
+                if cross_site_websocket(request.headers):
+                    raise Forbidden(f"a websocket from another site ({request.headers['Origin'][:100]}) is refused")
+                authorization = request.headers.get("Authorization") or websocket_authorization(request.headers)
+                request[USER] = await self.auth.authenticate(authorization, peer)
             return await handler(request)
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)
@@ -258,6 +267,11 @@ class GatewayActor:
                                       request.query.get("labelSelector") or None)
         return json_response(body, 200)
 
+    async def _node_metrics(self, request: web.Request) -> web.Response:
+        body = await list_node_metrics(self.handlers.client, request.match_info.get("name"),
+                                       request.query.get("labelSelector") or None)
+        return json_response(body, 200)
+
     # -- resources -------------------------------------------------------------------------------------
     async def _core(self, request: web.Request) -> web.StreamResponse:
         return await self._resource(request, "v1", request.match_info["tail"])
@@ -285,7 +299,9 @@ class GatewayActor:
                 return await h.bind(request, target)
             elif method == "POST" and target.subresource == "eviction":
                 return await h.evict(request, target)
-            elif method == "GET" and target.subresource not in ("binding", "eviction"):
+            elif method == "POST" and target.subresource == "token":
+                return await h.token(request, target)
+            elif method == "GET" and target.subresource not in ("binding", "eviction", "token"):
                 return await h.read(request, target)
             elif method == "PUT":
                 return await h.update(request, target)

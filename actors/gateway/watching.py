@@ -7,6 +7,13 @@ API actors' event window ends it, which is answered as Kubernetes does: an ``ERR
 ``allowWatchBookmarks`` a ``BOOKMARK`` event carries the newest version the watch is known to be current at,
 every ``BOOKMARK_EVERY`` seconds of quiet (the same version again if nothing changed). ``timeoutSeconds``
 ends the stream cleanly.
+
+The same watch is served over a websocket (``websocket``) when the request asks for an upgrade, as the
+Kubernetes API server does: one event per text message. A browser keeps at most six HTTP/1.1 connections to a
+server and a streamed watch holds one for its whole life, so a page with more watches than that (the console's
+workloads view has eight) would wait forever for the seventh; websockets do not count against that limit.
+The client offers the subprotocol ``WEBSOCKET_PROTOCOL`` (browsers refuse an upgrade that selects none of the
+subprotocols they offered, and the bearer token subprotocol is never selected: ``auth``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web
+
 from actors.gateway import jsonbody, table
 from actors.gateway import status as statuses
 from protocol.errors import Expired, ShoalError
@@ -24,6 +33,7 @@ from protocol.kinds import KindInfo
 from runtime.watch import Watch, WatchEvent
 
 BOOKMARK_EVERY = 5.0
+WEBSOCKET_PROTOCOL = "watch.shoal.v1"
 _END = object()
 
 
@@ -97,10 +107,46 @@ async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitabl
             if ended:
                 return
     finally:
-        pumper.cancel()
-        with contextlib.suppress(BaseException):
-            await pumper
+        await cancel(pumper)
         await watch.close()
+
+
+async def websocket(ws: web.WebSocketResponse, watch: Watch, info: KindInfo, *, bookmarks: bool,
+                    timeout: float | None, as_table: bool, include_object: str) -> None:
+    """``stream`` to a prepared websocket, one event per text message, until the watch ends (then the socket
+    is closed normally) or the client closes it or goes away (then the watch is closed)."""
+
+    async def write(data: bytes) -> None:
+        for line in data.splitlines():
+            await ws.send_str(line.decode())
+
+    async def until_closed() -> None:  # the client sends nothing; reading sees its close
+        async for _ in ws:
+            pass
+
+    streamer = asyncio.create_task(stream(watch, info, write, bookmarks=bookmarks, timeout=timeout,
+                                          as_table=as_table, include_object=include_object),
+                                   name="gateway-watch-websocket")
+    reader = asyncio.create_task(until_closed(), name="gateway-watch-websocket-reader")
+    try:
+        await asyncio.wait({streamer, reader}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel(reader)
+        await cancel(streamer)
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling it again every second: Python 3.11's
+    ``asyncio.wait_for`` (in the NATS watch) swallows a cancellation that races with its inner result, and
+    a watch's pump then ran on for ever, holding its HTTP handler, its watch and the user's watch slot."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled():
+        with contextlib.suppress(BaseException):
+            task.result()
 
 
 def _line(event: dict[str, Any]) -> bytes:

@@ -116,8 +116,13 @@ def assemble(
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
                        statuses=StatusWriter(client, log), pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
-    heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=runtime_ok,
+    def node_ok() -> tuple[bool, str]:  # Ready needs the runtime up and the pod network made
+        up = runtime_ok()
+        return up if not up[0] else pod_network.runtime_status()
+
+    heartbeat = NodeHeartbeat(client, config, metrics, runtime_version=runtime_version, runtime_ok=node_ok,
                               log=log, events=events, clock=clock, network_condition=pod_network.condition)
+    pod_network.on_change = heartbeat.wake.set  # told at once, not at the next heartbeat
 
     def find_pod(namespace: str, name: str) -> Obj | None:
         return informer.get(f"{namespace}/{name}")

@@ -14,6 +14,7 @@ nodefs.available < 10%; PID pressure when fewer than 5% of ``pid_max`` remain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -207,6 +208,8 @@ class NodeHeartbeat:
         self.status_writes = 0
         self.events = events
         self._ready: str | None = None  # the Ready status last told in an event
+        self.wake = asyncio.Event()
+        """Set when something the status reports changed (the pod network): written without waiting."""
         self._started = False
 
     def _status(self) -> Obj:
@@ -325,4 +328,6 @@ class NodeHeartbeat:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            await asyncio.sleep(max(0.05, min(next_lease, next_status) - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), max(0.05, min(next_lease, next_status) - time.monotonic()))
+            self.wake.clear()

@@ -9,7 +9,9 @@ Two modes (``KubeletConfig.pod_network``):
 - ``loopback``: the fallback where bridges cannot be made. Pod addresses are node loopback addresses and
   each container port is published there (pods cannot reach each other this way).
 
-The mode, the network and its subnet are reported in the Node's ``NetworkUnavailable`` condition. Two
+The mode, the network and its subnet are reported in the Node's ``NetworkUnavailable`` condition; until the
+network exists the Node is not Ready ("container runtime network not ready", as Kubernetes' kubelet says
+while its CNI network is not ready), so nothing is scheduled onto a node whose pods could not start. Two
 kubelets on one machine share Podman: networks are labelled with cluster and node, named per cluster and
 node, and a kubelet only ever touches its own. A kubelet that stops with no sandbox left removes its
 network (with sandboxes left, the next kubelet adopts both).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -126,6 +129,7 @@ class PodNetwork:
         self._wanted = cidr
         self.spec: NetworkSpec | None = None
         self.error: str | None = None  # why the network could not be made (last attempt)
+        self.on_change: Callable[[], None] = lambda: None  # told when readiness or the error changes
         self.log = log
         self.poll = poll
         self.ready = asyncio.Event()
@@ -134,6 +138,15 @@ class PodNetwork:
 
     def condition(self) -> Obj:
         return network_condition(self.mode, self.spec, self.cidr, self.error)
+
+    def runtime_status(self) -> tuple[bool, str]:
+        """Whether pods can run here as far as the network goes, and if not why: the Node's Ready condition
+        says it as Kubernetes' kubelet does when the runtime's network is not ready (no pod lands on it)."""
+        if self.ready.is_set():
+            return True, ""
+        why = self.error or "waiting for node IPAM to assign spec.podCIDR"
+        return False, ("container runtime network not ready: NetworkReady=false "
+                       f"reason:NetworkPluginNotReady message:{why}")
 
     async def run(self) -> None:
         """Wait for a podCIDR and make the network (retrying); returns once it is ready."""
@@ -153,9 +166,12 @@ class PodNetwork:
                     self.spec, self.cidr = spec, cidr
                     self.log.info("pod network ready", network=spec.name, subnet=spec.subnet, gateway=spec.gateway)
                     self.ready.set()
+                    self.on_change()
                     return
             except (ShoalError, PodNetworkError, ContainerRuntimeError) as exc:
-                self.error = str(exc)
+                if self.error != str(exc):
+                    self.error = str(exc)
+                    self.on_change()
                 self.log.warning("pod network not ready; retrying", error=str(exc), retry_in=delay)
                 delay = min(delay * 2, 10.0)
             await asyncio.sleep(delay)

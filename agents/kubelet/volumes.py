@@ -72,10 +72,15 @@ OWNER = ".node"
 FORBIDDEN_RETRIES = 4
 Fetch = Callable[[str, str, str], Awaitable[Obj | None]]
 """(kind, namespace, name) -> the object, None when it does not exist; raises ConfigError when refused."""
-TokenFetch = Callable[[str, str, str, int], Awaitable[Obj]]
-"""(namespace, pod name, audience, expirationSeconds) -> ``{"token", "expirationSeconds"}`` from the API."""
+TokenFetch = Callable[[Obj, str, int], Awaitable[Obj]]
+"""(pod, audience, expirationSeconds) -> ``{"token", "expirationSeconds"}``: a token of the pod's account bound to
+the pod, from the API's TokenRequest (``expirationSeconds`` as issued, which the API may have capped)."""
 TOKEN_RENEW_AT = 0.8
-"""A token is asked for again once this share of its life has passed (as Kubernetes' kubelet)."""
+"""A token is asked for again once this share of its life has passed (as Kubernetes' kubelet)..."""
+TOKEN_MAX_AGE = 24 * 3600.0
+"""... or once it is a day old, however long it lives (as Kubernetes' kubelet)."""
+MIN_TOKEN_WAIT = 0.2
+"""The shortest wait before a pod's next token renewal is looked at (a failed renewal is retried this often at most)."""
 
 
 # -- AtomicWriter -------------------------------------------------------------------------------------
@@ -234,15 +239,27 @@ def node_fetch(client: ApiClient, node: str) -> Fetch:
     return fetch
 
 
+def _renew_after(lifetime: float) -> float:
+    """Seconds after it was fetched that a token of ``lifetime`` seconds is asked for again."""
+    return min(TOKEN_RENEW_AT * lifetime, TOKEN_MAX_AGE)
+
+
 def node_token(client: ApiClient, node: str) -> TokenFetch:
-    """Tokens for pods bound to this node, through the node-scoped ``token`` verb (the API actor issues one
-    only for a pod bound here, for that pod's own ServiceAccount)."""
-    async def token(namespace: str, pod: str, audience: str, seconds: int) -> Obj:
-        subject = subjects.node_api(node, Verb.TOKEN, by_kind("Pod"), namespace, pod)
-        body: Obj = {"expirationSeconds": seconds, **({"audiences": [audience]} if audience else {})}
-        reply = await client.request(subject, body)
-        status: Obj = reply["status"]
-        return status
+    """Tokens for pods bound to this node: Kubernetes' TokenRequest on the pod's ServiceAccount with the pod
+    as bound object, through the node-scoped subjects (the API issues one only bound to a pod bound here, for
+    that pod's own ServiceAccount)."""
+    async def token(pod: Obj, audience: str, seconds: int) -> Obj:
+        namespace = namespace_of(pod) or "default"
+        account = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+        subject = subjects.node_api(node, Verb.TOKEN, by_kind("ServiceAccount"), namespace, account)
+        spec: Obj = {"expirationSeconds": seconds,
+                     "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": name_of(pod), "uid": uid_of(pod)},
+                     **({"audiences": [audience]} if audience else {})}
+        reply = await client.request(subject, {"object": {"apiVersion": "authentication.k8s.io/v1",
+                                                          "kind": "TokenRequest", "spec": spec}})
+        issued: Obj = reply["object"]
+        return {"token": issued["status"]["token"], "expirationSeconds": issued["spec"]["expirationSeconds"],
+                "expirationTimestamp": issued["status"].get("expirationTimestamp")}
 
     return token
 
@@ -322,10 +339,9 @@ class PodVolumes:
         for source in token_sources(pod):
             ref = token_ref(pod, source)
             held = self._tokens.get(ref)
-            if self.token is not None and (held is None or now - held[1] >= TOKEN_RENEW_AT * held[2]):
+            if self.token is not None and (held is None or now - held[1] >= _renew_after(held[2])):
                 try:
-                    got = await self.token(namespace_of(pod) or "default", name_of(pod),
-                                           str(source.get("audience") or ""), token_seconds(source))
+                    got = await self.token(pod, str(source.get("audience") or ""), token_seconds(source))
                     held = (got, now, float(got.get("expirationSeconds") or token_seconds(source)))
                     self._tokens[ref] = held
                 except Exception as exc:  # refused, unavailable: retried at the next prepare/refresh
@@ -445,7 +461,14 @@ class PodVolumes:
         except ConfigError as exc:
             # Kubernetes keeps the last good content when an object disappears or breaks
             self.log.info("volume refresh skipped", pod=uid, error=str(exc))
-        return self.ttl
+        return min(self.ttl, self._until_token_renewal(uid))
+
+    def _until_token_renewal(self, uid: str) -> float:
+        """Seconds until one of the pod's tokens is due for renewal (80% of its life): the pod's next refresh
+        comes no later, however short its tokens live."""
+        now = self.clock()
+        due = [held[1] + _renew_after(held[2]) - now for ref, held in self._tokens.items() if ref[1] == uid]
+        return max(MIN_TOKEN_WAIT, min(due)) if due else float("inf")
 
     def _set_up_files(self, pod: Obj, volumes: dict[str, Volume], sources: Sources, facts: PodFacts) -> None:
         raw = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or [] if isinstance(v, dict)}

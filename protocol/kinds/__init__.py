@@ -8,7 +8,8 @@ admission, initial status, validation, update merge, generation, warnings, delet
 Public API (everything else is a kind module's detail):
 
 - ``by_kind("Pod")``, ``by_plural("pods")``, ``resolve("po")`` -> ``KindInfo`` (BadRequest when unknown);
-  ``KINDS``: every ``KindInfo``, in registration order.
+  ``KINDS``: every ``KindInfo``, in registration order; ``in_category("all")``: the kinds of a category
+  (``KindInfo.categories``), in the order kubectl shows them (core group first, then by group and plural).
 - ``strategy_for("Pod")`` / ``strategy_for(info)`` -> ``Strategy`` (BadRequest when unknown).
 - Columns: ``strategy_for(kind).columns`` (``Column(name, value, priority, type, description)``; priority
   1 = wide only, as Kubernetes' Table), ``strategy.columns_for(wide=...)``, and a row for an object:
@@ -54,8 +55,8 @@ from protocol.kinds import (
 from protocol.kinds.strategy import Column, Field, KindInfo, Strategy
 from protocol.objects import Obj
 
-__all__ = ["KINDS", "STRATEGIES", "Column", "Field", "KindInfo", "Strategy", "by_kind", "by_plural", "resolve",
-           "strategy_for", "warnings_for"]
+__all__ = ["KINDS", "STRATEGIES", "Column", "Field", "KindInfo", "Strategy", "by_kind", "by_plural", "in_category",
+           "resolve", "strategy_for", "warnings_for"]
 
 STRATEGIES: tuple[Strategy, ...] = (
     namespace.STRATEGY,
@@ -132,6 +133,14 @@ def resolve(name: str) -> KindInfo:
             {"resource": name},
         )
     return info
+
+
+def in_category(category: str) -> tuple[KindInfo, ...]:
+    """The kinds in ``category`` (``all``: pods, replicationcontrollers, services, then apps, autoscaling and
+    batch kinds), ordered as kubectl's ``get all`` lists them: the core group first, then by group, then by
+    plural. An unknown category has no kinds."""
+    found = [k for k in KINDS if category in k.categories]
+    return tuple(sorted(found, key=lambda k: (k.group != "", k.group, k.plural)))
 
 
 def warnings_for(obj: Obj) -> list[str]:

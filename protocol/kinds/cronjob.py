@@ -17,7 +17,8 @@ from protocol.kinds.job import JOB_SPEC_FIELDS, job_spec_defaults, validate_job_
 from protocol.kinds.strategy import AGE, NAME, NONE, Column, Field, KindInfo, Strategy, as_list, get_path
 from protocol.objects import Obj, meta
 
-INFO = KindInfo("CronJob", "batch/v1", "cronjobs", "cronjob", ("cj",), subresources=frozenset({"status"}))
+INFO = KindInfo("CronJob", "batch/v1", "cronjobs", "cronjob", ("cj",), subresources=frozenset({"status"}),
+                categories=("all",))
 MAX_NAME = 52
 
 

@@ -20,7 +20,8 @@ from protocol.kinds.workload import (
 )
 from protocol.objects import Obj
 
-INFO = KindInfo("DaemonSet", "apps/v1", "daemonsets", "daemonset", ("ds",), subresources=frozenset({"status"}))
+INFO = KindInfo("DaemonSet", "apps/v1", "daemonsets", "daemonset", ("ds",), subresources=frozenset({"status"}),
+                categories=("all",))
 STRATEGIES = ("RollingUpdate", "OnDelete")
 
 

@@ -23,7 +23,8 @@ from protocol.kinds.workload import (
 from protocol.objects import Obj
 
 INFO = KindInfo("Deployment", "apps/v1", "deployments", "deployment", ("deploy",),
-                subresources=frozenset({"status", "scale"}))
+                subresources=frozenset({"status", "scale"}),
+                categories=("all",))
 
 
 def _default(obj: Obj) -> None:

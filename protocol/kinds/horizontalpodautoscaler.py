@@ -12,7 +12,8 @@ from protocol.objects import Obj
 from protocol.quantity import parse_quantity
 
 INFO = KindInfo("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", "horizontalpodautoscaler",
-                ("hpa",), subresources=frozenset({"status"}))
+                ("hpa",), subresources=frozenset({"status"}),
+                categories=("all",))
 SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet")
 RESOURCES = ("cpu", "memory")
 TARGET_TYPES = ("Utilization", "AverageValue")

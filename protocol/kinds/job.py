@@ -22,7 +22,8 @@ from protocol.kinds.workload import CONTAINERS, IMAGES, LABEL_SELECTOR, TEMPLATE
 from protocol.objects import Obj, condition_true, is_deleting, meta, parse_time, uid_of
 from protocol.selectors import Selector, from_label_selector, from_match_labels
 
-INFO = KindInfo("Job", "batch/v1", "jobs", "job", (), subresources=frozenset({"status"}))
+INFO = KindInfo("Job", "batch/v1", "jobs", "job", (), subresources=frozenset({"status"}),
+                categories=("all",))
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 LEGACY_JOB_NAME_LABEL = "job-name"

@@ -30,7 +30,8 @@ from protocol.quantity import QuantityError, parse_quantity
 from protocol.tolerations import NOT_READY, UNREACHABLE
 
 INFO = KindInfo("Pod", "v1", "pods", "pod", ("po",),
-                subresources=frozenset({"status", "binding", "log", "eviction", "token"}))
+                subresources=frozenset({"status", "binding", "log", "eviction"}),
+                categories=("all",))
 DEFAULT_GRACE_SECONDS = 30
 DEPRECATED_NODE_LABELS = {
     "beta.kubernetes.io/arch": "kubernetes.io/arch",

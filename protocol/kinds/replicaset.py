@@ -26,7 +26,8 @@ from protocol.objects import Obj
 from protocol.selectors import Selector
 
 INFO = KindInfo("ReplicaSet", "apps/v1", "replicasets", "replicaset", ("rs",),
-                subresources=frozenset({"status", "scale"}))
+                subresources=frozenset({"status", "scale"}),
+                categories=("all",))
 
 
 def replica_columns(selector: Callable[[Obj], Selector]) -> tuple[Column, ...]:

@@ -21,7 +21,8 @@ from protocol.kinds.workload import (
 from protocol.objects import Obj
 
 INFO = KindInfo("ReplicationController", "v1", "replicationcontrollers", "replicationcontroller", ("rc",),
-                subresources=frozenset({"status", "scale"}))
+                subresources=frozenset({"status", "scale"}),
+                categories=("all",))
 
 
 def _default(obj: Obj) -> None:

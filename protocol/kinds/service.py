@@ -23,7 +23,8 @@ from protocol.kinds.strategy import (
 from protocol.kinds.workload import match_labels_selector, selector_column
 from protocol.objects import Obj
 
-INFO = KindInfo("Service", "v1", "services", "service", ("svc",), subresources=frozenset({"status"}))
+INFO = KindInfo("Service", "v1", "services", "service", ("svc",), subresources=frozenset({"status"}),
+                categories=("all",))
 TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 
 

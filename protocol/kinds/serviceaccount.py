@@ -6,7 +6,7 @@ from protocol.fielderrors import Errors
 from protocol.kinds.strategy import AGE, NAME, Column, Field, KindInfo, Strategy, as_list, undescribed
 from protocol.objects import Obj
 
-INFO = KindInfo("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",))
+INFO = KindInfo("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ("sa",), subresources=frozenset({"token"}))
 
 
 def _validate(e: Errors, obj: Obj) -> None:

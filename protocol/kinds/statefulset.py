@@ -23,7 +23,8 @@ from protocol.kinds.workload import (
 from protocol.objects import Obj
 
 INFO = KindInfo("StatefulSet", "apps/v1", "statefulsets", "statefulset", ("sts",),
-                subresources=frozenset({"status", "scale"}))
+                subresources=frozenset({"status", "scale"}),
+                categories=("all",))
 POLICIES = ("OrderedReady", "Parallel")
 STRATEGIES = ("RollingUpdate", "OnDelete")
 RETENTION = ("Retain", "Delete")

@@ -18,7 +18,8 @@ Scope = Literal["Namespaced", "Cluster"]
 @dataclass(frozen=True, slots=True)
 class KindInfo:
     """A kind's identity: its group/version, the plural (key and subject token), names a user may type,
-    its scope and its subresources (``status``, ``scale``, ``binding``, ``log``)."""
+    its scope, its subresources (``status``, ``scale``, ``binding``, ``log``) and the categories it belongs
+    to (``all``: what ``get all`` shows, as Kubernetes' ``CategoriesProvider``)."""
 
     kind: str
     api_version: str
@@ -27,6 +28,7 @@ class KindInfo:
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
     subresources: frozenset[str] = frozenset()
+    categories: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from protocol.errors import BadRequest
-from protocol.kinds import KINDS, KindInfo, by_kind, resolve
+from protocol.kinds import KINDS, KindInfo, by_kind, in_category, resolve
 from shoal.cli.errors import CliError
-
-ALL_CATEGORY = ("Pod", "ReplicationController", "Service", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet")
-"""What ``shoal get all`` shows, as kubectl's ``all`` category."""
 
 
 def resolve_kind(text: str) -> KindInfo:
@@ -44,7 +41,8 @@ class Target:
 
 
 def parse_targets(words: list[str]) -> list[Target]:
-    """``pods a b``: Pod a, b. ``pod/a svc/b``: Pod a, Service b. ``pods,svc`` or ``all``: every object."""
+    """``pods a b``: Pod a, b. ``pod/a svc/b``: Pod a, Service b. ``pods,svc``: both kinds; ``all``: the kinds
+    of the ``all`` category (``KindInfo.categories``), as kubectl."""
     if not words:
         raise CliError("you must name a resource type, e.g. `shoal get pods`; run `shoal api-resources` "
                        "for the list")
@@ -63,7 +61,7 @@ def parse_targets(words: list[str]) -> list[Target]:
         return targets
     kinds: list[KindInfo] = []
     for word in filter(None, words[0].split(",")):
-        for info in [by_kind(k) for k in ALL_CATEGORY] if word.lower() == "all" else [resolve_kind(word)]:
+        for info in in_category("all") if word.lower() == "all" else (resolve_kind(word),):
             if info not in kinds:
                 kinds.append(info)
     if len(kinds) > 1 and len(words) > 1:

@@ -1,6 +1,7 @@
 """Pod identity (issue 13 item 4) against a real API actor: ServiceAccount admission adds the projected token
-volume, the rootca controller publishes kube-root-ca.crt, and the ``token`` verb issues a pod-bound token
-only to the node the pod is bound to, which token review accepts for that account only until the pod goes."""
+volume, the rootca controller publishes kube-root-ca.crt, and TokenRequest (``serviceaccounts/<name>/token``)
+issues a pod-bound token only to the node the pod is bound to, which token review accepts for that account only
+until the pod goes."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from actors.api import tokens
 from actors.controllers.rootca_plan import CreateConfigMap, UpdateConfigMap, plan
 from protocol import subjects
-from protocol.errors import Forbidden
+from protocol.errors import BadRequest, Conflict, Forbidden
 from protocol.kinds import by_kind
 from protocol.objects import Obj
 from protocol.podidentity import MOUNT_PATH, ROOT_CA_CONFIGMAP, add_token_volume, automount
@@ -77,30 +77,39 @@ async def test_admission_token_verb_and_review(client: ApiClient, start_controll
 
     await client.bind("web", "team", "node-a")
     await client.bind("robotic2", "team", "node-a")
-    issued = await client.request(subjects.node_api("node-a", Verb.TOKEN, by_kind("Pod"), "team", "web"),
-                                  {"expirationSeconds": 3607})
+    web = await client.get("pods", "web", "team")
+
+    def token_request(pod_name: str, uid: str | None = None, **spec: Any) -> dict[str, Any]:
+        ref = {"kind": "Pod", "apiVersion": "v1", "name": pod_name, **({"uid": uid} if uid else {})}
+        return {"object": {"kind": "TokenRequest", "spec": {"boundObjectRef": ref, **spec}}}
+
+    sa_subject = subjects.node_api("node-a", Verb.TOKEN, by_kind("ServiceAccount"), "team", "default")
+    issued = (await client.request(sa_subject, token_request("web", web["metadata"]["uid"],
+                                                             expirationSeconds=3607)))["object"]
     token = issued["status"]["token"]
-    assert issued["status"]["expirationSeconds"] == 3607
-    with pytest.raises(Forbidden, match="may only act on pods bound to it"):  # another node's kubelet
-        await client.request(subjects.node_api("node-b", Verb.TOKEN, by_kind("Pod"), "team", "web"), {})
+    assert issued["spec"]["expirationSeconds"] == 3607 and issued["spec"]["boundObjectRef"]["name"] == "web"
+    with pytest.raises(Forbidden, match="bound to pods bound to it"):  # another node's kubelet
+        await client.request(subjects.node_api("node-b", Verb.TOKEN, by_kind("ServiceAccount"), "team", "default"),
+                             token_request("web"))
+    with pytest.raises(Forbidden, match="bound to a pod"):  # a node asks only for pod-bound tokens
+        await client.request(sa_subject, {"object": {"spec": {}}})
+    with pytest.raises(BadRequest, match="different serviceaccount"):  # only for the pod's own account
+        await client.request(sa_subject, token_request("robotic2"))
+    with pytest.raises(Conflict, match="UID"):
+        await client.request(sa_subject, token_request("web", "another-uid"))
+    with pytest.raises(Forbidden):  # pods have no token verb any more: TokenRequest is on serviceaccounts
+        await client.request(subjects.node_api("node-a", Verb.TOKEN, by_kind("Pod"), "team", "web"), {})
     review = await client.review_token(token)
     assert review["user"]["username"] == "system:serviceaccount:team:default"
     assert review["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["web"]
-    robot_token = (await client.request(subjects.node_api("node-a", Verb.TOKEN, by_kind("Pod"), "team", "robotic2"),
-                                        {}))["status"]["token"]
+    assert review["user"]["extra"]["authentication.kubernetes.io/node-name"] == ["node-a"]
+    robot_token = (await client.request(
+        subjects.node_api("node-a", Verb.TOKEN, by_kind("ServiceAccount"), "team", "robot"),
+        token_request("robotic2")))["object"]["status"]["token"]
     assert (await client.review_token(robot_token))["user"]["username"] == "system:serviceaccount:team:robot"
     await client.delete("pods", "web", "team", grace_period=0)
     with pytest.raises(Forbidden, match="revoked"):
         await client.review_token(token)  # bound to the pod: gone with it
-
-
-def test_expired_tokens_are_refused() -> None:
-    key = tokens.new_key()
-    claims = tokens.pod_token_claims("ns", "sa", "uid", "p", "puid", 1000, 2000, [])
-    signed = tokens.sign(claims, key)
-    assert tokens.verify(signed, key, now=1999)["sub"] == "system:serviceaccount:ns:sa"
-    with pytest.raises(tokens.TokenInvalid, match="expired"):
-        tokens.verify(signed, key, now=2000)
 
 
 async def _exists(client: ApiClient, kind: str, name: str) -> Obj | None:

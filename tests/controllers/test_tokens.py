@@ -1,66 +1,75 @@
-"""actors/api/tokens.py: HS256 service-account tokens and the Secrets that carry them and the key."""
+"""actors/api/keyset.py and the pure parts of actors/api/tokens.py: rotation by kid, TokenRequest specs,
+legacy token Secrets."""
 
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 
 from actors.api import tokens
-from protocol.errors import Forbidden, Invalid
+from actors.api.keyset import KeySet
+from protocol import jwt, satoken
+from protocol.errors import BadRequest, Invalid, NotFound
 
 
-def claims() -> dict[str, object]:
-    return tokens.service_account_claims("team", "default", "sa-uid", "default-token-abcde", 1700000000)
+def test_rotation_keeps_old_keys_verifying_and_signs_with_the_new() -> None:
+    first = KeySet.fresh("t0")
+    old_token = first.sign({"x": 1})
+    second = first.rotated("t1")
+    assert second.active != first.active and len(second.keys) == 2
+    assert jwt.header_of(second.sign({"x": 2}))["kid"] == second.active
+    assert jwt.verify(old_token, second.public_keys()) == {"x": 1}
+    assert {k["kid"] for k in second.jwks()["keys"]} == {first.active, second.active}
+    with pytest.raises(BadRequest, match="rotate first"):
+        second.without(second.active)
+    with pytest.raises(NotFound):
+        second.without("nope")
+    third = second.without(first.active)
+    with pytest.raises(jwt.TokenInvalid, match="unknown key"):
+        jwt.verify(old_token, third.public_keys())
+    assert KeySet.decode(third.encode()).describe() == third.describe()
 
 
-def test_sign_and_verify_round_trip() -> None:
-    key = tokens.new_key()
-    assert len(key) == 32 and tokens.new_key() != key
-    token = tokens.sign(claims(), key)
-    head, _body, _sig = token.split(".")
-    assert json.loads(base64.urlsafe_b64decode(head + "==")) == {"alg": "HS256", "typ": "JWT"}
-    got = tokens.verify(token, key)
-    assert got["iss"] == "shoal"
-    assert got["sub"] == "system:serviceaccount:team:default"
-    assert got[tokens.CLAIM_NAMESPACE] == "team"
-    assert got[tokens.CLAIM_SA_NAME] == "default"
-    assert got[tokens.CLAIM_SA_UID] == "sa-uid"
-    assert got[tokens.CLAIM_SECRET_NAME] == "default-token-abcde"
-    assert got["iat"] == 1700000000
-    assert "=" not in token
+def test_stored_key_sets_are_checked() -> None:
+    keys = KeySet.fresh("t0")
+    assert jwt.verify(keys.sign({"a": 1}), KeySet.decode(keys.encode()).public_keys()) == {"a": 1}
+    with pytest.raises(Invalid):
+        KeySet.decode(b"not json")
+    with pytest.raises(Invalid, match="active"):
+        KeySet.decode(keys.encode().replace(keys.active.encode(), b"other", 1))
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t + "x",
-    lambda t: t.replace(".", "", 1),
-    lambda t: "a.b.c",
-    lambda t: "",
-    lambda t: t.split(".")[0] + "." + base64.urlsafe_b64encode(b'{"iss":"shoal","sub":"system:serviceaccount:x:admin"}')
-    .decode().rstrip("=") + "." + t.split(".")[2],
+SETTINGS = tokens.TokenSettings(issuer="https://i")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({}, tokens.TokenSpec(("https://i",), 3600, None)),
+    ({"spec": {"audiences": ["vault"], "expirationSeconds": 600}}, tokens.TokenSpec(("vault",), 600, None)),
+    ({"object": {"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u"}}}},
+     tokens.TokenSpec(("https://i",), 3600, ("Pod", "web", "u"))),
+    ({"expirationSeconds": 7200}, tokens.TokenSpec(("https://i",), 7200, None)),
 ])
-def test_tampered_tokens_are_refused(mangle: object) -> None:
-    key = tokens.new_key()
-    token = tokens.sign(claims(), key)
-    with pytest.raises(tokens.TokenInvalid):
-        tokens.verify(mangle(token), key)  # type: ignore[operator]
+def test_token_request_specs(body: dict[str, object], expected: tokens.TokenSpec) -> None:
+    assert tokens.parse_spec(body, SETTINGS) == expected
 
 
-def test_another_key_is_refused_and_error_is_forbidden() -> None:
-    token = tokens.sign(claims(), tokens.new_key())
-    with pytest.raises(Forbidden) as info:
-        tokens.verify(token, tokens.new_key())
-    assert isinstance(info.value, tokens.TokenInvalid)
-    assert info.value.to_wire()["code"] == "Forbidden"
+@pytest.mark.parametrize("spec", [
+    {"expirationSeconds": 599}, {"expirationSeconds": True}, {"expirationSeconds": "600"},
+    {"expirationSeconds": 2**32 + 1}, {"audiences": "api"}, {"audiences": [""]},
+    {"boundObjectRef": {"kind": "Node", "name": "n"}}, {"boundObjectRef": {"kind": "Pod"}},
+    {"boundObjectRef": {"kind": "Pod", "name": "p", "apiVersion": "v2"}},
+])
+def test_invalid_token_requests_are_refused(spec: dict[str, object]) -> None:
+    with pytest.raises(Invalid):
+        tokens.parse_spec({"spec": spec}, SETTINGS)
 
 
-def test_wrong_issuer_or_algorithm_is_refused() -> None:
-    key = tokens.new_key()
-    with pytest.raises(tokens.TokenInvalid, match="issuer"):
-        tokens.verify(tokens.sign({**claims(), "iss": "other"}, key), key)
-    with pytest.raises(tokens.TokenInvalid, match="subject"):
-        tokens.verify(tokens.sign({**claims(), "sub": "admin"}, key), key)
+def test_expiration_is_capped_and_the_test_minimum_is_explicit() -> None:
+    capped = tokens.TokenSettings(max_expiration=900)
+    assert tokens.parse_spec({"expirationSeconds": 3607}, capped).expiration == 900
+    short = tokens.TokenSettings(test_only_min_expiration=2)
+    assert tokens.parse_spec({"expirationSeconds": 2}, short).expiration == 2
 
 
 def secret(**annotations: str) -> dict[str, object]:
@@ -69,35 +78,22 @@ def secret(**annotations: str) -> dict[str, object]:
                          "annotations": {tokens.SA_NAME_ANNOTATION: "default", **annotations}}}
 
 
-def test_fill_token_secret() -> None:
-    key = tokens.new_key()
+def test_fill_token_secret_signs_legacy_claims_the_new_way() -> None:
+    keys = KeySet.fresh("t0")
     original = secret()
-    assert tokens.needs_token(original)
-    filled = tokens.fill_token_secret(original, "sa-uid", key, iat=5)
+    filled = tokens.fill_token_secret(original, "sa-uid", keys.sign)
     assert "data" not in original  # not modified in place
-    assert not tokens.needs_token(filled)
     assert filled["metadata"]["annotations"][tokens.SA_UID_ANNOTATION] == "sa-uid"
     token = base64.b64decode(filled["data"]["token"]).decode()
-    got = tokens.verify(token, key)
-    assert got[tokens.CLAIM_SECRET_NAME] == "default-token-abcde" and got["iat"] == 5
+    assert jwt.header_of(token)["alg"] == "ES256"
+    assert jwt.verify(token, keys.public_keys()) == satoken.legacy_claims("team", "default", "sa-uid",
+                                                                         "default-token-abcde")
     assert base64.b64decode(filled["data"]["namespace"]) == b"team"
 
 
 def test_fill_token_secret_refuses_other_account_uid_and_non_tokens() -> None:
+    keys = KeySet.fresh("t0")
     with pytest.raises(Invalid, match="names service account uid"):
-        tokens.fill_token_secret(secret(**{tokens.SA_UID_ANNOTATION: "old"}), "new", tokens.new_key())
-    plain = {**secret(), "type": "Opaque"}
-    assert not tokens.needs_token(plain)
+        tokens.fill_token_secret(secret(**{tokens.SA_UID_ANNOTATION: "old"}), "new", keys.sign)
     with pytest.raises(Invalid):
-        tokens.fill_token_secret(plain, "uid", tokens.new_key())
-
-
-def test_signing_key_secret_round_trip() -> None:
-    key = tokens.new_key()
-    stored = tokens.signing_key_secret(key)
-    assert stored["metadata"] == {"name": "shoal-signing-key", "namespace": "kube-system"}
-    assert tokens.key_from_secret(stored) == key
-    with pytest.raises(Invalid):
-        tokens.key_from_secret({"data": {}})
-    with pytest.raises(Invalid):
-        tokens.key_from_secret({"data": {"key": "***"}})
+        tokens.fill_token_secret({**secret(), "type": "Opaque"}, "uid", keys.sign)

@@ -99,8 +99,18 @@ class Browser:
         return [str(e.get("message")) for e in entries]
 
     async def click(self, css: str, text: str | None = None) -> None:
-        element = await self.wait(css, text)
-        await self.run(element.click)
+        """Click the element ``wait`` finds; found again when a live re-render replaced it in between (the
+        workloads view redraws a row when its object changes, e.g. a controller's status write)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(20):
+            element = await self.wait(css, text)
+            try:
+                await self.run(element.click)
+                return
+            except StaleElementReferenceException:
+                continue
+        raise AssertionError(f"{css!r} with {text!r} was replaced by a re-render 20 times in a row")
 
     async def type(self, css: str, value: str, clear: bool = True) -> None:
         element = await self.wait(css)

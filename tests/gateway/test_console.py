@@ -130,14 +130,6 @@ async def test_login_cluster_view_and_cordon(gateway: Gateway, api_client: ApiCl
     assert "Unauthorized" in (await browser.wait("#login-message", "Unauthorized")).text
 
 
-LIVE_PODS_REGRESSION = pytest.mark.xfail(
-    reason="known regression, issue 17 (open): since the API's per-connection watch limits and flow control "
-           "(issue 18) met the console, a pod created after the workloads view opened does not appear in its pod "
-           "list (the same test passes on the console's own branch, 7dc4180); to be fixed, then this marker removed",
-    strict=False)
-
-
-@LIVE_PODS_REGRESSION
 async def test_workloads_live_scale_restart_apply_and_pod_logs(gateway: Gateway, api_client: ApiClient,
                                                               kubelet: KubeletAgent, browser: Browser,
                                                               start_controllers: StartControllers) -> None:
@@ -263,7 +255,6 @@ async def test_cluster_view_aggregates_and_virtualises_500_nodes(gateway: Gatewa
     await browser.screenshot("cluster-500")
 
 
-@LIVE_PODS_REGRESSION
 async def test_a_crash_looping_pod_is_marked_and_deleted_by_keyboard(gateway: Gateway, api_client: ApiClient,
                                                                      browser: Browser) -> None:
     await browser.open("#/ns/default/workloads")

@@ -261,7 +261,7 @@ async def test_kubectl_port_forward(gateway: Gateway, api_client: ApiClient, nod
 
 async def test_attach_follows_the_output_until_the_container_ends(gateway: Gateway, api_client: ApiClient,
                                                                   node: str, nats_server: NatsServer) -> None:
-    script = "sleep 2; echo tick; echo tock >&2; sleep 2; echo bye; exit 3"
+    script = "sleep 6; echo tick; echo tock >&2; sleep 2; echo bye; exit 3"  # room for a slow client to attach
     await running_pod(api_client, "att", node, script)
     attached = await gateway.kubectl("attach", "att", timeout=60)
     assert "bye" in attached.out, attached  # kubectl attach ends with the container

@@ -40,3 +40,12 @@ async def test_kubectl_top_pods(gateway: Gateway, api_client: ApiClient, runner:
     assert one.splitlines()[1].split() == ["busy", "c", "250m", "64Mi"]
     missing = await gateway.kubectl("top", "pod", "nope")
     assert missing.rc == 1 and "NotFound" in missing.err + missing.out
+    nodes = await gateway.kubectl("top", "nodes")  # NodeMetrics: the node's pods summed
+    assert nodes.rc == 0, nodes
+    header, *rows = nodes.out.splitlines()
+    assert header.split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    assert [r.split()[:2] for r in rows] == [["n1", "250m"]] and rows[0].split()[3] == "64Mi", nodes
+    node = await gateway.kubectl("top", "node", "n1", "--no-headers")
+    assert node.rc == 0 and node.out.split()[:2] == ["n1", "250m"], node
+    gone = await gateway.kubectl("top", "node", "nope")
+    assert gone.rc == 1 and "not found" in (gone.err + gone.out).lower(), gone

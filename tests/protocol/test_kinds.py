@@ -60,7 +60,7 @@ def test_unknown_kinds_are_bad_requests() -> None:
 
 
 @pytest.mark.parametrize(("kind", "group", "version", "scope", "subresources"), [
-    ("Pod", "", "v1", "Namespaced", {"status", "binding", "log", "eviction", "token"}),
+    ("Pod", "", "v1", "Namespaced", {"status", "binding", "log", "eviction"}),
     ("Deployment", "apps", "v1", "Namespaced", {"status", "scale"}),
     ("Namespace", "", "v1", "Cluster", {"status"}),
     ("Lease", "coordination.k8s.io", "v1", "Namespaced", set()),

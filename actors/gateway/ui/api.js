@@ -32,11 +32,28 @@ async function statusOf(response) {
   }
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A GET that failed in the network (fetch's TypeError: the browser aborts requests in flight when the
+// machine's network changes, ERR_NETWORK_CHANGED) is sent again, up to GET_ATTEMPTS times; writes are not.
+const GET_ATTEMPTS = 4;
+
+async function send(path, options) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(path, options);
+    } catch (e) {
+      if (options.method !== "GET" || !(e instanceof TypeError) || options.signal?.aborted || attempt >= GET_ATTEMPTS) throw e;
+      await sleep(250 * attempt);
+    }
+  }
+}
+
 export async function request(path, { method = "GET", body, contentType, signal, accept = "application/json" } = {}) {
   const headers = { Authorization: `Bearer ${session.token() || ""}`, Accept: accept };
   if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
   const payload = body === undefined || typeof body === "string" ? body : JSON.stringify(body);
-  const response = await fetch(path, { method, headers, body: payload, signal, cache: "no-store" });
+  const response = await send(path, { method, headers, body: payload, signal, cache: "no-store" });
   if (response.status === 401) {
     const status = await statusOf(response);
     unauthorized(status.message);
@@ -67,10 +84,53 @@ export async function* lines(response) {
   if (buffer) yield buffer;
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// A watch's stream over a websocket, not a fetch: a browser keeps at most six HTTP/1.1 connections to the
+// gateway and a streamed fetch holds one for the watch's whole life, so the workloads view (eight watches)
+// would leave its seventh and eighth watch, and every action after them, waiting forever. Websockets do not
+// count against that limit. A browser cannot set headers on one: the token goes as the Kubernetes API server
+// takes it, the subprotocol base64url.bearer.authorization.k8s.io.<token>; the gateway selects the other one.
+export const WATCH_PROTOCOL = "watch.shoal.v1";
+
+// The upgrade was refused (a 401, 400, 410... a browser does not say which): list again, through fetch,
+// which does say.
+export class WatchRefused extends Error {}
+
+function bearerProtocol(token) {
+  const bytes = new TextEncoder().encode(token);
+  const base64 = btoa(String.fromCharCode(...bytes));
+  return `base64url.bearer.authorization.k8s.io.${base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}`;
+}
+
+// The messages (one watch event each) of a watch at `path` (with its query), as they arrive; ends when the
+// server closes the socket, or `signal` aborts.
+export async function* watchMessages(path, signal) {
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url, [bearerProtocol(session.token() || ""), WATCH_PROTOCOL]);
+  const queue = [];
+  let opened = false;
+  let closed = false;
+  let wake = () => {};
+  socket.onopen = () => { opened = true; };
+  socket.onmessage = (message) => { queue.push(message.data); wake(); };
+  socket.onclose = () => { closed = true; wake(); };
+  const abort = () => { closed = true; socket.close(); wake(); };
+  signal.addEventListener("abort", abort);
+  try {
+    for (;;) {
+      if (queue.length) { yield queue.shift(); continue; }
+      if (closed) break;
+      await new Promise((resolve) => { wake = resolve; });
+    }
+  } finally {
+    signal.removeEventListener("abort", abort);
+    socket.close();
+  }
+  if (!opened && !signal.aborted) throw new WatchRefused(`the watch of ${url.pathname} was refused`);
+}
 
 // List then watch a collection, as client-go's reflector does: `list(items)` with the full state, then
-// `event(type, object)` for each change; the watch resumes from the last resourceVersion when the stream
+// `event(type, object)` for each change (the watch over a websocket: `watchMessages`); the watch resumes from the last resourceVersion when the stream
 // ends, and lists again when the server says that version is too old (410). With `pages` ({size, reset,
 // add, done}) the list comes in pages of `size` (`limit`/`continue`), each handed over and dropped as it
 // arrives, so a huge collection is never one body in memory. Returns a stop function.
@@ -106,8 +166,7 @@ export function informer(path, { list, event, pages, error = () => {} }, params 
         }
         const query = new URLSearchParams({ ...params, watch: "true", resourceVersion: version,
           allowWatchBookmarks: "true" });
-        const response = await request(`${path}?${query}`, { signal });
-        for await (const line of lines(response)) {
+        for await (const line of watchMessages(`${path}?${query}`, signal)) {
           if (!line.trim()) continue;
           const change = JSON.parse(line);
           if (change.type === "ERROR") {
@@ -119,7 +178,8 @@ export function informer(path, { list, event, pages, error = () => {} }, params 
         }
       } catch (e) {
         if (signal.aborted || e instanceof Unauthorized) return;
-        error(e);
+        if (e instanceof WatchRefused) version = null;  // the list says why (a 401 logs out)
+        else error(e);
         await sleep(1000);
       }
     }
