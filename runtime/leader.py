@@ -2,8 +2,11 @@
 
 The holder renews every ``renew_every`` seconds. A candidate takes the lease over only when it has
 watched the lease's resourceVersion stay unchanged for ``lease_duration`` seconds on its own clock
-(client-go's rule: no trust in other machines' clocks). A leader that fails to renew in time steps
-down before anyone else can take over.
+(client-go's rule: no trust in other machines' clocks). A leader steps down ``0.8 * lease_duration``
+after the *start* of its last successful renewal, whatever is in flight (client-go's renew deadline):
+a candidate, which first saw that renewal after it was sent, cannot take over before ``lease_duration``
+after it, so the two never lead at once (up to how fast the leading work obeys its cancellation; a
+process frozen past its deadline steps down when it next runs, before any request).
 """
 
 from __future__ import annotations
@@ -87,19 +90,28 @@ class LeaderElector:
         while True:
             leading_task: asyncio.Task[None] | None = None
             try:
-                while not await self._safe_attempt():
+                while True:
+                    began = time.monotonic()
+                    if await self._safe_attempt():
+                        break
                     await asyncio.sleep(self.renew_every)
                 self.is_leader = True
-                self._last_renew = time.monotonic()
+                self._last_renew = began
                 if self.log is not None:
                     self.log.info("became leader", lease=self.name, identity=self.identity)
                 leading_task = asyncio.create_task(lead(), name=f"leading-{self.name}")
                 while not leading_task.done():
-                    await asyncio.sleep(self.renew_every)
-                    if await self._safe_attempt():
-                        self._last_renew = time.monotonic()
-                    elif time.monotonic() - self._last_renew > self.lease_duration * 0.8:
+                    deadline = self._last_renew + self.lease_duration * 0.8
+                    await asyncio.sleep(max(0.0, min(self.renew_every, deadline - time.monotonic())))
+                    began = time.monotonic()
+                    if began >= deadline:
                         break
+                    try:  # a renewal still unanswered at the deadline is given up: step down on time
+                        renewed = await asyncio.wait_for(self._safe_attempt(), deadline - began)
+                    except TimeoutError:
+                        renewed = False
+                    if renewed:
+                        self._last_renew = began
                 if self.log is not None:
                     self.log.warning("lost leadership", lease=self.name, identity=self.identity)
             finally:

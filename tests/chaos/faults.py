@@ -8,7 +8,12 @@
   the client namespace (``one_way``: only what it receives); the VM is the minority, the rest the majority;
 - ``Loss``: nftables ``numgen random mod 100 < N drop`` on what the chosen VMs receive;
 - ``ClockJump``: one Python actor restarted under libfaketime with its wall clock moved (opt-in kind
-  ``clock``, not among the default draws).
+  ``clock``, not among the default draws);
+- ``DiskFull``: one NATS server's JetStream store (a tmpfs: ``build(..., store_limit_mb=N)``) shrunk to
+  what it holds and its last bytes filled, so that every write there fails with ENOSPC; healing frees it
+  (opt-in kind ``disk-full``);
+- ``Combined``: two faults at once, applied in order and healed in reverse (``FaultPlan(combine=p)`` draws
+  a network fault and a process or disk fault together with probability ``p``).
 
 The kernel here has no netem, so no delay injection. ``FaultPlan`` draws faults at random from a seed
 (printed by the callers, so that a failing run replays). Every fault records when it was applied and
@@ -18,6 +23,7 @@ healed, for the figures.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import signal
@@ -193,6 +199,116 @@ class ClockJump(Fault):
         self.proc.start(self.cluster.net)
 
 
+@dataclass
+class DiskFull(Fault):
+    """The JetStream store of NATS server ``vm`` full: its tmpfs is shrunk to the bytes it holds (a tmpfs
+    cannot shrink below them) and a filler file takes what is left; healing removes the filler and gives
+    the tmpfs its size back. ``filled_kb`` says how much the filler took.
+
+    A NATS server whose JetStream store hits ENOSPC disables JetStream ("JetStream out of resources, will
+    be DISABLED") and does not enable it again when space comes back: its ``/healthz`` answers
+    "JetStream not enabled" until it is restarted. With ``restart_if_disabled`` (the default) the heal
+    does what an operator must: free the space, then restart that server if it said so
+    (``restarted`` records it); without it the server stays out of the datastore for good."""
+
+    cluster: Cluster
+    vm: int = 1
+    restart_if_disabled: bool = True
+    filled_kb: int = field(default=0, init=False)
+    disabled: bool = field(default=False, init=False)
+    restarted: bool = field(default=False, init=False)
+    _size_kb: int = field(default=0, init=False)
+    _log_offset: int = field(default=0, init=False)
+
+    @property
+    def filler(self) -> Path:
+        return self.cluster.store_dir(self.vm) / ".chaos-disk-full"
+
+    def _remount(self, size_kb: int) -> bool:
+        done = subprocess.run(["mount", "-o", f"remount,size={size_kb}k", str(self.cluster.store_dir(self.vm))],
+                              capture_output=True, text=True, timeout=20)
+        return done.returncode == 0
+
+    def _apply(self) -> None:
+        store = self.cluster.store_dir(self.vm)
+        if not self.cluster.store_limit_mb or not os.path.ismount(store):
+            raise FaultError(f"disk-full needs the stores on tmpfs mounts (build(..., store_limit_mb=N)); "
+                             f"{store} is not one")
+        stat = os.statvfs(store)
+        self._size_kb = stat.f_blocks * stat.f_frsize // 1024
+        log = self.cluster.nats[self.vm].log
+        self._log_offset = log.stat().st_size if log.exists() else 0
+        for _ in range(20):  # the server writes meanwhile: a shrink below its bytes is refused, try again
+            stat = os.statvfs(store)
+            used_kb = (stat.f_blocks - stat.f_bfree) * stat.f_frsize // 1024
+            if self._remount(used_kb + 64):
+                break
+        else:
+            raise FaultError(f"could not shrink {store} to what it holds")
+        try:
+            with open(self.filler, "wb") as out:
+                chunk = b"\0" * 4096
+                while True:
+                    out.write(chunk)
+                    out.flush()
+                    self.filled_kb += 4
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                self._heal()
+                raise FaultError(f"filling {store}: {exc}") from exc
+
+    def _heal(self) -> None:
+        self.filler.unlink(missing_ok=True)
+        if self._size_kb and not self._remount(self._size_kb):
+            raise FaultError(f"could not give {self.cluster.store_dir(self.vm)} its {self._size_kb} KiB back")
+        proc = self.cluster.nats[self.vm]
+        with open(proc.log, "rb") as f:
+            f.seek(self._log_offset)
+            self.disabled = b"will be DISABLED" in f.read()
+        if self.disabled and self.restart_if_disabled:
+            proc.kill(signal.SIGTERM)
+            self.cluster.start_nats(self.vm)
+            self.restarted = True
+
+
+@dataclass
+class Combined(Fault):
+    """Two (or more) faults at once: applied in order, healed in reverse order, all of them healed even if
+    one heal fails (the first error is raised after)."""
+
+    faults: Sequence[Fault] = ()
+
+    def _apply(self) -> None:
+        applied: list[Fault] = []
+        try:
+            for fault in self.faults:
+                fault.apply()
+                applied.append(fault)
+        except BaseException:
+            for fault in reversed(applied):
+                with contextlib.suppress(Exception):
+                    fault.heal()
+            raise
+
+    def _heal(self) -> None:
+        error: BaseException | None = None
+        for fault in reversed(self.faults):
+            try:
+                fault.heal()
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+
+def leaves(faults: Sequence[Fault]) -> list[Fault]:
+    """The single faults, combined ones opened up."""
+    out: list[Fault] = []
+    for fault in faults:
+        out += leaves(fault.faults) if isinstance(fault, Combined) else [fault]
+    return out
+
+
 # -- restarting what was killed --------------------------------------------------------------------
 def restart_proc(cluster: Cluster) -> Callable[[Proc], None]:
     def restart(proc: Proc) -> None:
@@ -215,25 +331,43 @@ def live(cluster: Cluster, prefix: str) -> list[Proc]:
 TARGETS = ("nats", "api", "scheduler", "controller-manager", "kubelet-node")
 KINDS = ("kill", "pause", "partition", "partition-one-way", "loss")
 """What ``FaultPlan`` draws from by default (the seeds of docs/RELIABILITY.md replay with these)."""
-ALL_KINDS = (*KINDS, "clock")
+ALL_KINDS = (*KINDS, "clock", "disk-full")
 PYTHON_TARGETS = ("api", "scheduler", "controller-manager", "kubelet-node")
+NETWORK_KINDS = ("partition", "partition-one-way", "loss")
 
 
 @dataclass
 class FaultPlan:
-    """Faults drawn from ``seed``: the same seed on the same cluster draws the same faults."""
+    """Faults drawn from ``seed``: the same seed on the same cluster draws the same faults. With
+    ``combine`` > 0, that share of the draws are two faults at once: one of the network kinds drawn
+    (partition, one-way partition, loss) and one of the others (a kill, a pause, a disk...), so that two
+    sets of nftables rules never meet in one VM (the seeds drawn without ``combine`` replay unchanged)."""
 
     cluster: Cluster
     seed: int
     kinds: Sequence[str] = KINDS
     targets: Sequence[str] = TARGETS
+    combine: float = 0.0
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        unknown = sorted(set(self.kinds) - set(ALL_KINDS))
+        if unknown or not self.kinds:
+            raise ValueError(f"unknown fault kinds {unknown}; choose among {', '.join(ALL_KINDS)}")
+        if not 0.0 <= self.combine <= 1.0:
+            raise ValueError(f"combine is a probability, not {self.combine}")
 
     def draw(self) -> Fault:
-        kind = self.rng.choice(list(self.kinds))
+        if self.combine > 0 and self.rng.random() < self.combine:
+            network = [k for k in self.kinds if k in NETWORK_KINDS] or list(NETWORK_KINDS)
+            other = [k for k in self.kinds if k not in NETWORK_KINDS] or ["kill"]
+            first, second = self.make(self.rng.choice(network)), self.make(self.rng.choice(other))
+            return Combined(f"{first.name} + {second.name}", faults=(first, second))
+        return self.make(self.rng.choice(list(self.kinds)))
+
+    def make(self, kind: str) -> Fault:
+        """One fault of ``kind``, its victim drawn."""
         if kind in ("partition", "partition-one-way"):
             vm = self.rng.choice((1, 2, 3))
             return Partition(f"{kind} vm{vm}", cluster=self.cluster, vm=vm, one_way=kind.endswith("one-way"))
@@ -241,11 +375,14 @@ class FaultPlan:
             vms = sorted(self.rng.sample((1, 2, 3), self.rng.choice((1, 3))))
             percent = self.rng.choice((5, 20, 40))
             return Loss(f"loss {percent}% vm{vms}", cluster=self.cluster, vms=vms, percent=percent)
+        if kind == "disk-full":
+            vm = self.rng.choice((1, 2, 3))
+            return DiskFull(f"disk full nats-{vm}", cluster=self.cluster, vm=vm)
         targets = [t for t in self.targets if kind != "clock" or t in PYTHON_TARGETS]
         target = self.rng.choice(targets)
         procs = sorted(live(self.cluster, target), key=lambda p: p.name)
-        if not procs:
-            return self.draw()
+        if not procs:  # nothing of that target alive: another kind (as the seeds of RELIABILITY.md drew)
+            return self.make(self.rng.choice(list(self.kinds)))
         proc = self.rng.choice(procs)
         if kind == "pause":
             return Pause(f"pause {proc.name}", proc=proc)

@@ -16,23 +16,35 @@ from typing import Any
 
 from runtime.client import ApiClient
 from tests.chaos.checkers import (
+    LeaderClaim,
     Operation,
     PodObservation,
     Violation,
     check_binds,
+    check_lease_history,
     check_lost_creates,
     check_lost_writes,
+    check_one_leader,
     check_register,
     check_watch_stream,
     pair_events,
 )
 from tests.chaos.checkers.history import EventType
-from tests.chaos.faults import Fault
+from tests.chaos.faults import ClockJump, DiskFull, Fault, Pause, leaves
+from tests.chaos.leaders import LeaderLogTail, LeaseRecorder
 from tests.chaos.workloads import NAMESPACE, CasClients, PodCreator, RawKvObserver, Watcher, retry
 from tests.multivm.cluster import NODES, Cluster
 
 UNAVAILABLE_GAP = 1.0
 """No CAS operation completing ok for longer than this is an unavailability window."""
+LEASE_DURATION = 10.0
+"""``runtime/leader.py``'s lease: a candidate takes over after seeing no renewal for this long."""
+ALLOWED_LEADER_OVERLAP = 1.0
+"""How long two actors' own claims of one lease may overlap: none is allowed (a leader steps down 0.8 of
+the lease after its last renewal began, two seconds before anyone may take over), but the claims are
+timed by log lines, read every 0.1 s on a loaded machine, and a kill by the time it was noticed."""
+LEASE_SKEW = 0.5
+"""Slack of the Lease history's takeover check (``renewTime`` is each writer's wall clock, one machine's)."""
 
 
 @dataclass
@@ -60,6 +72,8 @@ class Report:
     converge_s: dict[str, float] = field(default_factory=dict)
     watch: dict[str, Any] = field(default_factory=dict)
     pods: dict[str, int] = field(default_factory=dict)
+    leaders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per lease: terms claimed, identities, lease revisions seen, the longest stretch with no leader."""
     violations: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -72,7 +86,7 @@ class Report:
                  f"unavailability windows > {UNAVAILABLE_GAP}s: {len(self.unavailability)}, longest {worst:.1f}s: "
                  + "; ".join(f"{s:.0f}s+{d:.1f}s {active}" for s, d, active in self.unavailability[:12]),
                  f"converged after the last heal: {self.converge_s}",
-                 f"watchers: {self.watch}", f"pods: {self.pods}",
+                 f"watchers: {self.watch}", f"pods: {self.pods}", f"leaders: {self.leaders}",
                  f"violations: {len(self.violations)}", *(f"  {v}" for v in self.violations[:30])]
         return "\n".join(lines)
 
@@ -103,7 +117,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
     report = Report(seed)
     run = f"chaos{seed % 100000}-{int(time.time()) % 100000}"
     ensure_schedulers(cluster)
-    conns = [await cluster.connect("admin", name=f"chaos/{i}") for i in range(workers + 3)]
+    conns = [await cluster.connect("admin", name=f"chaos/{i}") for i in range(workers + 4)]
     try:
         clients = [ApiClient(nc, timeout=3) for nc in conns]
         cas = CasClients(clients[:workers], run, [f"{run}-k{i}" for i in range(keys)], rate, seed)
@@ -117,7 +131,10 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         raw = RawKvObserver("kv-raw", conns[workers + 2], run)
         await raw.start()
         stop, stop_watch = asyncio.Event(), asyncio.Event()
+        leases, tail = LeaseRecorder(clients[workers + 3]), LeaderLogTail(cluster)
         watch_tasks = [asyncio.create_task(w.run_until(stop_watch)) for w in [*watchers, *pod_watchers]]
+        watch_tasks += [asyncio.create_task(leases.run_until(stop_watch)),
+                        asyncio.create_task(tail.run_until(stop_watch))]
         await asyncio.gather(*(w.ready.wait() for w in [*watchers, *pod_watchers]))
         tasks = [asyncio.create_task(cas.run_until(stop)), asyncio.create_task(creator.run_until(stop))]
         started = time.monotonic()
@@ -139,7 +156,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
                     await asyncio.sleep(schedule.hold(n))
                 finally:
                     await asyncio.to_thread(fault.heal)
-                    log(f"  {time.monotonic() - started:6.1f}s healed {fault.name}")
+                    log(f"  {time.monotonic() - started:6.1f}s healed {fault.name}{_heal_notes(fault)}")
                 rest = schedule.every - (time.monotonic() - slot)
                 await asyncio.sleep(max(1.0, min(rest, duration - (time.monotonic() - started))))
         finally:
@@ -222,17 +239,20 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
                                         int(p["metadata"]["resourceVersion"]), "final list") for p in listed.items]
         violations += check_binds(observations)
         violations += check_lost_creates(creator.created, [p["metadata"]["name"] for p in listed.items])
-        report.violations = [str(v) for v in violations]
         report.watch = {w.name: {"events": sum(r.kind == "event" for r in w.records), "expired": w.expirations,
                                  "ended": len(w.endings)} for w in [*watchers, *pod_watchers]}
         report.watch[raw.name] = {"events": sum(r.kind == "event" for r in raw.records), "expired": 0, "ended": 0}
         report.pods = {"created": len(creator.created), "attempts": creator.attempts, "bound": bound}
+        claims = tail.finish(time.monotonic())
+        violations += _leadership(report, claims, leases, faults, started)
+        report.violations = [str(v) for v in violations]
         report.unavailability = _windows(cas.recorder.events, faults, started)
         _fault_figures(report.faults, faults, ops)
         if dump is not None:
             dump.write_text(json.dumps({  # noqa: ASYNC240 (once, at the end)
                 "report": asdict(report), "started": started,
                 "faults": [(f.name, f.applied_at, f.healed_at) for f in faults],
+                "leader_claims": [asdict(c) for c in claims], "leases": [asdict(r) for r in leases.records],
                 "events": [(e.process, str(e.type), e.f, e.key, e.value, e.time, e.error)
                            for e in cas.recorder.events],
                 "watchers": {name: [(r.kind, r.rv, r.key, r.value, r.type) for r in records]
@@ -245,6 +265,41 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
     finally:
         for nc in conns:
             await nc.close()
+
+
+def _heal_notes(fault: Fault) -> str:
+    notes = [f"{f.name}: {f.filled_kb} KiB filled, JetStream disabled: {f.disabled}, restarted: {f.restarted}"
+             for f in leaves([fault]) if isinstance(f, DiskFull)]
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _leadership(report: Report, claims: list[LeaderClaim], leases: LeaseRecorder, faults: Sequence[Fault],
+                started: float) -> list[Violation]:
+    """The two-leader checks, and per lease its terms and longest stretch with no leader."""
+    from dataclasses import replace
+
+    frozen: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for fault in leaves(faults):
+        if isinstance(fault, Pause) and fault.applied_at is not None:
+            frozen[fault.proc.name].append((fault.applied_at, fault.healed_at or time.monotonic()))
+    claims = [replace(c, frozen=tuple(frozen.get(c.process, ()))) for c in claims]
+    clock_moved = any(isinstance(f, ClockJump) for f in leaves(faults))
+    out = check_one_leader(claims, ALLOWED_LEADER_OVERLAP)
+    out += check_lease_history(leases.records, LEASE_DURATION, LEASE_DURATION if clock_moved else LEASE_SKEW)
+    by_lease: dict[str, list[LeaderClaim]] = defaultdict(list)
+    for c in claims:
+        by_lease[c.lease].append(c)
+    for lease, held in sorted(by_lease.items()):
+        segments = sorted(seg for c in held for seg in c.acting() if seg[1] > started)
+        longest, reach = 0.0, max(started, segments[0][0]) if segments else started
+        for lo, hi in segments:
+            longest = max(longest, lo - reach)
+            reach = max(reach, hi)
+        report.leaders[lease] = {
+            "terms": len(held), "identities": len({c.identity for c in held}),
+            "lease_revisions": sum(r.lease == lease for r in leases.records),
+            "longest_leaderless_s": round(longest, 1)}
+    return out
 
 
 def _count(ops: Sequence[Operation]) -> dict[str, int]:

@@ -3,7 +3,8 @@ three-VM cluster of ``tests.multivm`` in network namespaces, and removes it afte
 
 A fault drawn at random from ``tests.chaos.faults.FaultPlan`` every ``--every`` seconds (kill -9 and
 restart, SIGSTOP/SIGCONT, partitions, one-way partitions, packet loss; on NATS servers, API actors, the
-schedulers, controller managers and kubelets), held 5-20 s, while CAS clients, watchers and pod creators
+schedulers, controller managers and kubelets; opt-in: clock jumps, a full disk; ``--combine``: two at once),
+held 5-20 s, while CAS clients, watchers and pod creators
 record their histories; then every checker. The seed is printed first: the same seed draws the same
 faults. The report is printed and written as JSON (``--out``); exit status 1 on any violation.
 """
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help=f"fault kinds to draw from, comma-separated, among {','.join(ALL_KINDS)}")
+    parser.add_argument("--combine", type=float, default=0.0,
+                        help="share of the draws that are two faults at once (a network one and another)")
+    parser.add_argument("--store-mb", type=int, default=1024,
+                        help="each NATS store is a tmpfs of this size (the disk-full fault fills one)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON report")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(1, 1_000_000)
@@ -59,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         net.create()
         net.enter_client()
         started = time.monotonic()
-        cluster = build(net, root)
+        cluster = build(net, root, store_limit_mb=args.store_mb)
         print(f"cluster up in {time.monotonic() - started:.1f} s (logs in {root})", flush=True)
-        plan = FaultPlan(cluster, seed, kinds=kinds)
+        plan = FaultPlan(cluster, seed, kinds=kinds, combine=args.combine)
         workers = max(4, min(32, int(args.rate // 25)))
         schedule = Schedule(lambda n: plan.draw(), every=args.every, hold=lambda n: rng.uniform(5.0, 20.0))
         report = asyncio.run(chaos_run(

@@ -15,13 +15,17 @@ from hypothesis import strategies as st
 from tests.chaos.checkers import (
     Event,
     EventType,
+    LeaderClaim,
+    LeaseRecord,
     Operation,
     PodObservation,
     RegisterState,
     WatchRecord,
     check_binds,
+    check_lease_history,
     check_lost_creates,
     check_lost_writes,
+    check_one_leader,
     check_register,
     check_watch_stream,
     pair_events,
@@ -246,6 +250,55 @@ def test_watch_streams(records: list[WatchRecord], end: int, promises: list[str]
     assert [v.promise for v in check_watch_stream("w", records, TRUTH, end)] == promises
 
 
+# -- one leader at a time --------------------------------------------------------------------------
+def claim(identity: str, start: float, end: float, *frozen: tuple[float, float], lease: str = "sched") -> LeaderClaim:
+    return LeaderClaim(lease, identity, f"proc-{identity}", start, end, tuple(frozen))
+
+
+@pytest.mark.parametrize(("claims", "violations"), [
+    ([], 0),
+    ([claim("a", 0, 10), claim("b", 10, 20), claim("a", 20, 30)], 0),  # hand-overs, back and forth
+    ([claim("a", 0, 10.4), claim("b", 10, 20)], 0),  # 0.4 s: within the recorder's allowance
+    ([claim("a", 0, 12), claim("b", 10, 20)], 1),  # the old leader kept acting 2 s after the takeover
+    ([claim("a", 0, 10), claim("b", 5, 8)], 1),  # a second leader inside the first one's term
+    ([claim("a", 0, 10), claim("a", 5, 12)], 0),  # one identity twice (two reports of one term)
+    ([claim("a", 0, 30, (5, 25.2)), claim("b", 12, 25)], 0),  # frozen (SIGSTOP) while b led: not acting
+    ([claim("a", 0, 30, (5, 20)), claim("b", 12, 25)], 1),  # resumed at 20, acted until 30 beside b
+    ([claim("a", 0, 12), claim("b", 10, 20, lease="cm")], 0),  # two leases, one leader each
+    ([claim("a", 0, 10), claim("b", 9.8, 20), claim("c", 19.7, 30)], 0),
+    ([claim("a", 0, 10), claim("b", 9, 20), claim("c", 19, 30)], 2),
+])
+def test_one_leader(claims: list[LeaderClaim], violations: int) -> None:
+    found = check_one_leader(claims, allowed_overlap=0.5)
+    assert len(found) == violations, found
+    assert all(v.promise == "one-leader" for v in found)
+
+
+def test_one_leader_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="ends"):
+        check_one_leader([claim("a", 5, 1)], 0.5)
+    with pytest.raises(ValueError, match="allowed_overlap"):
+        check_one_leader([], -1)
+
+
+def lease(rv: int, holder: str, transitions: int, renew: float, gap: bool = False) -> LeaseRecord:
+    return LeaseRecord("sched", rv, holder, transitions, renew, gap)
+
+
+@pytest.mark.parametrize(("records", "promises"), [
+    ([lease(1, "a", 0, 0), lease(4, "a", 0, 2), lease(9, "a", 0, 4), lease(12, "b", 1, 14.2)], []),
+    ([lease(1, "a", 0, 0), lease(4, "a", 0, 2), lease(9, "", 0, 2), lease(12, "b", 1, 3)], []),  # released
+    ([lease(4, "a", 0, 2), lease(1, "a", 0, 0), lease(12, "b", 1, 14.2), lease(12, "b", 1, 14.2)], []),
+    ([lease(1, "a", 0, 0), lease(4, "a", 0, 2), lease(12, "b", 1, 5)], ["one-leader"]),  # took it too early
+    ([lease(1, "a", 0, 0), lease(12, "b", 0, 30)], ["lease-history"]),  # holder changed, transitions did not
+    ([lease(1, "a", 3, 0), lease(12, "a", 2, 2)], ["lease-history"]),  # transitions went back
+    ([lease(1, "a", 0, 0), lease(12, "b", 2, 3, gap=True)], []),  # a relist: a release may hide before it
+    ([lease(1, "a", 3, 0), lease(12, "b", 2, 30, gap=True)], ["lease-history"]),  # but never going back
+])
+def test_lease_history(records: list[LeaseRecord], promises: list[str]) -> None:
+    assert [v.promise for v in check_lease_history(records, lease_duration=10, skew=0.5)] == promises
+
+
 def test_a_long_concurrent_history_is_checked_within_the_bound() -> None:
     """5,000 operations, each overlapping its neighbours, some indeterminate: memoisation keeps the search
     near-linear (a deterministic count of steps, not a timing)."""
@@ -267,7 +320,7 @@ def test_checkers_do_no_io() -> None:
 
     allowed = {"__future__", "collections", "collections.abc", "dataclasses", "enum", "math", "typing",
                "tests.chaos.checkers", "tests.chaos.checkers.history", "tests.chaos.checkers.linearizability",
-               "tests.chaos.checkers.promises"}
+               "tests.chaos.checkers.promises", "tests.chaos.checkers.leadership", "itertools"}
     for path in (Path(__file__).parent / "checkers").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -165,12 +165,16 @@ class CasClients:
         self.recorder.add(process, EventType.OK, f, key, int(obj["metadata"]["resourceVersion"]))
         return True
 
-    async def final_reads(self) -> dict[str, tuple[str, int]]:
-        """Every key read once more (recorded too), once the cluster answers again."""
+    async def final_reads(self, timeout: float = 180.0) -> dict[str, tuple[str, int]]:
+        """Every key read once more (recorded too), once the cluster answers again (``TimeoutError`` if it
+        does not within ``timeout`` s)."""
         process = next(self._process_ids)
         final: dict[str, tuple[str, int]] = {}
+        deadline = time.monotonic() + timeout
         for key in self.all_keys():
             while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"final reads: {key} still unreadable {timeout:.0f} s after the last heal")
                 ok, seen = await self._read(self.clients[0], process, key)
                 if seen is not None:
                     final[key] = seen
@@ -228,7 +232,7 @@ class Watcher:
             watch = self.client.watch(self.kind, NAMESPACE, label_selector=selector, resource_version=rv)
             self.current = watch
             try:
-                async for event in _until(watch, stop, self.ready):
+                async for event in until_stopped(watch, stop, self.ready):
                     self._note(event.object, event.type, event.resource_version)
                     rv = event.resource_version
                     if stop.is_set():
@@ -249,7 +253,7 @@ class Watcher:
                     await watch.close()
 
 
-async def _until(watch: Any, stop: asyncio.Event, ready: asyncio.Event) -> AsyncIterator[Any]:
+async def until_stopped(watch: Any, stop: asyncio.Event, ready: asyncio.Event) -> AsyncIterator[Any]:
     """The watch's events until ``stop`` is set (a quiet watch ends too)."""
     iterator = watch.__aiter__()
     ready.set()

@@ -94,6 +94,9 @@ class Cluster:
     nats: dict[int, Proc] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    store_limit_mb: int = 0
+    """When set, each NATS server's JetStream store is a tmpfs of this size (mounted before the server
+    starts, unmounted by ``stop``), so that a fault can fill it (``tests.chaos.faults.DiskFull``)."""
     podman: Any = None
     """The Podman service of the real-container node: it runs in the root namespace (``ip netns exec``
     remounts /sys, where Podman finds the cgroups); the kubelet in VM 1 reaches it by its unix socket."""
@@ -123,7 +126,19 @@ class Cluster:
         path.write_text(text)
         return path
 
+    def store_dir(self, i: int) -> Path:
+        return self.root / f"nats-{i}" / "jetstream"
+
+    def _mount_store(self, i: int) -> None:
+        store = self.store_dir(i)
+        store.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(store):
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.store_limit_mb}m,mode=0700", "tmpfs",
+                            str(store)], check=True, capture_output=True, timeout=20)
+
     def start_nats(self, i: int) -> Proc:
+        if self.store_limit_mb:
+            self._mount_store(i)
         proc = Proc(f"nats-{i}", i, [find_binary(), "-c", str(self.root / f"nats-{i}.conf")], dict(os.environ),
                     self.root / f"nats-{i}.log")
         proc.start(self.net)
@@ -176,8 +191,10 @@ class Cluster:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.kill(signal.SIGTERM if proc.alive() else signal.SIGKILL)
-        for proc in self.nats.values():
+        for i, proc in self.nats.items():
             proc.kill(signal.SIGTERM)
+            if self.store_limit_mb and os.path.ismount(self.store_dir(i)):
+                subprocess.run(["umount", "-l", str(self.store_dir(i))], capture_output=True, timeout=20)
         if self.podman is not None:
             asyncio.run(self._remove_podman_pods())
             asyncio.run(self.podman.close())
@@ -194,14 +211,15 @@ class Cluster:
             await runtime.close()
 
 
-def build(net: Network, root: Path) -> Cluster:
-    """Certificates, users, three NATS servers; API actors (R3), controller managers, kubelets."""
+def build(net: Network, root: Path, store_limit_mb: int = 0) -> Cluster:
+    """Certificates, users, three NATS servers; API actors (R3), controller managers, kubelets.
+    ``store_limit_mb``: each server's JetStream store on a tmpfs of that size (see ``Cluster``)."""
     tls_dir = root / "tls"
     specs = [f"shoal-{i}={net.address(i)}" for i in (1, 2, 3)]
     subprocess.run([str(REPO / "deploy" / "make-certs.sh"), str(tls_dir), *specs], check=True,
                    capture_output=True, timeout=60)
     secrets = new_secrets([*NODES, *PERMISSION_NODES, PODMAN_NODE])
-    cluster = Cluster(net, root, secrets, tls_dir)
+    cluster = Cluster(net, root, secrets, tls_dir, store_limit_mb=store_limit_mb)
     try:
         _start_all(cluster)
     except BaseException:

@@ -15,7 +15,9 @@ from tests.multivm.netns import Network, netns_unavailable_reason
 
 
 @pytest.fixture(scope="module")
-def multivm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def multivm(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The cluster; a test module setting ``MULTIVM_STORE_LIMIT_MB`` gets its NATS stores on tmpfs mounts
+    of that size (for disk-full faults)."""
     reason = netns_unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -30,7 +32,7 @@ def multivm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         net.create()
         net.enter_client()  # the test's own NATS clients live on the bridge, at 192.0.2.100
-        cluster = build(net, root)
+        cluster = build(net, root, store_limit_mb=int(getattr(request.module, "MULTIVM_STORE_LIMIT_MB", 0)))
         yield cluster
     finally:
         if cluster is not None:

@@ -1,6 +1,8 @@
 """The chaos suite's CI variant (issue 19): CAS clients, watchers and pod creators on the three-VM
-cluster while a NATS server is killed, an API actor is killed and one VM is partitioned away, then every
-checker of ``tests.chaos.checkers``: zero violations, and the figures printed."""
+cluster while a NATS server is killed, an API actor is killed, one VM is partitioned away, then one VM is
+partitioned away while an API actor is killed (two faults at once), then one NATS server's store is full;
+then every checker of ``tests.chaos.checkers`` (one leader at a time included): zero violations, and the
+figures printed."""
 
 from __future__ import annotations
 
@@ -9,11 +11,14 @@ import random
 
 import pytest
 
-from tests.chaos.faults import Fault, Kill, Partition, restart_proc
+from tests.chaos.faults import Combined, DiskFull, Fault, Kill, Partition, restart_proc
 from tests.chaos.run import Schedule, chaos_run
 from tests.multivm.cluster import Cluster
 
 pytestmark = pytest.mark.slow
+MULTIVM_STORE_LIMIT_MB = 1024
+"""The NATS stores on tmpfs mounts (the streams reserve ~600 MB; a tmpfs only takes what it holds), so that
+``DiskFull`` can fill one."""
 
 
 async def test_chaos_ci_variant(multivm: Cluster) -> None:
@@ -24,6 +29,10 @@ async def test_chaos_ci_variant(multivm: Cluster) -> None:
     victim_vm = rng.choice((1, 2, 3))
     api_name = f"api-{rng.choice((1, 2))}"  # drawn once (drawn per process before: no match now and then)
     api = next(p for p in multivm.procs if p.name == api_name)
+    # drawn after the three above, so that their seeds draw the same first three faults as before
+    combined_vm = rng.choice((1, 2, 3))
+    combined_api = next(p for p in multivm.procs if p.name == f"api-{rng.choice((1, 2))}")
+    full_nats = rng.choice((1, 2, 3))
 
     def next_fault(n: int) -> Fault | None:
         if n == 0:
@@ -33,14 +42,21 @@ async def test_chaos_ci_variant(multivm: Cluster) -> None:
             return Kill(f"kill -9 {api.name}", proc=api, restart=restart_proc(multivm))
         if n == 2:
             return Partition(f"partition vm{victim_vm} (minority)", cluster=multivm, vm=victim_vm)
+        if n == 3:
+            partition = Partition(f"partition vm{combined_vm}", cluster=multivm, vm=combined_vm)
+            kill = Kill(f"kill -9 {combined_api.name}", proc=combined_api, restart=restart_proc(multivm))
+            return Combined(f"{partition.name} + {kill.name}", faults=(partition, kill))
+        if n == 4:
+            return DiskFull(f"disk full nats-{full_nats}", cluster=multivm, vm=full_nats)
         return None
 
-    report = await chaos_run(multivm, seed=seed, duration=60, rate=40,
+    report = await chaos_run(multivm, seed=seed, duration=96, rate=40,
                              schedule=Schedule(next_fault, every=18, hold=lambda n: 8.0),
                              dump=multivm.root / f"chaos-history-{seed}.json")
     print(report.summary())
-    assert len(report.faults) == 3
-    assert report.operations["total"] > 300
+    assert len(report.faults) == 5
+    assert report.operations["total"] > 500
+    assert set(report.leaders) == {"shoal-scheduler", "shoal-controller-manager"}, report.leaders
     assert not report.unknown_keys, report.summary()
     assert not report.violations, report.summary()  # watch gaps included: a skip now ends with Expired
 
