@@ -34,18 +34,19 @@ from actors.controllers.base import ControllerContext
 from actors.controllers.daemonset_history import history_plan
 from actors.controllers.daemonset_plan import (
     CreatePods,
-    DeletePods,
     daemon_hash,
     daemon_pod,
     node_taints,
     plan,
     status_changed,
 )
+from actors.controllers.history_writes import write_history
 from actors.controllers.manager import register
 from actors.controllers.podcontrol import create_expected, owners_of_pod_change
 from actors.controllers.podowner import PodOwnerController
 from actors.controllers.replication_index import NamespaceIndex
-from protocol.errors import AlreadyExists, NotFound, ShoalError
+from actors.controllers.replication_plan import DeletePods
+from protocol.errors import NotFound, ShoalError
 from protocol.objects import (
     Obj,
     condition,
@@ -223,16 +224,7 @@ class DaemonSetController(PodOwnerController):
         live = [p for p in self.pod_index.in_namespace(namespace)
                 if (controller_of(p) or {}).get("uid") == uid_of(ds) and not is_deleting(p)]
         history = history_plan(ds, self.revision_index.in_namespace(namespace), live, daemon_hash(ds))
-        with contextlib.suppress(AlreadyExists):  # created by an earlier pass the cache has not seen yet
-            if history.create is not None:
-                await self.client.create(history.create)
-        if history.bump is not None:
-            name, number = history.bump
-            with contextlib.suppress(NotFound):
-                await self.client.patch("ControllerRevision", name, {"revision": number}, namespace)
-        for name in history.delete:
-            with contextlib.suppress(NotFound):
-                await self.client.delete("ControllerRevision", name, namespace)
+        await write_history(self.client, history, namespace)
 
     async def _create_one(self, ds: Obj, hash_: str, node: str) -> None:
         try:

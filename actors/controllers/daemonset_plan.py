@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from actors.controllers.claim_plan import AdoptPod, ReleasePod, claim_actions, claim_plan
 from actors.controllers.deployment_revisions import resolve_int_or_percent, template_hash
-from actors.controllers.replication_plan import is_available, pod_from_template, ready_since
+from actors.controllers.replication_plan import DeletePods, is_available, pod_from_template, ready_since
 from protocol.nodeaffinity import (
     NodeSelectorTerm,
     node_matches,
@@ -99,11 +99,6 @@ _EVICTING = (NO_EXECUTE,)
 class CreatePods:
     nodes: tuple[str, ...]
     """One new pod pinned to each of these nodes."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeletePods:
-    names: tuple[str, ...]
 
 
 Action = AdoptPod | ReleasePod | CreatePods | DeletePods

@@ -31,7 +31,6 @@ from actors.controllers.job_plan import (
     BACKOFF_MAX,
     CreatePods,
     DeleteJob,
-    DeletePods,
     RecordEvent,
     plan,
     pod_for,
@@ -39,6 +38,7 @@ from actors.controllers.job_plan import (
 )
 from actors.controllers.manager import register
 from actors.controllers.podcontrol import create_expected, delete_pods
+from actors.controllers.replication_plan import DeletePods
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, controller_of, is_deleting, name_of, namespace_of, ref, uid_of
 from runtime.informer import Informer

@@ -40,6 +40,8 @@ class CreatePods:
 
 @dataclass(frozen=True, slots=True)
 class DeletePods:
+    """Delete these pods of the owner (the DaemonSet and Job plans use this action too)."""
+
     names: tuple[str, ...]
 
 

@@ -24,6 +24,7 @@ import time
 from actors.controllers.base import ControllerContext
 from actors.controllers.daemonset_history import history_plan, owned_revisions
 from actors.controllers.daemonset_plan import HASH_LABEL
+from actors.controllers.history_writes import write_history
 from actors.controllers.manager import register
 from actors.controllers.podcontrol import create_in_batches
 from actors.controllers.podowner import PodOwnerController
@@ -233,16 +234,7 @@ class StatefulSetController(PodOwnerController):
                 for p in self.pod_index.in_namespace(namespace)
                 if (controller_of(p) or {}).get("uid") == uid_of(sts) and not is_deleting(p)]
         history = history_plan(sts, revisions, live, update_revision(sts).removeprefix(prefix))
-        with contextlib.suppress(AlreadyExists):
-            if history.create is not None:
-                await self.client.create(history.create)
-        if history.bump is not None:
-            name, number = history.bump
-            with contextlib.suppress(NotFound):
-                await self.client.patch("ControllerRevision", name, {"revision": number}, namespace)
-        for name in history.delete:
-            with contextlib.suppress(NotFound):
-                await self.client.delete("ControllerRevision", name, namespace)
+        await write_history(self.client, history, namespace)
 
 
 register("statefulset", StatefulSetController)
