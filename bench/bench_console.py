@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import time
 from typing import Any
 
 import aiohttp
 
-from bench.common import create_all, gateway_cluster, progress
+from bench.common import create_all, gateway_cluster, paced, progress, write_json
 from protocol.objects import format_time
 from runtime.client import ApiClient
 
@@ -118,17 +117,7 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
         new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
           .observe({ type: 'longtask' });""")
     n = int(rate * seconds)
-    interval, t0 = 1.0 / rate, time.perf_counter()
-    inflight: set[asyncio.Task[Any]] = set()
-    for i in range(n):
-        delay = t0 + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(create_all(client, [_pod(i, nodes, "e")], 1))
-        inflight.add(task)
-        task.add_done_callback(inflight.discard)
-    await asyncio.gather(*inflight)
-    achieved = n / (time.perf_counter() - t0)
+    achieved = await paced(n, rate, lambda i: create_all(client, [_pod(i, nodes, "e")], 1))
     total = pods + n
     script = ("const s = document.querySelector('[data-stat=pods] b');"
               f"return s && Number(s.textContent) === {total}")
@@ -190,9 +179,7 @@ def main() -> None:
           f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
           f"longest draw {r['longest_draw_ms']} ms, "
           f"mean {r['mean_draw_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    write_json(r, args.json)
 
 
 if __name__ == "__main__":

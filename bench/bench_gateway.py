@@ -22,12 +22,14 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
 import yaml
 
-from bench.common import create_all, gateway_cluster, percentile, progress
+from bench.common import create_all, gateway_cluster, paced, percentile, progress, write_json
+from runtime.client import ApiClient
 from shoal.kubeconfig import kubeconfig
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -79,7 +81,7 @@ async def _wall(argv: list[str], env: dict[str, str]) -> float:
 
 
 async def _watch_figures(c: Any, http: aiohttp.ClientSession, n: int, rate: float) -> dict[str, Any]:
-    client = c.client
+    client: ApiClient = c.client
     start_rv = (await client.list("configmaps", "default")).resource_version
     nats_at: dict[str, float] = {}
     gw_at: dict[str, float] = {}
@@ -110,20 +112,14 @@ async def _watch_figures(c: Any, http: aiohttp.ClientSession, n: int, rate: floa
     tasks = [asyncio.create_task(nats_watch()), asyncio.create_task(gateway_watch())]
     await asyncio.sleep(1.0)
     progress(f"writing {n} ConfigMaps at {rate:.0f}/s, watched through the gateway and over NATS")
-    interval, t0 = 1.0 / rate, time.perf_counter()
-    inflight: set[asyncio.Task[Any]] = set()
-    for i in range(n):
-        delay = t0 + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+
+    def send(i: int) -> Awaitable[object]:
         name = f"w{i:05d}"
         sent_at[name] = time.perf_counter()
-        task = asyncio.create_task(client.create({"apiVersion": "v1", "kind": "ConfigMap",
-                                                  "metadata": {"name": name}, "data": {"i": str(i)}}))
-        inflight.add(task)
-        task.add_done_callback(inflight.discard)
-    await asyncio.gather(*inflight)
-    achieved = n / (time.perf_counter() - t0)
+        return client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                              "data": {"i": str(i)}})
+
+    achieved = await paced(n, rate, send)
     await asyncio.wait_for(asyncio.gather(done_nats.wait(), done_gw.wait()), 120)
     for task in tasks:
         task.cancel()
@@ -195,9 +191,7 @@ def main() -> None:
           f"p99 {r['gateway_watch_p99_ms']} ms; "
           f"NATS p50 {r['nats_watch_p50_ms']} p99 {r['nats_watch_p99_ms']} ms; gateway after NATS p50 "
           f"{r['gateway_after_nats_p50_ms']} p99 {r['gateway_after_nats_p99_ms']} ms")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    write_json(r, args.json)
 
 
 if __name__ == "__main__":

@@ -218,11 +218,32 @@ async def wait_status(client: ApiClient, kind: str, name: str, done: Any, what: 
         await asyncio.sleep(0.5)
 
 
+async def paced(n: int, rate: float, send: Callable[[int], Awaitable[object]]) -> float:
+    """Call ``send(i)`` for i in 0..n-1 at ``rate`` a second, each awaited in its own task, all awaited at the
+    end; the rate achieved (calls a second)."""
+    interval, t0 = 1.0 / rate, time.perf_counter()
+    inflight: set[asyncio.Task[Any]] = set()
+    for i in range(n):
+        delay = t0 + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.ensure_future(send(i))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+    await asyncio.gather(*inflight)
+    return n / (time.perf_counter() - t0)
+
+
+def write_json(result: dict[str, Any], path: str | None) -> None:
+    """Write ``result`` to ``path``, when one is given."""
+    if path:
+        Path(path).write_text(json.dumps(result, indent=2))
+
+
 def report(result: dict[str, Any], json_path: str | None) -> None:
     """Print ``result`` a line a figure, write it to ``json_path`` when given, exit 1 when it is not correct."""
     for key, value in result.items():
         print(f"  {key:<26} {value}")
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2))
+    write_json(result, json_path)
     if not result["correct"]:
         raise SystemExit(1)
