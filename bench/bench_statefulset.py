@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.bench_daemonset import CONTAINERS, deployment
 from bench.bench_scale import hollow_commands
-from bench.common import cluster, progress, report, retrying, wait_nodes_ready, wait_status
+from bench.common import cluster, hollow_options, progress, report, retrying, wait_nodes_ready, wait_status
 from protocol.objects import Obj, meta
 from runtime.client import ApiClient
 
@@ -85,10 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--replicas", type=int, default=50)
-    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
-    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
-    parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--json", default=None)
+    hollow_options(parser)
     args = parser.parse_args()
     report(asyncio.run(run(args)), args.json)
 

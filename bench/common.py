@@ -4,6 +4,7 @@ overloaded API actor, printing a result."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -232,6 +233,14 @@ async def paced(n: int, rate: float, send: Callable[[int], Awaitable[object]]) -
         task.add_done_callback(inflight.discard)
     await asyncio.gather(*inflight)
     return n / (time.perf_counter() - t0)
+
+
+def hollow_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark on hollow nodes: how they run, how long to wait, where the JSON goes."""
+    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
+    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--json", default=None)
 
 
 def write_json(result: dict[str, Any], path: str | None) -> None:

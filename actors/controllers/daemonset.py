@@ -42,7 +42,7 @@ from actors.controllers.daemonset_plan import (
 )
 from actors.controllers.history_writes import write_history
 from actors.controllers.manager import register
-from actors.controllers.podcontrol import create_expected, owners_of_pod_change
+from actors.controllers.podcontrol import create_expected
 from actors.controllers.podowner import PodOwnerController
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import DeletePods
@@ -119,7 +119,7 @@ class DaemonSetController(PodOwnerController):
         self.revisions.add_handler(self.revision_index.handle)
         self.revisions.add_handler(self._on_revision)
         self.pods.add_handler(self.pod_index.handle)
-        self.pods.add_handler(self._on_pod)
+        self.pods.add_handler(self.on_pod)
         self.daemonsets.add_handler(self.owner_index.handle)
         self.daemonsets.add_handler(self._on_daemonset)
         self.nodes.add_handler(self._on_node)
@@ -166,13 +166,8 @@ class DaemonSetController(PodOwnerController):
             return
         self.enqueue_all()
 
-    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new if new is not None else old
-        if pod is None:
-            return
-        for key in owners_of_pod_change(event, old, pod, self.expectations, owner_key=self.owner_key,
-                                        matching=self.matching):
-            self._enqueue(key)
+    def enqueue_owner(self, key: str) -> None:
+        self._enqueue(key)  # pod changes come in streams: batched
 
     # -- reconcile ----------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:

@@ -2,7 +2,8 @@
 DaemonSet, StatefulSet): the wiring of ``base.QueueController`` plus, per owner key, the expectations
 (``expectations.Expectations``, forgotten when the owner goes), a by-namespace index of the owners and
 of the pods, the owner controlling a pod (``owner_key``), the owners whose selector matches an orphan
-(``matching``), and carrying out a plan's adoptions and releases (``claim_pods``) and pod deletions
+(``matching``), the pod handler queueing the owners a pod change concerns (``on_pod``, through
+``enqueue_owner``), and carrying out a plan's adoptions and releases (``claim_pods``) and pod deletions
 (``delete_pods``).
 
 Each controller still registers its own handlers, so what it watches and in which order stays in its
@@ -15,7 +16,7 @@ from actors.controllers.base import ControllerContext, QueueController
 from actors.controllers.claim_plan import AdoptPod, ClaimPlan, ReleasePod, controller_key
 from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.expectations import Expectations
-from actors.controllers.podcontrol import delete_pods
+from actors.controllers.podcontrol import delete_pods, owners_of_pod_change
 from actors.controllers.replication_index import NamespaceIndex
 from protocol.objects import Obj, namespace_of
 from protocol.selectors import Selector, spec_selector
@@ -50,6 +51,20 @@ class PodOwnerController(QueueController):
     def matching(self, pod: Obj) -> list[str]:
         """The owners whose selector matches ``pod`` (an orphan they may adopt)."""
         return self.owner_index.selecting(pod, self.selector_of)
+
+    def on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """Pod informer handler: queue the owners the change concerns (``podcontrol.owners_of_pod_change``),
+        the expectations it satisfies recorded."""
+        pod = new if new is not None else old
+        if pod is None:
+            return
+        for key in owners_of_pod_change(event, old, pod, self.expectations, owner_key=self.owner_key,
+                                        matching=self.matching):
+            self.enqueue_owner(key)
+
+    def enqueue_owner(self, key: str) -> None:
+        """Queue an owner because of one of its pods (or an orphan it may adopt): at once by default."""
+        self.queue.add(key)
 
     async def claim_pods(self, owner: Obj, actions: list[object]) -> None:
         """Carry out the ``AdoptPod`` and ``ReleasePod`` actions of a plan, the pods as the pod index holds

@@ -22,7 +22,7 @@ from typing import Any
 
 from actors.controllers.base import ControllerContext
 from actors.controllers.manager import register
-from actors.controllers.podcontrol import create_expected, owners_of_pod_change
+from actors.controllers.podcontrol import create_expected
 from actors.controllers.podowner import PodOwnerController
 from actors.controllers.replication_plan import (
     BURST_REPLICAS,
@@ -60,21 +60,12 @@ class ReplicaController(PodOwnerController):
         self.pods: Informer = ctx.informers.informer("Pod")
         self.owners = self.watch_primary(self.kind)
         self.pods.add_handler(self.pod_index.handle)
-        self.pods.add_handler(self._on_pod)
+        self.pods.add_handler(self.on_pod)
         self.owners.add_handler(self.owner_index.handle)
         self.owners.add_handler(self.on_primary)
 
     def selector_of(self, owner: Obj) -> Selector:
         return selector_of(owner)  # a ReplicationController's is an equality map
-
-    # -- handlers: only enqueue keys and count observations -------------------------------------
-    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new if new is not None else old
-        if pod is None:
-            return
-        for key in owners_of_pod_change(event, old, pod, self.expectations, owner_key=self.owner_key,
-                                        matching=self.matching):
-            self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:

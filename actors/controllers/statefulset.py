@@ -96,6 +96,9 @@ class StatefulSetController(PodOwnerController):
             self.queue.add(key)
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """The set's own reading of a pod change, not ``PodOwnerController.on_pod``'s: a pod seen first while
+        being deleted also counts as an observed creation, and a deleted orphan still concerns the sets whose
+        selector matches it."""
         pod = new if new is not None else old
         if pod is None:
             return

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import nats
+import pytest
 from nats.aio.client import Client
 
 from runtime.client import ApiClient
@@ -175,6 +177,16 @@ class ProcessCluster:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}; exited components: "
                                      f"{self.exited()}\n{self.tails()}")
             await asyncio.sleep(interval)
+
+
+PODMAN_MARKS = [
+    pytest.mark.slow, pytest.mark.podman,
+    pytest.mark.skipif(shutil.which("podman") is None,
+                       reason="podman is not installed (apt-get install podman runc busybox-static)"),
+    pytest.mark.skipif(shutil.which("busybox") is None,
+                       reason="busybox is not installed: needed to build the local test image (busybox-static)"),
+]
+"""The marks of a module running pods on Podman: slow, and skipped where Podman or busybox is missing."""
 
 
 def start_podman_node(cluster: ProcessCluster, node: str, pod_cidr: str, kubelet_state: Path) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import io
 import re
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,15 +29,16 @@ import pytest
 import pytest_asyncio
 
 from runtime.client import ApiClient
-from tests.e2e.cluster import REPO, ProcessCluster, podman_env, remove_podman_objects, start_podman_node
+from tests.e2e.cluster import (
+    PODMAN_MARKS,
+    REPO,
+    ProcessCluster,
+    podman_env,
+    remove_podman_objects,
+    start_podman_node,
+)
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None,
-                       reason="podman is not installed (apt-get install podman runc busybox-static)"),
-    pytest.mark.skipif(shutil.which("busybox") is None,
-                       reason="busybox is not installed: needed to build the local test image (busybox-static)"),
-]
+pytestmark = PODMAN_MARKS
 
 IMAGE = "localhost/shoal/busybox:latest"
 

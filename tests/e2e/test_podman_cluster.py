@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -33,16 +32,17 @@ import pytest_asyncio
 
 from protocol.errors import NotFound
 from runtime.client import ApiClient
-from tests.e2e.cluster import REPO, ProcessCluster, podman_env, remove_podman_objects, start_podman_node
+from tests.e2e.cluster import (
+    PODMAN_MARKS,
+    REPO,
+    ProcessCluster,
+    podman_env,
+    remove_podman_objects,
+    start_podman_node,
+)
 from tests.subprocesses import Result, run_tool
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None,
-                       reason="podman is not installed (apt-get install podman runc busybox-static)"),
-    pytest.mark.skipif(shutil.which("busybox") is None,
-                       reason="busybox is not installed: needed to build the local test image (busybox-static)"),
-]
+pytestmark = PODMAN_MARKS
 
 IMAGE = "localhost/shoal/busybox:latest"
 SERVE = "mkdir -p /www /tmp && {index} > /www/index.html && touch /tmp/ready && exec httpd -f -p 80 -h /www"
