@@ -22,45 +22,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
-import ssl
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.common import cluster, progress
-from protocol.errors import AlreadyExists, ShoalError
+from bench.common import create_all, gateway_cluster, paced, progress, write_json
 from protocol.objects import format_time
 from runtime.client import ApiClient
-from runtime.nats_server import free_port
-from shoal.kubeconfig import ensure_credentials
 
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
-
-
-async def _create(client: ApiClient, objects: list[dict[str, Any]], concurrency: int = 64) -> None:
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(obj: dict[str, Any]) -> None:
-        async with sem:
-            for attempt in range(20):
-                try:
-                    await client.create(obj)
-                    return
-                except AlreadyExists:
-                    return
-                except ShoalError as exc:
-                    if not exc.retryable or attempt == 19:
-                        raise
-                    await asyncio.sleep(0.2 * (attempt + 1))
-
-    await asyncio.gather(*(one(o) for o in objects))
 
 
 def _node(i: int) -> dict[str, Any]:
@@ -143,17 +117,7 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
         new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
           .observe({ type: 'longtask' });""")
     n = int(rate * seconds)
-    interval, t0 = 1.0 / rate, time.perf_counter()
-    inflight: set[asyncio.Task[Any]] = set()
-    for i in range(n):
-        delay = t0 + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(_create(client, [_pod(i, nodes, "e")], 1))
-        inflight.add(task)
-        task.add_done_callback(inflight.discard)
-    await asyncio.gather(*inflight)
-    achieved = n / (time.perf_counter() - t0)
+    achieved = await paced(n, rate, lambda i: create_all(client, [_pod(i, nodes, "e")], 1))
     total = pods + n
     script = ("const s = document.querySelector('[data-stat=pods] b');"
               f"return s && Number(s.textContent) === {total}")
@@ -169,51 +133,32 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
 
 
 async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="shoal-bench-console-") as tmp:
-        creds = ensure_credentials(Path(tmp) / "gateway")
-        port = free_port()
-        gateway = ["actors.gateway", "--listen", f"127.0.0.1:{port}", "--tls-cert", str(creds.cert),
-                   "--tls-key", str(creds.key), "--admin-token-file", str(creds.token_file)]
-        async with cluster(extra=[gateway]) as c:
-            base = f"https://127.0.0.1:{port}"
-            context = ssl.create_default_context(cafile=str(creds.ca_cert))
-            async with aiohttp.ClientSession(base, headers={"Authorization": f"Bearer {creds.token()}"},
-                                             connector=aiohttp.TCPConnector(ssl=context)) as http:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        async with http.get("/readyz") as response:
-                            if response.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the gateway did not answer within 60 s")
-                    await asyncio.sleep(0.1)
-                progress(f"creating {nodes} nodes and {pods} pods")
-                await _create(c.client, [_node(i) for i in range(nodes)])
-                await _create(c.client, [_pod(i, nodes) for i in range(pods)])
-                progress(f"listing them through the gateway {lists} times")
-                await _raw_lists(http, nodes, pods)
-                raw = sorted([await _raw_lists(http, nodes, pods) for _ in range(lists)])
-                progress("opening the cluster view in headless Chromium")
-                driver = await asyncio.to_thread(_driver)
-                try:
-                    renders = []
-                    for _ in range(max(1, lists // 2)):
-                        renders.append(await asyncio.to_thread(_first_render, driver, base, creds.token()))
-                    best = min(renders, key=lambda r: r["first_render_ms"])
-                    progress(f"creating pods at {rate:.0f}/s for {seconds:.0f} s with the view open")
-                    flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds)
-                finally:
-                    await asyncio.to_thread(driver.quit)
-                return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
-                        "raw_list_min_ms": ms(raw[0]),
-                        "first_render_ms": [r["first_render_ms"] for r in renders],
-                        "first_render_best_ms": best["first_render_ms"], "js_heap_mib": best["js_heap_mib"],
-                        "nodes_render_ms": [r["nodes_render_ms"] for r in renders],
-                        "dom_nodes": best["dom_nodes"], "tiles_in_dom": best["tiles_in_dom"],
-                        "summary": best["summary"], **flowing}
+    async with gateway_cluster("shoal-bench-console-") as g:
+        c, http, base, token = g.cluster, g.http, g.base, g.creds.token()
+        progress(f"creating {nodes} nodes and {pods} pods")
+        await create_all(c.client, [_node(i) for i in range(nodes)])
+        await create_all(c.client, [_pod(i, nodes) for i in range(pods)])
+        progress(f"listing them through the gateway {lists} times")
+        await _raw_lists(http, nodes, pods)
+        raw = sorted([await _raw_lists(http, nodes, pods) for _ in range(lists)])
+        progress("opening the cluster view in headless Chromium")
+        driver = await asyncio.to_thread(_driver)
+        try:
+            renders = []
+            for _ in range(max(1, lists // 2)):
+                renders.append(await asyncio.to_thread(_first_render, driver, base, token))
+            best = min(renders, key=lambda r: r["first_render_ms"])
+            progress(f"creating pods at {rate:.0f}/s for {seconds:.0f} s with the view open")
+            flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds)
+        finally:
+            await asyncio.to_thread(driver.quit)
+        return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
+                "raw_list_min_ms": ms(raw[0]),
+                "first_render_ms": [r["first_render_ms"] for r in renders],
+                "first_render_best_ms": best["first_render_ms"], "js_heap_mib": best["js_heap_mib"],
+                "nodes_render_ms": [r["nodes_render_ms"] for r in renders],
+                "dom_nodes": best["dom_nodes"], "tiles_in_dom": best["tiles_in_dom"],
+                "summary": best["summary"], **flowing}
 
 
 def main() -> None:
@@ -234,9 +179,7 @@ def main() -> None:
           f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
           f"longest draw {r['longest_draw_ms']} ms, "
           f"mean {r['mean_draw_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    write_json(r, args.json)
 
 
 if __name__ == "__main__":

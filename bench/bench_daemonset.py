@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from bench.bench_scale import hollow_commands
-from bench.common import cluster, progress
-from protocol.errors import ShoalError, Unavailable
-from protocol.objects import Obj, condition_true, controller_of, meta
+from bench.common import cluster, hollow_options, progress, report, retrying, wait_nodes_ready, wait_status
+from protocol.objects import Obj, controller_of, meta
 from runtime.client import ApiClient
 
 CONTAINERS = [{"name": "c", "image": "bench:1", "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}}}]
@@ -51,39 +46,6 @@ def _int_or_percent(text: str) -> int | str:
     return text if text.endswith("%") else int(text)
 
 
-async def retrying(call: Callable[[], Awaitable[Obj]], what: str) -> Obj:
-    """``call()``, again after a pause while an overloaded API actor sheds it (Unavailable)."""
-    while True:
-        try:
-            return await call()
-        except Unavailable as exc:
-            progress(f"{what}: {exc.message}; asking again")
-            await asyncio.sleep(2)
-
-
-async def wait_status(client: ApiClient, kind: str, name: str, done: Any, what: str, timeout: float) -> float:
-    """Seconds until ``done(status, object)`` holds, polling the object twice a second."""
-    started = time.monotonic()
-    last = 0.0
-    while True:
-        try:
-            obj = await client.get(kind, name, "default")
-        except ShoalError:
-            obj = {}
-        status = obj.get("status") or {}
-        now = time.monotonic()
-        if obj and int(status.get("observedGeneration") or 0) >= int(meta(obj).get("generation") or 0) and done(
-                status, obj):
-            return now - started
-        if now - last >= 5:
-            last = now
-            shown = {k: v for k, v in status.items() if k != "conditions"}
-            progress(f"{what}: {now - started:5.0f}s {json.dumps(shown)}")
-        if now - started > timeout:
-            raise SystemExit(f"{what}: not done after {timeout:.0f}s: {status}")
-        await asyncio.sleep(0.5)
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     nodes = args.nodes
     hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval)
@@ -91,19 +53,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
              ["actors.controllers", "--controllers", "deployment,replicaset,daemonset", "--no-leader-elect"]]
     async with cluster(extra=extra) as c:
         client = ApiClient(c.client.nc, timeout=30)
-        started = time.monotonic()
-        while True:
-            try:
-                ready = sum(1 for n in (await client.list("Node")).items if condition_true(n, "Ready"))
-            except ShoalError as exc:
-                progress(f"hollow nodes: list failed ({exc.code}); asking again")
-                ready = -1
-            progress(f"hollow nodes Ready: {ready}/{nodes}")
-            if ready == nodes:
-                break
-            if time.monotonic() - started > args.timeout:
-                raise SystemExit(f"only {ready}/{nodes} hollow nodes became Ready")
-            await asyncio.sleep(2)
+        await wait_nodes_ready(client, nodes, args.timeout)
 
         await retrying(lambda: client.create(deployment(nodes)), "create the deployment")
         deploy_s = await wait_status(
@@ -156,19 +106,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
-    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
     parser.add_argument("--max-unavailable", default="10%", help="the rollout's maxUnavailable (int or N%%)")
-    parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--json", default=None)
+    hollow_options(parser)
     args = parser.parse_args()
-    r = asyncio.run(run(args))
-    for key, value in r.items():
-        print(f"  {key:<26} {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=2))
-    if not r["correct"]:
-        raise SystemExit(1)
+    report(asyncio.run(run(args)), args.json)
 
 
 if __name__ == "__main__":

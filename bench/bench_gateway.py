@@ -20,20 +20,17 @@ import asyncio
 import json
 import os
 import shutil
-import ssl
 import sys
-import tempfile
 import time
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
 import yaml
 
-from bench.common import cluster, percentile, progress
-from protocol.errors import AlreadyExists, ShoalError
-from runtime.nats_server import free_port
-from shoal.kubeconfig import ensure_credentials, kubeconfig
+from bench.common import create_all, gateway_cluster, paced, percentile, progress, write_json
+from runtime.client import ApiClient
+from shoal.kubeconfig import kubeconfig
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
@@ -42,39 +39,9 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-async def _wait_ready(http: aiohttp.ClientSession) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            async with http.get("/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the gateway did not answer within 60 s")
-        await asyncio.sleep(0.1)
-
-
-async def _create_pods(client: Any, n: int) -> None:
-    sem = asyncio.Semaphore(64)
-
-    async def one(i: int) -> None:
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:05d}", "labels": {"app": "bench"}},
-               "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}}
-        async with sem:
-            for attempt in range(20):
-                try:
-                    await client.create(pod)
-                    return
-                except AlreadyExists:
-                    return  # an attempt that timed out went through
-                except ShoalError as exc:
-                    if not exc.retryable or attempt == 19:
-                        raise
-                    await asyncio.sleep(0.2 * (attempt + 1))
-
-    await asyncio.gather(*(one(i) for i in range(n)))
+def _pods(n: int) -> list[dict[str, Any]]:
+    return [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:05d}", "labels": {"app": "bench"}},
+             "spec": {"containers": [{"name": "c", "image": "localhost/shoal/busybox:latest"}]}} for i in range(n)]
 
 
 async def _list_http(http: aiohttp.ClientSession, table: bool) -> int:
@@ -114,7 +81,7 @@ async def _wall(argv: list[str], env: dict[str, str]) -> float:
 
 
 async def _watch_figures(c: Any, http: aiohttp.ClientSession, n: int, rate: float) -> dict[str, Any]:
-    client = c.client
+    client: ApiClient = c.client
     start_rv = (await client.list("configmaps", "default")).resource_version
     nats_at: dict[str, float] = {}
     gw_at: dict[str, float] = {}
@@ -145,20 +112,14 @@ async def _watch_figures(c: Any, http: aiohttp.ClientSession, n: int, rate: floa
     tasks = [asyncio.create_task(nats_watch()), asyncio.create_task(gateway_watch())]
     await asyncio.sleep(1.0)
     progress(f"writing {n} ConfigMaps at {rate:.0f}/s, watched through the gateway and over NATS")
-    interval, t0 = 1.0 / rate, time.perf_counter()
-    inflight: set[asyncio.Task[Any]] = set()
-    for i in range(n):
-        delay = t0 + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+
+    def send(i: int) -> Awaitable[object]:
         name = f"w{i:05d}"
         sent_at[name] = time.perf_counter()
-        task = asyncio.create_task(client.create({"apiVersion": "v1", "kind": "ConfigMap",
-                                                  "metadata": {"name": name}, "data": {"i": str(i)}}))
-        inflight.add(task)
-        task.add_done_callback(inflight.discard)
-    await asyncio.gather(*inflight)
-    achieved = n / (time.perf_counter() - t0)
+        return client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                              "data": {"i": str(i)}})
+
+    achieved = await paced(n, rate, send)
     await asyncio.wait_for(asyncio.gather(done_nats.wait(), done_gw.wait()), 120)
     for task in tasks:
         task.cancel()
@@ -173,50 +134,41 @@ async def _watch_figures(c: Any, http: aiohttp.ClientSession, n: int, rate: floa
 
 
 async def run(pods: int, lists: int, watch_n: int, rate: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="shoal-bench-gw-") as tmp:
-        creds = ensure_credentials(Path(tmp) / "gateway")
-        port = free_port()
-        gateway = ["actors.gateway", "--listen", f"127.0.0.1:{port}", "--tls-cert", str(creds.cert),
-                   "--tls-key", str(creds.key), "--admin-token-file", str(creds.token_file)]
-        async with cluster(extra=[gateway]) as c:
-            context = ssl.create_default_context(cafile=str(creds.ca_cert))
-            async with aiohttp.ClientSession(f"https://127.0.0.1:{port}",
-                                             headers={"Authorization": f"Bearer {creds.token()}"},
-                                             connector=aiohttp.TCPConnector(ssl=context)) as http:
-                await _wait_ready(http)
-                progress(f"creating {pods} pods")
-                await _create_pods(c.client, pods)
+    async with gateway_cluster("shoal-bench-gw-") as g:
+        c, http, tmp = g.cluster, g.http, g.tmp
+        progress(f"creating {pods} pods")
+        await create_all(c.client, _pods(pods))
 
-                async def over_nats() -> int:
-                    return len((await c.client.list("pods", "default")).items)
+        async def over_nats() -> int:
+            return len((await c.client.list("pods", "default")).items)
 
-                progress(f"listing {pods} pods {lists} times each way")
-                await over_nats()
-                await _list_http(http, False)
-                nats_t = await _timed("NATS list", over_nats, lists, pods)
-                json_t = await _timed("gateway list", lambda: _list_http(http, False), lists, pods)
-                table_t = await _timed("gateway Table list", lambda: _list_http(http, True), lists, pods)
-                result: dict[str, Any] = {
-                    "pods": pods, "lists": lists,
-                    "nats_list_p50_ms": ms(percentile(nats_t, 50)), "nats_list_p99_ms": ms(percentile(nats_t, 99)),
-                    "gateway_list_p50_ms": ms(percentile(json_t, 50)),
-                    "gateway_list_p99_ms": ms(percentile(json_t, 99)),
-                    "gateway_table_list_p50_ms": ms(percentile(table_t, 50)),
-                    "gateway_table_list_p99_ms": ms(percentile(table_t, 99)),
-                }
-                result["list_ratio_p50"] = round(result["gateway_list_p50_ms"] / result["nats_list_p50_ms"], 2)
-                kubectl = shutil.which("kubectl")
-                if kubectl:
-                    path = Path(tmp) / "kubeconfig"
-                    path.write_text(yaml.safe_dump(kubeconfig(f"https://127.0.0.1:{port}", creds)))
-                    env = {**os.environ, "KUBECONFIG": str(path), "HOME": tmp}
-                    await _wall([kubectl, "get", "pods"], env)  # fills kubectl's discovery cache
-                    result["kubectl_get_pods_s"] = round(await _wall([kubectl, "get", "pods"], env), 3)
-                    env.pop("KUBECONFIG")
-                    result["shoal_get_pods_s"] = round(await _wall(
-                        [sys.executable, "-m", "shoal", "--server", c.server.url, "get", "pods"], env), 3)
-                result.update(await _watch_figures(c, http, watch_n, rate))
-                return result
+        progress(f"listing {pods} pods {lists} times each way")
+        await over_nats()
+        await _list_http(http, False)
+        nats_t = await _timed("NATS list", over_nats, lists, pods)
+        json_t = await _timed("gateway list", lambda: _list_http(http, False), lists, pods)
+        table_t = await _timed("gateway Table list", lambda: _list_http(http, True), lists, pods)
+        result: dict[str, Any] = {
+            "pods": pods, "lists": lists,
+            "nats_list_p50_ms": ms(percentile(nats_t, 50)), "nats_list_p99_ms": ms(percentile(nats_t, 99)),
+            "gateway_list_p50_ms": ms(percentile(json_t, 50)),
+            "gateway_list_p99_ms": ms(percentile(json_t, 99)),
+            "gateway_table_list_p50_ms": ms(percentile(table_t, 50)),
+            "gateway_table_list_p99_ms": ms(percentile(table_t, 99)),
+        }
+        result["list_ratio_p50"] = round(result["gateway_list_p50_ms"] / result["nats_list_p50_ms"], 2)
+        kubectl = shutil.which("kubectl")
+        if kubectl:
+            path = tmp / "kubeconfig"
+            path.write_text(yaml.safe_dump(kubeconfig(g.base, g.creds)))
+            env = {**os.environ, "KUBECONFIG": str(path), "HOME": str(tmp)}
+            await _wall([kubectl, "get", "pods"], env)  # fills kubectl's discovery cache
+            result["kubectl_get_pods_s"] = round(await _wall([kubectl, "get", "pods"], env), 3)
+            env.pop("KUBECONFIG")
+            result["shoal_get_pods_s"] = round(await _wall(
+                [sys.executable, "-m", "shoal", "--server", c.server.url, "get", "pods"], env), 3)
+        result.update(await _watch_figures(c, http, watch_n, rate))
+        return result
 
 
 def main() -> None:
@@ -239,9 +191,7 @@ def main() -> None:
           f"p99 {r['gateway_watch_p99_ms']} ms; "
           f"NATS p50 {r['nats_watch_p50_ms']} p99 {r['nats_watch_p99_ms']} ms; gateway after NATS p50 "
           f"{r['gateway_after_nats_p50_ms']} p99 {r['gateway_after_nats_p99_ms']} ms")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(r, f, indent=2)
+    write_json(r, args.json)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
-import time
-from pathlib import Path
 from typing import Any
 
-from bench.bench_daemonset import CONTAINERS, deployment, retrying, wait_status
+from bench.bench_daemonset import CONTAINERS, deployment
 from bench.bench_scale import hollow_commands
-from bench.common import cluster, progress
-from protocol.errors import ShoalError
-from protocol.objects import Obj, condition_true, meta
+from bench.common import cluster, hollow_options, progress, report, retrying, wait_nodes_ready, wait_status
+from protocol.objects import Obj, meta
 from runtime.client import ApiClient
 
 
@@ -46,18 +42,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
              ["actors.controllers", "--controllers", "deployment,replicaset,statefulset", "--no-leader-elect"]]
     async with cluster(extra=extra) as c:
         client = ApiClient(c.client.nc, timeout=30)
-        started = time.monotonic()
-        while True:
-            try:
-                ready = sum(1 for node in (await client.list("Node")).items if condition_true(node, "Ready"))
-            except ShoalError:
-                ready = -1
-            progress(f"hollow nodes Ready: {ready}/{nodes}")
-            if ready == nodes:
-                break
-            if time.monotonic() - started > args.timeout:
-                raise SystemExit(f"only {ready}/{nodes} hollow nodes became Ready")
-            await asyncio.sleep(1)
+        await wait_nodes_ready(client, nodes, args.timeout, interval=1.0)
 
         await retrying(lambda: client.create(deployment(n)), "create the deployment")
         deploy_s = await wait_status(
@@ -100,18 +85,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--replicas", type=int, default=50)
-    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
-    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
-    parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--json", default=None)
+    hollow_options(parser)
     args = parser.parse_args()
-    r = asyncio.run(run(args))
-    for key, value in r.items():
-        print(f"  {key:<26} {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(r, indent=2))
-    if not r["correct"]:
-        raise SystemExit(1)
+    report(asyncio.run(run(args)), args.json)
 
 
 if __name__ == "__main__":

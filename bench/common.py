@@ -1,26 +1,35 @@
-"""Shared pieces of the benchmark scripts: a throw-away cluster, percentile arithmetic, actor health."""
+"""Shared pieces of the benchmark scripts: a throw-away cluster (with a gateway in front of it, when asked),
+percentile arithmetic, actor health, creating objects and waiting for nodes and statuses through an
+overloaded API actor, printing a result."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats
 
 from protocol import codec, subjects
+from protocol.errors import AlreadyExists, ShoalError, Unavailable
+from protocol.objects import Obj, condition_true, meta
 from runtime.bus import connect
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
+from shoal.kubeconfig import Credentials, ensure_credentials
 from shoal.up_auth import CLI_USER, UpAuth
 
 
@@ -105,3 +114,155 @@ async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
                 except subprocess.TimeoutExpired:
                     p.kill()
             await server.stop()
+
+
+@dataclass
+class GatewayCluster:
+    cluster: Cluster
+    http: aiohttp.ClientSession
+    """HTTPS to the gateway, its base URL set, the admin token sent with every request."""
+    base: str
+    creds: Credentials
+    tmp: Path
+    """A directory removed with the cluster (the credentials live below it)."""
+
+
+@asynccontextmanager
+async def gateway_cluster(prefix: str) -> AsyncIterator[GatewayCluster]:
+    """``cluster`` with a gateway process (HTTPS, admin token) on a free port, answering ``/readyz``."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        creds = ensure_credentials(Path(tmp) / "gateway")
+        port = free_port()
+        gateway = ["actors.gateway", "--listen", f"127.0.0.1:{port}", "--tls-cert", str(creds.cert),
+                   "--tls-key", str(creds.key), "--admin-token-file", str(creds.token_file)]
+        async with cluster(extra=[gateway]) as c:
+            base = f"https://127.0.0.1:{port}"
+            context = ssl.create_default_context(cafile=str(creds.ca_cert))
+            async with aiohttp.ClientSession(base, headers={"Authorization": f"Bearer {creds.token()}"},
+                                             connector=aiohttp.TCPConnector(ssl=context)) as http:
+                await _gateway_ready(http)
+                yield GatewayCluster(c, http, base, creds, Path(tmp))
+
+
+async def _gateway_ready(http: aiohttp.ClientSession) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            async with http.get("/readyz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not answer within 60 s")
+        await asyncio.sleep(0.1)
+
+
+async def create_all(client: ApiClient, objects: list[Obj], concurrency: int = 64) -> None:
+    """Create ``objects``, ``concurrency`` at a time, each retried (up to 20 times, backing off) while the API
+    sheds it; one already there counts as created (an attempt that timed out went through)."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(obj: Obj) -> None:
+        async with sem:
+            for attempt in range(20):
+                try:
+                    await client.create(obj)
+                    return
+                except AlreadyExists:
+                    return
+                except ShoalError as exc:
+                    if not exc.retryable or attempt == 19:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    await asyncio.gather(*(one(o) for o in objects))
+
+
+async def retrying(call: Callable[[], Awaitable[Obj]], what: str) -> Obj:
+    """``call()``, again after a pause while an overloaded API actor sheds it (Unavailable)."""
+    while True:
+        try:
+            return await call()
+        except Unavailable as exc:
+            progress(f"{what}: {exc.message}; asking again")
+            await asyncio.sleep(2)
+
+
+async def wait_nodes_ready(client: ApiClient, nodes: int, timeout: float, interval: float = 2.0) -> float:
+    """Seconds until ``nodes`` nodes are Ready (a failed list, from an overloaded API actor, is asked again)."""
+    started = time.monotonic()
+    while True:
+        try:
+            ready = sum(1 for n in (await client.list("Node")).items if condition_true(n, "Ready"))
+        except ShoalError as exc:
+            progress(f"hollow nodes: list failed ({exc.code}); asking again")
+            ready = -1
+        progress(f"hollow nodes Ready: {ready}/{nodes}")
+        if ready == nodes:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"only {ready}/{nodes} hollow nodes became Ready")
+        await asyncio.sleep(interval)
+
+
+async def wait_status(client: ApiClient, kind: str, name: str, done: Any, what: str, timeout: float) -> float:
+    """Seconds until ``done(status, object)`` holds, polling the object twice a second."""
+    started = time.monotonic()
+    last = 0.0
+    while True:
+        try:
+            obj = await client.get(kind, name, "default")
+        except ShoalError:
+            obj = {}
+        status = obj.get("status") or {}
+        now = time.monotonic()
+        if obj and int(status.get("observedGeneration") or 0) >= int(meta(obj).get("generation") or 0) and done(
+                status, obj):
+            return now - started
+        if now - last >= 5:
+            last = now
+            shown = {k: v for k, v in status.items() if k != "conditions"}
+            progress(f"{what}: {now - started:5.0f}s {json.dumps(shown)}")
+        if now - started > timeout:
+            raise SystemExit(f"{what}: not done after {timeout:.0f}s: {status}")
+        await asyncio.sleep(0.5)
+
+
+async def paced(n: int, rate: float, send: Callable[[int], Awaitable[object]]) -> float:
+    """Call ``send(i)`` for i in 0..n-1 at ``rate`` a second, each awaited in its own task, all awaited at the
+    end; the rate achieved (calls a second)."""
+    interval, t0 = 1.0 / rate, time.perf_counter()
+    inflight: set[asyncio.Task[Any]] = set()
+    for i in range(n):
+        delay = t0 + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.ensure_future(send(i))
+        inflight.add(task)
+        task.add_done_callback(inflight.discard)
+    await asyncio.gather(*inflight)
+    return n / (time.perf_counter() - t0)
+
+
+def hollow_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark on hollow nodes: how they run, how long to wait, where the JSON goes."""
+    parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
+    parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--json", default=None)
+
+
+def write_json(result: dict[str, Any], path: str | None) -> None:
+    """Write ``result`` to ``path``, when one is given."""
+    if path:
+        Path(path).write_text(json.dumps(result, indent=2))
+
+
+def report(result: dict[str, Any], json_path: str | None) -> None:
+    """Print ``result`` a line a figure, write it to ``json_path`` when given, exit 1 when it is not correct."""
+    for key, value in result.items():
+        print(f"  {key:<26} {value}")
+    write_json(result, json_path)
+    if not result["correct"]:
+        raise SystemExit(1)

@@ -132,6 +132,11 @@ def from_label_selector(obj: Mapping[str, Any] | None) -> Selector:
     return Selector(tuple(reqs))
 
 
+def spec_selector(obj: Mapping[str, Any]) -> Selector:
+    """The ``LabelSelector`` at ``spec.selector`` of a workload (Deployment, ReplicaSet, DaemonSet, ...)."""
+    return from_label_selector((obj.get("spec") or {}).get("selector"))
+
+
 def from_match_labels(labels: Mapping[str, str] | None) -> Selector:
     """Equality selectors, as ReplicationController and Service use them. Empty selects nothing."""
     if not labels:

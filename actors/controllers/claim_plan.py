@@ -10,14 +10,17 @@ controller reference names its uid. ``claim_plan(owner, selector, candidates)`` 
   the owner is not being deleted: adopted (and kept);
 - owned by another controller, or anything else: ignored.
 
+``claim_actions`` turns a pod claim into the ``AdoptPod``/``ReleasePod`` actions of the pod owners' plans
+(ReplicaSet, DaemonSet, StatefulSet); ``controller_key`` finds the owner key of a dependent.
 ``controllerref.ControllerRefManager`` sends the adopt/release patches. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protocol.objects import Obj, controller_of, is_deleting, labels_of, namespace_of, uid_of
+from protocol.objects import Obj, controller_of, is_deleting, labels_of, name_of, namespace_of, ref, uid_of
 from protocol.selectors import Selector
 
 
@@ -27,6 +30,33 @@ class ClaimPlan:
     """Candidates the owner controls after the plan is carried out (adoptees included), in input order."""
     adopt: list[Obj] = field(default_factory=list)
     release: list[Obj] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptPod:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePod:
+    name: str
+
+
+def claim_actions(claimed: ClaimPlan) -> list[AdoptPod | ReleasePod]:
+    """The actions carrying out a claim of pods: the adoptions, then the releases."""
+    return [*(AdoptPod(name_of(p)) for p in claimed.adopt), *(ReleasePod(name_of(p)) for p in claimed.release)]
+
+
+def controller_key(obj: Obj, kind: str, lookup: Callable[[str | None, str], Obj | None]) -> str | None:
+    """The key of the owner of ``kind`` controlling ``obj``, found by ``lookup(namespace, name)``; None when
+    its controller is of another kind, not found, or another object of that name (its uid differs)."""
+    owner_ref = controller_of(obj)
+    if owner_ref is None or owner_ref.get("kind") != kind:
+        return None
+    owner = lookup(namespace_of(obj), str(owner_ref.get("name", "")))
+    if owner is None or uid_of(owner) != owner_ref.get("uid"):
+        return None
+    return ref(owner)
 
 
 def is_controlled_by(obj: Obj, owner: Obj) -> bool:

@@ -20,7 +20,7 @@ import contextlib
 import time
 from typing import Any, Protocol
 
-from actors.controllers.base import ControllerContext
+from actors.controllers.base import ControllerContext, QueueController
 from actors.controllers.cronjob_plan import (
     CreateJob,
     DeleteJob,
@@ -33,9 +33,8 @@ from actors.controllers.cronjob_plan import (
 from actors.controllers.job import OwnerIndex
 from actors.controllers.manager import register
 from protocol.errors import AlreadyExists, NotFound, ShoalError
-from protocol.objects import Obj, controller_of, name_of, namespace_of, ref, uid_of
+from protocol.objects import Obj, controller_of, name_of, namespace_of, uid_of
 from runtime.informer import Informer
-from runtime.workqueue import WorkQueue, run_workers
 
 
 class Clock(Protocol):
@@ -60,40 +59,21 @@ class CronJobSyncError(ShoalError):
     retryable = True
 
 
-class CronJobController:
+class CronJobController(QueueController):
     name = "cronjob"
 
     def __init__(self, *, workers: int = 2) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
+        super().__init__(workers=workers)
         self.job_index = OwnerIndex()
-        self.running = False
 
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.bind(ctx)
         self.clock: Clock = ctx.options.get("cronjob_clock") or WallClock()
         self.jobs: Informer = ctx.informers.informer("Job")
-        self.cronjobs: Informer = ctx.informers.informer("CronJob")
+        self.cronjobs = self.watch_primary("CronJob")
         self.jobs.add_handler(self.job_index.handle)
         self.jobs.add_handler(self._on_job)
-        self.cronjobs.add_handler(self._on_cronjob)
-
-    async def run(self) -> None:
-        for cronjob in self.cronjobs.items():
-            self.queue.add(ref(cronjob))
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
-
-    def _on_cronjob(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        if obj is not None:
-            self.queue.add(ref(obj))
+        self.cronjobs.add_handler(self.on_primary)
 
     def _on_job(self, event: str, old: Obj | None, new: Obj | None) -> None:
         job = new if new is not None else old

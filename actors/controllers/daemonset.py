@@ -25,31 +25,28 @@ changes are handled at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import time
 from typing import Any
 
 from actors.controllers.base import ControllerContext
-from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.daemonset_history import history_plan
 from actors.controllers.daemonset_plan import (
-    AdoptPod,
     CreatePods,
-    DeletePods,
-    ReleasePod,
     daemon_hash,
     daemon_pod,
     node_taints,
     plan,
     status_changed,
 )
-from actors.controllers.expectations import Expectations
+from actors.controllers.history_writes import write_history
 from actors.controllers.manager import register
-from actors.controllers.podcontrol import delete_pods, owners_of_pod_change
+from actors.controllers.podcontrol import create_expected
+from actors.controllers.podowner import PodOwnerController
 from actors.controllers.replication_index import NamespaceIndex
-from actors.controllers.replication_plan import slow_start_batches
-from protocol.errors import AlreadyExists, NotFound, ShoalError
+from actors.controllers.replication_plan import DeletePods
+from protocol.errors import NotFound, ShoalError
 from protocol.objects import (
     Obj,
     condition,
@@ -58,14 +55,11 @@ from protocol.objects import (
     labels_of,
     meta,
     name_of,
-    namespace_of,
     ref,
     split_ref,
     uid_of,
 )
-from protocol.selectors import from_label_selector
 from runtime.informer import Informer
-from runtime.workqueue import WorkQueue, run_workers
 
 KIND = "DaemonSet"
 BACKOFF_INITIAL = 1.0
@@ -105,48 +99,35 @@ class FailedPodBackoff:
         self._entries.pop(key, None)
 
 
-class DaemonSetController:
+class DaemonSetController(PodOwnerController):
     name = "daemonset"
 
     def __init__(self, *, workers: int = 2) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
-        self.expectations = Expectations()
-        """Per DaemonSet key: pods being created (counted) and deleted (by pod key), not yet seen."""
+        super().__init__(KIND, workers=workers)
         self.backoff = FailedPodBackoff()
-        self.pod_index = NamespaceIndex()
-        self.ds_index = NamespaceIndex()
         self.revision_index = NamespaceIndex()
-        self.running = False
         self._passes: dict[str, tuple[float, float]] = {}
         """Per DaemonSet key: when its last pass ended and how long its planning took (``time.monotonic``)."""
 
     # -- wiring -------------------------------------------------------------------------------
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
-        self.refs = ControllerRefManager(ctx.client, "Pod", self.log)
+        self.bind(ctx)
         self.pods: Informer = ctx.informers.informer("Pod")
-        self.daemonsets: Informer = ctx.informers.informer(KIND)
+        self.daemonsets = self.watch_primary(KIND)
         self.nodes: Informer = ctx.informers.informer("Node")
         self.revisions: Informer = ctx.informers.informer("ControllerRevision")
         self.revisions.add_handler(self.revision_index.handle)
         self.revisions.add_handler(self._on_revision)
         self.pods.add_handler(self.pod_index.handle)
-        self.pods.add_handler(self._on_pod)
-        self.daemonsets.add_handler(self.ds_index.handle)
+        self.pods.add_handler(self.on_pod)
+        self.daemonsets.add_handler(self.owner_index.handle)
         self.daemonsets.add_handler(self._on_daemonset)
         self.nodes.add_handler(self._on_node)
 
-    async def run(self) -> None:
-        self._enqueue_all()
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
+    def forget(self, key: str) -> None:
+        super().forget(key)
+        self.backoff.forget(key)
+        self._passes.pop(key, None)
 
     # -- handlers: only enqueue keys and count observations -------------------------------------
     def _enqueue(self, key: str) -> None:
@@ -158,7 +139,7 @@ class DaemonSetController:
         else:
             self.queue.add(key)
 
-    def _enqueue_all(self) -> None:
+    def enqueue_all(self) -> None:
         for ds in self.daemonsets.items():
             self._enqueue(ref(ds))
 
@@ -168,9 +149,7 @@ class DaemonSetController:
             return
         key = ref(obj)
         if event == "DELETED":
-            self.expectations.forget(key)
-            self.backoff.forget(key)
-            self._passes.pop(key, None)
+            self.forget(key)
         if event == "MODIFIED" and old is not None and new is not None and \
                 meta(old).get("generation") == meta(new).get("generation"):
             self._enqueue(key)  # its status or metadata (often our own status write): no hurry
@@ -179,49 +158,22 @@ class DaemonSetController:
 
     def _on_revision(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
-        if obj is not None and event != "MODIFIED" and (key := self._owner_key(obj)) is not None:
+        if obj is not None and event != "MODIFIED" and (key := self.owner_key(obj)) is not None:
             self._enqueue(key)  # one went or came: the history may need pruning or its revision
 
     def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "MODIFIED" and old is not None and new is not None and node_facts(old) == node_facts(new):
             return
-        self._enqueue_all()
+        self.enqueue_all()
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        owner_ref = controller_of(pod)
-        if owner_ref is None or owner_ref.get("kind") != KIND:
-            return None
-        owner = self.ds_index.get(namespace_of(pod), str(owner_ref.get("name", "")))
-        if owner is None or uid_of(owner) != owner_ref.get("uid"):
-            return None
-        return ref(owner)
-
-    def _matching(self, pod: Obj) -> list[str]:
-        labels = labels_of(pod)
-        found = []
-        for ds in self.ds_index.in_namespace(namespace_of(pod)):
-            try:
-                if from_label_selector((ds.get("spec") or {}).get("selector")).matches(labels):
-                    found.append(ref(ds))
-            except ShoalError:
-                continue
-        return found
-
-    def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new if new is not None else old
-        if pod is None:
-            return
-        for key in owners_of_pod_change(event, old, pod, self.expectations, owner_key=self._owner_key,
-                                        matching=self._matching):
-            self._enqueue(key)
+    def enqueue_owner(self, key: str) -> None:
+        self._enqueue(key)  # pod changes come in streams: batched
 
     # -- reconcile ----------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:
         ds = self.daemonsets.get(key)
         if ds is None:
-            self.expectations.forget(key)
-            self.backoff.forget(key)
-            self._passes.pop(key, None)
+            self.forget(key)
             return None
         cost = [0.0]
         try:
@@ -242,24 +194,19 @@ class DaemonSetController:
                       expectations_satisfied=self.expectations.satisfied(key), backoff=self.backoff.until(key))
         cost[0] = time.monotonic() - started  # the CPU-bound part: the API calls below are waits, not work
         errors: list[str] = []
-        adopt = [a.name for a in result.actions if isinstance(a, AdoptPod)]
-        if adopt and await self.refs.can_adopt(ds):
-            for name in adopt:
-                if (pod := self.pod_index.get(namespace, name)) is not None:
-                    await self.refs.adopt(ds, pod)
+        await self.claim_pods(ds, list(result.actions))
         for node in result.failed_nodes:
             self.backoff.step(key, node, now)
             await self.ctx.recorder.record(ds, "Warning", "FailedDaemonPod",
                                            f"Found failed daemon pod on node {node}, will try to kill it")
         for action in result.actions:
-            if isinstance(action, ReleasePod):
-                if (pod := self.pod_index.get(namespace, action.name)) is not None:
-                    await self.refs.release(ds, pod)
-            elif isinstance(action, CreatePods):
-                if (error := await self._create_pods(ds, key, list(action.nodes))) is not None:
+            if isinstance(action, CreatePods):
+                _, error = await create_expected(self.expectations, key, action.nodes,
+                                                 functools.partial(self._create_one, ds, daemon_hash(ds)))
+                if error is not None:
                     errors.append(error)
             elif isinstance(action, DeletePods):
-                errors.extend(await self._delete_pods(ds, key, list(action.names)))
+                errors.extend(await self.delete_pods(ds, key, list(action.names)))
         if status_changed(ds.get("status") or {}, result.status):
             with contextlib.suppress(NotFound):
                 await self.client.patch(KIND, name_of(ds), {"status": result.status}, namespace, status=True)
@@ -272,37 +219,9 @@ class DaemonSetController:
         live = [p for p in self.pod_index.in_namespace(namespace)
                 if (controller_of(p) or {}).get("uid") == uid_of(ds) and not is_deleting(p)]
         history = history_plan(ds, self.revision_index.in_namespace(namespace), live, daemon_hash(ds))
-        with contextlib.suppress(AlreadyExists):  # created by an earlier pass the cache has not seen yet
-            if history.create is not None:
-                await self.client.create(history.create)
-        if history.bump is not None:
-            name, number = history.bump
-            with contextlib.suppress(NotFound):
-                await self.client.patch("ControllerRevision", name, {"revision": number}, namespace)
-        for name in history.delete:
-            with contextlib.suppress(NotFound):
-                await self.client.delete("ControllerRevision", name, namespace)
+        await write_history(self.client, history, namespace)
 
-    async def _create_pods(self, ds: Obj, key: str, nodes: list[str]) -> str | None:
-        """Create a pod for each of ``nodes`` in slow-start batches; the first error's message, if any."""
-        self.expectations.expect_creations(key, len(nodes))
-        hash_ = daemon_hash(ds)
-        done = 0
-        for size in slow_start_batches(len(nodes)):
-            batch = nodes[done:done + size]
-            done += size
-            results = await asyncio.gather(*(self._create_one(ds, node, hash_) for node in batch),
-                                           return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for _ in failures:
-                self.expectations.creation_observed(key)  # a failed creation will never be observed
-            if failures:
-                for _ in range(len(nodes) - done):
-                    self.expectations.creation_observed(key)  # skipped: never asked for
-                return str(failures[0])
-        return None
-
-    async def _create_one(self, ds: Obj, node: str, hash_: str) -> None:
+    async def _create_one(self, ds: Obj, hash_: str, node: str) -> None:
         try:
             pod = await self.client.create(daemon_pod(ds, node, hash_))
         except ShoalError as exc:
@@ -310,9 +229,6 @@ class DaemonSetController:
             raise
         await self.ctx.recorder.record(ds, "Normal", "SuccessfulCreate",
                                        f"Created pod: {name_of(pod)} (for node {node})")
-
-    async def _delete_pods(self, ds: Obj, key: str, names: list[str]) -> list[str]:
-        return await delete_pods(self.client, self.ctx.recorder, self.expectations, ds, key, names)
 
 
 register("daemonset", DaemonSetController)

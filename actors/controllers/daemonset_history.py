@@ -10,7 +10,7 @@ Kubernetes' ``constructHistory`` and ``cleanupHistory`` (``pkg/controller/daemon
   those a live pod still runs (its hash label names them).
 
 The hash stays the template hash the pods are labelled with (``daemonset_plan.daemon_hash``), so a
-revision and its pods always agree. ``daemonset.py`` sends the writes.
+revision and its pods always agree. ``history_writes.write_history`` sends the writes.
 """
 
 from __future__ import annotations

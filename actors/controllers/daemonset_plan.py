@@ -36,9 +36,9 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from actors.controllers.claim_plan import claim_plan
+from actors.controllers.claim_plan import AdoptPod, ReleasePod, claim_actions, claim_plan
 from actors.controllers.deployment_revisions import resolve_int_or_percent, template_hash
-from actors.controllers.replication_plan import is_available, pod_from_template, ready_since
+from actors.controllers.replication_plan import DeletePods, is_available, pod_from_template, ready_since
 from protocol.nodeaffinity import (
     NodeSelectorTerm,
     node_matches,
@@ -96,24 +96,9 @@ _EVICTING = (NO_EXECUTE,)
 
 # -- actions ------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class AdoptPod:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReleasePod:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
 class CreatePods:
     nodes: tuple[str, ...]
     """One new pod pinned to each of these nodes."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeletePods:
-    names: tuple[str, ...]
 
 
 Action = AdoptPod | ReleasePod | CreatePods | DeletePods
@@ -431,8 +416,7 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[Obj], now: float, *, expectations
     nothing to do (Kubernetes runs it after manage, under the expectations manage just raised)."""
     facts = daemon_facts(ds)
     claimed = claim_plan(ds, facts.selector, pods)
-    result = Plan(actions=[*(AdoptPod(name_of(p)) for p in claimed.adopt),
-                           *(ReleasePod(name_of(p)) for p in claimed.release)])
+    result = Plan(actions=[*claim_actions(claimed)])
     by_node = pods_by_node(claimed.kept)
     eligible = {name_of(n): node_fit(facts, n) for n in nodes}
     if expectations_satisfied and not is_deleting(ds):

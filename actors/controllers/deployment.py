@@ -17,7 +17,7 @@ import contextlib
 import copy
 import time
 
-from actors.controllers.base import ControllerContext
+from actors.controllers.base import ControllerContext, QueueController
 from actors.controllers.claim_plan import claim_plan, is_controlled_by
 from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.deployment_plan import (
@@ -32,60 +32,43 @@ from actors.controllers.deployment_status import complete, seconds_to_deadline
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from actors.controllers.replication_plan import status_changed
-from protocol.errors import AlreadyExists, NotFound, ShoalError
+from protocol.errors import AlreadyExists, NotFound
 from protocol.objects import (
     Obj,
     controller_of,
-    labels_of,
     meta,
     name_of,
     namespace_of,
     pod_is_terminal,
-    ref,
     split_ref,
     uid_of,
 )
-from protocol.selectors import from_label_selector
+from protocol.selectors import spec_selector
 from runtime.informer import Informer
-from runtime.workqueue import WorkQueue, run_workers
 
 
-class DeploymentController:
+class DeploymentController(QueueController):
     name = "deployment"
 
     def __init__(self, *, workers: int = 5) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
+        super().__init__(workers=workers)
         self.deployment_index = NamespaceIndex()
         self.rs_index = NamespaceIndex()
         self.pod_index = NamespaceIndex()
-        self.running = False
 
     # -- wiring -------------------------------------------------------------------------------
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.bind(ctx)
         self.refs = ControllerRefManager(ctx.client, "ReplicaSet", self.log)
-        self.deployments: Informer = ctx.informers.informer("Deployment")
+        self.deployments = self.watch_primary("Deployment")
         self.replicasets: Informer = ctx.informers.informer("ReplicaSet")
         self.pods: Informer = ctx.informers.informer("Pod")
         self.deployments.add_handler(self.deployment_index.handle)
-        self.deployments.add_handler(lambda _e, old, new: self.queue.add(ref(new or old or {})))
+        self.deployments.add_handler(self.on_primary)
         self.replicasets.add_handler(self.rs_index.handle)
         self.replicasets.add_handler(self._on_replicaset)
         self.pods.add_handler(self.pod_index.handle)
         self.pods.add_handler(self._on_pod)
-
-    async def run(self) -> None:
-        for deployment in self.deployments.items():
-            self.queue.add(ref(deployment))
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
 
     # -- handlers -------------------------------------------------------------------------------
     def _owner_keys(self, rs: Obj) -> set[str]:
@@ -94,12 +77,7 @@ class DeploymentController:
             if owner.get("kind") == "Deployment":
                 return {f"{namespace_of(rs)}/{owner.get('name')}"}
             return set()
-        keys = set()
-        for deployment in self.deployment_index.in_namespace(namespace_of(rs)):
-            with contextlib.suppress(ShoalError):
-                if from_label_selector((deployment.get("spec") or {}).get("selector")).matches(labels_of(rs)):
-                    keys.add(ref(deployment))
-        return keys
+        return set(self.deployment_index.selecting(rs, spec_selector))
 
     def _on_replicaset(self, event: str, old: Obj | None, new: Obj | None) -> None:
         keys = self._owner_keys(new) if new is not None else set()
@@ -127,7 +105,7 @@ class DeploymentController:
         if deployment is None:
             return None
         namespace, _ = split_ref(key)
-        selector = from_label_selector((deployment.get("spec") or {}).get("selector"))
+        selector = spec_selector(deployment)
         claimed = claim_plan(deployment, selector, self.rs_index.in_namespace(namespace))
         owned = await self.refs.claim(deployment, claimed)
         result = plan(deployment, owned, old_pods_running=self._old_pods_running(deployment, owned),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from actors.controllers.base import ControllerContext
+from actors.controllers.base import ControllerContext, QueueController
 from actors.controllers.disruption_plan import Scale, covered_pods, plan, status_changed
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
@@ -22,7 +22,6 @@ from protocol.disruption import selects
 from protocol.errors import Conflict, NotFound
 from protocol.objects import Obj, controller_of, namespace_of, ref, split_ref, uid_of
 from runtime.informer import Informer
-from runtime.workqueue import WorkQueue, run_workers
 
 KIND = "PodDisruptionBudget"
 CONTROLLER_KINDS = ("ReplicationController", "ReplicaSet", "Deployment", "DaemonSet")
@@ -36,21 +35,17 @@ def scale_of(owner: Obj) -> int:
     return 1 if replicas is None else int(replicas)
 
 
-class DisruptionController:
+class DisruptionController(QueueController):
     name = "disruption"
 
     def __init__(self, *, workers: int = 2) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
+        super().__init__(workers=workers)
         self.pdb_index = NamespaceIndex()
         self.pod_index = NamespaceIndex()
-        self.running = False
 
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
-        self.budgets: Informer = ctx.informers.informer(KIND)
+        self.bind(ctx)
+        self.budgets = self.watch_primary(KIND)
         self.pods: Informer = ctx.informers.informer("Pod")
         self.owners: dict[str, Informer] = {kind: ctx.informers.informer(kind) for kind in CONTROLLER_KINDS}
         self.budgets.add_handler(self.pdb_index.handle)
@@ -59,16 +54,6 @@ class DisruptionController:
         self.pods.add_handler(self._on_pod)
         for informer in self.owners.values():
             informer.add_handler(self._on_owner)
-
-    async def run(self) -> None:
-        for pdb in self.budgets.items():
-            self.queue.add(ref(pdb))
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
 
     # -- handlers -------------------------------------------------------------------------------
     def _on_budget(self, event: str, old: Obj | None, new: Obj | None) -> None:

@@ -20,16 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-from actors.controllers.base import ControllerContext
+from actors.controllers.base import ControllerContext, QueueController
 from actors.controllers.hpa_plan import History, Usage, decide
 from actors.controllers.manager import register
 from actors.controllers.replication_index import NamespaceIndex
 from protocol.errors import NotFound, ShoalError
-from protocol.objects import Obj, format_time, labels_of, name_of, namespace_of, ref, split_ref
+from protocol.objects import Obj, format_time, labels_of, name_of, namespace_of, split_ref
 from protocol.selectors import Selector, from_label_selector, from_match_labels
 from runtime.informer import Informer
 from runtime.node_metrics import PodUsage, node_pod_usage
-from runtime.workqueue import WorkQueue, run_workers
 
 KIND = "HorizontalPodAutoscaler"
 DEFAULT_SYNC_PERIOD = 15.0
@@ -41,50 +40,34 @@ def target_selector(target: Obj) -> Selector:
     return from_match_labels(raw) if target.get("kind") == "ReplicationController" else from_label_selector(raw)
 
 
-class HorizontalPodAutoscalerController:
+class HorizontalPodAutoscalerController(QueueController):
     name = "horizontalpodautoscaling"
 
     def __init__(self, *, workers: int = 2) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
+        super().__init__(workers=workers)
         self.pod_index = NamespaceIndex()
         self.histories: dict[str, History] = {}
-        self.running = False
 
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.bind(ctx)
         self.sync_period = float(ctx.options.get("hpa_sync_period") or DEFAULT_SYNC_PERIOD)
         self.pods: Informer = ctx.informers.informer("Pod")
         self.pods.add_handler(self.pod_index.handle)
-        self.autoscalers: Informer = ctx.informers.informer(KIND)
+        self.autoscalers = self.watch_primary(KIND)
         self.autoscalers.add_handler(self._on_autoscaler)
 
-    async def run(self) -> None:
-        for obj in self.autoscalers.items():
-            self.queue.add(ref(obj))
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
+    def forget(self, key: str) -> None:
+        self.histories.pop(key, None)
 
     def _on_autoscaler(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        if obj is None:
-            return
-        if event == "DELETED":
-            self.histories.pop(ref(obj), None)
         if event == "MODIFIED" and old is not None and new is not None and old.get("spec") == new.get("spec"):
             return  # its status (our own write): the next look is already scheduled
-        self.queue.add(ref(obj))
+        self.on_primary(event, old, new)
 
     async def reconcile(self, key: str) -> float | None:
         hpa = self.autoscalers.get(key)
         if hpa is None:
-            self.histories.pop(key, None)
+            self.forget(key)
             return None
         namespace, _ = split_ref(key)
         target_ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}

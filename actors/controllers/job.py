@@ -19,31 +19,29 @@ its namespace's. A Job's own changes are handled at once, its pods' changes batc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from typing import Any
 
-from actors.controllers.base import ControllerContext
+from actors.controllers.base import ControllerContext, QueueController
+from actors.controllers.claim_plan import controller_key
 from actors.controllers.expectations import Expectations
 from actors.controllers.job_plan import (
     BACKOFF_BASE,
     BACKOFF_MAX,
     CreatePods,
     DeleteJob,
-    DeletePods,
     RecordEvent,
     plan,
     pod_for,
     status_changed,
 )
 from actors.controllers.manager import register
-from actors.controllers.podcontrol import delete_pods
-from actors.controllers.replication_plan import slow_start_batches
+from actors.controllers.podcontrol import create_expected, delete_pods
+from actors.controllers.replication_plan import DeletePods
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, controller_of, is_deleting, name_of, namespace_of, ref, uid_of
 from runtime.informer import Informer
-from runtime.workqueue import WorkQueue, run_workers
 
 SYNC_BATCH_PERIOD = 1.0
 """Pod events of one Job are gathered this long before a pass (Kubernetes' ``syncJobBatchPeriod``): a Job
@@ -85,59 +83,32 @@ class OwnerIndex:
         return list(self._by_owner.get(uid, {}).values())
 
 
-class JobController:
+class JobController(QueueController):
     name = "job"
 
     def __init__(self, *, workers: int = 5) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
+        super().__init__(workers=workers)
         self.expectations = Expectations()
         self.pod_index = OwnerIndex()
-        self.running = False
 
     # -- wiring -------------------------------------------------------------------------------
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
+        self.bind(ctx)
         self.backoff_base = float(ctx.options.get("job_backoff_base", BACKOFF_BASE))
         self.backoff_max = float(ctx.options.get("job_backoff_max", BACKOFF_MAX))
         self.batch_period = float(ctx.options.get("job_sync_batch_period", SYNC_BATCH_PERIOD))
         self.pods: Informer = ctx.informers.informer("Pod")
-        self.jobs: Informer = ctx.informers.informer("Job")
+        self.jobs = self.watch_primary("Job")
         self.pods.add_handler(self.pod_index.handle)
         self.pods.add_handler(self._on_pod)
-        self.jobs.add_handler(self._on_job)
+        self.jobs.add_handler(self.on_primary)
 
-    async def run(self) -> None:
-        for job in self.jobs.items():
-            self.queue.add(ref(job))
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
+    def forget(self, key: str) -> None:
+        self.expectations.forget(key)
 
     # -- handlers -----------------------------------------------------------------------------
-    def _on_job(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        if obj is None:
-            return
-        key = ref(obj)
-        if event == "DELETED":
-            self.expectations.forget(key)
-        self.queue.add(key)
-
     def _job_key(self, pod: Obj) -> str | None:
-        owner = controller_of(pod)
-        if owner is None or owner.get("kind") != "Job":
-            return None
-        key = f"{namespace_of(pod)}/{owner.get('name')}"
-        job = self.jobs.get(key)
-        if job is None or uid_of(job) != owner.get("uid"):
-            return None
-        return key
+        return controller_key(pod, "Job", lambda namespace, name: self.jobs.get(f"{namespace}/{name}"))
 
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
         pod = new if new is not None else old
@@ -156,7 +127,7 @@ class JobController:
     async def reconcile(self, key: str) -> float | None:
         job = self.jobs.get(key)
         if job is None:
-            self.expectations.forget(key)
+            self.forget(key)
             return None
         pods = self.pod_index.owned_by(uid_of(job))
         result = plan(job, pods, time.time(), backoff_base=self.backoff_base, backoff_max=self.backoff_max,
@@ -166,7 +137,8 @@ class JobController:
             if isinstance(action, DeletePods):
                 errors.extend(await self._delete_pods(job, key, list(action.names)))
             elif isinstance(action, CreatePods):
-                failed, error = await self._create_pods(job, key, list(action.indexes))
+                failed, error = await create_expected(self.expectations, key, action.indexes,
+                                                      lambda index: self._create_one(job, index))
                 if error is not None:
                     errors.append(error)
                     result.status["active"] = max(0, int(result.status.get("active") or 0) - failed)
@@ -182,25 +154,6 @@ class JobController:
         if errors:
             raise JobSyncError(f"Job {key}: " + "; ".join(errors[:3]))
         return result.requeue_after
-
-    async def _create_pods(self, job: Obj, key: str, indexes: list[int | None]) -> tuple[int, str | None]:
-        """Create one pod per entry in slow-start batches: how many were not created (failed or skipped
-        after a failing batch) and the first error's message, if any."""
-        self.expectations.expect_creations(key, len(indexes))
-        position = 0
-        for size in slow_start_batches(len(indexes)):
-            batch = indexes[position:position + size]
-            position += size
-            results = await asyncio.gather(*(self._create_one(job, i) for i in batch), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, Exception)]
-            for _ in failures:
-                self.expectations.creation_observed(key)  # a failed creation will never be observed
-            if failures:
-                skipped = len(indexes) - position
-                for _ in range(skipped):
-                    self.expectations.creation_observed(key)  # skipped: never asked for
-                return len(failures) + skipped, str(failures[0])
-        return 0, None
 
     async def _create_one(self, job: Obj, index: int | None) -> None:
         try:

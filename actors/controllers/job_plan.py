@@ -33,7 +33,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.controllers.replication_plan import deletion_order
+from actors.controllers.replication_plan import DeletePods, deletion_order
 from protocol.kinds.job import (
     COMPLETION_INDEX,
     CONTROLLER_UID_LABEL,
@@ -77,11 +77,6 @@ _FAILURE_MESSAGES = {BACKOFF_LIMIT_EXCEEDED: "Job has reached the specified back
 class CreatePods:
     indexes: tuple[int | None, ...]
     """One entry per pod to create: its completion index, or None for a NonIndexed Job."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeletePods:
-    names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,50 @@
 """What workload controllers share about their pods (Kubernetes' ``PodControl`` and the pod event handlers of
 its ReplicaSet and DaemonSet controllers): which owners a pod change concerns, with the expectations it
 satisfies; and deleting an owner's pods, expected before they are sent (so a stale cache never makes the
-controller delete twice), sent at once, each outcome recorded as an Event on the owner."""
+controller delete twice), sent at once, each outcome recorded as an Event on the owner; and creating pods in
+slow-start batches (1, 2, 4, ...: ``replication_plan.slow_start_batches``), stopping at the first failing
+batch, the creations that will never be seen counted as observed."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from actors.controllers.expectations import Expectations
+from actors.controllers.replication_plan import slow_start_batches
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, controller_of, is_deleting, labels_of, namespace_of, ref
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
+
+T = TypeVar("T")
+
+
+async def create_in_batches(items: Sequence[T], create: Callable[[T], Awaitable[object]]
+                            ) -> tuple[int, list[BaseException]]:
+    """``create(item)`` for each of ``items``, concurrently within slow-start batches, stopping after the first
+    batch with failures: how many items were not created (failed or skipped) and that batch's failures."""
+    done = 0
+    for size in slow_start_batches(len(items)):
+        batch = items[done:done + size]
+        done += size
+        results = await asyncio.gather(*(create(item) for item in batch), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            return len(failures) + len(items) - done, failures
+    return 0, []
+
+
+async def create_expected(expectations: Expectations, key: str, items: Sequence[T],
+                          create: Callable[[T], Awaitable[object]]) -> tuple[int, str | None]:
+    """``create_in_batches`` with the creations expected for ``key`` first, and the ones that did not happen
+    observed at once (they will never be seen): how many were not created, and the first error's message."""
+    expectations.expect_creations(key, len(items))
+    missed, failures = await create_in_batches(items, create)
+    for _ in range(missed):
+        expectations.creation_observed(key)
+    return missed, str(failures[0]) if failures else None
 
 
 async def delete_pods(client: ApiClient, recorder: EventRecorder, expectations: Expectations, owner: Obj, key: str,

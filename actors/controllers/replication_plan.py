@@ -12,7 +12,7 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
-from actors.controllers.claim_plan import claim_plan
+from actors.controllers.claim_plan import AdoptPod, ReleasePod, claim_actions, claim_plan
 from protocol.objects import (
     Obj,
     condition,
@@ -34,22 +34,14 @@ BURST_REPLICAS = 500
 
 # -- actions ------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class AdoptPod:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReleasePod:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
 class CreatePods:
     count: int
 
 
 @dataclass(frozen=True, slots=True)
 class DeletePods:
+    """Delete these pods of the owner (the DaemonSet and Job plans use this action too)."""
+
     names: tuple[str, ...]
 
 
@@ -148,8 +140,7 @@ def plan(owner: Obj, pods: list[Obj], now: float, *, burst: int = BURST_REPLICAS
     """
     claimed = claim_plan(owner, selector_of(owner), pods)
     active = [p for p in claimed.kept if is_active(p)]
-    result = Plan(actions=[*(AdoptPod(name_of(p)) for p in claimed.adopt),
-                           *(ReleasePod(name_of(p)) for p in claimed.release)], active=active)
+    result = Plan(actions=[*claim_actions(claimed)], active=active)
     if expectations_satisfied and not is_deleting(owner):
         action = replica_diff(desired_replicas(owner), active, burst)
         if action is not None:

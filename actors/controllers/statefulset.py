@@ -18,25 +18,22 @@ Watch handlers only enqueue StatefulSet keys (``namespace/name``): a set's own c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 
 from actors.controllers.base import ControllerContext
-from actors.controllers.controllerref import ControllerRefManager
 from actors.controllers.daemonset_history import history_plan, owned_revisions
 from actors.controllers.daemonset_plan import HASH_LABEL
-from actors.controllers.expectations import Expectations
+from actors.controllers.history_writes import write_history
 from actors.controllers.manager import register
+from actors.controllers.podcontrol import create_in_batches
+from actors.controllers.podowner import PodOwnerController
 from actors.controllers.replication_index import NamespaceIndex
-from actors.controllers.replication_plan import slow_start_batches
 from actors.controllers.statefulset_plan import (
-    AdoptPod,
     CreateClaims,
     CreatePod,
     DeleteClaims,
     DeletePod,
-    ReleasePod,
     plan,
     status_changed,
     update_revision,
@@ -54,9 +51,7 @@ from protocol.objects import (
     split_ref,
     uid_of,
 )
-from protocol.selectors import from_label_selector
 from runtime.informer import Informer
-from runtime.workqueue import WorkQueue, run_workers
 
 KIND = "StatefulSet"
 CLAIM_KIND = "PersistentVolumeClaim"
@@ -70,86 +65,44 @@ class StatefulSetError(ShoalError):
     retryable = True
 
 
-class StatefulSetController:
+class StatefulSetController(PodOwnerController):
     name = "statefulset"
 
     def __init__(self, *, workers: int = 2) -> None:
-        self.workers = workers
-        self.queue = WorkQueue()
-        self.expectations = Expectations()
-        self.pod_index = NamespaceIndex()
-        self.set_index = NamespaceIndex()
+        super().__init__(KIND, workers=workers)
         self.revision_index = NamespaceIndex()
         self.claim_index = NamespaceIndex()
-        self.running = False
 
     # -- wiring -------------------------------------------------------------------------------
     def setup(self, ctx: ControllerContext) -> None:
-        self.ctx = ctx
-        self.client = ctx.client
-        self.log = ctx.log.bind(controller=self.name) if hasattr(ctx.log, "bind") else ctx.log
-        self.refs = ControllerRefManager(ctx.client, "Pod", self.log)
+        self.bind(ctx)
         self.pods: Informer = ctx.informers.informer("Pod")
-        self.sets: Informer = ctx.informers.informer(KIND)
+        self.sets = self.watch_primary(KIND)
         self.revisions: Informer = ctx.informers.informer("ControllerRevision")
         self.revisions.add_handler(self.revision_index.handle)
         self.revisions.add_handler(self._on_revision)
         self.pods.add_handler(self.pod_index.handle)
         self.pods.add_handler(self._on_pod)
-        self.sets.add_handler(self.set_index.handle)
-        self.sets.add_handler(self._on_set)
+        self.sets.add_handler(self.owner_index.handle)
+        self.sets.add_handler(self.on_primary)
         if CLAIMS_SUPPORTED:
             self.claims: Informer = ctx.informers.informer(CLAIM_KIND)
             self.claims.add_handler(self.claim_index.handle)
 
-    async def run(self) -> None:
-        for sts in self.sets.items():
-            self.queue.add(ref(sts))
-        self.running = True
-        try:
-            await run_workers(self.queue, self.reconcile, workers=self.workers, log=self.log)
-        finally:
-            self.running = False
-            self.queue.close()
-
     # -- handlers: only enqueue keys and count observations -------------------------------------
-    def _on_set(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        if obj is None:
-            return
-        if event == "DELETED":
-            self.expectations.forget(ref(obj))
-        self.queue.add(ref(obj))
-
     def _on_revision(self, event: str, old: Obj | None, new: Obj | None) -> None:
         obj = new if new is not None else old
-        if obj is not None and event != "MODIFIED" and (key := self._owner_key(obj)) is not None:
+        if obj is not None and event != "MODIFIED" and (key := self.owner_key(obj)) is not None:
             self.queue.add(key)
 
-    def _owner_key(self, obj: Obj) -> str | None:
-        owner_ref = controller_of(obj)
-        if owner_ref is None or owner_ref.get("kind") != KIND:
-            return None
-        owner = self.set_index.get(namespace_of(obj), str(owner_ref.get("name", "")))
-        if owner is None or uid_of(owner) != owner_ref.get("uid"):
-            return None
-        return ref(owner)
-
-    def _matching(self, pod: Obj) -> list[str]:
-        found = []
-        for sts in self.set_index.in_namespace(namespace_of(pod)):
-            try:
-                if from_label_selector((sts.get("spec") or {}).get("selector")).matches(labels_of(pod)):
-                    found.append(ref(sts))
-            except ShoalError:
-                continue
-        return found
-
     def _on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """The set's own reading of a pod change, not ``PodOwnerController.on_pod``'s: a pod seen first while
+        being deleted also counts as an observed creation, and a deleted orphan still concerns the sets whose
+        selector matches it."""
         pod = new if new is not None else old
         if pod is None:
             return
-        owner_key = self._owner_key(pod)
+        owner_key = self.owner_key(pod)
         going = event == "DELETED" or (is_deleting(pod) and (old is None or not is_deleting(old)))
         if going and owner_key is not None:
             self.expectations.deletion_observed(owner_key, ref(pod))
@@ -159,9 +112,9 @@ class StatefulSetController:
         if owner_key is not None:
             keys.add(owner_key)
         elif controller_of(pod) is None:
-            keys.update(self._matching(pod))
+            keys.update(self.matching(pod))
         changed = old is not None and (labels_of(old) != labels_of(pod) or controller_of(old) != controller_of(pod))
-        if changed and old is not None and (old_key := self._owner_key(old)) is not None:
+        if changed and old is not None and (old_key := self.owner_key(old)) is not None:
             keys.add(old_key)
         for key in keys:
             self.queue.add(key)
@@ -170,7 +123,7 @@ class StatefulSetController:
     async def reconcile(self, key: str) -> float | None:
         sts = self.sets.get(key)
         if sts is None:
-            self.expectations.forget(key)
+            self.forget(key)
             return None
         namespace, _ = split_ref(key)
         revisions = owned_revisions(sts, self.revision_index.in_namespace(namespace))
@@ -184,11 +137,7 @@ class StatefulSetController:
         result = plan(sts, self.pod_index.in_namespace(namespace), claims, templates, time.time(),
                       expectations_satisfied=self.expectations.satisfied(key))
         errors: list[str] = []
-        adopt = [a.name for a in result.actions if isinstance(a, AdoptPod)]
-        if adopt and await self.refs.can_adopt(sts):
-            for name in adopt:
-                if (pod := self.pod_index.get(namespace, name)) is not None:
-                    await self.refs.adopt(sts, pod)
+        await self.claim_pods(sts, list(result.actions))
         creations: list[tuple[CreateClaims | None, CreatePod]] = []
         claims_first: CreateClaims | None = None
         for action in result.actions:
@@ -215,19 +164,11 @@ class StatefulSetController:
                           ) -> str | None:
         """Each pod after its claims; several pods (Parallel) in slow-start batches (1, 2, 4...), stopping
         at the first failing batch, as Kubernetes' StatefulSet controller creates them since 1.28."""
-        done = 0
-        for size in slow_start_batches(len(creations)):
-            batch = creations[done:done + size]
-            done += size
-            results = await asyncio.gather(*(self._create_with_claims(sts, key, claims, pod)
-                                             for claims, pod in batch), return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for failure in failures:
-                if not isinstance(failure, ShoalError):
-                    raise failure
-            if failures:
-                return str(failures[0])
-        return None
+        _, failures = await create_in_batches(creations, lambda c: self._create_with_claims(sts, key, *c))
+        for failure in failures:
+            if not isinstance(failure, ShoalError):
+                raise failure
+        return str(failures[0]) if failures else None
 
     async def _create_with_claims(self, sts: Obj, key: str, claims: CreateClaims | None, pod: CreatePod) -> None:
         if claims is not None:
@@ -236,10 +177,7 @@ class StatefulSetController:
 
     async def _act(self, sts: Obj, key: str, action: object) -> None:
         namespace = namespace_of(sts)
-        if isinstance(action, ReleasePod):
-            if (pod := self.pod_index.get(namespace, action.name)) is not None:
-                await self.refs.release(sts, pod)
-        elif isinstance(action, CreateClaims):
+        if isinstance(action, CreateClaims):
             for claim in action.claims:
                 try:
                     await self.client.create(claim)
@@ -299,16 +237,7 @@ class StatefulSetController:
                 for p in self.pod_index.in_namespace(namespace)
                 if (controller_of(p) or {}).get("uid") == uid_of(sts) and not is_deleting(p)]
         history = history_plan(sts, revisions, live, update_revision(sts).removeprefix(prefix))
-        with contextlib.suppress(AlreadyExists):
-            if history.create is not None:
-                await self.client.create(history.create)
-        if history.bump is not None:
-            name, number = history.bump
-            with contextlib.suppress(NotFound):
-                await self.client.patch("ControllerRevision", name, {"revision": number}, namespace)
-        for name in history.delete:
-            with contextlib.suppress(NotFound):
-                await self.client.delete("ControllerRevision", name, namespace)
+        await write_history(self.client, history, namespace)
 
 
 register("statefulset", StatefulSetController)

@@ -34,12 +34,12 @@ import copy
 import re
 from dataclasses import dataclass, field
 
-from actors.controllers.claim_plan import claim_plan
+from actors.controllers.claim_plan import AdoptPod, ReleasePod, claim_actions, claim_plan
 from actors.controllers.daemonset_plan import HASH_LABEL
 from actors.controllers.deployment_revisions import resolve_int_or_percent, template_hash
 from actors.controllers.replication_plan import is_available, ready_since
 from protocol.objects import Obj, is_deleting, labels_of, meta, name_of, owner_reference, pod_is_ready
-from protocol.selectors import from_label_selector
+from protocol.selectors import spec_selector
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -51,16 +51,6 @@ DELETE = "Delete"
 
 
 # -- actions ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class AdoptPod:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReleasePod:
-    name: str
-
-
 @dataclass(frozen=True, slots=True)
 class CreateClaims:
     claims: tuple[Obj, ...]
@@ -233,9 +223,8 @@ def plan(sts: Obj, pods: list[Obj], claims: set[str] | None, templates: dict[str
     the server has no PersistentVolumeClaim kind: no claims are made) and the templates of its revisions
     by hash (the current template's included)."""
     f = facts_of(sts)
-    claimed = claim_plan(sts, from_label_selector((sts.get("spec") or {}).get("selector")), pods)
-    actions: list[Action] = [AdoptPod(name_of(p)) for p in claimed.adopt]
-    actions.extend(ReleasePod(name_of(p)) for p in claimed.release)
+    claimed = claim_plan(sts, spec_selector(sts), pods)
+    actions: list[Action] = [*claim_actions(claimed)]
     update = update_revision(sts)
     templates = {**templates, update: (sts.get("spec") or {}).get("template") or {}}
     current = current_revision(sts, templates)

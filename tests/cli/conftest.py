@@ -9,13 +9,15 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from actors.api.server import ApiActor
 from runtime.nats_server import NatsServer, free_port
+from tests.subprocesses import Result, read_until, run_tool
+
+__all__ = ["REPO", "Result", "ShoalCli", "cli_env", "read_until"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,16 +26,6 @@ def cli_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"exit {self.rc}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
 class ShoalCli:
@@ -48,18 +40,8 @@ class ShoalCli:
         return [sys.executable, "-m", "shoal", "--server", self.url, *args]
 
     async def __call__(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Result:
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(args), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self.env, cwd=REPO)
-        data = stdin.encode() if stdin is not None else None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(data), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise AssertionError(f"`shoal {' '.join(args)}` did not finish within {timeout}s") from None
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
+        return await run_tool(self.argv(args), what=f"shoal {' '.join(args)}", env=self.env, cwd=REPO,
+                              stdin=stdin, timeout=timeout)
 
     async def start(self, *args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -77,23 +59,3 @@ def offline_cli() -> ShoalCli:
     """Pointed at a port where nothing listens."""
     return ShoalCli(f"nats://127.0.0.1:{free_port()}")
 
-
-async def read_until(stream: asyncio.StreamReader | None, needle: str, timeout: float = 30) -> str:
-    """Read lines until one contains ``needle``; return everything read."""
-    assert stream is not None
-    seen = ""
-
-    async def reader() -> str:
-        nonlocal seen
-        while True:
-            line = await stream.readline()
-            if not line:
-                raise AssertionError(f"stream ended before {needle!r}; got:\n{seen}")
-            seen += line.decode()
-            if needle in line.decode():
-                return seen
-
-    try:
-        return await asyncio.wait_for(reader(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"no {needle!r} within {timeout}s; got:\n{seen}") from None

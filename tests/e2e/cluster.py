@@ -8,23 +8,28 @@ several instances of one component (two controller managers), and kill one with 
 
 ``stop()`` stops the components in reverse start order (SIGTERM, then SIGKILL after a grace), then
 nats-server. ``remove_podman_objects(node)`` removes what a (stopped) kubelet left in Podman, found by
-the kubelet's ``io.shoal.node`` label.
+the kubelet's ``io.shoal.node`` label. ``start_podman_node`` starts the control plane and one Podman kubelet
+(short back-offs and heartbeats, as the end-to-end tests want them); ``ready_client`` connects once its
+node is Ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, TypeVar
 
 import nats
+import pytest
 from nats.aio.client import Client
 
 from runtime.client import ApiClient
@@ -140,6 +145,26 @@ class ProcessCluster:
 
         await self.eventually(ready, timeout=timeout, what="the API actor answers")
 
+    @asynccontextmanager
+    async def ready_client(self, node: str) -> AsyncIterator[ApiClient]:
+        """A client of this cluster, once the API actor answers and ``node`` is Ready."""
+        nc, api = await self.client()
+        try:
+            await self.wait_api(api)
+
+            async def node_ready() -> bool:
+                try:
+                    obj = await api.get("Node", node)
+                except Exception:
+                    return False
+                return any(c["type"] == "Ready" and c["status"] == "True"
+                           for c in obj["status"].get("conditions", []))
+
+            await self.eventually(node_ready, timeout=90, what=f"node {node} Ready")
+            yield api
+        finally:
+            await nc.close()
+
     async def eventually(self, probe: Callable[[], Awaitable[T]], *, timeout: float = 30, interval: float = 0.2,
                          what: str = "condition") -> T:
         """Until ``probe()`` returns something truthy; on time-out fail with the components' log tails."""
@@ -152,6 +177,29 @@ class ProcessCluster:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}; exited components: "
                                      f"{self.exited()}\n{self.tails()}")
             await asyncio.sleep(interval)
+
+
+PODMAN_MARKS = [
+    pytest.mark.slow, pytest.mark.podman,
+    pytest.mark.skipif(shutil.which("podman") is None,
+                       reason="podman is not installed (apt-get install podman runc busybox-static)"),
+    pytest.mark.skipif(shutil.which("busybox") is None,
+                       reason="busybox is not installed: needed to build the local test image (busybox-static)"),
+]
+"""The marks of a module running pods on Podman: slow, and skipped where Podman or busybox is missing."""
+
+
+def start_podman_node(cluster: ProcessCluster, node: str, pod_cidr: str, kubelet_state: Path) -> tuple[str, ...]:
+    """Start nats-server, the API actor, the scheduler, the controller manager and a Podman kubelet for
+    ``node`` (back-off 1 to 4 s, lease and status every 2 s); the kubelet's arguments, to start it again."""
+    cluster.start_nats()
+    cluster.start("api", "actors.api")
+    cluster.start("scheduler", "actors.scheduler")
+    cluster.start("controllers", "actors.controllers")
+    kubelet_args = ("--node-name", node, "--pod-cidr", pod_cidr, "--state-dir", str(kubelet_state),
+                    "--backoff-base", "1", "--backoff-max", "4", "--lease-interval", "2", "--status-interval", "2")
+    cluster.start("kubelet", "agents.kubelet", *kubelet_args)
+    return kubelet_args
 
 
 def podman_env(kubelet_state: Path) -> dict[str, str]:

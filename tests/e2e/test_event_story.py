@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import io
 import re
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,15 +29,16 @@ import pytest
 import pytest_asyncio
 
 from runtime.client import ApiClient
-from tests.e2e.cluster import REPO, ProcessCluster, podman_env, remove_podman_objects
+from tests.e2e.cluster import (
+    PODMAN_MARKS,
+    REPO,
+    ProcessCluster,
+    podman_env,
+    remove_podman_objects,
+    start_podman_node,
+)
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None,
-                       reason="podman is not installed (apt-get install podman runc busybox-static)"),
-    pytest.mark.skipif(shutil.which("busybox") is None,
-                       reason="busybox is not installed: needed to build the local test image (busybox-static)"),
-]
+pytestmark = PODMAN_MARKS
 
 IMAGE = "localhost/shoal/busybox:latest"
 
@@ -58,13 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kubelet_state = root / "kubelet"
     cluster = ProcessCluster(root)
     try:
-        cluster.start_nats()
-        cluster.start("api", "actors.api")
-        cluster.start("scheduler", "actors.scheduler")
-        cluster.start("controllers", "actors.controllers")
-        cluster.start("kubelet", "agents.kubelet", "--node-name", node, "--pod-cidr", pod_cidr, "--state-dir",
-                      str(kubelet_state), "--backoff-base", "1", "--backoff-max", "4", "--lease-interval", "2",
-                      "--status-interval", "2")
+        start_podman_node(cluster, node, pod_cidr, kubelet_state)
         yield Stack(cluster, node, kubelet_state)
     finally:
         cluster.stop()
@@ -73,21 +67,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest_asyncio.fixture
 async def client(stack: Stack) -> AsyncIterator[ApiClient]:
-    nc, api = await stack.cluster.client()
-    try:
-        await stack.cluster.wait_api(api)
-
-        async def node_ready() -> bool:
-            try:
-                node = await api.get("Node", stack.node)
-            except Exception:
-                return False
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
-
-        await stack.cluster.eventually(node_ready, timeout=90, what=f"node {stack.node} Ready")
+    async with stack.cluster.ready_client(stack.node) as api:
         yield api
-    finally:
-        await nc.close()
 
 
 @dataclass

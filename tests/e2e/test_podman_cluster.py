@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -33,15 +32,17 @@ import pytest_asyncio
 
 from protocol.errors import NotFound
 from runtime.client import ApiClient
-from tests.e2e.cluster import REPO, ProcessCluster, podman_env, remove_podman_objects
+from tests.e2e.cluster import (
+    PODMAN_MARKS,
+    REPO,
+    ProcessCluster,
+    podman_env,
+    remove_podman_objects,
+    start_podman_node,
+)
+from tests.subprocesses import Result, run_tool
 
-pytestmark = [
-    pytest.mark.slow, pytest.mark.podman,
-    pytest.mark.skipif(shutil.which("podman") is None,
-                       reason="podman is not installed (apt-get install podman runc busybox-static)"),
-    pytest.mark.skipif(shutil.which("busybox") is None,
-                       reason="busybox is not installed: needed to build the local test image (busybox-static)"),
-]
+pytestmark = PODMAN_MARKS
 
 IMAGE = "localhost/shoal/busybox:latest"
 SERVE = "mkdir -p /www /tmp && {index} > /www/index.html && touch /tmp/ready && exec httpd -f -p 80 -h /www"
@@ -114,13 +115,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kubelet_state = root / "kubelet"
     cluster = ProcessCluster(root)
     try:
-        cluster.start_nats()
-        cluster.start("api", "actors.api")
-        cluster.start("scheduler", "actors.scheduler")
-        cluster.start("controllers", "actors.controllers")
-        kubelet_args = ("--node-name", node, "--pod-cidr", pod_cidr, "--state-dir", str(kubelet_state),
-                        "--backoff-base", "1", "--backoff-max", "4", "--lease-interval", "2", "--status-interval", "2")
-        cluster.start("kubelet", "agents.kubelet", *kubelet_args)
+        kubelet_args = start_podman_node(cluster, node, pod_cidr, kubelet_state)
         cluster.start("proxy", "agents.proxy", "--node-name", node, "--nodeport-addresses", "127.0.0.1",
                       "--drain-seconds", "1", "--datapath", "userspace")
         manifests = root / "manifests"
@@ -133,46 +128,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest_asyncio.fixture
 async def client(stack: Stack) -> AsyncIterator[ApiClient]:
-    nc, api = await stack.cluster.client()
-    try:
-        await stack.cluster.wait_api(api)
-
-        async def node_ready() -> bool:
-            try:
-                node = await api.get("Node", stack.node)
-            except Exception:
-                return False
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
-
-        await stack.cluster.eventually(node_ready, timeout=90, what=f"node {stack.node} Ready")
+    async with stack.cluster.ready_client(stack.node) as api:
         yield api
-    finally:
-        await nc.close()
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"exit {self.rc}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
 async def shoal(stack: Stack, *args: str, timeout: float = 60) -> Result:
     """``shoal --server URL args...`` as a user runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
-    proc = await asyncio.create_subprocess_exec(*stack.cluster.cli_argv(*args), stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, env=env, cwd=REPO)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"`shoal {' '.join(args)}` did not finish within {timeout}s") from None
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
+    return await run_tool(stack.cluster.cli_argv(*args), what=f"shoal {' '.join(args)}", env=env, cwd=REPO,
+                          timeout=timeout)
 
 
 async def must(stack: Stack, *args: str, timeout: float = 60) -> Result:

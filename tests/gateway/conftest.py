@@ -23,18 +23,11 @@ from runtime.client import ApiClient
 from runtime.nats_server import NatsServer
 from shoal.kubeconfig import Credentials, ensure_credentials, kubeconfig
 from tests.conftest import ActorRunner, start_api
+from tests.subprocesses import Result, read_until, run_tool
+
+__all__ = ["KUBECTL", "Gateway", "Result", "read_until", "start_gateway"]
 
 KUBECTL = shutil.which("kubectl")
-
-
-@dataclass
-class Result:
-    rc: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"exit {self.rc}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
 @dataclass
@@ -55,17 +48,8 @@ class Gateway:
         return [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args]
 
     async def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Result:
-        proc = await asyncio.create_subprocess_exec(
-            *self.kubectl_argv(*args), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self.env())
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise AssertionError(f"`kubectl {' '.join(args)}` did not finish within {timeout}s") from None
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
+        return await run_tool(self.kubectl_argv(*args), what=f"kubectl {' '.join(args)}", env=self.env(),
+                              stdin=stdin, timeout=timeout)
 
     async def ok(self, *args: str, stdin: str | None = None) -> str:
         result = await self.kubectl(*args, stdin=stdin)
@@ -106,23 +90,3 @@ async def api_client(nats_server: NatsServer, gateway: Gateway) -> AsyncIterator
     finally:
         await nc.close()
 
-
-async def read_until(stream: asyncio.StreamReader | None, needle: str, timeout: float = 30) -> str:
-    """Read lines until one contains ``needle``; return everything read."""
-    assert stream is not None
-    seen = ""
-
-    async def reader() -> str:
-        nonlocal seen
-        while True:
-            line = await stream.readline()
-            if not line:
-                raise AssertionError(f"stream ended before {needle!r}; got:\n{seen}")
-            seen += line.decode()
-            if needle in line.decode():
-                return seen
-
-    try:
-        return await asyncio.wait_for(reader(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"no {needle!r} within {timeout}s; got:\n{seen}") from None
