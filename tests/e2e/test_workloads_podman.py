@@ -149,9 +149,9 @@ def _remove_leftovers(up: Up) -> None:
         done = subprocess.run(["podman", *args], capture_output=True, text=True, env=env, check=False, timeout=120)
         return done.stdout.split()
 
-    def remove_each(*argv: str) -> None:  # one podman per object, at once: sequential removal is slow
-        procs = [subprocess.Popen(["podman", *argv[:-1], ref], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env=env) for ref in argv[-1].split()]
+    def remove_each(command: list[str], refs: list[str]) -> None:  # one podman per object, all at once
+        procs = [subprocess.Popen(["podman", *command, ref], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=env) for ref in refs]
         for proc in procs:
             try:
                 proc.wait(120)
@@ -161,8 +161,8 @@ def _remove_leftovers(up: Up) -> None:
 
     if up.cluster_uid:
         label = f"label=io.shoal.cluster={up.cluster_uid}"
-        remove_each("pod", "rm", "-f", "-t", "0", " ".join(podman("pod", "ls", "-q", "--filter", label)))
-        remove_each("rm", "-f", "-t", "0", " ".join(podman("ps", "-aq", "--filter", label)))
+        remove_each(["pod", "rm", "-f", "-t", "0"], podman("pod", "ls", "-q", "--filter", label))
+        remove_each(["rm", "-f", "-t", "0"], podman("ps", "-aq", "--filter", label))
     networks = podman("network", "ls", "-q", "--filter", f"label=io.shoal.cluster={name}")
     if networks:
         podman("network", "rm", "-f", *networks)
