@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import pytest
 
 from agents.kubelet.volumes import unmount_all
+from agents.proxy.nftables import table_name
 from runtime.nats_server import free_port
 from shoal.up import cluster_identity
 from tests.e2e.cluster import REPO, podman_env
@@ -167,8 +168,9 @@ def _remove_leftovers(up: Up) -> None:
     if networks:
         podman("network", "rm", "-f", *networks)
     if shutil.which("nft"):
-        subprocess.run(["nft", f"table ip shoal-{name} {{}}; delete table ip shoal-{name}"], capture_output=True,
-                       check=False, timeout=30)
+        table = table_name(name)  # the proxy removes it when it stops; this is for a proxy that was killed
+        subprocess.run(["nft", f"table ip {table} {{}}; delete table ip {table}"], capture_output=True, check=False,
+                       timeout=30)
     unmount_all(up.state)
 
 
