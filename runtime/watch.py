@@ -220,8 +220,9 @@ class Watch:
             await self._start()
         while not self._closed:
             timeout = max(0.1, SILENCE_LIMIT - (time.monotonic() - self._last_message))
-            try:
-                msg = await asyncio.wait_for(self._queue.get(), timeout)
+            try:  # not wait_for: in 3.11 it returns a message that meets a cancellation and loses the cancel
+                async with asyncio.timeout(timeout):
+                    msg = await self._queue.get()
             except TimeoutError:  # silence: the server or the connection is gone
                 await self._restart()
                 continue

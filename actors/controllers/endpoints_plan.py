@@ -11,6 +11,8 @@ Address choice (how a proxy on any node reaches the pod):
   hostPort on its own node would meet no second DNAT to the pod); a host-network pod
   (``spec.hostNetwork``) uses ``status.hostIP`` when it has no podIP. (Falling back to hostIP for other
   pods would point at a node port nothing publishes.)
+- an address carries the pod's ``spec.hostname`` when the pod's ``spec.subdomain`` is the Service's name
+  (a StatefulSet's pods and their headless Service): DNS names ``web-0.web.<ns>.svc`` come from it.
 A pod without an address yet is left out. Ready pods go to ``addresses``, others (and all, when the
 Service sets ``publishNotReadyAddresses``) to ``notReadyAddresses``; pods that are finished or being
 deleted leave at once. Addresses with the same resolved ports share a subset; everything is sorted so
@@ -106,10 +108,17 @@ def serves(pod: Obj) -> bool:
     return not pod_is_terminal(pod) and not is_deleting(pod)
 
 
-def address_of(pod: Obj, ip: str) -> Obj:
+def address_of(service: Obj, pod: Obj, ip: str) -> Obj:
+    """The address of ``pod``; with the pod's ``hostname`` when its ``subdomain`` names this Service (as
+    Kubernetes' endpoints controller: cluster DNS then serves ``<hostname>.<service>.<ns>.svc``, the stable
+    name of a StatefulSet's pod)."""
     target = {"kind": "Pod", "name": name_of(pod), "namespace": namespace_of(pod), "uid": uid_of(pod)}
     address: Obj = {"ip": ip, "targetRef": target}
-    node = (pod.get("spec") or {}).get("nodeName")
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == name_of(service) \
+            and namespace_of(pod) == namespace_of(service):
+        address["hostname"] = spec["hostname"]
+    node = spec.get("nodeName")
     if node:
         address["nodeName"] = node
     return address
@@ -133,7 +142,7 @@ def subsets_for(service: Obj, pods: list[Obj]) -> list[Obj]:
         ready = publish_all or pod_is_ready(pod)
         for ip, ports in by_ip.items():
             ready_list, not_ready_list = groups.setdefault(tuple(sorted(ports)), ([], []))
-            (ready_list if ready else not_ready_list).append(address_of(pod, ip))
+            (ready_list if ready else not_ready_list).append(address_of(service, pod, ip))
     subsets = []
     for port_keys, (ready_list, not_ready_list) in sorted(groups.items()):
         subset: Obj = {}
@@ -182,4 +191,4 @@ def pod_signature(pod: Obj | None) -> Any:
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     ports = [(c.get("ports") or []) for c in spec.get("containers") or []]
     return (labels_of(pod), status.get("podIP"), status.get("hostIP"), pod_is_ready(pod), serves(pod),
-            spec.get("nodeName"), ports, uid_of(pod))
+            spec.get("nodeName"), ports, uid_of(pod), spec.get("hostname"), spec.get("subdomain"))

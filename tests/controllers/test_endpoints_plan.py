@@ -114,3 +114,21 @@ def test_pod_signature_ignores_unrelated_status() -> None:
     b = {**a, "status": {**a["status"], "containerStatuses": [{"restartCount": 3}]}}
     assert pod_signature(a) == pod_signature(b)
     assert pod_signature(a) != pod_signature(pod("a", ready=False))
+
+
+def test_hostname_when_the_pods_subdomain_is_this_service() -> None:
+    """As a StatefulSet's pods (hostname web-0, subdomain = the headless Service): DNS names them by it."""
+    def named(name: str, ip: str, subdomain: str, namespace: str = "ns") -> Obj:
+        p = pod(name, ip, namespace=namespace)
+        p["spec"].update(hostname=name, subdomain=subdomain)
+        return p
+
+    headless = service(SEL, clusterIP="None")
+    subsets = subsets_for(headless, [named("web-0", "10.0.0.1", "web"), named("db-0", "10.0.0.2", "db")])
+    addresses = {a["targetRef"]["name"]: a for a in subsets[0]["addresses"]}
+    assert addresses["web-0"]["hostname"] == "web-0"
+    assert "hostname" not in addresses["db-0"]  # its subdomain is another Service
+    plain = pod("plain", "10.0.0.3")
+    plain["spec"]["hostname"] = "plain"  # a hostname without a subdomain names no DNS record
+    assert "hostname" not in subsets_for(headless, [plain])[0]["addresses"][0]
+    assert pod_signature(named("web-0", "10.0.0.1", "web")) != pod_signature(named("web-0", "10.0.0.1", "db"))

@@ -1,8 +1,9 @@
 """``shoal delete``: delete objects by name, selector or file, then (by default) wait until they are gone.
 
 ``--cascade`` chooses the propagation policy (background: dependents are removed afterwards;
-foreground: the owner waits for them; orphan: they are left alone). Waiting polls ``get`` until NotFound;
-on timeout it says what holds the object (finalizers, a kubelet that has not confirmed).
+foreground: the owner waits for them; orphan: they are left alone). Waiting polls ``get`` until NotFound,
+or until the name holds an object with another UID (re-created, as a StatefulSet's pod: as kubectl); on
+timeout it says what holds the object (finalizers, a kubelet that has not confirmed).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Doomed:
     info: KindInfo
     namespace: str | None
     name: str
+    uid: str | None = None
+    """The UID of the object whose deletion was accepted: one re-created under the name (a StatefulSet's
+    pod) is another object, and the deleted one is gone."""
 
     def __str__(self) -> str:
         return f'{qualified(self.info)} "{self.name}"'
@@ -108,10 +112,13 @@ async def _wait_gone(client: ApiClient, doomed: list[Doomed], limit: float) -> i
         still = []
         for d in pending:
             try:
-                last[id(d)] = await client.get(d.info, d.name, d.namespace)
-                still.append(d)
+                obj = await client.get(d.info, d.name, d.namespace)
             except NotFound:
-                pass
+                continue
+            if d.uid is not None and meta(obj).get("uid") != d.uid:
+                continue  # a new object under the name: the deleted one is gone
+            last[id(d)] = obj
+            still.append(d)
         pending = still
         if not pending:
             return 0
@@ -136,8 +143,9 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
     failed, accepted = False, []
     for d in doomed:
         try:
-            await client.delete(d.info, d.name, d.namespace, grace_period=grace,
-                                propagation=CASCADE[args.cascade])
+            deleted = await client.delete(d.info, d.name, d.namespace, grace_period=grace,
+                                          propagation=CASCADE[args.cascade])
+            d.uid = meta(deleted).get("uid") or None
             print(f"{d} deleted", flush=True)
             accepted.append(d)
         except NotFound as exc:
