@@ -71,8 +71,9 @@ async def stream(watch: Watch, info: KindInfo, write: Callable[[bytes], Awaitabl
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         return
-                try:
-                    items = [await asyncio.wait_for(queue.get(), wait)]
+                try:  # not wait_for: in 3.11 it returns an item that meets a cancellation and loses the cancel
+                    async with asyncio.timeout(wait):
+                        items = [await queue.get()]
                 except TimeoutError:
                     last_bookmark = max(last_bookmark, watch.resource_version or 0)
                     if bookmarks and last_bookmark:

@@ -147,8 +147,9 @@ class LogServer:
             try:
                 finished = False
                 while not finished:
-                    try:
-                        item = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                    try:  # not wait_for: in 3.11 it may return an item and lose a cancellation
+                        async with asyncio.timeout(KEEPALIVE):
+                            item = await queue.get()
                     except TimeoutError:
                         await send([], True)
                         continue
