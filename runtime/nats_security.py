@@ -125,10 +125,21 @@ def kubelet_permissions(node: str, *, private_inboxes: bool = False) -> Permissi
     )
 
 
+SERVICE_READER_PLURALS = ("services", "endpoints", "endpointslices", "nodes")
+"""What a node's proxy and cluster DNS read: Services and their endpoints, and Nodes (DNS reads its own
+node's podCIDR). Not Secrets, ConfigMaps, Pods or anything else (Kubernetes' system:node-proxier role)."""
+
+
+def _reads(plurals: tuple[str, ...]) -> tuple[str, ...]:
+    """get, list and watch of these resources only (and the watches' keep-alives)."""
+    return (*(f"{API_PREFIX}.{verb}.{plural}.>" for verb in ("get", "list", "watch") for plural in plurals),
+            "shoal.watchctl.>")
+
+
 def proxy_permissions(node: str, *, private_inboxes: bool = False) -> Permissions:
-    """A node's proxy: reads only (get, list, watch and its keep-alives)."""
+    """A node's proxy: reads Services, Endpoints and Nodes only."""
     return Permissions(
-        publish=(f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>", "shoal.watchctl.>"),
+        publish=_reads(SERVICE_READER_PLURALS),
         subscribe=(_inboxes(f"proxy-{node}", private_inboxes), *_health("proxy")),
         allow_responses=True,
     )
@@ -147,10 +158,10 @@ def gateway_permissions(*, private_inboxes: bool = False) -> Permissions:
 
 
 def reader_permissions(actor: str, user: str, *, private_inboxes: bool = False) -> Permissions:
-    """A component that only reads through the API (the cluster DNS server ``dns-<N>``): get, list, watch
-    and their keep-alives; nothing else."""
+    """A component that only reads Services, Endpoints and Nodes through the API (the cluster DNS server
+    ``dns-<N>``): get, list, watch of those and their keep-alives; nothing else."""
     return Permissions(
-        publish=(f"{API_PREFIX}.get.>", f"{API_PREFIX}.list.>", f"{API_PREFIX}.watch.>", "shoal.watchctl.>"),
+        publish=_reads(SERVICE_READER_PLURALS),
         subscribe=(_inboxes(user, private_inboxes), *_health(actor)),
         allow_responses=True,
     )

@@ -29,7 +29,7 @@ from nats.js import api
 from actors.api.server import ApiActor, ApiSettings
 from actors.api.signing import KEYS_NAME
 from protocol import codec
-from protocol.errors import NotFound
+from protocol.errors import NotFound, Timeout, Unavailable
 from protocol.keys import KV_SUBJECT_PREFIX, object_key
 from protocol.kinds import by_kind
 from runtime.actor import run_actor
@@ -98,7 +98,7 @@ async def succeeds(attempt: Awaitable[Any]) -> bool:
     """Whether the attack got an answer (denied publishes get none: the request times out)."""
     try:
         await attempt
-    except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+    except (nats.errors.Error, nats.js.errors.Error, TimeoutError, Unavailable, Timeout):
         return False
     return True
 
@@ -249,6 +249,28 @@ async def test_no_identity_but_the_api_writes_a_pod_into_the_datastore(up: Up) -
             await cli.get("Pod", "evil", "default")
     finally:
         await cli.nc.close()
+
+
+async def test_the_proxy_and_dns_read_services_endpoints_and_nodes_only(up: Up) -> None:
+    admin = ApiClient(await connect(up.bus(CLI_USER), name="cli", reconnect=False))
+    try:
+        await admin.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "default"},
+                            "stringData": {"password": "s3cret"}})
+        await admin.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+                            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+        for user in (f"proxy-{NODE}", f"dns-{NODE}"):
+            client = ApiClient(await up.connect(user), timeout=1.0)
+            try:
+                assert [s["metadata"]["name"] for s in (await client.list("Service", "default")).items] == ["web"]
+                await client.list("Endpoints", "default")
+                await client.list("Node")
+                for kind in ("Secret", "ConfigMap", "Pod", "ServiceAccount"):  # Kubernetes' node-proxier reads none
+                    assert not await succeeds(client.list(kind, "default")), (user, kind)
+                assert not await succeeds(client.get("Secret", "db", "default")), user
+            finally:
+                await client.nc.close()
+    finally:
+        await admin.nc.close()
 
 
 async def test_credentials_are_private_files(up: Up) -> None:
