@@ -42,6 +42,9 @@ SYSTEM_DENY = (f"$KV.{SYSTEM_BUCKET}.>", f"$JS.API.DIRECT.GET.{_SYS_STREAM}", f"
                f"$JS.API.STREAM.*.{_SYS_STREAM}", f"$JS.API.STREAM.*.*.{_SYS_STREAM}",
                f"$JS.API.CONSUMER.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.{_SYS_STREAM}.>",
                f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}", f"$JS.API.CONSUMER.*.*.{_SYS_STREAM}.>")
+STREAM_MANAGEMENT = ("$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>")
+"""Creating or changing a stream: a stream can mirror or source ``KV_shoal_system`` (the signing keys) or
+``KV_shoal``, copying them out; the streams are the API actors' (issue 18, finding 3)."""
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NODE_AUTHORIZED_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts")
 CONTROL_PLANE = ("scheduler", "controller-manager", "cloud-controller-manager")
@@ -202,7 +205,8 @@ def admin_permissions() -> Permissions:
     """The admin tool (and operators): everything except writing the datastore behind the API's back and
     speaking for a node (the node-scoped subjects) and reading the API actors' private bucket."""
     return Permissions(publish=(">",), subscribe=(">",),
-                       publish_deny=("$KV.shoal.>", "shoal.changes.>", "shoal.node.*.api.>", *SYSTEM_DENY))
+                       publish_deny=("$KV.shoal.>", "shoal.changes.>", "shoal.node.*.api.>", *SYSTEM_DENY,
+                                     *STREAM_MANAGEMENT))
 
 
 # -- users ------------------------------------------------------------------------------------------

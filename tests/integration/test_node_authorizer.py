@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
+import nats.js.errors
 import pytest
+from nats.js import api
 
 from actors.api.noderefs import NodeReferences
 from actors.api.server import ApiActor, ApiSettings
@@ -172,3 +175,11 @@ def test_admit_referenced_kinds(kind: str, verb: Verb, referenced: bool, allowed
     else:
         with pytest.raises(Forbidden):
             admit("n1", verb, by_kind(kind), "ns", "x", lookup)
+
+
+async def test_the_admin_creates_no_stream_so_none_mirrors_the_signing_keys(secured: dict[str, Any]) -> None:
+    js = secured["admin"].nc.jetstream(timeout=1.0)
+    for name, origin in (("steal", "KV_shoal_system"), ("copy", "KV_shoal")):
+        with pytest.raises((nats.errors.Error, nats.js.errors.Error)):
+            await js.add_stream(api.StreamConfig(name=name, mirror=api.StreamSource(name=origin)))
+    await secured["admin"].list("Pod")  # the control: the admin still uses the API
