@@ -27,13 +27,14 @@ from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.noderefs import CacheClaims, CachePods, NodeReferences
+from actors.api.rbaccache import CachePolicy, ensure_bootstrap
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import SigningKeys
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import ensure_streams
 from actors.api.tokens import TokenSettings
-from protocol import bindings, codec, subjects, unknown_fields
+from protocol import bindings, codec, rbac, subjects, unknown_fields
 from protocol.errors import (
     BadRequest,
     Expired,
@@ -110,6 +111,7 @@ class ApiActor:
         check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
         self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes)
         self._node_refs = NodeReferences(CachePods(self.cache), CacheClaims(self.cache))
+        self.rbac = CachePolicy(self.cache)
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
@@ -180,6 +182,8 @@ class ApiActor:
         ctx.log.info("watch cache loaded", resource_version=self.cache.rev,
                      objects=sum(len(o) for o in self.cache.objects.values()))
         await when_jetstream_answers(self.service.ensure_system_namespaces, ctx.log, "system namespaces",
+                                     also=(Unavailable,))
+        await when_jetstream_answers(lambda: ensure_bootstrap(self.service), ctx.log, "bootstrap RBAC policy",
                                      also=(Unavailable,))
         ctx.supervisor.spawn("watch-flusher", self._flush_watches)
         ctx.supervisor.spawn("watch-heartbeats", self._heartbeats)
@@ -263,10 +267,13 @@ class ApiActor:
             reply: bytes | None
             if isinstance(request, AdminRequest):
                 verb = "admin"
+                if body.get("as") is not None:  # an impersonated admin operation: a non-resource URL of RBAC
+                    self.rbac.current().authorize(rbac.user_from_wire(body["as"]),
+                                                  rbac.Attributes("create", path=f"/shoal/admin/{request.op}"))
                 reply = await self._admin(request.op, body)
             else:
                 verb = request.verb
-                guard = authorize(request, body, self._node_refs.allowed)
+                guard = authorize(request, body, self._node_refs.allowed, self.rbac.current)
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
@@ -580,6 +587,14 @@ class ApiActor:
             return codec.ok(status=await self.service.review_token(request.get("token"), request.get("audiences")))
         if op in SIGNING_KEY_OPS:
             return await self._signing_keys(op, request)
+        if op == "accessreview":  # SubjectAccessReview: {"subject": {user, groups, uid?}, "spec": {...}}
+            await self._cache_ready()
+            return codec.ok(status=rbac.access_review(self.rbac.current(), request.get("subject"),
+                                                      request.get("spec")))
+        if op == "rulesreview":  # SelfSubjectRulesReview: {"subject": {...}, "namespace": ns}
+            await self._cache_ready()
+            return codec.ok(status=rbac.rules_review(self.rbac.current(), request.get("subject"),
+                                                     request.get("namespace")))
         raise BadRequest(f"unknown admin operation {op!r}")
 
     async def _signing_keys(self, op: str, request: dict[str, Any]) -> bytes:
