@@ -3,6 +3,10 @@
 Errors arrive as the typed exceptions of ``protocol.errors``. ``NoResponders`` (no API actor up) and
 timeouts become ``Unavailable``/``Timeout``, both retryable. Warnings a reply carries (a deprecated or
 ignored field: the object was still written) go to ``on_warning``, by default a log line.
+
+Impersonation (``impersonate``): a function giving the identity to act as (``{"user", "groups", "uid"?}``,
+or None for the caller's own); every request on ``shoal.api.>`` then carries it as ``"as"`` and the API
+authorizes it with RBAC for that user. The gateway passes its current HTTP user; ``shoal --as`` a fixed one.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ class ObjectList:
 
 class ApiClient:
     def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None,
-                 on_warning: Callable[[str], None] = log_warning, field_validation: str | None = None) -> None:
+                 on_warning: Callable[[str], None] = log_warning, field_validation: str | None = None,
+                 impersonate: Callable[[], dict[str, Any] | None] | None = None) -> None:
         """``node_scope``: a kubelet's node; its writes then go to the node-scoped subjects
         ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on. ``on_warning``
         receives each warning of a reply (the ``shoal`` tool prints ``Warning: …`` lines)."""
@@ -69,6 +74,14 @@ class ApiClient:
         self.on_warning = on_warning
         self.field_validation = field_validation
         """``Strict``, ``Warn`` or ``Ignore`` for creates, updates and patches (None: the server's default, Warn)."""
+        self.impersonate = impersonate
+
+    def _as(self, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` with the impersonated identity, if any, on API subjects."""
+        if self.impersonate is None or not subject.startswith(subjects.API_PREFIX + "."):
+            return payload
+        who = self.impersonate()
+        return payload if who is None else {**payload, "as": who}
 
     def _object_subject(self, verb: Verb, info: KindInfo, namespace: str | None, name: str) -> str:
         if self.node_scope and verb != Verb.GET:
@@ -77,7 +90,8 @@ class ApiClient:
 
     async def request(self, subject: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         try:
-            msg = await self.nc.request(subject, codec.encode(payload), timeout=timeout or self.timeout)
+            msg = await self.nc.request(subject, codec.encode(self._as(subject, payload)),
+                                        timeout=timeout or self.timeout)
         except NoRespondersError:
             raise Unavailable(NO_API) from None
         except NatsTimeout:
@@ -139,7 +153,7 @@ class ApiClient:
         sub = await self.nc.subscribe(inbox, pending_msgs_limit=100_000, pending_bytes_limit=512 * 1024 * 1024)
         items: list[Obj] = []
         try:
-            await self.nc.publish(subject, codec.encode(payload), reply=inbox)
+            await self.nc.publish(subject, codec.encode(self._as(subject, payload)), reply=inbox)
             expected = 0
             while True:
                 try:
