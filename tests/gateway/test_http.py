@@ -44,7 +44,8 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
             "nodes"} <= names
     groups = {g["name"] for g in (await get_json(http, "/apis"))["groups"]}
     assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io", "policy",
-                      "autoscaling", "batch", "storage.k8s.io", "metrics.k8s.io"}
+                      "autoscaling", "batch", "storage.k8s.io", "metrics.k8s.io", "rbac.authorization.k8s.io",
+                      "authorization.k8s.io"}
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
