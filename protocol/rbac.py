@@ -194,8 +194,11 @@ class Grant:
 class Policy:
     roles: dict[tuple[str, str], tuple[Rule, ...]] = field(default_factory=dict)
     cluster_roles: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
-    grants: dict[tuple[str, str], list[Grant]] = field(default_factory=dict)
-    """(``user``|``group``, name) -> its grants."""
+    grants: dict[tuple[str, str, str | None], list[Grant]] = field(default_factory=dict)
+    """(``user``|``group``, name, the binding's namespace or None for cluster-wide) -> its grants: a request
+    looks up its user's and groups' cluster-wide grants and those of its namespace only."""
+    _indexes: dict[tuple[str, str | None, str], tuple[frozenset[tuple[str, str, str]], tuple[Rule, ...]]] = \
+        field(default_factory=dict)
 
     @classmethod
     def build(cls, roles: Iterable[Obj] = (), cluster_roles: Iterable[Obj] = (),
@@ -213,14 +216,17 @@ class Policy:
                 ns = str(m.get("namespace") or "") if namespaced else None
                 grant = Grant(ns, str(ref.get("kind")), str(ref.get("name")),
                               f"{'RoleBinding' if namespaced else 'ClusterRoleBinding'} \"{m.get('name')}\"")
-                for key in _subject_keys(binding, ns or ""):
-                    policy.grants.setdefault(key, []).append(grant)
+                for kind, name in _subject_keys(binding, ns or ""):
+                    policy.grants.setdefault((kind, name, ns), []).append(grant)
         return policy
 
-    def _grants(self, user: UserInfo) -> Iterator[Grant]:
-        yield from self.grants.get(("user", user.name), ())
-        for group in user.groups:
-            yield from self.grants.get(("group", group), ())
+    def _grants(self, user: UserInfo, namespace: str | None) -> Iterator[Grant]:
+        """The cluster-wide grants of the user and its groups, then those in ``namespace`` (if any)."""
+        scopes = (None, namespace) if namespace else (None,)
+        for scope in scopes:
+            yield from self.grants.get(("user", user.name, scope), ())
+            for group in user.groups:
+                yield from self.grants.get(("group", group, scope), ())
 
     def _rules_of(self, grant: Grant) -> tuple[Rule, ...]:
         if grant.role_kind == "ClusterRole":
@@ -232,21 +238,46 @@ class Policy:
 
     def reason(self, user: UserInfo, a: Attributes) -> str | None:
         """The grant that allows the request (Kubernetes' reason text), or None."""
-        for grant in self._grants(user):
-            if grant.namespace is not None and (not a.resource_request or grant.namespace != a.namespace):
-                continue
-            for rule in self._rules_of(grant):
-                if rule.covers(a):
-                    return f"RBAC: allowed by {grant.binding} of {grant.role_kind} \"{grant.role_name}\""
+        grant = self._allowing(user, a)
+        return None if grant is None else f"RBAC: allowed by {grant.binding} of {grant.role_kind} \"{grant.role_name}\""
+
+    def _allowing(self, user: UserInfo, a: Attributes) -> Grant | None:
+        resource = a.resource_request
+        if resource:
+            combined = f"{a.resource}/{a.subresource}" if a.subresource else a.resource
+            wild_sub = f"*/{a.subresource}" if a.subresource else None
+            keys = {(v, g, r) for v in (a.verb, "*") for g in (a.api_group, "*")
+                    for r in (combined, "*", wild_sub) if r is not None}
+        for grant in self._grants(user, a.namespace if resource else None):
+            if resource:
+                index, named = self._index_of(grant)
+                if not index.isdisjoint(keys):
+                    return grant
+                if named and any(rule.covers(a) for rule in named):
+                    return grant
+            elif any(rule.covers(a) for rule in self._rules_of(grant)):
+                return grant
         return None
+
+    def _index_of(self, grant: Grant) -> tuple[frozenset[tuple[str, str, str]], tuple[Rule, ...]]:
+        """(verb, group, resource) of the role's resource rules without resourceNames (a request is covered by
+        one of them iff one of its at most 12 (verb|*, group|*, resource|*|*/sub) keys is in the set), and the
+        rules with resourceNames, checked one by one."""
+        key = (grant.role_kind, grant.namespace if grant.role_kind == "Role" else None, grant.role_name)
+        found = self._indexes.get(key)
+        if found is None:
+            rules = self._rules_of(grant)
+            found = (frozenset((v, g, r) for rule in rules if not rule.resource_names and not rule.non_resource_urls
+                               for v in rule.verbs for g in rule.api_groups for r in rule.resources),
+                     tuple(r for r in rules if r.resource_names))
+            self._indexes[key] = found
+        return found
 
     def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[Rule], list[Rule]]:
         """(resource rules, non-resource rules) the user has in ``namespace`` (SelfSubjectRulesReview)."""
         resource: list[Rule] = []
         non_resource: list[Rule] = []
-        for grant in self._grants(user):
-            if grant.namespace is not None and grant.namespace != namespace:
-                continue
+        for grant in self._grants(user, namespace):
             for rule in self._rules_of(grant):
                 target = non_resource if rule.non_resource_urls else resource
                 if (grant.namespace is None or not rule.non_resource_urls) and rule not in target:
