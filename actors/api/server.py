@@ -241,12 +241,15 @@ class ApiActor:
         # heartbeats have their own lane and budget: never refused because their connection is busy
         self._admission.submit(lane, msg, flow_of(msg.subject, msg.reply) if lane == Lane.NORMAL else None)
 
-    def _audit(self, msg: Msg, error: ShoalError | None) -> None:
+    def _audit(self, msg: Msg, error: ShoalError | None, body: dict[str, Any] | None = None) -> None:
         if self._auditor is None or not self._auditor.enabled:
             return
         node, verb, resource, namespace, name = audit.describe(msg.subject)
+        who = body.get("as") if body is not None else None
+        user = who.get("user") if isinstance(who, dict) else None
         self._auditor.record(verb=verb, resource=resource, namespace=namespace, name=name, node=node,
-                             connection=connection_of(msg.reply), error=error)
+                             connection=connection_of(msg.reply), error=error,
+                             user=user if isinstance(user, str) else None)
 
     async def _refuse(self, msg: Msg, error: ShoalError) -> None:
         self._audit(msg, error)
@@ -259,6 +262,7 @@ class ApiActor:
     async def _serve(self, msg: Msg) -> None:
         started = time.perf_counter()
         verb, target = "?", msg.subject
+        body: dict[str, Any] | None = None
         try:
             if len(msg.data) > codec.MAX_MESSAGE_BYTES:
                 raise TooLarge(f"request of {len(msg.data)} bytes is too large")
@@ -277,9 +281,9 @@ class ApiActor:
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
-            self._audit(msg, None)
+            self._audit(msg, None, body)
         except ShoalError as exc:
-            self._audit(msg, exc)
+            self._audit(msg, exc, body)
             if msg.reply:
                 await msg.respond(codec.error(exc))
             self.ctx.log.info("request refused", verb=verb, subject=target, code=str(exc.code),
