@@ -9,6 +9,10 @@ Streams the gateway opens to a kubelet itself (``pods/log``, ``pods/exec``, ``po
 ``pods/portforward``) never reach the API as a request of that subresource: ``require`` asks the same review
 before the stream opens (``get`` for logs, ``create`` for exec, attach and port-forward, as Kubernetes).
 
+HTTP calls the gateway serves with several API requests (a patch is read-modify-write here, ``scale`` is
+served on the object, a collection DELETE lists then deletes) are authorized once as Kubernetes authorizes
+them (``composite``: ``patch``, ``<plural>/scale``, ``deletecollection``), then done as the gateway.
+
 ``Impersonate-User``/``-Group``/``-Uid`` headers (``kubectl --as``) switch the request's user when the
 authenticated one may ``impersonate`` them (``impersonated``), as Kubernetes' impersonation filter.
 """
@@ -19,8 +23,10 @@ from typing import Any
 
 from aiohttp import web
 
+from actors.gateway import paths
 from actors.gateway.auth import AUTHENTICATED, USER, User
 from actors.gateway.http import json_response, read_body
+from actors.gateway.patch import APPLY_PATCH
 from protocol.errors import BadRequest, Forbidden
 from protocol.rbac import SERVICE_ACCOUNT_PREFIX, Attributes, UserInfo, forbidden_message
 from runtime.client import ApiClient
@@ -28,6 +34,22 @@ from runtime.client import ApiClient
 GROUP_VERSION = "authorization.k8s.io/v1"
 PREFIX = f"/apis/{GROUP_VERSION}"
 STREAM_VERBS = {"log": "get", "exec": "create", "attach": "create", "portforward": "create"}
+
+
+def composite(method: str, t: paths.Target, content_type: str) -> Attributes | None:
+    """The Kubernetes request of an HTTP call the gateway serves with several API requests of other verbs
+    (so authorizing those would differ from Kubernetes): a merge/JSON/strategic patch (read-modify-write
+    here) is ``patch``, the ``scale`` subresource ``get``/``update``/``patch`` of ``<plural>/scale`` (served on
+    the object), a collection DELETE ``deletecollection``. None: the API authorizes the call's requests."""
+    info, ns, name = t.info, t.namespace or "", t.name or ""
+    if t.name is None:
+        return Attributes("deletecollection", info.plural, info.group, ns) if method == "DELETE" else None
+    verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
+    if t.subresource == "scale" and verb is not None:
+        return Attributes(verb, info.plural, info.group, ns, name, "scale")
+    if method == "PATCH" and content_type.split(";")[0].strip() != APPLY_PATCH and t.subresource in (None, "status"):
+        return Attributes("patch", info.plural, info.group, ns, name, t.subresource or "")
+    return None
 
 
 def subject_of(user: User) -> dict[str, Any]:

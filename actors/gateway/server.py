@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import console, discovery, oidc, openapi, paths
+from actors.gateway import access, console, discovery, oidc, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.access import AccessReviews
 from actors.gateway.apiservice import ApiServiceKeeper
@@ -299,6 +299,22 @@ class GatewayActor:
     async def _resource(self, request: web.Request, api_version: str, tail: str) -> web.StreamResponse:
         target = paths.parse(api_version, tail)
         refuse_unsupported(request)
+        composite = access.composite(request.method, target, request.headers.get("Content-Type", ""))
+        try:
+            if composite is None:
+                return await self._serve_resource(request, target)
+            # served by several API requests (a patch is read-modify-write here): authorized once, as
+            # Kubernetes authorizes the one request, then done as the gateway
+            await self.access.require(request[USER], composite)
+            token = ACTING_AS.set(None)
+            try:
+                return await self._serve_resource(request, target)
+            finally:
+                ACTING_AS.reset(token)
+        except ShoalError as exc:
+            return error_response(exc, target)
+
+    async def _serve_resource(self, request: web.Request, target: paths.Target) -> web.StreamResponse:
         h, method = self.handlers, request.method
         try:
             if target.name is None:

@@ -115,3 +115,29 @@ async def test_impersonation_headers_need_the_impersonate_verb(gateway: Gateway,
     assert as_robot.rc == 1 and FORBIDDEN_LIST in as_robot.err, as_robot
     whoami = await gateway.ok("auth", "whoami", "--as", "alice", "--as-group", "devs")
     assert "alice" in whoami and "devs" in whoami and "system:authenticated" in whoami, whoami
+
+
+async def test_patch_scale_and_deletecollection_are_authorized_as_kubernetes_names_them(
+        gateway: Gateway, api_client: ApiClient) -> None:
+    """The gateway serves a patch as read-modify-write and scale on the object; RBAC still sees Kubernetes'
+    verbs: ``patch``, ``update deployments/scale``, ``deletecollection``."""
+    token = await robot_token(api_client)
+    as_robot = ("--token", token, "-n", "team")
+    await gateway.ok("run", "web", "--image=docker.io/library/nginx:1.25", "-n", "team")
+    await gateway.ok("create", "deployment", "app", "--image=docker.io/library/nginx:1.25", "-n", "team")
+    await gateway.ok("create", "role", "updater", "--verb=get,list,update", "--resource=pods,deployments",
+                     "-n", "team")
+    await gateway.ok("create", "rolebinding", "updater", "--role=updater", "--serviceaccount=team:robot", "-n", "team")
+    labelled = await gateway.kubectl("label", "pod", "web", "a=b", *as_robot)
+    assert labelled.rc == 1 and 'cannot patch resource "pods"' in labelled.err, labelled
+    scaled = await gateway.kubectl("scale", "deployment", "app", "--replicas=2", *as_robot)
+    assert scaled.rc == 1 and 'cannot patch resource "deployments/scale"' in scaled.err, scaled
+    await gateway.ok("create", "role", "scaler", "--verb=patch", "--resource=pods,deployments/scale", "-n", "team")
+    await gateway.ok("create", "rolebinding", "scaler", "--role=scaler", "--serviceaccount=team:robot", "-n", "team")
+    await gateway.ok("label", "pod", "web", "a=b", *as_robot)
+    await gateway.ok("scale", "deployment", "app", "--replicas=2", *as_robot)
+    deployment = await api_client.get("Deployment", "app", "team")
+    assert deployment["spec"]["replicas"] == 2
+    swept = await gateway.kubectl("delete", "--raw", "/api/v1/namespaces/team/pods", "--token", token)
+    assert swept.rc == 1 and 'cannot deletecollection resource "pods"' in swept.err, swept
+    assert (await api_client.get("Pod", "web", "team"))["metadata"]["name"] == "web"
