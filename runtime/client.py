@@ -22,9 +22,9 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from protocol import codec, subjects
+from protocol import codec, rbac, subjects
 from protocol.bindings import Binding, read_result
-from protocol.errors import BadRequest, InternalError, ShoalError, Timeout, Unavailable
+from protocol.errors import BadRequest, Forbidden, InternalError, ShoalError, Timeout, Unavailable
 from protocol.kinds import KindInfo, by_kind, resolve
 from protocol.objects import Obj, meta, name_of, namespace_of
 from protocol.subjects import Verb
@@ -272,6 +272,21 @@ class ApiClient:
         reply = await self.request(subject, {"object": {"apiVersion": "authentication.k8s.io/v1",
                                                         "kind": "TokenRequest", "spec": spec}})
         return reply["object"]  # type: ignore[no-any-return]
+
+    async def authorize_stream(self, subresource: str, namespace: str, pod: str) -> None:
+        """When impersonating: Forbidden unless the user may open ``pods/<subresource>`` (``log``: get; exec,
+        attach, portforward: create) on the pod: streams go to the kubelet, not through the API, so the API
+        is asked first (an access review, as the trusted caller). Without impersonation nothing is asked."""
+        who = self.impersonate() if self.impersonate is not None else None
+        if who is None:
+            return
+        attributes = rbac.Attributes("get" if subresource == "log" else "create", "pods", "", namespace, pod,
+                                     subresource)
+        reply = await ApiClient(self.nc, timeout=self.timeout).admin(
+            "accessreview", {"subject": who, "spec": attributes.to_wire()})
+        if not (reply.get("status") or {}).get("allowed"):
+            raise Forbidden(rbac.forbidden_message(rbac.user_from_wire(who), attributes),
+                            {"kind": "pods", "name": pod, "group": ""})
 
     async def admin(self, op: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """An admin operation of the API actors (``shoal.api.admin.<op>``), e.g. ``oidc``, ``rotate-signing-key``."""

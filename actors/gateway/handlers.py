@@ -22,7 +22,7 @@ from actors.gateway import fieldvalidation, listing, paths, streaming, table, wa
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from actors.gateway.access import STREAM_VERBS, AccessReviews
-from actors.gateway.auth import USER
+from actors.gateway.auth import ACTING_AS, USER
 from actors.gateway.http import DRY_RUN, JSON, dry_run, flag, int_param, json_response, read_body
 from actors.gateway.subresources import scale_of, stream_logs
 from actors.gateway.watchslots import WatchSlots
@@ -354,14 +354,18 @@ class Handlers:
         raise AssertionError("unreachable")
 
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
-        if self.access is not None and t.subresource in STREAM_VERBS:
-            await self.access.require_stream(request, str(t.namespace), str(t.name), t.subresource)
-        if t.subresource == "log":
-            return await stream_logs(self.client, request, t)
-        if t.subresource in ("exec", "attach"):
-            return await streaming.exec_(self.client, request, t)
-        if t.subresource == "portforward":
-            return await streaming.portforward(self.client, request, t)
+        if t.subresource in STREAM_VERBS:
+            if self.access is not None:
+                await self.access.require_stream(request, str(t.namespace), str(t.name), t.subresource)
+            token = ACTING_AS.set(None)  # authorized above: the stream's own requests go as the gateway
+            try:
+                if t.subresource == "log":
+                    return await stream_logs(self.client, request, t)
+                if t.subresource in ("exec", "attach"):
+                    return await streaming.exec_(self.client, request, t)
+                return await streaming.portforward(self.client, request, t)
+            finally:
+                ACTING_AS.reset(token)
         obj = await self.get(t)
         if t.subresource == "scale":
             return json_response(scale_of(obj))

@@ -12,6 +12,12 @@ metadata: {name: robot-view, namespace: team}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 subjects: [{kind: ServiceAccount, name: robot, namespace: team}]
 """
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: team}
+spec: {containers: [{name: c, image: busybox}]}
+"""
 
 
 async def test_can_i_and_acting_as_another_user(cli: ShoalCli) -> None:
@@ -31,6 +37,13 @@ async def test_can_i_and_acting_as_another_user(cli: ShoalCli) -> None:
     assert (await cli("auth", "can-i", "list", "pods", "-n", "other", *ROBOT)).out.strip() == "no"
     listed = await cli("get", "pods", "-n", "team", *ROBOT)
     assert listed.rc == 0, listed
+    # streams go to the kubelet, not through the API: they are asked for first (view: no exec)
+    assert (await cli("apply", "-f", "-", stdin=POD)).rc == 0
+    execed = await cli("exec", "-n", "team", *ROBOT, "web", "--", "true")
+    assert execed.rc == 1 and 'pods "web" is forbidden: User "system:serviceaccount:team:robot" cannot create ' \
+        'resource "pods/exec"' in execed.err, execed
+    logs = await cli("logs", "web", "-n", "team", *ROBOT)  # allowed: refused later, the pod is on no node
+    assert logs.rc == 1 and "forbidden" not in logs.err, logs
     written = await cli("create", "job", "j", "--image=busybox", "-n", "team", *ROBOT)
     assert written.rc == 1 and 'cannot create resource "jobs" in API group "batch"' in written.err, written
     rules = await cli("auth", "can-i", "--list", "-n", "team", *ROBOT)
