@@ -38,6 +38,7 @@ from protocol import bindings, codec, rbac, subjects, unknown_fields
 from protocol.errors import (
     BadRequest,
     Expired,
+    Forbidden,
     InternalError,
     ShoalError,
     TooLarge,
@@ -277,7 +278,7 @@ class ApiActor:
                 reply = await self._admin(request.op, body)
             else:
                 verb = request.verb
-                guard = authorize(request, body, self._node_refs.allowed, self.rbac.current)
+                guard = await self._authorize(request, body)
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
@@ -298,6 +299,26 @@ class ApiActor:
             elapsed = time.perf_counter() - started
             if elapsed > 1.0:
                 self._slow_request(verb, target, elapsed)
+
+    async def _authorize(self, request: ApiRequest, body: dict[str, Any]) -> noderestriction.Guard | None:
+        """``authorize``; an impersonated request RBAC refuses is decided again once the cache holds every
+        acknowledged write (one datastore round trip, refusals only): a binding created just before is seen."""
+        try:
+            return authorize(request, body, self._node_refs.allowed, self.rbac.current)
+        except Forbidden:
+            if body.get("as") is None or request.node is not None:
+                raise
+            await self._consistent(None)
+            return authorize(request, body, self._node_refs.allowed, self.rbac.current)
+
+    async def _access_review(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A SubjectAccessReview; a denial is decided again on a consistent cache (as ``_authorize``)."""
+        await self._cache_ready()
+        status = rbac.access_review(self.rbac.current(), request.get("subject"), request.get("spec"))
+        if not status["allowed"]:
+            await self._consistent(None)
+            status = rbac.access_review(self.rbac.current(), request.get("subject"), request.get("spec"))
+        return status
 
     def _slow_request(self, verb: str, subject: str, seconds: float) -> None:
         """Logged at most once a second (with how many were slow meanwhile): an overloaded actor must not
@@ -592,11 +613,9 @@ class ApiActor:
         if op in SIGNING_KEY_OPS:
             return await self._signing_keys(op, request)
         if op == "accessreview":  # SubjectAccessReview: {"subject": {user, groups, uid?}, "spec": {...}}
-            await self._cache_ready()
-            return codec.ok(status=rbac.access_review(self.rbac.current(), request.get("subject"),
-                                                      request.get("spec")))
+            return codec.ok(status=await self._access_review(request))
         if op == "rulesreview":  # SelfSubjectRulesReview: {"subject": {...}, "namespace": ns}
-            await self._cache_ready()
+            await self._consistent(None)
             return codec.ok(status=rbac.rules_review(self.rbac.current(), request.get("subject"),
                                                      request.get("namespace")))
         raise BadRequest(f"unknown admin operation {op!r}")
