@@ -45,6 +45,7 @@ QUICK: dict[str, list[str]] = {
     "gateway": ["bench.bench_gateway", "--pods", "500", "--lists", "3", "--watch-n", "500", "--rate", "500"],
     "abuse": ["bench.bench_abuse", "--watches", "600", "--objects", "200", "--seconds", "8", "--writes", "120"],
     "auth": ["bench.bench_auth", "--n", "300", "--rounds", "6"],
+    "rbac": ["bench.bench_rbac", "--n", "300", "--rounds", "6", "--bindings", "50"],
     "claims": ["bench.bench_claims", "--n", "10"],
     "jobs": ["bench.bench_jobs", "--nodes", "20", "--completions", "200", "--parallelism", "50"],
     "exec": ["bench.bench_exec", "--n", "5"],
@@ -59,6 +60,7 @@ FULL: dict[str, list[str]] = {
     "gateway": ["bench.bench_gateway", "--pods", "10000", "--lists", "10", "--watch-n", "5000", "--rate", "1000"],
     "abuse": ["bench.bench_abuse", "--watches", "3000", "--objects", "500", "--seconds", "20", "--writes", "600"],
     "auth": ["bench.bench_auth", "--n", "2000", "--rounds", "10"],
+    "rbac": ["bench.bench_rbac", "--n", "2000", "--rounds", "10", "--bindings", "500"],
     "claims": ["bench.bench_claims", "--n", "40"],
     "exec": ["bench.bench_exec", "--n", "30"],
     "console": ["bench.bench_console", "--nodes", "5000", "--pods", "20000", "--rate", "1000", "--seconds", "5"],
@@ -164,6 +166,16 @@ def rows_auth(r: dict[str, Any]) -> list[Row]:
             _ms(r[f"{verb}_auth_p50_ms"]), _ms(r[f"{verb}_auth_p99_ms"]), "",
             f"open NATS: p50 {_ms(r[f'{verb}_open_p50_ms'])}", f"{r[f'{verb}_ratio_p50']:.2f}x p50", "<= 1.1x",
             _met(r[f"{verb}_ratio_p50"] <= 1.1))
+        for verb in ("get", "create")
+    ]
+
+
+def rows_rbac(r: dict[str, Any]) -> list[Row]:
+    return [
+        Row(f"API {verb} ConfigMap as an impersonated ServiceAccount (RBAC, {r['bindings']} other bindings)",
+            _ms(r[f"{verb}_rbac_p50_ms"]), _ms(r[f"{verb}_rbac_p99_ms"]), "",
+            f"trusted caller: p50 {_ms(r[f'{verb}_trusted_p50_ms'])}", f"{r[f'{verb}_ratio_p50']:.2f}x p50",
+            "<= 1.1x", _met(r[f"{verb}_ratio_p50"] <= 1.1))
         for verb in ("get", "create")
     ]
 
@@ -383,6 +395,7 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         "gateway": rows_gateway,
         "abuse": rows_abuse,
         "auth": rows_auth,
+        "rbac": rows_rbac,
         "claims": rows_claims,
         "exec": rows_exec,
         "console": rows_console,

@@ -24,6 +24,18 @@ from protocol.kinds import KindInfo, Strategy, strategy_for
 from protocol.objects import Obj
 
 
+def _path_segment_name(e: Errors, name: Any) -> None:
+    """Kubernetes' ``IsValidPathSegmentName`` (RBAC names such as ``system:kube-scheduler``)."""
+    if not e.check(name, "metadata.name", str, required=True):
+        return
+    if name in (".", ".."):
+        e.add("metadata.name", f"may not be {name!r}")
+    elif "/" in name or "%" in name:
+        e.add("metadata.name", f"may not contain '/' or '%' (got {name!r})")
+    elif len(name) > 253:
+        e.add("metadata.name", "must be no more than 253 characters")
+
+
 def _metadata(e: Errors, obj: Any, strategy: Strategy) -> None:
     info = strategy.info
     meta = obj.get("metadata")
@@ -35,6 +47,8 @@ def _metadata(e: Errors, obj: Any, strategy: Strategy) -> None:
     if meta.get("name") is None and meta.get("generateName"):
         if e.check(meta["generateName"], "metadata.generateName", str) and len(meta["generateName"]) > max_len:
             e.add("metadata.generateName", f"must be no more than {max_len} characters")
+    elif strategy.name_rule == "path":
+        _path_segment_name(e, meta.get("name"))
     else:
         e.name(meta.get("name"), "metadata.name", pattern, what, max_len)
     if info.namespaced and meta.get("namespace") is not None:

@@ -3,6 +3,10 @@
 Errors arrive as the typed exceptions of ``protocol.errors``. ``NoResponders`` (no API actor up) and
 timeouts become ``Unavailable``/``Timeout``, both retryable. Warnings a reply carries (a deprecated or
 ignored field: the object was still written) go to ``on_warning``, by default a log line.
+
+Impersonation (``impersonate``): a function giving the identity to act as (``{"user", "groups", "uid"?}``,
+or None for the caller's own); every request on ``shoal.api.>`` then carries it as ``"as"`` and the API
+authorizes it with RBAC for that user. The gateway passes its current HTTP user; ``shoal --as`` a fixed one.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from protocol import codec, subjects
+from protocol import codec, rbac, subjects
 from protocol.bindings import Binding, read_result
-from protocol.errors import BadRequest, InternalError, ShoalError, Timeout, Unavailable
+from protocol.errors import BadRequest, Forbidden, InternalError, ShoalError, Timeout, Unavailable
 from protocol.kinds import KindInfo, by_kind, resolve
 from protocol.objects import Obj, meta, name_of, namespace_of
 from protocol.subjects import Verb
@@ -59,7 +63,8 @@ class ObjectList:
 
 class ApiClient:
     def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None,
-                 on_warning: Callable[[str], None] = log_warning, field_validation: str | None = None) -> None:
+                 on_warning: Callable[[str], None] = log_warning, field_validation: str | None = None,
+                 impersonate: Callable[[], dict[str, Any] | None] | None = None) -> None:
         """``node_scope``: a kubelet's node; its writes then go to the node-scoped subjects
         ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on. ``on_warning``
         receives each warning of a reply (the ``shoal`` tool prints ``Warning: …`` lines)."""
@@ -69,6 +74,14 @@ class ApiClient:
         self.on_warning = on_warning
         self.field_validation = field_validation
         """``Strict``, ``Warn`` or ``Ignore`` for creates, updates and patches (None: the server's default, Warn)."""
+        self.impersonate = impersonate
+
+    def _as(self, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` with the impersonated identity, if any, on API subjects."""
+        if self.impersonate is None or not subject.startswith(subjects.API_PREFIX + "."):
+            return payload
+        who = self.impersonate()
+        return payload if who is None else {**payload, "as": who}
 
     def _object_subject(self, verb: Verb, info: KindInfo, namespace: str | None, name: str) -> str:
         if self.node_scope and verb != Verb.GET:
@@ -77,7 +90,8 @@ class ApiClient:
 
     async def request(self, subject: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         try:
-            msg = await self.nc.request(subject, codec.encode(payload), timeout=timeout or self.timeout)
+            msg = await self.nc.request(subject, codec.encode(self._as(subject, payload)),
+                                        timeout=timeout or self.timeout)
         except NoRespondersError:
             raise Unavailable(NO_API) from None
         except NatsTimeout:
@@ -139,7 +153,7 @@ class ApiClient:
         sub = await self.nc.subscribe(inbox, pending_msgs_limit=100_000, pending_bytes_limit=512 * 1024 * 1024)
         items: list[Obj] = []
         try:
-            await self.nc.publish(subject, codec.encode(payload), reply=inbox)
+            await self.nc.publish(subject, codec.encode(self._as(subject, payload)), reply=inbox)
             expected = 0
             while True:
                 try:
@@ -258,6 +272,21 @@ class ApiClient:
         reply = await self.request(subject, {"object": {"apiVersion": "authentication.k8s.io/v1",
                                                         "kind": "TokenRequest", "spec": spec}})
         return reply["object"]  # type: ignore[no-any-return]
+
+    async def authorize_stream(self, subresource: str, namespace: str, pod: str) -> None:
+        """When impersonating: Forbidden unless the user may open ``pods/<subresource>`` (``log``: get; exec,
+        attach, portforward: create) on the pod: streams go to the kubelet, not through the API, so the API
+        is asked first (an access review, as the trusted caller). Without impersonation nothing is asked."""
+        who = self.impersonate() if self.impersonate is not None else None
+        if who is None:
+            return
+        attributes = rbac.Attributes("get" if subresource == "log" else "create", "pods", "", namespace, pod,
+                                     subresource)
+        reply = await ApiClient(self.nc, timeout=self.timeout).admin(
+            "accessreview", {"subject": who, "spec": attributes.to_wire()})
+        if not (reply.get("status") or {}).get("allowed"):
+            raise Forbidden(rbac.forbidden_message(rbac.user_from_wire(who), attributes),
+                            {"kind": "pods", "name": pod, "group": ""})
 
     async def admin(self, op: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """An admin operation of the API actors (``shoal.api.admin.<op>``), e.g. ``oidc``, ``rotate-signing-key``."""

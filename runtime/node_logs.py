@@ -35,6 +35,7 @@ async def fetch_logs(
     *,
     timeout: float = 10.0,
 ) -> AsyncGenerator[str, None]:
+    await client.authorize_stream("log", namespace, pod)  # an impersonating client's user must be allowed
     obj = await client.get("Pod", pod, namespace)
     node = (obj.get("spec") or {}).get("nodeName")
     if not node:

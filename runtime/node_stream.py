@@ -199,7 +199,9 @@ class StreamSession:
 
 async def open_stream(client: ApiClient, verb: str, namespace: str, pod: str, **fields: Any) -> StreamSession:
     """Open an ``exec`` or ``portforward`` session with the kubelet of ``pod``'s node; the first ``receive``
-    raises the kubelet's typed error if it refused (NotFound, BadRequest, Unavailable)."""
+    raises the kubelet's typed error if it refused (NotFound, BadRequest, Unavailable). An impersonating
+    client's user must be allowed the stream (``ApiClient.authorize_stream``)."""
+    await client.authorize_stream(verb, namespace, pod)
     obj = await client.get("Pod", pod, namespace)
     node = (obj.get("spec") or {}).get("nodeName")
     if not node:

@@ -6,12 +6,13 @@ A message is ``{"v": 1, "records": [record, ...]}`` (the records of one subject 
 request); a record::
 
     {"time": "2026-12-01T00:00:00.000000Z", "apiActor": "<id>",
-     "user": "system:node:<N>" | "unknown", "connection": "<reply prefix>",
+     "user": "<as.user>" | "system:node:<N>" | "unknown", "connection": "<reply prefix>",
      "verb": "create", "resource": "pods", "namespace": "default", "name": "web",
      "outcome": "allowed" | "refused", "code": 201 | <HTTP status>, "reason": "<error code>", "message": "..."}
 
-``user`` is the node of a node-scoped subject (NATS lets only that node's kubelet publish there), else
-``unknown`` until requests carry an authenticated identity. Audited: every create, update, status, patch,
+``user`` is the impersonated user of a request carrying ``as`` (the gateway's HTTP user, ``shoal --as``), the
+node of a node-scoped subject (NATS lets only that node's kubelet publish there), else ``unknown`` (a trusted
+caller: a control-plane component, the gateway's own work or the admin). Audited: every create, update, status, patch,
 delete, bind, token (TokenRequest) and signing-key change (allowed or refused), and every other request refused
 with something else than NotFound
 (Forbidden, BadRequest, TooManyRequests, ...).
@@ -67,13 +68,13 @@ class Auditor:
         self.dropped = 0
 
     def record(self, *, verb: str, resource: str, namespace: str | None, name: str | None,
-               node: str | None, connection: str | None, error: ShoalError | None) -> None:
+               node: str | None, connection: str | None, error: ShoalError | None, user: str | None = None) -> None:
         if not self.enabled or not audited(verb, resource, error):
             return
         outcome = "refused" if error is not None else "allowed"
         entry: dict[str, Any] = {
             "time": format_time(time.time()), "apiActor": self.api_id,
-            "user": f"system:node:{node}" if node else "unknown", "connection": connection or "",
+            "user": user or (f"system:node:{node}" if node else "unknown"), "connection": connection or "",
             "verb": verb, "resource": resource, "namespace": namespace, "name": name, "outcome": outcome,
             "code": 200 if error is None else error.http_status,
         }

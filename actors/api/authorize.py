@@ -1,6 +1,12 @@
-"""The authorization step of every API request: what a kubelet's node-scoped request may do.
+"""The authorization step of every API request: RBAC for impersonated requests, node restriction for kubelets.
 
-Requests on ``shoal.api.>`` are authorized by NATS permissions alone. Requests on a node's
+Requests on ``shoal.api.>`` come from trusted callers (NATS permissions decide who may publish there: the
+control plane, the gateway, the admin); without ``"as"`` they are served as ``system:masters``. With
+``"as": {"user", "groups", "uid"?}`` (Kubernetes' impersonation: the gateway puts each HTTP user there) the
+request is authorized by RBAC for that user (``protocol.rbac``, from the API's cached policy; Forbidden worded
+as Kubernetes'). ``request_attributes`` maps a request to RBAC's attributes: ``status`` is ``update`` of
+``<plural>/status``, a status patch ``patch`` of it, a bind ``create`` of ``pods/binding``, an eviction
+``create`` of ``pods/eviction``, a TokenRequest ``create`` of ``serviceaccounts/token``. Requests on a node's
 ``shoal.node.<N>.api.>`` (only node N's kubelet can publish there) go through node restriction
 (``noderestriction.admit``): the answer is None (allowed as is), a guard the handler runs on the stored
 object it reads (allowed if the pod is bound to N), or Forbidden.
@@ -8,19 +14,42 @@ object it reads (allowed if the pod is bound to N), or Forbidden.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from actors.api import noderestriction
 from protocol.errors import Forbidden
+from protocol.rbac import Attributes, Policy, user_from_wire
 from protocol.requests import ApiRequest
 from protocol.subjects import Verb
 
+_VERBS: dict[Verb, tuple[str, str]] = {
+    Verb.STATUS: ("update", "status"), Verb.BIND: ("create", "binding"), Verb.EVICT: ("create", "eviction"),
+    Verb.TOKEN: ("create", "token"),
+}
+
+
+def request_attributes(request: ApiRequest, body: dict[str, Any]) -> Attributes:
+    verb, subresource = _VERBS.get(request.verb, (str(request.verb), ""))
+    if request.verb == Verb.PATCH and body.get("subresource") == "status":
+        subresource = "status"
+    return Attributes(verb, request.info.plural, request.info.group, request.namespace or "", request.name or "",
+                      subresource)
+
 
 def authorize(request: ApiRequest, body: dict[str, Any],
-              referenced: noderestriction.Referenced | None = None) -> noderestriction.Guard | None:
+              referenced: noderestriction.Referenced | None = None,
+              policy: Callable[[], Policy] | None = None) -> noderestriction.Guard | None:
     """``referenced`` answers the Node authorizer's question (does a pod bound to the node reference the
-    object?) for reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts."""
+    object?) for reads of Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts; ``policy`` gives
+    the current RBAC policy (None: no request may carry ``as``)."""
     node = request.node
+    impersonated = body.get("as")
+    if impersonated is not None:
+        if node is not None or policy is None:
+            raise Forbidden("this caller may not impersonate: 'as' is served on shoal.api subjects only")
+        policy().authorize(user_from_wire(impersonated), request_attributes(request, body))
+        return None
     if node is None:
         return None
     if request.name is not None:

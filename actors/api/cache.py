@@ -149,6 +149,8 @@ class WatchCache:
         self.wakeup = asyncio.Event()
         self._rev_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._deleted: dict[str, int] = {}
+        self.changed: dict[str, int] = {}
+        """The revision of each plural's latest change (what a view derived from one kind compares)."""
         """The revision of each deleted key's deletion marker: a re-create names it as the one it replaces."""
 
     # -- feeding ---------------------------------------------------------------------------
@@ -158,6 +160,7 @@ class WatchCache:
         except ValueError:
             return
         objects = self.objects.setdefault(plural, {})
+        self.changed[plural] = rev
         new = Entry.decode(rev, raw, namespace, name)
         old = objects.pop(key, None) if deleted else objects.get(key)
         if not deleted:

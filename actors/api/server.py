@@ -27,16 +27,18 @@ from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
 from actors.api.noderefs import CacheClaims, CachePods, NodeReferences
+from actors.api.rbaccache import CachePolicy, ensure_bootstrap
 from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import SigningKeys
 from actors.api.store import Record, Store, StoreSettings
 from actors.api.streams import ensure_streams
 from actors.api.tokens import TokenSettings
-from protocol import bindings, codec, subjects, unknown_fields
+from protocol import bindings, codec, rbac, subjects, unknown_fields
 from protocol.errors import (
     BadRequest,
     Expired,
+    Forbidden,
     InternalError,
     ShoalError,
     TooLarge,
@@ -110,6 +112,7 @@ class ApiActor:
         check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
         self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes)
         self._node_refs = NodeReferences(CachePods(self.cache), CacheClaims(self.cache))
+        self.rbac = CachePolicy(self.cache)
         self.id = uuid.uuid4().hex[:12]
         self._ctx: ActorContext | None = None
         self._service: ApiService | None = None
@@ -181,6 +184,8 @@ class ApiActor:
                      objects=sum(len(o) for o in self.cache.objects.values()))
         await when_jetstream_answers(self.service.ensure_system_namespaces, ctx.log, "system namespaces",
                                      also=(Unavailable,))
+        await when_jetstream_answers(lambda: ensure_bootstrap(self.service), ctx.log, "bootstrap RBAC policy",
+                                     also=(Unavailable,))
         ctx.supervisor.spawn("watch-flusher", self._flush_watches)
         ctx.supervisor.spawn("watch-heartbeats", self._heartbeats)
         ctx.supervisor.spawn("event-watches", self._event_watches.run)
@@ -237,12 +242,15 @@ class ApiActor:
         # heartbeats have their own lane and budget: never refused because their connection is busy
         self._admission.submit(lane, msg, flow_of(msg.subject, msg.reply) if lane == Lane.NORMAL else None)
 
-    def _audit(self, msg: Msg, error: ShoalError | None) -> None:
+    def _audit(self, msg: Msg, error: ShoalError | None, body: dict[str, Any] | None = None) -> None:
         if self._auditor is None or not self._auditor.enabled:
             return
         node, verb, resource, namespace, name = audit.describe(msg.subject)
+        who = body.get("as") if body is not None else None
+        user = who.get("user") if isinstance(who, dict) else None
         self._auditor.record(verb=verb, resource=resource, namespace=namespace, name=name, node=node,
-                             connection=connection_of(msg.reply), error=error)
+                             connection=connection_of(msg.reply), error=error,
+                             user=user if isinstance(user, str) else None)
 
     async def _refuse(self, msg: Msg, error: ShoalError) -> None:
         self._audit(msg, error)
@@ -255,6 +263,7 @@ class ApiActor:
     async def _serve(self, msg: Msg) -> None:
         started = time.perf_counter()
         verb, target = "?", msg.subject
+        body: dict[str, Any] | None = None
         try:
             if len(msg.data) > codec.MAX_MESSAGE_BYTES:
                 raise TooLarge(f"request of {len(msg.data)} bytes is too large")
@@ -263,16 +272,19 @@ class ApiActor:
             reply: bytes | None
             if isinstance(request, AdminRequest):
                 verb = "admin"
+                if body.get("as") is not None:  # an impersonated admin operation: a non-resource URL of RBAC
+                    self.rbac.current().authorize(rbac.user_from_wire(body["as"]),
+                                                  rbac.Attributes("create", path=f"/shoal/admin/{request.op}"))
                 reply = await self._admin(request.op, body)
             else:
                 verb = request.verb
-                guard = authorize(request, body, self._node_refs.allowed)
+                guard = await self._authorize(request, body)
                 reply = await self._handlers[request.verb](request, body, msg, guard)
             if reply is not None and msg.reply:
                 await msg.respond(reply)
-            self._audit(msg, None)
+            self._audit(msg, None, body)
         except ShoalError as exc:
-            self._audit(msg, exc)
+            self._audit(msg, exc, body)
             if msg.reply:
                 await msg.respond(codec.error(exc))
             self.ctx.log.info("request refused", verb=verb, subject=target, code=str(exc.code),
@@ -287,6 +299,26 @@ class ApiActor:
             elapsed = time.perf_counter() - started
             if elapsed > 1.0:
                 self._slow_request(verb, target, elapsed)
+
+    async def _authorize(self, request: ApiRequest, body: dict[str, Any]) -> noderestriction.Guard | None:
+        """``authorize``; an impersonated request RBAC refuses is decided again once the cache holds every
+        acknowledged write (one datastore round trip, refusals only): a binding created just before is seen."""
+        try:
+            return authorize(request, body, self._node_refs.allowed, self.rbac.current)
+        except Forbidden:
+            if body.get("as") is None or request.node is not None:
+                raise
+            await self._consistent(None)
+            return authorize(request, body, self._node_refs.allowed, self.rbac.current)
+
+    async def _access_review(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A SubjectAccessReview; a denial is decided again on a consistent cache (as ``_authorize``)."""
+        await self._cache_ready()
+        status = rbac.access_review(self.rbac.current(), request.get("subject"), request.get("spec"))
+        if not status["allowed"]:
+            await self._consistent(None)
+            status = rbac.access_review(self.rbac.current(), request.get("subject"), request.get("spec"))
+        return status
 
     def _slow_request(self, verb: str, subject: str, seconds: float) -> None:
         """Logged at most once a second (with how many were slow meanwhile): an overloaded actor must not
@@ -580,6 +612,12 @@ class ApiActor:
             return codec.ok(status=await self.service.review_token(request.get("token"), request.get("audiences")))
         if op in SIGNING_KEY_OPS:
             return await self._signing_keys(op, request)
+        if op == "accessreview":  # SubjectAccessReview: {"subject": {user, groups, uid?}, "spec": {...}}
+            return codec.ok(status=await self._access_review(request))
+        if op == "rulesreview":  # SelfSubjectRulesReview: {"subject": {...}, "namespace": ns}
+            await self._consistent(None)
+            return codec.ok(status=rbac.rules_review(self.rbac.current(), request.get("subject"),
+                                                     request.get("namespace")))
         raise BadRequest(f"unknown admin operation {op!r}")
 
     async def _signing_keys(self, op: str, request: dict[str, Any]) -> bytes:

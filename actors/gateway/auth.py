@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import hmac
 import time
 from collections.abc import Mapping
@@ -43,9 +44,18 @@ class User:
     groups: tuple[str, ...] = ()
 
 
+    def to_wire(self) -> dict[str, Any]:
+        """The request's ``as``: the API authorizes what the gateway asks for this user with RBAC."""
+        return {"user": self.name, "groups": list(self.groups), **({"uid": self.uid} if self.uid else {})}
+
+
 ADMIN = User("shoal-admin", groups=("system:masters", "system:authenticated"))
 USER = web.RequestKey("user", User)
 """Where the gateway keeps the authenticated user of a request."""
+ACTING_AS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("acting_as", default=None)
+"""The identity the gateway's API client impersonates in the current request's task (None: the gateway's
+own, trusted, as for unauthenticated public paths and its background work)."""
+AUTHENTICATED = "system:authenticated"
 
 
 def certificate_user(certificate: Any) -> User:
@@ -119,8 +129,9 @@ class Authenticator:
         if not review.get("authenticated"):
             raise Unauthenticated("Unauthorized: the token is not valid")
         user_info = review.get("user") or {}
+        groups = tuple(str(g) for g in user_info.get("groups") or ())
         user = User(str(user_info.get("username", "")), str(user_info.get("uid", "")),
-                    tuple(str(g) for g in user_info.get("groups") or ()))
+                    groups if AUTHENTICATED in groups else (*groups, AUTHENTICATED))
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[token] = (now + min(self.cache_seconds, _seconds_left(token)), user)

@@ -57,6 +57,10 @@ def _resources(kinds: Iterable[KindInfo]) -> list[dict[str, Any]]:
 
 
 AUTHENTICATION = "authentication.k8s.io/v1"
+AUTHORIZATION = "authorization.k8s.io/v1"
+"""Access reviews, answered by the API's RBAC through the gateway (``actors/gateway/access.py``)."""
+REVIEWS = (("selfsubjectaccessreviews", "SelfSubjectAccessReview"), ("subjectaccessreviews", "SubjectAccessReview"),
+           ("selfsubjectrulesreviews", "SelfSubjectRulesReview"))
 METRICS = "metrics.k8s.io/v1beta1"
 """PodMetrics and NodeMetrics, served from the kubelets (``actors/gateway/metrics.py``): discovery lists
 them so that ``kubectl top pods|nodes`` finds the metrics API."""
@@ -68,6 +72,10 @@ def resource_list(api_version: str) -> dict[str, Any] | None:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
             {"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": False,
              "kind": "SelfSubjectReview", "verbs": ["create"]}]}
+    if api_version == AUTHORIZATION:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
+            {"name": name, "singularName": kind.lower(), "namespaced": False, "kind": kind, "verbs": ["create"]}
+            for name, kind in REVIEWS]}
     if api_version == METRICS:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
             {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]},
@@ -87,7 +95,7 @@ def core_versions(server_address: str) -> dict[str, Any]:
 
 def group_list() -> dict[str, Any]:
     groups = []
-    for api_version in (*group_versions(), AUTHENTICATION, METRICS):
+    for api_version in (*group_versions(), AUTHENTICATION, AUTHORIZATION, METRICS):
         if "/" not in api_version:
             continue
         group, version = api_version.split("/", 1)
@@ -140,7 +148,7 @@ def _aggregated_resources(api_version: str) -> list[dict[str, Any]]:
 
 def aggregated(core: bool) -> dict[str, Any]:
     """The ``APIGroupDiscoveryList`` of ``/api`` (``core``) or ``/apis``."""
-    versions = ["v1"] if core else [v for v in (*group_versions(), AUTHENTICATION, METRICS) if "/" in v]
+    versions = ["v1"] if core else [v for v in (*group_versions(), AUTHENTICATION, AUTHORIZATION, METRICS) if "/" in v]
     items = []
     for api_version in versions:
         group = "" if core else api_version.split("/", 1)[0]

@@ -21,7 +21,8 @@ from actors.gateway import apply as server_apply
 from actors.gateway import fieldvalidation, listing, paths, streaming, table, watching
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
-from actors.gateway.auth import USER
+from actors.gateway.access import STREAM_VERBS, AccessReviews
+from actors.gateway.auth import ACTING_AS, USER
 from actors.gateway.http import DRY_RUN, JSON, dry_run, flag, int_param, json_response, read_body
 from actors.gateway.subresources import scale_of, stream_logs
 from actors.gateway.watchslots import WatchSlots
@@ -39,8 +40,12 @@ PATCH_ATTEMPTS = 8
 class Handlers:
     """The verbs, over one NATS API client; ``snapshots`` keeps lists for their ``continue`` pages."""
 
-    def __init__(self, client: ApiClient, watch_slots: WatchSlots | None = None) -> None:
+    def __init__(self, client: ApiClient, watch_slots: WatchSlots | None = None,
+                 access: AccessReviews | None = None) -> None:
+        """``access``: authorizes the streams the gateway opens to kubelets itself (logs, exec, attach,
+        port-forward) before they open; None: not checked (the caller is trusted)."""
         self.client = client
+        self.access = access
         self.snapshots = listing.Snapshots()
         self.watch_slots = watch_slots or WatchSlots()
 
@@ -349,12 +354,18 @@ class Handlers:
         raise AssertionError("unreachable")
 
     async def read(self, request: web.Request, t: paths.Target) -> web.StreamResponse:
-        if t.subresource == "log":
-            return await stream_logs(self.client, request, t)
-        if t.subresource in ("exec", "attach"):
-            return await streaming.exec_(self.client, request, t)
-        if t.subresource == "portforward":
-            return await streaming.portforward(self.client, request, t)
+        if t.subresource in STREAM_VERBS:
+            if self.access is not None:
+                await self.access.require_stream(request, str(t.namespace), str(t.name), t.subresource)
+            token = ACTING_AS.set(None)  # authorized above: the stream's own requests go as the gateway
+            try:
+                if t.subresource == "log":
+                    return await stream_logs(self.client, request, t)
+                if t.subresource in ("exec", "attach"):
+                    return await streaming.exec_(self.client, request, t)
+                return await streaming.portforward(self.client, request, t)
+            finally:
+                ACTING_AS.reset(token)
         obj = await self.get(t)
         if t.subresource == "scale":
             return json_response(scale_of(obj))

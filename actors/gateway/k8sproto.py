@@ -2,7 +2,9 @@
 JSON form; pure.
 
 kubectl sends protobuf, not JSON, from its typed clients: ``kubectl create deployment|service|configmap|
-secret|namespace|serviceaccount|priorityclass``, the ``TokenRequest`` of ``kubectl create token``, and the
+secret|namespace|serviceaccount|priorityclass``, the ``TokenRequest`` of ``kubectl create token``,
+``kubectl create role|clusterrole|rolebinding|clusterrolebinding``, the access reviews of ``kubectl auth
+can-i``, and the
 ``DeleteOptions`` of ``kubectl drain``. The body is
 ``k8s\\x00`` then a ``runtime.Unknown`` (its ``typeMeta`` and ``raw``, the object's own message). The messages
 those commands write are described below (field numbers from k8s.io/api and k8s.io/apimachinery
@@ -98,10 +100,37 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                          4: ("expirationSeconds", "int")},
     "BoundObjectReference": {1: ("kind", "string"), 2: ("apiVersion", "string"), 3: ("name", "string"),
                              4: ("uid", "string")},
+    "SelfSubjectAccessReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectAccessReviewSpec"),
+                                3: ("status", "Empty")},
+    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", "ResourceAttributes"),
+                                    2: ("nonResourceAttributes", "NonResourceAttributes")},
+    "ResourceAttributes": {1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
+                           4: ("version", "string"), 5: ("resource", "string"), 6: ("subresource", "string"),
+                           7: ("name", "string")},
+    "NonResourceAttributes": {1: ("path", "string"), 2: ("verb", "string")},
+    "SubjectAccessReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SubjectAccessReviewSpec"),
+                            3: ("status", "Empty")},
+    "SubjectAccessReviewSpec": {1: ("resourceAttributes", "ResourceAttributes"),
+                                2: ("nonResourceAttributes", "NonResourceAttributes"), 3: ("user", "string"),
+                                4: ("groups", "[]string"), 6: ("uid", "string")},
+    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectRulesReviewSpec"),
+                               3: ("status", "Empty")},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
+    "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule")},
+    "ClusterRole": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule"),
+                    3: ("aggregationRule", "AggregationRule")},
+    "PolicyRule": {1: ("verbs", "[]string"), 2: ("apiGroups", "[]string"), 3: ("resources", "[]string"),
+                   4: ("resourceNames", "[]string"), 5: ("nonResourceURLs", "[]string")},
+    "AggregationRule": {1: ("clusterRoleSelectors", "[]LabelSelector")},
+    "RoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "[]Subject"), 3: ("roleRef", "RoleRef")},
+    "ClusterRoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "[]Subject"), 3: ("roleRef", "RoleRef")},
+    "Subject": {1: ("kind", "string"), 2: ("apiGroup", "string"), 3: ("name", "string"), 4: ("namespace", "string")},
+    "RoleRef": {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")},
     "Empty": {},
 }
 KINDS = frozenset({"ConfigMap", "Secret", "Namespace", "ServiceAccount", "Service", "Deployment", "PriorityClass",
-                   "Job", "DeleteOptions", "TokenRequest"})
+                   "Job", "DeleteOptions", "TokenRequest", "SelfSubjectAccessReview", "SubjectAccessReview",
+                   "SelfSubjectRulesReview", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 KEEP_ZERO = frozenset({("DeploymentSpec", "replicas"), ("PriorityClass", "value"),
                        ("JobSpec", "parallelism"), ("JobSpec", "completions"), ("JobSpec", "backoffLimit"),
                        ("JobSpec", "ttlSecondsAfterFinished"),

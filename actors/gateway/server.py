@@ -21,10 +21,18 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import console, discovery, oidc, openapi, paths
+from actors.gateway import access, console, discovery, oidc, openapi, paths
 from actors.gateway import status as statuses
+from actors.gateway.access import AccessReviews
 from actors.gateway.apiservice import ApiServiceKeeper
-from actors.gateway.auth import USER, Authenticator, Unauthenticated, cross_site_websocket, websocket_authorization
+from actors.gateway.auth import (
+    ACTING_AS,
+    USER,
+    Authenticator,
+    Unauthenticated,
+    cross_site_websocket,
+    websocket_authorization,
+)
 from actors.gateway.handlers import Handlers
 from actors.gateway.http import error_response, json_response, refuse_unsupported
 from actors.gateway.metrics import list_node_metrics, list_pod_metrics
@@ -79,14 +87,18 @@ class GatewayActor:
 
     async def start(self, ctx: ActorContext) -> None:
         self._nc = ctx.nc
-        client = ApiClient(ctx.nc)
+        # requests for a user go as that user (``as``, authorized by the API's RBAC); the gateway's own work
+        # (token reviews, access reviews, OIDC documents, the kubernetes Service) goes as the gateway
+        client = ApiClient(ctx.nc, impersonate=ACTING_AS.get)
+        trusted = ApiClient(ctx.nc)
         admin = self.settings.admin_token_file.read_text().strip() if self.settings.admin_token_file else None
-        self.auth = Authenticator(client, admin)
-        self.handlers = Handlers(client, WatchSlots(self.settings.watches_per_user))
+        self.auth = Authenticator(trusted, admin)
+        self.access = AccessReviews(trusted)
+        self.handlers = Handlers(client, WatchSlots(self.settings.watches_per_user), self.access)
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
-        oidc.add_routes(app, client)
+        oidc.add_routes(app, trusted)
         app.router.add_get("/", self._root)
         console.Console().add_routes(app)
         for probe in ("/healthz", "/livez"):
@@ -100,6 +112,7 @@ class GatewayActor:
         app.router.add_route("*", "/api/v1", self._core_root)
         app.router.add_route("*", r"/api/v1/{tail:.+}", self._core)
         app.router.add_post("/apis/authentication.k8s.io/v1/selfsubjectreviews", self._whoami)
+        self.access.add_routes(app)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/pods", self._pod_metrics)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", self._pod_metrics)
         app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}", self._pod_metrics)
@@ -181,7 +194,10 @@ class GatewayActor:
                 if cross_site_websocket(request.headers):
                     raise Forbidden(f"a websocket from another site ({request.headers['Origin'][:100]}) is refused")
                 authorization = request.headers.get("Authorization") or websocket_authorization(request.headers)
-                request[USER] = await self.auth.authenticate(authorization, peer)
+                user = await self.access.impersonated(await self.auth.authenticate(authorization, peer),
+                                                      request.headers)
+                request[USER] = user
+                ACTING_AS.set(user.to_wire())
             return await handler(request)
         except Unauthenticated as exc:
             return json_response(statuses.unauthorized(str(exc)), 401)
@@ -283,6 +299,22 @@ class GatewayActor:
     async def _resource(self, request: web.Request, api_version: str, tail: str) -> web.StreamResponse:
         target = paths.parse(api_version, tail)
         refuse_unsupported(request)
+        composite = access.composite(request.method, target, request.headers.get("Content-Type", ""))
+        try:
+            if composite is None:
+                return await self._serve_resource(request, target)
+            # served by several API requests (a patch is read-modify-write here): authorized once, as
+            # Kubernetes authorizes the one request, then done as the gateway
+            await self.access.require(request[USER], composite)
+            token = ACTING_AS.set(None)
+            try:
+                return await self._serve_resource(request, target)
+            finally:
+                ACTING_AS.reset(token)
+        except ShoalError as exc:
+            return error_response(exc, target)
+
+    async def _serve_resource(self, request: web.Request, target: paths.Target) -> web.StreamResponse:
         h, method = self.handlers, request.method
         try:
             if target.name is None:
@@ -293,6 +325,10 @@ class GatewayActor:
                 if method == "DELETE":
                     return await h.delete_collection(request, target)
             elif method == "POST" and target.subresource in paths.STREAMED:
+                # refused either way; a user who may not open the stream learns that first (kubectl falls
+                # back to SPDY when the websocket is refused, and shows this answer)
+                await self.access.require_stream(request, str(target.namespace), str(target.name),
+                                                 target.subresource)
                 raise BadRequest(f"pods/{target.subresource} is served over websockets only "
                                  "(v5.channel.k8s.io, v4.channel.k8s.io), not SPDY")
             elif method == "POST" and target.subresource == "binding":

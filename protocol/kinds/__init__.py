@@ -44,6 +44,7 @@ from protocol.kinds import (
     pod,
     poddisruptionbudget,
     priorityclass,
+    rbac,
     replicaset,
     replicationcontroller,
     secret,
@@ -83,6 +84,7 @@ STRATEGIES: tuple[Strategy, ...] = (
     persistentvolume.STRATEGY,
     persistentvolumeclaim.STRATEGY,
     storageclass.STRATEGY,
+    *rbac.STRATEGIES,
 )
 
 KINDS: tuple[KindInfo, ...] = tuple(s.info for s in STRATEGIES)

@@ -84,7 +84,8 @@ class Field:
 
 
 Hook = Callable[[Obj], None]
-NameRule = Literal["label", "subdomain"]
+NameRule = Literal["label", "subdomain", "path"]
+"""``path``: any path segment (no ``/`` or ``%``, not ``.`` or ``..``), as RBAC names (``system:kube-scheduler``)."""
 
 
 def _nothing(obj: Obj) -> None:

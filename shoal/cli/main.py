@@ -47,7 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         parser.print_help(sys.stderr)
         return 2
-    session = Session.create(args.server, getattr(args, "namespace", None), timeout=args.request_timeout)
+    try:
+        session = Session.create(args.server, getattr(args, "namespace", None), timeout=args.request_timeout,
+                                 as_user=args.as_user, as_groups=args.as_groups)
+    except CliError as exc:
+        report(exc)
+        return exc.exit_code
     try:
         return asyncio.run(_execute(command, session, args))
     except CliError as exc:

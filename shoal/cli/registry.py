@@ -36,6 +36,11 @@ def global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
                              "the context file SHOAL_CONTEXT, else <state-dir>/context.json of `shoal up`")
     parser.add_argument("--request-timeout", type=float, default=10.0 if top else argparse.SUPPRESS,
                         metavar="SECONDS", help="how long to wait for each answer from the API (default 10)")
+    parser.add_argument("--as", dest="as_user", default=default, metavar="USER",
+                        help="act as this user (impersonation, as kubectl --as): the API authorizes every request "
+                             "with RBAC for that user instead of serving it as the trusted admin")
+    parser.add_argument("--as-group", dest="as_groups", action="append", default=[] if top else argparse.SUPPRESS,
+                        metavar="GROUP", help="a group to act as, with --as; may repeat")
 
 
 def global_parent() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from protocol.objects import Obj, meta
 from runtime.bus import BusConfig, connect
 from runtime.client import ApiClient
 from runtime.context import ContextError, bus_config
-from shoal.cli.errors import CliError
+from shoal.cli.errors import CliError, UsageError
 
 DEFAULT_NAMESPACE = "default"
 
@@ -70,6 +70,21 @@ def cannot_reach(servers: str, reason: str | None = None) -> CliError:
                     "or set --server/SHOAL_SERVER")
 
 
+def impersonation(user: str | None, groups: list[str]) -> dict[str, Any] | None:
+    """``--as``/``--as-group`` as the API's ``as``: the user's groups, ``system:authenticated``, and for a
+    ServiceAccount user ``system:serviceaccounts`` and ``system:serviceaccounts:<ns>`` (as the gateway's)."""
+    if not user:
+        return None
+    implied: list[str] = []
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        implied = ["system:serviceaccounts", f"system:serviceaccounts:{parts[2]}"]
+    all_groups = [*implied, *groups]
+    if user != "system:anonymous" and "system:authenticated" not in all_groups:
+        all_groups.append("system:authenticated")
+    return {"user": user, "groups": all_groups}
+
+
 @dataclass
 class Session:
     bus: BusConfig
@@ -79,20 +94,26 @@ class Session:
     timeout: float = 10.0
     context_error: str | None = None
     """Why the context file (``runtime.context``) cannot be used, said when a command connects."""
+    impersonate: dict[str, Any] | None = None
+    """``--as``/``--as-group``: the ``as`` every API request carries (RBAC for that user), else None."""
     _nc: Client | None = field(default=None, init=False)
     _client: ApiClient | None = field(default=None, init=False)
     _warned: set[str] = field(default_factory=set, init=False)
 
     @classmethod
-    def create(cls, server: str | None, namespace: str | None, *, timeout: float = 10.0) -> Session:
+    def create(cls, server: str | None, namespace: str | None, *, timeout: float = 10.0,
+               as_user: str | None = None, as_groups: list[str] | None = None) -> Session:
         default_ns = os.environ.get("SHOAL_NAMESPACE") or DEFAULT_NAMESPACE
         error = None
         try:
             bus = bus_config(server)
         except ContextError as exc:  # told when the command connects (``shoal up`` never does)
             bus, error = BusConfig.from_env(server), str(exc)
+        if as_groups and not as_user:
+            raise UsageError("--as-group needs --as (the user to act as)")
+        impersonate = impersonation(as_user, as_groups or [])
         return cls(bus, namespace or default_ns, namespace_given=bool(namespace), timeout=timeout,
-                   context_error=error)
+                   context_error=error, impersonate=impersonate)
 
     @property
     def server(self) -> str:
@@ -121,8 +142,15 @@ class Session:
     async def client(self) -> ApiClient:
         if self._client is None:
             self._nc = await self._connect()
-            self._client = ApiClient(self._nc, timeout=self.timeout, on_warning=self.warn)
+            who = self.impersonate
+            self._client = ApiClient(self._nc, timeout=self.timeout, on_warning=self.warn,
+                                     impersonate=(lambda: who) if who is not None else None)
         return self._client
+
+    async def trusted_client(self) -> ApiClient:
+        """A client that never impersonates (access reviews are asked as the trusted caller)."""
+        client = await self.client()
+        return ApiClient(client.nc, timeout=self.timeout, on_warning=self.warn)
 
     async def _connect(self) -> Client:
         """Connect once, failing fast: nats.py with reconnects off still cycles through the servers forever

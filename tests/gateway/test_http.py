@@ -44,7 +44,8 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
             "nodes"} <= names
     groups = {g["name"] for g in (await get_json(http, "/apis"))["groups"]}
     assert groups == {"apps", "coordination.k8s.io", "scheduling.k8s.io", "authentication.k8s.io", "policy",
-                      "autoscaling", "batch", "storage.k8s.io", "metrics.k8s.io"}
+                      "autoscaling", "batch", "storage.k8s.io", "metrics.k8s.io", "rbac.authorization.k8s.io",
+                      "authorization.k8s.io"}
     apps = await get_json(http, "/apis/apps/v1")
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["shortNames"] == ["deploy"] and "watch" in deploy["verbs"]
@@ -62,7 +63,8 @@ async def test_discovery(http: aiohttp.ClientSession) -> None:
     assert {s["subresource"] for s in deployments["subresources"]} == {"status", "scale"}
     index = await get_json(http, "/openapi/v3")
     assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/scheduling.k8s.io/v1",
-                                   "apis/policy/v1", "apis/autoscaling/v2", "apis/batch/v1", "apis/storage.k8s.io/v1"}
+                                   "apis/policy/v1", "apis/autoscaling/v2", "apis/batch/v1", "apis/storage.k8s.io/v1",
+                                   "apis/rbac.authorization.k8s.io/v1"}
     doc = await get_json(http, index["paths"]["apis/apps/v1"]["serverRelativeURL"])
     assert doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "version": "v1", "kind": "Deployment"}]

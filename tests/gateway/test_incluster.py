@@ -40,14 +40,21 @@ pytestmark = [pytest.mark.podman, pytest.mark.slow]
 IMAGE = "localhost/shoal/python-k8s:bookworm"
 CLUSTER = "h15ic"
 SCRIPT = """
-import time
+import json, time
 from kubernetes import client, config
+from kubernetes.client.rest import ApiException
 config.load_incluster_config()
 api = client.CoreV1Api()
-for attempt in range(60):  # the gateway binds the bridge address once the bridge exists (with this first pod)
+refused = False
+for attempt in range(240):  # the gateway binds the bridge address once the bridge exists (with this first pod)
     try:
         pods = api.list_namespaced_pod("default").items
         break
+    except ApiException as exc:  # as in Kubernetes: a service account reads nothing until a binding allows it
+        if exc.status == 403 and not refused:
+            print("refused:", exc.status, json.loads(exc.body)["message"], flush=True)
+            refused = True
+        time.sleep(0.5)
     except Exception as exc:
         print("waiting:", type(exc).__name__, flush=True)
         time.sleep(1)
@@ -129,6 +136,17 @@ async def test_a_pod_reaches_the_api_with_load_incluster_config(
                                      "volumeMounts": [{"name": "token", "readOnly": True,
                                                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
                      "volumes": [{"name": "token", "secret": {"secretName": "reader-token"}}]}})
+
+        async def refused() -> bool:
+            result = await gateway.kubectl("logs", "incluster")
+            return "refused: 403" in result.out
+
+        await eventually(refused, timeout=120, interval=0.5)
+        # Kubernetes' wording, then the binding the client needs for what it reads
+        assert ('refused: 403 pods is forbidden: User "system:serviceaccount:default:reader" cannot list resource '
+                '"pods" in API group "" in the namespace "default"') in await gateway.ok("logs", "incluster")
+        await gateway.ok("create", "rolebinding", "reader-view", "--clusterrole=view",
+                         "--serviceaccount=default:reader")
 
         async def finished() -> str | None:
             pod = await api_client.get("Pod", "incluster", "default")

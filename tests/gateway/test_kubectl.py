@@ -162,6 +162,11 @@ async def test_a_wrong_token_is_401_and_a_service_account_token_is_accepted(gate
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
         "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}})
     token = base64.b64decode(secret["data"]["token"]).decode()
+    refused = await gateway.kubectl("get", "ns", "--token", token)  # authenticated, but no binding yet
+    assert refused.rc == 1 and 'User "system:serviceaccount:default:robot" cannot list resource "namespaces"' \
+        in refused.err, refused
+    await gateway.ok("create", "clusterrolebinding", "robot-view", "--clusterrole=view",
+                     "--serviceaccount=default:robot")
     assert "namespace/default" in await gateway.ok("get", "ns", "-o", "name", "--token", token)
     assert "system:serviceaccount:default:robot" in await gateway.ok("auth", "whoami", "--token", token)
     assert "shoal-admin" in await gateway.ok("auth", "whoami")

@@ -137,7 +137,7 @@ async def test_every_mutation_and_every_refusal_is_audited(runner: ActorRunner, 
 
         async def on_record(msg: Any) -> None:
             records.extend(r | {"subject": msg.subject} for r in codec.decode(msg.data)["records"])
-            if len(records) >= 4:
+            if len(records) >= 5:
                 got.set()
 
         sub = await js.subscribe("shoal.audit.>", cb=on_record, ordered_consumer=True,
@@ -149,6 +149,9 @@ async def test_every_mutation_and_every_refusal_is_audited(runner: ActorRunner, 
         node = ApiClient(nc, node_scope="n1")
         with pytest.raises(Forbidden):
             await node.update({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "audited"}})
+        robot = ApiClient(nc, impersonate=lambda: {"user": "robot", "groups": ["system:authenticated"]})
+        with pytest.raises(Forbidden):  # impersonated (as the gateway sends its users): RBAC refuses it
+            await robot.delete("configmaps", "audited")
         await client.delete("configmaps", "audited")
         await asyncio.wait_for(got.wait(), 10)
         await sub.unsubscribe()
@@ -157,6 +160,7 @@ async def test_every_mutation_and_every_refusal_is_audited(runner: ActorRunner, 
             ("create", "configmaps", None, "allowed", "unknown"),
             ("create", "configmaps", None, "refused", "unknown"),
             ("update", "configmaps", "audited", "refused", "system:node:n1"),
+            ("delete", "configmaps", "audited", "refused", "robot"),
             ("delete", "configmaps", "audited", "allowed", "unknown"),
         ], summary
         assert records[1]["reason"] == "Invalid" and records[1]["code"] == 422

@@ -145,6 +145,23 @@ spec:
   containers: [{name: c, image: busybox, stdinOnce: false, resizePolicy: [{resourceName: cpu,
                 restartPolicy: NotRequired}]}]
 status: {phase: Pending, hostIP: 10.0.0.1, startTime: "2026-01-01T00:00:00Z"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: monitoring, labels: {rbac.example.com/aggregate-to-monitoring: "true"}}
+aggregationRule:
+  clusterRoleSelectors: [{matchLabels: {rbac.example.com/aggregate-to-monitoring: "true"}}]
+rules:
+- {apiGroups: [""], resources: [pods, pods/log], resourceNames: [web], verbs: [get]}
+- {nonResourceURLs: [/metrics], verbs: [get]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: read-pods, namespace: default}
+subjects:
+- {kind: User, name: jane, apiGroup: rbac.authorization.k8s.io}
+- {kind: ServiceAccount, name: robot, namespace: default}
+roleRef: {kind: Role, name: pod-reader, apiGroup: rbac.authorization.k8s.io}
 """
 
 

@@ -434,6 +434,9 @@ COLUMNS = [
     ("StatefulSet", False, ["NAME", "READY", "AGE"]),
     ("StatefulSet", True, ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]),
     ("HorizontalPodAutoscaler", False, ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]),
+    ("ClusterRole", False, ["NAME", "CREATED AT"]),
+    ("RoleBinding", False, ["NAME", "ROLE", "AGE"]),
+    ("RoleBinding", True, ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]),
 ]
 
 
@@ -512,6 +515,11 @@ ROWS = [
                "metrics": [{"type": "Resource", "resource": {"name": "memory", "target": {
                    "type": "AverageValue", "averageValue": "64Mi"}}}]}},
      ["m", "StatefulSet/db", "memory: <unknown>/64Mi", "1", "3", "0", "10m"]),
+    ({"kind": "RoleBinding", "metadata": _meta("rb"),
+      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+      "subjects": [{"kind": "User", "name": "alice"}, {"kind": "Group", "name": "devs"},
+                   {"kind": "ServiceAccount", "name": "robot", "namespace": "team"}]},
+     ["rb", "ClusterRole/view", "10m", "alice", "devs", "team/robot"]),
 ]
 
 

@@ -10,6 +10,7 @@ from shoal.cli.commands import (
     api_resources,
     apply,
     attach,
+    auth,
     cordon,
     cp,
     create,
@@ -56,5 +57,6 @@ ALL: tuple[Command, ...] = (
     up.COMMAND,
     kubeconfig.COMMAND,
     keys.COMMAND,
+    auth.COMMAND,
     version.COMMAND,
 )

@@ -1,0 +1,100 @@
+"""API latency with RBAC evaluation (requests carrying ``as``) vs without (the trusted caller), same run.
+
+One cluster (nats-server and an API actor) holding a realistic policy: the bootstrap roles plus
+``--bindings`` RoleBindings spread over as many namespaces and ``--bindings`` / 10 extra ClusterRoles. The
+impersonated user is a ServiceAccount bound to ``edit`` in its namespace (found through the bindings of its
+groups and its own name). Get and create of ConfigMaps are measured in interleaved rounds, alternating who
+goes first, so the machine's drift hits both alike. What RBAC costs per request is one policy evaluation from
+the API's cached index (rebuilt only when an RBAC object changes) and the ``as`` map on the wire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import cluster, percentile, progress
+from runtime.client import ApiClient
+
+ROBOT = {"user": "system:serviceaccount:bench:robot",
+         "groups": ["system:serviceaccounts", "system:serviceaccounts:bench", "system:authenticated"]}
+G = "rbac.authorization.k8s.io"
+
+
+async def latencies(client: ApiClient, n: int, tag: str) -> tuple[list[float], list[float]]:
+    gets, creates = [], []
+    for i in range(n):
+        started = time.perf_counter()
+        await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{tag}-{i}"},
+                             "data": {"k": "value"}}, "bench")
+        creates.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await client.get("ConfigMap", f"{tag}-{i}", "bench")
+        gets.append((time.perf_counter() - started) * 1000)
+    return gets, creates
+
+
+async def policy(client: ApiClient, bindings: int) -> None:
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+    await client.create({"apiVersion": f"{G}/v1", "kind": "RoleBinding",
+                         "metadata": {"name": "robot-edit", "namespace": "bench"},
+                         "roleRef": {"apiGroup": G, "kind": "ClusterRole", "name": "edit"},
+                         "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "bench"}]})
+    for i in range(max(1, bindings // 10)):
+        await client.create({"apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": f"extra-{i}"},
+                             "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": [f"things{i}"]}]})
+    for i in range(bindings):
+        ns = f"team-{i}"
+        await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await client.create({"apiVersion": f"{G}/v1", "kind": "RoleBinding",
+                             "metadata": {"name": "view", "namespace": ns},
+                             "roleRef": {"apiGroup": G, "kind": "ClusterRole", "name": "view"},
+                             "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": ns},
+                                          {"kind": "Group", "apiGroup": G, "name": "system:serviceaccounts"}]})
+
+
+async def main_async(n: int, rounds: int, bindings: int) -> dict[str, Any]:
+    lat: dict[str, list[float]] = {}
+    async with cluster() as c:
+        await policy(c.client, bindings)
+        clients = {"rbac": ApiClient(c.client.nc, impersonate=lambda: ROBOT), "trusted": c.client}
+        for client in clients.values():
+            await latencies(client, 30, f"warm-{id(client)}")
+        per_round = max(1, n // rounds)
+        for r in range(rounds):
+            for tag in ("rbac", "trusted") if r % 2 == 0 else ("trusted", "rbac"):
+                gets, creates = await latencies(clients[tag], per_round, f"{tag}-r{r}")
+                lat.setdefault(f"get_{tag}", []).extend(gets)
+                lat.setdefault(f"create_{tag}", []).extend(creates)
+    figures: dict[str, Any] = {"n": n, "rounds": rounds, "bindings": bindings}
+    for key, values in lat.items():
+        figures[f"{key}_p50_ms"] = round(percentile(values, 50), 3)
+        figures[f"{key}_p99_ms"] = round(percentile(values, 99), 3)
+    for verb in ("get", "create"):
+        figures[f"{verb}_ratio_p50"] = round(figures[f"{verb}_rbac_p50_ms"] / figures[f"{verb}_trusted_p50_ms"], 2)
+    progress(f"get p50 {figures['get_rbac_p50_ms']} ms with RBAC vs {figures['get_trusted_p50_ms']} ms trusted "
+             f"({figures['get_ratio_p50']}x); create p50 {figures['create_rbac_p50_ms']} vs "
+             f"{figures['create_trusted_p50_ms']} ms ({figures['create_ratio_p50']}x)")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="gets and creates per client")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--bindings", type=int, default=200, help="RoleBindings (one namespace each) besides "
+                                                                  "the measured user's")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args.n, args.rounds, args.bindings))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""RBAC through the gateway with the real kubectl: every HTTP user's requests go to the API as that user
+(``as``) and are authorized by the API's RBAC; ``kubectl auth can-i`` asks SelfSubjectAccessReviews."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from runtime.client import ApiClient
+from tests.gateway.conftest import Gateway, read_until
+
+FORBIDDEN_LIST = ('Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:team:robot" '
+                  'cannot list resource "pods" in API group "" in the namespace "team"')
+
+
+async def robot_token(api_client: ApiClient) -> str:
+    await api_client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    await api_client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}, "team")
+    secret = await api_client.create({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}}, "team")
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+async def test_a_service_account_without_a_binding_is_forbidden_then_view_allows_reads(
+        gateway: Gateway, api_client: ApiClient) -> None:
+    token = await robot_token(api_client)
+    await gateway.ok("run", "web", "--image=docker.io/library/nginx:1.25", "-n", "team")
+    as_robot = ("--token", token, "-n", "team")
+    refused = await gateway.kubectl("get", "pods", *as_robot)
+    assert refused.rc == 1 and FORBIDDEN_LIST in refused.err, refused
+    no = await gateway.kubectl("auth", "can-i", "list", "pods", *as_robot)
+    assert no.rc == 1 and no.out.strip() == "no", no
+
+    # the admin kubeconfig binds the ClusterRole view to the ServiceAccount in its namespace
+    await gateway.ok("create", "rolebinding", "robot-view", "--clusterrole=view", "--serviceaccount=team:robot",
+                     "-n", "team")
+    assert "web" in await gateway.ok("get", "pods", *as_robot)
+    assert "web" in await gateway.ok("get", "pod", "web", "-o", "name", *as_robot)
+    assert (await gateway.ok("auth", "can-i", "list", "pods", *as_robot)).strip() == "yes"
+    assert (await gateway.ok("auth", "can-i", "get", "pods", "--subresource=log", *as_robot)).strip() == "yes"
+    denied = await gateway.kubectl("auth", "can-i", "create", "deployments", *as_robot)
+    assert denied.rc == 1 and denied.out.strip() == "no", denied
+    # only in its namespace
+    other = await gateway.kubectl("get", "pods", "-n", "default", "--token", token)
+    assert other.rc == 1 and 'cannot list resource "pods" in API group "" in the namespace "default"' in other.err
+
+    watch = await gateway.start("get", "pods", "--watch", "--output-watch-events", *as_robot)
+    try:
+        await read_until(watch.stdout, "web")
+        await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, "team")
+        await gateway.ok("run", "second", "--image=docker.io/library/nginx:1.25", "-n", "team")
+        await read_until(watch.stdout, "second")
+    finally:
+        watch.kill()
+        await watch.wait()
+
+    created = await gateway.kubectl("create", "configmap", "mine", "--from-literal=a=b", *as_robot)
+    assert created.rc == 1 and ('configmaps is forbidden: User "system:serviceaccount:team:robot" cannot create '
+                                'resource "configmaps" in API group "" in the namespace "team"') in created.err, created
+    deleted = await gateway.kubectl("delete", "pod", "web", "--wait=false", *as_robot)
+    assert deleted.rc == 1 and 'pods "web" is forbidden' in deleted.err, deleted
+    secrets = await gateway.kubectl("get", "secrets", *as_robot)
+    assert secrets.rc == 1 and "secrets is forbidden" in secrets.err, secrets
+    # streams the gateway opens itself are authorized too: view allows logs, not exec
+    execed = await gateway.kubectl("exec", "web", *as_robot, "--", "true")
+    assert execed.rc == 1 and 'cannot create resource "pods/exec"' in execed.err, execed
+
+
+async def test_the_admin_is_cluster_admin_and_can_i_list(gateway: Gateway, api_client: ApiClient) -> None:
+    assert (await gateway.ok("auth", "can-i", "delete", "nodes")).strip() == "yes"
+    assert (await gateway.ok("auth", "can-i", "*", "*")).strip() == "yes"
+    # the bootstrap policy exists, as kube-apiserver creates it
+    roles = await gateway.ok("get", "clusterroles", "-o", "name")
+    for name in ("cluster-admin", "admin", "edit", "view", "system:basic-user", "system:discovery",
+                 "system:kube-scheduler", "system:kube-controller-manager", "system:service-account-issuer-discovery"):
+        assert f"clusterrole.rbac.authorization.k8s.io/{name}\n" in roles, roles
+    assert "cluster-admin" in await gateway.ok("get", "clusterrolebinding", "cluster-admin", "-o", "wide")
+    token = await robot_token(api_client)
+    listed = await gateway.ok("auth", "can-i", "--list", "-n", "team", "--token", token)
+    assert "selfsubjectaccessreviews.authorization.k8s.io" in listed, listed
+    # SubjectAccessReview: the admin asks about another user; the robot may not
+    impersonated = await gateway.kubectl("auth", "can-i", "list", "pods", "-n", "team",
+                                         "--as", "system:serviceaccount:team:robot")
+    assert impersonated.rc == 1 and impersonated.out.strip() == "no", impersonated
+    review = json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+        "user": "system:serviceaccount:team:robot", "groups": ["system:serviceaccounts"],
+        "resourceAttributes": {"verb": "create", "resource": "selfsubjectaccessreviews",
+                               "group": "authorization.k8s.io"}}})
+    answer = json.loads(await gateway.ok("create", "--raw", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                                         "-f", "-", stdin=review))
+    assert answer["status"]["allowed"] is False, answer  # basic-user is bound to system:authenticated only
+    robot_asks = await gateway.kubectl("create", "--raw", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                                       "-f", "-", "--token", token, stdin=review)
+    assert robot_asks.rc == 1 and 'cannot create resource "subjectaccessreviews"' in robot_asks.err, robot_asks
+    await gateway.ok("create", "role", "reader", "--verb=get,list", "--resource=pods", "-n", "team")
+    await gateway.ok("create", "rolebinding", "r", "--role=reader", "--user=system:serviceaccount:team:robot",
+                     "-n", "team")
+    assert (await gateway.ok("auth", "can-i", "list", "pods", "-n", "team", "--token", token)).strip() == "yes"
+    # roleRef is immutable, as in Kubernetes
+    changed = await gateway.kubectl("patch", "rolebinding", "r", "-n", "team", "--type=merge",
+                                    "-p", '{"roleRef":{"kind":"ClusterRole","name":"admin"}}')
+    assert changed.rc == 1 and "cannot change roleRef" in changed.err, changed
+
+
+async def test_impersonation_headers_need_the_impersonate_verb(gateway: Gateway, api_client: ApiClient) -> None:
+    """kubectl --as/--as-group send Impersonate-* headers: the admin (cluster-admin) may act as the robot and
+    then gets the robot's answers; the robot may not become the admin."""
+    token = await robot_token(api_client)
+    refused = await gateway.kubectl("get", "--raw", "/api/v1/pods", "--token", token, "--as", "shoal-admin",
+                                    "--as-group", "system:masters")
+    assert refused.rc == 1 and ('users "shoal-admin" is forbidden: User "system:serviceaccount:team:robot" cannot '
+                                'impersonate resource "users" in API group ""') in refused.err, refused
+    as_robot = await gateway.kubectl("get", "pods", "-n", "team", "--as", "system:serviceaccount:team:robot")
+    assert as_robot.rc == 1 and FORBIDDEN_LIST in as_robot.err, as_robot
+    whoami = await gateway.ok("auth", "whoami", "--as", "alice", "--as-group", "devs")
+    assert "alice" in whoami and "devs" in whoami and "system:authenticated" in whoami, whoami
+
+
+async def test_patch_scale_and_deletecollection_are_authorized_as_kubernetes_names_them(
+        gateway: Gateway, api_client: ApiClient) -> None:
+    """The gateway serves a patch as read-modify-write and scale on the object; RBAC still sees Kubernetes'
+    verbs: ``patch``, ``update deployments/scale``, ``deletecollection``."""
+    token = await robot_token(api_client)
+    as_robot = ("--token", token, "-n", "team")
+    await gateway.ok("run", "web", "--image=docker.io/library/nginx:1.25", "-n", "team")
+    await gateway.ok("create", "deployment", "app", "--image=docker.io/library/nginx:1.25", "-n", "team")
+    await gateway.ok("create", "role", "updater", "--verb=get,list,update", "--resource=pods,deployments",
+                     "-n", "team")
+    await gateway.ok("create", "rolebinding", "updater", "--role=updater", "--serviceaccount=team:robot", "-n", "team")
+    labelled = await gateway.kubectl("label", "pod", "web", "a=b", *as_robot)
+    assert labelled.rc == 1 and 'cannot patch resource "pods"' in labelled.err, labelled
+    scaled = await gateway.kubectl("scale", "deployment", "app", "--replicas=2", *as_robot)
+    assert scaled.rc == 1 and 'cannot patch resource "deployments/scale"' in scaled.err, scaled
+    await gateway.ok("create", "role", "scaler", "--verb=patch", "--resource=pods,deployments/scale", "-n", "team")
+    await gateway.ok("create", "rolebinding", "scaler", "--role=scaler", "--serviceaccount=team:robot", "-n", "team")
+    await gateway.ok("label", "pod", "web", "a=b", *as_robot)
+    await gateway.ok("scale", "deployment", "app", "--replicas=2", *as_robot)
+    deployment = await api_client.get("Deployment", "app", "team")
+    assert deployment["spec"]["replicas"] == 2
+    swept = await gateway.kubectl("delete", "--raw", "/api/v1/namespaces/team/pods", "--token", token)
+    assert swept.rc == 1 and 'cannot deletecollection resource "pods"' in swept.err, swept
+    assert (await api_client.get("Pod", "web", "team"))["metadata"]["name"] == "web"
