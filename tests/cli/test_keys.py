@@ -20,9 +20,9 @@ async def test_rotate_then_remove_the_old_signing_key(cli: ShoalCli) -> None:
     after = kids(rotated.out)
     assert after[first] == "no" and list(after.values()).count("yes") == 1 and len(after) == 2
     active = next(k for k, v in after.items() if v == "yes")
-    refused = await cli("keys", "remove-signing", active)
+    refused = await cli("keys", "remove-signing", "--", active)  # a key id may start with "-"
     assert refused.rc != 0 and "rotate first" in refused.err, refused
-    removed = await cli("keys", "remove-signing", first)
+    removed = await cli("keys", "remove-signing", "--", first)
     assert removed.rc == 0 and kids(removed.out) == {active: "yes"}, removed
     usage = await cli("keys", "remove-signing")
     assert usage.rc != 0 and "key id" in usage.err, usage

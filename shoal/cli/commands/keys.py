@@ -47,6 +47,7 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
 
 COMMAND = Command(
     name="keys", help="list and rotate the token signing keys; re-encrypt Secrets", configure=_configure, run=_run,
-    epilog="examples:\n  shoal keys signing\n  shoal keys rotate-signing\n  shoal keys remove-signing 3f2a…\n"
+    epilog="examples:\n  shoal keys signing\n  shoal keys rotate-signing\n"
+           "  shoal keys remove-signing -- 3f2a…   # (-- : a key id may start with -)\n"
            "  shoal keys rewrite-secrets   # after adding a new encryption key",
 )
