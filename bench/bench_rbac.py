@@ -13,29 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, percentile, progress
+from bench.common import cluster, get_create_a_b
 from runtime.client import ApiClient
 
 ROBOT = {"user": "system:serviceaccount:bench:robot",
          "groups": ["system:serviceaccounts", "system:serviceaccounts:bench", "system:authenticated"]}
 G = "rbac.authorization.k8s.io"
-
-
-async def latencies(client: ApiClient, n: int, tag: str) -> tuple[list[float], list[float]]:
-    gets, creates = [], []
-    for i in range(n):
-        started = time.perf_counter()
-        await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{tag}-{i}"},
-                             "data": {"k": "value"}}, "bench")
-        creates.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        await client.get("ConfigMap", f"{tag}-{i}", "bench")
-        gets.append((time.perf_counter() - started) * 1000)
-    return gets, creates
 
 
 async def policy(client: ApiClient, bindings: int) -> None:
@@ -58,28 +44,10 @@ async def policy(client: ApiClient, bindings: int) -> None:
 
 
 async def main_async(n: int, rounds: int, bindings: int) -> dict[str, Any]:
-    lat: dict[str, list[float]] = {}
     async with cluster() as c:
         await policy(c.client, bindings)
         clients = {"rbac": ApiClient(c.client.nc, impersonate=lambda: ROBOT), "trusted": c.client}
-        for client in clients.values():
-            await latencies(client, 30, f"warm-{id(client)}")
-        per_round = max(1, n // rounds)
-        for r in range(rounds):
-            for tag in ("rbac", "trusted") if r % 2 == 0 else ("trusted", "rbac"):
-                gets, creates = await latencies(clients[tag], per_round, f"{tag}-r{r}")
-                lat.setdefault(f"get_{tag}", []).extend(gets)
-                lat.setdefault(f"create_{tag}", []).extend(creates)
-    figures: dict[str, Any] = {"n": n, "rounds": rounds, "bindings": bindings}
-    for key, values in lat.items():
-        figures[f"{key}_p50_ms"] = round(percentile(values, 50), 3)
-        figures[f"{key}_p99_ms"] = round(percentile(values, 99), 3)
-    for verb in ("get", "create"):
-        figures[f"{verb}_ratio_p50"] = round(figures[f"{verb}_rbac_p50_ms"] / figures[f"{verb}_trusted_p50_ms"], 2)
-    progress(f"get p50 {figures['get_rbac_p50_ms']} ms with RBAC vs {figures['get_trusted_p50_ms']} ms trusted "
-             f"({figures['get_ratio_p50']}x); create p50 {figures['create_rbac_p50_ms']} vs "
-             f"{figures['create_trusted_p50_ms']} ms ({figures['create_ratio_p50']}x)")
-    return figures
+        return await get_create_a_b(clients, n, rounds, "bench", bindings=bindings)
 
 
 def main() -> None:

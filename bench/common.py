@@ -266,3 +266,45 @@ def report(result: dict[str, Any], json_path: str | None) -> None:
     write_json(result, json_path)
     if not result["correct"]:
         raise SystemExit(1)
+
+
+async def get_create_latencies(client: ApiClient, n: int, tag: str,
+                               namespace: str = "default") -> tuple[list[float], list[float]]:
+    """(get ms, create ms) of ``n`` ConfigMaps ``<tag>-<i>``: each created, then read back."""
+    gets, creates = [], []
+    for i in range(n):
+        started = time.perf_counter()
+        await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{tag}-{i}"},
+                             "data": {"k": "value"}}, namespace)
+        creates.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await client.get("ConfigMap", f"{tag}-{i}", namespace)
+        gets.append((time.perf_counter() - started) * 1000)
+    return gets, creates
+
+
+async def get_create_a_b(clients: dict[str, ApiClient], n: int, rounds: int, namespace: str = "default",
+                         **extra: Any) -> dict[str, Any]:
+    """Gets and creates through two clients (``{tag: client}``, the first tag measured against the second)
+    in interleaved rounds, who goes first alternating, so the machine's drift hits both alike: p50/p99 per
+    tag and verb, and ``<verb>_ratio_p50`` = first / second."""
+    first, second = clients
+    lat: dict[str, list[float]] = {}
+    for tag, client in clients.items():
+        await get_create_latencies(client, 30, f"warm-{tag}", namespace)
+    per_round = max(1, n // rounds)
+    for r in range(rounds):
+        for tag in (first, second) if r % 2 == 0 else (second, first):
+            gets, creates = await get_create_latencies(clients[tag], per_round, f"{tag}-r{r}", namespace)
+            lat.setdefault(f"get_{tag}", []).extend(gets)
+            lat.setdefault(f"create_{tag}", []).extend(creates)
+    figures: dict[str, Any] = {"n": n, "rounds": rounds, **extra}
+    for key, values in lat.items():
+        figures[f"{key}_p50_ms"] = round(percentile(values, 50), 3)
+        figures[f"{key}_p99_ms"] = round(percentile(values, 99), 3)
+    for verb in ("get", "create"):
+        figures[f"{verb}_ratio_p50"] = round(figures[f"{verb}_{first}_p50_ms"] / figures[f"{verb}_{second}_p50_ms"], 2)
+    progress(f"get p50 {figures[f'get_{first}_p50_ms']} ms {first} vs {figures[f'get_{second}_p50_ms']} ms "
+             f"{second} ({figures['get_ratio_p50']}x); create p50 {figures[f'create_{first}_p50_ms']} vs "
+             f"{figures[f'create_{second}_p50_ms']} ms ({figures['create_ratio_p50']}x)")
+    return figures
