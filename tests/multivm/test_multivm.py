@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from protocol.errors import AlreadyExists, Forbidden, ShoalError, Timeout, Unavailable
+from protocol.errors import AlreadyExists, Conflict, Forbidden, ShoalError, Timeout, Unavailable
 from protocol.objects import condition
 from runtime.client import ApiClient
 from tests.multivm.cluster import NODES, PODMAN_NODE, Cluster, module_available, podman_available
@@ -76,8 +76,15 @@ async def test_kubelet_may_write_its_own_node_only(multivm: Cluster) -> None:
         node_b = await client.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "perm-b"}})
         kubelet = ApiClient(kubelet_nc, timeout=2, node_scope="perm-a")
         node_a = await kubelet.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "perm-a"}})
-        node_a["status"] = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
-        written = await kubelet.update_status(node_a)  # its own node: served
+        status = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
+        for _ in range(10):  # its own node: served (after the controllers' own writes, e.g. node IPAM's podCIDR)
+            try:
+                written = await kubelet.update_status({**node_a, "status": status})
+                break
+            except Conflict:
+                node_a = await kubelet.get("Node", "perm-a")
+        else:
+            raise AssertionError("node perm-a's status kept conflicting")
         assert condition(written, "Ready") is not None
 
         forged = {**node_b, "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Forged"}]}}
