@@ -33,6 +33,9 @@ async def fetch_logs(
     follow: bool = False,
     previous: bool = False,
     *,
+    timestamps: bool = False,
+    since: float | None = None,
+    limit_bytes: int | None = None,
     timeout: float = 10.0,
 ) -> AsyncGenerator[str, None]:
     await client.authorize_stream("log", namespace, pod)  # an impersonating client's user must be allowed
@@ -51,6 +54,12 @@ async def fetch_logs(
         request["container"] = container
     if tail is not None:
         request["tail"] = tail
+    if timestamps:
+        request["timestamps"] = True
+    if since is not None:
+        request["since"] = since
+    if limit_bytes is not None:
+        request["limit_bytes"] = limit_bytes
     finished = False
     try:
         await nc.publish(subject, codec.encode(request), reply=inbox)

@@ -5,6 +5,8 @@ ReplicaSet, ReplicationController) and ``log`` (a pod's container output, from i
 from __future__ import annotations
 
 import contextlib
+import time
+from datetime import datetime
 
 from aiohttp import web
 
@@ -32,17 +34,35 @@ def scale_of(obj: Obj) -> Obj:
                        **({"selector": str(selector)} if selector is not None else {})}}
 
 
+def log_since(since_seconds: int | None, since_time: str | None, now: float) -> float | None:
+    """The Unix time ``sinceSeconds`` or ``sinceTime`` names (at most one of them, as Kubernetes requires)."""
+    if since_seconds is not None and since_time is not None:
+        raise BadRequest("at most one of sinceTime or sinceSeconds may be specified")
+    if since_seconds is not None:
+        if since_seconds < 1:
+            raise BadRequest("sinceSeconds must be greater than 0")
+        return now - since_seconds
+    if since_time is not None:
+        try:
+            return datetime.fromisoformat(since_time.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise BadRequest(f"sinceTime {since_time!r} is not an RFC 3339 time") from None
+    return None
+
+
 async def stream_logs(client: ApiClient, request: web.Request, t: paths.Target) -> web.StreamResponse:
-    """``GET pods/<name>/log`` (``container``, ``tailLines``, ``follow``, ``previous``) as plain text, line by
-    line as the kubelet sends them; an error before the first line is answered as a Status."""
-    for unsupported in ("timestamps", "insecureSkipTLSVerifyBackend"):
-        if flag(request, unsupported):
-            raise BadRequest(f"{unsupported}=true is not supported for logs yet")
-    for unsupported in ("sinceSeconds", "sinceTime", "limitBytes"):
-        if request.query.get(unsupported):
-            raise BadRequest(f"{unsupported} is not supported for logs yet")
+    """``GET pods/<name>/log`` (``container``, ``tailLines``, ``follow``, ``previous``, ``timestamps``,
+    ``sinceSeconds``/``sinceTime``, ``limitBytes``) as plain text, line by line as the kubelet sends them; an
+    error before the first line is answered as a Status."""
+    if flag(request, "insecureSkipTLSVerifyBackend"):
+        raise BadRequest("insecureSkipTLSVerifyBackend=true is not supported: kubelets are reached over NATS")
+    limit = int_param(request, "limitBytes")
+    if limit is not None and limit < 1:
+        raise BadRequest("limitBytes must be greater than 0")
+    since = log_since(int_param(request, "sinceSeconds"), request.query.get("sinceTime"), time.time())
     lines = fetch_logs(client, str(t.namespace), str(t.name), request.query.get("container") or None,
-                       int_param(request, "tailLines"), flag(request, "follow"), flag(request, "previous"))
+                       int_param(request, "tailLines"), flag(request, "follow"), flag(request, "previous"),
+                       timestamps=flag(request, "timestamps"), since=since, limit_bytes=limit)
     response: web.StreamResponse | None = None
     async with contextlib.aclosing(lines):
         async for line in lines:

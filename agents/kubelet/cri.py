@@ -250,8 +250,12 @@ class ContainerRuntime(Protocol):
     ) -> tuple[int, str]: ...
 
     def logs(
-        self, container_id: str, tail: int | None = None, follow: bool = False
-    ) -> AsyncIterator[str]: ...
+        self, container_id: str, tail: int | None = None, follow: bool = False, *, timestamps: bool = False,
+        since: float | None = None,
+    ) -> AsyncIterator[str]:
+        """Lines without newlines; ``timestamps``: each prefixed with its RFC 3339 time and a space (as
+        ``kubectl logs --timestamps``); ``since``: only lines written at or after this Unix time."""
+        ...
 
     async def image_present(self, image: str) -> bool: ...
 

@@ -43,6 +43,7 @@ from agents.kubelet.cri import (
     SandboxNotFound,
 )
 from agents.kubelet.security import check_run_as_non_root
+from protocol.objects import format_time
 
 EXIT_AFTER_ENV = "SHOAL_FAKE_EXIT_AFTER"
 EXIT_CODE_ENV = "SHOAL_FAKE_EXIT_CODE"
@@ -245,15 +246,20 @@ class FakeRuntime:
         return c.exec_exit_code, ""
 
     async def logs(
-        self, container_id: str, tail: int | None = None, follow: bool = False
+        self, container_id: str, tail: int | None = None, follow: bool = False, *, timestamps: bool = False,
+        since: float | None = None,
     ) -> AsyncIterator[str]:
         c = self._get(container_id)
-        state, code, _ = c.observe(self._clock())
-        lines = [f"fake container {c.name} attempt {c.attempt} started"]
+        now = self._clock()
+        state, code, finished = c.observe(now)
+        started = c.started_at if c.started_at is not None else now
+        lines = [(started, f"fake container {c.name} attempt {c.attempt} started")]
         if state == "exited":
-            lines.append(f"fake container {c.name} exited with code {code}")
-        for line in lines[-tail:] if tail is not None and tail > 0 else ([] if tail == 0 else lines):
-            yield line
+            ended = finished if finished is not None else now
+            lines.append((ended, f"fake container {c.name} exited with code {code}"))
+        lines = [(t, line) for t, line in lines if since is None or t >= since]
+        for t, line in lines[-tail:] if tail is not None and tail > 0 else ([] if tail == 0 else lines):
+            yield f"{format_time(t)} {line}" if timestamps else line
 
     async def container_usage(self, container_ids: list[str]) -> list[ContainerUsage]:
         now = self._clock()

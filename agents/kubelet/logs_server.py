@@ -1,8 +1,10 @@
 """Serving container logs over NATS on ``shoal.node.<node>.logs`` (``protocol.subjects.node_agent``).
 
 Request (msgpack envelope): ``{"v": 1, "namespace", "pod", "container"?, "tail"?, "follow"?, "previous"?,
-"inbox"}``, published with ``reply`` set to the same inbox (so that "no responders" reaches the caller when
-no kubelet serves the node). The answer is a stream of messages on ``inbox``:
+"timestamps"?, "since"? (Unix time: lines written at or after it), "limit_bytes"? (the stream ends after that
+many bytes of log, the last line cut there, as Kubernetes' ``limitBytes``), "inbox"}``, published with
+``reply`` set to the same inbox (so that "no responders" reaches the caller when no kubelet serves the node).
+The answer is a stream of messages on ``inbox``:
 ``{"v": 1, "ok": true, "lines": [...], "seq": n, "more": bool}`` with ``seq`` counting from 1 and the
 last message carrying ``more: false``; or one ``{"v": 1, "ok": false, "error": {...}}`` (NotFound: no
 such pod or container on this node; BadRequest: container omitted for a pod with several, or not started).
@@ -132,12 +134,24 @@ class LogServer:
             tail = request.get("tail")
             tail = int(tail) if isinstance(tail, int) and not isinstance(tail, bool) and tail >= 0 else None
             follow = bool(request.get("follow"))
+            timestamps = request.get("timestamps") is True
+            since = request.get("since")
+            since = float(since) if isinstance(since, int | float) and not isinstance(since, bool) else None
+            limit = request.get("limit_bytes")
+            left = int(limit) if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
             queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=4 * BATCH_LINES)
 
             async def produce() -> None:
+                nonlocal left
                 try:
-                    async for line in self.runtime.logs(container.id, tail=tail, follow=follow):
+                    async for line in self.runtime.logs(container.id, tail=tail, follow=follow,
+                                                        timestamps=timestamps, since=since):
+                        if left is not None:  # counted with its newline; the last line is cut at the limit
+                            line = line[:left]
+                            left -= len(line.encode()) + 1
                         await queue.put(line)
+                        if left is not None and left <= 0:
+                            break
                 except Exception:
                     await queue.put(None)
                     raise

@@ -664,12 +664,18 @@ class PodmanRuntime:
         return (int(code) if code is not None else -1), output.decode("utf-8", "replace")
 
     async def logs(
-        self, container_id: str, tail: int | None = None, follow: bool = False
+        self, container_id: str, tail: int | None = None, follow: bool = False, *, timestamps: bool = False,
+        since: float | None = None,
     ) -> AsyncIterator[str]:
-        """Log lines (stdout and stderr, without newlines); ``follow`` streams until the container exits."""
+        """Log lines (stdout and stderr, without newlines); ``follow`` streams until the container exits;
+        ``timestamps`` and ``since`` as Podman's (whole seconds)."""
         query: dict[str, str] = {"stdout": "true", "stderr": "true", "follow": str(follow).lower()}
         if tail is not None:
             query["tail"] = str(tail)
+        if timestamps:
+            query["timestamps"] = "true"
+        if since is not None:
+            query["since"] = str(int(since))
         path = f"{_API_PREFIX}/containers/{quote(container_id, safe='')}/logs?{urlencode(query)}"
         reader, writer = await asyncio.open_unix_connection(self._socket_path)
         try:

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 
 import pytest
 import pytest_asyncio
@@ -303,6 +304,22 @@ async def test_logs_of_a_finished_container_and_their_tail(runtime: ContainerRun
     assert [line async for line in runtime.logs(cid, tail=1)] == lines[-1:]
     followed = await asyncio.wait_for(_collect(runtime.logs(cid, follow=True)), 20)
     assert followed == lines  # following an exited container ends by itself
+
+
+async def test_logs_with_timestamps_and_since(runtime: ContainerRuntime, make_pod: MakePod, node: str) -> None:
+    sandbox_id, config = await make_pod()
+    cid = await runtime.create_container(sandbox_id, config, exiting("job", 0), 0)
+    before = time.time() - 2  # whole seconds at Podman
+    await runtime.start_container(cid)
+    await wait_state(runtime, node, cid, "exited")
+    lines = [line async for line in runtime.logs(cid)]
+    stamped = [line async for line in runtime.logs(cid, timestamps=True)]
+    assert len(stamped) == len(lines)
+    for plain, line in zip(lines, stamped, strict=True):
+        stamp, _, rest = line.partition(" ")
+        assert rest == plain and datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() >= before - 1
+    assert [line async for line in runtime.logs(cid, since=before)] == lines
+    assert [line async for line in runtime.logs(cid, since=time.time() + 3600)] == []
 
 
 async def _collect(stream: AsyncIterator[str]) -> list[str]:

@@ -271,6 +271,17 @@ async def test_logs_from_a_fake_kubelet_and_the_errors_that_say_what_to_do(
     assert followed.rc == 0 and "fake container a" in followed.out, followed
     previous = await cli("logs", "two", "-c", "a", "--previous")
     assert previous.rc == 1 and "previous" in previous.err, previous
+    stamped = await cli("logs", "two", "-c", "a", "--timestamps", "--since", "1h")
+    assert stamped.rc == 0 and stamped.out.split(" ", 1)[1] == "fake container a attempt 0 started\n", stamped
+    assert stamped.out[:4].isdigit() and stamped.out.split(" ", 1)[0].endswith("Z"), stamped
+    later = await cli("logs", "two", "-c", "a", "--since-time", "2099-01-01T00:00:00Z")
+    assert later.rc == 0 and later.out == "", later
+    cut = await cli("logs", "two", "-c", "a", "--limit-bytes", "4")
+    assert cut.rc == 0 and cut.out == "fake\n", cut
+    both = await cli("logs", "two", "-c", "a", "--since", "1h", "--since-time", "2099-01-01T00:00:00Z")
+    assert both.rc == 2 and "only one of --since and --since-time" in both.err, both
+    bad = await cli("logs", "two", "-c", "a", "--since", "soon")
+    assert bad.rc == 2 and "invalid duration" in bad.err, bad
 
 
 async def test_logs_follow_ends_on_ctrl_c_and_tells_the_kubelet(cli: ShoalCli, client: ApiClient) -> None:

@@ -4,6 +4,8 @@ Status; the same kubelet's node through ``kubectl get nodes``, ``cordon``, ``dra
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,13 @@ async def test_logs_from_a_fake_kubelet(gateway: Gateway, api_client: ApiClient,
     assert (await gateway.ok("logs", "pod/two", "-c", "a", "--tail", "1")).splitlines() == [
         "fake container a attempt 0 started"]
     assert "fake container a" in await gateway.ok("logs", "-f", "two", "-c", "a")  # the fake's output ends
+    stamp, _, rest = (await gateway.ok("logs", "two", "-c", "a", "--timestamps")).splitlines()[0].partition(" ")
+    assert rest == "fake container a attempt 0 started" and abs(
+        datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - time.time()) < 600, stamp
+    assert "fake container a" in await gateway.ok("logs", "two", "-c", "a", "--since=1h")
+    future = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (await gateway.ok("logs", "two", "-c", "a", f"--since-time={future}")).strip() == ""
+    assert (await gateway.ok("logs", "two", "-c", "a", "--limit-bytes=12")).strip() == "fake contain"
     wrong = await gateway.kubectl("logs", "two", "-c", "zzz")
     assert wrong.rc == 1 and "container zzz is not valid for pod two" in wrong.err, wrong
     missing = await gateway.kubectl("logs", "nope")

@@ -13,6 +13,8 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import time
+from datetime import datetime
 
 from protocol.errors import Unavailable
 from protocol.kinds import strategy_for
@@ -22,6 +24,7 @@ from runtime.node_logs import fetch_logs
 from shoal.cli.errors import CliError, UsageError
 from shoal.cli.registry import Command, add_namespace_flags
 from shoal.cli.resources import resolve_kind
+from shoal.cli.rollout_status import parse_duration
 from shoal.cli.session import Session
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
@@ -35,6 +38,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tail", type=int, default=-1, help="only the last N lines (default: all)")
     parser.add_argument("-p", "--previous", action="store_true",
                         help="the logs of the previous instance of the container, if it restarted")
+    parser.add_argument("--timestamps", action="store_true", help="begin each line with its RFC 3339 time")
+    parser.add_argument("--since", default=None, metavar="DURATION",
+                        help="only lines newer than this, e.g. 10s, 5m, 1h")
+    parser.add_argument("--since-time", default=None, metavar="RFC3339",
+                        help="only lines after this time, e.g. 2026-12-01T06:00:00Z")
+    parser.add_argument("--limit-bytes", type=int, default=None, help="stop after this many bytes of log")
     add_namespace_flags(parser, all_namespaces=False)
 
 
@@ -82,6 +91,29 @@ def _container(pod: Obj, given: str | None) -> str:
                    f"{extra} (pass -c NAME)")
 
 
+def _since(args: argparse.Namespace) -> float | None:
+    """The Unix time of ``--since`` or ``--since-time`` (one of them at most, as kubectl)."""
+    if args.since is not None and args.since_time is not None:
+        raise UsageError("only one of --since and --since-time may be given")
+    if args.limit_bytes is not None and args.limit_bytes < 1:
+        raise UsageError("--limit-bytes must be greater than 0")
+    if args.since is not None:
+        try:
+            seconds = parse_duration(args.since)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--since: {exc}") from None
+        if seconds <= 0:
+            raise UsageError("--since must be greater than 0, e.g. 10s or 5m")
+        return time.time() - seconds
+    if args.since_time is not None:
+        try:
+            return datetime.fromisoformat(args.since_time.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise UsageError(f"--since-time {args.since_time!r} is not an RFC 3339 time, "
+                             "e.g. 2026-12-01T06:00:00Z") from None
+    return None
+
+
 async def _print_logs(client: ApiClient, pod: Obj, container: str, args: argparse.Namespace, timeout: float) -> None:
     name, namespace = name_of(pod), str((pod.get("metadata") or {}).get("namespace") or "default")
     node = (pod.get("spec") or {}).get("nodeName")
@@ -89,7 +121,8 @@ async def _print_logs(client: ApiClient, pod: Obj, container: str, args: argpars
         raise CliError(f"pod {name} is not scheduled yet, so it has no logs: see `shoal describe pod {name}` "
                        "for why it waits")
     tail = args.tail if args.tail >= 0 else None
-    stream = fetch_logs(client, namespace, name, container, tail, args.follow, args.previous, timeout=timeout)
+    stream = fetch_logs(client, namespace, name, container, tail, args.follow, args.previous, timeout=timeout,
+                        timestamps=args.timestamps, since=_since(args), limit_bytes=args.limit_bytes)
     try:
         async with contextlib.aclosing(stream) as lines:
             async for line in lines:
