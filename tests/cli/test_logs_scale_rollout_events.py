@@ -282,6 +282,13 @@ async def test_logs_from_a_fake_kubelet_and_the_errors_that_say_what_to_do(
     assert both.rc == 2 and "only one of --since and --since-time" in both.err, both
     bad = await cli("logs", "two", "-c", "a", "--since", "soon")
     assert bad.rc == 2 and "invalid duration" in bad.err, bad
+    selected = await cli("logs", "-l", "app=two", "-c", "a", "--prefix")
+    assert selected.rc == 0 and selected.out.splitlines() == ["[pod/two/a] fake container a attempt 0 started"]
+    assert (await cli("logs", "-l", "app=none")).err.startswith("No resources found")
+    neither = await cli("logs")
+    assert neither.rc == 2 and "-l SELECTOR" in neither.err, neither
+    too_many = await cli("logs", "-f", "-l", "app=two", "-c", "a", "--max-log-requests", "0")
+    assert too_many.rc == 2 and "maximum allowed concurrency is 0" in too_many.err, too_many
 
 
 async def test_logs_follow_ends_on_ctrl_c_and_tells_the_kubelet(cli: ShoalCli, client: ApiClient) -> None:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from datetime import datetime
 
@@ -31,7 +32,13 @@ DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pod", metavar="POD | TYPE/NAME", help="a pod, or deploy/NAME, rs/NAME, rc/NAME, svc/NAME")
+    parser.add_argument("pod", nargs="?", metavar="POD | TYPE/NAME",
+                        help="a pod, or deploy/NAME, rs/NAME, rc/NAME, svc/NAME (or -l SELECTOR)")
+    parser.add_argument("-l", "--selector", default=None,
+                        help="the logs of every pod with these labels, e.g. app=web (instead of a pod)")
+    parser.add_argument("--prefix", action="store_true", help="begin each line with [pod/NAME/CONTAINER]")
+    parser.add_argument("--max-log-requests", type=int, default=5,
+                        help="with -l and -f: how many pods' logs to follow at once (more is refused)")
     parser.add_argument("container_arg", nargs="?", metavar="CONTAINER", help="same as -c")
     parser.add_argument("-c", "--container", default=None, help="the container (needed when the pod has several)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
@@ -123,10 +130,11 @@ async def _print_logs(client: ApiClient, pod: Obj, container: str, args: argpars
     tail = args.tail if args.tail >= 0 else None
     stream = fetch_logs(client, namespace, name, container, tail, args.follow, args.previous, timeout=timeout,
                         timestamps=args.timestamps, since=_since(args), limit_bytes=args.limit_bytes)
+    prefix = f"[pod/{name}/{container}] " if args.prefix else ""
     try:
         async with contextlib.aclosing(stream) as lines:
             async for line in lines:
-                print(line, flush=args.follow)
+                print(prefix + line, flush=args.follow)
     except Unavailable as exc:
         raise CliError(f"cannot get the logs of pod {name}: {exc.message} (see `shoal get node {node}`)") from None
 
@@ -134,14 +142,30 @@ async def _print_logs(client: ApiClient, pod: Obj, container: str, args: argpars
 async def _run(session: Session, args: argparse.Namespace) -> int:
     if args.container and args.container_arg and args.container != args.container_arg:
         raise UsageError(f"two containers given: {args.container_arg} and -c {args.container}; name one")
+    if (args.pod is None) == (args.selector is None):
+        raise UsageError("name a pod (or TYPE/NAME), or give -l SELECTOR: one of them")
     client = await session.client()
-    pod = await _pick_pod(client, args.pod, session.namespace)
-    container = _container(pod, args.container or args.container_arg)
+    if args.selector is not None:
+        pods = sorted((await client.list("Pod", session.namespace, label_selector=args.selector)).items, key=name_of)
+        if not pods:
+            print(f"No resources found in {session.namespace} namespace.", file=sys.stderr)
+            return 0
+        if args.follow and len(pods) > args.max_log_requests:
+            raise UsageError(f"you are attempting to follow {len(pods)} log streams, but maximum allowed "
+                             f"concurrency is {args.max_log_requests}, use --max-log-requests to increase the limit")
+    else:
+        pods = [await _pick_pod(client, args.pod, session.namespace)]
+    targets = [(pod, _container(pod, args.container or args.container_arg)) for pod in pods]
     if not args.follow:
-        await _print_logs(client, pod, container, args, session.timeout)
+        for pod, container in targets:
+            await _print_logs(client, pod, container, args, session.timeout)
         return 0
     # following: Ctrl-C (or SIGTERM) ends it normally, and the kubelet is told to stop streaming
-    task = asyncio.ensure_future(_print_logs(client, pod, container, args, session.timeout))
+    async def follow_all() -> None:  # a task (not gather's future): its cancellation is its own, not an error
+        await asyncio.gather(*(_print_logs(client, pod, container, args, session.timeout)
+                               for pod, container in targets))
+
+    task = asyncio.ensure_future(follow_all())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
@@ -159,5 +183,6 @@ async def _run(session: Session, args: argparse.Namespace) -> int:
 COMMAND = Command(
     name="logs", help="print the logs of a container in a pod", configure=_configure, run=_run,
     epilog="examples:\n  shoal logs web-7d9c-abcde\n  shoal logs web-7d9c-abcde sidecar\n"
-           "  shoal logs -f --tail 20 deploy/web\n  shoal logs web-7d9c-abcde -c app --previous",
+           "  shoal logs -f --tail 20 deploy/web\n  shoal logs web-7d9c-abcde -c app --previous\n"
+           "  shoal logs -l app=web --prefix --since 10m",
 )
