@@ -31,7 +31,8 @@ async def test_chaos_ci_variant(multivm: Cluster) -> None:
     api = next(p for p in multivm.procs if p.name == api_name)
     # drawn after the three above, so that their seeds draw the same first three faults as before
     combined_vm = rng.choice((1, 2, 3))
-    combined_api = next(p for p in multivm.procs if p.name == f"api-{rng.choice((1, 2))}")
+    combined_name = f"api-{rng.choice((1, 2))}"  # drawn once: inside the generator it was drawn per process
+    combined_api = next(p for p in multivm.procs if p.name == combined_name)
     full_nats = rng.choice((1, 2, 3))
 
     def next_fault(n: int) -> Fault | None:
