@@ -35,9 +35,8 @@ sleep 1000
 """
 
 
-async def test_the_pod_reads_its_token_and_the_api_knows_it(runner: ActorRunner, api: ApiActor, client: ApiClient,
-                                                            podman_service: PodmanService, node: str,
-                                                            tmp_path: Path) -> None:
+async def start_identity_controllers(runner: ActorRunner, client: ApiClient) -> None:
+    """The serviceaccount and rootca controllers, once the default account and the root CA exist."""
     await start_manager(runner, ["serviceaccount", "rootca"])
 
     async def ready() -> bool:
@@ -48,6 +47,12 @@ async def test_the_pod_reads_its_token_and_the_api_knows_it(runner: ActorRunner,
             return False
         return True
     await eventually(ready, timeout=30, what="the default account and the root CA")
+
+
+async def test_the_pod_reads_its_token_and_the_api_knows_it(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                            podman_service: PodmanService, node: str,
+                                                            tmp_path: Path) -> None:
+    await start_identity_controllers(runner, client)
     await start_kubelet(runner, podman_service, node, tmp_path)
     created = await create_bound(client, pod_manifest("whoami", [sh("c", READ)]), node)
     assert any(v["name"].startswith("kube-api-access-") for v in created["spec"]["volumes"])
@@ -91,16 +96,7 @@ async def test_the_kubelet_rotates_the_mounted_token_before_it_expires(
     nc = await nats.connect(nats_server.url)
     client = ApiClient(nc)
     try:
-        await start_manager(runner, ["serviceaccount", "rootca"])
-
-        async def ready() -> bool:
-            try:
-                await client.get("ServiceAccount", "default")
-                await client.get("ConfigMap", "kube-root-ca.crt")
-            except Exception:
-                return False
-            return True
-        await eventually(ready, timeout=30, what="the default account and the root CA")
+        await start_identity_controllers(runner, client)
         await start_kubelet(runner, podman_service, node, tmp_path)
         await create_bound(client, pod_manifest("rotating", [sh("c", ROTATING)]), node)
 
