@@ -161,7 +161,9 @@ class PodNetwork:
                     try:
                         await self.runtime.ensure_network(spec)
                     except PodNetworkError as exc:
-                        raise PodNetworkError(with_host_conflicts(str(exc), spec.subnet)) from exc
+                        # `ip route` runs in a thread: the kubelet's loop keeps serving meanwhile
+                        raise PodNetworkError(await asyncio.to_thread(with_host_conflicts, str(exc),
+                                                                      spec.subnet)) from exc
                     self.runtime.use_network(spec)
                     self.spec, self.cidr = spec, cidr
                     self.log.info("pod network ready", network=spec.name, subnet=spec.subnet, gateway=spec.gateway)
