@@ -201,12 +201,76 @@ def check_register(key: str, ops: Iterable[Operation], initial: RegisterState, *
     return search(key, prepared, initial, max_steps=max_steps)
 
 
+def _known(state: RegisterState) -> int:
+    """The least rv the register can have in ``state``."""
+    return state.rv if state.rv is not None else state.floor + 1
+
+
+def limit_of(op: CasOp) -> float:
+    """The greatest least-rv (``_known``) of a state in which ``op`` can still be linearized: revisions only
+    grow, so once every possible state is past it, ``op`` never fits again (infinite: no such bound)."""
+    if op.kind == "ok":
+        if op.f == READ:
+            return float(op.result[1])
+        if op.f == WRITE:
+            return float(int(op.result) - 1)
+        return float(op.argument[0])  # an acknowledged cas compared equal to its expected rv
+    return math.inf
+
+
+class _PendingLimits:
+    """The least ``limit_of`` among the operations not linearized yet, kept as the search lifts and unlifts."""
+
+    def __init__(self, ops: Sequence[CasOp]) -> None:
+        self.order = sorted((op for op in ops if limit_of(op) != math.inf), key=limit_of)
+        self.position = {op.id: i for i, op in enumerate(self.order)}
+        self.done = [False] * len(self.order)
+        self.first = 0
+
+    def lift(self, op: CasOp) -> None:
+        i = self.position.get(op.id)
+        if i is None:
+            return
+        self.done[i] = True
+        while self.first < len(self.order) and self.done[self.first]:
+            self.first += 1
+
+    def unlift(self, op: CasOp) -> None:
+        i = self.position.get(op.id)
+        if i is None:
+            return
+        self.done[i] = False
+        self.first = min(self.first, i)
+
+    def least(self, excluding: CasOp) -> float:
+        """The least limit among pending operations other than ``excluding`` (being linearized now)."""
+        for i in range(self.first, len(self.order)):
+            if not self.done[i] and self.order[i].id != excluding.id:
+                return limit_of(self.order[i])
+        return math.inf
+
+
+def _only_filters(op: CasOp) -> bool:
+    """A read or a Conflict never adds a state, it only rules some out (an ``info`` op may add one)."""
+    return op.kind == "conflict" or (op.kind == "ok" and op.f == READ)
+
+
 def search(key: str, ops: Sequence[CasOp], initial: RegisterState, *, max_steps: int = 2_000_000) -> CheckResult:
+    """Two prunings keep the search small on long histories with indeterminate operations, both sound:
+
+    - a read or a Conflict whose step leaves the set of states as it was (seen in every possible state)
+      is dominated at the first place it fits: any linearization placing it later stays one when it is
+      moved there (applied later it can only rule states out, never add one). So when the search
+      backtracks over such an operation it does not try others in its place; it backtracks further;
+    - revisions only grow, so an operation that would move every possible state past the revision a
+      pending acknowledged operation needs (``limit_of``) can never lead to a linearization: not tried.
+    """
     head = _build_list(ops)
     state: States = frozenset([initial])
     linearized = 0
     cache: set[tuple[int, States]] = set()
-    calls: list[tuple[_Node, States]] = []
+    calls: list[tuple[_Node, States, bool]] = []
+    limits = _PendingLimits(ops)
     longest: list[int] = []
     stuck: CasOp | None = None
     steps = 0
@@ -220,26 +284,31 @@ def search(key: str, ops: Sequence[CasOp], initial: RegisterState, *, max_steps:
         assert op is not None
         if entry.is_call:
             new_state = step(state, op)
-            if new_state:
+            if new_state and min(_known(s) for s in new_state) <= limits.least(op):
                 new_linearized = linearized | (1 << op.id)
                 memo = (new_linearized, new_state)
                 if memo not in cache:
                     cache.add(memo)
-                    calls.append((entry, state))
+                    calls.append((entry, state, _only_filters(op) and new_state == state))
                     state, linearized = new_state, new_linearized
+                    limits.lift(op)
                     _lift(entry)
                     entry = head.next
                     continue
             entry = entry.next
         else:
             if len(calls) >= len(longest):
-                longest = [c.op.id for c, _ in calls if c.op is not None]
+                longest = [c.op.id for c, _, _ in calls if c.op is not None]
                 stuck = op
-            if not calls:
-                return CheckResult(key, False, len(ops), steps, longest, stuck)
-            node, state = calls.pop()
-            assert node.op is not None
-            linearized &= ~(1 << node.op.id)
-            _unlift(node)
+            while True:
+                if not calls:
+                    return CheckResult(key, False, len(ops), steps, longest, stuck)
+                node, state, unchanged = calls.pop()
+                assert node.op is not None
+                linearized &= ~(1 << node.op.id)
+                limits.unlift(node.op)
+                _unlift(node)
+                if not unchanged:
+                    break
             entry = node.next
-    return CheckResult(key, True, len(ops), steps, [c.op.id for c, _ in calls if c.op is not None])
+    return CheckResult(key, True, len(ops), steps, [c.op.id for c, _, _ in calls if c.op is not None])
