@@ -252,8 +252,8 @@ class KubeletAgent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(events.flush(), 2.0)
                 await events.close()
-            if self._close_runtime:
-                await self.parts.pod_network.release()
+            if self._close_runtime and await self.parts.pod_network.release() and self.parts.routes is not None:
+                await self.parts.routes.release()  # no pod left: its NAT exemption goes with the network
         if self._close_runtime and self.runtime is not None:
             await self.runtime.close()
         if self._on_close is not None:

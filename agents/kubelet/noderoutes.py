@@ -153,6 +153,17 @@ class NodeRoutes:
         except PodNatError as exc:  # pods still reach each other, masqueraded by Podman
             self.log.warning("pod-to-pod traffic is masqueraded", error=str(exc))
 
+    async def release(self) -> None:
+        """The node's pod network is gone (no pod left): remove the NAT exemption table. The routes to the
+        other nodes stay (the host still reaches their pods; the next kubelet adopts them)."""
+        if self.nat is None:
+            return
+        try:
+            await self.nat.delete()
+            self.log.info("pod NAT exemption removed", table=self.nat.table)
+        except PodNatError as exc:
+            self.log.warning("pod NAT exemption not removed", table=self.nat.table, error=str(exc))
+
     async def adopt(self) -> None:
         """Take over the routes of protocol ``PROTO`` already on this host (a previous kubelet's): they are
         kept through a restart, so pods on other nodes stay reachable, and deleted once unwanted."""

@@ -178,17 +178,21 @@ class PodNetwork:
                 delay = min(delay * 2, 10.0)
             await asyncio.sleep(delay)
 
-    async def release(self) -> None:
+    async def release(self) -> bool:
         """At shutdown: remove the network if no sandbox of this node is left on it (else pods keep
-        running and the next kubelet adopts them with the network)."""
-        if self.spec is None:
-            return
+        running and the next kubelet adopts them with the network). True when no sandbox of this node is
+        left (and so nothing uses what the node set up for pods)."""
+        name = self.spec.name if self.spec is not None else None
         try:
-            if not await self.runtime.list_sandboxes(self.node):
-                await self.runtime.remove_network(self.spec.name)
-                self.log.info("pod network removed", network=self.spec.name)
+            if await self.runtime.list_sandboxes(self.node):
+                return False
+            if name is not None:
+                await self.runtime.remove_network(name)
+                self.log.info("pod network removed", network=name)
+            return True
         except (ContainerRuntimeError, PodNetworkError) as exc:
-            self.log.warning("pod network not removed", network=self.spec.name, error=str(exc))
+            self.log.warning("pod network not removed", network=name, error=str(exc))
+        return False
 
     async def _assigned(self) -> str | None:
         return node_pod_cidr(await self.client.get("Node", self.node))

@@ -146,6 +146,34 @@ async def test_pods_on_the_node_bridge_reach_each_other(runner: ActorRunner, api
     assert health["pod_network"] == "bridge"
 
 
+async def nft_table_exists(table: str) -> bool:
+    proc = await asyncio.create_subprocess_exec("nft", "list", "table", "ip", table, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    return await proc.wait() == 0
+
+
+async def test_a_kubelet_stopping_with_no_pod_left_removes_its_nat_exemption(
+        runner: ActorRunner, api: ApiActor, podman_service: PodmanService, net_node: NetNode, tmp_path: Path) -> None:
+    """The kubelet's no-NAT table (pod to pod keeps the pod's address) goes with its pod network when it
+    stops with no pod left; with pods left both stay for the next kubelet (the e2e tests above)."""
+    from agents.proxy.nftables import nft_available
+
+    if not nft_available():
+        pytest.skip("nft is not usable here")
+    await start_manager(runner, ["nodeipam"], cluster_cidr=net_node.cidr)
+    config = KubeletConfig(node_name=net_node.name, state_dir=tmp_path, pod_network="bridge", pod_cidr=None,
+                           cluster_name=CLUSTER, relist_interval=0.5, node_status_interval=1.0, node_routes=True)
+    agent = KubeletAgent(config, runtime=PodmanRuntime(podman_service.socket_url), runtime_version="podman://t")
+    await runner.start(agent, started(agent))
+    table = nat_table(CLUSTER, net_node.name)
+    try:
+        await eventually(lambda: nft_table_exists(table), timeout=30, what=f"the NAT exemption table {table}")
+        await runner.stop_all()
+        assert not await nft_table_exists(table)
+    finally:
+        await PodNatExemption(table, log=None).delete()
+
+
 def addresses_in(nslookup_output: str, name: str) -> set[str]:
     """The addresses busybox nslookup printed for ``name`` (after the server's own lines)."""
     _, _, answers = nslookup_output.partition(f"Name:\t{name}")
