@@ -87,7 +87,7 @@ def vms() -> Iterator[VMs]:
 
 
 def test_the_guide_has_its_steps() -> None:
-    assert sorted(guide_steps()) == [1, 2, 3, 4, 5, 6]
+    assert sorted(guide_steps()) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_steps_1_to_4_three_vms_to_a_cluster(vms: VMs) -> None:
@@ -156,9 +156,27 @@ def test_step_5_a_first_workload_across_the_vms(vms: VMs) -> None:
         assert got.stdout.rstrip().endswith(name), (name, ip, got.stdout)
 
 
-def test_step_6_add_a_node_with_one_command(vms: VMs) -> None:
+def agents_by_node(vm: VM) -> dict[str, str]:
+    """The node-agent DaemonSet's Running pods, by node."""
+    pods = vm.sh(ADMIN_ENV + f"{SHOAL} get pods -l app=node-agent -o wide").stdout
+    return {node: name for name, node in
+            re.findall(r"(?m)^(node-agent-\S+)\s+1/1\s+Running\s+\d+\s+\S+\s+198\.18\.\d+\.\d+\s+(vm\d)\b", pods)}
+
+
+def test_step_6_a_daemonset_on_every_node(vms: VMs) -> None:
+    vm1, vm2, _vm3, _vm4 = vms.vms
+    out = vm2.sh(ADMIN_ENV + for_vm(guide_steps()[6]), timeout=300).stdout
+    assert 'daemon set "node-agent" successfully rolled out' in out, out
+    placed = agents_by_node(vm1)
+    assert sorted(placed) == ["vm1", "vm2", "vm3"], placed  # one pod per node, on each
+    for node, pod in placed.items():  # each knows its node (downward API)
+        log = vm1.sh(ADMIN_ENV + f"{SHOAL} logs {pod}").stdout
+        assert log.strip() == f"agent on {node}", (pod, log)
+
+
+def test_step_7_add_a_node_with_one_command(vms: VMs) -> None:
     vm1, _vm2, _vm3, vm4 = vms.vms
-    vm1.sh(for_vm(guide_steps()[6]), timeout=600)
+    vm1.sh(for_vm(guide_steps()[7]), timeout=600)
     assert vm4.sh("systemctl is-active shoal-kubelet shoal-proxy").stdout.split() == ["active", "active"]
     eventually(vm1, ADMIN_ENV + f"{SHOAL} get nodes", re.compile(r"(?m)^vm4\s+Ready"), 120, "vm4 Ready")
     # the new node holds its own credentials only; the others' node credentials are untouched
@@ -167,6 +185,11 @@ def test_step_6_add_a_node_with_one_command(vms: VMs) -> None:
     for vm in vms.vms:
         users = vm.sh("grep -h SHOAL_USER= /etc/shoal/creds/kubelet.env /etc/shoal/creds/proxy.env").stdout.split()
         assert users == [f"SHOAL_USER=kubelet-{vm.name}", f"SHOAL_USER=proxy-{vm.name}"], (vm.name, users)
+    # the DaemonSet of step 6 follows the new node
+    deadline = time.monotonic() + 120
+    while sorted(placed := agents_by_node(vm1)) != ["vm1", "vm2", "vm3", "vm4"] and time.monotonic() < deadline:
+        time.sleep(2)
+    assert sorted(placed) == ["vm1", "vm2", "vm3", "vm4"], placed
 
 
 def test_systemd_brings_a_killed_actor_back(vms: VMs) -> None:
