@@ -21,7 +21,7 @@ from actors.scheduler.filters import (
     relevant_filters,
 )
 from actors.scheduler.model import NodeInfo, PodInfo
-from actors.scheduler.scores import SCORES, ScorePlugin, score_nodes
+from actors.scheduler.scores import SCORES, ScorePlugin, resource_score, score_nodes
 
 MIN_FEASIBLE_NODES = 100
 MIN_PERCENTAGE = 5
@@ -90,7 +90,9 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
     if simple:
         found = _find_simple(pod, nodes, start, want, every)
         if found is not None:
-            return _choose(pod, *found, rng=rng, scores=scores)
+            feasible_found, examined_found, resource = found
+            return _choose(pod, feasible_found, examined_found, rng=rng, scores=scores,
+                           resource=resource if tuple(scores[:2]) == SCORES[:2] else None)
     pod_cpu, pod_memory = pod.cpu, pod.memory
     feasible: list[NodeInfo] = []
     reasons: dict[str, int] = {}
@@ -125,50 +127,69 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
 
 
 def _choose(pod: PodInfo, feasible: list[NodeInfo], examined: int, *, rng: random.Random | None,
-            scores: Sequence[ScorePlugin]) -> Scheduled:
+            scores: Sequence[ScorePlugin], resource: list[int] | None = None) -> Scheduled:
     if len(feasible) == 1:
         return Scheduled(feasible[0].name, 0, 1, examined)
-    totals = score_nodes(pod, feasible, scores)
+    totals = score_nodes(pod, feasible, scores, resource)
     return Scheduled(*_select(feasible, totals, rng or random.Random()), len(feasible), examined)
 
 
 MIN_CHUNK = 16
 """Nodes filtered at once by ``_find_simple`` at least (a chunk never reaches past ``want`` by more)."""
+UNKNOWN, NO_FIT = -2, -1
 
 
 def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
-                 every: tuple[FilterFn, ...]) -> tuple[list[NodeInfo], int] | None:
+                 every: tuple[FilterFn, ...]) -> tuple[list[NodeInfo], int, list[int]] | None:
     """The first ``want`` feasible nodes from ``start`` (rotating) for a pod that only the resource fit can
-    reject on an unrestricted node, and how many nodes were examined to find them: the same nodes and count
-    as ``decide``'s loop, filtered a chunk at a time by one comprehension (most nodes fit, so a chunk of the
-    nodes still wanted is usually the answer). None when no node fits (the loop then words the reasons)."""
+    reject on an unrestricted node, how many nodes were examined to find them (the same nodes and count as
+    ``decide``'s loop) and their resource scores (``scores.resource_scores``).
+
+    Nodes are taken a chunk at a time (most nodes fit, so a chunk of the nodes still wanted is usually the
+    answer), each looked up in its memo: the pod's template either does not fit it by the inline check
+    (``NO_FIT``: restricted, absent, or short of room) or has this resource score there. None when no node
+    fits (the loop then words the reasons)."""
     total = len(nodes)
     pod_cpu, pod_memory = pod.cpu, pod.memory
+    key = f"fit {pod_cpu} {pod_memory} {pod.nonzero_cpu} {pod.nonzero_memory}"
 
-    def restricted_fits(node: NodeInfo) -> bool:
-        return node.present and all(not run(pod, node) for run in every)
+    def memo_fit(node: NodeInfo) -> int:
+        value = resource_score(pod, node) if (
+            node.present and not node.restricted and node.pod_count < node.alloc_pods
+            and (not pod_cpu or node.req_cpu + pod_cpu <= node.alloc_cpu)
+            and (not pod_memory or node.req_memory + pod_memory <= node.alloc_memory)) else NO_FIT
+        node.memo[key] = value
+        return value
 
     feasible: list[NodeInfo] = []
+    resource: list[int] = []
     need, examined, at = want, 0, start
     while need > 0 and examined < total:
         size = min(max(need, MIN_CHUNK), total - examined)
         end = at + size
         chunk = nodes[at:end] if end <= total else [*nodes[at:], *nodes[:end - total]]
-        got = [node for node in chunk
-               if (node.present and not node.restricted and node.pod_count < node.alloc_pods
-                   and (not pod_cpu or node.req_cpu + pod_cpu <= node.alloc_cpu)
-                   and (not pod_memory or node.req_memory + pod_memory <= node.alloc_memory))
-               or (node.restricted and restricted_fits(node))]
+        values = [node.memo.get(key, UNKNOWN) for node in chunk]
+        if UNKNOWN in values:
+            values = [memo_fit(chunk[i]) if v == UNKNOWN else v for i, v in enumerate(values)]
+        if NO_FIT in values:  # the inline check failed: a restricted node may still pass every filter
+            kept = [i for i, v in enumerate(values)
+                    if v != NO_FIT or (chunk[i].restricted and chunk[i].present
+                                       and all(not run(pod, chunk[i]) for run in every))]
+            got = [chunk[i] for i in kept]
+            got_values = [values[i] if values[i] != NO_FIT else resource_score(pod, chunk[i]) for i in kept]
+        else:
+            got, got_values, kept = list(chunk), values, []
         if len(got) >= need:  # the chunk holds the last node wanted: examined up to it, as the loop
-            last = got[need - 1]
-            examined += next(i for i, node in enumerate(chunk) if node is last) + 1
+            examined += (kept[need - 1] if kept else need - 1) + 1
             feasible += got[:need]
-            return feasible, examined
+            resource += got_values[:need]
+            return feasible, examined, resource
         feasible += got
+        resource += got_values
         need -= len(got)
         examined += size
         at = end % total
-    return (feasible, examined) if feasible else None
+    return (feasible, examined, resource) if feasible else None
 
 
 def _decide_named(pod: PodInfo, total: int, named: Mapping[str, NodeInfo], *, percentage: int,

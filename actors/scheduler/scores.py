@@ -111,18 +111,19 @@ SCORES: tuple[ScorePlugin, ...] = (
 def resource_scores(pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
     """``least_allocated + balanced_allocation`` per node (both weight 1), fused into one pass: the same
     arithmetic as the two plugins, at a fraction of the cost (they run on every feasible node of every pod).
-    Each node's result is memoized in ``NodeInfo.resource_scores`` until its usage or allocatable changes."""
+    Each node's result is memoized in ``NodeInfo.memo`` until its usage or allocatable changes."""
     key = (pod.nonzero_cpu, pod.nonzero_memory)
-    totals = [node.resource_scores.get(key, -1) for node in nodes]
+    totals = [node.memo.get(key, -1) for node in nodes]
     if -1 in totals:
         for i, total in enumerate(totals):
             if total < 0:
                 node = nodes[i]
-                totals[i] = node.resource_scores[key] = _resource_score(pod, node)
+                totals[i] = node.memo[key] = resource_score(pod, node)
     return totals
 
 
-def _resource_score(pod: PodInfo, node: NodeInfo) -> int:
+def resource_score(pod: PodInfo, node: NodeInfo) -> int:
+    """``least_allocated + balanced_allocation``, the arithmetic inlined."""
     alloc_cpu, alloc_memory = node.alloc_cpu, node.alloc_memory
     used_cpu, used_memory = node.nonzero_cpu + pod.nonzero_cpu, node.nonzero_memory + pod.nonzero_memory
     cpu = (alloc_cpu - used_cpu) * MAX_SCORE // alloc_cpu if alloc_cpu > 0 and used_cpu <= alloc_cpu else 0
@@ -148,10 +149,12 @@ _SPREAD = SCORES[2]
 
 
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
-                plugins: Sequence[ScorePlugin] = SCORES) -> list[int]:
-    """The weighted sum of every relevant plugin's normalized score, per node."""
+                plugins: Sequence[ScorePlugin] = SCORES, resource: list[int] | None = None) -> list[int]:
+    """The weighted sum of every relevant plugin's normalized score, per node. ``resource``: the nodes'
+    ``resource_scores``, when the caller has them already."""
     if tuple(plugins[:2]) == _FUSED:
-        totals, plugins = resource_scores(pod, nodes), plugins[2:]
+        totals = resource if resource is not None else resource_scores(pod, nodes)
+        plugins = plugins[2:]
     else:
         totals = [0] * len(nodes)
     for plugin in plugins:
