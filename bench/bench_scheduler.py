@@ -163,6 +163,7 @@ async def run(args: argparse.Namespace) -> None:
                 backlog_s = await create_many(client, pods("bench", None), args.concurrency, sent, label="backlog")
             procs.append(spawn("actors.scheduler", server.url, "--no-leader-elect",
                                "--bind-concurrency", str(args.bind_concurrency),
+                               *(["--bind-batch", str(args.bind_batch)] if args.bind_batch else []),
                                "--percentage-of-nodes-to-score", str(args.percentage), log_dir=tmpdir))
             if not args.backlog:
                 while not ((h := await scheduler_health(client)) and h.get("synced")):
@@ -251,6 +252,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128, help="creates in flight")
     parser.add_argument("--bind-concurrency", type=int, default=512,
                         help="pods decided and not yet bound, at most, in the scheduler")
+    parser.add_argument("--bind-batch", type=int, default=0,
+                        help="the scheduler's bindings per batched bind request (0 = its default)")
     parser.add_argument("--percentage", type=int, default=0,
                         help="scheduler's percentage of nodes to score (0 = adaptive, as Kubernetes)")
     parser.add_argument("--backlog", action="store_true",
