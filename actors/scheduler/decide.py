@@ -4,6 +4,9 @@ Sampling follows kube-scheduler's ``percentageOfNodesToScore``: filtering starts
 and stops once enough feasible nodes are found (all nodes below 100; adaptively 50% minus 1% per 125
 nodes, never under 5% nor under 100 nodes), so a decision costs O(sampled nodes), not O(cluster).
 Only when nothing fits are all nodes examined, to give a complete FailedScheduling message.
+A common pod (no selector, affinity, host port or extended resource) takes the sampled nodes a chunk at a
+time and reads each node's fit and resource score for its template from the node's memo (``NodeInfo.memo``,
+emptied whenever the node changes): the same nodes, examined count and scores as the filter-by-filter loop.
 """
 
 from __future__ import annotations
