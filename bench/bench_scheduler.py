@@ -34,6 +34,7 @@ import nats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.calibrate import fingerprint  # noqa: E402
 from bench.common import scheduler_health  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
@@ -41,6 +42,15 @@ from runtime.client import ApiClient  # noqa: E402
 from runtime.informer import Informer  # noqa: E402
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port  # noqa: E402
 from tests.scheduler.helpers import make_node, make_pod  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def spawn(module: str, url: str, *extra: str, log_dir: Path) -> subprocess.Popen[bytes]:
@@ -93,6 +103,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
+    machine = fingerprint()
+    print(f"CPU: {machine['cpu_model']}; calibration: {machine['msgpack_round_trips_per_s']:,} msgpack pod round "
+          f"trips/s; load average {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         tmpdir = Path(tmp)
         server = NatsServer(NatsServerConfig(state_dir=tmpdir / "nats", port=free_port()))
@@ -150,12 +163,18 @@ async def run(args: argparse.Namespace) -> None:
                 backlog_s = await create_many(client, pods("bench", None), args.concurrency, sent, label="backlog")
             procs.append(spawn("actors.scheduler", server.url, "--no-leader-elect",
                                "--bind-concurrency", str(args.bind_concurrency),
+                               *(["--bind-batch", str(args.bind_batch)] if args.bind_batch else []),
                                "--percentage-of-nodes-to-score", str(args.percentage), log_dir=tmpdir))
             if not args.backlog:
                 while not ((h := await scheduler_health(client)) and h.get("synced")):
                     await asyncio.sleep(0.2)
                 print(f"scheduler synced: {h['nodes']} nodes", flush=True)
                 print(f"scheduling: creating {args.pods} pods", flush=True)
+            pids = {"scheduler": procs[-1].pid, "api": procs[0].pid, "nats-server": server.proc.pid if server.proc
+                    else 0, "bench": os.getpid()}
+            cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            cpu_first: dict[str, float] | None = None
+            first_seen = 0.0
             first = time.monotonic()
             create_task = asyncio.create_task(
                 create_many(client, [] if args.backlog else pods("bench", None), args.concurrency, sent,
@@ -163,11 +182,14 @@ async def run(args: argparse.Namespace) -> None:
             deadline = first + args.timeout
             while len(bound_at) < args.pods:
                 await asyncio.sleep(1)
+                if cpu_first is None and bound_at:
+                    cpu_first, first_seen = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
                 h = await scheduler_health(client)
                 print(f"  .. bound {len(bound_at)}/{args.pods}  (scheduler: pending={h.get('pending')} "
                       f"assumed={h.get('assumed')} bindFailures={h.get('bindFailures')})", flush=True)
                 if time.monotonic() > deadline:
                     raise SystemExit(f"timed out: only {len(bound_at)}/{args.pods} pods bound")
+            cpu_end, end_seen = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
             create_s = backlog_s or await create_task
             last = max(bound_at.values())
             if args.backlog:  # pure scheduling: first bind to last, the pods all waiting from the start
@@ -194,12 +216,21 @@ async def run(args: argparse.Namespace) -> None:
                   f"p99 {percentile(latencies, 99):.0f} ms, max {max(latencies):.0f} ms")
             print(f"pods per node: min {min(per_node.values())}, max {max(per_node.values())}, "
                   f"nodes used {len(per_node)}")
+            cpu_first = cpu_first or cpu_start
+            window = end_seen - first_seen if first_seen else end_seen - first
+            busy = {name: round(cpu_end[name] - cpu_first[name], 1) for name in pids}
+            print(f"CPU seconds while binding ({window:.1f} s wall, sampled each second): "
+                  + ", ".join(f"{name} {busy[name]}" for name in pids)
+                  + f"; scheduler {busy['scheduler'] / max(window, 1e-9):.0%} of a core; before the first bind "
+                  f"(its lists): scheduler {cpu_first['scheduler'] - cpu_start['scheduler']:.1f} s")
             print(f"scheduler health: {h}")
             if args.json:
                 with open(args.json, "w") as f:
-                    json.dump({"nodes": args.nodes, "pods": args.pods, "baseline_create_per_s": round(baseline_rate, 1),
+                    json.dump({**machine, "load_average_end": round(os.getloadavg()[0], 2),
+                           "nodes": args.nodes, "pods": args.pods, "baseline_create_per_s": round(baseline_rate, 1),
                                "scheduled_per_s": round(rate, 1), "ratio": round(rate / baseline_rate, 3),
-                               "backlog": args.backlog,
+                               "backlog": args.backlog, "cpu_seconds_while_binding": busy,
+                               "binding_window_s": round(window, 1),
                                "bind_latency_p50_ms": round(statistics.median(latencies), 1),
                                "bind_latency_p99_ms": round(percentile(latencies, 99), 1)}, f, indent=2)
         finally:
@@ -221,6 +252,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128, help="creates in flight")
     parser.add_argument("--bind-concurrency", type=int, default=512,
                         help="pods decided and not yet bound, at most, in the scheduler")
+    parser.add_argument("--bind-batch", type=int, default=0,
+                        help="the scheduler's bindings per batched bind request (0 = its default)")
     parser.add_argument("--percentage", type=int, default=0,
                         help="scheduler's percentage of nodes to score (0 = adaptive, as Kubernetes)")
     parser.add_argument("--backlog", action="store_true",

@@ -62,6 +62,7 @@ class SchedulerCache:
         self._order = None
         if node.pod_count > 0:
             node.present = False  # keep the pods' accounting until they go too
+            node.refresh()
         else:
             del self.nodes[name]
 

@@ -4,6 +4,9 @@ Sampling follows kube-scheduler's ``percentageOfNodesToScore``: filtering starts
 and stops once enough feasible nodes are found (all nodes below 100; adaptively 50% minus 1% per 125
 nodes, never under 5% nor under 100 nodes), so a decision costs O(sampled nodes), not O(cluster).
 Only when nothing fits are all nodes examined, to give a complete FailedScheduling message.
+A common pod (no selector, affinity, host port or extended resource) takes the sampled nodes a chunk at a
+time and reads each node's fit and resource score for its template from the node's memo (``NodeInfo.memo``,
+emptied whenever the node changes): the same nodes, examined count and scores as the filter-by-filter loop.
 """
 
 from __future__ import annotations
@@ -12,9 +15,16 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from actors.scheduler.filters import AFFINITY_MISMATCH, FITS, NOT_FOUND, node_resources_fit, relevant_filters
+from actors.scheduler.filters import (
+    AFFINITY_MISMATCH,
+    FITS,
+    NOT_FOUND,
+    FilterFn,
+    node_resources_fit,
+    relevant_filters,
+)
 from actors.scheduler.model import NodeInfo, PodInfo
-from actors.scheduler.scores import SCORES, ScorePlugin, score_nodes
+from actors.scheduler.scores import SCORES, ScorePlugin, resource_score, score_nodes
 
 MIN_FEASIBLE_NODES = 100
 MIN_PERCENTAGE = 5
@@ -79,11 +89,17 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
     # the common pod (no selector, affinity, host port or extended resource): on an unrestricted node only
     # the resource fit can fail, checked inline (node_resources_fit is called only to word a failure)
     simple = unrestricted == (node_resources_fit,) and not pod.other
+    start %= total
+    if simple:
+        found = _find_simple(pod, nodes, start, want, every)
+        if found is not None:
+            feasible_found, examined_found, resource = found
+            return _choose(pod, feasible_found, examined_found, rng=rng, scores=scores,
+                           resource=resource if tuple(scores[:2]) == SCORES[:2] else None)
     pod_cpu, pod_memory = pod.cpu, pod.memory
     feasible: list[NodeInfo] = []
     reasons: dict[str, int] = {}
     examined = 0
-    start %= total
     for part in (nodes[start:], nodes[:start]) if start else (nodes,):
         for node in part:
             examined += 1
@@ -110,10 +126,73 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
             break
     if not feasible:
         return Unschedulable(reasons, total, examined)
+    return _choose(pod, feasible, examined, rng=rng, scores=scores)
+
+
+def _choose(pod: PodInfo, feasible: list[NodeInfo], examined: int, *, rng: random.Random | None,
+            scores: Sequence[ScorePlugin], resource: list[int] | None = None) -> Scheduled:
     if len(feasible) == 1:
         return Scheduled(feasible[0].name, 0, 1, examined)
-    totals = score_nodes(pod, feasible, scores)
+    totals = score_nodes(pod, feasible, scores, resource)
     return Scheduled(*_select(feasible, totals, rng or random.Random()), len(feasible), examined)
+
+
+MIN_CHUNK = 16
+"""Nodes filtered at once by ``_find_simple`` at least (a chunk never reaches past ``want`` by more)."""
+UNKNOWN, NO_FIT = -2, -1
+
+
+def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
+                 every: tuple[FilterFn, ...]) -> tuple[list[NodeInfo], int, list[int]] | None:
+    """The first ``want`` feasible nodes from ``start`` (rotating) for a pod that only the resource fit can
+    reject on an unrestricted node, how many nodes were examined to find them (the same nodes and count as
+    ``decide``'s loop) and their resource scores (``scores.resource_scores``).
+
+    Nodes are taken a chunk at a time (most nodes fit, so a chunk of the nodes still wanted is usually the
+    answer), each looked up in its memo: the pod's template either does not fit it by the inline check
+    (``NO_FIT``: restricted, absent, or short of room) or has this resource score there. None when no node
+    fits (the loop then words the reasons)."""
+    total = len(nodes)
+    pod_cpu, pod_memory = pod.cpu, pod.memory
+    key = f"fit {pod_cpu} {pod_memory} {pod.nonzero_cpu} {pod.nonzero_memory}"
+
+    def memo_fit(node: NodeInfo) -> int:
+        value = resource_score(pod, node) if (
+            node.present and not node.restricted and node.pod_count < node.alloc_pods
+            and (not pod_cpu or node.req_cpu + pod_cpu <= node.alloc_cpu)
+            and (not pod_memory or node.req_memory + pod_memory <= node.alloc_memory)) else NO_FIT
+        node.memo[key] = value
+        return value
+
+    feasible: list[NodeInfo] = []
+    resource: list[int] = []
+    need, examined, at = want, 0, start
+    while need > 0 and examined < total:
+        size = min(max(need, MIN_CHUNK), total - examined)
+        end = at + size
+        chunk = nodes[at:end] if end <= total else [*nodes[at:], *nodes[:end - total]]
+        values = [node.memo.get(key, UNKNOWN) for node in chunk]
+        if UNKNOWN in values:
+            values = [memo_fit(chunk[i]) if v == UNKNOWN else v for i, v in enumerate(values)]
+        if NO_FIT in values:  # the inline check failed: a restricted node may still pass every filter
+            kept = [i for i, v in enumerate(values)
+                    if v != NO_FIT or (chunk[i].restricted and chunk[i].present
+                                       and all(not run(pod, chunk[i]) for run in every))]
+            got = [chunk[i] for i in kept]
+            got_values = [values[i] if values[i] != NO_FIT else resource_score(pod, chunk[i]) for i in kept]
+        else:
+            got, got_values, kept = list(chunk), values, []
+        if len(got) >= need:  # the chunk holds the last node wanted: examined up to it, as the loop
+            examined += (kept[need - 1] if kept else need - 1) + 1
+            feasible += got[:need]
+            resource += got_values[:need]
+            return feasible, examined, resource
+        feasible += got
+        resource += got_values
+        need -= len(got)
+        examined += size
+        at = end % total
+    return (feasible, examined, resource) if feasible else None
 
 
 def _decide_named(pod: PodInfo, total: int, named: Mapping[str, NodeInfo], *, percentage: int,
@@ -132,8 +211,10 @@ def _decide_named(pod: PodInfo, total: int, named: Mapping[str, NodeInfo], *, pe
     return Unschedulable(reasons, total, decision.examined)
 
 
-def _select(nodes: Sequence[NodeInfo], totals: Sequence[int], rng: random.Random) -> tuple[str, int]:
+def _select(nodes: Sequence[NodeInfo], totals: list[int], rng: random.Random) -> tuple[str, int]:
     """The highest total; ties broken uniformly at random."""
     best = max(totals)
+    if totals.count(best) == 1:
+        return nodes[totals.index(best)].name, best
     ties = [i for i, score in enumerate(totals) if score == best]
-    return nodes[ties[0] if len(ties) == 1 else rng.choice(ties)].name, best
+    return nodes[rng.choice(ties)].name, best

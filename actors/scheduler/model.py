@@ -111,12 +111,18 @@ class NodeInfo:
     """Cordoned, not ready or carrying a NoSchedule/NoExecute taint: node-scoped filters must run."""
     soft_tainted: bool = False
     """Carries a PreferNoSchedule taint: the taint score must run."""
+    memo: dict[object, int] = field(default_factory=dict, compare=False, repr=False)
+    """Memo of pure per-node results by pod template, emptied by ``add_usage`` and ``refresh`` (change usage,
+    allocatable and flags only through them): a node is examined for thousands of pods between two changes
+    of its usage, and the pods of one template ask the same. ``scores.resource_scores`` keeps its result under
+    the pod's non-zero (cpu, memory); ``decide`` keeps a common pod's fit and score under a string key."""
 
     def __post_init__(self) -> None:
         self.refresh()
 
     def refresh(self) -> None:
         """Recompute the flags derived from the static facts (after changing them)."""
+        self.memo.clear()
         self.restricted = self.unschedulable or self.ready not in (None, "True") or any(
             t.effect != "PreferNoSchedule" for t in self.taints)
         self.soft_tainted = any(t.effect == "PreferNoSchedule" for t in self.taints)
@@ -281,6 +287,7 @@ def node_info(node: Obj) -> NodeInfo:
 
 def add_usage(node: NodeInfo, pod: PodInfo, sign: int = 1) -> None:
     """Add (sign=1) or remove (sign=-1) ``pod``'s requests, ports and group from ``node``'s sums."""
+    node.memo.clear()
     node.req_cpu += sign * pod.cpu
     node.req_memory += sign * pod.memory
     node.nonzero_cpu += sign * pod.nonzero_cpu

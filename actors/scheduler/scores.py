@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from actors.scheduler.filters import term_matches
 from actors.scheduler.model import NodeInfo, PodInfo
@@ -94,56 +95,86 @@ def _always(pod: PodInfo) -> bool:
     return True
 
 
+def _soft_tainted(node: NodeInfo) -> bool:
+    return node.soft_tainted
+
+
 SCORES: tuple[ScorePlugin, ...] = (
     ScorePlugin("LeastAllocated", 1, least_allocated, None, _always),
     ScorePlugin("BalancedAllocation", 1, balanced_allocation, None, _always),
     ScorePlugin("PodSpread", 2, siblings, "reverse", lambda p: p.group is not None, many=siblings_many),
-    ScorePlugin("TaintToleration", 3, intolerable_prefer_no_schedule, "reverse", _always,
-                lambda n: n.soft_tainted),
+    ScorePlugin("TaintToleration", 3, intolerable_prefer_no_schedule, "reverse", _always, _soft_tainted),
     ScorePlugin("NodeAffinity", 2, preferred_affinity, "max", lambda p: bool(p.preferred_terms)),
 )
 
 
 def resource_scores(pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
     """``least_allocated + balanced_allocation`` per node (both weight 1), fused into one pass: the same
-    arithmetic as the two plugins, at a fraction of the cost (they run on every feasible node of every pod)."""
-    pod_cpu, pod_memory = pod.nonzero_cpu, pod.nonzero_memory
-    totals = []
-    for node in nodes:
-        alloc_cpu, alloc_memory = node.alloc_cpu, node.alloc_memory
-        used_cpu, used_memory = node.nonzero_cpu + pod_cpu, node.nonzero_memory + pod_memory
-        cpu = (alloc_cpu - used_cpu) * MAX_SCORE // alloc_cpu if alloc_cpu > 0 and used_cpu <= alloc_cpu else 0
-        memory = ((alloc_memory - used_memory) * MAX_SCORE // alloc_memory
-                  if alloc_memory > 0 and used_memory <= alloc_memory else 0)
-        total = (cpu + memory) // 2
-        if alloc_cpu > 0 and alloc_memory > 0:
-            cpu_share = used_cpu / alloc_cpu
-            memory_share = used_memory / alloc_memory
-            if cpu_share > 1.0:
-                cpu_share = 1.0
-            if memory_share > 1.0:
-                memory_share = 1.0
-            std = (cpu_share - memory_share if cpu_share > memory_share else memory_share - cpu_share) / 2
-            total += int((1 - std) * MAX_SCORE)
-        totals.append(total)
+    arithmetic as the two plugins, at a fraction of the cost (they run on every feasible node of every pod).
+    Each node's result is memoized in ``NodeInfo.memo`` until its usage or allocatable changes."""
+    key = (pod.nonzero_cpu, pod.nonzero_memory)
+    totals = [node.memo.get(key, -1) for node in nodes]
+    if -1 in totals:
+        for i, total in enumerate(totals):
+            if total < 0:
+                node = nodes[i]
+                totals[i] = node.memo[key] = resource_score(pod, node)
     return totals
+
+
+def resource_score(pod: PodInfo, node: NodeInfo) -> int:
+    """``least_allocated + balanced_allocation``, the arithmetic inlined."""
+    alloc_cpu, alloc_memory = node.alloc_cpu, node.alloc_memory
+    used_cpu, used_memory = node.nonzero_cpu + pod.nonzero_cpu, node.nonzero_memory + pod.nonzero_memory
+    cpu = (alloc_cpu - used_cpu) * MAX_SCORE // alloc_cpu if alloc_cpu > 0 and used_cpu <= alloc_cpu else 0
+    memory = ((alloc_memory - used_memory) * MAX_SCORE // alloc_memory
+              if alloc_memory > 0 and used_memory <= alloc_memory else 0)
+    total = (cpu + memory) // 2
+    if alloc_cpu > 0 and alloc_memory > 0:
+        cpu_share = used_cpu / alloc_cpu
+        memory_share = used_memory / alloc_memory
+        if cpu_share > 1.0:
+            cpu_share = 1.0
+        if memory_share > 1.0:
+            memory_share = 1.0
+        std = (cpu_share - memory_share if cpu_share > memory_share else memory_share - cpu_share) / 2
+        total += int((1 - std) * MAX_SCORE)
+    return total
+
 
 _FUSED = SCORES[:2]
 """LeastAllocated and BalancedAllocation: always relevant, weight 1, not normalized; see ``resource_scores``."""
+_SPREAD = SCORES[2]
+"""PodSpread: relevant when the pod has a group, reverse-normalized (``normalize``), summed inline."""
 
 
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
-                plugins: Sequence[ScorePlugin] = SCORES) -> list[int]:
-    """The weighted sum of every relevant plugin's normalized score, per node."""
+                plugins: Sequence[ScorePlugin] = SCORES, resource: list[int] | None = None) -> list[int]:
+    """The weighted sum of every relevant plugin's normalized score, per node. ``resource``: the nodes'
+    ``resource_scores``, when the caller has them already."""
     if tuple(plugins[:2]) == _FUSED:
-        totals, plugins = resource_scores(pod, nodes), plugins[2:]
+        totals = resource if resource is not None else resource_scores(pod, nodes)
+        plugins = plugins[2:]
     else:
         totals = [0] * len(nodes)
     for plugin in plugins:
         if not plugin.relevant(pod):
             continue
-        if plugin.node_relevant is not None and not any(map(plugin.node_relevant, nodes)):
+        if plugin is _SPREAD:  # the same arithmetic as below, in one pass and without a call per node
+            raw = siblings_many(pod, nodes)
+            top = max(raw, default=0)
+            if top == 0:
+                bonus = _SPREAD.weight * MAX_SCORE
+                totals = [t + bonus for t in totals]
+            else:
+                weight = _SPREAD.weight
+                totals = [t + weight * (MAX_SCORE - MAX_SCORE * r // top) for t, r in zip(totals, raw, strict=True)]
             continue
+        if plugin.node_relevant is not None:
+            relevant = _any_soft_tainted(nodes) if plugin.node_relevant is _soft_tainted else \
+                any(map(plugin.node_relevant, nodes))
+            if not relevant:
+                continue
         run = plugin.run
         raw = plugin.many(pod, nodes) if plugin.many is not None else [run(pod, node) for node in nodes]
         if plugin.normalize is not None:
@@ -151,3 +182,10 @@ def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
         weight = plugin.weight
         totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
     return totals
+
+
+def _any_soft_tainted(nodes: Sequence[NodeInfo]) -> bool:
+    return any(map(_SOFT_TAINTED, nodes))
+
+
+_SOFT_TAINTED = attrgetter("soft_tainted")

@@ -409,3 +409,67 @@ def test_fast_paths_decide_exactly_as_the_plugins_do() -> None:
                 for reason in f.run_filters(p, n):
                     expected[reason] = expected.get(reason, 0) + 1
             assert decision.reasons == expected
+
+
+def test_sampled_decisions_match_the_filter_by_filter_loop() -> None:
+    """The chunked search for a common pod finds the same first feasible nodes from a rotating start, and
+    examines as many nodes, as running every filter node by node; the memoized scores stay right as usage
+    changes (the cache assumes each chosen pod, as the scheduler does)."""
+    rng = random.Random(11)
+    for _ in range(60):
+        nodes = []
+        for i in range(rng.randrange(1, 300)):
+            kw: dict[str, Any] = {"alloc_cpu": rng.choice([1000, 4000]), "alloc_pods": rng.choice([1, 110]),
+                                  "req_cpu": rng.choice([0, 0, 0, 900, 4000])}
+            if rng.random() < 0.1:
+                kw["taints"] = (Taint("k", "v", rng.choice(["NoSchedule", "PreferNoSchedule"])),)
+            if rng.random() < 0.05:
+                kw["unschedulable"] = True
+            if rng.random() < 0.05:
+                kw["present"] = False
+            nodes.append(node(f"n{i}", **kw))
+        tolerations = (Toleration("k", "Equal", "v", "NoSchedule"),) if rng.random() < 0.3 else ()
+        start = rng.randrange(0, 1000)
+        for step in range(20):
+            p = pod(key=f"default/p{step}", cpu=rng.choice([0, 100, 500]), memory=rng.choice([0, Mi]),
+                    nonzero_cpu=rng.choice([100, 500]), group=rng.choice([None, "g"]), tolerations=tolerations)
+            percentage = rng.choice([0, 5, 30, 100])
+            want = nodes_to_find(len(nodes), percentage)
+            order = nodes[start % len(nodes):] + nodes[:start % len(nodes)]
+            feasible, examined = [], 0
+            for n in order:
+                examined += 1
+                if not f.run_filters(p, n):
+                    feasible.append(n)
+                    if len(feasible) >= want:
+                        break
+            decision = decide(p, nodes, start=start, percentage=percentage, rng=random.Random(step))
+            if not feasible:
+                assert isinstance(decision, Unschedulable) and decision.examined == len(nodes)
+                break
+            assert isinstance(decision, Scheduled)
+            assert (decision.feasible, decision.examined) == (len(feasible), examined)
+            totals = [0] * len(feasible)
+            for plugin in s.SCORES:
+                if plugin.relevant(p) and (plugin.node_relevant is None or any(map(plugin.node_relevant, feasible))):
+                    raw = [plugin.run(p, n) for n in feasible]
+                    if plugin.normalize is not None:
+                        raw = s.normalize(raw, reverse=plugin.normalize == "reverse")
+                    totals = [t + plugin.weight * r for t, r in zip(totals, raw, strict=True)]
+            if len(feasible) > 1:
+                assert decision.score == max(totals)
+                assert decision.node in {n.name for n, t in zip(feasible, totals, strict=True) if t == max(totals)}
+            chosen = next(n for n in nodes if n.name == decision.node)
+            add_usage(chosen, p)
+            start += examined
+
+
+def test_memoized_resource_scores_follow_usage_and_allocatable() -> None:
+    n = node("m")
+    p = pod(nonzero_cpu=500, nonzero_memory=Gi)
+    assert s.resource_scores(p, [n]) == [s.least_allocated(p, n) + s.balanced_allocation(p, n)]
+    add_usage(n, pod(cpu=1000, memory=2 * Gi, nonzero_cpu=1000, nonzero_memory=2 * Gi))
+    assert s.resource_scores(p, [n]) == [s.least_allocated(p, n) + s.balanced_allocation(p, n)]
+    n.alloc_cpu = 16000
+    n.refresh()
+    assert s.resource_scores(p, [n]) == [s.least_allocated(p, n) + s.balanced_allocation(p, n)]
