@@ -5,8 +5,10 @@ A cluster of nats-server, one API actor and one gateway process (HTTPS, admin to
 
 * lists of ``--pods`` pods: the gateway's ``GET /api/v1/namespaces/default/pods`` (JSON, one request, kept-alive
   HTTPS connection) and its kubectl-shaped form (``Accept: ...as=Table``, ``limit=500`` pages) next to
-  ``runtime.client`` listing the same pods over NATS, both from this process; and once each, the real
-  ``kubectl get pods`` next to ``shoal get pods`` (whole process, wall time);
+  ``runtime.client`` listing the same pods over NATS, both from this process; the JSON list until its last
+  byte is in (before the client decodes it: the gateway's part); and once each, the real ``kubectl get pods``
+  (and ``--chunk-size=0``: one request, where pages of 500 wait for client-go's rate limiter of 5 requests/s,
+  burst 10) next to ``shoal get pods`` (whole process, wall time);
 * watch delivery: a writer creates ConfigMaps at ``--rate``, each stamped with its send time; a watch through
   the gateway (HTTP chunked JSON lines) and one over NATS receive them; latency = receipt - send (one
   process, one clock). "Gateway after NATS" is the gateway's own share: its receipt minus the NATS watch's
@@ -57,6 +59,20 @@ async def _list_http(http: aiohttp.ClientSession, table: bool) -> int:
         token = body["metadata"].get("continue", "")
         if not token:
             return count
+
+
+async def _received(http: aiohttp.ClientSession, repeat: int, expect: int) -> list[float]:
+    """The JSON list until its last byte is in, before the client decodes it (decoded afterwards, untimed, to
+    check it): the gateway's part of a list, without the client's JSON decoding."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        async with http.get("/api/v1/namespaces/default/pods") as response:
+            body = await response.read()
+        times.append(time.perf_counter() - t0)
+        if len(json.loads(body)["items"]) != expect:
+            raise RuntimeError(f"gateway list returned a wrong count, expected {expect}")
+    return times
 
 
 async def _timed(what: str, fn: Any, repeat: int, expect: int) -> list[float]:
@@ -148,6 +164,7 @@ async def run(pods: int, lists: int, watch_n: int, rate: float) -> dict[str, Any
         nats_t = await _timed("NATS list", over_nats, lists, pods)
         json_t = await _timed("gateway list", lambda: _list_http(http, False), lists, pods)
         table_t = await _timed("gateway Table list", lambda: _list_http(http, True), lists, pods)
+        received_t = await _received(http, lists, pods)
         result: dict[str, Any] = {
             "pods": pods, "lists": lists,
             "nats_list_p50_ms": ms(percentile(nats_t, 50)), "nats_list_p99_ms": ms(percentile(nats_t, 99)),
@@ -155,6 +172,8 @@ async def run(pods: int, lists: int, watch_n: int, rate: float) -> dict[str, Any
             "gateway_list_p99_ms": ms(percentile(json_t, 99)),
             "gateway_table_list_p50_ms": ms(percentile(table_t, 50)),
             "gateway_table_list_p99_ms": ms(percentile(table_t, 99)),
+            "gateway_list_received_p50_ms": ms(percentile(received_t, 50)),
+            "gateway_list_received_p99_ms": ms(percentile(received_t, 99)),
         }
         result["list_ratio_p50"] = round(result["gateway_list_p50_ms"] / result["nats_list_p50_ms"], 2)
         kubectl = shutil.which("kubectl")
@@ -164,6 +183,9 @@ async def run(pods: int, lists: int, watch_n: int, rate: float) -> dict[str, Any
             env = {**os.environ, "KUBECONFIG": str(path), "HOME": str(tmp)}
             await _wall([kubectl, "get", "pods"], env)  # fills kubectl's discovery cache
             result["kubectl_get_pods_s"] = round(await _wall([kubectl, "get", "pods"], env), 3)
+            # one request: kubectl's pages of 500 wait for client-go's own rate limiter (5/s, burst 10)
+            result["kubectl_get_pods_one_request_s"] = round(
+                await _wall([kubectl, "get", "pods", "--chunk-size=0"], env), 3)
             env.pop("KUBECONFIG")
             result["shoal_get_pods_s"] = round(await _wall(
                 [sys.executable, "-m", "shoal", "--server", c.server.url, "get", "pods"], env), 3)
@@ -185,8 +207,11 @@ def main() -> None:
     print(f"{'gateway, JSON':<28} {r['gateway_list_p50_ms']:>10} {r['gateway_list_p99_ms']:>10}")
     print(f"{'gateway, Table, limit=500':<28} {r['gateway_table_list_p50_ms']:>10} "
           f"{r['gateway_table_list_p99_ms']:>10}")
+    print(f"{'gateway, JSON, received':<28} {r['gateway_list_received_p50_ms']:>10} "
+          f"{r['gateway_list_received_p99_ms']:>10}")
     if "kubectl_get_pods_s" in r:
-        print(f"kubectl get pods: {r['kubectl_get_pods_s']} s; shoal get pods: {r['shoal_get_pods_s']} s (wall)")
+        print(f"kubectl get pods: {r['kubectl_get_pods_s']} s (--chunk-size=0: "
+              f"{r['kubectl_get_pods_one_request_s']} s); shoal get pods: {r['shoal_get_pods_s']} s (wall)")
     print(f"watch at {r['writes_per_s']}/s: gateway p50 {r['gateway_watch_p50_ms']} "
           f"p99 {r['gateway_watch_p99_ms']} ms; "
           f"NATS p50 {r['nats_watch_p50_ms']} p99 {r['nats_watch_p99_ms']} ms; gateway after NATS p50 "

@@ -355,10 +355,20 @@ def rows_gateway(r: dict[str, Any]) -> list[Row]:
             _ms(r["gateway_after_nats_p99_ms"]), f"{r['writes_per_s']:.0f} writes/s", "", "",
             "p99 <= 10 ms", _met(r["gateway_after_nats_p99_ms"] <= 10)),
     ]
+    if "gateway_list_received_p50_ms" in r:
+        rows.insert(2, Row(f"gateway: list {r['pods']:,} pods, JSON received (before the client decodes it)",
+                           _ms(r["gateway_list_received_p50_ms"]), _ms(r["gateway_list_received_p99_ms"]), "",
+                           f"over NATS: p50 {_ms(r['nats_list_p50_ms'])}",
+                           f"{r['gateway_list_received_p50_ms'] / r['nats_list_p50_ms']:.2f}x p50"))
     if "kubectl_get_pods_s" in r:
         rows.append(Row(f"kubectl get pods ({r['pods']:,} pods, wall)", "", "", f"{r['kubectl_get_pods_s']:.2f} s",
                         f"shoal get pods: {r['shoal_get_pods_s']:.2f} s",
                         f"{r['kubectl_get_pods_s'] / r['shoal_get_pods_s']:.2f}x"))
+    if "kubectl_get_pods_one_request_s" in r:
+        rows.append(Row(f"kubectl get pods --chunk-size=0 ({r['pods']:,} pods, one request, wall)", "", "",
+                        f"{r['kubectl_get_pods_one_request_s']:.2f} s",
+                        f"shoal get pods: {r['shoal_get_pods_s']:.2f} s",
+                        f"{r['kubectl_get_pods_one_request_s'] / r['shoal_get_pods_s']:.2f}x"))
     return rows
 
 

@@ -164,7 +164,7 @@ class ApiClient:
                                       ) from None
                 if msg.headers and msg.headers.get("Status") == "503":
                     raise Unavailable(NO_API)
-                reply = codec.check_reply(codec.decode(msg.data))
+                reply = codec.check_reply(codec.decode(msg.data, check_nesting=False))  # stored objects
                 if reply.get("chunk") != expected:
                     raise Unavailable("a list reply chunk was lost; retry the list")
                 items.extend(item_object(i) for i in reply.get("items") or [])

@@ -232,7 +232,7 @@ class Watch:
                     self.resource_version = max(self.resource_version or 0, msg.resource_version)
                 continue  # a bookmark ahead of us says a message is missing: silence will resume the watch
             try:
-                data = codec.decode(msg.data)
+                data = codec.decode(msg.data, check_nesting=False)  # stored objects, checked when written
             except ShoalError:
                 await self._restart()  # an undecodable message
                 continue

@@ -51,6 +51,17 @@ def test_nesting_deeper_than_the_limit_is_refused_at_decode_without_recursion() 
         codec.check_depth([[[[]]]], limit=3)
 
 
+def test_replies_skip_the_nesting_walk_but_not_msgpack_s_own_limit() -> None:
+    """List chunks and watch messages carry stored objects (each checked when written): decoded without the
+    walk; nesting beyond msgpack's own stack is still a BadRequest, never a crash."""
+    deep = codec.encode({"object": nested(150)})
+    assert codec.decode(deep, check_nesting=False)["object"]
+    with pytest.raises(BadRequest, match="deeper than"):
+        codec.decode(deep)
+    with pytest.raises(BadRequest, match="not valid msgpack"):
+        codec.decode(b"\x82\xa1v\x01\xa1x" + b"\x91" * 5000 + b"\xc0", check_nesting=False)
+
+
 async def test_deep_unknown_field_is_refused_and_nothing_is_stored(client: ApiClient) -> None:
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "deep"},
                   "spec": {"selector": {"matchLabels": {"a": "b"}},
