@@ -6,10 +6,14 @@ nodes and ``--pods`` pods bound to them (requests set); then, in the same run:
 
 * the raw lists of those nodes and pods through the gateway (``GET /api/v1/nodes`` + ``GET /api/v1/pods``,
   JSON, one kept-alive HTTPS connection from this process): the floor under any page showing them;
-* time to first render: Chromium loads ``/ui/#/nodes`` (token already in the tab's sessionStorage) and the
-  page records ``performance.now()`` when the summary and the visible tiles are drawn from both lists
-  (``window.shoalConsole.firstRender``, milliseconds since navigation started), and when the nodes were
-  first drawn (``nodesRender``: tiles and node counts, pods still being counted);
+* time to first render with complete counts: Chromium loads ``/ui/#/nodes`` (token already in the tab's
+  sessionStorage) and the page records ``performance.now()`` when the summary and the visible tiles are drawn
+  from the nodes list and the gateway's per-node pod sums (``window.shoalConsole.firstRender``, milliseconds
+  since navigation started), and when the nodes were first drawn (``nodesRender``). The first load after the
+  gateway started is "cold" (the gateway's summary feed lists the pods for it); later loads find it warm;
+* the baseline of the same run: the same view summing the pods in the browser (``#/nodes?pods=list``: every pod
+  listed in pages of 5,000, as before the gateway's summary), and the raw lists above;
+* the gateway's memory for the sums: ``NodeSums`` of the same pods, measured in this process (tracemalloc);
 * the page's memory: the JS heap in use after a garbage collection (CDP ``Performance.getMetrics``) and the
   DOM node count (only visible tiles are in the DOM);
 * events flowing: pods are created at ``--rate`` for ``--seconds`` while the view is open; the page's long
@@ -77,14 +81,14 @@ def _wait(driver: Any, script: str, timeout: float) -> Any:
         time.sleep(0.02)
 
 
-def _first_render(driver: Any, base: str, token: str) -> dict[str, Any]:
+def _first_render(driver: Any, base: str, token: str, route: str = "#/nodes") -> dict[str, Any]:
     for _ in range(5):  # Chromium gives up on a load when the host's interfaces change (ERR_NETWORK_CHANGED)
         driver.get(f"{base}/ui/#/login")
         if driver.execute_script("return document.getElementById('view') !== null"):
             break
         time.sleep(0.5)
     driver.execute_script("sessionStorage.setItem('shoal.token', arguments[0])", token)
-    driver.get(f"{base}/ui/?fresh={time.monotonic()}#/nodes")  # a new document, timed from its start
+    driver.get(f"{base}/ui/?fresh={time.monotonic()}{route}")  # a new document, timed from its start
     first = _wait(driver, "return window.shoalConsole && window.shoalConsole.firstRender", 300)
     driver.execute_cdp_cmd("HeapProfiler.collectGarbage", {})
     driver.execute_cdp_cmd("Performance.enable", {})
@@ -94,7 +98,27 @@ def _first_render(driver: Any, base: str, token: str) -> dict[str, Any]:
             "js_heap_mib": round(metrics["JSHeapUsedSize"] / 2**20, 1),
             "dom_nodes": int(metrics["Nodes"]),
             "tiles_in_dom": driver.execute_script("return document.querySelectorAll('.tile').length"),
-            "summary": driver.execute_script("return document.getElementById('cluster-summary').innerText")}
+            "summary": driver.execute_script("return document.getElementById('cluster-summary').innerText"),
+            "source": driver.execute_script("return document.getElementById('view').dataset.podSource")}
+
+
+def _sums_memory(nodes: int, pods: int) -> float:
+    """MiB that ``NodeSums`` of ``pods`` pods on ``nodes`` nodes holds (what the gateway keeps per pod)."""
+    import tracemalloc
+
+    from actors.gateway.nodesums import NodeSums, facts, pod_key
+
+    objects = [_pod(i, nodes) for i in range(pods)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    sums = NodeSums()
+    for obj in objects:
+        sums.apply(pod_key(obj), facts(obj))
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    if len(sums) != pods:
+        raise RuntimeError(f"summed {len(sums)} pods, expected {pods}")
+    return round(held / 2**20, 1)
 
 
 async def _raw_lists(http: aiohttp.ClientSession, nodes: int, pods: int) -> float:
@@ -144,17 +168,33 @@ async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int) ->
         progress("opening the cluster view in headless Chromium")
         driver = await asyncio.to_thread(_driver)
         try:
+            cold = await asyncio.to_thread(_first_render, driver, base, token)
             renders = []
             for _ in range(max(1, lists // 2)):
                 renders.append(await asyncio.to_thread(_first_render, driver, base, token))
             best = min(renders, key=lambda r: r["first_render_ms"])
+            progress("the baseline: the same view summing every pod in the browser")
+            summed = [await asyncio.to_thread(_first_render, driver, base, token, "#/nodes?pods=list")
+                      for _ in range(max(1, lists // 4))]
+            if {r["source"] for r in (cold, *renders)} != {"summary"} or {r["source"] for r in summed} != {"pods"}:
+                raise RuntimeError(f"the pod figures came from {cold['source']}, {[r['source'] for r in renders]} "
+                                   f"and {[r['source'] for r in summed]}")
+            if any(r["summary"] != best["summary"] for r in (cold, *summed)):
+                raise RuntimeError(f"the summed figures differ: {best['summary']!r} vs "
+                                   f"{[r['summary'] for r in (cold, *summed)]!r}")
+            await asyncio.to_thread(_first_render, driver, base, token)  # back to the summary for what follows
             progress(f"creating pods at {rate:.0f}/s for {seconds:.0f} s with the view open")
             flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds)
         finally:
             await asyncio.to_thread(driver.quit)
         return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
                 "raw_list_min_ms": ms(raw[0]),
+                "first_render_cold_ms": cold["first_render_ms"],
                 "first_render_ms": [r["first_render_ms"] for r in renders],
+                "browser_summed_first_render_ms": [r["first_render_ms"] for r in summed],
+                "browser_summed_nodes_render_ms": [r["nodes_render_ms"] for r in summed],
+                "browser_summed_js_heap_mib": min(r["js_heap_mib"] for r in summed),
+                "gateway_sums_mib": await asyncio.to_thread(_sums_memory, nodes, pods),
                 "first_render_best_ms": best["first_render_ms"], "js_heap_mib": best["js_heap_mib"],
                 "nodes_render_ms": [r["nodes_render_ms"] for r in renders],
                 "dom_nodes": best["dom_nodes"], "tiles_in_dom": best["tiles_in_dom"],
@@ -172,9 +212,11 @@ def main() -> None:
     args = parser.parse_args()
     r = asyncio.run(run(args.nodes, args.pods, args.rate, args.seconds, args.lists))
     print(f"{r['nodes']} nodes, {r['pods']} pods: raw lists through the gateway p50 {r['raw_list_p50_ms']} ms; "
-          f"console first render {r['first_render_ms']} ms (nodes drawn at {r['nodes_render_ms']} ms); "
-          f"JS heap {r['js_heap_mib']} MiB, "
-          f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles)")
+          f"console first render with complete counts from the gateway's summary: cold {r['first_render_cold_ms']} ms, "
+          f"warm {r['first_render_ms']} ms (nodes drawn at {r['nodes_render_ms']} ms), JS heap {r['js_heap_mib']} MiB, "
+          f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles); gateway sums {r['gateway_sums_mib']} MiB")
+    print(f"baseline, pods summed in the browser: complete counts {r['browser_summed_first_render_ms']} ms "
+          f"(nodes drawn at {r['browser_summed_nodes_render_ms']} ms), JS heap {r['browser_summed_js_heap_mib']} MiB")
     print(f"{r['events']} pods created at {r['events_per_s']}/s with the view open: {r['long_tasks']} long tasks, "
           f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
           f"longest draw {r['longest_draw_ms']} ms, "
