@@ -6,7 +6,8 @@ Why: the cluster view needs, per node, the pods' count and requests. Summed in t
 every pod (150,000 in pages: ~9 s before the counts were complete). Here the gateway lists and watches pods
 once (as itself, reducing each pod to a few numbers as it arrives: ``nodesums.Facts``) and every tab gets
 ~40 bytes per node instead of ~1 KB per pod. The feed starts with its first subscriber and stops ``IDLE``
-seconds after its last one leaves, so a gateway nobody looks at holds nothing.
+seconds after its last one leaves, so a gateway nobody looks at holds nothing; a gateway started with
+``--keep-node-summary`` starts it at once and keeps it (no slow first page after a start or a quiet spell).
 
 Authorization is that of the pods the summary is made of: the user must be allowed to ``list`` and ``watch``
 pods in every namespace (asked once, before the upgrade: ``Forbidden`` in Kubernetes' words otherwise); the
@@ -70,7 +71,8 @@ class Subscriber:
 class NodeSummaryFeed:
     """The gateway's one pods list-and-watch, reduced to ``NodeSums``, shared by every subscriber."""
 
-    def __init__(self, client: ApiClient, *, idle: float = IDLE, log: Any = None) -> None:
+    def __init__(self, client: ApiClient, *, idle: float | None = IDLE, log: Any = None) -> None:
+        """``idle``: seconds the feed runs on without subscribers; None: started now and never stopped."""
         self.client = client
         self.idle = idle
         self.log = log
@@ -81,6 +83,8 @@ class NodeSummaryFeed:
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopper: asyncio.TimerHandle | None = None
+        if idle is None:
+            self._start()
 
     def snapshot(self, nodes: set[str] | None = None) -> dict[str, Any]:
         return {"nodes": self.sums.snapshot(nodes), "pods": len(self.sums),
@@ -95,8 +99,7 @@ class NodeSummaryFeed:
         if self._stopper is not None:
             self._stopper.cancel()
             self._stopper = None
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="gateway/node-summary")
+        self._start()
         try:
             try:
                 async with asyncio.timeout(SYNC_TIMEOUT):
@@ -107,8 +110,12 @@ class NodeSummaryFeed:
             yield subscriber
         finally:
             self.subscribers.discard(subscriber)
-            if not self.subscribers:
+            if not self.subscribers and self.idle is not None:
                 self._stopper = asyncio.get_running_loop().call_later(self.idle, self.stop)
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="gateway/node-summary")
 
     def stop(self) -> None:
         """Stop the watch and forget the sums (nobody has looked for ``idle`` seconds, or the gateway stops)."""

@@ -67,6 +67,9 @@ class GatewaySettings:
     and advertises for the ``kubernetes`` Service (``shoal up``: one machine, pods on its bridge)."""
     watches_per_user: int = WATCHES_PER_USER
     """Watches one user may hold open through this gateway (``watchslots``)."""
+    keep_node_summary: bool = False
+    """Keep the console's per-node pod sums from the start, for ever (``nodesummary``); else only while a
+    console shows them, and ``nodesummary.IDLE`` seconds after."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,7 +100,8 @@ class GatewayActor:
         slots = WatchSlots(self.settings.watches_per_user)
         self.handlers = Handlers(client, slots, self.access)
         # the console's per-node pod sums: one pods watch as the gateway, shown to users who may list all pods
-        self.node_summary = nodesummary.NodeSummaryFeed(trusted, log=ctx.log)
+        self.node_summary = nodesummary.NodeSummaryFeed(
+            trusted, idle=None if self.settings.keep_node_summary else nodesummary.IDLE, log=ctx.log)
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)

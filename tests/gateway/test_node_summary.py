@@ -2,21 +2,23 @@
 a GET answers the snapshot; a websocket (authenticated by subprotocol, as a browser must) gets the snapshot,
 then only the nodes whose totals changed when pods are created, bound, finish and are deleted; a user who may
 not list pods in every namespace is refused in the API's words (and the console then falls back to the pods
-it may list); a second tab shares the gateway's one feed."""
+it may list); a second tab shares the gateway's one feed; the feed stops and forgets its sums once nobody
+watches, unless it is kept (``--keep-node-summary``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
 from actors.gateway import watching
-from actors.gateway.nodesummary import PATH
+from actors.gateway.nodesummary import PATH, NodeSummaryFeed
 from protocol.objects import Obj
 from runtime.client import ApiClient
 from tests.gateway.conftest import Gateway
@@ -144,3 +146,30 @@ async def test_a_user_who_may_not_list_every_pod_is_refused(gateway: Gateway, ap
     async with http.get("/api/v1/namespaces/team/pods", headers={"Authorization": f"Bearer {token}"}) as response:
         assert response.status == 200  # what it may see: the console's fallback
     assert gateway.actor.node_summary.relists == 0  # nothing was listed for a refused user
+
+
+async def settle(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_feed_runs_while_watched_then_forgets_or_is_kept(gateway: Gateway, api_client: ApiClient) -> None:
+    await api_client.create(pod("a", "n1"))
+    lazy = NodeSummaryFeed(api_client, idle=0.2)
+    assert lazy.relists == 0  # nothing listed before a subscriber
+    async with lazy.subscribe() as subscriber:
+        assert lazy.snapshot()["nodes"] == {"n1": (1, 250, 64 * MI, 1)}
+        await api_client.create(pod("b", "n2"))
+        await settle(lambda: "n2" in subscriber.dirty)
+    await settle(lambda: not lazy.synced.is_set() and len(lazy.sums) == 0)  # stopped, sums dropped
+    kept = NodeSummaryFeed(api_client, idle=None)  # --keep-node-summary: listed at once, without a subscriber
+    try:
+        await settle(lambda: kept.synced.is_set() and len(kept.sums) == 2)
+        async with kept.subscribe():
+            pass
+        await asyncio.sleep(0.3)
+        assert kept.synced.is_set() and kept.sums.totals("n2") == (1, 250, 64 * MI, 1)  # still there
+    finally:
+        kept.stop()
