@@ -19,15 +19,20 @@ nodes and ``--pods`` pods bound to them (requests set); then, in the same run:
 * events flowing: pods are created at ``--rate`` for ``--seconds`` while the view is open; the page's long
   tasks (``PerformanceObserver('longtask')``, > 50 ms, wall time: a renderer starved of CPU shows here too) are
   counted and the longest reported, next to the view's own drawing time per frame (``shoalConsole.renders``),
-  and the pod count on the page must reach the total.
+  and the pod count on the page must reach the total. With ``--profile FILE`` Chromium's sampling profiler runs
+  over that window (CDP ``Profiler``): the profile is written to FILE (``.cpuprofile``, opens in Chromium's
+  DevTools) and the functions with the most self time are printed, idle and the renderer's own work
+  (``(program)``, ``(garbage collector)``) included, so a long task can be put down to the page's code or not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -133,13 +138,31 @@ async def _raw_lists(http: aiohttp.ClientSession, nodes: int, pods: int) -> floa
     return elapsed
 
 
+def _top_functions(profile: dict[str, Any], count: int = 8) -> list[tuple[str, float]]:
+    """(function and where, self milliseconds) of a CDP CPU profile, most first."""
+    by_id = {node["id"]: node for node in profile["nodes"]}
+    spent: dict[str, float] = {}
+    for node_id, delta in zip(profile["samples"], profile["timeDeltas"], strict=False):
+        frame = by_id[node_id]["callFrame"]
+        name = str(frame.get("functionName") or "(anonymous)")
+        url = str(frame.get("url") or "").rsplit("/", 1)[-1]
+        if url:
+            name += f" {url}:{int(frame.get('lineNumber', 0)) + 1}"
+        spent[name] = spent.get(name, 0.0) + delta / 1000
+    return sorted(((k, round(v, 1)) for k, v in spent.items()), key=lambda kv: -kv[1])[:count]
+
+
 async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int, rate: float,
-                          seconds: float) -> dict[str, Any]:
+                          seconds: float, profile: str | None = None) -> dict[str, Any]:
     await asyncio.to_thread(driver.execute_script, """
         window.longTasks = [];
         window.shoalConsole.renders = { count: 0, totalMs: 0, maxMs: 0 };
         new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
           .observe({ type: 'longtask' });""")
+    if profile:
+        await asyncio.to_thread(driver.execute_cdp_cmd, "Profiler.enable", {})
+        await asyncio.to_thread(driver.execute_cdp_cmd, "Profiler.setSamplingInterval", {"interval": 200})
+        await asyncio.to_thread(driver.execute_cdp_cmd, "Profiler.start", {})
     n = int(rate * seconds)
     achieved = await paced(n, rate, lambda i: create_all(client, [_pod(i, nodes, "e")], 1))
     total = pods + n
@@ -148,15 +171,22 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
     t_wait = time.perf_counter()
     await asyncio.to_thread(_wait, driver, script, 120)
     caught_up = time.perf_counter() - t_wait
+    top: list[tuple[str, float]] = []
+    if profile:
+        recorded = (await asyncio.to_thread(driver.execute_cdp_cmd, "Profiler.stop", {}))["profile"]
+        await asyncio.to_thread(Path(profile).write_text, json.dumps(recorded))
+        top = _top_functions(recorded)
     tasks: list[float] = await asyncio.to_thread(driver.execute_script, "return window.longTasks")
     renders: dict[str, float] = await asyncio.to_thread(driver.execute_script, "return window.shoalConsole.renders")
     return {"events": n, "events_per_s": round(achieved, 1), "long_tasks": len(tasks),
             "longest_task_ms": round(max(tasks, default=0.0), 1), "caught_up_after_writes_ms": ms(caught_up),
             "frames_drawn": int(renders["count"]), "longest_draw_ms": round(float(renders["maxMs"]), 1),
-            "mean_draw_ms": round(float(renders["totalMs"]) / max(1, renders["count"]), 2)}
+            "mean_draw_ms": round(float(renders["totalMs"]) / max(1, renders["count"]), 2),
+            **({"profile_top_self_ms": top} if profile else {})}
 
 
-async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int) -> dict[str, Any]:
+async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int,
+              profile: str | None = None) -> dict[str, Any]:
     async with gateway_cluster("shoal-bench-console-") as g:
         c, http, base, token = g.cluster, g.http, g.base, g.creds.token()
         progress(f"creating {nodes} nodes and {pods} pods")
@@ -184,7 +214,7 @@ async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int) ->
                                    f"{[r['summary'] for r in (cold, *summed)]!r}")
             await asyncio.to_thread(_first_render, driver, base, token)  # back to the summary for what follows
             progress(f"creating pods at {rate:.0f}/s for {seconds:.0f} s with the view open")
-            flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds)
+            flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds, profile)
         finally:
             await asyncio.to_thread(driver.quit)
         return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
@@ -209,8 +239,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--lists", type=int, default=4)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--profile", default=None, help="write Chromium's CPU profile of the events window here")
     args = parser.parse_args()
-    r = asyncio.run(run(args.nodes, args.pods, args.rate, args.seconds, args.lists))
+    r = asyncio.run(run(args.nodes, args.pods, args.rate, args.seconds, args.lists, args.profile))
     print(f"{r['nodes']} nodes, {r['pods']} pods: raw lists through the gateway p50 {r['raw_list_p50_ms']} ms; "
           f"console first render with complete counts from the gateway's summary: cold {r['first_render_cold_ms']} ms, "
           f"warm {r['first_render_ms']} ms (nodes drawn at {r['nodes_render_ms']} ms), JS heap {r['js_heap_mib']} MiB, "
@@ -221,6 +252,9 @@ def main() -> None:
           f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
           f"longest draw {r['longest_draw_ms']} ms, "
           f"mean {r['mean_draw_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
+    if args.profile:
+        print("most self time in the page while pods were created (ms): "
+              + ", ".join(f"{name} {spent}" for name, spent in r["profile_top_self_ms"]))
     write_json(r, args.json)
 
 
