@@ -13,6 +13,8 @@ Authorization is that of the pods the summary is made of: the user must be allow
 pods in every namespace (asked once, before the upgrade: ``Forbidden`` in Kubernetes' words otherwise); the
 console then falls back to summing the pods the user may list.
 
+The sums cost the gateway ~200 bytes per non-terminated pod (``nodesums``).
+
 Messages (JSON, one per websocket text message): ``{"type": "SNAPSHOT", "fields": [...], "nodes": {node:
 [pods, cpu millicores, memory bytes, notRunning]}, "pods": N, "resourceVersion": "rv"}`` first, then
 ``{"type": "CHANGED", "nodes": {node: [...] or null}, "pods": N, "resourceVersion": "rv"}`` with only the
