@@ -166,6 +166,12 @@ class NodeSummaryFeed:
                 FAILURE_LOG.warning(self.log, "node summary: pods list/watch failed; retrying", error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception:  # a bug or a lost connection: the sums may be wrong, so list again
+                if self.log is not None:
+                    self.log.exception("node summary: pods list/watch failed; listing again")
+                need_list = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
 
 def _message(kind: str, body: dict[str, Any]) -> str:
