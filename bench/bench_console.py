@@ -19,7 +19,9 @@ nodes and ``--pods`` pods bound to them (requests set); then, in the same run:
 * events flowing: pods are created at ``--rate`` for ``--seconds`` while the view is open; the page's long
   tasks (``PerformanceObserver('longtask')``, > 50 ms, wall time: a renderer starved of CPU shows here too) are
   counted and the longest reported, next to the view's own drawing time per frame (``shoalConsole.renders``),
-  and the pod count on the page must reach the total. With ``--profile FILE`` Chromium's sampling profiler runs
+  and the pod count on the page must reach the total. ``--heartbeats H`` also writes H node status updates a
+  second meanwhile (each a node's Ready condition with a new heartbeat time, as kubelets do every 10 s: 500/s
+  at 5,000 nodes), which the view takes from its nodes watch. With ``--profile FILE`` Chromium's sampling profiler runs
   over that window (CDP ``Profiler``): the profile is written to FILE (``.cpuprofile``, opens in Chromium's
   DevTools) and the functions with the most self time are printed, idle and the renderer's own work
   (``(program)``, ``(garbage collector)``) included, so a long task can be put down to the page's code or not.
@@ -153,7 +155,7 @@ def _top_functions(profile: dict[str, Any], count: int = 8) -> list[tuple[str, f
 
 
 async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int, rate: float,
-                          seconds: float, profile: str | None = None) -> dict[str, Any]:
+                          seconds: float, profile: str | None = None, heartbeats: float = 0) -> dict[str, Any]:
     await asyncio.to_thread(driver.execute_script, """
         window.longTasks = [];
         window.shoalConsole.renders = { count: 0, totalMs: 0, maxMs: 0 };
@@ -164,7 +166,15 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
         await asyncio.to_thread(driver.execute_cdp_cmd, "Profiler.setSamplingInterval", {"interval": 200})
         await asyncio.to_thread(driver.execute_cdp_cmd, "Profiler.start", {})
     n = int(rate * seconds)
+
+    async def heartbeat(i: int) -> None:
+        now = format_time(time.time())
+        await client.patch("Node", f"node-{i % nodes:05d}", {"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastHeartbeatTime": now, "lastTransitionTime": now}]}}, status=True)
+
+    beating = asyncio.ensure_future(paced(int(heartbeats * seconds), heartbeats, heartbeat)) if heartbeats else None
     achieved = await paced(n, rate, lambda i: create_all(client, [_pod(i, nodes, "e")], 1))
+    beats = await beating if beating is not None else 0.0
     total = pods + n
     script = ("const s = document.querySelector('[data-stat=pods] b');"
               f"return s && Number(s.textContent) === {total}")
@@ -178,7 +188,8 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
         top = _top_functions(recorded)
     tasks: list[float] = await asyncio.to_thread(driver.execute_script, "return window.longTasks")
     renders: dict[str, float] = await asyncio.to_thread(driver.execute_script, "return window.shoalConsole.renders")
-    return {"events": n, "events_per_s": round(achieved, 1), "long_tasks": len(tasks),
+    return {"events": n, "events_per_s": round(achieved, 1), "heartbeats_per_s": round(beats, 1),
+            "long_tasks": len(tasks),
             "longest_task_ms": round(max(tasks, default=0.0), 1), "caught_up_after_writes_ms": ms(caught_up),
             "frames_drawn": int(renders["count"]), "longest_draw_ms": round(float(renders["maxMs"]), 1),
             "mean_draw_ms": round(float(renders["totalMs"]) / max(1, renders["count"]), 2),
@@ -186,7 +197,7 @@ async def _events_flowing(client: ApiClient, driver: Any, nodes: int, pods: int,
 
 
 async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int,
-              profile: str | None = None) -> dict[str, Any]:
+              profile: str | None = None, heartbeats: float = 0) -> dict[str, Any]:
     async with gateway_cluster("shoal-bench-console-") as g:
         c, http, base, token = g.cluster, g.http, g.base, g.creds.token()
         progress(f"creating {nodes} nodes and {pods} pods")
@@ -214,7 +225,7 @@ async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int,
                                    f"{[r['summary'] for r in (cold, *summed)]!r}")
             await asyncio.to_thread(_first_render, driver, base, token)  # back to the summary for what follows
             progress(f"creating pods at {rate:.0f}/s for {seconds:.0f} s with the view open")
-            flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds, profile)
+            flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds, profile, heartbeats)
         finally:
             await asyncio.to_thread(driver.quit)
         return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
@@ -238,17 +249,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--lists", type=int, default=4)
+    parser.add_argument("--heartbeats", type=float, default=0,
+                        help="node status updates a second while pods are created (5,000 kubelets: 500)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--profile", default=None, help="write Chromium's CPU profile of the events window here")
     args = parser.parse_args()
-    r = asyncio.run(run(args.nodes, args.pods, args.rate, args.seconds, args.lists, args.profile))
+    r = asyncio.run(run(args.nodes, args.pods, args.rate, args.seconds, args.lists, args.profile, args.heartbeats))
     print(f"{r['nodes']} nodes, {r['pods']} pods: raw lists through the gateway p50 {r['raw_list_p50_ms']} ms; "
           f"console first render with complete counts from the gateway's summary: cold {r['first_render_cold_ms']} ms, "
           f"warm {r['first_render_ms']} ms (nodes drawn at {r['nodes_render_ms']} ms), JS heap {r['js_heap_mib']} MiB, "
           f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles); gateway sums {r['gateway_sums_mib']} MiB")
     print(f"baseline, pods summed in the browser: complete counts {r['browser_summed_first_render_ms']} ms "
           f"(nodes drawn at {r['browser_summed_nodes_render_ms']} ms), JS heap {r['browser_summed_js_heap_mib']} MiB")
-    print(f"{r['events']} pods created at {r['events_per_s']}/s with the view open: {r['long_tasks']} long tasks, "
+    print(f"{r['events']} pods created at {r['events_per_s']}/s (and {r['heartbeats_per_s']} node heartbeats/s) "
+          f"with the view open: {r['long_tasks']} long tasks, "
           f"longest {r['longest_task_ms']} ms; {r['frames_drawn']} frames drawn, "
           f"longest draw {r['longest_draw_ms']} ms, "
           f"mean {r['mean_draw_ms']} ms; page caught up {r['caught_up_after_writes_ms']} ms after the writes")
