@@ -13,7 +13,9 @@ nodes and ``--pods`` pods bound to them (requests set); then, in the same run:
   gateway started is "cold" (the gateway's summary feed lists the pods for it); later loads find it warm;
 * the baseline of the same run: the same view summing the pods in the browser (``#/nodes?pods=list``: every pod
   listed in pages of 5,000, as before the gateway's summary), and the raw lists above;
-* the gateway's memory for the sums: ``NodeSums`` of the same pods, measured in this process (tracemalloc);
+* the gateway's memory for the sums: ``NodeSums`` of the same pods, measured in this process (tracemalloc), and
+  the peak of the feed's first list (``NodeSummaryFeed`` on this process's client, list chunk by chunk) next to
+  the peak of one whole ``list`` of the same pods, same run;
 * the page's memory: the JS heap in use after a garbage collection (CDP ``Performance.getMetrics``) and the
   DOM node count (only visible tiles are in the DOM);
 * events flowing: pods are created at ``--rate`` for ``--seconds`` while the view is open; the page's long
@@ -128,6 +130,30 @@ def _sums_memory(nodes: int, pods: int) -> float:
     return round(held / 2**20, 1)
 
 
+async def _first_list_peaks(client: ApiClient) -> tuple[float, float]:
+    """MiB at the peak of (the node sums feed's first list, one whole list of every pod), tracemalloc."""
+    import tracemalloc
+
+    from actors.gateway.nodesummary import NodeSummaryFeed
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        feed = NodeSummaryFeed(client, idle=None)
+        await feed.synced.wait()
+        feed_peak = tracemalloc.get_traced_memory()[1] - base
+        feed.stop()
+        del feed
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        listing = await client.list("Pod")
+        list_peak = tracemalloc.get_traced_memory()[1] - base
+        del listing
+    finally:
+        tracemalloc.stop()
+    return round(feed_peak / 2**20, 1), round(list_peak / 2**20, 1)
+
+
 async def _raw_lists(http: aiohttp.ClientSession, nodes: int, pods: int) -> float:
     t0 = time.perf_counter()
     async with http.get("/api/v1/nodes") as response:
@@ -228,6 +254,8 @@ async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int,
             flowing = await _events_flowing(c.client, driver, nodes, pods, rate, seconds, profile, heartbeats)
         finally:
             await asyncio.to_thread(driver.quit)
+        progress("the peak memory of the sums' first list, next to a whole list")
+        feed_peak, list_peak = await _first_list_peaks(c.client)
         return {"nodes": nodes, "pods": pods, "raw_list_p50_ms": ms(raw[len(raw) // 2]),
                 "raw_list_min_ms": ms(raw[0]),
                 "first_render_cold_ms": cold["first_render_ms"],
@@ -236,6 +264,7 @@ async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int,
                 "browser_summed_nodes_render_ms": [r["nodes_render_ms"] for r in summed],
                 "browser_summed_js_heap_mib": min(r["js_heap_mib"] for r in summed),
                 "gateway_sums_mib": await asyncio.to_thread(_sums_memory, nodes, pods),
+                "gateway_first_list_peak_mib": feed_peak, "whole_list_peak_mib": list_peak,
                 "first_render_best_ms": best["first_render_ms"], "js_heap_mib": best["js_heap_mib"],
                 "nodes_render_ms": [r["nodes_render_ms"] for r in renders],
                 "dom_nodes": best["dom_nodes"], "tiles_in_dom": best["tiles_in_dom"],
@@ -258,7 +287,9 @@ def main() -> None:
     print(f"{r['nodes']} nodes, {r['pods']} pods: raw lists through the gateway p50 {r['raw_list_p50_ms']} ms; "
           f"console first render with complete counts from the gateway's summary: cold {r['first_render_cold_ms']} ms, "
           f"warm {r['first_render_ms']} ms (nodes drawn at {r['nodes_render_ms']} ms), JS heap {r['js_heap_mib']} MiB, "
-          f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles); gateway sums {r['gateway_sums_mib']} MiB")
+          f"{r['dom_nodes']} DOM nodes ({r['tiles_in_dom']} tiles); gateway sums {r['gateway_sums_mib']} MiB, "
+          f"their first list's peak {r['gateway_first_list_peak_mib']} MiB (a whole list: "
+          f"{r['whole_list_peak_mib']} MiB)")
     print(f"baseline, pods summed in the browser: complete counts {r['browser_summed_first_render_ms']} ms "
           f"(nodes drawn at {r['browser_summed_nodes_render_ms']} ms), JS heap {r['browser_summed_js_heap_mib']} MiB")
     print(f"{r['events']} pods created at {r['events_per_s']}/s (and {r['heartbeats_per_s']} node heartbeats/s) "
