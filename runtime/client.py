@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +143,21 @@ class ApiClient:
 
     async def _list_once(self, kind: KindLike, namespace: str | None, label_selector: str | None,
                          field_selector: str | None, min_resource_version: int | None) -> ObjectList:
+        items: list[Obj] = []
+        version = 0
+        async for chunk, last in self.list_chunks(kind, namespace, label_selector=label_selector,
+                                                  field_selector=field_selector,
+                                                  min_resource_version=min_resource_version):
+            items.extend(chunk)
+            version = last or version
+        return ObjectList(items, version)
+
+    async def list_chunks(self, kind: KindLike, namespace: str | None = None, *, label_selector: str | None = None,
+                          field_selector: str | None = None, min_resource_version: int | None = None
+                          ) -> AsyncGenerator[tuple[builtins.list[Obj], int], None]:
+        """One list (as ``list``, asked once: no retry), chunk by chunk as the API actor sends them: (objects,
+        the list's resourceVersion, 0 until the last chunk). The next chunk is asked for only when the caller
+        takes it, so a caller that reduces each chunk (the gateway's node sums) never holds the whole list."""
         info = kind_info(kind)
         subject = subjects.collection_subject(Verb.LIST, info, namespace)
         payload: dict[str, Any] = {"labelSelector": label_selector, "fieldSelector": field_selector,
@@ -151,7 +166,6 @@ class ApiClient:
             payload["resourceVersion"] = min_resource_version
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox, pending_msgs_limit=100_000, pending_bytes_limit=512 * 1024 * 1024)
-        items: list[Obj] = []
         try:
             await self.nc.publish(subject, codec.encode(self._as(subject, payload)), reply=inbox)
             expected = 0
@@ -167,9 +181,11 @@ class ApiClient:
                 reply = codec.check_reply(codec.decode(msg.data, check_nesting=False))  # stored objects
                 if reply.get("chunk") != expected:
                     raise Unavailable("a list reply chunk was lost; retry the list")
-                items.extend(item_object(i) for i in reply.get("items") or [])
+                chunk = [item_object(i) for i in reply.get("items") or []]
                 if not reply.get("more"):
-                    return ObjectList(items, int(reply.get("resourceVersion") or 0))
+                    yield chunk, int(reply.get("resourceVersion") or 0)
+                    return
+                yield chunk, 0
                 if msg.reply:  # flow control: the API actor sends further chunks as these are taken
                     await self.nc.publish(msg.reply, codec.encode({"chunk": expected}))
                 expected += 1

@@ -27,6 +27,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="the cluster's service range (the kubernetes Service takes its first address)")
     parser.add_argument("--watches-per-user", type=int, default=WATCHES_PER_USER,
                         help="watches one user may hold open through this gateway (beyond: 429)")
+    parser.add_argument("--keep-node-summary", action="store_true",
+                        help="watch pods from the start and keep the web console's per-node sums for ever (its "
+                             "cluster view's first page after a start is then as fast as any); default: only "
+                             "while a console shows them")
 
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:
@@ -34,7 +38,8 @@ def _settings(args: argparse.Namespace) -> GatewaySettings:
     return GatewaySettings(host=host or "127.0.0.1", port=int(port), cert_file=args.tls_cert, key_file=args.tls_key,
                            admin_token_file=args.admin_token_file, client_ca_file=args.client_ca,
                            advertise_address=args.advertise_address, service_cidr=args.service_cidr,
-                           advertise_node=args.advertise_node, watches_per_user=args.watches_per_user)
+                           advertise_node=args.advertise_node, watches_per_user=args.watches_per_user,
+                           keep_node_summary=args.keep_node_summary)
 
 
 def main(argv: list[str] | None = None) -> int:

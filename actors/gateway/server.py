@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.gateway import access, console, discovery, oidc, openapi, paths
+from actors.gateway import access, console, discovery, nodesummary, oidc, openapi, paths
 from actors.gateway import status as statuses
 from actors.gateway.access import AccessReviews
 from actors.gateway.apiservice import ApiServiceKeeper
@@ -67,6 +67,9 @@ class GatewaySettings:
     and advertises for the ``kubernetes`` Service (``shoal up``: one machine, pods on its bridge)."""
     watches_per_user: int = WATCHES_PER_USER
     """Watches one user may hold open through this gateway (``watchslots``)."""
+    keep_node_summary: bool = False
+    """Keep the console's per-node pod sums from the start, for ever (``nodesummary``); else only while a
+    console shows them, and ``nodesummary.IDLE`` seconds after."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,13 +97,18 @@ class GatewayActor:
         admin = self.settings.admin_token_file.read_text().strip() if self.settings.admin_token_file else None
         self.auth = Authenticator(trusted, admin)
         self.access = AccessReviews(trusted)
-        self.handlers = Handlers(client, WatchSlots(self.settings.watches_per_user), self.access)
+        slots = WatchSlots(self.settings.watches_per_user)
+        self.handlers = Handlers(client, slots, self.access)
+        # the console's per-node pod sums: one pods watch as the gateway, shown to users who may list all pods
+        self.node_summary = nodesummary.NodeSummaryFeed(
+            trusted, idle=None if self.settings.keep_node_summary else nodesummary.IDLE, log=ctx.log)
         self.log = ctx.log
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         app.router.add_get("/version", self._version)
         oidc.add_routes(app, trusted)
         app.router.add_get("/", self._root)
         console.Console().add_routes(app)
+        nodesummary.NodeSummaryRoute(self.node_summary, self.access, slots).add_routes(app)
         for probe in ("/healthz", "/livez"):
             app.router.add_get(probe, self._ok)
         app.router.add_get("/readyz", self._ready)
@@ -176,6 +184,9 @@ class GatewayActor:
         return context
 
     async def close(self) -> None:
+        summary = getattr(self, "node_summary", None)
+        if summary is not None:
+            summary.stop()
         keeper = getattr(self, "_keeper", None)
         if keeper is not None:
             with contextlib.suppress(Exception):

@@ -10,6 +10,7 @@ is screenshotted."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 import urllib.request
@@ -253,6 +254,54 @@ async def test_cluster_view_aggregates_and_virtualises_500_nodes(gateway: Gatewa
     await browser.js("document.getElementById('node-tiles').scrollTop = 1e6")
     await browser.wait('[data-node="node-0499"]')
     await browser.screenshot("cluster-500")
+
+
+async def test_cluster_view_figures_come_from_the_gateway_summary_live(gateway: Gateway, api_client: ApiClient,
+                                                                       kubelet: KubeletAgent, browser: Browser) -> None:
+    await api_client.create(pod("s1"))  # before the page opens: in the summary's snapshot
+    await browser.open("#/nodes")
+    await browser.login(token(gateway))
+    tile = await browser.wait('[data-node="n1"]', "1 pod")
+    assert "250m" in tile.text and "64Mi" in tile.text, tile.text
+    assert await browser.js("return document.getElementById('view').dataset.podSource") == "summary"
+    await api_client.create(pod("s2", cpu="500m"))
+    assert "750m" in (await browser.wait('[data-node="n1"]', "2 pods")).text  # live, no reload
+    await api_client.delete("Pod", "s1", "default", grace_period=0)
+    await browser.wait('[data-node="n1"] .pods', "1 pod")
+    assert "500m" in (await browser.wait('[data-node="n1"]')).text
+    assert "1 pods on nodes" in (await browser.wait("#cluster-summary")).text
+    # the figures came from the gateway's summary: the page never listed or watched pods itself
+    fetched = await browser.js("return performance.getEntriesByType('resource').map((e) => e.name)")
+    assert not [url for url in fetched if "/pods" in url], fetched
+    assert len(gateway.actor.node_summary.subscribers) == 1
+
+    # a user who may read nodes but pods only in its namespace: the gateway refuses it the summary, the page
+    # falls back to the pods it may list cluster-wide (none), and says so in the API's words
+    await api_client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    await api_client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}, "team")
+    secret = await api_client.create({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}}}, "team")
+    robot = base64.b64decode(secret["data"]["token"]).decode()
+    subject = [{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}]
+    rbac = "rbac.authorization.k8s.io"
+    await api_client.create({"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": {"name": "node-reader"},
+                             "rules": [{"apiGroups": [""], "resources": ["nodes"],
+                                        "verbs": ["get", "list", "watch"]}]})
+    await api_client.create({"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding",
+                             "metadata": {"name": "robot-nodes"}, "subjects": subject,
+                             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "node-reader"}})
+    await api_client.create({"apiVersion": f"{rbac}/v1", "kind": "RoleBinding",
+                             "metadata": {"name": "robot-view", "namespace": "team"}, "subjects": subject,
+                             "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": "view"}}, "team")
+    await browser.js("sessionStorage.setItem('shoal.token', arguments[0]); location.hash = '#/events';", robot)
+    await browser.wait("h1", "Events")
+    await browser.js("location.hash = '#/nodes'")
+    refused = await browser.wait('[data-stat="pods-error"]', "forbidden")
+    assert refused.text == ('pods not shown: pods is forbidden: User "system:serviceaccount:team:robot" cannot '
+                            'list resource "pods" in API group "" at the cluster scope'), refused.text
+    assert await browser.js("return document.getElementById('view').dataset.podSource") == "pods"
+    assert "Ready" in (await browser.wait('[data-node="n1"]')).text  # the nodes it may see are drawn
 
 
 async def test_a_crash_looping_pod_is_marked_and_deleted_by_keyboard(gateway: Gateway, api_client: ApiClient,

@@ -78,3 +78,20 @@ async def test_lists_without_acknowledgements_and_through_the_client_are_complet
         assert sorted(o["metadata"]["name"] for o in listing.items) == sorted(f"big-{i}" for i in range(OBJECTS))
     finally:
         await nc.close()
+
+
+async def test_list_chunks_hands_over_each_chunk_as_it_comes(runner: ActorRunner, nats_server) -> None:
+    """``ApiClient.list_chunks``: the same objects as ``list``, in several chunks, the list's version on the last
+    one only (the gateway's node sums reduce each chunk and never hold the whole list)."""
+    await start_api(runner, list_window=WINDOW)
+    nc = await nats.connect(nats_server.url)
+    try:
+        client = ApiClient(nc)
+        await fill(client)
+        chunks = [(len(items), version) async for items, version in client.list_chunks("cm", "default")]
+        listing = await client.list("cm", "default")
+        assert len(chunks) > 2 * WINDOW and sum(n for n, _ in chunks) == OBJECTS == len(listing.items)
+        assert [v for _, v in chunks[:-1]] == [0] * (len(chunks) - 1)
+        assert chunks[-1][1] == listing.resource_version > 0
+    finally:
+        await nc.close()

@@ -187,6 +187,43 @@ export function informer(path, { list, event, pages, error = () => {} }, params 
   return () => controller.abort();
 }
 
+// The gateway's per-node sums of pods (`/console/v1/nodesummary`, `actors/gateway/nodesummary.py`): over a
+// websocket, `snapshot(nodes, message)` first (node -> [pods, cpu millicores, memory bytes, notRunning]),
+// then `changed(nodes, message)` with only the nodes whose totals changed (null: no pod left). A closed socket
+// is opened again (a new snapshot). When the gateway refuses it, a GET says why: `refused(error)` for a 403
+// (the user may not list every namespace's pods) or a 404 (a gateway without the summary), else it retries.
+// Returns a stop function.
+export const NODE_SUMMARY = "/console/v1/nodesummary";
+
+export function watchNodeSums({ snapshot, changed, refused, error = () => {} }) {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  (async () => {
+    while (!signal.aborted) {
+      try {
+        for await (const text of watchMessages(NODE_SUMMARY, signal)) {
+          const message = JSON.parse(text);
+          if (message.type === "SNAPSHOT") snapshot(message.nodes, message);
+          else changed(message.nodes, message);
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        if (e instanceof WatchRefused) {
+          try {
+            await getJSON(NODE_SUMMARY, { signal });  // refused, then allowed: open it again
+          } catch (why) {
+            if (signal.aborted || why instanceof Unauthorized) return;
+            if (why instanceof ApiError && (why.code === 403 || why.code === 404)) { refused(why); return; }
+            error(why);
+          }
+        } else error(e);
+      }
+      await sleep(1000);
+    }
+  })();
+  return () => controller.abort();
+}
+
 // Which resources the server serves, from discovery: "group/version/plural" -> resource (kind, namespaced).
 let discovered = null;
 export async function resources() {

@@ -1,8 +1,11 @@
 // The cluster view: counts of nodes by state and pods first, then one tile per node (Ready/NotReady,
 // cordoned, CPU and memory requested by its pods against allocatable, pod count). Only the tiles in view
-// are in the DOM, so thousands of nodes stay fast; pods are kept as a few numbers each, never whole.
+// are in the DOM, so thousands of nodes stay fast. The per-node pod figures come summed from the gateway
+// (`watchNodeSums`: a snapshot then the changed nodes, live), so the page never lists pods; a user the
+// gateway refuses them to (who may not list every namespace's pods) gets them summed here from the pods
+// their token may list, each kept as a few numbers, never whole.
 
-import { informer } from "../api.js";
+import { ApiError, informer, watchNodeSums } from "../api.js";
 import { cordon } from "../actions.js";
 import { bar, bytes, cores, fill, frameScheduler, h, quantity } from "../util.js";
 
@@ -32,6 +35,7 @@ function podSummary(pod) {
   return {
     node: spec.nodeName || "",
     live: phase !== "Succeeded" && phase !== "Failed",
+    running: phase === "Running",
     cpu: Math.max(sum(spec.containers, "cpu"), max(spec.initContainers, "cpu")),
     memory: Math.max(sum(spec.containers, "memory"), max(spec.initContainers, "memory")),
   };
@@ -39,10 +43,11 @@ function podSummary(pod) {
 
 const key = (obj) => `${obj.metadata.namespace}/${obj.metadata.name}`;
 
-export function mount(root) {
+export function mount(root, params, query = new URLSearchParams()) {
   const nodes = new Map();
   const pods = new Map();
-  const usage = new Map(); // node name -> {cpu, memory, pods}
+  const usage = new Map(); // node name ("": unscheduled) -> {cpu (cores), memory (bytes), pods, notRunning}
+  let podsError = "";
   let order = [];
   let orderStale = true;
   let listed = { nodes: false, pods: false };
@@ -51,13 +56,16 @@ export function mount(root) {
   let lastSummary = "";
 
   const account = (summary, sign) => {
-    if (!summary.node || !summary.live) return;
-    const u = usage.get(summary.node) || { cpu: 0, memory: 0, pods: 0 };
+    if (!summary.live) return;
+    const u = usage.get(summary.node) || { cpu: 0, memory: 0, pods: 0, notRunning: 0 };
     u.cpu += sign * summary.cpu;
     u.memory += sign * summary.memory;
     u.pods += sign;
+    u.notRunning += sign * !summary.running;
     usage.set(summary.node, u);
   };
+  // the gateway's totals: [pods, cpu millicores, memory bytes, notRunning]
+  const fromTotals = ([pods, cpu, memory, notRunning]) => ({ pods, cpu: cpu / 1000, memory, notRunning });
 
   const summary = h("div", { class: "summary", id: "cluster-summary", "aria-live": "polite" });
   const search = h("input", { type: "search", id: "node-filter", placeholder: "filter nodes by name",
@@ -80,9 +88,13 @@ export function mount(root) {
       if (n.cordoned) counts.cordoned += 1;
       cpu += n.cpu; memory += n.memory;
     }
-    for (const u of usage.values()) { cpuUsed += u.cpu; memoryUsed += u.memory; podCount += u.pods; }
+    for (const [name, u] of usage) {
+      if (!name) continue;
+      cpuUsed += u.cpu; memoryUsed += u.memory; podCount += u.pods;
+    }
+    const unscheduled = usage.get("")?.pods || 0;
     const signature = [listed.pods, nodes.size, counts.ready, counts.notready, counts.cordoned, podCount, cpuUsed, cpu,
-      memoryUsed, memory].join("|");
+      memoryUsed, memory, unscheduled, podsError].join("|");
     if (signature === lastSummary) return;
     lastSummary = signature;
     fill(summary,
@@ -91,14 +103,17 @@ export function mount(root) {
       h("span", { class: `stat ${counts.notready ? "bad" : ""}`, "data-stat": "notready" },
         h("b", { text: String(counts.notready) }), " NotReady"),
       h("span", { class: "stat warn", "data-stat": "cordoned" }, h("b", { text: String(counts.cordoned) }), " cordoned"),
-      h("span", { class: "stat", "data-stat": "pods" }, h("b", { text: String(podCount) }),
-        listed.pods ? " pods on nodes" : " pods on nodes (counting…)"),
+      podsError ? h("span", { class: "stat bad", "data-stat": "pods-error", text: `pods not shown: ${podsError}` })
+        : h("span", { class: "stat", "data-stat": "pods" }, h("b", { text: String(podCount) }),
+          listed.pods ? " pods on nodes" : " pods on nodes (counting…)"),
+      unscheduled ? h("span", { class: "stat warn", "data-stat": "unscheduled" }, h("b", { text: String(unscheduled) }),
+        " unscheduled") : null,
       h("span", { class: "stat" }, "CPU ", bar(cpuUsed, cpu, `${cores(cpuUsed)} / ${cores(cpu)}`)),
       h("span", { class: "stat" }, "memory ", bar(memoryUsed, memory, `${bytes(memoryUsed)} / ${bytes(memory)}`)));
   }
 
   function tile(n) {
-    const u = usage.get(n.name) || { cpu: 0, memory: 0, pods: 0 };
+    const u = usage.get(n.name) || { cpu: 0, memory: 0, pods: 0, notRunning: 0 };
     const state = stateOf(n);
     const label = n.cordoned ? `${n.ready ? "Ready" : "NotReady"}, cordoned` : n.ready ? "Ready" : "NotReady";
     return h("article", { class: `tile ${state}`, "data-node": n.name },
@@ -106,7 +121,8 @@ export function mount(root) {
         h("span", { class: `badge ${state}`, text: label })),
       h("div", { class: "tile-row" }, "CPU ", bar(u.cpu, n.cpu, `${cores(u.cpu)} / ${cores(n.cpu)}`)),
       h("div", { class: "tile-row" }, "mem ", bar(u.memory, n.memory, `${bytes(u.memory)} / ${bytes(n.memory)}`)),
-      h("div", { class: "tile-row" }, h("span", { class: "pods", text: `${u.pods} pod${u.pods === 1 ? "" : "s"}` }),
+      h("div", { class: "tile-row" }, h("span", { class: "pods",
+        text: `${u.pods} pod${u.pods === 1 ? "" : "s"}${u.notRunning ? ` (${u.notRunning} not running)` : ""}` }),
         h("button", { type: "button", class: "small", text: n.cordoned ? "Uncordon" : "Cordon",
           onclick: () => cordon(n.name, !n.cordoned) })));
   }
@@ -131,8 +147,8 @@ export function mount(root) {
       for (let col = 0; col < columns; col += 1) {
         const n = order[row * columns + col];
         if (!n) break;
-        const u = usage.get(n.name) || { cpu: 0, memory: 0, pods: 0 };
-        const signature = `${n.ready}|${n.cordoned}|${n.cpu}|${n.memory}|${u.cpu}|${u.memory}|${u.pods}`;
+        const u = usage.get(n.name) || { cpu: 0, memory: 0, pods: 0, notRunning: 0 };
+        const signature = `${n.ready}|${n.cordoned}|${n.cpu}|${n.memory}|${u.cpu}|${u.memory}|${u.pods}|${u.notRunning}`;
         let entry = drawn.get(n.name);
         if (!entry || entry.signature !== signature) {
           const el = tile(n);
@@ -185,12 +201,13 @@ export function mount(root) {
       schedule();
     },
   });
-  const stopPods = informer("/api/v1/pods", {
+  // The pods this user may list, summed here: the fallback when the gateway does not serve the summary to them.
+  const sumPods = () => informer("/api/v1/pods", {
     pages: {
       size: PAGE,
       reset() { pods.clear(); usage.clear(); listed.pods = false; },
       add(items) { for (const p of items) { const s = podSummary(p); pods.set(key(p), s); account(s, 1); } schedule(); },
-      done() { listed.pods = true; schedule(); },
+      done() { listed.pods = true; podsError = ""; schedule(); },
     },
     event(type, pod) {
       const k = key(pod);
@@ -200,6 +217,31 @@ export function mount(root) {
       else { const s = podSummary(pod); pods.set(k, s); account(s, 1); }
       schedule();
     },
+    error(e) {
+      if (!(e instanceof ApiError)) return;
+      podsError = e.message; listed.pods = true; schedule();
+      if (e.code === 403) stopPods();  // asking again every second will not change the answer
+    },
   });
-  return () => { stopNodes(); stopPods(); resize.disconnect(); };
+  // `#/nodes?pods=list`: sum the pods here even when the gateway would serve the summary (the benchmark's
+  // baseline, and a check of the gateway's figures)
+  const sumHere = query.get("pods") === "list";
+  if (sumHere) root.dataset.podSource = "pods";
+  let stopPods = sumHere ? sumPods() : watchNodeSums({
+    snapshot(totals) {
+      usage.clear();
+      for (const [name, t] of Object.entries(totals)) usage.set(name, fromTotals(t));
+      listed.pods = true;
+      root.dataset.podSource = "summary";
+      schedule();
+    },
+    changed(totals) {
+      for (const [name, t] of Object.entries(totals)) {
+        if (t === null) usage.delete(name); else usage.set(name, fromTotals(t));
+      }
+      schedule();
+    },
+    refused() { root.dataset.podSource = "pods"; stopPods = sumPods(); },
+  });
+  return () => { stopNodes(); stopPods(); resize.disconnect(); delete root.dataset.podSource; };
 }
