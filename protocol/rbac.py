@@ -23,6 +23,7 @@ from protocol.errors import BadRequest, Forbidden
 Obj = dict[str, Any]
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 MASTERS = "system:masters"
+AUTHENTICATED = "system:authenticated"
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 

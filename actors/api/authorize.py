@@ -9,7 +9,11 @@ as Kubernetes'). ``request_attributes`` maps a request to RBAC's attributes: ``s
 ``create`` of ``pods/eviction``, a TokenRequest ``create`` of ``serviceaccounts/token``. Requests on a node's
 ``shoal.node.<N>.api.>`` (only node N's kubelet can publish there) go through node restriction
 (``noderestriction.admit``): the answer is None (allowed as is), a guard the handler runs on the stored
-object it reads (allowed if the pod is bound to N), or Forbidden.
+object it reads (allowed if the pod is bound to N), or Forbidden. Requests on a component's
+``shoal.user.<U>.api.>`` (only the component NATS lets publish there: the scheduler as
+``system:kube-scheduler``, the controller manager as ``system:kube-controller-manager``, the cloud controller
+manager as ``system:cloud-controller-manager``) are authorized by RBAC for user U in the groups
+``system:authenticated`` (``scoped_user``), as Kubernetes authorizes those components; they may not carry ``as``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from actors.api import noderestriction
 from protocol.errors import Forbidden
-from protocol.rbac import Attributes, Policy, user_from_wire
+from protocol.rbac import AUTHENTICATED, Attributes, Policy, UserInfo, user_from_wire
 from protocol.requests import ApiRequest
 from protocol.subjects import Verb
 
@@ -37,6 +41,19 @@ def request_attributes(request: ApiRequest, body: dict[str, Any]) -> Attributes:
                       subresource)
 
 
+_SCOPED: dict[str, UserInfo] = {}
+
+
+def scoped_user(name: str) -> UserInfo:
+    """The user of an identity-scoped subject (one ``UserInfo`` per name, kept: no allocation per request)."""
+    user = _SCOPED.get(name)
+    if user is None:
+        if len(_SCOPED) > 1024:
+            _SCOPED.clear()
+        user = _SCOPED[name] = UserInfo(name, (AUTHENTICATED,))
+    return user
+
+
 def authorize(request: ApiRequest, body: dict[str, Any],
               referenced: noderestriction.Referenced | None = None,
               policy: Callable[[], Policy] | None = None) -> noderestriction.Guard | None:
@@ -45,6 +62,11 @@ def authorize(request: ApiRequest, body: dict[str, Any],
     the current RBAC policy (None: no request may carry ``as``)."""
     node = request.node
     impersonated = body.get("as")
+    if request.user is not None:
+        if impersonated is not None or policy is None:
+            raise Forbidden("identity-scoped subjects (shoal.user.<U>.api) do not serve 'as'")
+        policy().authorize(scoped_user(request.user), request_attributes(request, body))
+        return None
     if impersonated is not None:
         if node is not None or policy is None:
             raise Forbidden("this caller may not impersonate: 'as' is served on shoal.api subjects only")
