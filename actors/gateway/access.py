@@ -26,7 +26,6 @@ from aiohttp import web
 from actors.gateway import paths
 from actors.gateway.auth import AUTHENTICATED, USER, User
 from actors.gateway.http import json_response, read_body
-from actors.gateway.patch import APPLY_PATCH
 from protocol.errors import BadRequest, Forbidden
 from protocol.rbac import SERVICE_ACCOUNT_PREFIX, Attributes, UserInfo, forbidden_message
 from runtime.client import ApiClient
@@ -36,18 +35,20 @@ PREFIX = f"/apis/{GROUP_VERSION}"
 STREAM_VERBS = {"log": "get", "exec": "create", "attach": "create", "portforward": "create"}
 
 
-def composite(method: str, t: paths.Target, content_type: str) -> Attributes | None:
+def composite(method: str, t: paths.Target) -> Attributes | None:
     """The Kubernetes request of an HTTP call the gateway serves with several API requests of other verbs
     (so authorizing those would differ from Kubernetes): a merge/JSON/strategic patch (read-modify-write
-    here) is ``patch``, the ``scale`` subresource ``get``/``update``/``patch`` of ``<plural>/scale`` (served on
-    the object), a collection DELETE ``deletecollection``. None: the API authorizes the call's requests."""
+    here) and a server-side apply (get, then create or update here) are ``patch`` (an apply that creates the
+    object needs ``create`` as well: ``Handlers.server_side_apply`` asks it), the ``scale`` subresource
+    ``get``/``update``/``patch`` of ``<plural>/scale`` (served on the object), a collection DELETE
+    ``deletecollection``. None: the API authorizes the call's requests."""
     info, ns, name = t.info, t.namespace or "", t.name or ""
     if t.name is None:
         return Attributes("deletecollection", info.plural, info.group, ns) if method == "DELETE" else None
     verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
     if t.subresource == "scale" and verb is not None:
         return Attributes(verb, info.plural, info.group, ns, name, "scale")
-    if method == "PATCH" and content_type.split(";")[0].strip() != APPLY_PATCH and t.subresource in (None, "status"):
+    if method == "PATCH" and t.subresource in (None, "status"):
         return Attributes("patch", info.plural, info.group, ns, name, t.subresource or "")
     return None
 

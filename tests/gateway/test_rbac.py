@@ -141,3 +141,34 @@ async def test_patch_scale_and_deletecollection_are_authorized_as_kubernetes_nam
     swept = await gateway.kubectl("delete", "--raw", "/api/v1/namespaces/team/pods", "--token", token)
     assert swept.rc == 1 and 'cannot deletecollection resource "pods"' in swept.err, swept
     assert (await api_client.get("Pod", "web", "team"))["metadata"]["name"] == "web"
+
+
+def _config_map(name: str, value: str) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "team"},
+                       "data": {"k": value}})
+
+
+async def test_server_side_apply_is_authorized_as_patch_and_create_when_it_creates(
+        gateway: Gateway, api_client: ApiClient) -> None:
+    """Kubernetes authorizes a server-side apply as ``patch`` (and, when it creates the object, ``create``
+    too); the gateway serves it as a get then a create or an update, which must not decide instead: update
+    without patch does not apply, patch without get does."""
+    token = await robot_token(api_client)
+    as_robot = ("--token", token, "-n", "team")
+    await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                             "data": {"k": "v0"}}, "team")
+    await gateway.ok("create", "role", "updater", "--verb=get,list,update", "--resource=configmaps", "-n", "team")
+    await gateway.ok("create", "rolebinding", "updater", "--role=updater", "--serviceaccount=team:robot", "-n", "team")
+    applied = await gateway.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", *as_robot,
+                                    stdin=_config_map("cfg", "v1"))
+    assert applied.rc == 1 and 'cannot patch resource "configmaps"' in applied.err, applied
+    assert (await api_client.get("ConfigMap", "cfg", "team"))["data"] == {"k": "v0"}
+
+    await gateway.ok("delete", "rolebinding", "updater", "-n", "team")
+    await gateway.ok("create", "role", "patcher", "--verb=patch", "--resource=configmaps", "-n", "team")
+    await gateway.ok("create", "rolebinding", "patcher", "--role=patcher", "--serviceaccount=team:robot", "-n", "team")
+    await gateway.ok("apply", "--server-side", "--force-conflicts", "-f", "-", *as_robot,
+                     stdin=_config_map("cfg", "v2"))
+    assert (await api_client.get("ConfigMap", "cfg", "team"))["data"] == {"k": "v2"}
+    fresh = await gateway.kubectl("apply", "--server-side", "-f", "-", *as_robot, stdin=_config_map("fresh", "x"))
+    assert fresh.rc == 1 and 'cannot create resource "configmaps"' in fresh.err, fresh
