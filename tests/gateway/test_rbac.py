@@ -172,3 +172,40 @@ async def test_server_side_apply_is_authorized_as_patch_and_create_when_it_creat
     assert (await api_client.get("ConfigMap", "cfg", "team"))["data"] == {"k": "v2"}
     fresh = await gateway.kubectl("apply", "--server-side", "-f", "-", *as_robot, stdin=_config_map("fresh", "x"))
     assert fresh.rc == 1 and 'cannot create resource "configmaps"' in fresh.err, fresh
+
+
+def _local_review(namespace: str, user: str, verb: str, resource: str, review_namespace: str | None = None) -> str:
+    attributes = {"verb": verb, "resource": resource, **({"namespace": review_namespace} if review_namespace else {})}
+    return json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                       "metadata": {"namespace": namespace},
+                       "spec": {"user": user, "resourceAttributes": attributes}})
+
+
+async def test_local_subject_access_review_is_for_a_namespaces_admin(gateway: Gateway, api_client: ApiClient) -> None:
+    """A LocalSubjectAccessReview asks another user's access in one namespace; a namespace's ``admin`` may ask
+    it there (not elsewhere, and not the cluster-wide SubjectAccessReview); its namespace is the URL's."""
+    token = await robot_token(api_client)
+    await api_client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    robot = "system:serviceaccount:team:robot"
+    asked = json.loads(await gateway.ok("create", "-f", "-", "-o", "json",
+                                        stdin=_local_review("team", robot, "list", "pods")))
+    assert asked["kind"] == "LocalSubjectAccessReview" and asked["status"]["allowed"] is False, asked
+    assert asked["spec"]["resourceAttributes"]["namespace"] == "team"
+    await gateway.ok("create", "rolebinding", "robot-admin", "--clusterrole=admin", "--serviceaccount=team:robot",
+                     "-n", "team")
+    asked = json.loads(await gateway.ok("create", "-f", "-", "-o", "json",
+                                        stdin=_local_review("team", robot, "list", "pods")))
+    assert asked["status"]["allowed"] is True, asked
+    # the robot, admin of team, asks about another user there; not in another namespace, not cluster-wide
+    mine = json.loads(await gateway.ok("create", "-f", "-", "-o", "json", "--token", token,
+                                       stdin=_local_review("team", "alice", "get", "secrets")))
+    assert mine["status"]["allowed"] is False, mine
+    elsewhere = await gateway.kubectl("create", "-f", "-", "--token", token,
+                                      stdin=_local_review("other", "alice", "get", "secrets"))
+    assert elsewhere.rc == 1 and 'cannot create resource "localsubjectaccessreviews"' in elsewhere.err, elsewhere
+    review = json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                         "spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "secrets"}}})
+    cluster_wide = await gateway.kubectl("create", "-f", "-", "--token", token, stdin=review)
+    assert cluster_wide.rc == 1 and 'cannot create resource "subjectaccessreviews"' in cluster_wide.err, cluster_wide
+    mismatch = await gateway.kubectl("create", "-f", "-", stdin=_local_review("team", robot, "get", "pods", "other"))
+    assert mismatch.rc == 1 and "must match the namespace" in mismatch.err, mismatch
