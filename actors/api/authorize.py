@@ -4,7 +4,8 @@ Requests on ``shoal.api.>`` come from trusted callers (NATS permissions decide w
 control plane, the gateway, the admin); without ``"as"`` they are served as ``system:masters``. With
 ``"as": {"user", "groups", "uid"?}`` (Kubernetes' impersonation: the gateway puts each HTTP user there) the
 request is authorized by RBAC for that user (``protocol.rbac``, from the API's cached policy; Forbidden worded
-as Kubernetes'). ``request_attributes`` maps a request to RBAC's attributes: ``status`` is ``update`` of
+as Kubernetes'). ``request_attributes`` maps a request to RBAC's attributes (a list or watch whose field
+selector pins ``metadata.name=X`` is one on name X, as Kubernetes authorizes it): ``status`` is ``update`` of
 ``<plural>/status``, a status patch ``patch`` of it, a bind ``create`` of ``pods/binding``, an eviction
 ``create`` of ``pods/eviction``, a TokenRequest ``create`` of ``serviceaccounts/token``. Requests on a node's
 ``shoal.node.<N>.api.>`` (only node N's kubelet can publish there) go through node restriction
@@ -22,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.api import noderestriction
-from protocol.errors import Forbidden
+from protocol.errors import BadRequest, Forbidden
 from protocol.rbac import AUTHENTICATED, Attributes, Policy, UserInfo, user_from_wire
 from protocol.requests import ApiRequest
+from protocol.selectors import parse_field_selector
 from protocol.subjects import Verb
 
 _VERBS: dict[Verb, tuple[str, str]] = {
@@ -37,8 +39,26 @@ def request_attributes(request: ApiRequest, body: dict[str, Any]) -> Attributes:
     verb, subresource = _VERBS.get(request.verb, (str(request.verb), ""))
     if request.verb == Verb.PATCH and body.get("subresource") == "status":
         subresource = "status"
-    return Attributes(verb, request.info.plural, request.info.group, request.namespace or "", request.name or "",
-                      subresource)
+    name = request.name or ""
+    if request.verb in _SELECTABLE and body.get("fieldSelector"):
+        name = _selected_name(body["fieldSelector"])
+    return Attributes(verb, request.info.plural, request.info.group, request.namespace or "", name, subresource)
+
+
+_SELECTABLE = frozenset({Verb.LIST, Verb.WATCH})
+
+
+def _selected_name(selector: Any) -> str:
+    """The name a list or watch is pinned to by ``metadata.name=X`` in its field selector: Kubernetes
+    authorizes such a request with that name (``RequestInfoFactory``), so a rule whose resourceNames list X
+    allows watching that one object. A selector that does not parse pins nothing (the handler refuses it)."""
+    if not isinstance(selector, str):
+        return ""
+    try:
+        name = parse_field_selector(selector).value_of("metadata.name")
+    except BadRequest:
+        return ""
+    return name if name and "/" not in name and "%" not in name and name not in (".", "..") else ""
 
 
 _SCOPED: dict[str, UserInfo] = {}

@@ -209,3 +209,32 @@ async def test_local_subject_access_review_is_for_a_namespaces_admin(gateway: Ga
     assert cluster_wide.rc == 1 and 'cannot create resource "subjectaccessreviews"' in cluster_wide.err, cluster_wide
     mismatch = await gateway.kubectl("create", "-f", "-", stdin=_local_review("team", robot, "get", "pods", "other"))
     assert mismatch.rc == 1 and "must match the namespace" in mismatch.err, mismatch
+
+
+async def test_a_watch_of_one_object_is_allowed_by_a_rule_naming_it(gateway: Gateway, api_client: ApiClient) -> None:
+    """``kubectl get configmap cfg --watch`` lists and watches with ``fieldSelector=metadata.name=cfg``; as in
+    Kubernetes, that is authorized on name ``cfg``, so a rule with ``resourceNames: [cfg]`` allows it, and
+    still no other ConfigMap, nor the collection."""
+    token = await robot_token(api_client)
+    as_robot = ("--token", token, "-n", "team")
+    await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                             "data": {"k": "v0"}}, "team")
+    await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}}, "team")
+    await gateway.ok("create", "role", "one", "--verb=get,list,watch", "--resource=configmaps",
+                     "--resource-name=cfg", "-n", "team")
+    await gateway.ok("create", "rolebinding", "one", "--role=one", "--serviceaccount=team:robot", "-n", "team")
+    listed = await gateway.kubectl("get", "configmaps", *as_robot)
+    assert listed.rc == 1 and 'cannot list resource "configmaps"' in listed.err, listed
+    selected = await gateway.ok("get", "configmaps", "--field-selector=metadata.name=cfg", "-o", "name", *as_robot)
+    assert selected.split() == ["configmap/cfg"], selected
+    other = await gateway.kubectl("get", "configmaps", "--field-selector=metadata.name=other", *as_robot)
+    assert other.rc == 1 and 'configmaps "other" is forbidden' in other.err, other
+    watch = await gateway.start("get", "configmap", "cfg", "--watch", "-o", "jsonpath={.data.k}{\"\\n\"}",
+                                *as_robot)
+    try:
+        await read_until(watch.stdout, "v0")
+        await api_client.patch("ConfigMap", "cfg", {"data": {"k": "v1"}}, "team")
+        await read_until(watch.stdout, "v1")
+    finally:
+        watch.kill()
+        await watch.wait()

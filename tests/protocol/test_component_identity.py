@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors.api.authorize import authorize, scoped_user
+from actors.api.authorize import authorize, request_attributes, scoped_user
 from actors.api.rbaccache import reconciled
 from protocol import rbac_bootstrap, subjects
 from protocol.errors import BadRequest, Forbidden
@@ -125,3 +125,33 @@ def test_reconciliation_adds_what_an_older_role_lacks_and_keeps_additions() -> N
     b = next(b for b in rbac_bootstrap.CLUSTER_ROLE_BINDINGS if b["metadata"]["name"] == "system:volume-scheduler")
     assert reconciled({**b, "subjects": []}, b) == b
     assert reconciled(b, b) is None
+
+
+@pytest.mark.parametrize(
+    ("verb", "selector", "name"),
+    [
+        (Verb.WATCH, "metadata.name=cfg", "cfg"),
+        (Verb.LIST, "metadata.name==cfg,metadata.namespace=team", "cfg"),
+        (Verb.LIST, "metadata.name!=cfg", ""),
+        (Verb.WATCH, "spec.nodeName=n1", ""),
+        (Verb.WATCH, "metadata.name=a/b", ""),
+        (Verb.WATCH, "not a selector", ""),
+        (Verb.CREATE, "metadata.name=cfg", ""),
+    ],
+)
+def test_a_list_or_watch_of_one_name_is_authorized_on_that_name(verb: Verb, selector: str, name: str) -> None:
+    """Kubernetes authorizes a list or watch with ``fieldSelector=metadata.name=X`` as one on name X, so a rule
+    with ``resourceNames: [X]`` allows watching that one object (``kubectl get cm X -w``) and nothing more."""
+    request = ApiRequest(verb, by_kind("ConfigMap"), "team", None)
+    assert request_attributes(request, {"fieldSelector": selector}).name == name
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "one", "namespace": "team"},
+            "rules": [{"verbs": ["list", "watch"], "apiGroups": [""], "resources": ["configmaps"],
+                       "resourceNames": ["cfg"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "one", "namespace": "team"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "one"},
+               "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "u"}]}
+    policy = Policy.build(roles=[role], role_bindings=[binding])
+    allowed = policy.allowed(UserInfo("u"), request_attributes(request, {"fieldSelector": selector}))
+    assert allowed is (name == "cfg" and verb in (Verb.LIST, Verb.WATCH))
