@@ -127,6 +127,8 @@ class ApiActor:
              Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
             max_per_flow=s.max_inflight_per_flow)
         self._subs: list[Any] = []
+        self.serving = False
+        """True once every request subject (shared, node-scoped, identity-scoped) and watch control is subscribed."""
         self._handlers: dict[Verb, Handler] = {
             Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
             Verb.UPDATE: self._update, Verb.STATUS: self._update, Verb.PATCH: self._patch,
@@ -199,6 +201,7 @@ class ApiActor:
                                                  cb=self._on_request, pending_msgs_limit=1_000_000,
                                                  pending_bytes_limit=1024 * 1024 * 1024))
         self._subs.append(await ctx.nc.subscribe(subjects.watch_control(self.id), cb=self._on_watch_control))
+        self.serving = True
 
     async def close(self) -> None:
         """Stop taking requests, finish those in flight, then end watches (clients resume elsewhere)."""

@@ -85,7 +85,7 @@ async def up(tmp_path: Path) -> AsyncIterator[Up]:
         for _ in range(1500):
             if task.done():
                 task.result()
-            if actor.cache.ready.is_set() and len(actor._subs) >= 3:
+            if actor.cache.ready.is_set() and actor.serving:
                 break
             await asyncio.sleep(0.02)
         yield cluster
