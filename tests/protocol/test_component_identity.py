@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from actors.api import audit
 from actors.api.authorize import authorize, request_attributes, scoped_user
 from actors.api.rbaccache import reconciled
 from protocol import rbac_bootstrap, subjects
@@ -83,6 +84,8 @@ def test_identity_scoped_subjects_name_the_user() -> None:
     assert scoped == "shoal.user.system=3Akube-scheduler.api.get.pods.a.p"
     assert parse_subject(scoped) == ApiRequest(Verb.GET, pods, "a", "p", None, rbac_bootstrap.SCHEDULER)
     assert subjects.split_api_subject(scoped) == (None, subject.split("."))
+    assert audit.scoped_user(scoped) == rbac_bootstrap.SCHEDULER and audit.scoped_user(subject) is None
+    assert audit.describe(scoped) == (None, "get", "pods", "a", "p")
     assert parse_subject("shoal.user.system=3Akube-scheduler.api.admin.info") == AdminRequest(
         "info", rbac_bootstrap.SCHEDULER)
     with pytest.raises(BadRequest):
