@@ -6,6 +6,10 @@ impersonated user is a ServiceAccount bound to ``edit`` in its namespace (found 
 groups and its own name). Get and create of ConfigMaps are measured in interleaved rounds, alternating who
 goes first, so the machine's drift hits both alike. What RBAC costs per request is one policy evaluation from
 the API's cached index (rebuilt only when an RBAC object changes) and the ``as`` map on the wire.
+
+A third client acts as a control-plane component (``system:kube-controller-manager`` on its identity-scoped
+subjects ``shoal.user.<U>.api.>``, as the controller manager now does): its requests are authorized by the
+component's bootstrap role; figures ``*_component_*`` and ``*_ratio_component_p50`` (against the trusted caller).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cluster, get_create_a_b
+from protocol.rbac_bootstrap import CONTROLLER_MANAGER
 from runtime.client import ApiClient
 
 ROBOT = {"user": "system:serviceaccount:bench:robot",
@@ -46,7 +51,8 @@ async def policy(client: ApiClient, bindings: int) -> None:
 async def main_async(n: int, rounds: int, bindings: int) -> dict[str, Any]:
     async with cluster() as c:
         await policy(c.client, bindings)
-        clients = {"rbac": ApiClient(c.client.nc, impersonate=lambda: ROBOT), "trusted": c.client}
+        clients = {"rbac": ApiClient(c.client.nc, impersonate=lambda: ROBOT), "trusted": c.client,
+                   "component": ApiClient(c.client.nc, identity=CONTROLLER_MANAGER)}
         return await get_create_a_b(clients, n, rounds, "bench", bindings=bindings)
 
 

@@ -285,16 +285,20 @@ async def get_create_latencies(client: ApiClient, n: int, tag: str,
 
 async def get_create_a_b(clients: dict[str, ApiClient], n: int, rounds: int, namespace: str = "default",
                          **extra: Any) -> dict[str, Any]:
-    """Gets and creates through two clients (``{tag: client}``, the first tag measured against the second)
-    in interleaved rounds, who goes first alternating, so the machine's drift hits both alike: p50/p99 per
-    tag and verb, and ``<verb>_ratio_p50`` = first / second."""
-    first, second = clients
+    """Gets and creates through two or more clients (``{tag: client}``, the first tag measured against the
+    second, the baseline) in interleaved rounds, the order rotating each round, so the machine's drift hits
+    all alike: p50/p99 per tag and verb, ``<verb>_ratio_p50`` = first / second and, for a third tag and
+    later, ``<verb>_ratio_<tag>_p50`` = that tag / second."""
+    tags = list(clients)
+    first, second = tags[0], tags[1]
     lat: dict[str, list[float]] = {}
     for tag, client in clients.items():
         await get_create_latencies(client, 30, f"warm-{tag}", namespace)
     per_round = max(1, n // rounds)
     for r in range(rounds):
-        for tag in (first, second) if r % 2 == 0 else (second, first):
+        order = tags[r % len(tags):] + tags[:r % len(tags)] if len(tags) > 2 else (
+            tags if r % 2 == 0 else tags[::-1])
+        for tag in order:
             gets, creates = await get_create_latencies(clients[tag], per_round, f"{tag}-r{r}", namespace)
             lat.setdefault(f"get_{tag}", []).extend(gets)
             lat.setdefault(f"create_{tag}", []).extend(creates)
@@ -304,7 +308,13 @@ async def get_create_a_b(clients: dict[str, ApiClient], n: int, rounds: int, nam
         figures[f"{key}_p99_ms"] = round(percentile(values, 99), 3)
     for verb in ("get", "create"):
         figures[f"{verb}_ratio_p50"] = round(figures[f"{verb}_{first}_p50_ms"] / figures[f"{verb}_{second}_p50_ms"], 2)
+        for tag in tags[2:]:
+            figures[f"{verb}_ratio_{tag}_p50"] = round(
+                figures[f"{verb}_{tag}_p50_ms"] / figures[f"{verb}_{second}_p50_ms"], 2)
     progress(f"get p50 {figures[f'get_{first}_p50_ms']} ms {first} vs {figures[f'get_{second}_p50_ms']} ms "
              f"{second} ({figures['get_ratio_p50']}x); create p50 {figures[f'create_{first}_p50_ms']} vs "
              f"{figures[f'create_{second}_p50_ms']} ms ({figures['create_ratio_p50']}x)")
+    for tag in tags[2:]:
+        progress(f"{tag}: get p50 {figures[f'get_{tag}_p50_ms']} ms ({figures[f'get_ratio_{tag}_p50']}x), "
+                 f"create p50 {figures[f'create_{tag}_p50_ms']} ms ({figures[f'create_ratio_{tag}_p50']}x)")
     return figures

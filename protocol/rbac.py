@@ -5,8 +5,9 @@ the user (by name, by one of its groups, or as ``system:serviceaccount:<ns>:<nam
 ClusterRoleBinding's ClusterRole anywhere, a RoleBinding's Role or ClusterRole only in the binding's namespace.
 A rule covers a resource request when its verbs, apiGroups, resources (``pods/log`` for a subresource, ``*``,
 ``*/scale``) and resourceNames (none: any name; a collection request never matches a rule that names names)
-match; a non-resource request (``/api``, ``/healthz``) when its verbs and nonResourceURLs (a trailing ``*`` is
-a prefix) match. Nothing denies: no matching rule is Forbidden, worded as Kubernetes words it.
+match (the API gives a list or watch pinned to one name by ``fieldSelector=metadata.name=X`` that name, as
+Kubernetes does); a non-resource request (``/api``, ``/healthz``) when its verbs and nonResourceURLs (a
+trailing ``*`` is a prefix) match. Nothing denies: no matching rule is Forbidden, worded as Kubernetes words it.
 
 ``Policy.build(roles, cluster_roles, role_bindings, cluster_role_bindings)`` indexes the objects once (bindings
 by subject, aggregated ClusterRoles resolved); ``Policy.allowed(user, attributes)`` is then a few dict lookups.
@@ -23,6 +24,7 @@ from protocol.errors import BadRequest, Forbidden
 Obj = dict[str, Any]
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 MASTERS = "system:masters"
+AUTHENTICATED = "system:authenticated"
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 

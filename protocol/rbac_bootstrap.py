@@ -5,10 +5,15 @@ gateway's admin token user), the aggregated user-facing ``admin``/``edit``/``vie
 union of the ``aggregate-to-*`` ClusterRoles below, so a user may extend them by labelling a ClusterRole),
 ``system:basic-user``, ``system:discovery`` and ``system:public-info-viewer`` (bound to
 ``system:authenticated``; the last also to ``system:unauthenticated``), ``system:service-account-issuer-discovery``
-(the OIDC documents, bound to ``system:serviceaccounts``), and the component roles ``system:kube-scheduler`` and
-``system:kube-controller-manager`` bound to the users of those names. Shoal's components reach the API as
-trusted NATS identities (cluster-admin equivalents), so the component roles apply only when a caller
-impersonates those users (``shoal --as system:kube-scheduler``).
+(the OIDC documents, bound to ``system:serviceaccounts``), and the component roles ``system:kube-scheduler``
+(with ``system:volume-scheduler``), ``system:kube-controller-manager`` and ``system:cloud-controller-manager``
+bound to the users of those names. Shoal's control-plane components act as those users (``COMPONENT_USERS``:
+their API requests arrive on identity-scoped subjects only they may publish on), so each may do what its
+role grants and nothing else. The roles are Kubernetes' (``plugin/pkg/auth/authorizer/rbac/bootstrappolicy``)
+plus, for the controller manager, what Kubernetes' per-controller ``system:controller:*`` roles grant together,
+since Shoal's controller manager acts as one user (Kubernetes' ``--use-service-account-credentials`` gives
+each controller its own ServiceAccount instead; one identity is simpler and one NATS user; the roles say
+what that costs), and Shoal's own Lease names.
 """
 
 from __future__ import annotations
@@ -18,9 +23,31 @@ from typing import Any
 from protocol.kinds.rbac import API_VERSION, GROUP
 
 Obj = dict[str, Any]
-AUTOUPDATE = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
+AUTOUPDATE_KEY = "rbac.authorization.kubernetes.io/autoupdate"
+AUTOUPDATE = {AUTOUPDATE_KEY: "true"}
 BOOTSTRAP = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 READ = ["get", "list", "watch"]
+
+SCHEDULER = "system:kube-scheduler"
+CONTROLLER_MANAGER = "system:kube-controller-manager"
+CLOUD_CONTROLLER_MANAGER = "system:cloud-controller-manager"
+COMPONENT_USERS = {"scheduler": SCHEDULER, "controller-manager": CONTROLLER_MANAGER,
+                   "cloud-controller-manager": CLOUD_CONTROLLER_MANAGER}
+"""The Kubernetes user each control-plane component (by its NATS user name) acts as: its API requests go to
+``shoal.user.<user>.api.>`` (``protocol.subjects.user_api_prefix``), which NATS lets only that component
+publish on, and RBAC authorizes them with the role of the same name."""
+SCHEDULER_LEASE = "shoal-scheduler"
+CONTROLLER_MANAGER_LEASE = "shoal-controller-manager"
+CLOUD_CONTROLLER_MANAGER_LEASE = "shoal-cloud-controller-manager"
+"""The components' leader-election Leases (namespace ``kube-system``): each role may get and update its own
+only (Kubernetes names them ``kube-scheduler`` and so on; both names are granted)."""
+CONTROLLER_WRITABLE_GROUPS = ["", "apps", "batch", "autoscaling", "policy", "coordination.k8s.io", "storage.k8s.io",
+                              "scheduling.k8s.io", "discovery.k8s.io", "networking.k8s.io", "events.k8s.io"]
+"""Where the controller manager may patch and update any resource (the garbage collector's owner references
+and finalizers, the controllers' status writes): every group but ``rbac.authorization.k8s.io``. Kubernetes'
+garbage collector may update every group, RBAC's too, because its escalation check stops a grant of more
+than the writer holds; Shoal has no escalation check, so an identity that may update Roles may grant itself
+anything: the controller manager may only delete RBAC objects (the namespace controller does)."""
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 
 
@@ -107,11 +134,10 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
                                                                "/version/"])]),
     cluster_role("system:service-account-issuer-discovery",
                  [_urls(["get"], ["/.well-known/openid-configuration", "/openid/v1/jwks"])]),
-    cluster_role("system:kube-scheduler", [
+    cluster_role(SCHEDULER, [
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["create"], ["coordination.k8s.io"], ["leases"]),
-        _rule(["get", "update"], ["coordination.k8s.io"], ["leases"],
-              ["kube-scheduler"]),
+        _rule(["get", "update"], ["coordination.k8s.io"], ["leases"], ["kube-scheduler", SCHEDULER_LEASE]),
         _rule(["delete", *READ], [""], ["nodes"]),
         _rule(["delete", *READ], [""], ["pods"]),
         _rule(["create"], [""], ["pods/binding", "bindings"]),
@@ -124,10 +150,17 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
         _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
         _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
     ]),
-    cluster_role("system:kube-controller-manager", [
+    cluster_role("system:volume-scheduler", [
+        _rule([*READ, "patch", "update"], [""], ["persistentvolumes"]),
+        _rule(READ, ["storage.k8s.io"], ["storageclasses"]),
+        _rule([*READ, "patch", "update"], [""], ["persistentvolumeclaims"]),
+    ]),
+    cluster_role(CONTROLLER_MANAGER, [
+        # Kubernetes' own rules for the user (kube-controller-manager with --use-service-account-credentials)
         _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         _rule(["create"], ["coordination.k8s.io"], ["leases"]),
-        _rule(["get", "update"], ["coordination.k8s.io"], ["leases"], ["kube-controller-manager"]),
+        _rule(["get", "update"], ["coordination.k8s.io"], ["leases"],
+              ["kube-controller-manager", CONTROLLER_MANAGER_LEASE]),
         _rule(["create"], [""], ["secrets", "serviceaccounts"]),
         _rule(["delete"], [""], ["secrets"]),
         _rule(["get"], [""], ["configmaps", "namespaces", "secrets", "serviceaccounts"]),
@@ -136,6 +169,30 @@ CLUSTER_ROLES: tuple[Obj, ...] = (
         _rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
         _rule(["list", "watch"], ["*"], ["*"]),
         _rule(["create"], [""], ["serviceaccounts/token"]),
+        # what the system:controller:* roles of the controllers Shoal runs grant together (Shoal's controller
+        # manager acts as this one user): the garbage collector reads everything and edits owner references
+        # and finalizers, the namespace controller deletes everything in a namespace; the workload controllers
+        # create what they own and write the status of what they manage
+        _rule(["get"], ["*"], ["*"]),
+        _rule(["delete", "deletecollection"], ["*"], ["*"]),
+        _rule(["patch", "update"], CONTROLLER_WRITABLE_GROUPS, ["*"]),
+        _rule(["create"], [""], ["pods", "endpoints", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
+        _rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
+        _rule(["create"], ["batch"], ["jobs"]),
+    ]),
+    cluster_role(CLOUD_CONTROLLER_MANAGER, [
+        _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        _rule(["create"], ["coordination.k8s.io"], ["leases"]),
+        _rule(["get", "update"], ["coordination.k8s.io"], ["leases"],
+              ["cloud-controller-manager", CLOUD_CONTROLLER_MANAGER_LEASE]),
+        _rule(["*"], [""], ["nodes"]),
+        _rule(["patch", "update"], [""], ["nodes/status"]),
+        _rule([*READ, "patch", "update"], [""], ["services"]),
+        _rule(["patch", "update"], [""], ["services/status"]),
+        _rule([*READ, "create", "update", "patch", "delete"], [""], ["persistentvolumes"]),
+        _rule(["patch", "update"], [""], ["persistentvolumes/status"]),
+        _rule(READ, [""], ["persistentvolumeclaims"]),
+        _rule([*READ, "create"], ["storage.k8s.io"], ["storageclasses"]),
     ]),
 )
 
@@ -147,7 +204,8 @@ CLUSTER_ROLE_BINDINGS: tuple[Obj, ...] = (
                          [("Group", "system:authenticated"), ("Group", "system:unauthenticated")]),
     cluster_role_binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
                          [("Group", "system:serviceaccounts")]),
-    cluster_role_binding("system:kube-scheduler", "system:kube-scheduler", [("User", "system:kube-scheduler")]),
-    cluster_role_binding("system:kube-controller-manager", "system:kube-controller-manager",
-                         [("User", "system:kube-controller-manager")]),
+    cluster_role_binding(SCHEDULER, SCHEDULER, [("User", SCHEDULER)]),
+    cluster_role_binding("system:volume-scheduler", "system:volume-scheduler", [("User", SCHEDULER)]),
+    cluster_role_binding(CONTROLLER_MANAGER, CONTROLLER_MANAGER, [("User", CONTROLLER_MANAGER)]),
+    cluster_role_binding(CLOUD_CONTROLLER_MANAGER, CLOUD_CONTROLLER_MANAGER, [("User", CLOUD_CONTROLLER_MANAGER)]),
 )

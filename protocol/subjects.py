@@ -67,14 +67,39 @@ def node_api(node: str, verb: Verb, info: KindInfo, namespace: str | None, name:
     return f"shoal.node.{encode_token(node)}.api.{verb}.{info.plural}.{ns}{tail}"
 
 
+USER_API_WILDCARD = "shoal.user.*.api.>"
+
+
+def user_api_prefix(user: str) -> str:
+    """``shoal.user.<user>.api``: where a control-plane component acting as Kubernetes user ``user`` (e.g.
+    ``system:kube-scheduler``) sends its API requests. NATS permissions let only that component's identity
+    publish under it, and API actors authorize each request with RBAC for ``user`` (the subject, not the
+    body, says who asks: a component cannot claim to be another)."""
+    return f"shoal.user.{encode_token(user)}.api"
+
+
+def scope_of(subject: str) -> tuple[str | None, str | None, list[str]]:
+    """A request subject as ``(node token, user token, tokens)``: for a kubelet's ``shoal.node.<N>.api.<verb>...``
+    N's (still escaped) token, for a component's ``shoal.user.<U>.api.<verb>...`` U's; the tokens rewritten
+    to the ``shoal.api.<verb>...`` form. For any other subject, None, None and its tokens as they are."""
+    tokens = subject.split(".")
+    if len(tokens) > 4 and tokens[3] == "api":
+        if tokens[1] == "node":
+            return tokens[2], None, ["shoal", "api", *tokens[4:]]
+        if tokens[1] == "user":
+            return None, tokens[2], ["shoal", "api", *tokens[4:]]
+    return None, None, tokens
+
+
 def split_api_subject(subject: str) -> tuple[str | None, list[str]]:
     """A request subject as ``(node token, tokens)``: for a kubelet's ``shoal.node.<N>.api.<verb>...``, N's
-    (still escaped) subject token and the tokens rewritten to the ``shoal.api.<verb>...`` form; for any other
-    subject, None and its tokens as they are."""
-    tokens = subject.split(".")
-    if len(tokens) > 4 and tokens[1] == "node" and tokens[3] == "api":
-        return tokens[2], ["shoal", "api", *tokens[4:]]
-    return None, tokens
+    (still escaped) subject token and the tokens rewritten to the ``shoal.api.<verb>...`` form (also for a
+    component's ``shoal.user.<U>.api.<verb>...``, with None: see ``scope_of``); for any other subject, None
+    and its tokens as they are."""
+    node, _, tokens = scope_of(subject)
+    return node, tokens
+
+
 INFO = f"{API_PREFIX}.admin.info"
 TOKEN_REVIEW = f"{API_PREFIX}.admin.tokenreview"
 

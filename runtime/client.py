@@ -7,6 +7,10 @@ ignored field: the object was still written) go to ``on_warning``, by default a 
 Impersonation (``impersonate``): a function giving the identity to act as (``{"user", "groups", "uid"?}``,
 or None for the caller's own); every request on ``shoal.api.>`` then carries it as ``"as"`` and the API
 authorizes it with RBAC for that user. The gateway passes its current HTTP user; ``shoal --as`` a fixed one.
+
+Acting as a component (``identity``, e.g. ``system:kube-scheduler``): every API request goes to the
+identity-scoped subjects ``shoal.user.<identity>.api.…`` instead of ``shoal.api.…``; NATS lets only that
+component's user publish there (``runtime.nats_security``) and the API authorizes it with RBAC for that user.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from protocol.subjects import Verb
 from runtime.watch import Watch
 
 KindLike = KindInfo | str
+_API_DOT = subjects.API_PREFIX + "."
 NO_API = ("no API actor answered on NATS: is the cluster running? Start one with `shoal up`, or point "
           "--server/SHOAL_SERVER at it")
 
@@ -64,10 +69,15 @@ class ObjectList:
 class ApiClient:
     def __init__(self, nc: Client, *, timeout: float = 10.0, node_scope: str | None = None,
                  on_warning: Callable[[str], None] = log_warning, field_validation: str | None = None,
-                 impersonate: Callable[[], dict[str, Any] | None] | None = None) -> None:
+                 impersonate: Callable[[], dict[str, Any] | None] | None = None,
+                 identity: str | None = None) -> None:
         """``node_scope``: a kubelet's node; its writes then go to the node-scoped subjects
-        ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on. ``on_warning``
-        receives each warning of a reply (the ``shoal`` tool prints ``Warning: …`` lines)."""
+        ``shoal.node.<node>.api.…``, the only ones NATS lets that kubelet publish on. ``identity``: the
+        Kubernetes user a control-plane component acts as; all its requests then go to
+        ``shoal.user.<identity>.api.…``. ``on_warning`` receives each warning of a reply (the ``shoal`` tool
+        prints ``Warning: …`` lines)."""
+        if identity is not None and (node_scope is not None or impersonate is not None):
+            raise ValueError("an ApiClient acting as a component identity neither is node-scoped nor impersonates")
         self.nc = nc
         self.timeout = timeout
         self.node_scope = node_scope
@@ -75,6 +85,14 @@ class ApiClient:
         self.field_validation = field_validation
         """``Strict``, ``Warn`` or ``Ignore`` for creates, updates and patches (None: the server's default, Warn)."""
         self.impersonate = impersonate
+        self.identity = identity
+        self._scope = subjects.user_api_prefix(identity) if identity is not None else None
+
+    def _scoped(self, subject: str) -> str:
+        """``shoal.api.X`` as ``shoal.user.<identity>.api.X`` when acting as a component identity."""
+        if self._scope is None or not subject.startswith(_API_DOT):
+            return subject
+        return self._scope + subject[len(subjects.API_PREFIX):]
 
     def _as(self, subject: str, payload: dict[str, Any]) -> dict[str, Any]:
         """``payload`` with the impersonated identity, if any, on API subjects."""
@@ -90,7 +108,7 @@ class ApiClient:
 
     async def request(self, subject: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         try:
-            msg = await self.nc.request(subject, codec.encode(self._as(subject, payload)),
+            msg = await self.nc.request(self._scoped(subject), codec.encode(self._as(subject, payload)),
                                         timeout=timeout or self.timeout)
         except NoRespondersError:
             raise Unavailable(NO_API) from None
@@ -167,7 +185,7 @@ class ApiClient:
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox, pending_msgs_limit=100_000, pending_bytes_limit=512 * 1024 * 1024)
         try:
-            await self.nc.publish(subject, codec.encode(self._as(subject, payload)), reply=inbox)
+            await self.nc.publish(self._scoped(subject), codec.encode(self._as(subject, payload)), reply=inbox)
             expected = 0
             while True:
                 try:

@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from protocol.keys import encode_token
-from protocol.subjects import API_PREFIX, AUDIT_PREFIX, AUDIT_STREAM, EVENTS_PREFIX, EVENTS_STREAM
+from protocol.rbac_bootstrap import COMPONENT_USERS
+from protocol.subjects import (
+    API_PREFIX,
+    AUDIT_PREFIX,
+    AUDIT_STREAM,
+    EVENTS_PREFIX,
+    EVENTS_STREAM,
+    USER_API_WILDCARD,
+    user_api_prefix,
+)
 
 INBOX = "_INBOX"
 SYSTEM_BUCKET = "shoal_system"
@@ -48,8 +57,10 @@ STREAM_MANAGEMENT = ("$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NODE_AUTHORIZED_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts")
 CONTROL_PLANE = ("scheduler", "controller-manager", "cloud-controller-manager")
-"""Components that act through the API with any verb on any object (as in Kubernetes, where they hold
-broad RBAC roles); they never touch JetStream directly."""
+"""Components that act through the API as themselves: each publishes API requests only on its own
+identity-scoped subjects ``shoal.user.<its Kubernetes user>.api.>`` (``COMPONENT_USERS``), where API actors
+authorize them with that user's RBAC role (``system:kube-scheduler``, ...); they never touch JetStream
+directly."""
 
 
 @dataclass(frozen=True)
@@ -86,18 +97,20 @@ def api_permissions(*, private_inboxes: bool = False) -> Permissions:
     return Permissions(
         publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", "$KV.shoal.>", f"$KV.{SYSTEM_BUCKET}.>",
                  f"{EVENTS_PREFIX}.>", "shoal.audit.>", "shoal.changes.>", f"{INBOX}.>"),
-        subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", "shoal.watchctl.>", f"{INBOX}.>",
+        subscribe=(f"{API_PREFIX}.>", "shoal.node.*.api.>", USER_API_WILDCARD, "shoal.watchctl.>", f"{INBOX}.>",
                    *_health("api")),
     )
 
 
 def control_plane_permissions(actor: str, *, private_inboxes: bool = False) -> Permissions:
-    """Scheduler, controller manager, cloud controller manager: any API request, and recording Events
-    (published straight to the ``SHOAL_EVENTS`` stream, their store); no other JetStream. The controller
-    manager also asks kubelets for pod usage (``shoal.node.<N>.metrics``, for the HPA controller)."""
+    """Scheduler, controller manager, cloud controller manager: API requests on their own identity-scoped
+    subjects only (``shoal.user.<user>.api.>``: the API derives who asks from the subject and authorizes it
+    with RBAC; not ``shoal.api.>``, whose requests are served as trusted), and recording Events (published
+    straight to the ``SHOAL_EVENTS`` stream, their store); no other JetStream. The controller manager also
+    asks kubelets for pod usage (``shoal.node.<N>.metrics``, for the HPA controller)."""
     metrics = ("shoal.node.*.metrics",) if actor == "controller-manager" else ()
     return Permissions(
-        publish=(f"{API_PREFIX}.>", "shoal.watchctl.>", f"{EVENTS_PREFIX}.>", *metrics),
+        publish=(f"{user_api_prefix(COMPONENT_USERS[actor])}.>", "shoal.watchctl.>", f"{EVENTS_PREFIX}.>", *metrics),
         subscribe=(_inboxes(actor, private_inboxes), *_health(actor)),
         allow_responses=True,
     )

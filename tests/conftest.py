@@ -84,7 +84,7 @@ async def start_api(runner: ActorRunner, **settings: Any) -> ApiActor:
     await runner.start(actor)
     # ready once it serves requests
     for _ in range(500):
-        if actor._subs and len(actor._subs) >= 3:
+        if actor.serving:
             break
         await asyncio.sleep(0.01)
     return actor

@@ -11,8 +11,9 @@ request); a record::
      "outcome": "allowed" | "refused", "code": 201 | <HTTP status>, "reason": "<error code>", "message": "..."}
 
 ``user`` is the impersonated user of a request carrying ``as`` (the gateway's HTTP user, ``shoal --as``), the
-node of a node-scoped subject (NATS lets only that node's kubelet publish there), else ``unknown`` (a trusted
-caller: a control-plane component, the gateway's own work or the admin). Audited: every create, update, status, patch,
+user of a component's identity-scoped subject (``system:kube-scheduler``: NATS lets only that component
+publish there), the node of a node-scoped subject (NATS lets only that node's kubelet publish there), else
+``unknown`` (a trusted caller: the gateway's own work or the admin). Audited: every create, update, status, patch,
 delete, bind, token (TokenRequest) and signing-key change (allowed or refused), and every other request refused
 with something else than NotFound
 (Forbidden, BadRequest, TooManyRequests, ...).
@@ -50,6 +51,12 @@ def describe(subject: str) -> tuple[str | None, str, str, str | None, str | None
     return (keys.decode_token(node) if node else None, verb[:64], resource[:64],
             keys.decode_token(namespace) if namespace not in ("", keys.CLUSTER_SCOPE, subjects.ALL_NAMESPACES)
             else None, keys.decode_token(name) if name else None)
+
+
+def scoped_user(subject: str) -> str | None:
+    """The user of a component's identity-scoped subject ``shoal.user.<U>.api...``, else None."""
+    _, user, _ = subjects.scope_of(subject)
+    return keys.decode_token(user) if user else None
 
 
 def audited(verb: str, resource: str, error: ShoalError | None) -> bool:

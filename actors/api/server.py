@@ -19,7 +19,7 @@ from nats.aio.msg import Msg
 
 from actors.api import audit, encryption, noderestriction
 from actors.api.allocator import AllocatorSettings, ServiceAllocator
-from actors.api.authorize import authorize
+from actors.api.authorize import authorize, scoped_user
 from actors.api.cache import MAX_PENDING_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.events_store import EventStreamStore, EventWatches
 from actors.api.eviction import evict
@@ -127,6 +127,8 @@ class ApiActor:
              Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
             max_per_flow=s.max_inflight_per_flow)
         self._subs: list[Any] = []
+        self.serving = False
+        """True once every request subject (shared, node-scoped, identity-scoped) and watch control is subscribed."""
         self._handlers: dict[Verb, Handler] = {
             Verb.CREATE: self._create, Verb.GET: self._get, Verb.LIST: self._list, Verb.WATCH: self._watch,
             Verb.UPDATE: self._update, Verb.STATUS: self._update, Verb.PATCH: self._patch,
@@ -195,7 +197,11 @@ class ApiActor:
         self._subs.append(await ctx.nc.subscribe(subjects.NODE_API_WILDCARD, queue=subjects.API_QUEUE,
                                                  cb=self._on_request, pending_msgs_limit=1_000_000,
                                                  pending_bytes_limit=256 * 1024 * 1024))
+        self._subs.append(await ctx.nc.subscribe(subjects.USER_API_WILDCARD, queue=subjects.API_QUEUE,
+                                                 cb=self._on_request, pending_msgs_limit=1_000_000,
+                                                 pending_bytes_limit=1024 * 1024 * 1024))
         self._subs.append(await ctx.nc.subscribe(subjects.watch_control(self.id), cb=self._on_watch_control))
+        self.serving = True
 
     async def close(self) -> None:
         """Stop taking requests, finish those in flight, then end watches (clients resume elsewhere)."""
@@ -247,7 +253,7 @@ class ApiActor:
             return
         node, verb, resource, namespace, name = audit.describe(msg.subject)
         who = body.get("as") if body is not None else None
-        user = who.get("user") if isinstance(who, dict) else None
+        user = who.get("user") if isinstance(who, dict) else audit.scoped_user(msg.subject)
         self._auditor.record(verb=verb, resource=resource, namespace=namespace, name=name, node=node,
                              connection=connection_of(msg.reply), error=error,
                              user=user if isinstance(user, str) else None)
@@ -272,9 +278,8 @@ class ApiActor:
             reply: bytes | None
             if isinstance(request, AdminRequest):
                 verb = "admin"
-                if body.get("as") is not None:  # an impersonated admin operation: a non-resource URL of RBAC
-                    self.rbac.current().authorize(rbac.user_from_wire(body["as"]),
-                                                  rbac.Attributes("create", path=f"/shoal/admin/{request.op}"))
+                if request.user is not None or body.get("as") is not None:  # a non-resource URL of RBAC
+                    await self._authorize_admin(request, body)
                 reply = await self._admin(request.op, body)
             else:
                 verb = request.verb
@@ -300,13 +305,25 @@ class ApiActor:
             if elapsed > 1.0:
                 self._slow_request(verb, target, elapsed)
 
+    async def _authorize_admin(self, request: AdminRequest, body: dict[str, Any]) -> None:
+        """An admin operation of a component (identity-scoped) or impersonated: ``create`` of the non-resource
+        URL ``/shoal/admin/<op>``."""
+        if request.user is not None and body.get("as") is not None:
+            raise Forbidden("identity-scoped subjects (shoal.user.<U>.api) do not serve 'as'")
+        user = scoped_user(request.user) if request.user is not None else rbac.user_from_wire(body["as"])
+        attributes = rbac.Attributes("create", path=f"/shoal/admin/{request.op}")
+        if not self.rbac.current().allowed(user, attributes):
+            await self._consistent(None)
+        self.rbac.current().authorize(user, attributes)
+
     async def _authorize(self, request: ApiRequest, body: dict[str, Any]) -> noderestriction.Guard | None:
-        """``authorize``; an impersonated request RBAC refuses is decided again once the cache holds every
-        acknowledged write (one datastore round trip, refusals only): a binding created just before is seen."""
+        """``authorize``; a request RBAC refuses (impersonated or identity-scoped) is decided again once the
+        cache holds every acknowledged write (one datastore round trip, refusals only): a binding created just
+        before is seen."""
         try:
             return authorize(request, body, self._node_refs.allowed, self.rbac.current)
         except Forbidden:
-            if body.get("as") is None or request.node is not None:
+            if (body.get("as") is None and request.user is None) or request.node is not None:
                 raise
             await self._consistent(None)
             return authorize(request, body, self._node_refs.allowed, self.rbac.current)

@@ -20,6 +20,7 @@ from actors.cloud.route import RouteController
 from actors.cloud.service import ServiceController
 from actors.cloud.service_plan import LB_FINALIZER
 from actors.cloud.volume import VolumeController
+from protocol import rbac_bootstrap
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
@@ -32,6 +33,9 @@ __all__ = ["LB_FINALIZER", "RESYNC", "CloudControllerManager", "build_provider"]
 
 class CloudControllerManager:
     name = "cloud-controller-manager"
+    identity: str | None = rbac_bootstrap.CLOUD_CONTROLLER_MANAGER
+    """The Kubernetes user this component acts as (``shoal.user.<identity>.api``, RBAC's role of that name);
+    None: the trusted ``shoal.api`` subjects (a caller's own choice, e.g. a test of a wider role)."""
 
     def __init__(self, provider: CloudProvider, *, leader_elect: bool = True, resync: float = RESYNC) -> None:
         self.provider = provider
@@ -43,9 +47,9 @@ class CloudControllerManager:
         return {"provider": self.provider.name, **self.counts}
 
     async def start(self, ctx: ActorContext) -> None:
-        client = ApiClient(ctx.nc)
+        client = ApiClient(ctx.nc, identity=self.identity)
         if self.leader_elect:
-            elector = LeaderElector(client, "shoal-cloud-controller-manager", ctx.instance, log=ctx.log)
+            elector = LeaderElector(client, rbac_bootstrap.CLOUD_CONTROLLER_MANAGER_LEASE, ctx.instance, log=ctx.log)
             ctx.supervisor.spawn("leader-election", lambda: elector.run(lambda: self._lead(ctx, client)))
         else:
             ctx.supervisor.spawn("controllers", lambda: self._lead(ctx, client))

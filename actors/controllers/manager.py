@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.controllers.base import Controller, ControllerContext
+from protocol import rbac_bootstrap
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
 from runtime.events import EventRecorder
@@ -46,9 +47,13 @@ def load_builtin() -> None:
 
 class ControllerManager:
     name = "controller-manager"
+    identity: str | None = rbac_bootstrap.CONTROLLER_MANAGER
+    """The Kubernetes user this component acts as (``shoal.user.<identity>.api``, RBAC's role of that name);
+    None: the trusted ``shoal.api`` subjects (a caller's own choice, e.g. a test of a wider role)."""
 
     def __init__(self, controllers: list[str] | None = None, *, leader_elect: bool = True,
-                 options: dict[str, Any] | None = None, lease_name: str = "shoal-controller-manager") -> None:
+                 options: dict[str, Any] | None = None,
+                 lease_name: str = rbac_bootstrap.CONTROLLER_MANAGER_LEASE) -> None:
         load_builtin()
         chosen = controllers or sorted(REGISTRY)
         unknown = [c for c in chosen if c not in REGISTRY]
@@ -65,7 +70,7 @@ class ControllerManager:
         return {"controllers": self.controller_names, "leading": self.leading}
 
     async def start(self, ctx: ActorContext) -> None:
-        client = ApiClient(ctx.nc)
+        client = ApiClient(ctx.nc, identity=self.identity)
         if not self.leader_elect:
             ctx.supervisor.spawn("controllers", lambda: self._lead(ctx, client))
             return

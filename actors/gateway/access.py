@@ -1,9 +1,11 @@
 """Access reviews (``authorization.k8s.io/v1``) and the gateway's own authorization checks.
 
 ``SelfSubjectAccessReview`` (``kubectl auth can-i``), ``SelfSubjectRulesReview`` (``kubectl auth can-i
---list``) and ``SubjectAccessReview`` (asking for another user; the caller needs ``create`` on
-``subjectaccessreviews``) are answered by the API actors' RBAC policy (``shoal.api.admin.accessreview`` and
-``rulesreview``), asked through the gateway's trusted client (these operations are not impersonated).
+--list``), ``SubjectAccessReview`` (asking for another user; the caller needs ``create`` on
+``subjectaccessreviews``) and ``LocalSubjectAccessReview`` (the same within one namespace, for whoever may
+create ``localsubjectaccessreviews`` there: a namespace's ``admin``) are answered by the API actors' RBAC
+policy (``shoal.api.admin.accessreview`` and ``rulesreview``), asked through the gateway's trusted client
+(these operations are not impersonated).
 
 Streams the gateway opens to a kubelet itself (``pods/log``, ``pods/exec``, ``pods/attach``,
 ``pods/portforward``) never reach the API as a request of that subresource: ``require`` asks the same review
@@ -26,7 +28,6 @@ from aiohttp import web
 from actors.gateway import paths
 from actors.gateway.auth import AUTHENTICATED, USER, User
 from actors.gateway.http import json_response, read_body
-from actors.gateway.patch import APPLY_PATCH
 from protocol.errors import BadRequest, Forbidden
 from protocol.rbac import SERVICE_ACCOUNT_PREFIX, Attributes, UserInfo, forbidden_message
 from runtime.client import ApiClient
@@ -36,18 +37,20 @@ PREFIX = f"/apis/{GROUP_VERSION}"
 STREAM_VERBS = {"log": "get", "exec": "create", "attach": "create", "portforward": "create"}
 
 
-def composite(method: str, t: paths.Target, content_type: str) -> Attributes | None:
+def composite(method: str, t: paths.Target) -> Attributes | None:
     """The Kubernetes request of an HTTP call the gateway serves with several API requests of other verbs
     (so authorizing those would differ from Kubernetes): a merge/JSON/strategic patch (read-modify-write
-    here) is ``patch``, the ``scale`` subresource ``get``/``update``/``patch`` of ``<plural>/scale`` (served on
-    the object), a collection DELETE ``deletecollection``. None: the API authorizes the call's requests."""
+    here) and a server-side apply (get, then create or update here) are ``patch`` (an apply that creates the
+    object needs ``create`` as well: ``Handlers.server_side_apply`` asks it), the ``scale`` subresource
+    ``get``/``update``/``patch`` of ``<plural>/scale`` (served on the object), a collection DELETE
+    ``deletecollection``. None: the API authorizes the call's requests."""
     info, ns, name = t.info, t.namespace or "", t.name or ""
     if t.name is None:
         return Attributes("deletecollection", info.plural, info.group, ns) if method == "DELETE" else None
     verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
     if t.subresource == "scale" and verb is not None:
         return Attributes(verb, info.plural, info.group, ns, name, "scale")
-    if method == "PATCH" and content_type.split(";")[0].strip() != APPLY_PATCH and t.subresource in (None, "status"):
+    if method == "PATCH" and t.subresource in (None, "status"):
         return Attributes("patch", info.plural, info.group, ns, name, t.subresource or "")
     return None
 
@@ -63,6 +66,7 @@ class AccessReviews:
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(f"{PREFIX}/selfsubjectaccessreviews", self._self_review)
         app.router.add_post(f"{PREFIX}/subjectaccessreviews", self._review)
+        app.router.add_post(f"{PREFIX}/namespaces/{{namespace}}/localsubjectaccessreviews", self._local_review)
         app.router.add_post(f"{PREFIX}/selfsubjectrulesreviews", self._rules_review)
 
     async def allowed(self, user: User, attributes: Attributes) -> dict[str, Any]:
@@ -125,14 +129,33 @@ class AccessReviews:
     async def _review(self, request: web.Request) -> web.Response:
         await self.require(request[USER], Attributes("create", "subjectaccessreviews", "authorization.k8s.io"))
         spec = await self._spec(request, "SubjectAccessReview")
-        if not isinstance(spec.get("user"), str) and not spec.get("groups"):
-            raise BadRequest("a SubjectAccessReview needs spec.user or spec.groups")
-        subject = {"user": spec.get("user") or "", "groups": spec.get("groups") or [],
-                   **({"uid": spec["uid"]} if spec.get("uid") else {})}
-        if not subject["user"]:
-            subject["user"] = "system:anonymous"
-        reply = await self.trusted.admin("accessreview", {"subject": subject, "spec": spec})
+        reply = await self.trusted.admin("accessreview", {"subject": _reviewed(spec, "SubjectAccessReview"),
+                                                          "spec": spec})
         return _review("SubjectAccessReview", spec, reply["status"])
+
+    async def _local_review(self, request: web.Request) -> web.Response:
+        """A LocalSubjectAccessReview: another user's access in one namespace, for whoever may create
+        ``localsubjectaccessreviews`` there (a namespace's ``admin``, not only the cluster's): its
+        resourceAttributes must name that namespace (or none: it is filled in), non-resource ones are
+        refused, as Kubernetes' ``localsubjectaccessreview`` REST does."""
+        namespace = request.match_info["namespace"]
+        await self.require(request[USER], Attributes("create", "localsubjectaccessreviews", "authorization.k8s.io",
+                                                     namespace))
+        spec = await self._spec(request, "LocalSubjectAccessReview")
+        if spec.get("nonResourceAttributes") is not None:
+            raise BadRequest("nonResourceAttributes: disallowed on this kind of request (a LocalSubjectAccessReview "
+                             "is about resources in its namespace)")
+        attributes = spec.get("resourceAttributes")
+        if not isinstance(attributes, dict):
+            raise BadRequest("a LocalSubjectAccessReview needs spec.resourceAttributes")
+        if attributes.get("namespace") in (None, ""):
+            spec = {**spec, "resourceAttributes": {**attributes, "namespace": namespace}}
+        elif attributes["namespace"] != namespace:
+            raise BadRequest(f"spec.resourceAttributes.namespace must match the namespace of the request "
+                             f"({attributes['namespace']!r} is not {namespace!r})")
+        reply = await self.trusted.admin("accessreview", {"subject": _reviewed(spec, "LocalSubjectAccessReview"),
+                                                          "spec": spec})
+        return _review("LocalSubjectAccessReview", spec, reply["status"], namespace)
 
     async def _rules_review(self, request: web.Request) -> web.Response:
         spec = await self._spec(request, "SelfSubjectRulesReview")
@@ -141,6 +164,18 @@ class AccessReviews:
         return _review("SelfSubjectRulesReview", spec, reply["status"])
 
 
-def _review(kind: str, spec: dict[str, Any], status: dict[str, Any]) -> web.Response:
-    return json_response({"kind": kind, "apiVersion": GROUP_VERSION, "metadata": {"creationTimestamp": None},
+def _reviewed(spec: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The user a (Local)SubjectAccessReview asks about, in the wire form of ``as``."""
+    if not isinstance(spec.get("user"), str) and not spec.get("groups"):
+        raise BadRequest(f"a {kind} needs spec.user or spec.groups")
+    subject = {"user": spec.get("user") or "", "groups": spec.get("groups") or [],
+               **({"uid": spec["uid"]} if spec.get("uid") else {})}
+    if not subject["user"]:
+        subject["user"] = "system:anonymous"
+    return subject
+
+
+def _review(kind: str, spec: dict[str, Any], status: dict[str, Any], namespace: str | None = None) -> web.Response:
+    metadata: dict[str, Any] = {"creationTimestamp": None, **({"namespace": namespace} if namespace else {})}
+    return json_response({"kind": kind, "apiVersion": GROUP_VERSION, "metadata": metadata,
                           "spec": spec, "status": status}, 201)

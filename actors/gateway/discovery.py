@@ -61,6 +61,7 @@ AUTHORIZATION = "authorization.k8s.io/v1"
 """Access reviews, answered by the API's RBAC through the gateway (``actors/gateway/access.py``)."""
 REVIEWS = (("selfsubjectaccessreviews", "SelfSubjectAccessReview"), ("subjectaccessreviews", "SubjectAccessReview"),
            ("selfsubjectrulesreviews", "SelfSubjectRulesReview"))
+NAMESPACED_REVIEWS = (("localsubjectaccessreviews", "LocalSubjectAccessReview"),)
 METRICS = "metrics.k8s.io/v1beta1"
 """PodMetrics and NodeMetrics, served from the kubelets (``actors/gateway/metrics.py``): discovery lists
 them so that ``kubectl top pods|nodes`` finds the metrics API."""
@@ -74,8 +75,8 @@ def resource_list(api_version: str) -> dict[str, Any] | None:
              "kind": "SelfSubjectReview", "verbs": ["create"]}]}
     if api_version == AUTHORIZATION:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
-            {"name": name, "singularName": kind.lower(), "namespaced": False, "kind": kind, "verbs": ["create"]}
-            for name, kind in REVIEWS]}
+            {"name": name, "singularName": kind.lower(), "namespaced": namespaced, "kind": kind, "verbs": ["create"]}
+            for reviews, namespaced in ((REVIEWS, False), (NAMESPACED_REVIEWS, True)) for name, kind in reviews]}
     if api_version == METRICS:
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version, "resources": [
             {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]},

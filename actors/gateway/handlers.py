@@ -30,6 +30,7 @@ from protocol import subjects
 from protocol.errors import AlreadyExists, BadRequest, Conflict, NotFound
 from protocol.kinds import KindInfo
 from protocol.objects import Obj, format_time, meta
+from protocol.rbac import Attributes
 from protocol.subjects import Verb
 from runtime.client import ApiClient
 
@@ -272,6 +273,7 @@ class Handlers:
             result = server_apply.apply(current, applied, manager, format_time(time.time()),
                                         force=flag(request, "force"))
             if current is None:
+                await self._may_create(request, t)
                 subject = subjects.collection_subject(Verb.CREATE, t.info, t.namespace)
                 try:
                     created, warnings = await self.call(subject, {"object": result})
@@ -288,6 +290,13 @@ class Handlers:
                 if attempt == PATCH_ATTEMPTS - 1:
                     raise
         raise Conflict("the object kept changing during server-side apply; retry", {"name": t.name})
+
+    async def _may_create(self, request: web.Request, t: paths.Target) -> None:
+        """A server-side apply that creates the object: authorized as ``patch`` (``access.composite``) and, as
+        Kubernetes does when an apply creates, as ``create`` too (patch alone may not create)."""
+        user = request.get(USER)
+        if self.access is not None and user is not None:
+            await self.access.require(user, Attributes("create", t.info.plural, t.info.group, t.namespace or ""))
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         body: Any = {}

@@ -310,7 +310,7 @@ class GatewayActor:
     async def _resource(self, request: web.Request, api_version: str, tail: str) -> web.StreamResponse:
         target = paths.parse(api_version, tail)
         refuse_unsupported(request)
-        composite = access.composite(request.method, target, request.headers.get("Content-Type", ""))
+        composite = access.composite(request.method, target)
         try:
             if composite is None:
                 return await self._serve_resource(request, target)

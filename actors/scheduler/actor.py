@@ -30,6 +30,7 @@ from actors.scheduler.errors import BindFailed, BindRejected, SchedulerError
 from actors.scheduler.model import node_info, pod_info, responsible_for, scheduling_view
 from actors.scheduler.queue import SchedulingQueue
 from actors.scheduler.volumes import ClaimsBlocked, check_claims
+from protocol import rbac_bootstrap
 from protocol.bindings import Binding
 from protocol.errors import Conflict, NotFound, ShoalError
 from protocol.kinds.storage import SELECTED_NODE_ANNOTATION
@@ -42,7 +43,7 @@ from runtime.leader import LeaderElector
 from runtime.logs import Throttle
 
 COMPONENT = "default-scheduler"
-LEASE_NAME = "shoal-scheduler"
+LEASE_NAME = rbac_bootstrap.SCHEDULER_LEASE
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class Counters:
 
 class SchedulerActor:
     name = "scheduler"
+    identity: str | None = rbac_bootstrap.SCHEDULER
+    """The Kubernetes user this component acts as (``shoal.user.<identity>.api``, RBAC's role of that name);
+    None: the trusted ``shoal.api`` subjects (a caller's own choice, e.g. a test of a wider role)."""
 
     def __init__(self, settings: SchedulerSettings | None = None, *, seed: int | None = None) -> None:
         self.settings = settings or SchedulerSettings()
@@ -107,7 +111,7 @@ class SchedulerActor:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self, ctx: ActorContext) -> None:
         self.instance, self.log = ctx.instance, ctx.log
-        client = self.client = ApiClient(ctx.nc)
+        client = self.client = ApiClient(ctx.nc, identity=self.identity)
         self.recorder = EventRecorder(client, COMPONENT, log=ctx.log)
         self.nodes = Informer(client, "Node", log=ctx.log)
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=", log=ctx.log)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 async def test_a_leader_whose_renewals_hang_steps_down_before_the_lease_runs_out(
         nats_server: NatsServer, runner: ActorRunner) -> None:
     api = ApiActor(ApiSettings())
-    api_stop = await runner.start(api, ready=lambda: len(api._subs) >= 3)
+    api_stop = await runner.start(api, ready=lambda: api.serving)
     nc = await nats.connect(nats_server.url)
     silent = await nats.connect(nats_server.url)
     leading, cancelled_at = asyncio.Event(), []

@@ -28,10 +28,11 @@ from nats.js import api
 
 from actors.api.server import ApiActor, ApiSettings
 from actors.api.signing import KEYS_NAME
-from protocol import codec
-from protocol.errors import NotFound, Timeout, Unavailable
+from protocol import codec, rbac_bootstrap
+from protocol.errors import Forbidden, NotFound, Timeout, Unavailable
 from protocol.keys import KV_SUBJECT_PREFIX, object_key
 from protocol.kinds import by_kind
+from protocol.rbac_bootstrap import COMPONENT_USERS
 from runtime.actor import run_actor
 from runtime.bus import BusConfig, connect
 from runtime.client import ApiClient
@@ -84,7 +85,7 @@ async def up(tmp_path: Path) -> AsyncIterator[Up]:
         for _ in range(1500):
             if task.done():
                 task.result()
-            if actor.cache.ready.is_set() and len(actor._subs) >= 3:
+            if actor.cache.ready.is_set() and actor.serving:
                 break
             await asyncio.sleep(0.02)
         yield cluster
@@ -269,6 +270,69 @@ async def test_the_proxy_and_dns_read_services_endpoints_and_nodes_only(up: Up) 
                 assert not await succeeds(client.get("Secret", "db", "default")), user
             finally:
                 await client.nc.close()
+    finally:
+        await admin.nc.close()
+
+
+DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}},
+                       "template": {"metadata": {"labels": {"app": "web"}},
+                                    "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+
+
+async def refused(attempt: Awaitable[Any]) -> bool:
+    """Whether the API answered Forbidden (RBAC), not NATS silence or success."""
+    try:
+        await attempt
+    except Forbidden:
+        return True
+    return False
+
+
+async def test_control_plane_components_act_as_themselves_under_their_roles(up: Up) -> None:
+    """Issue 18, item 2: the scheduler, controller manager and cloud controller manager reach the API only on
+    their own identity-scoped subjects (NATS drops their requests on the trusted ``shoal.api.>`` and on each
+    other's), and the API authorizes them with their bootstrap roles: stolen scheduler credentials neither read
+    Secrets nor delete Deployments, the controller manager's neither grant RBAC nor rotate the signing key."""
+    admin = ApiClient(await connect(up.bus(CLI_USER), name="cli", reconnect=False))
+    try:
+        await admin.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "default"},
+                            "stringData": {"password": "s3cret"}})
+        await admin.create(DEPLOYMENT)
+        clients: dict[str, ApiClient] = {}
+        for user, identity in COMPONENT_USERS.items():
+            nc = await up.connect(user)
+            others = [i for i in COMPONENT_USERS.values() if i != identity]
+            # the trusted subjects (served as system:masters) and another component's are closed by NATS
+            assert not await succeeds(ApiClient(nc, timeout=0.5).get("Deployment", "web", "default")), user
+            for other in others:
+                assert not await succeeds(ApiClient(nc, timeout=0.5, identity=other).get("Node", "x")), (user, other)
+            clients[user] = own = ApiClient(nc, timeout=2.0, identity=identity)
+            await own.list("Node")  # a positive control: its own subjects are served
+            assert await refused(own.get("Secret", "db", "default")) is (identity != rbac_bootstrap.CONTROLLER_MANAGER)
+        scheduler = clients["scheduler"]
+        assert [p["metadata"]["name"] for p in (await scheduler.list("Pod")).items] == []
+        assert await refused(scheduler.list("Secret"))
+        assert await refused(scheduler.delete("Deployment", "web", "default"))
+        assert await refused(scheduler.update(await admin.get("Deployment", "web", "default")))
+        assert await refused(scheduler.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                               "metadata": {"name": "x", "namespace": "default"}}))
+        manager = clients["controller-manager"]
+        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": "mine"}, "subjects": [{"kind": "User", "name": "system:kube-scheduler",
+                                                               "apiGroup": "rbac.authorization.k8s.io"}],
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}}
+        assert await refused(manager.create(binding))
+        role = await admin.get("ClusterRole", rbac_bootstrap.CONTROLLER_MANAGER)
+        assert await refused(manager.update({**role, "rules": [{"verbs": ["*"], "apiGroups": ["*"],
+                                                                 "resources": ["*"]}]}))
+        assert await refused(manager.admin("rotate-signing-key"))
+        assert await refused(manager.request(  # an identity-scoped request cannot impersonate
+            "shoal.api.get.secrets.default.db", {"as": {"user": "x", "groups": ["system:masters"]}}))
+        assert await refused(clients["cloud-controller-manager"].delete("Deployment", "web", "default"))
+        assert (await admin.get("Deployment", "web", "default"))["metadata"]["name"] == "web"
+        for client in clients.values():
+            await client.nc.close()
     finally:
         await admin.nc.close()
 

@@ -50,7 +50,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[tuple[Gateway, dict[str, str]
 
     try:
         api = ApiActor(ApiSettings())
-        await start(api, "api", lambda: api.cache.ready.is_set() and len(api._subs) >= 3)
+        await start(api, "api", lambda: api.cache.ready.is_set() and api.serving)
         creds = ensure_credentials(tmp_path / "gateway")
         gateway = GatewayActor(GatewaySettings(port=0, cert_file=creds.cert, key_file=creds.key,
                                                admin_token_file=creds.token_file))

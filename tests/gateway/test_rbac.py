@@ -141,3 +141,100 @@ async def test_patch_scale_and_deletecollection_are_authorized_as_kubernetes_nam
     swept = await gateway.kubectl("delete", "--raw", "/api/v1/namespaces/team/pods", "--token", token)
     assert swept.rc == 1 and 'cannot deletecollection resource "pods"' in swept.err, swept
     assert (await api_client.get("Pod", "web", "team"))["metadata"]["name"] == "web"
+
+
+def _config_map(name: str, value: str) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "team"},
+                       "data": {"k": value}})
+
+
+async def test_server_side_apply_is_authorized_as_patch_and_create_when_it_creates(
+        gateway: Gateway, api_client: ApiClient) -> None:
+    """Kubernetes authorizes a server-side apply as ``patch`` (and, when it creates the object, ``create``
+    too); the gateway serves it as a get then a create or an update, which must not decide instead: update
+    without patch does not apply, patch without get does."""
+    token = await robot_token(api_client)
+    as_robot = ("--token", token, "-n", "team")
+    await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                             "data": {"k": "v0"}}, "team")
+    await gateway.ok("create", "role", "updater", "--verb=get,list,update", "--resource=configmaps", "-n", "team")
+    await gateway.ok("create", "rolebinding", "updater", "--role=updater", "--serviceaccount=team:robot", "-n", "team")
+    applied = await gateway.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", *as_robot,
+                                    stdin=_config_map("cfg", "v1"))
+    assert applied.rc == 1 and 'cannot patch resource "configmaps"' in applied.err, applied
+    assert (await api_client.get("ConfigMap", "cfg", "team"))["data"] == {"k": "v0"}
+
+    await gateway.ok("delete", "rolebinding", "updater", "-n", "team")
+    await gateway.ok("create", "role", "patcher", "--verb=patch", "--resource=configmaps", "-n", "team")
+    await gateway.ok("create", "rolebinding", "patcher", "--role=patcher", "--serviceaccount=team:robot", "-n", "team")
+    await gateway.ok("apply", "--server-side", "--force-conflicts", "-f", "-", *as_robot,
+                     stdin=_config_map("cfg", "v2"))
+    assert (await api_client.get("ConfigMap", "cfg", "team"))["data"] == {"k": "v2"}
+    fresh = await gateway.kubectl("apply", "--server-side", "-f", "-", *as_robot, stdin=_config_map("fresh", "x"))
+    assert fresh.rc == 1 and 'cannot create resource "configmaps"' in fresh.err, fresh
+
+
+def _local_review(namespace: str, user: str, verb: str, resource: str, review_namespace: str | None = None) -> str:
+    attributes = {"verb": verb, "resource": resource, **({"namespace": review_namespace} if review_namespace else {})}
+    return json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                       "metadata": {"namespace": namespace},
+                       "spec": {"user": user, "resourceAttributes": attributes}})
+
+
+async def test_local_subject_access_review_is_for_a_namespaces_admin(gateway: Gateway, api_client: ApiClient) -> None:
+    """A LocalSubjectAccessReview asks another user's access in one namespace; a namespace's ``admin`` may ask
+    it there (not elsewhere, and not the cluster-wide SubjectAccessReview); its namespace is the URL's."""
+    token = await robot_token(api_client)
+    await api_client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    robot = "system:serviceaccount:team:robot"
+    asked = json.loads(await gateway.ok("create", "-f", "-", "-o", "json",
+                                        stdin=_local_review("team", robot, "list", "pods")))
+    assert asked["kind"] == "LocalSubjectAccessReview" and asked["status"]["allowed"] is False, asked
+    assert asked["spec"]["resourceAttributes"]["namespace"] == "team"
+    await gateway.ok("create", "rolebinding", "robot-admin", "--clusterrole=admin", "--serviceaccount=team:robot",
+                     "-n", "team")
+    asked = json.loads(await gateway.ok("create", "-f", "-", "-o", "json",
+                                        stdin=_local_review("team", robot, "list", "pods")))
+    assert asked["status"]["allowed"] is True, asked
+    # the robot, admin of team, asks about another user there; not in another namespace, not cluster-wide
+    mine = json.loads(await gateway.ok("create", "-f", "-", "-o", "json", "--token", token,
+                                       stdin=_local_review("team", "alice", "get", "secrets")))
+    assert mine["status"]["allowed"] is False, mine
+    elsewhere = await gateway.kubectl("create", "-f", "-", "--token", token,
+                                      stdin=_local_review("other", "alice", "get", "secrets"))
+    assert elsewhere.rc == 1 and 'cannot create resource "localsubjectaccessreviews"' in elsewhere.err, elsewhere
+    review = json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                         "spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "secrets"}}})
+    cluster_wide = await gateway.kubectl("create", "-f", "-", "--token", token, stdin=review)
+    assert cluster_wide.rc == 1 and 'cannot create resource "subjectaccessreviews"' in cluster_wide.err, cluster_wide
+    mismatch = await gateway.kubectl("create", "-f", "-", stdin=_local_review("team", robot, "get", "pods", "other"))
+    assert mismatch.rc == 1 and "must match the namespace" in mismatch.err, mismatch
+
+
+async def test_a_watch_of_one_object_is_allowed_by_a_rule_naming_it(gateway: Gateway, api_client: ApiClient) -> None:
+    """``kubectl get configmap cfg --watch`` lists and watches with ``fieldSelector=metadata.name=cfg``; as in
+    Kubernetes, that is authorized on name ``cfg``, so a rule with ``resourceNames: [cfg]`` allows it, and
+    still no other ConfigMap, nor the collection."""
+    token = await robot_token(api_client)
+    as_robot = ("--token", token, "-n", "team")
+    await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                             "data": {"k": "v0"}}, "team")
+    await api_client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}}, "team")
+    await gateway.ok("create", "role", "one", "--verb=get,list,watch", "--resource=configmaps",
+                     "--resource-name=cfg", "-n", "team")
+    await gateway.ok("create", "rolebinding", "one", "--role=one", "--serviceaccount=team:robot", "-n", "team")
+    listed = await gateway.kubectl("get", "configmaps", *as_robot)
+    assert listed.rc == 1 and 'cannot list resource "configmaps"' in listed.err, listed
+    selected = await gateway.ok("get", "configmaps", "--field-selector=metadata.name=cfg", "-o", "name", *as_robot)
+    assert selected.split() == ["configmap/cfg"], selected
+    other = await gateway.kubectl("get", "configmaps", "--field-selector=metadata.name=other", *as_robot)
+    assert other.rc == 1 and 'configmaps "other" is forbidden' in other.err, other
+    watch = await gateway.start("get", "configmap", "cfg", "--watch", "-o", "jsonpath={.data.k}{\"\\n\"}",
+                                *as_robot)
+    try:
+        await read_until(watch.stdout, "v0")
+        await api_client.patch("ConfigMap", "cfg", {"data": {"k": "v1"}}, "team")
+        await read_until(watch.stdout, "v1")
+    finally:
+        watch.kill()
+        await watch.wait()

@@ -44,7 +44,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     conns: list[Any] = []
     try:
         for _ in range(1500):
-            if actor.cache.ready.is_set() and actor._subs and len(actor._subs) >= 3:
+            if actor.cache.ready.is_set() and actor.serving:
                 break
             if task.done():
                 task.result()
