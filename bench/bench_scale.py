@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, percentile, progress, scheduler_health
+from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health
 from protocol import codec, keys, subjects
 from protocol.errors import AlreadyExists, Conflict, ShoalError
 from protocol.objects import condition_true, meta, name_of, parse_time
@@ -62,15 +62,6 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 async def gc_seconds_by_pid(client: ApiClient, actors: tuple[str, ...] = ("api", "scheduler", "hollow")

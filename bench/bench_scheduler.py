@@ -35,22 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calibrate import fingerprint  # noqa: E402
-from bench.common import scheduler_health  # noqa: E402
+from bench.common import cpu_seconds, scheduler_health  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
 from runtime.client import ApiClient  # noqa: E402
 from runtime.informer import Informer  # noqa: E402
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port  # noqa: E402
 from tests.scheduler.helpers import make_node, make_pod  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def spawn(module: str, url: str, *extra: str, log_dir: Path) -> subprocess.Popen[bytes]:

@@ -41,6 +41,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def summary(name: str, latencies_s: list[float], elapsed: float) -> dict[str, Any]:
     ms = [v * 1000 for v in latencies_s]
     return {"name": name, "n": len(ms), "p50_ms": round(percentile(ms, 50), 3),
