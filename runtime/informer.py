@@ -26,24 +26,94 @@ Handler = Callable[[str, Obj | None, Obj | None], None]
 """(event, old, new): event is ADDED, MODIFIED or DELETED."""
 
 
-class Informer:
+class Reflector:
+    """Kubernetes' reflector: list, then watch from the list's version, for ever. What a list and a change do
+    with the objects is the subclass's (``_relist``, ``apply``): an informer keeps them, others keep less."""
+
+    relist_on_error = False
+    """Whether an unexpected exception (a bug, a lost connection) lists again instead of ending ``run``."""
+
     def __init__(self, client: ApiClient, kind: KindInfo | str, namespace: str | None = None, *,
-                 label_selector: str | None = None, field_selector: str | None = None, log: Any = None,
-                 transform: Callable[[Obj], Obj] | None = None) -> None:
+                 label_selector: str | None = None, field_selector: str | None = None,
+                 log: Any = None) -> None:
         self.client = client
-        self.transform = transform
-        """Applied to every object before it is stored and handed to handlers (Kubernetes' SetTransform):
-        an informer of a big kind keeps only the fields its owner reads."""
         self.info = kind_info(kind)
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
-        self.store: dict[str, Obj] = {}
-        self.handlers: list[Handler] = []
         self.synced = asyncio.Event()
         self.resource_version = 0
         self.relists = 0
         self.log = log
+        self.failure_log = FAILURE_LOG
+
+    async def _relist(self) -> None:
+        """List (from ``resource_version`` at least: a relist never goes back in time) and set
+        ``resource_version`` to the list's."""
+        raise NotImplementedError
+
+    def apply(self, event: str, obj: Obj) -> None:
+        """One change seen by the watch (event: ADDED, MODIFIED or DELETED)."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """List, then watch from the list's version; a failed watch is watched again from the last version
+        seen (no relist: a relist of a big kind is what an overloaded API actor can least afford), and only
+        ``Expired`` (or a refusal that retrying cannot fix) lists again."""
+        delay = 0.1
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._relist()
+                    self.relists += 1
+                    self.synced.set()
+                    need_list = False
+                watch = self.client.watch(self.info, self.namespace, label_selector=self.label_selector,
+                                          field_selector=self.field_selector,
+                                          resource_version=self.resource_version)
+                try:
+                    async for event in watch:
+                        self.apply(event.type, event.object)
+                        self.resource_version = event.resource_version
+                        delay = 0.1
+                finally:
+                    # bookmarks may have carried the watch past the last event
+                    self.resource_version = max(self.resource_version, watch.resource_version or 0)
+                    await watch.close()
+            except Expired:
+                need_list = True
+                continue
+            except ShoalError as exc:
+                if not exc.retryable:
+                    need_list = True
+                self.failure_log.warning(self.log, "list/watch failed; retrying", kind=self.info.kind,
+                                         error=str(exc))
+            except Exception:
+                if not self.relist_on_error:
+                    raise
+                if self.log is not None:
+                    self.log.exception("list/watch failed; listing again", kind=self.info.kind)
+                need_list = True
+            else:
+                continue  # the watch ended: watch again at once
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+class Informer(Reflector):
+    """A reflector that keeps every object (``store``) and tells handlers of each change."""
+
+    def __init__(self, client: ApiClient, kind: KindInfo | str, namespace: str | None = None, *,
+                 label_selector: str | None = None, field_selector: str | None = None, log: Any = None,
+                 transform: Callable[[Obj], Obj] | None = None) -> None:
+        super().__init__(client, kind, namespace, label_selector=label_selector, field_selector=field_selector,
+                         log=log)
+        self.transform = transform
+        """Applied to every object before it is stored and handed to handlers (Kubernetes' SetTransform):
+        an informer of a big kind keeps only the fields its owner reads."""
+        self.store: dict[str, Obj] = {}
+        self.handlers: list[Handler] = []
 
     def add_handler(self, handler: Handler) -> None:
         self.handlers.append(handler)
@@ -80,7 +150,6 @@ class Informer:
             if key not in fresh:
                 self._emit("DELETED", obj, obj)
         self.resource_version = listing.resource_version
-        self.relists += 1
 
     def apply(self, event: str, obj: Obj) -> None:
         if self.transform is not None:
@@ -95,38 +164,3 @@ class Informer:
                 return
             self.store[key] = obj
             self._emit("ADDED" if old is None else "MODIFIED", old, obj)
-
-    async def run(self) -> None:
-        """List, then watch from the list's version; a failed watch is watched again from the last version
-        seen (no relist: a relist of a big kind is what an overloaded API actor can least afford), and only
-        ``Expired`` (or a refusal that retrying cannot fix) lists again."""
-        delay = 0.1
-        need_list = True
-        while True:
-            try:
-                if need_list:
-                    await self._relist()
-                    self.synced.set()
-                    need_list = False
-                watch = self.client.watch(self.info, self.namespace, label_selector=self.label_selector,
-                                          field_selector=self.field_selector,
-                                          resource_version=self.resource_version)
-                try:
-                    async for event in watch:
-                        self.apply(event.type, event.object)
-                        self.resource_version = event.resource_version
-                        delay = 0.1
-                finally:
-                    # bookmarks may have carried the watch past the last event
-                    self.resource_version = max(self.resource_version, watch.resource_version or 0)
-                    await watch.close()
-            except Expired:
-                need_list = True
-                continue
-            except ShoalError as exc:
-                if not exc.retryable:
-                    need_list = True
-                FAILURE_LOG.warning(self.log, "informer list/watch failed; retrying", kind=self.info.kind,
-                                    error=str(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)

@@ -39,9 +39,11 @@ from actors.gateway.auth import USER
 from actors.gateway.http import json_response
 from actors.gateway.nodesums import FIELDS, Facts, NodeSums, Totals, facts, pod_key
 from actors.gateway.watchslots import WatchSlots
-from protocol.errors import Expired, ShoalError, Unavailable
+from protocol.errors import Unavailable
+from protocol.objects import Obj
 from protocol.rbac import Attributes
 from runtime.client import ApiClient
+from runtime.informer import Reflector
 from runtime.logs import Throttle
 
 PATH = "/console/v1/nodesummary"
@@ -71,18 +73,17 @@ class Subscriber:
         return taken
 
 
-class NodeSummaryFeed:
+class NodeSummaryFeed(Reflector):
     """The gateway's one pods list-and-watch, reduced to ``NodeSums``, shared by every subscriber."""
+
+    relist_on_error = True  # a bug or a lost connection: the sums may be wrong, so list again
 
     def __init__(self, client: ApiClient, *, idle: float | None = IDLE, log: Any = None) -> None:
         """``idle``: seconds the feed runs on without subscribers; None: started now and never stopped."""
-        self.client = client
+        super().__init__(client, "Pod", log=log)
+        self.failure_log = FAILURE_LOG
         self.idle = idle
-        self.log = log
         self.sums = NodeSums()
-        self.resource_version = 0
-        self.synced = asyncio.Event()
-        self.relists = 0
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopper: asyncio.TimerHandle | None = None
@@ -118,7 +119,7 @@ class NodeSummaryFeed:
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="gateway/node-summary")
+            self._task = asyncio.create_task(self.run(), name="gateway/node-summary")
 
     def stop(self) -> None:
         """Stop the watch and forget the sums (nobody has looked for ``idle`` seconds, or the gateway stops)."""
@@ -137,7 +138,7 @@ class NodeSummaryFeed:
             for subscriber in self.subscribers:
                 subscriber.mark(nodes)
 
-    async def _list(self) -> tuple[dict[str, Facts], int]:
+    async def _relist(self) -> None:
         """Every pod's facts and the list's version, chunk by chunk: the objects of one chunk at a time are held,
         never the whole list (150,000 pods: hundreds of MB as objects, ~30 MB as facts)."""
         pods: dict[str, Facts] = {}
@@ -150,41 +151,12 @@ class NodeSummaryFeed:
                     if found is not None:
                         pods[pod_key(pod)] = found
                 version = last or version
-        return pods, version
+        self._changed(self.sums.replace(pods))
+        self.resource_version = version
 
-    async def _run(self) -> None:
-        delay, need_list = 0.1, True
-        while True:
-            try:
-                if need_list:
-                    pods, version = await self._list()
-                    self._changed(self.sums.replace(pods))
-                    self.resource_version, need_list = version, False
-                    self.relists += 1
-                    self.synced.set()
-                watch = self.client.watch("Pod", resource_version=self.resource_version)
-                try:
-                    async for event in watch:
-                        found = None if event.type == "DELETED" else facts(event.object)
-                        self._changed(self.sums.apply(pod_key(event.object), found))
-                        self.resource_version = event.resource_version
-                        delay = 0.1
-                finally:
-                    self.resource_version = max(self.resource_version, watch.resource_version or 0)
-                    await watch.close()
-            except Expired:
-                need_list = True
-            except ShoalError as exc:
-                need_list = need_list or not exc.retryable
-                FAILURE_LOG.warning(self.log, "node summary: pods list/watch failed; retrying", error=str(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception:  # a bug or a lost connection: the sums may be wrong, so list again
-                if self.log is not None:
-                    self.log.exception("node summary: pods list/watch failed; listing again")
-                need_list = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def apply(self, event: str, obj: Obj) -> None:
+        found = None if event == "DELETED" else facts(obj)
+        self._changed(self.sums.apply(pod_key(obj), found))
 
 
 def _message(kind: str, body: dict[str, Any]) -> str:
