@@ -7,6 +7,8 @@
 - ``Partition``: nftables rules in one VM's namespace dropping its traffic to and from the other VMs and
   the client namespace (``one_way``: only what it receives); the VM is the minority, the rest the majority;
 - ``Loss``: nftables ``numgen random mod 100 < N drop`` on what the chosen VMs receive;
+- a bridge (opt-in kind ``bridge``, Jepsen's): a ``Partition`` of one VM from one other VM only, so that the
+  third VM, the bridge, still talks to both sides and to the clients, and so does everyone else;
 - ``ClockJump``: one Python actor restarted under libfaketime with its wall clock moved (opt-in kind
   ``clock``, not among the default draws);
 - ``DiskFull``: one NATS server's JetStream store (a tmpfs: ``build(..., store_limit_mb=N)``) shrunk to
@@ -331,9 +333,9 @@ def live(cluster: Cluster, prefix: str) -> list[Proc]:
 TARGETS = ("nats", "api", "scheduler", "controller-manager", "kubelet-node")
 KINDS = ("kill", "pause", "partition", "partition-one-way", "loss")
 """What ``FaultPlan`` draws from by default (the seeds of docs/RELIABILITY.md replay with these)."""
-ALL_KINDS = (*KINDS, "clock", "disk-full")
+ALL_KINDS = (*KINDS, "bridge", "clock", "disk-full")
 PYTHON_TARGETS = ("api", "scheduler", "controller-manager", "kubelet-node")
-NETWORK_KINDS = ("partition", "partition-one-way", "loss")
+NETWORK_KINDS = ("partition", "partition-one-way", "loss", "bridge")
 
 
 @dataclass
@@ -360,7 +362,7 @@ class FaultPlan:
 
     def draw(self) -> Fault:
         if self.combine > 0 and self.rng.random() < self.combine:
-            network = [k for k in self.kinds if k in NETWORK_KINDS] or list(NETWORK_KINDS)
+            network = [k for k in self.kinds if k in NETWORK_KINDS] or [k for k in NETWORK_KINDS if k in KINDS]
             other = [k for k in self.kinds if k not in NETWORK_KINDS] or ["kill"]
             first, second = self.make(self.rng.choice(network)), self.make(self.rng.choice(other))
             return Combined(f"{first.name} + {second.name}", faults=(first, second))
@@ -371,6 +373,11 @@ class FaultPlan:
         if kind in ("partition", "partition-one-way"):
             vm = self.rng.choice((1, 2, 3))
             return Partition(f"{kind} vm{vm}", cluster=self.cluster, vm=vm, one_way=kind.endswith("one-way"))
+        if kind == "bridge":
+            cut = sorted(self.rng.sample((1, 2, 3), 2))
+            bridge = ({1, 2, 3} - set(cut)).pop()
+            return Partition(f"bridge vm{bridge} (vm{cut[0]} | vm{cut[1]})", cluster=self.cluster, vm=cut[0],
+                             peers=[self.cluster.net.address(cut[1])])
         if kind == "loss":
             vms = sorted(self.rng.sample((1, 2, 3), self.rng.choice((1, 3))))
             percent = self.rng.choice((5, 20, 40))

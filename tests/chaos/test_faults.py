@@ -42,6 +42,18 @@ def test_without_combine_the_seeds_draw_as_before(tmp_path: Path) -> None:
         FaultPlan(cluster, 1, combine=2.0)
 
 
+def test_a_bridge_cuts_two_vms_apart_and_leaves_the_third_with_both(tmp_path: Path) -> None:
+    cluster = idle_cluster(tmp_path)
+    plan = FaultPlan(cluster, 3, kinds=("bridge",))
+    for _ in range(20):
+        fault = plan.draw()
+        assert isinstance(fault, Partition) and not fault.one_way
+        (peer,) = fault.peers
+        cut = {fault.vm, next(i for i in (1, 2, 3) if cluster.net.address(i) == peer)}
+        assert len(cut) == 2
+        assert fault.name == f"bridge vm{({1, 2, 3} - cut).pop()} (vm{min(cut)} | vm{max(cut)})"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_a_full_store_refuses_writes_until_healed(tmp_path: Path) -> None:
     cluster = idle_cluster(tmp_path, store_limit_mb=16)

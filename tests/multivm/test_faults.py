@@ -83,6 +83,21 @@ def test_one_way_partition_only_drops_what_the_vm_receives(net: Network) -> None
     assert reachable(net.address(1))
 
 
+def reachable_from(net: Network, vm: int, address: str) -> bool:
+    probe = f"import socket\nsocket.create_connection(({address!r}, {PORT}), timeout=1).close()"
+    return subprocess.run(net.exec_args(vm, sys.executable, "-c", probe), capture_output=True,
+                          timeout=20).returncode == 0
+
+
+def test_a_partition_from_named_peers_cuts_only_those(net: Network) -> None:
+    """A bridge's cut: vm1 drops vm2 only, so vm2 no longer reaches it while the client namespace still does."""
+    assert reachable_from(net, 2, net.address(1))
+    with injected(Partition("bridge client (vm1 | vm2)", cluster=cluster(net), vm=1, peers=[net.address(2)])):
+        assert not reachable_from(net, 2, net.address(1))
+        assert reachable(net.address(1))
+    assert reachable_from(net, 2, net.address(1))
+
+
 def test_injected_heals_when_the_body_fails(net: Network) -> None:
     with pytest.raises(RuntimeError), injected(Loss("loss 40%", cluster=cluster(net), vms=[1], percent=40)):
         assert "numgen random mod 100" in rules(net, 1)
