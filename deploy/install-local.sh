@@ -4,14 +4,15 @@
 # for the deploy-guide test's VMs, which boot the host's /usr) and a virtual environment
 # at .venv with Shoal and its development tools; nftables (the proxy's kernel data path, the fault
 # injector), faketime (clock-jump faults), chromium and chromium-driver (the web console's browser
-# tests) and a kubectl (the gateway's tests drive the real one; Debian's
+# tests), mmdebstrap (deploy/images/build.sh: the Debian images kubernetes.io's examples run on, which their
+# tests build on first use) and a kubectl (the gateway's tests drive the real one; Debian's
 # kubernetes-client when none is installed). Idempotent: safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 for pkg in podman runc busybox-static iproute2 openssl openssh-server rsync curl nftables faketime \
-    chromium chromium-driver; do
+    chromium chromium-driver mmdebstrap; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
