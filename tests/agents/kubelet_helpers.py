@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agents.kubelet.agent import KubeletAgent
 from protocol.errors import NotFound
 from protocol.objects import Obj
 from runtime.client import ApiClient
+
+BUILD_IMAGES = Path(__file__).resolve().parents[2] / "deploy" / "images" / "build.sh"
+
+
+def debian_images(env: Mapping[str, str], *names: str) -> list[str]:
+    """``localhost/shoal/<name>:bookworm`` for each name, built from Debian packages where missing
+    (``deploy/images/build.sh``: ~1 minute each, from the Debian mirror); the test is skipped, with the
+    reason, when they cannot be built (no mirror, no mmdebstrap)."""
+    done = subprocess.run([str(BUILD_IMAGES), *names], env=dict(env), capture_output=True, text=True,
+                          timeout=900, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"the Debian test images cannot be built here: {done.stderr.strip()[-300:]}")
+    return [f"localhost/shoal/{name}:bookworm" for name in names]
 
 
 def pod_manifest(name: str, containers: list[Obj], *, restart_policy: str = "Always", grace: int = 2,

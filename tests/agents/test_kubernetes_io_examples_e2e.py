@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import PodmanService
 from protocol.objects import Obj
 from runtime.client import ApiClient
+from tests.agents import kubelet_helpers
 from tests.agents.kubelet_helpers import eventually, phase, pod_where
 from tests.agents.test_kubelet_volumes_e2e import logs_with, node, start_kubelet, unmount_volumes
 from tests.conftest import ActorRunner
@@ -31,18 +31,13 @@ from tests.conftest import ActorRunner
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
 __all__ = ["node", "unmount_volumes"]  # fixtures
 
-BUILD = Path(__file__).resolve().parents[2] / "deploy" / "images" / "build.sh"
 NGINX, REDIS, SHELL = "localhost/shoal/nginx:bookworm", "localhost/shoal/redis:bookworm", \
     "localhost/shoal/debian:bookworm"
 
 
 @pytest.fixture(scope="session")
 def debian_images(podman_service: PodmanService) -> list[str]:
-    done = subprocess.run([str(BUILD), "nginx", "redis", "debian"], env=podman_service.env, capture_output=True,
-                          text=True, timeout=900, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"the Debian test images cannot be built here: {done.stderr.strip()[-300:]}")
-    return [NGINX, REDIS, SHELL]
+    return kubelet_helpers.debian_images(podman_service.env, "nginx", "redis", "debian")
 
 
 @pytest_asyncio.fixture

@@ -4,16 +4,15 @@
 nftables table to the gateway on the node's bridge address, ``KUBERNETES_SERVICE_HOST``/``PORT`` from the
 kubelet, and a ServiceAccount token Secret (with the cluster CA) mounted where the client looks.
 
-The image is Debian's ``python3-kubernetes`` made with mmdebstrap (``localhost/shoal/python-k8s:bookworm``);
-the test is skipped when it is absent. Until projected ``kube-api-access`` volumes exist, the token Secret is
-mounted by hand at ``/var/run/secrets/kubernetes.io/serviceaccount``.
+The image is Debian's ``python3-kubernetes`` made with mmdebstrap (``deploy/images/build.sh python-k8s``,
+built on first use); the test is skipped, with the reason, when it cannot be built. Until projected
+``kube-api-access`` volumes exist, the token Secret is mounted by hand at
+``/var/run/secrets/kubernetes.io/serviceaccount``.
 """
 
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,12 +31,13 @@ from runtime.client import ApiClient
 from runtime.host_subnets import free_block
 from runtime.nats_server import free_port
 from tests.agents.conftest import podman_service  # noqa: F401  (the session's Podman service)
+from tests.agents.kubelet_helpers import debian_images
 from tests.conftest import ActorRunner
 from tests.controllers.conftest import eventually, start_manager
 from tests.gateway.conftest import Gateway
 
 pytestmark = [pytest.mark.podman, pytest.mark.slow]
-IMAGE = "localhost/shoal/python-k8s:bookworm"
+IMAGE = "localhost/shoal/python-k8s:bookworm"  # deploy/images/build.sh python-k8s
 CLUSTER = "h15ic"
 SCRIPT = """
 import json, time
@@ -65,8 +65,7 @@ print("svc:", api.read_namespaced_service("kubernetes", "default").spec.cluster_
 
 @pytest_asyncio.fixture
 async def node(podman_service: PodmanService, runner: ActorRunner) -> AsyncIterator[tuple[str, str]]:  # noqa: F811
-    if shutil.which("podman") is None or subprocess.run(["podman", "image", "exists", IMAGE]).returncode != 0:
-        pytest.skip(f"{IMAGE} is not built (mmdebstrap --variant=apt --include=python3,python3-kubernetes ...)")
+    debian_images(podman_service.env, "python-k8s")
     name = f"ic-{uuid.uuid4().hex[:8]}"
     runtime = PodmanRuntime(podman_service.socket_url)
     try:
