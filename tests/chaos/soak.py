@@ -3,7 +3,7 @@ three-VM cluster of ``tests.multivm`` in network namespaces, and removes it afte
 
 A fault drawn at random from ``tests.chaos.faults.FaultPlan`` every ``--every`` seconds (kill -9 and
 restart, SIGSTOP/SIGCONT, partitions, one-way partitions, packet loss; on NATS servers, API actors, the
-schedulers, controller managers and kubelets; opt-in: clock jumps, a full disk; ``--combine``: two at once),
+schedulers, controller managers and kubelets; opt-in: bridges, clock jumps, a full disk; ``--combine``: two at once),
 held 5-20 s, while CAS clients, watchers and pod creators
 record their histories; then every checker. The seed is printed first: the same seed draws the same
 faults. The report is printed and written as JSON (``--out``); exit status 1 on any violation.
