@@ -20,6 +20,21 @@ from runtime.nats_server import NatsServer, NatsServerConfig, free_port
 
 configure_logging("console", "warning")
 
+_RERUNS: list[Any] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.outcome == "rerun":  # pytest-rerunfailures: a failed attempt that ``--reruns`` runs again
+        _RERUNS.append(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Each failure that a rerun followed, in full: a test that passed only the second time is a bug to find,
+    and CI keeps nothing but this output."""
+    for report in _RERUNS:
+        terminalreporter.write_sep("-", f"failed before its rerun: {report.nodeid} ({report.when})")
+        terminalreporter.write_line(report.longreprtext[-6000:])
+
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any], timeout: float = 5.0) -> None:
     """Cancel background tasks and wait for them, boundedly: on Python 3.11 ``asyncio.wait_for`` can
