@@ -23,7 +23,7 @@ configure_logging("console", "warning")
 _RERUNS: list[Any] = []
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+def pytest_runtest_logreport(report: Any) -> None:
     if report.outcome == "rerun":  # pytest-rerunfailures: a failed attempt that ``--reruns`` runs again
         _RERUNS.append(report)
 
