@@ -5,7 +5,8 @@ Run: ``.venv/bin/python -m bench.bench_scale --nodes 1000 --pods 10000 [--json o
 
 Prints (and writes as JSON): time until all pods are bound and all Running; the scheduler's rate; the API
 create latency p50/p99 while the cluster works, and the latency of a paced probe write (one ConfigMap
-update every 50 ms) that measures what any mutating call sees under that load; heartbeats kept (the
+update every 50 ms, from its own process and connection: ``bench/probe.py``) that measures what one person's
+write sees under that load; heartbeats kept (the
 oldest node Lease seen during the whole run, and how many nodes ever went longer than the lease duration
 without renewing: each would have been falsely marked NotReady); the resident memory of every process.
 
@@ -39,8 +40,8 @@ from typing import Any
 
 from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health
 from protocol import codec, keys, subjects
-from protocol.errors import AlreadyExists, Conflict, ShoalError
-from protocol.objects import condition_true, meta, name_of, parse_time
+from protocol.errors import AlreadyExists, ShoalError
+from protocol.objects import condition_true, name_of, parse_time
 from protocol.quantity import cpu_millis
 from protocol.subjects import EVENTS_STREAM
 from runtime.client import ApiClient
@@ -150,30 +151,6 @@ class LeaseMonitor:
                     self.stale.add(name_of(lease))
 
 
-async def probe_writes(client: ApiClient, latencies: list[float], every: float = 0.05) -> None:
-    """One paced ConfigMap update every ``every`` seconds: the latency a mutating call sees under load."""
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scale-probe"},
-                           "data": {"n": "0"}}
-    try:
-        obj = await client.create(obj)
-    except AlreadyExists:
-        obj = await client.get("ConfigMap", "scale-probe", "default")
-    n = 0
-    next_at = time.monotonic()
-    while True:
-        next_at += every
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        n += 1
-        obj["data"] = {"n": str(n)}
-        meta(obj).pop("resourceVersion", None)
-        started = time.perf_counter()
-        try:
-            obj = await client.update(obj)
-        except (Conflict, ShoalError):
-            continue
-        latencies.append(time.perf_counter() - started)
-
-
 async def create_pods(client: ApiClient, pods: int, concurrency: int, latencies: list[float],
                       acked: set[str]) -> None:
     next_index = 0
@@ -244,12 +221,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         register_s = time.monotonic() - started
         counter = PodCounter()
         leases = LeaseMonitor(nodes)
-        probe: list[float] = []
         created: list[float] = []
         acked: set[str] = set()
         rv = (await client.list("Pod", "default")).resource_version
-        background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client)),
-                      asyncio.create_task(probe_writes(client, probe))]
+        background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client))]
+        prober = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.probe", "--server", c.server.url,
+                                                      stdout=asyncio.subprocess.PIPE)
         kv_before, events_before = await stream_last(client, KV_STREAM), await stream_last(client, EVENTS_STREAM)
         first = time.monotonic()
         creator = asyncio.create_task(create_pods(client, pods, args.concurrency, created, acked))
@@ -295,6 +272,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu["nats-server"] = round(cpu_seconds(server_proc.pid), 1)
         for task in background:
             task.cancel()
+        prober.terminate()
+        probe: list[float] = json.loads((await prober.communicate())[0] or b"[]")
         # -- correctness -------------------------------------------------------------------------
         listing = (await client.list("Pod", "default")).items
         node_list = (await client.list("Node")).items
