@@ -6,7 +6,7 @@ Run: ``.venv/bin/python -m bench.bench_scale --nodes 1000 --pods 10000 [--json o
 Prints (and writes as JSON): time until all pods are bound and all Running; the scheduler's rate; the API
 create latency p50/p99 while the cluster works, and the latency of a paced probe write (one ConfigMap
 update every 50 ms, from its own process and connection: ``bench/probe.py``) that measures what one person's
-write sees under that load; heartbeats kept (the
+write sees under that load, next to the same probe's latency in the 2 s before the load; heartbeats kept (the
 oldest node Lease seen during the whole run, and how many nodes ever went longer than the lease duration
 without renewing: each would have been falsely marked NotReady); the resident memory of every process.
 
@@ -228,6 +228,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         prober = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.probe", "--server", c.server.url,
                                                       stdout=asyncio.subprocess.PIPE)
         kv_before, events_before = await stream_last(client, KV_STREAM), await stream_last(client, EVENTS_STREAM)
+        await asyncio.sleep(2)  # probe writes before the load: the baseline of the same run
         first = time.monotonic()
         creator = asyncio.create_task(create_pods(client, pods, args.concurrency, created, acked))
         created_at = [first]
@@ -273,7 +274,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for task in background:
             task.cancel()
         prober.terminate()
-        probe: list[float] = json.loads((await prober.communicate())[0] or b"[]")
+        probed: list[tuple[float, float]] = json.loads((await prober.communicate())[0] or b"[]")
+        idle = [seconds for at, seconds in probed if at < first]
+        probe = [seconds for at, seconds in probed if at >= first]
         # -- correctness -------------------------------------------------------------------------
         listing = (await client.list("Pod", "default")).items
         node_list = (await client.list("Node")).items
@@ -312,6 +315,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else round(pods / max(1e-9, bind_window), 1),
             "create_p50_ms": round(percentile(created, 50) * 1000, 1),
             "create_p99_ms": round(percentile(created, 99) * 1000, 1),
+            "probe_write_idle_p50_ms": round(percentile(idle, 50) * 1000, 1),
+            "probe_write_idle_p99_ms": round(percentile(idle, 99) * 1000, 1),
             "probe_write_n": len(probe),
             "probe_write_p50_ms": round(percentile(probe, 50) * 1000, 1),
             "probe_write_p99_ms": round(percentile(probe, 99) * 1000, 1),
@@ -401,7 +406,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes), pods {r['pods']}"
           f"{' (backlog)' if r['backlog'] else ''}, events {r['events']}")
     for key in ("register_s", "all_bound_s", "all_running_s", "create_per_s", "scheduled_per_s", "create_p50_ms",
-                "create_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms", "oldest_lease_s", "nodes_lease_stale",
+                "create_p99_ms", "probe_write_idle_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms",
+                "oldest_lease_s", "nodes_lease_stale",
                 "nodes_ready_at_end", "datastore_writes_per_pod", "pod_writes_per_pod", "event_messages_per_pod",
                 "rss_control_plane_mib", "rss_total_mib", "correct"):
         print(f"  {key:<24} {r[key]}")
