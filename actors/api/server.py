@@ -77,8 +77,9 @@ class ApiSettings:
     max_inflight: int = 256
     """Requests of the ``system`` lane (kubelets' and components' own subjects) served at once; more wait in
     its queue (see ``lanes.py``)."""
-    user_inflight: int = 64
-    """Requests of the ``user`` lane (``shoal.api.>``: people, the gateway, agents' reads) served at once."""
+    user_inflight: int = 128
+    """Requests of the ``user`` lane (``shoal.api.>``: people, the gateway, and the agents' gets, lists and
+    watches, which shared the old single lane's 256) served at once."""
     heartbeat_inflight: int = 64
     """Lease and node heartbeat writes served at once, apart from the normal lane's budget."""
     max_queued: int = 50_000
