@@ -81,7 +81,7 @@ class ApiSettings:
     """Requests of the ``user`` lane (``shoal.api.>``: people, the gateway, and the agents' gets, lists and
     watches, which shared the old single lane's 256) served at once."""
     heartbeat_inflight: int = 64
-    """Lease and node heartbeat writes served at once, apart from the normal lane's budget."""
+    """Lease and node heartbeat writes served at once, apart from the other lanes' budgets."""
     max_queued: int = 50_000
     """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
     max_wait: float = 5.0
