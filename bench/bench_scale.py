@@ -225,8 +225,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         acked: set[str] = set()
         rv = (await client.list("Pod", "default")).resource_version
         background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client))]
-        prober = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.probe", "--server", c.server.url,
-                                                      stdout=asyncio.subprocess.PIPE)
+        prober = subprocess.Popen([sys.executable, "-m", "bench.probe", "--server", c.server.url],
+                                  stdout=subprocess.PIPE)
+        c.procs.append(prober)  # stopped with the cluster if the run fails
         kv_before, events_before = await stream_last(client, KV_STREAM), await stream_last(client, EVENTS_STREAM)
         await asyncio.sleep(2)  # probe writes before the load: the baseline of the same run
         first = time.monotonic()
@@ -274,7 +275,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for task in background:
             task.cancel()
         prober.terminate()
-        probed: list[tuple[float, float]] = json.loads((await prober.communicate())[0] or b"[]")
+        probed: list[tuple[float, float]] = json.loads(prober.communicate(timeout=30)[0] or b"[]")
         idle = [seconds for at, seconds in probed if at < first]
         probe = [seconds for at, seconds in probed if at >= first]
         # -- correctness -------------------------------------------------------------------------

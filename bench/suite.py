@@ -268,7 +268,7 @@ def rows_scale(name: str, r: dict[str, Any]) -> list[Row]:
             _met(bool(r.get("correct", True)))),
         Row(f"{name}: API create while scaling", _ms(r["create_p50_ms"]), _ms(r["create_p99_ms"]),
             f"{r.get('create_per_s', 0):.0f}/s"),
-        Row(f"{name}: a person's write while pods schedule (paced probe, own connection)",
+        Row(f"{name}: a person's write while pods schedule (paced probe)",
             _ms(r.get("probe_write_p50_ms")), _ms(r.get("probe_write_p99_ms")), "20/s",
             f"before the load: p99 {_ms(r.get('probe_write_idle_p99_ms'))}", "", "p99 <= 50 ms",
             _met(r.get("probe_write_p99_ms", float("inf")) <= 50)),
