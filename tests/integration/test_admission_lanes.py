@@ -10,6 +10,7 @@ import nats
 import pytest
 
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
+from actors.api.server import ApiActor
 from protocol.errors import ShoalError, Unavailable
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner, start_api
@@ -212,6 +213,31 @@ async def test_user_and_system_lanes_each_progress_within_their_budget() -> None
     assert sorted(started) == sorted(system + user)
 
 
+class Backlog:
+    """ConfigMap creates sent on one client: ``add`` starts more, ``done`` counts the answered ones."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+        self.done = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def add(self, start: int, count: int) -> None:
+        self.tasks += [asyncio.create_task(self._create(i)) for i in range(start, start + count)]
+
+    async def _create(self, i: int) -> None:
+        await self.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
+                                  "data": {"k": "v" * 2000}})
+        self.done += 1
+
+    async def queued(self, api: ApiActor, lane: Lane, at_least: int) -> None:
+        """Wait (generously) until ``lane`` has ``at_least`` requests waiting."""
+        for _ in range(3000):
+            if api._admission.queued(lane) >= at_least:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"fewer than {at_least} {lane} requests ever waited")
+
+
 async def test_a_person_s_write_overtakes_another_connection_s_backlog(runner: ActorRunner, nats_server) -> None:
     """Fair queuing by connection, end to end: a benchmark's creates on one connection, still arriving after one
     update sent on another; the update does not wait for them (newest first alone would serve them first)."""
@@ -221,25 +247,15 @@ async def test_a_person_s_write_overtakes_another_connection_s_backlog(runner: A
     try:
         client = ApiClient(bench, timeout=120)
         mine = await ApiClient(person).create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"}})
-        done: list[str] = []
-
-        async def create(i: int) -> None:
-            await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
-                                 "data": {"k": "v" * 2000}})
-            done.append(f"cm-{i}")
-
-        creates = [asyncio.create_task(create(i)) for i in range(300)]
-        for _ in range(500):
-            if api._admission.queued(Lane.USER) >= 100:
-                break
-            await asyncio.sleep(0.005)
-        assert api._admission.queued(Lane.USER) >= 100  # so at most 200 of the first 300 are done
+        backlog = Backlog(client)
+        backlog.add(0, 300)
+        await backlog.queued(api, Lane.USER, 100)  # so at most 200 of the first 300 are done
         mine["data"] = {"k": "v"}
         update = asyncio.create_task(ApiClient(person, timeout=120).update(mine))
-        creates += [asyncio.create_task(create(i)) for i in range(300, 600)]
+        backlog.add(300, 300)
         updated = await update
-        creates_done_when_updated = len(done)
-        await asyncio.gather(*creates)
+        creates_done_when_updated = backlog.done
+        await asyncio.gather(*backlog.tasks)
         assert updated["data"] == {"k": "v"}
         assert creates_done_when_updated < 300  # it waited for neither backlog
     finally:
@@ -257,25 +273,15 @@ async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorR
         lease = await kubelet.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                       "metadata": {"name": "n1", "namespace": "kube-node-lease"},
                                       "spec": {"holderIdentity": "n1"}})
-        done: list[str] = []
-
-        async def create(i: int) -> None:
-            await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
-                                 "data": {"k": "v" * 2000}})
-            done.append(f"cm-{i}")
-
-        creates = [asyncio.create_task(create(i)) for i in range(300)]
-        for _ in range(500):
-            if api._admission.queued(Lane.USER) >= 100:
-                break
-            await asyncio.sleep(0.005)
-        assert api._admission.queued(Lane.USER) >= 100
+        backlog = Backlog(client)
+        backlog.add(0, 300)
+        await backlog.queued(api, Lane.USER, 100)
         lease["spec"]["renewTime"] = "2026-11-27T00:00:00.000000Z"
         renewed = await kubelet.update(lease)
-        creates_done_when_renewed = len(done)
-        await asyncio.gather(*creates)
+        creates_done_when_renewed = backlog.done
+        await asyncio.gather(*backlog.tasks)
         assert renewed["spec"]["renewTime"] == "2026-11-27T00:00:00.000000Z"
-        assert creates_done_when_renewed < len(creates)  # it did not wait behind the queued creates
+        assert creates_done_when_renewed < len(backlog.tasks)  # it did not wait behind the queued creates
         assert api.health()["lanes"]["heartbeat"]["served"] >= 3
     finally:
         await nc.close()
