@@ -3,7 +3,8 @@
 Builds a scheduler cache of ``--nodes`` Node objects and ``--pods`` pods as ``bench_scheduler`` makes them
 (half owned by 20 ReplicaSets, random cpu and memory requests), then decides and assumes every pod in
 order, as the scheduler's loop does, and prints the CPU time per pod and a digest of the decisions (the
-same digest before and after a change means the same decisions: the seed is fixed).
+same digest before and after a change means the same decisions: the seed is fixed). ``--json PATH`` writes
+them for ``bench.suite``.
 
     .venv/bin/python -m bench.bench_decide --nodes 5000 --pods 20000
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import random
 import time
+from pathlib import Path
 
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, decide
@@ -56,14 +59,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods", type=int, default=20000)
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
     cache, pods = build(args.nodes, args.pods)
     started = time.process_time()
     chosen = run(cache, pods, random.Random(7))
     spent = time.process_time() - started
     digest = hashlib.sha256("\n".join(chosen).encode()).hexdigest()[:16]
-    print(f"{args.nodes} nodes, {args.pods} pods: decide + assume {spent / len(pods) * 1e6:.0f} µs/pod "
+    per_pod_us = spent / len(pods) * 1e6
+    print(f"{args.nodes} nodes, {args.pods} pods: decide + assume {per_pod_us:.0f} µs/pod "
           f"(CPU); decisions digest {digest}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"nodes": args.nodes, "pods": args.pods,
+                                               "decide_us_per_pod": round(per_pod_us, 1), "digest": digest}))
 
 
 if __name__ == "__main__":

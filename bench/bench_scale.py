@@ -5,7 +5,8 @@ Run: ``.venv/bin/python -m bench.bench_scale --nodes 1000 --pods 10000 [--json o
 
 Prints (and writes as JSON): time until all pods are bound and all Running; the scheduler's rate; the API
 create latency p50/p99 while the cluster works, and the latency of a paced probe write (one ConfigMap
-update every 50 ms) that measures what any mutating call sees under that load; heartbeats kept (the
+update every 50 ms, from its own process and connection: ``bench/probe.py``) that measures what one person's
+write sees under that load, next to the same probe's latency in the 2 s before the load; heartbeats kept (the
 oldest node Lease seen during the whole run, and how many nodes ever went longer than the lease duration
 without renewing: each would have been falsely marked NotReady); the resident memory of every process.
 
@@ -39,8 +40,8 @@ from typing import Any
 
 from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health
 from protocol import codec, keys, subjects
-from protocol.errors import AlreadyExists, Conflict, ShoalError
-from protocol.objects import condition_true, meta, name_of, parse_time
+from protocol.errors import AlreadyExists, ShoalError
+from protocol.objects import condition_true, name_of, parse_time
 from protocol.quantity import cpu_millis
 from protocol.subjects import EVENTS_STREAM
 from runtime.client import ApiClient
@@ -150,30 +151,6 @@ class LeaseMonitor:
                     self.stale.add(name_of(lease))
 
 
-async def probe_writes(client: ApiClient, latencies: list[float], every: float = 0.05) -> None:
-    """One paced ConfigMap update every ``every`` seconds: the latency a mutating call sees under load."""
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "scale-probe"},
-                           "data": {"n": "0"}}
-    try:
-        obj = await client.create(obj)
-    except AlreadyExists:
-        obj = await client.get("ConfigMap", "scale-probe", "default")
-    n = 0
-    next_at = time.monotonic()
-    while True:
-        next_at += every
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        n += 1
-        obj["data"] = {"n": str(n)}
-        meta(obj).pop("resourceVersion", None)
-        started = time.perf_counter()
-        try:
-            obj = await client.update(obj)
-        except (Conflict, ShoalError):
-            continue
-        latencies.append(time.perf_counter() - started)
-
-
 async def create_pods(client: ApiClient, pods: int, concurrency: int, latencies: list[float],
                       acked: set[str]) -> None:
     next_index = 0
@@ -244,13 +221,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         register_s = time.monotonic() - started
         counter = PodCounter()
         leases = LeaseMonitor(nodes)
-        probe: list[float] = []
         created: list[float] = []
         acked: set[str] = set()
         rv = (await client.list("Pod", "default")).resource_version
-        background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client)),
-                      asyncio.create_task(probe_writes(client, probe))]
+        background = [asyncio.create_task(counter.follow(client, rv)), asyncio.create_task(leases.run(client))]
+        prober = subprocess.Popen([sys.executable, "-m", "bench.probe", "--server", c.server.url],
+                                  stdout=subprocess.PIPE)
+        c.procs.append(prober)  # stopped with the cluster if the run fails
         kv_before, events_before = await stream_last(client, KV_STREAM), await stream_last(client, EVENTS_STREAM)
+        await asyncio.sleep(2)  # probe writes before the load: the baseline of the same run
         first = time.monotonic()
         creator = asyncio.create_task(create_pods(client, pods, args.concurrency, created, acked))
         created_at = [first]
@@ -295,6 +274,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu["nats-server"] = round(cpu_seconds(server_proc.pid), 1)
         for task in background:
             task.cancel()
+        prober.terminate()
+        probed: list[tuple[float, float]] = json.loads(prober.communicate(timeout=30)[0] or b"[]")
+        idle = [seconds for at, seconds in probed if at < first]
+        probe = [seconds for at, seconds in probed if at >= first]
         # -- correctness -------------------------------------------------------------------------
         listing = (await client.list("Pod", "default")).items
         node_list = (await client.list("Node")).items
@@ -333,6 +316,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else round(pods / max(1e-9, bind_window), 1),
             "create_p50_ms": round(percentile(created, 50) * 1000, 1),
             "create_p99_ms": round(percentile(created, 99) * 1000, 1),
+            "probe_write_idle_p50_ms": round(percentile(idle, 50) * 1000, 1),
+            "probe_write_idle_p99_ms": round(percentile(idle, 99) * 1000, 1),
             "probe_write_n": len(probe),
             "probe_write_p50_ms": round(percentile(probe, 50) * 1000, 1),
             "probe_write_p99_ms": round(percentile(probe, 99) * 1000, 1),
@@ -422,7 +407,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes), pods {r['pods']}"
           f"{' (backlog)' if r['backlog'] else ''}, events {r['events']}")
     for key in ("register_s", "all_bound_s", "all_running_s", "create_per_s", "scheduled_per_s", "create_p50_ms",
-                "create_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms", "oldest_lease_s", "nodes_lease_stale",
+                "create_p99_ms", "probe_write_idle_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms",
+                "oldest_lease_s", "nodes_lease_stale",
                 "nodes_ready_at_end", "datastore_writes_per_pod", "pod_writes_per_pod", "event_messages_per_pod",
                 "rss_control_plane_mib", "rss_total_mib", "correct"):
         print(f"  {key:<24} {r[key]}")

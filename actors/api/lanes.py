@@ -1,24 +1,35 @@
 """Request admission: which requests an API actor serves first, how many at once, and which it sheds.
 
-Two lanes, as Kubernetes' API Priority and Fairness keeps node heartbeats and leader election in their own
-priority levels:
+Three lanes, as Kubernetes' API Priority and Fairness (APF) gives its priority levels their own concurrency
+shares and queues (``exempt``/``node-high``/``leader-election`` for heartbeats, ``system`` for nodes,
+``workload-high`` for kube-controller-manager and kube-scheduler, ``global-default`` for everyone else):
 
 * ``heartbeat``: writes and gets of Leases (a kubelet's renewal, a leader's) and a kubelet's writes to its own Node
-  (registration, status). They have their own in-flight budget and queue, so they never wait behind pod
-  creates, binds or lists: a busy API actor slows pods down, it does not make nodes look dead.
-* ``normal``: everything else.
+  (registration, status). Served with strict priority: while one waits, no other lane starts anything, so a
+  busy API actor slows pods down, it does not make nodes look dead.
+* ``system``: the rest of what kubelets (``shoal.node.<N>.api.>``) and control-plane components
+  (``shoal.user.<U>.api.>``: scheduler, controller manager, cloud controller manager) ask: pod status writes,
+  Events, binds, controllers' bulk writes and their reads. APF's ``system`` and ``workload-high`` in one lane.
+* ``user``: the trusted subjects ``shoal.api.>``, where people's requests come (the ``shoal`` tool, the HTTP
+  gateway acting ``as`` its users), with benchmarks and the agents' reads. APF's ``global-default``.
 
-A request arriving while its lane's budget is spent waits in that lane's FIFO, and the normal lane starts
-nothing while heartbeats are waiting (strict priority). The subscription callbacks never block, so a
-heartbeat is never stuck in NATS' per-subscription buffer behind pod writes. A request that waited longer
-than ``max_wait`` (its client has given up by then) and a request arriving at a full queue are answered
-``Unavailable`` at once instead of being served, and a queue longer than its lane's budget is served newest
-first (adaptive LIFO): an overloaded actor sheds stale work rather than doing everything late for nobody
-(what turns overload into collapse, as thousands of kubelets retrying their lists showed).
+Each lane has its own in-flight budget and queue (APF's concurrency shares, without borrowing): ``user`` and
+``system`` do not wait for each other, so a person's write is never queued behind the scheduler's binds or
+10,000 pods' status writes, and bulk traffic is not starved by user traffic either: each progresses within
+its budget. The subscription callbacks never block, so no request is stuck in NATS' per-subscription buffer.
 
-Flows: each request may name its flow (the connection it came from, or the node of a node-scoped subject:
-Kubernetes' APF "flow distinguisher"). A flow with ``max_per_flow`` requests queued or running gets
-``TooManyRequests`` for the next one at once, so one client cannot fill a lane's queue and starve the others.
+Within a lane, requests are queued by flow (APF's "flow distinguisher": the connection, or the node of a
+node-scoped subject) and flows are served round-robin, one request per turn (APF's fair queuing reduced to
+equal shares of starts): a request of a flow with nothing queued waits for at most one request of each
+other flow, so a client with 10,000 creates queued (a benchmark with 64 in flight on one connection, the
+hollow kubelets of one process) does not delay another client's single write. A flow with ``max_per_flow``
+requests queued or running gets ``TooManyRequests`` for the next one at once.
+
+Shedding: a request that waited longer than ``max_wait`` (its client has given up by then) and a request
+arriving at a full lane are answered ``Unavailable`` at once instead of being served, and while a lane's
+queue is longer than its budget each flow's newest request is served first (adaptive LIFO): an overloaded
+actor sheds stale work rather than doing everything late for nobody (what turns overload into collapse, as
+thousands of kubelets retrying their lists showed).
 """
 
 from __future__ import annotations
@@ -27,36 +38,42 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from protocol.errors import ShoalError, TooManyRequests, Unavailable
-from protocol.subjects import split_api_subject
+from protocol.subjects import scope_of
 
 M = TypeVar("M")
 
 
 class Lane(StrEnum):
     HEARTBEAT = "heartbeat"
-    NORMAL = "normal"
+    SYSTEM = "system"
+    USER = "user"
 
 
+STRICT = frozenset({Lane.HEARTBEAT})
+"""Lanes with strict priority: while one has requests waiting, the lanes after it start nothing."""
 HEARTBEAT_RESOURCES = frozenset({"leases"})
 WRITE_VERBS = frozenset({"create", "update", "status", "patch"})
 
 
 def lane_of(subject: str) -> Lane:
-    """``shoal[.node.<N>].api.<verb>.<resource>...``: Lease writes and gets, and a kubelet's writes to Nodes."""
-    node, tokens = split_api_subject(subject)
+    """``shoal[.node.<N>|.user.<U>].api.<verb>.<resource>...``: Lease writes and gets and a kubelet's writes to
+    Nodes are heartbeats; the rest of a node's or a component's subjects is ``system``; ``shoal.api.>`` is
+    ``user``."""
+    node, user, tokens = scope_of(subject)
+    scoped = Lane.SYSTEM if node is not None or user is not None else Lane.USER
     if len(tokens) < 4:
-        return Lane.NORMAL
+        return scoped
     verb, resource = tokens[2], tokens[3]
     if resource in HEARTBEAT_RESOURCES and (verb in WRITE_VERBS or verb == "get"):
         return Lane.HEARTBEAT
     if node is not None and resource == "nodes" and verb in WRITE_VERBS:
         return Lane.HEARTBEAT
-    return Lane.NORMAL
+    return scoped
 
 
 @dataclass(frozen=True)
@@ -65,13 +82,76 @@ class LaneSettings:
     max_queued: int
 
 
+class Waiting(Generic[M]):
+    """A queued request: in its flow's queue and in its lane's arrival order (for shedding the stale)."""
+
+    __slots__ = ("flow", "gone", "msg", "queued_at")
+
+    def __init__(self, queued_at: float, msg: M, flow: str | None) -> None:
+        self.queued_at = queued_at
+        self.msg = msg
+        self.flow = flow
+        self.gone = False
+        """Started or refused: still in the other of the two queues until it reaches that queue's end."""
+
+
 @dataclass
 class LaneState(Generic[M]):
     settings: LaneSettings
-    queue: deque[tuple[float, M, str | None]]
+    strict: bool = False
+    flows: dict[str | None, deque[Waiting[M]]] = field(default_factory=dict)
+    """Each flow's waiting requests, oldest first (a flow whose last one was shed may be left empty)."""
+    turns: deque[str | None] = field(default_factory=deque)
+    """The flows of ``flows``, each once, in round-robin order: the next to start a request is first."""
+    arrivals: deque[Waiting[M]] = field(default_factory=deque)
+    queued: int = 0
     running: int = 0
     served: int = 0
     shed: int = 0
+
+    def put(self, waiting: Waiting[M]) -> None:
+        queue = self.flows.get(waiting.flow)
+        if queue is None:
+            queue = self.flows[waiting.flow] = deque()
+            self.turns.append(waiting.flow)
+        queue.append(waiting)
+        self.arrivals.append(waiting)
+        self.queued += 1
+
+    def take(self) -> Waiting[M]:
+        """The next request to start: from the flow whose turn it is, its newest while the lane's queue is
+        longer than its budget (adaptive LIFO), else its oldest; that flow then goes to the back."""
+        newest = self.queued > self.settings.in_flight
+        flow = self.turns.popleft()
+        queue = self.flows[flow]
+        while not queue:
+            del self.flows[flow]
+            flow = self.turns.popleft()
+            queue = self.flows[flow]
+        waiting = queue.pop() if newest else queue.popleft()
+        if queue:
+            self.turns.append(flow)
+        else:
+            del self.flows[flow]
+        self._remove(waiting)
+        return waiting
+
+    def stale(self, oldest: float) -> Waiting[M] | None:
+        """The longest-waiting request if it was queued before ``oldest``, taken out of the lane."""
+        while self.arrivals and self.arrivals[0].gone:
+            self.arrivals.popleft()
+        if not self.arrivals or self.arrivals[0].queued_at >= oldest:
+            return None
+        waiting = self.arrivals[0]
+        self.flows[waiting.flow].popleft()  # the oldest of the lane is the oldest of its flow
+        self._remove(waiting)
+        return waiting
+
+    def _remove(self, waiting: Waiting[M]) -> None:
+        waiting.gone = True
+        self.queued -= 1
+        while self.arrivals and self.arrivals[0].gone:
+            self.arrivals.popleft()
 
 
 class Admission(Generic[M]):
@@ -85,7 +165,8 @@ class Admission(Generic[M]):
         self.refuse = refuse
         self.max_wait = max_wait
         self.clock = clock
-        self.lanes: dict[Lane, LaneState[M]] = {lane: LaneState(s, deque()) for lane, s in lanes.items()}
+        self.lanes: dict[Lane, LaneState[M]] = {lane: LaneState(s, lane in STRICT)
+                                                 for lane, s in lanes.items()}
         self.tasks: set[asyncio.Task[None]] = set()
         self.max_per_flow = max_per_flow
         """Requests one flow may have queued or running (0: no limit)."""
@@ -95,8 +176,9 @@ class Admission(Generic[M]):
         self._idle.set()
 
     def submit(self, lane: Lane, msg: M, flow: str | None = None) -> None:
-        """Start ``msg`` now if its lane has room and no lane before it has requests waiting; else queue it
-        (or refuse it when the queue is full, or its flow has ``max_per_flow`` requests already)."""
+        """Start ``msg`` now if its lane has room and nothing waiting, and no strict lane before it has requests
+        waiting; else queue it in its flow (or refuse it when the lane is full, or its flow has
+        ``max_per_flow`` requests already). ``flow`` None: the lane's one unnamed flow, never throttled."""
         state = self.lanes[lane]
         if flow is not None and self.max_per_flow and self.flows.get(flow, 0) >= self.max_per_flow:
             self.throttled += 1
@@ -106,15 +188,15 @@ class Admission(Generic[M]):
             return
         if flow is not None:
             self.flows[flow] = self.flows.get(flow, 0) + 1
-        if state.running < state.settings.in_flight and not state.queue and not self._waiting_before(lane):
+        if state.running < state.settings.in_flight and not state.queued and not self._waiting_before(lane):
             self._start(state, msg, flow)
-        elif len(state.queue) >= state.settings.max_queued:
+        elif state.queued >= state.settings.max_queued:
             state.shed += 1
             self._spawn(self.refuse(msg, Unavailable(
-                f"the API actor is overloaded ({len(state.queue)} {lane} requests queued); retry with back-off")))
+                f"the API actor is overloaded ({state.queued} {lane} requests queued); retry with back-off")))
             self._done(flow)
         else:
-            state.queue.append((self.clock(), msg, flow))
+            state.put(Waiting(self.clock(), msg, flow))
             self._idle.clear()
 
     def _done(self, flow: str | None) -> None:
@@ -126,11 +208,11 @@ class Admission(Generic[M]):
                 self.flows.pop(flow, None)
 
     def _waiting_before(self, lane: Lane) -> bool:
-        """A lane listed before ``lane`` (higher priority) has requests waiting."""
+        """A strict lane listed before ``lane`` (higher priority) has requests waiting."""
         for other, state in self.lanes.items():
             if other == lane:
                 return False
-            if state.queue:
+            if state.strict and state.queued:
                 return True
         return False
 
@@ -149,7 +231,7 @@ class Admission(Generic[M]):
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if not self.tasks and not any(s.queue for s in self.lanes.values()):
+        if not self.tasks and not any(s.queued for s in self.lanes.values()):
             self._idle.set()
 
     def _finished(self, state: LaneState[M], flow: str | None) -> None:
@@ -158,34 +240,30 @@ class Admission(Generic[M]):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Start waiting requests, lanes in priority order: a lane's queue is served only when every lane
-        before it has nothing waiting (strict priority: heartbeats first).
+        """Start waiting requests, lanes in priority order; a strict lane's waiting requests stop every lane
+        after it (heartbeats first), the others only use their own budgets.
 
         Within a lane: the requests that waited longer than ``max_wait`` are refused first (oldest first);
-        then, while the queue is short, the oldest waiting request starts (FIFO), but once it is longer than
-        the lane's in-flight budget, the newest does (adaptive LIFO): under overload the requests whose
-        clients are still waiting are served in time, instead of every request being served too late."""
+        then flows take turns (``LaneState.take``: round-robin, adaptive LIFO within a flow)."""
         now = self.clock()
         for state in self.lanes.values():
-            queue = state.queue
-            while queue and now - queue[0][0] > self.max_wait:
-                queued_at, msg, flow = queue.popleft()
+            while (waiting := state.stale(now - self.max_wait)) is not None:
                 state.shed += 1
-                self._done(flow)
-                self._spawn(self.refuse(msg, Unavailable(
-                    f"the API actor is overloaded: the request waited {now - queued_at:.1f}s in its queue; "
-                    "retry with back-off")))
-            while queue and state.running < state.settings.in_flight:
-                _, msg, flow = queue.pop() if len(queue) > state.settings.in_flight else queue.popleft()
-                self._start(state, msg, flow)
-            if queue:
+                self._done(waiting.flow)
+                self._spawn(self.refuse(waiting.msg, Unavailable(
+                    f"the API actor is overloaded: the request waited {now - waiting.queued_at:.1f}s in its "
+                    "queue; retry with back-off")))
+            while state.queued and state.running < state.settings.in_flight:
+                waiting = state.take()
+                self._start(state, waiting.msg, waiting.flow)
+            if state.queued and state.strict:
                 return
 
     def queued(self, lane: Lane) -> int:
-        return len(self.lanes[lane].queue)
+        return self.lanes[lane].queued
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return {str(lane): {"running": s.running, "queued": len(s.queue), "served": s.served, "shed": s.shed}
+        return {str(lane): {"running": s.running, "queued": s.queued, "served": s.served, "shed": s.shed}
                 for lane, s in self.lanes.items()}
 
     async def drain(self, timeout: float) -> None:

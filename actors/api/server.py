@@ -75,9 +75,13 @@ class ApiSettings:
     replicas: int = 1
     window: int = 100_000
     max_inflight: int = 256
-    """Requests of the normal lane served at once; more wait in its queue (see ``lanes.py``)."""
+    """Requests of the ``system`` lane (kubelets' and components' own subjects) served at once; more wait in
+    its queue (see ``lanes.py``)."""
+    user_inflight: int = 128
+    """Requests of the ``user`` lane (``shoal.api.>``: people, the gateway, and the agents' gets, lists and
+    watches, which shared the old single lane's 256) served at once."""
     heartbeat_inflight: int = 64
-    """Lease and node heartbeat writes served at once, apart from the normal lane's budget."""
+    """Lease and node heartbeat writes served at once, apart from the other lanes' budgets."""
     max_queued: int = 50_000
     """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
     max_wait: float = 5.0
@@ -88,7 +92,7 @@ class ApiSettings:
     """Where Service cluster IPs are allocated (checked against ``cluster_cidr`` for overlap at start)."""
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR
     max_inflight_per_flow: int = 2048
-    """Normal-lane requests one connection (or one node's kubelet) may have queued or running; more get
+    """Requests (heartbeats apart) one connection (or one node's kubelet) may have queued or running; more get
     TooManyRequests. (Hollow nodes share one connection: 2,500 kubelets' gets at once under overload.)"""
     max_watches_per_connection: int = 500
     """Open watches per connection that every change of their kind is offered to; more get TooManyRequests."""
@@ -124,7 +128,8 @@ class ApiActor:
         self._admission: Admission[Msg] = Admission(
             self._serve, self._refuse,
             {Lane.HEARTBEAT: LaneSettings(s.heartbeat_inflight, s.max_queued),
-             Lane.NORMAL: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
+             Lane.USER: LaneSettings(s.user_inflight, s.max_queued),
+             Lane.SYSTEM: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
             max_per_flow=s.max_inflight_per_flow)
         self._subs: list[Any] = []
         self.serving = False
@@ -242,11 +247,11 @@ class ApiActor:
 
     # -- requests -----------------------------------------------------------------------------
     async def _on_request(self, msg: Msg) -> None:
-        """Never blocks: the request starts at once or waits in its lane (heartbeats have their own)."""
+        """Never blocks: the request starts at once or waits in its lane and flow (``lanes.py``)."""
         self.requests += 1
         lane = lane_of(msg.subject)
         # heartbeats have their own lane and budget: never refused because their connection is busy
-        self._admission.submit(lane, msg, flow_of(msg.subject, msg.reply) if lane == Lane.NORMAL else None)
+        self._admission.submit(lane, msg, None if lane == Lane.HEARTBEAT else flow_of(msg.subject, msg.reply))
 
     def _audit(self, msg: Msg, error: ShoalError | None, body: dict[str, Any] | None = None) -> None:
         if self._auditor is None or not self._auditor.enabled:

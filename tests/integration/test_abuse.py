@@ -185,17 +185,17 @@ async def test_requests_in_flight_per_flow_are_limited() -> None:
     async def refuse(msg: str, error: ShoalError) -> None:
         refused.append(error)
 
-    admission: Admission[str] = Admission(serve, refuse, {Lane.NORMAL: LaneSettings(100, 100)}, max_per_flow=2)
+    admission: Admission[str] = Admission(serve, refuse, {Lane.USER: LaneSettings(100, 100)}, max_per_flow=2)
     for i in range(2):
-        admission.submit(Lane.NORMAL, f"a{i}", "conn-a")
-    admission.submit(Lane.NORMAL, "a2", "conn-a")
-    admission.submit(Lane.NORMAL, "b0", "conn-b")
+        admission.submit(Lane.USER, f"a{i}", "conn-a")
+    admission.submit(Lane.USER, "a2", "conn-a")
+    admission.submit(Lane.USER, "b0", "conn-b")
     await asyncio.sleep(0)
     assert len(refused) == 1 and isinstance(refused[0], TooManyRequests)
     gate.set()
     await admission.drain(5)
     assert admission.flows == {}
-    admission.submit(Lane.NORMAL, "a3", "conn-a")  # served again once the flow's requests finished
+    admission.submit(Lane.USER, "a3", "conn-a")  # served again once the flow's requests finished
     await admission.drain(5)
     assert len(refused) == 1
 

@@ -1,4 +1,5 @@
-"""Request admission: heartbeats have their own lane, stale and excess requests are refused, not served late."""
+"""Request admission: heartbeats first, user and system lanes apart, flows served in turn, stale and excess requests
+refused, not served late."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import nats
 import pytest
 
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
+from actors.api.server import ApiActor
 from protocol.errors import ShoalError, Unavailable
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner, start_api
@@ -20,16 +22,21 @@ from tests.conftest import ActorRunner, start_api
     ("shoal.node.n1.api.status.nodes._.n1", Lane.HEARTBEAT),
     ("shoal.node.n1.api.create.nodes._", Lane.HEARTBEAT),
     ("shoal.api.update.leases.kube-system.shoal-scheduler", Lane.HEARTBEAT),  # leader election
-    ("shoal.node.n1.api.status.pods.default.web", Lane.NORMAL),
-    ("shoal.node.n1.api.create.events.default", Lane.NORMAL),
-    ("shoal.api.status.nodes._.n1", Lane.NORMAL),  # not a kubelet's own heartbeat
-    ("shoal.api.list.leases.kube-node-lease", Lane.NORMAL),
+    ("shoal.user.system:kube-scheduler.api.update.leases.kube-system.shoal-scheduler", Lane.HEARTBEAT),
+    ("shoal.node.n1.api.status.pods.default.web", Lane.SYSTEM),  # a kubelet's pod status
+    ("shoal.node.n1.api.create.events.default", Lane.SYSTEM),
+    ("shoal.user.system:kube-scheduler.api.bind.pods._all", Lane.SYSTEM),  # the scheduler's binds
+    ("shoal.user.system:kube-controller-manager.api.create.pods.default", Lane.SYSTEM),
+    ("shoal.user.system:kube-controller-manager.api.list.pods._all", Lane.SYSTEM),
+    ("shoal.api.status.nodes._.n1", Lane.USER),  # not a kubelet's own heartbeat
+    ("shoal.api.list.leases.kube-node-lease", Lane.USER),
     ("shoal.api.get.leases.kube-node-lease.n1", Lane.HEARTBEAT),
-    ("shoal.api.delete.leases.kube-node-lease.n1", Lane.NORMAL),
-    ("shoal.api.create.pods.default", Lane.NORMAL),
-    ("shoal.api.bind.pods._all", Lane.NORMAL),
-    ("shoal.api", Lane.NORMAL),
-    ("garbage", Lane.NORMAL),
+    ("shoal.api.delete.leases.kube-node-lease.n1", Lane.USER),
+    ("shoal.api.create.pods.default", Lane.USER),  # a person (the shoal tool, the gateway)
+    ("shoal.api.update.configmaps.default.web", Lane.USER),
+    ("shoal.api.bind.pods._all", Lane.USER),
+    ("shoal.api", Lane.USER),
+    ("garbage", Lane.USER),
 ])
 def test_lane_of(subject: str, lane: Lane) -> None:
     assert lane_of(subject) == lane
@@ -58,13 +65,13 @@ async def test_lanes_have_their_own_budgets_and_stale_requests_are_refused() -> 
         refused[name] = error
 
     admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
-                                                          Lane.NORMAL: LaneSettings(1, 2)},
+                                                          Lane.SYSTEM: LaneSettings(1, 2)},
                                           max_wait=5.0, clock=clock)
-    admission.submit(Lane.NORMAL, "n1")  # runs, holding the only normal slot
-    admission.submit(Lane.NORMAL, "n2")  # queued
+    admission.submit(Lane.SYSTEM, "n1")  # runs, holding the only normal slot
+    admission.submit(Lane.SYSTEM, "n2")  # queued
     clock.now = 1.0
-    admission.submit(Lane.NORMAL, "n3")  # queued
-    admission.submit(Lane.NORMAL, "n4")  # the normal queue is full: refused at once
+    admission.submit(Lane.SYSTEM, "n3")  # queued
+    admission.submit(Lane.SYSTEM, "n4")  # the normal queue is full: refused at once
     gates["h1"] = asyncio.Event()
     gates["h1"].set()
     admission.submit(Lane.HEARTBEAT, "h1")  # its own lane: served though the normal lane is full
@@ -73,14 +80,14 @@ async def test_lanes_have_their_own_budgets_and_stale_requests_are_refused() -> 
             break
         await asyncio.sleep(0.01)
     assert served == ["h1"] and isinstance(refused["n4"], Unavailable)
-    assert admission.queued(Lane.NORMAL) == 2
+    assert admission.queued(Lane.SYSTEM) == 2
     clock.now = 5.5  # n2 has waited 5.5 s (> max_wait), n3 4.5 s
     for name in ("n1", "n2", "n3"):
         gates.setdefault(name, asyncio.Event()).set()
     await admission.drain(2)
     assert served == ["h1", "n1", "n3"]
     assert isinstance(refused["n2"], Unavailable) and "waited" in refused["n2"].message
-    assert admission.stats()["normal"] == {"running": 0, "queued": 0, "served": 2, "shed": 2}
+    assert admission.stats()["system"] == {"running": 0, "queued": 0, "served": 2, "shed": 2}
 
 
 def gated(names: tuple[str, ...]) -> tuple[dict[str, asyncio.Event], list[str], Callable[[str], Awaitable[None]],
@@ -102,16 +109,16 @@ def gated(names: tuple[str, ...]) -> tuple[dict[str, asyncio.Event], list[str], 
 async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
     gates, started, serve, refuse = gated(("h1", "h2", "n1", "n2"))
     admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
-                                                          Lane.NORMAL: LaneSettings(2, 10)})
+                                                          Lane.SYSTEM: LaneSettings(2, 10)})
     admission.submit(Lane.HEARTBEAT, "h1")  # runs
     admission.submit(Lane.HEARTBEAT, "h2")  # waits for h1's slot
-    admission.submit(Lane.NORMAL, "n1")  # a normal slot is free, but a heartbeat is waiting
+    admission.submit(Lane.SYSTEM, "n1")  # a normal slot is free, but a heartbeat is waiting
     await asyncio.sleep(0.01)
     assert started == ["h1"]
     gates["h1"].set()
     await asyncio.sleep(0.01)
     assert started == ["h1", "h2", "n1"]  # the heartbeat first, then the normal lane resumes
-    admission.submit(Lane.NORMAL, "n2")
+    admission.submit(Lane.SYSTEM, "n2")
     await asyncio.sleep(0.01)
     assert started == ["h1", "h2", "n1", "n2"]
     for gate in gates.values():
@@ -121,9 +128,9 @@ async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
 
 async def test_a_long_queue_is_served_newest_first() -> None:
     gates, started, serve, refuse = gated(("r", "a", "b", "c", "d"))
-    admission: Admission[str] = Admission(serve, refuse, {Lane.NORMAL: LaneSettings(2, 10)})
+    admission: Admission[str] = Admission(serve, refuse, {Lane.SYSTEM: LaneSettings(2, 10)})
     for name in ("r", "a", "b", "c", "d"):
-        admission.submit(Lane.NORMAL, name)  # r and a run; b, c, d wait (3 > the budget of 2)
+        admission.submit(Lane.SYSTEM, name)  # r and a run; b, c, d wait (3 > the budget of 2)
     await asyncio.sleep(0.01)
     gates["r"].set()
     await asyncio.sleep(0.01)
@@ -137,8 +144,127 @@ async def test_a_long_queue_is_served_newest_first() -> None:
     assert started == ["r", "a", "d", "b", "c"]
 
 
+async def settle() -> None:
+    """Let every task that can run do so (a start is a task; a finish starts the next one through callbacks)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_single_request_of_another_flow_waits_for_one_turn_not_for_the_backlog() -> None:
+    names = (*(f"a{i}" for i in range(10)), "b")
+    gates, started, serve, refuse = gated(names)
+    admission: Admission[str] = Admission(serve, refuse, {Lane.USER: LaneSettings(1, 100)})
+    for i in range(5):
+        admission.submit(Lane.USER, f"a{i}", "bench")  # a0 runs, a1..a4 wait
+    admission.submit(Lane.USER, "b", "person")  # one write of another connection
+    for i in range(5, 10):
+        admission.submit(Lane.USER, f"a{i}", "bench")  # the backlog goes on growing
+    await settle()
+    assert started == ["a0"] and admission.queued(Lane.USER) == 10
+    for name in ("a0", "a9"):
+        gates[name].set()
+        await settle()
+    # one turn of the backlogged flow (its newest: the queue is longer than the budget), then the other flow;
+    # one queue served newest first would have started a9..a5 before b
+    assert started == ["a0", "a9", "b"]
+    for gate in gates.values():
+        gate.set()
+    await admission.drain(2)
+    assert sorted(started) == sorted(names)
+
+
+async def test_flows_take_turns_in_a_lane() -> None:
+    names = ("a0", "a1", "a2", "a3", "b0", "b1", "c0")
+    gates, started, serve, refuse = gated(names)
+    admission: Admission[str] = Admission(serve, refuse, {Lane.USER: LaneSettings(1, 100)})
+    for name in names:
+        admission.submit(Lane.USER, name, name[0])
+    for gate in gates.values():
+        gate.set()
+    await admission.drain(2)
+    # a0 at once; then round-robin a, b, c (a longer queue than the budget: each flow's newest first)
+    assert started == ["a0", "a3", "b1", "c0", "a2", "b0", "a1"]
+
+
+async def test_user_and_system_lanes_each_progress_within_their_budget() -> None:
+    system = tuple(f"s{i}" for i in range(20))
+    user = tuple(f"u{i}" for i in range(5))
+    gates, started, serve, refuse = gated(system + user)
+    admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
+                                                          Lane.USER: LaneSettings(1, 100),
+                                                          Lane.SYSTEM: LaneSettings(2, 100)})
+    for name in system:
+        admission.submit(Lane.SYSTEM, name, "scheduler")  # bulk: s0 and s1 run, 18 wait
+    admission.submit(Lane.USER, "u0", "person")  # not queued behind the scheduler's backlog
+    await settle()
+    assert started == ["s0", "s1", "u0"]
+    for name in user[1:]:
+        admission.submit(Lane.USER, name, "person")  # waits for u0's slot, not for the system lane's
+    gates["s0"].set()
+    await settle()
+    assert started[3:] == ["s19"]  # the system lane goes on while user requests wait (its own budget)
+    gates["u0"].set()
+    await settle()
+    assert started[4:] == ["u4"]  # and the user lane while 17 system requests wait (newest first)
+    assert admission.stats()["system"]["queued"] == 17 and admission.stats()["user"]["queued"] == 3
+    for gate in gates.values():
+        gate.set()
+    await admission.drain(2)
+    assert sorted(started) == sorted(system + user)
+
+
+class Backlog:
+    """ConfigMap creates sent on one client: ``add`` starts more, ``done`` counts the answered ones."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+        self.done = 0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def add(self, start: int, count: int) -> None:
+        self.tasks += [asyncio.create_task(self._create(i)) for i in range(start, start + count)]
+
+    async def _create(self, i: int) -> None:
+        await self.client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
+                                  "data": {"k": "v" * 2000}})
+        self.done += 1
+
+    async def queued(self, api: ApiActor, lane: Lane, at_least: int) -> None:
+        """Wait (generously) until ``lane`` has ``at_least`` requests waiting."""
+        for _ in range(3000):
+            if api._admission.queued(lane) >= at_least:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"fewer than {at_least} {lane} requests ever waited")
+
+
+async def test_a_person_s_write_overtakes_another_connection_s_backlog(runner: ActorRunner, nats_server) -> None:
+    """Fair queuing by connection, end to end: a benchmark's creates on one connection, still arriving after one
+    update sent on another; the update does not wait for them (newest first alone would serve them first)."""
+    api = await start_api(runner, user_inflight=1)
+    bench = await nats.connect(nats_server.url)
+    person = await nats.connect(nats_server.url)
+    try:
+        client = ApiClient(bench, timeout=120)
+        mine = await ApiClient(person).create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"}})
+        backlog = Backlog(client)
+        backlog.add(0, 300)
+        await backlog.queued(api, Lane.USER, 100)  # so at most 200 of the first 300 are done
+        mine["data"] = {"k": "v"}
+        update = asyncio.create_task(ApiClient(person, timeout=120).update(mine))
+        backlog.add(300, 300)
+        updated = await update
+        creates_done_when_updated = backlog.done
+        await asyncio.gather(*backlog.tasks)
+        assert updated["data"] == {"k": "v"}
+        assert creates_done_when_updated < 300  # it waited for neither backlog
+    finally:
+        await bench.close()
+        await person.close()
+
+
 async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorRunner, nats_server) -> None:
-    api = await start_api(runner, max_inflight=1)
+    api = await start_api(runner, user_inflight=1)
     nc = await nats.connect(nats_server.url)
     try:
         client = ApiClient(nc, timeout=60)
@@ -147,25 +273,15 @@ async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorR
         lease = await kubelet.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                       "metadata": {"name": "n1", "namespace": "kube-node-lease"},
                                       "spec": {"holderIdentity": "n1"}})
-        done: list[str] = []
-
-        async def create(i: int) -> None:
-            await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
-                                 "data": {"k": "v" * 2000}})
-            done.append(f"cm-{i}")
-
-        creates = [asyncio.create_task(create(i)) for i in range(300)]
-        for _ in range(500):
-            if api._admission.queued(Lane.NORMAL) >= 100:
-                break
-            await asyncio.sleep(0.005)
-        assert api._admission.queued(Lane.NORMAL) >= 100
+        backlog = Backlog(client)
+        backlog.add(0, 300)
+        await backlog.queued(api, Lane.USER, 100)
         lease["spec"]["renewTime"] = "2026-11-27T00:00:00.000000Z"
         renewed = await kubelet.update(lease)
-        creates_done_when_renewed = len(done)
-        await asyncio.gather(*creates)
+        creates_done_when_renewed = backlog.done
+        await asyncio.gather(*backlog.tasks)
         assert renewed["spec"]["renewTime"] == "2026-11-27T00:00:00.000000Z"
-        assert creates_done_when_renewed < len(creates)  # it did not wait behind the queued creates
+        assert creates_done_when_renewed < len(backlog.tasks)  # it did not wait behind the queued creates
         assert api.health()["lanes"]["heartbeat"]["served"] >= 3
     finally:
         await nc.close()
