@@ -179,6 +179,10 @@ def rows_rbac(r: dict[str, Any]) -> list[Row]:
             f"trusted caller: p50 {_ms(r[f'{verb}_trusted_p50_ms'])}", f"{r[f'{verb}_ratio_p50']:.2f}x p50",
             "<= 1.1x", _met(r[f"{verb}_ratio_p50"] <= 1.1))
         for verb in ("get", "create")
+    ] + [
+        Row("API create RoleBinding as a ServiceAccount (escalation checked)", _ms(r["binding_checked_p50_ms"]), "",
+            "", f"trusted caller (not checked): p50 {_ms(r['binding_trusted_p50_ms'])}",
+            f"{r['binding_ratio_p50']:.2f}x p50"),
     ]
 
 

@@ -135,7 +135,8 @@ class Rule:
         return out
 
 
-def _rules(obj: Obj) -> tuple[Rule, ...]:
+def rules_of(obj: Obj) -> tuple[Rule, ...]:
+    """A Role's or ClusterRole's rules (those that parse)."""
     raw = obj.get("rules")
     return tuple(r for r in (Rule.parse(x) for x in raw) if r is not None) if isinstance(raw, list) else ()
 
@@ -149,7 +150,7 @@ def _aggregate(cluster_roles: Iterable[Obj]) -> dict[str, tuple[Rule, ...]]:
     """Each ClusterRole's rules; an aggregated one's are the union of the ClusterRoles its selectors match
     (one level, as Kubernetes' aggregation controller writes them; its own rules are replaced)."""
     roles = [r for r in cluster_roles if isinstance(r, dict)]
-    out = {str(_meta(r).get("name")): _rules(r) for r in roles}
+    out = {str(_meta(r).get("name")): rules_of(r) for r in roles}
     for role in roles:
         agg = role.get("aggregationRule")
         if not isinstance(agg, dict):
@@ -208,7 +209,7 @@ class Policy:
         policy = cls()
         for role in roles:
             m = _meta(role)
-            policy.roles[(str(m.get("namespace") or ""), str(m.get("name")))] = _rules(role)
+            policy.roles[(str(m.get("namespace") or ""), str(m.get("name")))] = rules_of(role)
         policy.cluster_roles = _aggregate(cluster_roles)
         for bindings, namespaced in ((cluster_role_bindings, False), (role_bindings, True)):
             for binding in bindings:
@@ -234,6 +235,12 @@ class Policy:
         if grant.role_kind == "ClusterRole":
             return self.cluster_roles.get(grant.role_name, ())
         return self.roles.get((grant.namespace or "", grant.role_name), ())
+
+    def referenced_rules(self, kind: str, namespace: str, name: str) -> tuple[Rule, ...] | None:
+        """The rules of the role a binding's ``roleRef`` names (a Role in ``namespace``), None if there is none."""
+        if kind == "ClusterRole":
+            return self.cluster_roles.get(name)
+        return self.roles.get((namespace, name)) if kind == "Role" else None
 
     def allowed(self, user: UserInfo, a: Attributes) -> bool:
         return self.reason(user, a) is not None
@@ -277,14 +284,15 @@ class Policy:
 
     def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[Rule], list[Rule]]:
         """(resource rules, non-resource rules) the user has in ``namespace`` (SelfSubjectRulesReview)."""
-        resource: list[Rule] = []
-        non_resource: list[Rule] = []
+        resource: dict[Rule, None] = {}  # ordered sets: each rule once, in the order found
+        non_resource: dict[Rule, None] = {}
         for grant in self._grants(user, namespace):
             for rule in self._rules_of(grant):
-                target = non_resource if rule.non_resource_urls else resource
-                if (grant.namespace is None or not rule.non_resource_urls) and rule not in target:
-                    target.append(rule)
-        return resource, non_resource
+                if not rule.non_resource_urls:
+                    resource[rule] = None
+                elif grant.namespace is None:
+                    non_resource[rule] = None
+        return list(resource), list(non_resource)
 
     def authorize(self, user: UserInfo, a: Attributes) -> None:
         """Forbidden, worded as Kubernetes', unless allowed."""

@@ -25,6 +25,8 @@ from typing import Any
 from actors.api import noderestriction
 from protocol.errors import BadRequest, Forbidden
 from protocol.rbac import AUTHENTICATED, Attributes, Policy, UserInfo, user_from_wire
+from protocol.rbac_escalation import KINDS as ESCALATION_KINDS
+from protocol.rbac_escalation import confirm_no_escalation
 from protocol.requests import ApiRequest
 from protocol.selectors import parse_field_selector
 from protocol.subjects import Verb
@@ -106,3 +108,30 @@ def authorize(request: ApiRequest, body: dict[str, Any],
     if noderestriction.admit(node, request.verb, request.info, request.namespace, target) is not None:
         raise Forbidden("creates through node-scoped subjects are limited to the node's own Node and Lease")
     return None
+
+
+def acting_user(request: ApiRequest, body: dict[str, Any]) -> UserInfo | None:
+    """Who a write is made for, for the admission that depends on it (RBAC escalation): the component of an
+    identity-scoped subject, the impersonated user, or the user a trusted caller names in ``onBehalfOf`` (the
+    gateway, serving a patch or an apply it authorized itself as the user's ``patch``); None: the trusted
+    caller itself (``system:masters``)."""
+    if request.user is not None:
+        return scoped_user(request.user)
+    if request.node is not None:
+        return UserInfo(f"system:node:{request.node}", ("system:nodes", AUTHENTICATED))
+    who = body.get("as") if body.get("as") is not None else body.get("onBehalfOf")
+    return None if who is None else user_from_wire(who)
+
+
+def escalation_check(request: ApiRequest, body: dict[str, Any],
+                     policy: Callable[[], Policy]) -> Callable[[dict[str, Any]], None] | None:
+    """For a write of a Role, ClusterRole or one of their bindings by someone other than the trusted caller:
+    the check of the object about to be stored (``protocol.rbac_escalation``), against the policy current
+    then; None for everything else."""
+    if request.info.kind not in ESCALATION_KINDS:
+        return None
+    user = acting_user(request, body)
+    if user is None:
+        return None
+    kind = request.info.kind
+    return lambda obj: confirm_no_escalation(policy(), user, kind, obj)

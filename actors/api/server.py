@@ -8,6 +8,7 @@ and none coordinates with another (every write is compare-and-swap in the datast
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from nats.aio.msg import Msg
 
 from actors.api import audit, encryption, noderestriction
 from actors.api.allocator import AllocatorSettings, ServiceAllocator
-from actors.api.authorize import authorize, scoped_user
+from actors.api.authorize import authorize, escalation_check, scoped_user
 from actors.api.cache import MAX_PENDING_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.events_store import EventStreamStore, EventWatches
 from actors.api.eviction import evict
@@ -353,11 +354,27 @@ class ApiActor:
         """The reply to a create, update or patch: the object, and its kind's warnings when there are any."""
         return codec.ok(object=obj, warnings=warnings) if warnings else codec.ok(object=obj)
 
+    async def _admitted(self, req: ApiRequest, body: dict[str, Any],
+                        write: Callable[[Callable[[Obj], None] | None], Awaitable[Obj]]) -> Obj:
+        """``write`` with the admission check that depends on who asks (RBAC escalation, for RBAC writes only);
+        a refusal is decided again once the cache holds every acknowledged write (the user's own grants made
+        just before count), as ``_authorize`` does."""
+        check = escalation_check(req, body, self.rbac.current)
+        if check is None:
+            return await write(None)
+        try:
+            return await write(check)
+        except Forbidden:
+            await self._consistent(None)
+            return await write(check)
+
     async def _create(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
                       guard: noderestriction.Guard | None) -> bytes:
         obj = body.get("object")
         unknown = unknown_fields.apply(obj, strategy_for(req.info.kind), field_validation(body.get("fieldValidation")))
-        created = await self.service.create(req.info, req.namespace, obj, dry_run=_dry_run(body))
+        created = await self._admitted(req, body, lambda admit: self.service.create(
+            req.info, req.namespace, copy.deepcopy(obj) if admit is not None else obj, dry_run=_dry_run(body),
+            admit=admit))  # a checked create may be tried twice: each try gets the object as sent
         return self._written(created, unknown + warnings_for(created))
 
     async def _get(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -375,9 +392,9 @@ class ApiActor:
         if req.verb == Verb.UPDATE:
             unknown = unknown_fields.apply(obj, strategy_for(req.info.kind),
                                            field_validation(body.get("fieldValidation")))
-        obj = await self.service.update(req.info, req.namespace, _name(req), obj,
-                                        status_only=req.verb == Verb.STATUS, guard=guard, warnings=warnings,
-                                        dry_run=_dry_run(body))
+        obj = await self._admitted(req, body, lambda admit: self.service.update(
+            req.info, req.namespace, _name(req), obj, status_only=req.verb == Verb.STATUS, guard=guard,
+            warnings=warnings, dry_run=_dry_run(body), admit=admit))
         return self._written(obj, unknown + warnings)
 
     async def _patch(self, req: ApiRequest, body: dict[str, Any], msg: Msg,
@@ -388,9 +405,9 @@ class ApiActor:
         if body.get("subresource") != "status":
             unknown = unknown_fields.apply(patch, strategy_for(req.info.kind),
                                            field_validation(body.get("fieldValidation")))
-        obj = await self.service.patch(req.info, req.namespace, _name(req), patch,
-                                       status_only=body.get("subresource") == "status", guard=guard,
-                                       warnings=warnings, dry_run=_dry_run(body))
+        obj = await self._admitted(req, body, lambda admit: self.service.patch(
+            req.info, req.namespace, _name(req), patch, status_only=body.get("subresource") == "status",
+            guard=guard, warnings=warnings, dry_run=_dry_run(body), admit=admit))
         return self._written(obj, unknown + warnings)
 
     async def _delete(self, req: ApiRequest, body: dict[str, Any], msg: Msg,

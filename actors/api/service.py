@@ -135,8 +135,11 @@ class ApiService:
         m["namespace"] = ns
         return ns
 
-    async def create(self, info: KindInfo, namespace: str | None, obj: Any, *, dry_run: bool = False) -> Obj:
-        """Create ``obj``; ``dry_run``: everything (defaults, validation, admission) but the write."""
+    async def create(self, info: KindInfo, namespace: str | None, obj: Any, *, dry_run: bool = False,
+                     admit: Callable[[Obj], None] | None = None) -> Obj:
+        """Create ``obj``; ``dry_run``: everything (defaults, validation, admission) but the write. ``admit``
+        (an admission check that depends on who asks, e.g. RBAC escalation) sees the object about to be
+        written, as for ``update`` and ``patch``."""
         if isinstance(obj, dict):
             obj.setdefault("kind", info.kind)
             obj.setdefault("apiVersion", info.api_version)
@@ -154,6 +157,8 @@ class ApiService:
         m["creationTimestamp"] = format_time(self.clock())
         m["generation"] = 1
         validate(obj, expect_kind=info.kind)  # defaults must not make an object invalid
+        if admit is not None:
+            admit(obj)
         generate = m.get("name") is None
         hooks = hooks_for(info)
         for _ in range(3 if generate else 1):
@@ -308,7 +313,8 @@ class ApiService:
 
     async def update(self, info: KindInfo, namespace: str | None, name: str, obj: Any, *,
                      status_only: bool = False, guard: Callable[[Obj], None] | None = None,
-                     warnings: list[str] | None = None, dry_run: bool = False) -> Obj:
+                     warnings: list[str] | None = None, dry_run: bool = False,
+                     admit: Callable[[Obj], None] | None = None) -> Obj:
         """Replace the object (``status_only``: its status). ``warnings``, when given, receives the kind's
         warnings about the written object."""
         if isinstance(obj, dict):
@@ -332,13 +338,16 @@ class ApiService:
             if not status_only:
                 validate(merged, expect_kind=info.kind, old=current)
                 _note_warnings(warnings, info, merged, current)
+            if admit is not None:
+                admit(merged)
             return merged
 
         return await self._read_modify_write(info, namespace, name, precondition, change, guard, dry_run)
 
     async def patch(self, info: KindInfo, namespace: str | None, name: str, patch: Any, *,
                     status_only: bool = False, guard: Callable[[Obj], None] | None = None,
-                    warnings: list[str] | None = None, dry_run: bool = False) -> Obj:
+                    warnings: list[str] | None = None, dry_run: bool = False,
+                    admit: Callable[[Obj], None] | None = None) -> Obj:
         """Apply a JSON merge patch; ``warnings`` as for ``update``."""
         if not isinstance(patch, dict):
             raise BadRequest("a merge patch must be a map")
@@ -359,6 +368,8 @@ class ApiService:
                 return None
             if not status_only:
                 _note_warnings(warnings, info, merged, current)
+            if admit is not None:
+                admit(merged)
             return merged
 
         return await self._read_modify_write(info, namespace, name, precondition, change, guard, dry_run)

@@ -55,6 +55,10 @@ USER = web.RequestKey("user", User)
 ACTING_AS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("acting_as", default=None)
 """The identity the gateway's API client impersonates in the current request's task (None: the gateway's
 own, trusted, as for unauthenticated public paths and its background work)."""
+ON_BEHALF_OF: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("on_behalf_of", default=None)
+"""The user a request the gateway makes as itself is for (a patch or an apply it authorized as the user's
+``patch``): sent as ``onBehalfOf``, so that the API's admission that depends on who asks (RBAC escalation)
+still judges the user, not the gateway."""
 AUTHENTICATED = "system:authenticated"
 
 

@@ -22,7 +22,7 @@ from actors.gateway import fieldvalidation, listing, paths, streaming, table, wa
 from actors.gateway import patch as patches
 from actors.gateway import status as statuses
 from actors.gateway.access import STREAM_VERBS, AccessReviews
-from actors.gateway.auth import ACTING_AS, USER
+from actors.gateway.auth import ACTING_AS, ON_BEHALF_OF, USER
 from actors.gateway.http import DRY_RUN, JSON, dry_run, flag, int_param, json_response, read_body
 from actors.gateway.subresources import scale_of, stream_logs
 from actors.gateway.watchslots import WatchSlots
@@ -54,6 +54,9 @@ class Handlers:
     async def call(self, subject: str, payload: dict[str, Any]) -> tuple[Obj, list[str]]:
         if DRY_RUN.get():
             payload = {**payload, "dryRun": True}
+        behalf = ON_BEHALF_OF.get()
+        if behalf is not None:
+            payload = {**payload, "onBehalfOf": behalf}
         reply = await self.client.request(subject, payload)
         warnings = reply.get("warnings")
         return reply["object"], [str(w) for w in warnings] if isinstance(warnings, list) else []

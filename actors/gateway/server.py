@@ -27,6 +27,7 @@ from actors.gateway.access import AccessReviews
 from actors.gateway.apiservice import ApiServiceKeeper
 from actors.gateway.auth import (
     ACTING_AS,
+    ON_BEHALF_OF,
     USER,
     Authenticator,
     Unauthenticated,
@@ -317,11 +318,12 @@ class GatewayActor:
             # served by several API requests (a patch is read-modify-write here): authorized once, as
             # Kubernetes authorizes the one request, then done as the gateway
             await self.access.require(request[USER], composite)
-            token = ACTING_AS.set(None)
+            token, behalf = ACTING_AS.set(None), ON_BEHALF_OF.set(access.subject_of(request[USER]))
             try:
                 return await self._serve_resource(request, target)
             finally:
                 ACTING_AS.reset(token)
+                ON_BEHALF_OF.reset(behalf)
         except ShoalError as exc:
             return error_response(exc, target)
 

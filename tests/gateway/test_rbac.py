@@ -238,3 +238,34 @@ async def test_a_watch_of_one_object_is_allowed_by_a_rule_naming_it(gateway: Gat
     finally:
         watch.kill()
         await watch.wait()
+
+
+async def test_a_namespace_admin_cannot_grant_what_it_does_not_hold(gateway: Gateway, api_client: ApiClient) -> None:
+    """RBAC escalation prevention through the gateway, with the real kubectl: the robot, admin of ``team``,
+    binds ``edit`` there but not ``cluster-admin``; it cannot widen its own Role by a patch (which the gateway
+    serves as a get and an update of its own, ``onBehalfOf`` the robot) nor by server-side apply; nothing
+    refused is stored."""
+    token = await robot_token(api_client)
+    await gateway.ok("create", "rolebinding", "robot-admin", "--clusterrole=admin", "--serviceaccount=team:robot",
+                     "-n", "team")
+    as_robot = ("--token", token, "-n", "team")
+    await gateway.ok("create", "rolebinding", "helper-edit", "--clusterrole=edit", "--user=helper", *as_robot)
+    refused = await gateway.kubectl("create", "rolebinding", "helper-root", "--clusterrole=cluster-admin",
+                                    "--user=helper", *as_robot)
+    assert refused.rc == 1 and ('rolebindings.rbac.authorization.k8s.io "helper-root" is forbidden: user '
+                                '"system:serviceaccount:team:robot"') in refused.err, refused
+    assert "is attempting to grant RBAC permissions not currently held" in refused.err, refused
+    await gateway.ok("create", "role", "reader", "--verb=get", "--resource=pods", *as_robot)
+    widen = json.dumps({"rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]},
+                                  {"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}]})
+    patched = await gateway.kubectl("patch", "role", "reader", "--type=merge", "-p", widen, *as_robot)
+    assert patched.rc == 1 and '{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}' in patched.err, patched
+    applied = await gateway.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", *as_robot,
+                                    stdin=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reader", "namespace": "team"}, **json.loads(widen)}))
+    assert applied.rc == 1 and "not currently held" in applied.err, applied
+    bindings = await gateway.ok("get", "rolebindings", "-n", "team", "-o", "name")
+    assert "helper-root" not in bindings and "helper-edit" in bindings, bindings
+    rules = json.loads(await gateway.ok("get", "role", "reader", "-n", "team", "-o", "json"))["rules"]
+    assert [r["resources"] for r in rules] == [["pods"]], rules

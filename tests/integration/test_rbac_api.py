@@ -101,3 +101,50 @@ async def test_access_reviews(runner: ActorRunner, nats_server: NatsServer, nc: 
     robot = ApiClient(nc, impersonate=lambda: ROBOT)  # an admin operation as the robot: not allowed
     with pytest.raises(Forbidden, match='cannot create path "/shoal/admin/accessreview"'):
         await robot.admin("accessreview", {"subject": ROBOT, "spec": spec})
+
+
+async def test_nobody_grants_what_they_do_not_hold(runner: ActorRunner, nats_server: NatsServer, nc: Any) -> None:
+    """RBAC escalation prevention over NATS: a namespace admin (``as``) binds ``edit`` but not
+    ``cluster-admin``, writes no Role with verbs it lacks, and binds cluster-admin once granted ``bind`` on it
+    by name; a trusted caller's write made ``onBehalfOf`` a user is judged as that user's; nothing refused is
+    stored."""
+    await start_api(runner)
+    admin, robot = ApiClient(nc), ApiClient(nc, impersonate=lambda: ROBOT)
+    await admin.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    await admin.create(binding("robot-admin", "ClusterRole", "admin"))
+    await robot.create(binding("robot-edit", "ClusterRole", "edit"))  # held: allowed
+    with pytest.raises(Forbidden, match=r'rolebindings.rbac.authorization.k8s.io "robot-root" is forbidden: user '
+                                        r'"system:serviceaccount:team:robot" \(groups=.*\) is attempting to grant '
+                                        r"RBAC permissions not currently held:\n"):
+        await robot.create(binding("robot-root", "ClusterRole", "cluster-admin"))
+    nodes = {"apiVersion": f"{G}/v1", "kind": "Role", "metadata": {"name": "wide", "namespace": "team"},
+             "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]},
+                       {"verbs": ["escalate"], "apiGroups": [G], "resources": ["roles"]}]}
+    with pytest.raises(Forbidden, match=r'\{APIGroups:\["rbac.authorization.k8s.io"\], Resources:\["roles"\], '
+                                        r'Verbs:\["escalate"\]\}'):
+        await robot.create(nodes)
+    narrow = {**nodes, "rules": nodes["rules"][:1]}
+    await robot.create(narrow)
+    with pytest.raises(Forbidden, match="not currently held"):  # an update may not widen it either
+        await robot.update({**nodes, "metadata": {"name": "wide", "namespace": "team"}})
+    with pytest.raises(Forbidden, match="not currently held"):  # nor a patch
+        await robot.patch("Role", "wide", {"rules": nodes["rules"]}, "team")
+    names = {o["metadata"]["name"] for o in (await admin.list("RoleBinding", "team")).items}
+    assert names == {"robot-admin", "robot-edit"}
+    assert len((await admin.get("Role", "wide", "team"))["rules"]) == 1  # refused writes left it as it was
+
+    # a trusted caller (the gateway serving a patch it authorized as the user's) names the user: judged as the user
+    subject = subjects.object_subject(Verb.UPDATE, by_kind("Role"), "team", "wide")
+    current = await admin.get("Role", "wide", "team")
+    with pytest.raises(Forbidden, match="not currently held"):
+        await admin.request(subject, {"object": {**current, "rules": nodes["rules"]}, "onBehalfOf": ROBOT})
+    await admin.request(subject, {"object": {**current, "rules": nodes["rules"]}})  # as itself: system:masters
+
+    # `bind` on cluster-admin, by name, lets the robot bind it (and only it)
+    await admin.create({"apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": "bind-root"},
+                        "rules": [{"verbs": ["bind"], "apiGroups": [G], "resources": ["clusterroles"],
+                                   "resourceNames": ["cluster-admin"]}]})
+    await admin.create(binding("robot-bind-root", "ClusterRole", "bind-root"))
+    with pytest.raises(Forbidden, match="not currently held"):
+        await robot.create(binding("robot-scheduler", "ClusterRole", "system:kube-scheduler"))
+    await robot.create(binding("robot-root", "ClusterRole", "cluster-admin"))
