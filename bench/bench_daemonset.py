@@ -22,6 +22,7 @@ from typing import Any
 from bench.bench_scale import hollow_commands
 from bench.common import cluster, hollow_options, progress, report, retrying, wait_nodes_ready, wait_status
 from protocol import codec, subjects
+from protocol.errors import ShoalError
 from protocol.objects import Obj, controller_of, meta
 from runtime.client import ApiClient
 
@@ -56,6 +57,20 @@ async def pass_stats(client: ApiClient) -> dict[str, Any]:
         return dict(stats.get("daemonset") or {})
     except Exception:
         return {}
+
+
+async def agent_pods(client: ApiClient, attempts: int = 5) -> list[Obj]:
+    """The DaemonSet's pods for the final check, asked again when an overloaded API actor fails the list
+    (at 5,000 nodes it is the run's largest read, after every figure was taken)."""
+    for attempt in range(attempts):
+        try:
+            return (await client.list("Pod", "default", label_selector="app=agent")).items
+        except ShoalError as exc:
+            if attempt == attempts - 1:
+                raise
+            progress(f"list the daemonset's pods: {exc}; asking again")
+            await asyncio.sleep(5)
+    return []
 
 
 def _passes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +122,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stats2 = await pass_stats(client)
         progress(f"daemonset rolled across {nodes} nodes after {roll_s:.1f}s; passes {_passes(stats1, stats2)}")
 
-        ds = await client.get("DaemonSet", "agent", "default")
-        pods = (await client.list("Pod", "default", label_selector="app=agent")).items
+        ds = await retrying(lambda: client.get("DaemonSet", "agent", "default"), "read the daemonset")
+        pods = await agent_pods(client)
         ours = [p for p in pods if (controller_of(p) or {}).get("uid") == meta(ds)["uid"]
                 and not meta(p).get("deletionTimestamp")]
         per_node = Counter((p.get("spec") or {}).get("nodeName") for p in ours)
