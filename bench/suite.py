@@ -338,6 +338,9 @@ def rows_daemonset(r: dict[str, Any]) -> list[Row]:
         Row(f"DaemonSet rolled across {nodes} nodes (maxUnavailable {r['max_unavailable']})",
             f"{r['daemonset_rollout_s']:.1f} s", "", f"{nodes / max(r['daemonset_rollout_s'], 1e-9):.0f} pods/s",
             baseline),
+        *(Row(f"DaemonSet controller pass while rolling, {nodes} nodes: planning CPU (mean)",
+              f"{passes['mean_cpu_ms']:.1f} ms", "", f"{passes['passes']} passes")
+          for passes in [r.get("controller_passes_rollout") or {}] if "mean_cpu_ms" in passes),
     ]
 
 

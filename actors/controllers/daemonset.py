@@ -3,7 +3,7 @@
 Watch handlers only enqueue DaemonSet keys (``namespace/name``): a DaemonSet's own changes, its pods'
 changes (by controller reference, or by selector for orphans) and, for every DaemonSet, a node added,
 removed, or changed in what decides eligibility (labels, taints, cordon, Ready) -- not a heartbeat.
-``reconcile`` asks ``daemonset_plan.plan`` what to do and does it:
+``reconcile`` asks ``daemonset_plan.plan_pass`` what to do and does it:
 
 - adoption/release through ``controllerref.ControllerRefManager`` (resourceVersion preconditions);
 - creations of pods pinned to their node by required node affinity (the scheduler binds them), in
@@ -16,11 +16,15 @@ removed, or changed in what decides eligibility (labels, taints, cordon, Ready) 
 - the history: a ControllerRevision per template rolled out, numbered, the oldest pruned beyond
   ``revisionHistoryLimit`` (``daemonset_history``), so ``shoal rollout history ds/NAME`` lists them.
 
-A pass costs time proportional to the nodes and the pods of the namespace (72 ms at 1,000 nodes and
-2,000 pods); pod and node changes arriving right after a pass wait until as long as its planning took has passed
-(``_enqueue``), so a stream of pod status changes is handled in batches instead of one full pass after
-another, and the controller manager's event loop is never taken whole by one DaemonSet. A DaemonSet's own
-changes are handled at once.
+A pass costs the DaemonSet's own nodes and pods, not its namespace's: the fit of every node is kept per
+DaemonSet and recomputed only for nodes whose labels, taints, cordon or Ready condition changed (or for all
+when the DaemonSet's template changed what it selects or tolerates), and its pods are kept by node by the
+pod handler (``daemonset_cache``); ``daemonset_plan.plan_pass`` decides from both (5-7 ms of CPU at
+1,000 nodes, against 13 ms when everything was evaluated afresh; 50-60 ms at 5,000). Pod and node changes arriving right
+after a pass wait until as long as its planning took has passed (``_enqueue``), so a stream of pod status
+changes is handled in batches instead of one full pass after another, and the controller manager's event
+loop is never taken whole by one DaemonSet. A DaemonSet's own changes are handled at once. The passes
+and their planning time are in the controller manager's health (``stats``).
 """
 
 from __future__ import annotations
@@ -28,16 +32,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from typing import Any
 
 from actors.controllers.base import ControllerContext
+from actors.controllers.daemonset_cache import DaemonPodIndex, NodeFits
 from actors.controllers.daemonset_history import history_plan
 from actors.controllers.daemonset_plan import (
     CreatePods,
+    daemon_facts,
     daemon_hash,
     daemon_pod,
-    node_taints,
-    plan,
+    plan_pass,
     status_changed,
 )
 from actors.controllers.history_writes import write_history
@@ -49,10 +53,7 @@ from actors.controllers.replication_plan import DeletePods
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import (
     Obj,
-    condition,
-    controller_of,
     is_deleting,
-    labels_of,
     meta,
     name_of,
     ref,
@@ -70,12 +71,6 @@ class DaemonSetError(ShoalError):
     """Some of a pass's creations or deletions failed; the DaemonSet is retried with back-off."""
 
     retryable = True
-
-
-def node_facts(node: Obj) -> tuple[Any, ...]:
-    """What of a node decides where daemon pods run: a change in anything else (heartbeats) is ignored."""
-    ready = condition(node, "Ready")
-    return (tuple(sorted(labels_of(node).items())), node_taints(node), (ready or {}).get("status"))
 
 
 class FailedPodBackoff:
@@ -99,6 +94,32 @@ class FailedPodBackoff:
         self._entries.pop(key, None)
 
 
+class PassStats:
+    """How many passes ran and how long their planning took (seconds of the event loop, not API waits)."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+        self.total = 0.0
+        self.longest = 0.0
+        self.last = 0.0
+        self.cpu = 0.0
+
+    def add(self, seconds: float, cpu: float) -> None:
+        """One pass whose planning took ``seconds`` of wall time, ``cpu`` of them on the CPU (a loaded machine
+        stretches the first, not the second)."""
+        self.passes += 1
+        self.total += seconds
+        self.cpu += cpu
+        self.longest = max(self.longest, seconds)
+        self.last = seconds
+
+    def summary(self) -> dict[str, float]:
+        mean = self.total / self.passes if self.passes else 0.0
+        return {"passes": self.passes, "planning_s": round(self.total, 3), "planning_cpu_s": round(self.cpu, 3),
+                "mean_ms": round(mean * 1000, 2),
+                "max_ms": round(self.longest * 1000, 2), "last_ms": round(self.last * 1000, 2)}
+
+
 class DaemonSetController(PodOwnerController):
     name = "daemonset"
 
@@ -106,6 +127,9 @@ class DaemonSetController(PodOwnerController):
         super().__init__(KIND, workers=workers)
         self.backoff = FailedPodBackoff()
         self.revision_index = NamespaceIndex()
+        self.node_fits = NodeFits()
+        self.daemon_pods = DaemonPodIndex()
+        self.pass_stats = PassStats()
         self._passes: dict[str, tuple[float, float]] = {}
         """Per DaemonSet key: when its last pass ended and how long its planning took (``time.monotonic``)."""
 
@@ -119,6 +143,7 @@ class DaemonSetController(PodOwnerController):
         self.revisions.add_handler(self.revision_index.handle)
         self.revisions.add_handler(self._on_revision)
         self.pods.add_handler(self.pod_index.handle)
+        self.pods.add_handler(self.daemon_pods.handle)
         self.pods.add_handler(self.on_pod)
         self.daemonsets.add_handler(self.owner_index.handle)
         self.daemonsets.add_handler(self._on_daemonset)
@@ -127,7 +152,12 @@ class DaemonSetController(PodOwnerController):
     def forget(self, key: str) -> None:
         super().forget(key)
         self.backoff.forget(key)
+        self.node_fits.forget(key)
         self._passes.pop(key, None)
+
+    def stats(self) -> dict[str, float]:
+        """For the controller manager's health: the passes so far and the time their planning took."""
+        return self.pass_stats.summary()
 
     # -- handlers: only enqueue keys and count observations -------------------------------------
     def _enqueue(self, key: str) -> None:
@@ -162,9 +192,8 @@ class DaemonSetController(PodOwnerController):
             self._enqueue(key)  # one went or came: the history may need pruning or its revision
 
     def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        if event == "MODIFIED" and old is not None and new is not None and node_facts(old) == node_facts(new):
-            return
-        self.enqueue_all()
+        if self.node_fits.handle_node(event, old, new):
+            self.enqueue_all()
 
     def enqueue_owner(self, key: str) -> None:
         self._enqueue(key)  # pod changes come in streams: batched
@@ -189,10 +218,13 @@ class DaemonSetController(PodOwnerController):
             except ShoalError as exc:  # the history can wait for the next pass; the pods cannot
                 self.log.info("daemonset history not written", daemonset=key, error=str(exc))
         now = time.time()
-        started = time.monotonic()
-        result = plan(ds, self.nodes.items(), self.pod_index.in_namespace(namespace), now,
-                      expectations_satisfied=self.expectations.satisfied(key), backoff=self.backoff.until(key))
+        started, started_cpu = time.monotonic(), time.thread_time()
+        facts = daemon_facts(ds)
+        result = plan_pass(ds, facts, self.node_fits.fits(key, facts), self.daemon_pods.by_node(uid_of(ds)),
+                           self.daemon_pods.orphans(namespace), now,
+                           expectations_satisfied=self.expectations.satisfied(key), backoff=self.backoff.until(key))
         cost[0] = time.monotonic() - started  # the CPU-bound part: the API calls below are waits, not work
+        self.pass_stats.add(cost[0], time.thread_time() - started_cpu)
         errors: list[str] = []
         await self.claim_pods(ds, list(result.actions))
         for node in result.failed_nodes:
@@ -216,8 +248,7 @@ class DaemonSetController(PodOwnerController):
 
     async def _keep_history(self, ds: Obj, namespace: str | None) -> None:
         """Write what ``history_plan`` asks: the current template's revision, its number, the pruning."""
-        live = [p for p in self.pod_index.in_namespace(namespace)
-                if (controller_of(p) or {}).get("uid") == uid_of(ds) and not is_deleting(p)]
+        live = [p for p in self.daemon_pods.owned(uid_of(ds)) if not is_deleting(p)]
         history = history_plan(ds, self.revision_index.in_namespace(namespace), live, daemon_hash(ds))
         await write_history(self.client, history, namespace)
 

@@ -27,7 +27,10 @@ Kubernetes' ``pkg/controller/daemon`` (``daemon_controller.go``, ``update.go``),
 Each daemon pod is pinned to its node by required node affinity on ``metadata.name`` (Kubernetes since
 1.12), so the scheduler binds it and accounts for its resources. The revision is a template hash label
 (``controller-revision-hash``), not a ControllerRevision object: there is no rollback history.
-Nothing here does I/O; ``daemonset.py`` executes the actions.
+``plan_pass`` decides from the fit of every node and the DaemonSet's pods by node as the controller keeps
+them between passes (``daemonset_cache``); ``plan`` evaluates both afresh from every node and the
+namespace's pods, the reference the tests hold the kept state to. Nothing here does I/O;
+``daemonset.py`` executes the actions.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from actors.controllers.claim_plan import AdoptPod, ReleasePod, claim_actions, claim_plan
+from actors.controllers.claim_plan import AdoptPod, ClaimPlan, ReleasePod, claim_actions, claim_plan
 from actors.controllers.deployment_revisions import resolve_int_or_percent, template_hash
 from actors.controllers.replication_plan import DeletePods, is_available, pod_from_template, ready_since
 from protocol.nodeaffinity import (
@@ -49,12 +52,14 @@ from protocol.nodeaffinity import (
 )
 from protocol.objects import (
     Obj,
+    controller_of,
     is_deleting,
     labels_of,
     meta,
     name_of,
     parse_time,
     pod_is_ready,
+    uid_of,
 )
 from protocol.selectors import Selector, from_label_selector
 from protocol.tolerations import (
@@ -354,7 +359,7 @@ def _updated_and_old(pods: list[Obj], hash_: str) -> tuple[Obj | None, Obj | Non
     return new, old, True
 
 
-def rolling_update(facts: DaemonFacts, eligible: dict[str, NodeFit], by_node: dict[str, list[Obj]],
+def rolling_update(facts: DaemonFacts, eligible: Mapping[str, NodeFit], by_node: dict[str, list[Obj]],
                    now: float) -> tuple[list[str], list[str]]:
     """Kubernetes' ``rollingUpdate``: (old pods to delete, nodes to surge a new pod onto)."""
     desired = sum(1 for fit in eligible.values() if fit.should_run)
@@ -406,19 +411,74 @@ def rolling_update(facts: DaemonFacts, eligible: dict[str, NodeFit], by_node: di
     return delete, [*allowed, *candidate_nodes[:room]]
 
 
+def eligibility_of(facts: DaemonFacts) -> tuple[object, ...]:
+    """What of a DaemonSet decides which nodes fit it: a node's fit is recomputed when this changes."""
+    return facts.node_name, facts.node_selector, facts.required_terms, facts.tolerations
+
+
+def owned_by_node(ds: Obj, pods: list[Obj]) -> tuple[dict[str, list[Obj]], list[Obj]]:
+    """``ds``'s pods (by controller reference) grouped by the node they are bound or pinned to (``""``:
+    none), and the orphans (no controller) among ``pods``: what ``DaemonPodIndex`` keeps by handlers."""
+    uid = uid_of(ds)
+    owned: dict[str, list[Obj]] = {}
+    orphans: list[Obj] = []
+    for pod in pods:
+        controller = controller_of(pod)
+        if controller is None:
+            orphans.append(pod)
+        elif controller.get("uid") == uid:
+            owned.setdefault(pinned_node(pod.get("spec")) or "", []).append(pod)
+    return owned, orphans
+
+
 def plan(ds: Obj, nodes: list[Obj], pods: list[Obj], now: float, *, expectations_satisfied: bool = True,
          backoff: Mapping[str, float] | None = None, burst: int = BURST_REPLICAS) -> Plan:
-    """Decide one pass for ``ds`` over every node and the pods of its namespace.
+    """Decide one pass for ``ds`` over every node and the pods of its namespace, all evaluated afresh: the
+    reference the controller's cached eligibility and pod index must agree with (``plan_pass``)."""
+    facts = daemon_facts(ds)
+    owned, orphans = owned_by_node(ds, pods)
+    return plan_pass(ds, facts, {name_of(n): node_fit(facts, n) for n in nodes}, owned, orphans, now,
+                     expectations_satisfied=expectations_satisfied, backoff=backoff, burst=burst)
+
+
+def claim_by_node(ds: Obj, selector: Selector, owned: Mapping[str, list[Obj]], orphans: list[Obj]
+                  ) -> tuple[list[AdoptPod | ReleasePod], dict[str, list[Obj]]]:
+    """``claim_plan`` over the DaemonSet's pods by node (all controlled by it) and the orphans: the adoptions
+    and releases, and the pods kept by node as ``pods_by_node`` groups them (a finished pod being deleted
+    left out, a pod naming no node ignored). Costs the DaemonSet's own pods, not its namespace's."""
+    keep_all = is_deleting(ds)  # its pods belong to the garbage collector then: none is released
+    release: list[Obj] = []
+    by_node: dict[str, list[Obj]] = {}
+    for node, pods in owned.items():
+        kept: list[Obj] = []
+        for pod in pods:
+            if not keep_all and not selector.matches(labels_of(pod)):
+                release.append(pod)
+            elif not (is_deleting(pod) and _phase(pod) in ("Succeeded", "Failed")):
+                kept.append(pod)
+        if node and kept:
+            by_node[node] = kept
+    adopt: list[Obj] = []
+    if orphans:
+        adopted = claim_plan(ds, selector, orphans)
+        adopt = adopted.adopt
+        for node, pods in pods_by_node(adopted.kept).items():
+            by_node[node] = [*by_node.get(node, ()), *pods]
+    return claim_actions(ClaimPlan(adopt=adopt, release=release)), by_node
+
+
+def plan_pass(ds: Obj, facts: DaemonFacts, eligible: Mapping[str, NodeFit], owned: Mapping[str, list[Obj]],
+              orphans: list[Obj], now: float, *, expectations_satisfied: bool = True,
+              backoff: Mapping[str, float] | None = None, burst: int = BURST_REPLICAS) -> Plan:
+    """Decide one pass for ``ds`` from its nodes' fit (``node_fit`` of every node, by name), its pods by
+    node (``owned_by_node``) and its namespace's orphans.
 
     ``backoff`` maps a node to the time before which its failed pod is not replaced again. Creations and
     deletions happen only when the DaemonSet is not being deleted and earlier ones have all been
     observed (``expectations_satisfied``); the rolling update only in a pass where the manage step has
     nothing to do (Kubernetes runs it after manage, under the expectations manage just raised)."""
-    facts = daemon_facts(ds)
-    claimed = claim_plan(ds, facts.selector, pods)
-    result = Plan(actions=[*claim_actions(claimed)])
-    by_node = pods_by_node(claimed.kept)
-    eligible = {name_of(n): node_fit(facts, n) for n in nodes}
+    claim, by_node = claim_by_node(ds, facts.selector, owned, orphans)
+    result = Plan(actions=[*claim])
     if expectations_satisfied and not is_deleting(ds):
         surge, _ = fenceposts(facts, sum(1 for f in eligible.values() if f.should_run))
         work = _Pass()
@@ -451,7 +511,7 @@ def _next_available(by_node: dict[str, list[Obj]], min_ready: int, now: float) -
     return max(0.1, min(waits)) + 0.05 if waits else None
 
 
-def compute_status(ds: Obj, eligible: dict[str, NodeFit], by_node: dict[str, list[Obj]], facts: DaemonFacts,
+def compute_status(ds: Obj, eligible: Mapping[str, NodeFit], by_node: dict[str, list[Obj]], facts: DaemonFacts,
                    now: float) -> Obj:
     """Kubernetes' ``updateDaemonSetStatus``: each node that should run a pod counts its oldest pod."""
     desired = current = ready = available = updated = misscheduled = 0

@@ -67,7 +67,9 @@ class ControllerManager:
         self.leading = False
 
     def health(self) -> dict[str, Any]:
-        return {"controllers": self.controller_names, "leading": self.leading}
+        """Which controllers run, whether leading, and the figures of those that keep some (``stats()``)."""
+        stats = {c.name: figures() for c in self.controllers if callable(figures := getattr(c, "stats", None))}
+        return {"controllers": self.controller_names, "leading": self.leading, "stats": stats}
 
     async def start(self, ctx: ActorContext) -> None:
         client = ApiClient(ctx.nc, identity=self.identity)

@@ -86,6 +86,8 @@ def ready_since(pod: Obj) -> float | None:
 
 
 def is_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
+    if min_ready_seconds <= 0:
+        return pod_is_ready(pod)  # no time to parse (a pass at scale asks this of every pod)
     since = ready_since(pod)
     if since is None:
         return False

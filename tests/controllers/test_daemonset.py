@@ -12,6 +12,7 @@ import pytest
 
 from actors.controllers.daemonset_plan import HASH_LABEL
 from agents.hollow.nodes import HollowNodes, HollowSettings
+from protocol import codec, subjects
 from protocol.objects import Obj, condition_true, controller_of, is_deleting, meta, name_of, pod_is_ready
 from runtime.client import ApiClient
 from runtime.informer import Informer
@@ -118,6 +119,11 @@ async def test_one_pod_per_node_following_nodes(runner: ActorRunner, client: Api
     events = (await client.list("Event", NS)).items
     reasons = Counter(e["reason"] for e in events if e["involvedObject"]["name"] == "agent")
     assert reasons["SuccessfulCreate"] == 5 and reasons["SuccessfulDelete"] == 1
+
+    # the controller manager's health tells the passes and their planning time
+    reply = await client.nc.request(subjects.health("controller-manager"), b"", timeout=10)
+    passes = codec.check_reply(codec.decode(reply.data))["health"]["stats"]["daemonset"]
+    assert passes["passes"] >= 4 and {"planning_s", "planning_cpu_s", "mean_ms", "max_ms"} <= set(passes)
 
 
 async def test_taints_tolerations_and_node_selector(client: ApiClient, cluster: HollowNodes) -> None:
