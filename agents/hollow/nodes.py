@@ -8,12 +8,21 @@ What is shared and what is not:
   and its logs subscription. The API's watch cache indexes node-filtered pod watchers by node, so N such
   watches cost the API one dictionary lookup per pod change, not N selector evaluations.
 
+Each node has its own state directory (``<state_root>/<node>``: pod volume files, termination logs) under one
+fresh per-process root, removed on close. They were once all ``/nonexistent/hollow``, shared by every node of
+every hollow process and never removed: each node's resync (every 60 s) then read the owner file of every pod
+directory ever made there, N nodes x all pods, on the default thread pool, where container starts wait for
+their volumes to be written. Past the first resync the pool never caught up: sandboxes were made, containers
+never (docs/DECISIONS.md, "Hollow node state directories").
+
 Heartbeats are staggered: node ``i`` of ``N`` first renews ``i * interval / N`` seconds after registering,
 so lease renewals and status writes are spread evenly over the interval instead of arriving in bursts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +33,7 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.fake_runtime import FakeRuntime
 from agents.kubelet.node import StaticMetrics
 from agents.kubelet.probes import AlwaysPassProber, ProbeScheduler
+from agents.kubelet.volumes import PodVolumes
 from runtime.actor import ActorContext
 
 
@@ -40,6 +50,8 @@ class HollowSettings:
     workers: int = 2
     record_events: bool = False
     labels: tuple[tuple[str, str], ...] = (("shoal.io/hollow", "true"),)
+    state_parent: Path | None = None
+    """Where the process's own state root is made (default: the system's temporary directory)."""
 
 
 def hollow_address(i: int) -> str:
@@ -57,6 +69,8 @@ class HollowNodes:
         self.agents: list[KubeletAgent] = []
         self.started_at: float | None = None
         self.ready_after: float | None = None
+        self.state_root: Path | None = None
+        """This process's own state directory (made at start, removed at close); one subdirectory per node."""
 
     def node_name(self, i: int) -> str:
         return f"{self.settings.prefix}{i}"
@@ -67,10 +81,11 @@ class HollowNodes:
         self.started_at = started
         ctx.supervisor.spawn("probes", self.probes.run)
         metrics = StaticMetrics(s.cpu, s.memory)
+        root = self.state_root = Path(tempfile.mkdtemp(prefix="shoal-hollow-", dir=s.state_parent))
         for i in range(s.nodes):
             node = self.node_name(i)
             config = KubeletConfig(
-                node_name=node, address=hollow_address(i), state_dir=Path("/nonexistent/hollow"),
+                node_name=node, address=hollow_address(i), state_dir=root / node,
                 labels=dict(s.labels), cpu=s.cpu, memory=s.memory, max_pods=s.max_pods,
                 lease_renew_interval=s.lease_interval, node_status_interval=s.status_interval,
                 heartbeat_offset=i * s.lease_interval / max(1, s.nodes), relist_interval=s.relist_interval,
@@ -88,6 +103,8 @@ class HollowNodes:
         for agent in self.agents:
             await agent.close()
         await self.runtime.close()
+        if self.state_root is not None:
+            await asyncio.to_thread(PodVolumes.remove_tree, self.state_root)
 
     def registered(self) -> int:
         return sum(1 for a in self.agents if a.heartbeat.registered.is_set())
