@@ -13,7 +13,7 @@ fresh per-process root, removed on close. They were once all ``/nonexistent/holl
 every hollow process and never removed: each node's resync (every 60 s) then read the owner file of every pod
 directory ever made there, N nodes x all pods, on the default thread pool, where container starts wait for
 their volumes to be written. Past the first resync the pool never caught up: sandboxes were made, containers
-never (docs/DECISIONS.md, "Hollow node state directories").
+never (docs/BENCHMARKS.md, "A finding on the way").
 
 Heartbeats are staggered: node ``i`` of ``N`` first renews ``i * interval / N`` seconds after registering,
 so lease renewals and status writes are spread evenly over the interval instead of arriving in bursts.

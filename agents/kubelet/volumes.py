@@ -500,7 +500,7 @@ class PodVolumes:
                 await self.cleanup(name)
 
     def owned(self) -> list[str]:
-        """The pod directories this node made (several kubelets may share a state dir, e.g. hollow nodes)."""
+        """The pod directories this node made (several kubelets may share a state dir)."""
         pods = Path(self.state_dir) / "pods"
         if not pods.is_dir():
             return []
