@@ -128,7 +128,8 @@ async def test_hollow_process_stops_on_sigterm_and_leaves_nothing(api: ApiActor,
         assert len(roots) == 1 and len(pod_dirs) == 12
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 90) == 0
-        assert _state_dirs(tmp_path) == ([], [])
+        await eventually(lambda: asyncio.sleep(0, _state_dirs(tmp_path) == ([], [])), timeout=30,
+                         what="state root removed after the stop")
     finally:
         if proc.returncode is None:
             proc.kill()
