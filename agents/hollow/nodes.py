@@ -8,12 +8,22 @@ What is shared and what is not:
   and its logs subscription. The API's watch cache indexes node-filtered pod watchers by node, so N such
   watches cost the API one dictionary lookup per pod change, not N selector evaluations.
 
+Each node has its own state directory (``<state_root>/<node>``: pod volume files, termination logs) under one
+fresh per-process root, removed on close (by a detached ``rm -rf``, so that a stop does not wait for it). They
+were once all ``/nonexistent/hollow``, shared by every node of every hollow process and never removed: each
+node's resync (every 60 s) then read the owner file of every pod directory ever made there, N nodes x all pods,
+on the default thread pool, where container starts wait for their volumes to be written. Past the first resync
+the pool never caught up: sandboxes were made, containers never (docs/BENCHMARKS.md, "A finding on the way").
+
 Heartbeats are staggered: node ``i`` of ``N`` first renews ``i * interval / N`` seconds after registering,
 so lease renewals and status writes are spread evenly over the interval instead of arriving in bursts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +34,9 @@ from agents.kubelet.config import KubeletConfig
 from agents.kubelet.fake_runtime import FakeRuntime
 from agents.kubelet.node import StaticMetrics
 from agents.kubelet.probes import AlwaysPassProber, ProbeScheduler
+from agents.kubelet.volumes import unmount_all
 from runtime.actor import ActorContext
+from runtime.logs import get_logger
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,16 @@ class HollowSettings:
     workers: int = 2
     record_events: bool = False
     labels: tuple[tuple[str, str], ...] = (("shoal.io/hollow", "true"),)
+    state_parent: Path | None = None
+    """Where the process's own state root is made (default: the system's temporary directory)."""
+
+
+def remove_detached(root: Path) -> None:
+    """Unmount what is mounted under ``root``, then delete it in a process of its own: a stop does not wait
+    for the files of every pod (~4 each: 80,000 at 20,000 pods took longer than the 10 s a SIGTERM is given)."""
+    unmount_all(root)
+    subprocess.Popen(["rm", "-rf", "--", str(root)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def hollow_address(i: int) -> str:
@@ -57,6 +79,9 @@ class HollowNodes:
         self.agents: list[KubeletAgent] = []
         self.started_at: float | None = None
         self.ready_after: float | None = None
+        self.state_root: Path | None = None
+        self.log: Any = get_logger(actor=self.name)
+        """This process's own state directory (made at start, removed at close); one subdirectory per node."""
 
     def node_name(self, i: int) -> str:
         return f"{self.settings.prefix}{i}"
@@ -65,12 +90,14 @@ class HollowNodes:
         s = self.settings
         started = time.monotonic()
         self.started_at = started
+        self.log = ctx.log
         ctx.supervisor.spawn("probes", self.probes.run)
         metrics = StaticMetrics(s.cpu, s.memory)
+        root = self.state_root = Path(tempfile.mkdtemp(prefix="shoal-hollow-", dir=s.state_parent))
         for i in range(s.nodes):
             node = self.node_name(i)
             config = KubeletConfig(
-                node_name=node, address=hollow_address(i), state_dir=Path("/nonexistent/hollow"),
+                node_name=node, address=hollow_address(i), state_dir=root / node,
                 labels=dict(s.labels), cpu=s.cpu, memory=s.memory, max_pods=s.max_pods,
                 lease_renew_interval=s.lease_interval, node_status_interval=s.status_interval,
                 heartbeat_offset=i * s.lease_interval / max(1, s.nodes), relist_interval=s.relist_interval,
@@ -85,9 +112,13 @@ class HollowNodes:
         ctx.log.info("hollow nodes started", nodes=s.nodes, seconds=round(time.monotonic() - started, 2))
 
     async def close(self) -> None:
-        for agent in self.agents:
-            await agent.close()
+        started = time.monotonic()
+        await asyncio.gather(*(agent.close() for agent in self.agents))
         await self.runtime.close()
+        if self.state_root is not None:
+            await asyncio.to_thread(remove_detached, self.state_root)
+        if self.started_at is not None:
+            self.log.info("hollow nodes closed", nodes=len(self.agents), seconds=round(time.monotonic() - started, 2))
 
     def registered(self) -> int:
         return sum(1 for a in self.agents if a.heartbeat.registered.is_set())

@@ -483,10 +483,11 @@ class PodVolumes:
         self._locks.pop(uid, None)
         for ref in [r for r in self._tokens if r[1] == uid]:
             del self._tokens[ref]
-        await asyncio.to_thread(self._remove, Path(pod_dir(self.state_dir, uid)))
+        await asyncio.to_thread(self.remove_tree, Path(pod_dir(self.state_dir, uid)))
 
     @staticmethod
-    def _remove(root: Path) -> None:
+    def remove_tree(root: Path) -> None:
+        """Unmount what is mounted under ``root`` (tmpfs volumes), then delete it."""
         if not root.exists():
             return
         unmount_all(root)
@@ -494,12 +495,12 @@ class PodVolumes:
 
     async def cleanup_orphans(self, live: set[str]) -> None:
         """Remove the volumes of pods this kubelet no longer runs (e.g. deleted while it was down)."""
-        for name in await asyncio.to_thread(self._owned):
+        for name in await asyncio.to_thread(self.owned):
             if name not in live:
                 await self.cleanup(name)
 
-    def _owned(self) -> list[str]:
-        """The pod directories this node made (several kubelets may share a state dir, e.g. hollow nodes)."""
+    def owned(self) -> list[str]:
+        """The pod directories this node made (several kubelets may share a state dir)."""
         pods = Path(self.state_dir) / "pods"
         if not pods.is_dir():
             return []
