@@ -94,8 +94,10 @@ def test_a_namespace_admin_binds_what_it_holds_in_its_namespace_only() -> None:
     assert str(refused.value.message).startswith(
         'rolebindings.rbac.authorization.k8s.io "x" is forbidden: user "bob" (groups=["system:authenticated"]) '
         "is attempting to grant RBAC permissions not currently held:\n")
-    with pytest.raises(Forbidden, match="not currently held"):  # edit, but in a namespace bob holds nothing in
+    with pytest.raises(Forbidden, match="not currently held") as refused:  # edit, where bob holds nothing
         confirm_no_escalation(p, BOB, "RoleBinding", rb("x", "other", "ClusterRole", "edit"))
+    lines = str(refused.value.message).split("\n")
+    assert len(lines) == 1 + 20 + 1 and lines[-1].startswith("... and ") and lines[-1].endswith(" more")
     with pytest.raises(Forbidden, match=r'clusterrolebindings\.rbac\.authorization\.k8s\.io "x" is forbidden'):
         confirm_no_escalation(p, BOB, "ClusterRoleBinding", crb("x", "view"))  # view of every namespace
 
