@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from agents.kubelet.podnetwork_nat import table_name as pods_table_name
 from agents.kubelet.volumes import unmount_all
 from agents.proxy.nftables import table_name
 from runtime.nats_server import free_port
@@ -168,9 +169,11 @@ def _remove_leftovers(up: Up) -> None:
     if networks:
         podman("network", "rm", "-f", *networks)
     if shutil.which("nft"):
-        table = table_name(name)  # the proxy removes it when it stops; this is for a proxy that was killed
-        subprocess.run(["nft", f"table ip {table} {{}}; delete table ip {table}"], capture_output=True, check=False,
-                       timeout=30)
+        # the proxy removes its table when it stops (this is for a proxy that was killed); the kubelet keeps its
+        # pods' no-NAT table when it stops with pods left (for the next kubelet to adopt them): gone with them
+        for table in (table_name(name), pods_table_name(name, up.node)):
+            subprocess.run(["nft", f"table ip {table} {{}}; delete table ip {table}"], capture_output=True,
+                           check=False, timeout=30)
     unmount_all(up.state)
 
 
