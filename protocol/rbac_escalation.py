@@ -46,34 +46,19 @@ def breakdown(rule: Rule) -> list[Rule]:
             for verb in sorted(rule.verbs) for name in names]
 
 
-def _resource_covered(owner: frozenset[str], resource: str) -> bool:
-    if "*" in owner or resource in owner:
-        return True
-    _, slash, sub = resource.partition("/")
-    return bool(slash) and f"*/{sub}" in owner
-
-
-def _url_covered(owner: Sequence[str], url: str) -> bool:
-    return any(o == "*" or o == url or (o.endswith("*") and url.startswith(o[:-1])) for o in owner)
-
-
 def rule_covers(owner: Rule, simple: Rule) -> bool:
-    """Does ``owner`` grant everything ``simple`` (one of ``breakdown``'s) grants? A ``*`` in ``simple`` is
-    covered only by a ``*`` (Kubernetes' ``ruleCovers``)."""
-    if not ("*" in owner.verbs or simple.verbs <= owner.verbs):
-        return False
+    """Does ``owner`` grant everything ``simple`` (one of ``breakdown``'s) grants? It is the request ``simple``
+    describes, authorized by the rule as any request is (``Rule.covers``): a ``*`` in ``simple`` is then a
+    literal that only a ``*`` matches (Kubernetes' ``ruleCovers``), and a piece without a name is a request
+    for every name, which no rule naming names covers."""
+    (verb,) = simple.verbs
     if simple.non_resource_urls:
-        return bool(owner.non_resource_urls) and all(_url_covered(owner.non_resource_urls, u)
-                                                     for u in simple.non_resource_urls)
-    if owner.non_resource_urls:
-        return False
-    if not ("*" in owner.api_groups or simple.api_groups <= owner.api_groups):
-        return False
-    if not all(_resource_covered(owner.resources, r) for r in simple.resources):
-        return False
-    if not owner.resource_names:
-        return True
-    return bool(simple.resource_names) and simple.resource_names <= owner.resource_names
+        (url,) = simple.non_resource_urls
+        return owner.covers(Attributes(verb, path=url))
+    (group,), (resource,) = simple.api_groups, simple.resources
+    name = next(iter(simple.resource_names), "")
+    plural, _, sub = resource.partition("/")
+    return owner.covers(Attributes(verb, plural, group, name=name, subresource=sub))
 
 
 def uncovered(owner: Iterable[Rule], servant: Iterable[Rule]) -> list[Rule]:
