@@ -161,7 +161,12 @@ class ApiService:
             admit(obj)
         generate = m.get("name") is None
         hooks = hooks_for(info)
-        for _ in range(3 if generate else 1):
+        # a generated name that is taken is tried again with another: on the object as it was before the
+        # hooks changed it (a pod's account would otherwise count as named, its token volume be added twice)
+        before_hooks = codec.packb(obj) if generate and hooks.prepare_create is not None else None
+        for attempt in range(3 if generate else 1):
+            if attempt and before_hooks is not None:
+                obj = codec.unpackb(before_hooks)
             m = meta(obj)  # a hook may have replaced the metadata
             if generate:
                 m["name"] = f"{str(m['generateName'])[:58]}{random_suffix()}"  # as Kubernetes: 58 + 5

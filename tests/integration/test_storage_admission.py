@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from actors.api import service as service_module
 from protocol.errors import Forbidden, Invalid
 from runtime.client import ApiClient
 
@@ -86,3 +87,21 @@ async def test_pods_naming_a_missing_service_account_are_refused(client: ApiClie
     await client.create(pod("p2", None))  # naming none: admitted
     with pytest.raises(Forbidden, match="default/default"):
         await client.create(pod("p3", "default"))  # no serviceaccount controller runs here
+
+
+@pytest.mark.parametrize("with_account", [False, True])
+async def test_a_taken_generated_name_is_tried_again_on_the_pod_as_sent(
+        client: ApiClient, monkeypatch: pytest.MonkeyPatch, with_account: bool) -> None:
+    """A generated name that is taken is tried again with another suffix, from the pod as it was sent: the
+    first try's admission (the account, the token volume) must not count as the user's own spec."""
+    if with_account:
+        await client.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
+    await client.create(pod("web-taken", None))
+    suffixes = iter(["taken", "fresh"])
+    monkeypatch.setattr(service_module, "random_suffix", lambda: next(suffixes))
+    created = await client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"},
+                                   "spec": {"containers": [{"name": "c", "image": "img"}]}})
+    assert created["metadata"]["name"] == "web-fresh"
+    assert created["spec"]["serviceAccountName"] == "default"
+    tokens = [v for v in created["spec"].get("volumes", []) if "projected" in v]
+    assert len(tokens) == (1 if with_account else 0), created["spec"].get("volumes")
