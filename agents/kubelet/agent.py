@@ -45,6 +45,7 @@ from agents.kubelet.worker import PodWorker, StatusWriter
 from protocol.objects import Obj, ref, uid_of
 from runtime.actor import ActorContext
 from runtime.client import ApiClient
+from runtime.event_correlator import EventCorrelator
 from runtime.events import EventRecorder
 from runtime.informer import Informer
 from runtime.workqueue import WorkQueue, run_workers
@@ -96,6 +97,7 @@ def assemble(
     log: Any,
     prober: Prober | None = None,
     shared_probes: ProbeScheduler | None = None,
+    event_correlator: EventCorrelator | None = None,
     clock: Callable[[], float] = time.time,
 ) -> NodeParts:
     """Make every collaborator of a kubelet on ``ctx``'s connection (no I/O: nothing is started)."""
@@ -107,7 +109,8 @@ def assemble(
     services = Informer(client, "Service", log=log) if config.service_links else None
     cache = RuntimeCache(runtime, node)
     probes = shared_probes or ProbeScheduler(prober or NetworkProber(runtime), queue.add)
-    events = EventRecorder(client, "kubelet", host=node, log=log) if config.record_events else None
+    events = (EventRecorder(client, "kubelet", host=node, log=log, correlator=event_correlator)
+              if config.record_events else None)
     volumes = PodVolumes(config.state_dir, node_fetch(client, node), node=node, ttl=config.volume_refresh, log=log,
                          facts=pod_facts(config, metrics), token=node_token(client, node))
     executor = Executor(runtime, client, config, events=events, log=log, clock=clock, prepare=volumes.prepare)
@@ -158,6 +161,7 @@ class KubeletAgent:
         runtime_version: str = "podman",
         prober: Prober | None = None,
         probes: ProbeScheduler | None = None,
+        event_correlator: EventCorrelator | None = None,
         metrics: Metrics | None = None,
         close_runtime: bool = True,
         on_close: Callable[[], Awaitable[None]] | None = None,
@@ -172,6 +176,8 @@ class KubeletAgent:
         self.runtime_version = runtime_version
         self._prober = prober
         self._shared_probes = probes
+        self._event_correlator = event_correlator
+        """Shared by the nodes of a hollow process (its keys name the node): one bounded cache, not one each."""
         self.metrics = metrics or HostMetrics(config.state_dir, cpu=config.cpu, memory=config.memory)
         self._close_runtime = close_runtime
         self._on_close = on_close
@@ -220,7 +226,7 @@ class KubeletAgent:
         parts = self.parts = assemble(
             ctx, self.config, runtime, runtime_name=self.runtime_name, runtime_version=self.runtime_version,
             metrics=self.metrics, runtime_ok=lambda: self._runtime_ok, log=log, prober=self._prober,
-            shared_probes=self._shared_probes, clock=self.clock)
+            shared_probes=self._shared_probes, event_correlator=self._event_correlator, clock=self.clock)
         await parts.logs.start()
         await parts.usage.start()
         if parts.streams is not None:

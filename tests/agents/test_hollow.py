@@ -134,3 +134,25 @@ async def test_hollow_process_stops_on_sigterm_and_leaves_nothing(api: ApiActor,
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_hollow_nodes_share_one_event_correlator(runner: ActorRunner, api: ApiActor, client: ApiClient) -> None:
+    """The nodes of a hollow process record their pods' Events through one correlator (bounded once, not once
+    per node), and each Event still names its own node as its source."""
+    hollow = HollowNodes(HollowSettings(nodes=3, lease_interval=1.0, status_interval=2.0, relist_interval=0.5,
+                                        record_events=True))
+    await runner.start(hollow, lambda: len(hollow.agents) == 3)
+    recorders = [a.parts.worker.executor.events for a in hollow.agents if a.parts is not None]
+    assert len(recorders) == 3
+    assert all(r is not None and r.correlator is hollow.events for r in recorders)
+    for i in range(3):
+        await client.create(pod_manifest(f"ev-{i}", [{"name": "c", "image": "busybox"}]))
+        await client.bind(f"ev-{i}", "default", f"hollow-{i}")
+
+    async def started() -> dict[str, str] | None:
+        events = (await client.list("Event", "default")).items
+        hosts = {e["involvedObject"]["name"]: e["source"]["host"] for e in events if e["reason"] == "Started"}
+        return hosts if len(hosts) == 3 else None
+
+    hosts = await eventually(started, timeout=30, interval=0.3, what="a Started event for each pod")
+    assert hosts == {f"ev-{i}": f"hollow-{i}" for i in range(3)}
