@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.chaos.leaders import LEADER_ELECTED, leading
 from tests.multivm.cluster import Cluster, Proc
 from tests.multivm.netns import CLIENT_HOST
 
@@ -333,7 +334,7 @@ def live(cluster: Cluster, prefix: str) -> list[Proc]:
 TARGETS = ("nats", "api", "scheduler", "controller-manager", "kubelet-node")
 KINDS = ("kill", "pause", "partition", "partition-one-way", "loss")
 """What ``FaultPlan`` draws from by default (the seeds of docs/RELIABILITY.md replay with these)."""
-ALL_KINDS = (*KINDS, "bridge", "clock", "disk-full")
+ALL_KINDS = (*KINDS, "bridge", "clock", "disk-full", "pause-leader")
 PYTHON_TARGETS = ("api", "scheduler", "controller-manager", "kubelet-node")
 NETWORK_KINDS = ("partition", "partition-one-way", "loss", "bridge")
 
@@ -385,6 +386,12 @@ class FaultPlan:
         if kind == "disk-full":
             vm = self.rng.choice((1, 2, 3))
             return DiskFull(f"disk full nats-{vm}", cluster=self.cluster, vm=vm)
+        if kind == "pause-leader":  # whoever leads the scheduler's or the controller manager's lease then
+            replicas = sorted(live(self.cluster, self.rng.choice(LEADER_ELECTED)), key=lambda p: p.name)
+            if not replicas:
+                return self.make(self.rng.choice(list(self.kinds)))
+            proc = leading(replicas) or self.rng.choice(replicas)
+            return Pause(f"pause leader {proc.name}", proc=proc)
         targets = [t for t in self.targets if kind != "clock" or t in PYTHON_TARGETS]
         target = self.rng.choice(targets)
         procs = sorted(live(self.cluster, target), key=lambda p: p.name)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,28 @@ def _seconds(stamp: str | None) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+def leading(procs: Sequence[Proc]) -> Proc | None:
+    """Of ``procs`` (the replicas of one leader-elected actor), the live one whose log last says "became
+    leader" with no "lost leadership" or new start since; the latest such claim if several (a stale leader
+    that has not noticed yet), None while nobody leads."""
+    best: tuple[float, Proc] | None = None
+    for proc in procs:
+        if not proc.alive():
+            continue
+        try:
+            text = proc.log.read_text(errors="replace")
+        except OSError:
+            continue
+        since: float | None = None
+        for line in text.splitlines():
+            match = _LINE.match(line)
+            if match is not None:
+                since = _seconds(match["ts"]) if match["event"] == "became leader" else None
+        if since is not None and (best is None or since > best[0]):
+            best = (since, proc)
+    return best[1] if best else None
 
 
 @dataclass

@@ -32,7 +32,15 @@ from tests.chaos.checkers import (
 from tests.chaos.checkers.history import EventType
 from tests.chaos.faults import ClockJump, DiskFull, Fault, Pause, leaves
 from tests.chaos.leaders import LeaderLogTail, LeaseRecorder
-from tests.chaos.workloads import NAMESPACE, CasClients, PodCreator, RawKvObserver, Watcher, retry
+from tests.chaos.workloads import (
+    NAMESPACE,
+    CasClients,
+    DeploymentScaler,
+    PodCreator,
+    RawKvObserver,
+    Watcher,
+    retry,
+)
 from tests.multivm.cluster import NODES, Cluster
 
 UNAVAILABLE_GAP = 1.0
@@ -43,6 +51,10 @@ ALLOWED_LEADER_OVERLAP = 1.0
 """How long two actors' own claims of one lease may overlap: none is allowed (a leader steps down 0.8 of
 the lease after its last renewal began, two seconds before anyone may take over), but the claims are
 timed by log lines, read every 0.1 s on a loaded machine, and a kill by the time it was noticed."""
+CONVERGE_WITHIN = 60.0
+"""How long after the last heal the controllers may take to bring a Deployment back to its size: Kubernetes'
+default node grace period (40 s: a kubelet that was cut off is heard from again), a controller manager's
+lease (10 s: a new leader takes over) and 10 s for the pods to be made, bound and started."""
 LEASE_SKEW = 0.5
 """Slack of the Lease history's takeover check (``renewTime`` is each writer's wall clock, one machine's)."""
 
@@ -70,6 +82,8 @@ class Report:
     unavailability: list[tuple[float, float, list[str]]] = field(default_factory=list)
     """(start s, length s, faults active then) of each window without an ok CAS operation."""
     converge_s: dict[str, float] = field(default_factory=dict)
+    deployment: dict[str, Any] = field(default_factory=dict)
+    """The scaled Deployment: how often it was scaled, and whether it converged (what lagged if not)."""
     watch: dict[str, Any] = field(default_factory=dict)
     pods: dict[str, int] = field(default_factory=dict)
     leaders: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,7 +100,8 @@ class Report:
                  f"unavailability windows > {UNAVAILABLE_GAP}s: {len(self.unavailability)}, longest {worst:.1f}s: "
                  + "; ".join(f"{s:.0f}s+{d:.1f}s {active}" for s, d, active in self.unavailability[:12]),
                  f"converged after the last heal: {self.converge_s}",
-                 f"watchers: {self.watch}", f"pods: {self.pods}", f"leaders: {self.leaders}",
+                 f"watchers: {self.watch}", f"pods: {self.pods}", f"deployment: {self.deployment}",
+                 f"leaders: {self.leaders}",
                  f"violations: {len(self.violations)}", *(f"  {v}" for v in self.violations[:30])]
         return "\n".join(lines)
 
@@ -128,6 +143,8 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         watchers = [Watcher(f"cm-{i}", c, "ConfigMap", run) for i, c in enumerate((watch_client, pod_client))]
         pod_watchers = [Watcher(f"pod-{i}", c, "Pod", run) for i, c in enumerate((watch_client, pod_client))]
         creator = PodCreator(pod_client, run, list(NODES), rate=max(0.5, pods / max(duration, 1.0)), limit=pods)
+        scaler = DeploymentScaler(pod_client, run, list(NODES), seed)
+        await scaler.setup()
         raw = RawKvObserver("kv-raw", conns[workers + 2], run)
         await raw.start()
         stop, stop_watch = asyncio.Event(), asyncio.Event()
@@ -136,7 +153,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         watch_tasks += [asyncio.create_task(leases.run_until(stop_watch)),
                         asyncio.create_task(tail.run_until(stop_watch))]
         await asyncio.gather(*(w.ready.wait() for w in [*watchers, *pod_watchers]))
-        tasks = [asyncio.create_task(cas.run_until(stop)), asyncio.create_task(creator.run_until(stop))]
+        tasks = [asyncio.create_task(w.run_until(stop)) for w in (cas, creator, scaler)]
         started = time.monotonic()
         log(f"chaos run {run}: seed {seed}, {duration:.0f} s at {rate}/s, {keys} keys, {workers} clients")
         faults: list[Fault] = []
@@ -177,8 +194,10 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
             return result
 
         # each measured from the last heal, side by side
-        final, bound = await asyncio.gather(timed("reads_answered", cas.final_reads()),
-                                            timed("pods_bound", _wait_bound(pod_client, run, creator)))
+        final, bound, converged = await asyncio.gather(
+            timed("reads_answered", cas.final_reads()), timed("pods_bound", _wait_bound(pod_client, run, creator)),
+            timed("deployment_converged", scaler.wait_converged(CONVERGE_WITHIN)))
+        report.deployment = {"scalings": scaler.scalings, "converged": converged, "lag": scaler.lag}
         ok_after = [e.time for e in cas.recorder.events if e.type is EventType.OK and e.time >= last_heal]
         if ok_after:
             report.converge_s["first_ok_op"] = round(min(ok_after) - last_heal, 1)
@@ -239,6 +258,9 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
                                         int(p["metadata"]["resourceVersion"]), "final list") for p in listed.items]
         violations += check_binds(observations)
         violations += check_lost_creates(creator.created, [p["metadata"]["name"] for p in listed.items])
+        if not converged:
+            violations.append(Violation("converged", scaler.name,
+                                        f"not converged {CONVERGE_WITHIN:.0f}s after the last heal: {scaler.lag}"))
         report.watch = {w.name: {"events": sum(r.kind == "event" for r in w.records), "expired": w.expirations,
                                  "ended": len(w.endings)} for w in [*watchers, *pod_watchers]}
         report.watch[raw.name] = {"events": sum(r.kind == "event" for r in raw.records), "expired": 0, "ended": 0}
@@ -261,6 +283,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
             }, default=str))
             log(f"history written to {dump}")
         await _cleanup(pod_client, run, creator)
+        await scaler.cleanup()
         return report
     finally:
         for nc in conns:

@@ -28,6 +28,7 @@ from tests.chaos.checkers import (
     check_one_leader,
     check_register,
     check_watch_stream,
+    deployment_lag,
     pair_events,
 )
 from tests.chaos.checkers.history import HistoryError
@@ -390,3 +391,32 @@ def test_checkers_do_no_io() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert set(names) <= allowed, f"{path.name} imports {names}"
+
+
+def deployment(replicas: int, generation: int = 2, observed: int = 2, **status: int) -> dict[str, Any]:
+    counts = {"replicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas, **status}
+    return {"metadata": {"generation": generation}, "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, **counts}}
+
+
+def dpod(node: str | None = "n1", phase: str = "Running", ready: str = "True",
+         deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"deletionTimestamp": "2026-12-02T00:00:00Z"} if deleting else {}
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}}
+
+
+@pytest.mark.parametrize(("d", "pods", "lag"), [
+    (deployment(2), [dpod(), dpod("n2")], None),
+    (deployment(2), [dpod(), dpod("n2"), dpod(deleting=True)], None),  # one going away counts for nothing
+    (deployment(2, observed=1), [dpod(), dpod()], "observedGeneration"),  # the controller has not seen it
+    (deployment(3, availableReplicas=2), [dpod(), dpod(), dpod()], "status"),
+    (deployment(2), [dpod(), dpod(), dpod()], "3 live pods"),  # a pod too many (status says 2)
+    (deployment(2), [dpod()], "1 live pods"),
+    (deployment(2), [dpod(), dpod(node=None)], "1 bound"),
+    (deployment(2), [dpod(), dpod(phase="Pending")], "1 bound"),
+    (deployment(2), [dpod(), dpod(ready="False")], "1 bound"),
+])
+def test_deployment_lag(d: dict[str, Any], pods: list[dict[str, Any]], lag: str | None) -> None:
+    found = deployment_lag(d, pods)
+    assert (found is None) if lag is None else (found is not None and lag in found), found

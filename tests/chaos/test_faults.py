@@ -86,3 +86,36 @@ def test_a_disk_fault_without_a_tmpfs_store_is_refused(tmp_path: Path) -> None:
     cluster = idle_cluster(tmp_path)
     with pytest.raises(FaultError, match="store_limit_mb"):
         DiskFull("disk full nats-1", cluster=cluster, vm=1).apply()
+
+
+def test_pause_leader_freezes_whoever_leads_now(tmp_path: Path) -> None:
+    """The opt-in ``pause-leader`` kind pauses the replica whose log last says it became leader (not ended by
+    "lost leadership" or a restart since), whichever leader-elected actor is drawn."""
+    cluster = idle_cluster(tmp_path)
+    logs = {
+        "scheduler-1": ["became leader lease=kube-scheduler", "lost leadership lease=kube-scheduler"],
+        "scheduler-2": ["actor started", "became leader lease=kube-scheduler"],
+        "controller-manager-1": ["became leader lease=kube-controller-manager", "actor started"],
+        "controller-manager-2": ["actor started"],
+    }
+    sleepers = []
+    try:
+        for i, (name, lines) in enumerate(logs.items()):
+            log = tmp_path / f"{name}.log"
+            log.write_text("".join(f"2026-12-02T00:00:{i * 5 + n:02d}.000000Z [info     ] {line}\n"
+                                   for n, line in enumerate(lines)))
+            proc = Proc(name, 1, ["sleep", "60"], {}, log)
+            proc.popen = subprocess.Popen(["sleep", "60"])
+            sleepers.append(proc.popen)
+            cluster.procs.append(proc)
+        plan = FaultPlan(cluster, 5, kinds=("pause-leader",))
+        names = {plan.draw().name for _ in range(30)}
+        # scheduler-2 leads; controller-manager-1 restarted since its claim and nobody leads that lease yet
+        assert "pause leader scheduler-2" in names
+        assert names <= {"pause leader scheduler-2", "pause leader controller-manager-1",
+                         "pause leader controller-manager-2"}
+        assert "pause leader scheduler-1" not in names
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()

@@ -5,7 +5,9 @@
   recorded as Jepsen does (invoke, then ok / fail / info). A process that gets ``info`` is retired and a
   new process id takes its place (its operation may still be in flight);
 - ``Watcher``: a watch of a label selection recording every event, and ``Expired`` followed by a relist;
-- ``PodCreator``: pods the scheduler binds; what every pod watcher saw is then checked for double binds.
+- ``PodCreator``: pods the scheduler binds; what every pod watcher saw is then checked for double binds;
+- ``DeploymentScaler``: a Deployment scaled now and then while the faults come and go, then waited for until
+  the controllers, the scheduler and the kubelets have converged on its last size.
 
 Errors are classified conservatively: ``fail`` only when the operation certainly did not happen (a
 Conflict, NotFound, Invalid... or no API actor at all), ``info`` otherwise (a timeout may hide a write).
@@ -34,7 +36,7 @@ from protocol.errors import (
     Unavailable,
 )
 from runtime.client import NO_API, ApiClient
-from tests.chaos.checkers import Event, EventType, PodObservation, RegisterState, WatchRecord
+from tests.chaos.checkers import Event, EventType, PodObservation, RegisterState, WatchRecord, deployment_lag
 
 NAMESPACE = "default"
 DEFINITE = (Conflict, NotFound, Invalid, BadRequest, Forbidden)
@@ -313,6 +315,74 @@ class PodCreator:
             self.created[name] = (obj["metadata"]["uid"], int(obj["metadata"]["resourceVersion"]))
             i += 1
             await asyncio.sleep(1 / self.rate)
+
+
+@dataclass
+class DeploymentScaler:
+    """A Deployment on the fake-runtime nodes, scaled to a size drawn from 1-4 every ``period`` s (a patch;
+    one that fails or times out is not retried: the next draw comes anyway). Once the faults are healed,
+    ``wait_converged`` waits until its status and its pods match its last size (``deployment_lag``)."""
+
+    client: ApiClient
+    run: str
+    nodes: list[str]
+    seed: int
+    period: float = 15.0
+    scalings: int = 0
+    lag: str | None = "not created"
+
+    @property
+    def name(self) -> str:
+        return f"{self.run}-web"
+
+    def deployment(self, replicas: int) -> dict[str, Any]:
+        labels = {"chaos-deployment": self.run}
+        affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": self.nodes}]}]}}}
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": self.name, "namespace": NAMESPACE},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels},
+                                      "spec": {"affinity": affinity, "terminationGracePeriodSeconds": 0,
+                                               "containers": [{"name": "c", "image": "localhost/shoal/busybox:latest",
+                                                               "command": ["sleep", "3600"]}]}}}}
+
+    async def setup(self) -> None:
+        async def create() -> None:
+            with contextlib.suppress(AlreadyExists):  # an earlier attempt was stored
+                await self.client.create(self.deployment(2))
+
+        await retry(create, "deployment")
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        rng = random.Random(self.seed)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.period)
+            if stop.is_set():
+                return
+            with contextlib.suppress(ShoalError):
+                await self.client.patch("Deployment", self.name, {"spec": {"replicas": rng.randint(1, 4)}},
+                                        NAMESPACE)
+                self.scalings += 1
+
+    async def wait_converged(self, timeout: float) -> bool:
+        """True once converged within ``timeout`` s; ``lag`` keeps what was still wrong."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(ShoalError):
+                deployment = await self.client.get("Deployment", self.name, NAMESPACE)
+                pods = await self.client.list("Pod", NAMESPACE, label_selector=f"chaos-deployment={self.run}")
+                self.lag = deployment_lag(deployment, pods.items)
+                if self.lag is None:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.5)
+
+    async def cleanup(self) -> None:
+        with contextlib.suppress(ShoalError):
+            await self.client.delete("Deployment", self.name, NAMESPACE, propagation="Background")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from tests.chaos.checkers.promises import (
     check_lost_creates,
     check_lost_writes,
     check_watch_stream,
+    deployment_lag,
 )
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "check_one_leader",
     "check_register",
     "check_watch_stream",
+    "deployment_lag",
     "pair_events",
 ]

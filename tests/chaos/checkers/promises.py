@@ -6,7 +6,8 @@
 - ``check_watch_stream``: a watcher's events come in revision order, without duplicates, and every known
   change of what it watches inside its window appears, unless an ``Expired`` and the relist that followed
   covered it (the relist's snapshot stands for the changes up to its revision). Silence is a violation:
-  the window runs to ``end_rv``, the revision every watcher must reach once the faults are healed.
+  the window runs to ``end_rv``, the revision every watcher must reach once the faults are healed;
+- ``deployment_lag``: controllers converge: a Deployment's status and pods match its spec again.
 """
 
 from __future__ import annotations
@@ -149,3 +150,24 @@ def check_watch_stream(watcher: str, records: Sequence[WatchRecord], truth: Mapp
                                                    f"e.g. rv {missing[:5]} of {keys}; last rv seen {cursor}, "
                                                    f"end rv {end_rv}"))
     return out
+
+
+def deployment_lag(deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """What keeps a Deployment from having converged, or None when it has: its controller has seen its latest
+    spec (``observedGeneration``), its status counts ``spec.replicas`` replicas, all updated and available,
+    and exactly that many of its pods are live (not being deleted), bound, Running and Ready."""
+    meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
+    want = int(spec.get("replicas", 1))
+    if status.get("observedGeneration") != meta.get("generation"):
+        return f"observedGeneration {status.get('observedGeneration')} of generation {meta.get('generation')}"
+    counts = {k: int(status.get(k) or 0) for k in ("replicas", "updatedReplicas", "availableReplicas")}
+    if any(v != want for v in counts.values()):
+        return f"status {counts} for {want} replicas"
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    ready = [p for p in live if (p.get("spec") or {}).get("nodeName")
+             and (p.get("status") or {}).get("phase") == "Running"
+             and any(c.get("type") == "Ready" and c.get("status") == "True"
+                     for c in (p.get("status") or {}).get("conditions") or ())]
+    if len(live) != want or len(ready) != want:
+        return f"{len(live)} live pods, {len(ready)} bound, Running and Ready, for {want} replicas"
+    return None
