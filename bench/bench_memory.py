@@ -9,7 +9,10 @@ after a collection) and the growth of its resident memory (``VmRSS``), per pod, 
 
 - ``baseline``: the same pods kept as plain decoded dicts by key (what a plain informer keeps);
 - ``scheduler``: the scheduler actor's informers and cache (``actors.scheduler``): nodes, then the pods
-  through its bound-pods informer.
+  through its bound-pods informer;
+- ``api``: the API actor's watch cache (``actors.api.cache``), ready, fed each pod's stored bytes as its
+  KV feed does (one change per pod: the window of recent events fills), with one watcher of every bound pod
+  (the scheduler's) whose messages are taken as the flusher does.
 
     .venv/bin/python -m bench.bench_memory --nodes 5000 --pods 150000
 """
@@ -34,7 +37,7 @@ from protocol.kinds import pod as pod_kind
 from protocol.objects import Obj, meta, ref
 from tests.scheduler.helpers import make_node
 
-COMPONENTS = ("baseline", "scheduler")
+COMPONENTS = ("baseline", "scheduler", "api")
 
 
 def _container(name: str, image: str, cpu: str, memory: str, *, port: int | None = None,
@@ -195,6 +198,31 @@ def _scheduler(nodes: list[Obj]) -> tuple[Callable[[str, Obj], None], Callable[[
     return actor.bound.apply, lambda: len(actor.cache.pods), actor
 
 
+def _api() -> tuple[Callable[[str, Obj], None], Callable[[], int], Any]:
+    from actors.api.cache import WatchCache, Watcher
+    from actors.api.server import ApiSettings
+    from protocol import keys
+    from protocol.kinds import by_kind
+    from protocol.selectors import parse_field_selector, parse_label_selector
+
+    cache = WatchCache(window=ApiSettings().window)
+    cache.mark_ready(999)
+    info = by_kind("Pod")
+    watcher = Watcher("w1", info.plural, None, parse_label_selector(None), parse_field_selector("spec.nodeName!="),
+                      "_INBOX.bench", 0)
+    cache.add_watcher(watcher, resume=False)  # the scheduler's bound pods: every change is delivered once
+
+    def apply(event: str, obj: Obj) -> None:
+        m = meta(obj)
+        rev = int(m.pop("resourceVersion"))  # the datastore's revision, not stored in the object
+        cache.apply(keys.object_key(info, m.get("namespace"), m["name"]), rev, codec.packb(obj), False)
+        if len(watcher.pending) >= 64:
+            for _ in cache.messages(watcher):  # as the flusher sends them
+                pass
+
+    return apply, lambda: cache.count(info.plural), cache
+
+
 def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int, *, trace: bool) -> dict[str, Any]:
     """In this process: build the component, feed it every pod, report what it keeps. ``trace``: the Python
     heap by tracemalloc (which slows the run and takes memory of its own); else the resident memory and the
@@ -207,7 +235,8 @@ def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int,
     if trace:
         tracemalloc.start()
     rss0, heap0 = rss_bytes(), tracemalloc.get_traced_memory()[0]
-    apply, count, keep = _baseline() if component == "baseline" else _scheduler(node_objs)
+    apply, count, keep = _baseline() if component == "baseline" else _api() if component == "api" else \
+        _scheduler(node_objs)
     gc.collect()
     rss1, heap1 = rss_bytes(), tracemalloc.get_traced_memory()[0]
     cpu = 0.0
