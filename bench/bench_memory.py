@@ -119,13 +119,34 @@ class Workload:
                 "status": running_status(spec, node_ip, f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", now)}
 
 
+NOW = "2026-12-02T00:00:00Z"
+NODE_CONDITIONS = (
+    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
+
+
 def node_objects(nodes: int) -> list[Obj]:
     out = []
     for i in range(nodes):
         labels = {"zone": f"z{i % 3}", "kubernetes.io/hostname": f"hollow-{i:05d}"}
         if i % 4 == 0:
             labels["disk"] = "ssd"
-        out.append(make_node(f"hollow-{i:05d}", cpu="64", memory="256Gi", pods="110", labels=labels))
+        node = make_node(f"hollow-{i:05d}", cpu="64", memory="256Gi", pods="110", labels=labels)
+        node["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=str(1 + i), creationTimestamp=NOW)
+        node["spec"] = {"podCIDR": f"10.{i >> 8}.{i & 255}.0/24", "podCIDRs": [f"10.{i >> 8}.{i & 255}.0/24"]}
+        node["status"].update(  # as a kubelet reports it (``agents.kubelet.node``)
+            conditions=[{"type": kind, "status": status, "reason": reason, "message": message,
+                         "lastHeartbeatTime": NOW, "lastTransitionTime": NOW}
+                        for kind, status, reason, message in NODE_CONDITIONS],
+            addresses=[{"type": "InternalIP", "address": f"192.168.{i >> 8}.{i & 255}"},
+                       {"type": "Hostname", "address": f"hollow-{i:05d}"}],
+            nodeInfo={"kubeletVersion": "v1.31.0-shoal", "containerRuntimeVersion": "podman://5.2.0",
+                      "operatingSystem": "linux", "architecture": "amd64", "kernelVersion": "6.8.0-49-generic",
+                      "osImage": "Linux-6.8.0-49-generic-x86_64-with-glibc2.39", "hostname": "bench"},
+            daemonEndpoints={"kubeletEndpoint": {"subject": f"shoal.node.hollow-{i:05d}"}})
+        out.append(node)
     return out
 
 
@@ -194,7 +215,7 @@ def _scheduler(nodes: list[Obj]) -> tuple[Callable[[str, Obj], None], Callable[[
     asyncio.run(actor.start(ctx))
     assert actor.nodes is not None and actor.bound is not None
     for node in nodes:
-        actor.nodes.apply("ADDED", node)
+        actor.nodes.apply("ADDED", codec.unpackb(codec.packb(node)))  # a decoded copy, as the watch gives it
     return actor.bound.apply, lambda: len(actor.cache.pods), actor
 
 
@@ -230,6 +251,9 @@ def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int,
     from runtime import gc_tuning
 
     gc_tuning.tune()
+    import actors.api.server
+    import actors.scheduler.actor  # noqa: F401  (imported before the first figure: not counted as the component's)
+
     node_objs = node_objects(nodes)
     gc.collect()
     if trace:
@@ -297,7 +321,7 @@ def main() -> None:
             r.update(run_child(component, args, trace=True))
             line += (f"; heap {r['heap_mib']:.1f} MiB ({r['heap_bytes_per_pod']:,} B/pod), "
                      f"peak {r['peak_heap_mib']:.1f} MiB")
-        print(line + f" (before the pods: RSS +{r['setup_rss_mib']:.1f} MiB)", flush=True)
+        print(line + f" (nodes, before the pods: RSS +{r['setup_rss_mib']:.1f} MiB)", flush=True)
     base = results.get("baseline")
     for component, r in results.items():
         if base is not None and component != "baseline":

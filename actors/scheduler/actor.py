@@ -28,7 +28,7 @@ from actors.scheduler.bound import BoundPods
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
 from actors.scheduler.errors import BindFailed, BindRejected, SchedulerError
-from actors.scheduler.model import node_info, pod_info, responsible_for, spread_group
+from actors.scheduler.model import node_info, node_view, pod_info, responsible_for, spread_group
 from actors.scheduler.queue import SchedulingQueue
 from actors.scheduler.volumes import ClaimsBlocked, check_claims
 from protocol import rbac_bootstrap
@@ -114,7 +114,7 @@ class SchedulerActor:
         self.instance, self.log = ctx.instance, ctx.log
         client = self.client = ApiClient(ctx.nc, identity=self.identity)
         self.recorder = EventRecorder(client, COMPONENT, log=ctx.log)
-        self.nodes = Informer(client, "Node", log=ctx.log)
+        self.nodes = Informer(client, "Node", log=ctx.log, transform=node_view)
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=", log=ctx.log)
         self.bound = BoundPods(client, self._on_bound, self.cache.bound_keys, self._bound_gone, log=ctx.log)
         self.claims = Informer(client, "PersistentVolumeClaim", log=ctx.log)

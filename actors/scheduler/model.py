@@ -262,6 +262,23 @@ def responsible_for(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
+NODE_METADATA = ("name", "uid", "labels", "resourceVersion")
+
+
+def node_view(node: Obj) -> Obj:
+    """What ``node_info`` reads of a Node: the scheduler's node informer keeps this (Kubernetes' SetTransform),
+    not the addresses, node info and condition messages a kubelet reports."""
+    m = node.get("metadata") or {}
+    status = node.get("status") or {}
+    view: Obj = {k: status[k] for k in ("allocatable", "capacity") if k in status}
+    conditions = status.get("conditions")
+    if conditions:
+        view["conditions"] = [{"type": "Ready", "status": c.get("status")} for c in conditions
+                              if isinstance(c, dict) and c.get("type") == "Ready"]
+    return {"apiVersion": node.get("apiVersion"), "kind": node.get("kind"),
+            "metadata": {k: m[k] for k in NODE_METADATA if k in m}, "spec": node.get("spec") or {}, "status": view}
+
+
 def node_info(node: Obj) -> NodeInfo:
     """A NodeInfo with the node's static facts and no pods (allocatable falls back to capacity)."""
     spec: Obj = node.get("spec") or {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from actors.scheduler.actor import SchedulerActor
 from actors.scheduler.bound import BoundPods
-from actors.scheduler.model import node_info, pod_info
+from actors.scheduler.model import node_info, node_view, pod_info
 from protocol.objects import Obj
 from tests.scheduler.helpers import make_node, make_pod
 
@@ -111,3 +111,20 @@ def test_a_relist_keeps_pods_only_assumed() -> None:
                           actor._bound_gone)
     asyncio.run(reflector._relist())
     assert "shop/web-9" in actor.cache.pods
+
+
+def test_the_node_view_keeps_what_node_info_reads() -> None:
+    node = make_node("n1", labels={"zone": "z1"}, taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}],
+                     unschedulable=True)
+    node["metadata"].update(uid="nu", resourceVersion="9", annotations={"note": "x" * 200})
+    node["status"]["conditions"] = [
+        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": "fine"},
+        {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "runtime down"}]
+    node["status"].update(addresses=[{"type": "InternalIP", "address": "10.0.0.1"}], nodeInfo={"osImage": "x"})
+    view = node_view(copy.deepcopy(node))
+    assert node_info(view) == node_info(node) and node_info(view).ready == "False"
+    assert view["status"]["conditions"] == [{"type": "Ready", "status": "False"}]
+    assert "addresses" not in view["status"] and "annotations" not in view["metadata"]
+    assert view["metadata"]["resourceVersion"] == "9"
+    no_status = make_node("n2", ready=None)
+    assert node_info(node_view(no_status)) == node_info(no_status)
