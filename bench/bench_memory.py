@@ -96,7 +96,8 @@ def running_status(spec: Obj, node_ip: str, pod_ip: str, now: str) -> Obj:
 class Workload:
     """One ReplicaSet: its template (defaulted once, as every pod of it is), labels and owner reference."""
 
-    def __init__(self, index: int, spec: Obj) -> None:
+    def __init__(self, index: int, spec: Obj, *, owned: bool = True) -> None:
+        self.owned = owned
         self.name = f"app{index}-{uuid.uuid4().hex[:10]}"
         self.uid = str(uuid.uuid4())
         template: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": json.loads(json.dumps(spec))}
@@ -104,13 +105,20 @@ class Workload:
         pod_kind._admit_new(template)
         self.spec: Obj = template["spec"]
         self.labels = {"app": f"app{index}", "tier": ["web", "worker", "cache", "api", "batch"][index % 5],
-                       "pod-template-hash": self.name.rsplit("-", 1)[1]}
+                       "pod-template-hash": self.name.rsplit("-", 1)[1]} if owned else {"app": f"a{index}"}
         self.owner = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": self.name, "uid": self.uid,
                        "controller": True, "blockOwnerDeletion": True}]
 
     def pod(self, i: int, node: str, node_ip: str, rv: int) -> Obj:
         now = "2026-12-02T00:00:00Z"
         spec = dict(self.spec, nodeName=node)
+        if not self.owned:  # bench_scale's pods: named, labelled, no owner
+            return {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": f"s-{i}", "namespace": "default", "uid": str(uuid.uuid4()),
+                                 "resourceVersion": str(rv), "generation": 1, "creationTimestamp": now,
+                                 "labels": self.labels},
+                    "spec": spec, "status": running_status(spec, node_ip, f"10.{(i >> 16) & 255}.{(i >> 8) & 255}."
+                                                                        f"{i & 255}", now)}
         return {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": f"{self.name}-{i:06x}", "generateName": f"{self.name}-", "namespace": "shop",
                              "uid": str(uuid.uuid4()), "resourceVersion": str(rv), "generation": 1,
@@ -150,10 +158,16 @@ def node_objects(nodes: int) -> list[Obj]:
     return out
 
 
-def watch_messages(nodes: int, pods: int, replicasets: int, batch: int) -> Iterator[bytes]:
+SCALE_SPEC: Obj = {"containers": [{"name": "c", "image": "busybox",
+                                   "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}}}]}
+"""``bench_scale``'s pod (``--shape scale``): one small container, no owner, 50 label groups."""
+
+
+def watch_messages(nodes: int, pods: int, replicasets: int, batch: int, shape: str = "deployment") -> Iterator[bytes]:
     """The pods as the API actor sends them to a watch: encoded messages of ``batch`` events."""
     specs = templates()
-    workloads = [Workload(i, specs[i % len(specs)]) for i in range(replicasets)]
+    workloads = [Workload(i, specs[i % len(specs)]) for i in range(replicasets)] if shape == "deployment" else \
+        [Workload(i, SCALE_SPEC, owned=False) for i in range(replicasets)]
     events: list[Obj] = []
     seq = 0
     for i in range(pods):
@@ -244,7 +258,8 @@ def _api() -> tuple[Callable[[str, Obj], None], Callable[[], int], Any]:
     return apply, lambda: cache.count(info.plural), cache
 
 
-def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int, *, trace: bool) -> dict[str, Any]:
+def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int, *, trace: bool,
+            shape: str = "deployment") -> dict[str, Any]:
     """In this process: build the component, feed it every pod, report what it keeps. ``trace``: the Python
     heap by tracemalloc (which slows the run and takes memory of its own); else the resident memory and the
     CPU per event (the collector tuned as in an actor: ``runtime.gc_tuning``)."""
@@ -264,7 +279,7 @@ def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int,
     gc.collect()
     rss1, heap1 = rss_bytes(), tracemalloc.get_traced_memory()[0]
     cpu = 0.0
-    for data in watch_messages(nodes, pods, replicasets, batch):
+    for data in watch_messages(nodes, pods, replicasets, batch, shape):
         events = list(decoded_events(data))
         started = time.process_time()
         for event, obj in events:
@@ -288,7 +303,8 @@ def measure(component: str, nodes: int, pods: int, replicasets: int, batch: int,
 
 def run_child(component: str, args: argparse.Namespace, *, trace: bool) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.bench_memory", "--child", component, "--nodes", str(args.nodes),
-           "--pods", str(args.pods), "--replicasets", str(args.replicasets), "--batch", str(args.batch)]
+           "--pods", str(args.pods), "--replicasets", str(args.replicasets), "--batch", str(args.batch),
+           "--shape", args.shape]
     if trace:
         cmd.append("--trace")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=args.timeout)
@@ -304,13 +320,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="events per watch message")
     parser.add_argument("--components", default=",".join(COMPONENTS))
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--shape", choices=("deployment", "scale"), default="deployment",
+                        help="deployment: 50 ReplicaSets of 5 templates; scale: bench_scale's small standalone pods")
     parser.add_argument("--no-heap", action="store_true", help="resident memory only (no tracemalloc run)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.nodes, args.pods, args.replicasets, args.batch, trace=args.trace)))
+        print(json.dumps(measure(args.child, args.nodes, args.pods, args.replicasets, args.batch, trace=args.trace,
+                                 shape=args.shape)))
         return
     results: dict[str, dict[str, Any]] = {}
     for component in args.components.split(","):
@@ -328,7 +347,7 @@ def main() -> None:
             r["rss_vs_baseline"] = round(r["rss_mib"] / max(base["rss_mib"], 1e-9), 3)
             print(f"{component:>10}: {r['rss_vs_baseline']:.2f}x the baseline's resident memory", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"nodes": args.nodes, "pods": args.pods,
+        Path(args.json).write_text(json.dumps({"nodes": args.nodes, "pods": args.pods, "shape": args.shape,
                                                "replicasets": args.replicasets, "components": results}))
 
 
