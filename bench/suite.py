@@ -38,6 +38,7 @@ QUICK: dict[str, list[str]] = {
     "scheduler": ["bench.bench_scale", "--nodes", "500", "--pods", "2000", "--backlog"],
     "scheduler_perf": ["bench.bench_scheduler", "--nodes", "500", "--pods", "2000", "--backlog"],
     "decide": ["bench.bench_decide", "--nodes", "500", "--pods", "2000"],
+    "memory": ["bench.bench_memory", "--nodes", "500", "--pods", "5000"],
     "scale": ["bench.bench_scale", "--nodes", "200", "--pods", "2000"],
     "events": ["bench.bench_scale", "--nodes", "200", "--pods", "2000", "--compare-events"],
     "pod_startup": ["bench.bench_pod_startup", "--n", "5"],
@@ -67,6 +68,7 @@ FULL: dict[str, list[str]] = {
     "console": ["bench.bench_console", "--nodes", "5000", "--pods", "20000", "--rate", "1000", "--seconds", "5"],
     "scheduler_perf_5k": ["bench.bench_scheduler", "--nodes", "5000", "--pods", "20000", "--backlog"],
     "decide_5k": ["bench.bench_decide", "--nodes", "5000", "--pods", "20000"],
+    "memory_150k": ["bench.bench_memory", "--nodes", "5000", "--pods", "150000"],
     "scheduler_5k": ["bench.bench_scale", "--nodes", "5000", "--pods", "20000", "--backlog", "--hollow-procs", "2",
                      "--timeout", "1800"],
     "scale_1k": ["bench.bench_scale", "--nodes", "100", "--pods", "1000"],
@@ -319,6 +321,21 @@ def rows_decide(r: dict[str, Any]) -> list[Row]:
                 f"decisions digest {r['digest']}")]
 
 
+def rows_memory(r: dict[str, Any]) -> list[Row]:
+    base = r["components"].get("baseline") or {}
+    rows = []
+    for name, c in r["components"].items():
+        if name == "baseline":
+            continue
+        heap = f"; heap {c['heap_mib']:.0f} MiB" if "heap_mib" in c else ""
+        rows.append(Row(f"memory in process: {name} keeping {r['pods']:,} Running pods ({r['nodes']:,} nodes)", "", "",
+                        f"RSS +{c['rss_mib']:.0f} MiB ({c['rss_bytes_per_pod']:,} B/pod){heap}",
+                        f"same pods as decoded dicts: RSS +{base.get('rss_mib', 0):.0f} MiB "
+                        f"({base.get('rss_bytes_per_pod', 0):,} B/pod)" if base else "",
+                        f"{c['rss_vs_baseline']:.2f}x" if "rss_vs_baseline" in c else ""))
+    return rows
+
+
 def rows_jobs(r: dict[str, Any]) -> list[Row]:
     return [Row(f"Job: {r['completions']:,} completions, parallelism {r['parallelism']:,}, "
                 f"{r['nodes']:,} hollow nodes (pods run {r['run_seconds']} s)", "", "",
@@ -439,6 +456,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return rows_scheduler_perf(figures)
     if name.startswith("decide"):
         return rows_decide(figures)
+    if name.startswith("memory"):
+        return rows_memory(figures)
     if name.startswith("daemonset"):
         return rows_daemonset(figures)
     if name.startswith("statefulset"):

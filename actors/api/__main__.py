@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from actors.api import encryption
+from actors.api.cache import WINDOW_BYTES
 from actors.api.server import ApiActor, ApiSettings
 from actors.api.tokens import TokenSettings
 from protocol import satoken
@@ -17,6 +18,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicas", type=int, default=1, help="datastore replicas (3 on a NATS cluster)")
     parser.add_argument("--watch-window", type=int, default=100_000,
                         help="changes kept for resuming watches; older resumes get Expired")
+    parser.add_argument("--watch-window-mib", type=int, default=WINDOW_BYTES // 2**20,
+                        help="MiB of objects the kept changes may carry, at most (the oldest go first)")
     parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, help="where Service cluster IPs come from")
     parser.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
                         help="the pod addresses (only checked: they must not overlap the service CIDR)")
@@ -40,7 +43,8 @@ def _settings(a: argparse.Namespace) -> ApiSettings:
     token_settings = TokenSettings(
         issuer=a.service_account_issuer, audiences=tuple(x for x in a.api_audiences.split(",") if x),
         jwks_uri=a.service_account_jwks_uri, max_expiration=a.service_account_max_token_expiration)
-    return ApiSettings(replicas=a.replicas, window=a.watch_window, encryption_config=a.encryption_config,
+    return ApiSettings(replicas=a.replicas, window=a.watch_window, window_bytes=a.watch_window_mib * 2**20,
+                       encryption_config=a.encryption_config,
                        audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr,
                        tokens=token_settings)
 

@@ -29,6 +29,46 @@ ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 MAX_WATCH_MESSAGE_BYTES = 256 * 1024
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 """Unsent event bytes a watcher may have before it is cut off (Expired: list again)."""
+WINDOW_BYTES = 128 * 1024 * 1024
+"""Object bytes the event window may hold (besides its count): what it keeps is sized by memory, not only
+by changes (at 150,000 pods, 100,000 changes of ~2 KiB pods were ~200 MiB of old versions)."""
+SHARED_MAX = 16_384
+_shared: dict[Any, Any] = {}
+
+
+def shared(value: Any) -> Any:
+    """One object for equal values (node names, phases, namespaces, label maps of a workload's pods) across
+    the cache's entries, instead of a copy decoded per object. Bounded: past ``SHARED_MAX`` it starts over."""
+    found = _shared.get(value)
+    if found is not None:
+        return found
+    if len(_shared) >= SHARED_MAX:
+        _shared.clear()
+    _shared[value] = value
+    return value
+
+
+_labels: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def shared_labels(labels: dict[str, Any]) -> dict[str, Any]:
+    """One (never mutated) label map for the pods that carry the same labels, in the same order."""
+    if not labels:
+        return _NO_LABELS
+    try:
+        items = tuple(labels.items())
+        found = _labels.get(items)
+    except TypeError:  # an unhashable value: a malformed object, kept as it is
+        return labels
+    if found is not None:
+        return found
+    if len(_labels) >= SHARED_MAX:
+        _labels.clear()
+    _labels[items] = labels
+    return labels
+
+
+_NO_LABELS: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -61,8 +101,8 @@ class Entry:
         obj = obj if isinstance(obj, dict) else {}
         meta: dict[str, Any] = _map(obj.get("metadata"))
         spec, status, labels = _map(obj.get("spec")), _map(obj.get("status")), _map(meta.get("labels"))
-        return cls(rev, raw, namespace, name, labels, str(spec.get("nodeName") or ""),
-                   str(status.get("phase") or ""))
+        return cls(rev, raw, shared(namespace), name, shared_labels(labels), shared(str(spec.get("nodeName") or "")),
+                   shared(str(status.get("phase") or "")))
 
 
 def _map(value: Any) -> dict[str, Any]:
@@ -125,8 +165,12 @@ class Watcher:
 
 
 class WatchCache:
-    def __init__(self, *, window: int = 100_000, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+    def __init__(self, *, window: int = 100_000, max_pending_bytes: int = MAX_PENDING_BYTES,
+                 window_bytes: int = WINDOW_BYTES) -> None:
         self.max_pending_bytes = max_pending_bytes
+        self.window_bytes = window_bytes
+        self.window_size = 0
+        """Bytes of the objects the window's events carry."""
         self.objects: dict[str, dict[str, Entry]] = {}
         self.rev = 0
         self.window: deque[Event] = deque(maxlen=window)
@@ -178,14 +222,18 @@ class WatchCache:
             self._objects_by_node.setdefault((plural, new.node), {})[key] = new
         self.rev = max(self.rev, rev)
         if self.ready.is_set():
-            if len(self.window) == self.window.maxlen:
-                evicted = self.window[0]
+            while self.window and (len(self.window) == self.window.maxlen
+                                   or self.window_size + len(raw) > self.window_bytes):
+                evicted = self.window.popleft()
+                self.window_size -= len(evicted.new.raw)
                 self.window_start = evicted.rev
                 self._window_by_plural[evicted.plural].popleft()  # always the oldest of its kind
             event = Event(rev, plural, old, new, deleted)
             self.window.append(event)
+            self.window_size += len(raw)
             self._window_by_plural.setdefault(plural, deque()).append(event)
             self._dispatch(event)
+            event.encoded.clear()  # delivered: the watchers hold their bytes; a replay encodes again
         self._release_waiters()
 
     def skipped(self, key: str, replaced: int) -> bool:
@@ -262,6 +310,7 @@ class WatchCache:
                 replay.append(event)
             for event in reversed(replay):
                 self._deliver(watcher, event)
+                event.encoded.clear()
         self._watchers.setdefault(watcher.plural, {})[watcher.id] = watcher
         node = watcher.node
         counts = self.by_connection if node is None else self.pinned_by_connection

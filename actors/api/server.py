@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from actors.api import audit, encryption, noderestriction
 from actors.api.allocator import AllocatorSettings, ServiceAllocator
 from actors.api.authorize import authorize, escalation_check, scoped_user
-from actors.api.cache import MAX_PENDING_BYTES, WatchCache, Watcher, bookmark_entry
+from actors.api.cache import MAX_PENDING_BYTES, WINDOW_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.events_store import EventStreamStore, EventWatches
 from actors.api.eviction import evict
 from actors.api.kindhooks import hooks_for
@@ -75,6 +75,9 @@ Handler = Callable[[ApiRequest, dict[str, Any], Msg, noderestriction.Guard | Non
 class ApiSettings:
     replicas: int = 1
     window: int = 100_000
+    window_bytes: int = WINDOW_BYTES
+    """Object bytes the watch window's events may carry (the older are dropped: a resume before them is
+    Expired and lists again)."""
     max_inflight: int = 256
     """Requests of the ``system`` lane (kubelets' and components' own subjects) served at once; more wait in
     its queue (see ``lanes.py``)."""
@@ -115,7 +118,8 @@ class ApiActor:
     def __init__(self, settings: ApiSettings | None = None) -> None:
         self.settings = settings or ApiSettings()
         check_ranges(self.settings.cluster_cidr, self.settings.service_cidr)
-        self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes)
+        self.cache = WatchCache(window=self.settings.window, max_pending_bytes=self.settings.max_pending_bytes,
+                                window_bytes=self.settings.window_bytes)
         self._node_refs = NodeReferences(CachePods(self.cache), CacheClaims(self.cache))
         self.rbac = CachePolicy(self.cache)
         self.id = uuid.uuid4().hex[:12]

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.scheduler.binder import Binder, PendingBind
+from actors.scheduler.bound import BoundPods
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
 from actors.scheduler.errors import BindFailed, BindRejected, SchedulerError
-from actors.scheduler.model import node_info, pod_info, responsible_for, scheduling_view
+from actors.scheduler.model import node_info, node_view, pod_info, responsible_for, spread_group
 from actors.scheduler.queue import SchedulingQueue
 from actors.scheduler.volumes import ClaimsBlocked, check_claims
 from protocol import rbac_bootstrap
@@ -101,7 +102,7 @@ class SchedulerActor:
         self.elector: LeaderElector | None = None
         self.nodes: Informer | None = None
         self.pending: Informer | None = None
-        self.bound: Informer | None = None
+        self.bound: BoundPods | None = None
         self.claims: Informer | None = None
         self.volumes: Informer | None = None
         self.classes: Informer | None = None
@@ -113,16 +114,14 @@ class SchedulerActor:
         self.instance, self.log = ctx.instance, ctx.log
         client = self.client = ApiClient(ctx.nc, identity=self.identity)
         self.recorder = EventRecorder(client, COMPONENT, log=ctx.log)
-        self.nodes = Informer(client, "Node", log=ctx.log)
+        self.nodes = Informer(client, "Node", log=ctx.log, transform=node_view)
         self.pending = Informer(client, "Pod", field_selector="spec.nodeName=", log=ctx.log)
-        self.bound = Informer(client, "Pod", field_selector="spec.nodeName!=", log=ctx.log,
-                              transform=scheduling_view)
+        self.bound = BoundPods(client, self._on_bound, self.cache.bound_keys, self._bound_gone, log=ctx.log)
         self.claims = Informer(client, "PersistentVolumeClaim", log=ctx.log)
         self.volumes = Informer(client, "PersistentVolume", log=ctx.log)
         self.classes = Informer(client, "StorageClass", log=ctx.log)
         self.nodes.add_handler(self._on_node)
         self.pending.add_handler(self._on_pending)
-        self.bound.add_handler(self._on_bound)
         self.claims.add_handler(self._on_storage)
         self.volumes.add_handler(self._on_storage)
         for name, informer in (("claims", self.claims), ("volumes", self.volumes), ("classes", self.classes)):
@@ -194,12 +193,11 @@ class SchedulerActor:
         elif old is not None and _scheduling_inputs(old) != _scheduling_inputs(obj):
             self.queue.update(key, prio)
 
-    def _on_bound(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        obj = new if new is not None else old
-        if obj is None:
-            return
+    def _on_bound(self, event: str, obj: Obj) -> None:
+        """A bound pod changed (or was listed): account it; nothing of it is kept but its ``PodInfo``."""
+        m = meta(obj)
         key = ref(obj)
-        uid = str(meta(obj).get("uid", ""))
+        uid = str(m.get("uid", ""))
         self.queue.delete(key)
         if event == "DELETED" or pod_is_terminal(obj):
             if self.cache.remove_pod(key, uid):
@@ -207,13 +205,23 @@ class SchedulerActor:
             return
         record = self.cache.pods.get(key)
         node = str((obj.get("spec") or {}).get("nodeName"))
+        generation = m.get("generation")
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            generation = None
         if record is not None and record.info.uid == uid and record.node == node:
             if record.assumed:
-                self.cache.confirm(key)  # our own bind showing up: what it accounts was computed at decision
+                # our own bind showing up: what it accounts was computed at decision
+                self.cache.confirm(key, generation)
                 return
-            if old is not None and _scheduling_inputs(old) == _scheduling_inputs(obj):
-                return  # a status update: nothing the scheduler accounts changed
-        self.cache.add_bound(pod_info(obj), node)
+            if generation is not None and generation == record.generation and \
+                    spread_group(obj) == record.info.group:
+                return  # a status update: the spec (generation) and the group are what they were
+        self.cache.add_bound(pod_info(obj), node, generation)
+
+    def _bound_gone(self, key: str) -> None:
+        """A relist no longer holds a pod known bound: it went while the watch was away."""
+        if self.cache.remove_pod(key):
+            self.queue.move_all()
 
     async def close(self) -> None:
         """Tell the Scheduled events emitted before the stop (briefly), then stop writing them."""

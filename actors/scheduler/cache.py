@@ -23,6 +23,9 @@ class PodRecord:
     assumed: bool
     bound_at: float | None = None
     """For an assumed pod: when its bind succeeded (the TTL runs from there); None while in flight."""
+    generation: int | None = None
+    """The bound pod's ``metadata.generation`` when ``info`` was taken from it (the API bumps it on any
+    change of the spec): a later version with the same generation and group needs no new ``PodInfo``."""
 
 
 class SchedulerCache:
@@ -80,9 +83,10 @@ class SchedulerCache:
         return node
 
     # -- pods -----------------------------------------------------------------------------
-    def _account(self, key: str, info: PodInfo, node: str, *, assumed: bool) -> None:
-        add_usage(self._node_for(node), info)
-        self.pods[key] = PodRecord(info, node, assumed)
+    def _account(self, key: str, info: PodInfo, node: str, *, assumed: bool, generation: int | None = None) -> None:
+        where = self._node_for(node)
+        add_usage(where, info)
+        self.pods[key] = PodRecord(info, where.name, assumed, None, generation)  # the node's name: one copy
         if assumed:
             self._assumed[key] = None
 
@@ -107,12 +111,13 @@ class SchedulerCache:
             record.bound_at = now
             self._assumed[key] = now
 
-    def confirm(self, key: str) -> None:
+    def confirm(self, key: str, generation: int | None = None) -> None:
         """The bound-pods informer shows an assumed pod bound where it was assumed: it is accounted already."""
         record = self.pods.get(key)
         if record is not None and record.assumed:
             record.assumed = False
             record.bound_at = None
+            record.generation = generation
             self._assumed.pop(key, None)
 
     def forget(self, key: str) -> bool:
@@ -123,12 +128,13 @@ class SchedulerCache:
         self._unaccount(key)
         return True
 
-    def add_bound(self, info: PodInfo, node: str) -> bool:
+    def add_bound(self, info: PodInfo, node: str, generation: int | None = None) -> bool:
         """Account a pod the bound-pods informer reports; True when it was unknown before."""
         record = self.pods.get(info.key)
         if record is not None and record.node == node and record.info.uid == info.uid:
             record.assumed = False
             record.bound_at = None
+            record.generation = generation
             self._assumed.pop(info.key, None)
             if record.info != info:
                 add_usage(self.nodes[node], record.info, -1)
@@ -136,7 +142,7 @@ class SchedulerCache:
                 record.info = info
             return False
         self._unaccount(info.key)
-        self._account(info.key, info, node, assumed=False)
+        self._account(info.key, info, node, assumed=False, generation=generation)
         return record is None
 
     def remove_pod(self, key: str, uid: str | None = None) -> bool:
@@ -154,6 +160,10 @@ class SchedulerCache:
 
     def assumed_keys(self) -> list[str]:
         return list(self._assumed)
+
+    def bound_keys(self) -> list[str]:
+        """Pods known bound (seen by the bound-pods informer), not merely assumed."""
+        return [key for key, record in self.pods.items() if not record.assumed]
 
     def expire_assumed(self, now: float, ttl: float = ASSUME_TTL) -> list[str]:
         """Forget assumptions whose bind finished ``ttl`` seconds ago and never showed up as bound."""

@@ -33,3 +33,22 @@ async def test_resume_replays_only_the_kind_watched_and_expires_past_the_window(
     assert replayed(cache, watcher("pods", 10)) == []
     with pytest.raises(Expired):
         cache.add_watcher(watcher("pods", 3), resume=True)
+
+
+async def test_the_window_is_sized_by_bytes_too_and_keeps_no_encoded_copy() -> None:
+    raw = codec.packb({"metadata": {"name": "o", "labels": {"app": "web"}}, "data": "x" * 1000})
+    cache = WatchCache(window=1000, window_bytes=5 * len(raw))
+    cache.mark_ready(0)
+    w = watcher("configmaps", 0)
+    cache.add_watcher(w, resume=False)
+    for rev in range(1, 11):
+        cache.apply(f"configmaps.default.o{rev}", rev, raw, False)
+    assert [e.rev for e in cache.window] == [6, 7, 8, 9, 10] and cache.window_start == 5
+    assert cache.window_size == 5 * len(raw)
+    assert len(w.pending) == 10 and all(not e.encoded for e in cache.window)  # delivered, then dropped
+    assert replayed(cache, watcher("configmaps", 7)) == [8, 9, 10]
+    with pytest.raises(Expired):
+        cache.add_watcher(watcher("configmaps", 4), resume=True)
+    first, last = cache.get("configmaps.default.o1"), cache.get("configmaps.default.o10")
+    assert first is not None and last is not None
+    assert first.labels == {"app": "web"} and first.labels is last.labels  # one map for equal labels
