@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 
 from actors.api.service import new_uid
 from actors.api.store import delivery_position
-from protocol import keys
+from protocol import keys, podfields
 from protocol.errors import BadRequest
 from protocol.kinds import strategy_for
 from protocol.objects import format_time
@@ -92,3 +92,65 @@ def test_unknown_fields_found_the_same_on_every_call() -> None:
         assert sorted(warnings) == sorted(['unknown field "extra"', 'unknown field "metadata.bogus"',
                                            'unknown field "spec.containers[0].colour"', 'unknown field "spec.nope"'])
         assert "extra" not in pod and "nope" not in pod["spec"] and "colour" not in pod["spec"]["containers"][0]
+
+
+def _reference_findings(spec: Any, prefix: str, status: str) -> list[tuple[str, Any]]:
+    """The plain walk over every rule (what ``podfields.findings`` did before it grouped and shortened it)."""
+    if not isinstance(spec, dict):
+        return []
+    out = []
+    for rule in podfields.RULES:
+        if rule.status != status:
+            continue
+        targets = ([("", spec)] if rule.scope == "pod"
+                   else [(f"{p}.", c) for p, c in podfields._containers(spec, rule.scope)])
+        for where, obj in targets:
+            for sub, value, parent in podfields._get(obj, rule.path):
+                if rule.when(value) and (rule.parent is None or rule.parent(parent)):
+                    out.append((f"{prefix}.{where}{sub}", rule))
+    if status == "refused":
+        out += list(podfields._volume_findings(spec, prefix))
+    return out
+
+
+def test_pod_field_findings_match_the_plain_walk() -> None:
+    rng = random.Random(3)
+    values: list[Any] = [None, True, False, "Always", "Strict", "Enabled", "Unmasked", "x", 1, [], {}, [1],
+                         {"type": "Localhost"}, {"name": "windows"}, {"name": "linux"},
+                         {"medium": "Memory", "sizeLimit": "1Gi"}, {"sizeLimit": "1Gi"}]
+    keys_ = ["grpc", "postStart", "preStop", "tcpSocket", "sizeLimit", "medium", "type", "claims",
+             "terminationGracePeriodSeconds", "recursiveReadOnly"]
+
+    def value(depth: int = 0) -> Any:
+        if depth < 2 and rng.random() < 0.3:
+            return {k: value(depth + 1) for k in rng.sample(keys_, rng.randint(1, 4))}
+        return rng.choice(values)
+
+    rules = podfields.RULES
+    pod_fields = sorted({r.path.split(".")[0] for r in rules if r.scope == "pod"})
+    container_fields = sorted({r.path.split(".")[0] for r in rules if r.scope != "pod"})
+    found = 0
+    for _ in range(1000):
+        spec: dict[str, Any] = {k: value() for k in rng.sample(pod_fields, rng.randint(0, 12))}
+        if rng.random() < 0.5:
+            spec["securityContext"] = {r.path.split(".")[1]: value() for r in rules
+                                       if r.scope == "pod" and r.path.startswith("securityContext.")}
+        if rng.random() < 0.4:
+            spec["volumes"] = [{"name": "v", rng.choice(["emptyDir", "nfs"]): rng.choice(values[-2:])}
+                               for _ in range(rng.randint(0, 3))]
+        for field in ("containers", "initContainers"):
+            containers: list[Any] = []
+            for _ in range(rng.randint(0, 3)):
+                c = {k: value() for k in rng.sample(container_fields, rng.randint(0, 10))}
+                if rng.random() < 0.5:
+                    c["securityContext"] = {r.path.split(".")[1]: value() for r in rules
+                                            if r.scope != "pod" and r.path.startswith("securityContext.")}
+                if rng.random() < 0.3:
+                    c["volumeMounts"] = [{"recursiveReadOnly": rng.choice(["Enabled", None])} for _ in range(2)]
+                containers.append(c if rng.random() < 0.95 else "not a map")
+            spec[field] = containers
+        for status in ("honoured", "warned", "refused"):
+            expected = _reference_findings(spec, "spec", status)
+            assert list(podfields.findings(spec, "spec", status)) == expected, (spec, status)
+            found += len(expected)
+    assert found > 3_000  # the specs did set fields of every kind of rule
