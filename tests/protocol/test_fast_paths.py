@@ -130,7 +130,7 @@ def test_pod_field_findings_match_the_plain_walk() -> None:
     pod_fields = sorted({r.path.split(".")[0] for r in rules if r.scope == "pod"})
     container_fields = sorted({r.path.split(".")[0] for r in rules if r.scope != "pod"})
     found = 0
-    for _ in range(1000):
+    for _ in range(400):
         spec: dict[str, Any] = {k: value() for k in rng.sample(pod_fields, rng.randint(0, 12))}
         if rng.random() < 0.5:
             spec["securityContext"] = {r.path.split(".")[1]: value() for r in rules
@@ -153,4 +153,4 @@ def test_pod_field_findings_match_the_plain_walk() -> None:
             expected = _reference_findings(spec, "spec", status)
             assert list(podfields.findings(spec, "spec", status)) == expected, (spec, status)
             found += len(expected)
-    assert found > 3_000  # the specs did set fields of every kind of rule
+    assert found > 1_000  # the specs did set fields of every kind of rule
