@@ -19,12 +19,15 @@ CLUSTER_SCOPE = "_"
 KV_SUBJECT_PREFIX = f"$KV.{BUCKET}."
 
 _SAFE = re.compile(r"[-_a-zA-Z0-9]")
+_ALL_SAFE = re.compile(r"[-_a-zA-Z0-9]+")
 _ESCAPE = re.compile(r"=([0-9A-F]{2})")
 
 
 def encode_token(value: str) -> str:
     if not value:
         raise BadRequest("empty name or namespace")
+    if _ALL_SAFE.fullmatch(value):  # most names: nothing to escape (one match instead of one per character)
+        return value
     out: list[str] = []
     for ch in value:
         if _SAFE.fullmatch(ch):
@@ -38,6 +41,8 @@ def encode_token(value: str) -> str:
 
 
 def decode_token(token: str) -> str:
+    if "=" not in token:  # nothing escaped
+        return token
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), token)
 
 

@@ -73,8 +73,22 @@ def owner_reference(owner: Obj, *, controller: bool = True, block: bool = True) 
     }
 
 
+_last_second: tuple[float, str] = (float("nan"), "")
+"""The last whole second ``format_time`` formatted, and its text: every write stamps the current second, many
+in the same one (formatting costs more than the rest of a timestamp's work)."""
+
+
 def format_time(epoch: float) -> str:
     """RFC 3339 in UTC with second precision, as Kubernetes writes timestamps."""
+    global _last_second
+    second = epoch // 1
+    if epoch - second < 0.9999995:  # else the microseconds round up into the next second: not this one's text
+        cached, text = _last_second
+        if cached == second:
+            return text
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _last_second = (second, text)
+        return text
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

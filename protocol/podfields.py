@@ -247,6 +247,13 @@ _LISTS = ("volumeMounts", "volumes")
 """Container fields whose rules look at every item (``volumeMounts.recursiveReadOnly``)."""
 
 
+_BY_STATUS: dict[Status, tuple[tuple[Rule, tuple[str, ...], bool], ...]] = {
+    status: tuple((rule, tuple(rule.path.split(".")), any(part in _LISTS for part in rule.path.split(".")[:-1]))
+                  for rule in RULES if rule.status == status)
+    for status in ("honoured", "warned", "refused")}
+"""Each status's rules in ``RULES``' order, with the path's parts and whether the path goes through a list."""
+
+
 def _get(obj: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
     """(path suffix, value, the map holding it) for ``path`` in ``obj``; a list field of ``_LISTS`` (not the
     last element of the path) yields one per item."""
@@ -277,14 +284,27 @@ def findings(spec: Any, prefix: str, status: Status) -> Iterator[tuple[str, Rule
     """(field path, rule) for every field of ``spec`` set to a value its rule gives ``status``."""
     if not isinstance(spec, dict):
         return
-    for rule in RULES:
-        if rule.status != status:
+    scopes: dict[Scope, list[tuple[str, dict[str, Any]]]] = {}
+    for rule, parts, through_lists in _BY_STATUS[status]:  # RULES' order; every pod or template write reads this
+        if rule.scope == "pod":
+            targets = [("", spec)]
+        else:
+            found = scopes.get(rule.scope)
+            targets = found if found is not None else scopes.setdefault(
+                rule.scope, [(f"{p}.", c) for p, c in _containers(spec, rule.scope)])
+        if through_lists:
+            for where, obj in targets:
+                for sub, value, parent in _get(obj, rule.path):
+                    if rule.when(value) and (rule.parent is None or rule.parent(parent)):
+                        yield f"{prefix}.{where}{sub}", rule
             continue
-        targets = [("", spec)] if rule.scope == "pod" else [(f"{p}.", c) for p, c in _containers(spec, rule.scope)]
-        for where, obj in targets:
-            for sub, value, parent in _get(obj, rule.path):
-                if rule.when(value) and (rule.parent is None or rule.parent(parent)):
-                    yield f"{prefix}.{where}{sub}", rule
+        for where, obj in targets:  # a path through maps only: what ``_get`` yields once, without its generators
+            holder: Any = obj
+            for part in parts[:-1]:
+                holder = holder.get(part) if isinstance(holder, dict) else None
+            value = holder.get(parts[-1]) if isinstance(holder, dict) else None
+            if rule.when(value) and (rule.parent is None or rule.parent(holder)):
+                yield f"{prefix}.{where}{rule.path}", rule
     if status == "refused":
         yield from _volume_findings(spec, prefix)
 

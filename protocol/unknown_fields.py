@@ -46,7 +46,7 @@ def find_unknown(obj: Any, strategy: Strategy, *, prune: bool = False) -> list[s
     found: list[str] = []
     if not isinstance(obj, dict):
         return found
-    top = {f.name: f for f in strategy.schema}
+    top = _by_name(strategy.schema)
     for key in list(obj):
         if key in ENVELOPE:
             continue
@@ -61,6 +61,20 @@ def find_unknown(obj: Any, strategy: Strategy, *, prune: bool = False) -> list[s
             if key not in META:
                 _unknown(meta, key, f"metadata.{key}", found, prune)
     return found
+
+
+_BY_NAME: dict[int, tuple[tuple[Field, ...], dict[str, Field]]] = {}
+"""Each schema level's fields by name, built once (every create and update walks its kind's schema); keyed by
+the tuple's id, the tuple kept with it so the id cannot be reused while the entry lives."""
+
+
+def _by_name(fields: tuple[Field, ...]) -> dict[str, Field]:
+    entry = _BY_NAME.get(id(fields))
+    if entry is None or entry[0] is not fields:
+        if len(_BY_NAME) > 4096:  # schemas are module constants: reached only if some are made on the fly
+            _BY_NAME.clear()
+        entry = _BY_NAME[id(fields)] = (fields, {f.name: f for f in fields})
+    return entry[1]
 
 
 def _unknown(parent: dict[Any, Any], key: Any, path: str, found: list[str], prune: bool) -> None:
@@ -79,7 +93,7 @@ def _walk(value: Any, field: Field, path: str, found: list[str], prune: bool) ->
         return
     if not field.fields or not isinstance(value, dict):
         return  # a scalar, a map of values, or a subtree the schema does not describe
-    known = {f.name: f for f in field.fields}
+    known = _by_name(field.fields)
     for key in list(value):
         child = known.get(key)
         if child is None:

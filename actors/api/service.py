@@ -8,8 +8,8 @@ client-given resourceVersion retries internally on Conflict, one with it never d
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -41,6 +41,16 @@ from protocol.validation import validate, validate_status
 CONFLICT_RETRIES = 8
 NAMESPACES = by_kind("Namespace")
 PODS = by_kind("Pod")
+
+
+def new_uid() -> str:
+    """``str(uuid.uuid4())`` (RFC 4122 version 4, random) from the same 16 random bytes, without building a
+    ``UUID`` and formatting it through an integer (a third of the cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def with_rv(obj: Obj, rev: int) -> Obj:
@@ -153,7 +163,7 @@ class ApiService:
         m = meta(obj)
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "uid"):
             m.pop(field, None)
-        m["uid"] = str(uuid.uuid4())
+        m["uid"] = new_uid()
         m["creationTimestamp"] = format_time(self.clock())
         m["generation"] = 1
         validate(obj, expect_kind=info.kind)  # defaults must not make an object invalid

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,17 @@ class StoreSettings:
     timeout: float = 5.0
 
 
+def delivery_position(msg: Msg) -> tuple[int, int]:
+    """``(stream sequence, messages pending)`` of a message a push consumer delivered, read from its reply
+    subject ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`` without
+    building nats-py's ``Metadata`` (a date and three objects per change); other forms through nats-py."""
+    tokens: list[str] = msg.reply.split(".") if msg.reply else []
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[5]), int(tokens[8])
+    md = msg.metadata
+    return int(md.sequence.stream), int(md.num_pending)
+
+
 async def open_bucket(js: JetStreamContext, config: api.KeyValueConfig) -> KeyValue:
     """The KV bucket ``config.bucket``, created with ``config`` if absent (several API actors may race here:
     whoever loses opens the winner's)."""
@@ -117,7 +129,7 @@ class Store:
         value = self.keyring.encrypt(key, value)
         for attempt in range(IN_FLIGHT_RETRIES):
             try:
-                ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, headers=headers)
+                seq = await self._js_publish(keys.KV_SUBJECT_PREFIX + key, value, headers)
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     raise Conflict(f"{key} was modified concurrently") from None
@@ -127,9 +139,22 @@ class Store:
                 raise Unavailable(f"datastore refused the write: {exc.description}") from None
             except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
                 raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
-            await self._tell_change(key, value, headers, int(ack.seq))
-            return int(ack.seq)
+            await self._tell_change(key, value, headers, seq)
+            return seq
         raise Unavailable(f"another write of {key} stayed in flight; nothing was written; retry")
+
+    async def _js_publish(self, subject: str, value: bytes, headers: dict[str, str]) -> int:
+        """``JetStreamContext.publish`` without building its ``PubAck``: the acknowledged stream sequence. The
+        same request, timeout and errors (``APIError`` from the server's answer, ``NoStreamResponseError`` when
+        no stream listens)."""
+        try:
+            msg = await self.nc.request(subject, value, timeout=self.settings.timeout, headers=headers)
+        except NoRespondersError:
+            raise nats.js.errors.NoStreamResponseError from None
+        answer = json.loads(msg.data)
+        if "error" in answer:
+            raise nats.js.errors.APIError.from_error(answer["error"])
+        return int(answer["seq"])
 
     async def _tell_change(self, key: str, value: bytes, headers: dict[str, str], revision: int) -> None:
         """Publish an acknowledged write to ``shoal.changes.<key>`` (captured by ``SHOAL_CHANGES``) with the
@@ -231,7 +256,7 @@ class Store:
         """
 
         async def handler(msg: Msg) -> None:
-            md = msg.metadata
+            revision, pending = delivery_position(msg)
             headers = msg.headers or {}
             key = msg.subject[len(keys.KV_SUBJECT_PREFIX):]
             try:
@@ -242,9 +267,9 @@ class Store:
                 self.undecryptable += 1
                 key, value = "", b""
             expected = headers.get(EXPECTED_LAST)
-            record = Record(key, int(md.sequence.stream), value, headers.get(KV_OP) in ("DEL", "PURGE"),
+            record = Record(key, revision, value, headers.get(KV_OP) in ("DEL", "PURGE"),
                             int(expected) if expected is not None and expected.isdigit() else None)
-            await on_record(record, int(md.num_pending))
+            await on_record(record, pending)
 
         return await self.js.subscribe(
             keys.KV_SUBJECT_PREFIX + ">", cb=handler, ordered_consumer=True,
