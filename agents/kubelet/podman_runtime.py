@@ -42,6 +42,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -82,6 +83,7 @@ from agents.kubelet.cri import (
     shoal_labels,
 )
 from agents.kubelet.dns import HostResolv, parse_resolv_conf, pod_resolv
+from agents.kubelet.podman_trace import PodmanTrace
 from agents.kubelet.podnetwork import NetworkSpec, PodNetworkError
 from agents.kubelet.security import check_run_as_non_root
 
@@ -235,12 +237,16 @@ class PodmanRuntime:
         max_workers: int = 8,
         host_resolv: HostResolv | None = None,
         cluster_id: str | None = None,
+        trace: Path | None = None,
     ) -> None:
         if not socket_url.startswith("unix://"):
             raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
         self._socket_path = socket_url.removeprefix("unix://")
         self.socket_url = socket_url  # for exec and port-forward streams (agents/kubelet/podman_streams.py)
         self._client = PodmanClient(base_url=socket_url, timeout=request_timeout)
+        self._trace = PodmanTrace(trace) if trace is not None else None
+        if self._trace is not None:
+            self._client.api.hooks["response"].append(self._trace.hook)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="podman")
         self._pull_timeout = pull_timeout
         self._ip_cache: dict[str, str] = {}  # pod id -> IP; an IP never changes during a pod's life
@@ -769,3 +775,5 @@ class PodmanRuntime:
     async def close(self) -> None:
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         self._client.close()  # type: ignore[no-untyped-call]
+        if self._trace is not None:
+            self._trace.close()
