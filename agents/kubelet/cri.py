@@ -21,7 +21,7 @@ Semantics shared by every implementation (modelled on the Kubernetes CRI):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -223,6 +223,10 @@ class RuntimeUnavailable(ContainerRuntimeError):
     """The runtime itself (e.g. the Podman service) did not answer."""
 
 
+OnPull = Callable[[], Awaitable[None]]
+"""Told that the runtime is about to pull a container's image."""
+
+
 @runtime_checkable
 class ContainerRuntime(Protocol):
     """What the kubelet needs from a container runtime. All methods are coroutines."""
@@ -234,8 +238,13 @@ class ContainerRuntime(Protocol):
     async def create_sandbox(self, config: SandboxConfig) -> str: ...
 
     async def create_container(
-        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
-    ) -> str: ...
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,
+        *, on_pull: OnPull | None = None,
+    ) -> str:
+        """Create attempt ``attempt`` of ``config`` in the sandbox, first getting its image as
+        ``config.image_pull_policy`` says; ``on_pull`` is awaited just before an image is pulled (the
+        kubelet's ``Pulling`` event), so that no separate presence check is needed."""
+        ...
 
     async def start_container(self, container_id: str) -> None: ...
 

@@ -208,13 +208,15 @@ class Executor:
             config = replace(config, termination_log=path, mounts=(
                 *config.mounts, Mount(str(spec["terminationMessagePath"]), path)))
         image = config.image
-        present = True if self.events is None else await self.runtime.image_present(image)
-        if not present:
+        pulled: list[float] = []  # when the runtime began pulling the image (none: it was present)
+
+        async def pulling() -> None:  # told by the runtime just before it pulls: no presence check of our own
+            pulled.append(time.monotonic())
             await self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
-        started = time.monotonic()
+
         try:
             container_id = await self.runtime.create_container(sandbox_id, action.sandbox, config,
-                                                               action.attempt)
+                                                               action.attempt, on_pull=pulling)
         except ImageNeverPull as exc:
             clog.warning("image not present, pull policy Never", image=action.config.image)
             self._fail(notes, name, "ErrImageNeverPull", str(exc), now)
@@ -238,10 +240,10 @@ class Executor:
             self._fail(notes, name, "CreateContainerError", str(exc), now)
             await self._event(pod, "Warning", "Failed", f"Error: {exc}")
             return
-        if present:
+        if not pulled:
             await self._event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         else:
-            took = time.monotonic() - started
+            took = time.monotonic() - pulled[0]
             await self._event(pod, "Normal", "Pulled",
                               f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting)')
         await self._event(pod, "Normal", "Created", f"Created container {name}")

@@ -37,6 +37,7 @@ from agents.kubelet.cri import (
     ContainerUsage,
     ImageNeverPull,
     ImagePullError,
+    OnPull,
     RuntimeContainer,
     RuntimeSandbox,
     SandboxConfig,
@@ -177,14 +178,18 @@ class FakeRuntime:
         return sandbox_id
 
     async def create_container(
-        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,
+        *, on_pull: OnPull | None = None,
     ) -> str:
         record = self._sandboxes.get(sandbox_id)
         if record is None:
             raise SandboxNotFound(sandbox_id)
-        if not await self.image_present(config.image):
-            if config.image_pull_policy == "Never":
-                raise ImageNeverPull(f'Container image "{config.image}" is not present with pull policy of Never')
+        present = self._has_image(config.image)
+        if not present and config.image_pull_policy == "Never":
+            raise ImageNeverPull(f'Container image "{config.image}" is not present with pull policy of Never')
+        if (not present or config.image_pull_policy == "Always") and on_pull is not None:
+            await on_pull()  # the fake "pull" of a missing image fails; of a present one, succeeds at once
+        if not present:
             raise ImagePullError(f"image {config.image} not present (fake runtime)")
         refused = check_run_as_non_root(config.security, "")  # fake images run as root
         if refused is not None:
@@ -274,6 +279,9 @@ class FakeRuntime:
         return out
 
     async def image_present(self, image: str) -> bool:
+        return self._has_image(image)
+
+    def _has_image(self, image: str) -> bool:
         return image not in self._missing and not image.split("/", 1)[0].endswith(".invalid")
 
     async def close(self) -> None:

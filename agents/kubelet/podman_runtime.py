@@ -49,6 +49,8 @@ from urllib.parse import quote, urlencode
 import requests
 import structlog
 from podman import PodmanClient
+from podman.api import prepare_body
+from podman.domain.containers_create import CreateMixin
 from podman.errors import APIError, NotFound
 
 from agents.kubelet.cri import (
@@ -74,6 +76,7 @@ from agents.kubelet.cri import (
     ImageNeverPull,
     ImagePullError,
     Mount,
+    OnPull,
     RuntimeContainer,
     RuntimeSandbox,
     RuntimeUnavailable,
@@ -107,6 +110,10 @@ _STATE_MAP: dict[str, ContainerState] = {
     "exited": "exited",
     "stopped": "exited",
 }
+
+
+class _ImageAbsent(ImagePullError):
+    """Podman refused a create for want of its image (pulled then, as the pull policy allows)."""
 
 
 def _safe(part: str) -> str:
@@ -446,10 +453,16 @@ class PodmanRuntime:
         return pod_id
 
     def _create_pod(self, name: str, spec: dict[str, Any]) -> str:
+        api = self._api()
         try:
-            pod = self._client.pods.create(name, **spec)
-            pod.start()
-            return str(pod.id)
+            # Raw calls: the bindings' ``pods.create`` inspects the pod it made (one more round trip), and
+            # its id is all the kubelet needs.
+            created = api.post("/pods/create", data=json.dumps({**spec, "name": name}),
+                               headers={"Content-Type": "application/json"})
+            created.raise_for_status()
+            pod_id = str(created.json()["Id"])
+            api.post(f"/pods/{quote(pod_id, safe='')}/start").raise_for_status()
+            return pod_id
         except APIError as exc:
             with_suffix = f"creating sandbox {name}: {_error_text(exc)}"
             if "already in use" in with_suffix or "already exists" in with_suffix:
@@ -531,16 +544,23 @@ class PodmanRuntime:
     # -- containers -------------------------------------------------------------------------------
 
     async def create_container(
-        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,
+        *, on_pull: OnPull | None = None,
     ) -> str:
         bound = log.bind(
             node=sandbox.node_name, pod=f"{sandbox.namespace}/{sandbox.name}", container=config.name
         )
         started = time.monotonic()
-        await self._ensure_image(config.image, bound, config.image_pull_policy)
-        security = config.security
-        if security.run_as_non_root and security.run_as_user is None:
-            refused = check_run_as_non_root(security, await self._call(self._image_user, config.image))
+        image, policy, security = config.image, config.image_pull_policy, config.security
+        needs_user = security.run_as_non_root and security.run_as_user is None
+        # The image is looked at before creating only when something needs it first (Always pulls it, the
+        # runAsNonRoot check reads its USER); otherwise the create itself says whether it is there, and an
+        # absent one is pulled (as its policy allows) and the create made again: one round trip, not two.
+        eager = needs_user or (policy == "Always" and not image.startswith("localhost/"))
+        if eager:
+            await self._ensure_image(image, bound, policy, on_pull)
+        if needs_user:
+            refused = check_run_as_non_root(security, await self._call(self._image_user, image))
         else:
             refused = check_run_as_non_root(security, "")
         if refused is not None:
@@ -569,31 +589,48 @@ class PodmanRuntime:
         if config.memory_limit_bytes:
             limits["mem_limit"] = config.memory_limit_bytes
         command = list(config.args) or None
+        try:
+            container_id = await self._create_limited(image, command, kwargs, limits, bound)
+        except _ImageAbsent:
+            if eager:
+                raise  # ensured a moment ago and gone again: ErrImagePull, retried after back-off
+            await self._ensure_image(image, bound, policy, on_pull)
+            container_id = await self._create_limited(image, command, kwargs, limits, bound)
+        bound.info("container created", id=container_id[:12], seconds=round(time.monotonic() - started, 3))
+        return container_id
+
+    async def _create_limited(
+        self, image: str, command: list[str] | None, kwargs: dict[str, Any], limits: dict[str, Any], bound: Any
+    ) -> str:
+        """Create the container with its resource limits, or without them on a host that cannot apply them."""
         if not self._limits_supported:
             limits = {}
         try:
-            container_id = await self._call(self._create_container, config.image, command, kwargs, limits)
+            return await self._call(self._create_container, image, command, kwargs, limits)
         except ContainerCreateError as exc:
             if not limits or not self._limits_supported or not _LIMIT_ERROR.search(str(exc)):
                 raise
             bound.warning("resource limits unsupported on this host; creating without them", error=str(exc))
             self._limits_supported = False
-            container_id = await self._call(self._create_container, config.image, command, kwargs, {})
-        bound.info("container created", id=container_id[:12], seconds=round(time.monotonic() - started, 3))
-        return container_id
+            return await self._call(self._create_container, image, command, kwargs, {})
 
     def _create_container(
         self, image: str, command: list[str] | None, kwargs: dict[str, Any], limits: dict[str, Any]
     ) -> str:
+        # The bindings' payload (``CreateMixin._render_payload``: their keyword names become Podman's spec
+        # generator), posted here: their ``containers.create`` inspects the new container afterwards, a round
+        # trip the kubelet does not need (it lists the node's containers after starting).
+        body = prepare_body(CreateMixin._render_payload({"image": image, "command": command, **kwargs, **limits}))
         try:
-            container = self._client.containers.create(image, command, **kwargs, **limits)
-            return str(container.id)
+            response = self._api().post("/containers/create", data=body, headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+            return str(response.json()["Id"])
         except APIError as exc:
             text = _error_text(exc)
             if "no such pod" in text or "no pod with name" in text:
                 raise SandboxNotFound(str(kwargs["pod"])) from exc
             if "image not known" in text:
-                raise ImagePullError(f"image {image} not present: {text}") from exc
+                raise _ImageAbsent(f"image {image} not present: {text}") from exc
             raise ContainerCreateError(f"creating container {kwargs['name']}: {text}") from exc
 
     async def start_container(self, container_id: str) -> None:
@@ -737,7 +774,8 @@ class PodmanRuntime:
             raise ImagePullError(f"image {image} not present") from exc
         return str(((attrs.get("Config") or {}).get("User")) or "")
 
-    async def _ensure_image(self, image: str, bound: Any, policy: str = "IfNotPresent") -> None:
+    async def _ensure_image(self, image: str, bound: Any, policy: str = "IfNotPresent",
+                            on_pull: OnPull | None = None) -> None:
         local = image.startswith("localhost/")
         if policy != "Always" or local:
             if await self.image_present(image):
@@ -746,6 +784,8 @@ class PodmanRuntime:
                 raise ImageNeverPull(f'Container image "{image}" is not present with pull policy of Never')
             if local:
                 raise ImagePullError(f"image {image} is not present locally (localhost/ images are never pulled)")
+        if on_pull is not None:
+            await on_pull()
         bound.info("pulling image", image=image)
         started = time.monotonic()
         await self._call(self._pull, image)

@@ -1,0 +1,111 @@
+"""What a pod's start asks of the runtime: no image presence check of the kubelet's own (the runtime says when
+it pulls, for the ``Pulling`` event), and the runtime's two listings side by side. In-memory runtime."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agents.kubelet.config import KubeletConfig
+from agents.kubelet.cri import RuntimeContainer, RuntimeSandbox
+from agents.kubelet.executor import Executor
+from agents.kubelet.fake_runtime import FakeRuntime
+from agents.kubelet.plan import PodNotes, PodRuntimeView, plan
+from agents.kubelet.runtime_cache import RuntimeCache
+from protocol.objects import Obj
+from tests.agents.kubelet_helpers import pod_manifest
+
+NODE = "calls-node"
+
+
+class CountingRuntime(FakeRuntime):
+    """The in-memory runtime, counting what is asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    async def image_present(self, image: str) -> bool:
+        self.asked.append("image_present")
+        return await super().image_present(image)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
+
+    def emit(self, pod: Obj, type_: str, reason: str, message: str) -> None:
+        self.told.append((reason, message))
+
+
+def _pod(image: str, policy: str | None = None) -> Obj:
+    container: Obj = {"name": "app", "image": image, **({"imagePullPolicy": policy} if policy else {})}
+    pod = pod_manifest("p", [container])
+    pod["metadata"]["uid"] = "u1"
+    pod["spec"]["nodeName"] = NODE
+    return pod
+
+
+async def _start(runtime: FakeRuntime, pod: Obj, tmp_path: Path) -> tuple[Events, PodNotes]:
+    config = KubeletConfig(node_name=NODE, state_dir=tmp_path, measure_host=False)
+    events = Events()
+    executor = Executor(runtime, None, config, events=events, log=structlog.get_logger("test"))  # type: ignore[arg-type]
+    notes = PodNotes()
+    decided = plan(pod, PodRuntimeView(), notes, 0.0, node_name=NODE, address="127.0.0.1", pod_ip="127.88.0.5")
+    await executor.execute(pod, decided.actions, notes, key="default/p")
+    return events, notes
+
+
+async def test_a_present_image_is_not_looked_up_by_the_kubelet(tmp_path: Path) -> None:
+    runtime = CountingRuntime()
+    events, notes = await _start(runtime, _pod("busybox"), tmp_path)
+    assert runtime.asked == []  # the runtime's create said it all
+    assert events.told == [("Pulled", 'Container image "busybox" already present on machine'),
+                           ("Created", "Created container app"), ("Started", "Started container app")]
+    assert not notes.failures
+    assert [c.state for c in await runtime.list_containers(NODE)] == ["running"]
+
+
+async def test_pulling_is_told_when_the_runtime_pulls(tmp_path: Path) -> None:
+    runtime = CountingRuntime()
+    events, _ = await _start(runtime, _pod("busybox", "Always"), tmp_path)
+    reasons = [reason for reason, _ in events.told]
+    assert reasons == ["Pulling", "Pulled", "Created", "Started"]
+    assert events.told[1][1].startswith('Successfully pulled image "busybox" in ')
+
+    missing = CountingRuntime()
+    events, notes = await _start(missing, _pod("registry.invalid/app:1"), tmp_path)
+    assert events.told[0] == ("Pulling", 'Pulling image "registry.invalid/app:1"')
+    assert events.told[-1] == ("Failed", "Error: ErrImagePull") and notes.failures["app"].reason == "ErrImagePull"
+
+
+async def test_never_pulls_and_says_nothing_of_pulling(tmp_path: Path) -> None:
+    events, notes = await _start(CountingRuntime(), _pod("registry.invalid/app:1", "Never"), tmp_path)
+    assert [reason for reason, _ in events.told] == ["ErrImageNeverPull"]
+    assert notes.failures["app"].reason == "ErrImageNeverPull"
+
+
+class SideBySide(FakeRuntime):
+    """Answers the sandbox listing only once the container listing was asked for: listing one after the
+    other never finishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.containers_asked = asyncio.Event()
+
+    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
+        await self.containers_asked.wait()
+        return await super().list_sandboxes(node_name)
+
+    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
+        self.containers_asked.set()
+        return await super().list_containers(node_name)
+
+
+async def test_the_runtime_cache_lists_sandboxes_and_containers_side_by_side() -> None:
+    cache = RuntimeCache(SideBySide(), NODE)
+    views: Any = await asyncio.wait_for(cache.fresh(), 5)
+    assert views == {} and cache.listings == 1
