@@ -103,7 +103,13 @@ def assemble(
     client = ApiClient(ctx.nc, node_scope=node)
     queue = WorkQueue(base_delay=0.2, max_delay=30.0)
     informer = Informer(client, "Pod", None, field_selector=f"spec.nodeName={node}", log=log)
-    informer.add_handler(lambda _event, old, new: queue.add(ref(new or old or {})))
+    statuses = StatusWriter(client, log)
+
+    def enqueue(_event: str, old: Obj | None, new: Obj | None) -> None:
+        if not statuses.is_echo(old, new):  # our own status write, back: nothing new to act on
+            queue.add(ref(new or old or {}))
+
+    informer.add_handler(enqueue)
     services = Informer(client, "Service", log=log) if config.service_links else None
     cache = RuntimeCache(runtime, node)
     probes = shared_probes or ProbeScheduler(prober or NetworkProber(runtime), queue.add)
@@ -117,7 +123,7 @@ def assemble(
     routes = (NodeRoutes(node, nodes, log=log, nat=PodNatExemption(nat_table(config.cluster_name, node), log=log))
               if nodes is not None else None)
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
-                       statuses=StatusWriter(client, log), pod_ips=None,
+                       statuses=statuses, pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
     def node_ok() -> tuple[bool, str]:  # Ready needs the runtime up and the pod network made
         up = runtime_ok()

@@ -81,6 +81,21 @@ class StatusWriter:
     def forget(self, uid: str) -> None:
         self.written.pop(uid, None)
 
+    def is_echo(self, old: Obj | None, new: Obj | None) -> bool:
+        """Whether ``old`` -> ``new`` is nothing but this writer's own last status write coming back through
+        the watch: the same object but for the status and resourceVersion, and that status as written. The
+        reconcile that wrote it already acted on everything else; another would only list the runtime again
+        (and hold up the next pod's start behind that listing)."""
+        if old is None or new is None:
+            return False
+        mine = self.written.get(uid_of(new))
+        if mine is None or mine[0] != resource_version(new) or mine[1] != (new.get("status") or {}):
+            return False
+        rest = {k: v for k, v in meta(new).items() if k != "resourceVersion"}
+        was = {k: v for k, v in meta(old).items() if k != "resourceVersion"}
+        return rest == was and {k: v for k, v in new.items() if k not in ("metadata", "status")} == {
+            k: v for k, v in old.items() if k not in ("metadata", "status")}
+
     async def write(self, pod: Obj, status: Obj) -> None:
         uid = uid_of(pod)
         rv, current = resource_version(pod), pod.get("status") or {}

@@ -15,6 +15,7 @@ from agents.kubelet.executor import Executor
 from agents.kubelet.fake_runtime import FakeRuntime
 from agents.kubelet.plan import PodNotes, PodRuntimeView, plan
 from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.worker import StatusWriter
 from protocol.objects import Obj
 from tests.agents.kubelet_helpers import pod_manifest
 
@@ -109,3 +110,20 @@ async def test_the_runtime_cache_lists_sandboxes_and_containers_side_by_side() -
     cache = RuntimeCache(SideBySide(), NODE)
     views: Any = await asyncio.wait_for(cache.fresh(), 5)
     assert views == {} and cache.listings == 1
+
+
+def test_only_the_kubelets_own_status_write_coming_back_is_an_echo() -> None:
+    writer = StatusWriter(None, structlog.get_logger("test"))  # type: ignore[arg-type]
+    old = {**_pod("busybox"), "status": {"phase": "Pending"}}
+    old["metadata"]["resourceVersion"] = "7"
+    running = {"phase": "Running", "podIP": "127.88.0.5"}
+    new = {**old, "metadata": {**old["metadata"], "resourceVersion": "8"}, "status": running}
+    assert not writer.is_echo(old, new)  # nothing written by us yet
+    writer.written["u1"] = (8, running)
+    assert writer.is_echo(old, new)
+    assert not writer.is_echo(None, new) and not writer.is_echo(old, None)
+    assert not writer.is_echo(old, {**new, "status": {**running, "phase": "Failed"}})  # not what we wrote
+    assert not writer.is_echo(old, {**new, "metadata": {**new["metadata"], "resourceVersion": "9"}})
+    deleting = {**new, "metadata": {**new["metadata"], "deletionTimestamp": "2026-12-02T01:00:00Z"}}
+    assert not writer.is_echo(old, deleting)  # more than the status changed
+    assert not writer.is_echo(old, {**new, "spec": {**new["spec"], "activeDeadlineSeconds": 5}})
