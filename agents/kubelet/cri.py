@@ -223,6 +223,9 @@ class RuntimeUnavailable(ContainerRuntimeError):
     """The runtime itself (e.g. the Podman service) did not answer."""
 
 
+PodKey = tuple[str, str]
+"""A pod by (namespace, name): what one reconcile of the kubelet looks at."""
+
 OnPull = Callable[[], Awaitable[None]]
 """Told that the runtime is about to pull a container's image."""
 
@@ -231,9 +234,13 @@ OnPull = Callable[[], Awaitable[None]]
 class ContainerRuntime(Protocol):
     """What the kubelet needs from a container runtime. All methods are coroutines."""
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]: ...
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
+        """The node's sandboxes; with ``pod``, only those of that pod (namespace, name), whatever their uid."""
+        ...
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]: ...
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
+        """The node's containers (all states); with ``pod``, only those of that pod (namespace, name)."""
+        ...
 
     async def create_sandbox(self, config: SandboxConfig) -> str: ...
 

@@ -38,6 +38,7 @@ from agents.kubelet.cri import (
     ImageNeverPull,
     ImagePullError,
     OnPull,
+    PodKey,
     RuntimeContainer,
     RuntimeSandbox,
     SandboxConfig,
@@ -137,15 +138,20 @@ class FakeRuntime:
         n = next(self._ids)
         return f"fake-{n:x}", f"10.{128 + (n >> 16) % 128}.{(n >> 8) & 255}.{n & 255}"
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
         sandboxes = self._sandboxes
+        if pod is not None:
+            return [s.view for i in self._by_node.get(node_name, ())
+                    if ((s := sandboxes[i]).namespace, s.name) == pod]
         return [sandboxes[i].view for i in self._by_node.get(node_name, ())]
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
         now = self._clock()
         result = []
         for sandbox_id in self._by_node.get(node_name, ()):
             sandbox = self._sandboxes[sandbox_id]
+            if pod is not None and (sandbox.namespace, sandbox.name) != pod:
+                continue
             for cid in sandbox.container_ids:
                 c = self._containers[cid]
                 state, code, finished = c.observe(now)

@@ -77,6 +77,7 @@ from agents.kubelet.cri import (
     ImagePullError,
     Mount,
     OnPull,
+    PodKey,
     RuntimeContainer,
     RuntimeSandbox,
     RuntimeUnavailable,
@@ -289,39 +290,40 @@ class PodmanRuntime:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
-        pods: list[dict[str, Any]] = await self._call(self._list_raw, "pods", node_name)
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
+        pods: list[dict[str, Any]] = await self._call(self._list_raw, "pods", node_name, pod)
         result = []
-        for pod in pods:
-            labels = pod.get("Labels") or {}
+        for found in pods:
+            labels = found.get("Labels") or {}
             if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_NODE) != node_name:
                 continue
-            infra_id = pod.get("InfraId", "")
+            infra_id = found.get("InfraId", "")
             infra_running = any(
-                c.get("Id") == infra_id and c.get("Status") == "running" for c in pod.get("Containers") or []
+                c.get("Id") == infra_id and c.get("Status") == "running" for c in found.get("Containers") or []
             )
             ip = labels.get(LABEL_POD_IP) or None  # the kubelet's pod network; else the bridge address
             if ip is None and infra_running:
-                ip = await self._pod_ip(pod["Id"], infra_id)
+                ip = await self._pod_ip(found["Id"], infra_id)
             result.append(
                 RuntimeSandbox(
-                    id=pod["Id"],
+                    id=found["Id"],
                     pod_uid=labels.get(LABEL_POD_UID, ""),
                     namespace=labels.get(LABEL_NAMESPACE, ""),
                     name=labels.get(LABEL_POD_NAME, ""),
                     node_name=node_name,
                     ip=ip,
                     state="ready" if infra_running else "notready",
-                    created_at=_iso_epoch(pod.get("Created")),
+                    created_at=_iso_epoch(found.get("Created")),
                 )
             )
-        live = {s.id for s in result}
-        for stale in set(self._ip_cache) - live:
-            del self._ip_cache[stale]
+        if pod is None:  # a whole listing: what it lacks is gone
+            live = {s.id for s in result}
+            for stale in set(self._ip_cache) - live:
+                del self._ip_cache[stale]
         return result
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
-        raw: list[dict[str, Any]] = await self._call(self._list_raw, "containers", node_name)
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
+        raw: list[dict[str, Any]] = await self._call(self._list_raw, "containers", node_name, pod)
         result = []
         live: set[str] = set()
         for c in raw:
@@ -349,8 +351,9 @@ class PodmanRuntime:
                     message=message,
                 )
             )
-        for gone in set(self._messages) - live:
-            del self._messages[gone]
+        if pod is None:  # a whole listing: what it lacks is gone
+            for gone in set(self._messages) - live:
+                del self._messages[gone]
         return result
 
     async def _message_of(self, container_id: str, labels: dict[str, str], exit_code: int | None) -> str:
@@ -375,11 +378,15 @@ class PodmanRuntime:
         self._messages[container_id] = message
         return message
 
-    def _list_raw(self, kind: str, node_name: str) -> list[dict[str, Any]]:
-        # Filter server-side on our labels. Encoded here: the bindings mangle list-valued filters.
+    def _list_raw(self, kind: str, node_name: str, pod: PodKey | None = None) -> list[dict[str, Any]]:
+        # Filter server-side on our labels (all must match). Encoded here: the bindings mangle list-valued
+        # filters. Podman filters before it builds each entry, so one pod's listing costs little however many
+        # pods the node runs.
         wanted = [f"{LABEL_MANAGED}=true", f"{LABEL_NODE}={node_name}"]
         if self.cluster_id:
             wanted.append(f"{LABEL_CLUSTER}={self.cluster_id}")
+        if pod is not None:
+            wanted += [f"{LABEL_NAMESPACE}={pod[0]}", f"{LABEL_POD_NAME}={pod[1]}"]
         filters = json.dumps({"label": wanted})
         params: dict[str, Any] = {"filters": filters}
         if kind == "containers":

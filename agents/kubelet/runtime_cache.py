@@ -1,9 +1,10 @@
 """The kubelet's view of its runtime: one listing of the node's sandboxes and containers, shared.
 
-``fresh()`` returns a listing that *started after* the call, so a reconcile never acts on a state older
-than its own previous actions (no double creates); concurrent callers share one listing instead of
-each listing the runtime. ``relist_changes()`` (the PLEG of Kubernetes) compares successive listings and
-names the pod keys whose runtime state changed, e.g. a container that exited.
+``fresh()`` returns a listing that *started after* the call; concurrent callers share one listing instead
+of each listing the runtime. ``view(key)`` lists one pod's objects, also after the call, so a reconcile
+never acts on a state older than its own previous actions (no double creates). ``relist_changes()`` (the
+PLEG of Kubernetes) compares successive listings and names the pod keys whose runtime state changed, e.g. a
+container that exited.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class RuntimeCache:
         self._last_start = -1
         self._seen: dict[str, tuple[object, ...]] = {}
         self.listings = 0
+        self.pod_listings = 0
 
     async def fresh(self) -> Mapping[str, PodRuntimeView]:
         """Pod views from a listing that started after this call."""
@@ -52,7 +54,17 @@ class RuntimeCache:
             return self.views
 
     async def view(self, key: str) -> PodRuntimeView:
-        return (await self.fresh()).get(key) or PodRuntimeView()
+        """The runtime objects of one pod key, listed after this call: only that pod's (the runtime
+        filters), so a reconcile's listing does not grow with the pods the node runs. The first call waits
+        for a whole listing (``views``: the addresses in use on the node, before any is handed out)."""
+        if self.listings == 0:
+            await self.fresh()
+        namespace, _, name = key.partition("/")
+        pod = (namespace, name)
+        sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name, pod=pod),
+                                                     self.runtime.list_containers(self.node_name, pod=pod))
+        self.pod_listings += 1
+        return runtime_views(sandboxes, containers).get(key) or PodRuntimeView()
 
     async def relist_changes(self) -> list[str]:
         """List the runtime; return the pod keys whose objects changed since the last relist."""

@@ -241,6 +241,19 @@ async def test_containers_are_listed_only_on_their_node(runtime: ContainerRuntim
     assert [c.id for c in await runtime.list_containers(f"{node}-other")] == [theirs]
 
 
+async def test_one_pods_listing_holds_that_pod_only(runtime: ContainerRuntime, make_pod: MakePod, node: str) -> None:
+    one_id, one = await make_pod()
+    two_id, two = await make_pod()
+    mine = await runtime.create_container(one_id, one, sleeper(), 0)
+    await runtime.create_container(two_id, two, sleeper(), 0)
+    key = (one.namespace, one.name)
+    assert [s.id for s in await runtime.list_sandboxes(node, pod=key)] == [one_id]
+    assert [c.id for c in await runtime.list_containers(node, pod=key)] == [mine]
+    assert await runtime.list_sandboxes(node, pod=("contract", "nobody")) == []
+    assert await runtime.list_containers(f"{node}-other", pod=key) == []  # and on its node only
+    assert {s.id for s in await runtime.list_sandboxes(node)} == {one_id, two_id}
+
+
 # -- typed errors -----------------------------------------------------------------------------------
 
 

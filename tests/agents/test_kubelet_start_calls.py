@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from agents.kubelet.config import KubeletConfig
-from agents.kubelet.cri import RuntimeContainer, RuntimeSandbox
+from agents.kubelet.cri import ContainerConfig, PodKey, RuntimeContainer, RuntimeSandbox, SandboxConfig
 from agents.kubelet.executor import Executor
 from agents.kubelet.fake_runtime import FakeRuntime
 from agents.kubelet.plan import PodNotes, PodRuntimeView, plan
@@ -97,13 +97,13 @@ class SideBySide(FakeRuntime):
         super().__init__()
         self.containers_asked = asyncio.Event()
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
         await self.containers_asked.wait()
-        return await super().list_sandboxes(node_name)
+        return await super().list_sandboxes(node_name, pod=pod)
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
         self.containers_asked.set()
-        return await super().list_containers(node_name)
+        return await super().list_containers(node_name, pod=pod)
 
 
 async def test_the_runtime_cache_lists_sandboxes_and_containers_side_by_side() -> None:
@@ -127,3 +127,30 @@ def test_only_the_kubelets_own_status_write_coming_back_is_an_echo() -> None:
     deleting = {**new, "metadata": {**new["metadata"], "deletionTimestamp": "2026-12-02T01:00:00Z"}}
     assert not writer.is_echo(old, deleting)  # more than the status changed
     assert not writer.is_echo(old, {**new, "spec": {**new["spec"], "activeDeadlineSeconds": 5}})
+
+
+class Asked(FakeRuntime):
+    """Records each listing: whole (None) or of one pod."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed: list[PodKey | None] = []
+
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
+        self.listed.append(pod)
+        return await super().list_containers(node_name, pod=pod)
+
+
+async def test_a_reconciles_view_lists_its_pod_only_after_one_whole_listing() -> None:
+    runtime = Asked()
+    for name in ("a", "b"):
+        sandbox = SandboxConfig(pod_uid=f"uid-{name}", namespace="default", name=name, node_name=NODE)
+        sid = await runtime.create_sandbox(sandbox)
+        await runtime.create_container(sid, sandbox, ContainerConfig(name="app", image="busybox"), 0)
+    cache = RuntimeCache(runtime, NODE)
+    view = await cache.view("default/a")
+    assert [s.name for s in view.sandboxes] == ["a"] and [c.pod_uid for c in view.containers] == ["uid-a"]
+    assert runtime.listed == [None, ("default", "a")]  # the first: every pod's (the addresses in use)
+    assert set(cache.views) == {"default/a", "default/b"}
+    assert not (await cache.view("default/gone")).sandboxes
+    assert runtime.listed[2:] == [("default", "gone")] and cache.listings == 1 and cache.pod_listings == 2
