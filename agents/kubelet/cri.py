@@ -242,7 +242,15 @@ class ContainerRuntime(Protocol):
         """The node's containers (all states); with ``pod``, only those of that pod (namespace, name)."""
         ...
 
-    async def create_sandbox(self, config: SandboxConfig) -> str: ...
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
+        """Make the pod's sandbox (idempotent per pod uid) and, with ``start``, start it (ready). Unstarted,
+        it becomes ready when the first container in it starts (or ``start_sandbox``): the kubelet asks one
+        runtime call less for a new pod's first container."""
+        ...
+
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        """Start a sandbox made with ``start=False`` (nothing to do when it runs)."""
+        ...
 
     async def create_container(
         self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 
 from agents.kubelet.cri import (
     ContainerConfig,
@@ -173,12 +174,21 @@ class FakeRuntime:
                 result.append(view)
         return result
 
-    async def create_sandbox(self, config: SandboxConfig) -> str:
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        record = self._sandboxes.get(sandbox_id)
+        if record is None:
+            raise SandboxNotFound(sandbox_id)
+        if record.view.state != "ready":
+            record.view = replace(record.view, state="ready")
+
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
         existing = self._by_uid.get(config.pod_uid)
         if existing is not None:
             return existing  # idempotent, like re-creating a Podman pod of the same name
         sandbox_id, ip = self._next_ip()
-        self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, config.pod_ip or ip, self._clock())
+        record = self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, config.pod_ip or ip, self._clock())
+        if not start:
+            record.view = replace(record.view, state="notready")  # until its first container starts
         self._by_node.setdefault(config.node_name, set()).add(sandbox_id)
         self._by_uid[config.pod_uid] = sandbox_id
         return sandbox_id
@@ -222,6 +232,8 @@ class FakeRuntime:
             return  # already running: nothing to do, as Podman
         c.started_at = self._clock()  # an exited one runs again, as in Podman (the kubelet makes a new attempt)
         c.finished_at = None
+        if c.sandbox.view.state != "ready":  # as Podman, which starts the pod's infra container first
+            c.sandbox.view = replace(c.sandbox.view, state="ready")
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         c = self._get(container_id)

@@ -420,7 +420,7 @@ class PodmanRuntime:
 
     # -- sandboxes --------------------------------------------------------------------------------
 
-    async def create_sandbox(self, config: SandboxConfig) -> str:
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
         bound = log.bind(node=config.node_name, pod=f"{config.namespace}/{config.name}")
         name = sandbox_name(config)
         network = self._network if config.pod_ip else None
@@ -455,11 +455,27 @@ class PodmanRuntime:
             spec.update(dns_server=list(resolv.nameservers), dns_search=list(resolv.searches),
                         dns_option=list(resolv.options))
         started = time.monotonic()
-        pod_id = await self._call(self._create_pod, name, spec)
-        bound.info("sandbox created", sandbox=pod_id[:12], seconds=round(time.monotonic() - started, 3))
+        pod_id = await self._call(self._create_pod, name, spec, start)
+        bound.info("sandbox created", sandbox=pod_id[:12], started=start, seconds=round(time.monotonic() - started, 3))
         return pod_id
 
-    def _create_pod(self, name: str, spec: dict[str, Any]) -> str:
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        await self._call(self._start_pod, sandbox_id)
+
+    def _start_pod(self, sandbox_id: str) -> None:
+        # Its infra container only: a pod start would also start (again) a container whose own start failed.
+        api = self._api()
+        found = api.get(f"/pods/{quote(sandbox_id, safe='')}/json")
+        if found.status_code == 404:
+            raise SandboxNotFound(sandbox_id)
+        found.raise_for_status()
+        infra = str(found.json().get("InfraContainerID") or "")
+        response = (api.post(f"/containers/{quote(infra, safe='')}/start") if infra
+                    else api.post(f"/pods/{quote(sandbox_id, safe='')}/start"))
+        if response.status_code >= 400:  # (304: running already)
+            raise ContainerCreateError(f"starting sandbox {sandbox_id[:12]}: {self._message(response)}")
+
+    def _create_pod(self, name: str, spec: dict[str, Any], start: bool = True) -> str:
         api = self._api()
         try:
             # Raw calls: the bindings' ``pods.create`` inspects the pod it made (one more round trip), and
@@ -468,14 +484,15 @@ class PodmanRuntime:
                                headers={"Content-Type": "application/json"})
             created.raise_for_status()
             pod_id = str(created.json()["Id"])
-            api.post(f"/pods/{quote(pod_id, safe='')}/start").raise_for_status()
+            if start:  # else Podman starts the infra container with the pod's first container
+                api.post(f"/pods/{quote(pod_id, safe='')}/start").raise_for_status()
             return pod_id
         except APIError as exc:
             with_suffix = f"creating sandbox {name}: {_error_text(exc)}"
             if "already in use" in with_suffix or "already exists" in with_suffix:
                 # Left over from an earlier attempt (e.g. the kubelet crashed mid-way): reuse it.
                 existing = self._client.pods.get(name)
-                if existing.attrs.get("State") != "Running":
+                if start and existing.attrs.get("State") != "Running":
                     existing.start()
                 return str(existing.id)
             raise ContainerCreateError(with_suffix) from exc

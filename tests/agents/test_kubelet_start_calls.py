@@ -33,6 +33,14 @@ class CountingRuntime(FakeRuntime):
         self.asked.append("image_present")
         return await super().image_present(image)
 
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
+        self.asked.append(f"create_sandbox start={start}")
+        return await super().create_sandbox(config, start=start)
+
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        self.asked.append("start_sandbox")
+        await super().start_sandbox(sandbox_id)
+
 
 class Events:
     def __init__(self) -> None:
@@ -63,7 +71,9 @@ async def _start(runtime: FakeRuntime, pod: Obj, tmp_path: Path) -> tuple[Events
 async def test_a_present_image_is_not_looked_up_by_the_kubelet(tmp_path: Path) -> None:
     runtime = CountingRuntime()
     events, notes = await _start(runtime, _pod("busybox"), tmp_path)
-    assert runtime.asked == []  # the runtime's create said it all
+    # no presence check (the runtime's create said it all); the sandbox started with its first container
+    assert runtime.asked == ["create_sandbox start=False"]
+    assert [s.state for s in await runtime.list_sandboxes(NODE)] == ["ready"]
     assert events.told == [("Pulled", 'Container image "busybox" already present on machine'),
                            ("Created", "Created container app"), ("Started", "Started container app")]
     assert not notes.failures
@@ -81,6 +91,9 @@ async def test_pulling_is_told_when_the_runtime_pulls(tmp_path: Path) -> None:
     events, notes = await _start(missing, _pod("registry.invalid/app:1"), tmp_path)
     assert events.told[0] == ("Pulling", 'Pulling image "registry.invalid/app:1"')
     assert events.told[-1] == ("Failed", "Error: ErrImagePull") and notes.failures["app"].reason == "ErrImagePull"
+    # no container started in the new sandbox: it is started alone, ready for the retry after back-off
+    assert missing.asked == ["create_sandbox start=False", "start_sandbox"]
+    assert [s.state for s in await missing.list_sandboxes(NODE)] == ["ready"]
 
 
 async def test_never_pulls_and_says_nothing_of_pulling(tmp_path: Path) -> None:
@@ -154,3 +167,35 @@ async def test_a_reconciles_view_lists_its_pod_only_after_one_whole_listing() ->
     assert set(cache.views) == {"default/a", "default/b"}
     assert not (await cache.view("default/gone")).sandboxes
     assert runtime.listed[2:] == [("default", "gone")] and cache.listings == 1 and cache.pod_listings == 2
+
+
+class SlowSandbox(FakeRuntime):
+    """Makes a sandbox only once the first container's config was prepared: preparing after the sandbox
+    never finishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared = asyncio.Event()
+
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
+        await self.prepared.wait()
+        return await super().create_sandbox(config, start=start)
+
+
+async def test_the_first_containers_volumes_are_made_while_the_sandbox_is(tmp_path: Path) -> None:
+    runtime = SlowSandbox()
+    seen: list[str] = []
+
+    async def prepare(pod: Obj, sandbox: SandboxConfig, config: ContainerConfig) -> ContainerConfig:
+        seen.append(config.name)
+        runtime.prepared.set()
+        return config
+
+    config = KubeletConfig(node_name=NODE, state_dir=tmp_path, measure_host=False)
+    executor = Executor(runtime, None, config, events=None, log=structlog.get_logger("test"),  # type: ignore[arg-type]
+                        prepare=prepare)
+    pod, notes = _pod("busybox"), PodNotes()
+    decided = plan(pod, PodRuntimeView(), notes, 0.0, node_name=NODE, address="127.0.0.1", pod_ip="127.88.0.5")
+    await asyncio.wait_for(executor.execute(pod, decided.actions, notes, key="default/p"), 5)
+    assert seen == ["app"]  # prepared once, not again for the create
+    assert [c.state for c in await runtime.list_containers(NODE)] == ["running"]
