@@ -14,7 +14,9 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
+
+from agents.kubelet.cri import LABEL_POD_NAME
 
 _VERSION = re.compile(r"^/v\d+(\.\d+)*")
 _PREFIX = re.compile(r"^/libpod(?=/)")
@@ -23,11 +25,13 @@ _OBJECT = re.compile(r"^/(containers|pods|images|networks|exec|volumes)/(?!json$
 
 
 def call_name(method: str, url: str) -> str:
-    """``POST http://d/v4.0.0/libpod/containers/ab12/start?x=1`` -> ``POST /containers/{id}/start``."""
-    path = urlsplit(url).path or "/"
-    path = _PREFIX.sub("", _VERSION.sub("", path))
+    """``POST http://d/v4.0.0/libpod/containers/ab12/start?x=1`` -> ``POST /containers/{id}/start``; a listing
+    filtered on one pod's name label is told apart from a whole node's: ``GET /pods/json (one pod)``."""
+    parts = urlsplit(url)
+    path = _PREFIX.sub("", _VERSION.sub("", parts.path or "/"))
     path = _OBJECT.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
-    return f"{method.upper()} {path}"
+    one_pod = path.endswith("/json") and LABEL_POD_NAME in unquote_plus(parts.query)
+    return f"{method.upper()} {path}{' (one pod)' if one_pod else ''}"
 
 
 class PodmanTrace:

@@ -22,6 +22,10 @@ from bench.bench_pod_startup import breakdown, union_seconds
     ("GET", "http://d/v4.0.0/libpod/images/docker.io%2Flibrary%2Fbusybox/exists", "GET /images/{id}/exists"),
     ("POST", "http://d/v4.0.0/libpod/images/pull?reference=x", "POST /images/pull"),
     ("GET", "http://d/v1.40/containers/stats", "GET /containers/stats"),
+    ("GET", "http://d/v4.0.0/libpod/pods/json?filters=%7B%22label%22%3A+%5B%22io.shoal.managed%3Dtrue%22%2C+"
+            "%22io.shoal.pod-name%3Dweb%22%5D%7D", "GET /pods/json (one pod)"),
+    ("GET", "http://d/v4.0.0/libpod/pods/json?filters=%7B%22label%22%3A+%5B%22io.shoal.managed%3Dtrue%22%5D%7D",
+     "GET /pods/json"),
 ])
 def test_call_names_group_calls_of_one_kind(method: str, url: str, name: str) -> None:
     assert call_name(method, url) == name
