@@ -38,7 +38,7 @@ from agents.kubelet.podnetwork import PodNetwork
 from agents.kubelet.podnetwork_nat import PodNatExemption
 from agents.kubelet.podnetwork_nat import table_name as nat_table
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
-from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.runtime_cache import RuntimeCache, relist_pause
 from agents.kubelet.stream_server import StreamServer
 from agents.kubelet.volumes import PodVolumes, node_fetch, node_token, pod_facts
 from agents.kubelet.worker import PodWorker, StatusWriter
@@ -292,6 +292,7 @@ class KubeletAgent:
     async def _relist_loop(self, parts: NodeParts, log: Any) -> None:
         last_resync = time.monotonic()
         while True:
+            began = time.monotonic()
             try:
                 for key in await parts.cache.relist_changes():
                     parts.queue.add(key)
@@ -300,13 +301,14 @@ class KubeletAgent:
             except ContainerRuntimeError as exc:
                 self._runtime_ok = (False, f"container runtime is down: {exc}")
                 log.warning("runtime relist failed", error=str(exc))
+            took = time.monotonic() - began
             if time.monotonic() - last_resync > RESYNC_INTERVAL:
                 last_resync = time.monotonic()
                 if parts.informer.synced.is_set():
                     await parts.volumes.cleanup_orphans({uid_of(p) for p in parts.informer.store.values()})
                 for key in list(parts.informer.store):
                     parts.queue.add(key)
-            await asyncio.sleep(self.config.relist_interval)
+            await asyncio.sleep(relist_pause(self.config.relist_interval, took, self.config.relist_share))
 
     async def reconcile(self, key: str) -> float | None:
         """One pass of the pod worker over ``key`` (see ``worker.PodWorker.reconcile``)."""

@@ -16,6 +16,12 @@ from agents.kubelet.cri import ContainerRuntime
 from agents.kubelet.plan import PodRuntimeView, runtime_views
 
 
+def relist_pause(interval: float, took: float, share: float) -> float:
+    """Seconds to wait before the next relist, after one that took ``took``: ``interval``, or longer so
+    that listing takes at most ``share`` of the runtime's time."""
+    return max(interval, took * (1.0 - share) / share) if 0 < share < 1 else interval
+
+
 def _fingerprint(view: PodRuntimeView) -> tuple[object, ...]:
     return (
         tuple(sorted((s.id, s.state, s.ip) for s in view.sandboxes)),

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 
 from agents.kubelet.config import KubeletConfig
@@ -14,7 +15,7 @@ from agents.kubelet.cri import ContainerConfig, PodKey, RuntimeContainer, Runtim
 from agents.kubelet.executor import Executor
 from agents.kubelet.fake_runtime import FakeRuntime
 from agents.kubelet.plan import PodNotes, PodRuntimeView, plan
-from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.runtime_cache import RuntimeCache, relist_pause
 from agents.kubelet.worker import StatusWriter
 from protocol.objects import Obj
 from tests.agents.kubelet_helpers import pod_manifest
@@ -199,3 +200,9 @@ async def test_the_first_containers_volumes_are_made_while_the_sandbox_is(tmp_pa
     await asyncio.wait_for(executor.execute(pod, decided.actions, notes, key="default/p"), 5)
     assert seen == ["app"]  # prepared once, not again for the create
     assert [c.state for c in await runtime.list_containers(NODE)] == ["running"]
+
+
+def test_a_slow_relist_waits_longer_so_listing_keeps_a_share_of_the_runtime() -> None:
+    assert relist_pause(1.0, 0.02, 0.2) == 1.0  # a quick listing: the PLEG period
+    assert relist_pause(1.0, 0.6, 0.2) == pytest.approx(2.4)  # 0.6 s listing, then 2.4 s: 20 % of the time
+    assert relist_pause(1.0, 0.6, 0.0) == 1.0 and relist_pause(1.0, 0.6, 1.0) == 1.0  # no share: the period
