@@ -70,7 +70,14 @@ class RuntimeCache:
         sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name, pod=pod),
                                                      self.runtime.list_containers(self.node_name, pod=pod))
         self.pod_listings += 1
-        return runtime_views(sandboxes, containers).get(key) or PodRuntimeView()
+        view = runtime_views(sandboxes, containers).get(key) or PodRuntimeView()
+        # what a reconcile saw (and acted on) is no change for the relist: the kubelet's own creates and
+        # starts do not queue the pod again
+        if view.sandboxes:
+            self._seen[key] = _fingerprint(view)
+        else:
+            self._seen.pop(key, None)
+        return view
 
     async def relist_changes(self) -> list[str]:
         """List the runtime; return the pod keys whose objects changed since the last relist."""

@@ -24,7 +24,17 @@ from typing import Any, Protocol
 
 from agents.kubelet.config import KubeletConfig
 from agents.kubelet.executor import Executor
-from agents.kubelet.plan import FinishDeletion, Plan, PodNotes, PodRuntimeView, RemoveContainer, RemoveSandbox, plan
+from agents.kubelet.plan import (
+    FinishDeletion,
+    Plan,
+    PodNotes,
+    PodRuntimeView,
+    RemoveContainer,
+    RemoveSandbox,
+    RunContainer,
+    StartCreated,
+    plan,
+)
 from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.podspec import containers_of, service_env
 from agents.kubelet.probes import ProbeScheduler, RunningContainer
@@ -123,6 +133,14 @@ class StatusWriter:
             return
 
 
+def _more_to_start(again: Plan, done: Plan) -> bool:
+    """Whether a plan made on the view after ``done``'s actions starts containers (never after a plan that
+    only removed things, or when nothing was done: the relist, probes and back-off timers see to those)."""
+    if not done.actions or _only_removals(done):
+        return False
+    return any(isinstance(a, RunContainer | StartCreated) for a in again.actions)
+
+
 def _only_removals(decided: Plan) -> bool:
     return all(isinstance(a, RemoveSandbox | RemoveContainer | FinishDeletion) for a in decided.actions)
 
@@ -168,7 +186,10 @@ class PodWorker:
         state = await self.gather(key)
         decided = self.decide(state)
         await self.execute(state, decided)
-        return await self.report(state, decided)
+        requeue = await self.report(state, decided)
+        if _more_to_start(self.decide(state), decided):  # decided again on the view after the actions
+            return 0.0  # e.g. an init container already done: the next one now, not at the next relist
+        return requeue
 
     # -- gather -----------------------------------------------------------------------------------
     async def gather(self, key: str) -> PodState:

@@ -206,3 +206,21 @@ def test_a_slow_relist_waits_longer_so_listing_keeps_a_share_of_the_runtime() ->
     assert relist_pause(1.0, 0.02, 0.2) == 1.0  # a quick listing: the PLEG period
     assert relist_pause(1.0, 0.6, 0.2) == pytest.approx(2.4)  # 0.6 s listing, then 2.4 s: 20 % of the time
     assert relist_pause(1.0, 0.6, 0.0) == 1.0 and relist_pause(1.0, 0.6, 1.0) == 1.0  # no share: the period
+
+
+async def test_what_a_reconcile_saw_is_no_change_for_the_relist() -> None:
+    runtime = FakeRuntime()
+    cache = RuntimeCache(runtime, NODE)
+    assert await cache.relist_changes() == []
+    sandbox = SandboxConfig(pod_uid="uid-a", namespace="default", name="a", node_name=NODE)
+    sid = await runtime.create_sandbox(sandbox)
+    cid = await runtime.create_container(sid, sandbox, ContainerConfig(name="app", image="busybox"), 0)
+    await runtime.start_container(cid)
+    seen = await cache.view("default/a")  # the reconcile that made them looks
+    assert [c.state for c in seen.containers] == ["running"]
+    assert await cache.relist_changes() == []  # its own create and start: nothing new
+    await runtime.stop_container(cid, 0)
+    assert await cache.relist_changes() == ["default/a"]  # an exit it did not see is
+    await runtime.remove_sandbox(sid)
+    assert not (await cache.view("default/a")).sandboxes
+    assert await cache.relist_changes() == []  # gone, and seen gone
