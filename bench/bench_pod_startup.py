@@ -9,6 +9,8 @@ A second series, interleaved with the first, starts pods with a configMap + secr
 mounted (and one env var from the ConfigMap), as most real manifests have, plus the projected
 service-account token volume that admission adds (the serviceaccount and rootca controllers run; the plain
 pods opt out with ``automountServiceAccountToken: false``). Prints p50/p99 of the three and their ratios.
+With ``--concurrency 1`` (the default) it also prints where each series' start time went, Podman call by
+call, from the kubelet's ``--podman-trace`` (``breakdown``): the calls made while a pod started are its own.
 Figures, not asserts: the machine is shared and noisy.
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 from agents.kubelet.images import BUSYBOX_IMAGE, ensure_local_images
 from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import start_podman_service
+from agents.kubelet.podman_trace import read_trace
 from bench.common import cluster, percentile, progress, summary
 from protocol.objects import condition_true
 from runtime.host_subnets import free_block
@@ -49,8 +52,9 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
         service = await start_podman_service(state_dir=Path(tmp) / "podman")
         try:
             await asyncio.to_thread(ensure_local_images, service.env, progress)
+            trace = Path(tmp) / "podman-trace.jsonl"
             kubelet = ["agents.kubelet", "--node-name", NODE, "--podman-socket", service.socket_url,
-                       "--state-dir", str(Path(tmp) / "kubelet"), "--no-events"]
+                       "--state-dir", str(Path(tmp) / "kubelet"), "--no-events", "--podman-trace", str(trace)]
             # a pod range no network on this host uses (e.g. a `shoal up` cluster left running)
             controllers = ["actors.controllers", "--controllers", "serviceaccount,rootca,nodeipam", "--no-leader-elect",
                            "--cluster-cidr", free_block("198.18.0.0/16", 24)]
@@ -80,8 +84,12 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
                                      "data": {"app.conf": "color=blue\n", "color": "blue"}})
                 await client.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bench-secret"},
                                      "stringData": {"password": "s3cret"}})
-                measured = await measure(client, n, concurrency, {"bench": PLAIN_SPEC, "vol": volume_spec()})
+                windows: dict[str, list[Window]] = {}
+                measured = await measure(client, n, concurrency, {"bench": PLAIN_SPEC, "vol": volume_spec()},
+                                         windows)
                 latencies, with_volumes = measured["bench"], measured["vol"]
+                calls = read_trace(trace)
+                phases = {prefix: breakdown(calls, w) for prefix, w in windows.items()}
                 progress("cleaning up pods")
                 for prefix in ("bench", "vol"):
                     for i in range(-1, n):
@@ -110,8 +118,12 @@ async def run(n: int, concurrency: int) -> list[dict[str, Any]]:
         print(f"{r['name']:<36} {r['n']:>5} {r['p50_ms']:>10} {r['p99_ms']:>10} {r['mean_ms']:>10}")
     print(f"ratio Shoal / bare podman: p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x")
     print(f"ratio with volumes / plain pod: p50 {vratio['p50']:.2f}x, p99 {vratio['p99']:.2f}x")
+    if concurrency == 1:  # with pods started side by side, a call cannot be told to its pod by time
+        print_breakdown("plain pod", phases["bench"])
+        print_breakdown("volumes pod", phases["vol"])
     return [pods, vols, raw, {"name": "ratio", **{k: round(v, 3) for k, v in ratio.items()}},
-            {"name": "volumes ratio", **{k: round(v, 3) for k, v in vratio.items()}}]
+            {"name": "volumes ratio", **{k: round(v, 3) for k, v in vratio.items()}},
+            *([{"name": "phases", "plain": phases["bench"], "volumes": phases["vol"]}] if concurrency == 1 else [])]
 
 
 def volume_spec() -> dict[str, Any]:
@@ -133,11 +145,18 @@ PLAIN_SPEC: dict[str, Any] = {"containers": [{"name": "c", "image": BUSYBOX_IMAG
                               "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False}
 
 
-async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+Window = tuple[float, float]
+"""A pod's (create sent, Running seen) in Unix seconds, to match the kubelet's Podman trace against."""
+
+
+async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[str, Any]],
+                  windows: dict[str, list[Window]] | None = None) -> dict[str, list[float]]:
     """Pods ``<prefix>-<i>`` of each series (prefix -> spec), interleaved (plain-0, vol-0, plain-1, …) so that
-    every series starts its pods next to the same number of running containers."""
+    every series starts its pods next to the same number of running containers. ``windows`` receives each
+    series' (created, Running) wall-clock times."""
     created: dict[str, float] = {}
     running: dict[str, float] = {}
+    offset = time.time() - time.perf_counter()
     done = asyncio.Event()
     target = {f"{prefix}-{i}" for prefix in series for i in range(n)}
     watch = client.watch("Pod", "default")
@@ -180,7 +199,73 @@ async def measure(client: Any, n: int, concurrency: int, series: dict[str, dict[
     finally:
         observer.cancel()
         await watch.close()
+    if windows is not None:
+        for prefix in series:
+            windows[prefix] = [(created[f"{prefix}-{i}"] + offset, running[f"{prefix}-{i}"] + offset) for i in range(n)]
     return {prefix: [running[f"{prefix}-{i}"] - created[f"{prefix}-{i}"] for i in range(n)] for prefix in series}
+
+
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Total time covered by ``(start, end)`` intervals (calls running side by side count once)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def breakdown(calls: list[dict[str, Any]], windows: list[Window]) -> dict[str, Any]:
+    """Where the pods' start time went, from the kubelet's Podman trace: for each kind of call, how many per
+    pod and their mean time; then each pod's time split (means over the pods, so the parts add up) into
+    before its first Podman call (API create + bind, the kubelet's watch and queue), in Podman (calls side by
+    side counted once), the kubelet between calls, and after its last call (status write, the watch).
+    A call belongs to the pod whose window (create sent .. Running seen) contains its start."""
+    if not windows:
+        return {"calls": [], "phases": {}}
+    by_call: dict[str, list[float]] = {}
+    before, inside, between, after, total = [], [], [], [], []
+    for t0, t1 in windows:
+        mine = [c for c in calls if t0 <= float(c["start"]) <= t1]
+        for c in mine:
+            by_call.setdefault(str(c["call"]), []).append(float(c["seconds"]))
+        spans = [(float(c["start"]), min(t1, float(c["start"]) + float(c["seconds"]))) for c in mine]
+        total.append(t1 - t0)
+        if not spans:
+            before.append(t1 - t0)
+            inside.append(0.0)
+            between.append(0.0)
+            after.append(0.0)
+            continue
+        first, last = min(s for s, _ in spans), max(e for _, e in spans)
+        busy = union_seconds(spans)
+        before.append(first - t0)
+        inside.append(busy)
+        between.append(last - first - busy)
+        after.append(t1 - last)
+    n = len(windows)
+
+    def ms(values: list[float]) -> float:
+        return round(sum(values) / n * 1000, 1)
+
+    ordered = sorted(by_call.items(), key=lambda item: -sum(item[1]))
+    rows = [{"call": name, "per_pod": round(len(seconds) / n, 2),
+             "mean_ms": round(sum(seconds) / len(seconds) * 1000, 1), "ms_per_pod": ms(seconds)}
+            for name, seconds in ordered]
+    phases = {"total": ms(total), "before first Podman call": ms(before), "in Podman": ms(inside),
+              "kubelet between calls": ms(between), "after last Podman call": ms(after),
+              "Podman calls per pod": round(sum(len(v) for v in by_call.values()) / n, 2)}
+    return {"calls": rows, "phases": phases}
+
+
+def print_breakdown(title: str, result: dict[str, Any]) -> None:
+    print(f"\n{title}: mean per pod, from the kubelet's Podman trace")
+    for name, value in result["phases"].items():
+        print(f"  {name:<34} {value:>10}")
+    print(f"  {'call':<46} {'per pod':>8} {'mean ms':>9} {'ms/pod':>9}")
+    for row in result["calls"]:
+        print(f"  {row['call']:<46} {row['per_pod']:>8} {row['mean_ms']:>9} {row['ms_per_pod']:>9}")
 
 
 def main() -> None:

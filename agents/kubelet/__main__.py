@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "loopback mode); give nodes sharing a machine different ranges")
     parser.add_argument("--node-routes", action=argparse.BooleanOptionalAction, default=True,
                         help="bridge mode: route every other node's podCIDR via its address (pods across nodes)")
+    parser.add_argument("--podman-trace", default=None, type=Path,
+                        help="append one JSON line per Podman API call (name, start, seconds) to this file "
+                             "(for bench_pod_startup's per-call breakdown)")
     parser.add_argument("--cluster-name", default="shoal",
                         help="names this node's Podman network (shoal-<cluster>-<node>)")
 
@@ -105,11 +108,11 @@ def podman_version() -> str:
     return f"podman://{done.stdout.strip().rsplit(' ', 1)[-1] or 'unknown'}"
 
 
-def podman_factory(state_dir: Path, socket: str | None):  # type: ignore[no-untyped-def]
+def podman_factory(state_dir: Path, socket: str | None, trace: Path | None = None):  # type: ignore[no-untyped-def]
     async def setup() -> RuntimeSetup:
         service = await start_podman_service(state_dir=state_dir / "podman", socket_url=socket)
         await asyncio.to_thread(ensure_local_images, service.env)
-        return RuntimeSetup(PodmanRuntime(service.socket_url), await asyncio.to_thread(podman_version),
+        return RuntimeSetup(PodmanRuntime(service.socket_url, trace=trace), await asyncio.to_thread(podman_version),
                             service.close)
 
     return setup
@@ -123,7 +126,8 @@ def build(args: argparse.Namespace) -> KubeletAgent:
                             prober=AlwaysPassProber(fake),
                             metrics=StaticMetrics(args.cpu or "8", args.memory or "32Gi"))
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    return KubeletAgent(config, runtime_factory=podman_factory(config.state_dir, args.podman_socket))
+    return KubeletAgent(config, runtime_factory=podman_factory(config.state_dir, args.podman_socket,
+                                                                       args.podman_trace))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

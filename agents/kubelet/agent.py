@@ -38,7 +38,7 @@ from agents.kubelet.podnetwork import PodNetwork
 from agents.kubelet.podnetwork_nat import PodNatExemption
 from agents.kubelet.podnetwork_nat import table_name as nat_table
 from agents.kubelet.probes import NetworkProber, Prober, ProbeScheduler
-from agents.kubelet.runtime_cache import RuntimeCache
+from agents.kubelet.runtime_cache import RuntimeCache, relist_pause
 from agents.kubelet.stream_server import StreamServer
 from agents.kubelet.volumes import PodVolumes, node_fetch, node_token, pod_facts
 from agents.kubelet.worker import PodWorker, StatusWriter
@@ -105,7 +105,13 @@ def assemble(
     client = ApiClient(ctx.nc, node_scope=node)
     queue = WorkQueue(base_delay=0.2, max_delay=30.0)
     informer = Informer(client, "Pod", None, field_selector=f"spec.nodeName={node}", log=log)
-    informer.add_handler(lambda _event, old, new: queue.add(ref(new or old or {})))
+    statuses = StatusWriter(client, log)
+
+    def enqueue(_event: str, old: Obj | None, new: Obj | None) -> None:
+        if not statuses.is_echo(old, new):  # our own status write, back: nothing new to act on
+            queue.add(ref(new or old or {}))
+
+    informer.add_handler(enqueue)
     services = Informer(client, "Service", log=log) if config.service_links else None
     cache = RuntimeCache(runtime, node)
     probes = shared_probes or ProbeScheduler(prober or NetworkProber(runtime), queue.add)
@@ -120,7 +126,7 @@ def assemble(
     routes = (NodeRoutes(node, nodes, log=log, nat=PodNatExemption(nat_table(config.cluster_name, node), log=log))
               if nodes is not None else None)
     worker = PodWorker(config, pods=informer, services=services, cache=cache, probes=probes, executor=executor,
-                       statuses=StatusWriter(client, log), pod_ips=None,
+                       statuses=statuses, pod_ips=None,
                        requeue=queue.add, runtime_name=runtime_name, volumes=volumes, clock=clock)
     def node_ok() -> tuple[bool, str]:  # Ready needs the runtime up and the pod network made
         up = runtime_ok()
@@ -292,6 +298,7 @@ class KubeletAgent:
     async def _relist_loop(self, parts: NodeParts, log: Any) -> None:
         last_resync = time.monotonic()
         while True:
+            began = time.monotonic()
             try:
                 for key in await parts.cache.relist_changes():
                     parts.queue.add(key)
@@ -300,13 +307,14 @@ class KubeletAgent:
             except ContainerRuntimeError as exc:
                 self._runtime_ok = (False, f"container runtime is down: {exc}")
                 log.warning("runtime relist failed", error=str(exc))
+            took = time.monotonic() - began
             if time.monotonic() - last_resync > RESYNC_INTERVAL:
                 last_resync = time.monotonic()
                 if parts.informer.synced.is_set():
                     await parts.volumes.cleanup_orphans({uid_of(p) for p in parts.informer.store.values()})
                 for key in list(parts.informer.store):
                     parts.queue.add(key)
-            await asyncio.sleep(self.config.relist_interval)
+            await asyncio.sleep(relist_pause(self.config.relist_interval, took, self.config.relist_share))
 
     async def reconcile(self, key: str) -> float | None:
         """One pass of the pod worker over ``key`` (see ``worker.PodWorker.reconcile``)."""

@@ -21,7 +21,7 @@ Semantics shared by every implementation (modelled on the Kubernetes CRI):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -223,19 +223,43 @@ class RuntimeUnavailable(ContainerRuntimeError):
     """The runtime itself (e.g. the Podman service) did not answer."""
 
 
+PodKey = tuple[str, str]
+"""A pod by (namespace, name): what one reconcile of the kubelet looks at."""
+
+OnPull = Callable[[], Awaitable[None]]
+"""Told that the runtime is about to pull a container's image."""
+
+
 @runtime_checkable
 class ContainerRuntime(Protocol):
     """What the kubelet needs from a container runtime. All methods are coroutines."""
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]: ...
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
+        """The node's sandboxes; with ``pod``, only those of that pod (namespace, name), whatever their uid."""
+        ...
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]: ...
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
+        """The node's containers (all states); with ``pod``, only those of that pod (namespace, name)."""
+        ...
 
-    async def create_sandbox(self, config: SandboxConfig) -> str: ...
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
+        """Make the pod's sandbox (idempotent per pod uid) and, with ``start``, start it (ready). Unstarted,
+        it becomes ready when the first container in it starts (or ``start_sandbox``): the kubelet asks one
+        runtime call less for a new pod's first container."""
+        ...
+
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        """Start a sandbox made with ``start=False`` (nothing to do when it runs)."""
+        ...
 
     async def create_container(
-        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
-    ) -> str: ...
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,
+        *, on_pull: OnPull | None = None,
+    ) -> str:
+        """Create attempt ``attempt`` of ``config`` in the sandbox, first getting its image as
+        ``config.image_pull_policy`` says; ``on_pull`` is awaited just before an image is pulled (the
+        kubelet's ``Pulling`` event), so that no separate presence check is needed."""
+        ...
 
     async def start_container(self, container_id: str) -> None: ...
 

@@ -110,26 +110,42 @@ class Executor:
         if stops:
             # Stop every container at once: the grace period is the pod's, not per container.
             await asyncio.gather(*(self._stop(pod, a, log) for a in stops))
-        for action in actions:
+        prepared: dict[int, asyncio.Future[ContainerConfig | None]] = {}
+        unstarted: str | None = None  # a new sandbox that its first container's start starts (one call less)
+        for i, action in enumerate(actions):
             if isinstance(action, StopContainer):
                 continue
             if isinstance(action, CreateSandbox):
-                sandbox_id = await self._create_sandbox(pod, action, notes, log)
+                first = actions[i + 1] if i + 1 < len(actions) else None
+                joined = isinstance(first, RunContainer) and first.sandbox_id is None
+                if isinstance(first, RunContainer) and joined:
+                    # its volumes and config need no sandbox: made while Podman makes the sandbox
+                    prepared[i + 1] = asyncio.ensure_future(self._prepared(pod, first, notes, log))
+                try:
+                    sandbox_id = await self._create_sandbox(pod, action, notes, log, start=not joined)
+                finally:
+                    if sandbox_id is None and prepared:  # (its volumes go with the pod, as any)
+                        await asyncio.gather(*prepared.values(), return_exceptions=True)
                 if sandbox_id is None:
                     return  # recorded as a failure of every container; retried after its back-off
+                unstarted = sandbox_id if joined else None
             elif isinstance(action, RemoveSandbox):
                 log.info("removing sandbox", sandbox=action.sandbox_id[:12], reason=action.reason)
                 await self.runtime.remove_sandbox(action.sandbox_id)
             elif isinstance(action, RunContainer):
                 target = action.sandbox_id or sandbox_id
                 if target is not None:
-                    await self._run(pod, target, action, notes, log)
+                    started = await self._run(pod, target, action, notes, log, prepared.pop(i, None))
+                    if started and target == unstarted:
+                        unstarted = None  # Podman started the sandbox's infra container first
             elif isinstance(action, StartCreated):
                 await self._start_created(pod, action, notes, log)
             elif isinstance(action, RemoveContainer):
                 await self.runtime.remove_container(action.container_id)
             elif isinstance(action, FinishDeletion):
                 await self._finish_deletion(pod, action, log)
+        if unstarted is not None:  # its first container did not start: the sandbox is made ready alone
+            await self._start_sandbox(pod, unstarted, notes, log)
 
     async def _stop(self, pod: Obj | None, action: StopContainer, log: Any) -> None:
         log.info("stopping container", container=action.name, id=action.container_id[:12],
@@ -159,16 +175,27 @@ class Executor:
         except ContainerNotFound:
             pass
 
-    async def _create_sandbox(self, pod: Obj | None, action: CreateSandbox, notes: PodNotes, log: Any) -> str | None:
+    async def _create_sandbox(self, pod: Obj | None, action: CreateSandbox, notes: PodNotes, log: Any,
+                              start: bool = True) -> str | None:
         try:
-            return await self.runtime.create_sandbox(action.config)
+            return await self.runtime.create_sandbox(action.config, start=start)
         except ContainerCreateError as exc:
-            log.warning("could not create sandbox", error=str(exc))
-            await self._event(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
-            now = self.clock()
-            for c in containers_of(pod) + init_containers_of(pod) if pod is not None else []:
-                self._fail(notes, str(c.get("name")), "CreateContainerError", f"sandbox: {exc}", now)
+            await self._sandbox_failed(pod, exc, notes, log)
             return None
+
+    async def _start_sandbox(self, pod: Obj | None, sandbox_id: str, notes: PodNotes, log: Any) -> None:
+        try:
+            await self.runtime.start_sandbox(sandbox_id)
+        except ContainerCreateError as exc:  # left not ready: the next reconcile makes it again
+            await self._sandbox_failed(pod, exc, notes, log)
+
+    async def _sandbox_failed(self, pod: Obj | None, exc: ContainerCreateError, notes: PodNotes, log: Any) -> None:
+        """Recorded as a failure of every container (retried after its back-off), with its event."""
+        log.warning("could not create sandbox", error=str(exc))
+        await self._event(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+        now = self.clock()
+        for c in containers_of(pod) + init_containers_of(pod) if pod is not None else []:
+            self._fail(notes, str(c.get("name")), "CreateContainerError", f"sandbox: {exc}", now)
 
     def _fail(self, notes: PodNotes, name: str, reason: str, message: str, now: float) -> None:
         previous = notes.failures.get(name)
@@ -176,7 +203,10 @@ class Executor:
                            cap=self.config.backoff_max)
         notes.failures[name] = StartFailure(reason, message, now, entry)
 
-    async def _run(self, pod: Obj | None, sandbox_id: str, action: RunContainer, notes: PodNotes, log: Any) -> None:
+    async def _prepared(self, pod: Obj | None, action: RunContainer, notes: PodNotes,
+                        log: Any) -> ContainerConfig | None:
+        """The container's config completed (volumes set up, env resolved, termination log made), or None
+        when that failed (recorded as the container's failure, with its event). Needs no sandbox."""
         name = action.config.name
         now = self.clock()
         clog = log.bind(container=name, attempt=action.attempt)
@@ -195,71 +225,86 @@ class Executor:
                 clog.warning("volume setup failed", error=str(exc))
                 self._fail(notes, name, "ContainerCreating", str(exc), now)
                 await self._event(pod, "Warning", "FailedMount", str(exc))
-                return
+                return None
             except ConfigError as exc:
                 clog.warning("container config failed", error=str(exc))
                 self._fail(notes, name, "CreateContainerConfigError", str(exc), now)
                 await self._event(pod, "Warning", "Failed", f"Error: {exc}")
-                return
+                return None
         spec = _spec_of(pod, name)
         if pod is not None and spec is not None and spec.get("terminationMessagePath"):
             path = termination_log_path(self.config.state_dir, uid_of(pod), name, action.attempt)
             await asyncio.to_thread(make_termination_log, path)
             config = replace(config, termination_log=path, mounts=(
                 *config.mounts, Mount(str(spec["terminationMessagePath"]), path)))
+        return config
+
+    async def _run(self, pod: Obj | None, sandbox_id: str, action: RunContainer, notes: PodNotes, log: Any,
+                   prepared: asyncio.Future[ContainerConfig | None] | None = None) -> bool:
+        """Create and start the container; whether it started."""
+        name = action.config.name
+        now = self.clock()
+        clog = log.bind(container=name, attempt=action.attempt)
+        config = await (prepared if prepared is not None else self._prepared(pod, action, notes, log))
+        if config is None:
+            return False  # recorded: the volumes or the config failed
         image = config.image
-        present = True if self.events is None else await self.runtime.image_present(image)
-        if not present:
+        pulled: list[float] = []  # when the runtime began pulling the image (none: it was present)
+
+        async def pulling() -> None:  # told by the runtime just before it pulls: no presence check of our own
+            pulled.append(time.monotonic())
             await self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
-        started = time.monotonic()
+
         try:
             container_id = await self.runtime.create_container(sandbox_id, action.sandbox, config,
-                                                               action.attempt)
+                                                               action.attempt, on_pull=pulling)
         except ImageNeverPull as exc:
             clog.warning("image not present, pull policy Never", image=action.config.image)
             self._fail(notes, name, "ErrImageNeverPull", str(exc), now)
             await self._event(pod, "Warning", "ErrImageNeverPull", str(exc))
-            return
+            return False
         except ContainerConfigError as exc:
             clog.warning("container config refused", error=str(exc))
             self._fail(notes, name, "CreateContainerConfigError", str(exc), now)
             await self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return
+            return False
         except ImagePullError as exc:
             clog.warning("image pull failed", image=image, error=str(exc))
             self._fail(notes, name, "ErrImagePull", str(exc), now)
             await self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {exc}')
             await self._event(pod, "Warning", "Failed", "Error: ErrImagePull")
-            return
+            return False
         except SandboxNotFound:
             raise  # the sandbox vanished: the next reconcile creates a new one
         except ContainerCreateError as exc:
             clog.warning("container create failed", error=str(exc))
             self._fail(notes, name, "CreateContainerError", str(exc), now)
             await self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return
-        if present:
+            return False
+        if not pulled:
             await self._event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         else:
-            took = time.monotonic() - started
+            took = time.monotonic() - pulled[0]
             await self._event(pod, "Normal", "Pulled",
                               f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting)')
         await self._event(pod, "Normal", "Created", f"Created container {name}")
-        await self._start(pod, container_id, name, notes, clog, action.sandbox.pod_ip)
+        return await self._start(pod, container_id, name, notes, clog, action.sandbox.pod_ip)
 
     async def _start(self, pod: Obj | None, container_id: str, name: str, notes: PodNotes, log: Any,
-                     pod_ip: str = "") -> None:
+                     pod_ip: str = "") -> bool:
+        """Start the container (and run its postStart hook); whether it started."""
         try:
             await self.runtime.start_container(container_id)
         except ContainerCreateError as exc:
             log.warning("container start failed", error=str(exc))
             self._fail(notes, name, "RunContainerError", str(exc), self.clock())
             await self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return
+            return False
         notes.failures.pop(name, None)
         log.info("container started", id=container_id[:12])
         await self._event(pod, "Normal", "Started", f"Started container {name}")
         await self._post_start(pod, container_id, name, log, pod_ip)
+        return True
 
     async def _post_start(self, pod: Obj | None, container_id: str, name: str, log: Any, pod_ip: str) -> None:
         """Kubernetes runs postStart right after the start; a failed hook kills the container (restarted

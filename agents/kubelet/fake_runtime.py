@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 
 from agents.kubelet.cri import (
     ContainerConfig,
@@ -37,6 +38,8 @@ from agents.kubelet.cri import (
     ContainerUsage,
     ImageNeverPull,
     ImagePullError,
+    OnPull,
+    PodKey,
     RuntimeContainer,
     RuntimeSandbox,
     SandboxConfig,
@@ -136,15 +139,20 @@ class FakeRuntime:
         n = next(self._ids)
         return f"fake-{n:x}", f"10.{128 + (n >> 16) % 128}.{(n >> 8) & 255}.{n & 255}"
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
         sandboxes = self._sandboxes
+        if pod is not None:
+            return [s.view for i in self._by_node.get(node_name, ())
+                    if ((s := sandboxes[i]).namespace, s.name) == pod]
         return [sandboxes[i].view for i in self._by_node.get(node_name, ())]
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
         now = self._clock()
         result = []
         for sandbox_id in self._by_node.get(node_name, ()):
             sandbox = self._sandboxes[sandbox_id]
+            if pod is not None and (sandbox.namespace, sandbox.name) != pod:
+                continue
             for cid in sandbox.container_ids:
                 c = self._containers[cid]
                 state, code, finished = c.observe(now)
@@ -166,25 +174,38 @@ class FakeRuntime:
                 result.append(view)
         return result
 
-    async def create_sandbox(self, config: SandboxConfig) -> str:
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        record = self._sandboxes.get(sandbox_id)
+        if record is None:
+            raise SandboxNotFound(sandbox_id)
+        if record.view.state != "ready":
+            record.view = replace(record.view, state="ready")
+
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
         existing = self._by_uid.get(config.pod_uid)
         if existing is not None:
             return existing  # idempotent, like re-creating a Podman pod of the same name
         sandbox_id, ip = self._next_ip()
-        self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, config.pod_ip or ip, self._clock())
+        record = self._sandboxes[sandbox_id] = _Sandbox(sandbox_id, config, config.pod_ip or ip, self._clock())
+        if not start:
+            record.view = replace(record.view, state="notready")  # until its first container starts
         self._by_node.setdefault(config.node_name, set()).add(sandbox_id)
         self._by_uid[config.pod_uid] = sandbox_id
         return sandbox_id
 
     async def create_container(
-        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,
+        *, on_pull: OnPull | None = None,
     ) -> str:
         record = self._sandboxes.get(sandbox_id)
         if record is None:
             raise SandboxNotFound(sandbox_id)
-        if not await self.image_present(config.image):
-            if config.image_pull_policy == "Never":
-                raise ImageNeverPull(f'Container image "{config.image}" is not present with pull policy of Never')
+        present = self._has_image(config.image)
+        if not present and config.image_pull_policy == "Never":
+            raise ImageNeverPull(f'Container image "{config.image}" is not present with pull policy of Never')
+        if (not present or config.image_pull_policy == "Always") and on_pull is not None:
+            await on_pull()  # the fake "pull" of a missing image fails; of a present one, succeeds at once
+        if not present:
             raise ImagePullError(f"image {config.image} not present (fake runtime)")
         refused = check_run_as_non_root(config.security, "")  # fake images run as root
         if refused is not None:
@@ -211,6 +232,8 @@ class FakeRuntime:
             return  # already running: nothing to do, as Podman
         c.started_at = self._clock()  # an exited one runs again, as in Podman (the kubelet makes a new attempt)
         c.finished_at = None
+        if c.sandbox.view.state != "ready":  # as Podman, which starts the pod's infra container first
+            c.sandbox.view = replace(c.sandbox.view, state="ready")
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         c = self._get(container_id)
@@ -274,6 +297,9 @@ class FakeRuntime:
         return out
 
     async def image_present(self, image: str) -> bool:
+        return self._has_image(image)
+
+    def _has_image(self, image: str) -> bool:
         return image not in self._missing and not image.split("/", 1)[0].endswith(".invalid")
 
     async def close(self) -> None:

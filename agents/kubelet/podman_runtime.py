@@ -42,12 +42,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import requests
 import structlog
 from podman import PodmanClient
+from podman.api import prepare_body
+from podman.domain.containers_create import CreateMixin
 from podman.errors import APIError, NotFound
 
 from agents.kubelet.cri import (
@@ -73,6 +76,8 @@ from agents.kubelet.cri import (
     ImageNeverPull,
     ImagePullError,
     Mount,
+    OnPull,
+    PodKey,
     RuntimeContainer,
     RuntimeSandbox,
     RuntimeUnavailable,
@@ -82,6 +87,7 @@ from agents.kubelet.cri import (
     shoal_labels,
 )
 from agents.kubelet.dns import HostResolv, parse_resolv_conf, pod_resolv
+from agents.kubelet.podman_trace import PodmanTrace
 from agents.kubelet.podnetwork import NetworkSpec, PodNetworkError
 from agents.kubelet.security import check_run_as_non_root
 
@@ -105,6 +111,10 @@ _STATE_MAP: dict[str, ContainerState] = {
     "exited": "exited",
     "stopped": "exited",
 }
+
+
+class _ImageAbsent(ImagePullError):
+    """Podman refused a create for want of its image (pulled then, as the pull policy allows)."""
 
 
 def _safe(part: str) -> str:
@@ -235,12 +245,16 @@ class PodmanRuntime:
         max_workers: int = 8,
         host_resolv: HostResolv | None = None,
         cluster_id: str | None = None,
+        trace: Path | None = None,
     ) -> None:
         if not socket_url.startswith("unix://"):
             raise ValueError(f"only unix:// Podman sockets are supported, got {socket_url!r}")
         self._socket_path = socket_url.removeprefix("unix://")
         self.socket_url = socket_url  # for exec and port-forward streams (agents/kubelet/podman_streams.py)
         self._client = PodmanClient(base_url=socket_url, timeout=request_timeout)
+        self._trace = PodmanTrace(trace) if trace is not None else None
+        if self._trace is not None:
+            self._client.api.hooks["response"].append(self._trace.hook)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="podman")
         self._pull_timeout = pull_timeout
         self._ip_cache: dict[str, str] = {}  # pod id -> IP; an IP never changes during a pod's life
@@ -276,39 +290,40 @@ class PodmanRuntime:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]:
-        pods: list[dict[str, Any]] = await self._call(self._list_raw, "pods", node_name)
+    async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
+        pods: list[dict[str, Any]] = await self._call(self._list_raw, "pods", node_name, pod)
         result = []
-        for pod in pods:
-            labels = pod.get("Labels") or {}
+        for found in pods:
+            labels = found.get("Labels") or {}
             if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_NODE) != node_name:
                 continue
-            infra_id = pod.get("InfraId", "")
+            infra_id = found.get("InfraId", "")
             infra_running = any(
-                c.get("Id") == infra_id and c.get("Status") == "running" for c in pod.get("Containers") or []
+                c.get("Id") == infra_id and c.get("Status") == "running" for c in found.get("Containers") or []
             )
             ip = labels.get(LABEL_POD_IP) or None  # the kubelet's pod network; else the bridge address
             if ip is None and infra_running:
-                ip = await self._pod_ip(pod["Id"], infra_id)
+                ip = await self._pod_ip(found["Id"], infra_id)
             result.append(
                 RuntimeSandbox(
-                    id=pod["Id"],
+                    id=found["Id"],
                     pod_uid=labels.get(LABEL_POD_UID, ""),
                     namespace=labels.get(LABEL_NAMESPACE, ""),
                     name=labels.get(LABEL_POD_NAME, ""),
                     node_name=node_name,
                     ip=ip,
                     state="ready" if infra_running else "notready",
-                    created_at=_iso_epoch(pod.get("Created")),
+                    created_at=_iso_epoch(found.get("Created")),
                 )
             )
-        live = {s.id for s in result}
-        for stale in set(self._ip_cache) - live:
-            del self._ip_cache[stale]
+        if pod is None:  # a whole listing: what it lacks is gone
+            live = {s.id for s in result}
+            for stale in set(self._ip_cache) - live:
+                del self._ip_cache[stale]
         return result
 
-    async def list_containers(self, node_name: str) -> list[RuntimeContainer]:
-        raw: list[dict[str, Any]] = await self._call(self._list_raw, "containers", node_name)
+    async def list_containers(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeContainer]:
+        raw: list[dict[str, Any]] = await self._call(self._list_raw, "containers", node_name, pod)
         result = []
         live: set[str] = set()
         for c in raw:
@@ -336,8 +351,9 @@ class PodmanRuntime:
                     message=message,
                 )
             )
-        for gone in set(self._messages) - live:
-            del self._messages[gone]
+        if pod is None:  # a whole listing: what it lacks is gone
+            for gone in set(self._messages) - live:
+                del self._messages[gone]
         return result
 
     async def _message_of(self, container_id: str, labels: dict[str, str], exit_code: int | None) -> str:
@@ -362,11 +378,15 @@ class PodmanRuntime:
         self._messages[container_id] = message
         return message
 
-    def _list_raw(self, kind: str, node_name: str) -> list[dict[str, Any]]:
-        # Filter server-side on our labels. Encoded here: the bindings mangle list-valued filters.
+    def _list_raw(self, kind: str, node_name: str, pod: PodKey | None = None) -> list[dict[str, Any]]:
+        # Filter server-side on our labels (all must match). Encoded here: the bindings mangle list-valued
+        # filters. Podman filters before it builds each entry, so one pod's listing costs little however many
+        # pods the node runs.
         wanted = [f"{LABEL_MANAGED}=true", f"{LABEL_NODE}={node_name}"]
         if self.cluster_id:
             wanted.append(f"{LABEL_CLUSTER}={self.cluster_id}")
+        if pod is not None:
+            wanted += [f"{LABEL_NAMESPACE}={pod[0]}", f"{LABEL_POD_NAME}={pod[1]}"]
         filters = json.dumps({"label": wanted})
         params: dict[str, Any] = {"filters": filters}
         if kind == "containers":
@@ -400,7 +420,7 @@ class PodmanRuntime:
 
     # -- sandboxes --------------------------------------------------------------------------------
 
-    async def create_sandbox(self, config: SandboxConfig) -> str:
+    async def create_sandbox(self, config: SandboxConfig, *, start: bool = True) -> str:
         bound = log.bind(node=config.node_name, pod=f"{config.namespace}/{config.name}")
         name = sandbox_name(config)
         network = self._network if config.pod_ip else None
@@ -435,21 +455,44 @@ class PodmanRuntime:
             spec.update(dns_server=list(resolv.nameservers), dns_search=list(resolv.searches),
                         dns_option=list(resolv.options))
         started = time.monotonic()
-        pod_id = await self._call(self._create_pod, name, spec)
-        bound.info("sandbox created", sandbox=pod_id[:12], seconds=round(time.monotonic() - started, 3))
+        pod_id = await self._call(self._create_pod, name, spec, start)
+        bound.info("sandbox created", sandbox=pod_id[:12], started=start, seconds=round(time.monotonic() - started, 3))
         return pod_id
 
-    def _create_pod(self, name: str, spec: dict[str, Any]) -> str:
+    async def start_sandbox(self, sandbox_id: str) -> None:
+        await self._call(self._start_pod, sandbox_id)
+
+    def _start_pod(self, sandbox_id: str) -> None:
+        # Its infra container only: a pod start would also start (again) a container whose own start failed.
+        api = self._api()
+        found = api.get(f"/pods/{quote(sandbox_id, safe='')}/json")
+        if found.status_code == 404:
+            raise SandboxNotFound(sandbox_id)
+        found.raise_for_status()
+        infra = str(found.json().get("InfraContainerID") or "")
+        response = (api.post(f"/containers/{quote(infra, safe='')}/start") if infra
+                    else api.post(f"/pods/{quote(sandbox_id, safe='')}/start"))
+        if response.status_code >= 400:  # (304: running already)
+            raise ContainerCreateError(f"starting sandbox {sandbox_id[:12]}: {self._message(response)}")
+
+    def _create_pod(self, name: str, spec: dict[str, Any], start: bool = True) -> str:
+        api = self._api()
         try:
-            pod = self._client.pods.create(name, **spec)
-            pod.start()
-            return str(pod.id)
+            # Raw calls: the bindings' ``pods.create`` inspects the pod it made (one more round trip), and
+            # its id is all the kubelet needs.
+            created = api.post("/pods/create", data=json.dumps({**spec, "name": name}),
+                               headers={"Content-Type": "application/json"})
+            created.raise_for_status()
+            pod_id = str(created.json()["Id"])
+            if start:  # else Podman starts the infra container with the pod's first container
+                api.post(f"/pods/{quote(pod_id, safe='')}/start").raise_for_status()
+            return pod_id
         except APIError as exc:
             with_suffix = f"creating sandbox {name}: {_error_text(exc)}"
             if "already in use" in with_suffix or "already exists" in with_suffix:
                 # Left over from an earlier attempt (e.g. the kubelet crashed mid-way): reuse it.
                 existing = self._client.pods.get(name)
-                if existing.attrs.get("State") != "Running":
+                if start and existing.attrs.get("State") != "Running":
                     existing.start()
                 return str(existing.id)
             raise ContainerCreateError(with_suffix) from exc
@@ -525,16 +568,23 @@ class PodmanRuntime:
     # -- containers -------------------------------------------------------------------------------
 
     async def create_container(
-        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int
+        self, sandbox_id: str, sandbox: SandboxConfig, config: ContainerConfig, attempt: int,
+        *, on_pull: OnPull | None = None,
     ) -> str:
         bound = log.bind(
             node=sandbox.node_name, pod=f"{sandbox.namespace}/{sandbox.name}", container=config.name
         )
         started = time.monotonic()
-        await self._ensure_image(config.image, bound, config.image_pull_policy)
-        security = config.security
-        if security.run_as_non_root and security.run_as_user is None:
-            refused = check_run_as_non_root(security, await self._call(self._image_user, config.image))
+        image, policy, security = config.image, config.image_pull_policy, config.security
+        needs_user = security.run_as_non_root and security.run_as_user is None
+        # The image is looked at before creating only when something needs it first (Always pulls it, the
+        # runAsNonRoot check reads its USER); otherwise the create itself says whether it is there, and an
+        # absent one is pulled (as its policy allows) and the create made again: one round trip, not two.
+        eager = needs_user or (policy == "Always" and not image.startswith("localhost/"))
+        if eager:
+            await self._ensure_image(image, bound, policy, on_pull)
+        if needs_user:
+            refused = check_run_as_non_root(security, await self._call(self._image_user, image))
         else:
             refused = check_run_as_non_root(security, "")
         if refused is not None:
@@ -563,31 +613,48 @@ class PodmanRuntime:
         if config.memory_limit_bytes:
             limits["mem_limit"] = config.memory_limit_bytes
         command = list(config.args) or None
+        try:
+            container_id = await self._create_limited(image, command, kwargs, limits, bound)
+        except _ImageAbsent:
+            if eager:
+                raise  # ensured a moment ago and gone again: ErrImagePull, retried after back-off
+            await self._ensure_image(image, bound, policy, on_pull)
+            container_id = await self._create_limited(image, command, kwargs, limits, bound)
+        bound.info("container created", id=container_id[:12], seconds=round(time.monotonic() - started, 3))
+        return container_id
+
+    async def _create_limited(
+        self, image: str, command: list[str] | None, kwargs: dict[str, Any], limits: dict[str, Any], bound: Any
+    ) -> str:
+        """Create the container with its resource limits, or without them on a host that cannot apply them."""
         if not self._limits_supported:
             limits = {}
         try:
-            container_id = await self._call(self._create_container, config.image, command, kwargs, limits)
+            return await self._call(self._create_container, image, command, kwargs, limits)
         except ContainerCreateError as exc:
             if not limits or not self._limits_supported or not _LIMIT_ERROR.search(str(exc)):
                 raise
             bound.warning("resource limits unsupported on this host; creating without them", error=str(exc))
             self._limits_supported = False
-            container_id = await self._call(self._create_container, config.image, command, kwargs, {})
-        bound.info("container created", id=container_id[:12], seconds=round(time.monotonic() - started, 3))
-        return container_id
+            return await self._call(self._create_container, image, command, kwargs, {})
 
     def _create_container(
         self, image: str, command: list[str] | None, kwargs: dict[str, Any], limits: dict[str, Any]
     ) -> str:
+        # The bindings' payload (``CreateMixin._render_payload``: their keyword names become Podman's spec
+        # generator), posted here: their ``containers.create`` inspects the new container afterwards, a round
+        # trip the kubelet does not need (it lists the node's containers after starting).
+        body = prepare_body(CreateMixin._render_payload({"image": image, "command": command, **kwargs, **limits}))
         try:
-            container = self._client.containers.create(image, command, **kwargs, **limits)
-            return str(container.id)
+            response = self._api().post("/containers/create", data=body, headers={"Content-Type": "application/json"})
+            response.raise_for_status()
+            return str(response.json()["Id"])
         except APIError as exc:
             text = _error_text(exc)
             if "no such pod" in text or "no pod with name" in text:
                 raise SandboxNotFound(str(kwargs["pod"])) from exc
             if "image not known" in text:
-                raise ImagePullError(f"image {image} not present: {text}") from exc
+                raise _ImageAbsent(f"image {image} not present: {text}") from exc
             raise ContainerCreateError(f"creating container {kwargs['name']}: {text}") from exc
 
     async def start_container(self, container_id: str) -> None:
@@ -731,7 +798,8 @@ class PodmanRuntime:
             raise ImagePullError(f"image {image} not present") from exc
         return str(((attrs.get("Config") or {}).get("User")) or "")
 
-    async def _ensure_image(self, image: str, bound: Any, policy: str = "IfNotPresent") -> None:
+    async def _ensure_image(self, image: str, bound: Any, policy: str = "IfNotPresent",
+                            on_pull: OnPull | None = None) -> None:
         local = image.startswith("localhost/")
         if policy != "Always" or local:
             if await self.image_present(image):
@@ -740,6 +808,8 @@ class PodmanRuntime:
                 raise ImageNeverPull(f'Container image "{image}" is not present with pull policy of Never')
             if local:
                 raise ImagePullError(f"image {image} is not present locally (localhost/ images are never pulled)")
+        if on_pull is not None:
+            await on_pull()
         bound.info("pulling image", image=image)
         started = time.monotonic()
         await self._call(self._pull, image)
@@ -769,3 +839,5 @@ class PodmanRuntime:
     async def close(self) -> None:
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         self._client.close()  # type: ignore[no-untyped-call]
+        if self._trace is not None:
+            self._trace.close()

@@ -1,9 +1,10 @@
 """The kubelet's view of its runtime: one listing of the node's sandboxes and containers, shared.
 
-``fresh()`` returns a listing that *started after* the call, so a reconcile never acts on a state older
-than its own previous actions (no double creates); concurrent callers share one listing instead of
-each listing the runtime. ``relist_changes()`` (the PLEG of Kubernetes) compares successive listings and
-names the pod keys whose runtime state changed, e.g. a container that exited.
+``fresh()`` returns a listing that *started after* the call; concurrent callers share one listing instead
+of each listing the runtime. ``view(key)`` lists one pod's objects, also after the call, so a reconcile
+never acts on a state older than its own previous actions (no double creates). ``relist_changes()`` (the
+PLEG of Kubernetes) compares successive listings and names the pod keys whose runtime state changed, e.g. a
+container that exited.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from collections.abc import Mapping
 
 from agents.kubelet.cri import ContainerRuntime
 from agents.kubelet.plan import PodRuntimeView, runtime_views
+
+
+def relist_pause(interval: float, took: float, share: float) -> float:
+    """Seconds to wait before the next relist, after one that took ``took``: ``interval``, or longer so
+    that listing takes at most ``share`` of the runtime's time."""
+    return max(interval, took * (1.0 - share) / share) if 0 < share < 1 else interval
 
 
 def _fingerprint(view: PodRuntimeView) -> tuple[object, ...]:
@@ -32,6 +39,7 @@ class RuntimeCache:
         self._last_start = -1
         self._seen: dict[str, tuple[object, ...]] = {}
         self.listings = 0
+        self.pod_listings = 0
 
     async def fresh(self) -> Mapping[str, PodRuntimeView]:
         """Pod views from a listing that started after this call."""
@@ -42,15 +50,34 @@ class RuntimeCache:
                 return self.views
             start = self._tickets
             self._tickets += 1
-            sandboxes = await self.runtime.list_sandboxes(self.node_name)
-            containers = await self.runtime.list_containers(self.node_name)
+            # side by side: one round trip's wait instead of two (each listing is consistent on its own;
+            # a container whose sandbox is not in the same listing is grouped with nothing, as before)
+            sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name),
+                                                         self.runtime.list_containers(self.node_name))
             self.views = runtime_views(sandboxes, containers)
             self._last_start = start
             self.listings += 1
             return self.views
 
     async def view(self, key: str) -> PodRuntimeView:
-        return (await self.fresh()).get(key) or PodRuntimeView()
+        """The runtime objects of one pod key, listed after this call: only that pod's (the runtime
+        filters), so a reconcile's listing does not grow with the pods the node runs. The first call waits
+        for a whole listing (``views``: the addresses in use on the node, before any is handed out)."""
+        if self.listings == 0:
+            await self.fresh()
+        namespace, _, name = key.partition("/")
+        pod = (namespace, name)
+        sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name, pod=pod),
+                                                     self.runtime.list_containers(self.node_name, pod=pod))
+        self.pod_listings += 1
+        view = runtime_views(sandboxes, containers).get(key) or PodRuntimeView()
+        # what a reconcile saw (and acted on) is no change for the relist: the kubelet's own creates and
+        # starts do not queue the pod again
+        if view.sandboxes:
+            self._seen[key] = _fingerprint(view)
+        else:
+            self._seen.pop(key, None)
+        return view
 
     async def relist_changes(self) -> list[str]:
         """List the runtime; return the pod keys whose objects changed since the last relist."""

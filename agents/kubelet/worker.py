@@ -24,7 +24,17 @@ from typing import Any, Protocol
 
 from agents.kubelet.config import KubeletConfig
 from agents.kubelet.executor import Executor
-from agents.kubelet.plan import FinishDeletion, Plan, PodNotes, PodRuntimeView, RemoveContainer, RemoveSandbox, plan
+from agents.kubelet.plan import (
+    FinishDeletion,
+    Plan,
+    PodNotes,
+    PodRuntimeView,
+    RemoveContainer,
+    RemoveSandbox,
+    RunContainer,
+    StartCreated,
+    plan,
+)
 from agents.kubelet.podnet import PodIPAllocator
 from agents.kubelet.podspec import containers_of, service_env
 from agents.kubelet.probes import ProbeScheduler, RunningContainer
@@ -81,6 +91,21 @@ class StatusWriter:
     def forget(self, uid: str) -> None:
         self.written.pop(uid, None)
 
+    def is_echo(self, old: Obj | None, new: Obj | None) -> bool:
+        """Whether ``old`` -> ``new`` is nothing but this writer's own last status write coming back through
+        the watch: the same object but for the status and resourceVersion, and that status as written. The
+        reconcile that wrote it already acted on everything else; another would only list the runtime again
+        (and hold up the next pod's start behind that listing)."""
+        if old is None or new is None:
+            return False
+        mine = self.written.get(uid_of(new))
+        if mine is None or mine[0] != resource_version(new) or mine[1] != (new.get("status") or {}):
+            return False
+        rest = {k: v for k, v in meta(new).items() if k != "resourceVersion"}
+        was = {k: v for k, v in meta(old).items() if k != "resourceVersion"}
+        return rest == was and {k: v for k, v in new.items() if k not in ("metadata", "status")} == {
+            k: v for k, v in old.items() if k not in ("metadata", "status")}
+
     async def write(self, pod: Obj, status: Obj) -> None:
         uid = uid_of(pod)
         rv, current = resource_version(pod), pod.get("status") or {}
@@ -106,6 +131,14 @@ class StatusWriter:
             self.written[uid] = (resource_version(written), written.get("status") or {})
             self.log.debug("pod status written", pod=ref(pod), phase=status.get("phase"))
             return
+
+
+def _more_to_start(again: Plan, done: Plan) -> bool:
+    """Whether a plan made on the view after ``done``'s actions starts containers (never after a plan that
+    only removed things, or when nothing was done: the relist, probes and back-off timers see to those)."""
+    if not done.actions or _only_removals(done):
+        return False
+    return any(isinstance(a, RunContainer | StartCreated) for a in again.actions)
 
 
 def _only_removals(decided: Plan) -> bool:
@@ -153,7 +186,10 @@ class PodWorker:
         state = await self.gather(key)
         decided = self.decide(state)
         await self.execute(state, decided)
-        return await self.report(state, decided)
+        requeue = await self.report(state, decided)
+        if _more_to_start(self.decide(state), decided):  # decided again on the view after the actions
+            return 0.0  # e.g. an init container already done: the next one now, not at the next relist
+        return requeue
 
     # -- gather -----------------------------------------------------------------------------------
     async def gather(self, key: str) -> PodState:

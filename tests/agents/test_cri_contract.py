@@ -241,6 +241,43 @@ async def test_containers_are_listed_only_on_their_node(runtime: ContainerRuntim
     assert [c.id for c in await runtime.list_containers(f"{node}-other")] == [theirs]
 
 
+async def test_an_unstarted_sandbox_is_ready_once_its_first_container_starts(
+        runtime: ContainerRuntime, make_pod: MakePod, node: str) -> None:
+    # (``make_pod`` removes what is left on ``node`` afterwards)
+    uid = uuid.uuid4().hex
+    one = SandboxConfig(pod_uid=uid, namespace="contract", name=f"pod-{uid[:6]}", node_name=node)
+    one_id = await runtime.create_sandbox(one, start=False)
+    assert await runtime.create_sandbox(one, start=False) == one_id  # idempotent, still
+    states = {s.id: s.state for s in await runtime.list_sandboxes(node)}
+    assert states[one_id] == "notready"
+    cid = await runtime.create_container(one_id, one, sleeper(), 0)
+    await runtime.start_container(cid)
+    assert {s.id: s.state for s in await runtime.list_sandboxes(node)}[one_id] == "ready"
+    assert (await wait_state(runtime, node, cid, "running")).sandbox_id == one_id
+
+    uid = uuid.uuid4().hex
+    two = SandboxConfig(pod_uid=uid, namespace="contract", name=f"pod-{uid[:6]}", node_name=node)
+    two_id = await runtime.create_sandbox(two, start=False)
+    await runtime.start_sandbox(two_id)
+    await runtime.start_sandbox(two_id)  # running already: nothing to do
+    assert {s.id: s.state for s in await runtime.list_sandboxes(node)}[two_id] == "ready"
+    with pytest.raises(SandboxNotFound):
+        await runtime.start_sandbox("0" * 64)
+
+
+async def test_one_pods_listing_holds_that_pod_only(runtime: ContainerRuntime, make_pod: MakePod, node: str) -> None:
+    one_id, one = await make_pod()
+    two_id, two = await make_pod()
+    mine = await runtime.create_container(one_id, one, sleeper(), 0)
+    await runtime.create_container(two_id, two, sleeper(), 0)
+    key = (one.namespace, one.name)
+    assert [s.id for s in await runtime.list_sandboxes(node, pod=key)] == [one_id]
+    assert [c.id for c in await runtime.list_containers(node, pod=key)] == [mine]
+    assert await runtime.list_sandboxes(node, pod=("contract", "nobody")) == []
+    assert await runtime.list_containers(f"{node}-other", pod=key) == []  # and on its node only
+    assert {s.id for s in await runtime.list_sandboxes(node)} == {one_id, two_id}
+
+
 # -- typed errors -----------------------------------------------------------------------------------
 
 

@@ -108,3 +108,19 @@ def test_a_kubelet_is_complete_before_it_starts(tmp_path: Path) -> None:
         _ = agent.informer
     with pytest.raises(ValueError, match="runtime"):
         KubeletAgent(KubeletConfig(node_name="n", state_dir=tmp_path), metrics=StaticMetrics())
+
+
+async def test_an_init_container_done_at_once_queues_the_next_step_now(api: ApiActor, client: ApiClient,
+                                                                     tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    pods = Pods()
+    worker = make_worker(client, runtime, pods, tmp_path)
+    manifest = pod_manifest("i", [{"name": "app", "image": "busybox"}])
+    manifest["spec"]["initContainers"] = [{"name": "init", "image": "busybox",
+                                           "env": [{"name": EXIT_AFTER_ENV, "value": "0"}]}]
+    pods.store["default/i"] = await create_bound(client, manifest, NODE)
+    # the init container exits as it starts: nothing else would look at the pod before the next relist
+    assert await worker.reconcile("default/i") == 0.0
+    assert await worker.reconcile("default/i") is None  # the app container started: nothing more to do
+    states = {c.name: c.state for c in await runtime.list_containers(NODE)}
+    assert states == {"init": "exited", "app": "running"}
