@@ -25,7 +25,7 @@ import nats
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
-from bench.common import cpu_seconds
+from bench.common import cpu_seconds, wait_for_api
 from protocol import codec
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
@@ -75,15 +75,7 @@ async def start_side(state: Path, name: str, tree: str) -> Side:
         env=dict(os.environ, SHOAL_LOG_LEVEL="warning", PYTHONPATH=tree))
     nc = await nats.connect(server.url)
     client = ApiClient(nc)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            await client.info()
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
+    await wait_for_api(client)
     kv = await nc.jetstream().create_key_value(bucket="rawbench", history=1)
     return Side(name, server, api, nc, client, kv)
 

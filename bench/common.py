@@ -61,6 +61,19 @@ def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
+async def wait_for_api(client: ApiClient, timeout: float = 60.0) -> None:
+    """Until an API actor answers (``admin.info``), at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await client.info()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def scheduler_health(client: ApiClient) -> dict[str, Any]:
     """The scheduler's health reply (pending, synced, ...), or {} while it does not answer."""
     try:
@@ -102,15 +115,7 @@ async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
         else:
             nc = await nats.connect(server.url)
         client = ApiClient(nc)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                await client.info()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        await wait_for_api(client)
         try:
             yield Cluster(server, procs, client, state)
         finally:

@@ -23,6 +23,7 @@ from typing import Any
 
 from protocol import PROTOCOL_VERSION, codec, keys
 from protocol.errors import Expired
+from protocol.interning import Interner
 from protocol.selectors import FieldSelector, Selector, field_value
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -33,22 +34,14 @@ WINDOW_BYTES = 128 * 1024 * 1024
 """Object bytes the event window may hold (besides its count): what it keeps is sized by memory, not only
 by changes (at 150,000 pods, 100,000 changes of ~2 KiB pods were ~200 MiB of old versions)."""
 SHARED_MAX = 16_384
-_shared: dict[Any, Any] = {}
+_shared: Interner[Any, Any] = Interner(SHARED_MAX)
+_labels: Interner[tuple[tuple[str, Any], ...], dict[str, Any]] = Interner(SHARED_MAX)
 
 
 def shared(value: Any) -> Any:
-    """One object for equal values (node names, phases, namespaces, label maps of a workload's pods) across
-    the cache's entries, instead of a copy decoded per object. Bounded: past ``SHARED_MAX`` it starts over."""
-    found = _shared.get(value)
-    if found is not None:
-        return found
-    if len(_shared) >= SHARED_MAX:
-        _shared.clear()
-    _shared[value] = value
-    return value
-
-
-_labels: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    """One object for equal values (node names, phases, namespaces) across the cache's entries, instead of a
+    copy decoded per object."""
+    return _shared.get(value, value)
 
 
 def shared_labels(labels: dict[str, Any]) -> dict[str, Any]:
@@ -56,16 +49,9 @@ def shared_labels(labels: dict[str, Any]) -> dict[str, Any]:
     if not labels:
         return _NO_LABELS
     try:
-        items = tuple(labels.items())
-        found = _labels.get(items)
+        return _labels.get(tuple(labels.items()), labels)
     except TypeError:  # an unhashable value: a malformed object, kept as it is
         return labels
-    if found is not None:
-        return found
-    if len(_labels) >= SHARED_MAX:
-        _labels.clear()
-    _labels[items] = labels
-    return labels
 
 
 _NO_LABELS: dict[str, Any] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import nodeaffinity
+from protocol.interning import Interner
 from protocol.nodeaffinity import (
     named_nodes,
     node_affinity_of,
@@ -200,20 +201,14 @@ def spread_group(pod: Obj) -> str | None:
 
 SHARED_MAX = 8192
 """Distinct pod templates ``pod_info`` remembers before it starts over (a bound on memory, not on correctness)."""
-_shared: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_shared: Interner[tuple[Any, ...], tuple[Any, ...]] = Interner(SHARED_MAX)
 
 
 def shared(facts: tuple[Any, ...]) -> tuple[Any, ...]:
     """One tuple (and so one set of field values) for all equal ``facts``: the pods of a ReplicaSet request the
     same, select the same nodes and spread in the same group, so their ``PodInfo`` point to one copy of each
     field instead of a copy per pod (at 150,000 pods most of the scheduler's memory was such copies)."""
-    found = _shared.get(facts)
-    if found is not None:
-        return found
-    if len(_shared) >= SHARED_MAX:
-        _shared.clear()
-    _shared[facts] = facts
-    return facts
+    return _shared.get(facts, facts)
 
 
 def pod_info(pod: Obj) -> PodInfo:

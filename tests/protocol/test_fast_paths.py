@@ -154,3 +154,20 @@ def test_pod_field_findings_match_the_plain_walk() -> None:
             assert list(podfields.findings(spec, "spec", status)) == expected, (spec, status)
             found += len(expected)
     assert found > 1_000  # the specs did set fields of every kind of rule
+
+
+def test_an_interner_gives_back_the_first_equal_value_and_stays_bounded() -> None:
+    from protocol.interning import Interner
+
+    interner: Interner[tuple[str, ...], list[str]] = Interner(2)
+    first = ["a"]
+    assert interner.get(("a",), first) is first
+    assert interner.get(("a",), ["a"]) is first  # an equal key: the first value
+    interner.get(("b",), ["b"])
+    assert len(interner) == 2
+    third = ["c"]
+    assert interner.get(("c",), third) is third and len(interner) == 1  # full: it started over
+    again = ["a"]
+    assert interner.get(("a",), again) is again
+    with pytest.raises(ValueError):
+        Interner(0)
