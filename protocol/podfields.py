@@ -273,14 +273,31 @@ def _containers(spec: dict[str, Any], scope: Scope) -> Iterator[tuple[str, dict[
                 yield f"{field}[{i}]", c
 
 
+_BY_STATUS: dict[Status, tuple[tuple[Rule, str], ...]] = {
+    status: tuple((r, r.path.partition(".")[0]) for r in RULES if r.status == status)
+    for status in ("honoured", "warned", "refused")}
+"""Each status's rules in table order, with the field each starts at: a rule whose first field is absent
+finds nothing (no rule's ``when`` holds for an absent value), so it is passed over without walking its path."""
+
+
 def findings(spec: Any, prefix: str, status: Status) -> Iterator[tuple[str, Rule]]:
-    """(field path, rule) for every field of ``spec`` set to a value its rule gives ``status``."""
+    """(field path, rule) for every field of ``spec`` set to a value its rule gives ``status``.
+
+    Every create and update of a pod (and of a workload's template) asks this three times (validation before
+    and after defaulting, warnings): only the rules whose first field the spec or a container has are walked."""
     if not isinstance(spec, dict):
         return
-    for rule in RULES:
-        if rule.status != status:
-            continue
-        targets = [("", spec)] if rule.scope == "pod" else [(f"{p}.", c) for p, c in _containers(spec, rule.scope)]
+    scoped: dict[Scope, list[tuple[str, dict[str, Any]]]] = {}
+    for rule, head in _BY_STATUS[status]:
+        if rule.scope == "pod":
+            if head not in spec:
+                continue
+            targets = [("", spec)]
+        else:
+            containers = scoped.get(rule.scope)
+            if containers is None:
+                containers = scoped[rule.scope] = [(f"{p}.", c) for p, c in _containers(spec, rule.scope)]
+            targets = [(where, c) for where, c in containers if head in c]
         for where, obj in targets:
             for sub, value, parent in _get(obj, rule.path):
                 if rule.when(value) and (rule.parent is None or rule.parent(parent)):
