@@ -227,6 +227,11 @@ class RuntimeUnavailable(ContainerRuntimeError):
 class ContainerRuntime(Protocol):
     """What the kubelet needs from a container runtime. All methods are coroutines."""
 
+    reads_termination_logs: bool
+    """Whether an exited container's termination message is read from the node file bound at its
+    ``terminationMessagePath`` (``ContainerConfig.termination_log``). The kubelet makes that file (a directory
+    and an empty file per container attempt) only for a runtime that reads it."""
+
     async def list_sandboxes(self, node_name: str) -> list[RuntimeSandbox]: ...
 
     async def list_containers(self, node_name: str) -> list[RuntimeContainer]: ...
