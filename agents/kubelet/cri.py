@@ -234,6 +234,11 @@ OnPull = Callable[[], Awaitable[None]]
 class ContainerRuntime(Protocol):
     """What the kubelet needs from a container runtime. All methods are coroutines."""
 
+    reads_termination_logs: bool
+    """Whether an exited container's termination message is read from the node file bound at its
+    ``terminationMessagePath`` (``ContainerConfig.termination_log``). The kubelet makes that file (a directory
+    and an empty file per container attempt) only for a runtime that reads it."""
+
     async def list_sandboxes(self, node_name: str, *, pod: PodKey | None = None) -> list[RuntimeSandbox]:
         """The node's sandboxes; with ``pod``, only those of that pod (namespace, name), whatever their uid."""
         ...

@@ -126,6 +126,10 @@ class _Container:
 class FakeRuntime:
     """``ContainerRuntime`` whose containers exist only as records (one instance can serve many nodes)."""
 
+    reads_termination_logs = False
+    """Its containers report no termination message: the kubelet makes no file for one (as kubemark's hollow
+    kubelet, whose file system is a fake). The config still names the file and its mount."""
+
     def __init__(self, *, clock: Callable[[], float] = time.time, missing_images: Iterable[str] = ()) -> None:
         self._clock = clock
         self._missing = frozenset(missing_images)

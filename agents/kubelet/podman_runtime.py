@@ -236,6 +236,8 @@ def _error_text(exc: BaseException) -> str:
 class PodmanRuntime:
     """``ContainerRuntime`` on a Podman API service reachable at ``socket_url`` (``unix://...``)."""
 
+    reads_termination_logs = True
+
     def __init__(
         self,
         socket_url: str,

@@ -303,7 +303,10 @@ class PodVolumes:
         self._tokens: dict[Ref, tuple[Obj, float, float]] = {}  # ref -> (token, fetched at, lifetime)
         self._tmpfs_error: str | None = None
         self._locks: dict[str, asyncio.Lock] = {}
-        self._pods: dict[str, tuple[Obj, SandboxConfig | None]] = {}  # uid -> last pod prepared
+        self._sandboxes: dict[str, SandboxConfig | None] = {}
+        """uid -> the sandbox of a pod with file volumes, as last prepared (its address is in their downward API
+        files when refreshed); nothing is kept for other pods, and never the pod itself (a hollow process's
+        75,000 pods would each keep an outdated copy)."""
 
     # -- objects ------------------------------------------------------------------------------------
     async def sources(self, pod: Obj) -> Sources:
@@ -382,7 +385,8 @@ class PodVolumes:
         except ConfigError:
             self.forget_objects(pod)
             raise
-        self._pods[uid] = (pod, sandbox)
+        if self.has_file_volumes(pod):
+            self._sandboxes[uid] = sandbox
         return replace(config, env=env, command=command, args=args, mounts=tuple(mounts))
 
     def _set_up(self, pod: Obj, volumes: dict[str, Volume], sources: Sources, facts: PodFacts) -> None:
@@ -451,7 +455,7 @@ class PodVolumes:
             return None
         # a pod adopted after a kubelet restart was not prepared by this process: its volumes on disk are
         # refreshed all the same (the pod IP then comes from its status)
-        sandbox = self._pods[uid][1] if uid in self._pods else None
+        sandbox = self._sandboxes.get(uid)
         try:
             sources = await self.sources(pod)
             async with self._locks.setdefault(uid, asyncio.Lock()):
@@ -479,7 +483,7 @@ class PodVolumes:
 
     async def cleanup(self, uid: str) -> None:
         """Remove a pod's volumes (its containers are gone): unmount tmpfs, delete the directory."""
-        self._pods.pop(uid, None)
+        self._sandboxes.pop(uid, None)
         self._locks.pop(uid, None)
         for ref in [r for r in self._tokens if r[1] == uid]:
             del self._tokens[ref]

@@ -124,3 +124,29 @@ async def test_an_init_container_done_at_once_queues_the_next_step_now(api: ApiA
     assert await worker.reconcile("default/i") is None  # the app container started: nothing more to do
     states = {c.name: c.state for c in await runtime.list_containers(NODE)}
     assert states == {"init": "exited", "app": "running"}
+
+
+class ReadingRuntime(FakeRuntime):
+    """The fake, as a runtime that reads termination messages from the node file (as Podman does)."""
+
+    reads_termination_logs = True
+
+
+@pytest.mark.parametrize("reads", [False, True])
+async def test_the_termination_message_file_is_made_only_for_a_runtime_that_reads_it(
+        api: ApiActor, client: ApiClient, tmp_path: Path, reads: bool) -> None:
+    runtime = ReadingRuntime() if reads else FakeRuntime()
+    pods = Pods()
+    worker = make_worker(client, runtime, pods, tmp_path)
+    bound = await create_bound(client, pod_manifest("t", [{"name": "app", "image": "busybox"}]), NODE)
+    pods.store["default/t"] = bound
+    await worker.reconcile("default/t")
+    [container] = runtime._containers.values()
+    path = container.config.termination_log
+    assert path.startswith(str(tmp_path)) and path.endswith("/app/0")  # named and mounted either way
+    assert ("/dev/termination-log", path) in [(m.destination, m.source) for m in container.mounts]
+    assert on_disk(path, tmp_path) == (reads, reads)  # nothing on the node's disk for a fake container
+
+
+def on_disk(path: str, state_dir: Path) -> tuple[bool, bool]:
+    return Path(path).is_file(), (state_dir / "pods").exists()

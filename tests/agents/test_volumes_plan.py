@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,48 @@ def test_projected_service_account_token() -> None:
     ref = token_ref(p, source)
     assert ref[0] == "ServiceAccountToken" and ref[2] == "vault|600"
     assert payload(p, volume, {**SOURCES, ref: {"token": "jwt"}}, FACTS) == {"token": FileEntry(b"jwt", 0o640)}
+
+
+class _Pod(dict):  # type: ignore[type-arg]
+    """A pod map that can be weakly referenced."""
+
+
+async def test_prepared_pods_are_not_kept_and_file_volumes_follow_the_sandbox_address(tmp_path: Path) -> None:
+    """PodVolumes keeps no pod object after ``prepare`` (a hollow process prepares 75,000); for a pod with file
+    volumes it keeps the sandbox, whose address a refresh writes into the downward API files."""
+    import gc
+    import weakref
+
+    import structlog
+
+    from agents.kubelet.cri import ContainerConfig, SandboxConfig
+    from agents.kubelet.volumes import PodVolumes
+
+    async def fetch(kind: str, namespace: str, name: str) -> None:
+        return None
+
+    def facts(pod: dict[str, Any], sandbox: SandboxConfig | None) -> PodFacts:
+        return PodFacts(node_name="n1", pod_ip=sandbox.pod_ip if sandbox else "", node_cpu_millis=1000,
+                        node_memory_bytes=1 << 30)
+
+    volumes = PodVolumes(tmp_path, fetch, node="n1", log=structlog.get_logger(), facts=facts)
+    plain = _Pod(pod(containers=[{"name": "c"}]))
+    await volumes.prepare(plain, SandboxConfig("u1", "ns", "p", "n1", pod_ip="10.0.0.9"), ContainerConfig("c", "i"))
+    gone = weakref.ref(plain)
+    del plain
+    gc.collect()
+    assert gone() is None
+
+    ip = {"name": "ip", "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}
+    filed = _Pod(pod(ip, containers=[{"name": "c", "volumeMounts": [{"name": "ip", "mountPath": "/ip"}]}]))
+    filed["metadata"]["uid"] = "u2"
+    await volumes.prepare(filed, SandboxConfig("u2", "ns", "p", "n1", pod_ip="10.0.0.7"), ContainerConfig("c", "i"))
+    later = pod(ip, containers=[{"name": "c", "volumeMounts": [{"name": "ip", "mountPath": "/ip"}]}])
+    later["metadata"]["uid"] = "u2"  # a newer version of the pod, without podIP in its status
+    await volumes.refresh(later)
+    gone = weakref.ref(filed)
+    del filed
+    gc.collect()
+    assert gone() is None
+    [written] = (tmp_path / "pods" / "u2" / "volumes").glob("*/ip/ip")
+    assert written.read_text() == "10.0.0.7"

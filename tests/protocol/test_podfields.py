@@ -143,3 +143,65 @@ def test_values_that_are_fine_are_not_refused() -> None:
         validate(obj, expect_kind="Pod")  # not a valid container restartPolicy in Kubernetes either
     obj["spec"]["initContainers"][0].pop("restartPolicy")
     validate(obj, expect_kind="Pod")
+
+
+def _findings_by_full_scan(spec: dict[str, Any], status: str) -> list[tuple[str, str]]:
+    """What ``findings`` gives, the slow way: every rule of the table walked over the spec and each container."""
+    from protocol.podfields import _get, _volume_findings
+
+    found = []
+    for rule in RULES:
+        if rule.status != status:
+            continue
+        names = {"pod": (), "container": ("containers", "initContainers"), "app": ("containers",),
+                 "init": ("initContainers",)}[rule.scope]
+        targets = [("", spec)] if rule.scope == "pod" else [
+            (f"{n}[{i}].", c) for n in names for i, c in enumerate(spec.get(n) or []) if isinstance(c, dict)]
+        for where, obj in targets:
+            for sub, value, parent in _get(obj, rule.path):
+                if rule.when(value) and (rule.parent is None or rule.parent(parent)):
+                    found.append((f"spec.{where}{sub}", rule.path))
+    if status == "refused":
+        found += [(path, rule.path) for path, rule in _volume_findings(spec, "spec")]
+    return found
+
+
+def _with(obj: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for name in parents:
+        obj = obj.setdefault(name, {})
+    obj[last] = value
+
+
+@pytest.mark.parametrize("status", ["honoured", "warned", "refused"])
+def test_findings_are_those_of_every_rule_walked_in_table_order(status: str) -> None:
+    """``findings`` walks only the rules whose first field is present: the same findings, in the same order,
+    as walking every rule, for specs setting each rule's field (pod, app and init containers) to values that
+    match and values that do not."""
+    from protocol.podfields import findings
+
+    values: list[Any] = [True, False, 0, 1, "Always", "Localhost", {"type": "Localhost"}, {"medium": "Memory"},
+                         [{"name": "x"}], {"sizeLimit": "1Gi"}]
+    specs = []
+    for rule in RULES:
+        for value in values:
+            spec: dict[str, Any] = {"containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}],
+                                    "initContainers": [{"name": "c", "image": "i"}]}
+            if "[]" in rule.path or rule.path.split(".")[0] in ("containers", "initContainers"):
+                continue
+            if rule.scope == "pod":
+                _with(spec, rule.path, value)
+            else:
+                for c in spec["containers"][1:] + spec["initContainers"]:
+                    _with(c, rule.path, value)
+            specs.append(spec)
+    specs.append({"containers": [{"name": "a", "image": "i", "volumeMounts": [{"name": "v", "mountPath": "/v",
+                                                                             "recursiveReadOnly": "Enabled"}]}],
+                  "volumes": [{"name": "v", "nfs": {}}, {"name": "w", "emptyDir": {"sizeLimit": "1Gi"}}],
+                  "hostPID": True, "ephemeralContainers": [{"name": "e"}]})
+    found_any = 0
+    for spec in specs:
+        got = [(path, rule.path) for path, rule in findings(spec, "spec", status)]  # type: ignore[arg-type]
+        assert got == _findings_by_full_scan(spec, status)
+        found_any += len(got)
+    assert found_any > len(RULES) // 3
