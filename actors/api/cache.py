@@ -122,8 +122,11 @@ class Watcher:
     inbox: str
     min_rev: int
     seq: int = 0
-    pending: list[bytes] = field(default_factory=list)
+    pending: list[tuple[int, bytes]] = field(default_factory=list)
+    """Unsent events: (revision, encoded event)."""
     pending_bytes: int = 0
+    flushing: bool = False
+    """Its events are being sent: until the last message is out, it is not current at the cache's revision."""
     last_keepalive: float = field(default_factory=time.monotonic)
     last_sent: float = field(default_factory=time.monotonic)
     bookmarks: str | None = None
@@ -374,15 +377,15 @@ class WatchCache:
         else:
             kind = DELETED if was else None
         if kind is not None:
-            self._queue(watcher, event.encode(kind))
+            self._queue(watcher, event.rev, event.encode(kind))
 
     def watches_of(self, connection: str, *, pinned: bool) -> int:
         return (self.pinned_by_connection if pinned else self.by_connection).get(connection, 0)
 
-    def _queue(self, watcher: Watcher, item: bytes) -> None:
+    def _queue(self, watcher: Watcher, rev: int, item: bytes) -> None:
         if watcher.overflowed:
             return
-        watcher.pending.append(item)
+        watcher.pending.append((rev, item))
         watcher.pending_bytes += len(item)
         if watcher.pending_bytes > self.max_pending_bytes:
             watcher.overflowed = True  # the flusher ends it; nothing more is queued meanwhile
@@ -391,32 +394,46 @@ class WatchCache:
             self.dirty[watcher.id] = watcher
             self.wakeup.set()
 
+    def settled(self, watcher: Watcher) -> bool:
+        """Whether every change up to the cache's revision was sent to ``watcher`` (a bookmark may say so)."""
+        return not watcher.flushing and watcher.id not in self.dirty
+
     def take_messages(self, watcher: Watcher) -> list[bytes]:
         """Drain ``watcher``'s initial objects and pending events into wire messages (several when large)."""
         return list(self.messages(watcher))
 
     def messages(self, watcher: Watcher) -> Iterator[bytes]:
         """The same, one message at a time: the initial objects are encoded as each message is built, so a
-        watcher holds at most one message's worth of copies at once."""
+        watcher holds at most one message's worth of copies at once.
+
+        Each message's ``resourceVersion`` is one the watch is current at once it has read it: the last event
+        of a message that more follow, the cache's revision when the events were taken for the last one
+        (changes applied while the messages go out wait for the next flush, and are not covered)."""
         initial, watcher.initial = watcher.initial, []
         pending, watcher.pending, watcher.pending_bytes = watcher.pending, [], 0
+        upto = max(self.rev, watcher.min_rev)  # every change up to here is in ``pending`` or did not match
         items: list[bytes] = []
         size = 0
+        last = 0
         sent = False
-        added = (codec.packed_map_with_raw({"type": ADDED, "rv": e.rev}, {"object": e.raw}) for e in initial)
-        for item in _chain(added, pending):
-            if items and size + len(item) > MAX_WATCH_MESSAGE_BYTES:
-                yield self._message(watcher, items)
-                sent = True
-                items, size = [], 0
-            items.append(item)
-            size += len(item)
-        if items or not sent:
-            yield self._message(watcher, items)
+        added = ((0, codec.packed_map_with_raw({"type": ADDED, "rv": e.rev}, {"object": e.raw})) for e in initial)
+        watcher.flushing = True
+        try:
+            for rev, item in _chain(added, pending):
+                if items and size + len(item) > MAX_WATCH_MESSAGE_BYTES:
+                    yield self._message(watcher, items, last)
+                    sent = True
+                    items, size = [], 0
+                items.append(item)
+                size += len(item)
+                last = max(last, rev)
+            if items or not sent:
+                yield self._message(watcher, items, upto)
+        finally:
+            watcher.flushing = False
 
-    def _message(self, watcher: Watcher, items: list[bytes]) -> bytes:
+    def _message(self, watcher: Watcher, items: list[bytes], rev: int) -> bytes:
         watcher.seq += 1
-        rev = max(self.rev, watcher.min_rev)  # every change up to self.rev was offered to every watcher
         return codec.packed_map_with_raw(
             {"v": PROTOCOL_VERSION, "ok": True, "watch": watcher.id, "seq": watcher.seq,
              "resourceVersion": rev},
@@ -424,7 +441,7 @@ class WatchCache:
         )
 
 
-def _chain(first: Iterator[bytes], then: list[bytes]) -> Iterator[bytes]:
+def _chain(first: Iterator[tuple[int, bytes]], then: list[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
     yield from first
     yield from then
 

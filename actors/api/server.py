@@ -24,6 +24,7 @@ from actors.api.authorize import authorize, escalation_check, scoped_user
 from actors.api.cache import MAX_PENDING_BYTES, WINDOW_BYTES, WatchCache, Watcher, bookmark_entry
 from actors.api.events_store import EventStreamStore, EventWatches
 from actors.api.eviction import evict
+from actors.api.feedgaps import FeedGaps
 from actors.api.kindhooks import hooks_for
 from actors.api.lanes import Admission, Lane, LaneSettings, lane_of
 from actors.api.listing import LIST_WINDOW_CHUNKS, ChunkSender
@@ -136,6 +137,11 @@ class ApiActor:
              Lane.USER: LaneSettings(s.user_inflight, s.max_queued),
              Lane.SYSTEM: LaneSettings(s.max_inflight, s.max_queued)}, max_wait=s.max_wait,
             max_per_flow=s.max_inflight_per_flow)
+        self._gaps = FeedGaps()
+        self._feed_whole = asyncio.Event()
+        """Set while every revision the feed passed over is accounted for (the watch flusher waits on it)."""
+        self._feed_whole.set()
+        self._feed_pending = 0
         self._subs: list[Any] = []
         self.serving = False
         """True once every request subject (shared, node-scoped, identity-scoped) and watch control is subscribed."""
@@ -164,6 +170,8 @@ class ApiActor:
                 "watches": len(self.cache.watchers()), "requests": self.requests,
                 "lanes": self._admission.stats(), "throttled": self._admission.throttled,
                 "audit": self._auditor.stats() if self._auditor else {},
+                "feedGaps": {"revisions": self._gaps.found, "named": self._gaps.attributed,
+                             "open": len(self._gaps.holes)},
                 "objects": {p: len(o) for p, o in self.cache.objects.items()}}
 
     async def start(self, ctx: ActorContext) -> None:
@@ -189,7 +197,7 @@ class ApiActor:
         self._service = ApiService(store, self.cache, stream_store=self._events, token_keys=self._keys,
                                    token_settings=self.settings.tokens, allocator=allocator)
         if await store.last_revision() == 0:
-            self.cache.mark_ready(0)
+            self._mark_ready(0)
         self._subs.append(await store.follow(self._on_record))
         await asyncio.wait_for(self.cache.ready.wait(), timeout=300)
         ctx.log.info("watch cache loaded", resource_version=self.cache.rev,
@@ -227,12 +235,37 @@ class ApiActor:
             await self._end_watch(watcher, Unavailable("the API actor is shutting down; watch again"))
 
     async def _on_record(self, record: Record, pending: int) -> None:
-        if (record.expected is not None and self.cache.ready.is_set()
-                and self.cache.skipped(record.key, record.expected)):
-            await self._on_skip(record)
+        if self.cache.ready.is_set():
+            self._gaps.see(record.revision, record.expected)
+            if record.expected is not None and self.cache.skipped(record.key, record.expected):
+                await self._on_skip(record)
         self.cache.apply(record.key, record.revision, record.value, record.deleted)
         if pending == 0 and not self.cache.ready.is_set():
-            self.cache.mark_ready(record.revision)
+            self._mark_ready(record.revision)
+        self._feed_pending = pending
+        await self._settle_gaps()
+
+    def _mark_ready(self, rev: int) -> None:
+        self.cache.mark_ready(rev)
+        self._gaps.start(rev)
+
+    async def _settle_gaps(self) -> None:
+        """Release held watches once every hole in the feed is named; expire them for the unnamed ones."""
+        through = self._gaps.unattributed(self._feed_pending)
+        if through is not None:
+            watchers = [w for w in self.cache.watchers() if w.min_rev < through]
+            self.ctx.log.warning("watch cache feed skipped revisions no later write named: every watch "
+                                 "that may have missed them expires", through=through, watches=len(watchers))
+            self.cache.expire_through(through)
+            for watcher in watchers:
+                await self._end_watch(watcher, Expired(
+                    f"changes up to resourceVersion {through} did not reach this API actor; list again and "
+                    "watch from the list's resourceVersion", {"resourceVersion": watcher.min_rev,
+                                                              "oldest": through}))
+        if self._gaps.held:
+            self._feed_whole.clear()
+        else:
+            self._feed_whole.set()
 
     async def _on_skip(self, record: Record) -> None:
         """The feed skipped a revision of ``record.key`` (the KV stream keeps one per key: a revision
@@ -576,6 +609,7 @@ class ApiActor:
         unflushed = 0
         while True:
             await self.cache.wakeup.wait()
+            await self._feed_whole.wait()  # no watch is told it is current past a hole in the feed
             self.cache.wakeup.clear()
             dirty, self.cache.dirty = self.cache.dirty, {}
             for watcher in dirty.values():
@@ -614,13 +648,15 @@ class ApiActor:
         per watch for clients that gave no ``bookmarks`` inbox, else one per inbox naming all its idle watches."""
         while True:
             await asyncio.sleep(1.0)
+            await self._settle_gaps()  # a feed that stalls with holes open still gives up on them in time
             now = time.monotonic()
             shared: dict[str, list[dict[str, Any]]] = {}
             for watcher in self.cache.watchers():
                 if now - watcher.last_keepalive > WATCH_TTL:
                     self.cache.remove_watcher(watcher.id)
                     self.ctx.log.info("watch expired: no keep-alive", watch=watcher.id)
-                elif now - watcher.last_sent > BOOKMARK_EVERY and watcher.id not in self.cache.dirty:
+                elif (now - watcher.last_sent > BOOKMARK_EVERY and self.cache.settled(watcher)
+                      and self._feed_whole.is_set()):
                     watcher.last_sent = now
                     if watcher.bookmarks is None or watcher.seq == 0:
                         self.cache.dirty[watcher.id] = watcher

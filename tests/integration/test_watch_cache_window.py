@@ -17,7 +17,7 @@ def watcher(plural: str, min_rev: int) -> Watcher:
 
 def replayed(cache: WatchCache, w: Watcher) -> list[int]:
     cache.add_watcher(w, resume=True)
-    return [codec.unpackb(item)["rv"] for item in w.pending]
+    return [codec.unpackb(item)["rv"] for _, item in w.pending]
 
 
 async def test_resume_replays_only_the_kind_watched_and_expires_past_the_window() -> None:
@@ -52,3 +52,30 @@ async def test_the_window_is_sized_by_bytes_too_and_keeps_no_encoded_copy() -> N
     first, last = cache.get("configmaps.default.o1"), cache.get("configmaps.default.o10")
     assert first is not None and last is not None
     assert first.labels == {"app": "web"} and first.labels is last.labels  # one map for equal labels
+
+
+async def test_a_message_claims_only_what_it_and_earlier_messages_carried() -> None:
+    """A watch split over several messages is current at its last event after each but the last, and the
+    last covers the cache's revision when the events were taken, never a change queued while they went out
+    (a client that resumes after losing a later message must get that change again: finding 11 b)."""
+    raw = codec.packb({"metadata": {"name": "o"}, "data": "x" * 100_000})
+    cache = WatchCache()
+    cache.mark_ready(0)
+    w = watcher("configmaps", 0)
+    cache.add_watcher(w, resume=False)
+    for rev in range(1, 6):
+        cache.apply(f"configmaps.default.o{rev}", rev, raw, False)
+    cache.dirty.clear()  # as the flusher takes the watches to send
+    messages = cache.messages(w)
+    first = codec.unpackb(next(messages))
+    assert [e["rv"] for e in first["events"]] == [1, 2] and first["resourceVersion"] == 2
+    assert not cache.settled(w)  # no bookmark may say it is current while the rest is unsent
+    cache.apply("configmaps.default.late", 6, raw, False)  # arrives while the messages go out
+    rest = [codec.unpackb(m) for m in messages]
+    assert [[e["rv"] for e in m["events"]] for m in rest] == [[3, 4], [5]]
+    assert [m["resourceVersion"] for m in rest] == [4, 5]  # not 6: that change waits for the next flush
+    assert not cache.settled(w)  # the late change is queued
+    cache.dirty.clear()
+    last = [codec.unpackb(m) for m in cache.messages(w)]
+    assert [[e["rv"] for e in m["events"]] for m in last] == [[6]] and last[0]["resourceVersion"] == 6
+    assert cache.settled(w)

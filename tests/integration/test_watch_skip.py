@@ -6,9 +6,13 @@ write of the key shows the skip; every watch of that kind that may have missed i
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 import pytest
 
+from actors.api.store import Record
+from protocol import codec
 from protocol.errors import Expired
 from runtime.client import ApiClient
 from tests.conftest import ActorRunner, start_api
@@ -57,5 +61,59 @@ async def test_writes_in_order_are_not_taken_for_skips(runner: ActorRunner, nats
             await client.create(cm("steady", "again"))  # re-created: it replaces the deletion marker
             events = await take(watch, 22, timeout=5)
         assert [e.type for e in events] == ["MODIFIED"] * 20 + ["DELETED", "ADDED"]
+    finally:
+        await nc.close()
+
+
+def secret_record(name: str, rev: int) -> Record:
+    raw = codec.packb({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "default"}})
+    return Record(f"secrets.default.{name}", rev, raw, False, 0)
+
+
+async def test_a_hole_in_the_feed_holds_every_watch_until_a_write_names_it(runner: ActorRunner,
+                                                                           nats_server) -> None:
+    """Finding 11 a: between a hole in the feed and the write that names its key, no watch hears of a later
+    change; then only the named kind's watches expire and the others carry on, nothing lost."""
+    api = await start_api(runner)
+    nc = await nats.connect(nats_server.url)
+    try:
+        client = ApiClient(nc)
+        hot = await client.create(cm("hot"))
+        start = api.cache.rev
+        async with client.watch("cm", resource_version=start) as cms, \
+                client.watch("secret", resource_version=start) as secrets:
+            # start+1 was superseded before the feed read it; a secret written after it arrives first
+            await api._on_record(secret_record("s1", start + 2), pending=5)
+            with pytest.raises(asyncio.TimeoutError):
+                await take(secrets, 1, timeout=0.5)  # held: the hole may be a secret's
+            raw = codec.packb({**hot, "data": {"v": "2"}})
+            await api._on_record(Record("configmaps.default.hot", start + 3, raw, False, start + 1), pending=0)
+            with pytest.raises(Expired, match="list again"):
+                await take(cms, 1)
+            events = await take(secrets, 1)
+            seen = [(e.type, e.object["metadata"]["name"], e.resource_version) for e in events]
+            assert seen == [("ADDED", "s1", start + 2)]
+        assert api.health()["feedGaps"] == {"revisions": 1, "named": 1, "open": 0}
+    finally:
+        await nc.close()
+
+
+async def test_a_hole_no_write_names_expires_every_watch_that_may_have_missed_it(runner: ActorRunner,
+                                                                                nats_server) -> None:
+    api = await start_api(runner)
+    nc = await nats.connect(nats_server.url)
+    try:
+        client = ApiClient(nc)
+        await client.create(cm("hot"))
+        start = api.cache.rev
+        async with client.watch("cm", resource_version=start) as cms, \
+                client.watch("secret", resource_version=start) as secrets:
+            # the feed caught up (nothing pending) and no write named start+1: it may have been any kind's
+            await api._on_record(secret_record("s1", start + 2), pending=0)
+            for watch in (cms, secrets):
+                with pytest.raises(Expired, match="list again"):
+                    await take(watch, 1)
+        with pytest.raises(Expired):
+            await take(client.watch("secret", resource_version=start), 1)
     finally:
         await nc.close()
