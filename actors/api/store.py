@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +128,8 @@ class Store:
         value = self.keyring.encrypt(key, value)
         for attempt in range(IN_FLIGHT_RETRIES):
             try:
-                seq = await self._js_publish(keys.KV_SUBJECT_PREFIX + key, value, headers)
+                ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, timeout=self.settings.timeout,
+                                            headers=headers)
             except nats.js.errors.APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     raise Conflict(f"{key} was modified concurrently") from None
@@ -139,22 +139,10 @@ class Store:
                 raise Unavailable(f"datastore refused the write: {exc.description}") from None
             except (NatsTimeout, NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
                 raise Unavailable(f"datastore did not acknowledge the write: {exc!r}; retry") from None
+            seq = int(ack.seq)
             await self._tell_change(key, value, headers, seq)
             return seq
         raise Unavailable(f"another write of {key} stayed in flight; nothing was written; retry")
-
-    async def _js_publish(self, subject: str, value: bytes, headers: dict[str, str]) -> int:
-        """``JetStreamContext.publish`` without building its ``PubAck``: the acknowledged stream sequence. The
-        same request, timeout and errors (``APIError`` from the server's answer, ``NoStreamResponseError`` when
-        no stream listens)."""
-        try:
-            msg = await self.nc.request(subject, value, timeout=self.settings.timeout, headers=headers)
-        except NoRespondersError:
-            raise nats.js.errors.NoStreamResponseError from None
-        answer = json.loads(msg.data)
-        if "error" in answer:
-            raise nats.js.errors.APIError.from_error(answer["error"])
-        return int(answer["seq"])
 
     async def _tell_change(self, key: str, value: bytes, headers: dict[str, str], revision: int) -> None:
         """Publish an acknowledged write to ``shoal.changes.<key>`` (captured by ``SHOAL_CHANGES``) with the
