@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from agents.kubelet.cri import ContainerRuntime
+from agents.kubelet.cri import ContainerRuntime, PodKey
 from agents.kubelet.plan import PodRuntimeView, runtime_views
 
 
@@ -50,14 +50,18 @@ class RuntimeCache:
                 return self.views
             start = self._tickets
             self._tickets += 1
-            # side by side: one round trip's wait instead of two (each listing is consistent on its own;
-            # a container whose sandbox is not in the same listing is grouped with nothing, as before)
-            sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name),
-                                                         self.runtime.list_containers(self.node_name))
-            self.views = runtime_views(sandboxes, containers)
+            self.views = await self._list()
             self._last_start = start
             self.listings += 1
             return self.views
+
+    async def _list(self, pod: PodKey | None = None) -> Mapping[str, PodRuntimeView]:
+        """Pod views from one listing of the node's sandboxes and containers (only ``pod``'s if given)."""
+        # side by side: one round trip's wait instead of two (each listing is consistent on its own;
+        # a container whose sandbox is not in the same listing is grouped with nothing, as before)
+        sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name, pod=pod),
+                                                     self.runtime.list_containers(self.node_name, pod=pod))
+        return runtime_views(sandboxes, containers)
 
     async def view(self, key: str) -> PodRuntimeView:
         """The runtime objects of one pod key, listed after this call: only that pod's (the runtime
@@ -66,11 +70,9 @@ class RuntimeCache:
         if self.listings == 0:
             await self.fresh()
         namespace, _, name = key.partition("/")
-        pod = (namespace, name)
-        sandboxes, containers = await asyncio.gather(self.runtime.list_sandboxes(self.node_name, pod=pod),
-                                                     self.runtime.list_containers(self.node_name, pod=pod))
+        views = await self._list((namespace, name))
         self.pod_listings += 1
-        view = runtime_views(sandboxes, containers).get(key) or PodRuntimeView()
+        view = views.get(key) or PodRuntimeView()
         # what a reconcile saw (and acted on) is no change for the relist: the kubelet's own creates and
         # starts do not queue the pod again
         if view.sandboxes:
