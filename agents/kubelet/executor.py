@@ -116,19 +116,20 @@ class Executor:
             if isinstance(action, StopContainer):
                 continue
             if isinstance(action, CreateSandbox):
-                first = actions[i + 1] if i + 1 < len(actions) else None
-                joined = isinstance(first, RunContainer) and first.sandbox_id is None
-                if isinstance(first, RunContainer) and joined:
+                after = actions[i + 1] if i + 1 < len(actions) else None
+                # the container made in this sandbox next, whose start starts the sandbox (None: started alone)
+                first = after if isinstance(after, RunContainer) and after.sandbox_id is None else None
+                if first is not None:
                     # its volumes and config need no sandbox: made while Podman makes the sandbox
                     prepared[i + 1] = asyncio.ensure_future(self._prepared(pod, first, notes, log))
                 try:
-                    sandbox_id = await self._create_sandbox(pod, action, notes, log, start=not joined)
+                    sandbox_id = await self._create_sandbox(pod, action, notes, log, start=first is None)
                 finally:
                     if sandbox_id is None and prepared:  # (its volumes go with the pod, as any)
                         await asyncio.gather(*prepared.values(), return_exceptions=True)
                 if sandbox_id is None:
                     return  # recorded as a failure of every container; retried after its back-off
-                unstarted = sandbox_id if joined else None
+                unstarted = sandbox_id if first is not None else None
             elif isinstance(action, RemoveSandbox):
                 log.info("removing sandbox", sandbox=action.sandbox_id[:12], reason=action.reason)
                 await self.runtime.remove_sandbox(action.sandbox_id)
