@@ -389,9 +389,9 @@ class DeploymentScaler:
 class RawKvObserver:
     """A JetStream ordered consumer on the KV stream itself (what each API actor's watch cache follows),
     recording the chaos run's ConfigMap changes like a watcher: it tells a change lost by the datastore's
-    change feed from one lost by the API's watch path. A revision superseded before it was read is gone
-    (history 1); the next one names the revision it replaced, so the skip is recorded as an Expired and a
-    relist, as the API actor ends its watches."""
+    change feed from one lost by the API's watch path. It follows the whole bucket, as the API actor does,
+    so its stream sequences are consecutive but where a revision was superseded before it was read (history
+    1): such a hole is recorded at once as an Expired and a relist, as the API actor ends its watches."""
 
     name: str
     nc: Any
@@ -410,23 +410,22 @@ class RawKvObserver:
 
         async def handler(msg: Any) -> None:
             rv = int(msg.metadata.sequence.stream)
+            if rv > self.last_rv + 1:
+                # revisions superseded before they were read (of any key): said at once, as the API actor does
+                self.records += [WatchRecord("expired", rv - 1), WatchRecord("relist", rv - 1)]
             self.last_rv = max(self.last_rv, rv)
+            if not msg.subject.startswith(prefix):
+                return
             name = keys.decode_token(msg.subject[len(prefix):])
             if not name.startswith(self.run):
                 return
             value = None
             with contextlib.suppress(Exception):
                 value = (codec.unpackb(msg.data).get("data") or {}).get("v")
-            replaced = (msg.headers or {}).get("Nats-Expected-Last-Subject-Sequence")
-            if replaced is not None and replaced.isdigit() and int(replaced) != last.get(name, 0):
-                # A revision of this key was superseded before it was read: said, as the API actor does.
-                self.records += [WatchRecord("expired", rv - 1), WatchRecord("relist", rv - 1)]
-            last[name] = rv
             self.records.append(WatchRecord("event", rv, name, value, "MODIFIED"))
 
-        last: dict[str, int] = {}
-        self.sub = await self.nc.jetstream().subscribe(prefix + "*", cb=handler, ordered_consumer=True,
-                                                      idle_heartbeat=1.0)
+        self.sub = await self.nc.jetstream().subscribe(keys.KV_SUBJECT_PREFIX + ">", cb=handler,
+                                                      ordered_consumer=True, idle_heartbeat=1.0)
 
     async def stop(self) -> None:
         if self.sub is not None:
