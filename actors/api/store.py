@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import itertools
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +47,39 @@ IN_FLIGHT = 10164
 sequence", no number). Not yet a lost race: the other write may still fail, and until it commits a read
 returns the old revision, so answering Conflict here broke linearizability (chaos seed 395483). The write
 was never proposed: it is sent again until the other one settles (then 10071 or success)."""
+DUPLICATE_IN_PROCESS = 10158
+"""This very write (its ``Nats-Msg-Id``) is already being proposed: sent again, it is answered once it settles."""
 IN_FLIGHT_RETRIES = 20
+MSG_ID = "Nats-Msg-Id"
+DEDUPE_WINDOW = 30.0
+"""Seconds the bucket remembers each write's id: a write sent again within it is acknowledged once, with the
+revision it got the first time (``PubAck.duplicate``), never applied twice."""
+_LAST_SEQUENCE = re.compile(r"wrong last sequence: (\d+)")
+
+
+class Refusal(enum.Enum):
+    CONFLICT = "conflict"
+    AGAIN = "again"
+    UNAVAILABLE = "unavailable"
+
+
+def refusal(err_code: int | None, description: str | None, expected: int | None) -> Refusal:
+    """What a JetStream refusal of a write that expected revision ``expected`` of its key means.
+
+    10071 names the subject's last sequence as the answering server knows it. Below ``expected`` (a revision
+    already committed and read), that server is behind: a leader that lost its place at a partition's heal,
+    while the real one may have taken this very write (chaos soak seed 9, session 10: Conflict answered for
+    writes that were committed). The write is sent again with its id; the real leader answers duplicate
+    (done), in process (again), or judges it (finding 12). Otherwise 10071 is a lost race. 10164 (another
+    write of the key in flight, this one not proposed) and 10158 (this write in process) are sent again."""
+    if err_code == WRONG_LAST_SEQUENCE:
+        found = _LAST_SEQUENCE.search(description or "")
+        if found is not None and expected is not None and int(found.group(1)) < expected:
+            return Refusal.AGAIN
+        return Refusal.CONFLICT
+    if err_code in (IN_FLIGHT, DUPLICATE_IN_PROCESS):
+        return Refusal.AGAIN
+    return Refusal.UNAVAILABLE
 IDLE_HEARTBEAT = 1.0
 """Seconds between the server's idle heartbeats to the watch cache's consumer: nats-py recreates an ordered
 consumer after two missed ones (was 5 s: ~10 s of changes lost when its NATS server died, finding 1)."""
@@ -102,6 +138,8 @@ class Store:
         """Records the follower skipped because no configured key decrypts them."""
         self.nc = nc
         self.js = nc.jetstream(timeout=(settings or StoreSettings()).timeout)
+        self._writer = secrets.token_hex(6)
+        self._writes = itertools.count(1)
         self.settings = settings or StoreSettings()
 
     async def open(self) -> None:
@@ -113,27 +151,43 @@ class Store:
             max_bytes=self.settings.max_bytes if self.settings.max_bytes > 0 else None,
         )
         await open_bucket(self.js, config)
-        await self._drop_republish()
+        await self._settle_config()
 
-    async def _drop_republish(self) -> None:
+    async def _settle_config(self) -> None:
         """Buckets made by earlier versions republished every write to ``shoal.changes.>`` themselves, with
         the write's compare-and-swap header, which ``SHOAL_CHANGES`` then checked against its own sequences
-        and refused (most changes were lost): the API actors publish the changes now (``_tell_change``)."""
+        and refused (most changes were lost): the API actors publish the changes now (``_tell_change``). And
+        write ids are remembered ``DEDUPE_WINDOW`` seconds (nats-py's default of 2 minutes costs nats-server
+        memory for nothing: a write is sent again within a second)."""
         info = await self.js.stream_info(STREAM)
-        if info.config.republish is not None:
+        if info.config.republish is not None or info.config.duplicate_window != DEDUPE_WINDOW:
             info.config.republish = None
+            info.config.duplicate_window = DEDUPE_WINDOW
             await self.js.update_stream(info.config)
 
     async def _publish(self, key: str, value: bytes, headers: dict[str, str]) -> int:
         value = self.keyring.encrypt(key, value)
+        expected = int(headers[EXPECTED_LAST]) if EXPECTED_LAST in headers else None
+        # the write's id: sent again (below), it is applied at most once
+        write_id = f"{self._writer}-{next(self._writes)}"
+        sent = {**headers, MSG_ID: write_id}
+        doubted = False
+        """A server behind the others refused this write: it may have been taken all the same."""
         for attempt in range(IN_FLIGHT_RETRIES):
             try:
                 ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, timeout=self.settings.timeout,
-                                            headers=headers)
+                                            headers=sent)
             except nats.js.errors.APIError as exc:
-                if exc.err_code == WRONG_LAST_SEQUENCE:
-                    raise Conflict(f"{key} was modified concurrently") from None
-                if exc.err_code == IN_FLIGHT:
+                answer = refusal(exc.err_code, exc.description, expected)
+                if answer is Refusal.CONFLICT:
+                    if not doubted:
+                        raise Conflict(f"{key} was modified concurrently") from None
+                    # the revision that beat it may be this very write
+                    seq = await self._taken_as(key, exc.description, write_id)
+                    await self._tell_change(key, value, headers, seq)
+                    return seq
+                if answer is Refusal.AGAIN:
+                    doubted = doubted or exc.err_code == WRONG_LAST_SEQUENCE
                     await asyncio.sleep(0.002 * (attempt + 1))
                     continue
                 raise Unavailable(f"datastore refused the write: {exc.description}") from None
@@ -142,7 +196,26 @@ class Store:
             seq = int(ack.seq)
             await self._tell_change(key, value, headers, seq)
             return seq
-        raise Unavailable(f"another write of {key} stayed in flight; nothing was written; retry")
+        raise Unavailable(f"the datastore did not settle the write of {key} (another write in flight, or a "
+                          "server behind the others answered); read it and retry")
+
+    async def _taken_as(self, key: str, description: str | None, write_id: str) -> int:
+        """The revision a doubted write was taken at, when the revision its refusal names is that write (a
+        single server checks the expected revision before the id, a cluster the id first); Conflict when it
+        is another's; Unavailable when that revision cannot be read (already superseded): the write may or
+        may not have been taken."""
+        found = _LAST_SEQUENCE.search(description or "")
+        if found is None:
+            raise Conflict(f"{key} was modified concurrently")
+        revision = int(found.group(1))
+        try:
+            msg = await self.js.get_msg(STREAM, seq=revision, direct=False)
+        except (nats.js.errors.APIError, NatsTimeout, NoRespondersError) as exc:
+            raise Unavailable(f"the datastore refused the write of {key} in a way that may hide its success "
+                              f"and revision {revision} cannot be read ({exc!r}); read {key} and retry") from None
+        if msg.subject == keys.KV_SUBJECT_PREFIX + key and (msg.headers or {}).get(MSG_ID) == write_id:
+            return revision
+        raise Conflict(f"{key} was modified concurrently")
 
     async def _tell_change(self, key: str, value: bytes, headers: dict[str, str], revision: int) -> None:
         """Publish an acknowledged write to ``shoal.changes.<key>`` (captured by ``SHOAL_CHANGES``) with the

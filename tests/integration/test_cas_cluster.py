@@ -21,6 +21,7 @@ from actors.api.store import EXPECTED_LAST, STREAM, Store, StoreSettings
 from protocol import keys
 from protocol.errors import Conflict
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
+from tests.integration.test_store_stale_answer import check_stale_refusal
 
 
 @pytest.fixture
@@ -78,3 +79,15 @@ async def test_a_lost_race_on_a_replicated_bucket_is_conflict(cluster: list[Nats
     finally:
         for nc in ncs:
             await nc.close()
+
+
+async def test_a_stale_refusal_of_a_committed_write_is_resolved_on_a_cluster(cluster: list[NatsServer]) -> None:
+    """A cluster checks the write's id first: the second send is answered as a duplicate, at the revision the
+    write got (finding 12)."""
+    nc = await nats.connect(cluster[0].url)
+    try:
+        store = Store(nc, StoreSettings(replicas=3))
+        await _open(store)
+        await check_stale_refusal(nc, store, duplicates=[None, True])
+    finally:
+        await nc.close()
