@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -196,8 +197,10 @@ class Watch:
         if not self._closed:
             _connection(nc).add(self)
 
-    async def _restart(self) -> None:
+    async def _restart(self, reason: str) -> None:
         """Resume the watch from ``resource_version`` (a new server-side watch), retrying while retryable."""
+        structlog.get_logger("watch").info("watch resumes", kind=self.info.kind, reason=reason, watch=self._id,
+                                           seq=self._seq, resource_version=self.resource_version)
         delay = 0.1
         while not self._closed:
             self.restarts += 1
@@ -224,7 +227,7 @@ class Watch:
                 async with asyncio.timeout(timeout):
                     msg = await self._queue.get()
             except TimeoutError:  # silence: the server or the connection is gone
-                await self._restart()
+                await self._restart("silence")
                 continue
             if isinstance(msg, _Bookmark):
                 if msg.seq == self._seq:  # every message up to it was read: alive, and current at its version
@@ -234,12 +237,12 @@ class Watch:
             try:
                 data = codec.decode(msg.data, check_nesting=False)  # stored objects, checked when written
             except ShoalError:
-                await self._restart()  # an undecodable message
+                await self._restart("an undecodable message")
                 continue
             if data.get("watch") != self._id:
                 continue  # a message from a watch we already left
             if data.get("seq") != self._seq + 1:
-                await self._restart()  # a gap: a message was lost
+                await self._restart(f"message {data.get('seq')} after {self._seq}: one was lost")
                 continue
             self._seq += 1
             self._last_message = time.monotonic()
@@ -247,7 +250,7 @@ class Watch:
                 error = from_wire(data.get("error"))
                 if isinstance(error, Expired):
                     raise error
-                await self._restart()  # the server ended the watch (for a reason other than Expired)
+                await self._restart(f"the server ended the watch: {error}")
                 continue
             for item in data.get("events") or []:
                 obj = item["object"]

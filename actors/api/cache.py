@@ -215,7 +215,7 @@ class WatchCache:
                                    or self.window_size + len(raw) > self.window_bytes):
                 evicted = self.window.popleft()
                 self.window_size -= len(evicted.new.raw)
-                self.window_start = evicted.rev
+                self.window_start = max(self.window_start, evicted.rev)  # never below an expiry (a hole)
                 self._window_by_plural[evicted.plural].popleft()  # always the oldest of its kind
             event = Event(rev, plural, old, new, deleted)
             self.window.append(event)

@@ -79,3 +79,20 @@ async def test_a_message_claims_only_what_it_and_earlier_messages_carried() -> N
     last = [codec.unpackb(m) for m in cache.messages(w)]
     assert [[e["rv"] for e in m["events"]] for m in last] == [[6]] and last[0]["resourceVersion"] == 6
     assert cache.settled(w)
+
+
+async def test_an_expiry_for_a_hole_outlives_the_windows_evictions() -> None:
+    """A hole's expiry raises the oldest resumable revision; evicting an old event must not lower it again,
+    or a resume from before the hole replays the window without the change it lacks (finding 13: a watcher
+    resumed during a partition missed 920 changes without a word)."""
+    cache = WatchCache(window=5)
+    cache.mark_ready(0)
+    for rev in range(1, 6):
+        cache.apply(f"configmaps.default.o{rev}", rev, codec.packb({"metadata": {"name": f"o{rev}"}}), False)
+    # revisions 6-8 never reached the cache; 9 arrives and the hole is said
+    cache.expire_through(8)
+    cache.apply("configmaps.default.o9", 9, codec.packb({"metadata": {"name": "o9"}}), False)  # evicts rev 1
+    assert cache.window_start == 8
+    with pytest.raises(Expired):
+        cache.add_watcher(watcher("configmaps", 5), resume=True)
+    assert replayed(cache, watcher("configmaps", 8)) == [9]
