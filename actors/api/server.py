@@ -256,12 +256,7 @@ class ApiActor:
             watchers = [w for w in self.cache.watchers() if w.min_rev < through]
             self.ctx.log.warning("watch cache feed skipped revisions no later write named: every watch "
                                  "that may have missed them expires", through=through, watches=len(watchers))
-            self.cache.expire_through(through)
-            for watcher in watchers:
-                await self._end_watch(watcher, Expired(
-                    f"changes up to resourceVersion {through} did not reach this API actor; list again and "
-                    "watch from the list's resourceVersion", {"resourceVersion": watcher.min_rev,
-                                                              "oldest": through}))
+            await self._expire_through(through, watchers)
         if self._gaps.held:
             self._feed_whole.clear()
         else:
@@ -276,12 +271,16 @@ class ApiActor:
         watchers = [w for w in self.cache.watchers() if w.plural == plural and w.min_rev < record.revision - 1]
         self.ctx.log.warning("watch cache feed skipped a revision: the kind's watches expire", key=record.key,
                              replaced=record.expected, revision=record.revision, watches=len(watchers))
-        self.cache.expire_through(record.revision - 1)
+        await self._expire_through(record.revision - 1, watchers)
+
+    async def _expire_through(self, through: int, watchers: list[Watcher]) -> None:
+        """Changes up to ``through`` may not have reached the cache: ``watchers`` end with ``Expired`` and no
+        resume from before it is accepted."""
+        self.cache.expire_through(through)
         for watcher in watchers:
             await self._end_watch(watcher, Expired(
-                f"a change before resourceVersion {record.revision} did not reach this API actor; list again "
-                "and watch from the list's resourceVersion", {"resourceVersion": watcher.min_rev,
-                                                              "oldest": record.revision - 1}))
+                f"a change up to resourceVersion {through} did not reach this API actor; list again and watch "
+                "from the list's resourceVersion", {"resourceVersion": watcher.min_rev, "oldest": through}))
 
     # -- requests -----------------------------------------------------------------------------
     async def _on_request(self, msg: Msg) -> None:
