@@ -8,6 +8,7 @@ from pathlib import Path
 from actors.api import encryption
 from actors.api.cache import WINDOW_BYTES
 from actors.api.server import ApiActor, ApiSettings
+from actors.api.streams import EVENTS_MAX_BYTES
 from actors.api.tokens import TokenSettings
 from protocol import satoken
 from protocol.network import DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR
@@ -27,6 +28,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="EncryptionConfiguration file for Secrets at rest (created with a fresh key when "
                              "absent; every API actor of a cluster needs the same file)")
     parser.add_argument("--no-audit", action="store_true", help="do not publish audit records (SHOAL_AUDIT)")
+    parser.add_argument("--event-ttl", type=float, default=3600.0,
+                        help="seconds an Event is kept after its last occurrence (Kubernetes' --event-ttl)")
+    parser.add_argument("--events-max-mib", type=int, default=EVENTS_MAX_BYTES // 2**20,
+                        help="MiB of Events kept in memory (each NATS server holds ~3x it; the oldest go first)")
     parser.add_argument("--service-account-issuer", default=satoken.DEFAULT_ISSUER,
                         help="the iss of ServiceAccount tokens (and the default API audience)")
     parser.add_argument("--api-audiences", default="",
@@ -46,7 +51,7 @@ def _settings(a: argparse.Namespace) -> ApiSettings:
     return ApiSettings(replicas=a.replicas, window=a.watch_window, window_bytes=a.watch_window_mib * 2**20,
                        encryption_config=a.encryption_config,
                        audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr,
-                       tokens=token_settings)
+                       tokens=token_settings, event_ttl=a.event_ttl, events_max_bytes=a.events_max_mib * 2**20)
 
 
 def main(argv: list[str] | None = None) -> int:

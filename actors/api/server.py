@@ -34,7 +34,7 @@ from actors.api.revision import SharedRevision
 from actors.api.service import ApiService
 from actors.api.signing import SigningKeys
 from actors.api.store import Record, Store, StoreSettings
-from actors.api.streams import ensure_streams
+from actors.api.streams import EVENTS_MAX_BYTES, ensure_streams
 from actors.api.tokens import TokenSettings
 from protocol import bindings, codec, rbac, subjects, unknown_fields
 from protocol.errors import (
@@ -111,6 +111,10 @@ class ApiSettings:
     """Publish an audit record of every mutating request and every refusal (``audit.py``)."""
     tokens: TokenSettings = field(default_factory=TokenSettings)
     """ServiceAccount tokens: issuer, API audiences, expiration bounds, JWKS URI (``tokens.py``)."""
+    event_ttl: float = 3600.0
+    """Seconds an Event is kept after its last occurrence (the Events stream's ``max_age``)."""
+    events_max_bytes: int = EVENTS_MAX_BYTES
+    """Bytes of Events the stream keeps in memory (the oldest are dropped first)."""
 
 
 class ApiActor:
@@ -182,8 +186,9 @@ class ApiActor:
         store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas), keyring)
         await when_jetstream_answers(store.open, ctx.log, "datastore bucket")
         self._store = store
-        await when_jetstream_answers(lambda: ensure_streams(ctx.nc, replicas=self.settings.replicas), ctx.log,
-                                     "event streams")
+        await when_jetstream_answers(lambda: ensure_streams(
+            ctx.nc, replicas=self.settings.replicas, events_max_age=self.settings.event_ttl,
+            events_max_bytes=self.settings.events_max_bytes), ctx.log, "event streams")
         self._keys = await when_jetstream_answers(
             lambda: SigningKeys.load(ctx.nc, replicas=self.settings.replicas, clock=time.time), ctx.log,
             "token signing keys")

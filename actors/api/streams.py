@@ -52,17 +52,21 @@ three replicas they survive the loss of one server. A NATS restart of a one-serv
 
 
 async def ensure_streams(nc: Client, *, replicas: int = 1, events_max_age: float = 3600.0,
-                         changes_max_age: float = 900.0, changes_max_bytes: int = CHANGES_MAX_BYTES) -> None:
+                         events_max_bytes: int = EVENTS_MAX_BYTES, changes_max_age: float = 900.0,
+                         changes_max_bytes: int = CHANGES_MAX_BYTES) -> None:
     js = nc.jetstream()
     events = api.StreamConfig(
         name=subjects.EVENTS_STREAM, subjects=[f"{subjects.EVENTS_PREFIX}.>"], storage=EVENTS_STORAGE,
-        max_age=events_max_age, max_bytes=EVENTS_MAX_BYTES, num_replicas=replicas, max_msgs_per_subject=1,
+        max_age=events_max_age, max_bytes=events_max_bytes, num_replicas=replicas, max_msgs_per_subject=1,
         allow_direct=True, discard=api.DiscardPolicy.OLD, description="Shoal cluster Events, one subject each")
     await _ensure(js, events)
     info = await js.stream_info(subjects.EVENTS_STREAM)
-    if info.config.max_msgs_per_subject != 1:  # a stream made by an older version: keep one message per Event
+    retention = {"max_msgs_per_subject": 1, "allow_direct": True, "max_bytes": events_max_bytes,
+                 "max_age": events_max_age}
+    if any(getattr(info.config, field) != value for field, value in retention.items()):
+        # made by an older version or with other limits: the API actors' settings win (the latest started)
         await js.update_stream(api.StreamConfig.from_response({
-            **info.config.as_dict(), "max_msgs_per_subject": 1, "allow_direct": True}))
+            **info.config.as_dict(), **retention, "max_age": int(events_max_age * 1e9)}))
     await _ensure(js, api.StreamConfig(
         name=CHANGES_STREAM, subjects=[f"{CHANGES_PREFIX}.>"], storage=api.StorageType.MEMORY,
         max_age=changes_max_age, max_bytes=changes_max_bytes, num_replicas=replicas,
