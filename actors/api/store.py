@@ -55,6 +55,9 @@ DEDUPE_WINDOW = 30.0
 """Seconds the bucket remembers each write's id: a write sent again within it is acknowledged once, with the
 revision it got the first time (``PubAck.duplicate``), never applied twice."""
 _LAST_SEQUENCE = re.compile(r"wrong last sequence: (\d+)")
+IDLE_HEARTBEAT = 1.0
+"""Seconds between the server's idle heartbeats to the watch cache's consumer: nats-py recreates an ordered
+consumer after two missed ones (was 5 s: ~10 s of changes lost when its NATS server died, finding 1)."""
 
 
 class Refusal(enum.Enum):
@@ -80,9 +83,6 @@ def refusal(err_code: int | None, description: str | None, expected: int | None)
     if err_code in (IN_FLIGHT, DUPLICATE_IN_PROCESS):
         return Refusal.AGAIN
     return Refusal.UNAVAILABLE
-IDLE_HEARTBEAT = 1.0
-"""Seconds between the server's idle heartbeats to the watch cache's consumer: nats-py recreates an ordered
-consumer after two missed ones (was 5 s: ~10 s of changes lost when its NATS server died, finding 1)."""
 
 
 @dataclass(frozen=True, slots=True)
