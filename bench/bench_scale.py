@@ -18,6 +18,11 @@ the ratio of their times: datastore writes per pod (the KV bucket's messages whi
 by the pods: node heartbeats included, so a longer run counts more), pod writes per pod (the pod versions
 the run's watch saw) and event stream messages per pod are reported for each.
 
+``--api-actors N`` (default 1) runs N API actor processes, one NATS queue group (no coordination: every write
+is compare-and-swap); every figure for ``api`` (RSS, CPU, GC seconds) is their sum, each also listed alone
+under ``api_processes``. ``--compare-api-actors`` runs the same sizes with 1 then 2 API actors, alternating as
+``--compare-events`` does (``bench/scale_compare.py``), and prints every figure of both sides with the ratio.
+
 ``--backlog`` creates every pod before the scheduler starts, then measures pure scheduling throughput
 (first bind to last bind, nothing else competing), as kube-scheduler's scheduler_perf does.
 
@@ -39,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health
+from bench.scale_compare import API_ACTORS, EVENTS, alternate, compare, comparison_lines
+from bench.scale_processes import API, api_processes, by_role, process_names, role
 from protocol import codec, keys, subjects
 from protocol.errors import AlreadyExists, ShoalError
 from protocol.objects import condition_true, name_of, parse_time
@@ -200,10 +207,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval, events_on)
     scheduler_cmd = ["actors.scheduler", "--no-leader-elect", *([] if events_on else ["--no-scheduled-events"])]
     extra = hollow + ([] if args.backlog else [scheduler_cmd])
-    async with cluster(extra=extra) as c:
+    async with cluster(api_actors=args.api_actors, extra=extra) as c:
         client = ApiClient(c.client.nc, timeout=30)
-        names = ["api"] + [f"hollow-{k}" for k in range(len(hollow))] + ([] if args.backlog else ["scheduler"])
+        names = process_names(args.api_actors, len(hollow), scheduler=not args.backlog)
         procs = dict(zip(names, c.procs, strict=True))
+        apis = [proc for name, proc in procs.items() if role(name) == API]
         started = time.monotonic()
         while True:
             try:
@@ -254,7 +262,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 h = await scheduler_health(client)
                 progress(f"{now - first:5.0f}s pods created {len(acked)}/{pods}, bound {bound}, Running {running}; "
                          f"scheduler pending {h.get('pending', '?')}; oldest lease {leases.max_age:.0f}s; "
-                         f"rss api {rss_mib(procs['api'].pid):.0f} MiB")
+                         f"rss api {sum(rss_mib(p.pid) for p in apis):.0f} MiB")
             if bound >= pods and bound_at is None:
                 bound_at = max(counter.bound_at.values())
             if running >= pods:
@@ -264,10 +272,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await creator
         kv_writes = await stream_last(client, KV_STREAM) - kv_before
         event_messages = await stream_last(client, EVENTS_STREAM) - events_before
-        memory = {name: round(rss_mib(proc.pid), 1) for name, proc in procs.items()}
-        cpu = {name: round(cpu_seconds(proc.pid), 1) for name, proc in procs.items()}
+        memory_each = {name: round(rss_mib(proc.pid), 1) for name, proc in procs.items()}
+        cpu_each = {name: round(cpu_seconds(proc.pid), 1) for name, proc in procs.items()}
         collected = await gc_seconds_by_pid(client)
-        gc_time = {name: round(collected[proc.pid], 1) for name, proc in procs.items() if proc.pid in collected}
+        gc_each = {name: round(collected[proc.pid], 1) for name, proc in procs.items() if proc.pid in collected}
+        memory, cpu, gc_time = by_role(memory_each), by_role(cpu_each), by_role(gc_each)
         server_proc = getattr(c.server, "proc", None)
         if server_proc is not None:
             memory["nats-server"] = round(rss_mib(server_proc.pid), 1)
@@ -305,7 +314,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         assert bound_at is not None
         result = {
             "nodes": nodes, "pods": pods, "hollow_processes": len(hollow), "backlog": args.backlog,
-            "events": args.events,
+            "events": args.events, "api_actors": args.api_actors,
             "datastore_writes_per_pod": round(kv_writes / pods, 2),
             "pod_writes_per_pod": round(counter.writes / pods, 2),
             "event_messages_per_pod": round(event_messages / pods, 2),
@@ -327,6 +336,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_control_plane_mib": round(sum(v for k, v in memory.items() if not k.startswith("hollow")), 1),
             "rss_total_mib": round(sum(memory.values()), 1),
             "cpu_s": cpu, "gc_s": gc_time,
+            "api_processes": {"rss_mib": api_processes(memory_each), "cpu_s": api_processes(cpu_each),
+                              "gc_s": api_processes(gc_each)},
             "checks": checks,
         }
         failures = [k for k in ("lost_updates", "not_running", "bound_twice", "nodes_over_pod_limit",
@@ -352,13 +363,21 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--events", choices=("on", "off"), default="off",
                         help="record every pod's Events (scheduler and hollow kubelets), or none")
-    parser.add_argument("--compare-events", action="store_true",
-                        help="run twice, events off then on, and report both and the ratio of their times")
+    parser.add_argument("--api-actors", type=int, default=1,
+                        help="API actor processes (one NATS queue group); their figures are summed as 'api'")
+    compared = parser.add_mutually_exclusive_group()
+    compared.add_argument("--compare-events", action="store_true",
+                          help="run twice, events off then on, and report both and the ratio of every figure")
+    compared.add_argument("--compare-api-actors", action="store_true",
+                          help="run twice, 1 then 2 API actors, and report both and the ratio of every figure")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="with --compare-events: pairs of runs (alternating); the best of each side counts")
+                        help="with --compare-*: pairs of runs (alternating); the best of each side counts")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    if not args.compare_events:
+    if args.api_actors < 1:
+        parser.error("--api-actors must be at least 1")
+    spec = EVENTS if args.compare_events else API_ACTORS if args.compare_api_actors else None
+    if spec is None:
         r = asyncio.run(run(args))
         report(r)
         if args.json:
@@ -366,46 +385,24 @@ def main() -> None:
         if not r["correct"]:
             raise SystemExit(1)
         return
-    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
-    for _ in range(args.repeat):  # alternating, so that a noisy neighbour weighs on both sides
-        for mode in ("off", "on"):
-            args.events = mode
-            runs[mode].append(asyncio.run(run(args)))
-            report(runs[mode][-1])
-    result = compare(runs["off"], runs["on"])
-    print(f"events on / off: all Running {result['all_running_s_off']} s -> {result['all_running_s_on']} s "
-          f"(x{result['time_ratio']}); CPU {result['cpu_total_s_off']} s -> {result['cpu_total_s_on']} s "
-          f"(x{result['cpu_ratio']}); pod writes per pod {result['pod_writes_per_pod_off']} -> "
-          f"{result['pod_writes_per_pod_on']}; event messages per pod {result['event_messages_per_pod_on']}")
+
+    def run_side(value: Any) -> dict[str, Any]:
+        setattr(args, spec.option, value)
+        r = asyncio.run(run(args))
+        report(r)
+        return r
+
+    result = compare(spec, alternate(spec, args.repeat, run_side))
+    print("\n".join(comparison_lines(spec, result)), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     if not result["correct"]:
         raise SystemExit(1)
 
 
-def compare(off: list[dict[str, Any]], on: list[dict[str, Any]]) -> dict[str, Any]:
-    """The runs of ``--compare-events`` side by side (``_off``/``_on``: the best time of each side, the other
-    figures of that run) and their ratios, in time and in CPU seconds of every process."""
-    best_off = min(off, key=lambda r: r["all_running_s"])
-    best_on = min(on, key=lambda r: r["all_running_s"])
-    keys = ("all_running_s", "all_bound_s", "datastore_writes_per_pod", "pod_writes_per_pod",
-            "event_messages_per_pod", "create_p99_ms", "rss_control_plane_mib")
-    out: dict[str, Any] = {"nodes": best_on["nodes"], "pods": best_on["pods"], "compare_events": True,
-                           "repeat": len(on), "correct": all(r["correct"] for r in off + on)}
-    for key in keys:
-        out[f"{key}_off"], out[f"{key}_on"] = best_off[key], best_on[key]
-    cpu_off = min(sum(r["cpu_s"].values()) for r in off)
-    cpu_on = min(sum(r["cpu_s"].values()) for r in on)
-    out["cpu_total_s_off"], out["cpu_total_s_on"] = round(cpu_off, 1), round(cpu_on, 1)
-    out["time_ratio"] = round(best_on["all_running_s"] / max(1e-9, best_off["all_running_s"]), 2)
-    out["cpu_ratio"] = round(cpu_on / max(1e-9, cpu_off), 2)
-    out["runs"] = {"off": off, "on": on}
-    return out
-
-
 def report(r: dict[str, Any]) -> None:
     print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes), pods {r['pods']}"
-          f"{' (backlog)' if r['backlog'] else ''}, events {r['events']}")
+          f"{' (backlog)' if r['backlog'] else ''}, events {r['events']}, API actors {r.get('api_actors', 1)}")
     for key in ("register_s", "all_bound_s", "all_running_s", "create_per_s", "scheduled_per_s", "create_p50_ms",
                 "create_p99_ms", "probe_write_idle_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms",
                 "oldest_lease_s", "nodes_lease_stale",
@@ -415,6 +412,7 @@ def report(r: dict[str, Any]) -> None:
     print(f"  rss by process (MiB)     {r['rss_mib']}")
     print(f"  cpu by process (s)       {r['cpu_s']}")
     print(f"  gc by process (s)        {r['gc_s']}")
+    print(f"  each API actor           {r['api_processes']}")
     print(f"  checks                   {r['checks']}")
 
 

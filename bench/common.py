@@ -92,6 +92,13 @@ class Cluster:
     state: Path
 
 
+def process_commands(api_actors: int, extra: list[list[str]] | None = None,
+                     api_args: list[str] | None = None) -> list[list[str]]:
+    """The module command lines ``cluster`` starts, in order: ``api_actors`` API actors with the same arguments
+    (they join one NATS queue group and need no coordination), then ``extra``."""
+    return [["actors.api", *(api_args or [])] for _ in range(api_actors)] + [list(args) for args in extra or []]
+
+
 @asynccontextmanager
 async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
                   api_args: list[str] | None = None, auth: bool = False) -> AsyncIterator[Cluster]:
@@ -106,7 +113,7 @@ async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
         await server.start()
         env = dict(os.environ, SHOAL_LOG_LEVEL="warning")
         procs = []
-        for i, args in enumerate([["actors.api", *(api_args or [])]] * api_actors + (extra or [])):
+        for i, args in enumerate(process_commands(api_actors, extra, api_args)):
             identity = users.env("api" if i < api_actors else CLI_USER) if users else {}
             procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url],
                                           env={**env, **identity}))

@@ -83,6 +83,9 @@ FULL: dict[str, list[str]] = {
     "events_10k": ["bench.bench_scale", "--nodes", "1000", "--pods", "10000", "--compare-events"],
     "events_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
                     "--timeout", "5400", "--compare-events"],
+    "api_actors": ["bench.bench_scale", "--nodes", "200", "--pods", "2000", "--compare-api-actors"],
+    "api_actors_150k": ["bench.bench_scale", "--nodes", "5000", "--pods", "150000", "--hollow-procs", "2",
+                        "--timeout", "5400", "--compare-api-actors"],
     "jobs_10k": ["bench.bench_jobs", "--nodes", "500", "--completions", "10000", "--parallelism", "1000",
                  "--timeout", "3600"],
 }
@@ -307,6 +310,23 @@ def rows_events(name: str, r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def rows_api_actors(name: str, r: dict[str, Any]) -> list[Row]:
+    """``--compare-api-actors``: the same run with two API actors (one queue group) next to one."""
+    size = f"{r['nodes']:,} nodes / {r['pods']:,} pods"
+    return [
+        Row(f"{name}: {size}: all Running, 2 API actors", "", "", f"{r['all_running_s_2']:.0f} s",
+            f"1 API actor: {r['all_running_s_1']:.0f} s", f"{r['time_ratio']:.2f}x"),
+        Row(f"{name}: CPU of every process, 2 API actors", "", "", f"{r['cpu_total_s_2']:.0f} s",
+            f"1 API actor: {r['cpu_total_s_1']:.0f} s", f"{r['cpu_ratio']:.2f}x"),
+        Row(f"{name}: API actors' CPU, 2 API actors", "", "", f"{r['api_cpu_s_2']:.0f} s",
+            f"1 API actor: {r['api_cpu_s_1']:.0f} s"),
+        Row(f"{name}: paced probe write, 2 API actors", _ms(r["probe_write_p50_ms_2"]), _ms(r["probe_write_p99_ms_2"]),
+            "", f"1 API actor: p99 {_ms(r['probe_write_p99_ms_1'])}"),
+        Row(f"{name}: control-plane RSS, 2 API actors", "", "", f"{r['rss_control_plane_mib_2']:.0f} MiB",
+            f"1 API actor: {r['rss_control_plane_mib_1']:.0f} MiB"),
+    ]
+
+
 def rows_scheduler_perf(r: dict[str, Any]) -> list[Row]:
     at_5k = r["nodes"] >= 5000
     return [Row(f"scheduler alone, no kubelets: {r['nodes']:,} nodes / {r['pods']:,} pending",
@@ -462,6 +482,8 @@ def table_rows(name: str, figures: Any) -> list[Row]:
         return rows_daemonset(figures)
     if name.startswith("statefulset"):
         return rows_statefulset(figures)
+    if name.startswith("api_actors"):
+        return rows_api_actors(name, figures)
     if name.startswith("events"):
         return rows_events(name, figures)
     if name.startswith("jobs"):
