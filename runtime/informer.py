@@ -16,6 +16,7 @@ from typing import Any
 from protocol.errors import Expired, ShoalError
 from protocol.kinds import KindInfo
 from protocol.objects import Obj, ref, resource_version
+from runtime.cancel import stop_if_cancelled
 from runtime.client import ApiClient, kind_info
 from runtime.logs import Throttle
 
@@ -63,6 +64,7 @@ class Reflector:
         delay = 0.1
         need_list = True
         while True:
+            stop_if_cancelled()
             try:
                 if need_list:
                     await self._relist()
@@ -74,6 +76,7 @@ class Reflector:
                                           resource_version=self.resource_version)
                 try:
                     async for event in watch:
+                        stop_if_cancelled()
                         self.apply(event.type, event.object)
                         self.resource_version = event.resource_version
                         delay = 0.1

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runtime.cancel import stop_if_cancelled
 from runtime.logs import Throttle
 
 FAILURE_LOG = Throttle(1.0)
@@ -92,6 +93,11 @@ async def run_workers(queue: WorkQueue, reconcile: Callable[[str], Awaitable[flo
     async def worker() -> None:
         while True:
             key = await queue.get()
+            try:
+                stop_if_cancelled()  # never act on another key once asked to stop (runtime/cancel.py)
+            except asyncio.CancelledError:
+                queue.done(key)
+                raise
             try:
                 again = await reconcile(key)
                 queue.forget(key)
