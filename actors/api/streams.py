@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import nats.js.errors
@@ -61,12 +62,11 @@ async def ensure_streams(nc: Client, *, replicas: int = 1, events_max_age: float
         allow_direct=True, discard=api.DiscardPolicy.OLD, description="Shoal cluster Events, one subject each")
     await _ensure(js, events)
     info = await js.stream_info(subjects.EVENTS_STREAM)
-    retention = {"max_msgs_per_subject": 1, "allow_direct": True, "max_bytes": events_max_bytes,
-                 "max_age": events_max_age}
-    if any(getattr(info.config, field) != value for field, value in retention.items()):
+    wanted = dataclasses.replace(info.config, max_msgs_per_subject=1, allow_direct=True,
+                                 max_bytes=events_max_bytes, max_age=events_max_age)
+    if wanted != info.config:
         # made by an older version or with other limits: the API actors' settings win (the latest started)
-        await js.update_stream(api.StreamConfig.from_response({
-            **info.config.as_dict(), **retention, "max_age": int(events_max_age * 1e9)}))
+        await js.update_stream(wanted)
     await _ensure(js, api.StreamConfig(
         name=CHANGES_STREAM, subjects=[f"{CHANGES_PREFIX}.>"], storage=api.StorageType.MEMORY,
         max_age=changes_max_age, max_bytes=changes_max_bytes, num_replicas=replicas,
