@@ -30,14 +30,17 @@ per-endpoint sets and are lost when the table is rebuilt.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
+import subprocess
 import time
 from typing import Any
 
 from agents.proxy.rules import Rule
 
 MASQ_MARK = "0x4000"
+OWNER_COMMENT = "shoal-proxy pid="
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -53,9 +56,12 @@ def _quote(text: str) -> str:
     return '"' + text.replace('"', "'")[:120] + '"'
 
 
-def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
-    """The ``nft -f`` script replacing ``table`` with one carrying exactly ``rules``."""
+def render(table: str, rules: list[Rule], service_cidr: str | None, *, owner: int | None = None) -> str:
+    """The ``nft -f`` script replacing ``table`` with one carrying exactly ``rules``; ``owner``, the writing
+    proxy's pid, goes in the table's comment (how ``orphaned`` tells a killed proxy's table)."""
     out = [f"table ip {table} {{}}", f"delete table ip {table}", f"table ip {table} {{"]
+    if owner is not None:
+        out.append(f"    comment {_quote(OWNER_COMMENT + str(owner))}")
     addressed: list[str] = []  # vmap elements for specific addresses
     anywhere: list[str] = []  # node ports on every local address
     chains: list[str] = []
@@ -119,10 +125,34 @@ def render(table: str, rules: list[Rule], service_cidr: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def owner_pid(listing: str) -> int | None:
+    """The pid of the proxy that wrote a listed table (``None``: no owner recorded, an older proxy's)."""
+    found = re.search(r'^\s*comment "' + re.escape(OWNER_COMMENT) + r'(\d+)"', listing, flags=re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphaned(table: str) -> bool:
+    """Whether ``table`` exists here and the proxy that wrote it is gone: killed before ``close``, its
+    filter chains go on refusing every new connection to the service CIDR."""
+    done = subprocess.run(["nft", "-t", "list", "table", "ip", table], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return False
+    pid = owner_pid(done.stdout)
+    return pid is None or not _alive(pid)
+
+
 def nft_available() -> bool:
     """Whether ``nft`` exists and may list tables here (root, nf_tables in the kernel)."""
-    import subprocess
-
     if shutil.which("nft") is None:
         return False
     done = subprocess.run(["nft", "list", "tables"], capture_output=True, check=False)
@@ -156,7 +186,7 @@ class NftablesDataPath:
         self.rules = 0
 
     async def apply(self, rules: list[Rule]) -> None:
-        script = render(self.table, rules, self.service_cidr)
+        script = render(self.table, rules, self.service_cidr, owner=os.getpid())
         started = time.monotonic()
         try:
             await run_nft(script)

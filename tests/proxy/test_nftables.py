@@ -16,7 +16,17 @@ import pytest
 import pytest_asyncio
 
 from agents.proxy.agent import ProxyAgent
-from agents.proxy.nftables import NftablesDataPath, NftablesError, delete_table, nft_available, render
+from agents.proxy.datapath import choose, remove_orphaned_table
+from agents.proxy.nftables import (
+    NftablesDataPath,
+    NftablesError,
+    delete_table,
+    nft_available,
+    orphaned,
+    owner_pid,
+    render,
+    run_nft,
+)
 from agents.proxy.rules import Backend, Rule
 from runtime.client import ApiClient
 from runtime.nats_server import free_port
@@ -60,6 +70,15 @@ def test_render_cases(rule: Rule, present: list[str], absent: list[str]) -> None
     for fragment in absent:
         assert fragment not in text
     assert "reject" not in text  # no service CIDR given
+
+
+def test_the_owner_is_written_in_the_table_comment() -> None:
+    text = render("shoal-t", [WEB], "198.19.0.0/16", owner=4321)
+    assert '\n    comment "shoal-proxy pid=4321"\n' in text
+    assert owner_pid(text) == 4321
+    assert owner_pid(render("shoal-t", [WEB], None)) is None  # an older proxy's table: no owner recorded
+    assert owner_pid('chain svc-0 {\n        comment "shoal-proxy pid=7"\n') == 7  # any comment line
+    assert owner_pid('        comment "default/shoal-proxy pid=7:http"\n') is None
 
 
 needs_nft = pytest.mark.skipif(shutil.which("nft") is None or not nft_available(),
@@ -205,3 +224,51 @@ async def test_udp_and_client_ip_affinity(runner: ActorRunner, client: ApiClient
         t.close()
     for server, _ in tcp:
         server.close()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@needs_nft
+async def test_a_killed_proxys_table_is_told_apart_and_removed(table: str) -> None:
+    import os
+
+    assert not orphaned(table) and not remove_orphaned_table(table)  # no table: nothing to do
+    await run_nft(render(table, [WEB], "198.19.0.0/16", owner=os.getpid()))
+    assert not orphaned(table) and not remove_orphaned_table(table)  # its proxy is alive: kept
+    await run_nft(render(table, [WEB], "198.19.0.0/16", owner=_dead_pid()))
+    assert orphaned(table)
+    assert remove_orphaned_table(table)
+    assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    await run_nft(render(table, [WEB], "198.19.0.0/16"))  # no owner recorded: an older proxy's, gone too
+    assert orphaned(table) and remove_orphaned_table(table)
+
+
+@needs_nft
+async def test_userspace_proxy_serves_where_a_killed_nftables_proxy_left_its_table(
+        runner: ActorRunner, client: ApiClient, table: str) -> None:
+    """The CI failure of stop 26: a proxy killed before ``close`` left ``shoal-shoal``, whose filter chains
+    refused every new connection to the service CIDR; the userspace proxy of that cluster timed out."""
+    await run_nft(render(table, [], "198.19.0.0/16", owner=_dead_pid()))
+    backend = await start_backend("a")
+    datapath = choose("userspace", cluster=table.removeprefix("shoal-"), service_cidr="198.19.0.0/16",
+                      drain_seconds=1)
+    agent = ProxyAgent("node-1", node_addresses=["127.0.0.1"], datapath=datapath)
+    await runner.start(agent, ready=lambda: agent.synced.is_set())
+    svc = await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                               "spec": {"ports": [{"port": free_port(), "targetPort": 1}]}})
+    await client.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+                         "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": backend[1]}]}]})
+    ip, port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["port"]
+
+    async def serving() -> bool:
+        try:
+            return (await ask(ip, port)).endswith(b":hi")
+        except OSError:
+            return False
+
+    await wait_until(serving)
+    backend[0].close()
