@@ -201,15 +201,20 @@ def _mount_tmpfs(path: Path, size: int | None) -> str | None:
     return None if done.returncode == 0 else (done.stderr.strip() or f"mount exited {done.returncode}")
 
 
-def unmount_all(root: Path) -> None:
-    """Unmount every mount point under ``root`` (deepest first)."""
+def mounts_under(root: Path) -> list[str]:
+    """The mount points under ``root``, deepest first."""
     try:
         with open("/proc/self/mounts") as f:
             points = [line.split()[1] for line in f]
     except OSError:
-        return
+        return []
     prefix = str(root).rstrip("/") + "/"
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def unmount_all(root: Path) -> None:
+    """Unmount every mount point under ``root`` (deepest first)."""
+    for point in mounts_under(root):
         subprocess.run(["umount", "-l", point], capture_output=True, timeout=10, check=False)
 
 

@@ -7,10 +7,11 @@ network (so Podman objects and pod addresses never collide with another cluster 
 several instances of one component (two controller managers), and kill one with any signal.
 
 ``stop()`` stops the components in reverse start order (SIGTERM, then SIGKILL after a grace), then
-nats-server. ``remove_podman_objects(node)`` removes what a (stopped) kubelet left in Podman, found by
-the kubelet's ``io.shoal.node`` label. ``start_podman_node`` starts the control plane and one Podman kubelet
-(short back-offs and heartbeats, as the end-to-end tests want them); ``ready_client`` connects once its
-node is Ready.
+nats-server, and unmounts what the kubelets left mounted under the root (a stopped kubelet leaves its pods'
+volumes in place, as Kubernetes' does). ``remove_podman_objects(node)`` removes what a (stopped) kubelet
+left in Podman, found by the kubelet's ``io.shoal.node`` label. ``start_podman_node`` starts the control
+plane and one Podman kubelet (short back-offs and heartbeats, as the end-to-end tests want them);
+``ready_client`` connects once its node is Ready.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from agents.kubelet.volumes import unmount_all
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServerConfig, find_binary, free_port
 
@@ -113,6 +115,7 @@ class ProcessCluster:
                 self.nats.wait()
         for f in self._files:
             f.close()
+        unmount_all(self.root)  # what the stopped kubelets left mounted (pods' volumes stay, as Kubernetes')
 
     def exited(self) -> dict[str, int]:
         """Components that exited (name → status) although nobody stopped them."""

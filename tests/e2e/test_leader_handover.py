@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from agents.kubelet.volumes import mounts_under
 from runtime.client import ApiClient
 from tests.conftest import cancel_and_wait
 from tests.e2e.cluster import REPO, ProcessCluster
@@ -75,6 +76,7 @@ def ha_stack(tmp_path: Path) -> Iterator[HaStack]:
         yield HaStack(cluster, nodes, tmp_path)
     finally:
         cluster.stop()
+    assert not mounts_under(tmp_path), "the stopped cluster left its pods' volumes mounted"
 
 
 @pytest_asyncio.fixture
