@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import structlog
 from nats.aio.client import Client
 
 from runtime.cluster_config import CLIENT_PORT, MONITOR_PORT, TlsFiles, client_urls, render_server
@@ -181,11 +182,15 @@ class Cluster:
 
     async def connect(self, user: str = "admin", **options: Any) -> Client:
         context = ssl.create_default_context(cafile=str(self.tls_dir / "ca.pem"))
+
+        async def on_error(exc: Exception) -> None:  # one line, not nats-py's traceback per reconnect
+            structlog.get_logger("multivm").warning("nats client error", user=user, error=repr(exc))
+
         defaults: dict[str, Any] = {"servers": self.servers, "user": user, "password": self.password(user),
                                     "tls": context, "connect_timeout": 2, "reconnect_time_wait": 0.2,
                                     "max_reconnect_attempts": -1, "name": f"test/{user}",
                                     # a partitioned server never closes our socket: find out by pings
-                                    "ping_interval": 1, "max_outstanding_pings": 2}
+                                    "ping_interval": 1, "max_outstanding_pings": 2, "error_cb": on_error}
         return await nats.connect(**{**defaults, **options})
 
     def stop(self) -> None:
