@@ -272,7 +272,7 @@ async def chaos_run(cluster: Cluster, *, seed: int, duration: float, rate: float
         _fault_figures(report.faults, faults, ops)
         if dump is not None:
             dump.write_text(json.dumps({  # noqa: ASYNC240 (once, at the end)
-                "report": asdict(report), "started": started,
+                "report": asdict(report), "started": started, "initial": cas.initial,
                 "faults": [(f.name, f.applied_at, f.healed_at) for f in faults],
                 "leader_claims": [asdict(c) for c in claims], "leases": [asdict(r) for r in leases.records],
                 "events": [(e.process, str(e.type), e.f, e.key, e.value, e.time, e.error)

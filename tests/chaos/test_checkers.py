@@ -32,7 +32,7 @@ from tests.chaos.checkers import (
     pair_events,
 )
 from tests.chaos.checkers.history import HistoryError
-from tests.chaos.checkers.linearizability import prepare, step
+from tests.chaos.checkers.linearizability import observed, prepare, step
 
 OK, FAIL, INFO = EventType.OK, EventType.FAIL, EventType.INFO
 INIT = RegisterState("v0", 1, 1)
@@ -375,6 +375,24 @@ def test_a_late_violation_among_indeterminate_writes_is_found_not_unknown() -> N
         ops[last] = replace(ops[last], result=("v0", 1))
         result = check_register("k", ops, INIT, max_steps=10_000)
         assert result.linearizable is False, (seed, result.steps)
+
+
+def test_an_unknown_revision_is_never_one_seen_holding_another_value() -> None:
+    """After an indeterminate write of ``x`` the rv is unknown (above 5). A compare against 7 may match it
+    only if nothing saw another value written at 7: each revision is one write's."""
+    ops = prepare(history(
+        ("read", None, OK, ("y", 7), 0, 1),  # revision 7 holds "y"
+        ("cas", (7, "c"), INFO, None, 2, 3),
+        ("cas", (9, "d"), INFO, None, 4, 5),  # revision 9: nobody saw it
+    ))
+    values = observed(ops, INIT)
+    assert values == {1: "v0", 7: "y"}
+    unknown = frozenset([RegisterState("x", None, 5)])
+    assert step(unknown, ops[1], values) == unknown  # it did not happen: 7 is "y"'s, not "x"'s
+    assert step(unknown, ops[1]) == unknown | {RegisterState("c", None, 7)}  # the plain model keeps both
+    assert step(unknown, ops[2], values) == unknown | {RegisterState("d", None, 9)}
+    assert step(frozenset([RegisterState("y", None, 5)]), ops[1], values) == {
+        RegisterState("y", None, 5), RegisterState("c", None, 7)}  # "y" may be at 7: it may match
 
 
 def test_checkers_do_no_io() -> None:

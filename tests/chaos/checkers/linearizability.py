@@ -27,7 +27,7 @@ work: beyond it the answer is ``None`` (unknown), never a guess.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -60,14 +60,35 @@ class CasOp:
     ret: float
 
 
-def _matches(state: RegisterState, expected: int) -> tuple[bool, bool]:
-    """(may match, may differ) for a compare against ``expected``."""
+Values = Mapping[int, Any]
+"""What some operation saw written at a revision (``observed``): an unknown rv cannot be one whose write
+wrote another value."""
+
+
+def observed(ops: Iterable[CasOp], initial: RegisterState) -> dict[int, Any]:
+    """Revision -> the value written there, as the acknowledged operations and the initial state tell."""
+    out: dict[int, Any] = {} if initial.rv is None else {initial.rv: initial.value}
+    for op in ops:
+        if op.kind != "ok":
+            continue
+        if op.f == READ:
+            out[int(op.result[1])] = op.result[0]
+        elif op.f == WRITE:
+            out[int(op.result)] = op.argument
+        elif op.f == CAS:
+            out[int(op.result)] = op.argument[1]
+    return out
+
+
+def _matches(state: RegisterState, expected: int, values: Values) -> tuple[bool, bool]:
+    """(may match, may differ) for a compare against ``expected``. An unknown rv may be ``expected`` only
+    if no operation saw another value written at ``expected`` (each revision is one write's)."""
     if state.rv is not None:
         return state.rv == expected, state.rv != expected
-    return expected > state.floor, True
+    return expected > state.floor and values.get(expected, state.value) == state.value, True
 
 
-def step_one(state: RegisterState, op: CasOp) -> list[RegisterState]:
+def step_one(state: RegisterState, op: CasOp, values: Values = {}) -> list[RegisterState]:  # noqa: B006
     """Every state the register may be in after ``op`` from ``state`` (empty: ``op`` is impossible here)."""
     value, rv, floor = state
     known = rv if rv is not None else floor + 1  # the least the current rv can be
@@ -85,7 +106,7 @@ def step_one(state: RegisterState, op: CasOp) -> list[RegisterState]:
         return [state, RegisterState(op.argument, None, known)]  # info: happened or not
     if op.f == CAS:
         expected, new_value = op.argument
-        may_match, may_differ = _matches(state, int(expected))
+        may_match, may_differ = _matches(state, int(expected), values)
         if op.kind == "ok":
             new_rv = int(op.result)
             return [RegisterState(new_value, new_rv, new_rv)] if may_match and new_rv > int(expected) else []
@@ -98,8 +119,8 @@ def step_one(state: RegisterState, op: CasOp) -> list[RegisterState]:
     raise ValueError(f"unknown register operation {op.f!r}")
 
 
-def step(states: States, op: CasOp) -> States:
-    return frozenset(s for state in states for s in step_one(state, op))
+def step(states: States, op: CasOp, values: Values = {}) -> States:  # noqa: B006
+    return frozenset(s for state in states for s in step_one(state, op, values))
 
 
 def prepare(ops: Iterable[Operation]) -> list[CasOp]:
@@ -256,16 +277,20 @@ def _only_filters(op: CasOp) -> bool:
 
 
 def search(key: str, ops: Sequence[CasOp], initial: RegisterState, *, max_steps: int = 2_000_000) -> CheckResult:
-    """Two prunings keep the search small on long histories with indeterminate operations, both sound:
+    """Three prunings keep the search small on long histories with indeterminate operations, all sound:
 
     - a read or a Conflict whose step leaves the set of states as it was (seen in every possible state)
       is dominated at the first place it fits: any linearization placing it later stays one when it is
       moved there (applied later it can only rule states out, never add one). So when the search
       backtracks over such an operation it does not try others in its place; it backtracks further;
     - revisions only grow, so an operation that would move every possible state past the revision a
-      pending acknowledged operation needs (``limit_of``) can never lead to a linearization: not tried.
+      pending acknowledged operation needs (``limit_of``) can never lead to a linearization: not tried;
+    - each revision is one write's, so the unknown rv an indeterminate write left is never one at which an
+      acknowledged operation saw another value (``observed``): a compare against it cannot match there.
+      Without this the dead branch is found only later, once the revisions have passed it.
     """
     head = _build_list(ops)
+    values = observed(ops, initial)
     state: States = frozenset([initial])
     linearized = 0
     cache: set[tuple[int, States]] = set()
@@ -283,7 +308,7 @@ def search(key: str, ops: Sequence[CasOp], initial: RegisterState, *, max_steps:
         op = entry.op
         assert op is not None
         if entry.is_call:
-            new_state = step(state, op)
+            new_state = step(state, op, values)
             if new_state and min(_known(s) for s in new_state) <= limits.least(op):
                 new_linearized = linearized | (1 << op.id)
                 memo = (new_linearized, new_state)
