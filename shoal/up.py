@@ -51,6 +51,7 @@ from runtime.client import ApiClient
 from runtime.context import CONTEXT_FILE
 from runtime.context import default_state_dir as default_state_dir
 from runtime.nats_server import NatsServer, NatsServerConfig, NatsServerError
+from runtime.pids import pid_alive
 from shoal import kubeconfig
 from shoal.up_auth import UpAuth, user_of
 
@@ -173,16 +174,6 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -228,15 +219,15 @@ def stop_stale_server(state: Path, console: Console) -> None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return
-    if not _pid_alive(pid) or str(state / "nats-server.conf") not in _cmdline(pid):
+    if not pid_alive(pid) or str(state / "nats-server.conf") not in _cmdline(pid):
         return
     console.say(f"stopping nats-server pid {pid}, left running by an earlier `shoal up` of this state "
                 "directory")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
 
 

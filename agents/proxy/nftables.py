@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 from agents.proxy.rules import Rule
+from runtime.pids import pid_alive
 
 MASQ_MARK = "0x4000"
 OWNER_COMMENT = "shoal-proxy pid="
@@ -131,16 +132,6 @@ def owner_pid(listing: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def orphaned(table: str) -> bool:
     """Whether ``table`` exists here and the proxy that wrote it is gone: killed before ``close``, its
     filter chains go on refusing every new connection to the service CIDR."""
@@ -148,7 +139,7 @@ def orphaned(table: str) -> bool:
     if done.returncode != 0:
         return False
     pid = owner_pid(done.stdout)
-    return pid is None or not _alive(pid)
+    return pid is None or not pid_alive(pid)
 
 
 def nft_available() -> bool:

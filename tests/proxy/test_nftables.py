@@ -31,7 +31,7 @@ from agents.proxy.rules import Backend, Rule
 from runtime.client import ApiClient
 from runtime.nats_server import free_port
 from tests.conftest import ActorRunner
-from tests.proxy.test_proxy_agent import ask, start_backend, wait_until
+from tests.proxy.test_proxy_agent import ask, serves, start_backend, wait_until
 
 WEB = Rule("default/web:http", "TCP", (("198.19.0.10", 80), ("0.0.0.0", 30080), ("192.0.2.7", 30080)),
            (Backend("198.18.1.5", 8080), Backend("198.18.2.9", 8080)), None)
@@ -121,13 +121,7 @@ async def test_cluster_ip_balances_follows_endpoints_and_refuses_without(runner:
                               "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": p}]}
                                           for _, p in backends]})
 
-    async def serving() -> bool:
-        try:
-            return (await ask(ip, 80)).endswith(b":hi")
-        except OSError:
-            return False
-
-    await wait_until(serving)
+    await wait_until(functools.partial(serves, ip, 80))
     seen = Counter([(await ask(ip, 80)).split(b":")[0] for _ in range(40)])
     assert set(seen) == {b"a", b"b", b"c"}, seen  # random balancing over every ready endpoint
     assert (await ask("192.0.2.2", node_port)).endswith(b":hi")  # NodePort on the node's address
@@ -212,13 +206,7 @@ async def test_udp_and_client_ip_affinity(runner: ActorRunner, client: ApiClient
     await wait_until(udp_ok)
     ip = sticky["spec"]["clusterIP"]
 
-    async def sticky_serving() -> bool:
-        try:
-            return (await ask(ip, 80)).endswith(b":hi")
-        except OSError:
-            return False
-
-    await wait_until(sticky_serving)
+    await wait_until(functools.partial(serves, ip, 80))
     assert len({(await ask(ip, 80)).split(b":")[0] for _ in range(20)}) == 1  # one client, one endpoint
     for t in transports:
         t.close()
@@ -264,11 +252,5 @@ async def test_userspace_proxy_serves_where_a_killed_nftables_proxy_left_its_tab
                          "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": backend[1]}]}]})
     ip, port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["port"]
 
-    async def serving() -> bool:
-        try:
-            return (await ask(ip, port)).endswith(b":hi")
-        except OSError:
-            return False
-
-    await wait_until(serving)
+    await wait_until(functools.partial(serves, ip, port))
     backend[0].close()

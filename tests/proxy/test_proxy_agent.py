@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 
 from agents.proxy.agent import ProxyAgent
@@ -31,6 +32,14 @@ async def ask(host: str, port: int, payload: bytes = b"hi") -> bytes:
     return data
 
 
+async def serves(host: str, port: int) -> bool:
+    """Whether a request to ``host:port`` reaches a backend (as ``start_backend`` answers)."""
+    try:
+        return (await ask(host, port)).endswith(b":hi")
+    except OSError:
+        return False
+
+
 async def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
@@ -50,13 +59,7 @@ async def test_service_round_robin_endpoint_removal_nodeport_and_udp(runner: Act
                               "subsets": [{"addresses": [{"ip": "127.0.0.1"}] ,
                                            "ports": [{"port": p}]} for _, p in backends]})
 
-    async def serving() -> bool:
-        try:
-            return (await ask(ip, port)).endswith(b":hi")
-        except OSError:
-            return False
-
-    await wait_until(serving)
+    await wait_until(functools.partial(serves, ip, port))
     seen = Counter([(await ask(ip, port)).split(b":")[0] for _ in range(9)])
     assert set(seen) == {b"a", b"b", b"c"}, seen
     assert (await ask("127.0.0.1", node_port)).endswith(b":hi")
