@@ -24,6 +24,7 @@ import nats
 
 from protocol.errors import AlreadyExists, ShoalError
 from protocol.objects import meta
+from runtime.cancel import stop_if_cancelled
 from runtime.client import ApiClient
 
 
@@ -39,10 +40,12 @@ async def probe_writes(client: ApiClient, latencies: list[tuple[float, float]], 
             obj = await client.get("ConfigMap", name, "default")
             break
         except ShoalError:
+            stop_if_cancelled()
             await asyncio.sleep(every)
     n = 0
     next_at = time.monotonic()
     while True:
+        stop_if_cancelled()  # a cancel that met a request's answer is lost in 3.11's wait_for (runtime/cancel.py)
         next_at += every
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         n += 1
