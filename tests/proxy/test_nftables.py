@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import shutil
 import subprocess
 import uuid
@@ -222,8 +223,6 @@ def _dead_pid() -> int:
 
 @needs_nft
 async def test_a_killed_proxys_table_is_told_apart_and_removed(table: str) -> None:
-    import os
-
     assert not orphaned(table) and not remove_orphaned_table(table)  # no table: nothing to do
     await run_nft(render(table, [WEB], "198.19.0.0/16", owner=os.getpid()))
     assert not orphaned(table) and not remove_orphaned_table(table)  # its proxy is alive: kept

@@ -63,6 +63,8 @@ class CasOp:
 Values = Mapping[int, Any]
 """What some operation saw written at a revision (``observed``): an unknown rv cannot be one whose write
 wrote another value."""
+UNSEEN: Values = {}
+"""No revision's value known: the plain model (read only, as ``Values`` is)."""
 
 
 def observed(ops: Iterable[CasOp], initial: RegisterState) -> dict[int, Any]:
@@ -88,7 +90,7 @@ def _matches(state: RegisterState, expected: int, values: Values) -> tuple[bool,
     return expected > state.floor and values.get(expected, state.value) == state.value, True
 
 
-def step_one(state: RegisterState, op: CasOp, values: Values = {}) -> list[RegisterState]:  # noqa: B006
+def step_one(state: RegisterState, op: CasOp, values: Values = UNSEEN) -> list[RegisterState]:
     """Every state the register may be in after ``op`` from ``state`` (empty: ``op`` is impossible here)."""
     value, rv, floor = state
     known = rv if rv is not None else floor + 1  # the least the current rv can be
@@ -119,7 +121,7 @@ def step_one(state: RegisterState, op: CasOp, values: Values = {}) -> list[Regis
     raise ValueError(f"unknown register operation {op.f!r}")
 
 
-def step(states: States, op: CasOp, values: Values = {}) -> States:  # noqa: B006
+def step(states: States, op: CasOp, values: Values = UNSEEN) -> States:
     return frozenset(s for state in states for s in step_one(state, op, values))
 
 
