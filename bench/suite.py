@@ -547,6 +547,17 @@ def _stop_group(proc: subprocess.Popen[str], fired: threading.Event, limit: floa
             continue
 
 
+def save(path: Path, results: dict[str, Any], rows: list[Row], started: float, *, finished: bool) -> None:
+    """Write the figures so far: after each benchmark (``partial``: a long full run stopped midway keeps what
+    it measured) and once at the end, through a temporary file so a reader never sees half a file."""
+    results["table"] = [asdict(r) for r in rows]
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["partial"] = not finished
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, under two minutes")
@@ -595,6 +606,7 @@ def main() -> None:
                 results[name] = {"failed": code, "output": tail[-25:]}
                 if out.exists():
                     results[name]["figures"] = json.loads(out.read_text())
+                save(Path(args.json), results, rows, suite_started, finished=False)
                 continue
             results[name] = json.loads(out.read_text())
             results[name + "_seconds"] = round(took, 1)
@@ -603,6 +615,7 @@ def main() -> None:
             except (KeyError, TypeError, ZeroDivisionError) as exc:
                 rows.append(Row(name, "", "", f"(no table row: {exc!r})"))
             print(f"    done in {took:.0f}s (suite {time.monotonic() - suite_started:.0f}s)", flush=True)
+            save(Path(args.json), results, rows, suite_started, finished=False)
     results["machine"]["msgpack_round_trips_per_s_at_end"] = end_calibration = round(round_trips_per_second())
     print(f"\nShoal benchmark suite ({results['mode']}), {results['machine']['cpus']} CPUs "
           f"({results['machine']['cpu_model']}), {results['machine']['memory_gib']} GiB, "
@@ -614,9 +627,7 @@ def main() -> None:
         if isinstance(entry, dict) and ("skipped" in entry or "failed" in entry):
             what = f"skipped ({entry['skipped']})" if "skipped" in entry else f"FAILED (exit {entry['failed']})"
             print(f"{name}: {what}")
-    results["table"] = [asdict(r) for r in rows]
-    results["seconds"] = round(time.monotonic() - suite_started, 1)
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    save(Path(args.json), results, rows, suite_started, finished=True)
     print(f"\nwritten to {args.json}")
     raise SystemExit(1 if failures else 0)
 
