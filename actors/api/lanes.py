@@ -38,6 +38,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -53,6 +54,11 @@ class Lane(StrEnum):
     SYSTEM = "system"
     USER = "user"
 
+
+SERVING: ContextVar[Lane | None] = ContextVar("shoal_serving_lane", default=None)
+"""The lane of the request a task serves (set in the task ``Admission`` starts, inherited by the tasks it
+spawns, e.g. a bind batch's writes): below admission, the datastore gives ``system`` writes a bounded share of
+its write queue (``store.StoreSettings.bulk_writes``)."""
 
 STRICT = frozenset({Lane.HEARTBEAT})
 """Lanes with strict priority: while one has requests waiting, the lanes after it start nothing."""
@@ -189,7 +195,7 @@ class Admission(Generic[M]):
         if flow is not None:
             self.flows[flow] = self.flows.get(flow, 0) + 1
         if state.running < state.settings.in_flight and not state.queued and not self._waiting_before(lane):
-            self._start(state, msg, flow)
+            self._start(lane, state, msg, flow)
         elif state.queued >= state.settings.max_queued:
             state.shed += 1
             self._spawn(self.refuse(msg, Unavailable(
@@ -216,11 +222,15 @@ class Admission(Generic[M]):
                 return True
         return False
 
-    def _start(self, state: LaneState[M], msg: M, flow: str | None) -> None:
+    def _start(self, lane: Lane, state: LaneState[M], msg: M, flow: str | None) -> None:
         state.running += 1
         state.served += 1
-        task = self._spawn(self.serve(msg))
+        task = self._spawn(self._serve_in(lane, msg))
         task.add_done_callback(lambda _: self._finished(state, flow))
+
+    async def _serve_in(self, lane: Lane, msg: M) -> None:
+        SERVING.set(lane)  # the task's own context: seen by this request's code and the tasks it spawns
+        await self.serve(msg)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
@@ -246,7 +256,7 @@ class Admission(Generic[M]):
         Within a lane: the requests that waited longer than ``max_wait`` are refused first (oldest first);
         then flows take turns (``LaneState.take``: round-robin, adaptive LIFO within a flow)."""
         now = self.clock()
-        for state in self.lanes.values():
+        for lane, state in self.lanes.items():
             while (waiting := state.stale(now - self.max_wait)) is not None:
                 state.shed += 1
                 self._done(waiting.flow)
@@ -255,7 +265,7 @@ class Admission(Generic[M]):
                     "queue; retry with back-off")))
             while state.queued and state.running < state.settings.in_flight:
                 waiting = state.take()
-                self._start(state, waiting.msg, waiting.flow)
+                self._start(lane, state, waiting.msg, waiting.flow)
             if state.queued and state.strict:
                 return
 

@@ -54,6 +54,8 @@ MSG_ID = "Nats-Msg-Id"
 DEDUPE_WINDOW = 30.0
 """Seconds the bucket remembers each write's id: a write sent again within it is acknowledged once, with the
 revision it got the first time (``PubAck.duplicate``), never applied twice."""
+UNGATED: contextlib.nullcontext[None] = contextlib.nullcontext()
+"""What a write that waits for no bulk slot enters instead (stateless: shared by all)."""
 _LAST_SEQUENCE = re.compile(r"wrong last sequence: (\d+)")
 IDLE_HEARTBEAT = 1.0
 """Seconds between the server's idle heartbeats to the watch cache's consumer: nats-py recreates an ordered
@@ -103,6 +105,11 @@ class StoreSettings:
     """One revision per key: watches resume from the API actors' event window, not from KV history."""
     max_bytes: int = -1
     timeout: float = 5.0
+    bulk_writes: int = 0
+    """Bulk writes (those ``Store``'s ``is_bulk`` names: the ``system`` lane's binds, status writes, controllers'
+    writes) sent to the stream at once; more wait here, so the stream's write queue, where every write waits
+    its turn (an fsync each), stays short for the writes of people and heartbeats, which never wait here.
+    0: no bound."""
 
 
 def delivery_position(msg: Msg) -> tuple[int, int]:
@@ -132,7 +139,8 @@ async def open_bucket(js: JetStreamContext, config: api.KeyValueConfig) -> KeyVa
 
 
 class Store:
-    def __init__(self, nc: Client, settings: StoreSettings | None = None, keyring: KeyRing | None = None) -> None:
+    def __init__(self, nc: Client, settings: StoreSettings | None = None, keyring: KeyRing | None = None,
+                 is_bulk: Callable[[], bool] | None = None) -> None:
         self.keyring = keyring or KeyRing.plaintext()
         self.undecryptable = 0
         """Records the follower skipped because no configured key decrypts them."""
@@ -141,6 +149,8 @@ class Store:
         self._writer = secrets.token_hex(6)
         self._writes = itertools.count(1)
         self.settings = settings or StoreSettings()
+        self._is_bulk = is_bulk
+        self._bulk = asyncio.Semaphore(self.settings.bulk_writes) if self.settings.bulk_writes > 0 else None
 
     async def open(self) -> None:
         """Create the bucket if absent (idempotent: several API actors may race here)."""
@@ -173,10 +183,12 @@ class Store:
         sent = {**headers, MSG_ID: write_id}
         doubted = False
         """A server behind the others refused this write: it may have been taken all the same."""
+        gate = self._bulk if self._bulk is not None and self._is_bulk is not None and self._is_bulk() else UNGATED
         for attempt in range(IN_FLIGHT_RETRIES):
             try:
-                ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, timeout=self.settings.timeout,
-                                            headers=sent)
+                async with gate:
+                    ack = await self.js.publish(keys.KV_SUBJECT_PREFIX + key, value, timeout=self.settings.timeout,
+                                                headers=sent)
             except nats.js.errors.APIError as exc:
                 answer = refusal(exc.err_code, exc.description, expected)
                 if answer is Refusal.CONFLICT:
