@@ -32,6 +32,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds an Event is kept after its last occurrence (Kubernetes' --event-ttl)")
     parser.add_argument("--events-max-mib", type=int, default=EVENTS_MAX_BYTES // 2**20,
                         help="MiB of Events kept in memory (each NATS server holds ~3x it; the oldest go first)")
+    parser.add_argument("--bulk-writes", type=int, default=ApiSettings.bulk_writes,
+                        help="datastore writes of kubelets and controllers (binds, status) in flight at once; more "
+                             "wait in the API actor, so people's writes queue behind at most these (0: no bound)")
     parser.add_argument("--service-account-issuer", default=satoken.DEFAULT_ISSUER,
                         help="the iss of ServiceAccount tokens (and the default API audience)")
     parser.add_argument("--api-audiences", default="",
@@ -51,7 +54,8 @@ def _settings(a: argparse.Namespace) -> ApiSettings:
     return ApiSettings(replicas=a.replicas, window=a.watch_window, window_bytes=a.watch_window_mib * 2**20,
                        encryption_config=a.encryption_config,
                        audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr,
-                       tokens=token_settings, event_ttl=a.event_ttl, events_max_bytes=a.events_max_mib * 2**20)
+                       tokens=token_settings, event_ttl=a.event_ttl, events_max_bytes=a.events_max_mib * 2**20,
+                       bulk_writes=a.bulk_writes)
 
 
 def main(argv: list[str] | None = None) -> int:
