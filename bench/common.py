@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import nats
+from nats.aio.client import Client
 
 from protocol import codec, subjects
 from protocol.errors import AlreadyExists, ShoalError, Unavailable
@@ -112,21 +113,23 @@ async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
                                              extra=users.server_config() if users else ""))
         await server.start()
         env = dict(os.environ, SHOAL_LOG_LEVEL="warning")
-        procs = []
-        for i, args in enumerate(process_commands(api_actors, extra, api_args)):
-            identity = users.env("api" if i < api_actors else CLI_USER) if users else {}
-            procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url],
-                                          env={**env, **identity}))
-        if users:
-            nc = await connect(users.context(server.url, "bench").bus(), name="bench", reconnect=False)
-        else:
-            nc = await nats.connect(server.url)
-        client = ApiClient(nc)
-        await wait_for_api(client)
-        try:
+        procs: list[subprocess.Popen[bytes]] = []
+        nc: Client | None = None
+        try:  # from here on a stop (SIGINT while the API starts) leaves no server behind
+            for i, args in enumerate(process_commands(api_actors, extra, api_args)):
+                identity = users.env("api" if i < api_actors else CLI_USER) if users else {}
+                procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url],
+                                              env={**env, **identity}))
+            if users:
+                nc = await connect(users.context(server.url, "bench").bus(), name="bench", reconnect=False)
+            else:
+                nc = await nats.connect(server.url)
+            client = ApiClient(nc)
+            await wait_for_api(client)
             yield Cluster(server, procs, client, state)
         finally:
-            await nc.close()
+            if nc is not None:
+                await nc.close()
             for p in procs:
                 p.terminate()
             for p in procs:

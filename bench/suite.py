@@ -506,14 +506,15 @@ def print_table(rows: list[Row]) -> None:
 
 def run_one(module: str, args: list[str], out: Path, limit: float | None) -> tuple[int, list[str]]:
     """Run one benchmark in its own process group, echoing its progress lines; the tail of its output is
-    kept for a failure report. Past ``limit`` seconds the whole group is stopped (TERM, then KILL) and the
-    benchmark fails with that said: a hang costs minutes, never the whole CI run."""
+    kept for a failure report. Past ``limit`` seconds the whole group is stopped (INT, TERM, then KILL) and the
+    benchmark fails with that said: a hang costs minutes, never the whole CI run. A suite stopped itself (SIGINT,
+    SIGTERM) stops the running benchmark's group the same way first: it leaves no servers behind."""
     tail: deque[str] = deque(maxlen=60)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with subprocess.Popen([sys.executable, "-m", module, *args, "--json", str(out)], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True) as proc:
         fired = threading.Event()
-        stopper = threading.Timer(limit, _stop_group, (proc, fired, limit)) if limit else None
+        stopper = threading.Timer(limit, _timed_out, (proc, fired, limit)) if limit else None
         if stopper is not None:
             stopper.daemon = True
             stopper.start()
@@ -528,14 +529,25 @@ def run_one(module: str, args: list[str], out: Path, limit: float | None) -> tup
             if fired.is_set():
                 tail.append(f"TIMED OUT after {limit:.0f}s (the suite stopped the benchmark's process group)")
             return code, list(tail)
+        except BaseException:  # the suite is stopped (SystemExit from SIGTERM, KeyboardInterrupt)
+            _stop_group(proc, "the suite was stopped: stopping the running benchmark")
+            raise
         finally:
             if stopper is not None:
                 stopper.cancel()
 
 
-def _stop_group(proc: subprocess.Popen[str], fired: threading.Event, limit: float) -> None:
+def _timed_out(proc: subprocess.Popen[str], fired: threading.Event, limit: float) -> None:
     fired.set()
-    print(f"    .. still running after {limit:.0f}s: stopping it (raise the limit with --limit)", flush=True)
+    _stop_group(proc, f"still running after {limit:.0f}s: stopping it (raise the limit with --limit)")
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stop_group(proc: subprocess.Popen[str], why: str) -> None:
+    print(f"    .. {why}", flush=True)
     # SIGINT first: the benchmark's cleanup runs (servers it started in their own sessions stop too)
     for sig, wait in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
@@ -569,6 +581,7 @@ def main() -> None:
                              f"(default {QUICK_LIMIT:.0f} with --quick, none otherwise; 0: none)")
     args = parser.parse_args()
     limit = (QUICK_LIMIT if args.quick else 0.0) if args.limit is None else args.limit
+    signal.signal(signal.SIGTERM, _terminated)
     plan = QUICK if args.quick else FULL
     only = [n for n in args.only.split(",") if n]
     skip = set(args.skip.split(","))
