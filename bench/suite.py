@@ -582,6 +582,9 @@ def main() -> None:
     args = parser.parse_args()
     limit = (QUICK_LIMIT if args.quick else 0.0) if args.limit is None else args.limit
     signal.signal(signal.SIGTERM, _terminated)
+    # started in the background by a shell, SIGINT is ignored, and the benchmarks would inherit that: then the
+    # SIGINT that stops a benchmark with its cleanup would do nothing. Handled here, it is default in them.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plan = QUICK if args.quick else FULL
     only = [n for n in args.only.split(",") if n]
     skip = set(args.skip.split(","))

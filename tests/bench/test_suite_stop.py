@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def processes_mentioning(text: str) -> list[str]:
     found = []
@@ -26,23 +28,34 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_sigterm_stops_the_running_benchmark_and_its_servers(tmp_path: Path) -> None:
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("sig", "exits"), [
+    (signal.SIGTERM, {128 + signal.SIGTERM}),
+    # started in the background by a shell (SIGINT ignored), then interrupted: ``kill -INT`` still works
+    (signal.SIGINT, {-signal.SIGINT, 128 + signal.SIGINT}),
+])
+def test_a_stopped_suite_stops_the_running_benchmark_and_its_servers(tmp_path: Path, sig: signal.Signals,
+                                                                      exits: set[int]) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
     suite = subprocess.Popen([sys.executable, "-m", "bench.suite", "--quick", "--only", "watch",
                               "--json", str(tmp_path / "out.json")],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=ignore_sigint if sig == signal.SIGINT else None)
     try:
         deadline = time.monotonic() + 60
         while not any("nats-server" in p for p in processes_mentioning(str(tmp_path))):
             assert time.monotonic() < deadline, "the benchmark never started its nats-server"
             assert suite.poll() is None, suite.communicate()[0]
             time.sleep(0.1)
-        suite.send_signal(signal.SIGTERM)
+        suite.send_signal(sig)
         output, _ = suite.communicate(timeout=60)
     finally:
         if suite.poll() is None:
             suite.kill()
-    assert suite.returncode == 128 + signal.SIGTERM, output
+    assert suite.returncode in exits, output
     assert "the suite was stopped" in output
     deadline = time.monotonic() + 10
     while (left := processes_mentioning(str(tmp_path))) and time.monotonic() < deadline:
