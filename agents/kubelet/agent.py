@@ -296,7 +296,9 @@ class KubeletAgent:
         await run_workers(parts.queue, parts.worker.reconcile, workers=self.config.workers, log=log)
 
     async def _relist_loop(self, parts: NodeParts, log: Any) -> None:
-        last_resync = time.monotonic()
+        phase = self.config.phase
+        await asyncio.sleep(phase * self.config.relist_interval)
+        last_resync = time.monotonic() - phase * RESYNC_INTERVAL
         while True:
             began = time.monotonic()
             try:

@@ -44,8 +44,11 @@ class KubeletConfig:
     lease_duration: int = 40
     lease_renew_interval: float = 10.0
     node_status_interval: float = 10.0
-    heartbeat_offset: float = 0.0
-    """Delay before the first renewal after registration: hollow nodes stagger their heartbeats."""
+    phase: float = 0.0
+    """Where in each period this kubelet's periodic work falls, as a fraction of the period (0 <= phase < 1):
+    the first lease renewal, Node status write, runtime relist and pod resync wait that fraction of their
+    intervals. A hollow process gives its nodes phases spread over [0, 1), so their periodic work is spread as
+    a fleet of independently started kubelets' is, not done by all of them at once."""
     backoff_base: float = 10.0
     backoff_max: float = 300.0
     backoff_reset: float = 600.0
@@ -62,6 +65,10 @@ class KubeletConfig:
     """Compute Memory/Disk/PID pressure from this host; hollow nodes report no pressure."""
     record_events: bool = True
     keep_attempts: int = 2
+    """Exited attempts kept per container (the latest serves ``logs --previous``); older ones are removed."""
     volume_refresh: float = 20.0
     """ConfigMaps/Secrets used by pods are re-read at most this often; mounted files follow within ~2x."""
-    """Exited attempts kept per container (the latest serves ``logs --previous``); older ones are removed."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.phase < 1.0:
+            raise ValueError(f"KubeletConfig.phase is a fraction of a period: 0 <= phase < 1, got {self.phase}")

@@ -307,9 +307,9 @@ class NodeHeartbeat:
                 FAILURE_LOG.warning(self.log, "node registration failed; retrying", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        if self.config.heartbeat_offset > 0:
-            await asyncio.sleep(self.config.heartbeat_offset)
-        next_lease = next_status = time.monotonic()
+        began = time.monotonic()
+        next_lease = began + self.config.phase * self.config.lease_renew_interval
+        next_status = began + self.config.phase * self.config.node_status_interval
         delay = 0.2
         while True:
             now = time.monotonic()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from actors.api.server import ApiActor
 from agents.kubelet.agent import KubeletAgent
@@ -201,3 +206,43 @@ async def test_fake_runtime_records_mounts_and_resolved_env(runner: ActorRunner,
         ("/tmp", str(base / "kubernetes.io~empty-dir" / "tmp"), True)]
     assert c.env["K"] == "v" and c.env["GREETING"] == "hi-v"
     assert (base / "kubernetes.io~configmap" / "cfg" / "k").read_text() == "v"
+
+
+async def test_phase_delays_the_first_lease_renewal(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                    tmp_path: Path) -> None:
+    """Half-way into a 4 s lease interval: the Lease is first written at least ~2 s after the Node."""
+    agent = fake_kubelet("node-ph", FakeRuntime(), tmp_path, lease_renew_interval=4.0, phase=0.5)
+    await runner.start(agent, started(agent))
+    await eventually(lambda: client.get("Node", "node-ph"), interval=0.02, what="node registered")
+    seen = time.monotonic()
+    await eventually(lambda: client.get("Lease", "node-ph", "kube-node-lease"), interval=0.02, what="lease")
+    assert time.monotonic() - seen >= 1.5
+
+
+async def test_phase_brings_the_first_pod_resync_forward(runner: ActorRunner, api: ApiActor, client: ApiClient,
+                                                         tmp_path: Path) -> None:
+    """Every 60 s a kubelet resyncs its pods (and sweeps orphaned volumes); at phase 0.95 the first comes ~3 s
+    after the start, at phase 0 a full interval after it, so kubelets with spread phases resync apart."""
+    resynced: dict[str, float] = {}
+    began = time.monotonic()
+    agents = {name: fake_kubelet(name, FakeRuntime(), tmp_path / name, phase=p)
+              for name, p in (("node-early", 0.95), ("node-plain", 0.0))}
+    for name, agent in agents.items():
+        await runner.start(agent, started(agent))
+        parts = agent.parts
+        assert parts is not None
+        sweep = parts.volumes.cleanup_orphans
+
+        async def spy(live: set[str], sweep: Any = sweep, name: str = name) -> None:
+            resynced.setdefault(name, time.monotonic() - began)
+            await sweep(live)
+
+        parts.volumes.cleanup_orphans = spy  # type: ignore[method-assign]
+    await eventually(lambda: asyncio.sleep(0, "node-early" in resynced), timeout=15, what="the early node resynced")
+    assert resynced["node-early"] >= 2.0
+    assert "node-plain" not in resynced
+
+
+def test_phase_outside_a_period_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="0 <= phase < 1"):
+        KubeletConfig(node_name="n", state_dir=tmp_path, phase=1.0)
