@@ -45,7 +45,7 @@ from typing import Any
 
 from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health
 from bench.scale_compare import API_ACTORS, EVENTS, alternate, compare, comparison_lines
-from bench.scale_processes import API, api_processes, by_role, process_names, role
+from bench.scale_processes import API, api_processes, by_role, process_names, renice, role
 from protocol import codec, keys, subjects
 from protocol.errors import AlreadyExists, ShoalError
 from protocol.objects import condition_true, name_of, parse_time
@@ -212,6 +212,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         names = process_names(args.api_actors, len(hollow), scheduler=not args.backlog)
         procs = dict(zip(names, c.procs, strict=True))
         apis = [proc for name, proc in procs.items() if role(name) == API]
+        for name, proc in procs.items():
+            if name.startswith("hollow-") and args.hollow_nice:
+                renice(proc.pid, args.hollow_nice)
         started = time.monotonic()
         while True:
             try:
@@ -313,8 +316,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         bind_window = (binds[-1] - binds[0]) if len(binds) > 1 else 0.0
         assert bound_at is not None
         result = {
-            "nodes": nodes, "pods": pods, "hollow_processes": len(hollow), "backlog": args.backlog,
-            "events": args.events, "api_actors": args.api_actors,
+            "nodes": nodes, "pods": pods, "hollow_processes": len(hollow), "hollow_nice": args.hollow_nice,
+            "backlog": args.backlog, "events": args.events, "api_actors": args.api_actors,
             "datastore_writes_per_pod": round(kv_writes / pods, 2),
             "pod_writes_per_pod": round(counter.writes / pods, 2),
             "event_messages_per_pod": round(event_messages / pods, 2),
@@ -357,6 +360,9 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--hollow-procs", type=int, default=1, help="processes the hollow nodes are spread over")
     parser.add_argument("--lease-interval", type=float, default=10.0, help="hollow node lease renewal, seconds")
+    parser.add_argument("--hollow-nice", type=int, default=0, choices=range(20),
+                        help="niceness of the hollow processes (they stand for other machines: at 10 they take the "
+                             "CPU the control plane leaves)")
     parser.add_argument("--concurrency", type=int, default=64, help="pod creates in flight")
     parser.add_argument("--backlog", action="store_true",
                         help="create every pod first, then start the scheduler: pure scheduling throughput")
@@ -401,7 +407,8 @@ def main() -> None:
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes), pods {r['pods']}"
+    print(f"hollow nodes {r['nodes']} ({r['hollow_processes']} processes, nice {r.get('hollow_nice', 0)}), "
+          f"pods {r['pods']}"
           f"{' (backlog)' if r['backlog'] else ''}, events {r['events']}, API actors {r.get('api_actors', 1)}")
     for key in ("register_s", "all_bound_s", "all_running_s", "create_per_s", "scheduled_per_s", "create_p50_ms",
                 "create_p99_ms", "probe_write_idle_p99_ms", "probe_write_p50_ms", "probe_write_p99_ms",

@@ -9,6 +9,8 @@ comparable between runs with one API actor and runs with several, and each one i
 
 from __future__ import annotations
 
+import os
+
 API = "api"
 
 
@@ -36,3 +38,12 @@ def by_role(per_process: dict[str, float]) -> dict[str, float]:
 def api_processes(per_process: dict[str, float]) -> dict[str, float]:
     """The figure of each API actor process alone (``api-1``, ``api-2``…)."""
     return {name: value for name, value in per_process.items() if role(name) == API}
+
+
+def renice(pid: int, niceness: int) -> None:
+    """Set ``niceness`` on every thread of ``pid`` (Linux keeps a nice value per thread; threads started later
+    take their creator's). The hollow processes stand for other machines: at a higher niceness they take the CPU
+    the control plane leaves, so a figure shows the control plane's latency, not a share of 2 cores among 5
+    busy processes."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.setpriority(os.PRIO_PROCESS, int(task), niceness)
