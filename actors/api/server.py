@@ -91,8 +91,8 @@ class ApiSettings:
     """Datastore writes of the ``system`` lane in flight at once (a bind batch is up to 128 writes, and the
     lane serves 256 requests): the others wait in the API actor, not in the stream's write queue in front of a
     person's write (issue #20 item 4). 0: no bound, the default. At 1,000 nodes / 20,000 pods a share of 32
-    halved a person's write p99 at a 5-8 % slower run; at 5,000 nodes / 150,000 pods it made the run 10-13 %
-    slower, a person's write p99 2-3x worse and the scheduler's memory 2x (binds held back, pods kept pending)
+    halved a person's write p99 at a 5-8 % slower run; at 5,000 nodes / 150,000 pods it bettered neither the
+    p99 nor the run's time and doubled the scheduler's memory (binds held back, pods kept pending)
     (docs/BENCHMARKS.md, "The bulk share at 150,000 pods")."""
     max_queued: int = 50_000
     """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
