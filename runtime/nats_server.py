@@ -93,6 +93,14 @@ class NatsServer:
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen([find_binary(), "-c", str(conf)], stdout=out, stderr=out,
                                          start_new_session=True)
+        try:
+            await self._listening(timeout)
+        except BaseException:  # it never listened, or the start was stopped (SIGINT, cancelled): leave no server
+            self.kill()
+            raise
+
+    async def _listening(self, timeout: float) -> None:
+        assert self.proc is not None
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self.proc.poll() is not None:
