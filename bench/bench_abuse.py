@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, percentile, progress
+from bench.common import cluster, percentile, progress, stop_on_signals
 from protocol import codec
 from runtime.client import ApiClient
 
@@ -145,6 +145,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--watches", type=int, default=3000)
     parser.add_argument("--objects", type=int, default=500)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.common import cluster, progress, summary
+from bench.common import cluster, progress, stop_on_signals, summary
 from protocol import codec
 from protocol.errors import Unavailable
 
@@ -145,6 +145,7 @@ async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0)
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)

@@ -25,7 +25,7 @@ import nats
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
-from bench.common import cpu_seconds, wait_for_api
+from bench.common import cpu_seconds, stop_on_signals, wait_for_api
 from protocol import codec
 from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
@@ -117,6 +117,7 @@ async def run(before: str, after: str, rounds: int, n: int, concurrency: int) ->
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--before", required=True, help="the tree (a checkout) of the 'before' API actor")
     parser.add_argument("--after", required=True, help="the tree of the 'after' API actor")

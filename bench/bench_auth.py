@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, get_create_a_b
+from bench.common import cluster, get_create_a_b, stop_on_signals
 
 
 async def main_async(n: int, rounds: int) -> dict[str, Any]:
@@ -26,6 +26,7 @@ async def main_async(n: int, rounds: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="gets and creates per cluster")
     parser.add_argument("--rounds", type=int, default=10)

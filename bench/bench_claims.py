@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.common import cluster, percentile, progress, summary
+from bench.common import cluster, percentile, progress, stop_on_signals, summary
 from protocol.errors import NotFound
 from protocol.objects import condition_true
 
@@ -103,6 +103,7 @@ async def run(n: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--json", default=None)

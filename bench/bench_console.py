@@ -41,7 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import create_all, gateway_cluster, paced, progress, write_json
+from bench.common import create_all, gateway_cluster, paced, progress, stop_on_signals, write_json
 from protocol.objects import format_time
 from runtime.client import ApiClient
 
@@ -272,6 +272,7 @@ async def run(nodes: int, pods: int, rate: float, seconds: float, lists: int,
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--pods", type=int, default=2000)

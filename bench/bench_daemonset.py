@@ -20,7 +20,16 @@ from collections import Counter
 from typing import Any
 
 from bench.bench_scale import hollow_commands
-from bench.common import cluster, hollow_options, progress, report, retrying, wait_nodes_ready, wait_status
+from bench.common import (
+    cluster,
+    hollow_options,
+    progress,
+    report,
+    retrying,
+    stop_on_signals,
+    wait_nodes_ready,
+    wait_status,
+)
 from protocol import codec, subjects
 from protocol.errors import ShoalError
 from protocol.objects import Obj, controller_of, meta
@@ -149,6 +158,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--max-unavailable", default="10%", help="the rollout's maxUnavailable (int or N%%)")

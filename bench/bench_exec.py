@@ -35,7 +35,7 @@ import yaml
 
 from agents.kubelet.images import BUSYBOX_IMAGE
 from agents.kubelet.podman_streams import PodmanStreams
-from bench.common import cluster, percentile, progress
+from bench.common import cluster, percentile, progress, stop_on_signals
 from runtime.nats_server import free_port
 from runtime.node_stream import open_stream, run_exec
 from shoal.kubeconfig import ensure_credentials, kubeconfig
@@ -146,6 +146,7 @@ async def run(n: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--json", default=None)

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bench.common import create_all, gateway_cluster, paced, percentile, progress, write_json
+from bench.common import create_all, gateway_cluster, paced, percentile, progress, stop_on_signals, write_json
 from runtime.client import ApiClient
 from shoal.kubeconfig import kubeconfig
 
@@ -194,6 +194,7 @@ async def run(pods: int, lists: int, watch_n: int, rate: float) -> dict[str, Any
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--lists", type=int, default=10)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, progress
+from bench.common import cluster, progress, stop_on_signals
 from protocol.errors import NotFound, ShoalError
 from protocol.objects import Obj, condition_true
 from runtime.client import ApiClient
@@ -133,6 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--max-pods", type=int, default=110)

@@ -29,7 +29,7 @@ from agents.kubelet.images import BUSYBOX_IMAGE, ensure_local_images
 from agents.kubelet.podman_runtime import PodmanRuntime
 from agents.kubelet.podman_service import start_podman_service
 from agents.kubelet.podman_trace import read_trace
-from bench.common import cluster, percentile, progress, summary
+from bench.common import cluster, percentile, progress, stop_on_signals, summary
 from protocol.objects import condition_true
 from runtime.host_subnets import free_block
 
@@ -269,6 +269,7 @@ def print_breakdown(title: str, result: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=1)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import percentile, progress
+from bench.common import percentile, progress, stop_on_signals
 from runtime.nats_server import free_port
 
 CHUNK = 256 * 1024
@@ -279,6 +279,7 @@ def main() -> None:
     if args.role in ("dns", "dns-direct"):
         dns_server(args.port, args.role == "dns-direct")
         return
+    stop_on_signals()  # the client only: the servers it starts end on its SIGTERM
     backend_port, proxy_port, dns_port, dns_direct_port = free_port(), free_port(), free_port(), free_port()
     me = [sys.executable, "-m", "bench.bench_proxy"]
     procs = [subprocess.Popen([*me, "--role", "backend", "--port", str(backend_port)]),

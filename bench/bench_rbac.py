@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, get_create_a_b, percentile, progress
+from bench.common import cluster, get_create_a_b, percentile, progress, stop_on_signals
 from protocol.rbac_bootstrap import CONTROLLER_MANAGER
 from runtime.client import ApiClient
 
@@ -88,6 +88,7 @@ async def binding_creates(checked: ApiClient, trusted: ApiClient, n: int) -> dic
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="gets and creates per client")
     parser.add_argument("--rounds", type=int, default=10)

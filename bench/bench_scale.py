@@ -43,7 +43,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health
+from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health, stop_on_signals
 from bench.scale_compare import API_ACTORS, EVENTS, alternate, compare, comparison_lines
 from bench.scale_processes import API, api_processes, by_role, process_names, renice, role
 from protocol import codec, keys, subjects
@@ -355,6 +355,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--pods", type=int, default=2000)

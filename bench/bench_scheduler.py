@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calibrate import fingerprint  # noqa: E402
-from bench.common import cpu_seconds, scheduler_health  # noqa: E402
+from bench.common import cpu_seconds, scheduler_health, stop_on_signals  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
 from runtime.client import ApiClient  # noqa: E402
@@ -237,6 +237,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pods", type=int, default=5000)

@@ -22,7 +22,16 @@ from typing import Any
 
 from bench.bench_daemonset import CONTAINERS, deployment
 from bench.bench_scale import hollow_commands
-from bench.common import cluster, hollow_options, progress, report, retrying, wait_nodes_ready, wait_status
+from bench.common import (
+    cluster,
+    hollow_options,
+    progress,
+    report,
+    retrying,
+    stop_on_signals,
+    wait_nodes_ready,
+    wait_status,
+)
 from protocol.objects import Obj, meta
 from runtime.client import ApiClient
 
@@ -82,6 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--replicas", type=int, default=50)

@@ -16,7 +16,7 @@ from typing import Any
 
 from nats.js.api import DeliverPolicy
 
-from bench.common import cluster, percentile, progress
+from bench.common import cluster, percentile, progress, stop_on_signals
 from protocol import codec, keys
 
 
@@ -95,6 +95,7 @@ async def run(n: int, rate: float) -> dict[str, Any]:
 
 
 def main() -> None:
+    stop_on_signals()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=500)

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import ssl
 import statistics
 import subprocess
@@ -32,6 +33,15 @@ from runtime.client import ApiClient
 from runtime.nats_server import NatsServer, NatsServerConfig, free_port
 from shoal.kubeconfig import Credentials, ensure_credentials
 from shoal.up_auth import CLI_USER, UpAuth
+
+
+def stop_on_signals() -> None:
+    """Let SIGINT and SIGTERM stop a benchmark through its cleanup, so the servers it started in sessions of
+    their own (nats-server, a kubelet's Podman pod) stop with it. Started in the background by a shell, a
+    program ignores SIGINT; SIGTERM's default ends it at once, cleanup unrun. Here SIGINT is Python's default
+    (``asyncio.run`` turns it into cancelling the main task) and SIGTERM is turned into a SIGINT."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: signal.raise_signal(signal.SIGINT))
 
 
 def percentile(values: list[float], q: float) -> float:
