@@ -45,7 +45,7 @@ def run(cache: SchedulerCache, pods: list[Obj], rng: random.Random) -> list[str]
     for pod in pods:
         info = pod_info(pod)
         nodes = cache.schedulable_nodes()
-        decision = decide(info, nodes, start=cache.next_start, rng=rng, named=cache.nodes)
+        decision = decide(info, nodes, start=cache.next_start, rng=rng, named=cache.nodes, fits=cache.fits)
         cache.next_start = (cache.next_start + decision.examined) % len(nodes)
         if isinstance(decision, Scheduled):
             cache.assume(info, decision.node)

@@ -304,7 +304,7 @@ class SchedulerActor:
             info, to_select = claims.info, claims.to_select
         decision = decide(info, nodes, start=self.cache.next_start,
                           percentage=self.settings.percentage_of_nodes_to_score, rng=self.rng,
-                          named=self.cache.nodes)
+                          named=self.cache.nodes, fits=self.cache.fits)
         if nodes:
             self.cache.next_start = (self.cache.next_start + decision.examined) % len(nodes)
         if isinstance(decision, Unschedulable):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from actors.scheduler.model import NodeInfo, PodInfo, add_usage
+from actors.scheduler.model import FitColumns, NodeInfo, PodInfo, add_usage
 
 ASSUME_TTL = 30.0
 
@@ -35,6 +35,7 @@ class SchedulerCache:
         self.ready = asyncio.Event()
         """Set once the node and pod informers have listed (the test runner waits on it)."""
         self._order: list[NodeInfo] | None = None
+        self._fits = FitColumns([])
         self._assumed: dict[str, float | None] = {}
         """Assumed pods -> when their bind succeeded (None while in flight): no scan of all pods."""
         self.next_start = 0
@@ -72,8 +73,22 @@ class SchedulerCache:
     def schedulable_nodes(self) -> list[NodeInfo]:
         """Present nodes in a stable order (rebuilt only when nodes come or go)."""
         if self._order is None:
-            self._order = [n for n in self.nodes.values() if n.present]
+            order: list[NodeInfo] = []
+            self._fits = FitColumns(order)
+            for node in self.nodes.values():
+                if node.present:
+                    node.slot, node.fits = len(order), self._fits
+                    order.append(node)
+                else:
+                    node.fits = None
+            self._order = order
         return self._order
+
+    @property
+    def fits(self) -> FitColumns:
+        """The fit columns of ``schedulable_nodes()`` (pass both to ``decide``)."""
+        self.schedulable_nodes()
+        return self._fits
 
     def _node_for(self, name: str) -> NodeInfo:
         node = self.nodes.get(name)

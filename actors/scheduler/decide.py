@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 from actors.scheduler.filters import (
     AFFINITY_MISMATCH,
@@ -23,7 +24,7 @@ from actors.scheduler.filters import (
     node_resources_fit,
     relevant_filters,
 )
-from actors.scheduler.model import NodeInfo, PodInfo
+from actors.scheduler.model import UNKNOWN_FIT, FitColumns, NodeInfo, PodInfo
 from actors.scheduler.scores import SCORES, ScorePlugin, resource_score, score_nodes
 
 MIN_FEASIBLE_NODES = 100
@@ -72,12 +73,13 @@ def failure_message(total: int, reasons: dict[str, int]) -> str:
 
 def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentage: int = 0,
            rng: random.Random | None = None, scores: Sequence[ScorePlugin] = SCORES,
-           named: Mapping[str, NodeInfo] | None = None) -> Decision:
+           named: Mapping[str, NodeInfo] | None = None, fits: FitColumns | None = None) -> Decision:
     """Choose a node for ``pod`` among ``nodes`` (the cache's schedulable order), starting at ``start``.
 
     ``examined`` in the result tells the caller how far to rotate the start for the next pod. With
     ``named`` (the nodes by name), a pod whose required affinity names its nodes (a DaemonSet pod) is
     decided among those alone, as Kubernetes' PreFilter result does: the others fail NodeAffinity anyway.
+    ``fits``: the cache's fit columns, used when they follow ``nodes`` (the same list).
     """
     if named is not None and pod.node_names is not None:
         return _decide_named(pod, len(nodes), named, percentage=percentage, rng=rng, scores=scores)
@@ -91,7 +93,7 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
     simple = unrestricted == (node_resources_fit,) and not pod.other
     start %= total
     if simple:
-        found = _find_simple(pod, nodes, start, want, every)
+        found = _find_simple(pod, nodes, start, want, every, fits if fits is not None and fits.nodes is nodes else None)
         if found is not None:
             feasible_found, examined_found, resource = found
             return _choose(pod, feasible_found, examined_found, rng=rng, scores=scores,
@@ -139,11 +141,11 @@ def _choose(pod: PodInfo, feasible: list[NodeInfo], examined: int, *, rng: rando
 
 MIN_CHUNK = 16
 """Nodes filtered at once by ``_find_simple`` at least (a chunk never reaches past ``want`` by more)."""
-UNKNOWN, NO_FIT = -2, -1
+NO_FIT = -1
 
 
-def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
-                 every: tuple[FilterFn, ...]) -> tuple[list[NodeInfo], int, list[int]] | None:
+def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int, every: tuple[FilterFn, ...],
+                 fits: FitColumns | None) -> tuple[list[NodeInfo], int, list[int]] | None:
     """The first ``want`` feasible nodes from ``start`` (rotating) for a pod that only the resource fit can
     reject on an unrestricted node, how many nodes were examined to find them (the same nodes and count as
     ``decide``'s loop) and their resource scores (``scores.resource_scores``).
@@ -151,17 +153,22 @@ def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
     Nodes are taken a chunk at a time (most nodes fit, so a chunk of the nodes still wanted is usually the
     answer), each looked up in its memo: the pod's template either does not fit it by the inline check
     (``NO_FIT``: restricted, absent, or short of room) or has this resource score there. None when no node
-    fits (the loop then words the reasons)."""
+    fits (the loop then words the reasons). With ``fits`` (columns that follow ``nodes``), a chunk's values
+    are a slice of the template's column rather than a memo lookup per node."""
     total = len(nodes)
     pod_cpu, pod_memory = pod.cpu, pod.memory
     key = f"fit {pod_cpu} {pod_memory} {pod.nonzero_cpu} {pod.nonzero_memory}"
+    column = fits.column(key) if fits is not None else None
 
     def memo_fit(node: NodeInfo) -> int:
         value = resource_score(pod, node) if (
             node.present and not node.restricted and node.pod_count < node.alloc_pods
             and (not pod_cpu or node.req_cpu + pod_cpu <= node.alloc_cpu)
             and (not pod_memory or node.req_memory + pod_memory <= node.alloc_memory)) else NO_FIT
-        node.memo[key] = value
+        if column is not None:
+            column[node.slot] = value
+        else:
+            node.memo[key] = value
         return value
 
     feasible: list[NodeInfo] = []
@@ -171,9 +178,12 @@ def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
         size = min(max(need, MIN_CHUNK), total - examined)
         end = at + size
         chunk = nodes[at:end] if end <= total else [*nodes[at:], *nodes[:end - total]]
-        values = [node.memo.get(key, UNKNOWN) for node in chunk]
-        if UNKNOWN in values:
-            values = [memo_fit(chunk[i]) if v == UNKNOWN else v for i, v in enumerate(values)]
+        if column is not None:
+            values = column[at:end] if end <= total else [*column[at:], *column[:end - total]]
+        else:
+            values = [node.memo.get(key, UNKNOWN_FIT) for node in chunk]
+        if UNKNOWN_FIT in values:
+            values = [memo_fit(chunk[i]) if v == UNKNOWN_FIT else v for i, v in enumerate(values)]
         if NO_FIT in values:  # the inline check failed: a restricted node may still pass every filter
             kept = [i for i, v in enumerate(values)
                     if v != NO_FIT or (chunk[i].restricted and chunk[i].present
@@ -216,5 +226,5 @@ def _select(nodes: Sequence[NodeInfo], totals: list[int], rng: random.Random) ->
     best = max(totals)
     if totals.count(best) == 1:
         return nodes[totals.index(best)].name, best
-    ties = [i for i, score in enumerate(totals) if score == best]
+    ties = list(compress(range(len(totals)), map(best.__eq__, totals)))  # the indices of the best, in C
     return nodes[rng.choice(ties)].name, best

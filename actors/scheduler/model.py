@@ -116,14 +116,25 @@ class NodeInfo:
     """Memo of pure per-node results by pod template, emptied by ``add_usage`` and ``refresh`` (change usage,
     allocatable and flags only through them): a node is examined for thousands of pods between two changes
     of its usage, and the pods of one template ask the same. ``scores.resource_scores`` keeps its result under
-    the pod's non-zero (cpu, memory); ``decide`` keeps a common pod's fit and score under a string key."""
+    the pod's non-zero (cpu, memory); ``decide`` keeps a common pod's fit and score under a string key
+    (in ``fits`` instead, for a node in the cache's schedulable order)."""
+    slot: int = field(default=-1, compare=False, repr=False)
+    """The node's index in the cache's schedulable order, while ``fits`` is set."""
+    fits: FitColumns | None = field(default=None, compare=False, repr=False)
+    """The columns of that order, which hold this node's fits at ``slot``; None outside it."""
 
     def __post_init__(self) -> None:
         self.refresh()
 
+    def changed(self) -> None:
+        """Forget what was memoized about the node (its usage, allocatable or flags changed)."""
+        self.memo.clear()
+        if self.fits is not None:
+            self.fits.forget(self.slot)
+
     def refresh(self) -> None:
         """Recompute the flags derived from the static facts (after changing them)."""
-        self.memo.clear()
+        self.changed()
         self.restricted = self.unschedulable or self.ready not in (None, "True") or any(
             t.effect != "PreferNoSchedule" for t in self.taints)
         self.soft_tainted = any(t.effect == "PreferNoSchedule" for t in self.taints)
@@ -292,9 +303,41 @@ def node_info(node: Obj) -> NodeInfo:
     )
 
 
+
+UNKNOWN_FIT = -2
+"""A slot of a ``FitColumns`` column not computed since its node last changed."""
+MAX_FIT_COLUMNS = 64
+"""Pod templates ``FitColumns`` keeps columns for (the oldest is dropped): a bound on memory, 8 bytes a node each."""
+
+
+class FitColumns:
+    """Per common pod template, one value per node of the cache's schedulable order (indexed by
+    ``NodeInfo.slot``): the template's fit and resource score there, as ``decide`` computes it. A chunk of
+    nodes is then read as one list slice instead of a memo lookup per node. ``NodeInfo.changed`` marks the
+    node's slot unknown in every column, as it empties the node's memo."""
+
+    __slots__ = ("_columns", "nodes")
+
+    def __init__(self, nodes: list[NodeInfo]) -> None:
+        self.nodes = nodes
+        """The order the columns follow (``decide`` uses them only with this very list)."""
+        self._columns: dict[str, list[int]] = {}
+
+    def column(self, key: str) -> list[int]:
+        column = self._columns.get(key)
+        if column is None:
+            if len(self._columns) >= MAX_FIT_COLUMNS:
+                del self._columns[next(iter(self._columns))]
+            column = self._columns[key] = [UNKNOWN_FIT] * len(self.nodes)
+        return column
+
+    def forget(self, slot: int) -> None:
+        for column in self._columns.values():
+            column[slot] = UNKNOWN_FIT
+
 def add_usage(node: NodeInfo, pod: PodInfo, sign: int = 1) -> None:
     """Add (sign=1) or remove (sign=-1) ``pod``'s requests, ports and group from ``node``'s sums."""
-    node.memo.clear()
+    node.changed()
     node.req_cpu += sign * pod.cpu
     node.req_memory += sign * pod.memory
     node.nonzero_cpu += sign * pod.nonzero_cpu
