@@ -187,8 +187,13 @@ class PodWorker:
         decided = self.decide(state)
         await self.execute(state, decided)
         requeue = await self.report(state, decided)
-        if _more_to_start(self.decide(state), decided):  # decided again on the view after the actions
+        after = self.decide(state)  # decided again on the view after the actions
+        if _more_to_start(after, decided):
             return 0.0  # e.g. an init container already done: the next one now, not at the next relist
+        if decided.actions and after.requeue_after is not None:
+            # e.g. a restarted container that exited already: the relist sees no change in what this reconcile
+            # saw, so its back-off is timed here, not at the next resync
+            return after.requeue_after if requeue is None else min(requeue, after.requeue_after)
         return requeue
 
     # -- gather -----------------------------------------------------------------------------------

@@ -96,6 +96,24 @@ async def test_a_gone_pod_is_cleaned_up_and_forgotten(api: ApiActor, client: Api
     assert worker.reconciles == 2
 
 
+async def test_a_container_that_exits_before_the_kubelet_looks_again_is_requeued_by_its_back_off(
+        api: ApiActor, client: ApiClient, tmp_path: Path) -> None:
+    """The restarted container has already exited in the view taken after starting it. The relist then sees
+    no change (that view is what the reconcile acted on), so the reconcile must requeue the pod by the back-off
+    the post-action plan waits for. Before, it returned None and the crash loop stopped until a resync."""
+    runtime = FakeRuntime()
+    pods = Pods()
+    worker = make_worker(client, runtime, pods, tmp_path)
+    spec = {"name": "app", "image": "busybox", "env": [{"name": EXIT_AFTER_ENV, "value": "0"},
+                                                        {"name": EXIT_CODE_ENV, "value": "1"}]}
+    pods.store["default/c"] = await create_bound(client, pod_manifest("c", [spec]), NODE)
+    assert await worker.reconcile("default/c") == 0.0  # the first attempt exited: restarted at once
+    again = await worker.reconcile("default/c")  # the restart exited too: now it backs off
+    assert again is not None and 0.0 < again < 0.6  # the first back-off, 0.5 s, from the exit (after the plan)
+    assert "default/c" not in await worker.cache.relist_changes()  # nothing else would look at it again
+    assert [c.attempt for c in await runtime.list_containers(NODE)] == [0, 1]
+
+
 def test_a_kubelet_is_complete_before_it_starts(tmp_path: Path) -> None:
     agent = KubeletAgent(KubeletConfig(node_name="n", state_dir=tmp_path), runtime=FakeRuntime(),
                          metrics=StaticMetrics())
