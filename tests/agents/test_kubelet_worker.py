@@ -24,6 +24,9 @@ from runtime.client import ApiClient
 from tests.agents.kubelet_helpers import create_bound, pod_manifest
 
 NODE = "worker-node"
+CRASHING = {"name": "app", "image": "busybox", "env": [{"name": EXIT_AFTER_ENV, "value": "0"},
+                                                    {"name": EXIT_CODE_ENV, "value": "1"}]}
+"""A container that exits with 1 as soon as it starts."""
 
 
 class Pods:
@@ -84,9 +87,7 @@ async def test_a_gone_pod_is_cleaned_up_and_forgotten(api: ApiActor, client: Api
     runtime = FakeRuntime()
     pods = Pods()
     worker = make_worker(client, runtime, pods, tmp_path)
-    spec = {"name": "app", "image": "busybox", "env": [{"name": EXIT_AFTER_ENV, "value": "0"},
-                                                        {"name": EXIT_CODE_ENV, "value": "1"}]}
-    pods.store["default/q"] = await create_bound(client, pod_manifest("q", [spec]), NODE)
+    pods.store["default/q"] = await create_bound(client, pod_manifest("q", [CRASHING]), NODE)
     await worker.reconcile("default/q")
     assert worker.notes and worker.statuses.written
     del pods.store["default/q"]
@@ -104,9 +105,7 @@ async def test_a_container_that_exits_before_the_kubelet_looks_again_is_requeued
     runtime = FakeRuntime()
     pods = Pods()
     worker = make_worker(client, runtime, pods, tmp_path)
-    spec = {"name": "app", "image": "busybox", "env": [{"name": EXIT_AFTER_ENV, "value": "0"},
-                                                        {"name": EXIT_CODE_ENV, "value": "1"}]}
-    pods.store["default/c"] = await create_bound(client, pod_manifest("c", [spec]), NODE)
+    pods.store["default/c"] = await create_bound(client, pod_manifest("c", [CRASHING]), NODE)
     assert await worker.reconcile("default/c") == 0.0  # the first attempt exited: restarted at once
     again = await worker.reconcile("default/c")  # the restart exited too: now it backs off
     assert again is not None and 0.0 < again < 0.6  # the first back-off, 0.5 s, from the exit (after the plan)
