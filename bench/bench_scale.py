@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health, stop_on_signals
+from bench.probe import PROBING
 from bench.scale_compare import API_ACTORS, EVENTS, alternate, compare, comparison_lines
 from bench.scale_processes import API, api_processes, by_role, process_names, renice, role
 from protocol import codec, keys, subjects
@@ -240,6 +241,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                   stdout=subprocess.PIPE)
         c.procs.append(prober)  # stopped with the cluster if the run fails
         kv_before, events_before = await stream_last(client, KV_STREAM), await stream_last(client, EVENTS_STREAM)
+        assert prober.stdout is not None
+        if await asyncio.wait_for(asyncio.to_thread(prober.stdout.readline), 120) != f"{PROBING}\n".encode():
+            raise SystemExit("the probe ended before its first write was answered")
         await asyncio.sleep(2)  # probe writes before the load: the baseline of the same run
         first = time.monotonic()
         creator = asyncio.create_task(create_pods(client, pods, args.concurrency, created, acked))
@@ -287,7 +291,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for task in background:
             task.cancel()
         prober.terminate()
-        probed: list[tuple[float, float]] = json.loads(prober.communicate(timeout=30)[0] or b"[]")
+        probed: list[tuple[float, float]] = json.loads(prober.communicate(timeout=30)[0].splitlines()[-1])
         idle = [seconds for at, seconds in probed if at < first]
         probe = [seconds for at, seconds in probed if at >= first]
         # -- correctness -------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """A paced probe write in its own process and NATS connection: what one person's write sees under load.
 
-One ConfigMap update every ``--every`` seconds (50 ms) until SIGTERM, then ``[started, seconds]`` of each as
-a JSON list on stdout (``started``: ``time.monotonic()``, one clock for every process of the machine, so the
-benchmark can tell the writes before its load from those under it). A benchmark starts it next to its load
-(``bench_scale``): in its own process the figure includes neither the benchmark's own event loop (a watch
-of every pod, 64 creates in flight) nor its connection (the API actor's admission serves flows in turn, and
-the benchmark's connection is one flow), as for a ``shoal`` command typed during the run.
+One ConfigMap update every ``--every`` seconds (50 ms) until SIGTERM. It prints ``probing`` on stdout once
+its first update is answered (the benchmark starts its load a while after that, so "before the load" has
+samples on a slow machine too), and at the end ``[started, seconds]`` of each update as a JSON list
+(``started``: ``time.monotonic()``, one clock for every process of the machine, so the benchmark can tell
+the writes before its load from those under it). A benchmark starts it next to its load (``bench_scale``):
+in its own process the figure includes neither the benchmark's own event loop (a watch of every pod, 64
+creates in flight) nor its connection (the API actor's admission serves flows in turn, and the benchmark's
+connection is one flow), as for a ``shoal`` command typed during the run.
 
     .venv/bin/python -m bench.probe --server nats://127.0.0.1:4222
 """
@@ -18,6 +20,7 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import nats
@@ -29,8 +32,9 @@ from runtime.client import ApiClient
 
 
 async def probe_writes(client: ApiClient, latencies: list[tuple[float, float]], every: float = 0.05,
-                       name: str = "scale-probe") -> None:
-    """One paced ConfigMap update every ``every`` seconds: the latency a mutating call sees under load."""
+                       name: str = "scale-probe", on_first: Callable[[], None] | None = None) -> None:
+    """One paced ConfigMap update every ``every`` seconds: the latency a mutating call sees under load.
+    ``on_first`` is called once the first update is answered."""
     obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"n": "0"}}
     while True:  # an overloaded API actor sheds requests: ask again
         try:
@@ -57,6 +61,12 @@ async def probe_writes(client: ApiClient, latencies: list[tuple[float, float]], 
         except ShoalError:
             continue
         latencies.append((at, time.perf_counter() - started))
+        if on_first is not None and len(latencies) == 1:
+            on_first()
+
+
+PROBING = "probing"
+"""The line printed once the first update is answered."""
 
 
 async def run(server: str, every: float) -> list[tuple[float, float]]:
@@ -64,7 +74,8 @@ async def run(server: str, every: float) -> list[tuple[float, float]]:
     latencies: list[tuple[float, float]] = []
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    task = asyncio.create_task(probe_writes(ApiClient(nc, timeout=30), latencies, every))
+    task = asyncio.create_task(probe_writes(ApiClient(nc, timeout=30), latencies, every,
+                                            on_first=lambda: print(PROBING, flush=True)))
     await stop.wait()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

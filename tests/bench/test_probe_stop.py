@@ -43,3 +43,18 @@ async def test_the_probe_stops_though_its_cancellation_was_swallowed() -> None:
     finished, _ = await asyncio.wait([task], timeout=2)
     assert finished, f"the probe kept writing after it was cancelled ({client.updates} updates)"
     assert task.cancelled()
+
+
+async def test_the_probe_says_once_when_its_first_write_is_answered() -> None:
+    """``bench_scale`` starts its load only after this (before, on a slow machine the probe's first write came
+    after the load had started, and "before the load" had no sample: p99 nan)."""
+    client = SwallowingClient()
+    latencies: list[tuple[float, float]] = []
+    said: list[int] = []
+    task = asyncio.create_task(probe_writes(cast(ApiClient, client), latencies, every=0.001,
+                                            on_first=lambda: said.append(len(latencies))))
+    while client.updates < 3:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.wait([task], timeout=2)
+    assert said == [1]
