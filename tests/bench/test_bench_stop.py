@@ -1,6 +1,6 @@
 """A benchmark run on its own from a background shell (SIGINT ignored, as under ``nohup ... &``) stops through
-its cleanup on SIGINT and on SIGTERM sent to it alone: the nats-server it started in a session of its own does
-not outlive it (session 13: SIGINT did nothing, and SIGTERM left the server running)."""
+its cleanup on SIGINT and on SIGTERM sent to it alone: neither the nats-server it started in a session of its
+own nor its API actor outlives it (session 13: SIGINT did nothing, and SIGTERM left both running)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,37 @@ import pytest
 from tests.bench.test_suite_stop import ignore_sigint, processes_mentioning
 
 
+def alive_descendants(root: int) -> set[int]:
+    """The processes below ``root`` that are running (zombies left out)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_benchmark_stopped_alone_leaves_no_server(tmp_path: Path, sig: signal.Signals) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
@@ -29,6 +60,8 @@ def test_a_benchmark_stopped_alone_leaves_no_server(tmp_path: Path, sig: signal.
             assert bench.poll() is None, bench.communicate()[0]
             time.sleep(0.1)
         time.sleep(1.0)  # into its run, past the server's start
+        children = alive_descendants(bench.pid)
+        assert len(children) >= 2, children  # at least nats-server and the API actor
         bench.send_signal(sig)  # to the benchmark alone, not its process group
         output, _ = bench.communicate(timeout=60)
     finally:
@@ -36,6 +69,7 @@ def test_a_benchmark_stopped_alone_leaves_no_server(tmp_path: Path, sig: signal.
             os.killpg(bench.pid, signal.SIGKILL)
     assert bench.returncode != 0, output  # stopped, not finished
     deadline = time.monotonic() + 10
-    while (left := processes_mentioning(str(tmp_path))) and time.monotonic() < deadline:
+    while ((left := processes_mentioning(str(tmp_path))) or running(children)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == [], output
+    assert running(children) == set(), output
