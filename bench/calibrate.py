@@ -9,6 +9,7 @@ Run alone: ``.venv/bin/python -m bench.calibrate``.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -53,6 +54,21 @@ def round_trips_per_second(rounds: int = ROUNDS, repeats: int = 5) -> float:
             msgpack.unpackb(msgpack.packb(pods[i % 64]))
         best = min(best, time.perf_counter() - started)
     return rounds / best
+
+
+def per_cpu(repeats: int = 3) -> list[int]:
+    """The calibration on each CPU this process may use, pinned to one at a time. Seen on a 2-core AMD EPYC
+    VM (session 14): either core gave ~81,000 or ~150,000 from one run to the next, as the host's load moved,
+    so a figure is read next to its own entry's calibration, not only the suite's."""
+    allowed = os.sched_getaffinity(0)
+    rates = []
+    try:
+        for cpu in sorted(allowed):
+            os.sched_setaffinity(0, {cpu})
+            rates.append(round(round_trips_per_second(repeats=repeats)))
+    finally:
+        os.sched_setaffinity(0, allowed)
+    return rates
 
 
 def fingerprint() -> dict[str, Any]:

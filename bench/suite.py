@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.calibrate import fingerprint, round_trips_per_second
+from bench.calibrate import fingerprint, per_cpu, round_trips_per_second
 
 QUICK: dict[str, list[str]] = {
     "api": ["bench.bench_api", "--n", "300", "--concurrency", "32", "--rate", "1000", "--seconds", "3"],
@@ -612,7 +612,9 @@ def main() -> None:
                 results[name] = {"skipped": "chromium and chromium-driver are not installed"}
                 continue
             out = Path(tmp) / f"{name}.json"
-            print(f"[{index}/{len(chosen)}] {name}: python -m {module} {' '.join(rest)}", flush=True)
+            calibration = results[name + "_calibration"] = per_cpu()
+            print(f"[{index}/{len(chosen)}] {name}: python -m {module} {' '.join(rest)} "
+                  f"(calibration per CPU: {' / '.join(f'{c:,}' for c in calibration)})", flush=True)
             started = time.monotonic()
             code, tail = run_one(module, rest, out, limit or None)
             took = time.monotonic() - started
