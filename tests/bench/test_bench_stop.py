@@ -16,35 +16,30 @@ import pytest
 from tests.bench.test_suite_stop import ignore_sigint, processes_mentioning
 
 
+def state_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent pid from ``/proc``; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie is not)."""
+    return {pid for pid in pids if (stat := state_and_parent(pid)) is not None and stat[0] != "Z"}
+
+
 def alive_descendants(root: int) -> set[int]:
-    """The processes below ``root`` that are running (zombies left out)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
+    """The processes below ``root`` that are running."""
+    parents = {int(e.name): stat[1] for e in Path("/proc").iterdir()
+               if e.name.isdigit() and (stat := state_and_parent(int(e.name))) is not None and stat[0] != "Z"}
     found: set[int] = set()
     frontier = {root}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def running(pids: set[int]) -> set[int]:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.add(pid)
-    return alive
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
