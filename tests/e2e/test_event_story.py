@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 
 from runtime.client import ApiClient
+from runtime.events import EventRecorder
 from tests.e2e.cluster import (
     PODMAN_MARKS,
     REPO,
@@ -217,29 +218,65 @@ async def test_no_scheduled_events_flag(stack: Stack) -> None:
     assert b"--no-scheduled-events" in out
 
 
-async def test_the_documented_story_follower_works(stack: Stack, client: ApiClient) -> None:
-    """protocol/README.md's example follows one Deployment's whole story: run as written (only the server's
-    address changed) against this cluster, after a rollout of its own."""
+def documented_story(url: str) -> Any:
+    """protocol/README.md's story follower, as written (only the server's address changed)."""
     text = (REPO / "protocol" / "README.md").read_text()
     code = re.search(r"```python\n(import asyncio, msgpack, nats\n\nasync def story.*?)```", text, re.S)
     assert code is not None, "the story example is not in protocol/README.md"
-    source = code.group(1).replace("nats://127.0.0.1:4222", stack.cluster.url).replace("asyncio.run(story())", "")
+    source = code.group(1).replace("nats://127.0.0.1:4222", url).replace("asyncio.run(story())", "")
     scope: dict[str, Any] = {}
     exec(compile(source, "protocol/README.md", "exec"), scope)
-    await client.create(deployment("told", 2))
+    return scope["story"]
+
+
+async def told_by(story: Any, deployment: str) -> list[str]:
+    """The lines the follower prints about ``deployment`` within 5 s (it replays the retained story, then
+    follows live: it is stopped)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(story(deployment), 5)
+    return out.getvalue().splitlines()
+
+
+async def test_the_documented_story_follower_works(stack: Stack, client: ApiClient) -> None:
+    """The example follows one Deployment's whole story against this cluster, after a rollout of its own."""
+    story = documented_story(stack.cluster.url)
+    name = f"told-{uuid.uuid4().hex[:6]}"  # a rerun's Deployment is another one
+    await client.create(deployment(name, 2))
 
     async def pods_started() -> list[str]:
-        pods = [p for p in (await client.list("Pod", "default", label_selector="app=told")).items
+        pods = [p for p in (await client.list("Pod", "default", label_selector=f"app={name}")).items
                 if (p.get("status") or {}).get("phase") == "Running"]
         return [p["metadata"]["name"] for p in pods] if len(pods) == 2 else []
 
-    names = await stack.cluster.eventually(pods_started, timeout=120, what="the told Deployment's 2 pods Running")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(scope["story"]("told"), 5)  # replays the retained story, then follows: stop it
-    lines = out.getvalue().splitlines()
-    assert any(" Deployment/told ScalingReplicaSet Scaled up replica set told-" in line for line in lines), lines
-    for name in names:
-        told = [line.split()[2] for line in lines if f" Pod/{name} " in line]
-        assert told == ["Scheduled", "Pulled", "Created", "Started"], (name, lines)
+    names = await stack.cluster.eventually(pods_started, timeout=120, what=f"the {name} Deployment's 2 pods Running")
+    lines = await told_by(story, name)
+    assert any(f" Deployment/{name} ScalingReplicaSet Scaled up replica set {name}-" in line for line in lines), lines
+    for pod_name in names:
+        told = [line.split()[2] for line in lines if f" Pod/{pod_name} " in line]
+        assert told == ["Scheduled", "Pulled", "Created", "Started"], (pod_name, lines)
     assert not any("Pod/story-" in line for line in lines)  # another Deployment's pods are not in this story
+
+
+async def test_the_documented_follower_tells_what_came_before_it_knew(stack: Stack, client: ApiClient) -> None:
+    """A pod's Scheduled may reach the stream before its ReplicaSet's SuccessfulCreate (two components, no
+    order between them): the follower still tells it, after the SuccessfulCreate, in stream order."""
+    name = f"early-{uuid.uuid4().hex[:6]}"
+    rs, pod_name = f"{name}-5d4f8", f"{name}-5d4f8-x2k9q"
+    recorder = EventRecorder(client, "test-recorder")
+
+    def obj(kind: str, obj_name: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": kind, "metadata": {"name": obj_name, "namespace": "default",
+                                                               "uid": str(uuid.uuid4())}}
+
+    for about, reason, message in [
+            (obj("Pod", pod_name), "Scheduled", f"Successfully assigned default/{pod_name} to n1"),
+            (obj("Deployment", name), "ScalingReplicaSet", f"Scaled up replica set {rs} from 0 to 1"),
+            (obj("Pod", "someone-else"), "Scheduled", "Successfully assigned default/someone-else to n1"),
+            (obj("ReplicaSet", rs), "SuccessfulCreate", f"Created pod: {pod_name}"),
+            (obj("Pod", pod_name), "Pulled", "Container image already present on machine")]:
+        await recorder.record(about, "Normal", reason, message)
+    lines = await told_by(documented_story(stack.cluster.url), name)
+    assert [line.split()[1:3] for line in lines] == [
+        [f"Deployment/{name}", "ScalingReplicaSet"], [f"ReplicaSet/{rs}", "SuccessfulCreate"],
+        [f"Pod/{pod_name}", "Scheduled"], [f"Pod/{pod_name}", "Pulled"]], lines
