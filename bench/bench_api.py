@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.common import cluster, progress, stop_on_signals, summary
+from bench.common import cluster, progress, scheduler_health, stop_on_signals, summary
 from protocol import codec
 from protocol.errors import Unavailable
 
@@ -79,9 +79,10 @@ def cm(name: str) -> dict[str, Any]:
             "data": {"payload": "x" * 200}}
 
 
-async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0) -> list[dict[str, Any]]:
+async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0,
+              group_commit: int | None = None) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    async with cluster() as c:
+    async with cluster(api_args=[] if group_commit is None else ["--group-commit", str(group_commit)]) as c:
         client = c.client
         js = client.nc.jetstream()
         kv = await js.create_key_value(bucket="rawbench", history=1)
@@ -108,6 +109,10 @@ async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0)
                             *await timed_concurrent(n, concurrency, lambda i: kv.put(f"c{i}", raw_value)))
         api_create_c = summary(f"API create ({concurrency} in flight)",
                                *await timed_concurrent(n, concurrency, lambda i: client.create(cm(f"c{i}"))))
+        grouped = (await scheduler_health(client, "api")).get("groupCommit") or {}
+        if grouped:
+            print(f"API group commit so far: {grouped['batched']} writes in {grouped['batches']} atomic batches, "
+                  f"{grouped['refused']} batches refused and sent again alone")
         paced: list[dict[str, Any]] = []
         if rate > 0:
             progress(f"paced: raw kv.put then API create at {rate:.0f}/s for {seconds:.0f}s each")
@@ -151,9 +156,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop writes/s for the paced figure (0: skip)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each paced phase")
+    parser.add_argument("--group-commit", type=int, default=None,
+                        help="the API actor's --group-commit (default: its own; 0: every write alone)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    results = asyncio.run(run(args.n, args.concurrency, args.rate, args.seconds))
+    results = asyncio.run(run(args.n, args.concurrency, args.rate, args.seconds, args.group_commit))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -36,6 +36,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="datastore writes of kubelets and controllers (binds, status) in flight at once; more "
                              "wait in the API actor, so people's writes queue behind at most these (0, the default: no "
                              "bound; a bound helps a person's write at moderate load and costs throughput at scale)")
+    parser.add_argument("--group-commit", type=int, default=ApiSettings.group_commit, metavar="SENDS",
+                        help="datastore writes that wait for one another leave as one atomic batch, with this many "
+                             "sends in flight (0: every write alone; a single-replica datastore only)")
     parser.add_argument("--service-account-issuer", default=satoken.DEFAULT_ISSUER,
                         help="the iss of ServiceAccount tokens (and the default API audience)")
     parser.add_argument("--api-audiences", default="",
@@ -56,7 +59,7 @@ def _settings(a: argparse.Namespace) -> ApiSettings:
                        encryption_config=a.encryption_config,
                        audit=not a.no_audit, service_cidr=a.service_cidr, cluster_cidr=a.cluster_cidr,
                        tokens=token_settings, event_ttl=a.event_ttl, events_max_bytes=a.events_max_mib * 2**20,
-                       bulk_writes=a.bulk_writes)
+                       bulk_writes=a.bulk_writes, group_commit=a.group_commit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,6 +94,8 @@ class ApiSettings:
     halved a person's write p99 at a 5-8 % slower run; at 5,000 nodes / 150,000 pods it bettered neither the
     p99 nor the run's time and doubled the scheduler's memory (binds held back, pods kept pending)
     (docs/BENCHMARKS.md, "The bulk share at 150,000 pods")."""
+    group_commit: int = StoreSettings.group_commit
+    """Sends of grouped datastore writes in flight at once (``groupcommit.py``); 0: every write alone."""
     max_queued: int = 50_000
     """Requests waiting per lane beyond which new ones are refused ``Unavailable`` at once."""
     max_wait: float = 5.0
@@ -183,6 +185,7 @@ class ApiActor:
                 "audit": self._auditor.stats() if self._auditor else {},
                 "feedGaps": {"revisions": self._gaps.found, "named": self._gaps.attributed,
                              "open": len(self._gaps.holes)},
+                "groupCommit": self._store.group.stats() if self._store is not None and self._store.group else {},
                 "objects": {p: len(o) for p, o in self.cache.objects.items()}}
 
     async def start(self, ctx: ActorContext) -> None:
@@ -190,7 +193,8 @@ class ApiActor:
         keyring = encryption.load(Path(self.settings.encryption_config) if self.settings.encryption_config else None)
         if not keyring.encrypts:
             ctx.log.warning("Secrets are stored unencrypted: no encryption configuration (--encryption-config)")
-        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas, bulk_writes=self.settings.bulk_writes),
+        store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas, bulk_writes=self.settings.bulk_writes,
+                                    group_commit=self.settings.group_commit),
                       keyring, is_bulk=lambda: lanes.SERVING.get() is Lane.SYSTEM)
         await when_jetstream_answers(store.open, ctx.log, "datastore bucket")
         self._store = store

@@ -62,7 +62,7 @@ class InFlight:
 
 async def test_bind_batches_keep_to_the_bulk_share_and_a_persons_writes_do_not(
         nats_server: NatsServer, runner: ActorRunner) -> None:
-    api: ApiActor = await start_api(runner, bulk_writes=3)
+    api: ApiActor = await start_api(runner, bulk_writes=3, group_commit=0)  # each write its own publish, counted
     assert api._store is not None
     spy = InFlight(api._store.js.publish)
     api._store.js.publish = spy  # type: ignore[method-assign]

@@ -1,0 +1,177 @@
+"""Group commit: datastore writes that wait for one another leave together, as one JetStream atomic batch.
+
+The server stores each write with an fsync (``sync_interval: always``), one write after the other in the
+stream: with 64 writes in flight that is ~2,000 writes/s on our machines, and a person's write waits behind
+every write queued before it. An atomic batch (nats-server 2.12+, the stream's ``allow_atomic``) is stored
+and acknowledged as one: 64 writes in one batch cost about what a few writes alone do.
+
+How writes are grouped: at most ``slots`` sends are in flight. A write that finds a slot free leaves at once,
+alone (nothing is added to a write's latency while the datastore keeps up); writes that arrive while every
+slot is busy wait, and leave together in the next slot that frees, up to ``max_messages`` writes and
+``max_bytes`` per batch, never two writes of one key in one batch (the second waits for the next).
+
+What a write is told is what it would be told alone. A batch keeps each write's compare-and-swap header: the
+server stores all of it or none of it. When it refuses a batch (one write lost its race, a key had another
+write in flight, a server limit), every write of the batch is sent again alone, with the same id, and gets
+its own answer. A batch not answered in time gives each of its writes the timeout, as one write would get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+from collections import deque
+from dataclasses import dataclass
+
+import nats.js.errors
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.js import JetStreamContext
+
+BATCH_ID = "Nats-Batch-Id"
+BATCH_SEQUENCE = "Nats-Batch-Sequence"
+BATCH_COMMIT = "Nats-Batch-Commit"
+MAX_BATCH_MESSAGES = 1000
+"""nats-server's bound on the messages of one atomic batch."""
+
+
+@dataclass(slots=True)
+class _Write:
+    subject: str
+    value: bytes
+    headers: dict[str, str]
+    done: asyncio.Future[int]
+
+
+class GroupCommit:
+    def __init__(self, nc: Client, js: JetStreamContext, *, timeout: float, slots: int = 2, max_messages: int = 64,
+                 max_bytes: int = 8 * 2**20) -> None:
+        """``js``: what sends a write alone (the store's own JetStream context)."""
+        if not 1 <= max_messages <= MAX_BATCH_MESSAGES:
+            raise ValueError(f"max_messages must be 1..{MAX_BATCH_MESSAGES}, not {max_messages}")
+        self.nc = nc
+        self.js = js
+        self.timeout = timeout
+        self.slots = slots
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.batches = 0
+        """Atomic batches sent (of two writes or more)."""
+        self.batched = 0
+        """Writes those batches carried."""
+        self.refused = 0
+        """Batches the server refused (their writes were sent again alone)."""
+        self._queue: deque[_Write] = deque()
+        self._in_flight = 0
+        self._sends: set[asyncio.Task[None]] = set()
+        self._prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+
+    def stats(self) -> dict[str, int]:
+        return {"batches": self.batches, "batched": self.batched, "refused": self.refused}
+
+    async def publish(self, subject: str, value: bytes, headers: dict[str, str]) -> int:
+        """The stream sequence the write got. Raises what ``JetStreamContext.publish`` raises for a refused
+        write (``APIError``), an unanswered one (``TimeoutError``) or a missing stream (``NoStreamResponseError``)."""
+        write = _Write(subject, value, headers, asyncio.get_running_loop().create_future())
+        self._queue.append(write)
+        self._pump()
+        return await write.done
+
+    def _pump(self) -> None:
+        while self._queue and self._in_flight < self.slots:
+            batch = self._take()
+            if not batch:
+                return
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(batch), name="group-commit")
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    def _take(self) -> list[_Write]:
+        """The next batch, in arrival order: writes given up on (cancelled) are dropped, a second write of a key
+        in this batch stays queued."""
+        batch: list[_Write] = []
+        subjects: set[str] = set()
+        size = 0
+        kept: deque[_Write] = deque()
+        while self._queue:
+            write = self._queue.popleft()
+            if write.done.done():
+                continue
+            full = len(batch) >= self.max_messages or (batch and size + len(write.value) > self.max_bytes)
+            if full or write.subject in subjects:
+                kept.append(write)
+                if full:
+                    break
+                continue
+            batch.append(write)
+            subjects.add(write.subject)
+            size += len(write.value)
+        kept.extend(self._queue)
+        self._queue = kept
+        return batch
+
+    async def _send(self, batch: list[_Write]) -> None:
+        try:
+            if len(batch) == 1:
+                await self._alone(batch[0])
+            else:
+                await self._together(batch)
+        except asyncio.CancelledError:
+            for write in batch:
+                write.done.cancel()
+            raise
+        finally:
+            self._in_flight -= 1
+            self._pump()
+
+    async def _alone(self, write: _Write) -> None:
+        try:
+            ack = await self.js.publish(write.subject, write.value, timeout=self.timeout, headers=write.headers)
+        except (nats.js.errors.Error, nats.errors.Error, TimeoutError) as exc:
+            _fail(write, exc)
+        else:
+            _resolve(write, int(ack.seq))
+
+    async def _together(self, batch: list[_Write]) -> None:
+        batch_id = f"{self._prefix}{next(self._ids):x}"
+        last = len(batch)
+        try:
+            for n, write in enumerate(batch[:-1], 1):
+                await self.nc.publish(write.subject, write.value,
+                                      headers={**write.headers, BATCH_ID: batch_id, BATCH_SEQUENCE: str(n)})
+            commit = batch[-1]
+            msg = await self.nc.request(commit.subject, commit.value, timeout=self.timeout,
+                                        headers={**commit.headers, BATCH_ID: batch_id, BATCH_SEQUENCE: str(last),
+                                                 BATCH_COMMIT: "1"})
+        except NoRespondersError:
+            for write in batch:
+                _fail(write, nats.js.errors.NoStreamResponseError())
+            return
+        except (nats.errors.Error, TimeoutError) as exc:
+            for write in batch:
+                _fail(write, exc)
+            return
+        reply = json.loads(msg.data)
+        if "error" in reply or reply.get("count") != last:
+            self.refused += 1
+            await asyncio.gather(*(self._alone(write) for write in batch))
+            return
+        self.batches += 1
+        self.batched += last
+        first = int(reply["seq"]) - last + 1  # a batch is stored in order, in consecutive sequences
+        for n, write in enumerate(batch):
+            _resolve(write, first + n)
+
+
+def _resolve(write: _Write, seq: int) -> None:
+    if not write.done.done():
+        write.done.set_result(seq)
+
+
+def _fail(write: _Write, exc: BaseException) -> None:
+    if not write.done.done():
+        write.done.set_exception(exc)

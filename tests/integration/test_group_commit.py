@@ -1,0 +1,128 @@
+"""actors/api/groupcommit.py against a real nats-server: writes that wait leave as one atomic batch, and each
+write is told what it would be told alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import nats
+import nats.js.errors
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+
+from actors.api.groupcommit import GroupCommit
+from actors.api.store import EXPECTED_LAST, STREAM, Record, Store, StoreSettings
+from protocol import keys
+from protocol.errors import AlreadyExists, Conflict
+from runtime.nats_server import NatsServer
+
+
+@pytest_asyncio.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_server.url)
+    await Store(client).open()  # the bucket, atomic batches allowed
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def subject(name: str) -> str:
+    return f"{keys.KV_SUBJECT_PREFIX}pods/default/{name}"
+
+
+async def stored(nc: Client, seq: int) -> tuple[str, bytes]:
+    msg = await nc.jetstream().get_msg(STREAM, seq=seq, direct=False)
+    return str(msg.subject), bytes(msg.data or b"")
+
+
+async def test_writes_that_wait_leave_together_each_with_its_own_revision(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
+    names = [f"p{i}" for i in range(40)]
+    seqs = await asyncio.gather(*(group.publish(subject(n), n.encode(), {EXPECTED_LAST: "0"}) for n in names))
+    # the first write found the slot free and left alone; the 39 that waited for it left as one batch
+    assert (group.batches, group.batched, group.refused) == (1, 39, 0)
+    assert len(set(seqs)) == 40
+    for name, seq in zip(names, seqs, strict=True):
+        assert await stored(nc, seq) == (subject(name), name.encode())
+
+
+async def test_a_write_alone_is_not_batched(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=2)
+    for i in range(5):
+        await group.publish(subject(f"alone{i}"), b"x", {EXPECTED_LAST: "0"})
+    assert group.batches == 0
+
+
+async def test_a_lost_compare_and_swap_fails_alone_and_the_rest_of_its_batch_is_stored(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
+    taken = await group.publish(subject("taken"), b"first", {EXPECTED_LAST: "0"})
+    results = await asyncio.gather(
+        group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}),  # leaves alone, the others wait for it
+        *(group.publish(subject(f"ok{i}"), b"ok", {EXPECTED_LAST: "0"}) for i in range(5)),
+        group.publish(subject("taken"), b"second", {EXPECTED_LAST: "0"}),  # lost: "taken" exists
+        return_exceptions=True)
+    assert group.refused == 1  # the server refused the batch as a whole; each write was sent again alone
+    lost = results[-1]
+    assert isinstance(lost, nats.js.errors.APIError) and lost.err_code == 10071, lost
+    for seq, name in zip(results[1:-1], [f"ok{i}" for i in range(5)], strict=True):
+        assert isinstance(seq, int) and await stored(nc, seq) == (subject(name), b"ok")
+    assert await stored(nc, taken) == (subject("taken"), b"first")
+
+
+async def test_two_writes_of_one_key_never_share_a_batch(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
+    results = await asyncio.gather(
+        group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}),
+        group.publish(subject("same"), b"a", {EXPECTED_LAST: "0"}),
+        group.publish(subject("other"), b"o", {EXPECTED_LAST: "0"}),
+        group.publish(subject("same"), b"b", {EXPECTED_LAST: "0"}),
+        return_exceptions=True)
+    # "same"/a and "other" left together; "same"/b waited for the next send and lost its race alone
+    assert (group.batches, group.refused) == (1, 0)
+    assert isinstance(results[3], nats.js.errors.APIError) and results[3].err_code == 10071
+    assert isinstance(results[1], int) and await stored(nc, results[1]) == (subject("same"), b"a")
+
+
+async def test_a_write_given_up_while_waiting_is_not_sent(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
+    head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}))
+    waiting = asyncio.ensure_future(group.publish(subject("abandoned"), b"x", {EXPECTED_LAST: "0"}))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await head
+    await asyncio.sleep(0.2)
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await nc.jetstream().get_msg(STREAM, subject=subject("abandoned"), direct=False)
+
+
+async def test_a_batch_no_stream_answers_fails_each_write(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=2, slots=1)
+    results = await asyncio.gather(*(group.publish(f"nostream.{i}", b"x", {}) for i in range(4)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, nats.js.errors.NoStreamResponseError) for r in results), results
+
+
+async def test_the_store_answers_through_group_commit_as_it_does_alone(nc: Client) -> None:
+    """Store's compare-and-swap contract with writes grouped: creates of one name race to one winner, updates
+    at a stale revision are Conflict, and every answer is the revision the datastore holds."""
+    store = Store(nc, StoreSettings(group_commit=1))
+    assert store.group is not None
+    created = await asyncio.gather(*(store.create(f"pods/default/free{i}", b"f") for i in range(8)))
+    assert store.group.batches == 1  # the first alone, the 7 others together
+    for i, revision in enumerate(created):
+        got = await store.get(f"pods/default/free{i}")
+        assert got is not None and got.revision == revision
+    outcomes = await asyncio.gather(*(store.create("pods/default/race", str(i).encode()) for i in range(8)),
+                                    return_exceptions=True)
+    revisions = [r for r in outcomes if isinstance(r, int)]
+    assert len(revisions) == 1 and all(isinstance(r, AlreadyExists) for r in outcomes if not isinstance(r, int))
+    record = await store.get("pods/default/race")
+    assert record is not None and record.revision == revisions[0]
+    updates = await asyncio.gather(*(store.update("pods/default/race", b"u", revisions[0]) for _ in range(4)),
+                                   store.update("pods/default/free0", b"u", created[0]), return_exceptions=True)
+    assert sum(isinstance(u, int) for u in updates[:4]) == 1 and sum(isinstance(u, Conflict) for u in updates) == 3
+    assert isinstance(updates[4], int) and (await store.get("pods/default/free0")) == Record(
+        "pods/default/free0", updates[4], b"u", False)
