@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.common import cluster, progress, scheduler_health, stop_on_signals, summary
+from bench.common import api_arguments, cluster, progress, scheduler_health, stop_on_signals, summary
 from protocol import codec
 from protocol.errors import Unavailable
 
@@ -80,9 +80,9 @@ def cm(name: str) -> dict[str, Any]:
 
 
 async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0,
-              group_commit: int | None = None) -> list[dict[str, Any]]:
+              api_args: list[str] | None = None) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    async with cluster(api_args=[] if group_commit is None else ["--group-commit", str(group_commit)]) as c:
+    async with cluster(api_args=api_args) as c:
         client = c.client
         js = client.nc.jetstream()
         kv = await js.create_key_value(bucket="rawbench", history=1)
@@ -160,7 +160,7 @@ def main() -> None:
                         help="the API actor's --group-commit (default: its own; 0: every write alone)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    results = asyncio.run(run(args.n, args.concurrency, args.rate, args.seconds, args.group_commit))
+    results = asyncio.run(run(args.n, args.concurrency, args.rate, args.seconds, api_arguments(args)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

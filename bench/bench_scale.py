@@ -43,7 +43,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import cluster, cpu_seconds, percentile, progress, scheduler_health, stop_on_signals
+from bench.common import (
+    api_arguments,
+    cluster,
+    cpu_seconds,
+    percentile,
+    progress,
+    scheduler_health,
+    stop_on_signals,
+)
 from bench.probe import PROBING
 from bench.scale_compare import API_ACTORS, EVENTS, alternate, compare, comparison_lines
 from bench.scale_processes import API, api_processes, by_role, process_names, renice, role
@@ -208,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     hollow = hollow_commands(nodes, args.hollow_procs, args.lease_interval, events_on)
     scheduler_cmd = ["actors.scheduler", "--no-leader-elect", *([] if events_on else ["--no-scheduled-events"])]
     extra = hollow + ([] if args.backlog else [scheduler_cmd])
-    async with cluster(api_actors=args.api_actors, extra=extra) as c:
+    async with cluster(api_actors=args.api_actors, extra=extra, api_args=api_arguments(args)) as c:
         client = ApiClient(c.client.nc, timeout=30)
         names = process_names(args.api_actors, len(hollow), scheduler=not args.backlog)
         procs = dict(zip(names, c.procs, strict=True))
@@ -383,6 +391,8 @@ def main() -> None:
                           help="run twice, 1 then 2 API actors, and report both and the ratio of every figure")
     parser.add_argument("--repeat", type=int, default=1,
                         help="with --compare-*: pairs of runs (alternating); the best of each side counts")
+    parser.add_argument("--group-commit", type=int, default=None,
+                        help="the API actors' --group-commit (default: their own; 0: every write alone)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.api_actors < 1:

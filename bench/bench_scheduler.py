@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calibrate import fingerprint  # noqa: E402
-from bench.common import cpu_seconds, scheduler_health, stop_on_signals  # noqa: E402
+from bench.common import api_arguments, cpu_seconds, scheduler_health, stop_on_signals  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
 from runtime.client import ApiClient  # noqa: E402
@@ -105,7 +105,7 @@ async def run(args: argparse.Namespace) -> None:
         nc = await nats.connect(server.url)
         try:
             client = ApiClient(nc, timeout=30)
-            procs.append(spawn("actors.api", server.url, log_dir=tmpdir))
+            procs.append(spawn("actors.api", server.url, *api_arguments(args), log_dir=tmpdir))
             for _ in range(300):
                 with contextlib.suppress(ShoalError):
                     await client.info()
@@ -251,6 +251,8 @@ def main() -> None:
     parser.add_argument("--backlog", action="store_true",
                         help="create every pod before the scheduler starts: its sustained rate, not the create rate")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--group-commit", type=int, default=None,
+                        help="the API actor's --group-commit (default: its own; 0: every write alone)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     with contextlib.suppress(ImportError):

@@ -104,6 +104,11 @@ class Cluster:
     state: Path
 
 
+def api_arguments(args: argparse.Namespace) -> list[str]:
+    """The API actor's command-line arguments a benchmark's own ``--group-commit`` asks for (none: its defaults)."""
+    return [] if args.group_commit is None else ["--group-commit", str(args.group_commit)]
+
+
 def process_commands(api_actors: int, extra: list[list[str]] | None = None,
                      api_args: list[str] | None = None) -> list[list[str]]:
     """The module command lines ``cluster`` starts, in order: ``api_actors`` API actors with the same arguments

@@ -8,7 +8,9 @@ and acknowledged as one: 64 writes in one batch cost about what a few writes alo
 How writes are grouped: at most ``slots`` sends are in flight. A write that finds a slot free leaves at once,
 alone (nothing is added to a write's latency while the datastore keeps up); writes that arrive while every
 slot is busy wait, and leave together in the next slot that frees, up to ``max_messages`` writes and
-``max_bytes`` per batch, never two writes of one key in one batch (the second waits for the next).
+``max_bytes`` per batch, never two writes of one key in one batch (the second waits for the next). Writes
+that wait are taken people's and heartbeats' first, bulk writes (binds, status, controllers') after them:
+a person's write waits for the sends in flight, not for every bulk write queued before it (issue #20 item 4).
 
 What a write is told is what it would be told alone. A batch keeps each write's compare-and-swap header: the
 server stores all of it or none of it. When it refuses a batch (one write lost its race, a key had another
@@ -63,7 +65,8 @@ class GroupCommit:
         """Writes those batches carried."""
         self.refused = 0
         """Batches the server refused (their writes were sent again alone)."""
-        self._queue: deque[_Write] = deque()
+        self._urgent: deque[_Write] = deque()
+        self._bulk: deque[_Write] = deque()
         self._in_flight = 0
         self._sends: set[asyncio.Task[None]] = set()
         self._prefix = secrets.token_hex(4)
@@ -72,16 +75,18 @@ class GroupCommit:
     def stats(self) -> dict[str, int]:
         return {"batches": self.batches, "batched": self.batched, "refused": self.refused}
 
-    async def publish(self, subject: str, value: bytes, headers: dict[str, str]) -> int:
+    async def publish(self, subject: str, value: bytes, headers: dict[str, str], *, bulk: bool = False) -> int:
         """The stream sequence the write got. Raises what ``JetStreamContext.publish`` raises for a refused
-        write (``APIError``), an unanswered one (``TimeoutError``) or a missing stream (``NoStreamResponseError``)."""
+        write (``APIError``), an unanswered one (``TimeoutError``) or a missing stream (``NoStreamResponseError``).
+        ``bulk``: a write that may wait for every other kind (binds, status writes, controllers' writes); the
+        others (people's, heartbeats) leave first, in the next send."""
         write = _Write(subject, value, headers, asyncio.get_running_loop().create_future())
-        self._queue.append(write)
+        (self._bulk if bulk else self._urgent).append(write)
         self._pump()
         return await write.done
 
     def _pump(self) -> None:
-        while self._queue and self._in_flight < self.slots:
+        while (self._urgent or self._bulk) and self._in_flight < self.slots:
             batch = self._take()
             if not batch:
                 return
@@ -91,14 +96,20 @@ class GroupCommit:
             task.add_done_callback(self._sends.discard)
 
     def _take(self) -> list[_Write]:
-        """The next batch, in arrival order: writes given up on (cancelled) are dropped, a second write of a key
-        in this batch stays queued."""
+        """The next batch: the urgent writes first, then the bulk ones, each in arrival order. Writes given up on
+        (cancelled) are dropped; a second write of a key in this batch stays queued."""
         batch: list[_Write] = []
         subjects: set[str] = set()
-        size = 0
+        self._urgent = self._fill(batch, subjects, self._urgent)
+        self._bulk = self._fill(batch, subjects, self._bulk)
+        return batch
+
+    def _fill(self, batch: list[_Write], subjects: set[str], queue: deque[_Write]) -> deque[_Write]:
+        """Move writes from ``queue`` into ``batch`` while it has room; returns what stays queued, in order."""
+        size = sum(len(write.value) for write in batch)
         kept: deque[_Write] = deque()
-        while self._queue:
-            write = self._queue.popleft()
+        while queue:
+            write = queue.popleft()
             if write.done.done():
                 continue
             full = len(batch) >= self.max_messages or (batch and size + len(write.value) > self.max_bytes)
@@ -110,9 +121,8 @@ class GroupCommit:
             batch.append(write)
             subjects.add(write.subject)
             size += len(write.value)
-        kept.extend(self._queue)
-        self._queue = kept
-        return batch
+        kept.extend(queue)
+        return kept
 
     async def _send(self, batch: list[_Write]) -> None:
         try:

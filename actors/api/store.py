@@ -195,11 +195,12 @@ class Store:
         sent = {**headers, MSG_ID: write_id}
         doubted = False
         """A server behind the others refused this write: it may have been taken all the same."""
-        gate = self._bulk if self._bulk is not None and self._is_bulk is not None and self._is_bulk() else UNGATED
+        bulk = self._is_bulk is not None and self._is_bulk()
+        gate = self._bulk if self._bulk is not None and bulk else UNGATED
         for attempt in range(IN_FLIGHT_RETRIES):
             try:
                 async with gate:
-                    seq = await self._send(keys.KV_SUBJECT_PREFIX + key, value, sent)
+                    seq = await self._send(keys.KV_SUBJECT_PREFIX + key, value, sent, bulk)
             except nats.js.errors.APIError as exc:
                 answer = refusal(exc.err_code, exc.description, expected)
                 if answer is Refusal.CONFLICT:
@@ -221,9 +222,9 @@ class Store:
         raise Unavailable(f"the datastore did not settle the write of {key} (another write in flight, or a "
                           "server behind the others answered); read it and retry")
 
-    async def _send(self, subject: str, value: bytes, headers: dict[str, str]) -> int:
+    async def _send(self, subject: str, value: bytes, headers: dict[str, str], bulk: bool) -> int:
         if self.group is not None:
-            return await self.group.publish(subject, value, headers)
+            return await self.group.publish(subject, value, headers, bulk=bulk)
         return int((await self.js.publish(subject, value, timeout=self.settings.timeout, headers=headers)).seq)
 
     async def _taken_as(self, key: str, description: str | None, write_id: str) -> int:

@@ -126,3 +126,18 @@ async def test_the_store_answers_through_group_commit_as_it_does_alone(nc: Clien
     assert sum(isinstance(u, int) for u in updates[:4]) == 1 and sum(isinstance(u, Conflict) for u in updates) == 3
     assert isinstance(updates[4], int) and (await store.get("pods/default/free0")) == Record(
         "pods/default/free0", updates[4], b"u", False)
+
+
+async def test_a_persons_write_leaves_before_the_bulk_writes_queued_ahead_of_it(nc: Client) -> None:
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, max_messages=16)
+    head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True))
+    await asyncio.sleep(0)  # the head is in flight: what comes next waits
+    bulk = [asyncio.ensure_future(group.publish(subject(f"b{i}"), b"b", {EXPECTED_LAST: "0"}, bulk=True))
+            for i in range(40)]
+    await asyncio.sleep(0)
+    person = await group.publish(subject("person"), b"p", {EXPECTED_LAST: "0"})
+    first = await head
+    assert person == first + 1  # the first write of the next send, ahead of 40 bulk writes queued before it
+    bulk_seqs = await asyncio.gather(*bulk)
+    assert sorted(bulk_seqs) == bulk_seqs and bulk_seqs[0] == person + 1  # the bulk writes in their order
+    assert group.batches == 3  # 1 + 15, 16, 9: batches of at most 16
