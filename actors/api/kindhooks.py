@@ -35,6 +35,8 @@ class HookHost(Protocol):
 
     async def lookup(self, info: KindInfo, namespace: str | None, name: str) -> Obj | None: ...
 
+    async def caught_up(self) -> None: ...
+
 
 ObjectHook = Callable[[HookHost, Obj], Awaitable[None]]
 
@@ -118,6 +120,7 @@ async def _default_storage_class(host: HookHost, claim: Obj) -> None:
     if not isinstance(spec, dict) or spec.get("storageClassName") is not None:
         return
     defaults: list[tuple[str, str]] = []
+    await host.caught_up()  # a class made default just before this claim counts
     for entry in host.cache.select("storageclasses", None, parse_label_selector(None), parse_field_selector(None)):
         sc = codec.unpackb(entry.raw) if entry.raw else {}
         if isinstance(sc, dict) and is_default_class(sc):

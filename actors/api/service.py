@@ -212,6 +212,14 @@ class ApiService:
                 await hooks.release(self, obj)
             raise
 
+    async def caught_up(self) -> None:
+        """Wait until the watch cache holds every write acknowledged before now (one datastore round trip): what
+        an admission step that selects from the cache must see (a default StorageClass created just before)."""
+        try:
+            await self.cache.wait_for(await self.store.last_revision(), timeout=10)
+        except TimeoutError:
+            raise Unavailable("the API actor's cache is behind the datastore; retry") from None
+
     async def lookup(self, info: KindInfo, namespace: str | None, name: str) -> Obj | None:
         """An object from the watch cache, else the datastore (a cache that lags must not say "absent")."""
         entry = self.cache.get(keys.object_key(info, namespace, name))

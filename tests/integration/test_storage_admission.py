@@ -3,10 +3,17 @@ given to claims, immutable ConfigMaps and Secrets, and pods naming a ServiceAcco
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from actors.api import service as service_module
+from actors.api.cache import WatchCache
+from actors.api.kindhooks import HookHost, hooks_for
+from protocol import codec
 from protocol.errors import Forbidden, Invalid
+from protocol.keys import object_key
+from protocol.kinds import by_kind
 from runtime.client import ApiClient
 
 
@@ -105,3 +112,27 @@ async def test_a_taken_generated_name_is_tried_again_on_the_pod_as_sent(
     assert created["spec"]["serviceAccountName"] == "default"
     tokens = [v for v in created["spec"].get("volumes", []) if "projected" in v]
     assert len(tokens) == (1 if with_account else 0), created["spec"].get("volumes")
+
+
+async def test_the_default_class_admission_sees_a_class_its_cache_has_not_yet() -> None:
+    """A class made default just before a claim is acknowledged in the datastore, and the API's watch cache may
+    not hold it yet (CI, session 15: the claim got no class): the admission waits for the cache to catch up."""
+    cache = WatchCache()
+    default = storage_class("local-path", default=True)
+    default["metadata"]["creationTimestamp"] = "2026-12-03T16:00:00Z"
+
+    class LaggingHost:
+        allocator = None
+        token_keys = None
+
+        def __init__(self) -> None:
+            self.cache = cache
+
+        async def caught_up(self) -> None:  # the class reaches the cache only now
+            cache.apply(object_key(by_kind("StorageClass"), None, "local-path"), 7, codec.packb(default), False)
+
+    admit = hooks_for(by_kind("PersistentVolumeClaim")).prepare_create
+    assert admit is not None
+    created = claim("a")
+    await admit(cast(HookHost, LaggingHost()), created)
+    assert created["spec"]["storageClassName"] == "local-path"
