@@ -39,9 +39,9 @@ async def stored(nc: Client, seq: int) -> tuple[str, bytes]:
 
 
 async def test_writes_that_wait_leave_together_each_with_its_own_revision(nc: Client) -> None:
-    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
     names = [f"p{i}" for i in range(40)]
-    seqs = await asyncio.gather(*(group.publish(subject(n), n.encode(), {EXPECTED_LAST: "0"}) for n in names))
+    seqs = await asyncio.gather(*(group.publish(subject(n), n.encode(), {EXPECTED_LAST: "0"}, bulk=True) for n in names))
     # the first write found the slot free and left alone; the 39 that waited for it left as one batch
     assert (group.batches, group.batched, group.refused) == (1, 39, 0)
     assert len(set(seqs)) == 40
@@ -52,17 +52,17 @@ async def test_writes_that_wait_leave_together_each_with_its_own_revision(nc: Cl
 async def test_a_write_alone_is_not_batched(nc: Client) -> None:
     group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=2)
     for i in range(5):
-        await group.publish(subject(f"alone{i}"), b"x", {EXPECTED_LAST: "0"})
+        await group.publish(subject(f"alone{i}"), b"x", {EXPECTED_LAST: "0"}, bulk=True)
     assert group.batches == 0
 
 
 async def test_a_lost_compare_and_swap_fails_alone_and_the_rest_of_its_batch_is_stored(nc: Client) -> None:
-    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
-    taken = await group.publish(subject("taken"), b"first", {EXPECTED_LAST: "0"})
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
+    taken = await group.publish(subject("taken"), b"first", {EXPECTED_LAST: "0"}, bulk=True)
     results = await asyncio.gather(
-        group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}),  # leaves alone, the others wait for it
-        *(group.publish(subject(f"ok{i}"), b"ok", {EXPECTED_LAST: "0"}) for i in range(5)),
-        group.publish(subject("taken"), b"second", {EXPECTED_LAST: "0"}),  # lost: "taken" exists
+        group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True),  # leaves alone, the others wait for it
+        *(group.publish(subject(f"ok{i}"), b"ok", {EXPECTED_LAST: "0"}, bulk=True) for i in range(5)),
+        group.publish(subject("taken"), b"second", {EXPECTED_LAST: "0"}, bulk=True),  # lost: "taken" exists
         return_exceptions=True)
     assert group.refused == 1  # the server refused the batch as a whole; each write was sent again alone
     lost = results[-1]
@@ -73,12 +73,12 @@ async def test_a_lost_compare_and_swap_fails_alone_and_the_rest_of_its_batch_is_
 
 
 async def test_two_writes_of_one_key_never_share_a_batch(nc: Client) -> None:
-    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
     results = await asyncio.gather(
-        group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}),
-        group.publish(subject("same"), b"a", {EXPECTED_LAST: "0"}),
-        group.publish(subject("other"), b"o", {EXPECTED_LAST: "0"}),
-        group.publish(subject("same"), b"b", {EXPECTED_LAST: "0"}),
+        group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True),
+        group.publish(subject("same"), b"a", {EXPECTED_LAST: "0"}, bulk=True),
+        group.publish(subject("other"), b"o", {EXPECTED_LAST: "0"}, bulk=True),
+        group.publish(subject("same"), b"b", {EXPECTED_LAST: "0"}, bulk=True),
         return_exceptions=True)
     # "same"/a and "other" left together; "same"/b waited for the next send and lost its race alone
     assert (group.batches, group.refused) == (1, 0)
@@ -87,9 +87,9 @@ async def test_two_writes_of_one_key_never_share_a_batch(nc: Client) -> None:
 
 
 async def test_a_write_given_up_while_waiting_is_not_sent(nc: Client) -> None:
-    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1)
-    head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}))
-    waiting = asyncio.ensure_future(group.publish(subject("abandoned"), b"x", {EXPECTED_LAST: "0"}))
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
+    head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True))
+    waiting = asyncio.ensure_future(group.publish(subject("abandoned"), b"x", {EXPECTED_LAST: "0"}, bulk=True))
     await asyncio.sleep(0)
     waiting.cancel()
     await head
@@ -99,8 +99,8 @@ async def test_a_write_given_up_while_waiting_is_not_sent(nc: Client) -> None:
 
 
 async def test_a_batch_no_stream_answers_fails_each_write(nc: Client) -> None:
-    group = GroupCommit(nc, nc.jetstream(), timeout=2, slots=1)
-    results = await asyncio.gather(*(group.publish(f"nostream.{i}", b"x", {}) for i in range(4)),
+    group = GroupCommit(nc, nc.jetstream(), timeout=2, slots=1, min_batch=2)
+    results = await asyncio.gather(*(group.publish(f"nostream.{i}", b"x", {}, bulk=True) for i in range(4)),
                                    return_exceptions=True)
     assert all(isinstance(r, nats.js.errors.NoStreamResponseError) for r in results), results
 
@@ -110,8 +110,8 @@ async def test_the_store_answers_through_group_commit_as_it_does_alone(nc: Clien
     at a stale revision are Conflict, and every answer is the revision the datastore holds."""
     store = Store(nc, StoreSettings(group_commit=1))
     assert store.group is not None
-    created = await asyncio.gather(*(store.create(f"pods/default/free{i}", b"f") for i in range(8)))
-    assert store.group.batches == 1  # the first alone, the 7 others together
+    created = await asyncio.gather(*(store.create(f"pods/default/free{i}", b"f") for i in range(40)))
+    assert store.group.batches == 1  # two alone (the slot, then the urgent send beside it), 38 together
     for i, revision in enumerate(created):
         got = await store.get(f"pods/default/free{i}")
         assert got is not None and got.revision == revision
@@ -129,7 +129,7 @@ async def test_the_store_answers_through_group_commit_as_it_does_alone(nc: Clien
 
 
 async def test_a_persons_write_leaves_before_the_bulk_writes_queued_ahead_of_it(nc: Client) -> None:
-    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, max_messages=16)
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, max_messages=16, min_batch=2)
     head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True))
     await asyncio.sleep(0)  # the head is in flight: what comes next waits
     bulk = [asyncio.ensure_future(group.publish(subject(f"b{i}"), b"b", {EXPECTED_LAST: "0"}, bulk=True))
@@ -137,7 +137,36 @@ async def test_a_persons_write_leaves_before_the_bulk_writes_queued_ahead_of_it(
     await asyncio.sleep(0)
     person = await group.publish(subject("person"), b"p", {EXPECTED_LAST: "0"})
     first = await head
-    assert person == first + 1  # the first write of the next send, ahead of 40 bulk writes queued before it
+    assert person == first + 1  # sent beside the bulk send in flight, ahead of 40 bulk writes queued before it
     bulk_seqs = await asyncio.gather(*bulk)
     assert sorted(bulk_seqs) == bulk_seqs and bulk_seqs[0] == person + 1  # the bulk writes in their order
-    assert group.batches == 3  # 1 + 15, 16, 9: batches of at most 16
+    assert group.batches == 3  # 16, 16, 8: batches of at most 16
+
+
+async def test_urgent_writes_wait_for_no_bulk_send_and_leave_together(nc: Client) -> None:
+    """Every slot busy with bulk writes: people's writes take one more send, of urgent writes only."""
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
+    head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True))
+    await asyncio.sleep(0)
+    first = asyncio.ensure_future(group.publish(subject("u0"), b"u", {EXPECTED_LAST: "0"}))  # leaves at once
+    await asyncio.sleep(0)
+    later = [asyncio.ensure_future(group.publish(subject(f"u{i}"), b"u", {EXPECTED_LAST: "0"})) for i in (1, 2, 3)]
+    bulk = [asyncio.ensure_future(group.publish(subject(f"b{i}"), b"b", {EXPECTED_LAST: "0"}, bulk=True))
+            for i in range(3)]
+    await asyncio.gather(head, first, *later, *bulk)
+    assert await first == await head + 1  # not held back by the bulk send in flight
+    urgent_seqs = [await u for u in later]
+    bulk_seqs = [await b for b in bulk]
+    assert max(urgent_seqs) < min(bulk_seqs)  # urgent writes left first, together (one batch of three)
+    assert urgent_seqs == list(range(urgent_seqs[0], urgent_seqs[0] + 3))
+
+
+async def test_a_few_writes_that_wait_leave_each_alone(nc: Client) -> None:
+    """Fewer than min_batch waiting writes are not worth a batch's fixed cost: each leaves alone, side by side."""
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=8)
+    seqs = await asyncio.gather(*(group.publish(subject(f"few{i}"), b"f", {EXPECTED_LAST: "0"}, bulk=True)
+                                  for i in range(8)))  # 1 alone, then 7 waiting: below 8
+    assert group.batches == 0 and len(set(seqs)) == 8
+    seqs = await asyncio.gather(*(group.publish(subject(f"many{i}"), b"m", {EXPECTED_LAST: "0"}, bulk=True)
+                                  for i in range(9)))  # 1 alone, then 8 waiting: one batch
+    assert (group.batches, group.batched) == (1, 8) and len(set(seqs)) == 9
