@@ -41,7 +41,8 @@ async def stored(nc: Client, seq: int) -> tuple[str, bytes]:
 async def test_writes_that_wait_leave_together_each_with_its_own_revision(nc: Client) -> None:
     group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
     names = [f"p{i}" for i in range(40)]
-    seqs = await asyncio.gather(*(group.publish(subject(n), n.encode(), {EXPECTED_LAST: "0"}, bulk=True) for n in names))
+    seqs = await asyncio.gather(*(group.publish(subject(n), n.encode(), {EXPECTED_LAST: "0"}, bulk=True)
+                                  for n in names))
     # the first write found the slot free and left alone; the 39 that waited for it left as one batch
     assert (group.batches, group.batched, group.refused) == (1, 39, 0)
     assert len(set(seqs)) == 40
