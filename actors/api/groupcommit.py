@@ -3,7 +3,8 @@
 The server stores each write with an fsync (``sync_interval: always``), one write after the other in the
 stream: with 64 writes in flight that is ~2,700 writes/s on our machines, and a person's write waits behind
 every write queued before it. An atomic batch (nats-server 2.12+, the stream's ``allow_atomic``) is stored
-and acknowledged as one: 64 writes in one batch take about what 12 writes alone do.
+and acknowledged as one: batches of 64, one at a time, store 6,700 writes/s where the same writes alone, 64
+in flight, store 2,700 (measured on a 2-core AMD EPYC VM).
 
 How writes are grouped: at most ``slots`` sends are in flight. A write that finds a slot free leaves at once,
 alone (nothing is added to a write's latency while the datastore keeps up). Writes that arrive while every
