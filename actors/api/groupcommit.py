@@ -104,7 +104,7 @@ class GroupCommit:
             self._start(batch, urgent_only=False)
         if self._urgent and not self._urgent_in_flight:  # every slot busy: urgent writes need not wait
             batch = []
-            self._urgent = self._fill(batch, set(), self._urgent)
+            self._fill(batch, set(), self._urgent)
             if batch:
                 self._start(batch, urgent_only=True)
 
@@ -119,32 +119,32 @@ class GroupCommit:
 
     def _take(self) -> list[_Write]:
         """The next batch: the urgent writes first, then the bulk ones, each in arrival order. Writes given up on
-        (cancelled) are dropped; a second write of a key in this batch stays queued."""
+        (cancelled) are dropped; a second write of a key in this batch stays queued, in its place."""
         batch: list[_Write] = []
         subjects: set[str] = set()
-        self._urgent = self._fill(batch, subjects, self._urgent)
-        self._bulk = self._fill(batch, subjects, self._bulk)
+        self._fill(batch, subjects, self._urgent)
+        self._fill(batch, subjects, self._bulk)
         return batch
 
-    def _fill(self, batch: list[_Write], subjects: set[str], queue: deque[_Write]) -> deque[_Write]:
-        """Move writes from ``queue`` into ``batch`` while it has room; returns what stays queued, in order."""
+    def _fill(self, batch: list[_Write], subjects: set[str], queue: deque[_Write]) -> None:
+        """Move writes from the head of ``queue`` into ``batch`` while it has room (the rest of the queue is
+        not touched: it may hold tens of thousands of binds)."""
         size = sum(len(write.value) for write in batch)
-        kept: deque[_Write] = deque()
-        while queue:
+        passed: list[_Write] = []
+        while queue and len(batch) < self.max_messages and len(passed) < self.max_messages:
             write = queue.popleft()
             if write.done.done():
                 continue
-            full = len(batch) >= self.max_messages or (batch and size + len(write.value) > self.max_bytes)
-            if full or write.subject in subjects:
-                kept.append(write)
-                if full:
-                    break
+            if write.subject in subjects:
+                passed.append(write)
                 continue
+            if batch and size + len(write.value) > self.max_bytes:
+                passed.append(write)
+                break
             batch.append(write)
             subjects.add(write.subject)
             size += len(write.value)
-        kept.extend(queue)
-        return kept
+        queue.extendleft(reversed(passed))
 
     async def _send(self, batch: list[_Write], urgent_only: bool) -> None:
         try:
