@@ -156,6 +156,9 @@ class GroupCommit:
             for write in batch:
                 write.done.cancel()
             raise
+        except Exception as exc:  # an answer not understood: no writer waits forever
+            for write in batch:
+                _fail(write, exc)
         finally:
             if urgent_only:
                 self._urgent_in_flight = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import nats.js.errors
@@ -171,3 +172,15 @@ async def test_a_few_writes_that_wait_leave_each_alone(nc: Client) -> None:
     seqs = await asyncio.gather(*(group.publish(subject(f"many{i}"), b"m", {EXPECTED_LAST: "0"}, bulk=True)
                                   for i in range(9)))  # 1 alone, then 8 waiting: one batch
     assert (group.batches, group.batched) == (1, 8) and len(set(seqs)) == 9
+
+
+async def test_an_answer_not_understood_fails_each_write_and_none_waits(nc: Client) -> None:
+    async def garbage(msg: Any) -> None:
+        await msg.respond(b"not json")
+
+    sub = await nc.subscribe("garbled.>", cb=garbage)
+    group = GroupCommit(nc, nc.jetstream(), timeout=2, slots=1, min_batch=2)
+    results = await asyncio.wait_for(asyncio.gather(
+        *(group.publish(f"garbled.{i}", b"x", {}, bulk=True) for i in range(4)), return_exceptions=True), 5)
+    await sub.unsubscribe()
+    assert all(isinstance(r, ValueError) for r in results), results  # the alone write and the batch of three
