@@ -212,7 +212,8 @@ class ApiActor:
         ctx.supervisor.spawn("audit", self._auditor.run)
         allocator = ServiceAllocator(store, AllocatorSettings(service_cidr=self.settings.service_cidr))
         self._service = ApiService(store, self.cache, stream_store=self._events, token_keys=self._keys,
-                                   token_settings=self.settings.tokens, allocator=allocator)
+                                   token_settings=self.settings.tokens, allocator=allocator,
+                                   consistent=lambda: self._consistent(None))
         if await store.last_revision() == 0:
             self._mark_ready(0)
         self._subs.append(await store.follow(self._on_record))

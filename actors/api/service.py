@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from actors.api import tokens
@@ -84,8 +84,12 @@ class ApiService:
     def __init__(self, store: Store, cache: WatchCache, *, clock: Callable[[], float] = time.time,
                  stream_store: ObjectStore | None = None,
                  allocator: ServiceAllocator | None = None, token_keys: tokens.TokenKeys | None = None,
-                 token_settings: tokens.TokenSettings | None = None) -> None:
+                 token_settings: tokens.TokenSettings | None = None,
+                 consistent: Callable[[], Awaitable[None]]) -> None:
+        """``consistent``: waits until the cache holds every write acknowledged before the call (the API
+        actor's consistent read, shared with its lists)."""
         self.store = store
+        self._consistent = consistent
         self.token_keys = token_keys
         self.token_settings = token_settings or tokens.TokenSettings()
         self.allocator = allocator or ServiceAllocator(store)
@@ -213,12 +217,9 @@ class ApiService:
             raise
 
     async def caught_up(self) -> None:
-        """Wait until the watch cache holds every write acknowledged before now (one datastore round trip): what
-        an admission step that selects from the cache must see (a default StorageClass created just before)."""
-        try:
-            await self.cache.wait_for(await self.store.last_revision(), timeout=10)
-        except TimeoutError:
-            raise Unavailable("the API actor's cache is behind the datastore; retry") from None
+        """Wait until the watch cache holds every write acknowledged before now: what an admission step that
+        selects from the cache must see (a default StorageClass created just before)."""
+        await self._consistent()
 
     async def lookup(self, info: KindInfo, namespace: str | None, name: str) -> Obj | None:
         """An object from the watch cache, else the datastore (a cache that lags must not say "absent")."""
