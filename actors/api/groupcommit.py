@@ -156,7 +156,7 @@ class GroupCommit:
             for write in batch:
                 write.done.cancel()
             raise
-        except Exception as exc:  # an answer not understood: no writer waits forever
+        except Exception as exc:  # a send that failed (or an answer not understood): each write is told
             for write in batch:
                 _fail(write, exc)
         finally:
@@ -185,14 +185,8 @@ class GroupCommit:
             msg = await self.nc.request(commit.subject, commit.value, timeout=self.timeout,
                                         headers={**commit.headers, BATCH_ID: batch_id, BATCH_SEQUENCE: str(last),
                                                  BATCH_COMMIT: "1"})
-        except NoRespondersError:
-            for write in batch:
-                _fail(write, nats.js.errors.NoStreamResponseError())
-            return
-        except (nats.errors.Error, TimeoutError) as exc:
-            for write in batch:
-                _fail(write, exc)
-            return
+        except NoRespondersError:  # as ``JetStreamContext.publish`` tells it; other failures: ``_send``
+            raise nats.js.errors.NoStreamResponseError from None
         reply = json.loads(msg.data)
         if "error" in reply or reply.get("count") != last:
             self.refused += 1
