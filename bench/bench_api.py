@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.common import api_arguments, cluster, progress, scheduler_health, stop_on_signals, summary
+from bench.common import actor_health, api_arguments, cluster, progress, stop_on_signals, summary
 from protocol import codec
 from protocol.errors import Unavailable
 
@@ -109,7 +109,7 @@ async def run(n: int, concurrency: int, rate: float = 0.0, seconds: float = 5.0,
                             *await timed_concurrent(n, concurrency, lambda i: kv.put(f"c{i}", raw_value)))
         api_create_c = summary(f"API create ({concurrency} in flight)",
                                *await timed_concurrent(n, concurrency, lambda i: client.create(cm(f"c{i}"))))
-        grouped = (await scheduler_health(client, "api")).get("groupCommit") or {}
+        grouped = (await actor_health(client, "api")).get("groupCommit") or {}
         if grouped:
             print(f"API group commit so far: {grouped['batched']} writes in {grouped['batches']} atomic batches, "
                   f"{grouped['refused']} batches refused and sent again alone")

@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    actor_health,
     api_arguments,
     cluster,
     cpu_seconds,
     percentile,
     progress,
-    scheduler_health,
     stop_on_signals,
 )
 from bench.probe import PROBING
@@ -274,7 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             now = time.monotonic()
             if now - last_report >= 5:
                 last_report = now
-                h = await scheduler_health(client)
+                h = await actor_health(client, "scheduler")
                 progress(f"{now - first:5.0f}s pods created {len(acked)}/{pods}, bound {bound}, Running {running}; "
                          f"scheduler pending {h.get('pending', '?')}; oldest lease {leases.max_age:.0f}s; "
                          f"rss api {sum(rss_mib(p.pid) for p in apis):.0f} MiB")

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calibrate import fingerprint  # noqa: E402
-from bench.common import api_arguments, cpu_seconds, scheduler_health, stop_on_signals  # noqa: E402
+from bench.common import actor_health, api_arguments, cpu_seconds, stop_on_signals  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
 from runtime.client import ApiClient  # noqa: E402
@@ -157,7 +157,7 @@ async def run(args: argparse.Namespace) -> None:
                                *(["--bind-batch", str(args.bind_batch)] if args.bind_batch else []),
                                "--percentage-of-nodes-to-score", str(args.percentage), log_dir=tmpdir))
             if not args.backlog:
-                while not ((h := await scheduler_health(client)) and h.get("synced")):
+                while not ((h := await actor_health(client, "scheduler")) and h.get("synced")):
                     await asyncio.sleep(0.2)
                 print(f"scheduler synced: {h['nodes']} nodes", flush=True)
                 print(f"scheduling: creating {args.pods} pods", flush=True)
@@ -175,7 +175,7 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.sleep(1)
                 if cpu_first is None and bound_at:
                     cpu_first, first_seen = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
-                h = await scheduler_health(client)
+                h = await actor_health(client, "scheduler")
                 print(f"  .. bound {len(bound_at)}/{args.pods}  (scheduler: pending={h.get('pending')} "
                       f"assumed={h.get('assumed')} bindFailures={h.get('bindFailures')})", flush=True)
                 if time.monotonic() > deadline:
@@ -193,7 +193,7 @@ async def run(args: argparse.Namespace) -> None:
             for n in node_of.values():
                 per_node[n] = per_node.get(n, 0) + 1
             rate = args.pods / total_s
-            h = await scheduler_health(client)
+            h = await actor_health(client, "scheduler")
             print()
             print(f"nodes {args.nodes}, pods {args.pods}, bind concurrency {args.bind_concurrency}, "
                   f"percentage of nodes to score {args.percentage or 'adaptive'}, cpus {os.cpu_count()}")

@@ -85,9 +85,9 @@ async def wait_for_api(client: ApiClient, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.1)
 
 
-async def scheduler_health(client: ApiClient, actor: str = "scheduler") -> dict[str, Any]:
-    """The scheduler's health reply (pending, synced, ...), or another ``actor``'s, or {} while it does not
-    answer."""
+async def actor_health(client: ApiClient, actor: str) -> dict[str, Any]:
+    """An actor's health reply (the scheduler's: pending, synced, ...; the API's: lanes, group commit, ...), or
+    {} while it does not answer."""
     try:
         msg = await client.nc.request(subjects.health(actor), b"", timeout=2)
         health: dict[str, Any] = codec.check_reply(codec.decode(msg.data))["health"]
