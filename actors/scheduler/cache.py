@@ -74,13 +74,14 @@ class SchedulerCache:
         """Present nodes in a stable order (rebuilt only when nodes come or go)."""
         if self._order is None:
             order: list[NodeInfo] = []
-            self._fits = FitColumns(order)
             for node in self.nodes.values():
+                node.fits = None
                 if node.present:
-                    node.slot, node.fits = len(order), self._fits
+                    node.slot = len(order)
                     order.append(node)
-                else:
-                    node.fits = None
+            self._fits = FitColumns(order)
+            for node in order:
+                node.fits = self._fits
             self._order = order
         return self._order
 

@@ -93,11 +93,19 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
     simple = unrestricted == (node_resources_fit,) and not pod.other
     start %= total
     if simple:
-        found = _find_simple(pod, nodes, start, want, every, fits if fits is not None and fits.nodes is nodes else None)
+        columns = fits if fits is not None and fits.nodes is nodes else None
+        found = _find_simple(pod, nodes, start, want, every, columns)
         if found is not None:
-            feasible_found, examined_found, resource = found
+            feasible_found, examined_found, resource, slots = found
+            siblings, soft_tainted = None, None
+            if columns is not None:  # what the columns tell of the feasible nodes, read without a look at each
+                if pod.group is not None:
+                    siblings = list(map(columns.siblings(pod.group).__getitem__, slots))
+                if not columns.soft_tainted:
+                    soft_tainted = False
             return _choose(pod, feasible_found, examined_found, rng=rng, scores=scores,
-                           resource=resource if tuple(scores[:2]) == SCORES[:2] else None)
+                           resource=resource if tuple(scores[:2]) == SCORES[:2] else None, siblings=siblings,
+                           soft_tainted=soft_tainted)
     pod_cpu, pod_memory = pod.cpu, pod.memory
     feasible: list[NodeInfo] = []
     reasons: dict[str, int] = {}
@@ -132,10 +140,11 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
 
 
 def _choose(pod: PodInfo, feasible: list[NodeInfo], examined: int, *, rng: random.Random | None,
-            scores: Sequence[ScorePlugin], resource: list[int] | None = None) -> Scheduled:
+            scores: Sequence[ScorePlugin], resource: list[int] | None = None,
+            siblings: list[int] | None = None, soft_tainted: bool | None = None) -> Scheduled:
     if len(feasible) == 1:
         return Scheduled(feasible[0].name, 0, 1, examined)
-    totals = score_nodes(pod, feasible, scores, resource)
+    totals = score_nodes(pod, feasible, scores, resource, siblings, soft_tainted)
     return Scheduled(*_select(feasible, totals, rng or random.Random()), len(feasible), examined)
 
 
@@ -145,10 +154,11 @@ NO_FIT = -1
 
 
 def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int, every: tuple[FilterFn, ...],
-                 fits: FitColumns | None) -> tuple[list[NodeInfo], int, list[int]] | None:
+                 fits: FitColumns | None) -> tuple[list[NodeInfo], int, list[int], list[int]] | None:
     """The first ``want`` feasible nodes from ``start`` (rotating) for a pod that only the resource fit can
     reject on an unrestricted node, how many nodes were examined to find them (the same nodes and count as
-    ``decide``'s loop) and their resource scores (``scores.resource_scores``).
+    ``decide``'s loop), their resource scores (``scores.resource_scores``) and their slots in ``fits``
+    (empty without ``fits``).
 
     Nodes are taken a chunk at a time (most nodes fit, so a chunk of the nodes still wanted is usually the
     answer), each looked up in its memo: the pod's template either does not fit it by the inline check
@@ -173,6 +183,7 @@ def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
 
     feasible: list[NodeInfo] = []
     resource: list[int] = []
+    slots: list[int] = []
     need, examined, at = want, 0, start
     while need > 0 and examined < total:
         size = min(max(need, MIN_CHUNK), total - examined)
@@ -180,29 +191,40 @@ def _find_simple(pod: PodInfo, nodes: Sequence[NodeInfo], start: int, want: int,
         chunk = nodes[at:end] if end <= total else [*nodes[at:], *nodes[:end - total]]
         if column is not None:
             values = column[at:end] if end <= total else [*column[at:], *column[:end - total]]
+            positions = range(at, end) if end <= total else [*range(at, total), *range(end - total)]
         else:
             values = [node.memo.get(key, UNKNOWN_FIT) for node in chunk]
-        if UNKNOWN_FIT in values:
-            values = [memo_fit(chunk[i]) if v == UNKNOWN_FIT else v for i, v in enumerate(values)]
+            positions = range(0)
+        if UNKNOWN_FIT in values:  # few are: found by index (in C), not by a look at every value
+            i = values.index(UNKNOWN_FIT)
+            while True:
+                values[i] = memo_fit(chunk[i])
+                try:
+                    i = values.index(UNKNOWN_FIT, i + 1)
+                except ValueError:
+                    break
         if NO_FIT in values:  # the inline check failed: a restricted node may still pass every filter
             kept = [i for i, v in enumerate(values)
                     if v != NO_FIT or (chunk[i].restricted and chunk[i].present
                                        and all(not run(pod, chunk[i]) for run in every))]
             got = [chunk[i] for i in kept]
             got_values = [values[i] if values[i] != NO_FIT else resource_score(pod, chunk[i]) for i in kept]
+            got_slots = [positions[i] for i in kept] if column is not None else []
         else:
-            got, got_values, kept = list(chunk), values, []
+            got, got_values, kept, got_slots = list(chunk), values, [], list(positions)
         if len(got) >= need:  # the chunk holds the last node wanted: examined up to it, as the loop
             examined += (kept[need - 1] if kept else need - 1) + 1
             feasible += got[:need]
             resource += got_values[:need]
-            return feasible, examined, resource
+            slots += got_slots[:need]
+            return feasible, examined, resource, slots
         feasible += got
         resource += got_values
+        slots += got_slots
         need -= len(got)
         examined += size
         at = end % total
-    return (feasible, examined, resource) if feasible else None
+    return (feasible, examined, resource, slots) if feasible else None
 
 
 def _decide_named(pod: PodInfo, total: int, named: Mapping[str, NodeInfo], *, percentage: int,

@@ -138,6 +138,8 @@ class NodeInfo:
         self.restricted = self.unschedulable or self.ready not in (None, "True") or any(
             t.effect != "PreferNoSchedule" for t in self.taints)
         self.soft_tainted = any(t.effect == "PreferNoSchedule" for t in self.taints)
+        if self.fits is not None:
+            self.fits.mark_soft_tainted(self.slot, self.soft_tainted)
 
     def static(self) -> tuple[Any, ...]:
         """The node's scheduling-relevant facts, to tell a heartbeat from a change worth a retry."""
@@ -308,20 +310,29 @@ UNKNOWN_FIT = -2
 """A slot of a ``FitColumns`` column not computed since its node last changed."""
 MAX_FIT_COLUMNS = 64
 """Pod templates ``FitColumns`` keeps columns for (the oldest is dropped): a bound on memory, 8 bytes a node each."""
+MAX_GROUP_COLUMNS = 64
+"""Pod groups ``FitColumns`` keeps sibling counts for (the least recently used is dropped), bounded likewise."""
 
 
 class FitColumns:
     """Per common pod template, one value per node of the cache's schedulable order (indexed by
     ``NodeInfo.slot``): the template's fit and resource score there, as ``decide`` computes it. A chunk of
     nodes is then read as one list slice instead of a memo lookup per node. ``NodeInfo.changed`` marks the
-    node's slot unknown in every column, as it empties the node's memo."""
+    node's slot unknown in every column, as it empties the node's memo.
 
-    __slots__ = ("_columns", "nodes")
+    Per pod group, likewise: the group's pods on each node (``NodeInfo.groups``), which PodSpread scores,
+    kept in step by ``add_usage``. And the slots of soft-tainted nodes, kept by ``NodeInfo.refresh``: while
+    there are none, TaintToleration need not look at any node."""
+
+    __slots__ = ("_columns", "_groups", "nodes", "soft_tainted")
 
     def __init__(self, nodes: list[NodeInfo]) -> None:
         self.nodes = nodes
         """The order the columns follow (``decide`` uses them only with this very list)."""
         self._columns: dict[str, list[int]] = {}
+        self._groups: dict[str, list[int]] = {}
+        self.soft_tainted: set[int] = {node.slot for node in nodes if node.soft_tainted}
+        """Slots of the nodes carrying a PreferNoSchedule taint (set ``slot`` before making the columns)."""
 
     def column(self, key: str) -> list[int]:
         column = self._columns.get(key)
@@ -334,6 +345,27 @@ class FitColumns:
     def forget(self, slot: int) -> None:
         for column in self._columns.values():
             column[slot] = UNKNOWN_FIT
+
+    def siblings(self, group: str) -> list[int]:
+        """The group's pods per node, in the order's slots."""
+        column = self._groups.pop(group, None)
+        if column is None:
+            if len(self._groups) >= MAX_GROUP_COLUMNS:
+                del self._groups[next(iter(self._groups))]
+            column = [node.groups.get(group, 0) for node in self.nodes]
+        self._groups[group] = column  # (re)inserted last: the least recently used is first
+        return column
+
+    def mark_soft_tainted(self, slot: int, tainted: bool) -> None:
+        if tainted:
+            self.soft_tainted.add(slot)
+        else:
+            self.soft_tainted.discard(slot)
+
+    def count_siblings(self, slot: int, group: str, count: int) -> None:
+        column = self._groups.get(group)
+        if column is not None:
+            column[slot] = count
 
 def add_usage(node: NodeInfo, pod: PodInfo, sign: int = 1) -> None:
     """Add (sign=1) or remove (sign=-1) ``pod``'s requests, ports and group from ``node``'s sums."""
@@ -364,3 +396,5 @@ def add_usage(node: NodeInfo, pod: PodInfo, sign: int = 1) -> None:
             node.groups[pod.group] = count
         else:
             node.groups.pop(pod.group, None)
+        if node.fits is not None:
+            node.fits.count_siblings(node.slot, pod.group, max(count, 0))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import add, attrgetter
 
 from actors.scheduler.filters import term_matches
 from actors.scheduler.model import NodeInfo, PodInfo
@@ -148,10 +148,12 @@ _SPREAD = SCORES[2]
 """PodSpread: relevant when the pod has a group, reverse-normalized (``normalize``), summed inline."""
 
 
-def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
-                plugins: Sequence[ScorePlugin] = SCORES, resource: list[int] | None = None) -> list[int]:
+def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo], plugins: Sequence[ScorePlugin] = SCORES,
+                resource: list[int] | None = None, siblings: list[int] | None = None,
+                soft_tainted: bool | None = None) -> list[int]:
     """The weighted sum of every relevant plugin's normalized score, per node. ``resource``: the nodes'
-    ``resource_scores``, when the caller has them already."""
+    ``resource_scores``, ``siblings``: their ``siblings_many``, and ``soft_tainted``: whether any of them is,
+    when the caller knows already."""
     if tuple(plugins[:2]) == _FUSED:
         totals = resource if resource is not None else resource_scores(pod, nodes)
         plugins = plugins[2:]
@@ -160,19 +162,21 @@ def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
     for plugin in plugins:
         if not plugin.relevant(pod):
             continue
-        if plugin is _SPREAD:  # the same arithmetic as below, in one pass and without a call per node
-            raw = siblings_many(pod, nodes)
+        if plugin is _SPREAD:  # the same arithmetic as below, each count's points looked up (the sums in C)
+            raw = siblings if siblings is not None else siblings_many(pod, nodes)
             top = max(raw, default=0)
+            weight = _SPREAD.weight
             if top == 0:
-                bonus = _SPREAD.weight * MAX_SCORE
-                totals = [t + bonus for t in totals]
+                totals = list(map((weight * MAX_SCORE).__add__, totals))
             else:
-                weight = _SPREAD.weight
-                totals = [t + weight * (MAX_SCORE - MAX_SCORE * r // top) for t, r in zip(totals, raw, strict=True)]
+                points = [weight * (MAX_SCORE - MAX_SCORE * r // top) for r in range(top + 1)]
+                totals = list(map(add, totals, map(points.__getitem__, raw)))
             continue
         if plugin.node_relevant is not None:
-            relevant = _any_soft_tainted(nodes) if plugin.node_relevant is _soft_tainted else \
-                any(map(plugin.node_relevant, nodes))
+            if plugin.node_relevant is _soft_tainted:
+                relevant = soft_tainted if soft_tainted is not None else any(map(_SOFT_TAINTED, nodes))
+            else:
+                relevant = any(map(plugin.node_relevant, nodes))
             if not relevant:
                 continue
         run = plugin.run
@@ -182,10 +186,6 @@ def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo],
         weight = plugin.weight
         totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
     return totals
-
-
-def _any_soft_tainted(nodes: Sequence[NodeInfo]) -> bool:
-    return any(map(_SOFT_TAINTED, nodes))
 
 
 _SOFT_TAINTED = attrgetter("soft_tainted")

@@ -1,6 +1,7 @@
 """The cache's fit columns (``FitColumns``) give ``decide`` the same answers as computing every node afresh,
-through usage added and removed, allocatable changed, nodes cordoned, removed and added: a node's change
-marks its slot unknown in every column."""
+through usage added and removed, allocatable changed, nodes cordoned, soft-tainted, removed and added: a
+node's change marks its slot unknown in every column, and its groups' sibling counts and its soft taint
+follow it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def afresh(cache: SchedulerCache, pod: PodInfo, seed: int) -> Scheduled | Unsche
     return decide(pod, nodes, start=cache.next_start, rng=random.Random(seed), named=cache.nodes)
 
 
+SOFT = [{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}]
+
+
 def test_decisions_with_columns_match_decisions_computed_afresh() -> None:
     rng = random.Random(3)
     cache = SchedulerCache()
@@ -26,8 +30,11 @@ def test_decisions_with_columns_match_decisions_computed_afresh() -> None:
         cache.set_node(node_info(make_node(f"n{i:03d}", cpu="1", memory="4Gi", pods="20")))
     placed: list[str] = []
     outcomes = set()
+    soft_seen = False
     for i in range(3000):
-        pod = make_pod(f"p{i}", cpu=f"{rng.choice([100, 250, 500])}m", memory=f"{rng.choice([128, 512])}Mi")
+        owner = rng.choice([None, {"name": "rs-a", "uid": "a"}, {"name": "rs-b", "uid": "b"}])
+        pod = make_pod(f"p{i}", cpu=f"{rng.choice([100, 250, 500])}m", memory=f"{rng.choice([128, 512])}Mi",
+                       owner=owner)
         pod["metadata"]["uid"] = f"u{i}"
         info = pod_info(pod)
         expected = afresh(cache, info, i)
@@ -49,7 +56,17 @@ def test_decisions_with_columns_match_decisions_computed_afresh() -> None:
             cache.set_node(node_info(make_node(f"n{rng.randrange(300):03d}", unschedulable=True)))
             cache.remove_node(f"n{rng.randrange(300):03d}")
             cache.set_node(node_info(make_node(f"extra{i}", cpu="2", memory="4Gi", pods="20")))
+            soft = rng.random() < 0.5  # a PreferNoSchedule taint comes on one node, or goes from every node
+            chosen = f"n{rng.randrange(300):03d}"
+            for node in list(cache.schedulable_nodes()):
+                if node.name == chosen if soft else node.soft_tainted:
+                    cache.set_node(node_info(make_node(node.name, cpu="2", memory="4Gi", pods="20",
+                                                       taints=SOFT if soft else None)))
+        tainted = {node.slot for node in cache.schedulable_nodes() if node.soft_tainted}
+        assert cache.fits.soft_tainted == tainted
+        soft_seen |= bool(tainted)
     assert outcomes == {Scheduled, Unschedulable}  # the cluster filled up and emptied along the way
+    assert soft_seen
 
 
 def test_a_changed_node_is_forgotten_in_every_column_and_columns_are_bounded() -> None:
