@@ -247,11 +247,24 @@ _LISTS = ("volumeMounts", "volumes")
 """Container fields whose rules look at every item (``volumeMounts.recursiveReadOnly``)."""
 
 
-_BY_STATUS: dict[Status, tuple[tuple[Rule, tuple[str, ...], bool], ...]] = {
-    status: tuple((rule, tuple(rule.path.split(".")), any(part in _LISTS for part in rule.path.split(".")[:-1]))
-                  for rule in RULES if rule.status == status)
-    for status in ("honoured", "warned", "refused")}
-"""Each status's rules in ``RULES``' order, with the path's parts and whether the path goes through a list."""
+_RuleEntry = tuple[int, Rule, tuple[str, ...], bool]
+"""A rule's index in ``RULES``, the rule, its path's parts and whether the path goes through a list."""
+
+
+def _by_first_part(status: Status) -> dict[Scope, dict[str, tuple[_RuleEntry, ...]]]:
+    table: dict[Scope, dict[str, list[_RuleEntry]]] = {}
+    for index, rule in enumerate(RULES):
+        if rule.status == status:
+            parts = tuple(rule.path.split("."))
+            entry = (index, rule, parts, any(part in _LISTS for part in parts[:-1]))
+            table.setdefault(rule.scope, {}).setdefault(parts[0], []).append(entry)
+    return {scope: {first: tuple(entries) for first, entries in by_first.items()} for scope, by_first in table.items()}
+
+
+_BY_STATUS: dict[Status, dict[Scope, dict[str, tuple[_RuleEntry, ...]]]] = {
+    status: _by_first_part(status) for status in ("honoured", "warned", "refused")}
+"""Each status's rules by scope and by the first part of their path: a rule applies only to a map holding
+that key (no rule's ``when`` accepts a missing field), so a spec is matched by the keys it has."""
 
 
 def _get(obj: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
@@ -281,30 +294,30 @@ def _containers(spec: dict[str, Any], scope: Scope) -> Iterator[tuple[str, dict[
 
 
 def findings(spec: Any, prefix: str, status: Status) -> Iterator[tuple[str, Rule]]:
-    """(field path, rule) for every field of ``spec`` set to a value its rule gives ``status``."""
+    """(field path, rule) for every field of ``spec`` set to a value its rule gives ``status``, in ``RULES``'
+    order (every pod or template write reads this: only the rules of the keys present are looked at)."""
     if not isinstance(spec, dict):
         return
-    scopes: dict[Scope, list[tuple[str, dict[str, Any]]]] = {}
-    for rule, parts, through_lists in _BY_STATUS[status]:  # RULES' order; every pod or template write reads this
-        if rule.scope == "pod":
-            targets = [("", spec)]
-        else:
-            found = scopes.get(rule.scope)
-            targets = found if found is not None else scopes.setdefault(
-                rule.scope, [(f"{p}.", c) for p, c in _containers(spec, rule.scope)])
-        if through_lists:
-            for where, obj in targets:
-                for sub, value, parent in _get(obj, rule.path):
-                    if rule.when(value) and (rule.parent is None or rule.parent(parent)):
-                        yield f"{prefix}.{where}{sub}", rule
-            continue
-        for where, obj in targets:  # a path through maps only: what ``_get`` yields once, without its generators
-            holder: Any = obj
-            for part in parts[:-1]:
-                holder = holder.get(part) if isinstance(holder, dict) else None
-            value = holder.get(parts[-1]) if isinstance(holder, dict) else None
-            if rule.when(value) and (rule.parent is None or rule.parent(holder)):
-                yield f"{prefix}.{where}{rule.path}", rule
+    hits: list[tuple[int, int, str, Rule]] = []  # (rule index, target index, path, rule): sorted to RULES' order
+    for scope, by_first in _BY_STATUS[status].items():
+        targets = [("", spec)] if scope == "pod" else [(f"{p}.", c) for p, c in _containers(spec, scope)]
+        for at, (where, obj) in enumerate(targets):
+            for key in obj.keys() & by_first.keys():
+                for index, rule, parts, through_lists in by_first[key]:
+                    if through_lists:
+                        for sub, value, parent in _get(obj, rule.path):
+                            if rule.when(value) and (rule.parent is None or rule.parent(parent)):
+                                hits.append((index, at, f"{prefix}.{where}{sub}", rule))
+                        continue
+                    holder: Any = obj  # a path through maps only: what ``_get`` yields once
+                    for part in parts[:-1]:
+                        holder = holder.get(part) if isinstance(holder, dict) else None
+                    value = holder.get(parts[-1]) if isinstance(holder, dict) else None
+                    if rule.when(value) and (rule.parent is None or rule.parent(holder)):
+                        hits.append((index, at, f"{prefix}.{where}{rule.path}", rule))
+    hits.sort(key=lambda hit: hit[:2])  # stable: one rule's hits in one target keep their order
+    for _, _, path, rule in hits:
+        yield path, rule
     if status == "refused":
         yield from _volume_findings(spec, prefix)
 
