@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.calibrate import fingerprint  # noqa: E402
-from bench.common import actor_health, api_arguments, cpu_seconds, stop_on_signals  # noqa: E402
+from bench.common import actor_health, api_arguments, cpu_seconds, profiled, stop_on_signals  # noqa: E402
 from protocol.errors import ShoalError  # noqa: E402
 from protocol.objects import Obj, name_of  # noqa: E402
 from runtime.client import ApiClient  # noqa: E402
@@ -47,9 +47,7 @@ from tests.scheduler.helpers import make_node, make_pod  # noqa: E402
 def spawn(module: str, url: str, *extra: str, log_dir: Path) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{module.rsplit('.', 1)[-1]}.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    profile = os.environ.get("BENCH_PROFILE_DIR")  # e.g. BENCH_PROFILE_DIR=/tmp: cProfile every process
-    prefix = ["-m", "cProfile", "-o", f"{profile}/{module}.prof"] if profile else []
-    return subprocess.Popen([sys.executable, *prefix, "-m", module, "--server", url, "--log-level", "warning",
+    return subprocess.Popen([sys.executable, *profiled(module), "--server", url, "--log-level", "warning",
                              "--log-format", "json", *extra], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 

@@ -116,6 +116,13 @@ def process_commands(api_actors: int, extra: list[list[str]] | None = None,
     return [["actors.api", *(api_args or [])] for _ in range(api_actors)] + [list(args) for args in extra or []]
 
 
+def profiled(module: str) -> list[str]:
+    """The interpreter arguments that run ``module``: under cProfile, writing ``<dir>/<module>.prof``, when
+    ``BENCH_PROFILE_DIR=<dir>`` is set (every process a benchmark starts is profiled)."""
+    profile = os.environ.get("BENCH_PROFILE_DIR")
+    return ["-m", "cProfile", "-o", f"{profile}/{module}.prof", "-m", module] if profile else ["-m", module]
+
+
 @asynccontextmanager
 async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
                   api_args: list[str] | None = None, auth: bool = False) -> AsyncIterator[Cluster]:
@@ -134,7 +141,7 @@ async def cluster(api_actors: int = 1, extra: list[list[str]] | None = None,
         try:  # from here on a stop (SIGINT while the API starts) leaves no server behind
             for i, args in enumerate(process_commands(api_actors, extra, api_args)):
                 identity = users.env("api" if i < api_actors else CLI_USER) if users else {}
-                procs.append(subprocess.Popen([sys.executable, "-m", *args, "--server", server.url],
+                procs.append(subprocess.Popen([sys.executable, *profiled(args[0]), *args[1:], "--server", server.url],
                                               env={**env, **identity}))
             if users:
                 nc = await connect(users.context(server.url, "bench").bus(), name="bench", reconnect=False)
