@@ -15,6 +15,9 @@ slot is busy wait, and leave together in the next slot that frees: up to ``max_m
 Writes that wait are taken people's and heartbeats' first, bulk writes (binds, status, controllers') after
 them; and while every slot is busy, one more send may carry waiting urgent writes only. A person's write never
 waits in the API actor for a bulk send, only in the stream behind the few already sent (issue #20 item 4).
+And a person's write whose flow (connection) has no other write here leaves at once, alone, beside the slots
+(a sparse flow, served first as fair queuing serves a new flow): someone typing a command does not wait for
+the next free slot behind a benchmark's or a script's 64 writes in flight, which are batched as before.
 
 What a write is told is what it would be told alone. A batch keeps each write's compare-and-swap header: the
 server stores all of it or none of it. When it refuses a batch (one write lost its race, a key had another
@@ -74,6 +77,10 @@ class GroupCommit:
         """Writes those batches carried."""
         self.refused = 0
         """Batches the server refused (their writes were sent again alone)."""
+        self.express = 0
+        """People's writes sent at once, alone, their flow having no other write here."""
+        self._people: dict[str, int] = {}
+        """A person's flow -> its writes here (waiting or in flight)."""
         self._urgent: deque[_Write] = deque()
         self._bulk: deque[_Write] = deque()
         self._in_flight = 0
@@ -84,17 +91,37 @@ class GroupCommit:
         self._ids = itertools.count(1)
 
     def stats(self) -> dict[str, int]:
-        return {"batches": self.batches, "batched": self.batched, "refused": self.refused}
+        return {"batches": self.batches, "batched": self.batched, "refused": self.refused, "express": self.express}
 
-    async def publish(self, subject: str, value: bytes, headers: dict[str, str], *, bulk: bool = False) -> int:
+    async def publish(self, subject: str, value: bytes, headers: dict[str, str], *, bulk: bool = False,
+                      person: str | None = None) -> int:
         """The stream sequence the write got. Raises what ``JetStreamContext.publish`` raises for a refused
         write (``APIError``), an unanswered one (``TimeoutError``) or a missing stream (``NoStreamResponseError``).
         ``bulk``: a write that may wait for every other kind (binds, status writes, controllers' writes); the
-        others (people's, heartbeats) leave first, in the next send."""
+        others (people's, heartbeats) leave first, in the next send. ``person``: the flow of a person's write,
+        which leaves at once when that flow has no other write here."""
         write = _Write(subject, value, headers, asyncio.get_running_loop().create_future())
+        if person is None:
+            self._enqueue(write, bulk)
+            return await write.done
+        writes = self._people.get(person, 0)
+        self._people[person] = writes + 1
+        try:
+            if writes == 0:
+                self.express += 1
+                await self._alone(write)
+            else:
+                self._enqueue(write, bulk)
+            return await write.done
+        finally:
+            if self._people[person] > 1:
+                self._people[person] -= 1
+            else:
+                del self._people[person]
+
+    def _enqueue(self, write: _Write, bulk: bool) -> None:
         (self._bulk if bulk else self._urgent).append(write)
         self._pump()
-        return await write.done
 
     def _pump(self) -> None:
         while (self._urgent or self._bulk) and self._in_flight < self.slots:

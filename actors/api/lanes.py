@@ -5,8 +5,8 @@ shares and queues (``exempt``/``node-high``/``leader-election`` for heartbeats, 
 ``workload-high`` for kube-controller-manager and kube-scheduler, ``global-default`` for everyone else):
 
 * ``heartbeat``: writes and gets of Leases (a kubelet's renewal, a leader's) and a kubelet's writes to its own Node
-  (registration, status). Served with strict priority: while one waits, no other lane starts anything, so a
-  busy API actor slows pods down, it does not make nodes look dead.
+  (registration, status). Served with strict priority over ``system``: while one waits, the system lane starts
+  nothing, so a busy API actor slows pods down, it does not make nodes look dead.
 * ``system``: the rest of what kubelets (``shoal.node.<N>.api.>``) and control-plane components
   (``shoal.user.<U>.api.>``: scheduler, controller manager, cloud controller manager) ask: pod status writes,
   Events, binds, controllers' bulk writes and their reads. APF's ``system`` and ``workload-high`` in one lane.
@@ -59,9 +59,16 @@ SERVING: ContextVar[Lane | None] = ContextVar("shoal_serving_lane", default=None
 """The lane of the request a task serves (set in the task ``Admission`` starts, inherited by the tasks it
 spawns, e.g. a bind batch's writes): below admission, the datastore gives ``system`` writes a bounded share of
 its write queue (``store.StoreSettings.bulk_writes``)."""
+FLOW: ContextVar[str | None] = ContextVar("shoal_serving_flow", default=None)
+"""The flow of the request a task serves (its connection, or its node), set with ``SERVING``: the datastore's
+group commit sends a person's write at once when its flow has no other write waiting there."""
 
 STRICT = frozenset({Lane.HEARTBEAT})
-"""Lanes with strict priority: while one has requests waiting, the lanes after it start nothing."""
+"""Lanes with strict priority: while one has requests waiting, the ``YIELDING`` lanes after it start nothing."""
+YIELDING = frozenset({Lane.SYSTEM})
+"""Lanes that start nothing while a strict lane before them has requests waiting. Not ``user``: people's
+requests are few next to kubelets' and controllers', and a person's write must not wait for a backlog of
+heartbeats (issue #20 item 4); the user lane's own budget bounds what it takes from them."""
 HEARTBEAT_RESOURCES = frozenset({"leases"})
 WRITE_VERBS = frozenset({"create", "update", "status", "patch"})
 
@@ -214,7 +221,9 @@ class Admission(Generic[M]):
                 self.flows.pop(flow, None)
 
     def _waiting_before(self, lane: Lane) -> bool:
-        """A strict lane listed before ``lane`` (higher priority) has requests waiting."""
+        """``lane`` yields, and a strict lane listed before it (higher priority) has requests waiting."""
+        if lane not in YIELDING:
+            return False
         for other, state in self.lanes.items():
             if other == lane:
                 return False
@@ -225,11 +234,12 @@ class Admission(Generic[M]):
     def _start(self, lane: Lane, state: LaneState[M], msg: M, flow: str | None) -> None:
         state.running += 1
         state.served += 1
-        task = self._spawn(self._serve_in(lane, msg))
+        task = self._spawn(self._serve_in(lane, msg, flow))
         task.add_done_callback(lambda _: self._finished(state, flow))
 
-    async def _serve_in(self, lane: Lane, msg: M) -> None:
+    async def _serve_in(self, lane: Lane, msg: M, flow: str | None) -> None:
         SERVING.set(lane)  # the task's own context: seen by this request's code and the tasks it spawns
+        FLOW.set(flow)
         await self.serve(msg)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -250,12 +260,13 @@ class Admission(Generic[M]):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Start waiting requests, lanes in priority order; a strict lane's waiting requests stop every lane
-        after it (heartbeats first), the others only use their own budgets.
+        """Start waiting requests, lanes in priority order; a strict lane's waiting requests stop the yielding
+        lanes after it (heartbeats before bulk work), the others only use their own budgets.
 
         Within a lane: the requests that waited longer than ``max_wait`` are refused first (oldest first);
         then flows take turns (``LaneState.take``: round-robin, adaptive LIFO within a flow)."""
         now = self.clock()
+        blocked = False
         for lane, state in self.lanes.items():
             while (waiting := state.stale(now - self.max_wait)) is not None:
                 state.shed += 1
@@ -263,11 +274,12 @@ class Admission(Generic[M]):
                 self._spawn(self.refuse(waiting.msg, Unavailable(
                     f"the API actor is overloaded: the request waited {now - waiting.queued_at:.1f}s in its "
                     "queue; retry with back-off")))
+            if blocked and lane in YIELDING:
+                continue
             while state.queued and state.running < state.settings.in_flight:
                 waiting = state.take()
                 self._start(lane, state, waiting.msg, waiting.flow)
-            if state.queued and state.strict:
-                return
+            blocked = blocked or (state.queued > 0 and state.strict)
 
     def queued(self, lane: Lane) -> int:
         return self.lanes[lane].queued

@@ -195,7 +195,8 @@ class ApiActor:
             ctx.log.warning("Secrets are stored unencrypted: no encryption configuration (--encryption-config)")
         store = Store(ctx.nc, StoreSettings(replicas=self.settings.replicas, bulk_writes=self.settings.bulk_writes,
                                     group_commit=self.settings.group_commit),
-                      keyring, is_bulk=lambda: lanes.SERVING.get() is Lane.SYSTEM)
+                      keyring, is_bulk=lambda: lanes.SERVING.get() is Lane.SYSTEM,
+                      person=lambda: lanes.FLOW.get() if lanes.SERVING.get() is Lane.USER else None)
         await when_jetstream_answers(store.open, ctx.log, "datastore bucket")
         self._store = store
         await when_jetstream_answers(lambda: ensure_streams(

@@ -146,7 +146,9 @@ async def open_bucket(js: JetStreamContext, config: api.KeyValueConfig) -> KeyVa
 
 class Store:
     def __init__(self, nc: Client, settings: StoreSettings | None = None, keyring: KeyRing | None = None,
-                 is_bulk: Callable[[], bool] | None = None) -> None:
+                 is_bulk: Callable[[], bool] | None = None, person: Callable[[], str | None] | None = None) -> None:
+        """``is_bulk``: whether the write being made is bulk work (it may wait for the others). ``person``: the
+        flow (connection) of the person whose write is being made, None for a component's (see ``GroupCommit``)."""
         self.keyring = keyring or KeyRing.plaintext()
         self.undecryptable = 0
         """Records the follower skipped because no configured key decrypts them."""
@@ -156,6 +158,7 @@ class Store:
         self._writes = itertools.count(1)
         self.settings = settings or StoreSettings()
         self._is_bulk = is_bulk
+        self._person = person
         self._bulk = asyncio.Semaphore(self.settings.bulk_writes) if self.settings.bulk_writes > 0 else None
         self.group = (GroupCommit(nc, self.js, timeout=self.settings.timeout,
                                   slots=self.settings.group_commit)
@@ -196,11 +199,12 @@ class Store:
         doubted = False
         """A server behind the others refused this write: it may have been taken all the same."""
         bulk = self._is_bulk is not None and self._is_bulk()
+        flow = self._person() if self._person is not None else None
         gate = self._bulk if self._bulk is not None and bulk else UNGATED
         for attempt in range(IN_FLIGHT_RETRIES):
             try:
                 async with gate:
-                    seq = await self._send(keys.KV_SUBJECT_PREFIX + key, value, sent, bulk)
+                    seq = await self._send(keys.KV_SUBJECT_PREFIX + key, value, sent, bulk, flow)
             except nats.js.errors.APIError as exc:
                 answer = refusal(exc.err_code, exc.description, expected)
                 if answer is Refusal.CONFLICT:
@@ -222,9 +226,9 @@ class Store:
         raise Unavailable(f"the datastore did not settle the write of {key} (another write in flight, or a "
                           "server behind the others answered); read it and retry")
 
-    async def _send(self, subject: str, value: bytes, headers: dict[str, str], bulk: bool) -> int:
+    async def _send(self, subject: str, value: bytes, headers: dict[str, str], bulk: bool, flow: str | None) -> int:
         if self.group is not None:
-            return await self.group.publish(subject, value, headers, bulk=bulk)
+            return await self.group.publish(subject, value, headers, bulk=bulk, person=flow)
         return int((await self.js.publish(subject, value, timeout=self.settings.timeout, headers=headers)).seq)
 
     async def _taken_as(self, key: str, description: str | None, write_id: str) -> int:

@@ -126,6 +126,29 @@ async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
     await admission.drain(2)
 
 
+async def test_a_person_s_request_does_not_wait_for_a_heartbeat_backlog() -> None:
+    gates, started, serve, refuse = gated(("h1", "h2", "n1", "u1", "u2"))
+    admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
+                                                          Lane.USER: LaneSettings(1, 10),
+                                                          Lane.SYSTEM: LaneSettings(2, 10)})
+    admission.submit(Lane.HEARTBEAT, "h1")  # runs
+    admission.submit(Lane.HEARTBEAT, "h2")  # waits for h1's slot: a heartbeat backlog
+    admission.submit(Lane.SYSTEM, "n1")  # bulk work yields to it
+    admission.submit(Lane.USER, "u1", "person")  # a person's request does not
+    admission.submit(Lane.USER, "u2", "person")  # (within the user lane's own budget)
+    await asyncio.sleep(0.01)
+    assert started == ["h1", "u1"]
+    gates["u1"].set()  # the user lane's slot frees while the heartbeat still waits: the next one starts
+    await asyncio.sleep(0.01)
+    assert started == ["h1", "u1", "u2"]
+    gates["h1"].set()
+    await asyncio.sleep(0.01)
+    assert started == ["h1", "u1", "u2", "h2", "n1"]
+    for gate in gates.values():
+        gate.set()
+    await admission.drain(2)
+
+
 async def test_a_long_queue_is_served_newest_first() -> None:
     gates, started, serve, refuse = gated(("r", "a", "b", "c", "d"))
     admission: Admission[str] = Admission(serve, refuse, {Lane.SYSTEM: LaneSettings(2, 10)})
@@ -283,5 +306,23 @@ async def test_a_lease_renewal_overtakes_a_backlog_of_pod_creates(runner: ActorR
         assert renewed["spec"]["renewTime"] == "2026-11-27T00:00:00.000000Z"
         assert creates_done_when_renewed < len(backlog.tasks)  # it did not wait behind the queued creates
         assert api.health()["lanes"]["heartbeat"]["served"] >= 3
+    finally:
+        await nc.close()
+
+
+async def test_the_datastore_is_told_whose_write_it_is(runner: ActorRunner, nats_server) -> None:
+    """A person's write (the user lane) reaches group commit with its connection, and leaves at once when that
+    connection has nothing else there; a kubelet's write (the system lane) is not a person's."""
+    api = await start_api(runner)
+    nc = await nats.connect(nats_server.url)
+    try:
+        assert api._store is not None and api._store.group is not None
+        kubelet = ApiClient(nc, node_scope="n1")
+        await kubelet.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+        await kubelet.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "default"},
+                              "involvedObject": {"kind": "Node", "name": "n1"}, "reason": "Test"})
+        assert api._store.group.express == 0
+        await ApiClient(nc).create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"}})
+        assert api._store.group.express == 1
     finally:
         await nc.close()

@@ -184,3 +184,22 @@ async def test_an_answer_not_understood_fails_each_write_and_none_waits(nc: Clie
         *(group.publish(f"garbled.{i}", b"x", {}, bulk=True) for i in range(4)), return_exceptions=True), 5)
     await sub.unsubscribe()
     assert all(isinstance(r, ValueError) for r in results), results  # the alone write and the batch of three
+
+
+async def test_a_person_s_only_write_leaves_at_once_and_a_busy_flow_s_writes_wait(nc: Client) -> None:
+    """The slot busy, bulk and a script's writes waiting: a person's write whose connection has nothing else here
+    leaves at once, alone, ahead of them; of the script's writes only the first did (its flow was idle then)."""
+    group = GroupCommit(nc, nc.jetstream(), timeout=5, slots=1, min_batch=2)
+    head = asyncio.ensure_future(group.publish(subject("head"), b"h", {EXPECTED_LAST: "0"}, bulk=True))
+    await asyncio.sleep(0)  # the head is in flight: what comes next waits
+    bulk = [asyncio.ensure_future(group.publish(subject(f"b{i}"), b"b", {EXPECTED_LAST: "0"}, bulk=True))
+            for i in range(3)]
+    script = [asyncio.ensure_future(group.publish(subject(f"s{i}"), b"s", {EXPECTED_LAST: "0"}, person="script"))
+              for i in range(6)]
+    await asyncio.sleep(0)
+    person = await group.publish(subject("person"), b"p", {EXPECTED_LAST: "0"}, person="typing")
+    await head
+    bulk_seqs, script_seqs = await asyncio.gather(*bulk), await asyncio.gather(*script)
+    assert group.express == 2  # the person's write and the script's first
+    assert person < min(bulk_seqs) and person < max(script_seqs)  # it overtook writes queued before it
+    assert not group._people  # every write's flow is forgotten once answered
