@@ -5,8 +5,9 @@ shares and queues (``exempt``/``node-high``/``leader-election`` for heartbeats, 
 ``workload-high`` for kube-controller-manager and kube-scheduler, ``global-default`` for everyone else):
 
 * ``heartbeat``: writes and gets of Leases (a kubelet's renewal, a leader's) and a kubelet's writes to its own Node
-  (registration, status). Served with strict priority over ``system``: while one waits, the system lane starts
-  nothing, so a busy API actor slows pods down, it does not make nodes look dead.
+  (registration, status). Served with strict priority: while one waits, no other lane starts anything (but a
+  person's single request, ``SPARSE_FIRST``), so a busy API actor slows pods down, it does not make nodes look
+  dead.
 * ``system``: the rest of what kubelets (``shoal.node.<N>.api.>``) and control-plane components
   (``shoal.user.<U>.api.>``: scheduler, controller manager, cloud controller manager) ask: pod status writes,
   Events, binds, controllers' bulk writes and their reads. APF's ``system`` and ``workload-high`` in one lane.
@@ -64,11 +65,12 @@ FLOW: ContextVar[str | None] = ContextVar("shoal_serving_flow", default=None)
 group commit sends a person's write at once when its flow has no other write waiting there."""
 
 STRICT = frozenset({Lane.HEARTBEAT})
-"""Lanes with strict priority: while one has requests waiting, the ``YIELDING`` lanes after it start nothing."""
-YIELDING = frozenset({Lane.SYSTEM})
-"""Lanes that start nothing while a strict lane before them has requests waiting. Not ``user``: people's
-requests are few next to kubelets' and controllers', and a person's write must not wait for a backlog of
-heartbeats (issue #20 item 4); the user lane's own budget bounds what it takes from them."""
+"""Lanes with strict priority: while one has requests waiting, the lanes after it start nothing, but for a
+``SPARSE_FIRST`` lane's request of a flow with nothing else queued or running."""
+SPARSE_FIRST = frozenset({Lane.USER})
+"""Lanes whose sparse flows do not wait for a strict lane's backlog: a request whose flow has nothing else queued
+or running starts at once when its lane has room (a person typing a command is no load; issue #20 item 4). A
+busy flow (a script's or a benchmark's 64 in flight) still yields to heartbeats, as every other lane does."""
 HEARTBEAT_RESOURCES = frozenset({"leases"})
 WRITE_VERBS = frozenset({"create", "update", "status", "patch"})
 
@@ -201,8 +203,11 @@ class Admission(Generic[M]):
             return
         if flow is not None:
             self.flows[flow] = self.flows.get(flow, 0) + 1
-        if state.running < state.settings.in_flight and not state.queued and not self._waiting_before(lane):
+        room = state.running < state.settings.in_flight
+        if room and not state.queued and not self._waiting_before(lane):
             self._start(lane, state, msg, flow)
+        elif room and lane in SPARSE_FIRST and flow is not None and self.flows[flow] == 1:
+            self._start(lane, state, msg, flow)  # a person's only request: no backlog of others holds it
         elif state.queued >= state.settings.max_queued:
             state.shed += 1
             self._spawn(self.refuse(msg, Unavailable(
@@ -221,9 +226,7 @@ class Admission(Generic[M]):
                 self.flows.pop(flow, None)
 
     def _waiting_before(self, lane: Lane) -> bool:
-        """``lane`` yields, and a strict lane listed before it (higher priority) has requests waiting."""
-        if lane not in YIELDING:
-            return False
+        """A strict lane listed before ``lane`` (higher priority) has requests waiting."""
         for other, state in self.lanes.items():
             if other == lane:
                 return False
@@ -260,13 +263,12 @@ class Admission(Generic[M]):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Start waiting requests, lanes in priority order; a strict lane's waiting requests stop the yielding
-        lanes after it (heartbeats before bulk work), the others only use their own budgets.
+        """Start waiting requests, lanes in priority order; a strict lane's waiting requests stop every lane
+        after it (heartbeats first), the others only use their own budgets.
 
         Within a lane: the requests that waited longer than ``max_wait`` are refused first (oldest first);
         then flows take turns (``LaneState.take``: round-robin, adaptive LIFO within a flow)."""
         now = self.clock()
-        blocked = False
         for lane, state in self.lanes.items():
             while (waiting := state.stale(now - self.max_wait)) is not None:
                 state.shed += 1
@@ -274,12 +276,11 @@ class Admission(Generic[M]):
                 self._spawn(self.refuse(waiting.msg, Unavailable(
                     f"the API actor is overloaded: the request waited {now - waiting.queued_at:.1f}s in its "
                     "queue; retry with back-off")))
-            if blocked and lane in YIELDING:
-                continue
             while state.queued and state.running < state.settings.in_flight:
                 waiting = state.take()
                 self._start(lane, state, waiting.msg, waiting.flow)
-            blocked = blocked or (state.queued > 0 and state.strict)
+            if state.queued and state.strict:
+                return
 
     def queued(self, lane: Lane) -> int:
         return self.lanes[lane].queued

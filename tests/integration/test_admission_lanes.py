@@ -126,27 +126,29 @@ async def test_normal_requests_wait_while_heartbeats_are_queued() -> None:
     await admission.drain(2)
 
 
-async def test_a_person_s_request_does_not_wait_for_a_heartbeat_backlog() -> None:
-    gates, started, serve, refuse = gated(("h1", "h2", "n1", "u1", "u2"))
+async def test_a_person_s_request_does_not_wait_for_a_heartbeat_backlog_a_script_s_does() -> None:
+    gates, started, serve, refuse = gated(("h1", "h2", "n1", "u1", "s1", "s2", "s3"))
     admission: Admission[str] = Admission(serve, refuse, {Lane.HEARTBEAT: LaneSettings(1, 10),
-                                                          Lane.USER: LaneSettings(1, 10),
+                                                          Lane.USER: LaneSettings(3, 10),
                                                           Lane.SYSTEM: LaneSettings(2, 10)})
+    admission.submit(Lane.USER, "s1", "script")  # a script's request runs
     admission.submit(Lane.HEARTBEAT, "h1")  # runs
     admission.submit(Lane.HEARTBEAT, "h2")  # waits for h1's slot: a heartbeat backlog
     admission.submit(Lane.SYSTEM, "n1")  # bulk work yields to it
-    admission.submit(Lane.USER, "u1", "person")  # a person's request does not
-    admission.submit(Lane.USER, "u2", "person")  # (within the user lane's own budget)
+    admission.submit(Lane.USER, "s2", "script")  # so does the script's next request: its flow is busy
+    admission.submit(Lane.USER, "u1", "person")  # not a person's only request (the lane has room, it waits not)
     await asyncio.sleep(0.01)
-    assert started == ["h1", "u1"]
-    gates["u1"].set()  # the user lane's slot frees while the heartbeat still waits: the next one starts
+    assert started == ["s1", "h1", "u1"]
+    admission.submit(Lane.USER, "s3", "script")
     await asyncio.sleep(0.01)
-    assert started == ["h1", "u1", "u2"]
+    assert started == ["s1", "h1", "u1"]
     gates["h1"].set()
     await asyncio.sleep(0.01)
-    assert started == ["h1", "u1", "u2", "h2", "n1"]
+    assert started[:4] == ["s1", "h1", "u1", "h2"] and set(started[4:]) == {"s2", "n1"}
     for gate in gates.values():
         gate.set()
     await admission.drain(2)
+    assert set(started) == set(gates)
 
 
 async def test_a_long_queue_is_served_newest_first() -> None:
