@@ -100,7 +100,7 @@ def decide(pod: PodInfo, nodes: Sequence[NodeInfo], *, start: int = 0, percentag
             siblings, soft_tainted = None, None
             if columns is not None:  # what the columns tell of the feasible nodes, read without a look at each
                 if pod.group is not None:
-                    siblings = list(map(columns.siblings(pod.group).__getitem__, slots))
+                    siblings = columns.siblings(pod.group, slots)
                 if not columns.soft_tainted:
                     soft_tainted = False
             return _choose(pod, feasible_found, examined_found, rng=rng, scores=scores,

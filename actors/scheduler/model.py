@@ -8,6 +8,7 @@ plugins only read them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,6 +313,8 @@ MAX_FIT_COLUMNS = 64
 """Pod templates ``FitColumns`` keeps columns for (the oldest is dropped): a bound on memory, 8 bytes a node each."""
 MAX_GROUP_COLUMNS = 64
 """Pod groups ``FitColumns`` keeps sibling counts for (the least recently used is dropped), bounded likewise."""
+UNKNOWN_COUNT = -1
+"""A slot of a group's column not read since the column was made."""
 
 
 class FitColumns:
@@ -346,15 +349,22 @@ class FitColumns:
         for column in self._columns.values():
             column[slot] = UNKNOWN_FIT
 
-    def siblings(self, group: str) -> list[int]:
-        """The group's pods per node, in the order's slots."""
+    def siblings(self, group: str, slots: Sequence[int]) -> list[int]:
+        """The group's pods on the nodes at ``slots``. A group's column starts unknown and is filled as its
+        slots are read (a column dropped for another group costs no pass over every node)."""
         column = self._groups.pop(group, None)
         if column is None:
             if len(self._groups) >= MAX_GROUP_COLUMNS:
                 del self._groups[next(iter(self._groups))]
-            column = [node.groups.get(group, 0) for node in self.nodes]
+            column = [UNKNOWN_COUNT] * len(self.nodes)
         self._groups[group] = column  # (re)inserted last: the least recently used is first
-        return column
+        values = list(map(column.__getitem__, slots))
+        if UNKNOWN_COUNT in values:
+            for i, value in enumerate(values):
+                if value == UNKNOWN_COUNT:
+                    slot = slots[i]
+                    values[i] = column[slot] = self.nodes[slot].groups.get(group, 0)
+        return values
 
     def mark_soft_tainted(self, slot: int, tainted: bool) -> None:
         if tainted:

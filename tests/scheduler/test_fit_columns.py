@@ -9,7 +9,16 @@ import random
 
 from actors.scheduler.cache import SchedulerCache
 from actors.scheduler.decide import Scheduled, Unschedulable, decide
-from actors.scheduler.model import MAX_FIT_COLUMNS, UNKNOWN_FIT, FitColumns, NodeInfo, PodInfo, node_info, pod_info
+from actors.scheduler.model import (
+    MAX_FIT_COLUMNS,
+    MAX_GROUP_COLUMNS,
+    UNKNOWN_FIT,
+    FitColumns,
+    NodeInfo,
+    PodInfo,
+    node_info,
+    pod_info,
+)
 from tests.scheduler.helpers import make_node, make_pod
 
 
@@ -32,7 +41,8 @@ def test_decisions_with_columns_match_decisions_computed_afresh() -> None:
     outcomes = set()
     soft_seen = False
     for i in range(3000):
-        owner = rng.choice([None, {"name": "rs-a", "uid": "a"}, {"name": "rs-b", "uid": "b"}])
+        group = rng.choice([None, "a", "b", f"many-{rng.randrange(2 * MAX_GROUP_COLUMNS)}"])  # more than kept
+        owner = None if group is None else {"name": f"rs-{group}", "uid": group}
         pod = make_pod(f"p{i}", cpu=f"{rng.choice([100, 250, 500])}m", memory=f"{rng.choice([128, 512])}Mi",
                        owner=owner)
         pod["metadata"]["uid"] = f"u{i}"
